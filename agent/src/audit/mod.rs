@@ -1,0 +1,4 @@
+//! The audit engine's I/O shell: hourly aggregates in sled, CSV import, reports.
+
+pub mod import;
+pub mod report;

@@ -1,0 +1,78 @@
+//! `plantmeter`: the edge agent. Polls Modbus meters, buffers every reading in sled, publishes to MQTT
+//! at least once, and computes the cleaner-production audit baseline at the edge.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod audit;
+mod bench;
+mod check;
+mod demo;
+mod exit;
+mod logging;
+mod run;
+mod status;
+
+use exit::BadInput;
+
+#[derive(Parser)]
+#[command(name = "plantmeter", version, about, long_about = None)]
+struct Cli {
+    /// Log format: `text` for a terminal, `json` for journald/ELK.
+    #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the agent until SIGINT/SIGTERM.
+    Run(run::RunArgs),
+    /// Validate a config and print the poll plan.
+    Check(check::CheckArgs),
+    /// The whole system on this machine: simulated plant, embedded broker, agent, audit report.
+    Demo(demo::DemoArgs),
+    /// Load historical readings from CSV into the store.
+    Import(audit::import::ImportArgs),
+    /// The audit report from the store.
+    Report(audit::report::ReportArgs),
+    /// The store: backlog, oldest unsent, evictions, per-meter state.
+    Status(status::StatusArgs),
+    /// Benchmarks that print figures.
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    logging::init(&cli.log_format);
+    let result = match cli.command {
+        Command::Run(a) => run::main(a),
+        Command::Check(a) => check::main(a),
+        Command::Demo(a) => demo::main(a),
+        Command::Import(a) => audit::import::main(a),
+        Command::Report(a) => audit::report::main(a),
+        Command::Status(a) => status::main(a),
+        Command::Bench(a) => bench::main(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if let Some(bad) = e.downcast_ref::<BadInput>() {
+                eprintln!("{bad}");
+                ExitCode::from(2)
+            } else {
+                eprintln!("plantmeter: error: {e:#}");
+                ExitCode::from(1)
+            }
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Audit maths: intervals (counter deltas, rollover, gaps), indicators, regression baselines, savings, grades.
+
+pub mod report;

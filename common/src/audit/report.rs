@@ -1,0 +1,228 @@
+//! The audit report model: serialized exactly as CONTRACT.md "Report JSON" (plus extra fields, which the
+//! contract allows), and rendered to CSV and HTML by the agent. Totals in the indicator's `total_unit`,
+//! per-unit figures in `per_unit_unit` (total unit per production unit).
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub gateway: String,
+    pub site: String,
+    pub production_unit: String,
+    pub periods: Periods,
+    /// Keyed as the contract says: `energy`, one per carrier (`electricity`, `natural_gas`, `water`, ...),
+    /// `co2`, one per pollutant (`COD`, `SO2`, ...). Order is kept: energy, carriers, co2, pollutants.
+    #[serde(with = "ordered_map")]
+    pub indicators: Vec<(String, Indicator)>,
+    /// When the report was computed (RFC 3339 UTC).
+    pub generated_at: String,
+    /// Factors, conventions and data quality: what a consultant needs to trust the figures.
+    pub method: Method,
+    /// Series for charts and the CSV's second table.
+    pub series: Series,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Periods {
+    pub baseline: PeriodSummary,
+    pub reporting: Option<PeriodSummary>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeriodSummary {
+    /// Local date, inclusive (`YYYY-MM-DD`).
+    pub from: String,
+    /// Local date, exclusive.
+    pub to: String,
+    /// Production over the period, in `production_unit`.
+    pub production: f64,
+    /// Fraction (0..=1) of valid hours (>= 45 min covered) over all hours of the period, across the audit's points.
+    pub completeness: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Indicator {
+    /// `kgce`, `kWh`, `m3`, `kg`, ...
+    pub total_unit: String,
+    /// `kgce/t`, `m3/t`, ...
+    pub per_unit_unit: String,
+    pub baseline: BaselineValues,
+    pub reporting: Option<ReportingValues>,
+    pub model: Model,
+    /// `I`, `II`, `III`, `below III`, or null without thresholds.
+    pub level: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BaselineValues {
+    pub total: f64,
+    /// Null when production is zero.
+    pub per_unit: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportingValues {
+    pub total: f64,
+    pub per_unit: Option<f64>,
+    /// The baseline model's prediction for the reporting production.
+    pub expected: f64,
+    /// expected - total
+    pub savings: f64,
+    /// 100 * savings / expected; null when expected is zero.
+    pub savings_pct: Option<f64>,
+}
+
+/// The baseline model. With `method = "regression"` the statistics are those of the OLS fit
+/// (ASHRAE Guideline 14); with `method = "ratio"`, `reason` says why no regression was used and the
+/// statistics are those of the ratio model over the same buckets where they can be computed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Model {
+    pub granularity: String,
+    /// `regression` or `ratio`.
+    pub method: String,
+    /// Why the ratio method was used (too few buckets, production does not vary, thresholds not met, ...).
+    pub reason: Option<String>,
+    /// Number of buckets in the fit.
+    pub n: usize,
+    pub intercept: f64,
+    pub slope: f64,
+    pub r2: Option<f64>,
+    pub cv_rmse_pct: Option<f64>,
+    pub nmbe_pct: Option<f64>,
+    pub meets_ashrae14: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Method {
+    pub timezone: String,
+    /// `equivalent` (当量值) or `equal` (等价值).
+    pub electricity_method: String,
+    pub grid_co2_t_per_mwh: f64,
+    pub grid_factor_year: Option<i32>,
+    /// One row per configured input.
+    pub factors: Vec<Factor>,
+    /// ASHRAE Guideline 14 thresholds used for the model granularity.
+    pub ashrae14_cv_rmse_max_pct: f64,
+    pub ashrae14_nmbe_max_pct: f64,
+    /// Per point used by the audit: completeness and events (rollovers, replacements, apportioned gaps).
+    pub points: Vec<PointQuality>,
+    /// Free-text notes (conventions, warnings).
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Factor {
+    /// `meter.point`
+    pub point: String,
+    pub carrier: String,
+    pub unit: String,
+    pub kgce_per_unit: f64,
+    pub co2_kg_per_unit: f64,
+    /// `default (GB/T 2589-2020)` or `configured`.
+    pub source: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PointQuality {
+    /// `meter.point`
+    pub point: String,
+    /// Valid hours / hours, over baseline and reporting periods.
+    pub completeness_baseline: f64,
+    pub completeness_reporting: Option<f64>,
+    pub rollovers: u64,
+    pub replacements: u64,
+    /// Hours whose consumption was apportioned across a polling gap.
+    pub apportioned_hours: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Series {
+    /// Indicator keys, in the order of the values in each `DailyRow`.
+    pub columns: Vec<String>,
+    /// One row per local day of baseline and reporting periods.
+    pub daily: Vec<DailyRow>,
+    /// Per-unit figure of each indicator per month (`YYYY-MM`), values in the order of `columns`.
+    pub monthly_per_unit: Vec<MonthlyRow>,
+    /// Model buckets (granularity of the model) of the `energy` indicator: production, actual, fitted.
+    pub energy_buckets: Vec<Bucket>,
+    /// CUSUM of expected - actual of `energy` over the reporting period, per model bucket.
+    pub energy_cusum: Vec<CusumPoint>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DailyRow {
+    /// Local date `YYYY-MM-DD`.
+    pub date: String,
+    /// `baseline`, `reporting` or `other`.
+    pub period: String,
+    pub production: f64,
+    /// Totals of each indicator of `columns` for the day.
+    pub values: Vec<f64>,
+    /// Fraction of valid hours this day across the audit's points.
+    pub completeness: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MonthlyRow {
+    pub month: String,
+    pub production: f64,
+    /// Per-unit values in the order of `columns`; null where production is zero.
+    pub per_unit: Vec<Option<f64>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Bucket {
+    /// Bucket start, local (`YYYY-MM-DD`, or `YYYY-MM-DDTHH` for hours).
+    pub label: String,
+    /// `baseline` or `reporting`.
+    pub period: String,
+    pub production: f64,
+    pub actual: f64,
+    /// The baseline model's value at this production.
+    pub fitted: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CusumPoint {
+    pub label: String,
+    pub cusum: f64,
+}
+
+/// Serialize `Vec<(String, T)>` as a JSON object, keeping order.
+mod ordered_map {
+    use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+    use serde::ser::{SerializeMap, Serializer};
+    use std::fmt;
+    use std::marker::PhantomData;
+
+    pub fn serialize<S: Serializer, T: serde::Serialize>(
+        v: &[(String, T)],
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(v.len()))?;
+        for (k, x) in v {
+            m.serialize_entry(k, x)?;
+        }
+        m.end()
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+        d: D,
+    ) -> Result<Vec<(String, T)>, D::Error> {
+        struct V<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = Vec<(String, T)>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map of indicators")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = a.next_entry()? {
+                    out.push((k, v));
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_map(V(PhantomData))
+    }
+}

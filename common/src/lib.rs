@@ -1,0 +1,18 @@
+//! plantmeter-common: the pure core of plantmeter. Register codec, data model, configuration and its
+//! validation, audit maths. No I/O beyond reading a config file's text, no async runtime.
+
+pub mod audit;
+pub mod batching;
+pub mod clock;
+pub mod codec;
+pub mod config;
+pub mod model;
+pub mod outbox;
+pub mod plan;
+pub mod templates;
+pub mod types;
+
+pub use clock::Clock;
+pub use model::{DataMessage, PointValue, Quality};
+pub use plan::Plan;
+pub use types::{ByteOrder, DataType, PointKind, RegisterKind};

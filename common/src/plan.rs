@@ -1,0 +1,447 @@
+//! The validated configuration: what `Config` (TOML) becomes once `config::load` has proved it.
+//! Nothing downstream re-checks a string: names are valid, references resolve, requests are batched.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{FixedOffset, NaiveDate};
+use serde::Serialize;
+
+use crate::types::{ByteOrder, DataType, PointKind, RegisterKind};
+
+/// The whole validated configuration.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// The file it was read from (for messages).
+    pub source: PathBuf,
+    pub gateway: Gateway,
+    pub mqtt: Mqtt,
+    pub buses: Vec<Bus>,
+    pub audit: Option<AuditPlan>,
+    /// Optional local Prometheus endpoint (`[metrics] listen = "127.0.0.1:9898"`); None = no listening port.
+    pub metrics_listen: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Gateway {
+    /// `[A-Za-z0-9_-]`, 1..64 characters.
+    pub id: String,
+    pub site: String,
+    /// Directory of the sled store.
+    pub data_dir: PathBuf,
+    /// Bound on the store, in MiB.
+    pub store_max_mb: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Mqtt {
+    /// The URL as written (`mqtt://host:port` or `mqtts://host:port`).
+    pub url: String,
+    pub host: String,
+    pub port: u16,
+    /// True for `mqtts://`.
+    pub tls: bool,
+    pub client_id: String,
+    /// Topic prefix P, without a trailing slash.
+    pub topic_prefix: String,
+    pub username: Option<String>,
+    /// The password is read from this file at start, never from the config itself.
+    pub password_file: Option<PathBuf>,
+    /// Environment variable holding the password (`password_env`), as an alternative to `password_file`.
+    pub password_env: Option<String>,
+    pub ca_file: Option<PathBuf>,
+    pub client_cert_file: Option<PathBuf>,
+    pub client_key_file: Option<PathBuf>,
+    /// MQTT keep-alive (default 30 s).
+    pub keep_alive: Duration,
+    /// Maximum unacknowledged QoS 1 publishes in flight (default 100).
+    pub max_inflight: u16,
+}
+
+/// How a bus reaches its meters.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum Transport {
+    /// Modbus TCP (MBAP framing).
+    Tcp { address: String },
+    /// RTU frames (with CRC) carried over a TCP stream, as by a transparent serial-to-Ethernet converter.
+    RtuOverTcp { address: String },
+    /// RTU on a local serial line.
+    Rtu(SerialSettings),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SerialSettings {
+    pub device: PathBuf,
+    pub baud: u32,
+    pub parity: Parity,
+    /// 5..=8
+    pub data_bits: u8,
+    /// 1 or 2
+    pub stop_bits: u8,
+}
+
+impl SerialSettings {
+    /// The Modbus RTU inter-frame silence: 3.5 character times, at least 1.75 ms above 19200 baud.
+    pub fn inter_frame_gap(&self) -> Duration {
+        let bits_per_char = 1
+            + u32::from(self.data_bits)
+            + u32::from(self.stop_bits)
+            + u32::from(self.parity != Parity::None);
+        if self.baud > 19_200 {
+            Duration::from_micros(1750)
+        } else {
+            Duration::from_secs_f64(3.5 * f64::from(bits_per_char) / f64::from(self.baud.max(1)))
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Parity {
+    None,
+    Even,
+    Odd,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Bus {
+    pub name: String,
+    pub transport: Transport,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// Retries after a failed request (0 = one attempt).
+    pub retries: u32,
+    pub meters: Vec<Meter>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Meter {
+    /// `[a-z0-9_-]`, unique in the config.
+    pub name: String,
+    /// 0..=247
+    pub unit_id: u8,
+    /// Poll period in the (possibly virtual) clock's time; may be below one second.
+    pub poll_interval: Duration,
+    /// The template it was expanded from, if any (`template = "sdm630"`).
+    pub template: Option<String>,
+    /// Points in config order.
+    pub points: Vec<Point>,
+    /// Read requests after batching, covering every point exactly once.
+    pub requests: Vec<ReadRequest>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Point {
+    /// `[a-z0-9_-]` (and `.`-free), unique within its meter.
+    pub name: String,
+    pub register: RegisterKind,
+    /// 0-based protocol address.
+    pub address: u16,
+    pub data_type: DataType,
+    /// Resolved for this point's width (a meter default applies by family).
+    pub byte_order: ByteOrder,
+    /// value = raw * scale + offset
+    pub scale: f64,
+    pub offset: f64,
+    pub unit: String,
+    pub kind: PointKind,
+    /// Counter modulus in scaled units: configured, or the type's range times scale. None for gauges of floats.
+    pub rollover: Option<f64>,
+    /// Values outside [min, max] are quality `invalid`.
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+}
+
+/// One Modbus read request of a batched plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReadRequest {
+    pub register: RegisterKind,
+    pub start: u16,
+    /// Registers (or bits) to read: at most 125 (2000 for bits).
+    pub count: u16,
+    /// Indices into `Meter::points` of the points this request covers.
+    pub points: Vec<usize>,
+}
+
+/// A resolved `meter.point` reference.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct PointRef {
+    pub meter: String,
+    pub point: String,
+}
+
+impl PointRef {
+    /// `meter.point`
+    pub fn qualified(&self) -> String {
+        format!("{}.{}", self.meter, self.point)
+    }
+}
+
+impl std::fmt::Display for PointRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.meter, self.point)
+    }
+}
+
+/// Model granularity of the regression baseline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Granularity {
+    Hour,
+    Day,
+    Week,
+    Month,
+}
+
+impl Granularity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Granularity::Hour => "hour",
+            Granularity::Day => "day",
+            Granularity::Week => "week",
+            Granularity::Month => "month",
+        }
+    }
+}
+
+/// Energy and resource carriers of `[[audit.input]]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Carrier {
+    Electricity,
+    NaturalGas,
+    Coal,
+    Diesel,
+    Steam,
+    Heat,
+    Water,
+    Material,
+}
+
+impl Carrier {
+    pub const ALL: [Carrier; 8] = [
+        Carrier::Electricity,
+        Carrier::NaturalGas,
+        Carrier::Coal,
+        Carrier::Diesel,
+        Carrier::Steam,
+        Carrier::Heat,
+        Carrier::Water,
+        Carrier::Material,
+    ];
+
+    /// The key used in config and report JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Carrier::Electricity => "electricity",
+            Carrier::NaturalGas => "natural_gas",
+            Carrier::Coal => "coal",
+            Carrier::Diesel => "diesel",
+            Carrier::Steam => "steam",
+            Carrier::Heat => "heat",
+            Carrier::Water => "water",
+            Carrier::Material => "material",
+        }
+    }
+
+    /// The unit the carrier is accounted in.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Carrier::Electricity => "kWh",
+            Carrier::NaturalGas => "m3",
+            Carrier::Coal => "kg",
+            Carrier::Diesel => "kg",
+            Carrier::Steam => "t",
+            Carrier::Heat => "MJ",
+            Carrier::Water => "m3",
+            Carrier::Material => "t",
+        }
+    }
+
+    /// GB/T 2589-2020 reference coefficient in kgce per unit (electricity: equivalent value); 0 for water and material.
+    pub fn default_kgce_per_unit(self) -> f64 {
+        match self {
+            Carrier::Electricity => 0.1229,
+            Carrier::NaturalGas => 1.2143,
+            Carrier::Coal => 0.7143,
+            Carrier::Diesel => 1.4571,
+            Carrier::Steam => 128.6,
+            Carrier::Heat => 0.03412,
+            Carrier::Water | Carrier::Material => 0.0,
+        }
+    }
+
+    /// True when the carrier counts towards comprehensive energy (water and material never do).
+    pub fn is_energy(self) -> bool {
+        !matches!(self, Carrier::Water | Carrier::Material)
+    }
+
+    pub fn parse(s: &str) -> Option<Carrier> {
+        Carrier::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+/// Electricity to standard coal: equivalent value (default) or equal value (the year's coal rate).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(tag = "method", rename_all = "snake_case")]
+pub enum ElectricityMethod {
+    /// 当量值, 0.1229 kgce/kWh.
+    Equivalent,
+    /// 等价值: a thermal-power coal rate in kgce/kWh, with its year.
+    Equal {
+        kgce_per_kwh: f64,
+        year: Option<i32>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditInput {
+    pub point: PointRef,
+    pub carrier: Carrier,
+    /// Effective coefficient (override, or the default of the carrier and method).
+    pub kgce_per_unit: f64,
+    /// Effective CO2 factor in kg per unit (electricity from `grid_co2_t_per_mwh`).
+    pub co2_kg_per_unit: f64,
+}
+
+/// The ten pollutant indicators of the audit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum PollutantName {
+    SO2,
+    NOx,
+    #[serde(rename = "dust")]
+    Dust,
+    CO2,
+    VOCs,
+    COD,
+    #[serde(rename = "NH3-N")]
+    Nh3N,
+    TN,
+    TP,
+    #[serde(rename = "heavy_metals")]
+    HeavyMetals,
+}
+
+impl PollutantName {
+    pub const ALL: [PollutantName; 10] = [
+        PollutantName::SO2,
+        PollutantName::NOx,
+        PollutantName::Dust,
+        PollutantName::CO2,
+        PollutantName::VOCs,
+        PollutantName::COD,
+        PollutantName::Nh3N,
+        PollutantName::TN,
+        PollutantName::TP,
+        PollutantName::HeavyMetals,
+    ];
+
+    /// The key in config and report JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PollutantName::SO2 => "SO2",
+            PollutantName::NOx => "NOx",
+            PollutantName::Dust => "dust",
+            PollutantName::CO2 => "CO2",
+            PollutantName::VOCs => "VOCs",
+            PollutantName::COD => "COD",
+            PollutantName::Nh3N => "NH3-N",
+            PollutantName::TN => "TN",
+            PollutantName::TP => "TP",
+            PollutantName::HeavyMetals => "heavy_metals",
+        }
+    }
+
+    /// Water pollutants are in mg/L over m3 of wastewater; the others in mg/m3 over m3 of flue gas.
+    pub fn medium(self) -> Medium {
+        match self {
+            PollutantName::COD
+            | PollutantName::Nh3N
+            | PollutantName::TN
+            | PollutantName::TP
+            | PollutantName::HeavyMetals => Medium::Water,
+            _ => Medium::FlueGas,
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<PollutantName> {
+        PollutantName::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Medium {
+    /// mg/L x m3 x 1e-3 = kg
+    Water,
+    /// mg/m3 x m3 x 1e-6 = kg
+    FlueGas,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditPollutant {
+    pub name: PollutantName,
+    /// A gauge in mg/L (water) or mg/m3 (flue gas).
+    pub concentration: PointRef,
+    /// A counter in m3, or a gauge in m3/h (see `flow_kind`).
+    pub flow: PointRef,
+    pub flow_kind: PointKind,
+}
+
+/// Grade thresholds of one indicator (per unit of product; lower is better).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditLevel {
+    /// An indicator key of the report (`energy`, `water`, `COD`, ...).
+    pub indicator: String,
+    pub level_i: f64,
+    pub level_ii: f64,
+    pub level_iii: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditPlan {
+    /// Local time of the plant, for day/week/month boundaries.
+    #[serde(serialize_with = "ser_offset")]
+    pub timezone: FixedOffset,
+    /// Half-open local dates [from, to).
+    pub baseline: (NaiveDate, NaiveDate),
+    pub reporting: Option<(NaiveDate, NaiveDate)>,
+    pub granularity: Granularity,
+    /// Grid emission factor, tCO2/MWh, and the year it is for when given (`grid_factor_year`).
+    pub grid_co2_t_per_mwh: f64,
+    pub grid_factor_year: Option<i32>,
+    pub electricity_method: ElectricityMethod,
+    /// The production counter and its unit.
+    pub production: PointRef,
+    pub production_unit: String,
+    pub inputs: Vec<AuditInput>,
+    pub pollutants: Vec<AuditPollutant>,
+    pub levels: Vec<AuditLevel>,
+    /// How often `run` publishes the report retained on `P/audit` (default 1 h, wall time).
+    pub publish_interval: Duration,
+}
+
+impl Plan {
+    /// Find a meter by name, with its bus.
+    pub fn meter(&self, name: &str) -> Option<(&Bus, &Meter)> {
+        self.buses
+            .iter()
+            .flat_map(|b| b.meters.iter().map(move |m| (b, m)))
+            .find(|(_, m)| m.name == name)
+    }
+
+    /// Find a point by reference.
+    pub fn point(&self, r: &PointRef) -> Option<&Point> {
+        self.meter(&r.meter)
+            .and_then(|(_, m)| m.points.iter().find(|p| p.name == r.point))
+    }
+
+    /// All meters, in config order.
+    pub fn meters(&self) -> impl Iterator<Item = &Meter> {
+        self.buses.iter().flat_map(|b| b.meters.iter())
+    }
+}
+
+fn ser_offset<S: serde::Serializer>(o: &FixedOffset, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(o)
+}
