@@ -13,6 +13,7 @@ mod exit;
 mod logging;
 mod run;
 mod status;
+mod store;
 
 use exit::BadInput;
 

@@ -1,4 +1,5 @@
 //! The audit engine's I/O shell: hourly aggregates in sled, CSV import, reports.
 
 pub mod import;
+pub mod render;
 pub mod report;

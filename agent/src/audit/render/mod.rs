@@ -1,0 +1,1 @@
+//! Rendering the audit `Report`: CSV (Excel), HTML with charts, console table; English and Chinese.

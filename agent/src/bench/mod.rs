@@ -1,0 +1,34 @@
+//! `plantmeter bench <what>`: benchmarks that print figures (not timed tests).
+
+mod agent;
+mod audit;
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub what: Bench,
+}
+
+#[derive(clap::Subcommand)]
+pub enum Bench {
+    /// Steady job: N meters x M f32 points polled against the simulator, publishing to a local broker; peak RSS, CPU.
+    Steady(agent::SteadyArgs),
+    /// Modbus TCP transactions/s on one connection against the simulator.
+    Modbus(agent::ModbusArgs),
+    /// Backlog drain: N stored messages delivered to a local broker at QoS 1.
+    Drain(agent::DrainArgs),
+    /// Audit report over a year of hourly aggregates.
+    Report(audit::ReportBenchArgs),
+    /// CSV import rows/s.
+    Import(audit::ImportBenchArgs),
+}
+
+pub fn main(args: BenchArgs) -> anyhow::Result<()> {
+    match args.what {
+        Bench::Steady(a) => agent::steady(a),
+        Bench::Modbus(a) => agent::modbus(a),
+        Bench::Drain(a) => agent::drain(a),
+        Bench::Report(a) => audit::report(a),
+        Bench::Import(a) => audit::import(a),
+    }
+}
