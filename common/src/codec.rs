@@ -1,1 +1,359 @@
-//! (being written)
+//! The register codec: raw Modbus registers <-> numbers, for every data type and byte order of the
+//! contract, with a point's scale, offset and valid range.
+//!
+//! Byte orders are two independent swaps (see [`ByteOrder`]): `word_swap` puts the low word first
+//! (32-bit `CDAB`, 64-bit `GHEFCDAB`), `byte_swap` puts the low byte of each word first (`BA`, `BADC`,
+//! `BADCFEHG`); both together give `DCBA` / `HGFEDCBA`. 16-bit values only know the byte swap.
+//!
+//! 64-bit integers decode to `f64`, which holds integers exactly only up to 2^53
+//! (9 007 199 254 740 992); above that the nearest representable `f64` is returned. Totalizers that
+//! large are far beyond any real meter's range, so the loss is accepted rather than carried as `i128`.
+//!
+//! Decoding a polled reply allocates nothing: [`decode_registers`] and [`decode_bits`] walk the
+//! request's point indices and call back per point.
+
+use crate::model::Quality;
+use crate::plan::{Meter, Point, ReadRequest};
+use crate::types::{ByteOrder, DataType};
+
+/// Fixed-capacity buffer for one request's register reply: at most 125 registers (function 03/04).
+pub type RegisterBuf = heapless::Vec<u16, 125>;
+/// Fixed-capacity buffer for one request's bit reply: at most 2000 coils or discrete inputs (function 01/02).
+pub type BitBuf = heapless::Vec<bool, 2000>;
+
+/// What can go wrong when turning registers into numbers or back.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum CodecError {
+    /// The register slice is shorter than the type's width.
+    #[error("{ty} needs {need} register(s), got {got}")]
+    TooFewRegisters {
+        ty: DataType,
+        need: usize,
+        got: usize,
+    },
+    /// The (raw, unscaled) value does not fit the type.
+    #[error("value {value} is outside the range of {ty} ({min} ..= {max})")]
+    OutOfRange {
+        value: f64,
+        ty: DataType,
+        min: f64,
+        max: f64,
+    },
+    /// NaN or an infinity cannot be stored in an integer or bool register.
+    #[error("value {value} cannot be stored as {ty}: only finite numbers fit an integer type")]
+    NotFinite { value: f64, ty: DataType },
+    /// `encode_point` must divide by the scale; a zero scale maps every raw value to the offset.
+    #[error("point {point:?} has scale 0: no register value yields {value}")]
+    ZeroScale { point: String, value: f64 },
+}
+
+/// Assemble the type's words into one big-endian integer (high byte of the value in the top bits).
+fn gather(words: &[u16], n: usize, order: ByteOrder) -> u64 {
+    let mut acc: u64 = 0;
+    for i in 0..n {
+        let idx = if order.word_swap { n - 1 - i } else { i };
+        let mut w = words[idx];
+        if order.byte_swap {
+            w = w.swap_bytes();
+        }
+        acc = (acc << 16) | u64::from(w);
+    }
+    acc
+}
+
+/// Spread the low `16 * n` bits of `v` over `out[..n]` in the given order (inverse of [`gather`]).
+fn scatter(v: u64, n: usize, order: ByteOrder, out: &mut [u16]) {
+    for i in 0..n {
+        // The i-th most significant word of the value.
+        let shift = 16 * (n - 1 - i);
+        let mut w = ((v >> shift) & 0xFFFF) as u16;
+        if order.byte_swap {
+            w = w.swap_bytes();
+        }
+        let idx = if order.word_swap { n - 1 - i } else { i };
+        out[idx] = w;
+    }
+}
+
+fn check_len(len: usize, ty: DataType) -> Result<usize, CodecError> {
+    let need = usize::from(ty.words());
+    if len < need {
+        Err(CodecError::TooFewRegisters { ty, need, got: len })
+    } else {
+        Ok(need)
+    }
+}
+
+/// Decode the raw number (before scale/offset) from `words` (len >= `ty.words()`; extra words are
+/// ignored) in byte order `order`. Bool: the register is non-zero (1.0) or zero (0.0).
+///
+/// u64/i64 above 2^53 in magnitude are rounded to the nearest `f64`.
+pub fn decode_raw(words: &[u16], ty: DataType, order: ByteOrder) -> Result<f64, CodecError> {
+    let n = check_len(words.len(), ty)?;
+    let v = gather(words, n, order);
+    Ok(match ty {
+        DataType::U16 => f64::from(v as u16),
+        DataType::I16 => f64::from(v as u16 as i16),
+        DataType::U32 => f64::from(v as u32),
+        DataType::I32 => f64::from(v as u32 as i32),
+        // Precision limit above 2^53 documented at module level.
+        DataType::U64 => v as f64,
+        DataType::I64 => v as i64 as f64,
+        DataType::F32 => f64::from(f32::from_bits(v as u32)),
+        DataType::F64 => f64::from_bits(v),
+        DataType::Bool => {
+            if v != 0 {
+                1.0
+            } else {
+                0.0
+            }
+        }
+    })
+}
+
+/// The inclusive range of raw values a type can store, as `f64`, for error messages and range checks
+/// (the u64/i64 bounds are rounded to the nearest `f64`; [`encode_raw`] checks those two exactly).
+fn int_range(ty: DataType) -> (f64, f64) {
+    match ty {
+        DataType::U16 => (0.0, 65_535.0),
+        DataType::I16 => (-32_768.0, 32_767.0),
+        DataType::U32 => (0.0, 4_294_967_295.0),
+        DataType::I32 => (-2_147_483_648.0, 2_147_483_647.0),
+        DataType::U64 => (0.0, u64::MAX as f64),
+        DataType::I64 => (i64::MIN as f64, i64::MAX as f64),
+        DataType::Bool => (0.0, 1.0),
+        DataType::F32 => (f64::from(f32::MIN), f64::from(f32::MAX)),
+        DataType::F64 => (f64::MIN, f64::MAX),
+    }
+}
+
+/// Encode a raw number (before scale/offset) into `out[..ty.words()]` in byte order `order`.
+///
+/// Integers and bool are rounded to the nearest integer (halves away from zero); a value outside the
+/// type's range, NaN or an infinity is an error. Floats are stored as they are, NaN and infinities
+/// included (the simulator uses them to fake broken sensors); a finite value too large for f32 is an
+/// error rather than a silent infinity.
+pub fn encode_raw(
+    raw: f64,
+    ty: DataType,
+    order: ByteOrder,
+    out: &mut [u16],
+) -> Result<(), CodecError> {
+    let n = check_len(out.len(), ty)?;
+    let out_of_range = || {
+        let (min, max) = int_range(ty);
+        CodecError::OutOfRange {
+            value: raw,
+            ty,
+            min,
+            max,
+        }
+    };
+    let bits: u64 = match ty {
+        DataType::F32 => {
+            let f = raw as f32;
+            if raw.is_finite() && !f.is_finite() {
+                return Err(out_of_range());
+            }
+            u64::from(f.to_bits())
+        }
+        DataType::F64 => raw.to_bits(),
+        _ => {
+            if !raw.is_finite() {
+                return Err(CodecError::NotFinite { value: raw, ty });
+            }
+            let r = raw.round();
+            match ty {
+                DataType::U64 => {
+                    // 2^64 is exactly representable; u64::MAX as f64 rounds up to it.
+                    if !(0.0..18_446_744_073_709_551_616.0).contains(&r) {
+                        return Err(out_of_range());
+                    }
+                    r as u64
+                }
+                DataType::I64 => {
+                    if !(-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&r) {
+                        return Err(out_of_range());
+                    }
+                    // Two's complement bits of the signed value.
+                    r as i64 as u64
+                }
+                _ => {
+                    let (min, max) = int_range(ty);
+                    if r < min || r > max {
+                        return Err(out_of_range());
+                    }
+                    // Every remaining type is at most 32 bits wide, so the i64 holds it exactly.
+                    let i = r as i64;
+                    match ty {
+                        DataType::I16 => u64::from(i as i16 as u16),
+                        DataType::I32 => u64::from(i as i32 as u32),
+                        _ => i as u64,
+                    }
+                }
+            }
+        }
+    };
+    scatter(bits, n, order, out);
+    Ok(())
+}
+
+/// Scale, offset and range-check a raw number as `point` describes.
+fn finish(point: &Point, raw: f64) -> (Option<f64>, Quality) {
+    let v = raw * point.scale + point.offset;
+    if !v.is_finite() {
+        return (None, Quality::Invalid);
+    }
+    if point.min.is_some_and(|min| v < min) || point.max.is_some_and(|max| v > max) {
+        return (None, Quality::Invalid);
+    }
+    (Some(v), Quality::Good)
+}
+
+/// Decode one point from the registers starting at the point's address (`words[0]` is register
+/// `point.address`), in the point's unit: `raw * scale + offset`.
+///
+/// NaN, infinity, or a value outside `[min, max]` -> `(None, Quality::Invalid)`; a slice shorter than
+/// the type -> `(None, Quality::CommError)` (the reply was garbled); otherwise `(Some(v), Quality::Good)`.
+pub fn decode_point(point: &Point, words: &[u16]) -> (Option<f64>, Quality) {
+    match decode_raw(words, point.data_type, point.byte_order) {
+        Ok(raw) => finish(point, raw),
+        Err(_) => (None, Quality::CommError),
+    }
+}
+
+/// A coil or discrete-input bit as a point value: 0 or 1, then scale, offset and range as in
+/// [`decode_point`].
+pub fn decode_point_bit(point: &Point, bit: bool) -> (Option<f64>, Quality) {
+    finish(point, if bit { 1.0 } else { 0.0 })
+}
+
+/// Inverse of [`decode_point`]: write into `out[..point.data_type.words()]` the registers that make
+/// the meter show `value` (in the point's unit): raw = (value - offset) / scale, encoded as
+/// [`encode_raw`] does (integers rounded).
+pub fn encode_point(point: &Point, value: f64, out: &mut [u16]) -> Result<(), CodecError> {
+    if point.scale == 0.0 {
+        return Err(CodecError::ZeroScale {
+            point: point.name.clone(),
+            value,
+        });
+    }
+    let raw = (value - point.offset) / point.scale;
+    encode_raw(raw, point.data_type, point.byte_order, out)
+}
+
+/// Offset of `point` within a request starting at `start`, or None when the point lies before it.
+fn offset_in(point: &Point, start: u16) -> Option<usize> {
+    usize::from(point.address).checked_sub(usize::from(start))
+}
+
+/// Decode every point of a register read request (holding/input) from the words the meter returned
+/// for it (`words[0]` is register `req.start`), calling `emit(point_index, value, quality)` once per
+/// index in `req.points`, in that order. Allocates nothing.
+///
+/// A reply shorter than a point needs gives that point `Quality::CommError` (a garbled reply), never a
+/// panic; so does an index that is not a point of `meter` or a point placed before `req.start`
+/// (a plan that does not match the meter).
+pub fn decode_registers(
+    meter: &Meter,
+    req: &ReadRequest,
+    words: &[u16],
+    mut emit: impl FnMut(usize, Option<f64>, Quality),
+) {
+    for &idx in &req.points {
+        let q = meter.points.get(idx).and_then(|p| {
+            let off = offset_in(p, req.start)?;
+            let end = off.checked_add(usize::from(p.data_type.words()))?;
+            words.get(off..end).map(|w| decode_point(p, w))
+        });
+        match q {
+            Some((v, q)) => emit(idx, v, q),
+            None => emit(idx, None, Quality::CommError),
+        }
+    }
+}
+
+/// Decode every point of a bit read request (coil/discrete) from the bits the meter returned for it
+/// (`bits[0]` is bit `req.start`), calling `emit(point_index, value, quality)` once per index in
+/// `req.points`. Allocates nothing. Missing bits give `Quality::CommError`, as in [`decode_registers`].
+pub fn decode_bits(
+    meter: &Meter,
+    req: &ReadRequest,
+    bits: &[bool],
+    mut emit: impl FnMut(usize, Option<f64>, Quality),
+) {
+    for &idx in &req.points {
+        let q = meter.points.get(idx).and_then(|p| {
+            let off = offset_in(p, req.start)?;
+            bits.get(off).map(|&b| decode_point_bit(p, b))
+        });
+        match q {
+            Some((v, q)) => emit(idx, v, q),
+            None => emit(idx, None, Quality::CommError),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::types::{PointKind, RegisterKind};
+
+    const ABCD: ByteOrder = ByteOrder {
+        word_swap: false,
+        byte_swap: false,
+    };
+    const CDAB: ByteOrder = ByteOrder {
+        word_swap: true,
+        byte_swap: false,
+    };
+
+    fn point(ty: DataType, order: ByteOrder, scale: f64) -> Point {
+        Point {
+            name: "p".into(),
+            register: RegisterKind::Holding,
+            address: 0,
+            data_type: ty,
+            byte_order: order,
+            scale,
+            offset: 0.0,
+            unit: "kWh".into(),
+            kind: PointKind::Gauge,
+            rollover: None,
+            min: None,
+            max: None,
+        }
+    }
+
+    #[test]
+    fn gather_and_scatter_are_inverse_for_every_width_and_order() {
+        for order in ByteOrder::ALL {
+            for n in [1usize, 2, 4] {
+                let v: u64 = 0x0123_4567_89AB_CDEF & (u64::MAX >> (64 - 16 * n));
+                let mut out = [0u16; 4];
+                scatter(v, n, order, &mut out);
+                assert_eq!(gather(&out, n, order), v, "n={n} order={order:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn cdab_puts_low_word_first() {
+        let mut out = [0u16; 2];
+        encode_raw(123_456.0, DataType::U32, CDAB, &mut out).unwrap();
+        assert_eq!(out, [0xE240, 0x0001]);
+        assert_eq!(
+            decode_raw(&out, DataType::U32, ABCD).unwrap(),
+            3_795_845_121.0
+        );
+    }
+
+    #[test]
+    fn zero_scale_cannot_be_encoded() {
+        let p = point(DataType::U16, ABCD, 0.0);
+        let mut out = [0u16; 1];
+        let err = encode_point(&p, 5.0, &mut out).unwrap_err();
+        assert!(err.to_string().contains("scale 0"), "{err}");
+    }
+}
