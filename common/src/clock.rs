@@ -47,6 +47,60 @@ impl Clock {
         }
     }
 
+    /// A virtual clock that read `start_ms` at the wall-clock instant `anchor_unix_ms` (ms since the Unix
+    /// epoch). Processes given the same three numbers share one time base to the millisecond, whenever
+    /// each of them starts (the demo and the end-to-end tests run simulator and agent this way).
+    pub fn virtual_at_wall(anchor_unix_ms: i64, start_ms: i64, speed: f64) -> Clock {
+        let now_instant = Instant::now();
+        // Microseconds: at a virtual speed of 1e6, one real millisecond is a quarter of an hour.
+        let now_wall_us = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_micros() as i64)
+            .unwrap_or(0);
+        let behind_us = now_wall_us - anchor_unix_ms * 1000;
+        let anchor = if behind_us >= 0 {
+            now_instant
+                .checked_sub(Duration::from_micros(behind_us as u64))
+                .unwrap_or(now_instant)
+        } else {
+            now_instant + Duration::from_micros(behind_us.unsigned_abs())
+        };
+        Clock::virtual_anchored(anchor, start_ms, speed)
+    }
+
+    /// The clock chosen by the command-line options `--clock-start RFC3339`, `--clock-speed X` and
+    /// `--clock-anchor UNIX_MS`: the wall clock when none is given.
+    pub fn from_options(
+        start: Option<&str>,
+        speed: Option<f64>,
+        anchor_unix_ms: Option<i64>,
+    ) -> Result<Clock, String> {
+        if let Some(x) = speed {
+            if !(x.is_finite() && x > 0.0) {
+                return Err(format!("--clock-speed must be a positive number, got {x}"));
+            }
+        }
+        let start_ms = match start {
+            Some(s) => Some(crate::model::parse_ts_ms(s).ok_or_else(|| {
+                format!("--clock-start must be an RFC 3339 timestamp (2025-01-01T00:00:00+08:00), got {s:?}")
+            })?),
+            None => None,
+        };
+        Ok(match (start_ms, speed, anchor_unix_ms) {
+            (None, None, None) => Clock::wall(),
+            (None, _, _) => {
+                let wall = Clock::wall();
+                let speed = speed.unwrap_or(1.0);
+                match anchor_unix_ms {
+                    Some(a) => Clock::virtual_at_wall(a, a, speed),
+                    None => Clock::virtual_from(wall.start_ms, speed),
+                }
+            }
+            (Some(t), _, Some(a)) => Clock::virtual_at_wall(a, t, speed.unwrap_or(1.0)),
+            (Some(t), _, None) => Clock::virtual_from(t, speed.unwrap_or(1.0)),
+        })
+    }
+
     /// Milliseconds since the Unix epoch, in this clock's time.
     pub fn now_ms(&self) -> i64 {
         self.at(Instant::now())
@@ -93,5 +147,25 @@ mod tests {
             anchor + Duration::from_secs(1)
         );
         assert_eq!(c.real(Duration::from_secs(3600)), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn clocks_with_the_same_wall_anchor_agree() {
+        let anchor = Clock::wall().now_ms() - 5_000;
+        let a = Clock::virtual_at_wall(anchor, 0, 1000.0);
+        std::thread::sleep(Duration::from_millis(20));
+        let b = Clock::virtual_at_wall(anchor, 0, 1000.0);
+        let (ta, tb) = (a.now_ms(), b.now_ms());
+        assert!((ta - tb).abs() < 50, "{ta} vs {tb}");
+        assert!(ta >= 5_000_000, "{ta}");
+    }
+
+    #[test]
+    fn options_are_checked() {
+        assert!(Clock::from_options(None, Some(0.0), None).is_err());
+        assert!(Clock::from_options(Some("yesterday"), Some(2.0), None).is_err());
+        let c = Clock::from_options(Some("2025-01-01T00:00:00Z"), Some(10.0), None).unwrap();
+        assert!(c.now_ms() >= 1_735_689_600_000);
+        assert_eq!(c.speed(), 10.0);
     }
 }
