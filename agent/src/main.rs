@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod audit;
 mod bench;
+mod broker;
 mod check;
 mod demo;
 mod exit;
@@ -43,6 +44,9 @@ enum Command {
     Status(status::StatusArgs),
     /// Benchmarks that print figures.
     Bench(bench::BenchArgs),
+    /// Run an embedded MQTT broker (rumqttd) until killed: for the demo and tests.
+    #[command(hide = true)]
+    Broker(broker::BrokerArgs),
 }
 
 fn main() -> ExitCode {
@@ -63,6 +67,7 @@ fn main() -> ExitCode {
         Command::Report(a) => audit::report::main(a),
         Command::Status(a) => status::main(a),
         Command::Bench(a) => bench::main(a),
+        Command::Broker(a) => broker::main(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
