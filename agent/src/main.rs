@@ -12,6 +12,8 @@ mod check;
 mod demo;
 mod exit;
 mod logging;
+mod metrics;
+mod notify;
 mod run;
 mod status;
 mod store;
