@@ -15,6 +15,7 @@ mod logging;
 mod metrics;
 mod notify;
 mod run;
+mod state;
 mod status;
 mod store;
 
