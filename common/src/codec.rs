@@ -87,7 +87,9 @@ fn check_len(len: usize, ty: DataType) -> Result<usize, CodecError> {
 /// Decode the raw number (before scale/offset) from `words` (len >= `ty.words()`; extra words are
 /// ignored) in byte order `order`. Bool: the register is non-zero (1.0) or zero (0.0).
 ///
-/// u64/i64 above 2^53 in magnitude are rounded to the nearest `f64`.
+/// u64/i64 above 2^53 in magnitude are rounded to the nearest `f64`. f32 is widened to the `f64`
+/// nearest its shortest decimal form (registers 0x4640 0xE6AE give 12345.67, not 12345.669921875);
+/// `as f32` gives back exactly the same bits, so nothing the meter sent is lost.
 pub fn decode_raw(words: &[u16], ty: DataType, order: ByteOrder) -> Result<f64, CodecError> {
     let n = check_len(words.len(), ty)?;
     let v = gather(words, n, order);
@@ -99,7 +101,7 @@ pub fn decode_raw(words: &[u16], ty: DataType, order: ByteOrder) -> Result<f64, 
         // Precision limit above 2^53 documented at module level.
         DataType::U64 => v as f64,
         DataType::I64 => v as i64 as f64,
-        DataType::F32 => f64::from(f32::from_bits(v as u32)),
+        DataType::F32 => f32_to_f64_decimal(f32::from_bits(v as u32)),
         DataType::F64 => f64::from_bits(v),
         DataType::Bool => {
             if v != 0 {
@@ -198,9 +200,66 @@ pub fn encode_raw(
     Ok(())
 }
 
+/// A fixed buffer for formatting one number without allocating.
+struct StackText {
+    buf: [u8; 48],
+    len: usize,
+}
+
+impl core::fmt::Write for StackText {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let end = self.len + s.len();
+        let dst = self.buf.get_mut(self.len..end).ok_or(core::fmt::Error)?;
+        dst.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// Widen an f32 to the f64 closest to its shortest round-tripping decimal, so that a meter showing
+/// 12345.67 (f32 bits 0x4640E6AE, exactly 12345.669921875) is published as 12345.67 rather than
+/// 12345.669921875. The result converts back (`as f32`) to exactly the same bits; where it would
+/// not, or for NaN and infinities, the exact widening is returned. Allocates nothing.
+fn f32_to_f64_decimal(f: f32) -> f64 {
+    use core::fmt::Write;
+    let exact = f64::from(f);
+    if !f.is_finite() {
+        return exact;
+    }
+    let mut text = StackText {
+        buf: [0; 48],
+        len: 0,
+    };
+    // `{:e}` prints the shortest digits that parse back to the same f32, in at most ~16 characters.
+    if write!(text, "{f:e}").is_err() {
+        return exact;
+    }
+    let parsed = core::str::from_utf8(&text.buf[..text.len])
+        .ok()
+        .and_then(|t| t.parse::<f64>().ok());
+    match parsed {
+        Some(d) if (d as f32).to_bits() == f.to_bits() => d,
+        _ => exact,
+    }
+}
+
+/// `raw * scale`, but for the usual decimal scales (0.1, 0.01, 0.001, ... and any 1/n) divide by n
+/// instead: the quotient is correctly rounded, so 123456 x 0.01 gives 1234.56 and not
+/// 1234.5600000000002 (multiplying by the inexact 0.01 misses the nearest double for about one value
+/// in seven).
+fn apply_scale(raw: f64, scale: f64) -> f64 {
+    if scale != 0.0 && scale.abs() < 1.0 {
+        let n = (1.0 / scale).round();
+        if n.is_finite() && 1.0 / n == scale {
+            return raw / n;
+        }
+    }
+    raw * scale
+}
+
 /// Scale, offset and range-check a raw number as `point` describes.
 fn finish(point: &Point, raw: f64) -> (Option<f64>, Quality) {
-    let v = raw * point.scale + point.offset;
+    let v = apply_scale(raw, point.scale) + point.offset;
     if !v.is_finite() {
         return (None, Quality::Invalid);
     }
@@ -238,8 +297,19 @@ pub fn encode_point(point: &Point, value: f64, out: &mut [u16]) -> Result<(), Co
             value,
         });
     }
-    let raw = (value - point.offset) / point.scale;
+    let raw = unscale(value - point.offset, point.scale);
     encode_raw(raw, point.data_type, point.byte_order, out)
+}
+
+/// Inverse of [`apply_scale`]: for scale 1/n multiply by n (exact for the integers a counter holds).
+fn unscale(v: f64, scale: f64) -> f64 {
+    if scale.abs() < 1.0 {
+        let n = (1.0 / scale).round();
+        if n.is_finite() && 1.0 / n == scale {
+            return v * n;
+        }
+    }
+    v / scale
 }
 
 /// Offset of `point` within a request starting at `start`, or None when the point lies before it.
