@@ -381,7 +381,7 @@ fn decimal_scales_give_the_decimal_the_meter_means() {
         (0.1, 3.0, 0.3),
         (0.01, 7.0, 0.07),
         (0.001, 123_456_789.0, 123_456.789),
-        (0.01, 999_999_00.0, 999_999.0),
+        (0.01, 99_999_900.0, 999_999.0),
     ] {
         p.scale = scale;
         let words = enc(raw, DataType::U32, "ABCD");
