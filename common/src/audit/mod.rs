@@ -1,5 +1,8 @@
 //! Audit maths: intervals (counter deltas, rollover, gaps), indicators, regression baselines, savings, grades.
 
+pub mod baseline;
+pub mod grade;
 pub mod hourly;
+pub mod indicators;
 pub mod intervals;
 pub mod report;
