@@ -1,1 +1,23 @@
 //! Rendering the audit `Report`: CSV (Excel), HTML with charts, console table; English and Chinese.
+//!
+//! Everything here is pure: a `Report` in, bytes or text out. Text that comes from the report (names from
+//! the user's config) is escaped for each target: CSV quoting and formula guard, HTML escaping, control
+//! characters removed for the terminal.
+
+// The report command and the demo call these; until both are wired, parts of the API are unused.
+#![allow(dead_code)]
+
+mod csv;
+mod format;
+mod html;
+mod i18n;
+mod svg;
+mod text;
+
+#[cfg(test)]
+mod fixture;
+
+pub use self::csv::csv;
+pub use self::html::html;
+pub use self::i18n::Lang;
+pub use self::text::{display_width, text_table, text_table_with_truth, Truth, TruthPeriod};

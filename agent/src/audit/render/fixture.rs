@@ -1,0 +1,357 @@
+//! Report fixtures for the renderers' tests: a realistic plant year with a half-year reporting period,
+//! computed here from known formulas (so the figures are consistent), and its degenerate variants.
+
+use plantmeter_common::audit::report::{
+    BaselineValues, Bucket, CusumPoint, DailyRow, Factor, Indicator, Method, Model, MonthlyRow,
+    PeriodSummary, Periods, PointQuality, Report, ReportingValues, Series,
+};
+
+use chrono::{Datelike, NaiveDate, Weekday};
+
+/// Deterministic noise in [-1, 1).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> f64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((self.0 >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+    }
+}
+
+const COLUMNS: [(&str, &str); 8] = [
+    ("energy", "kgce"),
+    ("electricity", "kWh"),
+    ("natural_gas", "m3"),
+    ("steam", "t"),
+    ("water", "m3"),
+    ("co2", "kg"),
+    ("COD", "kg"),
+    ("SO2", "kg"),
+];
+
+fn date(s: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap_or_default()
+}
+
+/// OLS of y on x: (intercept, slope, r2, cv_rmse_pct, nmbe_pct) per ASHRAE Guideline 14 with p = 2.
+fn ols(x: &[f64], y: &[f64]) -> (f64, f64, f64, f64, f64) {
+    let n = x.len() as f64;
+    let mx = x.iter().sum::<f64>() / n;
+    let my = y.iter().sum::<f64>() / n;
+    let sxy: f64 = x.iter().zip(y).map(|(a, b)| (a - mx) * (b - my)).sum();
+    let sxx: f64 = x.iter().map(|a| (a - mx) * (a - mx)).sum();
+    let slope = sxy / sxx;
+    let intercept = my - slope * mx;
+    let e: Vec<f64> = x
+        .iter()
+        .zip(y)
+        .map(|(a, b)| b - (intercept + slope * a))
+        .collect();
+    let sse: f64 = e.iter().map(|v| v * v).sum();
+    let sst: f64 = y.iter().map(|b| (b - my) * (b - my)).sum();
+    let r2 = 1.0 - sse / sst;
+    let cv = 100.0 * (sse / (n - 2.0)).sqrt() / my;
+    let nmbe = 100.0 * e.iter().sum::<f64>() / ((n - 2.0) * my);
+    (intercept, slope, r2, cv, nmbe)
+}
+
+/// A realistic report: plant-a, baseline 2025, reporting 2026-01..2026-06 with ~7% energy savings,
+/// a Spring Festival shutdown, daily model granularity.
+pub fn report() -> Report {
+    let mut rng = Lcg(42);
+    let base_from = date("2025-01-01");
+    let rep_from = date("2026-01-01");
+    let rep_to = date("2026-07-01");
+    let mut daily = Vec::new();
+    let mut d = base_from;
+    while d < rep_to {
+        let reporting = d >= rep_from;
+        let weekend = matches!(d.weekday(), Weekday::Sat | Weekday::Sun);
+        let shutdown = d >= date("2026-02-16") && d < date("2026-02-21");
+        let p = if shutdown {
+            0.0
+        } else if weekend {
+            90.0 + 20.0 * rng.next()
+        } else {
+            180.0 + 30.0 * rng.next()
+        };
+        let k = if reporting { 0.93 } else { 1.0 };
+        let elec = 6000.0 + 280.0 * k * p + 400.0 * rng.next();
+        let gas = 300.0 + 25.0 * k * p + 20.0 * rng.next();
+        let steam = if shutdown {
+            0.0
+        } else {
+            5.0 + 0.4 * k * p + 0.5 * rng.next()
+        };
+        let water = 40.0 + 2.5 * p + 5.0 * rng.next();
+        let energy = elec * 0.1229 + gas * 1.2143 + steam * 128.6;
+        let co2 = elec * 0.5703 + gas * 2.1622;
+        let cod = 0.05 * p * (1.0 + 0.1 * rng.next());
+        let so2 = 0.02 * p * (1.0 + 0.1 * rng.next());
+        let completeness = if d == date("2025-03-10") { 0.75 } else { 1.0 };
+        daily.push(DailyRow {
+            date: d.format("%Y-%m-%d").to_string(),
+            period: if reporting { "reporting" } else { "baseline" }.to_string(),
+            production: p,
+            values: vec![energy, elec, gas, steam, water, co2, cod, so2],
+            completeness,
+        });
+        d = d.succ_opt().unwrap_or(rep_to);
+    }
+
+    let sum = |period: &str, col: Option<usize>| -> f64 {
+        daily
+            .iter()
+            .filter(|r| r.period == period)
+            .map(|r| col.map_or(r.production, |c| r.values[c]))
+            .sum()
+    };
+    let p_base = sum("baseline", None);
+    let p_rep = sum("reporting", None);
+
+    let mut indicators = Vec::new();
+    let mut energy_model = (0.0, 0.0);
+    for (c, (key, unit)) in COLUMNS.iter().enumerate() {
+        let (x, y): (Vec<f64>, Vec<f64>) = daily
+            .iter()
+            .filter(|r| r.period == "baseline")
+            .map(|r| (r.production, r.values[c]))
+            .unzip();
+        let (a, b, r2, cv, nmbe) = ols(&x, &y);
+        if c == 0 {
+            energy_model = (a, b);
+        }
+        let rep_days = daily.iter().filter(|r| r.period == "reporting").count() as f64;
+        let expected = a * rep_days + b * p_rep;
+        let total = sum("reporting", Some(c));
+        let savings = expected - total;
+        let btotal = sum("baseline", Some(c));
+        let meets = cv <= 30.0 && nmbe.abs() <= 10.0;
+        indicators.push((
+            key.to_string(),
+            Indicator {
+                total_unit: unit.to_string(),
+                per_unit_unit: format!("{unit}/t"),
+                baseline: BaselineValues {
+                    total: btotal,
+                    per_unit: Some(btotal / p_base),
+                },
+                reporting: Some(ReportingValues {
+                    total,
+                    per_unit: Some(total / p_rep),
+                    expected,
+                    savings,
+                    savings_pct: Some(100.0 * savings / expected),
+                }),
+                model: Model {
+                    granularity: "day".to_string(),
+                    method: if meets { "regression" } else { "ratio" }.to_string(),
+                    reason: if meets {
+                        None
+                    } else {
+                        Some("CV(RMSE) above the ASHRAE 14 threshold".to_string())
+                    },
+                    n: x.len(),
+                    intercept: a,
+                    slope: b,
+                    r2: Some(r2),
+                    cv_rmse_pct: Some(cv),
+                    nmbe_pct: Some(nmbe),
+                    meets_ashrae14: meets,
+                },
+                level: match *key {
+                    "energy" => Some("II".to_string()),
+                    "water" => Some("I".to_string()),
+                    _ => None,
+                },
+            },
+        ));
+    }
+
+    let mut monthly: Vec<MonthlyRow> = Vec::new();
+    let mut sums: Vec<(String, f64, Vec<f64>)> = Vec::new();
+    for r in &daily {
+        let m = r.date[..7].to_string();
+        match sums.last_mut() {
+            Some((lm, p, v)) if *lm == m => {
+                *p += r.production;
+                v.iter_mut().zip(&r.values).for_each(|(a, b)| *a += b);
+            }
+            _ => sums.push((m, r.production, r.values.clone())),
+        }
+    }
+    for (m, p, v) in sums {
+        monthly.push(MonthlyRow {
+            month: m,
+            production: p,
+            per_unit: v
+                .iter()
+                .map(|x| if p > 0.0 { Some(x / p) } else { None })
+                .collect(),
+        });
+    }
+
+    let (a, b) = energy_model;
+    let energy_buckets: Vec<Bucket> = daily
+        .iter()
+        .map(|r| Bucket {
+            label: r.date.clone(),
+            period: r.period.clone(),
+            production: r.production,
+            actual: r.values[0],
+            fitted: a + b * r.production,
+        })
+        .collect();
+    let mut s = 0.0;
+    let energy_cusum = energy_buckets
+        .iter()
+        .filter(|b| b.period == "reporting")
+        .map(|b| {
+            s += b.fitted - b.actual;
+            CusumPoint {
+                label: b.label.clone(),
+                cusum: s,
+            }
+        })
+        .collect();
+
+    Report {
+        gateway: "gw-01".to_string(),
+        site: "plant-a".to_string(),
+        production_unit: "t".to_string(),
+        periods: Periods {
+            baseline: PeriodSummary {
+                from: "2025-01-01".to_string(),
+                to: "2026-01-01".to_string(),
+                production: p_base,
+                completeness: 0.998,
+            },
+            reporting: Some(PeriodSummary {
+                from: "2026-01-01".to_string(),
+                to: "2026-07-01".to_string(),
+                production: p_rep,
+                completeness: 1.0,
+            }),
+        },
+        indicators,
+        generated_at: "2026-07-02T01:00:00Z".to_string(),
+        method: Method {
+            timezone: "+08:00".to_string(),
+            electricity_method: "equivalent".to_string(),
+            grid_co2_t_per_mwh: 0.5703,
+            grid_factor_year: Some(2022),
+            factors: vec![
+                factor("main-power.energy_import", "electricity", "kWh", 0.1229, 0.5703),
+                factor("gas.volume", "natural_gas", "m3", 1.2143, 2.1622),
+                factor("boiler.steam", "steam", "t", 128.6, 0.0),
+                factor("intake.volume", "water", "m3", 0.0, 0.0),
+            ],
+            ashrae14_cv_rmse_max_pct: 30.0,
+            ashrae14_nmbe_max_pct: 10.0,
+            points: vec![
+                quality("main-power.energy_import", 0.999, Some(1.0), 1, 0, 6),
+                quality("gas.volume", 0.997, Some(0.998), 0, 1, 0),
+                quality("boiler.steam", 1.0, Some(1.0), 0, 0, 0),
+                quality("intake.volume", 0.985, Some(0.99), 0, 0, 30),
+                quality("packer.output", 1.0, Some(1.0), 0, 0, 0),
+            ],
+            notes: vec![
+                "Electricity converted at the equivalent value (当量值) 0.1229 kgce/kWh.".to_string(),
+                "Spring Festival shutdown 2026-02-16..2026-02-20: zero production days kept in the model."
+                    .to_string(),
+            ],
+        },
+        series: Series {
+            columns: COLUMNS.iter().map(|(k, _)| k.to_string()).collect(),
+            daily,
+            monthly_per_unit: monthly,
+            energy_buckets,
+            energy_cusum,
+        },
+    }
+}
+
+fn factor(point: &str, carrier: &str, unit: &str, kgce: f64, co2: f64) -> Factor {
+    Factor {
+        point: point.to_string(),
+        carrier: carrier.to_string(),
+        unit: unit.to_string(),
+        kgce_per_unit: kgce,
+        co2_kg_per_unit: co2,
+        source: "default (GB/T 2589-2020)".to_string(),
+    }
+}
+
+fn quality(point: &str, b: f64, r: Option<f64>, roll: u64, repl: u64, app: u64) -> PointQuality {
+    PointQuality {
+        point: point.to_string(),
+        completeness_baseline: b,
+        completeness_reporting: r,
+        rollovers: roll,
+        replacements: repl,
+        apportioned_hours: app,
+    }
+}
+
+/// The realistic report without a reporting period: no reporting values, no CUSUM, baseline days only.
+pub fn no_reporting() -> Report {
+    let mut r = report();
+    r.periods.reporting = None;
+    for (_, ind) in &mut r.indicators {
+        ind.reporting = None;
+    }
+    for p in &mut r.method.points {
+        p.completeness_reporting = None;
+    }
+    r.series.daily.retain(|d| d.period == "baseline");
+    r.series
+        .monthly_per_unit
+        .retain(|m| m.month.as_str() < "2026-01");
+    r.series.energy_buckets.retain(|b| b.period == "baseline");
+    r.series.energy_cusum.clear();
+    r
+}
+
+/// A report whose names come from a hostile config: HTML, CSV formulas, control characters.
+pub fn malicious() -> Report {
+    let mut r = report();
+    r.gateway = "gw<script>alert('x')</script>".to_string();
+    r.site = "\"plant\" & <b>co</b>".to_string();
+    r.method.points[0].point = "<img src=x onerror=alert(1)>.energy".to_string();
+    r.method.factors[0].point = "<img src=x onerror=alert(1)>.energy".to_string();
+    r.method
+        .notes
+        .push("<a href=\"https://evil.example/\">click</a> \x1b[31mred".to_string());
+    let mut extra = r.indicators[6].1.clone();
+    extra.total_unit = "<u>kg</u>".to_string();
+    r.indicators
+        .push(("=cmd|' /C calc'!A0".to_string(), extra.clone()));
+    r.indicators.push(("bad,\"key\"\nx".to_string(), extra));
+    r
+}
+
+/// A report with nothing in it: no production, no series, no reporting period, NaN statistics replaced by
+/// nulls where the model allows, zeros elsewhere.
+pub fn empty() -> Report {
+    let mut r = no_reporting();
+    r.periods.baseline.production = 0.0;
+    r.periods.baseline.completeness = 0.0;
+    r.series = Series::default();
+    for (_, ind) in &mut r.indicators {
+        ind.baseline = BaselineValues {
+            total: 0.0,
+            per_unit: None,
+        };
+        ind.model.n = 0;
+        ind.model.r2 = None;
+        ind.model.cv_rmse_pct = None;
+        ind.model.nmbe_pct = None;
+        ind.model.method = "ratio".to_string();
+        ind.model.meets_ashrae14 = false;
+        ind.model.reason = Some("no data".to_string());
+    }
+    r
+}
