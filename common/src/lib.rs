@@ -11,6 +11,7 @@ pub mod outbox;
 pub mod plan;
 pub mod templates;
 pub mod types;
+pub mod units;
 
 pub use clock::Clock;
 pub use model::{DataMessage, PointValue, Quality};
