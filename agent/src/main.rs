@@ -14,6 +14,7 @@ mod exit;
 mod logging;
 mod metrics;
 mod notify;
+mod poller;
 mod run;
 mod state;
 mod status;

@@ -1,0 +1,296 @@
+//! Polling: one task per serial bus (one request in flight, inter-frame gap), one task per meter on
+//! TCP buses (meters polled concurrently, each on its own connection). Each task owns a [`Link`]
+//! and schedules its meters on absolute deadlines in the clock's time (no drift: the next poll is
+//! the next multiple of the interval, never "now + interval"), backs off exponentially (capped) on a
+//! failing meter, and turns every poll into one [`DataMessage`] with per-point quality.
+
+pub mod link;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use plantmeter_common::codec::{decode_bits, decode_registers};
+use plantmeter_common::plan::{Bus, Meter, Transport};
+use plantmeter_common::{Clock, DataMessage, Plan, PointValue, Quality};
+use tokio::sync::{mpsc, watch};
+use tracing::Instrument;
+
+use crate::state::{Health, Shared};
+use link::{Link, ReadError, Reply};
+
+/// The longest pause between two polls of a failing meter, in the clock's time (or its interval, if longer).
+pub const BACKOFF_CAP: Duration = Duration::from_secs(60);
+
+/// Where polls go.
+#[derive(Clone)]
+pub struct Sink {
+    /// To the store writer, in polling order.
+    pub data: mpsc::Sender<DataMessage>,
+    /// Index (in `Plan::meters()` order) of a meter whose health changed.
+    pub health: mpsc::UnboundedSender<usize>,
+    pub shared: Shared,
+}
+
+/// Start the polling tasks of every bus. They stop when `shutdown` turns true (after the poll in progress).
+pub fn spawn_all(
+    plan: Arc<Plan>,
+    clock: Clock,
+    sink: Sink,
+    shutdown: watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut handles = Vec::new();
+    let mut global = 0usize;
+    for (b, bus) in plan.buses.iter().enumerate() {
+        let members: Vec<(usize, usize)> = (0..bus.meters.len()).map(|m| (global + m, m)).collect();
+        global += bus.meters.len();
+        let groups: Vec<Vec<(usize, usize)>> = match bus.transport {
+            // Modbus TCP: each meter on its own connection, polled concurrently.
+            Transport::Tcp { .. } => members.into_iter().map(|m| vec![m]).collect(),
+            // A serial line (local or behind a converter): one request at a time.
+            Transport::Rtu(_) | Transport::RtuOverTcp { .. } => vec![members],
+        };
+        for g in groups {
+            if g.is_empty() {
+                continue;
+            }
+            let span = tracing::info_span!("bus", bus = %bus.name);
+            let task = run_group(plan.clone(), b, g, clock, sink.clone(), shutdown.clone());
+            handles.push(tokio::spawn(task.instrument(span)));
+        }
+    }
+    handles
+}
+
+struct Sched {
+    /// Index in `Plan::meters()` order.
+    global: usize,
+    /// Index in its bus.
+    local: usize,
+    interval_ms: i64,
+    next_due_ms: i64,
+    fails: u32,
+    span: tracing::Span,
+}
+
+/// The smallest multiple of `interval_ms` strictly after `t`.
+pub fn grid_after(t: i64, interval_ms: i64) -> i64 {
+    (t.div_euclid(interval_ms) + 1) * interval_ms
+}
+
+/// When to poll next, in clock ms: the next grid point after the poll that was due at `due`, or
+/// after an exponential backoff (`interval x 2^(fails-1)`, capped) while the meter fails.
+pub fn next_due(due: i64, now: i64, interval_ms: i64, fails: u32) -> i64 {
+    let base = if fails > 1 {
+        let cap = interval_ms.max(BACKOFF_CAP.as_millis() as i64);
+        let back = interval_ms
+            .saturating_mul(1i64 << (fails - 1).min(20))
+            .min(cap);
+        now + back - interval_ms
+    } else {
+        due
+    };
+    grid_after(base.max(now), interval_ms)
+}
+
+async fn run_group(
+    plan: Arc<Plan>,
+    bus_idx: usize,
+    members: Vec<(usize, usize)>,
+    clock: Clock,
+    sink: Sink,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let Some(bus) = plan.buses.get(bus_idx) else {
+        return;
+    };
+    let mut link = Link::new(bus.transport.clone(), bus.timeout);
+    let now = clock.now_ms();
+    let mut sched: Vec<Sched> = members
+        .iter()
+        .filter_map(|&(global, local)| {
+            let m = bus.meters.get(local)?;
+            let interval_ms = (m.poll_interval.as_millis() as i64).max(1);
+            Some(Sched {
+                global,
+                local,
+                interval_ms,
+                next_due_ms: grid_after(now, interval_ms),
+                fails: 0,
+                span: tracing::info_span!("meter", meter = %m.name, unit = m.unit_id),
+            })
+        })
+        .collect();
+    let mut values: Vec<(Option<f64>, Quality)> = Vec::new();
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let Some(s) = sched.iter_mut().min_by_key(|s| s.next_due_ms) else {
+            return;
+        };
+        let due = s.next_due_ms;
+        let wake = tokio::time::Instant::from_std(clock.instant_of(due));
+        tokio::select! {
+            _ = tokio::time::sleep_until(wake) => {}
+            _ = shutdown.changed() => continue,
+        }
+        let Some(meter) = bus.meters.get(s.local) else {
+            return;
+        };
+        let ts = clock.now_ms();
+        let poll = poll_meter(&mut link, bus, meter, &mut values)
+            .instrument(s.span.clone())
+            .await;
+        let msg = DataMessage {
+            seq: 0,
+            ts,
+            meter: meter.name.clone(),
+            points: meter
+                .points
+                .iter()
+                .zip(values.iter())
+                .map(|(p, &(value, quality))| PointValue {
+                    name: p.name.clone(),
+                    value: if quality == Quality::Good {
+                        value
+                    } else {
+                        None
+                    },
+                    unit: p.unit.clone(),
+                    quality,
+                })
+                .collect(),
+        };
+        if sink.data.send(msg).await.is_err() {
+            return; // the store writer has stopped: shutting down
+        }
+        record(&sink, s.global, meter, ts, poll.as_ref().err());
+        s.fails = if poll.is_ok() {
+            0
+        } else {
+            s.fails.saturating_add(1)
+        };
+        s.next_due_ms = next_due(due, clock.now_ms(), s.interval_ms, s.fails);
+    }
+}
+
+/// Poll every request of `meter`, leaving one (value, quality) per point in `values`. Returns the
+/// first error (the meter is then failing), after which requests are not tried further when the
+/// error is a transport one (the meter or line does not answer: don't pile up timeouts).
+async fn poll_meter(
+    link: &mut Link,
+    bus: &Bus,
+    meter: &Meter,
+    values: &mut Vec<(Option<f64>, Quality)>,
+) -> Result<(), ReadError> {
+    values.clear();
+    values.resize(meter.points.len(), (None, Quality::CommError));
+    let mut first_err: Option<ReadError> = None;
+    for req in &meter.requests {
+        let mut attempt = 0;
+        let result = loop {
+            match link.read(meter.unit_id, req).await {
+                Err(ReadError::Comm(e)) if attempt < bus.retries => {
+                    tracing::debug!(error = %e, attempt, "retrying");
+                    attempt += 1;
+                }
+                other => break other,
+            }
+        };
+        let mut set = |idx: usize, v: Option<f64>, q: Quality| {
+            if let Some(slot) = values.get_mut(idx) {
+                *slot = (v, q);
+            }
+        };
+        match result {
+            Ok(Reply::Words(w)) => decode_registers(meter, req, &w, &mut set),
+            Ok(Reply::Bits(b)) => decode_bits(meter, req, &b, &mut set),
+            Err(e) => {
+                let q = match e {
+                    ReadError::Exception(_) => Quality::DeviceError,
+                    ReadError::Comm(_) => Quality::CommError,
+                };
+                for &idx in &req.points {
+                    set(idx, None, q);
+                }
+                let stop = matches!(e, ReadError::Comm(_));
+                first_err.get_or_insert(e);
+                if stop {
+                    break; // the rest stay comm_error
+                }
+            }
+        }
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Update the shared state after a poll; log and announce health changes only.
+fn record(sink: &Sink, global: usize, meter: &Meter, ts: i64, err: Option<&ReadError>) {
+    let changed = {
+        let mut st = sink.shared.lock();
+        let Some(m) = st.meters.get_mut(global) else {
+            return;
+        };
+        let before = m.state;
+        m.polls += 1;
+        m.last_poll_ms = Some(ts);
+        match err {
+            None => {
+                m.state = Health::Ok;
+                m.last_ok_ms = Some(ts);
+                m.errors = 0;
+            }
+            Some(e) => {
+                m.state = Health::Failing;
+                m.errors += 1;
+                m.total_errors += 1;
+                m.last_error = Some(e.to_string());
+            }
+        }
+        match (before, m.state, err) {
+            (Health::Failing, Health::Ok, _) => {
+                tracing::info!(meter = %meter.name, "meter answers again");
+                true
+            }
+            (Health::Ok | Health::Unknown, Health::Failing, Some(e)) => {
+                tracing::warn!(meter = %meter.name, error = %e, "meter failing");
+                true
+            }
+            (Health::Unknown, Health::Ok, _) => true,
+            _ => false,
+        }
+    };
+    if changed {
+        let _ = sink.health.send(global);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines_stay_on_the_grid_without_drift() {
+        // Due at 10 000, poll took 37 ms: next at 11 000, not 11 037.
+        assert_eq!(next_due(10_000, 10_037, 1_000, 0), 11_000);
+        // Late by more than an interval: skip to the next grid point, no burst of catch-up polls.
+        assert_eq!(next_due(10_000, 12_500, 1_000, 0), 13_000);
+        // Fractional intervals (0.2 s).
+        assert_eq!(next_due(10_000, 10_010, 200, 0), 10_200);
+    }
+
+    #[test]
+    fn failing_meter_backs_off_exponentially_with_a_cap() {
+        let iv = 1_000;
+        assert_eq!(next_due(10_000, 10_000, iv, 1), 11_000);
+        assert_eq!(next_due(10_000, 10_000, iv, 2), 12_000);
+        assert_eq!(next_due(10_000, 10_000, iv, 3), 14_000);
+        assert_eq!(next_due(10_000, 10_000, iv, 4), 18_000);
+        assert_eq!(next_due(10_000, 10_000, iv, 30), 10_000 + 60_000);
+        // A slow meter (interval above the cap) is never polled more often than its interval.
+        assert_eq!(next_due(0, 0, 300_000, 5), 300_000);
+    }
+}
