@@ -65,7 +65,11 @@ if [ "$action" = uninstall ]; then
     if live && id "$USER_NAME" >/dev/null 2>&1; then
       userdel "$USER_NAME" || echo "install.sh: could not remove user $USER_NAME" >&2
     fi
-    echo "plantmeter removed, with its config, store and user"
+    if live; then
+      echo "plantmeter removed, with its config, store and user"
+    else
+      echo "plantmeter removed from $DESTDIR, with its config and store"
+    fi
   else
     echo "plantmeter removed; kept $CONF_DIR and $STATE_DIR (use --purge to delete them)"
   fi

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Deployment checks for CI (.ci/run calls this after the tests):
+#   1. every deploy/examples/*.toml passes `plantmeter check`
+#   2. `systemd-analyze verify` on deploy/systemd/plantmeter.service (when systemd-analyze exists)
+#   3. install.sh into a staging DESTDIR: installs, is idempotent, keeps an edited config, uninstalls
+#   4. `cargo check --target aarch64-unknown-linux-gnu -p plantmeter-agent` when that Rust target and
+#      aarch64-linux-gnu-gcc are installed
+# A check whose tool is missing prints "skip: ..." and does not fail the run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== deploy: build plantmeter"
+cargo build -q -p plantmeter-agent --bin plantmeter
+bin="$PWD/target/debug/plantmeter"
+
+echo "== deploy: plantmeter check on deploy/examples"
+for f in deploy/examples/*.toml; do
+  if ! out=$("$bin" check --config "$f" 2>&1); then
+    echo "$out"
+    echo "FAIL: plantmeter check --config $f"
+    exit 1
+  fi
+  echo "ok   $f"
+done
+
+echo "== deploy: systemd unit"
+if command -v systemd-analyze >/dev/null 2>&1; then
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  # verify insists that ExecStart binaries exist: point the unit at the binary just built.
+  sed "s#/usr/local/bin/plantmeter#$bin#g" deploy/systemd/plantmeter.service > "$tmp/plantmeter.service"
+  if ! out=$(systemd-analyze verify "$tmp/plantmeter.service" 2>&1) || [ -n "$out" ]; then
+    echo "$out"
+    echo "FAIL: systemd-analyze verify deploy/systemd/plantmeter.service"
+    exit 1
+  fi
+  echo "ok   systemd-analyze verify"
+  if score=$(systemd-analyze security --offline=yes "$tmp/plantmeter.service" 2>/dev/null | tail -1); then
+    echo "     $score"
+  fi
+else
+  echo "skip: systemd-analyze not installed (apt-get install systemd)"
+fi
+
+echo "== deploy: install.sh (staging DESTDIR)"
+stage=$(mktemp -d)
+DESTDIR="$stage" sh deploy/install.sh --binary "$bin" >/dev/null
+for p in usr/local/bin/plantmeter etc/systemd/system/plantmeter.service etc/plantmeter/plantmeter.toml \
+         var/lib/plantmeter usr/local/share/doc/plantmeter/README.md; do
+  [ -e "$stage/$p" ] || { echo "FAIL: install.sh did not create /$p"; exit 1; }
+done
+echo "# edited by the operator" >> "$stage/etc/plantmeter/plantmeter.toml"
+DESTDIR="$stage" sh deploy/install.sh --binary "$bin" >/dev/null
+grep -q "edited by the operator" "$stage/etc/plantmeter/plantmeter.toml" \
+  || { echo "FAIL: install.sh overwrote an existing config"; exit 1; }
+DESTDIR="$stage" sh deploy/install.sh --uninstall >/dev/null
+[ ! -e "$stage/usr/local/bin/plantmeter" ] && [ -e "$stage/etc/plantmeter/plantmeter.toml" ] \
+  || { echo "FAIL: install.sh --uninstall must remove the binary and keep the config"; exit 1; }
+DESTDIR="$stage" sh deploy/install.sh --uninstall --purge >/dev/null
+[ ! -e "$stage/etc/plantmeter" ] && [ ! -e "$stage/var/lib/plantmeter" ] \
+  || { echo "FAIL: install.sh --uninstall --purge must remove config and store"; exit 1; }
+rm -rf "$stage"
+echo "ok   install, reinstall (config kept), uninstall, purge"
+
+echo "== deploy: aarch64 cross check"
+if rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu; then
+  if command -v aarch64-linux-gnu-gcc >/dev/null 2>&1; then
+    cargo check -q --target aarch64-unknown-linux-gnu -p plantmeter-agent
+    echo "ok   cargo check --target aarch64-unknown-linux-gnu"
+  else
+    echo "skip: aarch64-linux-gnu-gcc missing (apt-get install gcc-aarch64-linux-gnu); the TLS crates compile C"
+  fi
+else
+  echo "skip: Rust target aarch64-unknown-linux-gnu not installed (rustup target add aarch64-unknown-linux-gnu)"
+fi
+echo "deploy checks passed"
