@@ -1,1 +1,116 @@
-//! (being written)
+//! The configuration file (TOML, schema in CONTRACT.md "Configuration") parsed and validated into a
+//! [`Plan`](crate::plan::Plan).
+//!
+//! Every problem is reported as `FILE:LINE:COL: message`, located at the offending key or value, and
+//! all problems of a file are reported at once: validation carries on after an error and only skips
+//! what depends on the broken part (a reference to a meter that did not validate is not reported again).
+//!
+//! Beyond the contract's keys (all optional): `[gateway] max_gap` (also on `[[bus]]` and `[[meter]]`,
+//! the most specific wins; default 8), `[mqtt] password_env`, `keep_alive_s` (30), `max_inflight` (100),
+//! `[metrics] listen`, `[[meter]] template` and `points` (a subset of the template's points),
+//! `[[meter.point]] min` and `max`, `[audit] grid_factor_year`, `electricity` (`equivalent` | `equal`
+//! with `electricity_kgce_per_kwh` and `electricity_year`), `publish_interval_s` (3600), and per
+//! `[[audit.input]]` the `kgce_per_unit` and `co2_kg_per_unit` overrides.
+
+use std::path::Path;
+
+use crate::plan::Plan;
+
+mod audit;
+mod describe;
+mod diag;
+mod gateway;
+mod meters;
+mod reader;
+
+pub use describe::describe;
+pub use diag::{ConfigError, ConfigErrors};
+
+use diag::{into_sorted, Diag};
+use reader::Section;
+
+/// The top-level tables of a config.
+const TOP_KEYS: &[&str] = &["gateway", "mqtt", "metrics", "bus", "meter", "audit"];
+
+/// Read and validate a config file. A missing or unreadable file is one error naming the file.
+pub fn load(path: &Path) -> Result<Plan, ConfigErrors> {
+    match std::fs::read(path) {
+        Ok(bytes) => match String::from_utf8(bytes) {
+            Ok(text) => parse(&text, path),
+            Err(e) => {
+                let offset = e.utf8_error().valid_up_to();
+                let valid = String::from_utf8_lossy(&e.as_bytes()[..offset]).into_owned();
+                let mut d = Diag::new(path, &valid);
+                d.error(
+                    &Some(offset..offset),
+                    "the file is not valid UTF-8 text (a TOML config must be UTF-8)",
+                );
+                Err(into_sorted(d.errors))
+            }
+        },
+        Err(e) => {
+            let why = match e.kind() {
+                std::io::ErrorKind::NotFound => "no such file".to_string(),
+                std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+                _ => e.to_string(),
+            };
+            Err(ConfigErrors::whole_file(
+                path,
+                format!("cannot read the config file: {why}"),
+            ))
+        }
+    }
+}
+
+/// Validate config text; `source` names the file in messages and becomes `Plan::source`.
+pub fn parse(text: &str, source: &Path) -> Result<Plan, ConfigErrors> {
+    let mut d = Diag::new(source, text);
+    let doc = match toml_edit::Document::parse(text) {
+        Ok(doc) => doc,
+        Err(e) => {
+            let span = e.span().or(Some(0..0));
+            d.error(&span, format!("TOML syntax error: {}", e.message()));
+            return Err(into_sorted(d.errors));
+        }
+    };
+    if doc.as_table().is_empty() {
+        d.error(
+            &Some(0..0),
+            "the file is empty: a config needs [gateway], [mqtt], a [[bus]] and a [[meter]] (see CONTRACT.md)",
+        );
+        return Err(into_sorted(d.errors));
+    }
+    let root = Section::new(doc.as_table(), Some(0..0), "the top level");
+    root.check_keys(&mut d, TOP_KEYS);
+
+    let gateway = gateway::gateway(&mut d, &root);
+    let mqtt = gateway::mqtt(&mut d, &root, gateway.as_ref().map(|g| &g.0));
+    let metrics_listen = gateway::metrics(&mut d, &root);
+    let gateway_gap = gateway
+        .as_ref()
+        .map_or(crate::batching::DEFAULT_MAX_GAP, |g| g.1);
+    let mut template_errors = Vec::new();
+    let parsed = meters::parse(&mut d, &root, gateway_gap, &mut template_errors);
+    let audit = audit::parse(
+        &mut d,
+        &root,
+        &audit::Points {
+            buses: &parsed.buses,
+            broken_meters: &parsed.broken_meters,
+        },
+    );
+
+    let mut errors = d.errors;
+    errors.append(&mut template_errors);
+    match (gateway, mqtt) {
+        (Some((gateway, _)), Some(mqtt)) if errors.is_empty() => Ok(Plan {
+            source: source.to_path_buf(),
+            gateway,
+            mqtt,
+            buses: parsed.buses,
+            audit,
+            metrics_listen,
+        }),
+        _ => Err(into_sorted(errors)),
+    }
+}

@@ -1,0 +1,627 @@
+//! `[audit]`: periods, production, inputs with their factors, pollutants, grade thresholds.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use chrono::{FixedOffset, NaiveDate};
+use toml_edit::Value;
+
+use crate::plan::{
+    AuditInput, AuditLevel, AuditPlan, AuditPollutant, Bus, Carrier, ElectricityMethod,
+    Granularity, PointRef, PollutantName,
+};
+use crate::types::PointKind;
+
+use super::diag::{closest, quoted_list, Diag, Span};
+use super::reader::{value_type_name, Section, Val};
+
+const AUDIT_KEYS: &[&str] = &[
+    "timezone",
+    "baseline",
+    "reporting",
+    "granularity",
+    "grid_co2_t_per_mwh",
+    "grid_factor_year",
+    "electricity",
+    "electricity_kgce_per_kwh",
+    "electricity_year",
+    "production",
+    "input",
+    "pollutant",
+    "level",
+    "publish_interval_s",
+];
+
+/// CO2 emission factor of a carrier in kg per unit, other than electricity (which comes from the grid factor).
+fn default_co2_kg_per_unit(c: Carrier) -> f64 {
+    match c {
+        Carrier::NaturalGas => 2.1622,
+        Carrier::Coal => 1.9003,
+        Carrier::Diesel => 3.0959,
+        _ => 0.0,
+    }
+}
+
+/// What a `meter.point` reference resolved to.
+struct Resolved {
+    point: PointRef,
+    kind: PointKind,
+    unit: String,
+}
+
+/// The points that references may name.
+pub(crate) struct Points<'p> {
+    pub buses: &'p [Bus],
+    pub broken_meters: &'p BTreeSet<String>,
+}
+
+impl Points<'_> {
+    /// Resolve `meter.point`; Err(None) when the meter is broken (already reported), Err(Some(msg)) otherwise.
+    fn resolve(&self, r: &str) -> Result<Resolved, Option<String>> {
+        let Some((meter, point)) = r.split_once('.') else {
+            return Err(Some(format!(
+                "point reference \"{r}\" must be written meter.point"
+            )));
+        };
+        if self.broken_meters.contains(meter) {
+            return Err(None);
+        }
+        let meters: Vec<&str> = self
+            .buses
+            .iter()
+            .flat_map(|b| b.meters.iter().map(|m| m.name.as_str()))
+            .collect();
+        let Some(m) = self
+            .buses
+            .iter()
+            .flat_map(|b| b.meters.iter())
+            .find(|m| m.name == meter)
+        else {
+            let hint = match closest(meter, meters.iter().copied()) {
+                Some(c) => format!("did you mean \"{c}\"?"),
+                None if meters.is_empty() => "no meter is defined".to_string(),
+                None => format!("meters: {}", quoted_list(meters.iter().copied())),
+            };
+            return Err(Some(format!(
+                "unknown meter \"{meter}\" in \"{r}\"; {hint}"
+            )));
+        };
+        let Some(p) = m.points.iter().find(|p| p.name == point) else {
+            let names = m.points.iter().map(|p| p.name.as_str());
+            let hint = match closest(point, names.clone()) {
+                Some(c) => format!("did you mean \"{meter}.{c}\"?"),
+                None => format!("its points: {}", names.collect::<Vec<_>>().join(", ")),
+            };
+            return Err(Some(format!(
+                "meter \"{meter}\" has no point \"{point}\"; {hint}"
+            )));
+        };
+        Ok(Resolved {
+            point: PointRef {
+                meter: meter.to_string(),
+                point: point.to_string(),
+            },
+            kind: p.kind,
+            unit: p.unit.clone(),
+        })
+    }
+}
+
+/// A required `meter.point` key of `t`.
+fn point_key(
+    d: &mut Diag<'_>,
+    t: &Section<'_>,
+    key: &str,
+    points: &Points<'_>,
+) -> Option<(Resolved, Span)> {
+    let v = t.req_str(d, key)?;
+    match points.resolve(v.v) {
+        Ok(r) => Some((r, v.span)),
+        Err(Some(msg)) => {
+            d.error(&v.span, msg);
+            None
+        }
+        Err(None) => None,
+    }
+}
+
+/// A date written as `"2025-01-01"` or as a TOML local date `2025-01-01`.
+fn date(d: &mut Diag<'_>, key: &str, v: &Value) -> Option<NaiveDate> {
+    let parsed = match v {
+        Value::String(s) => NaiveDate::parse_from_str(s.value(), "%Y-%m-%d").ok(),
+        Value::Datetime(dt) => {
+            let dt = dt.value();
+            match (dt.date, dt.time) {
+                (Some(date), None) => NaiveDate::from_ymd_opt(
+                    i32::from(date.year),
+                    u32::from(date.month),
+                    u32::from(date.day),
+                ),
+                _ => None,
+            }
+        }
+        other => {
+            d.error(
+                &other.span(),
+                format!(
+                    "expected a date (\"YYYY-MM-DD\") in {key}, found {}",
+                    value_type_name(other)
+                ),
+            );
+            return None;
+        }
+    };
+    if parsed.is_none() {
+        let written = match v {
+            Value::String(s) => s.value().to_string(),
+            other => other.to_string().trim().to_string(),
+        };
+        d.error(
+            &v.span(),
+            format!("{key} date \"{written}\" is not a valid date (YYYY-MM-DD)"),
+        );
+    }
+    parsed
+}
+
+/// `key = ["FROM", "TO"]`, half-open, FROM < TO.
+fn period(d: &mut Diag<'_>, t: &Section<'_>, key: &str) -> Option<(NaiveDate, NaiveDate)> {
+    let arr = t.array(d, key)?;
+    if arr.v.len() != 2 {
+        d.error(
+            &arr.span,
+            format!(
+                "{key} must be two dates [\"FROM\", \"TO\"] (TO excluded), found {} value{}",
+                arr.v.len(),
+                if arr.v.len() == 1 { "" } else { "s" }
+            ),
+        );
+        return None;
+    }
+    let from = arr.v.get(0).and_then(|v| date(d, key, v));
+    let to = arr.v.get(1).and_then(|v| date(d, key, v));
+    let (from, to) = (from?, to?);
+    if from >= to {
+        d.error(
+            &arr.span,
+            format!("{key} runs from {from} to {to}: the start must be before the end (the end is excluded)"),
+        );
+        return None;
+    }
+    Some((from, to))
+}
+
+/// `+HH:MM` / `-HH:MM`.
+pub(crate) fn parse_offset(s: &str) -> Option<FixedOffset> {
+    let b = s.as_bytes();
+    if b.len() != 6 || b[3] != b':' {
+        return None;
+    }
+    let sign = match b[0] {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let digits = |x: &[u8]| -> Option<i32> {
+        if x.iter().all(u8::is_ascii_digit) {
+            std::str::from_utf8(x).ok()?.parse().ok()
+        } else {
+            None
+        }
+    };
+    let (h, m) = (digits(&b[1..3])?, digits(&b[4..6])?);
+    if h > 14 || m > 59 {
+        return None;
+    }
+    FixedOffset::east_opt(sign * (h * 3600 + m * 60))
+}
+
+pub(crate) fn parse(
+    d: &mut Diag<'_>,
+    root: &Section<'_>,
+    points: &Points<'_>,
+) -> Option<AuditPlan> {
+    let item = root.item("audit")?;
+    let t = Section::of_item(d, item, "audit", "[audit]")?;
+    t.check_keys(d, AUDIT_KEYS);
+    let before = d.count();
+
+    let timezone = match t.req_str(d, "timezone") {
+        Some(tz) => match parse_offset(tz.v) {
+            Some(o) => Some(o),
+            None => {
+                d.error(
+                    &tz.span,
+                    format!(
+                        "timezone \"{}\" must be a UTC offset +HH:MM or -HH:MM, e.g. \"+08:00\"",
+                        tz.v
+                    ),
+                );
+                None
+            }
+        },
+        None => None,
+    };
+    let baseline = if t.has("baseline") {
+        period(d, &t, "baseline")
+    } else {
+        t.missing(d, "baseline");
+        None
+    };
+    let reporting = period(d, &t, "reporting");
+    let granularity = t.str(d, "granularity").and_then(|g| match g.v {
+        "hour" => Some(Granularity::Hour),
+        "day" => Some(Granularity::Day),
+        "week" => Some(Granularity::Week),
+        "month" => Some(Granularity::Month),
+        other => {
+            d.error(
+                &g.span,
+                format!("unknown granularity \"{other}\"; use hour, day, week or month"),
+            );
+            None
+        }
+    });
+    let grid = t.non_negative(d, "grid_co2_t_per_mwh");
+    let grid_factor_year = year(d, &t, "grid_factor_year");
+    let method = electricity_method(d, &t);
+    let publish_interval =
+        t.positive(d, "publish_interval_s")
+            .and_then(|v| match Duration::try_from_secs_f64(v.v) {
+                Ok(p) if p >= Duration::from_secs(1) && p <= Duration::from_secs(366 * 86_400) => {
+                    Some(p)
+                }
+                _ => {
+                    d.error(
+                        &v.span,
+                        format!(
+                            "publish_interval_s {} is outside 1..=31622400 (1 s to 366 days)",
+                            v.v
+                        ),
+                    );
+                    None
+                }
+            });
+
+    // production = { point, unit }
+    let production = if t.has("production") {
+        t.table(d, "production", "production").and_then(|p| {
+            p.check_keys(d, &["point", "unit"]);
+            let unit = p.str(d, "unit");
+            let (r, span) = point_key(d, &p, "point", points)?;
+            if r.kind != PointKind::Counter {
+                d.error(
+                    &span,
+                    format!(
+                        "production point \"{}\" must be a counter (a totalizer of product), it is a {}",
+                        r.point,
+                        r.kind.as_str()
+                    ),
+                );
+                return None;
+            }
+            let unit = match unit {
+                Some(u) if !u.v.trim().is_empty() => u.v.to_string(),
+                Some(u) => {
+                    d.error(&u.span, "production unit must not be empty");
+                    return None;
+                }
+                None if !r.unit.is_empty() => r.unit.clone(),
+                None => {
+                    p.missing(d, "unit");
+                    return None;
+                }
+            };
+            Some((r.point, unit))
+        })
+    } else {
+        t.missing(d, "production");
+        None
+    };
+
+    // [[audit.input]]
+    let mut inputs = Vec::new();
+    let mut input_lines: HashMap<PointRef, usize> = HashMap::new();
+    let mut electricity_inputs = Vec::new();
+    for it in t.tables(d, "input", "[[audit.input]]") {
+        it.check_keys(d, &["point", "carrier", "kgce_per_unit", "co2_kg_per_unit"]);
+        let point = point_key(d, &it, "point", points);
+        let carrier = it
+            .req_str(d, "carrier")
+            .and_then(|c| match Carrier::parse(c.v) {
+                Some(carrier) => Some((carrier, c.span)),
+                None => {
+                    d.error(
+                        &c.span,
+                        format!(
+                            "unknown carrier \"{}\"; use {}",
+                            c.v,
+                            Carrier::ALL.map(Carrier::as_str).join(", ")
+                        ),
+                    );
+                    None
+                }
+            });
+        let kgce = it.non_negative(d, "kgce_per_unit");
+        let co2 = it.non_negative(d, "co2_kg_per_unit");
+        let (Some((r, span)), Some((carrier, carrier_span))) = (point, carrier) else {
+            continue;
+        };
+        if let Some(first) = input_lines.get(&r.point) {
+            d.error(
+                &span,
+                format!("point \"{}\" is already an input (line {first})", r.point),
+            );
+            continue;
+        }
+        input_lines.insert(
+            r.point.clone(),
+            span.as_ref().map_or(1, |s| d.position(s.start).0),
+        );
+        if carrier == Carrier::Electricity && co2.is_none() {
+            electricity_inputs.push(carrier_span);
+        }
+        inputs.push((r.point, carrier, kgce.map(|v| v.v), co2.map(|v| v.v)));
+    }
+    if grid.is_none() && !t.has("grid_co2_t_per_mwh") {
+        if let Some(span) = electricity_inputs.first() {
+            d.error(
+                span,
+                "an electricity input needs grid_co2_t_per_mwh in [audit] (the grid's tCO2/MWh, e.g. 0.5703) or co2_kg_per_unit",
+            );
+        }
+    }
+
+    // [[audit.pollutant]]
+    let mut pollutants = Vec::new();
+    let mut pollutant_lines: HashMap<PollutantName, usize> = HashMap::new();
+    for pt in t.tables(d, "pollutant", "[[audit.pollutant]]") {
+        pt.check_keys(d, &["name", "concentration", "flow"]);
+        let name = pt
+            .req_str(d, "name")
+            .and_then(|n| match PollutantName::parse(n.v) {
+                Some(p) => Some((p, n.span)),
+                None => {
+                    let hint = match closest(n.v, PollutantName::ALL.map(PollutantName::as_str)) {
+                        Some(c) => format!(" (did you mean \"{c}\"?)"),
+                        None => String::new(),
+                    };
+                    d.error(
+                        &n.span,
+                        format!(
+                            "unknown pollutant \"{}\"{hint}; use {}",
+                            n.v,
+                            PollutantName::ALL.map(PollutantName::as_str).join(", ")
+                        ),
+                    );
+                    None
+                }
+            });
+        let conc = point_key(d, &pt, "concentration", points);
+        if let Some((r, span)) = &conc {
+            if r.kind != PointKind::Gauge {
+                d.error(
+                    span,
+                    format!(
+                        "concentration point \"{}\" must be a gauge (mg/L or mg/m3), it is a counter",
+                        r.point
+                    ),
+                );
+            }
+        }
+        let flow = point_key(d, &pt, "flow", points);
+        let (Some((name, name_span)), Some((conc, _)), Some((flow, _))) = (name, conc, flow) else {
+            continue;
+        };
+        if let Some(first) = pollutant_lines.get(&name) {
+            d.error(
+                &name_span,
+                format!(
+                    "duplicate pollutant \"{}\" (first defined at line {first})",
+                    name.as_str()
+                ),
+            );
+            continue;
+        }
+        pollutant_lines.insert(
+            name,
+            name_span.as_ref().map_or(1, |s| d.position(s.start).0),
+        );
+        pollutants.push(AuditPollutant {
+            name,
+            concentration: conc.point,
+            flow: flow.point,
+            flow_kind: flow.kind,
+        });
+    }
+
+    // [[audit.level]]: indicators the report will have.
+    let mut indicators: Vec<String> = vec!["energy".to_string(), "co2".to_string()];
+    for (_, c, _, _) in &inputs {
+        if !indicators.iter().any(|i| i == c.as_str()) {
+            indicators.push(c.as_str().to_string());
+        }
+    }
+    for p in &pollutants {
+        indicators.push(p.name.as_str().to_string());
+    }
+    let mut levels: Vec<AuditLevel> = Vec::new();
+    let mut level_lines: HashMap<String, usize> = HashMap::new();
+    for lt in t.tables(d, "level", "[[audit.level]]") {
+        lt.check_keys(d, &["indicator", "I", "II", "III"]);
+        let indicator = lt.req_str(d, "indicator").and_then(|i| {
+            if indicators.iter().any(|x| x == i.v) {
+                Some(i)
+            } else {
+                let hint = match closest(i.v, indicators.iter().map(String::as_str)) {
+                    Some(c) => format!("did you mean \"{c}\"? "),
+                    None => String::new(),
+                };
+                d.error(
+                    &i.span,
+                    format!(
+                        "unknown indicator \"{}\"; {hint}the report's indicators are: {}",
+                        i.v,
+                        indicators.join(", ")
+                    ),
+                );
+                None
+            }
+        });
+        let grade = |d: &mut Diag<'_>, key: &str| -> Option<Val<f64>> {
+            if lt.has(key) {
+                lt.number(d, key)
+            } else {
+                lt.missing(d, key);
+                None
+            }
+        };
+        let (i1, i2, i3) = (grade(d, "I"), grade(d, "II"), grade(d, "III"));
+        let (Some(ind), Some(i1), Some(i2), Some(i3)) = (indicator, i1, i2, i3) else {
+            continue;
+        };
+        if !(i1.v <= i2.v && i2.v <= i3.v) {
+            d.error(
+                &i1.span,
+                format!(
+                    "level thresholds of \"{}\" must satisfy I <= II <= III (lower is better), found I = {}, II = {}, III = {}",
+                    ind.v, i1.v, i2.v, i3.v
+                ),
+            );
+            continue;
+        }
+        if let Some(first) = level_lines.get(ind.v) {
+            d.error(
+                &ind.span,
+                format!(
+                    "duplicate level for \"{}\" (first defined at line {first})",
+                    ind.v
+                ),
+            );
+            continue;
+        }
+        level_lines.insert(
+            ind.v.to_string(),
+            ind.span.as_ref().map_or(1, |s| d.position(s.start).0),
+        );
+        levels.push(AuditLevel {
+            indicator: ind.v.to_string(),
+            level_i: i1.v,
+            level_ii: i2.v,
+            level_iii: i3.v,
+        });
+    }
+
+    if d.count() > before {
+        return None;
+    }
+    let method = method?;
+    let grid_co2 = grid.map_or(0.0, |g| g.v);
+    let (production, production_unit) = production?;
+    Some(AuditPlan {
+        timezone: timezone?,
+        baseline: baseline?,
+        reporting,
+        granularity: granularity.unwrap_or(Granularity::Day),
+        grid_co2_t_per_mwh: grid_co2,
+        grid_factor_year,
+        electricity_method: method,
+        production,
+        production_unit,
+        inputs: inputs
+            .into_iter()
+            .map(|(point, carrier, kgce, co2)| AuditInput {
+                point,
+                carrier,
+                kgce_per_unit: kgce.unwrap_or(match (carrier, method) {
+                    (Carrier::Electricity, ElectricityMethod::Equal { kgce_per_kwh, .. }) => {
+                        kgce_per_kwh
+                    }
+                    _ => carrier.default_kgce_per_unit(),
+                }),
+                // t/MWh == kg/kWh
+                co2_kg_per_unit: co2.unwrap_or(if carrier == Carrier::Electricity {
+                    grid_co2
+                } else {
+                    default_co2_kg_per_unit(carrier)
+                }),
+            })
+            .collect(),
+        pollutants,
+        levels,
+        publish_interval: publish_interval.unwrap_or(Duration::from_secs(3600)),
+    })
+}
+
+/// An optional year (1900..=2200).
+fn year(d: &mut Diag<'_>, t: &Section<'_>, key: &str) -> Option<i32> {
+    t.int_in(d, key, 1900, 2200)
+        .and_then(|v| i32::try_from(v.v).ok())
+}
+
+/// `electricity = "equivalent" | "equal"` with its rate and year.
+fn electricity_method(d: &mut Diag<'_>, t: &Section<'_>) -> Option<ElectricityMethod> {
+    let rate = t.positive(d, "electricity_kgce_per_kwh");
+    let year_v = year(d, t, "electricity_year");
+    let method = match t.str(d, "electricity") {
+        None if t.has("electricity") => return None,
+        None => "equivalent",
+        Some(m) if m.v == "equivalent" || m.v == "equal" => m.v,
+        Some(m) => {
+            d.error(
+                &m.span,
+                format!(
+                    "unknown electricity method \"{}\"; use equivalent (当量值, 0.1229 kgce/kWh) or equal (等价值, the year's coal rate)",
+                    m.v
+                ),
+            );
+            return None;
+        }
+    };
+    if method == "equivalent" {
+        for key in ["electricity_kgce_per_kwh", "electricity_year"] {
+            if t.has(key) {
+                d.error(
+                    &t.key_span(key),
+                    format!("{key} applies only with electricity = \"equal\""),
+                );
+            }
+        }
+        return Some(ElectricityMethod::Equivalent);
+    }
+    let at = t.value_span("electricity");
+    if !t.has("electricity_kgce_per_kwh") {
+        d.error(
+            &at,
+            "electricity = \"equal\" needs electricity_kgce_per_kwh (the thermal-power coal rate, e.g. 0.404)",
+        );
+    }
+    if !t.has("electricity_year") {
+        d.error(
+            &at,
+            "electricity = \"equal\" needs electricity_year (the year the coal rate is for)",
+        );
+    }
+    Some(ElectricityMethod::Equal {
+        kgce_per_kwh: rate?.v,
+        year: Some(year_v?),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets() {
+        assert_eq!(parse_offset("+08:00"), FixedOffset::east_opt(8 * 3600));
+        assert_eq!(
+            parse_offset("-03:30"),
+            FixedOffset::east_opt(-(3 * 3600 + 1800))
+        );
+        assert_eq!(parse_offset("08:00"), None);
+        assert_eq!(parse_offset("+8:00"), None);
+        assert_eq!(parse_offset("+25:00"), None);
+        assert_eq!(parse_offset("UTC"), None);
+    }
+}

@@ -1,0 +1,201 @@
+//! Error collection with source positions: byte spans from `toml_edit` become `FILE:LINE:COL`.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+/// One configuration error, located in its file (line and column are 1-based, columns in characters).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.line,
+            self.col,
+            self.message
+        )
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Every error found in a configuration file, in file order. Displayed one `FILE:LINE:COL: message` per line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors {
+    pub errors: Vec<ConfigError>,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.errors.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl ConfigErrors {
+    /// A single error not tied to a position in the file (line 1, column 1), e.g. an unreadable file.
+    pub fn whole_file(file: &Path, message: impl Into<String>) -> ConfigErrors {
+        ConfigErrors {
+            errors: vec![ConfigError {
+                file: file.to_path_buf(),
+                line: 1,
+                col: 1,
+                message: message.into(),
+            }],
+        }
+    }
+}
+
+/// A byte range into the text being validated; None when the parser kept no position (implicit tables).
+pub(crate) type Span = Option<Range<usize>>;
+
+/// Collects errors for one source text (the config file, or a built-in template).
+pub(crate) struct Diag<'t> {
+    file: PathBuf,
+    text: &'t str,
+    /// Byte offset of the start of every line.
+    line_starts: Vec<usize>,
+    pub(crate) errors: Vec<ConfigError>,
+}
+
+impl<'t> Diag<'t> {
+    pub(crate) fn new(file: &Path, text: &'t str) -> Diag<'t> {
+        let mut line_starts = vec![0];
+        line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        Diag {
+            file: file.to_path_buf(),
+            text,
+            line_starts,
+            errors: Vec::new(),
+        }
+    }
+
+    /// 1-based line and column (in characters) of a byte offset.
+    pub(crate) fn position(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let line = self.line_starts.partition_point(|&s| s <= offset).max(1);
+        let start = self.line_starts[line - 1];
+        let col = self
+            .text
+            .get(start..offset)
+            .map_or(offset - start, |s| s.chars().count())
+            + 1;
+        (line, col)
+    }
+
+    /// Record an error at a span (line 1, column 1 when the span is unknown).
+    pub(crate) fn error(&mut self, span: &Span, message: impl Into<String>) {
+        let (line, col) = span.as_ref().map_or((1, 1), |r| self.position(r.start));
+        self.errors.push(ConfigError {
+            file: self.file.clone(),
+            line,
+            col,
+            message: message.into(),
+        });
+    }
+
+    pub(crate) fn has_errors(&self) -> bool {
+        !self.errors.is_empty()
+    }
+
+    pub(crate) fn count(&self) -> usize {
+        self.errors.len()
+    }
+}
+
+/// Sort errors into reading order (by file as first seen, then line and column) and drop exact repeats.
+pub(crate) fn into_sorted(mut errors: Vec<ConfigError>) -> ConfigErrors {
+    let mut files: Vec<PathBuf> = Vec::new();
+    for e in &errors {
+        if !files.contains(&e.file) {
+            files.push(e.file.clone());
+        }
+    }
+    errors.sort_by_key(|e| {
+        (
+            files
+                .iter()
+                .position(|f| *f == e.file)
+                .unwrap_or(usize::MAX),
+            e.line,
+            e.col,
+        )
+    });
+    errors.dedup();
+    ConfigErrors { errors }
+}
+
+/// Levenshtein distance, for "did you mean" suggestions.
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, ca) in a.chars().enumerate() {
+        cur[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
+/// The candidate closest to `word`, if it is close enough to be a plausible typo.
+pub(crate) fn closest<'c>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'c str>,
+) -> Option<&'c str> {
+    let limit = (word.chars().count() / 3).clamp(1, 3);
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(&word.to_lowercase(), &c.to_lowercase()), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// `"a", "b" and "c"`-style lists for messages.
+pub(crate) fn quoted_list<'c>(items: impl IntoIterator<Item = &'c str>) -> String {
+    items
+        .into_iter()
+        .map(|s| format!("\"{s}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_are_one_based_and_count_characters() {
+        let d = Diag::new(Path::new("f"), "ab\n温度 = 1\n");
+        assert_eq!(d.position(0), (1, 1));
+        assert_eq!(d.position(3), (2, 1));
+        // "温度 " is 7 bytes, 3 characters
+        assert_eq!(d.position(3 + 7), (2, 4));
+    }
+
+    #[test]
+    fn closest_suggests_typos_only() {
+        assert_eq!(closest("adress", ["address", "name"]), Some("address"));
+        assert_eq!(closest("zzzzzz", ["address", "name"]), None);
+    }
+}
