@@ -1,0 +1,533 @@
+//! Scenario files (TOML): the plant, its streams and pollutants, its meters and their faults.
+//! The format is documented in `simulator/README.md`; `scenarios/builtin.toml` is the built-in plant.
+
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime};
+use serde::Deserialize;
+
+use crate::fault::{CounterEvent, Fault, FaultPlan, FaultWindow, RandomFault};
+use crate::plant::{PlantSpec, PollutantSpec, ProductionSpec, StreamSpec};
+use crate::template::Template;
+
+/// The built-in plant's scenario text.
+pub const BUILTIN: &str = include_str!("../scenarios/builtin.toml");
+
+/// A scenario that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ScenarioError(pub String);
+
+/// One simulated meter as the scenario describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MeterSpec {
+    pub name: String,
+    /// Built-in template key (`sdm630`).
+    pub template: String,
+    pub unit_id: u8,
+    /// `production` or a stream name.
+    pub measures: String,
+    /// Fraction of the stream through this meter.
+    pub share: f64,
+    /// Main counter at the plant's start, in the counter point's unit.
+    pub counter_start: f64,
+    /// Poll interval written into `--print-agent-config`, seconds.
+    pub poll_interval_s: f64,
+    /// Whether the meter's main counter is an audit input (false for sub-meters).
+    pub audit: bool,
+    /// When set, `counter_start` is chosen so that the main counter wraps at its modulus then (UTC ms).
+    pub rollover_at: Option<i64>,
+    pub faults: FaultPlan,
+}
+
+/// `[audit]` values written into the agent config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditSpec {
+    pub baseline: (NaiveDate, NaiveDate),
+    pub reporting: Option<(NaiveDate, NaiveDate)>,
+    pub granularity: String,
+    pub grid_co2_t_per_mwh: f64,
+    /// (indicator, I, II, III)
+    pub levels: Vec<(String, f64, f64, f64)>,
+}
+
+/// A whole simulated plant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scenario {
+    pub name: String,
+    pub site: String,
+    pub production_unit: String,
+    pub plant: PlantSpec,
+    pub meters: Vec<MeterSpec>,
+    pub audit: AuditSpec,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    plant: PlantFile,
+    production: ProductionFile,
+    #[serde(default)]
+    stream: Vec<StreamFile>,
+    #[serde(default)]
+    pollutant: Vec<PollutantFile>,
+    #[serde(default)]
+    meter: Vec<MeterFile>,
+    audit: AuditFile,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlantFile {
+    name: String,
+    #[serde(default = "default_site")]
+    site: String,
+    #[serde(default = "default_tz")]
+    timezone: String,
+    start: String,
+    #[serde(default = "default_slot")]
+    slot_minutes: u32,
+    #[serde(default)]
+    seed: u64,
+    production_unit: String,
+    measure_date: Option<String>,
+}
+
+fn default_site() -> String {
+    "plant-a".into()
+}
+fn default_tz() -> String {
+    "+08:00".into()
+}
+fn default_slot() -> u32 {
+    60
+}
+fn one() -> f64 {
+    1.0
+}
+fn sixty() -> f64 {
+    60.0
+}
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProductionFile {
+    rate: f64,
+    #[serde(default)]
+    noise: f64,
+    work_days: Vec<String>,
+    shifts: Vec<[u32; 2]>,
+    #[serde(default)]
+    stoppages: Vec<[String; 2]>,
+    #[serde(default)]
+    random_stoppage_days_per_year: f64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StreamFile {
+    name: String,
+    unit: Option<String>,
+    #[serde(default)]
+    base: f64,
+    #[serde(default)]
+    specific: f64,
+    specific_after: Option<f64>,
+    #[serde(default)]
+    noise: f64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PollutantFile {
+    name: String,
+    stream: String,
+    mean: f64,
+    #[serde(default)]
+    noise: f64,
+    #[serde(default = "one")]
+    idle_factor: f64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MeterFile {
+    name: String,
+    template: String,
+    unit_id: u8,
+    measures: String,
+    #[serde(default = "one")]
+    share: f64,
+    #[serde(default)]
+    counter_start: f64,
+    #[serde(default = "sixty")]
+    poll_interval_s: f64,
+    #[serde(default = "yes")]
+    audit: bool,
+    rollover_at: Option<String>,
+    #[serde(default)]
+    replace_at: Vec<String>,
+    #[serde(default)]
+    replace_start: f64,
+    #[serde(default)]
+    fault: Vec<FaultFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FaultFile {
+    kind: String,
+    from: Option<String>,
+    to: Option<String>,
+    rate: Option<f64>,
+    code: Option<u8>,
+    delay_ms: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditFile {
+    baseline: [String; 2],
+    reporting: Option<[String; 2]>,
+    #[serde(default = "default_granularity")]
+    granularity: String,
+    #[serde(default = "default_grid")]
+    grid_co2_t_per_mwh: f64,
+    #[serde(default)]
+    level: Vec<LevelFile>,
+}
+
+fn default_granularity() -> String {
+    "day".into()
+}
+fn default_grid() -> f64 {
+    0.5703
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LevelFile {
+    indicator: String,
+    #[serde(rename = "I")]
+    i: f64,
+    #[serde(rename = "II")]
+    ii: f64,
+    #[serde(rename = "III")]
+    iii: f64,
+}
+
+/// Parse `+08:00`, `-05:30`, `Z` or `UTC`.
+pub fn parse_offset(s: &str) -> Option<FixedOffset> {
+    if s == "Z" || s == "UTC" || s == "+00:00" {
+        return FixedOffset::east_opt(0);
+    }
+    let (sign, rest) = match s.as_bytes().first()? {
+        b'+' => (1, &s[1..]),
+        b'-' => (-1, &s[1..]),
+        _ => return None,
+    };
+    let (h, m) = rest.split_once(':')?;
+    let (h, m): (i32, i32) = (h.parse().ok()?, m.parse().ok()?);
+    if h > 23 || !(0..60).contains(&m) || h < 0 {
+        return None;
+    }
+    FixedOffset::east_opt(sign * (h * 3600 + m * 60))
+}
+
+/// Parse an RFC 3339 instant, or a local date (its midnight in `tz`), to UTC ms.
+pub fn parse_instant(s: &str, tz: FixedOffset) -> Option<i64> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.timestamp_millis());
+    }
+    let d = NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?;
+    local_midnight_ms(d, tz)
+}
+
+/// UTC ms of a local date's midnight.
+pub fn local_midnight_ms(d: NaiveDate, tz: FixedOffset) -> Option<i64> {
+    d.and_time(NaiveTime::MIN)
+        .and_local_timezone(tz)
+        .single()
+        .map(|t| t.timestamp_millis())
+}
+
+fn parse_date(s: &str, what: &str) -> Result<NaiveDate, ScenarioError> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|_| ScenarioError(format!("{what}: {s:?} is not a date (YYYY-MM-DD)")))
+}
+
+fn weekday(s: &str) -> Option<usize> {
+    ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+        .iter()
+        .position(|d| s.eq_ignore_ascii_case(d))
+}
+
+/// The default unit of a stream by name.
+fn stream_unit(name: &str) -> &'static str {
+    match name {
+        "electricity" => "kWh",
+        "steam" | "material" => "t",
+        "coal" | "diesel" => "kg",
+        "heat" => "MJ",
+        _ => "m3",
+    }
+}
+
+impl Scenario {
+    /// The built-in plant (a dyeing and finishing mill): no file needed.
+    pub fn builtin() -> Scenario {
+        // The built-in text is checked by the tests; should it ever fail, that is a build defect.
+        match Scenario::from_toml(BUILTIN) {
+            Ok(s) => s,
+            Err(e) => panic!("built-in scenario is invalid: {e}"),
+        }
+    }
+
+    /// Parse and validate a scenario. Errors name the key, meter or value at fault.
+    pub fn from_toml(text: &str) -> Result<Scenario, ScenarioError> {
+        let f: File = toml::from_str(text).map_err(|e| ScenarioError(e.to_string()))?;
+        let tz = parse_offset(&f.plant.timezone).ok_or_else(|| {
+            ScenarioError(format!(
+                "plant.timezone: {:?} is not an offset like \"+08:00\"",
+                f.plant.timezone
+            ))
+        })?;
+        let start_date = parse_date(&f.plant.start, "plant.start")?;
+        let start_ms = local_midnight_ms(start_date, tz)
+            .ok_or_else(|| ScenarioError("plant.start: out of range".into()))?;
+        if f.plant.slot_minutes == 0 || 60 % f.plant.slot_minutes != 0 {
+            return Err(ScenarioError(format!(
+                "plant.slot_minutes: {} does not divide an hour (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60)",
+                f.plant.slot_minutes
+            )));
+        }
+        let measure_ms = match &f.plant.measure_date {
+            Some(s) => Some(parse_instant(s, tz).ok_or_else(|| {
+                ScenarioError(format!("plant.measure_date: {s:?} is not a date"))
+            })?),
+            None => None,
+        };
+        let p = &f.production;
+        let mut work_days = [false; 7];
+        for d in &p.work_days {
+            let i = weekday(d).ok_or_else(|| {
+                ScenarioError(format!("production.work_days: {d:?} is not mon..sun"))
+            })?;
+            work_days[i] = true;
+        }
+        for s in &p.shifts {
+            if s[0] >= s[1] || s[1] > 24 {
+                return Err(ScenarioError(format!(
+                    "production.shifts: [{}, {}] is not a range of hours within 0..=24",
+                    s[0], s[1]
+                )));
+            }
+        }
+        let mut stoppages = Vec::new();
+        for s in &p.stoppages {
+            stoppages.push((
+                parse_date(&s[0], "production.stoppages")?,
+                parse_date(&s[1], "production.stoppages")?,
+            ));
+        }
+        if !(p.rate >= 0.0 && p.rate.is_finite()) {
+            return Err(ScenarioError("production.rate must be >= 0".into()));
+        }
+        let mut streams = Vec::new();
+        for s in &f.stream {
+            if streams.iter().any(|x: &StreamSpec| x.name == s.name) || s.name == "production" {
+                return Err(ScenarioError(format!(
+                    "stream {:?} is defined twice",
+                    s.name
+                )));
+            }
+            streams.push(StreamSpec {
+                name: s.name.clone(),
+                unit: s
+                    .unit
+                    .clone()
+                    .unwrap_or_else(|| stream_unit(&s.name).to_string()),
+                base: s.base,
+                specific: s.specific,
+                specific_after: s.specific_after.unwrap_or(s.specific),
+                noise: s.noise,
+            });
+        }
+        let mut pollutants = Vec::new();
+        for q in &f.pollutant {
+            let stream = streams
+                .iter()
+                .position(|s| s.name == q.stream)
+                .ok_or_else(|| {
+                    ScenarioError(format!(
+                        "pollutant {:?}: unknown stream {:?}",
+                        q.name, q.stream
+                    ))
+                })?;
+            let water = matches!(
+                q.name.as_str(),
+                "COD" | "NH3-N" | "TN" | "TP" | "heavy_metals"
+            );
+            pollutants.push(PollutantSpec {
+                name: q.name.clone(),
+                stream,
+                mean: q.mean,
+                noise: q.noise,
+                idle_factor: q.idle_factor,
+                kg_factor: if water { 1e-3 } else { 1e-6 },
+            });
+        }
+        let plant = PlantSpec {
+            seed: f.plant.seed,
+            timezone: tz,
+            start_ms,
+            slot_ms: i64::from(f.plant.slot_minutes) * 60_000,
+            measure_ms,
+            production: ProductionSpec {
+                rate: p.rate,
+                noise: p.noise,
+                work_days,
+                shifts: p.shifts.iter().map(|s| (s[0], s[1])).collect(),
+                stoppages,
+                random_stoppage_days_per_year: p.random_stoppage_days_per_year,
+            },
+            streams,
+            pollutants,
+        };
+        let mut meters: Vec<MeterSpec> = Vec::new();
+        for m in f.meter {
+            let at = |msg: String| ScenarioError(format!("meter {:?}: {msg}", m.name));
+            if m.name.is_empty()
+                || !m
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+            {
+                return Err(at("name must be [a-z0-9_-]".into()));
+            }
+            if meters.iter().any(|x| x.name == m.name) {
+                return Err(at("defined twice".into()));
+            }
+            if let Some(other) = meters.iter().find(|x| x.unit_id == m.unit_id) {
+                return Err(at(format!(
+                    "unit_id {} is already used by meter {:?}",
+                    m.unit_id, other.name
+                )));
+            }
+            if m.unit_id == 0 || m.unit_id > 247 {
+                return Err(at(format!("unit_id {} is outside 1..=247", m.unit_id)));
+            }
+            Template::builtin(&m.template).map_err(|e| at(e.to_string()))?;
+            if m.measures != "production" && !plant.streams.iter().any(|s| s.name == m.measures) {
+                return Err(at(format!(
+                    "measures {:?}: not \"production\" nor a stream of the scenario",
+                    m.measures
+                )));
+            }
+            if !(m.poll_interval_s > 0.0) {
+                return Err(at("poll_interval_s must be > 0".into()));
+            }
+            let instant = |s: &str, key: &str| {
+                parse_instant(s, tz)
+                    .ok_or_else(|| at(format!("{key}: {s:?} is neither RFC 3339 nor a date")))
+            };
+            let mut faults = FaultPlan::default();
+            for ff in &m.fault {
+                let fault = Fault::from_kind(&ff.kind, ff.code, ff.delay_ms).ok_or_else(|| {
+                    at(format!(
+                        "fault kind {:?}: use timeout, exception, slow, drop, garbage, stuck or nan",
+                        ff.kind
+                    ))
+                })?;
+                match (&ff.from, &ff.to, ff.rate) {
+                    (Some(a), Some(b), None) => faults.windows.push(FaultWindow {
+                        from_ms: instant(a, "fault.from")?,
+                        to_ms: instant(b, "fault.to")?,
+                        fault,
+                    }),
+                    (None, None, Some(rate)) if (0.0..=1.0).contains(&rate) => {
+                        if fault == Fault::Stuck {
+                            return Err(at(
+                                "a stuck fault needs a window (from, to), not a rate".into()
+                            ));
+                        }
+                        faults.random.push(RandomFault { fault, rate })
+                    }
+                    _ => {
+                        return Err(at(format!(
+                            "fault {:?}: give either from and to, or a rate within 0..=1",
+                            ff.kind
+                        )))
+                    }
+                }
+            }
+            for r in &m.replace_at {
+                faults.add_event(
+                    instant(r, "replace_at")?,
+                    CounterEvent::Replace {
+                        start: m.replace_start,
+                    },
+                );
+            }
+            let rollover_at = match &m.rollover_at {
+                Some(s) => Some(instant(s, "rollover_at")?),
+                None => None,
+            };
+            meters.push(MeterSpec {
+                name: m.name,
+                template: m.template,
+                unit_id: m.unit_id,
+                measures: m.measures,
+                share: m.share,
+                counter_start: m.counter_start,
+                poll_interval_s: m.poll_interval_s,
+                audit: m.audit,
+                rollover_at,
+                faults,
+            });
+        }
+        if meters.is_empty() {
+            return Err(ScenarioError("the scenario has no [[meter]]".into()));
+        }
+        if !meters.iter().any(|m| m.measures == "production") {
+            return Err(ScenarioError(
+                "no meter measures \"production\": the audit needs a production counter".into(),
+            ));
+        }
+        let a = &f.audit;
+        let audit = AuditSpec {
+            baseline: (
+                parse_date(&a.baseline[0], "audit.baseline")?,
+                parse_date(&a.baseline[1], "audit.baseline")?,
+            ),
+            reporting: match &a.reporting {
+                Some(r) => Some((
+                    parse_date(&r[0], "audit.reporting")?,
+                    parse_date(&r[1], "audit.reporting")?,
+                )),
+                None => None,
+            },
+            granularity: a.granularity.clone(),
+            grid_co2_t_per_mwh: a.grid_co2_t_per_mwh,
+            levels: a
+                .level
+                .iter()
+                .map(|l| (l.indicator.clone(), l.i, l.ii, l.iii))
+                .collect(),
+        };
+        Ok(Scenario {
+            name: f.plant.name,
+            site: f.plant.site,
+            production_unit: f.plant.production_unit,
+            plant,
+            meters,
+            audit,
+        })
+    }
+
+    /// A meter by name, to adjust before `start` (faults, rollover time).
+    pub fn meter_mut(&mut self, name: &str) -> Option<&mut MeterSpec> {
+        self.meters.iter_mut().find(|m| m.name == name)
+    }
+}
