@@ -1,0 +1,676 @@
+//! The audit report from hourly aggregates: indicators, periods, baselines, savings, grades, series.
+//!
+//! Pure: the hourly aggregates come from a `HourlySource` (the agent reads them from sled), the time from
+//! the caller. A report never sees raw readings.
+
+use std::collections::HashMap;
+
+use chrono::{Datelike, NaiveDate};
+
+use crate::audit::baseline::{self, Baseline, Method as ModelMethod};
+use crate::audit::grade::grade;
+use crate::audit::hourly::{HourAgg, HourGrid, HOUR_MS, VALID_DAY_HOURS};
+use crate::audit::indicators::{medium_factor, unit_factor};
+use crate::audit::report::*;
+use crate::model::format_ts_ms;
+use crate::plan::{Carrier, ElectricityMethod, Granularity, Plan, PointRef};
+use crate::types::PointKind;
+
+/// Where hourly aggregates come from.
+pub trait HourlySource {
+    /// Dense hourly aggregates of `point` for local hours `first_hour .. first_hour + n` (grid indices);
+    /// hours without data are `HourAgg::default()`.
+    fn hours(
+        &mut self,
+        point: &PointRef,
+        first_hour: i64,
+        n: usize,
+    ) -> Result<Vec<HourAgg>, String>;
+}
+
+/// What a report is asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct ReportRequest {
+    /// Figures are as of this instant (UTC ms): only completed local hours before it count.
+    pub now_ms: i64,
+    /// `--from/--to`: replaces the reporting period, or the baseline when no reporting period is configured.
+    pub period_override: Option<(NaiveDate, NaiveDate)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ComputeError {
+    #[error("the configuration has no [audit] section")]
+    NoAudit,
+    #[error("audit point {0} is not a configured point")]
+    UnknownPoint(String),
+    #[error("period {from} .. {to} is empty (the end must be after the start)")]
+    EmptyPeriod { from: NaiveDate, to: NaiveDate },
+    #[error("reading hourly aggregates: {0}")]
+    Source(String),
+}
+
+/// A valid week needs this many valid days (of 7).
+pub const VALID_WEEK_DAYS: usize = 6;
+
+/// The valid-day rule of a month: >= 25 valid days, February >= 23.
+pub fn valid_month_days(month: u32) -> usize {
+    if month == 2 {
+        23
+    } else {
+        25
+    }
+}
+
+struct Series1 {
+    /// Per hour of the window: amount (counter: consumption; gauge: mean value x 1 h).
+    amount: Vec<f64>,
+    valid: Vec<bool>,
+}
+
+struct IndicatorDef {
+    key: String,
+    total_unit: String,
+    /// Indices of the points whose validity the indicator needs (production always included).
+    points: Vec<usize>,
+    hourly: Vec<f64>,
+}
+
+struct BucketDef {
+    label: String,
+    /// Window indices [a, b).
+    a: usize,
+    b: usize,
+    fraction: f64,
+    full: bool,
+    /// Month number for the month valid-day rule.
+    month: u32,
+}
+
+/// Compute the report of `plan`'s `[audit]` from hourly aggregates.
+pub fn compute(
+    plan: &Plan,
+    req: &ReportRequest,
+    src: &mut dyn HourlySource,
+) -> Result<Report, ComputeError> {
+    let audit = plan.audit.as_ref().ok_or(ComputeError::NoAudit)?;
+    let grid = HourGrid::new(audit.timezone);
+    let mut baseline_p = audit.baseline;
+    let mut reporting_p = audit.reporting;
+    let mut notes: Vec<String> = Vec::new();
+    if let Some(o) = req.period_override {
+        if reporting_p.is_some() {
+            reporting_p = Some(o);
+            notes.push(format!(
+                "reporting period set on the command line: {} .. {}",
+                o.0, o.1
+            ));
+        } else {
+            baseline_p = o;
+            notes.push(format!(
+                "no reporting period configured: the baseline period was set on the command line: {} .. {}",
+                o.0, o.1
+            ));
+        }
+    }
+    for (from, to) in std::iter::once(baseline_p).chain(reporting_p) {
+        if to <= from {
+            return Err(ComputeError::EmptyPeriod { from, to });
+        }
+    }
+    let day0 = HourGrid::day_of_date(reporting_p.map_or(baseline_p.0, |r| r.0.min(baseline_p.0)));
+    let day1 = HourGrid::day_of_date(reporting_p.map_or(baseline_p.1, |r| r.1.max(baseline_p.1)));
+    let h_start = day0 * 24;
+    let h_end = day1 * 24;
+    // Only completed hours count.
+    let now_h = grid.hour_index(req.now_ms);
+    let elapsed_end = h_end.min(now_h).max(h_start);
+    let n = (elapsed_end - h_start) as usize;
+    if now_h < h_end {
+        notes.push(format!(
+            "figures as of {} (the last completed local hour); later hours of the periods are not counted",
+            format_ts_ms(grid.hour_start(now_h))
+        ));
+    }
+
+    // Points of the audit, each loaded once.
+    let mut refs: Vec<PointRef> = Vec::new();
+    let mut index: HashMap<PointRef, usize> = HashMap::new();
+    let mut add = |r: &PointRef, refs: &mut Vec<PointRef>| -> usize {
+        *index.entry(r.clone()).or_insert_with(|| {
+            refs.push(r.clone());
+            refs.len() - 1
+        })
+    };
+    let prod_i = add(&audit.production, &mut refs);
+    let input_i: Vec<usize> = audit
+        .inputs
+        .iter()
+        .map(|i| add(&i.point, &mut refs))
+        .collect();
+    let poll_i: Vec<(usize, usize)> = audit
+        .pollutants
+        .iter()
+        .map(|p| (add(&p.concentration, &mut refs), add(&p.flow, &mut refs)))
+        .collect();
+
+    let mut series: Vec<Series1> = Vec::with_capacity(refs.len());
+    let mut quality: Vec<PointQuality> = Vec::with_capacity(refs.len());
+    let base_range = window(baseline_p, h_start, elapsed_end);
+    let rep_range = reporting_p.map(|r| window(r, h_start, elapsed_end));
+    for r in &refs {
+        let point = plan
+            .point(r)
+            .ok_or_else(|| ComputeError::UnknownPoint(r.qualified()))?;
+        let aggs = src.hours(r, h_start, n).map_err(ComputeError::Source)?;
+        let mut amount = vec![0.0; n];
+        let mut valid = vec![false; n];
+        let (mut rollovers, mut replacements, mut apportioned) = (0u64, 0u64, 0u64);
+        for (i, a) in aggs.iter().enumerate().take(n) {
+            amount[i] = match point.kind {
+                PointKind::Counter => a.sum,
+                PointKind::Gauge if a.covered_ms > 0 => {
+                    a.sum * (HOUR_MS as f64 / f64::from(a.covered_ms))
+                }
+                PointKind::Gauge => 0.0,
+            };
+            valid[i] = a.is_valid();
+            let in_periods = in_range(i, base_range) || rep_range.is_some_and(|rr| in_range(i, rr));
+            if in_periods {
+                rollovers += u64::from(a.rollovers);
+                replacements += u64::from(a.replacements);
+                apportioned += u64::from(a.apportioned_ms > 0);
+            }
+        }
+        quality.push(PointQuality {
+            point: r.qualified(),
+            completeness_baseline: fraction_valid(&valid, base_range),
+            completeness_reporting: rep_range.map(|rr| fraction_valid(&valid, rr)),
+            rollovers,
+            replacements,
+            apportioned_hours: apportioned,
+        });
+        series.push(Series1 { amount, valid });
+    }
+
+    // Indicators.
+    let mut factors = Vec::new();
+    let mut energy = IndicatorDef::new("energy", "kgce", n, prod_i);
+    let mut co2 = IndicatorDef::new("co2", "kg", n, prod_i);
+    let mut carriers: Vec<(Carrier, IndicatorDef)> = Vec::new();
+    for (inp, &pi) in audit.inputs.iter().zip(&input_i) {
+        let unit = plan
+            .point(&inp.point)
+            .map(|p| p.unit.clone())
+            .unwrap_or_default();
+        let conv = match unit_factor(&unit, inp.carrier) {
+            Some(f) => {
+                if f != 1.0 {
+                    notes.push(format!(
+                        "{}: read in {unit}, converted to {} (x {f})",
+                        inp.point,
+                        inp.carrier.unit()
+                    ));
+                }
+                f
+            }
+            None => {
+                notes.push(format!(
+                    "{}: unit {unit:?} is not a known multiple of {}; values taken as {}",
+                    inp.point,
+                    inp.carrier.unit(),
+                    inp.carrier.unit()
+                ));
+                1.0
+            }
+        };
+        let c = match carriers.iter_mut().position(|(c, _)| *c == inp.carrier) {
+            Some(k) => k,
+            None => {
+                carriers.push((
+                    inp.carrier,
+                    IndicatorDef::new(inp.carrier.as_str(), inp.carrier.unit(), n, prod_i),
+                ));
+                carriers.len() - 1
+            }
+        };
+        let amount = &series[pi].amount;
+        let car = &mut carriers[c].1;
+        car.points.push(pi);
+        let is_energy = inp.carrier.is_energy() && inp.kgce_per_unit != 0.0;
+        let has_co2 = inp.co2_kg_per_unit != 0.0;
+        if is_energy {
+            energy.points.push(pi);
+        }
+        if has_co2 {
+            co2.points.push(pi);
+        }
+        for (h, &a) in amount.iter().enumerate() {
+            let q = a * conv;
+            car.hourly[h] += q;
+            if is_energy {
+                energy.hourly[h] += q * inp.kgce_per_unit;
+            }
+            if has_co2 {
+                co2.hourly[h] += q * inp.co2_kg_per_unit;
+            }
+        }
+        factors.push(Factor {
+            point: inp.point.qualified(),
+            carrier: inp.carrier.as_str().to_string(),
+            unit: inp.carrier.unit().to_string(),
+            kgce_per_unit: inp.kgce_per_unit,
+            co2_kg_per_unit: inp.co2_kg_per_unit,
+            source: factor_source(inp.carrier, inp.kgce_per_unit, audit.electricity_method),
+        });
+    }
+    carriers.sort_by_key(|(c, _)| *c);
+    let mut defs: Vec<IndicatorDef> = Vec::new();
+    if energy.points.len() > 1 {
+        defs.push(energy);
+    }
+    defs.extend(carriers.into_iter().map(|(_, d)| d));
+    if co2.points.len() > 1 {
+        defs.push(co2);
+    }
+    for (p, &(ci, fi)) in audit.pollutants.iter().zip(&poll_i) {
+        let mut d = IndicatorDef::new(p.name.as_str(), "kg", n, prod_i);
+        d.points.extend([ci, fi]);
+        let k = medium_factor(p.name.medium());
+        for h in 0..n {
+            d.hourly[h] = series[ci].amount[h] * series[fi].amount[h] * k;
+        }
+        defs.push(d);
+    }
+
+    // Periods.
+    let production = &series[prod_i].amount;
+    let completeness = |r: (usize, usize)| -> f64 {
+        if quality.is_empty() {
+            return 0.0;
+        }
+        series
+            .iter()
+            .map(|s| fraction_valid(&s.valid, r))
+            .sum::<f64>()
+            / series.len() as f64
+    };
+    let periods = Periods {
+        baseline: PeriodSummary {
+            from: baseline_p.0.to_string(),
+            to: baseline_p.1.to_string(),
+            production: sum(production, base_range),
+            completeness: completeness(base_range),
+        },
+        reporting: reporting_p.zip(rep_range).map(|(p, r)| PeriodSummary {
+            from: p.0.to_string(),
+            to: p.1.to_string(),
+            production: sum(production, r),
+            completeness: completeness(r),
+        }),
+    };
+
+    // Models, savings, grades.
+    let g = audit.granularity;
+    let base_buckets = buckets(g, baseline_p, h_start, elapsed_end);
+    let rep_buckets = reporting_p
+        .map(|r| buckets(g, r, h_start, elapsed_end))
+        .unwrap_or_default();
+    let mut indicators = Vec::with_capacity(defs.len());
+    let mut energy_series: Option<(Vec<Bucket>, Vec<CusumPoint>)> = None;
+    for d in &defs {
+        let valid: Vec<bool> = (0..n)
+            .map(|h| d.points.iter().all(|&p| series[p].valid[h]))
+            .collect();
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        for b in &base_buckets {
+            if bucket_valid(g, b, &valid) {
+                x.push(sum(production, (b.a, b.b)));
+                y.push(sum(&d.hourly, (b.a, b.b)));
+            }
+        }
+        let excluded = base_buckets.len() - x.len();
+        if excluded > 0 {
+            notes.push(format!(
+                "{}: {excluded} of {} baseline {} buckets left out of the model (incomplete data or partial bucket)",
+                d.key,
+                base_buckets.len(),
+                g.as_str()
+            ));
+        }
+        let b_total = sum(&d.hourly, base_range);
+        let b_prod = periods.baseline.production;
+        let model = baseline::fit(&x, &y, b_prod, b_total, g);
+        let rep = rep_range.map(|rr| {
+            let rows: Vec<(f64, f64, f64)> = rep_buckets
+                .iter()
+                .map(|b| {
+                    (
+                        sum(production, (b.a, b.b)),
+                        b.fraction,
+                        sum(&d.hourly, (b.a, b.b)),
+                    )
+                })
+                .collect();
+            let s = baseline::savings(&model, &rows);
+            let total = sum(&d.hourly, rr);
+            let prod = sum(production, rr);
+            (
+                ReportingValues {
+                    total,
+                    per_unit: per_unit(total, prod),
+                    expected: s.expected,
+                    savings: s.expected - total,
+                    savings_pct: if s.expected != 0.0 {
+                        Some(100.0 * (s.expected - total) / s.expected)
+                    } else {
+                        None
+                    },
+                },
+                s.cusum,
+            )
+        });
+        if energy_series.is_none() {
+            let mut bs = Vec::new();
+            for (period, list) in [("baseline", &base_buckets), ("reporting", &rep_buckets)] {
+                for b in list {
+                    let p = sum(production, (b.a, b.b));
+                    bs.push(Bucket {
+                        label: b.label.clone(),
+                        period: period.to_string(),
+                        production: p,
+                        actual: sum(&d.hourly, (b.a, b.b)),
+                        fitted: model.predict(p, b.fraction),
+                    });
+                }
+            }
+            let cus = rep
+                .as_ref()
+                .map(|(_, c)| {
+                    rep_buckets
+                        .iter()
+                        .zip(c)
+                        .map(|(b, &v)| CusumPoint {
+                            label: b.label.clone(),
+                            cusum: v,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            energy_series = Some((bs, cus));
+        }
+        let base_vals = BaselineValues {
+            total: b_total,
+            per_unit: per_unit(b_total, b_prod),
+        };
+        let figure = match &rep {
+            Some((r, _)) => r.per_unit,
+            None => base_vals.per_unit,
+        };
+        let level = audit
+            .levels
+            .iter()
+            .find(|l| l.indicator == d.key)
+            .and_then(|l| figure.map(|f| grade(f, l).to_string()));
+        indicators.push((
+            d.key.clone(),
+            Indicator {
+                total_unit: d.total_unit.clone(),
+                per_unit_unit: format!("{}/{}", d.total_unit, audit.production_unit),
+                baseline: base_vals,
+                reporting: rep.map(|(r, _)| r),
+                model: model_json(&model, g),
+                level,
+            },
+        ));
+    }
+    for l in &audit.levels {
+        if !defs.iter().any(|d| d.key == l.indicator) {
+            notes.push(format!(
+                "grade thresholds for {:?}: no such indicator in this audit",
+                l.indicator
+            ));
+        }
+    }
+
+    // Daily and monthly series.
+    let columns: Vec<String> = defs.iter().map(|d| d.key.clone()).collect();
+    let mut daily = Vec::new();
+    for (period, p, r) in std::iter::once(("baseline", baseline_p, base_range))
+        .chain(reporting_p.zip(rep_range).map(|(p, r)| ("reporting", p, r)))
+    {
+        let mut day = HourGrid::day_of_date(p.0);
+        loop {
+            let a = (day * 24 - h_start).max(0) as usize;
+            let b = (((day + 1) * 24 - h_start) as usize).min(r.1);
+            if a >= r.1 {
+                break;
+            }
+            let hours = b - a;
+            daily.push(DailyRow {
+                date: HourGrid::date_of_day(day).to_string(),
+                period: period.to_string(),
+                production: sum(production, (a, b)),
+                values: defs.iter().map(|d| sum(&d.hourly, (a, b))).collect(),
+                completeness: if series.is_empty() || hours == 0 {
+                    0.0
+                } else {
+                    series
+                        .iter()
+                        .map(|s| s.valid[a..b].iter().filter(|v| **v).count() as f64 / hours as f64)
+                        .sum::<f64>()
+                        / series.len() as f64
+                },
+            });
+            day += 1;
+        }
+    }
+    let mut monthly_per_unit: Vec<MonthlyRow> = Vec::new();
+    let mut month_totals: Vec<(String, f64, Vec<f64>)> = Vec::new();
+    for row in &daily {
+        let m = row.date[..7].to_string();
+        match month_totals.last_mut() {
+            Some((lm, p, v)) if *lm == m => {
+                *p += row.production;
+                for (t, x) in v.iter_mut().zip(&row.values) {
+                    *t += x;
+                }
+            }
+            _ => month_totals.push((m, row.production, row.values.clone())),
+        }
+    }
+    for (month, p, v) in month_totals {
+        monthly_per_unit.push(MonthlyRow {
+            per_unit: v.iter().map(|t| per_unit(*t, p)).collect(),
+            month,
+            production: p,
+        });
+    }
+    let (energy_buckets, energy_cusum) = energy_series.unwrap_or_default();
+
+    let (cv_max, nmbe_max) = baseline::ashrae14_thresholds(g);
+    notes.extend(conventions());
+    Ok(Report {
+        gateway: plan.gateway.id.clone(),
+        site: plan.gateway.site.clone(),
+        production_unit: audit.production_unit.clone(),
+        periods,
+        indicators,
+        generated_at: format_ts_ms(req.now_ms),
+        method: Method {
+            timezone: audit.timezone.to_string(),
+            electricity_method: match audit.electricity_method {
+                ElectricityMethod::Equivalent => "equivalent".to_string(),
+                ElectricityMethod::Equal { .. } => "equal".to_string(),
+            },
+            grid_co2_t_per_mwh: audit.grid_co2_t_per_mwh,
+            grid_factor_year: audit.grid_factor_year,
+            factors,
+            ashrae14_cv_rmse_max_pct: cv_max,
+            ashrae14_nmbe_max_pct: nmbe_max,
+            points: quality,
+            notes,
+        },
+        series: Series {
+            columns,
+            daily,
+            monthly_per_unit,
+            energy_buckets,
+            energy_cusum,
+        },
+    })
+}
+
+/// The conventions every report states.
+pub fn conventions() -> Vec<String> {
+    vec![
+        "counters: a drop is a rollover when the wrapped delta is at most 10 % of the modulus, otherwise a meter replacement whose new meter is taken to start at zero (never negative consumption)".to_string(),
+        "a delta across a polling gap or a non-good reading is apportioned linearly over the gap's hours and does not count as covered time".to_string(),
+        "gauges are time-weighted by the trapezoid rule; an hour's value is the mean over its covered time".to_string(),
+        "pollutant load per hour = mean concentration x flow volume of the hour (water mg/L x m3 x 1e-3, flue gas mg/m3 x m3 x 1e-6)".to_string(),
+        format!("valid hour >= 45 min covered; valid day >= {VALID_DAY_HOURS} valid hours; valid week >= {VALID_WEEK_DAYS} valid days; valid month >= 25 valid days (February 23)"),
+        "ASHRAE Guideline 14: monthly thresholds (CV(RMSE) 15 %, NMBE 5 %) also apply to daily and weekly models; hourly 30 % and 10 %; p = 2 for regression, 1 for ratio".to_string(),
+    ]
+}
+
+impl IndicatorDef {
+    fn new(key: &str, unit: &str, n: usize, prod_i: usize) -> IndicatorDef {
+        IndicatorDef {
+            key: key.to_string(),
+            total_unit: unit.to_string(),
+            points: vec![prod_i],
+            hourly: vec![0.0; n],
+        }
+    }
+}
+
+fn factor_source(c: Carrier, k: f64, m: ElectricityMethod) -> String {
+    let default = match (c, m) {
+        (Carrier::Electricity, ElectricityMethod::Equal { .. }) => false,
+        _ => (k - c.default_kgce_per_unit()).abs() < 1e-12,
+    };
+    if default {
+        "default (GB/T 2589-2020)".to_string()
+    } else {
+        "configured".to_string()
+    }
+}
+
+fn model_json(m: &Baseline, g: Granularity) -> Model {
+    let (method, reason) = match &m.method {
+        ModelMethod::Regression => ("regression", None),
+        ModelMethod::Ratio(r) => ("ratio", Some(r.clone())),
+    };
+    Model {
+        granularity: g.as_str().to_string(),
+        method: method.to_string(),
+        reason,
+        n: m.stats.n,
+        intercept: m.intercept,
+        slope: m.slope,
+        r2: m.stats.r2,
+        cv_rmse_pct: m.stats.cv_rmse_pct,
+        nmbe_pct: m.stats.nmbe_pct,
+        meets_ashrae14: m.meets_ashrae14,
+    }
+}
+
+fn per_unit(total: f64, production: f64) -> Option<f64> {
+    if production > 0.0 {
+        Some(total / production)
+    } else {
+        None
+    }
+}
+
+/// Window indices [a, b) of a period, clipped to the elapsed window.
+fn window(p: (NaiveDate, NaiveDate), h_start: i64, elapsed_end: i64) -> (usize, usize) {
+    let a = (HourGrid::day_of_date(p.0) * 24).clamp(h_start, elapsed_end);
+    let b = (HourGrid::day_of_date(p.1) * 24).clamp(h_start, elapsed_end);
+    ((a - h_start) as usize, (b - h_start) as usize)
+}
+
+fn in_range(i: usize, r: (usize, usize)) -> bool {
+    i >= r.0 && i < r.1
+}
+
+fn sum(v: &[f64], r: (usize, usize)) -> f64 {
+    v.get(r.0..r.1).map_or(0.0, |s| s.iter().sum())
+}
+
+fn fraction_valid(valid: &[bool], r: (usize, usize)) -> f64 {
+    let n = r.1.saturating_sub(r.0);
+    if n == 0 {
+        return 0.0;
+    }
+    valid[r.0..r.1].iter().filter(|v| **v).count() as f64 / n as f64
+}
+
+/// The model buckets of a period: local hours, days, 7-day weeks from the period start, or calendar months,
+/// clipped to the period and to the elapsed hours.
+fn buckets(
+    g: Granularity,
+    p: (NaiveDate, NaiveDate),
+    h_start: i64,
+    elapsed_end: i64,
+) -> Vec<BucketDef> {
+    let mut out = Vec::new();
+    let (pa, pb) = (
+        HourGrid::day_of_date(p.0) * 24,
+        HourGrid::day_of_date(p.1) * 24,
+    );
+    let mut start = pa;
+    while start < pb && start < elapsed_end {
+        let date = HourGrid::date_of_day(HourGrid::day_of_hour(start));
+        let (nominal_end, nominal_hours, label) = match g {
+            Granularity::Hour => (
+                start + 1,
+                1,
+                format!("{}T{:02}", date, start.rem_euclid(24)),
+            ),
+            Granularity::Day => (start + 24, 24, date.to_string()),
+            Granularity::Week => (start + 168, 168, date.to_string()),
+            Granularity::Month => {
+                let first = date.with_day(1).unwrap_or(date);
+                let next = first
+                    .checked_add_months(chrono::Months::new(1))
+                    .unwrap_or(first);
+                let len = (next - first).num_days() * 24;
+                (
+                    HourGrid::day_of_date(next) * 24,
+                    len,
+                    format!("{:04}-{:02}", date.year(), date.month()),
+                )
+            }
+        };
+        let end = nominal_end.min(pb).min(elapsed_end);
+        out.push(BucketDef {
+            label,
+            a: (start - h_start) as usize,
+            b: (end - h_start) as usize,
+            fraction: (end - start) as f64 / nominal_hours as f64,
+            full: end - start == nominal_hours,
+            month: date.month(),
+        });
+        start = nominal_end.min(pb);
+    }
+    out
+}
+
+/// A bucket enters the baseline fit when it is whole and its data are complete by the valid-hour/day/month rules.
+fn bucket_valid(g: Granularity, b: &BucketDef, valid: &[bool]) -> bool {
+    if !b.full {
+        return false;
+    }
+    let valid_days = || {
+        valid[b.a..b.b]
+            .chunks(24)
+            .filter(|d| d.iter().filter(|v| **v).count() >= VALID_DAY_HOURS)
+            .count()
+    };
+    match g {
+        Granularity::Hour => valid[b.a],
+        Granularity::Day => valid_days() == 1,
+        Granularity::Week => valid_days() >= VALID_WEEK_DAYS,
+        Granularity::Month => valid_days() >= valid_month_days(b.month),
+    }
+}

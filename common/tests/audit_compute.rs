@@ -1,0 +1,437 @@
+//! The report computed from readings fed through the interval engine, against figures computed here
+//! independently from the formulas that generated the readings.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{FixedOffset, NaiveDate};
+use plantmeter_common::audit::compute::{compute, HourlySource, ReportRequest};
+use plantmeter_common::audit::hourly::{HourAgg, HourGrid};
+use plantmeter_common::audit::intervals::Tracker;
+use plantmeter_common::plan::*;
+use plantmeter_common::types::{ByteOrder, DataType, PointKind, RegisterKind};
+
+fn point(name: &str, kind: PointKind, unit: &str) -> Point {
+    Point {
+        name: name.into(),
+        register: RegisterKind::Holding,
+        address: 0,
+        data_type: DataType::F64,
+        byte_order: ByteOrder::BIG,
+        scale: 1.0,
+        offset: 0.0,
+        unit: unit.into(),
+        kind,
+        rollover: None,
+        min: None,
+        max: None,
+    }
+}
+
+fn meter(name: &str, points: Vec<Point>) -> Meter {
+    Meter {
+        name: name.into(),
+        unit_id: 1,
+        poll_interval: Duration::from_secs(900),
+        template: None,
+        points,
+        requests: vec![],
+    }
+}
+
+fn pref(s: &str) -> PointRef {
+    let (m, p) = s.split_once('.').unwrap();
+    PointRef {
+        meter: m.into(),
+        point: p.into(),
+    }
+}
+
+fn d(s: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+}
+
+fn plan(granularity: Granularity) -> Plan {
+    Plan {
+        source: PathBuf::from("test.toml"),
+        gateway: Gateway {
+            id: "gw-01".into(),
+            site: "plant-a".into(),
+            data_dir: PathBuf::from("/tmp/x"),
+            store_max_mb: 64,
+        },
+        mqtt: Mqtt {
+            url: "mqtt://127.0.0.1:1883".into(),
+            host: "127.0.0.1".into(),
+            port: 1883,
+            tls: false,
+            client_id: "c".into(),
+            topic_prefix: "p".into(),
+            username: None,
+            password_file: None,
+            password_env: None,
+            ca_file: None,
+            client_cert_file: None,
+            client_key_file: None,
+            keep_alive: Duration::from_secs(30),
+            max_inflight: 100,
+        },
+        buses: vec![Bus {
+            name: "b".into(),
+            transport: Transport::Tcp {
+                address: "127.0.0.1:5020".into(),
+            },
+            timeout: Duration::from_secs(1),
+            retries: 0,
+            meters: vec![
+                meter("power", vec![point("energy", PointKind::Counter, "kWh")]),
+                meter("gas", vec![point("volume", PointKind::Counter, "m3")]),
+                meter("packer", vec![point("output", PointKind::Counter, "t")]),
+                meter(
+                    "outfall",
+                    vec![
+                        point("cod", PointKind::Gauge, "mg/L"),
+                        point("flow", PointKind::Gauge, "m3/h"),
+                    ],
+                ),
+            ],
+        }],
+        audit: Some(AuditPlan {
+            timezone: FixedOffset::east_opt(8 * 3600).unwrap(),
+            baseline: (d("2025-01-01"), d("2025-03-01")),
+            reporting: Some((d("2025-03-01"), d("2025-04-01"))),
+            granularity,
+            grid_co2_t_per_mwh: 0.5703,
+            grid_factor_year: Some(2022),
+            electricity_method: ElectricityMethod::Equivalent,
+            production: pref("packer.output"),
+            production_unit: "t".into(),
+            inputs: vec![
+                AuditInput {
+                    point: pref("power.energy"),
+                    carrier: Carrier::Electricity,
+                    kgce_per_unit: 0.1229,
+                    co2_kg_per_unit: 0.5703,
+                },
+                AuditInput {
+                    point: pref("gas.volume"),
+                    carrier: Carrier::NaturalGas,
+                    kgce_per_unit: 1.2143,
+                    co2_kg_per_unit: 2.1622,
+                },
+            ],
+            pollutants: vec![AuditPollutant {
+                name: PollutantName::COD,
+                concentration: pref("outfall.cod"),
+                flow: pref("outfall.flow"),
+                flow_kind: PointKind::Gauge,
+            }],
+            levels: vec![AuditLevel {
+                indicator: "energy".into(),
+                level_i: 30.0,
+                level_ii: 40.0,
+                level_iii: 50.0,
+            }],
+            publish_interval: Duration::from_secs(3600),
+        }),
+        metrics_listen: None,
+    }
+}
+
+#[derive(Default)]
+struct Mem {
+    grid: Option<HourGrid>,
+    hours: HashMap<PointRef, BTreeMap<i64, HourAgg>>,
+    trackers: HashMap<PointRef, Tracker>,
+}
+
+impl Mem {
+    fn push(&mut self, r: &str, kind: PointKind, ts: i64, v: Option<f64>) {
+        let r = pref(r);
+        let grid = self.grid.unwrap();
+        let t = self
+            .trackers
+            .entry(r.clone())
+            .or_insert_with(|| Tracker::new(kind, None, 1_800_000 + 1000));
+        let m = self.hours.entry(r).or_default();
+        t.push(ts, v, &grid, &mut |h, a| m.entry(h).or_default().merge(&a));
+    }
+}
+
+impl HourlySource for Mem {
+    fn hours(&mut self, p: &PointRef, first: i64, n: usize) -> Result<Vec<HourAgg>, String> {
+        let mut v = vec![HourAgg::default(); n];
+        if let Some(m) = self.hours.get(p) {
+            for (h, a) in m.range(first..first + n as i64) {
+                v[(h - first) as usize] = *a;
+            }
+        }
+        Ok(v)
+    }
+}
+
+const E_A: f64 = 2_000.0; // kWh per day at zero production
+const E_B: f64 = 85.0; // kWh per t
+const GAS: f64 = 300.0; // m3 per day
+const STEP: i64 = 900_000; // 15 min
+
+fn production(day: i64) -> f64 {
+    120.0 + ((day * 37) % 23) as f64 * 4.0
+}
+
+/// Feed 90 days (Jan 1 .. Apr 1 2025 local): energy = E_A + E_B * P per day, 10 % less in the reporting period.
+/// `drop_hours` of day 10 are lost (comm errors) for the electricity meter.
+fn feed(drop_hours: std::ops::Range<i64>) -> (Mem, Vec<(f64, f64)>) {
+    let tz = FixedOffset::east_opt(8 * 3600).unwrap();
+    let grid = HourGrid::new(tz);
+    let mut m = Mem {
+        grid: Some(grid),
+        ..Mem::default()
+    };
+    let start = grid.hour_start(HourGrid::day_of_date(d("2025-01-01")) * 24);
+    let days = 90;
+    let (mut e, mut g, mut p) = (5_000.0, 100.0, 0.0);
+    let mut truth = Vec::new();
+    for day in 0..days {
+        let pd = production(day);
+        let factor = if day >= 59 { 0.9 } else { 1.0 };
+        let ed = (E_A + E_B * pd) * factor;
+        truth.push((pd, ed));
+        for s in 0..96 {
+            let ts = start + (day * 96 + s) * STEP;
+            let hour = s / 4;
+            let lost = day == 10 && drop_hours.contains(&hour);
+            m.push("power.energy", PointKind::Counter, ts, (!lost).then_some(e));
+            m.push("gas.volume", PointKind::Counter, ts, Some(g));
+            m.push("packer.output", PointKind::Counter, ts, Some(p));
+            m.push("outfall.cod", PointKind::Gauge, ts, Some(48.0));
+            m.push("outfall.flow", PointKind::Gauge, ts, Some(100.0));
+            e += ed / 96.0;
+            g += GAS / 96.0;
+            p += pd / 96.0;
+        }
+    }
+    let end = start + days * 96 * STEP;
+    m.push("power.energy", PointKind::Counter, end, Some(e));
+    m.push("gas.volume", PointKind::Counter, end, Some(g));
+    m.push("packer.output", PointKind::Counter, end, Some(p));
+    m.push("outfall.cod", PointKind::Gauge, end, Some(48.0));
+    m.push("outfall.flow", PointKind::Gauge, end, Some(100.0));
+    (m, truth)
+}
+
+fn close(a: f64, b: f64, rel: f64) -> bool {
+    (a - b).abs() <= rel * b.abs().max(1.0)
+}
+
+fn now() -> i64 {
+    chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+        .unwrap()
+        .timestamp_millis()
+}
+
+#[test]
+fn daily_regression_savings_and_grade_match_the_generating_formulas() {
+    let (mut src, truth) = feed(0..0);
+    let plan = plan(Granularity::Day);
+    let req = ReportRequest {
+        now_ms: now(),
+        period_override: None,
+    };
+    let r = compute(&plan, &req, &mut src).unwrap();
+    let keys: Vec<&str> = r.indicators.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["energy", "electricity", "natural_gas", "co2", "COD"]);
+
+    let base: Vec<_> = truth[..59].to_vec();
+    let rep: Vec<_> = truth[59..].to_vec();
+    let bp: f64 = base.iter().map(|x| x.0).sum();
+    let be: f64 = base.iter().map(|x| x.1).sum();
+    let rp: f64 = rep.iter().map(|x| x.0).sum();
+    let re: f64 = rep.iter().map(|x| x.1).sum();
+    assert!(close(r.periods.baseline.production, bp, 1e-9));
+    assert!(close(
+        r.periods.reporting.as_ref().unwrap().production,
+        rp,
+        1e-9
+    ));
+    assert!(close(r.periods.baseline.completeness, 1.0, 1e-12));
+
+    let ind = |k: &str| &r.indicators.iter().find(|(x, _)| x == k).unwrap().1;
+    let el = ind("electricity");
+    assert!(close(el.baseline.total, be, 1e-9));
+    assert!(close(el.baseline.per_unit.unwrap(), be / bp, 1e-9));
+    assert_eq!(el.model.method, "regression");
+    assert_eq!(el.model.n, 59);
+    assert!(close(el.model.slope, E_B, 1e-6));
+    assert!(close(el.model.intercept, E_A, 1e-6));
+    assert!(el.model.meets_ashrae14);
+    let rv = el.reporting.as_ref().unwrap();
+    let expected: f64 = rep.iter().map(|x| E_A + E_B * x.0).sum();
+    assert!(close(rv.total, re, 1e-9));
+    assert!(close(rv.expected, expected, 1e-6));
+    assert!(close(rv.savings, expected - re, 1e-6));
+    assert!(close(rv.savings_pct.unwrap(), 10.0, 1e-6));
+
+    // Comprehensive energy: electricity x 0.1229 + gas x 1.2143 (a constant per day: part of the intercept).
+    let en = ind("energy");
+    assert_eq!(en.total_unit, "kgce");
+    assert_eq!(en.per_unit_unit, "kgce/t");
+    let kgce_b = be * 0.1229 + 59.0 * GAS * 1.2143;
+    assert!(close(en.baseline.total, kgce_b, 1e-9));
+    assert!(close(en.model.slope, E_B * 0.1229, 1e-6));
+    assert!(close(en.model.intercept, E_A * 0.1229 + GAS * 1.2143, 1e-6));
+    let kgce_r = re * 0.1229 + 31.0 * GAS * 1.2143;
+    let pu = kgce_r / rp;
+    assert!(close(
+        en.reporting.as_ref().unwrap().per_unit.unwrap(),
+        pu,
+        1e-9
+    ));
+    let want = if pu <= 30.0 {
+        "I"
+    } else if pu <= 40.0 {
+        "II"
+    } else if pu <= 50.0 {
+        "III"
+    } else {
+        "below III"
+    };
+    assert_eq!(en.level.as_deref(), Some(want));
+
+    // CO2 and COD (48 mg/L x 2 400 m3/day = 115.2 kg/day: DOMAIN example 5).
+    assert!(close(
+        ind("co2").baseline.total,
+        be * 0.5703 + 59.0 * GAS * 2.1622,
+        1e-9
+    ));
+    assert!(close(ind("COD").baseline.total, 59.0 * 115.2, 1e-9));
+    assert_eq!(ind("COD").level, None);
+
+    // CUSUM ends at the savings; daily series covers both periods.
+    let last = r.series.energy_cusum.last().unwrap().cusum;
+    assert!(close(last, en.reporting.as_ref().unwrap().savings, 1e-6));
+    assert_eq!(r.series.daily.len(), 90);
+    assert_eq!(r.series.monthly_per_unit.len(), 3);
+    assert_eq!(r.series.daily[0].date, "2025-01-01");
+
+    // The JSON has the contract's shape.
+    let v = serde_json::to_value(&r).unwrap();
+    assert!(v["indicators"]["energy"]["model"]["r2"].as_f64().unwrap() > 0.999);
+    assert_eq!(v["indicators"]["energy"]["model"]["granularity"], "day");
+    assert!(v["periods"]["reporting"]["completeness"].as_f64().is_some());
+}
+
+#[test]
+fn lost_hours_lower_completeness_and_leave_the_day_out_of_the_fit_without_losing_energy() {
+    let (mut src, truth) = feed(2..8);
+    let r = compute(
+        &plan(Granularity::Day),
+        &ReportRequest {
+            now_ms: now(),
+            period_override: None,
+        },
+        &mut src,
+    )
+    .unwrap();
+    let el = &r
+        .indicators
+        .iter()
+        .find(|(k, _)| k == "electricity")
+        .unwrap()
+        .1;
+    // 6 hours lost (plus the interval that closes them): day 10 keeps < 20 valid hours for electricity.
+    assert_eq!(el.model.n, 58);
+    let be: f64 = truth[..59].iter().map(|x| x.1).sum();
+    assert!(
+        close(el.baseline.total, be, 1e-9),
+        "consumption across the gap is kept"
+    );
+    assert!(r.periods.baseline.completeness < 1.0);
+    let q = r
+        .method
+        .points
+        .iter()
+        .find(|p| p.point == "power.energy")
+        .unwrap();
+    assert_eq!(q.apportioned_hours, 7);
+    assert!(r
+        .method
+        .notes
+        .iter()
+        .any(|n| n.contains("1 of 59 baseline day buckets")));
+}
+
+#[test]
+fn monthly_model_with_too_few_buckets_uses_the_ratio_method() {
+    let (mut src, truth) = feed(0..0);
+    let r = compute(
+        &plan(Granularity::Month),
+        &ReportRequest {
+            now_ms: now(),
+            period_override: None,
+        },
+        &mut src,
+    )
+    .unwrap();
+    let el = &r
+        .indicators
+        .iter()
+        .find(|(k, _)| k == "electricity")
+        .unwrap()
+        .1;
+    assert_eq!(el.model.method, "ratio");
+    assert!(el
+        .model
+        .reason
+        .as_deref()
+        .unwrap()
+        .contains("only 2 complete month"));
+    let bp: f64 = truth[..59].iter().map(|x| x.0).sum();
+    let be: f64 = truth[..59].iter().map(|x| x.1).sum();
+    let rp: f64 = truth[59..].iter().map(|x| x.0).sum();
+    assert!(close(el.model.slope, be / bp, 1e-9));
+    assert!(close(
+        el.reporting.as_ref().unwrap().expected,
+        be / bp * rp,
+        1e-9
+    ));
+}
+
+#[test]
+fn report_as_of_now_counts_only_completed_hours_and_override_moves_the_reporting_period() {
+    let (mut src, truth) = feed(0..0);
+    // Noon local on 2025-03-11: 10 reporting days and 12 hours have elapsed.
+    let now = chrono::DateTime::parse_from_rfc3339("2025-03-11T12:00:00+08:00")
+        .unwrap()
+        .timestamp_millis();
+    let r = compute(
+        &plan(Granularity::Day),
+        &ReportRequest {
+            now_ms: now,
+            period_override: Some((d("2025-03-01"), d("2025-03-08"))),
+        },
+        &mut src,
+    )
+    .unwrap();
+    let rep = r.periods.reporting.as_ref().unwrap();
+    assert_eq!(rep.to, "2025-03-08");
+    let rp: f64 = truth[59..66].iter().map(|x| x.0).sum();
+    assert!(close(rep.production, rp, 1e-9));
+    let r2 = compute(
+        &plan(Granularity::Day),
+        &ReportRequest {
+            now_ms: now,
+            period_override: None,
+        },
+        &mut src,
+    )
+    .unwrap();
+    let rp: f64 = truth[59..69].iter().map(|x| x.0).sum::<f64>() + truth[69].0 / 2.0;
+    assert!(close(
+        r2.periods.reporting.as_ref().unwrap().production,
+        rp,
+        1e-9
+    ));
+    assert_eq!(r2.series.daily.len(), 59 + 11);
+}
