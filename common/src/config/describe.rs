@@ -1,9 +1,367 @@
 //! The human-readable poll plan printed by `plantmeter check`.
 
-use crate::plan::Plan;
+use std::fmt::Write as _;
+use std::time::Duration;
 
-/// Human-readable poll plan for `plantmeter check` (per bus, per meter: function code, start, count,
-/// points covered), with totals and the audit section.
+use crate::plan::{
+    AuditPlan, Bus, ElectricityMethod, Meter, Parity, Plan, ReadRequest, SerialSettings, Transport,
+};
+use crate::types::PointKind;
+
+/// Human-readable poll plan for `plantmeter check`: a header (gateway, store, MQTT), then per bus
+/// and per meter every read request after batching (function code, register table, start address,
+/// count, the points it covers), the load on each bus, totals, and the audit section.
 pub fn describe(plan: &Plan) -> String {
-    format!("{plan:?}")
+    let mut out = String::new();
+    // Writing to a String cannot fail.
+    let _ = write_plan(&mut out, plan);
+    out
+}
+
+fn write_plan(o: &mut String, plan: &Plan) -> std::fmt::Result {
+    let g = &plan.gateway;
+    let m = &plan.mqtt;
+    writeln!(o, "config    {} is valid", plan.source.display())?;
+    writeln!(o, "gateway   {} at site {}", g.id, g.site)?;
+    writeln!(
+        o,
+        "store     {} (at most {} MiB; beyond that the oldest unsent records are dropped and counted)",
+        g.data_dir.display(),
+        g.store_max_mb
+    )?;
+    let auth = match (&m.username, &m.password_file, &m.password_env) {
+        (None, _, _) => "no login".to_string(),
+        (Some(u), Some(f), _) => format!("user {u}, password from {}", f.display()),
+        (Some(u), None, Some(e)) => format!("user {u}, password from ${e}"),
+        (Some(u), None, None) => format!("user {u}, no password"),
+    };
+    let tls = if m.tls {
+        match (&m.ca_file, &m.client_cert_file) {
+            (Some(ca), Some(cert)) => format!(
+                ", TLS (CA {}, client certificate {})",
+                ca.display(),
+                cert.display()
+            ),
+            (Some(ca), None) => format!(", TLS (CA {})", ca.display()),
+            (None, Some(cert)) => format!(
+                ", TLS (system roots, client certificate {})",
+                cert.display()
+            ),
+            (None, None) => ", TLS (system roots)".to_string(),
+        }
+    } else {
+        String::new()
+    };
+    writeln!(
+        o,
+        "mqtt      {} as client {}, {auth}{tls}; keep-alive {} s, at most {} in flight",
+        m.url,
+        m.client_id,
+        m.keep_alive.as_secs(),
+        m.max_inflight
+    )?;
+    writeln!(
+        o,
+        "topics    {}/{{status, data/<meter>, health/<meter>{}}}",
+        m.topic_prefix,
+        if plan.audit.is_some() { ", audit" } else { "" }
+    )?;
+    match &plan.metrics_listen {
+        Some(l) => writeln!(o, "metrics   http://{l}/metrics")?,
+        None => writeln!(o, "metrics   off")?,
+    }
+
+    let (mut meters, mut points, mut requests, mut rate) = (0usize, 0usize, 0usize, 0.0f64);
+    for bus in &plan.buses {
+        writeln!(o)?;
+        write_bus(o, bus)?;
+        meters += bus.meters.len();
+        points += bus.meters.iter().map(|m| m.points.len()).sum::<usize>();
+        requests += bus.meters.iter().map(|m| m.requests.len()).sum::<usize>();
+        rate += bus.meters.iter().map(requests_per_second).sum::<f64>();
+    }
+    writeln!(o)?;
+    writeln!(
+        o,
+        "total     {} {}, {} {}, {} {}, {} {} per poll cycle, {} requests/s",
+        plan.buses.len(),
+        plural(plan.buses.len(), "bus", "buses"),
+        meters,
+        plural(meters, "meter", "meters"),
+        points,
+        plural(points, "point", "points"),
+        requests,
+        plural(requests, "request", "requests"),
+        fmt_num(rate, 2)
+    )?;
+    if let Some(a) = &plan.audit {
+        writeln!(o)?;
+        write_audit(o, a, plan)?;
+    }
+    Ok(())
+}
+
+fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
+    if n == 1 {
+        one
+    } else {
+        many
+    }
+}
+
+/// A number without trailing zeros, at most `decimals` decimals.
+fn fmt_num(v: f64, decimals: usize) -> String {
+    let s = format!("{v:.decimals$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+fn fmt_duration(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s >= 1.0 || s == 0.0 {
+        format!("{} s", fmt_num(s, 3))
+    } else {
+        format!("{} ms", fmt_num(s * 1000.0, 3))
+    }
+}
+
+fn requests_per_second(m: &Meter) -> f64 {
+    let secs = m.poll_interval.as_secs_f64();
+    if secs > 0.0 {
+        m.requests.len() as f64 / secs
+    } else {
+        0.0
+    }
+}
+
+fn parity_letter(p: Parity) -> char {
+    match p {
+        Parity::None => 'N',
+        Parity::Even => 'E',
+        Parity::Odd => 'O',
+    }
+}
+
+/// Estimated line time of one RTU request and its response (frames, plus the silences between them).
+fn rtu_request_time(s: &SerialSettings, r: &ReadRequest) -> f64 {
+    let bits_per_char = 1.0
+        + f64::from(s.data_bits)
+        + f64::from(s.stop_bits)
+        + if s.parity == Parity::None { 0.0 } else { 1.0 };
+    // request: unit, fc, start(2), count(2), crc(2); response: unit, fc, byte count, data, crc(2)
+    let data = if r.register.is_bit() {
+        u32::from(r.count).div_ceil(8)
+    } else {
+        2 * u32::from(r.count)
+    };
+    let chars = 8.0 + 5.0 + f64::from(data);
+    chars * bits_per_char / f64::from(s.baud.max(1)) + 2.0 * s.inter_frame_gap().as_secs_f64()
+}
+
+fn write_bus(o: &mut String, bus: &Bus) -> std::fmt::Result {
+    let how = match &bus.transport {
+        Transport::Tcp { address } => format!("Modbus TCP to {address}"),
+        Transport::RtuOverTcp { address } => format!("Modbus RTU over TCP to {address}"),
+        Transport::Rtu(s) => format!(
+            "Modbus RTU on {} at {} baud {}{}{}",
+            s.device.display(),
+            s.baud,
+            s.data_bits,
+            parity_letter(s.parity),
+            s.stop_bits
+        ),
+    };
+    writeln!(
+        o,
+        "bus \"{}\": {how}, timeout {} ms, {} {}",
+        bus.name,
+        bus.timeout.as_millis(),
+        bus.retries,
+        plural(bus.retries as usize, "retry", "retries")
+    )?;
+    if bus.meters.is_empty() {
+        writeln!(o, "  (no meters)")?;
+        return Ok(());
+    }
+    for m in &bus.meters {
+        let template = m
+            .template
+            .as_ref()
+            .map_or(String::new(), |t| format!(", template {t}"));
+        writeln!(
+            o,
+            "  meter \"{}\": unit {}, every {}{template}, {} {} in {} {}",
+            m.name,
+            m.unit_id,
+            fmt_duration(m.poll_interval),
+            m.points.len(),
+            plural(m.points.len(), "point", "points"),
+            m.requests.len(),
+            plural(m.requests.len(), "request", "requests"),
+        )?;
+        for r in &m.requests {
+            let names: Vec<&str> = r
+                .points
+                .iter()
+                .filter_map(|&i| m.points.get(i).map(|p| p.name.as_str()))
+                .collect();
+            writeln!(
+                o,
+                "    fc{:02} {:<8} start 0x{:04X} {:<7} count {:>4}  -> {}",
+                r.register.function_code(),
+                r.register.as_str(),
+                r.start,
+                format!("({})", r.start),
+                r.count,
+                names.join(", ")
+            )?;
+        }
+    }
+    let per_cycle: usize = bus.meters.iter().map(|m| m.requests.len()).sum();
+    let rate: f64 = bus.meters.iter().map(requests_per_second).sum();
+    write!(
+        o,
+        "  load: {per_cycle} {} per poll cycle, {} requests/s",
+        plural(per_cycle, "request", "requests"),
+        fmt_num(rate, 2)
+    )?;
+    if let Transport::Rtu(s) = &bus.transport {
+        let busy: f64 = bus
+            .meters
+            .iter()
+            .map(|m| {
+                let t: f64 = m.requests.iter().map(|r| rtu_request_time(s, r)).sum();
+                t / m.poll_interval.as_secs_f64().max(1e-9)
+            })
+            .sum();
+        write!(
+            o,
+            ", serial line busy about {}% of the time{}",
+            fmt_num(busy * 100.0, 1),
+            if busy > 1.0 {
+                " (more than the line can carry: lengthen poll intervals)"
+            } else {
+                ""
+            }
+        )?;
+    }
+    writeln!(o)
+}
+
+fn write_audit(o: &mut String, a: &AuditPlan, plan: &Plan) -> std::fmt::Result {
+    writeln!(o, "audit")?;
+    writeln!(o, "  timezone    {}", a.timezone)?;
+    let days = |p: &(chrono::NaiveDate, chrono::NaiveDate)| (p.1 - p.0).num_days();
+    writeln!(
+        o,
+        "  baseline    {} .. {} ({} days, end excluded)",
+        a.baseline.0,
+        a.baseline.1,
+        days(&a.baseline)
+    )?;
+    match &a.reporting {
+        Some(r) => writeln!(
+            o,
+            "  reporting   {} .. {} ({} days, end excluded)",
+            r.0,
+            r.1,
+            days(r)
+        )?,
+        None => writeln!(o, "  reporting   (none configured)")?,
+    }
+    writeln!(
+        o,
+        "  model       consumption = a + b x production, per {}",
+        a.granularity.as_str()
+    )?;
+    writeln!(o, "  production  {} ({})", a.production, a.production_unit)?;
+    let year = a
+        .grid_factor_year
+        .map_or(String::new(), |y| format!(" ({y})"));
+    writeln!(
+        o,
+        "  grid CO2    {} tCO2/MWh{year}",
+        fmt_num(a.grid_co2_t_per_mwh, 6)
+    )?;
+    let method = match a.electricity_method {
+        ElectricityMethod::Equivalent => "equivalent value (GB/T 2589)".to_string(),
+        ElectricityMethod::Equal { kgce_per_kwh, year } => format!(
+            "equal value, {} kgce/kWh{}",
+            fmt_num(kgce_per_kwh, 6),
+            year.map_or(String::new(), |y| format!(" ({y})"))
+        ),
+    };
+    writeln!(o, "  electricity {method}")?;
+    if a.inputs.is_empty() {
+        writeln!(o, "  inputs      (none)")?;
+    } else {
+        writeln!(o, "  inputs")?;
+        let width = a
+            .inputs
+            .iter()
+            .map(|i| i.point.qualified().len())
+            .max()
+            .unwrap_or(0);
+        for i in &a.inputs {
+            let unit = i.carrier.unit();
+            writeln!(
+                o,
+                "    {:<width$}  {:<11} {:>10} kgce/{unit}  {:>8} kgCO2/{unit}",
+                i.point.qualified(),
+                i.carrier.as_str(),
+                fmt_num(i.kgce_per_unit, 6),
+                fmt_num(i.co2_kg_per_unit, 6),
+            )?;
+        }
+    }
+    if !a.pollutants.is_empty() {
+        writeln!(o, "  pollutants")?;
+        for p in &a.pollutants {
+            let unit_of = |r: &crate::plan::PointRef| {
+                plan.point(r)
+                    .map(|p| p.unit.clone())
+                    .filter(|u| !u.is_empty())
+                    .map_or(String::new(), |u| format!(" {u}"))
+            };
+            let flow = match p.flow_kind {
+                PointKind::Counter => "volume counter",
+                PointKind::Gauge => "flow rate",
+            };
+            writeln!(
+                o,
+                "    {:<12} concentration {}{} x {flow} {}{}",
+                p.name.as_str(),
+                p.concentration,
+                unit_of(&p.concentration),
+                p.flow,
+                unit_of(&p.flow),
+            )?;
+        }
+    }
+    if !a.levels.is_empty() {
+        writeln!(
+            o,
+            "  levels (per {} of product, lower is better)",
+            a.production_unit
+        )?;
+        for l in &a.levels {
+            writeln!(
+                o,
+                "    {:<12} I <= {}  II <= {}  III <= {}",
+                l.indicator,
+                fmt_num(l.level_i, 6),
+                fmt_num(l.level_ii, 6),
+                fmt_num(l.level_iii, 6)
+            )?;
+        }
+    }
+    writeln!(
+        o,
+        "  published   every {} on {}/audit",
+        fmt_duration(a.publish_interval),
+        plan.mqtt.topic_prefix
+    )
 }
