@@ -45,8 +45,15 @@ fn the_three_documented_examples_exist() {
         .iter()
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
-    for want in ["power-room.toml", "boiler-house.toml", "wastewater-outfall.toml"] {
-        assert!(names.iter().any(|n| n == want), "missing {want} in {names:?}");
+    for want in [
+        "power-room.toml",
+        "boiler-house.toml",
+        "wastewater-outfall.toml",
+    ] {
+        assert!(
+            names.iter().any(|n| n == want),
+            "missing {want} in {names:?}"
+        );
     }
 }
 
