@@ -4,7 +4,7 @@
 
 use plantmeter_common::audit::report::Report;
 
-use super::format::{plain, plain_opt};
+use super::format::plain_opt;
 use super::i18n::{
     granularity_label, indicator_label, level_label, method_label, period_label, yes_no, Lang,
 };

@@ -77,6 +77,25 @@ pub fn fraction_pct(x: f64) -> String {
     format!("{}%", pct_opt(Some(x * 100.0)))
 }
 
+/// Escape text for HTML and SVG (element content and quoted attributes): `& < > " '`. Control
+/// characters other than tab and newline are dropped (they are invalid in XML).
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    for ch in s.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            '\t' | '\n' => out.push(ch),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Insert `,` every three digits of the integer part of a formatted number.
 fn group(s: &str) -> String {
     let (sign, rest) = match s.strip_prefix('-') {
@@ -153,6 +172,15 @@ mod tests {
         assert_eq!(pct_opt(Some(-0.01)), "0.0");
         assert_eq!(pct_opt(None), "–");
         assert_eq!(fraction_pct(0.998), "99.8%");
+    }
+
+    #[test]
+    fn escapes_markup_and_drops_control_characters() {
+        assert_eq!(
+            escape("<script>alert('x')</script> & \"q\"\x1b[31m"),
+            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;q&quot;[31m"
+        );
+        assert_eq!(escape("单位产品综合能耗"), "单位产品综合能耗");
     }
 
     #[test]

@@ -1,5 +1,799 @@
-use super::i18n::Lang;
-use plantmeter_common::audit::report::Report;
-pub fn html(_report: &Report, _lang: Lang) -> String {
-    String::new()
+//! The report as one self-contained HTML file: inline CSS, inline SVG charts, no scripts, no fonts or
+//! anything else loaded from elsewhere, printable on A4. Every text from the report is escaped.
+
+use std::fmt::Write as _;
+
+use plantmeter_common::audit::report::{Indicator, Report};
+
+use super::format::{
+    days_between, display, display_opt, escape, fraction_pct, inclusive_end, pct_opt, plain,
+};
+use super::i18n::{
+    carrier_label, electricity_method_label, granularity_label, indicator_label, level_label,
+    method_label, per_unit_label, source_label, yes_no, Lang,
+};
+use super::svg::{self, ScatterSeries, BASELINE, REPORTING};
+
+const CSS: &str = r#"
+:root { --fg: #1a202c; --muted: #4a5568; --line: #cbd5e0; --base: #2b6cb0; --rep: #dd6b20; }
+* { box-sizing: border-box; }
+body { margin: 0 auto; max-width: 1100px; padding: 24px 28px; color: var(--fg); background: #fff;
+  font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Noto Sans", "PingFang SC",
+  "Hiragino Sans GB", "Microsoft YaHei", "Noto Sans CJK SC", "Source Han Sans SC", sans-serif; }
+h1 { font-size: 24px; margin: 0 0 4px; }
+h2 { font-size: 18px; margin: 28px 0 10px; padding-bottom: 4px; border-bottom: 2px solid var(--fg); }
+h3 { font-size: 15px; margin: 18px 0 8px; }
+p.meta { color: var(--muted); margin: 0; }
+table { border-collapse: collapse; width: 100%; margin: 6px 0 12px; font-size: 13px; }
+th, td { border: 1px solid var(--line); padding: 4px 7px; vertical-align: top; }
+th { background: #edf2f7; text-align: left; font-weight: 600; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td .key { display: block; color: var(--muted); font-size: 11px; }
+.good { color: #276749; font-weight: 600; }
+.bad { color: #c53030; font-weight: 600; }
+.cards { display: flex; flex-wrap: wrap; gap: 12px; margin: 12px 0; }
+.card { flex: 1 1 230px; border: 1px solid var(--line); border-radius: 6px; padding: 10px 12px; }
+.card .label { color: var(--muted); font-size: 12px; }
+.card .value { font-size: 20px; font-weight: 600; }
+.card .sub { font-size: 12px; color: var(--muted); }
+figure { margin: 10px 0 22px; break-inside: avoid; page-break-inside: avoid; }
+figcaption { font-weight: 600; margin-bottom: 4px; }
+figure p.note { color: var(--muted); font-size: 12px; margin: 2px 0 0; }
+svg.chart { width: 100%; height: auto; display: block; border: 1px solid #e2e8f0; }
+svg .bg { fill: #fff; }
+svg .frame { fill: none; stroke: #718096; stroke-width: 1; }
+svg .grid { stroke: #e2e8f0; stroke-width: 1; }
+svg text { font-family: inherit; fill: #2d3748; }
+svg .tick { font-size: 11px; }
+svg .axis-title { font-size: 12px; font-weight: 600; }
+svg .legend { font-size: 12px; }
+svg .nodata { font-size: 18px; fill: #a0aec0; }
+dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 4px 16px; margin: 8px 0; }
+dl.facts dt { font-weight: 600; }
+dl.facts dd { margin: 0; }
+footer { margin-top: 32px; color: var(--muted); font-size: 12px; border-top: 1px solid var(--line); padding-top: 6px; }
+@page { size: A4; margin: 14mm; }
+@media print {
+  body { max-width: none; padding: 0; font-size: 10.5pt; }
+  h2 { break-after: avoid; page-break-after: avoid; }
+  table, .cards { break-inside: avoid; page-break-inside: avoid; }
+  svg.chart { border: none; }
+  #charts { break-before: page; page-break-before: always; }
+  #method { break-before: page; page-break-before: always; }
+}
+"#;
+
+fn indicator<'a>(report: &'a Report, key: &str) -> Option<&'a Indicator> {
+    report
+        .indicators
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, i)| i)
+}
+
+/// `<td class="num">` with an already formatted number.
+fn num_td(out: &mut String, text: &str) {
+    let _ = write!(out, r#"<td class="num">{}</td>"#, escape(text));
+}
+
+fn text_td(out: &mut String, text: &str) {
+    let _ = write!(out, "<td>{}</td>", escape(text));
+}
+
+fn head_row(out: &mut String, cells: &[&str]) {
+    out.push_str("<thead><tr>");
+    for c in cells {
+        let _ = write!(out, "<th>{}</th>", escape(c));
+    }
+    out.push_str("</tr></thead>");
+}
+
+/// The report as a self-contained HTML document (UTF-8): summary, indicator table, three charts
+/// (consumption vs production with the model line, per unit by month, CUSUM) and the method section.
+pub fn html(report: &Report, lang: Lang) -> String {
+    let l = lang.labels();
+    let mut out = String::with_capacity(64 * 1024 + report.series.energy_buckets.len() * 64);
+    let title = format!("{} — {} / {}", l.title, report.site, report.gateway);
+    let _ = write!(
+        out,
+        r#"<!DOCTYPE html><html lang="{}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>{}</title><style>{CSS}</style></head><body>"#,
+        lang.html_tag(),
+        escape(&title)
+    );
+    let _ = write!(
+        out,
+        r#"<header><h1>{}</h1><p class="meta">{}: <b>{}</b> · {}: <b>{}</b> · {}: {}</p></header>"#,
+        escape(l.title),
+        escape(l.site),
+        escape(&report.site),
+        escape(l.gateway),
+        escape(&report.gateway),
+        escape(l.generated_at),
+        escape(&report.generated_at)
+    );
+    summary(report, lang, &mut out);
+    indicators(report, lang, &mut out);
+    charts(report, lang, &mut out);
+    method(report, lang, &mut out);
+    let _ = writeln!(
+        out,
+        "<footer>plantmeter {} · {}</footer></body></html>",
+        env!("CARGO_PKG_VERSION"),
+        escape(&report.generated_at)
+    );
+    out
+}
+
+fn summary(report: &Report, lang: Lang, out: &mut String) {
+    let l = lang.labels();
+    let _ = write!(
+        out,
+        r#"<section id="summary"><h2>{}</h2>"#,
+        escape(l.summary)
+    );
+    // headline cards: energy, water and CO2 per unit of product, when present
+    let cards: Vec<(&str, &Indicator)> = ["energy", "water", "co2"]
+        .iter()
+        .filter_map(|k| indicator(report, k).map(|i| (*k, i)))
+        .collect();
+    if !cards.is_empty() {
+        out.push_str(r#"<div class="cards">"#);
+        for (key, ind) in cards {
+            let unit = escape(&ind.per_unit_unit);
+            let _ = write!(
+                out,
+                r#"<div class="card"><div class="label">{}</div><div class="value">{} {unit}</div>"#,
+                escape(&per_unit_label(lang, key)),
+                escape(&display_opt(
+                    ind.reporting
+                        .as_ref()
+                        .and_then(|r| r.per_unit)
+                        .or(ind.baseline.per_unit)
+                ))
+            );
+            match &ind.reporting {
+                Some(r) => {
+                    let class = if r.savings >= 0.0 { "good" } else { "bad" };
+                    let _ = write!(
+                        out,
+                        r#"<div class="sub">{}: {} {unit} · {}: <span class="{class}">{} {} ({}%)</span></div>"#,
+                        escape(l.baseline),
+                        escape(&display_opt(ind.baseline.per_unit)),
+                        escape(l.savings),
+                        escape(&display(r.savings)),
+                        escape(&ind.total_unit),
+                        escape(&pct_opt(r.savings_pct))
+                    );
+                }
+                None => {
+                    let _ = write!(out, r#"<div class="sub">{}</div>"#, escape(l.baseline));
+                }
+            }
+            if let Some(level) = &ind.level {
+                let _ = write!(
+                    out,
+                    r#"<div class="sub">{}: <b>{}</b></div>"#,
+                    escape(l.level),
+                    escape(&level_label(lang, level))
+                );
+            }
+            out.push_str("</div>");
+        }
+        out.push_str("</div>");
+    }
+    out.push_str("<table>");
+    head_row(
+        out,
+        &[
+            l.period,
+            l.from,
+            l.to_inclusive,
+            l.days,
+            l.production,
+            l.completeness,
+        ],
+    );
+    out.push_str("<tbody>");
+    let unit = &report.production_unit;
+    let mut period_row = |name: &str, p: &plantmeter_common::audit::report::PeriodSummary| {
+        out.push_str("<tr>");
+        text_td(out, name);
+        text_td(out, &p.from);
+        text_td(out, &inclusive_end(&p.to));
+        num_td(
+            out,
+            &days_between(&p.from, &p.to).map_or_else(|| "–".to_string(), |d| d.to_string()),
+        );
+        num_td(out, &format!("{} {unit}", display(p.production)));
+        num_td(out, &fraction_pct(p.completeness));
+        out.push_str("</tr>");
+    };
+    period_row(l.baseline, &report.periods.baseline);
+    match &report.periods.reporting {
+        Some(r) => period_row(l.reporting, r),
+        None => {
+            let _ = write!(
+                out,
+                r#"<tr><td>{}</td><td colspan="5">{}</td></tr>"#,
+                escape(l.reporting),
+                escape(l.no_reporting)
+            );
+        }
+    }
+    out.push_str("</tbody></table></section>");
+}
+
+fn indicators(report: &Report, lang: Lang, out: &mut String) {
+    let l = lang.labels();
+    let _ = write!(
+        out,
+        r#"<section id="indicators"><h2>{}</h2>"#,
+        escape(l.indicators)
+    );
+    if report.indicators.is_empty() {
+        let _ = write!(out, "<p>{}</p></section>", escape(l.no_data));
+        return;
+    }
+    out.push_str("<table>");
+    head_row(
+        out,
+        &[
+            l.indicator,
+            l.unit,
+            l.baseline_total,
+            l.baseline_per_unit,
+            l.reporting_total,
+            l.reporting_per_unit,
+            l.expected,
+            l.savings,
+            l.savings_pct,
+            l.level,
+        ],
+    );
+    out.push_str("<tbody>");
+    for (key, ind) in &report.indicators {
+        let r = ind.reporting.as_ref();
+        let label = indicator_label(lang, key);
+        out.push_str("<tr>");
+        if label == *key {
+            text_td(out, key);
+        } else {
+            let _ = write!(
+                out,
+                r#"<td>{}<span class="key">{}</span></td>"#,
+                escape(&label),
+                escape(key)
+            );
+        }
+        let _ = write!(
+            out,
+            "<td>{}<br>{}</td>",
+            escape(&ind.total_unit),
+            escape(&ind.per_unit_unit)
+        );
+        num_td(out, &display(ind.baseline.total));
+        num_td(out, &display_opt(ind.baseline.per_unit));
+        num_td(out, &display_opt(r.map(|r| r.total)));
+        num_td(out, &display_opt(r.and_then(|r| r.per_unit)));
+        num_td(out, &display_opt(r.map(|r| r.expected)));
+        match r {
+            Some(r) => {
+                let class = if r.savings >= 0.0 { "good" } else { "bad" };
+                let _ = write!(
+                    out,
+                    r#"<td class="num {class}">{}</td><td class="num {class}">{}</td>"#,
+                    escape(&display(r.savings)),
+                    escape(&pct_opt(r.savings_pct))
+                );
+            }
+            None => {
+                num_td(out, "–");
+                num_td(out, "–");
+            }
+        }
+        text_td(
+            out,
+            &ind.level
+                .as_deref()
+                .map_or_else(|| "–".to_string(), |v| level_label(lang, v)),
+        );
+        out.push_str("</tr>");
+    }
+    out.push_str("</tbody></table></section>");
+}
+
+fn charts(report: &Report, lang: Lang, out: &mut String) {
+    let l = lang.labels();
+    let _ = write!(out, r#"<section id="charts"><h2>{}</h2>"#, escape(l.charts));
+    let energy = indicator(report, "energy");
+    let energy_unit = energy.map_or("kgce", |i| i.total_unit.as_str());
+    let prod_unit = &report.production_unit;
+    let buckets = &report.series.energy_buckets;
+    let granularity = energy.map(|e| granularity_label(lang, &e.model.granularity));
+
+    // (1) consumption vs production per model bucket, with the baseline model
+    let pick = |period: &str| -> Vec<(f64, f64)> {
+        buckets
+            .iter()
+            .filter(|b| b.period == period)
+            .map(|b| (b.production, b.actual))
+            .collect()
+    };
+    let series = [
+        ScatterSeries {
+            label: l.baseline,
+            color: BASELINE,
+            points: pick("baseline"),
+        },
+        ScatterSeries {
+            label: l.reporting,
+            color: REPORTING,
+            points: pick("reporting"),
+        },
+    ];
+    let fitted: Vec<(f64, f64)> = buckets.iter().map(|b| (b.production, b.fitted)).collect();
+    let caption = match &granularity {
+        Some(g) => format!("{} ({}: {g})", l.chart_scatter, l.granularity),
+        None => l.chart_scatter.to_string(),
+    };
+    let model_label = match energy {
+        Some(e) => format!("{}: {}", l.fitted_line, method_label(lang, &e.model.method)),
+        None => l.fitted_line.to_string(),
+    };
+    figure(
+        out,
+        &caption,
+        &svg::scatter(
+            "chart-scatter",
+            &caption,
+            &format!("{} ({prod_unit})", l.chart_scatter_x),
+            &format!("{} ({energy_unit})", l.chart_scatter_y),
+            &series,
+            Some((&model_label, fitted)),
+            l.no_data,
+        ),
+        None,
+    );
+
+    // (2) per unit by month, energy and water
+    let reporting_from = report
+        .periods
+        .reporting
+        .as_ref()
+        .map(|r| r.from.get(..7).unwrap_or(&r.from));
+    for key in ["energy", "water"] {
+        let col = report.series.columns.iter().position(|c| c == key);
+        if key == "water" && col.is_none() {
+            continue;
+        }
+        let ind = indicator(report, key);
+        let cats: Vec<(String, Option<f64>, &str)> = match col {
+            Some(c) => report
+                .series
+                .monthly_per_unit
+                .iter()
+                .map(|m| {
+                    let color = match reporting_from {
+                        Some(f) if m.month.as_str() >= f => REPORTING,
+                        _ => BASELINE,
+                    };
+                    (m.month.clone(), m.per_unit.get(c).copied().flatten(), color)
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        let unit = ind.map_or_else(String::new, |i| format!(" ({})", i.per_unit_unit));
+        let caption = format!("{}: {}", l.chart_monthly, per_unit_label(lang, key));
+        let reference = ind
+            .and_then(|i| i.baseline.per_unit)
+            .map(|v| (v, l.baseline_average));
+        let legend = [(l.baseline, BASELINE), (l.reporting, REPORTING)];
+        let legend: &[(&str, &str)] = if reporting_from.is_some() {
+            &legend
+        } else {
+            &legend[..1]
+        };
+        figure(
+            out,
+            &caption,
+            &svg::bars(
+                &format!("chart-monthly-{key}"),
+                &caption,
+                &format!("{}{unit}", per_unit_label(lang, key)),
+                &cats,
+                reference,
+                legend,
+                l.no_data,
+            ),
+            None,
+        );
+    }
+
+    // (3) CUSUM over the reporting period
+    let cusum: Vec<(String, f64)> = report
+        .series
+        .energy_cusum
+        .iter()
+        .map(|p| (p.label.clone(), p.cusum))
+        .collect();
+    let empty_label = if report.periods.reporting.is_none() {
+        l.no_reporting
+    } else {
+        l.no_data
+    };
+    figure(
+        out,
+        l.chart_cusum,
+        &svg::line(
+            "chart-cusum",
+            l.chart_cusum,
+            &format!("{} ({energy_unit})", l.savings),
+            &cusum,
+            REPORTING,
+            empty_label,
+        ),
+        Some(l.chart_cusum_note),
+    );
+    out.push_str("</section>");
+}
+
+fn figure(out: &mut String, caption: &str, svg: &str, note: Option<&str>) {
+    let _ = write!(
+        out,
+        "<figure><figcaption>{}</figcaption>{svg}",
+        escape(caption)
+    );
+    if let Some(n) = note {
+        let _ = write!(out, r#"<p class="note">{}</p>"#, escape(n));
+    }
+    out.push_str("</figure>");
+}
+
+fn method(report: &Report, lang: Lang, out: &mut String) {
+    let l = lang.labels();
+    let m = &report.method;
+    let _ = write!(
+        out,
+        r#"<section id="method"><h2>{}</h2><p>{}</p><dl class="facts">"#,
+        escape(l.method),
+        escape(l.method_intro)
+    );
+    let grid = match m.grid_factor_year {
+        Some(y) => format!(
+            "{} tCO2/MWh ({} {y})",
+            plain(m.grid_co2_t_per_mwh),
+            l.grid_factor_year
+        ),
+        None => format!("{} tCO2/MWh", plain(m.grid_co2_t_per_mwh)),
+    };
+    for (k, v) in [
+        (
+            l.electricity_method,
+            electricity_method_label(lang, &m.electricity_method),
+        ),
+        (l.grid_factor, grid),
+        (l.timezone, m.timezone.clone()),
+        (
+            l.thresholds,
+            format!(
+                "CV(RMSE) ≤ {}%, |NMBE| ≤ {}%",
+                display(m.ashrae14_cv_rmse_max_pct),
+                display(m.ashrae14_nmbe_max_pct)
+            ),
+        ),
+    ] {
+        let _ = write!(out, "<dt>{}</dt><dd>{}</dd>", escape(k), escape(&v));
+    }
+    out.push_str("</dl>");
+
+    // factors
+    let _ = write!(out, "<h3>{}</h3>", escape(l.factors));
+    if m.factors.is_empty() {
+        let _ = write!(out, "<p>{}</p>", escape(l.no_data));
+    } else {
+        out.push_str("<table>");
+        head_row(
+            out,
+            &[
+                l.point,
+                l.carrier,
+                l.unit,
+                l.kgce_per_unit,
+                l.co2_kg_per_unit,
+                l.source,
+            ],
+        );
+        out.push_str("<tbody>");
+        for f in &m.factors {
+            out.push_str("<tr>");
+            text_td(out, &f.point);
+            text_td(out, &carrier_label(lang, &f.carrier));
+            text_td(out, &f.unit);
+            num_td(out, &plain(f.kgce_per_unit));
+            num_td(out, &plain(f.co2_kg_per_unit));
+            text_td(out, &source_label(lang, &f.source));
+            out.push_str("</tr>");
+        }
+        out.push_str("</tbody></table>");
+    }
+
+    // model statistics
+    let _ = write!(out, "<h3>{}</h3>", escape(l.model_statistics));
+    if !report.indicators.is_empty() {
+        out.push_str("<table>");
+        head_row(
+            out,
+            &[
+                l.indicator,
+                l.model_method,
+                l.granularity,
+                l.n,
+                l.intercept,
+                l.slope,
+                l.r2,
+                l.cv_rmse_pct,
+                l.nmbe_pct,
+                l.meets_ashrae14,
+                l.reason,
+            ],
+        );
+        out.push_str("<tbody>");
+        for (key, ind) in &report.indicators {
+            let md = &ind.model;
+            out.push_str("<tr>");
+            text_td(out, &indicator_label(lang, key));
+            text_td(out, &method_label(lang, &md.method));
+            text_td(out, &granularity_label(lang, &md.granularity));
+            num_td(out, &md.n.to_string());
+            num_td(out, &display(md.intercept));
+            num_td(out, &display(md.slope));
+            num_td(
+                out,
+                &md.r2
+                    .filter(|v| v.is_finite())
+                    .map_or_else(|| "–".to_string(), |v| format!("{v:.3}")),
+            );
+            num_td(out, &pct_opt(md.cv_rmse_pct));
+            num_td(out, &pct_opt(md.nmbe_pct));
+            let class = if md.meets_ashrae14 { "good" } else { "bad" };
+            let _ = write!(
+                out,
+                r#"<td class="{class}">{}</td>"#,
+                escape(yes_no(lang, md.meets_ashrae14))
+            );
+            text_td(out, md.reason.as_deref().unwrap_or(""));
+            out.push_str("</tr>");
+        }
+        out.push_str("</tbody></table>");
+    }
+
+    // data completeness per point
+    let _ = write!(out, "<h3>{}</h3>", escape(l.data_quality));
+    if m.points.is_empty() {
+        let _ = write!(out, "<p>{}</p>", escape(l.no_data));
+    } else {
+        out.push_str("<table>");
+        let base = format!("{} — {}", l.completeness, l.baseline);
+        let rep = format!("{} — {}", l.completeness, l.reporting);
+        head_row(
+            out,
+            &[
+                l.point,
+                &base,
+                &rep,
+                l.rollovers,
+                l.replacements,
+                l.apportioned_hours,
+            ],
+        );
+        out.push_str("<tbody>");
+        for p in &m.points {
+            out.push_str("<tr>");
+            text_td(out, &p.point);
+            num_td(out, &fraction_pct(p.completeness_baseline));
+            num_td(
+                out,
+                &p.completeness_reporting
+                    .map_or_else(|| "–".to_string(), fraction_pct),
+            );
+            num_td(out, &p.rollovers.to_string());
+            num_td(out, &p.replacements.to_string());
+            num_td(out, &p.apportioned_hours.to_string());
+            out.push_str("</tr>");
+        }
+        out.push_str("</tbody></table>");
+    }
+
+    if !m.notes.is_empty() {
+        let _ = write!(out, "<h3>{}</h3><ul>", escape(l.notes));
+        for n in &m.notes {
+            let _ = write!(out, "<li>{}</li>", escape(n));
+        }
+        out.push_str("</ul>");
+    }
+    out.push_str("</section>");
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::audit::render::fixture;
+
+    /// No external resource: no script, link, img, iframe, object or embed element, and no tag with a
+    /// src or href attribute or a url() (escaped text holds no '<', so every '<' opens a real tag).
+    fn assert_self_contained(h: &str) {
+        let lower = h.to_ascii_lowercase();
+        assert!(!lower.contains("@import"));
+        for piece in lower.split('<').skip(1) {
+            let tag = piece.split('>').next().unwrap_or("");
+            let name = tag.split_whitespace().next().unwrap_or("");
+            assert!(
+                !["script", "link", "img", "iframe", "object", "embed", "image", "use"]
+                    .contains(&name),
+                "<{tag}>"
+            );
+            for attr in ["src=", "href=", "url("] {
+                assert!(!tag.contains(attr), "{attr} in <{tag}>");
+            }
+        }
+        assert!(!lower.contains("url("));
+    }
+
+    #[test]
+    fn english_report_has_everything() {
+        let h = html(&fixture::report(), Lang::En);
+        assert!(h.starts_with("<!DOCTYPE html>"));
+        assert_self_contained(&h);
+        assert!(!h.contains("http://") && !h.contains("https://"));
+        for id in [
+            "chart-scatter",
+            "chart-monthly-energy",
+            "chart-monthly-water",
+            "chart-cusum",
+        ] {
+            assert!(h.contains(&format!(r#"<svg id="{id}""#)), "missing {id}");
+        }
+        assert_eq!(h.matches("<svg").count(), h.matches("</svg>").count());
+        // data drawn: one dot per day bucket, a model line, monthly bars, the CUSUM line
+        assert_eq!(h.matches("<circle").count(), 365 + 181);
+        assert!(h.contains("<polyline"));
+        assert!(h.matches("<rect x=").count() > 18);
+        for text in [
+            "Comprehensive energy consumption per unit of product",
+            "Conversion factors",
+            "main-power.energy_import",
+            "0.1229",
+            "0.5703 tCO2/MWh (year 2022)",
+            "CV(RMSE) ≤ 30.00%",
+            "Data completeness per point",
+            "Meter replacements",
+            "Spring Festival shutdown",
+            "Level II",
+        ] {
+            assert!(h.contains(text), "missing {text:?}");
+        }
+        assert!(!h.contains("NaN") && !h.contains("inf"));
+    }
+
+    #[test]
+    fn chinese_labels() {
+        let h = html(&fixture::report(), Lang::Zh);
+        assert!(h.contains(r#"<html lang="zh-CN">"#));
+        for term in [
+            "清洁生产审核报告",
+            "单位产品综合能耗",
+            "单位产品取水量",
+            "节能量",
+            "节能率",
+            "清洁生产等级",
+            "二级",
+            "一级",
+            "基准期",
+            "报告期",
+            "产量",
+            "回归模型",
+            "决定系数 R²",
+            "数据完整率",
+            "折标系数",
+            "当量值",
+            "电网排放因子",
+            "方法说明",
+            "累积和 (CUSUM)",
+            "二氧化碳排放量",
+            "化学需氧量 COD",
+            "天然气",
+            "换表次数",
+        ] {
+            assert!(h.contains(term), "missing {term}");
+        }
+        assert!(!h.contains("Comprehensive energy"));
+        assert!(!h.contains("NaN"));
+    }
+
+    #[test]
+    fn names_from_config_are_escaped() {
+        let h = html(&fixture::malicious(), Lang::En);
+        assert!(!h.contains("<script>alert"));
+        assert!(!h.contains("<img src=x"));
+        assert!(!h.contains("<a href"));
+        assert!(!h.contains("<u>kg</u>"));
+        assert!(h.contains("gw&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"));
+        assert!(h.contains("&lt;img src=x onerror=alert(1)&gt;.energy"));
+        assert!(h.contains("&quot;plant&quot; &amp; &lt;b&gt;co&lt;/b&gt;"));
+        assert!(!h.contains('\x1b'));
+        assert_self_contained(&h);
+    }
+
+    #[test]
+    fn without_reporting_period() {
+        let h = html(&fixture::no_reporting(), Lang::En);
+        assert!(h.contains("No reporting period configured"));
+        assert!(h.contains(r#"<svg id="chart-cusum""#));
+        assert_eq!(h.matches("<circle").count(), 365);
+        assert!(!h.contains("NaN") && !h.contains("inf"));
+        assert_self_contained(&h);
+    }
+
+    #[test]
+    fn empty_report_says_no_data() {
+        for lang in [Lang::En, Lang::Zh] {
+            let h = html(&fixture::empty(), lang);
+            assert!(!h.contains("NaN") && !h.contains("inf"));
+            for id in ["chart-scatter", "chart-monthly-energy", "chart-cusum"] {
+                assert!(h.contains(&format!(r#"<svg id="{id}""#)), "missing {id}");
+            }
+            let no_data = lang.labels().no_data;
+            assert!(h.matches(no_data).count() >= 2, "{lang:?}");
+        }
+    }
+
+    #[test]
+    fn non_finite_values_never_reach_the_svg() {
+        let mut r = fixture::report();
+        r.series.energy_buckets[3].actual = f64::NAN;
+        r.series.energy_buckets[4].production = f64::INFINITY;
+        r.series.energy_cusum[2].cusum = f64::NEG_INFINITY;
+        r.series.monthly_per_unit[0].per_unit[0] = Some(f64::NAN);
+        r.indicators[0].1.model.r2 = Some(f64::NAN);
+        r.indicators[0].1.baseline.total = f64::NAN;
+        let h = html(&r, Lang::En);
+        assert!(!h.contains("NaN") && !h.contains("inf"));
+        assert_eq!(h.matches("<circle").count(), 365 + 181 - 2);
+    }
+
+    #[test]
+    fn json_fixture_renders() {
+        let r: Report =
+            serde_json::from_str(include_str!("../../../tests/fixtures/report_minimal.json"))
+                .unwrap();
+        assert_eq!(r.gateway, "gw-01");
+        let h = html(&r, Lang::Zh);
+        assert!(h.contains("单位产品综合能耗") && !h.contains("NaN"));
+        let c = super::super::csv(&r, Lang::En);
+        assert!(c.starts_with(b"\xEF\xBB\xBF"));
+    }
+
+    /// Writes the fixture's HTML to `target/render-preview/` for a look in a browser.
+    #[test]
+    fn preview_files_are_written() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/render-preview");
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, r) in [
+            ("report", fixture::report()),
+            ("no_reporting", fixture::no_reporting()),
+        ] {
+            for (tag, lang) in [("en", Lang::En), ("zh", Lang::Zh)] {
+                let path = dir.join(format!("{name}_{tag}.html"));
+                let h = html(&r, lang);
+                std::fs::write(&path, &h).unwrap();
+                assert_eq!(std::fs::read_to_string(&path).unwrap(), h);
+            }
+        }
+        std::fs::write(
+            dir.join("report_en.csv"),
+            super::super::csv(&fixture::report(), Lang::En),
+        )
+        .unwrap();
+    }
 }

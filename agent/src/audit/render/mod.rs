@@ -5,7 +5,7 @@
 //! characters removed for the terminal.
 
 // The report command and the demo call these; until both are wired, parts of the API are unused.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 mod csv;
 mod format;

@@ -1,1 +1,556 @@
+//! Inline SVG charts drawn without scripts: scatter with a fitted line, bars by category, a line over
+//! categories. Axes with "nice" ticks (1, 2, 5 x 10^k) and labels. Non-finite values are dropped, never
+//! written: the output never contains `NaN`. An empty chart says so in its own frame.
 
+use std::fmt::Write as _;
+
+use super::format::escape;
+
+/// Chart size in SVG user units; the CSS scales it to the page width.
+const W: f64 = 760.0;
+const H: f64 = 340.0;
+const LEFT: f64 = 78.0;
+const RIGHT: f64 = 20.0;
+const TOP: f64 = 34.0;
+const BOTTOM: f64 = 58.0;
+
+/// Colours of the baseline period, the reporting period and the model line.
+pub const BASELINE: &str = "#2b6cb0";
+pub const REPORTING: &str = "#dd6b20";
+pub const MODEL: &str = "#2d3748";
+
+/// A coordinate for the SVG: one decimal, `0` for anything non-finite (never reached: callers filter).
+fn c(x: f64) -> String {
+    if x.is_finite() {
+        let s = format!("{x:.1}");
+        s.strip_suffix(".0").map_or(s.clone(), str::to_string)
+    } else {
+        "0".to_string()
+    }
+}
+
+/// Ticks 1, 2 or 5 x 10^k covering `[lo, hi]` with about `target` intervals; the first and last tick
+/// bound the axis. A degenerate range is widened so there are always at least two ticks.
+pub fn nice_ticks(lo: f64, hi: f64, target: usize) -> Vec<f64> {
+    let (mut lo, mut hi) = if lo.is_finite() && hi.is_finite() {
+        (lo, hi)
+    } else {
+        (0.0, 1.0)
+    };
+    if hi < lo {
+        std::mem::swap(&mut lo, &mut hi);
+    }
+    if hi - lo < f64::EPSILON * hi.abs().max(1.0) {
+        let pad = if lo == 0.0 { 1.0 } else { lo.abs() * 0.1 };
+        lo -= pad;
+        hi += pad;
+    }
+    let raw = (hi - lo) / target.max(1) as f64;
+    let mag = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|s| *s >= raw)
+        .unwrap_or(10.0 * mag);
+    let first = (lo / step).floor() as i64;
+    let last = (hi / step).ceil() as i64;
+    (first..=last.max(first + 1))
+        .map(|i| i as f64 * step)
+        .collect()
+}
+
+/// Tick label: decimals from the step, thousands separated.
+fn tick_label(v: f64, step: f64) -> String {
+    let decimals = if step >= 1.0 {
+        0
+    } else {
+        (-step.log10().floor()) as usize
+    };
+    let s = format!("{v:.decimals$}");
+    let (sign, rest) = s.strip_prefix('-').map_or(("", s.as_str()), |r| ("-", r));
+    let (int, frac) = rest.split_at(rest.find('.').unwrap_or(rest.len()));
+    let mut out = String::new();
+    for (i, ch) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    let zero =
+        out.chars().all(|ch| ch == '0' || ch == ',') && frac.chars().skip(1).all(|ch| ch == '0');
+    format!("{}{out}{frac}", if zero { "" } else { sign })
+}
+
+/// A linear mapping from data to the plot area.
+struct Axis {
+    lo: f64,
+    hi: f64,
+    from: f64,
+    to: f64,
+}
+
+impl Axis {
+    fn map(&self, v: f64) -> f64 {
+        self.from + (v - self.lo) / (self.hi - self.lo) * (self.to - self.from)
+    }
+}
+
+fn open(out: &mut String, id: &str, title: &str) {
+    let _ = write!(
+        out,
+        r#"<svg id="{}" class="chart" viewBox="0 0 {} {}" role="img" aria-label="{}"><title>{}</title>"#,
+        escape(id),
+        c(W),
+        c(H),
+        escape(title),
+        escape(title)
+    );
+    let _ = write!(
+        out,
+        r#"<rect x="0" y="0" width="{}" height="{}" class="bg"/>"#,
+        c(W),
+        c(H)
+    );
+}
+
+fn no_data(out: &mut String, message: &str) {
+    let _ = write!(
+        out,
+        r#"<rect x="{}" y="{}" width="{}" height="{}" class="frame"/><text x="{}" y="{}" class="nodata" text-anchor="middle">{}</text></svg>"#,
+        c(LEFT),
+        c(TOP),
+        c(W - LEFT - RIGHT),
+        c(H - TOP - BOTTOM),
+        c(W / 2.0),
+        c(H / 2.0),
+        escape(message)
+    );
+}
+
+/// Y axis: grid lines, tick labels and the rotated title.
+fn y_axis(out: &mut String, ticks: &[f64], y: &Axis, title: &str) {
+    let step = if ticks.len() > 1 {
+        ticks[1] - ticks[0]
+    } else {
+        1.0
+    };
+    for t in ticks {
+        let py = y.map(*t);
+        let _ = write!(
+            out,
+            r#"<line x1="{}" y1="{}" x2="{}" y2="{}" class="grid"/><text x="{}" y="{}" class="tick" text-anchor="end">{}</text>"#,
+            c(LEFT),
+            c(py),
+            c(W - RIGHT),
+            c(py),
+            c(LEFT - 6.0),
+            c(py + 4.0),
+            escape(&tick_label(*t, step))
+        );
+    }
+    let cy = (TOP + H - BOTTOM) / 2.0;
+    let _ = write!(
+        out,
+        r#"<text x="14" y="{}" class="axis-title" text-anchor="middle" transform="rotate(-90 14 {})">{}</text>"#,
+        c(cy),
+        c(cy),
+        escape(title)
+    );
+}
+
+/// X axis title, and the plot frame.
+fn x_title_and_frame(out: &mut String, title: &str) {
+    let _ = write!(
+        out,
+        r#"<text x="{}" y="{}" class="axis-title" text-anchor="middle">{}</text><rect x="{}" y="{}" width="{}" height="{}" class="frame"/>"#,
+        c((LEFT + W - RIGHT) / 2.0),
+        c(H - 10.0),
+        escape(title),
+        c(LEFT),
+        c(TOP),
+        c(W - LEFT - RIGHT),
+        c(H - TOP - BOTTOM)
+    );
+}
+
+/// Legend entries along the top: (label, colour, is_line).
+fn legend(out: &mut String, entries: &[(&str, &str, bool)]) {
+    let mut x = LEFT;
+    for (label, color, is_line) in entries {
+        if *is_line {
+            let _ = write!(
+                out,
+                r#"<line x1="{}" y1="16" x2="{}" y2="16" stroke="{}" stroke-width="2.5"/>"#,
+                c(x),
+                c(x + 18.0),
+                color
+            );
+        } else {
+            let _ = write!(
+                out,
+                r#"<rect x="{}" y="10" width="12" height="12" fill="{}"/>"#,
+                c(x + 3.0),
+                color
+            );
+        }
+        let _ = write!(
+            out,
+            r#"<text x="{}" y="20" class="legend">{}</text>"#,
+            c(x + 24.0),
+            escape(label)
+        );
+        // CJK glyphs are about twice as wide as Latin ones at this size
+        x += 40.0 + super::text::display_width(label) as f64 * 6.5;
+    }
+}
+
+/// One series of points of a scatter chart.
+pub struct ScatterSeries<'a> {
+    pub label: &'a str,
+    pub color: &'a str,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// A scatter chart with an optional fitted line through `line` (drawn in x order).
+pub fn scatter(
+    id: &str,
+    title: &str,
+    x_title: &str,
+    y_title: &str,
+    series: &[ScatterSeries<'_>],
+    line: Option<(&str, Vec<(f64, f64)>)>,
+    no_data_label: &str,
+) -> String {
+    let mut out = String::new();
+    open(&mut out, id, title);
+    let finite = |p: &&(f64, f64)| p.0.is_finite() && p.1.is_finite();
+    let all: Vec<(f64, f64)> = series
+        .iter()
+        .flat_map(|s| s.points.iter())
+        .chain(line.iter().flat_map(|(_, l)| l.iter()))
+        .filter(finite)
+        .copied()
+        .collect();
+    if series.iter().all(|s| !s.points.iter().any(|p| finite(&p))) {
+        no_data(&mut out, no_data_label);
+        return out;
+    }
+    let (xmin, xmax) = min_max(all.iter().map(|p| p.0));
+    let (ymin, ymax) = min_max(all.iter().map(|p| p.1));
+    // axes include zero when the data is near it: consumption against production reads best from the origin
+    let xt = nice_ticks(xmin.min(0.0), xmax, 8);
+    let yt = nice_ticks(ymin.min(0.0), ymax, 6);
+    let x = Axis {
+        lo: xt[0],
+        hi: xt[xt.len() - 1],
+        from: LEFT,
+        to: W - RIGHT,
+    };
+    let y = Axis {
+        lo: yt[0],
+        hi: yt[yt.len() - 1],
+        from: H - BOTTOM,
+        to: TOP,
+    };
+    y_axis(&mut out, &yt, &y, y_title);
+    let xstep = xt[1] - xt[0];
+    for t in &xt {
+        let _ = write!(
+            out,
+            r#"<text x="{}" y="{}" class="tick" text-anchor="middle">{}</text>"#,
+            c(x.map(*t)),
+            c(H - BOTTOM + 16.0),
+            escape(&tick_label(*t, xstep))
+        );
+    }
+    x_title_and_frame(&mut out, x_title);
+    for s in series {
+        let _ = write!(out, r#"<g fill="{}" fill-opacity="0.55">"#, s.color);
+        for p in s.points.iter().filter(finite) {
+            let _ = write!(
+                out,
+                r#"<circle cx="{}" cy="{}" r="2.6"/>"#,
+                c(x.map(p.0)),
+                c(y.map(p.1))
+            );
+        }
+        out.push_str("</g>");
+    }
+    let mut entries: Vec<(&str, &str, bool)> =
+        series.iter().map(|s| (s.label, s.color, false)).collect();
+    if let Some((label, pts)) = &line {
+        let mut pts: Vec<(f64, f64)> = pts.iter().filter(finite).copied().collect();
+        pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+        if pts.len() >= 2 {
+            let path: Vec<String> = pts
+                .iter()
+                .map(|p| format!("{},{}", c(x.map(p.0)), c(y.map(p.1))))
+                .collect();
+            let _ = write!(
+                out,
+                r#"<polyline points="{}" fill="none" stroke="{MODEL}" stroke-width="2.5"/>"#,
+                path.join(" ")
+            );
+            entries.push((label, MODEL, true));
+        }
+    }
+    legend(&mut out, &entries);
+    out.push_str("</svg>");
+    out
+}
+
+/// A bar chart over categories (months): one bar per category in its colour, an optional dashed
+/// reference line (value, label).
+pub fn bars(
+    id: &str,
+    title: &str,
+    y_title: &str,
+    categories: &[(String, Option<f64>, &str)],
+    reference: Option<(f64, &str)>,
+    legend_entries: &[(&str, &str)],
+    no_data_label: &str,
+) -> String {
+    let mut out = String::new();
+    open(&mut out, id, title);
+    let values: Vec<f64> = categories
+        .iter()
+        .filter_map(|(_, v, _)| *v)
+        .filter(|v| v.is_finite())
+        .collect();
+    if values.is_empty() {
+        no_data(&mut out, no_data_label);
+        return out;
+    }
+    let reference = reference.filter(|(v, _)| v.is_finite());
+    let (lo, hi) = min_max(values.iter().copied().chain(reference.map(|r| r.0)));
+    let yt = nice_ticks(lo.min(0.0), hi, 6);
+    let y = Axis {
+        lo: yt[0],
+        hi: yt[yt.len() - 1],
+        from: H - BOTTOM,
+        to: TOP,
+    };
+    y_axis(&mut out, &yt, &y, y_title);
+    let n = categories.len().max(1) as f64;
+    let band = (W - LEFT - RIGHT) / n;
+    let every = label_every(categories.len(), 12);
+    for (i, (label, v, color)) in categories.iter().enumerate() {
+        let x0 = LEFT + band * i as f64;
+        if let Some(v) = v.filter(|v| v.is_finite()) {
+            let (top, bottom) = (y.map(v.max(0.0)), y.map(v.min(0.0)));
+            let _ = write!(
+                out,
+                r#"<rect x="{}" y="{}" width="{}" height="{}" fill="{}"><title>{}</title></rect>"#,
+                c(x0 + band * 0.15),
+                c(top),
+                c(band * 0.7),
+                c((bottom - top).max(0.0)),
+                color,
+                escape(&format!("{label}: {}", super::format::display(v)))
+            );
+        }
+        if i % every == 0 {
+            let _ = write!(
+                out,
+                r#"<text x="{}" y="{}" class="tick" text-anchor="middle">{}</text>"#,
+                c(x0 + band / 2.0),
+                c(H - BOTTOM + 16.0),
+                escape(label)
+            );
+        }
+    }
+    x_title_and_frame(&mut out, "");
+    let mut entries: Vec<(&str, &str, bool)> = legend_entries
+        .iter()
+        .map(|(l, col)| (*l, *col, false))
+        .collect();
+    if let Some((v, label)) = reference {
+        let py = y.map(v);
+        let _ = write!(
+            out,
+            r#"<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="{MODEL}" stroke-width="1.5" stroke-dasharray="6 4"/>"#,
+            c(LEFT),
+            c(py),
+            c(W - RIGHT),
+            c(py)
+        );
+        entries.push((label, MODEL, true));
+    }
+    legend(&mut out, &entries);
+    out.push_str("</svg>");
+    out
+}
+
+/// A line over categories (CUSUM per bucket), with the zero line emphasised.
+pub fn line(
+    id: &str,
+    title: &str,
+    y_title: &str,
+    points: &[(String, f64)],
+    color: &str,
+    no_data_label: &str,
+) -> String {
+    let mut out = String::new();
+    open(&mut out, id, title);
+    let pts: Vec<(usize, &str, f64)> = points
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, v))| v.is_finite())
+        .map(|(i, (l, v))| (i, l.as_str(), *v))
+        .collect();
+    if pts.is_empty() {
+        no_data(&mut out, no_data_label);
+        return out;
+    }
+    let (lo, hi) = min_max(pts.iter().map(|p| p.2).chain([0.0]));
+    let yt = nice_ticks(lo, hi, 6);
+    let y = Axis {
+        lo: yt[0],
+        hi: yt[yt.len() - 1],
+        from: H - BOTTOM,
+        to: TOP,
+    };
+    y_axis(&mut out, &yt, &y, y_title);
+    let n = points.len();
+    let x = Axis {
+        lo: 0.0,
+        hi: (n.max(2) - 1) as f64,
+        from: LEFT + 6.0,
+        to: W - RIGHT - 6.0,
+    };
+    let every = label_every(n, 7);
+    for (i, (label, _)) in points.iter().enumerate() {
+        if i % every == 0 {
+            let px = x.map(i as f64);
+            let _ = write!(
+                out,
+                r#"<line x1="{}" y1="{}" x2="{}" y2="{}" class="grid"/><text x="{}" y="{}" class="tick" text-anchor="middle">{}</text>"#,
+                c(px),
+                c(H - BOTTOM),
+                c(px),
+                c(H - BOTTOM + 4.0),
+                c(px),
+                c(H - BOTTOM + 16.0),
+                escape(label)
+            );
+        }
+    }
+    x_title_and_frame(&mut out, "");
+    let zero = y.map(0.0);
+    let _ = write!(
+        out,
+        r#"<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="{MODEL}" stroke-width="1.2"/>"#,
+        c(LEFT),
+        c(zero),
+        c(W - RIGHT),
+        c(zero)
+    );
+    let path: Vec<String> = pts
+        .iter()
+        .map(|(i, _, v)| format!("{},{}", c(x.map(*i as f64)), c(y.map(*v))))
+        .collect();
+    if path.len() == 1 {
+        let (i, _, v) = pts[0];
+        let _ = write!(
+            out,
+            r#"<circle cx="{}" cy="{}" r="3" fill="{color}"/>"#,
+            c(x.map(i as f64)),
+            c(y.map(v))
+        );
+    } else {
+        let _ = write!(
+            out,
+            r#"<polyline points="{}" fill="none" stroke="{color}" stroke-width="2.2"/>"#,
+            path.join(" ")
+        );
+    }
+    out.push_str("</svg>");
+    out
+}
+
+/// Show every k-th category label so at most about `max` labels appear.
+fn label_every(n: usize, max: usize) -> usize {
+    n.div_ceil(max.max(1)).max(1)
+}
+
+fn min_max(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    values
+        .filter(|v| v.is_finite())
+        .fold(None, |acc: Option<(f64, f64)>, v| match acc {
+            None => Some((v, v)),
+            Some((lo, hi)) => Some((lo.min(v), hi.max(v))),
+        })
+        .unwrap_or((0.0, 1.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_are_round_and_cover_the_range() {
+        assert_eq!(
+            nice_ticks(0.0, 100.0, 5),
+            vec![0.0, 20.0, 40.0, 60.0, 80.0, 100.0]
+        );
+        let t = nice_ticks(3.2, 47.9, 6);
+        assert!(t[0] <= 3.2 && *t.last().unwrap_or(&0.0) >= 47.9);
+        assert_eq!(t[1] - t[0], 10.0);
+        // degenerate and hostile ranges still give two ticks
+        assert!(nice_ticks(5.0, 5.0, 6).len() >= 2);
+        assert!(nice_ticks(0.0, 0.0, 6).len() >= 2);
+        assert!(nice_ticks(f64::NAN, 1.0, 6).len() >= 2);
+        assert_eq!(tick_label(40_000.0, 10_000.0), "40,000");
+        assert_eq!(tick_label(0.25, 0.05), "0.25");
+        assert_eq!(tick_label(-0.0, 1.0), "0");
+    }
+
+    #[test]
+    fn empty_and_non_finite_inputs_say_no_data_without_nan() {
+        let s = scatter("s", "t", "x", "y", &[], None, "no data");
+        assert!(s.contains("no data"));
+        let s = scatter(
+            "s",
+            "t",
+            "x",
+            "y",
+            &[ScatterSeries {
+                label: "a",
+                color: BASELINE,
+                points: vec![(f64::NAN, 1.0)],
+            }],
+            Some(("m", vec![(f64::INFINITY, 0.0)])),
+            "no data",
+        );
+        assert!(s.contains("no data") && !s.contains("NaN") && !s.contains("inf"));
+        let b = bars(
+            "b",
+            "t",
+            "y",
+            &[("2025-01".to_string(), None, BASELINE)],
+            None,
+            &[],
+            "nothing",
+        );
+        assert!(b.contains("nothing"));
+        let l = line(
+            "l",
+            "t",
+            "y",
+            &[("d".to_string(), f64::NAN)],
+            REPORTING,
+            "nothing",
+        );
+        assert!(l.contains("nothing") && !l.contains("NaN"));
+        // one point is drawn as a dot, not a degenerate axis
+        let l = line(
+            "l",
+            "t",
+            "y",
+            &[("d".to_string(), 5.0)],
+            REPORTING,
+            "nothing",
+        );
+        assert!(l.contains("<circle") && !l.contains("NaN"));
+    }
+}

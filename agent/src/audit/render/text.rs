@@ -1,20 +1,487 @@
-use super::i18n::Lang;
+//! The report as aligned tables for a terminal (`plantmeter demo`, report summaries). Widths are display
+//! widths: CJK characters take two columns. Control characters from the report (names from the config)
+//! are removed so they cannot drive the terminal.
+
+use std::fmt::Write as _;
+
 use plantmeter_common::audit::report::Report;
-pub struct Truth;
+
+use super::format::{display, display_opt, fraction_pct, inclusive_end, pct_opt};
+use super::i18n::{granularity_label, indicator_label, level_label, method_label, yes_no, Lang};
+
+/// Columns a character takes on a terminal: 2 for East Asian wide and fullwidth characters (CJK
+/// ideographs, kana, hangul, fullwidth forms, most emoji), 0 for combining marks and controls, else 1.
+fn char_width(c: char) -> usize {
+    let u = c as u32;
+    if u == 0 || c.is_control() {
+        return 0;
+    }
+    // combining marks and zero-width characters
+    if matches!(u, 0x0300..=0x036F | 0x1AB0..=0x1AFF | 0x1DC0..=0x1DFF | 0x20D0..=0x20FF | 0x200B..=0x200F | 0xFE00..=0xFE0F | 0xFE20..=0xFE2F)
+    {
+        return 0;
+    }
+    let wide = matches!(u,
+        0x1100..=0x115F
+        | 0x231A..=0x231B
+        | 0x2329..=0x232A
+        | 0x2E80..=0x303E
+        | 0x3041..=0x33FF
+        | 0x3400..=0x4DBF
+        | 0x4E00..=0x9FFF
+        | 0xA000..=0xA4CF
+        | 0xA960..=0xA97F
+        | 0xAC00..=0xD7A3
+        | 0xF900..=0xFAFF
+        | 0xFE10..=0xFE19
+        | 0xFE30..=0xFE6F
+        | 0xFF00..=0xFF60
+        | 0xFFE0..=0xFFE6
+        | 0x1F300..=0x1F64F
+        | 0x1F900..=0x1F9FF
+        | 0x20000..=0x2FFFD
+        | 0x30000..=0x3FFFD);
+    if wide {
+        2
+    } else {
+        1
+    }
+}
+
+/// Display width of `s` on a terminal, in columns (CJK characters count 2).
+pub fn display_width(s: &str) -> usize {
+    s.chars().map(char_width).sum()
+}
+
+/// Remove control characters (ESC sequences from a hostile name would otherwise reach the terminal).
+fn clean(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).collect()
+}
+
+/// A table of text cells; `right[i]` right-aligns column i (numbers).
+struct Table {
+    header: Vec<String>,
+    right: Vec<bool>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    fn new(header: &[(&str, bool)]) -> Table {
+        Table {
+            header: header.iter().map(|(h, _)| clean(h)).collect(),
+            right: header.iter().map(|(_, r)| *r).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, row: Vec<String>) {
+        self.rows.push(row.iter().map(|c| clean(c)).collect());
+    }
+
+    fn render(&self, out: &mut String) {
+        let n = self.header.len();
+        let mut widths: Vec<usize> = self.header.iter().map(|h| display_width(h)).collect();
+        for r in &self.rows {
+            for (i, c) in r.iter().enumerate().take(n) {
+                widths[i] = widths[i].max(display_width(c));
+            }
+        }
+        let line = |out: &mut String, cells: &[String]| {
+            let mut s = String::new();
+            for (i, (width, right)) in widths.iter().zip(&self.right).enumerate() {
+                let cell = cells.get(i).map_or("", String::as_str);
+                let pad = width.saturating_sub(display_width(cell));
+                if i > 0 {
+                    s.push_str("  ");
+                }
+                if *right {
+                    s.extend(std::iter::repeat_n(' ', pad));
+                    s.push_str(cell);
+                } else {
+                    s.push_str(cell);
+                    if i + 1 < n {
+                        s.extend(std::iter::repeat_n(' ', pad));
+                    }
+                }
+            }
+            out.push_str(s.trim_end());
+            out.push('\n');
+        };
+        line(out, &self.header);
+        let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+        line(out, &rule);
+        for r in &self.rows {
+            line(out, r);
+        }
+    }
+}
+
+/// Title and the periods: dates (inclusive), production, completeness.
+fn summary(report: &Report, lang: Lang, out: &mut String) {
+    let l = lang.labels();
+    let _ = writeln!(
+        out,
+        "{}: {} {} / {} {}",
+        l.title,
+        l.gateway,
+        clean(&report.gateway),
+        l.site,
+        clean(&report.site)
+    );
+    let unit = clean(&report.production_unit);
+    let mut t = Table::new(&[
+        (l.period, false),
+        (l.from, false),
+        (l.to_inclusive, false),
+        (l.production, true),
+        (l.completeness, true),
+    ]);
+    let b = &report.periods.baseline;
+    t.push(vec![
+        l.baseline.to_string(),
+        b.from.clone(),
+        inclusive_end(&b.to),
+        format!("{} {unit}", display(b.production)),
+        fraction_pct(b.completeness),
+    ]);
+    match &report.periods.reporting {
+        Some(r) => t.push(vec![
+            l.reporting.to_string(),
+            r.from.clone(),
+            inclusive_end(&r.to),
+            format!("{} {unit}", display(r.production)),
+            fraction_pct(r.completeness),
+        ]),
+        None => t.push(vec![l.reporting.to_string(), l.no_reporting.to_string()]),
+    }
+    t.render(out);
+}
+
+/// Per indicator: per-unit figures of both periods, savings and grade.
+fn indicator_table(report: &Report, lang: Lang, out: &mut String) {
+    let l = lang.labels();
+    let mut t = Table::new(&[
+        (l.indicator, false),
+        (l.per_unit_unit, false),
+        (l.baseline_per_unit, true),
+        (l.reporting_per_unit, true),
+        (l.savings, true),
+        (l.savings_pct, true),
+        (l.level, false),
+    ]);
+    for (key, ind) in &report.indicators {
+        let r = ind.reporting.as_ref();
+        t.push(vec![
+            indicator_label(lang, key),
+            ind.per_unit_unit.clone(),
+            display_opt(ind.baseline.per_unit),
+            display_opt(r.and_then(|r| r.per_unit)),
+            r.map_or_else(
+                || "–".to_string(),
+                |r| format!("{} {}", display(r.savings), ind.total_unit),
+            ),
+            pct_opt(r.and_then(|r| r.savings_pct)),
+            ind.level
+                .as_deref()
+                .map_or_else(|| "–".to_string(), |v| level_label(lang, v)),
+        ]);
+    }
+    t.render(out);
+}
+
+/// Per indicator: the baseline model and its ASHRAE Guideline 14 statistics.
+fn model_table(report: &Report, lang: Lang, out: &mut String) {
+    let l = lang.labels();
+    let _ = writeln!(
+        out,
+        "{} ({}: CV(RMSE) <= {}%, |NMBE| <= {}%)",
+        l.model_statistics,
+        l.thresholds,
+        display(report.method.ashrae14_cv_rmse_max_pct),
+        display(report.method.ashrae14_nmbe_max_pct)
+    );
+    let mut t = Table::new(&[
+        (l.indicator, false),
+        (l.model_method, false),
+        (l.granularity, false),
+        (l.n, true),
+        (l.r2, true),
+        (l.cv_rmse_pct, true),
+        (l.nmbe_pct, true),
+        (l.meets_ashrae14, false),
+    ]);
+    for (key, ind) in &report.indicators {
+        let m = &ind.model;
+        t.push(vec![
+            indicator_label(lang, key),
+            method_label(lang, &m.method),
+            granularity_label(lang, &m.granularity),
+            m.n.to_string(),
+            m.r2.filter(|v| v.is_finite())
+                .map_or_else(|| "–".to_string(), |v| format!("{v:.3}")),
+            pct_opt(m.cv_rmse_pct),
+            pct_opt(m.nmbe_pct),
+            yes_no(lang, m.meets_ashrae14).to_string(),
+        ]);
+    }
+    t.render(out);
+}
+
+/// The report for a terminal: title, periods, the indicator table (per unit, savings, grade) and the
+/// model statistics, columns aligned by display width.
+pub fn text_table(report: &Report, lang: Lang) -> String {
+    let mut out = String::new();
+    summary(report, lang, &mut out);
+    out.push('\n');
+    indicator_table(report, lang, &mut out);
+    out.push('\n');
+    model_table(report, lang, &mut out);
+    out
+}
+
+/// Which period of the report a set of true figures refers to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TruthPeriod {
     Baseline,
+    Reporting,
 }
-pub fn display_width(_s: &str) -> usize {
-    0
+
+/// The true value of one indicator over a period (from the simulator's ground truth), in the indicator's
+/// `total_unit` and `per_unit_unit`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Truth {
+    /// Indicator key (`energy`, `electricity`, `COD`, ...).
+    pub indicator: String,
+    pub total: f64,
+    /// `None` when the truth has no production for the period.
+    pub per_unit: Option<f64>,
 }
-pub fn text_table(_report: &Report, _lang: Lang) -> String {
-    String::new()
+
+fn diff_pct(measured: Option<f64>, truth: Option<f64>) -> String {
+    match (measured, truth) {
+        (Some(m), Some(t)) if t != 0.0 && m.is_finite() && t.is_finite() => {
+            let d = 100.0 * (m - t) / t;
+            if d.abs() < 0.005 {
+                "0.00".to_string()
+            } else {
+                format!("{d:+.2}")
+            }
+        }
+        _ => "–".to_string(),
+    }
 }
+
+/// [`text_table`] preceded by a comparison of the measured figures of `period` with the true ones:
+/// per indicator, measured and true total and per unit, and their difference in percent of the truth.
+/// Truth rows for indicators the report lacks show `–` as measured.
 pub fn text_table_with_truth(
-    _report: &Report,
-    _lang: Lang,
-    _p: TruthPeriod,
-    _t: &[Truth],
+    report: &Report,
+    lang: Lang,
+    period: TruthPeriod,
+    truth: &[Truth],
 ) -> String {
-    String::new()
+    let l = lang.labels();
+    let mut out = String::new();
+    summary(report, lang, &mut out);
+    out.push('\n');
+    let period_label = match period {
+        TruthPeriod::Baseline => l.baseline,
+        TruthPeriod::Reporting => l.reporting,
+    };
+    let _ = writeln!(out, "{} / {}: {period_label}", l.measured, l.truth);
+    let mut t = Table::new(&[
+        (l.indicator, false),
+        (l.unit, false),
+        (&format!("{} ({})", l.measured, l.total), true),
+        (&format!("{} ({})", l.truth, l.total), true),
+        (l.difference_pct, true),
+        (&format!("{} ({})", l.measured, l.per_unit), true),
+        (&format!("{} ({})", l.truth, l.per_unit), true),
+        (l.difference_pct, true),
+    ]);
+    for tr in truth {
+        let ind = report
+            .indicators
+            .iter()
+            .find(|(k, _)| *k == tr.indicator)
+            .map(|(_, i)| i);
+        let (total, per_unit) = match (ind, period) {
+            (Some(i), TruthPeriod::Baseline) => (Some(i.baseline.total), i.baseline.per_unit),
+            (Some(i), TruthPeriod::Reporting) => (
+                i.reporting.as_ref().map(|r| r.total),
+                i.reporting.as_ref().and_then(|r| r.per_unit),
+            ),
+            (None, _) => (None, None),
+        };
+        let unit = ind.map_or_else(String::new, |i| {
+            format!("{} | {}", i.total_unit, i.per_unit_unit)
+        });
+        t.push(vec![
+            indicator_label(lang, &tr.indicator),
+            unit,
+            display_opt(total),
+            display(tr.total),
+            diff_pct(total, Some(tr.total)),
+            display_opt(per_unit),
+            display_opt(tr.per_unit),
+            diff_pct(per_unit, tr.per_unit),
+        ]);
+    }
+    t.render(&mut out);
+    out.push('\n');
+    indicator_table(report, lang, &mut out);
+    out.push('\n');
+    model_table(report, lang, &mut out);
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::audit::render::fixture;
+
+    #[test]
+    fn widths_count_cjk_double() {
+        assert_eq!(display_width("abc"), 3);
+        assert_eq!(display_width("单位产品综合能耗"), 16);
+        assert_eq!(display_width("烟(粉)尘"), 8);
+        assert_eq!(display_width("决定系数 R²"), 11);
+        assert_eq!(display_width("ｋｇ"), 4);
+        assert_eq!(display_width("e\u{301}"), 1);
+        assert_eq!(display_width("a\x1bb"), 2);
+    }
+
+    /// Every line of a table has its columns starting at the same display column.
+    fn assert_aligned(block: &str, anchor: &str) {
+        let lines: Vec<&str> = block.lines().collect();
+        let header = lines.iter().position(|l| l.contains(anchor)).unwrap();
+        let rule = lines[header + 1];
+        assert!(rule.starts_with('-'), "no rule under the header: {rule:?}");
+        // column starts from the rule: a '-' after a space
+        let starts: Vec<usize> = rule
+            .char_indices()
+            .filter(|(i, c)| *c == '-' && (*i == 0 || rule.as_bytes()[i - 1] == b' '))
+            .map(|(i, _)| i)
+            .collect();
+        let rule_width = display_width(rule);
+        for line in lines[header..].iter().take_while(|l| !l.is_empty()) {
+            assert!(
+                display_width(line) <= rule_width,
+                "line wider than the rule: {line:?}"
+            );
+            // the character at each column start (by display width) is not in the middle of a cell gap
+            let mut col = 0;
+            let mut at = Vec::new();
+            for ch in line.chars() {
+                at.push((col, ch));
+                col += char_width(ch);
+            }
+            for s in &starts[1..] {
+                // the column before a start is a space (two-space separator), on every line
+                let before = at.iter().find(|(c, _)| *c == s - 1).map(|(_, ch)| *ch);
+                assert!(
+                    before == Some(' ') || before.is_none(),
+                    "column {s} not preceded by a gap in {line:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn english_table_is_aligned() {
+        let s = text_table(&fixture::report(), Lang::En);
+        assert!(s.contains("Comprehensive energy consumption"));
+        assert!(s.contains("Level II"));
+        assert_aligned(&s, "Baseline per unit");
+        assert_aligned(&s, "Meets ASHRAE 14");
+        assert!(!s.contains("NaN"));
+    }
+
+    #[test]
+    fn chinese_table_is_aligned_by_display_width() {
+        let s = text_table(&fixture::report(), Lang::Zh);
+        for term in [
+            "综合能耗",
+            "基准期单位产品值",
+            "节能量",
+            "二级",
+            "回归模型",
+            "决定系数 R²",
+            "化学需氧量 COD",
+        ] {
+            assert!(s.contains(term), "missing {term}");
+        }
+        assert_aligned(&s, "基准期单位产品值");
+        assert_aligned(&s, "决定系数");
+        // right-aligned numbers end at the same display column in every row of the indicator table
+        let lines: Vec<&str> = s.lines().collect();
+        let h = lines
+            .iter()
+            .position(|l| l.contains("基准期单位产品值"))
+            .unwrap();
+        let header = lines[h];
+        let end_of = |line: &str, pat: &str| -> usize {
+            let i = line.find(pat).unwrap();
+            display_width(&line[..i]) + display_width(pat)
+        };
+        let col_end = end_of(header, "基准期单位产品值");
+        let energy = lines.iter().find(|l| l.starts_with("综合能耗")).unwrap();
+        let value = display_opt(fixture::report().indicators[0].1.baseline.per_unit);
+        assert_eq!(end_of(energy, &value), col_end, "{energy:?}");
+    }
+
+    #[test]
+    fn control_characters_from_names_do_not_reach_the_terminal() {
+        let mut r = fixture::report();
+        r.gateway = "gw\x1b[2J-01".to_string();
+        r.indicators[1].0 = "evil\x1b]0;title\x07".to_string();
+        let s = text_table(&r, Lang::En);
+        assert!(!s.contains('\x1b') && !s.contains('\x07'));
+        assert!(s.contains("gw[2J-01"));
+    }
+
+    #[test]
+    fn without_reporting_period() {
+        let s = text_table(&fixture::no_reporting(), Lang::Zh);
+        assert!(s.contains("未设置报告期"));
+        assert!(!s.contains("NaN"));
+        let s = text_table(&fixture::empty(), Lang::En);
+        assert!(s.contains("No reporting period configured"));
+        assert!(!s.contains("NaN"));
+    }
+
+    #[test]
+    fn truth_comparison_shows_differences() {
+        let r = fixture::report();
+        let e = &r.indicators[0].1;
+        let truth = vec![
+            Truth {
+                indicator: "energy".to_string(),
+                total: e.baseline.total * 1.01,
+                per_unit: e.baseline.per_unit,
+            },
+            Truth {
+                indicator: "NOx".to_string(),
+                total: 10.0,
+                per_unit: None,
+            },
+        ];
+        let s = text_table_with_truth(&r, Lang::En, TruthPeriod::Baseline, &truth);
+        let line = s
+            .lines()
+            .find(|l| l.starts_with("Comprehensive energy") && l.contains("0.00"))
+            .unwrap();
+        // measured is 1% below the truth: -0.99 %
+        assert!(line.contains("-0.99"), "{line}");
+        let nox = s
+            .lines()
+            .find(|l| l.starts_with("Nitrogen oxides"))
+            .unwrap();
+        assert!(nox.contains('–'));
+        assert_aligned(&s, "Truth (Total)");
+        let z = text_table_with_truth(&r, Lang::Zh, TruthPeriod::Reporting, &truth);
+        assert!(z.contains("真值") && z.contains("报告期"));
+        assert_aligned(&z, "真值 (总量)");
+    }
 }
