@@ -15,6 +15,7 @@ mod logging;
 mod metrics;
 mod notify;
 mod poller;
+mod publisher;
 mod run;
 mod state;
 mod status;

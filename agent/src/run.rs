@@ -1,6 +1,22 @@
 //! `plantmeter run --config FILE`: the agent.
+//!
+//! Readings flow one way: pollers (one task per serial bus, one per TCP meter) -> store writer (a
+//! thread: numbers, batches, fsyncs) -> publisher (MQTT task). Acknowledgements flow back and
+//! delete. A status task writes `data_dir/status.json` for `plantmeter status`.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use plantmeter_common::{Clock, DataMessage, Plan};
+use tokio::sync::{mpsc, watch, Notify};
+
+use crate::exit::BadInput;
+use crate::poller;
+use crate::publisher;
+use crate::state::{self, AgentStatus, MeterState, Shared};
+use crate::store::Store;
 
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -15,6 +31,405 @@ pub struct RunArgs {
     pub clock_speed: Option<f64>,
 }
 
-pub fn main(_args: RunArgs) -> anyhow::Result<()> {
-    anyhow::bail!("run: not built yet (issue agent-core)")
+/// How long the store writer waits after a first message for others of the same round of polls,
+/// so that a round costs one fsync (real time).
+const COALESCE: Duration = Duration::from_millis(5);
+/// Largest batch written (and fsynced) at once.
+const MAX_BATCH: usize = 4096;
+/// How often `status.json` is rewritten.
+const STATUS_EVERY: Duration = Duration::from_secs(2);
+/// Pollers get this long to finish the poll in progress at shutdown.
+const STOP_POLLERS: Duration = Duration::from_secs(3);
+/// The publisher gets this long for acks, offline status and disconnect.
+const STOP_PUBLISHER: Duration = Duration::from_secs(4);
+
+/// Milliseconds since the Unix epoch, wall time.
+pub fn wall_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The clock of `--clock-start/--clock-speed`, or the wall clock.
+pub fn clock_from_args(start: Option<&str>, speed: Option<f64>) -> anyhow::Result<Clock> {
+    match (start, speed) {
+        (None, None) => Ok(Clock::wall()),
+        (start, speed) => {
+            let start_ms = match start {
+                Some(s) => plantmeter_common::model::parse_ts_ms(s).ok_or_else(|| {
+                    anyhow::Error::new(BadInput(format!(
+                        "--clock-start: {s:?} is not an RFC 3339 timestamp (e.g. 2026-01-01T00:00:00Z)"
+                    )))
+                })?,
+                None => wall_ms(),
+            };
+            let speed = speed.unwrap_or(1.0);
+            if !(speed.is_finite() && speed > 0.0) {
+                return Err(anyhow::Error::new(BadInput(format!(
+                    "--clock-speed: {speed} must be a positive number"
+                ))));
+            }
+            Ok(Clock::virtual_from(start_ms, speed))
+        }
+    }
+}
+
+/// Load and validate the config; errors exit 2 with `FILE:LINE:COL: message` lines.
+pub fn load_plan(path: &std::path::Path) -> anyhow::Result<Plan> {
+    plantmeter_common::config::load(path).map_err(|e| anyhow::Error::new(BadInput(e.to_string())))
+}
+
+pub fn main(args: RunArgs) -> anyhow::Result<()> {
+    let plan = load_plan(&args.config)?;
+    let clock = clock_from_args(args.clock_start.as_deref(), args.clock_speed)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(run_agent(Arc::new(plan), clock))
+}
+
+/// How often the audit engine's aggregates are persisted (wall time).
+const AUDIT_FLUSH_EVERY: Duration = Duration::from_secs(10);
+
+/// The audit engine's single call site: every durable data message, in seq order, and the
+/// periodic retained report. The engine failing never stops polling or publishing: it is logged
+/// and the audit is switched off for this run.
+struct AuditHook {
+    engine: Option<crate::audit::AuditEngine>,
+    interval: Option<Duration>,
+    last_report: std::time::Instant,
+    last_flush: std::time::Instant,
+}
+
+impl AuditHook {
+    fn open(db: &sled::Db, plan: &Plan) -> AuditHook {
+        let engine = match plan.audit {
+            None => None,
+            Some(_) => match crate::audit::AuditEngine::open(db, plan) {
+                Ok(e) => Some(e),
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "audit engine unavailable; polling and publishing go on");
+                    None
+                }
+            },
+        };
+        AuditHook {
+            engine,
+            interval: plan.audit.as_ref().map(|a| a.publish_interval),
+            last_report: std::time::Instant::now(),
+            last_flush: std::time::Instant::now(),
+        }
+    }
+
+    fn ingest(&mut self, msgs: &[DataMessage]) {
+        let Some(engine) = self.engine.as_mut() else {
+            return;
+        };
+        for m in msgs {
+            if let Err(e) = engine.ingest(m) {
+                tracing::error!(seq = m.seq, meter = %m.meter, error = %format!("{e:#}"), "audit engine cannot ingest a poll");
+            }
+        }
+        if self.last_flush.elapsed() >= AUDIT_FLUSH_EVERY {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        self.last_flush = std::time::Instant::now();
+        if let Some(engine) = self.engine.as_mut() {
+            if let Err(e) = engine.flush() {
+                tracing::error!(error = %format!("{e:#}"), "cannot persist the audit aggregates");
+            }
+        }
+    }
+
+    /// A report payload for `P/audit` when one is due.
+    fn report_due(&mut self, now_ms: i64) -> Option<Vec<u8>> {
+        let interval = self.interval?;
+        let engine = self.engine.as_mut()?;
+        if self.last_report.elapsed() < interval {
+            return None;
+        }
+        self.last_report = std::time::Instant::now();
+        match engine.report_json(now_ms) {
+            Ok(json) => Some(json),
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "cannot compute the audit report");
+                None
+            }
+        }
+    }
+}
+
+/// The store writer (a thread: sled calls block): number, batch, fsync, then wake the publisher.
+fn writer_loop(
+    store: Arc<Store>,
+    mut rx: mpsc::Receiver<DataMessage>,
+    wake: Arc<Notify>,
+    mut audit: AuditHook,
+    audit_tx: mpsc::Sender<Vec<u8>>,
+    clock: Clock,
+) {
+    let mut batch: Vec<DataMessage> = Vec::with_capacity(256);
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        std::thread::sleep(COALESCE);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(m) => batch.push(m),
+                Err(_) => break,
+            }
+        }
+        match store.append(&mut batch) {
+            Ok(a) => {
+                if a.evicted > 0 {
+                    let (from, to) = a.evicted_range.unwrap_or((0, 0));
+                    tracing::warn!(
+                        evicted = a.evicted,
+                        from_seq = from,
+                        to_seq = to,
+                        total_evicted = store.evicted(),
+                        "store full (store_max_mb): evicted the oldest unsent records"
+                    );
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), lost = batch.len(), "cannot write polls to the store");
+                batch.clear();
+                continue;
+            }
+        }
+        if let Err(e) = store.flush() {
+            tracing::error!(error = %format!("{e:#}"), "cannot flush the store");
+        }
+        wake.notify_one();
+        audit.ingest(&batch);
+        if let Some(report) = audit.report_due(clock.now_ms()) {
+            let _ = audit_tx.try_send(report);
+        }
+        batch.clear();
+    }
+    audit.flush();
+    if let Err(e) = store.flush() {
+        tracing::error!(error = %format!("{e:#}"), "cannot flush the store at shutdown");
+    }
+    wake.notify_one();
+}
+
+fn initial_status(plan: &Plan, store: &Store) -> AgentStatus {
+    let now = wall_ms();
+    AgentStatus {
+        pid: std::process::id(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        started_ms: now,
+        updated_ms: now,
+        running: true,
+        mqtt_connected: false,
+        acked: 0,
+        store: store.stats(),
+        store_moved_aside: store.moved_aside.clone(),
+        meters: plan
+            .buses
+            .iter()
+            .flat_map(|b| {
+                b.meters.iter().map(|m| MeterState {
+                    name: m.name.clone(),
+                    bus: b.name.clone(),
+                    ..MeterState::default()
+                })
+            })
+            .collect(),
+    }
+}
+
+fn write_status(dir: &std::path::Path, shared: &Shared, store: &Store, running: bool) {
+    let snapshot = {
+        let mut st = shared.lock();
+        st.store = store.stats();
+        st.updated_ms = wall_ms();
+        st.running = running;
+        st.clone()
+    };
+    if let Err(e) = state::write_status_file(dir, &snapshot) {
+        tracing::debug!(error = %e, "cannot write status.json");
+    }
+}
+
+fn metrics_snapshot(shared: &Shared, store: &Store) -> crate::metrics::MetricsSnapshot {
+    let st = shared.lock();
+    let now = wall_ms();
+    crate::metrics::MetricsSnapshot {
+        meters: st
+            .meters
+            .iter()
+            .map(|m| crate::metrics::MeterMetrics {
+                name: m.name.clone(),
+                polls_total: m.polls,
+                errors_total: m.total_errors,
+                last_latency_seconds: None,
+                state_ok: m.state == state::Health::Ok,
+            })
+            .collect(),
+        backlog: store.backlog(),
+        oldest_unsent_age_seconds: None,
+        evictions_total: store.evicted(),
+        published_total: st.acked,
+        publish_rate: 0.0,
+        mqtt_connected: st.mqtt_connected,
+        store_bytes: st.store.backlog_bytes,
+        uptime_seconds: (now - st.started_ms).max(0) as f64 / 1000.0,
+    }
+}
+
+async fn shutdown_signal() -> anyhow::Result<&'static str> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    Ok(tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    })
+}
+
+async fn run_agent(plan: Arc<Plan>, clock: Clock) -> anyhow::Result<()> {
+    let data_dir = plan.gateway.data_dir.clone();
+    if let Some(parent) = data_dir.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    let store = Arc::new(Store::open_or_recover(
+        &data_dir,
+        plan.gateway.store_max_mb,
+    )?);
+    let shared = Shared::new(initial_status(&plan, &store));
+    let started_ms = shared.lock().started_ms;
+
+    let (data_tx, data_rx) = mpsc::channel::<DataMessage>(MAX_BATCH);
+    let (health_tx, health_rx) = mpsc::unbounded_channel();
+    let (audit_tx, audit_rx) = mpsc::channel(2);
+    let wake = Arc::new(Notify::new());
+    let (stop_polling_tx, stop_polling_rx) = watch::channel(false);
+    let (stop_publishing_tx, stop_publishing_rx) = watch::channel(false);
+
+    let audit = AuditHook::open(store.db(), &plan);
+    let (writer_done_tx, writer_done_rx) = tokio::sync::oneshot::channel::<()>();
+    {
+        let (store, wake) = (store.clone(), wake.clone());
+        std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || {
+                writer_loop(store, data_rx, wake, audit, audit_tx, clock);
+                let _ = writer_done_tx.send(());
+            })
+            .context("cannot start the store writer thread")?;
+    }
+
+    let mut publisher = tokio::spawn(publisher::run(publisher::Inputs {
+        plan: plan.clone(),
+        store: store.clone(),
+        shared: shared.clone(),
+        wake: wake.clone(),
+        health: health_rx,
+        audit: audit_rx,
+        shutdown: stop_publishing_rx,
+        started_ms,
+    }));
+
+    let pollers = poller::spawn_all(
+        plan.clone(),
+        clock,
+        poller::Sink {
+            data: data_tx,
+            health: health_tx,
+            shared: shared.clone(),
+        },
+        stop_polling_rx.clone(),
+    );
+
+    if let Some(listen) = &plan.metrics_listen {
+        let server = crate::metrics::MetricsServer::bind(listen).await?;
+        let (shared, store) = (shared.clone(), store.clone());
+        let mut stop = stop_polling_rx.clone();
+        tokio::spawn(
+            server.serve(move || metrics_snapshot(&shared, &store), async move {
+                let _ = stop.changed().await;
+            }),
+        );
+    }
+
+    let watchdog = crate::notify::Watchdog::from_env();
+    let beat = watchdog.register("agent", Duration::from_secs(30));
+    {
+        let mut stop = stop_polling_rx.clone();
+        tokio::spawn(watchdog.run(async move {
+            let _ = stop.changed().await;
+        }));
+    }
+    {
+        let (shared, store, dir) = (shared.clone(), store.clone(), data_dir.clone());
+        let mut stop = stop_polling_rx.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(STATUS_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.changed() => return,
+                }
+                write_status(&dir, &shared, &store, true);
+                beat.beat();
+            }
+        });
+    }
+    crate::notify::ready();
+    tracing::info!(
+        gateway = %plan.gateway.id,
+        meters = plan.meters().count(),
+        broker = %plan.mqtt.url,
+        backlog = store.backlog(),
+        next_seq = store.stats().next_seq,
+        "agent running"
+    );
+
+    let mut publisher_result: Option<anyhow::Result<()>> = None;
+    tokio::select! {
+        sig = shutdown_signal() => {
+            tracing::info!(signal = sig?, "shutting down");
+        }
+        r = &mut publisher => {
+            // The publisher only ends early on a fatal error (unreadable credentials, store failure).
+            publisher_result = Some(flatten(r));
+        }
+    }
+    crate::notify::stopping();
+    let _ = stop_polling_tx.send(true);
+    let _ = tokio::time::timeout(STOP_POLLERS, futures::future::join_all(pollers)).await;
+    // The pollers' senders are gone: the writer drains, flushes and ends.
+    let _ = tokio::time::timeout(STOP_POLLERS, writer_done_rx).await;
+    let _ = stop_publishing_tx.send(true);
+    let result = match publisher_result {
+        Some(r) => r,
+        None => match tokio::time::timeout(STOP_PUBLISHER, &mut publisher).await {
+            Ok(r) => flatten(r),
+            Err(_) => {
+                tracing::warn!("the publisher did not stop in time");
+                publisher.abort();
+                Ok(())
+            }
+        },
+    };
+    write_status(&data_dir, &shared, &store, false);
+    if let Err(e) = store.flush() {
+        tracing::error!(error = %format!("{e:#}"), "cannot flush the store at shutdown");
+    }
+    tracing::info!(backlog = store.backlog(), "stopped");
+    result
+}
+
+fn flatten(r: Result<anyhow::Result<()>, tokio::task::JoinError>) -> anyhow::Result<()> {
+    r.map_err(|e| anyhow::anyhow!("the publisher task failed: {e}"))
+        .and_then(|r| r)
 }

@@ -1,14 +1,179 @@
 //! `plantmeter status --config FILE`: backlog, oldest unsent, evictions, per-meter state.
+//!
+//! Works while the agent runs: sled locks the store, so the running agent keeps
+//! `data_dir/status.json` up to date (every 2 s) and this reads it. Without a running agent the
+//! store is opened and the figures computed from it; per-meter state then comes from the last
+//! status file the agent wrote.
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
+
+use plantmeter_common::model::format_ts_ms;
+
+use crate::state::{self, AgentStatus};
+use crate::store::{OpenError, Store, StoreStats};
 
 #[derive(clap::Args)]
 pub struct StatusArgs {
     /// The agent's TOML configuration.
     #[arg(long)]
     pub config: PathBuf,
+    /// Print the status as JSON (the content of `status.json`, with the store's figures).
+    #[arg(long)]
+    pub json: bool,
 }
 
-pub fn main(_args: StatusArgs) -> anyhow::Result<()> {
-    anyhow::bail!("status: not built yet (issue agent-core)")
+/// Where the figures came from.
+enum Source {
+    /// The running agent's status file (the store is locked by it).
+    Running(Option<AgentStatus>),
+    /// The store itself (no agent running), with the last status file, if any.
+    Store(StoreStats, Option<AgentStatus>),
+    /// No store yet.
+    Empty,
+}
+
+pub fn main(args: StatusArgs) -> anyhow::Result<()> {
+    let plan = crate::run::load_plan(&args.config)?;
+    let dir = &plan.gateway.data_dir;
+    let source = if !dir.exists() {
+        Source::Empty
+    } else {
+        match Store::open_existing(dir, plan.gateway.store_max_mb) {
+            Ok(store) => Source::Store(store.stats(), state::read_status_file(dir)),
+            Err(OpenError::Locked(_)) => Source::Running(state::read_status_file(dir)),
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let now = crate::run::wall_ms();
+    if args.json {
+        let value = match &source {
+            Source::Running(s) => serde_json::json!({"agent_running": true, "status": s}),
+            Source::Store(stats, s) => {
+                serde_json::json!({"agent_running": false, "store": stats, "last_status": s})
+            }
+            Source::Empty => serde_json::json!({"agent_running": false, "store": null}),
+        };
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(());
+    }
+    print!("{}", render(&dir.display().to_string(), &source, now));
+    Ok(())
+}
+
+fn ago(now: i64, then: i64) -> String {
+    let s = (now - then).max(0) / 1000;
+    match s {
+        0..=119 => format!("{s} s ago"),
+        120..=7199 => format!("{} min ago", s / 60),
+        _ => format!("{} h ago", s / 3600),
+    }
+}
+
+fn render(dir: &str, source: &Source, now: i64) -> String {
+    let mut out = String::new();
+    let (stats, status) = match source {
+        Source::Empty => {
+            let _ = writeln!(out, "store     {dir}: none yet (the agent has not run)");
+            return out;
+        }
+        Source::Running(Some(s)) => {
+            let _ = writeln!(
+                out,
+                "store     {dir} (agent running, pid {}, figures of {})",
+                s.pid,
+                ago(now, s.updated_ms)
+            );
+            (s.store.clone(), Some(s))
+        }
+        Source::Running(None) => {
+            let _ = writeln!(
+                out,
+                "store     {dir} is in use by another process, which wrote no status.json (not plantmeter run?)"
+            );
+            return out;
+        }
+        Source::Store(stats, s) => {
+            let _ = writeln!(out, "store     {dir} (agent not running)");
+            (stats.clone(), s.as_ref())
+        }
+    };
+    let _ = writeln!(
+        out,
+        "backlog   {} unsent records ({:.1} KiB)",
+        stats.backlog,
+        stats.backlog_bytes as f64 / 1024.0
+    );
+    match (stats.oldest_seq, stats.oldest_ts_ms) {
+        (Some(seq), Some(ts)) => {
+            let _ = writeln!(out, "oldest    seq {seq}, polled {}", format_ts_ms(ts));
+        }
+        (Some(seq), None) => {
+            let _ = writeln!(out, "oldest    seq {seq}");
+        }
+        _ => {
+            let _ = writeln!(out, "oldest    none (everything delivered)");
+        }
+    }
+    let _ = writeln!(out, "next seq  {}", stats.next_seq);
+    let _ = writeln!(
+        out,
+        "evicted   {} records (store full; each is a seq gap)",
+        stats.evicted
+    );
+    let Some(st) = status else {
+        let _ = writeln!(out, "meters    no status recorded yet");
+        return out;
+    };
+    if let Some(aside) = &st.store_moved_aside {
+        let _ = writeln!(
+            out,
+            "WARNING   the store was unreadable at start and was moved aside to {}",
+            aside.display()
+        );
+    }
+    if st.running {
+        let _ = writeln!(
+            out,
+            "mqtt      {} ({} acknowledged since start)",
+            if st.mqtt_connected {
+                "connected"
+            } else {
+                "disconnected"
+            },
+            st.acked
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "agent     stopped {}; meter states below are from then",
+            ago(now, st.updated_ms)
+        );
+    }
+    let w = st
+        .meters
+        .iter()
+        .map(|m| m.name.len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    let _ = writeln!(
+        out,
+        "{:<w$}  {:<8}  {:<24}  {:>6}  last error",
+        "meter", "state", "last poll", "errors"
+    );
+    for m in &st.meters {
+        let _ = writeln!(
+            out,
+            "{:<w$}  {:<8}  {:<24}  {:>6}  {}",
+            m.name,
+            m.state.as_str(),
+            m.last_poll_ms
+                .map(format_ts_ms)
+                .unwrap_or_else(|| "-".into()),
+            m.errors,
+            m.last_error.as_deref().unwrap_or("-")
+        );
+    }
+    out
 }

@@ -66,14 +66,6 @@ impl Link {
         }
     }
 
-    /// Human-readable endpoint (address or device), for messages.
-    pub fn endpoint(&self) -> String {
-        match &self.transport {
-            Transport::Tcp { address } | Transport::RtuOverTcp { address } => address.clone(),
-            Transport::Rtu(s) => s.device.display().to_string(),
-        }
-    }
-
     async fn connect(transport: &Transport, timeout: Duration) -> Result<Context, ReadError> {
         match transport {
             Transport::Tcp { address } => {
@@ -108,11 +100,6 @@ impl Link {
             .map_err(|e| ReadError::Comm(format!("cannot connect to {address}: {e}")))?;
         let _ = stream.set_nodelay(true);
         Ok(stream)
-    }
-
-    /// Drop the connection; the next read reconnects.
-    pub fn disconnect(&mut self) {
-        self.ctx = None;
     }
 
     /// Read `req` from the meter at `unit`.

@@ -1,0 +1,444 @@
+//! The publisher: durable data messages from the store to MQTT at QoS 1, in seq order, with a
+//! bounded window; deletes a message only on its PUBACK. The bookkeeping is the sans-I/O
+//! [`Outbox`]; this shell moves messages and events.
+//!
+//! rumqttc pitfalls handled here:
+//! - `publish()` returns no packet id: the client reports `Outgoing::Publish(pkid)` for each QoS 1
+//!   publish in submission order, which the outbox matches to what was submitted.
+//! - rumqttc drops its queue when the broker has no session, and replays it when it has one: after
+//!   any connection error its queue is cleared here and, on the next CONNACK, every unacknowledged
+//!   message is sent again from the store, oldest first. One ordering, one source of truth.
+//! - Publishing (`try_publish`) and polling the event loop happen in this one task, with the
+//!   `poll()` future never dropped before it completes (no deadlock, no cancelled poll).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use plantmeter_common::outbox::{Outbox, Tag};
+use plantmeter_common::Plan;
+use rumqttc::{
+    AsyncClient, ConnectionError, Event, EventLoop, Incoming, LastWill, MqttOptions, Outgoing, QoS,
+    TlsConfiguration, Transport,
+};
+use tokio::sync::{mpsc, watch, Notify};
+use tokio::time::Instant;
+
+use crate::state::Shared;
+use crate::store::Store;
+
+/// Publishes other than data a connection may have queued at once (status, health, audit).
+const OTHER_SLOTS: usize = 512;
+/// Reconnect delays: first, and the cap (real time).
+const RECONNECT_MIN: Duration = Duration::from_millis(250);
+const RECONNECT_MAX: Duration = Duration::from_secs(5);
+/// At shutdown: how long to wait for outstanding acks, then for the offline status.
+const SHUTDOWN_ACKS: Duration = Duration::from_secs(2);
+const SHUTDOWN_OFFLINE: Duration = Duration::from_secs(1);
+/// Largest MQTT packet accepted and sent (bytes): a data message of a large meter fits easily.
+const MAX_PACKET: usize = 1024 * 1024;
+
+/// What the publisher consumes.
+pub struct Inputs {
+    pub plan: Arc<Plan>,
+    pub store: Arc<Store>,
+    pub shared: Shared,
+    /// Notified by the store writer after each flush (new durable messages).
+    pub wake: Arc<Notify>,
+    /// Meters whose health changed (index in `Plan::meters()` order).
+    pub health: mpsc::UnboundedReceiver<usize>,
+    /// Audit report payloads to publish retained on `P/audit`.
+    pub audit: mpsc::Receiver<Vec<u8>>,
+    /// True once the agent is shutting down (pollers stopped, store flushed).
+    pub shutdown: watch::Receiver<bool>,
+    /// Agent start, ms since the epoch (wall time), for `since` in the status payload.
+    pub started_ms: i64,
+}
+
+/// Build the MQTT options from the plan: client id, persistent session, window, last will,
+/// credentials (password from its file or environment variable, never logged) and TLS.
+pub fn mqtt_options(plan: &Plan, started_ms: i64) -> anyhow::Result<MqttOptions> {
+    let m = &plan.mqtt;
+    let mut o = MqttOptions::new(m.client_id.clone(), m.host.clone(), m.port);
+    o.set_keep_alive(m.keep_alive.max(Duration::from_secs(5)))
+        .set_clean_session(false)
+        .set_inflight(m.max_inflight.saturating_add(OTHER_SLOTS as u16).max(1))
+        .set_max_packet_size(MAX_PACKET, MAX_PACKET)
+        .set_last_will(LastWill::new(
+            status_topic(plan),
+            status_payload("offline", started_ms, None, Some("connection lost")),
+            QoS::AtLeastOnce,
+            true,
+        ));
+    if let Some(user) = &m.username {
+        let password = match (&m.password_file, &m.password_env) {
+            (Some(f), _) => std::fs::read_to_string(f)
+                .with_context(|| format!("cannot read mqtt.password_file {}", f.display()))?
+                .trim_end_matches(['\r', '\n'])
+                .to_string(),
+            (None, Some(var)) => std::env::var(var).with_context(|| {
+                format!("mqtt.password_env: environment variable {var} is not set")
+            })?,
+            (None, None) => String::new(),
+        };
+        o.set_credentials(user.clone(), password);
+    }
+    if m.tls {
+        let ca_path = m
+            .ca_file
+            .clone()
+            .unwrap_or_else(|| "/etc/ssl/certs/ca-certificates.crt".into());
+        let ca = std::fs::read(&ca_path)
+            .with_context(|| format!("cannot read the MQTT CA file {}", ca_path.display()))?;
+        let client_auth = match (&m.client_cert_file, &m.client_key_file) {
+            (Some(c), Some(k)) => Some((
+                std::fs::read(c).with_context(|| {
+                    format!("cannot read mqtt.client_cert_file {}", c.display())
+                })?,
+                std::fs::read(k)
+                    .with_context(|| format!("cannot read mqtt.client_key_file {}", k.display()))?,
+            )),
+            _ => None,
+        };
+        o.set_transport(Transport::tls_with_config(TlsConfiguration::Simple {
+            ca,
+            alpn: None,
+            client_auth,
+        }));
+    }
+    Ok(o)
+}
+
+/// `P/status`
+pub fn status_topic(plan: &Plan) -> String {
+    format!("{}/status", plan.mqtt.topic_prefix)
+}
+
+/// The retained status payload: `{"state":…,"version":…,"since":…}` plus `evicted` (records lost
+/// to a full store since it was created) and, offline, a `reason`.
+pub fn status_payload(
+    state: &str,
+    since_ms: i64,
+    evicted: Option<u64>,
+    reason: Option<&str>,
+) -> Vec<u8> {
+    let mut v = serde_json::json!({
+        "state": state,
+        "version": env!("CARGO_PKG_VERSION"),
+        "since": plantmeter_common::model::format_ts_ms(since_ms),
+    });
+    if let Some(e) = evicted {
+        v["evicted"] = e.into();
+    }
+    if let Some(r) = reason {
+        v["reason"] = r.into();
+    }
+    serde_json::to_vec(&v).unwrap_or_default()
+}
+
+/// The meter name inside a stored payload (`"meter":"name"`; names are `[a-z0-9_-]`, unescaped).
+fn meter_of(payload: &[u8]) -> Option<&str> {
+    const KEY: &[u8] = b"\"meter\":\"";
+    let at = payload.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
+    let rest = payload.get(at..)?;
+    let end = rest.iter().position(|&b| b == b'"')?;
+    std::str::from_utf8(rest.get(..end)?).ok()
+}
+
+struct Publisher {
+    plan: Arc<Plan>,
+    store: Arc<Store>,
+    shared: Shared,
+    client: AsyncClient,
+    outbox: Outbox,
+    started_ms: i64,
+    status_dirty: bool,
+    published_evicted: u64,
+    health_dirty: BTreeSet<usize>,
+    audit_pending: Option<Vec<u8>>,
+    acked: Vec<u64>,
+    /// Shutting down: no new data, then offline status.
+    stopping: bool,
+    data_prefix: String,
+}
+
+impl Publisher {
+    /// Hand the client whatever may go now. Never blocks.
+    fn pump(&mut self) -> anyhow::Result<()> {
+        if !self.acked.is_empty() {
+            self.store.remove_acked(&self.acked)?;
+            self.shared.lock().acked += self.acked.len() as u64;
+            self.acked.clear();
+        }
+        if !self.outbox.is_connected() {
+            return Ok(());
+        }
+        let evicted = self.store.evicted();
+        if evicted != self.published_evicted {
+            self.status_dirty = true;
+        }
+        if self.status_dirty && !self.stopping {
+            let payload = status_payload("online", self.started_ms, Some(evicted), None);
+            if self.send_other(status_topic(&self.plan), payload, true) {
+                self.status_dirty = false;
+                self.published_evicted = evicted;
+            }
+        }
+        while let Some(&i) = self.health_dirty.first() {
+            let Some((name, payload)) = self
+                .shared
+                .lock()
+                .meters
+                .get(i)
+                .map(|m| (m.name.clone(), m.health_json()))
+            else {
+                self.health_dirty.remove(&i);
+                continue;
+            };
+            let topic = format!("{}/health/{}", self.plan.mqtt.topic_prefix, name);
+            if !self.send_other(topic, payload, true) {
+                break;
+            }
+            self.health_dirty.remove(&i);
+        }
+        if let Some(report) = self.audit_pending.take() {
+            let topic = format!("{}/audit", self.plan.mqtt.topic_prefix);
+            if !self.send_other(topic, report.clone(), true) {
+                self.audit_pending = Some(report);
+            }
+        }
+        if self.stopping {
+            return Ok(());
+        }
+        let room = self.outbox.room();
+        if room == 0 {
+            return Ok(());
+        }
+        for (seq, payload) in self.store.read_from(self.outbox.cursor(), room)? {
+            // A record always names its meter; should one not, it still goes out (and is deleted
+            // once acknowledged) rather than blocking the window forever.
+            let meter = meter_of(&payload).unwrap_or("unknown");
+            let topic = format!("{}{}", self.data_prefix, meter);
+            match self
+                .client
+                .try_publish(topic, QoS::AtLeastOnce, false, payload.to_vec())
+            {
+                Ok(()) => self.outbox.submitted_data(seq),
+                Err(_) => break, // request channel full: the rest goes next turn
+            }
+        }
+        Ok(())
+    }
+
+    fn send_other(&mut self, topic: String, payload: Vec<u8>, retain: bool) -> bool {
+        match self
+            .client
+            .try_publish(topic, QoS::AtLeastOnce, retain, payload)
+        {
+            Ok(()) => {
+                self.outbox.submitted_other();
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn on_connected(&mut self, session_present: bool) {
+        self.outbox.on_connected();
+        self.status_dirty = true;
+        let n = {
+            let mut st = self.shared.lock();
+            st.mqtt_connected = true;
+            st.meters.len()
+        };
+        // Retained health may have been lost with a broker restart: publish every known state.
+        self.health_dirty.extend(0..n);
+        tracing::info!(
+            broker = %self.plan.mqtt.url,
+            session_present,
+            backlog = self.store.backlog(),
+            "connected to the broker"
+        );
+    }
+}
+
+/// After a connection error: forget everything rumqttc queued (the outbox resends from the store).
+fn reset_eventloop(ev: &mut EventLoop) {
+    ev.pending.clear();
+    ev.state.events.clear();
+    ev.state.collision = None;
+}
+
+/// Run the publisher until shutdown (then: wait briefly for acks, publish the offline status,
+/// disconnect).
+pub async fn run(mut inputs: Inputs) -> anyhow::Result<()> {
+    let plan = inputs.plan.clone();
+    let options = mqtt_options(&plan, inputs.started_ms)?;
+    let window = usize::from(plan.mqtt.max_inflight.max(1));
+    let (client, mut eventloop) = AsyncClient::new(options, window + OTHER_SLOTS);
+    let mut p = Publisher {
+        data_prefix: format!("{}/data/", plan.mqtt.topic_prefix),
+        plan,
+        store: inputs.store.clone(),
+        shared: inputs.shared.clone(),
+        client,
+        outbox: Outbox::new(window),
+        started_ms: inputs.started_ms,
+        status_dirty: true,
+        published_evicted: u64::MAX,
+        health_dirty: BTreeSet::new(),
+        audit_pending: None,
+        acked: Vec::new(),
+        stopping: false,
+    };
+    let mut reconnect_delay = RECONNECT_MIN;
+    let mut was_down_logged = false;
+    let mut phase = Phase::Running;
+    let mut deadline = Instant::now();
+    loop {
+        let event = {
+            let poll = eventloop.poll();
+            tokio::pin!(poll);
+            loop {
+                p.pump()?;
+                if p.stopping {
+                    if !p.outbox.is_connected() {
+                        return p.finish();
+                    }
+                    let now = Instant::now();
+                    let settled = p.outbox.pending() == 0 || now >= deadline;
+                    match phase {
+                        Phase::Running => {}
+                        Phase::Acks if settled => {
+                            let payload = status_payload(
+                                "offline",
+                                crate::run::wall_ms(),
+                                Some(p.store.evicted()),
+                                Some("shutdown"),
+                            );
+                            if p.send_other(status_topic(&p.plan), payload, true) {
+                                phase = Phase::Offline;
+                                deadline = now + SHUTDOWN_OFFLINE;
+                            }
+                        }
+                        Phase::Offline if settled => {
+                            let _ = p.client.try_disconnect();
+                            phase = Phase::Disconnect;
+                            deadline = now + Duration::from_millis(500);
+                        }
+                        Phase::Disconnect if now >= deadline => return p.finish(),
+                        _ => {}
+                    }
+                }
+                tokio::select! {
+                    ev = &mut poll => break ev,
+                    _ = inputs.wake.notified() => {}
+                    Some(i) = inputs.health.recv() => { p.health_dirty.insert(i); }
+                    Some(r) = inputs.audit.recv() => { p.audit_pending = Some(r); }
+                    _ = inputs.shutdown.changed(), if !p.stopping => {
+                        p.stopping = true;
+                        phase = Phase::Acks;
+                        deadline = Instant::now() + SHUTDOWN_ACKS;
+                    }
+                    _ = tokio::time::sleep_until(deadline), if p.stopping => {}
+                }
+            }
+        };
+        match event {
+            Ok(Event::Incoming(Incoming::ConnAck(ack))) => {
+                reconnect_delay = RECONNECT_MIN;
+                was_down_logged = false;
+                p.on_connected(ack.session_present);
+            }
+            Ok(Event::Incoming(Incoming::PubAck(ack))) => {
+                if let Some(Tag::Data(seq)) = p.outbox.on_puback(ack.pkid) {
+                    p.acked.push(seq);
+                }
+            }
+            Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
+                if let Err(e) = p.outbox.on_outgoing(pkid) {
+                    tracing::warn!(error = %e, "publisher out of step with the MQTT client: reconnecting");
+                    eventloop.clean();
+                    reset_eventloop(&mut eventloop);
+                    p.outbox.on_disconnected();
+                }
+            }
+            Ok(Event::Outgoing(Outgoing::Disconnect)) if p.stopping => return p.finish(),
+            Ok(_) => {}
+            Err(e) => {
+                reset_eventloop(&mut eventloop);
+                let was_connected = p.outbox.is_connected();
+                p.outbox.on_disconnected();
+                p.shared.lock().mqtt_connected = false;
+                if p.stopping {
+                    return p.finish();
+                }
+                if was_connected || !was_down_logged {
+                    tracing::warn!(broker = %p.plan.mqtt.url, error = %describe(&e), "broker unreachable; buffering in the store");
+                    was_down_logged = true;
+                } else {
+                    tracing::debug!(error = %describe(&e), "reconnect failed");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(reconnect_delay) => {}
+                    _ = inputs.shutdown.changed() => return p.finish(),
+                }
+                reconnect_delay = (reconnect_delay * 2).min(RECONNECT_MAX);
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Running,
+    /// Waiting for outstanding acks.
+    Acks,
+    /// Offline status submitted, waiting for its ack.
+    Offline,
+    /// DISCONNECT requested.
+    Disconnect,
+}
+
+impl Publisher {
+    fn finish(&mut self) -> anyhow::Result<()> {
+        if !self.acked.is_empty() {
+            self.store.remove_acked(&self.acked)?;
+            self.acked.clear();
+        }
+        self.shared.lock().mqtt_connected = false;
+        Ok(())
+    }
+}
+
+fn describe(e: &ConnectionError) -> String {
+    match e {
+        ConnectionError::ConnectionRefused(code) => {
+            format!("connection refused by the broker: {code:?}")
+        }
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meter_name_is_found_in_a_payload() {
+        let p = br#"{"seq":3,"ts":"2026-11-21T08:00:05.000Z","meter":"main-power","points":[]}"#;
+        assert_eq!(meter_of(p), Some("main-power"));
+        assert_eq!(meter_of(b"{}"), None);
+    }
+
+    #[test]
+    fn status_payload_matches_contract() {
+        let v: serde_json::Value =
+            serde_json::from_slice(&status_payload("online", 0, Some(3), None)).unwrap_or_default();
+        assert_eq!(v["state"], "online");
+        assert_eq!(v["since"], "1970-01-01T00:00:00.000Z");
+        assert_eq!(v["evicted"], 3);
+        assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+    }
+}
