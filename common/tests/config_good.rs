@@ -159,3 +159,8 @@ fn contract_example_fills_every_field() {
     );
     assert_eq!(a.publish_interval, Duration::from_secs(3600));
 }
+
+#[test]
+fn scratch_describe() {
+    println!("{}", config::describe(&contract_plan()));
+}

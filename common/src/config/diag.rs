@@ -141,20 +141,32 @@ pub(crate) fn into_sorted(mut errors: Vec<ConfigError>) -> ConfigErrors {
     ConfigErrors { errors }
 }
 
-/// Levenshtein distance, for "did you mean" suggestions.
+/// Edit distance counting a swap of two neighbouring characters as one edit (optimal string
+/// alignment), for "did you mean" suggestions.
 pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
-    for (i, ca) in a.chars().enumerate() {
-        cur[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        std::mem::swap(&mut prev, &mut cur);
+    let w = b.len() + 1;
+    let mut m = vec![0usize; (a.len() + 1) * w];
+    for i in 0..=a.len() {
+        m[i * w] = i;
     }
-    prev[b.len()]
+    for (j, cell) in m.iter_mut().enumerate().take(w) {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (m[(i - 1) * w + j - 1] + cost)
+                .min(m[(i - 1) * w + j] + 1)
+                .min(m[i * w + j - 1] + 1);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(m[(i - 2) * w + j - 2] + 1);
+            }
+            m[i * w + j] = v;
+        }
+    }
+    m[a.len() * w + b.len()]
 }
 
 /// The candidate closest to `word`, if it is close enough to be a plausible typo.
@@ -197,5 +209,7 @@ mod tests {
     fn closest_suggests_typos_only() {
         assert_eq!(closest("adress", ["address", "name"]), Some("address"));
         assert_eq!(closest("zzzzzz", ["address", "name"]), None);
+        assert_eq!(closest("cdo", ["cod", "flow"]), Some("cod"));
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
     }
 }

@@ -208,7 +208,6 @@ pub(crate) fn parse(
 #[allow(clippy::type_complexity)]
 fn bus(d: &mut Diag<'_>, t: &Section<'_>) -> Option<(String, Span, Option<Bus>, Option<u16>)> {
     let mut t = t.clone();
-    t.check_keys(d, BUS_KEYS);
     let before = d.count();
     let name = t.req_str(d, "name");
     if let Some(n) = &name {
@@ -218,6 +217,7 @@ fn bus(d: &mut Diag<'_>, t: &Section<'_>) -> Option<(String, Span, Option<Bus>, 
             t.what = format!("[[bus]] \"{}\"", n.v);
         }
     }
+    t.check_keys(d, BUS_KEYS);
     let transport = match t.str(d, "transport") {
         None if !t.has("transport") => {
             d.error(
@@ -532,10 +532,7 @@ fn meter(
     let mut own_lines: HashMap<String, usize> = HashMap::new();
     let mut own_ok = true;
     for mut pt in t.tables(d, "point", "[[meter.point]]") {
-        if let Some(m) = name {
-            pt.what = format!("[[meter.point]] of meter \"{m}\"");
-        }
-        let Some(draft) = point(d, &mut pt, default_order) else {
+        let Some(draft) = point(d, &mut pt, name, default_order) else {
             own_ok = false;
             continue;
         };
@@ -685,7 +682,7 @@ fn template_points(
     let mut points = Vec::new();
     let mut seen = BTreeSet::new();
     for mut pt in root.tables(&mut d, "point", "[[point]]") {
-        if let Some(p) = point(&mut d, &mut pt, order) {
+        if let Some(p) = point(&mut d, &mut pt, None, order) {
             if !seen.insert(p.point.name.clone()) {
                 d.error(
                     &p.name_span,
@@ -703,8 +700,13 @@ fn template_points(
 }
 
 /// One point table (`[[meter.point]]` or a template's `[[point]]`).
-fn point(d: &mut Diag<'_>, t: &mut Section<'_>, default_order: ByteOrder) -> Option<PointDraft> {
-    t.check_keys(d, POINT_KEYS);
+/// `owner` names the meter in messages (`[[meter.point]] "p" of meter "m"`).
+fn point(
+    d: &mut Diag<'_>,
+    t: &mut Section<'_>,
+    owner: Option<&str>,
+    default_order: ByteOrder,
+) -> Option<PointDraft> {
     let before = d.count();
     let name = t.req_str(d, "name").and_then(|n| {
         if valid_name(n.v) {
@@ -721,6 +723,10 @@ fn point(d: &mut Diag<'_>, t: &mut Section<'_>, default_order: ByteOrder) -> Opt
     if let Some(n) = &name {
         t.what = format!("{} \"{}\"", t.what, n.v);
     }
+    if let Some(m) = owner {
+        t.what = format!("{} of meter \"{m}\"", t.what);
+    }
+    t.check_keys(d, POINT_KEYS);
 
     let register = match t.str(d, "register") {
         None => (!t.has("register")).then_some(RegisterKind::Holding),

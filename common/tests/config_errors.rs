@@ -1,0 +1,602 @@
+//! Malformed configs: every error kind, with its exact `FILE:LINE:COL: message`.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+
+use plantmeter_common::config;
+
+/// Lines 1-12: a valid gateway, mqtt and bus. Meters start at line 14.
+const HEAD: &str = r#"[gateway]
+id = "gw-01"
+site = "plant-a"
+data_dir = "/tmp/pm"
+
+[mqtt]
+url = "mqtt://127.0.0.1:1883"
+
+[[bus]]
+name = "line-1"
+transport = "tcp"
+address = "127.0.0.1:5020"
+
+"#;
+
+/// Lines 14-23: a valid meter with one u16 point `m1.p1`.
+const METER: &str = r#"[[meter]]
+name = "m1"
+bus = "line-1"
+unit_id = 1
+poll_interval_s = 5
+
+[[meter.point]]
+name = "p1"
+address = 0
+type = "u16"
+"#;
+
+/// The errors of a config, one per line, as `check` prints them.
+fn errors(text: &str) -> String {
+    match config::parse(text, Path::new("bad.toml")) {
+        Ok(_) => panic!("expected errors, the config is valid:\n{text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn with_meter(extra: &str) -> String {
+    format!("{HEAD}{METER}{extra}")
+}
+
+#[test]
+fn the_base_config_is_valid() {
+    config::parse(&with_meter(""), Path::new("ok.toml")).unwrap();
+}
+
+#[test]
+fn syntax_error_with_the_parsers_position() {
+    assert_eq!(
+        errors("[gateway]\nid = gw-01\n"),
+        "bad.toml:2:6: TOML syntax error: string values must be quoted, expected literal string"
+    );
+}
+
+#[test]
+fn duplicate_key_is_a_syntax_error() {
+    assert_eq!(
+        errors("[gateway]\nid = \"a\"\nid = \"b\"\n"),
+        "bad.toml:3:1: TOML syntax error: duplicate key"
+    );
+}
+
+#[test]
+fn empty_file() {
+    let expected = "bad.toml:1:1: the file is empty: a config needs [gateway], [mqtt], a [[bus]] \
+                    and a [[meter]] (see CONTRACT.md)";
+    assert_eq!(errors(""), expected);
+    assert_eq!(errors("# only a comment\n\n"), expected);
+}
+
+#[test]
+fn missing_file_names_the_file() {
+    let err = config::load(Path::new("/nonexistent/plant.toml")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "/nonexistent/plant.toml:1:1: cannot read the config file: no such file"
+    );
+}
+
+#[test]
+fn unreadable_file_names_the_file() {
+    let dir = std::env::temp_dir().join(format!("pm-config-dir-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let err = config::load(&dir).unwrap_err();
+    assert_eq!(err.errors.len(), 1);
+    let line = err.to_string();
+    assert!(
+        line.starts_with(&format!(
+            "{}:1:1: cannot read the config file: ",
+            dir.display()
+        )),
+        "{line}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn unknown_key_suggests_the_closest() {
+    let text = with_meter("adress = 4\n").replace("address = 0\n", "");
+    // the point now lacks address, and has a misspelt key
+    assert_eq!(
+        errors(&text),
+        "bad.toml:20:1: missing key \"address\" in [[meter.point]] \"p1\" of meter \"m1\"\n\
+         bad.toml:23:1: unknown key \"adress\" in [[meter.point]] \"p1\" of meter \"m1\"; did you mean \"address\"?"
+    );
+}
+
+#[test]
+fn unknown_key_lists_the_allowed_keys() {
+    let text = HEAD.replace(
+        "site = \"plant-a\"\n",
+        "site = \"plant-a\"\ncolour = \"red\"\n",
+    );
+    assert_eq!(
+        errors(&format!("{text}{METER}")),
+        "bad.toml:4:1: unknown key \"colour\" in [gateway]; allowed keys: id, site, data_dir, store_max_mb, max_gap"
+    );
+}
+
+#[test]
+fn unknown_top_level_table() {
+    assert_eq!(
+        errors(&with_meter("[meters]\nx = 1\n")),
+        "bad.toml:24:2: unknown key \"meters\" in the top level; did you mean \"meter\"?"
+    );
+}
+
+#[test]
+fn password_in_the_config_is_refused() {
+    let text = HEAD.replace(
+        "url = \"mqtt://127.0.0.1:1883\"\n",
+        "url = \"mqtt://127.0.0.1:1883\"\nusername = \"u\"\npassword = \"secret\"\n",
+    );
+    assert_eq!(
+        errors(&format!("{text}{METER}")),
+        "bad.toml:9:1: a password is never written in the config: use password_file or password_env"
+    );
+}
+
+#[test]
+fn wrong_types() {
+    let text = HEAD.replace(
+        "address = \"127.0.0.1:5020\"\n",
+        "address = \"127.0.0.1:5020\"\ntimeout_ms = \"1000\"\nretries = 1.5\n",
+    );
+    assert_eq!(
+        errors(&format!("{text}{METER}")),
+        "bad.toml:13:14: expected an integer for timeout_ms, found a string\n\
+         bad.toml:14:11: expected an integer for retries, found a float"
+    );
+}
+
+#[test]
+fn wrong_table_types() {
+    assert_eq!(
+        errors("gateway = 1\nmqtt = \"x\"\n[bus]\nname = \"b\"\n"),
+        "bad.toml:1:1: nothing to poll: add at least one [[meter]] with its points\n\
+         bad.toml:1:11: expected a table for gateway, found an integer\n\
+         bad.toml:2:8: expected a table for mqtt, found a string\n\
+         bad.toml:3:1: expected an array of tables ([[bus]]) for bus, found a table"
+    );
+}
+
+#[test]
+fn missing_sections() {
+    assert_eq!(
+        errors(METER),
+        "bad.toml:1:1: missing [gateway] table (id, site, data_dir)\n\
+         bad.toml:1:1: missing [mqtt] table (url)\n\
+         bad.toml:3:7: unknown bus \"line-1\"; no [[bus]] is defined"
+    );
+}
+
+#[test]
+fn missing_required_keys() {
+    let text = "[gateway]\nid = \"g\"\n[mqtt]\nx = 1\n";
+    assert_eq!(
+        errors(text),
+        "bad.toml:1:1: missing key \"site\" in [gateway]\n\
+         bad.toml:1:1: missing key \"data_dir\" in [gateway]\n\
+         bad.toml:1:1: nothing to poll: add a [[bus]] and at least one [[meter]] with its points\n\
+         bad.toml:3:1: missing key \"url\" in [mqtt]\n\
+         bad.toml:4:1: unknown key \"x\" in [mqtt]; allowed keys: url, client_id, topic_prefix, username, \
+         password_file, password_env, ca_file, client_cert_file, client_key_file, keep_alive_s, max_inflight, password"
+    );
+}
+
+#[test]
+fn unknown_bus_reference() {
+    let text = with_meter("").replace("bus = \"line-1\"", "bus = \"line-2\"");
+    assert_eq!(
+        errors(&text),
+        "bad.toml:16:7: unknown bus \"line-2\"; did you mean \"line-1\"?"
+    );
+}
+
+#[test]
+fn duplicate_bus_meter_and_point_names() {
+    let text = format!(
+        "{HEAD}[[bus]]\nname = \"line-1\"\ntransport = \"tcp\"\naddress = \"10.0.0.1\"\n\n{METER}\
+         [[meter.point]]\nname = \"p1\"\naddress = 1\ntype = \"u16\"\n\n{METER}"
+    );
+    assert_eq!(
+        errors(&text),
+        "bad.toml:15:8: duplicate bus name \"line-1\" (first defined at line 10)\n\
+         bad.toml:30:8: duplicate point \"p1\" in meter \"m1\" (first defined at line 26)\n\
+         bad.toml:35:8: duplicate meter name \"m1\" (first defined at line 20)"
+    );
+}
+
+#[test]
+fn unit_id_out_of_range() {
+    let text = with_meter("").replace("unit_id = 1", "unit_id = 248");
+    assert_eq!(
+        errors(&text),
+        "bad.toml:17:11: unit_id 248 is out of range 0..=247"
+    );
+}
+
+#[test]
+fn byte_order_that_does_not_fit_the_width() {
+    let text = with_meter("byte_order = \"ABCD\"\n");
+    assert_eq!(
+        errors(&text),
+        "bad.toml:24:14: byte_order \"ABCD\" is for 32-bit values; point \"p1\" is u16 (16-bit): use AB or BA"
+    );
+    let text = with_meter("").replace("type = \"u16\"", "type = \"f64\"\nbyte_order = \"CDAB\"");
+    assert_eq!(
+        errors(&text),
+        "bad.toml:24:14: byte_order \"CDAB\" is for 32-bit values; point \"p1\" is f64 (64-bit): \
+         use ABCDEFGH, GHEFCDAB, BADCFEHG or HGFEDCBA"
+    );
+}
+
+#[test]
+fn unknown_byte_order() {
+    let text = with_meter("").replace(
+        "poll_interval_s = 5",
+        "poll_interval_s = 5\nbyte_order = \"ABDC\"",
+    );
+    assert_eq!(
+        errors(&text),
+        "bad.toml:19:14: unknown byte_order \"ABDC\"; use AB or BA (16-bit), ABCD, CDAB, BADC or DCBA (32-bit), \
+         ABCDEFGH, GHEFCDAB, BADCFEHG or HGFEDCBA (64-bit)"
+    );
+}
+
+#[test]
+fn non_positive_intervals_timeouts_and_scale() {
+    let text = HEAD.replace(
+        "address = \"127.0.0.1:5020\"\n",
+        "address = \"127.0.0.1:5020\"\ntimeout_ms = 0\n",
+    );
+    let text = format!("{text}{METER}scale = 0.0\n")
+        .replace("poll_interval_s = 5", "poll_interval_s = -1");
+    assert_eq!(
+        errors(&text),
+        "bad.toml:13:14: timeout_ms must be positive and at most 3600000 (1 h), found 0\n\
+         bad.toml:19:19: poll_interval_s must be positive, found -1\n\
+         bad.toml:25:9: scale must be positive, found 0"
+    );
+}
+
+#[test]
+fn non_finite_numbers() {
+    let text = with_meter("scale = nan\noffset = inf\n")
+        .replace("poll_interval_s = 5", "poll_interval_s = inf");
+    assert_eq!(
+        errors(&text),
+        "bad.toml:18:19: poll_interval_s must be a finite number, found inf\n\
+         bad.toml:24:9: scale must be a finite number, found NaN\n\
+         bad.toml:25:10: offset must be a finite number, found inf"
+    );
+}
+
+#[test]
+fn inconsistent_register_overlap_names_both_points() {
+    let text = with_meter("\n[[meter.point]]\nname = \"p2\"\naddress = 0\ntype = \"u32\"\n");
+    assert_eq!(
+        errors(&text),
+        "bad.toml:27:11: points \"p1\" (holding 0, u16) and \"p2\" (holding 0, u32) of meter \"m1\" overlap: \
+         points must read exactly the same registers or separate ones"
+    );
+}
+
+#[test]
+fn identical_registers_read_twice_are_fine() {
+    let text = with_meter("\n[[meter.point]]\nname = \"p2\"\naddress = 0\ntype = \"bool\"\n");
+    config::parse(&text, Path::new("ok.toml")).unwrap();
+}
+
+#[test]
+fn unknown_template_lists_the_known_ones() {
+    let text = with_meter("").replace(
+        "poll_interval_s = 5",
+        "poll_interval_s = 5\ntemplate = \"sdm360\"",
+    );
+    let known = plantmeter_common::templates::names().join(", ");
+    assert_eq!(
+        errors(&text),
+        format!("bad.toml:19:12: unknown template \"sdm360\"; did you mean \"sdm630\"? known templates: {known}")
+    );
+    let text = with_meter("").replace(
+        "poll_interval_s = 5",
+        "poll_interval_s = 5\ntemplate = \"foo\"",
+    );
+    assert_eq!(
+        errors(&text),
+        format!("bad.toml:19:12: unknown template \"foo\"; known templates: {known}")
+    );
+}
+
+#[test]
+fn template_subset_names_unknown_points() {
+    let text = with_meter("").replace(
+        "poll_interval_s = 5",
+        "poll_interval_s = 5\ntemplate = \"sdm630\"\npoints = [\"energy_imprt\", 3]",
+    );
+    assert_eq!(
+        errors(&text),
+        "bad.toml:20:11: template \"sdm630\" has no point \"energy_imprt\"; did you mean \"energy_import\"?\n\
+         bad.toml:20:27: expected a string (a point name) in points, found an integer"
+    );
+    let text = with_meter("").replace(
+        "poll_interval_s = 5",
+        "poll_interval_s = 5\npoints = [\"a\"]",
+    );
+    assert_eq!(
+        errors(&text),
+        "bad.toml:19:1: points selects points of a template; this meter has no template"
+    );
+}
+
+#[test]
+fn transport_keys_missing_or_not_applicable() {
+    let buses = r#"[[bus]]
+name = "tcp-no-address"
+transport = "tcp"
+baud = 9600
+
+[[bus]]
+name = "rtu-no-device"
+transport = "rtu"
+address = "10.0.0.1:502"
+parity = "mark"
+
+[[bus]]
+name = "what"
+transport = "udp"
+"#;
+    let text = format!("{HEAD}{buses}");
+    assert_eq!(
+        errors(&text),
+        "bad.toml:1:1: nothing to poll: add at least one [[meter]] with its points\n\
+         bad.toml:14:1: missing key \"address\" in [[bus]] \"tcp-no-address\"\n\
+         bad.toml:17:1: baud applies to rtu buses only, not to transport \"tcp\"\n\
+         bad.toml:19:1: missing key \"device\" in [[bus]] \"rtu-no-device\"\n\
+         bad.toml:22:1: address applies to tcp and rtu-over-tcp buses; an rtu bus uses device\n\
+         bad.toml:23:10: unknown parity \"mark\"; use none, even or odd\n\
+         bad.toml:27:13: unknown transport \"udp\"; use tcp, rtu or rtu-over-tcp"
+    );
+}
+
+#[test]
+fn mqtt_url_scheme() {
+    let text = HEAD.replace("mqtt://127.0.0.1:1883", "http://127.0.0.1:1883");
+    assert_eq!(
+        errors(&format!("{text}{METER}")),
+        "bad.toml:7:7: url \"http://127.0.0.1:1883\" must start with mqtt:// or mqtts:// (TLS)"
+    );
+}
+
+#[test]
+fn names_with_forbidden_characters() {
+    let text = with_meter("")
+        .replace("name = \"m1\"", "name = \"Main Power\"")
+        .replace("name = \"p1\"", "name = \"p.1\"")
+        .replace("id = \"gw-01\"", "id = \"gw 01\"");
+    assert_eq!(
+        errors(&text),
+        "bad.toml:2:6: gateway id \"gw 01\" must be 1 to 64 characters of A-Z, a-z, 0-9, _ and -\n\
+         bad.toml:15:8: meter name \"Main Power\" may only contain a-z, 0-9, _ and -\n\
+         bad.toml:21:8: point name \"p.1\" may only contain a-z, 0-9, _ and -"
+    );
+}
+
+#[test]
+fn point_types_and_kinds() {
+    let text = with_meter(
+        "\n[[meter.point]]\nname = \"c\"\nregister = \"coil\"\naddress = 1\ntype = \"u16\"\n\
+         \n[[meter.point]]\nname = \"b\"\naddress = 9\ntype = \"bool\"\nkind = \"counter\"\n\
+         \n[[meter.point]]\nname = \"g\"\naddress = 65534\ntype = \"f64\"\nrollover = 10.0\nmin = 5\nmax = 1\n\
+         \n[[meter.point]]\nname = \"x\"\nregister = \"holdings\"\naddress = 20\ntype = \"float\"\nkind = \"total\"\n",
+    );
+    assert_eq!(
+        errors(&text),
+        "bad.toml:29:8: type u16 cannot be read from a coil (a single bit): coil points are bool\n\
+         bad.toml:35:8: point \"b\" is bool and cannot be a counter\n\
+         bad.toml:39:11: point \"g\" (f64 at address 65534) runs past the last address 65535\n\
+         bad.toml:41:12: rollover applies to counters only (kind = \"counter\")\n\
+         bad.toml:42:7: min 5 is above max 1\n\
+         bad.toml:47:12: unknown register \"holdings\"; use holding, input, coil or discrete\n\
+         bad.toml:49:8: unknown type \"float\"; use u16, i16, u32, i32, u64, i64, f32, f64 or bool\n\
+         bad.toml:50:8: unknown kind \"total\"; use counter (a totalizer) or gauge (an instantaneous value)"
+    );
+}
+
+/// Lines 14-50: meters for the audit (`power` from the sdm630 template, `packer`, `outfall`);
+/// `[audit]` is line 51 and its keys start at line 52.
+const AUDIT_METERS: &str = r#"[[meter]]
+name = "power"
+unit_id = 1
+poll_interval_s = 5
+template = "sdm630"
+
+[[meter]]
+name = "packer"
+unit_id = 2
+poll_interval_s = 60
+[[meter.point]]
+name = "output"
+address = 0
+type = "u32"
+unit = "t"
+kind = "counter"
+[[meter.point]]
+name = "speed"
+address = 2
+type = "u16"
+
+[[meter]]
+name = "outfall"
+unit_id = 3
+poll_interval_s = 10
+[[meter.point]]
+name = "cod"
+address = 0
+type = "f32"
+unit = "mg/L"
+[[meter.point]]
+name = "flow"
+address = 2
+type = "f32"
+unit = "m3"
+kind = "counter"
+
+[audit]
+"#;
+
+fn audit(lines: &str) -> String {
+    format!("{HEAD}{AUDIT_METERS}{lines}")
+}
+
+const GOOD_AUDIT: &str = r#"timezone = "+08:00"
+baseline = ["2025-01-01", "2026-01-01"]
+grid_co2_t_per_mwh = 0.5703
+production = { point = "packer.output" }
+"#;
+
+#[test]
+fn audit_base_is_valid() {
+    config::parse(&audit(GOOD_AUDIT), Path::new("ok.toml")).unwrap();
+}
+
+#[test]
+fn audit_unknown_references() {
+    let text = audit(
+        r#"timezone = "+08:00"
+baseline = ["2025-01-01", "2026-01-01"]
+grid_co2_t_per_mwh = 0.5703
+production = { point = "packr.output" }
+[[audit.input]]
+point = "packer.energy"
+carrier = "electricity"
+[[audit.input]]
+point = "power.energy_import"
+carrier = "electricity"
+[[audit.pollutant]]
+name = "COD"
+concentration = "outfall.cdo"
+flow = "outfall"
+[[audit.level]]
+indicator = "water"
+I = 1
+II = 2
+III = 3
+"#,
+    );
+    assert_eq!(
+        errors(&text),
+        "bad.toml:55:24: unknown meter \"packr\" in \"packr.output\"; did you mean \"packer\"?\n\
+         bad.toml:57:9: meter \"packer\" has no point \"energy\"; its points: output, speed\n\
+         bad.toml:64:17: meter \"outfall\" has no point \"cdo\"; did you mean \"outfall.cod\"?\n\
+         bad.toml:65:8: point reference \"outfall\" must be written meter.point\n\
+         bad.toml:67:13: unknown indicator \"water\"; the report's indicators are: energy, co2, electricity"
+    );
+}
+
+#[test]
+fn audit_dates_and_timezone() {
+    let text = audit(
+        r#"timezone = "Asia/Shanghai"
+baseline = ["2025-13-01", 2026-01-01]
+reporting = ["2026-07-01", "2026-01-01"]
+granularity = "quarter"
+production = { point = "packer.output" }
+"#,
+    );
+    assert_eq!(
+        errors(&text),
+        "bad.toml:52:12: timezone \"Asia/Shanghai\" must be a UTC offset +HH:MM or -HH:MM, e.g. \"+08:00\"\n\
+         bad.toml:53:13: baseline date \"2025-13-01\" is not a valid date (YYYY-MM-DD)\n\
+         bad.toml:54:13: reporting runs from 2026-07-01 to 2026-01-01: the start must be before the end \
+         (the end is excluded)\n\
+         bad.toml:55:15: unknown granularity \"quarter\"; use hour, day, week or month"
+    );
+    let text = audit(
+        "timezone = \"+08:00\"\nbaseline = [\"2025-01-01\"]\nproduction = { point = \"packer.output\" }\n",
+    );
+    assert_eq!(
+        errors(&text),
+        "bad.toml:53:12: baseline must be two dates [\"FROM\", \"TO\"] (TO excluded), found 1 value"
+    );
+}
+
+#[test]
+fn audit_unknown_carrier_and_pollutant_names() {
+    let text = audit(&format!(
+        "{GOOD_AUDIT}[[audit.input]]\npoint = \"outfall.flow\"\ncarrier = \"gas\"\n\
+         [[audit.pollutant]]\nname = \"cod\"\nconcentration = \"outfall.cod\"\nflow = \"outfall.flow\"\n"
+    ));
+    assert_eq!(
+        errors(&text),
+        "bad.toml:58:11: unknown carrier \"gas\"; use electricity, natural_gas, coal, diesel, steam, heat, \
+         water, material\n\
+         bad.toml:60:8: unknown pollutant \"cod\" (did you mean \"COD\"?); use SO2, NOx, dust, CO2, VOCs, COD, \
+         NH3-N, TN, TP, heavy_metals"
+    );
+}
+
+#[test]
+fn audit_level_thresholds_must_be_ordered() {
+    let text = audit(&format!(
+        "{GOOD_AUDIT}[[audit.level]]\nindicator = \"energy\"\nI = 120.0\nII = 110.0\nIII = 100.0\n"
+    ));
+    assert_eq!(
+        errors(&text),
+        "bad.toml:58:5: level thresholds of \"energy\" must satisfy I <= II <= III (lower is better), \
+         found I = 120, II = 110, III = 100"
+    );
+}
+
+#[test]
+fn audit_production_must_be_a_counter() {
+    let text = audit(&GOOD_AUDIT.replace("packer.output", "packer.speed"));
+    assert_eq!(
+        errors(&text),
+        "bad.toml:55:24: production point \"packer.speed\" must be a counter (a totalizer of product), \
+         it is a gauge"
+    );
+}
+
+#[test]
+fn audit_duplicates() {
+    let pollutant =
+        "[[audit.pollutant]]\nname = \"COD\"\nconcentration = \"outfall.cod\"\nflow = \"outfall.flow\"\n";
+    let text = audit(&format!("{GOOD_AUDIT}{pollutant}{pollutant}"));
+    assert_eq!(
+        errors(&text),
+        "bad.toml:61:8: duplicate pollutant \"COD\" (first defined at line 57)"
+    );
+}
+
+#[test]
+fn audit_electricity_methods() {
+    let input = "[[audit.input]]\npoint = \"power.energy_import\"\ncarrier = \"electricity\"\n";
+    let text = audit(&format!(
+        "{}electricity = \"equal\"\n{input}",
+        GOOD_AUDIT.replace("grid_co2_t_per_mwh = 0.5703\n", "")
+    ));
+    assert_eq!(
+        errors(&text),
+        "bad.toml:55:15: electricity = \"equal\" needs electricity_kgce_per_kwh (the thermal-power coal rate, \
+         e.g. 0.404)\n\
+         bad.toml:55:15: electricity = \"equal\" needs electricity_year (the year the coal rate is for)\n\
+         bad.toml:58:11: an electricity input needs grid_co2_t_per_mwh in [audit] (the grid's tCO2/MWh, \
+         e.g. 0.5703) or co2_kg_per_unit"
+    );
+    let text = audit(&format!("{GOOD_AUDIT}electricity_kgce_per_kwh = 0.404\n"));
+    assert_eq!(
+        errors(&text),
+        "bad.toml:56:1: electricity_kgce_per_kwh applies only with electricity = \"equal\""
+    );
+}
