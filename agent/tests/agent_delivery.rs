@@ -1,0 +1,123 @@
+//! At-least-once delivery with a real broker: through a broker outage, and through the agent being
+//! SIGKILLed while polling and draining.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use plantmeter_common::Clock;
+use plantmeter_sim::{start, Scenario, SimOptions};
+use support::*;
+
+async fn sim() -> plantmeter_sim::SimHandle {
+    start(
+        Scenario::builtin(),
+        SimOptions {
+            clock: Clock::wall(),
+            ..SimOptions::default()
+        },
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_outage_loses_nothing_and_resends_in_order() {
+    let sim = sim().await;
+    let broker = Broker::start();
+    let proxy = Proxy::start(broker.addr).await;
+    let sub = Subscriber::start(broker.addr).await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let cfg = write_config(dir.path(), &config(&sim, proxy.addr, &data, 1.0, 500));
+    // 11 meters, a poll each per virtual second, 10x: ~110 messages per real second.
+    let agent = Agent::start(&cfg, 10.0);
+
+    wait_for("first data", Duration::from_secs(10), || {
+        sub.data_len() > 50
+    })
+    .await;
+    proxy.set_down(true);
+    let before = sub.data_len();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // While the broker is unreachable the agent buffers: status shows a growing backlog.
+    let st = status_file(&data);
+    assert!(
+        st["store"]["backlog"].as_u64().unwrap() > 0,
+        "no backlog while the broker is down: {st}"
+    );
+    assert!(!st["mqtt_connected"].as_bool().unwrap());
+    proxy.set_down(false);
+    wait_for("backlog drained", Duration::from_secs(20), || {
+        let st = status_file(&data);
+        st["mqtt_connected"].as_bool().unwrap_or(false)
+            && st["store"]["backlog"].as_u64().unwrap_or(1) < 20
+    })
+    .await;
+    assert!(
+        sub.data_len() > before + 200,
+        "the backlog was not delivered"
+    );
+
+    let status = agent.sigterm(Duration::from_secs(8));
+    assert!(status.success(), "agent exit status {status:?}");
+    let st = status_file(&data);
+    assert_eq!(st["running"], false);
+    let next_seq = st["store"]["next_seq"].as_u64().unwrap();
+    assert_eq!(
+        st["store"]["backlog"].as_u64().unwrap(),
+        0,
+        "clean shutdown left a backlog"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let got = sub.got.lock().unwrap();
+    let (distinct, _dups) = check_delivery(&got, next_seq, 2);
+    assert_eq!(distinct as u64, next_seq - 1);
+    drop(got);
+    // The graceful shutdown leaves a retained offline status.
+    assert_eq!(sub.last("status").unwrap()["state"], "offline");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_while_polling_and_draining_loses_no_seq() {
+    let sim = sim().await;
+    let broker = Broker::start();
+    let proxy = Proxy::start(broker.addr).await;
+    let sub = Subscriber::start(broker.addr).await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let cfg = write_config(dir.path(), &config(&sim, proxy.addr, &data, 1.0, 500));
+
+    let mut restarts = 0;
+    for round in 0..4u64 {
+        let agent = Agent::start(&cfg, 20.0);
+        if round % 2 == 1 {
+            // Build a backlog, then kill while it drains.
+            proxy.set_down(true);
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            proxy.set_down(false);
+            tokio::time::sleep(Duration::from_millis(700 + 150 * round)).await;
+        } else {
+            tokio::time::sleep(Duration::from_millis(1200 + 200 * round)).await;
+        }
+        agent.sigkill();
+        restarts += 2;
+    }
+    // A last run drains everything and stops cleanly.
+    let agent = Agent::start(&cfg, 20.0);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    wait_for("backlog drained", Duration::from_secs(20), || {
+        status_file(&data)["store"]["backlog"].as_u64().unwrap_or(1) < 50
+    })
+    .await;
+    assert!(agent.sigterm(Duration::from_secs(8)).success());
+    let st = status_file(&data);
+    let next_seq = st["store"]["next_seq"].as_u64().unwrap();
+    assert!(next_seq > 500, "too few polls to mean anything: {next_seq}");
+    assert_eq!(st["store"]["evicted"].as_u64().unwrap(), 0);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let got = sub.got.lock().unwrap();
+    let (distinct, dups) = check_delivery(&got, next_seq, restarts + 1);
+    eprintln!("{distinct} distinct seqs, {dups} duplicates after 4 SIGKILLs");
+}
