@@ -2,6 +2,7 @@
 //!
 //! `cargo run --release -p plantmeter-sim --example throughput [-- SECONDS]`
 //! Reads the SDM630's 76-register block (input 0x00..0x4C) back to back, one request in flight.
+#![allow(clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
 

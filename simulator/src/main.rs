@@ -105,7 +105,7 @@ fn load_scenario(path: Option<&Path>) -> Result<Scenario, Failure> {
 
 fn clock_of(args: &Args) -> Result<Clock, Failure> {
     let speed = args.clock_speed.unwrap_or(1.0);
-    if !(speed.is_finite() && speed > 0.0) {
+    if !speed.is_finite() || speed <= 0.0 {
         return Err(bad(format!(
             "--clock-speed {speed}: must be a positive number"
         )));
@@ -149,7 +149,7 @@ fn write_truth(path: &Path, sim: &Simulation) -> Result<(), String> {
 fn run(args: Args) -> Result<(), Failure> {
     let scenario = load_scenario(args.scenario.as_deref())?;
     let clock = clock_of(&args)?;
-    if !(args.truth_interval_s > 0.0 && args.truth_interval_s.is_finite()) {
+    if !args.truth_interval_s.is_finite() || args.truth_interval_s <= 0.0 {
         return Err(bad("--truth-interval-s must be > 0".into()));
     }
     if args.print_agent_config {

@@ -158,6 +158,7 @@ pub fn scan_rtu_request(buf: &[u8]) -> RtuScan {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

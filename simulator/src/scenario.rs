@@ -331,7 +331,7 @@ impl Scenario {
                 parse_date(&s[1], "production.stoppages")?,
             ));
         }
-        if !(p.rate >= 0.0 && p.rate.is_finite()) {
+        if !p.rate.is_finite() || p.rate < 0.0 {
             return Err(ScenarioError("production.rate must be >= 0".into()));
         }
         let mut streams = Vec::new();
@@ -425,7 +425,7 @@ impl Scenario {
                     m.measures
                 )));
             }
-            if !(m.poll_interval_s > 0.0) {
+            if m.poll_interval_s.is_nan() || m.poll_interval_s <= 0.0 {
                 return Err(at("poll_interval_s must be > 0".into()));
             }
             let instant = |s: &str, key: &str| {

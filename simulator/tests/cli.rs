@@ -1,4 +1,5 @@
 //! The `plantmeter-sim` binary: arguments, exit codes, the agent config, the truth file.
+#![allow(clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

@@ -1,4 +1,5 @@
 //! Each fault shows on the wire as a real meter's would, seen by a real Modbus client.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -235,12 +236,11 @@ async fn replaced_meter_restarts_near_zero_while_the_truth_goes_on() {
 
 #[tokio::test]
 async fn random_faults_hit_about_their_rate_and_scheduled_windows_end() {
-    let mut sc = Scenario::builtin();
     let text = plantmeter_sim::scenario::BUILTIN.replace(
         "counter_start = 34567.89",
         "counter_start = 34567.89\n\n  [[meter.fault]]\n  kind = \"exception\"\n  code = 4\n  rate = 0.3\n\n  [[meter.fault]]\n  kind = \"timeout\"\n  from = \"2025-06-11T10:00:00+08:00\"\n  to = \"2025-06-11T10:20:00+08:00\"",
     );
-    sc = Scenario::from_toml(&text).unwrap();
+    let mut sc = Scenario::from_toml(&text).unwrap();
     assert_eq!(sc.meter_mut("packer").unwrap().faults.windows.len(), 1);
     let sim = start(
         sc,

@@ -1,5 +1,6 @@
 //! Every meter model of the built-in plant, read with a real Modbus client (tokio-modbus) over
 //! Modbus TCP, RTU over TCP and RTU on a pseudo-terminal, checked against the plant model.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

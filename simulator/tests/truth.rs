@@ -1,5 +1,6 @@
 //! The ground truth adds up: days sum to totals, an interval's truth is the counters' advance,
 //! carriers are the sum of their audit meters, loads are concentration x flow.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! Helpers shared by the simulator's tests: a frozen clock, a real Modbus client, value checks.
+#![allow(clippy::unwrap_used)]
 #![allow(dead_code)]
 
 use plantmeter_common::codec::{decode_point, decode_point_bit};
