@@ -29,6 +29,10 @@ pub struct RunArgs {
     /// Testing and demo: the virtual clock runs this many times faster than real time.
     #[arg(long)]
     pub clock_speed: Option<f64>,
+    /// Testing and demo: the wall instant (ms since the Unix epoch) at which the virtual clock reads
+    /// `--clock-start`, so that processes given the same three options share one time base.
+    #[arg(long)]
+    pub clock_anchor: Option<i64>,
 }
 
 /// How long the store writer waits after a first message for others of the same round of polls,
@@ -82,7 +86,13 @@ pub fn load_plan(path: &std::path::Path) -> anyhow::Result<Plan> {
 
 pub fn main(args: RunArgs) -> anyhow::Result<()> {
     let plan = load_plan(&args.config)?;
-    let clock = clock_from_args(args.clock_start.as_deref(), args.clock_speed)?;
+    let clock = match args.clock_anchor {
+        None => clock_from_args(args.clock_start.as_deref(), args.clock_speed)?,
+        Some(anchor) => {
+            Clock::from_options(args.clock_start.as_deref(), args.clock_speed, Some(anchor))
+                .map_err(|e| anyhow::Error::new(BadInput(e)))?
+        }
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

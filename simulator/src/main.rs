@@ -38,6 +38,10 @@ struct Args {
     /// Virtual clock speed (x real time); default 1.
     #[arg(long)]
     clock_speed: Option<f64>,
+    /// Wall instant (ms since the Unix epoch) at which the virtual clock reads --clock-start: processes
+    /// given the same three options share one time base.
+    #[arg(long)]
+    clock_anchor: Option<i64>,
     /// Also serve RTU frames over TCP on this address.
     #[arg(long)]
     rtu_over_tcp: Option<String>,
@@ -104,6 +108,10 @@ fn load_scenario(path: Option<&Path>) -> Result<Scenario, Failure> {
 }
 
 fn clock_of(args: &Args) -> Result<Clock, Failure> {
+    if let Some(anchor) = args.clock_anchor {
+        return Clock::from_options(args.clock_start.as_deref(), args.clock_speed, Some(anchor))
+            .map_err(bad);
+    }
     let speed = args.clock_speed.unwrap_or(1.0);
     if !speed.is_finite() || speed <= 0.0 {
         return Err(bad(format!(
