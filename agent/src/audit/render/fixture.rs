@@ -79,12 +79,12 @@ pub fn report() -> Report {
             180.0 + 30.0 * rng.next()
         };
         let k = if reporting { 0.93 } else { 1.0 };
-        let elec = 6000.0 + 280.0 * k * p + 400.0 * rng.next();
-        let gas = 300.0 + 25.0 * k * p + 20.0 * rng.next();
+        let elec = 6000.0 + 280.0 * k * p + 3000.0 * rng.next();
+        let gas = 300.0 + 25.0 * k * p + 250.0 * rng.next();
         let steam = if shutdown {
             0.0
         } else {
-            5.0 + 0.4 * k * p + 0.5 * rng.next()
+            5.0 + 0.4 * k * p + 4.0 * rng.next()
         };
         let water = 40.0 + 2.5 * p + 5.0 * rng.next();
         let energy = elec * 0.1229 + gas * 1.2143 + steam * 128.6;

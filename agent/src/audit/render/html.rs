@@ -382,7 +382,6 @@ fn charts(report: &Report, lang: Lang, out: &mut String) {
                 .collect(),
             None => Vec::new(),
         };
-        let unit = ind.map_or_else(String::new, |i| format!(" ({})", i.per_unit_unit));
         let caption = format!("{}: {}", l.chart_monthly, per_unit_label(lang, key));
         let reference = ind
             .and_then(|i| i.baseline.per_unit)
@@ -399,7 +398,7 @@ fn charts(report: &Report, lang: Lang, out: &mut String) {
             &svg::bars(
                 &format!("chart-monthly-{key}"),
                 &caption,
-                &format!("{}{unit}", per_unit_label(lang, key)),
+                &ind.map_or_else(|| l.per_unit.to_string(), |i| i.per_unit_unit.clone()),
                 &cats,
                 reference,
                 legend,
@@ -427,7 +426,7 @@ fn charts(report: &Report, lang: Lang, out: &mut String) {
         &svg::line(
             "chart-cusum",
             l.chart_cusum,
-            &format!("{} ({energy_unit})", l.savings),
+            &format!("{} ({energy_unit})", l.cusum_axis),
             &cusum,
             REPORTING,
             empty_label,
@@ -477,8 +476,8 @@ fn method(report: &Report, lang: Lang, out: &mut String) {
             l.thresholds,
             format!(
                 "CV(RMSE) ≤ {}%, |NMBE| ≤ {}%",
-                display(m.ashrae14_cv_rmse_max_pct),
-                display(m.ashrae14_nmbe_max_pct)
+                plain(m.ashrae14_cv_rmse_max_pct),
+                plain(m.ashrae14_nmbe_max_pct)
             ),
         ),
     ] {
@@ -665,7 +664,7 @@ mod tests {
             "main-power.energy_import",
             "0.1229",
             "0.5703 tCO2/MWh (year 2022)",
-            "CV(RMSE) ≤ 30.00%",
+            "CV(RMSE) ≤ 30%, |NMBE| ≤ 10%",
             "Data completeness per point",
             "Meter replacements",
             "Spring Festival shutdown",
@@ -789,6 +788,10 @@ mod tests {
                 std::fs::write(&path, &h).unwrap();
                 assert_eq!(std::fs::read_to_string(&path).unwrap(), h);
             }
+        }
+        for (tag, lang) in [("en", Lang::En), ("zh", Lang::Zh)] {
+            let t = super::super::text_table(&fixture::report(), lang);
+            std::fs::write(dir.join(format!("report_{tag}.txt")), t).unwrap();
         }
         std::fs::write(
             dir.join("report_en.csv"),

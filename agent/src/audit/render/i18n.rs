@@ -90,6 +90,7 @@ pub struct Labels {
     pub chart_monthly: &'static str,
     pub chart_cusum: &'static str,
     pub chart_cusum_note: &'static str,
+    pub cusum_axis: &'static str,
     pub per_unit: &'static str,
     pub baseline_average: &'static str,
     pub no_data: &'static str,
@@ -176,6 +177,7 @@ const EN: Labels = Labels {
     chart_cusum: "CUSUM of savings over the reporting period",
     chart_cusum_note:
         "Cumulative sum of (expected − actual) comprehensive energy; a rising line means savings.",
+    cusum_axis: "Cumulative savings",
     per_unit: "per unit",
     baseline_average: "Baseline average",
     no_data: "no data",
@@ -265,6 +267,7 @@ const ZH: Labels = Labels {
     chart_monthly: "各月单位产品指标",
     chart_cusum: "报告期累积和 (CUSUM)",
     chart_cusum_note: "（预期值 − 实际值）综合能耗的累积和；曲线上升表示节能。",
+    cusum_axis: "累积节能量",
     per_unit: "单位产品",
     baseline_average: "基准期平均",
     no_data: "无数据",

@@ -276,8 +276,11 @@ pub fn scatter(
         }
         out.push_str("</g>");
     }
-    let mut entries: Vec<(&str, &str, bool)> =
-        series.iter().map(|s| (s.label, s.color, false)).collect();
+    let mut entries: Vec<(&str, &str, bool)> = series
+        .iter()
+        .filter(|s| s.points.iter().any(|p| finite(&p)))
+        .map(|s| (s.label, s.color, false))
+        .collect();
     if let Some((label, pts)) = &line {
         let mut pts: Vec<(f64, f64)> = pts.iter().filter(finite).copied().collect();
         pts.sort_by(|a, b| a.0.total_cmp(&b.0));

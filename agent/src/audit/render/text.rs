@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use plantmeter_common::audit::report::Report;
 
-use super::format::{display, display_opt, fraction_pct, inclusive_end, pct_opt};
+use super::format::{display, display_opt, fraction_pct, inclusive_end, pct_opt, plain};
 use super::i18n::{granularity_label, indicator_label, level_label, method_label, yes_no, Lang};
 
 /// Columns a character takes on a terminal: 2 for East Asian wide and fullwidth characters (CJK
@@ -197,8 +197,8 @@ fn model_table(report: &Report, lang: Lang, out: &mut String) {
         "{} ({}: CV(RMSE) <= {}%, |NMBE| <= {}%)",
         l.model_statistics,
         l.thresholds,
-        display(report.method.ashrae14_cv_rmse_max_pct),
-        display(report.method.ashrae14_nmbe_max_pct)
+        plain(report.method.ashrae14_cv_rmse_max_pct),
+        plain(report.method.ashrae14_nmbe_max_pct)
     );
     let mut t = Table::new(&[
         (l.indicator, false),
