@@ -1,6 +1,8 @@
 //! The report computed from readings fed through the interval engine, against figures computed here
 //! independently from the formulas that generated the readings.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;

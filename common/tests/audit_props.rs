@@ -1,6 +1,8 @@
 //! Properties of the interval engine: apportioning conserves totals; rollovers and replacements never
 //! create negative or lost consumption.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 
 use chrono::FixedOffset;

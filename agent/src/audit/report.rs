@@ -1,23 +1,122 @@
 //! `plantmeter report --config FILE [--from --to] --format json|csv|html [--out FILE] [--lang en|zh]`
+//!
+//! `--from/--to` (local dates, `to` exclusive) replace the reporting period, or the baseline period when
+//! the config has no reporting period. While a running agent holds the store, the report is the one the agent
+//! last wrote (`data_dir/audit-report.json`), said so on stderr.
 
+use std::io::Write;
 use std::path::PathBuf;
+
+use anyhow::Context;
+use chrono::NaiveDate;
+use plantmeter_common::audit::report::Report;
+
+use super::engine::{write_atomic, AuditEngine, REPORT_FILE};
+use super::import::{load_plan, open_store};
+use super::render;
+use crate::exit::BadInput;
 
 #[derive(clap::Args)]
 pub struct ReportArgs {
     #[arg(long)]
     pub config: PathBuf,
+    /// First local date of the period (inclusive), `YYYY-MM-DD`.
     #[arg(long)]
     pub from: Option<String>,
+    /// Local date after the period (exclusive), `YYYY-MM-DD`.
     #[arg(long)]
     pub to: Option<String>,
     #[arg(long, value_parser = ["json", "csv", "html"])]
     pub format: String,
+    /// Write here instead of stdout.
     #[arg(long)]
     pub out: Option<PathBuf>,
     #[arg(long, default_value = "en", value_parser = ["en", "zh"])]
     pub lang: String,
 }
 
-pub fn main(_args: ReportArgs) -> anyhow::Result<()> {
-    anyhow::bail!("report: not built yet (issue audit)")
+fn bad_input(msg: String) -> anyhow::Error {
+    anyhow::Error::new(BadInput(msg))
+}
+
+fn parse_date(flag: &str, s: &str) -> anyhow::Result<NaiveDate> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|_| bad_input(format!("{flag} {s}: not a date (YYYY-MM-DD)")))
+}
+
+/// The `--from/--to` override, checked.
+pub fn period_override(
+    from: Option<&str>,
+    to: Option<&str>,
+) -> anyhow::Result<Option<(NaiveDate, NaiveDate)>> {
+    match (from, to) {
+        (None, None) => Ok(None),
+        (Some(f), Some(t)) => {
+            let (f, t) = (parse_date("--from", f)?, parse_date("--to", t)?);
+            if t <= f {
+                return Err(bad_input(format!(
+                    "--from {f} --to {t}: the period is empty (--to is exclusive and must be after --from)"
+                )));
+            }
+            Ok(Some((f, t)))
+        }
+        _ => Err(bad_input(
+            "--from and --to go together (local dates, --to exclusive)".to_string(),
+        )),
+    }
+}
+
+pub fn main(args: ReportArgs) -> anyhow::Result<()> {
+    let plan = load_plan(&args.config)?;
+    let over = period_override(args.from.as_deref(), args.to.as_deref())?;
+    let lang = render::Lang::parse(&args.lang)
+        .ok_or_else(|| bad_input(format!("--lang {}: en or zh", args.lang)))?;
+    let report = match open_store(&plan.gateway.data_dir) {
+        Ok(db) => {
+            let mut engine = AuditEngine::open(&db, &plan)?;
+            engine.report_for(plantmeter_common::Clock::wall().now_ms(), over)?
+        }
+        Err(e) if format!("{e:#}").contains("in use by another process") => {
+            let file = plan.gateway.data_dir.join(REPORT_FILE);
+            if over.is_some() {
+                anyhow::bail!("{e:#}; --from/--to need the store itself");
+            }
+            let bytes = std::fs::read(&file).with_context(|| {
+                format!(
+                    "{e:#}, and the agent has not written {} yet",
+                    file.display()
+                )
+            })?;
+            let r: Report = serde_json::from_slice(&bytes)
+                .with_context(|| format!("{}: not an audit report", file.display()))?;
+            eprintln!(
+                "plantmeter: the store is held by the running agent; this is the report it computed at {}",
+                r.generated_at
+            );
+            r
+        }
+        Err(e) => return Err(e),
+    };
+    let bytes: Vec<u8> = match args.format.as_str() {
+        "json" => {
+            let mut v = serde_json::to_vec_pretty(&report).context("serializing the report")?;
+            v.push(b'\n');
+            v
+        }
+        "csv" => render::csv(&report, lang),
+        _ => render::html(&report, lang).into_bytes(),
+    };
+    match &args.out {
+        Some(path) => {
+            write_atomic(path, &bytes)?;
+            eprintln!("wrote {}", path.display());
+        }
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(&bytes)
+                .and_then(|()| out.flush())
+                .context("writing the report to stdout")?;
+        }
+    }
+    Ok(())
 }

@@ -238,6 +238,7 @@ pub fn savings(model: &Baseline, buckets: &[(f64, f64, f64)]) -> Savings {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -17,6 +17,7 @@ pub fn grade(per_unit: f64, level: &AuditLevel) -> &'static str {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

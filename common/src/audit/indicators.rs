@@ -60,6 +60,7 @@ pub fn unit_factor(point_unit: &str, carrier: Carrier) -> Option<f64> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -1,0 +1,222 @@
+//! The audit's data in sled: hourly aggregates per point, the last reading per point, point ids.
+//!
+//! One tree, `audit`, so that a flush (aggregates + last readings) is one atomic batch:
+//! - `I` + `meter.point` -> point id (u32 BE)
+//! - `S` + id (u32 BE) -> `PointState` (first and last good reading, for continuing intervals across restarts
+//!   and for placing an import before or after what the store holds)
+//! - `D` + id (u32 BE) + local day (i64 BE, sign bit flipped so keys sort by day) -> `DayBlock` (24 hours)
+//! - `Mtz` -> the timezone offset (seconds, i32 LE) the hour grid was built for
+
+use std::collections::HashMap;
+
+use anyhow::{bail, Context};
+use plantmeter_common::audit::hourly::{DayBlock, HourAgg, HourGrid};
+use plantmeter_common::audit::intervals::LastReading;
+
+/// The sled tree holding the audit's data.
+pub const TREE: &str = "audit";
+
+/// First and last good reading the store has seen of one point.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PointState {
+    /// UTC ms and value of the earliest reading counted.
+    pub first_ts: i64,
+    pub first_value: f64,
+    pub last: LastReading,
+}
+
+const STATE_BYTES: usize = 8 + 8 + 8 + 8 + 1;
+
+impl PointState {
+    fn encode(&self) -> [u8; STATE_BYTES] {
+        let mut b = [0u8; STATE_BYTES];
+        b[0..8].copy_from_slice(&self.first_ts.to_le_bytes());
+        b[8..16].copy_from_slice(&self.first_value.to_le_bytes());
+        b[16..24].copy_from_slice(&self.last.ts_ms.to_le_bytes());
+        b[24..32].copy_from_slice(&self.last.value.to_le_bytes());
+        b[32] = u8::from(self.last.broken);
+        b
+    }
+
+    fn decode(b: &[u8]) -> Option<PointState> {
+        if b.len() != STATE_BYTES {
+            return None;
+        }
+        let f = |i: usize| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(&b[i..i + 8]);
+            a
+        };
+        Some(PointState {
+            first_ts: i64::from_le_bytes(f(0)),
+            first_value: f64::from_le_bytes(f(8)),
+            last: LastReading {
+                ts_ms: i64::from_le_bytes(f(16)),
+                value: f64::from_le_bytes(f(24)),
+                broken: b[32] != 0,
+            },
+        })
+    }
+}
+
+/// Access to the `audit` tree.
+pub struct Aggregates {
+    tree: sled::Tree,
+    ids: HashMap<String, u32>,
+    next_id: u32,
+}
+
+fn day_key(id: u32, day: i64) -> [u8; 13] {
+    let mut k = [0u8; 13];
+    k[0] = b'D';
+    k[1..5].copy_from_slice(&id.to_be_bytes());
+    k[5..13].copy_from_slice(&((day as u64) ^ (1 << 63)).to_be_bytes());
+    k
+}
+
+fn state_key(id: u32) -> [u8; 5] {
+    let mut k = [0u8; 5];
+    k[0] = b'S';
+    k[1..5].copy_from_slice(&id.to_be_bytes());
+    k
+}
+
+impl Aggregates {
+    /// Open the tree; refuse when its hour grid was built for another timezone.
+    pub fn open(db: &sled::Db, grid: &HourGrid) -> anyhow::Result<Aggregates> {
+        let tree = db
+            .open_tree(TREE)
+            .context("cannot open the audit tree of the store")?;
+        let tz = (grid.offset_ms() / 1000) as i32;
+        match tree.get(b"Mtz")? {
+            Some(v) if v.len() == 4 => {
+                let stored = i32::from_le_bytes([v[0], v[1], v[2], v[3]]);
+                if stored != tz {
+                    bail!(
+                        "the store's hourly audit aggregates are on local hours of UTC{} but [audit] timezone is UTC{}: \
+                         put the timezone back, or start from an empty store (a new data_dir) and import again",
+                        fmt_offset(stored),
+                        fmt_offset(tz)
+                    );
+                }
+            }
+            _ => {
+                tree.insert(b"Mtz", &tz.to_le_bytes())?;
+            }
+        }
+        let mut ids = HashMap::new();
+        let mut next_id = 0;
+        for kv in tree.scan_prefix(b"I") {
+            let (k, v) = kv?;
+            if v.len() == 4 {
+                let id = u32::from_be_bytes([v[0], v[1], v[2], v[3]]);
+                next_id = next_id.max(id + 1);
+                ids.insert(String::from_utf8_lossy(&k[1..]).into_owned(), id);
+            }
+        }
+        Ok(Aggregates { tree, ids, next_id })
+    }
+
+    /// The id of a point (`meter.point`), allocating one (written with `batch`) when new.
+    pub fn id(&mut self, name: &str, batch: &mut sled::Batch) -> u32 {
+        if let Some(&id) = self.ids.get(name) {
+            return id;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.ids.insert(name.to_string(), id);
+        let mut k = Vec::with_capacity(1 + name.len());
+        k.push(b'I');
+        k.extend_from_slice(name.as_bytes());
+        batch.insert(k, &id.to_be_bytes());
+        id
+    }
+
+    /// The id of a point if it has one.
+    pub fn existing_id(&self, name: &str) -> Option<u32> {
+        self.ids.get(name).copied()
+    }
+
+    pub fn state(&self, id: u32) -> anyhow::Result<Option<PointState>> {
+        Ok(self
+            .tree
+            .get(state_key(id))?
+            .and_then(|v| PointState::decode(&v)))
+    }
+
+    pub fn put_state(batch: &mut sled::Batch, id: u32, s: &PointState) {
+        batch.insert(&state_key(id), &s.encode()[..]);
+    }
+
+    pub fn block(&self, id: u32, day: i64) -> anyhow::Result<Option<DayBlock>> {
+        match self.tree.get(day_key(id, day))? {
+            Some(v) => Ok(Some(DayBlock::decode(&v).with_context(|| {
+                format!(
+                    "audit store: point id {id}, day {}",
+                    HourGrid::date_of_day(day)
+                )
+            })?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Add `delta` to the stored block (read, merge, put in `batch`).
+    pub fn merge_block(
+        &self,
+        batch: &mut sled::Batch,
+        id: u32,
+        day: i64,
+        delta: &DayBlock,
+    ) -> anyhow::Result<()> {
+        let mut b = self.block(id, day)?.unwrap_or_default();
+        b.merge(delta);
+        batch.insert(&day_key(id, day), &b.encode()[..]);
+        Ok(())
+    }
+
+    /// Dense hourly aggregates of a point for local hours `first_hour .. first_hour + n`.
+    pub fn hours(&self, name: &str, first_hour: i64, n: usize) -> anyhow::Result<Vec<HourAgg>> {
+        let mut out = vec![HourAgg::default(); n];
+        let Some(id) = self.existing_id(name) else {
+            return Ok(out);
+        };
+        let end_hour = first_hour + n as i64;
+        let d0 = HourGrid::day_of_hour(first_hour);
+        let d1 = HourGrid::day_of_hour(end_hour - 1) + 1;
+        for kv in self.tree.range(day_key(id, d0)..day_key(id, d1)) {
+            let (k, v) = kv?;
+            let mut d = [0u8; 8];
+            d.copy_from_slice(&k[5..13]);
+            let day = (u64::from_be_bytes(d) ^ (1 << 63)) as i64;
+            let block = DayBlock::decode(&v).with_context(|| {
+                format!("audit store: {name}, day {}", HourGrid::date_of_day(day))
+            })?;
+            for (i, a) in block.0.iter().enumerate() {
+                let h = day * 24 + i as i64;
+                if h >= first_hour && h < end_hour {
+                    out[(h - first_hour) as usize] = *a;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn apply(&self, batch: sled::Batch) -> anyhow::Result<()> {
+        self.tree
+            .apply_batch(batch)
+            .context("cannot write audit aggregates to the store")
+    }
+
+    pub fn flush(&self) -> anyhow::Result<()> {
+        self.tree
+            .flush()
+            .context("cannot flush audit aggregates to disk")?;
+        Ok(())
+    }
+}
+
+fn fmt_offset(secs: i32) -> String {
+    let sign = if secs < 0 { '-' } else { '+' };
+    let a = secs.unsigned_abs();
+    format!("{sign}{:02}:{:02}", a / 3600, (a % 3600) / 60)
+}

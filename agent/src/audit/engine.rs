@@ -1,0 +1,240 @@
+//! The live audit engine: feeds every polled reading through the interval engine into hourly aggregates in
+//! sled, and computes the report from them. The agent calls it from `run`; the demo uses it in-process.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use chrono::NaiveDate;
+use plantmeter_common::audit::compute::{self, HourlySource, ReportRequest};
+use plantmeter_common::audit::hourly::{DayBlock, HourAgg, HourGrid};
+use plantmeter_common::audit::intervals::{gap_threshold_ms, Pushed, Tracker};
+use plantmeter_common::audit::report::Report;
+use plantmeter_common::plan::{Plan, PointRef};
+use plantmeter_common::{DataMessage, Quality};
+
+use super::aggregates::{Aggregates, PointState};
+
+/// Name of the report file the engine writes in `data_dir` each time `report_json` runs, so that
+/// `plantmeter report` can fall back to it while a running agent holds the store.
+pub const REPORT_FILE: &str = "audit-report.json";
+
+/// Flush on its own past this many pending day blocks, so memory stays bounded between flushes.
+const MAX_PENDING_BLOCKS: usize = 20_000;
+
+pub(crate) struct Slot {
+    id: u32,
+    tracker: Tracker,
+    first: Option<(i64, f64)>,
+    dirty: bool,
+}
+
+/// Hourly aggregates and the audit report of one agent.
+pub struct AuditEngine {
+    plan: Plan,
+    grid: HourGrid,
+    agg: Option<Aggregates>,
+    meters: PointIndex,
+    slots: Vec<Slot>,
+    pending: HashMap<(u32, i64), DayBlock>,
+    report_file: PathBuf,
+}
+
+/// meter name -> point name -> index into the slots.
+pub(crate) type PointIndex = HashMap<String, HashMap<String, usize>>;
+
+/// Trackers for every point of the plan, continuing from the stored last readings.
+pub(crate) fn slots_for(
+    plan: &Plan,
+    agg: &mut Aggregates,
+    batch: &mut sled::Batch,
+) -> anyhow::Result<(PointIndex, Vec<Slot>)> {
+    let mut meters: PointIndex = HashMap::new();
+    let mut slots = Vec::new();
+    for m in plan.meters() {
+        let gap = gap_threshold_ms(m.poll_interval.as_millis() as i64);
+        let by_point = meters.entry(m.name.clone()).or_default();
+        for p in &m.points {
+            let name = format!("{}.{}", m.name, p.name);
+            let id = agg.id(&name, batch);
+            let mut tracker = Tracker::new(p.kind, p.rollover, gap);
+            let state = agg.state(id)?;
+            tracker.last = state.map(|s| s.last);
+            by_point.insert(p.name.clone(), slots.len());
+            slots.push(Slot {
+                id,
+                tracker,
+                first: state.map(|s| (s.first_ts, s.first_value)),
+                dirty: false,
+            });
+        }
+    }
+    Ok((meters, slots))
+}
+
+/// Add one hour's contribution to a map of pending day blocks.
+pub(crate) fn add_hour(pending: &mut HashMap<(u32, i64), DayBlock>, id: u32, h: i64, a: &HourAgg) {
+    pending.entry((id, h.div_euclid(24))).or_default().0[h.rem_euclid(24) as usize].merge(a);
+}
+
+impl AuditEngine {
+    /// Open the engine on the agent's store. Without an `[audit]` section it is inert: it ingests nothing
+    /// and `report` says there is nothing to report.
+    pub fn open(db: &sled::Db, plan: &Plan) -> anyhow::Result<Self> {
+        let report_file = plan.gateway.data_dir.join(REPORT_FILE);
+        let Some(audit) = plan.audit.as_ref() else {
+            return Ok(AuditEngine {
+                plan: plan.clone(),
+                grid: HourGrid::utc(),
+                agg: None,
+                meters: HashMap::new(),
+                slots: Vec::new(),
+                pending: HashMap::new(),
+                report_file,
+            });
+        };
+        let grid = HourGrid::new(audit.timezone);
+        let mut agg = Aggregates::open(db, &grid)?;
+        let mut batch = sled::Batch::default();
+        let (meters, slots) = slots_for(plan, &mut agg, &mut batch)?;
+        agg.apply(batch)?;
+        Ok(AuditEngine {
+            plan: plan.clone(),
+            grid,
+            agg: Some(agg),
+            meters,
+            slots,
+            pending: HashMap::new(),
+            report_file,
+        })
+    }
+
+    /// Feed one data message (a poll of one meter). Called for every message once durable, in seq order.
+    /// Readings not after the point's last reading (duplicates after a reconnect) are ignored.
+    pub fn ingest(&mut self, msg: &DataMessage) -> anyhow::Result<()> {
+        let Some(points) = self.meters.get(&msg.meter) else {
+            return Ok(());
+        };
+        for pv in &msg.points {
+            let Some(&i) = points.get(&pv.name) else {
+                continue;
+            };
+            let slot = &mut self.slots[i];
+            let value = if pv.quality == Quality::Good {
+                pv.value
+            } else {
+                None
+            };
+            let id = slot.id;
+            let pending = &mut self.pending;
+            let r = slot.tracker.push(msg.ts, value, &self.grid, &mut |h, a| {
+                add_hour(pending, id, h, &a)
+            });
+            match r {
+                Pushed::Stale => {}
+                Pushed::First => {
+                    if slot.first.is_none() {
+                        slot.first = value.map(|v| (msg.ts, v));
+                    }
+                    slot.dirty = true;
+                }
+                _ => slot.dirty = true,
+            }
+        }
+        if self.pending.len() > MAX_PENDING_BLOCKS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Persist pending aggregates and last readings, atomically (called periodically and at shutdown).
+    pub fn flush(&mut self) -> anyhow::Result<()> {
+        let Some(agg) = self.agg.as_ref() else {
+            return Ok(());
+        };
+        if self.pending.is_empty() && !self.slots.iter().any(|s| s.dirty) {
+            return Ok(());
+        }
+        let mut batch = sled::Batch::default();
+        for (&(id, day), block) in &self.pending {
+            agg.merge_block(&mut batch, id, day, block)?;
+        }
+        for s in self.slots.iter().filter(|s| s.dirty) {
+            if let (Some(last), Some((first_ts, first_value))) = (s.tracker.last, s.first) {
+                Aggregates::put_state(
+                    &mut batch,
+                    s.id,
+                    &PointState {
+                        first_ts,
+                        first_value,
+                        last,
+                    },
+                );
+            }
+        }
+        agg.apply(batch)?;
+        self.pending.clear();
+        for s in &mut self.slots {
+            s.dirty = false;
+        }
+        Ok(())
+    }
+
+    /// The report over the configured periods as of `now_ms`.
+    pub fn report(&mut self, now_ms: i64) -> anyhow::Result<Report> {
+        self.report_for(now_ms, None)
+    }
+
+    /// The report as of `now_ms`, with `--from/--to` replacing the reporting period (or the baseline when
+    /// no reporting period is configured).
+    pub fn report_for(
+        &mut self,
+        now_ms: i64,
+        period_override: Option<(NaiveDate, NaiveDate)>,
+    ) -> anyhow::Result<Report> {
+        self.flush()?;
+        let agg = self.agg.as_ref().ok_or_else(|| {
+            anyhow::anyhow!(
+                "{}: no [audit] section, so there is no audit report",
+                self.plan.source.display()
+            )
+        })?;
+        let mut src = Source(agg);
+        let req = ReportRequest {
+            now_ms,
+            period_override,
+        };
+        Ok(compute::compute(&self.plan, &req, &mut src)?)
+    }
+
+    /// The same, as the JSON published retained on `P/audit`. Also written to `data_dir/audit-report.json`
+    /// (replaced atomically) for `plantmeter report` while the agent holds the store.
+    pub fn report_json(&mut self, now_ms: i64) -> anyhow::Result<Vec<u8>> {
+        let r = self.report(now_ms)?;
+        let json = serde_json::to_vec(&r).context("cannot serialize the audit report")?;
+        if let Err(e) = write_atomic(&self.report_file, &json) {
+            tracing::warn!(file = %self.report_file.display(), "cannot write the audit report file: {e:#}");
+        }
+        Ok(json)
+    }
+}
+
+struct Source<'a>(&'a Aggregates);
+
+impl HourlySource for Source<'_> {
+    fn hours(&mut self, p: &PointRef, first_hour: i64, n: usize) -> Result<Vec<HourAgg>, String> {
+        self.0
+            .hours(&p.qualified(), first_hour, n)
+            .map_err(|e| format!("{e:#}"))
+    }
+}
+
+/// Write a file by writing a temporary beside it and renaming it over.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))?;
+    Ok(())
+}
