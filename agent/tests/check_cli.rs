@@ -28,14 +28,18 @@ fn a_valid_config_prints_the_plan_and_exits_0() {
     assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
     assert!(stdout.contains("is valid"), "{stdout}");
     assert!(
-        stdout.contains("    fc03 holding  start 0x0064 (100)   count    5  -> volume, temperature"),
+        stdout
+            .contains("    fc03 holding  start 0x0064 (100)   count    5  -> volume, temperature"),
         "{stdout}"
     );
     assert!(
         stdout.contains("total     2 buses, 2 meters, 4 points, 3 requests per poll cycle"),
         "{stdout}"
     );
-    assert!(stdout.contains("    boiler-gas.volume  natural_gas"), "{stdout}");
+    assert!(
+        stdout.contains("    boiler-gas.volume  natural_gas"),
+        "{stdout}"
+    );
     assert_eq!(text(&out.stderr), "");
 }
 
@@ -61,7 +65,10 @@ fn errors_go_to_stderr_one_per_line_with_exit_2() {
     );
     assert_eq!(
         lines[4],
-        format!("{}:19:7: unknown bus \"line-9\"; did you mean \"line-1\"?", path.display())
+        format!(
+            "{}:19:7: unknown bus \"line-9\"; did you mean \"line-1\"?",
+            path.display()
+        )
     );
 }
 
@@ -97,7 +104,11 @@ fn a_syntax_error_exits_2_with_its_position() {
 fn check_without_config_is_a_usage_error() {
     let out = plantmeter(&["check"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("--config"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--config"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]

@@ -95,7 +95,7 @@ pub fn parse(text: &str, source: &Path) -> Result<Plan, ConfigErrors> {
         &mut d,
         &root,
         &audit::Points {
-            buses: &parsed.buses,
+            meters: &parsed.meters,
             broken_meters: &parsed.broken_meters,
         },
     );

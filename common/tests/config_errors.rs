@@ -600,3 +600,34 @@ fn audit_electricity_methods() {
         "bad.toml:56:1: electricity_kgce_per_kwh applies only with electricity = \"equal\""
     );
 }
+
+#[test]
+fn every_error_of_a_file_is_reported() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/configs/many_errors.toml");
+    let err = config::load(&path).unwrap_err();
+    let f = path.display();
+    let expected = [
+        "3:6: gateway id \"gw 01\" must be 1 to 64 characters of A-Z, a-z, 0-9, _ and -",
+        "6:16: expected an integer for store_max_mb, found a string",
+        "9:7: url \"tcp://broker:1883\" must start with mqtt:// or mqtts:// (TLS)",
+        "15:14: timeout_ms must be positive and at most 3600000 (1 h), found 0",
+        "19:7: unknown bus \"line-9\"; did you mean \"line-1\"?",
+        "20:11: unit_id 300 is out of range 0..=247",
+        "21:19: poll_interval_s must be positive, found 0",
+        "27:16: byte_order \"AB\" is for 16-bit values; point \"energy_import\" is i32 (32-bit): \
+         use ABCD, CDAB, BADC or DCBA",
+        "30:3: missing key \"address\" in [[meter.point]] \"power\" of meter \"main-power\"",
+        "32:3: unknown key \"adress\" in [[meter.point]] \"power\" of meter \"main-power\"; \
+         did you mean \"address\"?",
+        "48:12: timezone \"+8\" must be a UTC offset +HH:MM or -HH:MM, e.g. \"+08:00\"",
+        "49:12: baseline runs from 2026-01-01 to 2025-01-01: the start must be before the end \
+         (the end is excluded)",
+        "50:24: production point \"packer.output\" must be a counter (a totalizer of product), it is a gauge",
+        "54:13: unknown carrier \"electric\"; use electricity, natural_gas, coal, diesel, steam, heat, \
+         water, material",
+    ]
+    .map(|e| format!("{f}:{e}"))
+    .join("\n");
+    assert_eq!(err.to_string(), expected);
+    assert_eq!(err.errors.len(), 14);
+}

@@ -160,7 +160,230 @@ fn contract_example_fills_every_field() {
     assert_eq!(a.publish_interval, Duration::from_secs(3600));
 }
 
+fn load(name: &str) -> Plan {
+    match config::load(&configs().join(name)) {
+        Ok(p) => p,
+        Err(e) => panic!("{e}"),
+    }
+}
+
 #[test]
-fn scratch_describe() {
-    println!("{}", config::describe(&contract_plan()));
+fn template_meters_select_override_and_extend_points() {
+    let plan = load("template.toml");
+    assert_eq!(plan.gateway.store_max_mb, 64);
+    assert_eq!(plan.gateway.data_dir, PathBuf::from("./data"));
+    let m = &plan.mqtt;
+    assert_eq!(
+        (m.host.as_str(), m.port, m.tls),
+        ("broker.example.com", 8883, true)
+    );
+    assert_eq!(m.client_id, "edge-b");
+    // a trailing slash is dropped
+    assert_eq!(m.topic_prefix, "factory/b");
+    assert_eq!(m.username.as_deref(), Some("edge"));
+    assert_eq!(m.password_env.as_deref(), Some("PLANTMETER_MQTT_PASSWORD"));
+    assert_eq!(m.ca_file, Some(PathBuf::from("/etc/plantmeter/ca.pem")));
+    assert_eq!(m.keep_alive, Duration::from_secs(60));
+    assert_eq!(m.max_inflight, 20);
+    assert_eq!(plan.metrics_listen.as_deref(), Some("127.0.0.1:9898"));
+    assert_eq!(
+        plan.buses[0].transport,
+        Transport::Tcp {
+            address: "10.0.0.7:502".into()
+        }
+    );
+
+    let (_, incomer) = plan.meter("incomer").unwrap();
+    assert_eq!(incomer.template.as_deref(), Some("sdm630"));
+    let names: Vec<&str> = incomer.points.iter().map(|p| p.name.as_str()).collect();
+    // template order for the subset, the override in place, the extra point last
+    assert_eq!(
+        names,
+        ["voltage_l1", "energy_import", "energy_export", "status"]
+    );
+    let word_swapped = ByteOrder {
+        word_swap: true,
+        byte_swap: false,
+    };
+    // the meter's byte order replaces the template's
+    assert_eq!(incomer.points[0].byte_order, word_swapped);
+    assert_eq!(incomer.points[0].register, RegisterKind::Input);
+    assert_eq!(incomer.points[0].rollover, None);
+    let import = &incomer.points[1];
+    assert_eq!(import.rollover, Some(1_000_000.0));
+    assert_eq!(import.min, Some(0.0));
+    assert_eq!(import.byte_order, word_swapped);
+    // float counter without a configured rollover has none
+    assert_eq!(incomer.points[2].kind, PointKind::Counter);
+    assert_eq!(incomer.points[2].rollover, None);
+    // a 16-bit point takes the family of CDAB: AB
+    assert_eq!(incomer.points[3].byte_order, ByteOrder::BIG);
+    assert_eq!(incomer.points[3].address, 0xFC00);
+
+    // bus max_gap 100 bridges 0x0002..0x0048: one input request, one holding request
+    let reqs: Vec<(RegisterKind, u16, u16)> = incomer
+        .requests
+        .iter()
+        .map(|r| (r.register, r.start, r.count))
+        .collect();
+    assert_eq!(
+        reqs,
+        [
+            (RegisterKind::Holding, 0xFC00, 1),
+            (RegisterKind::Input, 0, 0x4C)
+        ]
+    );
+    // the meter's max_gap 0 wins over the bus's: no bridging
+    let (_, feeder) = plan.meter("feeder").unwrap();
+    assert_eq!(feeder.poll_interval, Duration::from_millis(500));
+    assert_eq!(feeder.requests.len(), 2);
+    assert_eq!(feeder.points[0].byte_order, ByteOrder::BIG);
+}
+
+#[test]
+fn rtu_and_rtu_over_tcp_buses() {
+    let plan = load("serial.toml");
+    assert_eq!(plan.mqtt.host, "::1");
+    assert_eq!(plan.mqtt.port, 1883);
+    assert_eq!(plan.mqtt.client_id, "plantmeter-gw-03");
+    assert_eq!(plan.mqtt.topic_prefix, "plantmeter/plant-c/gw-03");
+    let rtu = &plan.buses[0];
+    match &rtu.transport {
+        Transport::Rtu(s) => {
+            assert_eq!(s.device, PathBuf::from("/dev/ttyUSB0"));
+            assert_eq!(s.baud, 19200);
+            assert_eq!(s.parity, Parity::Even);
+            assert_eq!((s.data_bits, s.stop_bits), (8, 1));
+        }
+        other => panic!("expected rtu, got {other:?}"),
+    }
+    assert_eq!(rtu.timeout, Duration::from_millis(300));
+    assert_eq!(rtu.retries, 2);
+    assert_eq!(
+        plan.buses[1].transport,
+        Transport::RtuOverTcp {
+            address: "192.168.1.50:4001".into()
+        }
+    );
+    assert_eq!(plan.buses[1].retries, 0);
+
+    let gas = &rtu.meters[0];
+    let vol = &gas.points[0];
+    // DCBA as a meter default means both swaps: HGFEDCBA for a 64-bit point
+    assert_eq!(vol.byte_order.name(64), "HGFEDCBA");
+    assert_eq!(vol.rollover, Some(18_446_744_073_709_551_616.0 * 0.001));
+    // and BA for a 16-bit one
+    assert_eq!(gas.points[1].byte_order.name(16), "BA");
+    assert_eq!(gas.points[1].data_type, DataType::I16);
+    let alarm = &gas.points[2];
+    assert_eq!(
+        (alarm.register, alarm.data_type, alarm.kind),
+        (RegisterKind::Coil, DataType::Bool, PointKind::Gauge)
+    );
+    let kinds: Vec<RegisterKind> = gas.requests.iter().map(|r| r.register).collect();
+    assert_eq!(kinds, [RegisterKind::Coil, RegisterKind::Holding]);
+
+    let water = &plan.buses[1].meters[0];
+    assert_eq!(water.unit_id, 0);
+    assert_eq!(water.points[0].offset, 12.5);
+    assert_eq!(water.points[0].rollover, Some(4_294_967_296.0));
+
+    let a = plan.audit.as_ref().unwrap();
+    assert_eq!(a.timezone.local_minus_utc(), -(3 * 3600 + 30 * 60));
+    assert_eq!(a.baseline.0.to_string(), "2025-01-01");
+    assert_eq!(a.reporting, None);
+    assert_eq!(a.granularity, Granularity::Week);
+    assert_eq!(
+        a.electricity_method,
+        ElectricityMethod::Equal {
+            kgce_per_kwh: 0.404,
+            year: Some(2023)
+        }
+    );
+    assert_eq!(a.grid_factor_year, Some(2022));
+    assert_eq!(a.grid_co2_t_per_mwh, 0.0);
+    assert_eq!(a.publish_interval, Duration::from_secs(600));
+    assert_eq!(a.production_unit, "m3 treated");
+    assert_eq!(a.inputs[0].carrier, Carrier::NaturalGas);
+    assert_eq!(a.inputs[0].kgce_per_unit, 1.2143);
+    assert_eq!(a.inputs[0].co2_kg_per_unit, 2.1622);
+    assert_eq!(a.inputs[1].kgce_per_unit, 0.0);
+    assert_eq!(a.inputs[1].co2_kg_per_unit, 0.3);
+    assert_eq!(a.levels[0].indicator, "natural_gas");
+}
+
+#[test]
+fn equal_value_electricity_uses_the_configured_rate() {
+    let path = configs().join("contract_example.toml");
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "granularity = \"day\"",
+        "granularity = \"day\"\nelectricity = \"equal\"\nelectricity_kgce_per_kwh = 0.404\nelectricity_year = 2022",
+    );
+    let plan = config::parse(&format!("{text}{CONTRACT_EXTRA_METERS}"), &path).unwrap();
+    let a = plan.audit.unwrap();
+    assert_eq!(a.inputs[0].kgce_per_unit, 0.404);
+    assert_eq!(a.inputs[0].co2_kg_per_unit, 0.5703);
+}
+
+#[test]
+fn every_built_in_template_expands() {
+    for name in plantmeter_common::templates::names() {
+        let text = format!(
+            "[gateway]\nid = \"g\"\nsite = \"s\"\ndata_dir = \"d\"\n[mqtt]\nurl = \"mqtt://h\"\n\
+             [[bus]]\nname = \"b\"\ntransport = \"tcp\"\naddress = \"h:502\"\n\
+             [[meter]]\nname = \"m\"\nunit_id = 1\npoll_interval_s = 1\ntemplate = \"{name}\"\n"
+        );
+        let plan = config::parse(&text, Path::new("t.toml"))
+            .unwrap_or_else(|e| panic!("template {name}:\n{e}"));
+        let (_, m) = plan.meter("m").unwrap();
+        assert!(!m.points.is_empty(), "template {name} has no points");
+        let covered: usize = m.requests.iter().map(|r| r.points.len()).sum();
+        assert_eq!(covered, m.points.len(), "template {name}");
+    }
+}
+
+#[test]
+fn describe_shows_requests_per_bus_and_the_audit() {
+    let text = config::describe(&load("template.toml"));
+    assert!(
+        text.contains("bus \"panel\": Modbus TCP to 10.0.0.7:502, timeout 1000 ms, 1 retry"),
+        "{text}"
+    );
+    assert!(
+        text.contains("    fc04 input    start 0x0000 (0)     count   76  -> voltage_l1, energy_import, energy_export"),
+        "{text}"
+    );
+    assert!(
+        text.contains("    fc03 holding  start 0xFC00 (64512) count    1  -> status"),
+        "{text}"
+    );
+    assert!(
+        text.contains("metrics   http://127.0.0.1:9898/metrics"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "total     1 bus, 2 meters, 6 points, 4 requests per poll cycle, 6 requests/s"
+        ),
+        "{text}"
+    );
+
+    let text = config::describe(&load("serial.toml"));
+    assert!(
+        text.contains("bus \"rs485-1\": Modbus RTU on /dev/ttyUSB0 at 19200 baud 8E1, timeout 300 ms, 2 retries"),
+        "{text}"
+    );
+    assert!(text.contains("serial line busy about"), "{text}");
+    assert!(
+        text.contains("bus \"converter\": Modbus RTU over TCP to 192.168.1.50:4001"),
+        "{text}"
+    );
+    assert!(
+        text.contains("    boiler-gas.volume  natural_gas     1.2143 kgce/m3    2.1622 kgCO2/m3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  electricity equal value, 0.404 kgce/kWh (2023)"),
+        "{text}"
+    );
 }

@@ -7,8 +7,8 @@ use chrono::{FixedOffset, NaiveDate};
 use toml_edit::Value;
 
 use crate::plan::{
-    AuditInput, AuditLevel, AuditPlan, AuditPollutant, Bus, Carrier, ElectricityMethod,
-    Granularity, PointRef, PollutantName,
+    AuditInput, AuditLevel, AuditPlan, AuditPollutant, Carrier, ElectricityMethod, Granularity,
+    Meter, PointRef, PollutantName,
 };
 use crate::types::PointKind;
 
@@ -51,7 +51,8 @@ struct Resolved {
 
 /// The points that references may name.
 pub(crate) struct Points<'p> {
-    pub buses: &'p [Bus],
+    /// Every meter that validated.
+    pub meters: &'p [Meter],
     pub broken_meters: &'p BTreeSet<String>,
 }
 
@@ -66,17 +67,8 @@ impl Points<'_> {
         if self.broken_meters.contains(meter) {
             return Err(None);
         }
-        let meters: Vec<&str> = self
-            .buses
-            .iter()
-            .flat_map(|b| b.meters.iter().map(|m| m.name.as_str()))
-            .collect();
-        let Some(m) = self
-            .buses
-            .iter()
-            .flat_map(|b| b.meters.iter())
-            .find(|m| m.name == meter)
-        else {
+        let meters: Vec<&str> = self.meters.iter().map(|m| m.name.as_str()).collect();
+        let Some(m) = self.meters.iter().find(|m| m.name == meter) else {
             let hint = match closest(meter, meters.iter().copied()) {
                 Some(c) => format!("did you mean \"{c}\"?"),
                 None if meters.is_empty() => "no meter is defined".to_string(),

@@ -25,8 +25,13 @@ fn write_plan(o: &mut String, plan: &Plan) -> std::fmt::Result {
     writeln!(o, "gateway   {} at site {}", g.id, g.site)?;
     writeln!(
         o,
-        "store     {} (at most {} MiB; beyond that the oldest unsent records are dropped and counted)",
+        "store     {}{} (at most {} MiB; beyond that the oldest unsent records are dropped and counted)",
         g.data_dir.display(),
+        if g.data_dir.is_relative() {
+            ", relative to the working directory"
+        } else {
+            ""
+        },
         g.store_max_mb
     )?;
     let auth = match (&m.username, &m.password_file, &m.password_env) {
@@ -281,11 +286,17 @@ fn write_audit(o: &mut String, a: &AuditPlan, plan: &Plan) -> std::fmt::Result {
     let year = a
         .grid_factor_year
         .map_or(String::new(), |y| format!(" ({y})"));
-    writeln!(
-        o,
-        "  grid CO2    {} tCO2/MWh{year}",
-        fmt_num(a.grid_co2_t_per_mwh, 6)
-    )?;
+    let has_electricity = a
+        .inputs
+        .iter()
+        .any(|i| i.carrier == crate::plan::Carrier::Electricity);
+    if has_electricity || a.grid_co2_t_per_mwh > 0.0 {
+        writeln!(
+            o,
+            "  grid CO2    {} tCO2/MWh{year}",
+            fmt_num(a.grid_co2_t_per_mwh, 6)
+        )?;
+    }
     let method = match a.electricity_method {
         ElectricityMethod::Equivalent => "equivalent value (GB/T 2589)".to_string(),
         ElectricityMethod::Equal { kgce_per_kwh, year } => format!(
@@ -344,7 +355,7 @@ fn write_audit(o: &mut String, a: &AuditPlan, plan: &Plan) -> std::fmt::Result {
     if !a.levels.is_empty() {
         writeln!(
             o,
-            "  levels (per {} of product, lower is better)",
+            "  levels      (per {} of product; lower is better)",
             a.production_unit
         )?;
         for l in &a.levels {

@@ -60,6 +60,8 @@ const MODBUS_TCP_PORT: u16 = 502;
 /// Buses with their meters, and what references into them may safely skip.
 pub(crate) struct Parsed {
     pub buses: Vec<Bus>,
+    /// Every meter that validated, also those on a bus that did not (for resolving references).
+    pub meters: Vec<Meter>,
     /// Meters that were defined but did not validate: references to them are not reported again.
     pub broken_meters: BTreeSet<String>,
 }
@@ -192,6 +194,7 @@ pub(crate) fn parse(
             buses.push(bus.clone());
         }
     }
+    let meters: Vec<Meter> = placed.iter().map(|(_, m)| m.clone()).collect();
     for (bus_index, meter) in placed {
         if let Some(&i) = index_map.get(&bus_index) {
             buses[i].meters.push(meter);
@@ -199,6 +202,7 @@ pub(crate) fn parse(
     }
     Parsed {
         buses,
+        meters,
         broken_meters,
     }
 }
