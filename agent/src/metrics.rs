@@ -109,6 +109,14 @@ fn sample(out: &mut String, name: &str, v: f64) {
     let _ = writeln!(out, "{name} {}", fmt_value(v));
 }
 
+/// One per-meter metric family: name, type, help, and the sample of a meter (None: no sample).
+type MeterFamily = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&MeterMetrics) -> Option<f64>,
+);
+
 /// The text exposition of a snapshot. Metrics (all prefixed `plantmeter_`):
 /// `build_info{version}`, `uptime_seconds`, `meter_polls_total{meter}`, `meter_errors_total{meter}`,
 /// `meter_last_poll_latency_seconds{meter}`, `meter_up{meter}` (1 ok, 0 failing),
@@ -135,7 +143,7 @@ pub fn render(s: &MetricsSnapshot) -> String {
     );
     sample(&mut out, "plantmeter_uptime_seconds", s.uptime_seconds);
 
-    let per_meter: [(&str, &str, &str, fn(&MeterMetrics) -> Option<f64>); 4] = [
+    let per_meter: [MeterFamily; 4] = [
         (
             "plantmeter_meter_polls_total",
             "counter",

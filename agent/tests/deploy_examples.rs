@@ -1,5 +1,6 @@
 //! The example configs in deploy/examples/ are what operators copy: `plantmeter check` must accept
 //! every one of them and show every meter in the plan.
+#![allow(clippy::unwrap_used)] // tests may unwrap: a failure is the assertion
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

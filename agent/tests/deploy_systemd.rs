@@ -2,6 +2,7 @@
 //! `Type=notify` (READY=1 after start, STOPPING=1 on SIGTERM), `WatchdogSec=` (WATCHDOG=1 pings at
 //! half the interval), and the opt-in `/metrics` endpoint of a running agent. No broker is needed:
 //! the agent buffers while the broker is unreachable.
+#![allow(clippy::unwrap_used)] // tests may unwrap: a failure is the assertion
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpListener;

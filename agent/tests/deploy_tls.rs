@@ -6,6 +6,7 @@
 //!
 //! Certificates are generated at test time with the `openssl` CLI. Without `mosquitto` or `openssl`
 //! on the machine, each test prints a skip note and returns (CI installs mosquitto).
+#![allow(clippy::unwrap_used)] // tests may unwrap: a failure is the assertion
 
 use std::io::Read as _;
 use std::net::TcpListener;
