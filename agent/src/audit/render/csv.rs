@@ -365,6 +365,20 @@ mod tests {
     }
 
     #[test]
+    fn non_finite_numbers_are_empty_cells() {
+        let mut r = fixture::report();
+        r.series.daily[0].values[0] = f64::NAN;
+        r.series.daily[0].values[1] = f64::INFINITY;
+        r.indicators[0].1.model.r2 = Some(f64::NAN);
+        let s = csv_text(&r, Lang::En);
+        assert!(!s.contains("NaN") && !s.contains("inf"));
+        let rows = parse_rows(&s);
+        assert_eq!(rows[1][14], "");
+        let day = rows.iter().find(|row| row[0] == "2025-01-01").unwrap();
+        assert_eq!((day[3].as_str(), day[4].as_str()), ("", ""));
+    }
+
+    #[test]
     fn report_without_reporting_period_has_empty_cells() {
         let r = fixture::no_reporting();
         let s = csv_text(&r, Lang::En);

@@ -1,0 +1,201 @@
+//! The rendered reports through the real binary: `plantmeter import` of two months of readings, then
+//! `plantmeter report --format csv|html --lang en|zh`, checked as a consultant would open them (Excel CSV,
+//! self-contained HTML with the three charts).
+
+#![allow(clippy::unwrap_used)]
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+
+use chrono::{Duration, FixedOffset, NaiveDate, TimeZone};
+
+const BIN: &str = env!("CARGO_BIN_EXE_plantmeter");
+const DAYS: i64 = 61;
+
+fn config(dir: &Path) -> String {
+    format!(
+        r#"[gateway]
+id = "gw-01"
+site = "plant-a"
+data_dir = "{}"
+
+[mqtt]
+url = "mqtt://127.0.0.1:1883"
+
+[[bus]]
+name = "line-1"
+transport = "tcp"
+address = "127.0.0.1:5020"
+
+[[meter]]
+name = "main-power"
+bus = "line-1"
+unit_id = 1
+poll_interval_s = 60
+
+  [[meter.point]]
+  name = "energy_import"
+  register = "holding"
+  address = 62
+  type = "u32"
+  scale = 0.01
+  unit = "kWh"
+  kind = "counter"
+
+[[meter]]
+name = "packer"
+bus = "line-1"
+unit_id = 2
+poll_interval_s = 60
+
+  [[meter.point]]
+  name = "output"
+  register = "holding"
+  address = 0
+  type = "f32"
+  unit = "t"
+  kind = "counter"
+
+[audit]
+timezone = "+08:00"
+baseline = ["2024-01-01", "2024-02-01"]
+reporting = ["2024-02-01", "2024-03-02"]
+granularity = "day"
+grid_co2_t_per_mwh = 0.5703
+production = {{ point = "packer.output", unit = "t" }}
+
+  [[audit.input]]
+  point = "main-power.energy_import"
+  carrier = "electricity"
+
+  [[audit.level]]
+  indicator = "energy"
+  I = 10.0
+  II = 12.0
+  III = 14.0
+"#,
+        dir.join("store").display()
+    )
+}
+
+/// Hourly readings for `DAYS` days from 2024-01-01 local: production varies by day, electricity
+/// 1500 + 80 P kWh a day, 8 % less in the reporting period.
+fn history(path: &Path) {
+    let tz = FixedOffset::east_opt(8 * 3600).unwrap();
+    let start = tz
+        .from_local_datetime(
+            &NaiveDate::from_ymd_opt(2024, 1, 1)
+                .unwrap()
+                .and_hms_opt(0, 0, 0)
+                .unwrap(),
+        )
+        .unwrap();
+    let mut csv = String::from("ts,meter,point,value\n");
+    let (mut e, mut p) = (1000.0f64, 0.0f64);
+    for h in 0..=DAYS * 24 {
+        let ts = (start + Duration::hours(h)).to_rfc3339();
+        writeln!(csv, "{ts},main-power,energy_import,{e:.2}").unwrap();
+        writeln!(csv, "{ts},packer,output,{p:.3}").unwrap();
+        let day = h / 24;
+        let pd = 200.0 + 60.0 * ((day as f64) * 0.7).sin();
+        let ed = (1500.0 + 80.0 * pd) * if day >= 31 { 0.92 } else { 1.0 };
+        e += ed / 24.0;
+        p += pd / 24.0;
+    }
+    std::fs::write(path, csv).unwrap();
+}
+
+fn report(cfg: &str, format: &str, lang: &str) -> Vec<u8> {
+    let out = Command::new(BIN)
+        .args([
+            "report", "--config", cfg, "--format", format, "--lang", lang,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+#[test]
+fn imported_history_renders_as_csv_and_html_in_both_languages() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("plant.toml");
+    std::fs::write(&cfg, config(dir.path())).unwrap();
+    let csv = dir.path().join("history.csv");
+    history(&csv);
+    let cfg_s = cfg.to_str().unwrap();
+    let out = Command::new(BIN)
+        .args(["import", "--config", cfg_s, "--csv", csv.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // CSV, Chinese: BOM, CRLF, translated headers, one row per day of both periods
+    let bytes = report(cfg_s, "csv", "zh");
+    assert!(bytes.starts_with(b"\xEF\xBB\xBF"));
+    let text = String::from_utf8(bytes[3..].to_vec()).unwrap();
+    assert!(
+        !text.replace("\r\n", "").contains('\n'),
+        "bare LF in the CSV"
+    );
+    let lines: Vec<&str> = text.split("\r\n").collect();
+    assert!(lines[0].starts_with("指标,代码,单位,"), "{}", lines[0]);
+    assert!(
+        lines[1].starts_with("综合能耗,energy,kgce,kgce/t,"),
+        "{}",
+        lines[1]
+    );
+    let blank = lines.iter().position(|l| l.is_empty()).unwrap();
+    assert!(
+        lines[blank + 1].starts_with("日期,时期,产量 (t),"),
+        "{}",
+        lines[blank + 1]
+    );
+    let daily: Vec<&&str> = lines[blank + 2..]
+        .iter()
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(
+        daily.len(),
+        DAYS as usize,
+        "one row per day of 2024-01-01..=2024-03-01"
+    );
+    assert!(daily[0].starts_with("2024-01-01,基准期,"), "{}", daily[0]);
+    assert!(daily.last().unwrap().starts_with("2024-03-01,报告期,"));
+    assert!(!text.contains("NaN"));
+
+    // HTML, English and Chinese: self-contained, three charts with the data drawn
+    for lang in ["en", "zh"] {
+        let html = String::from_utf8(report(cfg_s, "html", lang)).unwrap();
+        assert!(html.starts_with("<!DOCTYPE html>"));
+        for id in ["chart-scatter", "chart-monthly-energy", "chart-cusum"] {
+            assert!(
+                html.contains(&format!(r#"<svg id="{id}""#)),
+                "{lang}: missing {id}"
+            );
+        }
+        assert_eq!(
+            html.matches("<circle").count(),
+            DAYS as usize,
+            "{lang}: one dot per day"
+        );
+        assert!(!html.to_ascii_lowercase().contains("<script"));
+        assert!(!html.contains("http://") && !html.contains("https://"));
+        assert!(!html.contains("NaN"));
+        let term = if lang == "zh" {
+            "单位产品综合能耗"
+        } else {
+            "Comprehensive energy consumption"
+        };
+        assert!(html.contains(term), "{lang}: missing {term}");
+    }
+}
