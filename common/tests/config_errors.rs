@@ -631,3 +631,75 @@ fn every_error_of_a_file_is_reported() {
     assert_eq!(err.to_string(), expected);
     assert_eq!(err.errors.len(), 14);
 }
+
+#[test]
+fn unit_id_0_on_an_rtu_bus_is_broadcast() {
+    let text = with_meter("")
+        .replace("transport = \"tcp\"", "transport = \"rtu-over-tcp\"")
+        .replace("unit_id = 1", "unit_id = 0");
+    assert_eq!(
+        errors(&text),
+        "bad.toml:17:11: unit_id 0 is the RTU broadcast address: no device answers a read sent to it; \
+         use 1..=247"
+    );
+    // Modbus TCP gateways may use unit 0
+    let text = with_meter("").replace("unit_id = 1", "unit_id = 0");
+    config::parse(&text, Path::new("ok.toml")).unwrap();
+}
+
+#[test]
+fn mqtt_credentials_and_tls_files() {
+    let text = HEAD.replace(
+        "url = \"mqtt://127.0.0.1:1883\"\n",
+        "url = \"mqtt://127.0.0.1:1883\"\npassword_file = \"/etc/pw\"\nca_file = \"/etc/ca.pem\"\n\
+         client_key_file = \"/etc/key.pem\"\nkeep_alive_s = 0\n",
+    );
+    assert_eq!(
+        errors(&format!("{text}{METER}")),
+        "bad.toml:8:17: password_file needs a username\n\
+         bad.toml:9:11: ca_file applies to mqtts:// URLs only\n\
+         bad.toml:10:19: client_key_file applies to mqtts:// URLs only\n\
+         bad.toml:10:19: client_key_file needs client_cert_file\n\
+         bad.toml:11:16: keep_alive_s 0 is out of range 1..=65535"
+    );
+}
+
+#[test]
+fn metrics_listen_needs_a_port() {
+    let text = with_meter("[metrics]\nlisten = \"localhost\"\n");
+    assert_eq!(
+        errors(&text),
+        "bad.toml:25:10: listen \"localhost\" must be host:port, e.g. \"127.0.0.1:9898\""
+    );
+}
+
+#[test]
+fn meter_without_points() {
+    let text = format!("{HEAD}[[meter]]\nname = \"empty\"\nunit_id = 1\npoll_interval_s = 1\n");
+    assert_eq!(
+        errors(&text),
+        "bad.toml:14:1: meter \"empty\" has no points: add [[meter.point]] entries or a template"
+    );
+}
+
+#[test]
+fn meter_point_before_any_meter() {
+    let text = format!("{HEAD}[[meter.point]]\nname = \"p\"\naddress = 1\ntype = \"u16\"\n");
+    assert_eq!(
+        errors(&text),
+        "bad.toml:14:3: expected an array of tables ([[meter]]) for meter, found a table"
+    );
+}
+
+#[test]
+fn audit_publish_interval_and_duplicate_levels() {
+    let level = "[[audit.level]]\nindicator = \"co2\"\nI = 1\nII = 2\nIII = 3\n";
+    let text = audit(&format!(
+        "{GOOD_AUDIT}publish_interval_s = 0\n{level}{level}"
+    ));
+    assert_eq!(
+        errors(&text),
+        "bad.toml:56:22: publish_interval_s must be positive, found 0\n\
+         bad.toml:63:13: duplicate level for \"co2\" (first defined at line 58)"
+    );
+}

@@ -284,7 +284,7 @@ fn rtu_and_rtu_over_tcp_buses() {
     assert_eq!(kinds, [RegisterKind::Coil, RegisterKind::Holding]);
 
     let water = &plan.buses[1].meters[0];
-    assert_eq!(water.unit_id, 0);
+    assert_eq!(water.unit_id, 247);
     assert_eq!(water.points[0].offset, 12.5);
     assert_eq!(water.points[0].rollover, Some(4_294_967_296.0));
 

@@ -71,6 +71,8 @@ struct BusDraft {
     /// None when the bus itself did not validate (its meters are still checked).
     bus: Option<Bus>,
     max_gap: Option<u16>,
+    /// RTU framing (serial, or over TCP): unit id 0 is the broadcast address there.
+    rtu_framing: bool,
 }
 
 /// A validated point and where it was written (for errors found later, e.g. overlaps).
@@ -114,10 +116,15 @@ pub(crate) fn parse(
         }
         bus_lines.insert(name.clone(), line_of(d, &span));
         let ok = d.count() == before;
+        let rtu_framing = t
+            .item("transport")
+            .and_then(|i| i.as_str())
+            .is_some_and(|s| s == "rtu" || s == "rtu-over-tcp");
         drafts.push(BusDraft {
             name,
             bus: bus.filter(|_| ok),
             max_gap: gap,
+            rtu_framing,
         });
     }
 
@@ -396,8 +403,17 @@ fn meter(
     };
 
     let unit_id = if t.has("unit_id") {
-        t.int_in(d, "unit_id", 0, 247)
-            .and_then(|v| u8::try_from(v.v).ok())
+        t.int_in(d, "unit_id", 0, 247).and_then(|v| {
+            let rtu = bus_index.is_some_and(|i| buses[i].rtu_framing);
+            if v.v == 0 && rtu {
+                d.error(
+                    &v.span,
+                    "unit_id 0 is the RTU broadcast address: no device answers a read sent to it; use 1..=247",
+                );
+                return None;
+            }
+            u8::try_from(v.v).ok()
+        })
     } else {
         t.missing(d, "unit_id");
         None
@@ -885,7 +901,11 @@ fn point(
     let (name, data_type, kind) = (name?, data_type?, kind?);
     let rollover = match (kind, rollover) {
         (PointKind::Counter, Some(r)) => Some(r.v),
-        (PointKind::Counter, None) => data_type.modulus().map(|m| m * scale),
+        // An absurd scale could overflow to infinity: then there is no usable default.
+        (PointKind::Counter, None) => data_type
+            .modulus()
+            .map(|m| m * scale)
+            .filter(|r| r.is_finite()),
         (PointKind::Gauge, _) => None,
     };
     Some(PointDraft {
