@@ -1,0 +1,229 @@
+//! The agent's audit figures beside the simulator's ground truth, per period, with the difference in %.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use plantmeter_common::audit::report::Report;
+use plantmeter_sim::Amounts;
+
+use crate::audit::render::{display_width, Lang};
+
+/// True totals of every indicator of `report` over one period, in the indicator's `total_unit`: carriers as
+/// metered, `energy` and `co2` with the factors the report says it used, pollutant loads in kg.
+pub fn truth_totals(report: &Report, truth: &Amounts) -> BTreeMap<String, f64> {
+    let mut kgce: BTreeMap<&str, f64> = BTreeMap::new();
+    let mut co2: BTreeMap<&str, f64> = BTreeMap::new();
+    for f in &report.method.factors {
+        kgce.insert(f.carrier.as_str(), f.kgce_per_unit);
+        co2.insert(f.carrier.as_str(), f.co2_kg_per_unit);
+    }
+    let mut out = BTreeMap::new();
+    let mut energy = 0.0;
+    let mut carbon = 0.0;
+    for (carrier, amount) in &truth.carriers {
+        out.insert(carrier.clone(), *amount);
+        energy += amount * kgce.get(carrier.as_str()).copied().unwrap_or(0.0);
+        carbon += amount * co2.get(carrier.as_str()).copied().unwrap_or(0.0);
+    }
+    out.insert("energy".into(), energy);
+    out.insert("co2".into(), carbon);
+    for (p, kg) in &truth.pollutants_kg {
+        out.insert(p.clone(), *kg);
+    }
+    out
+}
+
+/// 100 x (measured - truth) / truth; `None` when the truth is zero.
+pub fn diff_pct(measured: f64, truth: f64) -> Option<f64> {
+    (truth != 0.0 && truth.is_finite() && measured.is_finite())
+        .then(|| 100.0 * (measured - truth) / truth)
+}
+
+/// One row of the comparison: (key, unit, [(measured, truth) per period]).
+pub struct Row {
+    pub key: String,
+    pub unit: String,
+    pub periods: Vec<Option<(f64, f64)>>,
+}
+
+/// Rows for production and every indicator of the report, for the baseline and (when present) reporting
+/// periods; `truth` holds (production, totals) per period in the same order.
+pub fn rows(report: &Report, truth: &[(f64, BTreeMap<String, f64>)]) -> Vec<Row> {
+    let measured_production = [
+        Some(report.periods.baseline.production),
+        report.periods.reporting.as_ref().map(|p| p.production),
+    ];
+    let mut out = vec![Row {
+        key: "production".into(),
+        unit: report.production_unit.clone(),
+        periods: truth
+            .iter()
+            .enumerate()
+            .map(|(i, (p, _))| {
+                measured_production
+                    .get(i)
+                    .copied()
+                    .flatten()
+                    .map(|m| (m, *p))
+            })
+            .collect(),
+    }];
+    for (key, ind) in &report.indicators {
+        let measured = [
+            Some(ind.baseline.total),
+            ind.reporting.as_ref().map(|r| r.total),
+        ];
+        out.push(Row {
+            key: key.clone(),
+            unit: ind.total_unit.clone(),
+            periods: truth
+                .iter()
+                .enumerate()
+                .map(|(i, (_, t))| {
+                    let m = measured.get(i).copied().flatten()?;
+                    Some((m, *t.get(key)?))
+                })
+                .collect(),
+        });
+        let per_unit = [
+            ind.baseline.per_unit,
+            ind.reporting.as_ref().and_then(|r| r.per_unit),
+        ];
+        out.push(Row {
+            key: format!("{key} / {}", report.production_unit),
+            unit: ind.per_unit_unit.clone(),
+            periods: truth
+                .iter()
+                .enumerate()
+                .map(|(i, (p, t))| {
+                    let m = per_unit.get(i).copied().flatten()?;
+                    (*p > 0.0).then_some(())?;
+                    Some((m, *t.get(key)? / p))
+                })
+                .collect(),
+        });
+    }
+    out
+}
+
+/// The largest absolute difference in % over all rows and periods, with its row key and period index.
+pub fn largest_diff(rows: &[Row]) -> Option<(f64, String, usize)> {
+    let mut best: Option<(f64, String, usize)> = None;
+    for r in rows {
+        for (i, p) in r.periods.iter().enumerate() {
+            if let Some(d) = p.and_then(|(m, t)| diff_pct(m, t)) {
+                if best.as_ref().is_none_or(|b| d.abs() > b.0.abs()) {
+                    best = Some((d, r.key.clone(), i));
+                }
+            }
+        }
+    }
+    best
+}
+
+fn num(x: f64) -> String {
+    let a = x.abs();
+    if a >= 1e6 {
+        format!("{x:.0}")
+    } else if a >= 100.0 {
+        format!("{x:.1}")
+    } else if a >= 1.0 {
+        format!("{x:.3}")
+    } else {
+        format!("{x:.5}")
+    }
+}
+
+/// The comparison as an aligned text table.
+pub fn table(rows: &[Row], period_names: &[&str], lang: Lang) -> String {
+    let (indicator, unit, agent, truth, diff) = match lang {
+        Lang::En => ("indicator", "unit", "agent", "truth", "diff %"),
+        Lang::Zh => ("指标", "单位", "代理实测", "模拟真值", "差异 %"),
+    };
+    let mut header = vec![indicator.to_string(), unit.to_string()];
+    for p in period_names {
+        header.push(format!("{p}: {agent}"));
+        header.push(format!("{p}: {truth}"));
+        header.push(diff.to_string());
+    }
+    let mut lines = vec![header];
+    for r in rows {
+        let mut cells = vec![r.key.clone(), r.unit.clone()];
+        for p in r.periods.iter().take(period_names.len()) {
+            match p {
+                Some((m, t)) => {
+                    cells.push(num(*m));
+                    cells.push(num(*t));
+                    cells.push(diff_pct(*m, *t).map_or("–".into(), |d| format!("{d:+.3}")));
+                }
+                None => cells.extend(["–".to_string(), "–".to_string(), "–".to_string()]),
+            }
+        }
+        lines.push(cells);
+    }
+    let cols = lines.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            lines
+                .iter()
+                .filter_map(|l| l.get(c))
+                .map(|s| display_width(s))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for (n, l) in lines.iter().enumerate() {
+        let mut line = String::new();
+        for (c, cell) in l.iter().enumerate() {
+            let pad = " ".repeat(widths[c].saturating_sub(display_width(cell)));
+            if c > 0 {
+                line.push_str("  ");
+            }
+            if c < 2 {
+                line.push_str(cell);
+                line.push_str(&pad);
+            } else {
+                line.push_str(&pad);
+                line.push_str(cell);
+            }
+        }
+        let _ = writeln!(out, "{}", line.trim_end());
+        if n == 0 {
+            let total: usize = widths.iter().sum::<usize>() + 2 * widths.len().saturating_sub(1);
+            let _ = writeln!(out, "{}", "-".repeat(total));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn differences_and_alignment() {
+        assert_eq!(diff_pct(101.0, 100.0), Some(1.0));
+        assert_eq!(diff_pct(1.0, 0.0), None);
+        let rows = vec![
+            Row {
+                key: "energy".into(),
+                unit: "kgce".into(),
+                periods: vec![Some((99.0, 100.0)), None],
+            },
+            Row {
+                key: "COD".into(),
+                unit: "kg".into(),
+                periods: vec![Some((10.0, 10.0)), Some((10.2, 10.0))],
+            },
+        ];
+        let (d, key, period) = largest_diff(&rows).unwrap();
+        assert!((d - 2.0).abs() < 1e-9);
+        assert_eq!((key.as_str(), period), ("COD", 1));
+        let t = table(&rows, &["baseline", "reporting"], Lang::En);
+        assert!(t.contains("-1.000"), "{t}");
+        assert!(t.contains("+2.000"), "{t}");
+        let widths: Vec<usize> = t.lines().map(display_width).collect();
+        assert!(widths[1] >= widths[0] && widths[1] >= widths[2], "{t}");
+    }
+}

@@ -1,0 +1,849 @@
+//! `plantmeter demo`: the whole system on this machine, with nothing installed but this binary.
+//!
+//! The built-in simulated plant runs in this process (Modbus TCP on loopback), the embedded broker and the
+//! agent run as child processes of this same binary (`plantmeter broker`, `plantmeter run`), all on one
+//! virtual clock anchored at a wall instant, so that 18 months pass in about 40 s. Readings take the
+//! real path: Modbus -> the agent's sled store -> MQTT, and the agent's audit engine is fed by its polls.
+//! Faults are injected on the way; at the end the agent is stopped with SIGTERM, the audit report is
+//! computed from its store and printed beside the simulator's ground truth.
+
+mod compare;
+mod subscriber;
+
+use std::fs::File;
+use std::io::IsTerminal as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use chrono::{DateTime, FixedOffset, Months, NaiveDate};
+use indicatif::{ProgressBar, ProgressStyle};
+use plantmeter_common::model::format_ts_ms;
+use plantmeter_common::Clock;
+use plantmeter_sim::scenario::local_midnight_ms;
+use plantmeter_sim::{AgentConfigOptions, Fault, Scenario, SimHandle, SimOptions};
+
+use crate::audit::render::{self, Lang};
+use crate::audit::AuditEngine;
+use crate::exit::BadInput;
+
+use self::subscriber::Subscriber;
+
+#[derive(clap::Args)]
+pub struct DemoArgs {
+    /// Months of the baseline period (from 2025-01-01).
+    #[arg(long, default_value_t = 12)]
+    pub baseline_months: u32,
+    /// Months of the reporting period after the baseline (0: none). The efficiency measure goes into
+    /// service when it starts.
+    #[arg(long, default_value_t = 6)]
+    pub reporting_months: u32,
+    /// Target real duration of the simulated months, in seconds (sets the clock speed).
+    #[arg(long, default_value_t = 36.0)]
+    pub duration_s: f64,
+    /// Virtual clock speed (x real time); overrides --duration-s.
+    #[arg(long)]
+    pub speed: Option<f64>,
+    /// Output directory: agent config, store, logs and the reports.
+    #[arg(long, default_value = "plantmeter-demo")]
+    pub out: PathBuf,
+    /// Seed of the simulated plant.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Language of the reports and tables: en or zh.
+    #[arg(long, default_value = "en")]
+    pub lang: String,
+    /// No injected faults, no totalizer rollover, no broker restart.
+    #[arg(long)]
+    pub no_faults: bool,
+    /// Poll interval of the audit meters, in virtual minutes. The stack analyser is polled twice as often
+    /// (its concentrations step from hour to hour, and the audit integrates them by the trapezoid rule);
+    /// sub-meters outside the audit half as often.
+    #[arg(long, default_value_t = 30.0)]
+    pub poll_minutes: f64,
+}
+
+/// How long the broker stays down in the restart fault (real time).
+const BROKER_DOWN: Duration = Duration::from_millis(2000);
+/// Real time between the agent's start and the instant its virtual clock starts running.
+const CLOCK_LEAD: Duration = Duration::from_millis(1500);
+/// Progress refresh (real time).
+const TICK: Duration = Duration::from_millis(50);
+/// How often the agent publishes the retained audit report during the demo (real seconds).
+const AUDIT_PUBLISH_S: u32 = 10;
+/// Meter that stops answering for a few virtual days.
+const OUTAGE_METER: &str = "gas";
+/// Meter replaced during the reporting period.
+const REPLACED_METER: &str = "main-power";
+const HOUR_MS: i64 = 3_600_000;
+const DAY_MS: i64 = 24 * HOUR_MS;
+
+fn bad(msg: String) -> anyhow::Error {
+    anyhow::Error::new(BadInput(msg))
+}
+
+pub fn main(args: DemoArgs) -> anyhow::Result<()> {
+    if !(1..=60).contains(&args.baseline_months) {
+        return Err(bad(format!(
+            "--baseline-months {}: 1 to 60",
+            args.baseline_months
+        )));
+    }
+    if args.reporting_months > 36 {
+        return Err(bad(format!(
+            "--reporting-months {}: 0 to 36",
+            args.reporting_months
+        )));
+    }
+    if !(args.duration_s.is_finite() && args.duration_s >= 1.0) {
+        return Err(bad(format!(
+            "--duration-s {}: at least 1 second",
+            args.duration_s
+        )));
+    }
+    if let Some(s) = args.speed {
+        if !(s.is_finite() && s > 0.0) {
+            return Err(bad(format!("--speed {s}: a positive number")));
+        }
+    }
+    if !(args.poll_minutes.is_finite() && (1.0..=60.0).contains(&args.poll_minutes)) {
+        return Err(bad(format!(
+            "--poll-minutes {}: 1 to 60",
+            args.poll_minutes
+        )));
+    }
+    let lang =
+        Lang::parse(&args.lang).ok_or_else(|| bad(format!("--lang {}: en or zh", args.lang)))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(run(args, lang))
+}
+
+/// A child process killed (and reaped) when dropped, so that no broker or agent outlives the demo.
+struct Guard {
+    child: Child,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn log_file(path: &Path) -> anyhow::Result<File> {
+    File::options()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open {}", path.display()))
+}
+
+/// `plantmeter broker --listen addr` as a child; returns once it accepts connections.
+async fn start_broker(exe: &Path, addr: SocketAddr, out: &Path) -> anyhow::Result<Guard> {
+    let ready = out.join("broker.ready");
+    let _ = std::fs::remove_file(&ready);
+    let mut last_err = String::new();
+    // After a kill the port can take a moment to be free again: a few attempts.
+    for _ in 0..20 {
+        let child = Command::new(exe)
+            .args(["broker", "--listen", &addr.to_string(), "--ready-file"])
+            .arg(&ready)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file(&out.join("broker.log"))?)
+            .spawn()
+            .with_context(|| format!("cannot start {} broker", exe.display()))?;
+        let mut g = Guard { child };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if ready.exists() {
+                return Ok(g);
+            }
+            if let Ok(Some(status)) = g.child.try_wait() {
+                last_err = format!("the broker exited ({status})");
+                break;
+            }
+            if Instant::now() > deadline {
+                anyhow::bail!("the embedded broker did not start on {addr} within 10 s");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!(
+        "the embedded broker could not listen on {addr}: {last_err}; see {}",
+        out.join("broker.log").display()
+    )
+}
+
+/// Remove the store of an earlier demo run, refusing to delete anything that does not look like one.
+fn fresh_data_dir(dir: &Path) -> anyhow::Result<()> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    let looks_like_store = ["conf", "db", "status.json"]
+        .iter()
+        .any(|f| dir.join(f).exists())
+        || std::fs::read_dir(dir)
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(false);
+    if !looks_like_store {
+        anyhow::bail!(
+            "{} exists and is not a plantmeter store: choose another --out",
+            dir.display()
+        );
+    }
+    std::fs::remove_dir_all(dir)
+        .with_context(|| format!("cannot remove the previous demo store {}", dir.display()))
+}
+
+/// Local midnight of a date in the plant's zone, UTC ms.
+fn midnight(d: NaiveDate, tz: FixedOffset) -> anyhow::Result<i64> {
+    local_midnight_ms(d, tz).ok_or_else(|| anyhow::anyhow!("no local midnight on {d}"))
+}
+
+fn local_date(ms: i64, tz: FixedOffset) -> String {
+    DateTime::from_timestamp_millis(ms)
+        .map(|t| t.with_timezone(&tz).format("%Y-%m-%d").to_string())
+        .unwrap_or_default()
+}
+
+fn local_time(ms: i64, tz: FixedOffset) -> String {
+    DateTime::from_timestamp_millis(ms)
+        .map(|t| t.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_default()
+}
+
+/// Output lines: above the progress bar on a terminal, plain lines otherwise.
+struct Out {
+    bar: Option<ProgressBar>,
+}
+
+impl Out {
+    fn line(&self, s: impl AsRef<str>) {
+        match &self.bar {
+            Some(b) => b.println(s.as_ref()),
+            None => eprintln!("{}", s.as_ref()),
+        }
+    }
+}
+
+/// A scheduled announcement at a virtual instant.
+struct Announce {
+    at_ms: i64,
+    text: String,
+    done: bool,
+}
+
+enum BrokerPhase {
+    /// Killed when the virtual clock reaches this.
+    Waiting(i64),
+    Down {
+        since: Instant,
+    },
+    Restarted {
+        killed: Instant,
+        restarted: Instant,
+        data_before: u64,
+    },
+    Over,
+}
+
+/// What happened during the run, for the summary.
+#[derive(Default)]
+struct Happened {
+    outage: Option<(i64, i64)>,
+    replaced_at: Option<i64>,
+    rollover_at: Option<(String, i64)>,
+    health: Vec<(i64, subscriber::HealthChange)>,
+    broker: Option<BrokerNote>,
+}
+
+struct BrokerNote {
+    virtual_at: i64,
+    down: Duration,
+    reconnected_after: Option<Duration>,
+    duplicates_before: u64,
+}
+
+async fn run(args: DemoArgs, lang: Lang) -> anyhow::Result<()> {
+    let t_total = Instant::now();
+    let exe = std::env::current_exe().context("cannot find this program's own path")?;
+    let out = args.out.clone();
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    let data_dir = out.join("data");
+    fresh_data_dir(&data_dir)?;
+    for log in ["agent.log", "broker.log"] {
+        let _ = std::fs::remove_file(out.join(log));
+    }
+
+    // The plant and its periods.
+    let mut scenario = Scenario::builtin();
+    let tz = scenario.plant.timezone;
+    let b0 = scenario.audit.baseline.0;
+    let months = |d: NaiveDate, n: u32| {
+        d.checked_add_months(Months::new(n))
+            .ok_or_else(|| anyhow::anyhow!("date out of range"))
+    };
+    let b1 = months(b0, args.baseline_months)?;
+    let r1 = months(b1, args.reporting_months)?;
+    scenario.audit.baseline = (b0, b1);
+    scenario.audit.reporting = (args.reporting_months > 0).then_some((b1, r1));
+    scenario.plant.measure_ms = Some(midnight(b1, tz)?);
+    for m in &mut scenario.meters {
+        if args.no_faults {
+            m.rollover_at = None;
+        }
+        m.poll_interval_s = args.poll_minutes
+            * 60.0
+            * match (m.audit, m.measures.as_str()) {
+                (true, "flue_gas") => 0.5,
+                (true, _) => 1.0,
+                (false, _) => 2.0,
+            };
+    }
+    let base_from = midnight(b0, tz)?;
+    let base_to = midnight(b1, tz)?;
+    let rep_to = midnight(r1, tz)?;
+    let last_end = if args.reporting_months > 0 {
+        rep_to
+    } else {
+        base_to
+    };
+    // One hour before the baseline, so that the first polls read the counters at its very start.
+    let start_ms = base_from - HOUR_MS;
+    // One poll past the end, so the last hour of the period is covered.
+    let poll_ms = (args.poll_minutes * 60_000.0) as i64;
+    let end_ms = last_end + HOUR_MS.max(2 * poll_ms);
+    let speed = args
+        .speed
+        .unwrap_or((end_ms - start_ms) as f64 / (args.duration_s * 1000.0));
+    let anchor_ms = crate::run::wall_ms() + CLOCK_LEAD.as_millis() as i64;
+    let clock = Clock::virtual_at_wall(anchor_ms, start_ms, speed);
+
+    let sim = plantmeter_sim::start(
+        scenario.clone(),
+        SimOptions {
+            listen: "127.0.0.1:0".into(),
+            rtu_over_tcp_listen: None,
+            pty: false,
+            seed: args.seed,
+            clock,
+        },
+    )
+    .await
+    .context("cannot start the simulated plant")?;
+
+    let broker_addr = crate::broker::free_loopback_addr()?;
+    let mut broker = Some(start_broker(&exe, broker_addr, &out).await?);
+
+    let mut o = AgentConfigOptions::tcp(sim.addr().to_string());
+    o.mqtt_url = format!("mqtt://{broker_addr}");
+    o.data_dir = data_dir.display().to_string();
+    o.gateway_id = "gw-demo".into();
+    // Real milliseconds: loopback answers in well under 1 ms; a silent meter costs 2 x 100 ms (one retry).
+    o.timeout_ms = 100;
+    let config = sim.agent_config_with(&o).replacen(
+        "[audit]\n",
+        &format!("[audit]\npublish_interval_s = {AUDIT_PUBLISH_S}\n"),
+        1,
+    );
+    let config_path = out.join("agent.toml");
+    std::fs::write(&config_path, &config)
+        .with_context(|| format!("cannot write {}", config_path.display()))?;
+    let plan = crate::run::load_plan(&config_path)?;
+    let prefix = plan.mqtt.topic_prefix.clone();
+
+    let sub = Subscriber::start(broker_addr, &prefix).await?;
+
+    // Faults, scheduled in virtual time.
+    let mut happened = Happened::default();
+    let mut announce: Vec<Announce> = Vec::new();
+    let mut say = |at_ms: i64, text: String| {
+        announce.push(Announce {
+            at_ms,
+            text,
+            done: false,
+        })
+    };
+    let base_days = (base_to - base_from) / DAY_MS;
+    if !args.no_faults {
+        let from = base_from + (base_days * 45 / 100) * DAY_MS + 9 * HOUR_MS;
+        let len = (base_days / 10).clamp(1, 7) * DAY_MS;
+        sim.inject_window(OUTAGE_METER, Fault::Timeout, from, from + len)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        happened.outage = Some((from, from + len));
+        say(
+            from,
+            format!(
+                "fault: meter {OUTAGE_METER:?} stops answering (Modbus timeout) for {} virtual days",
+                len / DAY_MS
+            ),
+        );
+        say(
+            from + len,
+            format!("fault over: meter {OUTAGE_METER:?} answers again"),
+        );
+        let replace_at = if args.reporting_months > 0 {
+            base_to + ((rep_to - base_to) / DAY_MS * 4 / 10) * DAY_MS + 10 * HOUR_MS + 17 * 60_000
+        } else {
+            base_from + (base_days * 8 / 10) * DAY_MS + 10 * HOUR_MS + 17 * 60_000
+        };
+        sim.sim()
+            .replace_meter_at(REPLACED_METER, replace_at, 0.0)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        happened.replaced_at = Some(replace_at);
+        say(
+            replace_at,
+            format!("meter {REPLACED_METER:?} replaced: the new meter's totalizer starts at 0"),
+        );
+        for m in &scenario.meters {
+            if let Some(t) = m.rollover_at.filter(|t| (base_from..last_end).contains(t)) {
+                happened.rollover_at = Some((m.name.clone(), t));
+                say(
+                    t,
+                    format!(
+                        "meter {:?} ({}): its totalizer wraps at its modulus and restarts near 0",
+                        m.name, m.template
+                    ),
+                );
+            }
+        }
+    }
+    if args.reporting_months > 0 {
+        say(
+            base_to,
+            "baseline period over; the efficiency measure goes into service, reporting period starts".into(),
+        );
+    }
+    let mut broker_phase = if args.no_faults {
+        BrokerPhase::Over
+    } else {
+        BrokerPhase::Waiting(base_from + (base_to - base_from) * 65 / 100)
+    };
+
+    // The agent, on the same virtual time base.
+    let agent_child = Command::new(&exe)
+        .arg("run")
+        .arg("--config")
+        .arg(&config_path)
+        .args([
+            "--clock-start",
+            &format_ts_ms(start_ms),
+            "--clock-speed",
+            &format!("{speed}"),
+            "--clock-anchor",
+            &anchor_ms.to_string(),
+        ])
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log_file(&out.join("agent.log"))?)
+        .spawn()
+        .with_context(|| format!("cannot start {} run", exe.display()))?;
+    let mut agent = Guard { child: agent_child };
+
+    let terminal = std::io::stderr().is_terminal();
+    let span_h = ((end_ms - start_ms) / HOUR_MS).max(1) as u64;
+    let bar = terminal.then(|| {
+        let b = ProgressBar::new(span_h);
+        let style =
+            ProgressStyle::with_template("{spinner} [{elapsed:>3}] {bar:32.cyan/blue} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> ");
+        b.set_style(style);
+        b
+    });
+    let ui = Out { bar };
+    ui.line(format!(
+        "plantmeter demo: {} — {} meters on Modbus TCP {}, broker {broker_addr}, agent pid {}",
+        scenario.name,
+        scenario.meters.len(),
+        sim.addr(),
+        agent.child.id()
+    ));
+    ui.line(format!(
+        "virtual clock from {} at {speed:.0}x real time: baseline {b0}..{b1}{}; audit meters polled every {} virtual minutes",
+        local_time(start_ms, tz),
+        if args.reporting_months > 0 { format!(", reporting {b1}..{r1}") } else { String::new() },
+        args.poll_minutes
+    ));
+    ui.line(format!(
+        "files in {}: agent.toml, data/ (the agent's store), agent.log, broker.log",
+        out.display()
+    ));
+
+    let mut last_month = String::new();
+    loop {
+        tokio::time::sleep(TICK).await;
+        let now = sim.now_ms();
+        if let Ok(Some(status)) = agent.child.try_wait() {
+            anyhow::bail!(
+                "the agent exited early ({status}); see {}",
+                out.join("agent.log").display()
+            );
+        }
+        for a in announce.iter_mut().filter(|a| !a.done && a.at_ms <= now) {
+            a.done = true;
+            ui.line(format!("[{}] {}", local_time(a.at_ms, tz), a.text));
+        }
+        for h in sub.take_health_changes() {
+            // The first states of each meter are not news; changes after its first `ok` are.
+            let seen_ok = happened
+                .health
+                .iter()
+                .any(|(_, x)| x.meter == h.meter && x.state == "ok");
+            if seen_ok {
+                ui.line(format!(
+                    "[{}] health/{}: {}{}",
+                    local_time(now, tz),
+                    h.meter,
+                    h.state,
+                    h.last_error
+                        .as_deref()
+                        .map(|e| format!(" ({e})"))
+                        .unwrap_or_default()
+                ));
+            }
+            happened.health.push((now, h));
+        }
+        broker_phase = match broker_phase {
+            BrokerPhase::Waiting(at) if now >= at => {
+                broker = None; // killed and reaped by the guard
+                ui.line(format!(
+                    "[{}] broker killed: down for {:.1} real s (~{} virtual days); the agent keeps polling into its store",
+                    local_time(now, tz),
+                    BROKER_DOWN.as_secs_f64(),
+                    (BROKER_DOWN.as_secs_f64() * speed / 86_400.0).round()
+                ));
+                happened.broker = Some(BrokerNote {
+                    virtual_at: now,
+                    down: BROKER_DOWN,
+                    reconnected_after: None,
+                    duplicates_before: sub.lock().duplicates,
+                });
+                BrokerPhase::Down {
+                    since: Instant::now(),
+                }
+            }
+            BrokerPhase::Down { since } if since.elapsed() >= BROKER_DOWN => {
+                broker = Some(start_broker(&exe, broker_addr, &out).await?);
+                ui.line(format!(
+                    "[{}] broker restarted on {broker_addr} (empty: no sessions, no retained messages)",
+                    local_time(sim.now_ms(), tz)
+                ));
+                BrokerPhase::Restarted {
+                    killed: since,
+                    restarted: Instant::now(),
+                    data_before: sub.lock().data,
+                }
+            }
+            BrokerPhase::Restarted {
+                killed,
+                restarted,
+                data_before,
+            } => {
+                if sub.lock().data > data_before {
+                    let after = restarted.elapsed();
+                    ui.line(format!(
+                        "[{}] agent reconnected {:.1} s after the restart ({:.1} s after the kill) and is re-sending its backlog in seq order",
+                        local_time(sim.now_ms(), tz),
+                        after.as_secs_f64(),
+                        killed.elapsed().as_secs_f64()
+                    ));
+                    if let Some(b) = happened.broker.as_mut() {
+                        b.reconnected_after = Some(killed.elapsed());
+                    }
+                    BrokerPhase::Over
+                } else if restarted.elapsed() > Duration::from_secs(15) {
+                    ui.line("the agent has not reconnected 15 s after the broker restart");
+                    BrokerPhase::Over
+                } else {
+                    BrokerPhase::Restarted {
+                        killed,
+                        restarted,
+                        data_before,
+                    }
+                }
+            }
+            other => other,
+        };
+        let received = {
+            let d = sub.lock();
+            (d.distinct, d.duplicates)
+        };
+        let date = local_date(now, tz);
+        match &ui.bar {
+            Some(b) => {
+                b.set_position(((now - start_ms).max(0) / HOUR_MS) as u64);
+                b.set_message(format!(
+                    "{date}  {} msgs received ({} re-sent)",
+                    received.0, received.1
+                ));
+            }
+            None => {
+                let month = date.get(..7).unwrap_or_default().to_string();
+                if month != last_month {
+                    eprintln!("{date}: {} data messages received", received.0);
+                    last_month = month;
+                }
+            }
+        }
+        if now >= end_ms && matches!(broker_phase, BrokerPhase::Over | BrokerPhase::Waiting(_)) {
+            // Stop once the subscriber has the polls past the end: every earlier seq came before them.
+            let delivered = sub.lock().max_ts_ms >= last_end + HOUR_MS;
+            let late = Duration::from_secs_f64((now - end_ms) as f64 / speed / 1000.0);
+            if delivered || late > Duration::from_secs(30) {
+                if !delivered {
+                    ui.line("the agent has not delivered the last polls 30 s after the end: stopping it anyway");
+                }
+                break;
+            }
+        }
+    }
+    let t_sim = t_total.elapsed();
+
+    // Stop the agent the way systemd does, and check that it exits 0 with its buffer flushed.
+    let pid = agent.child.id().to_string();
+    let sent = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .context("cannot run kill -TERM")?;
+    if !sent.success() {
+        anyhow::bail!("kill -TERM {pid} failed");
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = agent.child.try_wait().context("waiting for the agent")? {
+            break s;
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("the agent did not exit within 20 s of SIGTERM");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let stop_took = t_total.elapsed() - t_sim;
+    if let Some(b) = &ui.bar {
+        b.finish_and_clear();
+    }
+    if !status.success() {
+        anyhow::bail!(
+            "the agent exited with {status} after SIGTERM; see {}",
+            out.join("agent.log").display()
+        );
+    }
+    // Let the last messages (offline status) arrive.
+    let wait = Instant::now();
+    while sub.lock().last_status.as_deref() != Some("offline")
+        && wait.elapsed() < Duration::from_secs(2)
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    drop(broker);
+
+    let status_json: serde_json::Value = std::fs::read(data_dir.join("status.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let next_seq = status_json["store"]["next_seq"].as_u64().unwrap_or(0);
+    let evicted = status_json["store"]["evicted"].as_u64().unwrap_or(0);
+    let backlog = status_json["store"]["backlog"].as_u64().unwrap_or(0);
+
+    // The audit report from the agent's store.
+    let report = {
+        let db = crate::store::open_db(&data_dir)?;
+        let mut engine = AuditEngine::open(&db, &plan)?;
+        engine.report(sim.now_ms())?
+    };
+    let json = serde_json::to_vec_pretty(&report).context("serializing the report")?;
+    let files = [
+        ("report.json", json),
+        ("report.html", render::html(&report, lang).into_bytes()),
+        ("report.csv", render::csv(&report, lang)),
+    ];
+    for (name, bytes) in &files {
+        let p = out.join(name);
+        std::fs::write(&p, bytes).with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    let mut periods = vec![(base_from, base_to)];
+    if args.reporting_months > 0 {
+        periods.push((base_to, rep_to));
+    }
+    let truths: Vec<_> = periods.iter().map(|(f, t)| sim.truth(*f, *t)).collect();
+    let truth_json = serde_json::to_vec_pretty(&truths).context("serializing the truth")?;
+    std::fs::write(out.join("truth.json"), truth_json)
+        .with_context(|| format!("cannot write {}", out.join("truth.json").display()))?;
+
+    // The summary.
+    let mut s = String::new();
+    use std::fmt::Write as _;
+    let d = sub.lock();
+    // The unsent backlog (polls after the end) stays in the store for the next run: not missing.
+    let acked_to = next_seq.saturating_sub(backlog);
+    let missing = d.missing(acked_to);
+    let _ = writeln!(
+        s,
+        "\n== Delivery over MQTT (what a subscriber to {prefix}/# saw)"
+    );
+    let _ = writeln!(
+        s,
+        "data messages published by the agent: {} (seq 1..{}); received: {} ({} distinct, {} duplicates re-sent after reconnects, {} differing from the first copy)",
+        next_seq.saturating_sub(1),
+        next_seq.saturating_sub(1),
+        d.data,
+        d.distinct,
+        d.duplicates,
+        d.duplicates_differing
+    );
+    let _ = writeln!(
+        s,
+        "missing seqs: {}{}; evicted from the store: {evicted}; left in the store for the next run: {backlog}; seq restarts (resends): {}",
+        missing.len(),
+        if missing.is_empty() {
+            String::new()
+        } else {
+            format!(" (first: {:?})", &missing[..missing.len().min(10)])
+        },
+        d.backwards
+    );
+    let _ = writeln!(
+        s,
+        "health messages: {}, status: {} (last: {}), audit reports: {} (last {} bytes), subscriber reconnects: {}",
+        d.health_msgs,
+        d.status_msgs,
+        d.last_status.as_deref().unwrap_or("–"),
+        d.audit_msgs,
+        d.audit_bytes,
+        d.reconnects
+    );
+    let dups_after = d.duplicates;
+    drop(d);
+
+    let _ = writeln!(s, "\n== Faults and how they were handled");
+    let point_notes = |meter: &str| {
+        report
+            .method
+            .points
+            .iter()
+            .filter(|p| p.point.split('.').next() == Some(meter))
+            .collect::<Vec<_>>()
+    };
+    if args.no_faults {
+        let _ = writeln!(s, "none injected (--no-faults)");
+    }
+    if let Some((from, to)) = happened.outage {
+        let changes: Vec<String> = happened
+            .health
+            .iter()
+            .filter(|(_, h)| h.meter == OUTAGE_METER)
+            .skip_while(|(_, h)| h.state != "ok")
+            .skip(1)
+            .map(|(t, h)| format!("{} at ~{}", h.state, local_time(*t, tz)))
+            .collect();
+        let apportioned = point_notes(OUTAGE_METER)
+            .iter()
+            .map(|p| p.apportioned_hours)
+            .max()
+            .unwrap_or(0);
+        let _ = writeln!(
+            s,
+            "- meter outage: {OUTAGE_METER:?} timed out from {} to {}; health on MQTT: {}; its points got quality comm_error, and the counter's advance across the gap was apportioned over {apportioned} hours (kept in the totals, flagged, excluded from completeness)",
+            local_time(from, tz),
+            local_time(to, tz),
+            if changes.is_empty() { "no change seen".into() } else { changes.join(", ") }
+        );
+    }
+    if let Some((meter, t)) = &happened.rollover_at {
+        let n: u64 = point_notes(meter).iter().map(|p| p.rollovers).sum();
+        let _ = writeln!(
+            s,
+            "- totalizer rollover: {meter:?} wrapped at {}; the audit counted {n} rollover(s): delta = (modulus - previous) + current, no negative consumption",
+            local_time(*t, tz)
+        );
+    }
+    if let Some(t) = happened.replaced_at {
+        let n: u64 = point_notes(REPLACED_METER)
+            .iter()
+            .map(|p| p.replacements)
+            .sum();
+        let _ = writeln!(
+            s,
+            "- meter replacement: {REPLACED_METER:?} replaced at {}; the audit recorded {n} replacement event(s) instead of a negative consumption",
+            local_time(t, tz)
+        );
+    }
+    if let Some(b) = &happened.broker {
+        let _ = writeln!(
+            s,
+            "- broker restart at {}: down {:.1} s real; the agent buffered in its store and reconnected {} later; {} messages were re-sent (duplicates, identical), {} missing",
+            local_time(b.virtual_at, tz),
+            b.down.as_secs_f64(),
+            b.reconnected_after
+                .map(|d| format!("{:.1} s", d.as_secs_f64()))
+                .unwrap_or_else(|| "(not seen)".into()),
+            dups_after.saturating_sub(b.duplicates_before),
+            missing.len()
+        );
+    }
+
+    let _ = writeln!(
+        s,
+        "\n== Audit report (computed by the agent from its polls)"
+    );
+    s.push_str(&render::text_table(&report, lang));
+
+    let truth_totals: Vec<_> = truths
+        .iter()
+        .map(|t| {
+            (
+                t.totals.production,
+                compare::truth_totals(&report, &t.totals),
+            )
+        })
+        .collect();
+    let rows = compare::rows(&report, &truth_totals);
+    let names: Vec<&str> = match lang {
+        Lang::En => vec!["baseline", "reporting"],
+        Lang::Zh => vec!["基准期", "报告期"],
+    };
+    let _ = writeln!(
+        s,
+        "\n== Agent vs the simulator's ground truth (same local-date periods)"
+    );
+    s.push_str(&compare::table(&rows, &names[..periods.len()], lang));
+    if let Some((d, key, p)) = compare::largest_diff(&rows) {
+        let _ = writeln!(
+            s,
+            "largest difference: {d:+.3}% ({key}, {}){}",
+            names.get(p).copied().unwrap_or("?"),
+            if d.abs() <= 0.5 { ": within 0.5%" } else { "" }
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nwrote {}, {}, {} (and truth.json)",
+        out.join("report.html").display(),
+        out.join("report.json").display(),
+        out.join("report.csv").display()
+    );
+    let _ = writeln!(
+        s,
+        "{:.1} s: {:.1} s of simulated months, agent stopped in {:.1} s (SIGTERM, exit 0)",
+        t_total.elapsed().as_secs_f64(),
+        t_sim.as_secs_f64(),
+        stop_took.as_secs_f64()
+    );
+    println!("{s}");
+    sim_shutdown(sim).await;
+    Ok(())
+}
+
+async fn sim_shutdown(sim: SimHandle) {
+    let _ = tokio::time::timeout(Duration::from_secs(2), sim.shutdown()).await;
+}

@@ -1,0 +1,254 @@
+//! The demo's own MQTT subscriber: what a plant's SCADA or data platform would see. It subscribes to every
+//! topic of the gateway, checks the delivery contract (seq continuity, identical duplicates) and reports
+//! health changes. It reconnects and resubscribes by itself when the broker restarts.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
+
+/// A change of a meter's retained health (`P/health/{meter}`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthChange {
+    pub meter: String,
+    /// `ok` or `failing`.
+    pub state: String,
+    pub last_error: Option<String>,
+}
+
+/// Everything the subscriber counted.
+#[derive(Debug, Default)]
+pub struct Delivery {
+    /// Data messages received, duplicates included.
+    pub data: u64,
+    /// Distinct seqs received.
+    pub distinct: u64,
+    /// Data messages whose seq had been received before (resent after a reconnect).
+    pub duplicates: u64,
+    /// Duplicates whose payload differs from the first copy (a contract violation; should stay 0).
+    pub duplicates_differing: u64,
+    /// How often seq went backwards (a resend after a reconnect starts again from the oldest unacknowledged).
+    pub backwards: u64,
+    pub max_seq: u64,
+    /// Latest poll time (`ts`) among the data messages received, UTC ms.
+    pub max_ts_ms: i64,
+    last_seq: u64,
+    /// Payload hash per seq (index = seq), 0 = not received.
+    seen: Vec<u64>,
+    pub health_msgs: u64,
+    pub status_msgs: u64,
+    pub audit_msgs: u64,
+    /// Size of the last `P/audit` payload, bytes.
+    pub audit_bytes: usize,
+    /// `state` of the last `P/status` payload.
+    pub last_status: Option<String>,
+    health_state: BTreeMap<String, String>,
+    /// Health changes not yet taken by [`Subscriber::take_health_changes`].
+    health_changes: Vec<HealthChange>,
+    /// Subscribed right now.
+    pub subscribed: bool,
+    /// Connections to the broker after the first.
+    pub reconnects: u64,
+    /// Payloads that were not the JSON the contract describes.
+    pub malformed: u64,
+}
+
+impl Delivery {
+    /// Seqs in `1..next_seq` never received.
+    pub fn missing(&self, next_seq: u64) -> Vec<u64> {
+        (1..next_seq)
+            .filter(|&s| self.seen.get(s as usize).is_none_or(|h| *h == 0))
+            .collect()
+    }
+
+    fn on_data(&mut self, payload: &[u8]) {
+        let v = serde_json::from_slice::<serde_json::Value>(payload).ok();
+        let seq = v.as_ref().and_then(|v| v["seq"].as_u64());
+        let ts = v
+            .as_ref()
+            .and_then(|v| v["ts"].as_str())
+            .and_then(plantmeter_common::model::parse_ts_ms);
+        let (Some(seq), Some(ts)) = (seq, ts) else {
+            self.malformed += 1;
+            return;
+        };
+        self.max_ts_ms = self.max_ts_ms.max(ts);
+        self.data += 1;
+        let mut h = DefaultHasher::new();
+        payload.hash(&mut h);
+        let hash = h.finish() | 1;
+        let i = seq as usize;
+        if self.seen.len() <= i {
+            self.seen.resize(i + 1024, 0);
+        }
+        match self.seen[i] {
+            0 => {
+                self.seen[i] = hash;
+                self.distinct += 1;
+            }
+            first => {
+                self.duplicates += 1;
+                if first != hash {
+                    self.duplicates_differing += 1;
+                }
+            }
+        }
+        if seq < self.last_seq {
+            self.backwards += 1;
+        }
+        self.last_seq = seq;
+        self.max_seq = self.max_seq.max(seq);
+    }
+
+    fn on_health(&mut self, meter: &str, payload: &[u8]) {
+        self.health_msgs += 1;
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(payload) else {
+            self.malformed += 1;
+            return;
+        };
+        let state = v["state"].as_str().unwrap_or("?").to_string();
+        if self.health_state.get(meter) != Some(&state) {
+            self.health_state.insert(meter.to_string(), state.clone());
+            self.health_changes.push(HealthChange {
+                meter: meter.to_string(),
+                state,
+                last_error: v["last_error"].as_str().map(str::to_string),
+            });
+        }
+    }
+}
+
+/// A running subscriber; its task ends with the runtime.
+#[derive(Clone)]
+pub struct Subscriber {
+    got: Arc<Mutex<Delivery>>,
+}
+
+impl Subscriber {
+    /// Connect to `broker`, subscribe to `prefix/#` at QoS 1 and wait (up to 10 s) for the subscription.
+    pub async fn start(broker: SocketAddr, prefix: &str) -> anyhow::Result<Subscriber> {
+        let mut o = MqttOptions::new(
+            format!("plantmeter-demo-{}", std::process::id()),
+            broker.ip().to_string(),
+            broker.port(),
+        );
+        o.set_max_packet_size(16 << 20, 1 << 16)
+            .set_keep_alive(Duration::from_secs(30))
+            .set_clean_session(true);
+        let (client, mut events) = AsyncClient::new(o, 64);
+        let got = Arc::new(Mutex::new(Delivery::default()));
+        let g = got.clone();
+        let filter = format!("{prefix}/#");
+        let data_prefix = format!("{prefix}/data/");
+        let health_prefix = format!("{prefix}/health/");
+        let status_topic = format!("{prefix}/status");
+        let audit_topic = format!("{prefix}/audit");
+        tokio::spawn(async move {
+            let mut connections = 0u64;
+            loop {
+                match events.poll().await {
+                    Ok(Event::Incoming(Incoming::ConnAck(_))) => {
+                        connections += 1;
+                        lock(&g).reconnects = connections.saturating_sub(1);
+                        // A clean session: subscribe again on every connection.
+                        let _ = client.try_subscribe(filter.clone(), QoS::AtLeastOnce);
+                    }
+                    Ok(Event::Incoming(Incoming::SubAck(_))) => lock(&g).subscribed = true,
+                    Ok(Event::Incoming(Incoming::Publish(p))) => {
+                        let mut d = lock(&g);
+                        if p.topic.starts_with(&data_prefix) {
+                            d.on_data(&p.payload);
+                        } else if let Some(meter) = p.topic.strip_prefix(&health_prefix) {
+                            d.on_health(meter, &p.payload);
+                        } else if p.topic == status_topic {
+                            d.status_msgs += 1;
+                            d.last_status = serde_json::from_slice::<serde_json::Value>(&p.payload)
+                                .ok()
+                                .and_then(|v| v["state"].as_str().map(str::to_string));
+                        } else if p.topic == audit_topic {
+                            d.audit_msgs += 1;
+                            d.audit_bytes = p.payload.len();
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => {
+                        lock(&g).subscribed = false;
+                        // The broker is down (the demo restarts it): retry soon, so that this subscriber is
+                        // back before the agent's next reconnect attempt.
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                }
+            }
+        });
+        let s = Subscriber { got };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !s.lock().subscribed {
+            if tokio::time::Instant::now() > deadline {
+                anyhow::bail!("the demo's MQTT subscriber could not subscribe at {broker}");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Ok(s)
+    }
+
+    /// The counters, locked.
+    pub fn lock(&self) -> MutexGuard<'_, Delivery> {
+        lock(&self.got)
+    }
+
+    /// Health changes since the last call.
+    pub fn take_health_changes(&self) -> Vec<HealthChange> {
+        std::mem::take(&mut self.lock().health_changes)
+    }
+}
+
+fn lock(m: &Mutex<Delivery>) -> MutexGuard<'_, Delivery> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(seq: u64, v: f64) -> Vec<u8> {
+        format!(r#"{{"seq":{seq},"ts":"2025-01-01T00:00:00.000Z","meter":"m","points":[{{"name":"p","value":{v},"unit":"kWh","quality":"good"}}]}}"#).into_bytes()
+    }
+
+    #[test]
+    fn counts_duplicates_gaps_and_resends() {
+        let mut d = Delivery::default();
+        for s in [1, 2, 3, 5, 3, 4, 5] {
+            d.on_data(&msg(s, 1.0));
+        }
+        d.on_data(&msg(2, 9.0));
+        assert_eq!(d.data, 8);
+        assert_eq!(d.distinct, 5);
+        assert_eq!(d.duplicates, 3);
+        assert_eq!(d.duplicates_differing, 1);
+        assert_eq!(d.backwards, 2);
+        assert!(d.missing(6).is_empty());
+        assert_eq!(d.missing(8), vec![6, 7]);
+        d.on_data(b"not json");
+        assert_eq!(d.malformed, 1);
+    }
+
+    #[test]
+    fn health_reports_changes_only() {
+        let mut d = Delivery::default();
+        d.on_health("gas", br#"{"state":"ok","errors":0}"#);
+        d.on_health("gas", br#"{"state":"ok","errors":0}"#);
+        d.on_health(
+            "gas",
+            br#"{"state":"failing","errors":2,"last_error":"timeout"}"#,
+        );
+        d.on_health("gas", br#"{"state":"ok","errors":2}"#);
+        let states: Vec<_> = d.health_changes.iter().map(|c| c.state.as_str()).collect();
+        assert_eq!(states, ["ok", "failing", "ok"]);
+        assert_eq!(d.health_changes[1].last_error.as_deref(), Some("timeout"));
+        assert_eq!(d.health_msgs, 4);
+    }
+}
