@@ -398,6 +398,7 @@ fn charts(report: &Report, lang: Lang, out: &mut String) {
             &svg::bars(
                 &format!("chart-monthly-{key}"),
                 &caption,
+                l.month,
                 &ind.map_or_else(|| l.per_unit.to_string(), |i| i.per_unit_unit.clone()),
                 &cats,
                 reference,
@@ -426,6 +427,7 @@ fn charts(report: &Report, lang: Lang, out: &mut String) {
         &svg::line(
             "chart-cusum",
             l.chart_cusum,
+            l.date,
             &format!("{} ({energy_unit})", l.cusum_axis),
             &cusum,
             REPORTING,

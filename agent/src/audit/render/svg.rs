@@ -307,6 +307,7 @@ pub fn scatter(
 pub fn bars(
     id: &str,
     title: &str,
+    x_title: &str,
     y_title: &str,
     categories: &[(String, Option<f64>, &str)],
     reference: Option<(f64, &str)>,
@@ -362,7 +363,7 @@ pub fn bars(
             );
         }
     }
-    x_title_and_frame(&mut out, "");
+    x_title_and_frame(&mut out, x_title);
     let mut entries: Vec<(&str, &str, bool)> = legend_entries
         .iter()
         .map(|(l, col)| (*l, *col, false))
@@ -388,6 +389,7 @@ pub fn bars(
 pub fn line(
     id: &str,
     title: &str,
+    x_title: &str,
     y_title: &str,
     points: &[(String, f64)],
     color: &str,
@@ -438,7 +440,7 @@ pub fn line(
             );
         }
     }
-    x_title_and_frame(&mut out, "");
+    x_title_and_frame(&mut out, x_title);
     let zero = y.map(0.0);
     let _ = write!(
         out,
@@ -529,6 +531,7 @@ mod tests {
         let b = bars(
             "b",
             "t",
+            "x",
             "y",
             &[("2025-01".to_string(), None, BASELINE)],
             None,
@@ -539,6 +542,7 @@ mod tests {
         let l = line(
             "l",
             "t",
+            "x",
             "y",
             &[("d".to_string(), f64::NAN)],
             REPORTING,
@@ -549,6 +553,7 @@ mod tests {
         let l = line(
             "l",
             "t",
+            "x",
             "y",
             &[("d".to_string(), 5.0)],
             REPORTING,
