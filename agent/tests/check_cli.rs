@@ -37,7 +37,8 @@ fn a_valid_config_prints_the_plan_and_exits_0() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("    boiler-gas.volume  natural_gas"),
+        stdout
+            .contains("    boiler-gas.volume  natural_gas     1.2143 kgce/m3      2.1622 kgCO2/m3"),
         "{stdout}"
     );
     assert_eq!(text(&out.stderr), "");

@@ -703,3 +703,15 @@ fn audit_publish_interval_and_duplicate_levels() {
          bad.toml:63:13: duplicate level for \"co2\" (first defined at line 58)"
     );
 }
+
+#[test]
+fn audit_input_units_must_convert_to_the_carrier_unit() {
+    let text = audit(&format!(
+        "{GOOD_AUDIT}[[audit.input]]\npoint = \"power.total_power\"\ncarrier = \"electricity\"\n"
+    ));
+    assert_eq!(
+        errors(&text),
+        "bad.toml:57:9: input point \"power.total_power\" is in \"W\", which does not convert to kWh \
+         (the unit electricity is accounted in)"
+    );
+}

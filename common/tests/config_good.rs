@@ -379,7 +379,7 @@ fn describe_shows_requests_per_bus_and_the_audit() {
         "{text}"
     );
     assert!(
-        text.contains("    boiler-gas.volume  natural_gas     1.2143 kgce/m3    2.1622 kgCO2/m3"),
+        text.contains("    boiler-gas.volume  natural_gas     1.2143 kgce/m3      2.1622 kgCO2/m3"),
         "{text}"
     );
     assert!(

@@ -6,6 +6,7 @@ use std::time::Duration;
 use chrono::{FixedOffset, NaiveDate};
 use toml_edit::Value;
 
+use crate::audit::indicators::unit_factor;
 use crate::plan::{
     AuditInput, AuditLevel, AuditPlan, AuditPollutant, Carrier, ElectricityMethod, Granularity,
     Meter, PointRef, PollutantName,
@@ -339,6 +340,19 @@ pub(crate) fn parse(
         let (Some((r, span)), Some((carrier, carrier_span))) = (point, carrier) else {
             continue;
         };
+        if !r.unit.trim().is_empty() && unit_factor(&r.unit, carrier).is_none() {
+            d.error(
+                &span,
+                format!(
+                    "input point \"{}\" is in \"{}\", which does not convert to {} (the unit {} is accounted in)",
+                    r.point,
+                    r.unit,
+                    carrier.unit(),
+                    carrier.as_str()
+                ),
+            );
+            continue;
+        }
         if let Some(first) = input_lines.get(&r.point) {
             d.error(
                 &span,

@@ -320,10 +320,11 @@ fn write_audit(o: &mut String, a: &AuditPlan, plan: &Plan) -> std::fmt::Result {
             let unit = i.carrier.unit();
             writeln!(
                 o,
-                "    {:<width$}  {:<11} {:>10} kgce/{unit}  {:>8} kgCO2/{unit}",
+                "    {:<width$}  {:<11} {:>10} {:<10} {:>8} kgCO2/{unit}",
                 i.point.qualified(),
                 i.carrier.as_str(),
                 fmt_num(i.kgce_per_unit, 6),
+                format!("kgce/{unit}"),
                 fmt_num(i.co2_kg_per_unit, 6),
             )?;
         }
