@@ -7,9 +7,13 @@ use std::path::{Path, PathBuf};
 /// One configuration error, located in its file (line and column are 1-based, columns in characters).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
+    /// The config file (or `<template NAME>` for an error inside a built-in template).
     pub file: PathBuf,
+    /// 1-based line.
     pub line: usize,
+    /// 1-based column, in characters.
     pub col: usize,
+    /// What is wrong, naming the key or value.
     pub message: String,
 }
 
@@ -31,6 +35,7 @@ impl std::error::Error for ConfigError {}
 /// Every error found in a configuration file, in file order. Displayed one `FILE:LINE:COL: message` per line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigErrors {
+    /// Never empty when returned by `load` or `parse`.
     pub errors: Vec<ConfigError>,
 }
 
