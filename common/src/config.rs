@@ -11,6 +11,12 @@
 //! `[[meter.point]] min` and `max`, `[audit] grid_factor_year`, `electricity` (`equivalent` | `equal`
 //! with `electricity_kgce_per_kwh` and `electricity_year`), `publish_interval_s` (3600), and per
 //! `[[audit.input]]` the `kgce_per_unit` and `co2_kg_per_unit` overrides.
+//!
+//! Conveniences: a `[[meter]]` may leave out `bus` when there is exactly one bus; a TCP address
+//! without a port gets 502; audit dates may be strings or TOML dates; `store_max_mb` defaults to 512.
+//! Stricter than the contract's minimum, because each is a silent misreading otherwise: unit id 0 on an
+//! RTU bus (broadcast, never answered), an audit input whose unit does not convert to its carrier's,
+//! a concentration point that is a counter, a password written in the config.
 
 use std::path::Path;
 

@@ -715,3 +715,18 @@ fn audit_input_units_must_convert_to_the_carrier_unit() {
          (the unit electricity is accounted in)"
     );
 }
+
+#[test]
+fn non_utf8_file_is_located() {
+    let path = std::env::temp_dir().join(format!("pm-config-latin1-{}.toml", std::process::id()));
+    std::fs::write(&path, b"[gateway]\nsite = \"caf\xe9\"\n").unwrap();
+    let err = config::load(&path).unwrap_err();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}:2:12: the file is not valid UTF-8 text (a TOML config must be UTF-8)",
+            path.display()
+        )
+    );
+}
