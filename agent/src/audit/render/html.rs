@@ -12,7 +12,7 @@ use super::i18n::{
     carrier_label, electricity_method_label, granularity_label, indicator_label, level_label,
     method_label, per_unit_label, source_label, yes_no, Lang,
 };
-use super::svg::{self, ScatterSeries, BASELINE, REPORTING};
+use super::svg::{self, ChartText, ScatterSeries, BASELINE, REPORTING};
 
 const CSS: &str = r#"
 :root { --fg: #1a202c; --muted: #4a5568; --line: #cbd5e0; --base: #2b6cb0; --rep: #dd6b20; }
@@ -344,13 +344,15 @@ fn charts(report: &Report, lang: Lang, out: &mut String) {
         out,
         &caption,
         &svg::scatter(
-            "chart-scatter",
-            &caption,
-            &format!("{} ({prod_unit})", l.chart_scatter_x),
-            &format!("{} ({energy_unit})", l.chart_scatter_y),
+            &ChartText {
+                id: "chart-scatter",
+                title: &caption,
+                x_title: &format!("{} ({prod_unit})", l.chart_scatter_x),
+                y_title: &format!("{} ({energy_unit})", l.chart_scatter_y),
+                no_data: l.no_data,
+            },
             &series,
             Some((&model_label, fitted)),
-            l.no_data,
         ),
         None,
     );
@@ -396,14 +398,17 @@ fn charts(report: &Report, lang: Lang, out: &mut String) {
             out,
             &caption,
             &svg::bars(
-                &format!("chart-monthly-{key}"),
-                &caption,
-                l.month,
-                &ind.map_or_else(|| l.per_unit.to_string(), |i| i.per_unit_unit.clone()),
+                &ChartText {
+                    id: &format!("chart-monthly-{key}"),
+                    title: &caption,
+                    x_title: l.month,
+                    y_title: &ind
+                        .map_or_else(|| l.per_unit.to_string(), |i| i.per_unit_unit.clone()),
+                    no_data: l.no_data,
+                },
                 &cats,
                 reference,
                 legend,
-                l.no_data,
             ),
             None,
         );
@@ -425,13 +430,15 @@ fn charts(report: &Report, lang: Lang, out: &mut String) {
         out,
         l.chart_cusum,
         &svg::line(
-            "chart-cusum",
-            l.chart_cusum,
-            l.date,
-            &format!("{} ({energy_unit})", l.cusum_axis),
+            &ChartText {
+                id: "chart-cusum",
+                title: l.chart_cusum,
+                x_title: l.date,
+                y_title: &format!("{} ({energy_unit})", l.cusum_axis),
+                no_data: empty_label,
+            },
             &cusum,
             REPORTING,
-            empty_label,
         ),
         Some(l.chart_cusum_note),
     );

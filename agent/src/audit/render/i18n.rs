@@ -120,7 +120,6 @@ pub struct Labels {
     pub measured: &'static str,
     pub difference_pct: &'static str,
     pub total: &'static str,
-    pub unknown: &'static str,
 }
 
 const EN: Labels = Labels {
@@ -211,7 +210,6 @@ const EN: Labels = Labels {
     measured: "Measured",
     difference_pct: "Diff %",
     total: "Total",
-    unknown: "unknown",
 };
 
 const ZH: Labels = Labels {
@@ -299,7 +297,6 @@ const ZH: Labels = Labels {
     measured: "测算值",
     difference_pct: "偏差 %",
     total: "总量",
-    unknown: "未知",
 };
 
 /// The label of an indicator key (`energy`, `electricity`, `COD`, ...); unknown keys are shown as they are.

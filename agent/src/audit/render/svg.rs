@@ -204,6 +204,16 @@ fn legend(out: &mut String, entries: &[(&str, &str, bool)]) {
     }
 }
 
+/// The texts of a chart: its element id, title (also its accessible name), axis titles, and what to say
+/// when there is nothing to draw.
+pub struct ChartText<'a> {
+    pub id: &'a str,
+    pub title: &'a str,
+    pub x_title: &'a str,
+    pub y_title: &'a str,
+    pub no_data: &'a str,
+}
+
 /// One series of points of a scatter chart.
 pub struct ScatterSeries<'a> {
     pub label: &'a str,
@@ -213,16 +223,12 @@ pub struct ScatterSeries<'a> {
 
 /// A scatter chart with an optional fitted line through `line` (drawn in x order).
 pub fn scatter(
-    id: &str,
-    title: &str,
-    x_title: &str,
-    y_title: &str,
+    text: &ChartText<'_>,
     series: &[ScatterSeries<'_>],
     line: Option<(&str, Vec<(f64, f64)>)>,
-    no_data_label: &str,
 ) -> String {
     let mut out = String::new();
-    open(&mut out, id, title);
+    open(&mut out, text.id, text.title);
     let finite = |p: &&(f64, f64)| p.0.is_finite() && p.1.is_finite();
     let all: Vec<(f64, f64)> = series
         .iter()
@@ -232,7 +238,7 @@ pub fn scatter(
         .copied()
         .collect();
     if series.iter().all(|s| !s.points.iter().any(|p| finite(&p))) {
-        no_data(&mut out, no_data_label);
+        no_data(&mut out, text.no_data);
         return out;
     }
     let (xmin, xmax) = min_max(all.iter().map(|p| p.0));
@@ -252,7 +258,7 @@ pub fn scatter(
         from: H - BOTTOM,
         to: TOP,
     };
-    y_axis(&mut out, &yt, &y, y_title);
+    y_axis(&mut out, &yt, &y, text.y_title);
     let xstep = xt[1] - xt[0];
     for t in &xt {
         let _ = write!(
@@ -263,7 +269,7 @@ pub fn scatter(
             escape(&tick_label(*t, xstep))
         );
     }
-    x_title_and_frame(&mut out, x_title);
+    x_title_and_frame(&mut out, text.x_title);
     for s in series {
         let _ = write!(out, r#"<g fill="{}" fill-opacity="0.55">"#, s.color);
         for p in s.points.iter().filter(finite) {
@@ -305,24 +311,20 @@ pub fn scatter(
 /// A bar chart over categories (months): one bar per category in its colour, an optional dashed
 /// reference line (value, label).
 pub fn bars(
-    id: &str,
-    title: &str,
-    x_title: &str,
-    y_title: &str,
+    text: &ChartText<'_>,
     categories: &[(String, Option<f64>, &str)],
     reference: Option<(f64, &str)>,
     legend_entries: &[(&str, &str)],
-    no_data_label: &str,
 ) -> String {
     let mut out = String::new();
-    open(&mut out, id, title);
+    open(&mut out, text.id, text.title);
     let values: Vec<f64> = categories
         .iter()
         .filter_map(|(_, v, _)| *v)
         .filter(|v| v.is_finite())
         .collect();
     if values.is_empty() {
-        no_data(&mut out, no_data_label);
+        no_data(&mut out, text.no_data);
         return out;
     }
     let reference = reference.filter(|(v, _)| v.is_finite());
@@ -334,7 +336,7 @@ pub fn bars(
         from: H - BOTTOM,
         to: TOP,
     };
-    y_axis(&mut out, &yt, &y, y_title);
+    y_axis(&mut out, &yt, &y, text.y_title);
     let n = categories.len().max(1) as f64;
     let band = (W - LEFT - RIGHT) / n;
     let every = label_every(categories.len(), 12);
@@ -363,7 +365,7 @@ pub fn bars(
             );
         }
     }
-    x_title_and_frame(&mut out, x_title);
+    x_title_and_frame(&mut out, text.x_title);
     let mut entries: Vec<(&str, &str, bool)> = legend_entries
         .iter()
         .map(|(l, col)| (*l, *col, false))
@@ -386,17 +388,9 @@ pub fn bars(
 }
 
 /// A line over categories (CUSUM per bucket), with the zero line emphasised.
-pub fn line(
-    id: &str,
-    title: &str,
-    x_title: &str,
-    y_title: &str,
-    points: &[(String, f64)],
-    color: &str,
-    no_data_label: &str,
-) -> String {
+pub fn line(text: &ChartText<'_>, points: &[(String, f64)], color: &str) -> String {
     let mut out = String::new();
-    open(&mut out, id, title);
+    open(&mut out, text.id, text.title);
     let pts: Vec<(usize, &str, f64)> = points
         .iter()
         .enumerate()
@@ -404,7 +398,7 @@ pub fn line(
         .map(|(i, (l, v))| (i, l.as_str(), *v))
         .collect();
     if pts.is_empty() {
-        no_data(&mut out, no_data_label);
+        no_data(&mut out, text.no_data);
         return out;
     }
     let (lo, hi) = min_max(pts.iter().map(|p| p.2).chain([0.0]));
@@ -415,7 +409,7 @@ pub fn line(
         from: H - BOTTOM,
         to: TOP,
     };
-    y_axis(&mut out, &yt, &y, y_title);
+    y_axis(&mut out, &yt, &y, text.y_title);
     let n = points.len();
     let x = Axis {
         lo: 0.0,
@@ -440,7 +434,7 @@ pub fn line(
             );
         }
     }
-    x_title_and_frame(&mut out, x_title);
+    x_title_and_frame(&mut out, text.x_title);
     let zero = y.map(0.0);
     let _ = write!(
         out,
@@ -512,53 +506,47 @@ mod tests {
 
     #[test]
     fn empty_and_non_finite_inputs_say_no_data_without_nan() {
-        let s = scatter("s", "t", "x", "y", &[], None, "no data");
+        let text = |no_data| ChartText {
+            id: "c",
+            title: "t",
+            x_title: "x",
+            y_title: "y",
+            no_data,
+        };
+        let s = scatter(&text("no data"), &[], None);
         assert!(s.contains("no data"));
+        let nan = [ScatterSeries {
+            label: "a",
+            color: BASELINE,
+            points: vec![(f64::NAN, 1.0)],
+        }];
         let s = scatter(
-            "s",
-            "t",
-            "x",
-            "y",
-            &[ScatterSeries {
-                label: "a",
-                color: BASELINE,
-                points: vec![(f64::NAN, 1.0)],
-            }],
+            &text("no data"),
+            &nan,
             Some(("m", vec![(f64::INFINITY, 0.0)])),
-            "no data",
         );
         assert!(s.contains("no data") && !s.contains("NaN") && !s.contains("inf"));
         let b = bars(
-            "b",
-            "t",
-            "x",
-            "y",
+            &text("nothing"),
             &[("2025-01".to_string(), None, BASELINE)],
             None,
             &[],
-            "nothing",
         );
         assert!(b.contains("nothing"));
-        let l = line(
-            "l",
-            "t",
-            "x",
-            "y",
-            &[("d".to_string(), f64::NAN)],
-            REPORTING,
-            "nothing",
-        );
+        let l = line(&text("nothing"), &[("d".to_string(), f64::NAN)], REPORTING);
         assert!(l.contains("nothing") && !l.contains("NaN"));
         // one point is drawn as a dot, not a degenerate axis
-        let l = line(
-            "l",
-            "t",
-            "x",
-            "y",
-            &[("d".to_string(), 5.0)],
-            REPORTING,
-            "nothing",
-        );
+        let l = line(&text("nothing"), &[("d".to_string(), 5.0)], REPORTING);
         assert!(l.contains("<circle") && !l.contains("NaN"));
+        // text from the report is escaped in titles
+        let hostile = ChartText {
+            id: "c",
+            title: "<b>",
+            x_title: "&",
+            y_title: "\"",
+            no_data: "<i>",
+        };
+        let s = scatter(&hostile, &[], None);
+        assert!(!s.contains("<b>") && !s.contains("<i>") && s.contains("&lt;i&gt;"));
     }
 }

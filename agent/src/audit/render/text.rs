@@ -11,7 +11,7 @@ use super::i18n::{granularity_label, indicator_label, level_label, method_label,
 
 /// Columns a character takes on a terminal: 2 for East Asian wide and fullwidth characters (CJK
 /// ideographs, kana, hangul, fullwidth forms, most emoji), 0 for combining marks and controls, else 1.
-fn char_width(c: char) -> usize {
+pub(super) fn char_width(c: char) -> usize {
     let u = c as u32;
     if u == 0 || c.is_control() {
         return 0;
@@ -54,19 +54,19 @@ pub fn display_width(s: &str) -> usize {
 }
 
 /// Remove control characters (ESC sequences from a hostile name would otherwise reach the terminal).
-fn clean(s: &str) -> String {
+pub(super) fn clean(s: &str) -> String {
     s.chars().filter(|c| !c.is_control()).collect()
 }
 
 /// A table of text cells; `right[i]` right-aligns column i (numbers).
-struct Table {
+pub(super) struct Table {
     header: Vec<String>,
     right: Vec<bool>,
     rows: Vec<Vec<String>>,
 }
 
 impl Table {
-    fn new(header: &[(&str, bool)]) -> Table {
+    pub(super) fn new(header: &[(&str, bool)]) -> Table {
         Table {
             header: header.iter().map(|(h, _)| clean(h)).collect(),
             right: header.iter().map(|(_, r)| *r).collect(),
@@ -74,11 +74,11 @@ impl Table {
         }
     }
 
-    fn push(&mut self, row: Vec<String>) {
+    pub(super) fn push(&mut self, row: Vec<String>) {
         self.rows.push(row.iter().map(|c| clean(c)).collect());
     }
 
-    fn render(&self, out: &mut String) {
+    pub(super) fn render(&self, out: &mut String) {
         let n = self.header.len();
         let mut widths: Vec<usize> = self.header.iter().map(|h| display_width(h)).collect();
         for r in &self.rows {
@@ -117,7 +117,7 @@ impl Table {
 }
 
 /// Title and the periods: dates (inclusive), production, completeness.
-fn summary(report: &Report, lang: Lang, out: &mut String) {
+pub(super) fn summary(report: &Report, lang: Lang, out: &mut String) {
     let l = lang.labels();
     let _ = writeln!(
         out,
@@ -158,7 +158,7 @@ fn summary(report: &Report, lang: Lang, out: &mut String) {
 }
 
 /// Per indicator: per-unit figures of both periods, savings and grade.
-fn indicator_table(report: &Report, lang: Lang, out: &mut String) {
+pub(super) fn indicator_table(report: &Report, lang: Lang, out: &mut String) {
     let l = lang.labels();
     let mut t = Table::new(&[
         (l.indicator, false),
@@ -190,7 +190,7 @@ fn indicator_table(report: &Report, lang: Lang, out: &mut String) {
 }
 
 /// Per indicator: the baseline model and its ASHRAE Guideline 14 statistics.
-fn model_table(report: &Report, lang: Lang, out: &mut String) {
+pub(super) fn model_table(report: &Report, lang: Lang, out: &mut String) {
     let l = lang.labels();
     let _ = writeln!(
         out,
@@ -239,105 +239,9 @@ pub fn text_table(report: &Report, lang: Lang) -> String {
     out
 }
 
-/// Which period of the report a set of true figures refers to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TruthPeriod {
-    Baseline,
-    Reporting,
-}
-
-/// The true value of one indicator over a period (from the simulator's ground truth), in the indicator's
-/// `total_unit` and `per_unit_unit`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Truth {
-    /// Indicator key (`energy`, `electricity`, `COD`, ...).
-    pub indicator: String,
-    pub total: f64,
-    /// `None` when the truth has no production for the period.
-    pub per_unit: Option<f64>,
-}
-
-fn diff_pct(measured: Option<f64>, truth: Option<f64>) -> String {
-    match (measured, truth) {
-        (Some(m), Some(t)) if t != 0.0 && m.is_finite() && t.is_finite() => {
-            let d = 100.0 * (m - t) / t;
-            if d.abs() < 0.005 {
-                "0.00".to_string()
-            } else {
-                format!("{d:+.2}")
-            }
-        }
-        _ => "–".to_string(),
-    }
-}
-
-/// [`text_table`] preceded by a comparison of the measured figures of `period` with the true ones:
-/// per indicator, measured and true total and per unit, and their difference in percent of the truth.
-/// Truth rows for indicators the report lacks show `–` as measured.
-pub fn text_table_with_truth(
-    report: &Report,
-    lang: Lang,
-    period: TruthPeriod,
-    truth: &[Truth],
-) -> String {
-    let l = lang.labels();
-    let mut out = String::new();
-    summary(report, lang, &mut out);
-    out.push('\n');
-    let period_label = match period {
-        TruthPeriod::Baseline => l.baseline,
-        TruthPeriod::Reporting => l.reporting,
-    };
-    let _ = writeln!(out, "{} / {}: {period_label}", l.measured, l.truth);
-    let mut t = Table::new(&[
-        (l.indicator, false),
-        (l.unit, false),
-        (&format!("{} ({})", l.measured, l.total), true),
-        (&format!("{} ({})", l.truth, l.total), true),
-        (l.difference_pct, true),
-        (&format!("{} ({})", l.measured, l.per_unit), true),
-        (&format!("{} ({})", l.truth, l.per_unit), true),
-        (l.difference_pct, true),
-    ]);
-    for tr in truth {
-        let ind = report
-            .indicators
-            .iter()
-            .find(|(k, _)| *k == tr.indicator)
-            .map(|(_, i)| i);
-        let (total, per_unit) = match (ind, period) {
-            (Some(i), TruthPeriod::Baseline) => (Some(i.baseline.total), i.baseline.per_unit),
-            (Some(i), TruthPeriod::Reporting) => (
-                i.reporting.as_ref().map(|r| r.total),
-                i.reporting.as_ref().and_then(|r| r.per_unit),
-            ),
-            (None, _) => (None, None),
-        };
-        let unit = ind.map_or_else(String::new, |i| {
-            format!("{} | {}", i.total_unit, i.per_unit_unit)
-        });
-        t.push(vec![
-            indicator_label(lang, &tr.indicator),
-            unit,
-            display_opt(total),
-            display(tr.total),
-            diff_pct(total, Some(tr.total)),
-            display_opt(per_unit),
-            display_opt(tr.per_unit),
-            diff_pct(per_unit, tr.per_unit),
-        ]);
-    }
-    t.render(&mut out);
-    out.push('\n');
-    indicator_table(report, lang, &mut out);
-    out.push('\n');
-    model_table(report, lang, &mut out);
-    out
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::audit::render::fixture;
 
@@ -353,7 +257,7 @@ mod tests {
     }
 
     /// Every line of a table has its columns starting at the same display column.
-    fn assert_aligned(block: &str, anchor: &str) {
+    pub(in crate::audit::render) fn assert_aligned(block: &str, anchor: &str) {
         let lines: Vec<&str> = block.lines().collect();
         let header = lines.iter().position(|l| l.contains(anchor)).unwrap();
         let rule = lines[header + 1];
@@ -449,39 +353,5 @@ mod tests {
         let s = text_table(&fixture::empty(), Lang::En);
         assert!(s.contains("No reporting period configured"));
         assert!(!s.contains("NaN"));
-    }
-
-    #[test]
-    fn truth_comparison_shows_differences() {
-        let r = fixture::report();
-        let e = &r.indicators[0].1;
-        let truth = vec![
-            Truth {
-                indicator: "energy".to_string(),
-                total: e.baseline.total * 1.01,
-                per_unit: e.baseline.per_unit,
-            },
-            Truth {
-                indicator: "NOx".to_string(),
-                total: 10.0,
-                per_unit: None,
-            },
-        ];
-        let s = text_table_with_truth(&r, Lang::En, TruthPeriod::Baseline, &truth);
-        let line = s
-            .lines()
-            .find(|l| l.starts_with("Comprehensive energy") && l.contains("0.00"))
-            .unwrap();
-        // measured is 1% below the truth: -0.99 %
-        assert!(line.contains("-0.99"), "{line}");
-        let nox = s
-            .lines()
-            .find(|l| l.starts_with("Nitrogen oxides"))
-            .unwrap();
-        assert!(nox.contains('–'));
-        assert_aligned(&s, "Truth (Total)");
-        let z = text_table_with_truth(&r, Lang::Zh, TruthPeriod::Reporting, &truth);
-        assert!(z.contains("真值") && z.contains("报告期"));
-        assert_aligned(&z, "真值 (总量)");
     }
 }
