@@ -38,6 +38,8 @@ const SHUTDOWN_ACKS: Duration = Duration::from_secs(2);
 const SHUTDOWN_OFFLINE: Duration = Duration::from_secs(1);
 /// Largest MQTT packet accepted and sent (bytes): a data message of a large meter fits easily.
 const MAX_PACKET: usize = 1024 * 1024;
+/// Acknowledged records deleted from the store at once.
+const ACK_BATCH: usize = 64;
 
 /// What the publisher consumes.
 pub struct Inputs {
@@ -161,12 +163,17 @@ struct Publisher {
     /// Shutting down: no new data, then offline status.
     stopping: bool,
     data_prefix: String,
+    /// Refill the window when at least this much room is free.
+    refill_chunk: usize,
 }
 
 impl Publisher {
     /// Hand the client whatever may go now. Never blocks.
     fn pump(&mut self) -> anyhow::Result<()> {
-        if !self.acked.is_empty() {
+        // Deletes are batched (fewer lock round trips); a crash before them only means duplicates.
+        if self.acked.len() >= ACK_BATCH
+            || (!self.acked.is_empty() && self.outbox.unacked() < ACK_BATCH)
+        {
             self.store.remove_acked(&self.acked)?;
             self.shared.lock().acked += self.acked.len() as u64;
             self.acked.clear();
@@ -212,7 +219,8 @@ impl Publisher {
             return Ok(());
         }
         let room = self.outbox.room();
-        if room == 0 {
+        // Refill the window in chunks: one store scan per chunk, not per acknowledged message.
+        if room == 0 || (room < self.refill_chunk && self.outbox.unacked() > 0) {
             return Ok(());
         }
         for (seq, payload) in self.store.read_from(self.outbox.cursor(), room)? {
@@ -291,6 +299,7 @@ pub async fn run(mut inputs: Inputs) -> anyhow::Result<()> {
         audit_pending: None,
         acked: Vec::new(),
         stopping: false,
+        refill_chunk: (window / 8).max(1),
     };
     let mut reconnect_delay = RECONNECT_MIN;
     let mut was_down_logged = false;
