@@ -162,14 +162,14 @@ impl Mem {
 }
 
 impl HourlySource for Mem {
-    fn hours(&mut self, p: &PointRef, first: i64, n: usize) -> Result<Vec<HourAgg>, String> {
-        let mut v = vec![HourAgg::default(); n];
+    fn hours(&mut self, p: &PointRef, first: i64, out: &mut [HourAgg]) -> Result<(), String> {
+        out.fill(HourAgg::default());
         if let Some(m) = self.hours.get(p) {
-            for (h, a) in m.range(first..first + n as i64) {
-                v[(h - first) as usize] = *a;
+            for (h, a) in m.range(first..first + out.len() as i64) {
+                out[(h - first) as usize] = *a;
             }
         }
-        Ok(v)
+        Ok(())
     }
 }
 

@@ -174,12 +174,16 @@ impl Aggregates {
         Ok(())
     }
 
-    /// Dense hourly aggregates of a point for local hours `first_hour .. first_hour + n`.
-    pub fn hours(&self, name: &str, first_hour: i64, n: usize) -> anyhow::Result<Vec<HourAgg>> {
-        let mut out = vec![HourAgg::default(); n];
+    /// Fill `out` with the dense hourly aggregates of a point for local hours `first_hour ..`.
+    pub fn hours(&self, name: &str, first_hour: i64, out: &mut [HourAgg]) -> anyhow::Result<()> {
+        out.fill(HourAgg::default());
+        let n = out.len();
         let Some(id) = self.existing_id(name) else {
-            return Ok(out);
+            return Ok(());
         };
+        if n == 0 {
+            return Ok(());
+        }
         let end_hour = first_hour + n as i64;
         let d0 = HourGrid::day_of_hour(first_hour);
         let d1 = HourGrid::day_of_hour(end_hour - 1) + 1;
@@ -198,7 +202,7 @@ impl Aggregates {
                 }
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     pub fn apply(&self, batch: sled::Batch) -> anyhow::Result<()> {

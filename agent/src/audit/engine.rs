@@ -222,9 +222,9 @@ impl AuditEngine {
 struct Source<'a>(&'a Aggregates);
 
 impl HourlySource for Source<'_> {
-    fn hours(&mut self, p: &PointRef, first_hour: i64, n: usize) -> Result<Vec<HourAgg>, String> {
+    fn hours(&mut self, p: &PointRef, first_hour: i64, out: &mut [HourAgg]) -> Result<(), String> {
         self.0
-            .hours(&p.qualified(), first_hour, n)
+            .hours(&p.qualified(), first_hour, out)
             .map_err(|e| format!("{e:#}"))
     }
 }

@@ -125,6 +125,14 @@ pub fn report(a: ReportBenchArgs) -> anyhow::Result<()> {
         times.push(t.elapsed().as_secs_f64() * 1000.0);
         indicators = r.indicators.len();
     }
+    drop(engine);
+    drop(db);
+    // As `plantmeter report` sees it: a fresh process opening the store.
+    let t = Instant::now();
+    let db = crate::store::open_db(&plan.gateway.data_dir)?;
+    let mut engine = AuditEngine::open(&db, &plan)?;
+    engine.report(now)?;
+    let reopened = t.elapsed().as_secs_f64() * 1000.0;
     let first = times[0];
     let mut sorted = times.clone();
     sorted.sort_by(f64::total_cmp);
@@ -137,7 +145,8 @@ pub fn report(a: ReportBenchArgs) -> anyhow::Result<()> {
         fill.as_secs_f64() * 1000.0
     );
     println!(
-        "  report ({indicators} indicators, daily model, baseline + reporting): first {first:.1} ms, median of {} {median:.1} ms (target < 200 ms)",
+        "  report ({indicators} indicators, daily model, baseline + reporting): first {first:.1} ms, median of {} {median:.1} ms; \
+         store reopened + report {reopened:.1} ms (target < 200 ms)",
         times.len()
     );
     Ok(())

@@ -18,14 +18,14 @@ use crate::types::PointKind;
 
 /// Where hourly aggregates come from.
 pub trait HourlySource {
-    /// Dense hourly aggregates of `point` for local hours `first_hour .. first_hour + n` (grid indices);
-    /// hours without data are `HourAgg::default()`.
+    /// Fill `out` with the dense hourly aggregates of `point` for local hours
+    /// `first_hour .. first_hour + out.len()` (grid indices); hours without data become `HourAgg::default()`.
     fn hours(
         &mut self,
         point: &PointRef,
         first_hour: i64,
-        n: usize,
-    ) -> Result<Vec<HourAgg>, String>;
+        out: &mut [HourAgg],
+    ) -> Result<(), String>;
 }
 
 /// What a report is asked for.
@@ -157,11 +157,14 @@ pub fn compute(
     let mut quality: Vec<PointQuality> = Vec::with_capacity(refs.len());
     let base_range = window(baseline_p, h_start, elapsed_end);
     let rep_range = reporting_p.map(|r| window(r, h_start, elapsed_end));
+    // One buffer for every point: a year of hours is 200 kB, not worth allocating per point.
+    let mut aggs = vec![HourAgg::default(); n];
     for r in &refs {
         let point = plan
             .point(r)
             .ok_or_else(|| ComputeError::UnknownPoint(r.qualified()))?;
-        let aggs = src.hours(r, h_start, n).map_err(ComputeError::Source)?;
+        src.hours(r, h_start, &mut aggs)
+            .map_err(ComputeError::Source)?;
         let mut amount = vec![0.0; n];
         let mut valid = vec![false; n];
         let (mut rollovers, mut replacements, mut apportioned) = (0u64, 0u64, 0u64);
