@@ -305,6 +305,40 @@ fn import_then_report_matches_independent_figures() {
     let r2: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
     assert_eq!(r2["indicators"], r["indicators"]);
 
+    // CSV (Excel: UTF-8 with BOM) and HTML through the renderer, to --out files.
+    let out_csv = dir.path().join("report.csv");
+    let out = run(&[
+        "report",
+        "--config",
+        cfg_s,
+        "--format",
+        "csv",
+        "--lang",
+        "zh",
+        "--out",
+        out_csv.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let bytes = std::fs::read(&out_csv).unwrap();
+    assert!(bytes.starts_with(&[0xEF, 0xBB, 0xBF]));
+    assert!(
+        text(&bytes).contains("2024-05-31"),
+        "daily rows reach the end of the reporting period"
+    );
+    let out_html = dir.path().join("report.html");
+    let out = run(&[
+        "report",
+        "--config",
+        cfg_s,
+        "--format",
+        "html",
+        "--out",
+        out_html.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let html = std::fs::read_to_string(&out_html).unwrap();
+    assert!(html.contains("<svg") && html.contains("main-power.energy_import"));
+
     // --from/--to replace the reporting period.
     let out = run(&[
         "report",
@@ -437,4 +471,50 @@ fn report_arguments_are_checked() {
     ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("--from May: not a date"));
+}
+
+#[test]
+fn a_running_agent_holding_the_store_gets_a_clear_error_and_report_falls_back_to_its_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("plant.toml");
+    std::fs::write(&cfg, config(dir.path())).unwrap();
+    let c = cfg.to_str().unwrap();
+    // The report of an empty store, as the agent would have written it.
+    let out = run(&["report", "--config", c, "--format", "json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let written: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let store = dir.path().join("store");
+    std::fs::write(
+        store.join("audit-report.json"),
+        serde_json::to_vec(&written).unwrap(),
+    )
+    .unwrap();
+
+    // Another process (standing in for `plantmeter run`) holds the store.
+    // (Same segment size as the agent's store, or sled refuses to open it.)
+    let held = sled::Config::new()
+        .path(dir.path().join("store"))
+        .segment_size(256 * 1024)
+        .open()
+        .unwrap();
+    let out = run(&["report", "--config", c, "--format", "json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("held by the running agent"));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r, written);
+
+    let csv = dir.path().join("h.csv");
+    std::fs::write(
+        &csv,
+        "ts,meter,point,value\n2024-01-01T00:00:00+08:00,packer,output,1\n",
+    )
+    .unwrap();
+    let out = run(&["import", "--config", c, "--csv", csv.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("in use by another process"),
+        "{}",
+        text(&out.stderr)
+    );
+    drop(held);
 }
