@@ -578,8 +578,13 @@ pub fn check_delivery(data: &[Msg], next_seq: u64, resends: usize) -> (usize, us
     (first.len(), dups)
 }
 
+/// One point of a poll: name, value, quality.
+pub type PointReading = (String, Option<f64>, String);
+/// One poll: meter, ts (UTC ms), points.
+pub type Poll = (String, i64, Vec<PointReading>);
+
 /// Meter name and local-time ts (UTC ms) of a data message, with its points as (name, value, quality).
-pub fn poll_of(m: &Msg) -> (String, i64, Vec<(String, Option<f64>, String)>) {
+pub fn poll_of(m: &Msg) -> Poll {
     let v = m.json();
     let ts = parse_ts_ms(v["ts"].as_str().unwrap()).unwrap();
     let points = v["points"]

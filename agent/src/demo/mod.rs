@@ -677,47 +677,48 @@ async fn run(args: DemoArgs, lang: Lang) -> anyhow::Result<()> {
     // The summary.
     let mut s = String::new();
     use std::fmt::Write as _;
-    let d = sub.lock();
-    // The unsent backlog (polls after the end) stays in the store for the next run: not missing.
-    let acked_to = next_seq.saturating_sub(backlog);
-    let missing = d.missing(acked_to);
-    let _ = writeln!(
-        s,
-        "\n== Delivery over MQTT (what a subscriber to {prefix}/# saw)"
-    );
-    let _ = writeln!(
-        s,
-        "data messages published by the agent: {} (seq 1..{}); received: {} ({} distinct, {} duplicates re-sent after reconnects, {} differing from the first copy)",
-        next_seq.saturating_sub(1),
-        next_seq.saturating_sub(1),
-        d.data,
-        d.distinct,
-        d.duplicates,
-        d.duplicates_differing
-    );
-    let _ = writeln!(
-        s,
-        "missing seqs: {}{}; evicted from the store: {evicted}; left in the store for the next run: {backlog}; seq restarts (resends): {}",
-        missing.len(),
-        if missing.is_empty() {
-            String::new()
-        } else {
-            format!(" (first: {:?})", &missing[..missing.len().min(10)])
-        },
-        d.backwards
-    );
-    let _ = writeln!(
-        s,
-        "health messages: {}, status: {} (last: {}), audit reports: {} (last {} bytes), subscriber reconnects: {}",
-        d.health_msgs,
-        d.status_msgs,
-        d.last_status.as_deref().unwrap_or("–"),
-        d.audit_msgs,
-        d.audit_bytes,
-        d.reconnects
-    );
-    let dups_after = d.duplicates;
-    drop(d);
+    let (missing, dups_after) = {
+        let d = sub.lock();
+        // The unsent backlog (polls after the end) stays in the store for the next run: not missing.
+        let acked_to = next_seq.saturating_sub(backlog);
+        let missing = d.missing(acked_to);
+        let _ = writeln!(
+            s,
+            "\n== Delivery over MQTT (what a subscriber to {prefix}/# saw)"
+        );
+        let _ = writeln!(
+            s,
+            "data messages published by the agent: {} (seq 1..{}); received: {} ({} distinct, {} duplicates re-sent after reconnects, {} differing from the first copy)",
+            next_seq.saturating_sub(1),
+            next_seq.saturating_sub(1),
+            d.data,
+            d.distinct,
+            d.duplicates,
+            d.duplicates_differing
+        );
+        let _ = writeln!(
+            s,
+            "missing seqs: {}{}; evicted from the store: {evicted}; left in the store for the next run: {backlog}; seq restarts (resends): {}",
+            missing.len(),
+            if missing.is_empty() {
+                String::new()
+            } else {
+                format!(" (first: {:?})", &missing[..missing.len().min(10)])
+            },
+            d.backwards
+        );
+        let _ = writeln!(
+            s,
+            "health messages: {}, status: {} (last: {}), audit reports: {} (last {} bytes), subscriber reconnects: {}",
+            d.health_msgs,
+            d.status_msgs,
+            d.last_status.as_deref().unwrap_or("–"),
+            d.audit_msgs,
+            d.audit_bytes,
+            d.reconnects
+        );
+        (missing, d.duplicates)
+    };
 
     let _ = writeln!(s, "\n== Faults and how they were handled");
     let point_notes = |meter: &str| {
