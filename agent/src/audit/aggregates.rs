@@ -4,13 +4,14 @@
 //! - `I` + `meter.point` -> point id (u32 BE)
 //! - `S` + id (u32 BE) -> `PointState` (first and last good reading, for continuing intervals across restarts
 //!   and for placing an import before or after what the store holds)
-//! - `D` + id (u32 BE) + local day (i64 BE, sign bit flipped so keys sort by day) -> `DayBlock` (24 hours)
+//! - `C` + id (u32 BE) + chunk number (i64 BE, sign bit flipped so keys sort by time) -> `Chunk`: 8 local
+//!   days x 24 hours, about 3 kB (few values to read for a report, and small enough for sled to keep inline)
 //! - `Mtz` -> the timezone offset (seconds, i32 LE) the hour grid was built for
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use anyhow::{bail, Context};
-use plantmeter_common::audit::hourly::{DayBlock, HourAgg, HourGrid};
+use plantmeter_common::audit::hourly::{Chunk, DayBlock, HourAgg, HourGrid, CHUNK_DAYS};
 use plantmeter_common::audit::intervals::LastReading;
 
 /// The sled tree holding the audit's data.
@@ -66,11 +67,11 @@ pub struct Aggregates {
     next_id: u32,
 }
 
-fn day_key(id: u32, day: i64) -> [u8; 13] {
+fn chunk_key(id: u32, chunk: i64) -> [u8; 13] {
     let mut k = [0u8; 13];
-    k[0] = b'D';
+    k[0] = b'C';
     k[1..5].copy_from_slice(&id.to_be_bytes());
-    k[5..13].copy_from_slice(&((day as u64) ^ (1 << 63)).to_be_bytes());
+    k[5..13].copy_from_slice(&((chunk as u64) ^ (1 << 63)).to_be_bytes());
     k
 }
 
@@ -148,29 +149,40 @@ impl Aggregates {
         batch.insert(&state_key(id), &s.encode()[..]);
     }
 
-    pub fn block(&self, id: u32, day: i64) -> anyhow::Result<Option<DayBlock>> {
-        match self.tree.get(day_key(id, day))? {
-            Some(v) => Ok(Some(DayBlock::decode(&v).with_context(|| {
+    /// The stored chunk of a point.
+    pub fn chunk(&self, id: u32, chunk: i64) -> anyhow::Result<Option<Chunk>> {
+        match self.tree.get(chunk_key(id, chunk))? {
+            Some(v) => Ok(Some(Chunk::decode(&v).with_context(|| {
                 format!(
-                    "audit store: point id {id}, day {}",
-                    HourGrid::date_of_day(day)
+                    "audit store: point id {id}, days from {}",
+                    HourGrid::date_of_day(chunk * CHUNK_DAYS)
                 )
             })?)),
             None => Ok(None),
         }
     }
 
-    /// Add `delta` to the stored block (read, merge, put in `batch`).
-    pub fn merge_block(
+    /// Add day blocks of one point to what is stored (read, merge, put in `batch`; one write per chunk).
+    pub fn merge_days<'a>(
         &self,
         batch: &mut sled::Batch,
         id: u32,
-        day: i64,
-        delta: &DayBlock,
+        days: impl IntoIterator<Item = (i64, &'a DayBlock)>,
     ) -> anyhow::Result<()> {
-        let mut b = self.block(id, day)?.unwrap_or_default();
-        b.merge(delta);
-        batch.insert(&day_key(id, day), &b.encode()[..]);
+        let mut chunks: BTreeMap<i64, Chunk> = BTreeMap::new();
+        for (day, block) in days {
+            let (c, i) = Chunk::locate(day);
+            let chunk = match chunks.entry(c) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(self.chunk(id, c)?.unwrap_or_default())
+                }
+            };
+            chunk.0[i].merge(block);
+        }
+        for (c, chunk) in chunks {
+            batch.insert(&chunk_key(id, c)[..], chunk.encode());
+        }
         Ok(())
     }
 
@@ -185,18 +197,21 @@ impl Aggregates {
             return Ok(());
         }
         let end_hour = first_hour + n as i64;
-        let d0 = HourGrid::day_of_hour(first_hour);
-        let d1 = HourGrid::day_of_hour(end_hour - 1) + 1;
-        for kv in self.tree.range(day_key(id, d0)..day_key(id, d1)) {
+        let c0 = Chunk::locate(HourGrid::day_of_hour(first_hour)).0;
+        let c1 = Chunk::locate(HourGrid::day_of_hour(end_hour - 1)).0 + 1;
+        for kv in self.tree.range(chunk_key(id, c0)..chunk_key(id, c1)) {
             let (k, v) = kv?;
             let mut d = [0u8; 8];
             d.copy_from_slice(&k[5..13]);
-            let day = (u64::from_be_bytes(d) ^ (1 << 63)) as i64;
-            let block = DayBlock::decode(&v).with_context(|| {
-                format!("audit store: {name}, day {}", HourGrid::date_of_day(day))
+            let c = (u64::from_be_bytes(d) ^ (1 << 63)) as i64;
+            let chunk = Chunk::decode(&v).with_context(|| {
+                format!(
+                    "audit store: {name}, days from {}",
+                    HourGrid::date_of_day(c * CHUNK_DAYS)
+                )
             })?;
-            for (i, a) in block.0.iter().enumerate() {
-                let h = day * 24 + i as i64;
+            for (i, a) in chunk.0.iter().flat_map(|d| d.0.iter()).enumerate() {
+                let h = c * CHUNK_DAYS * 24 + i as i64;
                 if h >= first_hour && h < end_hour {
                     out[(h - first_hour) as usize] = *a;
                 }

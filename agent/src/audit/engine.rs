@@ -156,8 +156,12 @@ impl AuditEngine {
             return Ok(());
         }
         let mut batch = sled::Batch::default();
+        let mut by_point: HashMap<u32, Vec<(i64, &DayBlock)>> = HashMap::new();
         for (&(id, day), block) in &self.pending {
-            agg.merge_block(&mut batch, id, day, block)?;
+            by_point.entry(id).or_default().push((day, block));
+        }
+        for (id, days) in by_point {
+            agg.merge_days(&mut batch, id, days)?;
         }
         for s in self.slots.iter().filter(|s| s.dirty) {
             if let (Some(last), Some((first_ts, first_value))) = (s.tracker.last, s.first) {

@@ -441,13 +441,15 @@ pub fn import(
         if let Some(s) = new_state {
             Aggregates::put_state(&mut batch, *id, &s);
         }
+        let mut days = Vec::with_capacity(blocks.len());
         for (i, b) in blocks.iter().enumerate() {
             let n = b.0.iter().filter(|h| !h.is_empty()).count();
             if n > 0 {
                 summary.hours += n;
-                agg.merge_block(&mut batch, *id, d0 + i as i64, b)?;
+                days.push((d0 + i as i64, b));
             }
         }
+        agg.merge_days(&mut batch, *id, days)?;
         if let Some(b) = &bar {
             b.inc(rows.len() as u64);
         }

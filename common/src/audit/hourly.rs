@@ -148,7 +148,9 @@ pub struct DayBlock(pub [HourAgg; 24]);
 
 /// A stored day block that cannot be decoded.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("hourly aggregate block of {len} bytes (format {format}) is not a format-1 block of {DAY_BLOCK_BYTES} bytes")]
+#[error(
+    "hourly aggregate block of {len} bytes (format {format}) is not a block this version reads"
+)]
 pub struct BadBlock {
     pub len: usize,
     pub format: u8,
@@ -188,6 +190,68 @@ impl DayBlock {
         for (a, b) in self.0.iter_mut().zip(o.0.iter()) {
             a.merge(b);
         }
+    }
+}
+
+/// Local days per stored chunk: 8 days of one point are one sled value of about 3 kB, small enough that a
+/// sled leaf of 16 values stays inline, large enough that a year of a point is 46 values.
+pub const CHUNK_DAYS: i64 = 8;
+const CHUNK_FORMAT: u8 = 2;
+const CHUNK_HOUR_BYTES: usize = 16;
+/// Encoded size of a chunk: a format byte and `CHUNK_DAYS` x 24 hours of 16 bytes.
+pub const CHUNK_BYTES: usize = 1 + CHUNK_DAYS as usize * 24 * CHUNK_HOUR_BYTES;
+
+/// `CHUNK_DAYS` consecutive local days of one point, starting at a day number divisible by `CHUNK_DAYS`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Chunk(pub [DayBlock; CHUNK_DAYS as usize]);
+
+impl Chunk {
+    /// The chunk number holding local day `day`, and the day's index in it.
+    pub fn locate(day: i64) -> (i64, usize) {
+        (
+            day.div_euclid(CHUNK_DAYS),
+            day.rem_euclid(CHUNK_DAYS) as usize,
+        )
+    }
+
+    /// Compact binary form: format byte 2, then per hour (sum f64, covered_ms u32, apportioned seconds u16
+    /// rounded up, rollovers u8, replacements u8; counts saturate), little-endian.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(CHUNK_BYTES);
+        out.push(CHUNK_FORMAT);
+        for h in self.0.iter().flat_map(|d| d.0.iter()) {
+            out.extend_from_slice(&h.sum.to_le_bytes());
+            out.extend_from_slice(&h.covered_ms.to_le_bytes());
+            let app = h.apportioned_ms.div_ceil(1000).min(u32::from(u16::MAX)) as u16;
+            out.extend_from_slice(&app.to_le_bytes());
+            out.push(h.rollovers.min(255) as u8);
+            out.push(h.replacements.min(255) as u8);
+        }
+        out
+    }
+
+    pub fn decode(b: &[u8]) -> Result<Chunk, BadBlock> {
+        let format = b.first().copied().unwrap_or(0);
+        if b.len() != CHUNK_BYTES || format != CHUNK_FORMAT {
+            return Err(BadBlock {
+                len: b.len(),
+                format,
+            });
+        }
+        let mut c = Chunk::default();
+        for (i, h) in c.0.iter_mut().flat_map(|d| d.0.iter_mut()).enumerate() {
+            let x = &b[1 + i * CHUNK_HOUR_BYTES..1 + (i + 1) * CHUNK_HOUR_BYTES];
+            let mut f = [0u8; 8];
+            f.copy_from_slice(&x[0..8]);
+            *h = HourAgg {
+                sum: f64::from_le_bytes(f),
+                covered_ms: u32::from_le_bytes([x[8], x[9], x[10], x[11]]),
+                apportioned_ms: u32::from(u16::from_le_bytes([x[12], x[13]])) * 1000,
+                rollovers: u16::from(x[14]),
+                replacements: u16::from(x[15]),
+            };
+        }
+        Ok(c)
     }
 }
 
@@ -240,5 +304,22 @@ mod tests {
         assert_eq!(m.0[3].sum, 25.0);
         assert_eq!(m.0[3].covered_ms, 3_600_000);
         assert_eq!(m.0[3].rollovers, 2);
+    }
+
+    #[test]
+    fn chunk_round_trips_and_places_days() {
+        let mut c = Chunk::default();
+        c.0[7].0[23] = HourAgg {
+            sum: -0.125,
+            covered_ms: 3_599_999,
+            apportioned_ms: 3_600_000,
+            rollovers: 3,
+            replacements: 1,
+        };
+        assert_eq!(Chunk::decode(&c.encode()).unwrap(), c);
+        assert_eq!(c.encode().len(), CHUNK_BYTES);
+        assert!(Chunk::decode(&[2, 0, 0]).is_err());
+        assert_eq!(Chunk::locate(17), (2, 1));
+        assert_eq!(Chunk::locate(-1), (-1, 7));
     }
 }
