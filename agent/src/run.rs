@@ -241,6 +241,7 @@ fn initial_status(plan: &Plan, store: &Store) -> AgentStatus {
         acked: 0,
         store: store.stats(),
         store_moved_aside: store.moved_aside.clone(),
+        ack_rate: state::AckRate::default(),
         meters: plan
             .buses
             .iter()
@@ -268,7 +269,18 @@ fn write_status(dir: &std::path::Path, shared: &Shared, store: &Store, running: 
     }
 }
 
-fn metrics_snapshot(shared: &Shared, store: &Store) -> crate::metrics::MetricsSnapshot {
+/// The figures of one `/metrics` scrape. The age of the oldest unsent record is its poll time
+/// against the agent's clock (the one readings are stamped with).
+fn metrics_snapshot(
+    shared: &Shared,
+    store: &Store,
+    clock: &Clock,
+) -> crate::metrics::MetricsSnapshot {
+    // One seek in the store, outside the shared lock.
+    let stats = store.stats();
+    let oldest_unsent_age_seconds = stats
+        .oldest_ts_ms
+        .map(|ts| (clock.now_ms() - ts).max(0) as f64 / 1000.0);
     let st = shared.lock();
     let now = wall_ms();
     crate::metrics::MetricsSnapshot {
@@ -279,17 +291,17 @@ fn metrics_snapshot(shared: &Shared, store: &Store) -> crate::metrics::MetricsSn
                 name: m.name.clone(),
                 polls_total: m.polls,
                 errors_total: m.total_errors,
-                last_latency_seconds: None,
+                last_latency_seconds: m.last_latency_s,
                 state_ok: m.state == state::Health::Ok,
             })
             .collect(),
-        backlog: store.backlog(),
-        oldest_unsent_age_seconds: None,
-        evictions_total: store.evicted(),
+        backlog: stats.backlog,
+        oldest_unsent_age_seconds,
+        evictions_total: stats.evicted,
         published_total: st.acked,
-        publish_rate: 0.0,
+        publish_rate: st.ack_rate.per_second(now, st.acked),
         mqtt_connected: st.mqtt_connected,
-        store_bytes: st.store.backlog_bytes,
+        store_bytes: stats.backlog_bytes,
         uptime_seconds: (now - st.started_ms).max(0) as f64 / 1000.0,
     }
 }
@@ -363,11 +375,12 @@ async fn run_agent(plan: Arc<Plan>, clock: Clock) -> anyhow::Result<()> {
         let server = crate::metrics::MetricsServer::bind(listen).await?;
         let (shared, store) = (shared.clone(), store.clone());
         let mut stop = stop_polling_rx.clone();
-        tokio::spawn(
-            server.serve(move || metrics_snapshot(&shared, &store), async move {
+        tokio::spawn(server.serve(
+            move || metrics_snapshot(&shared, &store, &clock),
+            async move {
                 let _ = stop.changed().await;
-            }),
-        );
+            },
+        ));
     }
 
     let watchdog = crate::notify::Watchdog::from_env();

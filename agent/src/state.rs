@@ -51,6 +51,9 @@ pub struct MeterState {
     pub polls: u64,
     /// The last error, naming the request (`timeout reading holding 0..20`).
     pub last_error: Option<String>,
+    /// How long the last poll took (all its requests, retries included), in seconds.
+    #[serde(default)]
+    pub last_latency_s: Option<f64>,
 }
 
 impl MeterState {
@@ -84,6 +87,63 @@ pub struct AgentStatus {
     /// Where an unreadable store was moved aside at start, if it was.
     pub store_moved_aside: Option<PathBuf>,
     pub meters: Vec<MeterState>,
+    /// Acknowledgements over time, for the publish rate (not written to `status.json`).
+    #[serde(skip)]
+    pub ack_rate: AckRate,
+}
+
+/// The window over which the publish rate is computed (wall time).
+pub const ACK_RATE_WINDOW_MS: i64 = 10_000;
+
+/// Acknowledged data messages per second over a sliding window: samples of the running total,
+/// at most one per second, enough of them to cover [`ACK_RATE_WINDOW_MS`].
+#[derive(Debug, Clone, Default)]
+pub struct AckRate {
+    /// (wall ms, acknowledged total at that instant), oldest first.
+    samples: std::collections::VecDeque<(i64, u64)>,
+}
+
+impl AckRate {
+    /// Note that `total` messages have been acknowledged since start, at wall time `now_ms`.
+    pub fn record(&mut self, now_ms: i64, total: u64) {
+        // Samples stay about a second apart: while the one before the newest is less than a second
+        // old, the newest moves forward instead of a new one being added.
+        let n = self.samples.len();
+        let recent = n >= 2 && self.samples.get(n - 2).is_some_and(|s| now_ms - s.0 < 1000);
+        match self.samples.back_mut() {
+            Some(last) if recent => *last = (now_ms, total),
+            _ => self.samples.push_back((now_ms, total)),
+        }
+        self.trim(now_ms);
+    }
+
+    /// Drop samples older than needed: keep one at or before the window's start.
+    fn trim(&mut self, now_ms: i64) {
+        let start = now_ms - ACK_RATE_WINDOW_MS;
+        while self.samples.len() > 1 && self.samples.get(1).is_some_and(|s| s.0 <= start) {
+            self.samples.pop_front();
+        }
+    }
+
+    /// Acknowledgements per second over the last [`ACK_RATE_WINDOW_MS`] (or since the first
+    /// sample, if that is more recent), given the total now. 0 without history.
+    pub fn per_second(&self, now_ms: i64, total: u64) -> f64 {
+        let start = now_ms - ACK_RATE_WINDOW_MS;
+        // The running total at the window's start: the last sample at or before it.
+        let base = self
+            .samples
+            .iter()
+            .rev()
+            .find(|s| s.0 <= start)
+            .map(|s| (start, s.1))
+            .or_else(|| self.samples.front().copied());
+        match base {
+            Some((t, n)) if now_ms > t => {
+                total.saturating_sub(n) as f64 * 1000.0 / (now_ms - t) as f64
+            }
+            _ => 0.0,
+        }
+    }
 }
 
 /// Shared, cheaply clonable handle on the agent's status.
@@ -113,4 +173,37 @@ pub fn write_status_file(dir: &Path, status: &AgentStatus) -> std::io::Result<()
     let bytes = serde_json::to_vec_pretty(status).map_err(std::io::Error::other)?;
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, dir.join(STATUS_FILE))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_rate_is_acks_per_second_over_the_window() {
+        let mut r = AckRate::default();
+        assert_eq!(r.per_second(0, 0), 0.0, "no history, no rate");
+        // 100 acks per second for 30 s.
+        for s in 0..=30i64 {
+            r.record(s * 1000, s as u64 * 100);
+        }
+        assert!((r.per_second(30_000, 3000) - 100.0).abs() < 1e-9);
+        // Then nothing for 5 s: half the window saw no acks.
+        assert!((r.per_second(35_000, 3000) - 50.0).abs() < 1e-9);
+        // And nothing for a whole window: 0.
+        assert_eq!(r.per_second(41_000, 3000), 0.0);
+        // Samples are bounded whatever the uptime.
+        for ms in (41_000..1_000_000).step_by(100) {
+            r.record(ms, 3000 + ms as u64);
+        }
+        assert!(r.samples.len() <= 13, "{} samples kept", r.samples.len());
+    }
+
+    #[test]
+    fn publish_rate_right_after_start_uses_the_time_since_the_first_sample() {
+        let mut r = AckRate::default();
+        r.record(1_000, 0);
+        r.record(3_000, 40);
+        assert!((r.per_second(3_000, 40) - 20.0).abs() < 1e-9);
+    }
 }

@@ -138,9 +138,11 @@ async fn run_group(
             return;
         };
         let ts = clock.now_ms();
+        let started = tokio::time::Instant::now();
         let poll = poll_meter(&mut link, bus, meter, &mut values)
             .instrument(s.span.clone())
             .await;
+        let latency_s = started.elapsed().as_secs_f64();
         let msg = DataMessage {
             seq: 0,
             ts,
@@ -164,7 +166,7 @@ async fn run_group(
         if sink.data.send(msg).await.is_err() {
             return; // the store writer has stopped: shutting down
         }
-        record(&sink, s.global, meter, ts, poll.as_ref().err());
+        record(&sink, s.global, meter, ts, latency_s, poll.as_ref().err());
         s.fails = if poll.is_ok() {
             0
         } else {
@@ -228,7 +230,14 @@ async fn poll_meter(
 }
 
 /// Update the shared state after a poll; log and announce health changes only.
-fn record(sink: &Sink, global: usize, meter: &Meter, ts: i64, err: Option<&ReadError>) {
+fn record(
+    sink: &Sink,
+    global: usize,
+    meter: &Meter,
+    ts: i64,
+    latency_s: f64,
+    err: Option<&ReadError>,
+) {
     let changed = {
         let mut st = sink.shared.lock();
         let Some(m) = st.meters.get_mut(global) else {
@@ -237,6 +246,7 @@ fn record(sink: &Sink, global: usize, meter: &Meter, ts: i64, err: Option<&ReadE
         let before = m.state;
         m.polls += 1;
         m.last_poll_ms = Some(ts);
+        m.last_latency_s = Some(latency_s);
         match err {
             None => {
                 m.state = Health::Ok;

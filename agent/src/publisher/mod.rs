@@ -175,7 +175,11 @@ impl Publisher {
             || (!self.acked.is_empty() && self.outbox.unacked() < ACK_BATCH)
         {
             self.store.remove_acked(&self.acked)?;
-            self.shared.lock().acked += self.acked.len() as u64;
+            let mut st = self.shared.lock();
+            st.acked += self.acked.len() as u64;
+            let total = st.acked;
+            st.ack_rate.record(crate::run::wall_ms(), total);
+            drop(st);
             self.acked.clear();
         }
         if !self.outbox.is_connected() {

@@ -58,25 +58,31 @@ fn read_u64(tree: &sled::Tree, name: &str) -> anyhow::Result<Option<u64>> {
         .map(u64::from_be_bytes))
 }
 
-fn config(dir: &Path) -> sled::Config {
-    // Measured (bench steady): the defaults cost ~22 MB RSS after open, mostly the page cache
-    // (1 GiB bound, filled as data is touched) and two segment-sized io buffers; flush_every_ms
-    // runs a thread waking every 500 ms. The agent flushes itself after each batch (durability
-    // before publish), so the background flusher only adds wakeups; a 1 s flusher stays for other
-    // users of `open_db` (import) that rely on it.
+fn config(dir: &Path, background_flush: bool) -> sled::Config {
+    // Measured (a program opening sled 0.34.7 alone and reading /proc/self/status; see the
+    // agent-core note): sled costs ~21.8 MB RSS right after `open`, whatever the settings here.
+    // 21 MB of it are 41 metrics histograms of 64 Ki counters each (512 KiB), allocated by
+    // `Db::open` even with the default `no_metrics` feature, and zeroed element by element, so
+    // every page is touched. sled's `miri_optimizations` feature allocates them zeroed by the
+    // allocator instead (untouched pages cost no RSS): 21.8 MB -> 0.8 MB after open. It changes
+    // nothing else outside sled's own Miri/`lock_free_delays` test builds.
+    // What these settings bound: the page cache (default 1 GiB, filled as data is touched) and
+    // the segment-sized write buffers. The background flusher (`flush_every_ms`) is a thread
+    // waking every interval; the agent flushes itself after each batch (durability before
+    // publish), so it runs without one. `open_db` users (import, report, demo) keep a 1 s flusher.
     sled::Config::new()
         .path(dir)
         .cache_capacity(CACHE_CAPACITY)
         .segment_size(SEGMENT_SIZE)
         .mode(sled::Mode::LowSpace)
-        .flush_every_ms(Some(1000))
+        .flush_every_ms(background_flush.then_some(1000))
 }
 
 /// Open (or create) the sled database in `dir`.
 // Used by the audit commands (import, report) that open the store without the agent.
 #[allow(dead_code)]
 pub fn open_db(dir: &Path) -> anyhow::Result<sled::Db> {
-    config(dir)
+    config(dir, true)
         .open()
         .with_context(|| format!("cannot open the store at {}", dir.display()))
 }
@@ -96,7 +102,7 @@ pub enum OpenError {
 }
 
 fn open_classified(dir: &Path) -> Result<sled::Db, OpenError> {
-    config(dir).open().map_err(|e| match &e {
+    config(dir, false).open().map_err(|e| match &e {
         sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
             OpenError::Locked(dir.to_path_buf())
         }
@@ -122,7 +128,8 @@ pub struct Store {
     backlog: AtomicU64,
     bytes: AtomicU64,
     evicted: AtomicU64,
-    max_live_bytes: u64,
+    /// The live data may use this many bytes (from `store_max_mb`; changed by a config reload).
+    max_live_bytes: AtomicU64,
     /// Where an unreadable store was moved to when this one was created, if it was.
     pub moved_aside: Option<PathBuf>,
 }
@@ -230,7 +237,6 @@ impl Store {
             .max(last + 1)
             .max(1);
         let evicted = read_u64(&tree, "evicted")?.unwrap_or(0);
-        let max_live_bytes = ((store_max_mb.max(1) * 1024 * 1024) as f64 * LIVE_FRACTION) as u64;
         Ok(Store {
             db,
             tree,
@@ -239,7 +245,7 @@ impl Store {
             backlog: AtomicU64::new(backlog),
             bytes: AtomicU64::new(bytes),
             evicted: AtomicU64::new(evicted),
-            max_live_bytes,
+            max_live_bytes: AtomicU64::new(live_budget(store_max_mb)),
             moved_aside,
         })
     }
@@ -294,8 +300,9 @@ impl Store {
         let mut freed = 0u64;
         let mut range: Option<(u64, u64)> = None;
         let current = self.bytes.load(Ordering::Acquire);
-        if current + added > self.max_live_bytes {
-            let need = current + added - self.max_live_bytes;
+        let max_live = self.max_live_bytes.load(Ordering::Acquire);
+        if current + added > max_live {
+            let need = current + added - max_live;
             for kv in self.tree.range(seq_key(0)..META_PREFIX) {
                 if freed >= need {
                     break;
@@ -404,6 +411,12 @@ impl Store {
         }
     }
 
+    /// Apply a new `store_max_mb` (config reload); a smaller bound evicts at the next append.
+    pub fn set_max_mb(&self, store_max_mb: u64) {
+        self.max_live_bytes
+            .store(live_budget(store_max_mb), Ordering::Release);
+    }
+
     /// Records evicted since the store was created.
     pub fn evicted(&self) -> u64 {
         self.evicted.load(Ordering::Acquire)
@@ -413,6 +426,11 @@ impl Store {
     pub fn backlog(&self) -> u64 {
         self.backlog.load(Ordering::Acquire)
     }
+}
+
+/// The live-data budget for `store_max_mb`, bytes.
+fn live_budget(store_max_mb: u64) -> u64 {
+    ((store_max_mb.max(1) * 1024 * 1024) as f64 * LIVE_FRACTION) as u64
 }
 
 fn record_size(payload: usize) -> u64 {
