@@ -75,7 +75,8 @@ pub fn load_plan(path: &Path) -> anyhow::Result<Plan> {
 /// Open the store, saying clearly when a running agent holds it.
 pub fn open_store(dir: &Path) -> anyhow::Result<sled::Db> {
     crate::store::open_db(dir).map_err(|e| {
-        if format!("{e:#}").contains("could not acquire lock") {
+        let msg = format!("{e:#}");
+        if msg.contains("could not acquire lock") || msg.contains("in use by another process") {
             anyhow::anyhow!(
                 "the store at {} is in use by another process (is `plantmeter run` running with this config?); stop it first",
                 dir.display()
