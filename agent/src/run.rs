@@ -97,7 +97,7 @@ pub fn main(args: RunArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    rt.block_on(run_agent(Arc::new(plan), clock))
+    rt.block_on(run_agent(Arc::new(plan), clock, args.config))
 }
 
 /// How often the audit engine's aggregates are persisted (wall time).
@@ -174,59 +174,96 @@ impl AuditHook {
     }
 }
 
+/// What the store writer receives, in order: polls, and (after a config reload, once the old
+/// pollers have stopped) the new plan for the audit engine.
+pub enum ToWriter {
+    Poll(DataMessage),
+    Plan(Arc<Plan>),
+}
+
 /// The store writer (a thread: sled calls block): number, batch, fsync, then wake the publisher.
 fn writer_loop(
     store: Arc<Store>,
-    mut rx: mpsc::Receiver<DataMessage>,
+    mut rx: mpsc::Receiver<ToWriter>,
     wake: Arc<Notify>,
     mut audit: AuditHook,
     audit_tx: mpsc::Sender<Vec<u8>>,
     clock: Clock,
 ) {
     let mut batch: Vec<DataMessage> = Vec::with_capacity(256);
+    let mut new_plan: Option<Arc<Plan>> = None;
     while let Some(first) = rx.blocking_recv() {
-        batch.push(first);
-        std::thread::sleep(COALESCE);
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(m) => batch.push(m),
-                Err(_) => break,
-            }
+        match first {
+            ToWriter::Poll(m) => batch.push(m),
+            ToWriter::Plan(p) => new_plan = Some(p),
         }
-        match store.append(&mut batch) {
-            Ok(a) => {
-                if a.evicted > 0 {
-                    let (from, to) = a.evicted_range.unwrap_or((0, 0));
-                    tracing::warn!(
-                        evicted = a.evicted,
-                        from_seq = from,
-                        to_seq = to,
-                        total_evicted = store.evicted(),
-                        "store full (store_max_mb): evicted the oldest unsent records"
-                    );
+        if new_plan.is_none() {
+            std::thread::sleep(COALESCE);
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(ToWriter::Poll(m)) => batch.push(m),
+                    Ok(ToWriter::Plan(p)) => {
+                        // Polls of the old plan end here: write them, then switch.
+                        new_plan = Some(p);
+                        break;
+                    }
+                    Err(_) => break,
                 }
             }
-            Err(e) => {
-                tracing::error!(error = %format!("{e:#}"), lost = batch.len(), "cannot write polls to the store");
-                batch.clear();
-                continue;
-            }
         }
-        if let Err(e) = store.flush() {
-            tracing::error!(error = %format!("{e:#}"), "cannot flush the store");
+        if !batch.is_empty() {
+            write_batch(&store, &mut batch, &wake, &mut audit, &audit_tx, clock);
         }
-        wake.notify_one();
-        audit.ingest(&batch);
-        if let Some(report) = audit.report_due(clock.now_ms()) {
-            let _ = audit_tx.try_send(report);
+        if let Some(plan) = new_plan.take() {
+            // The old engine's aggregates are persisted before the new one reads them.
+            audit.flush();
+            drop(audit);
+            audit = AuditHook::open(store.db(), &plan);
         }
-        batch.clear();
     }
     audit.flush();
     if let Err(e) = store.flush() {
         tracing::error!(error = %format!("{e:#}"), "cannot flush the store at shutdown");
     }
     wake.notify_one();
+}
+
+fn write_batch(
+    store: &Store,
+    batch: &mut Vec<DataMessage>,
+    wake: &Notify,
+    audit: &mut AuditHook,
+    audit_tx: &mpsc::Sender<Vec<u8>>,
+    clock: Clock,
+) {
+    match store.append(batch) {
+        Ok(a) => {
+            if a.evicted > 0 {
+                let (from, to) = a.evicted_range.unwrap_or((0, 0));
+                tracing::warn!(
+                    evicted = a.evicted,
+                    from_seq = from,
+                    to_seq = to,
+                    total_evicted = store.evicted(),
+                    "store full (store_max_mb): evicted the oldest unsent records"
+                );
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), lost = batch.len(), "cannot write polls to the store");
+            batch.clear();
+            return;
+        }
+    }
+    if let Err(e) = store.flush() {
+        tracing::error!(error = %format!("{e:#}"), "cannot flush the store");
+    }
+    wake.notify_one();
+    audit.ingest(batch);
+    if let Some(report) = audit.report_due(clock.now_ms()) {
+        let _ = audit_tx.try_send(report);
+    }
+    batch.clear();
 }
 
 fn initial_status(plan: &Plan, store: &Store) -> AgentStatus {
@@ -242,18 +279,30 @@ fn initial_status(plan: &Plan, store: &Store) -> AgentStatus {
         store: store.stats(),
         store_moved_aside: store.moved_aside.clone(),
         ack_rate: state::AckRate::default(),
-        meters: plan
-            .buses
-            .iter()
-            .flat_map(|b| {
-                b.meters.iter().map(|m| MeterState {
-                    name: m.name.clone(),
-                    bus: b.name.clone(),
-                    ..MeterState::default()
-                })
-            })
-            .collect(),
+        meters: meter_states(plan, &[]),
     }
+}
+
+/// One state per meter of `plan`, in `Plan::meters()` order; a meter already known (by name, from
+/// before a reload) keeps its counters and health.
+fn meter_states(plan: &Plan, before: &[MeterState]) -> Vec<MeterState> {
+    plan.buses
+        .iter()
+        .flat_map(|b| {
+            b.meters.iter().map(|m| {
+                let mut st = before
+                    .iter()
+                    .find(|o| o.name == m.name)
+                    .cloned()
+                    .unwrap_or_else(|| MeterState {
+                        name: m.name.clone(),
+                        ..MeterState::default()
+                    });
+                st.bus = b.name.clone();
+                st
+            })
+        })
+        .collect()
 }
 
 fn write_status(dir: &std::path::Path, shared: &Shared, store: &Store, running: bool) {
@@ -306,17 +355,148 @@ fn metrics_snapshot(
     }
 }
 
-async fn shutdown_signal() -> anyhow::Result<&'static str> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
-    Ok(tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    })
+/// The signals the agent acts on.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
 }
 
-async fn run_agent(plan: Arc<Plan>, clock: Clock) -> anyhow::Result<()> {
+enum Sig {
+    /// SIGTERM or SIGINT: shut down.
+    Stop(&'static str),
+    /// SIGHUP: reload the config.
+    Reload,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
+            hup: signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?,
+        })
+    }
+
+    async fn next(&mut self) -> Sig {
+        tokio::select! {
+            _ = self.term.recv() => Sig::Stop("SIGTERM"),
+            _ = self.int.recv() => Sig::Stop("SIGINT"),
+            _ = self.hup.recv() => Sig::Reload,
+        }
+    }
+}
+
+/// What every generation of pollers and publisher shares; lives as long as the agent.
+struct Core {
+    store: Arc<Store>,
+    shared: Shared,
+    wake: Arc<Notify>,
+    audit_rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Vec<u8>>>>,
+    data_tx: mpsc::Sender<ToWriter>,
+    clock: Clock,
+    started_ms: i64,
+}
+
+/// The pollers and the publisher of one plan. A config reload stops one generation and starts
+/// the next; the store, the store writer, the status file and the metrics endpoint stay.
+struct Generation {
+    pollers: Vec<tokio::task::JoinHandle<()>>,
+    publisher: tokio::task::JoinHandle<anyhow::Result<()>>,
+    stop_polling: watch::Sender<bool>,
+    stop_publishing: watch::Sender<Option<publisher::Stop>>,
+}
+
+impl Generation {
+    fn start(plan: &Arc<Plan>, core: &Core) -> Generation {
+        let (health_tx, health_rx) = mpsc::unbounded_channel();
+        let (stop_polling, stop_polling_rx) = watch::channel(false);
+        let (stop_publishing, stop_publishing_rx) = watch::channel(None);
+        let publisher = tokio::spawn(publisher::run(publisher::Inputs {
+            plan: plan.clone(),
+            store: core.store.clone(),
+            shared: core.shared.clone(),
+            wake: core.wake.clone(),
+            health: health_rx,
+            audit: core.audit_rx.clone(),
+            shutdown: stop_publishing_rx,
+            started_ms: core.started_ms,
+        }));
+        let pollers = poller::spawn_all(
+            plan.clone(),
+            core.clock,
+            poller::Sink {
+                data: core.data_tx.clone(),
+                health: health_tx,
+                shared: core.shared.clone(),
+            },
+            stop_polling_rx,
+        );
+        Generation {
+            pollers,
+            publisher,
+            stop_polling,
+            stop_publishing,
+        }
+    }
+
+    /// Stop polling: each poller finishes the poll in progress (its message goes to the store);
+    /// one that does not stop in time is aborted (its unfinished poll has no seq yet: no gap).
+    async fn stop_pollers(&mut self) {
+        let _ = self.stop_polling.send(true);
+        let pollers = std::mem::take(&mut self.pollers);
+        let aborts: Vec<_> = pollers.iter().map(|h| h.abort_handle()).collect();
+        if tokio::time::timeout(STOP_POLLERS, futures::future::join_all(pollers))
+            .await
+            .is_err()
+        {
+            tracing::warn!("pollers did not stop in time; aborted");
+            for a in aborts {
+                a.abort();
+            }
+        }
+    }
+
+    /// Stop the publisher (after the pollers): outstanding acks, then (at shutdown) the offline
+    /// status, then a clean disconnect.
+    async fn stop_publisher(&mut self, why: publisher::Stop) -> anyhow::Result<()> {
+        let _ = self.stop_publishing.send(Some(why));
+        match tokio::time::timeout(STOP_PUBLISHER, &mut self.publisher).await {
+            Ok(r) => flatten(r),
+            Err(_) => {
+                tracing::warn!("the publisher did not stop in time");
+                self.publisher.abort();
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A config read again on SIGHUP, checked against what cannot change while running.
+fn reload_plan(path: &std::path::Path, old: &Plan, started_ms: i64) -> Result<Plan, String> {
+    let new = plantmeter_common::config::load(path).map_err(|e| e.to_string())?;
+    if new.gateway.data_dir != old.gateway.data_dir {
+        return Err(format!(
+            "{}: gateway.data_dir changed ({} -> {}); moving the store needs a restart",
+            path.display(),
+            old.gateway.data_dir.display(),
+            new.gateway.data_dir.display()
+        ));
+    }
+    // Credentials and TLS files are read now, so that a bad path keeps the old publisher.
+    publisher::mqtt_options(&new, started_ms).map_err(|e| format!("{}: {e:#}", path.display()))?;
+    if new.metrics_listen != old.metrics_listen {
+        tracing::warn!(
+            "metrics.listen changed; the metrics endpoint keeps its address until a restart"
+        );
+    }
+    Ok(new)
+}
+
+async fn run_agent(plan: Arc<Plan>, clock: Clock, config_path: PathBuf) -> anyhow::Result<()> {
+    // Before anything else: an unhandled SIGHUP would end the process.
+    let mut signals = Signals::new()?;
     let data_dir = plan.gateway.data_dir.clone();
     if let Some(parent) = data_dir.parent() {
         std::fs::create_dir_all(parent)
@@ -329,12 +509,11 @@ async fn run_agent(plan: Arc<Plan>, clock: Clock) -> anyhow::Result<()> {
     let shared = Shared::new(initial_status(&plan, &store));
     let started_ms = shared.lock().started_ms;
 
-    let (data_tx, data_rx) = mpsc::channel::<DataMessage>(MAX_BATCH);
-    let (health_tx, health_rx) = mpsc::unbounded_channel();
+    let (data_tx, data_rx) = mpsc::channel::<ToWriter>(MAX_BATCH);
     let (audit_tx, audit_rx) = mpsc::channel(2);
     let wake = Arc::new(Notify::new());
-    let (stop_polling_tx, stop_polling_rx) = watch::channel(false);
-    let (stop_publishing_tx, stop_publishing_rx) = watch::channel(false);
+    // Stops the helpers that live as long as the agent (status file, metrics, watchdog).
+    let (stop_all_tx, stop_all_rx) = watch::channel(false);
 
     let audit = AuditHook::open(store.db(), &plan);
     let (writer_done_tx, writer_done_rx) = tokio::sync::oneshot::channel::<()>();
@@ -348,33 +527,21 @@ async fn run_agent(plan: Arc<Plan>, clock: Clock) -> anyhow::Result<()> {
             })
             .context("cannot start the store writer thread")?;
     }
-
-    let mut publisher = tokio::spawn(publisher::run(publisher::Inputs {
-        plan: plan.clone(),
+    let core = Core {
         store: store.clone(),
         shared: shared.clone(),
-        wake: wake.clone(),
-        health: health_rx,
-        audit: audit_rx,
-        shutdown: stop_publishing_rx,
-        started_ms,
-    }));
-
-    let pollers = poller::spawn_all(
-        plan.clone(),
+        wake,
+        audit_rx: Arc::new(tokio::sync::Mutex::new(audit_rx)),
+        data_tx,
         clock,
-        poller::Sink {
-            data: data_tx,
-            health: health_tx,
-            shared: shared.clone(),
-        },
-        stop_polling_rx.clone(),
-    );
+        started_ms,
+    };
+    let mut generation = Generation::start(&plan, &core);
 
     if let Some(listen) = &plan.metrics_listen {
         let server = crate::metrics::MetricsServer::bind(listen).await?;
         let (shared, store) = (shared.clone(), store.clone());
-        let mut stop = stop_polling_rx.clone();
+        let mut stop = stop_all_rx.clone();
         tokio::spawn(server.serve(
             move || metrics_snapshot(&shared, &store, &clock),
             async move {
@@ -386,14 +553,14 @@ async fn run_agent(plan: Arc<Plan>, clock: Clock) -> anyhow::Result<()> {
     let watchdog = crate::notify::Watchdog::from_env();
     let beat = watchdog.register("agent", Duration::from_secs(30));
     {
-        let mut stop = stop_polling_rx.clone();
+        let mut stop = stop_all_rx.clone();
         tokio::spawn(watchdog.run(async move {
             let _ = stop.changed().await;
         }));
     }
     {
         let (shared, store, dir) = (shared.clone(), store.clone(), data_dir.clone());
-        let mut stop = stop_polling_rx.clone();
+        let mut stop = stop_all_rx.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(STATUS_EVERY);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -417,33 +584,66 @@ async fn run_agent(plan: Arc<Plan>, clock: Clock) -> anyhow::Result<()> {
         "agent running"
     );
 
-    let mut publisher_result: Option<anyhow::Result<()>> = None;
-    tokio::select! {
-        sig = shutdown_signal() => {
-            tracing::info!(signal = sig?, "shutting down");
+    let mut plan = plan;
+    let publisher_result: Option<anyhow::Result<()>> = loop {
+        tokio::select! {
+            sig = signals.next() => match sig {
+                Sig::Stop(name) => {
+                    tracing::info!(signal = name, "shutting down");
+                    break None;
+                }
+                Sig::Reload => {
+                    let new = match reload_plan(&config_path, &plan, started_ms) {
+                        Ok(new) => Arc::new(new),
+                        Err(errors) => {
+                            tracing::error!("SIGHUP: the config has errors; running on with the previous one");
+                            for line in errors.lines() {
+                                tracing::error!("{line}");
+                            }
+                            continue;
+                        }
+                    };
+                    crate::notify::reloading();
+                    generation.stop_pollers().await;
+                    if let Err(e) = generation.stop_publisher(publisher::Stop::Reload).await {
+                        tracing::warn!(error = %format!("{e:#}"), "the publisher ended with an error before the reload");
+                    }
+                    // Polls of the old plan are ahead of this in the writer's queue.
+                    if core.data_tx.send(ToWriter::Plan(new.clone())).await.is_err() {
+                        break Some(Err(anyhow::anyhow!("the store writer stopped")));
+                    }
+                    store.set_max_mb(new.gateway.store_max_mb);
+                    {
+                        let mut st = shared.lock();
+                        st.meters = meter_states(&new, &st.meters);
+                    }
+                    plan = new;
+                    generation = Generation::start(&plan, &core);
+                    crate::notify::ready();
+                    tracing::info!(
+                        meters = plan.meters().count(),
+                        broker = %plan.mqtt.url,
+                        next_seq = store.stats().next_seq,
+                        "SIGHUP: configuration reloaded"
+                    );
+                }
+            },
+            r = &mut generation.publisher => {
+                // The publisher only ends early on a fatal error (unreadable credentials, store failure).
+                break Some(flatten(r));
+            }
         }
-        r = &mut publisher => {
-            // The publisher only ends early on a fatal error (unreadable credentials, store failure).
-            publisher_result = Some(flatten(r));
-        }
-    }
+    };
     crate::notify::stopping();
-    let _ = stop_polling_tx.send(true);
-    let _ = tokio::time::timeout(STOP_POLLERS, futures::future::join_all(pollers)).await;
-    // The pollers' senders are gone: the writer drains, flushes and ends.
+    generation.stop_pollers().await;
+    // The last sender goes: the writer drains, flushes and ends.
+    drop(core.data_tx);
     let _ = tokio::time::timeout(STOP_POLLERS, writer_done_rx).await;
-    let _ = stop_publishing_tx.send(true);
     let result = match publisher_result {
         Some(r) => r,
-        None => match tokio::time::timeout(STOP_PUBLISHER, &mut publisher).await {
-            Ok(r) => flatten(r),
-            Err(_) => {
-                tracing::warn!("the publisher did not stop in time");
-                publisher.abort();
-                Ok(())
-            }
-        },
+        None => generation.stop_publisher(publisher::Stop::Shutdown).await,
     };
+    let _ = stop_all_tx.send(true);
     write_status(&data_dir, &shared, &store, false);
     if let Err(e) = store.flush() {
         tracing::error!(error = %format!("{e:#}"), "cannot flush the store at shutdown");

@@ -323,7 +323,7 @@ pub fn drain(a: DrainArgs) -> anyhow::Result<()> {
     let shared = crate::state::Shared::new(crate::state::AgentStatus::default());
     let (_health_tx, health_rx) = tokio::sync::mpsc::unbounded_channel();
     let (_audit_tx, audit_rx) = tokio::sync::mpsc::channel(1);
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(None);
     let start = Instant::now();
     let store2 = store.clone();
     let secs = rt.block_on(async move {
@@ -333,7 +333,7 @@ pub fn drain(a: DrainArgs) -> anyhow::Result<()> {
             shared,
             wake: Arc::new(tokio::sync::Notify::new()),
             health: health_rx,
-            audit: audit_rx,
+            audit: Arc::new(tokio::sync::Mutex::new(audit_rx)),
             shutdown: stop_rx,
             started_ms: crate::run::wall_ms(),
         }));
@@ -341,7 +341,7 @@ pub fn drain(a: DrainArgs) -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let secs = start.elapsed().as_secs_f64();
-        let _ = stop_tx.send(true);
+        let _ = stop_tx.send(Some(crate::publisher::Stop::Shutdown));
         let _ = tokio::time::timeout(Duration::from_secs(5), publisher).await;
         secs
     });

@@ -25,7 +25,7 @@ pub const BACKOFF_CAP: Duration = Duration::from_secs(60);
 #[derive(Clone)]
 pub struct Sink {
     /// To the store writer, in polling order.
-    pub data: mpsc::Sender<DataMessage>,
+    pub data: mpsc::Sender<crate::run::ToWriter>,
     /// Index (in `Plan::meters()` order) of a meter whose health changed.
     pub health: mpsc::UnboundedSender<usize>,
     pub shared: Shared,
@@ -163,7 +163,12 @@ async fn run_group(
                 })
                 .collect(),
         };
-        if sink.data.send(msg).await.is_err() {
+        if sink
+            .data
+            .send(crate::run::ToWriter::Poll(msg))
+            .await
+            .is_err()
+        {
             return; // the store writer has stopped: shutting down
         }
         record(&sink, s.global, meter, ts, latency_s, poll.as_ref().err());

@@ -36,8 +36,12 @@ const RECONNECT_MAX: Duration = Duration::from_secs(5);
 /// At shutdown: how long to wait for outstanding acks, then for the offline status.
 const SHUTDOWN_ACKS: Duration = Duration::from_secs(2);
 const SHUTDOWN_OFFLINE: Duration = Duration::from_secs(1);
-/// Largest MQTT packet accepted and sent (bytes): a data message of a large meter fits easily.
-const MAX_PACKET: usize = 1024 * 1024;
+/// Largest MQTT packet accepted and sent (bytes). The retained `P/audit` report can reach hundreds
+/// of KB; this matches the embedded broker's `max_payload_size` (4 MiB, `broker.rs`) and is far below
+/// mosquitto's default (256 MB). rumqttc allocates buffers as packets need them, not to this size.
+pub const MAX_PACKET: usize = 4 * 1024 * 1024;
+/// What a PUBLISH adds to topic and payload: fixed header (5), topic length (2), packet id (2).
+const PUBLISH_OVERHEAD: usize = 9;
 /// Acknowledged records deleted from the store at once.
 const ACK_BATCH: usize = 64;
 
@@ -50,12 +54,23 @@ pub struct Inputs {
     pub wake: Arc<Notify>,
     /// Meters whose health changed (index in `Plan::meters()` order).
     pub health: mpsc::UnboundedReceiver<usize>,
-    /// Audit report payloads to publish retained on `P/audit`.
-    pub audit: mpsc::Receiver<Vec<u8>>,
-    /// True once the agent is shutting down (pollers stopped, store flushed).
-    pub shutdown: watch::Receiver<bool>,
+    /// Audit report payloads to publish retained on `P/audit`. Shared by the publishers of
+    /// successive config reloads: each holds the lock while it runs.
+    pub audit: Arc<tokio::sync::Mutex<mpsc::Receiver<Vec<u8>>>>,
+    /// Set when the publisher should stop (pollers stopped, store flushed), with why.
+    pub shutdown: watch::Receiver<Option<Stop>>,
     /// Agent start, ms since the epoch (wall time), for `since` in the status payload.
     pub started_ms: i64,
+}
+
+/// Why the publisher stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// The agent exits: wait for acks, publish the retained offline status, disconnect.
+    Shutdown,
+    /// A config reload: wait for acks and disconnect cleanly (no last will, no offline status);
+    /// the next publisher says online again.
+    Reload,
 }
 
 /// Build the MQTT options from the plan: client id, persistent session, window, last will,
@@ -162,6 +177,8 @@ struct Publisher {
     acked: Vec<u64>,
     /// Shutting down: no new data, then offline status.
     stopping: bool,
+    /// Why, once stopping.
+    stop: Stop,
     data_prefix: String,
     /// Refill the window when at least this much room is free.
     refill_chunk: usize,
@@ -215,7 +232,14 @@ impl Publisher {
         }
         if let Some(report) = self.audit_pending.take() {
             let topic = format!("{}/audit", self.plan.mqtt.topic_prefix);
-            if !self.send_other(topic, report.clone(), true) {
+            if topic.len() + report.len() + PUBLISH_OVERHEAD > MAX_PACKET {
+                // rumqttc would fail the whole connection on it: drop this report, keep the rest.
+                tracing::error!(
+                    bytes = report.len(),
+                    max = MAX_PACKET,
+                    "the audit report is larger than the largest MQTT packet; not published"
+                );
+            } else if !self.send_other(topic, report.clone(), true) {
                 self.audit_pending = Some(report);
             }
         }
@@ -303,8 +327,10 @@ pub async fn run(mut inputs: Inputs) -> anyhow::Result<()> {
         audit_pending: None,
         acked: Vec::new(),
         stopping: false,
+        stop: Stop::Shutdown,
         refill_chunk: (window / 8).max(1),
     };
+    let mut audit = inputs.audit.clone().lock_owned().await;
     let mut reconnect_delay = RECONNECT_MIN;
     let mut was_down_logged = false;
     let mut phase = Phase::Running;
@@ -323,6 +349,11 @@ pub async fn run(mut inputs: Inputs) -> anyhow::Result<()> {
                     let settled = p.outbox.pending() == 0 || now >= deadline;
                     match phase {
                         Phase::Running => {}
+                        Phase::Acks if settled && p.stop == Stop::Reload => {
+                            let _ = p.client.try_disconnect();
+                            phase = Phase::Disconnect;
+                            deadline = now + Duration::from_millis(500);
+                        }
                         Phase::Acks if settled => {
                             let payload = status_payload(
                                 "offline",
@@ -348,9 +379,11 @@ pub async fn run(mut inputs: Inputs) -> anyhow::Result<()> {
                     ev = &mut poll => break ev,
                     _ = inputs.wake.notified() => {}
                     Some(i) = inputs.health.recv() => { p.health_dirty.insert(i); }
-                    Some(r) = inputs.audit.recv() => { p.audit_pending = Some(r); }
+                    Some(r) = audit.recv() => { p.audit_pending = Some(r); }
                     _ = inputs.shutdown.changed(), if !p.stopping => {
+                        let Some(stop) = *inputs.shutdown.borrow_and_update() else { continue };
                         p.stopping = true;
+                        p.stop = stop;
                         phase = Phase::Acks;
                         deadline = Instant::now() + SHUTDOWN_ACKS;
                     }
