@@ -368,18 +368,36 @@ impl Store {
 
     /// The broker acknowledged these seqs: delete them (not fsynced; after a crash a deleted record
     /// may come back and be sent again, which at-least-once allows).
+    ///
+    /// A record evicted (store full) while it was in flight was delivered after all: it is taken
+    /// off the eviction count, which thus counts exactly the seqs a subscriber never sees.
     pub fn remove_acked(&self, seqs: &[u64]) -> anyhow::Result<()> {
         if seqs.is_empty() {
             return Ok(());
         }
+        let mut seqs = seqs.to_vec();
+        seqs.sort_unstable();
+        seqs.dedup();
         let _w = self.lock();
         let mut removed = 0u64;
         let mut freed = 0u64;
-        for &seq in seqs {
-            if let Some(v) = self.tree.remove(seq_key(seq))? {
-                removed += 1;
-                freed += record_size(v.len());
+        let mut delivered_evicted = 0u64;
+        for &seq in &seqs {
+            match self.tree.remove(seq_key(seq))? {
+                Some(v) => {
+                    removed += 1;
+                    freed += record_size(v.len());
+                }
+                None => delivered_evicted += 1,
             }
+        }
+        let evicted = self.evicted.load(Ordering::Acquire);
+        let delivered_evicted = delivered_evicted.min(evicted);
+        if delivered_evicted > 0 {
+            let total = evicted - delivered_evicted;
+            self.tree
+                .insert(meta_key("evicted"), &total.to_be_bytes())?;
+            self.evicted.store(total, Ordering::Release);
         }
         self.backlog.fetch_sub(
             removed.min(self.backlog.load(Ordering::Acquire)),
@@ -501,6 +519,31 @@ mod tests {
         drop(s);
         let s = Store::open_or_recover(&path, 1).unwrap();
         assert_eq!(s.stats().evicted, st.evicted, "eviction count is durable");
+    }
+
+    #[test]
+    fn a_record_evicted_while_in_flight_and_then_acknowledged_is_not_counted_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open_or_recover(&dir.path().join("db"), 1).unwrap();
+        for _ in 0..8_000 {
+            s.append(&mut [msg("a")]).unwrap();
+        }
+        s.flush().unwrap();
+        // The publisher reads the oldest ten and sends them...
+        let inflight: Vec<u64> = s.read_from(0, 10).unwrap().iter().map(|r| r.0).collect();
+        let evicted_before = s.evicted();
+        // ...while polls go on and evict them...
+        for _ in 0..200 {
+            s.append(&mut [msg("a")]).unwrap();
+        }
+        let evicted = s.evicted();
+        assert!(evicted >= evicted_before + 10);
+        // ...then the broker acknowledges them: delivered, so not lost.
+        s.remove_acked(&inflight).unwrap();
+        assert_eq!(s.evicted(), evicted - 10);
+        drop(s);
+        let s = Store::open_or_recover(&dir.path().join("db"), 1).unwrap();
+        assert_eq!(s.evicted(), evicted - 10, "the correction is durable");
     }
 
     #[test]

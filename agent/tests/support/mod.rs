@@ -24,13 +24,17 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// `plantmeter broker` (rumqttd) as a child process, killed on drop.
+/// A broker as a child process, killed on drop: `plantmeter broker` (rumqttd) or mosquitto.
 pub struct Broker {
     pub addr: SocketAddr,
+    /// "rumqttd" or "mosquitto", for messages.
+    pub kind: &'static str,
     child: Child,
+    _dir: tempfile::TempDir,
 }
 
 impl Broker {
+    /// The embedded broker (`plantmeter broker`, rumqttd).
     pub fn start() -> Broker {
         let port = free_port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
@@ -48,8 +52,67 @@ impl Broker {
             assert!(Instant::now() < deadline, "broker did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
-        Broker { addr, child }
+        Broker {
+            addr,
+            kind: "rumqttd",
+            child,
+            _dir: dir,
+        }
     }
+
+    /// mosquitto on a free loopback port, or None, after printing a skip line, when `mosquitto`
+    /// is not installed (`.ci/run` installs it). Queues are unbounded so that a subscriber that
+    /// lags behind a backlog drain loses nothing (mosquitto's default drops past 1000 queued).
+    pub fn mosquitto(test: &str) -> Option<Broker> {
+        let Some(exe) = find_tool("mosquitto") else {
+            eprintln!("skip: {test} against mosquitto: mosquitto is not installed on this machine");
+            return None;
+        };
+        let port = free_port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
+                 max_queued_messages 0\nmax_inflight_messages 0\n"
+            ),
+        )
+        .unwrap();
+        let child = Command::new(exe)
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(addr).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "mosquitto did not start on {addr}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(Broker {
+            addr,
+            kind: "mosquitto",
+            child,
+            _dir: dir,
+        })
+    }
+}
+
+/// The path of `name` on PATH (also /usr/sbin, where Debian puts mosquitto).
+pub fn find_tool(name: &str) -> Option<PathBuf> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let found = path
+        .split(':')
+        .chain(["/usr/sbin", "/usr/local/sbin"])
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file());
+    found
 }
 
 impl Drop for Broker {
@@ -203,6 +266,21 @@ impl Agent {
         Agent { child }
     }
 
+    /// Send SIGHUP (reload the config).
+    pub fn sighup(&self) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success());
+    }
+
+    /// True while the process runs.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
     pub fn sigkill(mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
@@ -300,4 +378,23 @@ pub fn check_delivery(got: &Received, next_seq: u64, max_restarts: usize) -> (us
         "seq went backwards {backwards} times, more than the {max_restarts} reconnects"
     );
     (by_seq.len(), dups)
+}
+
+/// `GET /metrics` from the agent's endpoint: the body, or None when it does not answer.
+pub fn scrape(addr: SocketAddr) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    out.split_once("\r\n\r\n").map(|(_, body)| body.to_string())
+}
+
+/// The value of the sample `name` (the whole series name with labels, e.g.
+/// `plantmeter_meter_up{meter="x"}`) in a scrape.
+pub fn metric(body: &str, name: &str) -> Option<f64> {
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
