@@ -266,6 +266,20 @@ impl Agent {
         Agent { child }
     }
 
+    /// Like [`Agent::start`], with the agent's log (stderr) written to `log`.
+    pub fn start_logging_to(config: &Path, clock_speed: f64, log: &Path) -> Agent {
+        let child = Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(config)
+            .args(["--clock-speed", &clock_speed.to_string()])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap();
+        Agent { child }
+    }
+
     /// Send SIGHUP (reload the config).
     pub fn sighup(&self) {
         let pid = self.child.id().to_string();
