@@ -5,14 +5,17 @@
 //! - `S` + id (u32 BE) -> `PointState` (first and last good reading, for continuing intervals across restarts
 //!   and for placing an import before or after what the store holds)
 //! - `C` + id (u32 BE) + chunk number (i64 BE, sign bit flipped so keys sort by time) -> `Chunk`: 8 local
-//!   days x 24 hours, about 3 kB (few values to read for a report, and small enough for sled to keep inline)
+//!   days x 24 hours, about 3.6 kB (few values to read for a report, and small enough for sled to keep inline)
 //! - `Mtz` -> the timezone offset (seconds, i32 LE) the hour grid was built for
+//! - `Mfmt` -> the chunk format (u8, 3); older stores are converted on open, newer ones refused
 
 use std::collections::{BTreeMap, HashMap};
 
 use anyhow::{bail, Context};
-use plantmeter_common::audit::hourly::{Chunk, DayBlock, HourAgg, HourGrid, CHUNK_DAYS};
-use plantmeter_common::audit::intervals::LastReading;
+use plantmeter_common::audit::hourly::{
+    Chunk, DayBlock, HourAgg, HourGrid, CHUNK_DAYS, CHUNK_FORMAT,
+};
+use plantmeter_common::audit::intervals::{Held, LastReading};
 
 /// The sled tree holding the audit's data.
 pub const TREE: &str = "audit";
@@ -26,7 +29,10 @@ pub struct PointState {
     pub last: LastReading,
 }
 
-const STATE_BYTES: usize = 8 + 8 + 8 + 8 + 1;
+/// The state as the first version stored it: no held reading.
+const STATE_V1_BYTES: usize = 8 + 8 + 8 + 8 + 1;
+/// With a held counter drop: flag byte, ts i64, value f64, gap byte.
+const STATE_BYTES: usize = STATE_V1_BYTES + 1 + 8 + 8 + 1;
 
 impl PointState {
     fn encode(&self) -> [u8; STATE_BYTES] {
@@ -36,11 +42,18 @@ impl PointState {
         b[16..24].copy_from_slice(&self.last.ts_ms.to_le_bytes());
         b[24..32].copy_from_slice(&self.last.value.to_le_bytes());
         b[32] = u8::from(self.last.broken);
+        if let Some(h) = self.last.held {
+            b[33] = 1;
+            b[34..42].copy_from_slice(&h.ts_ms.to_le_bytes());
+            b[42..50].copy_from_slice(&h.value.to_le_bytes());
+            b[50] = u8::from(h.gap);
+        }
         b
     }
 
+    /// Decode the current form or the first version's (33 bytes, nothing held).
     fn decode(b: &[u8]) -> Option<PointState> {
-        if b.len() != STATE_BYTES {
+        if b.len() != STATE_BYTES && b.len() != STATE_V1_BYTES {
             return None;
         }
         let f = |i: usize| {
@@ -48,6 +61,11 @@ impl PointState {
             a.copy_from_slice(&b[i..i + 8]);
             a
         };
+        let held = (b.len() == STATE_BYTES && b[33] == 1).then(|| Held {
+            ts_ms: i64::from_le_bytes(f(34)),
+            value: f64::from_le_bytes(f(42)),
+            gap: b[50] != 0,
+        });
         Some(PointState {
             first_ts: i64::from_le_bytes(f(0)),
             first_value: f64::from_le_bytes(f(8)),
@@ -55,6 +73,7 @@ impl PointState {
                 ts_ms: i64::from_le_bytes(f(16)),
                 value: f64::from_le_bytes(f(24)),
                 broken: b[32] != 0,
+                held,
             },
         })
     }
@@ -105,6 +124,7 @@ impl Aggregates {
                 tree.insert(b"Mtz", &tz.to_le_bytes())?;
             }
         }
+        migrate(&tree)?;
         let mut ids = HashMap::new();
         let mut next_id = 0;
         for kv in tree.scan_prefix(b"I") {
@@ -138,11 +158,19 @@ impl Aggregates {
         self.ids.get(name).copied()
     }
 
+    /// The stored state of a point; an unreadable one is an error, not a fresh start (which would lose or
+    /// double-count the interval across it).
     pub fn state(&self, id: u32) -> anyhow::Result<Option<PointState>> {
-        Ok(self
-            .tree
-            .get(state_key(id))?
-            .and_then(|v| PointState::decode(&v)))
+        match self.tree.get(state_key(id))? {
+            None => Ok(None),
+            Some(v) => PointState::decode(&v).map(Some).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "audit store: the last reading of point id {id} is {} bytes, not a state this version reads \
+                     ({STATE_V1_BYTES} or {STATE_BYTES}); was the store written by a newer plantmeter?",
+                    v.len()
+                )
+            }),
+        }
     }
 
     pub fn put_state(batch: &mut sled::Batch, id: u32, s: &PointState) {
@@ -232,6 +260,53 @@ impl Aggregates {
             .context("cannot flush audit aggregates to disk")?;
         Ok(())
     }
+}
+
+/// Key of the audit tree's format (u8): the chunk format its hours are stored in.
+const FORMAT_KEY: &[u8] = b"Mfmt";
+
+/// Bring the audit tree to the current chunk format on open: a tree written by a newer version is refused
+/// with a clear error; one written before the format key existed (format 2: gauge hours as interpolated
+/// integrals) has its chunks rewritten as format 3 in one atomic batch, their values unchanged.
+fn migrate(tree: &sled::Tree) -> anyhow::Result<()> {
+    let stored = tree
+        .get(FORMAT_KEY)?
+        .map(|v| v.first().copied().unwrap_or(0));
+    match stored {
+        Some(f) if f == CHUNK_FORMAT => return Ok(()),
+        Some(f) if f > CHUNK_FORMAT => bail!(
+            "the store's audit aggregates are in format {f}, written by a newer plantmeter; this version reads \
+             formats up to {CHUNK_FORMAT}: run the newer version, or start from an empty store (a new data_dir) and import again"
+        ),
+        _ => {}
+    }
+    let mut batch = sled::Batch::default();
+    let mut n = 0usize;
+    for kv in tree.scan_prefix(b"C") {
+        let (k, v) = kv?;
+        if v.first() == Some(&CHUNK_FORMAT) {
+            continue;
+        }
+        let c = Chunk::decode(&v).with_context(|| {
+            format!(
+                "audit store: converting the hourly aggregates of point id {} to format {CHUNK_FORMAT}",
+                k.get(1..5)
+                    .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+            )
+        })?;
+        batch.insert(k, c.encode());
+        n += 1;
+    }
+    batch.insert(FORMAT_KEY, &[CHUNK_FORMAT][..]);
+    tree.apply_batch(batch)
+        .context("cannot write converted audit aggregates to the store")?;
+    if n > 0 {
+        tracing::info!(
+            chunks = n,
+            "audit store: hourly aggregates converted to format {CHUNK_FORMAT}"
+        );
+    }
+    Ok(())
 }
 
 fn fmt_offset(secs: i32) -> String {

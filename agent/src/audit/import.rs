@@ -350,7 +350,7 @@ pub fn import(
     for ((name, _, id), rows) in points.iter().zip(&parsed.rows) {
         let st = agg.state(*id)?;
         if let (Some(s), Some(first), Some(last)) = (st, rows.first(), rows.last()) {
-            if !(first.ts > s.last.ts_ms || last.ts < s.first_ts) {
+            if !(first.ts > s.last.latest_ts() || last.ts < s.first_ts) {
                 errors.push((
                     first.line,
                     format!(
@@ -361,7 +361,7 @@ pub fn import(
                         format_ts_ms(first.ts),
                         format_ts_ms(last.ts),
                         format_ts_ms(s.first_ts),
-                        format_ts_ms(s.last.ts_ms)
+                        format_ts_ms(s.last.latest_ts())
                     ),
                 ));
             }
@@ -395,7 +395,7 @@ pub fn import(
         summary.points += 1;
         summary.first_ts = summary.first_ts.min(first.ts);
         summary.last_ts = summary.last_ts.max(last.ts);
-        let after = st.filter(|s| first.ts > s.last.ts_ms);
+        let after = st.filter(|s| first.ts > s.last.latest_ts());
         let before = st.filter(|s| last.ts < s.first_ts);
         let mut tracker = Tracker::new(
             point.kind,
@@ -424,6 +424,9 @@ pub fn import(
         if let Some(s) = before {
             // Bridge to the first reading the store already counted from.
             tracker.push(s.first_ts, Some(s.first_value), &grid, &mut add);
+            // A drop onto the store's first reading has no further reading here to decide it (the store counted
+            // on from that reading already): take it as the rollover or replacement it looks like.
+            tracker.commit_held(&grid, &mut add);
         }
         let new_state = match (st, tracker.last, first_good) {
             (Some(s), Some(l), _) if after.is_some() => Some(PointState { last: l, ..*s }),

@@ -9,7 +9,7 @@ use chrono::{Datelike, NaiveDate};
 
 use crate::audit::baseline::{self, Baseline, Method as ModelMethod};
 use crate::audit::grade::grade;
-use crate::audit::hourly::{HourAgg, HourGrid, HOUR_MS, VALID_DAY_HOURS};
+use crate::audit::hourly::{HourAgg, HourGrid, VALID_DAY_HOURS};
 use crate::audit::indicators::{medium_factor, unit_factor};
 use crate::audit::report::*;
 use crate::model::format_ts_ms;
@@ -167,22 +167,46 @@ pub fn compute(
             .map_err(ComputeError::Source)?;
         let mut amount = vec![0.0; n];
         let mut valid = vec![false; n];
-        let (mut rollovers, mut replacements, mut apportioned) = (0u64, 0u64, 0u64);
+        let (mut rollovers, mut replacements, mut apportioned, mut glitches) =
+            (0u64, 0u64, 0u64, 0u64);
         for (i, a) in aggs.iter().enumerate().take(n) {
             amount[i] = match point.kind {
                 PointKind::Counter => a.sum,
-                PointKind::Gauge if a.covered_ms > 0 => {
-                    a.sum * (HOUR_MS as f64 / f64::from(a.covered_ms))
-                }
-                PointKind::Gauge => 0.0,
+                // Mean value x 1 h; NaN marks an hour without data, substituted below.
+                PointKind::Gauge => a.gauge_mean().unwrap_or(f64::NAN),
             };
             valid[i] = a.is_valid();
             let in_periods = in_range(i, base_range) || rep_range.is_some_and(|rr| in_range(i, rr));
             if in_periods {
                 rollovers += u64::from(a.rollovers);
                 replacements += u64::from(a.replacements);
+                glitches += u64::from(a.glitches);
                 apportioned += u64::from(a.apportioned_ms > 0);
             }
+        }
+        if point.kind == PointKind::Gauge {
+            let substituted = substitute_gaps(&mut amount);
+            let k = substituted
+                .iter()
+                .filter(|&&i| {
+                    in_range(i, base_range) || rep_range.is_some_and(|rr| in_range(i, rr))
+                })
+                .count() as u64;
+            if k > 0 {
+                notes.push(format!(
+                    "{}: {k} hours without a reading inside polling gaps were substituted with the mean of the valid \
+                     hourly values before and after the gap (counted as its apportioned hours)",
+                    r.qualified()
+                ));
+            }
+            apportioned += k;
+        }
+        if glitches > 0 {
+            notes.push(format!(
+                "{}: {glitches} single low reading{} discarded as glitches (the next reading continued the old sequence)",
+                r.qualified(),
+                if glitches == 1 { "" } else { "s" }
+            ));
         }
         quality.push(PointQuality {
             point: r.qualified(),
@@ -528,8 +552,9 @@ pub fn conventions() -> Vec<String> {
     vec![
         "counters: a drop is a rollover when the wrapped delta is at most 10 % of the modulus, otherwise a meter replacement whose new meter is taken to start at zero (never negative consumption)".to_string(),
         "a delta across a polling gap or a non-good reading is apportioned linearly over the gap's hours and does not count as covered time".to_string(),
-        "gauges are time-weighted by the trapezoid rule; an hour's value is the mean over its covered time".to_string(),
-        "pollutant load per hour = mean concentration x flow volume of the hour (water mg/L x m3 x 1e-3, flue gas mg/m3 x m3 x 1e-6)".to_string(),
+        "a counter drop is decided at the next good reading: if that reading continues the old sequence (at least the reading before the drop, and less above it than the drop was deep) the low reading was a glitch and is discarded (counted per point), otherwise it is the rollover or replacement it looked like".to_string(),
+        "gauges: an hour's value is the mean of the good readings taken within it (HJ 75 hourly average); a covered hour without a reading takes the linear interpolation between the readings around it; an hour without any reading inside a polling gap is substituted with the mean of the valid hourly values before and after the gap (HJ 75-2017 convention for missing hours), flagged as apportioned hours of the point; hours before a point's first or after its last reading are not substituted".to_string(),
+        "pollutant load per hour = the hour's mean concentration x the hour's flow volume (a flow counter's apportioned advance, or a flow gauge's hourly mean x 1 h); water mg/L x m3 x 1e-3, flue gas mg/m3 x m3 x 1e-6".to_string(),
         format!("valid hour >= 45 min covered; valid day >= {VALID_DAY_HOURS} valid hours; valid week >= {VALID_WEEK_DAYS} valid days; valid month >= 25 valid days (February 23)"),
         "ASHRAE Guideline 14: monthly thresholds (CV(RMSE) 15 %, NMBE 5 %) also apply to daily and weekly models; hourly 30 % and 10 %; p = 2 for regression, 1 for ratio".to_string(),
     ]
@@ -590,6 +615,35 @@ fn window(p: (NaiveDate, NaiveDate), h_start: i64, elapsed_end: i64) -> (usize, 
     let a = (HourGrid::day_of_date(p.0) * 24).clamp(h_start, elapsed_end);
     let b = (HourGrid::day_of_date(p.1) * 24).clamp(h_start, elapsed_end);
     ((a - h_start) as usize, (b - h_start) as usize)
+}
+
+/// Fill each run of NaN hours that has a value on both sides with the mean of those two values (HJ 75-2017:
+/// a missing hour takes the mean of the valid hours before and after the gap); runs at either end become 0
+/// (before a point's first reading or after its last, nothing is known). Returns the substituted indices.
+pub fn substitute_gaps(v: &mut [f64]) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut before: Option<f64> = None;
+    let mut i = 0;
+    while i < v.len() {
+        if !v[i].is_nan() {
+            before = Some(v[i]);
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < v.len() && v[i].is_nan() {
+            i += 1;
+        }
+        let fill = match (before, v.get(i)) {
+            (Some(b), Some(&a)) => {
+                out.extend(start..i);
+                (a + b) / 2.0
+            }
+            _ => 0.0,
+        };
+        v[start..i].fill(fill);
+    }
+    out
 }
 
 fn in_range(i: usize, r: (usize, usize)) -> bool {

@@ -68,11 +68,19 @@ fn epoch_date() -> NaiveDate {
 }
 
 /// What one point did during one local hour.
+///
+/// `sum` holds one of three things, told apart by the point's kind and `samples`:
+/// - counter: the consumption in the hour, in the point's unit (`samples` stays 0);
+/// - gauge with `samples > 0`: the sum of the good samples taken within the hour (the hourly mean is
+///   `sum / samples`, the HJ 75 hourly average);
+/// - gauge with `samples == 0`: the time integral of the value interpolated linearly between the readings
+///   around the hour over its covered time, in the point's unit x hours (kW -> kWh, m3/h -> m3); the hour's
+///   mean is `sum x 1 h / covered`. An hour that gets a sample drops this interpolation (see `merge`).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct HourAgg {
-    /// Counter: consumption in the hour, in the point's unit. Gauge: time integral of the value over the
-    /// covered time, in the point's unit x hours (kW -> kWh, m3/h -> m3).
     pub sum: f64,
+    /// Gauge: good samples taken within the hour.
+    pub samples: u32,
     /// Milliseconds of the hour covered by consecutive good readings (at most one hour).
     pub covered_ms: u32,
     /// Milliseconds of the hour whose counter consumption was apportioned across a polling gap.
@@ -81,18 +89,28 @@ pub struct HourAgg {
     pub rollovers: u16,
     /// Meter replacements (a drop that is not a rollover) detected by a reading in this hour.
     pub replacements: u16,
+    /// Single low counter readings in this hour discarded as glitches (the next reading continued the old
+    /// sequence).
+    pub glitches: u16,
 }
 
-/// Encoded size of one `HourAgg`.
-pub const HOUR_AGG_BYTES: usize = 20;
-/// Encoded size of a `DayBlock`: a format byte and 24 hours.
-pub const DAY_BLOCK_BYTES: usize = 1 + 24 * HOUR_AGG_BYTES;
-const DAY_BLOCK_FORMAT: u8 = 1;
-
 impl HourAgg {
-    /// Add another contribution to the same hour.
+    /// Add another contribution to the same hour. Gauge samples take precedence over interpolation: once an
+    /// hour has a sample, interpolated integrals are not added to its sum (their covered time still is), so the
+    /// result does not depend on the order in which contributions arrive.
     pub fn merge(&mut self, o: &HourAgg) {
-        self.sum += o.sum;
+        match (self.samples > 0, o.samples > 0) {
+            (true, false) => {}
+            (false, true) => {
+                self.sum = o.sum;
+                self.samples = o.samples;
+            }
+            (true, true) => {
+                self.sum += o.sum;
+                self.samples = self.samples.saturating_add(o.samples);
+            }
+            (false, false) => self.sum += o.sum,
+        }
         self.covered_ms = self
             .covered_ms
             .saturating_add(o.covered_ms)
@@ -103,6 +121,7 @@ impl HourAgg {
             .min(HOUR_MS as u32);
         self.rollovers = self.rollovers.saturating_add(o.rollovers);
         self.replacements = self.replacements.saturating_add(o.replacements);
+        self.glitches = self.glitches.saturating_add(o.glitches);
     }
 
     /// True when at least 45 minutes of the hour are covered by good readings.
@@ -115,41 +134,29 @@ impl HourAgg {
         *self == HourAgg::default()
     }
 
-    fn encode_into(&self, out: &mut [u8]) {
-        out[0..8].copy_from_slice(&self.sum.to_le_bytes());
-        out[8..12].copy_from_slice(&self.covered_ms.to_le_bytes());
-        out[12..16].copy_from_slice(&self.apportioned_ms.to_le_bytes());
-        out[16..18].copy_from_slice(&self.rollovers.to_le_bytes());
-        out[18..20].copy_from_slice(&self.replacements.to_le_bytes());
-    }
-
-    fn decode(b: &[u8]) -> HourAgg {
-        let mut f = [0u8; 8];
-        f.copy_from_slice(&b[0..8]);
-        let mut u = [0u8; 4];
-        u.copy_from_slice(&b[8..12]);
-        let covered_ms = u32::from_le_bytes(u);
-        u.copy_from_slice(&b[12..16]);
-        let apportioned_ms = u32::from_le_bytes(u);
-        HourAgg {
-            sum: f64::from_le_bytes(f),
-            covered_ms,
-            apportioned_ms,
-            rollovers: u16::from_le_bytes([b[16], b[17]]),
-            replacements: u16::from_le_bytes([b[18], b[19]]),
+    /// A gauge's mean value over the hour, in the point's unit: the mean of the samples taken within the
+    /// hour, else the interpolated mean over the covered time; None when the hour has neither.
+    pub fn gauge_mean(&self) -> Option<f64> {
+        if self.samples > 0 {
+            Some(self.sum / f64::from(self.samples))
+        } else if self.covered_ms > 0 {
+            Some(self.sum * (HOUR_MS as f64 / f64::from(self.covered_ms)))
+        } else {
+            None
         }
     }
 }
 
-/// The 24 local hours of one point on one local day: the unit of storage (one small fixed value per
-/// point and day keeps a year of 200 points at 73 000 values).
+/// The 24 local hours of one point on one local day (the unit in which hours are gathered before they are
+/// merged into stored chunks).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct DayBlock(pub [HourAgg; 24]);
 
-/// A stored day block that cannot be decoded.
+/// A stored chunk that cannot be decoded.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error(
-    "hourly aggregate block of {len} bytes (format {format}) is not a block this version reads"
+    "hourly aggregate chunk of {len} bytes (format {format}) is not a chunk this version reads (formats 2 and 3); \
+     was the store written by a newer plantmeter?"
 )]
 pub struct BadBlock {
     pub len: usize,
@@ -157,34 +164,6 @@ pub struct BadBlock {
 }
 
 impl DayBlock {
-    /// Fixed binary form: format byte 1, then 24 x (sum f64, covered_ms u32, apportioned_ms u32,
-    /// rollovers u16, replacements u16), little-endian.
-    pub fn encode(&self) -> [u8; DAY_BLOCK_BYTES] {
-        let mut out = [0u8; DAY_BLOCK_BYTES];
-        out[0] = DAY_BLOCK_FORMAT;
-        for (i, h) in self.0.iter().enumerate() {
-            let at = 1 + i * HOUR_AGG_BYTES;
-            h.encode_into(&mut out[at..at + HOUR_AGG_BYTES]);
-        }
-        out
-    }
-
-    pub fn decode(b: &[u8]) -> Result<DayBlock, BadBlock> {
-        let format = b.first().copied().unwrap_or(0);
-        if b.len() != DAY_BLOCK_BYTES || format != DAY_BLOCK_FORMAT {
-            return Err(BadBlock {
-                len: b.len(),
-                format,
-            });
-        }
-        let mut d = DayBlock::default();
-        for (i, h) in d.0.iter_mut().enumerate() {
-            let at = 1 + i * HOUR_AGG_BYTES;
-            *h = HourAgg::decode(&b[at..at + HOUR_AGG_BYTES]);
-        }
-        Ok(d)
-    }
-
     /// Merge another block of the same point and day, hour by hour.
     pub fn merge(&mut self, o: &DayBlock) {
         for (a, b) in self.0.iter_mut().zip(o.0.iter()) {
@@ -193,13 +172,18 @@ impl DayBlock {
     }
 }
 
-/// Local days per stored chunk: 8 days of one point are one sled value of about 3 kB, small enough that a
-/// sled leaf of 16 values stays inline, large enough that a year of a point is 46 values.
+/// Local days per stored chunk: 8 days of one point are one sled value of about 3.6 kB, small enough that a
+/// sled leaf stays small, large enough that a year of a point is 46 values.
 pub const CHUNK_DAYS: i64 = 8;
-const CHUNK_FORMAT: u8 = 2;
-const CHUNK_HOUR_BYTES: usize = 16;
-/// Encoded size of a chunk: a format byte and `CHUNK_DAYS` x 24 hours of 16 bytes.
+/// The chunk format this version writes.
+pub const CHUNK_FORMAT: u8 = 3;
+const CHUNK_HOUR_BYTES: usize = 19;
+/// Encoded size of a chunk: a format byte and `CHUNK_DAYS` x 24 hours of 19 bytes.
 pub const CHUNK_BYTES: usize = 1 + CHUNK_DAYS as usize * 24 * CHUNK_HOUR_BYTES;
+/// The previous format (before gauge samples and glitches): 16 bytes per hour, gauge sums are integrals.
+const CHUNK_FORMAT_2: u8 = 2;
+const CHUNK2_HOUR_BYTES: usize = 16;
+const CHUNK2_BYTES: usize = 1 + CHUNK_DAYS as usize * 24 * CHUNK2_HOUR_BYTES;
 
 /// `CHUNK_DAYS` consecutive local days of one point, starting at a day number divisible by `CHUNK_DAYS`.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -214,41 +198,66 @@ impl Chunk {
         )
     }
 
-    /// Compact binary form: format byte 2, then per hour (sum f64, covered_ms u32, apportioned seconds u16
-    /// rounded up, rollovers u8, replacements u8; counts saturate), little-endian.
+    /// Compact binary form: format byte 3, then per hour (sum f64, covered_ms u32, apportioned seconds u16
+    /// rounded up, samples u16, rollovers u8, replacements u8, glitches u8), little-endian. Counts saturate;
+    /// more than 65 535 samples are scaled down to 65 535 keeping their mean.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(CHUNK_BYTES);
         out.push(CHUNK_FORMAT);
         for h in self.0.iter().flat_map(|d| d.0.iter()) {
-            out.extend_from_slice(&h.sum.to_le_bytes());
+            let (sum, samples) = if h.samples > u32::from(u16::MAX) {
+                (h.sum / f64::from(h.samples) * f64::from(u16::MAX), u16::MAX)
+            } else {
+                (h.sum, h.samples as u16)
+            };
+            out.extend_from_slice(&sum.to_le_bytes());
             out.extend_from_slice(&h.covered_ms.to_le_bytes());
             let app = h.apportioned_ms.div_ceil(1000).min(u32::from(u16::MAX)) as u16;
             out.extend_from_slice(&app.to_le_bytes());
+            out.extend_from_slice(&samples.to_le_bytes());
             out.push(h.rollovers.min(255) as u8);
             out.push(h.replacements.min(255) as u8);
+            out.push(h.glitches.min(255) as u8);
         }
         out
     }
 
+    /// Decode format 3, or format 2 (written before gauge samples: its gauge hours read as interpolated
+    /// integrals, exactly as they were computed then; it is rewritten as format 3 when next merged).
     pub fn decode(b: &[u8]) -> Result<Chunk, BadBlock> {
         let format = b.first().copied().unwrap_or(0);
-        if b.len() != CHUNK_BYTES || format != CHUNK_FORMAT {
-            return Err(BadBlock {
-                len: b.len(),
-                format,
-            });
-        }
+        let bad = || BadBlock {
+            len: b.len(),
+            format,
+        };
+        let hour_bytes = match (format, b.len()) {
+            (CHUNK_FORMAT, CHUNK_BYTES) => CHUNK_HOUR_BYTES,
+            (CHUNK_FORMAT_2, CHUNK2_BYTES) => CHUNK2_HOUR_BYTES,
+            _ => return Err(bad()),
+        };
         let mut c = Chunk::default();
         for (i, h) in c.0.iter_mut().flat_map(|d| d.0.iter_mut()).enumerate() {
-            let x = &b[1 + i * CHUNK_HOUR_BYTES..1 + (i + 1) * CHUNK_HOUR_BYTES];
+            let x = &b[1 + i * hour_bytes..1 + (i + 1) * hour_bytes];
             let mut f = [0u8; 8];
             f.copy_from_slice(&x[0..8]);
+            let (samples, rollovers, replacements, glitches) = if format == CHUNK_FORMAT {
+                (
+                    u32::from(u16::from_le_bytes([x[14], x[15]])),
+                    x[16],
+                    x[17],
+                    x[18],
+                )
+            } else {
+                (0, x[14], x[15], 0)
+            };
             *h = HourAgg {
                 sum: f64::from_le_bytes(f),
+                samples,
                 covered_ms: u32::from_le_bytes([x[8], x[9], x[10], x[11]]),
                 apportioned_ms: u32::from(u16::from_le_bytes([x[12], x[13]])) * 1000,
-                rollovers: u16::from(x[14]),
-                replacements: u16::from(x[15]),
+                rollovers: u16::from(rollovers),
+                replacements: u16::from(replacements),
+                glitches: u16::from(glitches),
             };
         }
         Ok(c)
@@ -287,7 +296,7 @@ mod tests {
     }
 
     #[test]
-    fn day_block_round_trips_and_rejects_garbage() {
+    fn day_block_merges_hour_by_hour() {
         let mut d = DayBlock::default();
         d.0[3] = HourAgg {
             sum: 12.5,
@@ -295,10 +304,8 @@ mod tests {
             apportioned_ms: 10,
             rollovers: 1,
             replacements: 2,
+            ..HourAgg::default()
         };
-        let b = d.encode();
-        assert_eq!(DayBlock::decode(&b).unwrap(), d);
-        assert!(DayBlock::decode(&b[..100]).is_err());
         let mut m = d;
         m.merge(&d);
         assert_eq!(m.0[3].sum, 25.0);
@@ -307,19 +314,84 @@ mod tests {
     }
 
     #[test]
+    fn samples_take_precedence_over_interpolation_in_any_order() {
+        let integral = HourAgg {
+            sum: 50.0,
+            covered_ms: 1_800_000,
+            ..HourAgg::default()
+        };
+        let sample = |v: f64| HourAgg {
+            sum: v,
+            samples: 1,
+            ..HourAgg::default()
+        };
+        let mut a = integral;
+        a.merge(&sample(120.0));
+        a.merge(&integral);
+        a.merge(&sample(100.0));
+        let mut b = sample(100.0);
+        b.merge(&integral);
+        b.merge(&sample(120.0));
+        b.merge(&integral);
+        assert_eq!(a, b);
+        assert_eq!(a.gauge_mean(), Some(110.0));
+        assert_eq!(a.covered_ms, 3_600_000);
+        // Without a sample: the interpolated mean over the covered time.
+        assert_eq!(integral.gauge_mean(), Some(100.0));
+        assert_eq!(HourAgg::default().gauge_mean(), None);
+    }
+
+    #[test]
     fn chunk_round_trips_and_places_days() {
         let mut c = Chunk::default();
         c.0[7].0[23] = HourAgg {
             sum: -0.125,
+            samples: 7,
             covered_ms: 3_599_999,
             apportioned_ms: 3_600_000,
             rollovers: 3,
             replacements: 1,
+            glitches: 2,
         };
         assert_eq!(Chunk::decode(&c.encode()).unwrap(), c);
         assert_eq!(c.encode().len(), CHUNK_BYTES);
-        assert!(Chunk::decode(&[2, 0, 0]).is_err());
+        assert!(Chunk::decode(&[3, 0, 0]).is_err());
         assert_eq!(Chunk::locate(17), (2, 1));
         assert_eq!(Chunk::locate(-1), (-1, 7));
+        // Very many samples keep their mean.
+        c.0[0].0[0] = HourAgg {
+            sum: 2.5 * 100_000.0,
+            samples: 100_000,
+            ..HourAgg::default()
+        };
+        let back = Chunk::decode(&c.encode()).unwrap();
+        assert_eq!(back.0[0].0[0].samples, 65_535);
+        assert!((back.0[0].0[0].gauge_mean().unwrap() - 2.5).abs() < 1e-12);
+    }
+
+    /// A chunk written by the previous version (format 2, 16 bytes per hour) reads as it did then.
+    #[test]
+    fn format_2_chunks_still_read() {
+        let mut b = vec![2u8];
+        for i in 0..(CHUNK_DAYS as usize * 24) {
+            let sum = if i == 5 { 50.0f64 } else { 0.0 };
+            let covered: u32 = if i == 5 { 1_800_000 } else { 0 };
+            b.extend_from_slice(&sum.to_le_bytes());
+            b.extend_from_slice(&covered.to_le_bytes());
+            b.extend_from_slice(&(if i == 6 { 3600u16 } else { 0 }).to_le_bytes());
+            b.push(u8::from(i == 7));
+            b.push(u8::from(i == 8));
+        }
+        let c = Chunk::decode(&b).unwrap();
+        let h = &c.0[0].0;
+        assert_eq!(h[5].gauge_mean(), Some(100.0));
+        assert_eq!(h[6].apportioned_ms, 3_600_000);
+        assert_eq!((h[7].rollovers, h[8].replacements), (1, 1));
+        // A format this version does not know is an error, not garbage.
+        let mut future = c.encode();
+        future[0] = 4;
+        let e = Chunk::decode(&future).unwrap_err();
+        assert_eq!(e.format, 4);
+        assert!(e.to_string().contains("newer plantmeter"), "{e}");
     }
 }

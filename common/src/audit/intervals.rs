@@ -6,10 +6,17 @@
 //!   otherwise it is a **meter replacement**: the new meter is taken to have started at zero, so the interval's
 //!   consumption is the new reading itself (never negative, never lost). A drop of at most one millionth of the
 //!   reading is float jitter: nothing is counted and the higher reading is kept.
+//! - A drop is not decided at once: it is **held** until the next good reading. If that reading continues the
+//!   old sequence (see [`is_glitch`]), the low reading was a **glitch** (a bad value the meter flagged good): it
+//!   is discarded and counted as such, and the consumption runs from the reading before it. Otherwise the drop
+//!   is the rollover or replacement it looked like. The held reading is part of the persisted state.
 //! - Every interval's consumption is spread linearly over its time into local hours. An interval longer than
 //!   the gap threshold, or following a non-good reading, is a **gap**: its consumption is still counted
 //!   (apportioned and flagged) but its time is not covered, so it lowers data completeness.
-//! - Gauges are integrated with the trapezoid rule between consecutive good readings; a gap contributes nothing.
+//! - Gauges: every good reading is a **sample** of the hour it was taken in; an hour's value is the mean of its
+//!   samples (HJ 75). Between consecutive good readings that are not a gap the value is also interpolated
+//!   linearly (trapezoid rule), which gives the covered time and the value of a covered hour without a sample.
+//!   A gap contributes nothing: the report substitutes hours without data.
 
 use crate::audit::hourly::{HourAgg, HourGrid, HOUR_MS};
 use crate::types::PointKind;
@@ -48,6 +55,17 @@ pub fn counter_delta(prev: f64, cur: f64, modulus: Option<f64>) -> (f64, Counter
     (cur.max(0.0), CounterEvent::Replacement)
 }
 
+/// A counter drop held until the next good reading decides whether it was a glitch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Held {
+    /// UTC milliseconds of the low reading.
+    pub ts_ms: i64,
+    /// The low reading.
+    pub value: f64,
+    /// The interval from the last reading to the low one was a gap.
+    pub gap: bool,
+}
+
 /// The last good reading of a point, persisted so that intervals continue across restarts.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LastReading {
@@ -55,8 +73,34 @@ pub struct LastReading {
     pub ts_ms: i64,
     /// The value as read (counters: the totalizer).
     pub value: f64,
-    /// A non-good reading came after it: the next interval is a gap.
+    /// A non-good reading came after the latest reading (`held` if any): the next interval is a gap.
     pub broken: bool,
+    /// A counter drop after `value` waiting for the next reading (glitch or rollover/replacement).
+    pub held: Option<Held>,
+}
+
+impl LastReading {
+    /// A reading with nothing held.
+    pub fn new(ts_ms: i64, value: f64) -> LastReading {
+        LastReading {
+            ts_ms,
+            value,
+            broken: false,
+            held: None,
+        }
+    }
+
+    /// UTC ms of the latest good reading seen (the held one if any).
+    pub fn latest_ts(&self) -> i64 {
+        self.held.map_or(self.ts_ms, |h| h.ts_ms)
+    }
+}
+
+/// True when `next` shows that the low reading `low` after `prev` was a glitch: it continues the old sequence
+/// (at least `prev`) and advanced less past `prev` than the drop was deep, where a new meter starting at
+/// `low` would have had to count more than the whole drop in one interval.
+pub fn is_glitch(prev: f64, low: f64, next: f64) -> bool {
+    next >= prev && next - prev <= prev - low
 }
 
 /// What `Tracker::push` did with a reading.
@@ -66,6 +110,10 @@ pub enum Pushed {
     First,
     /// An interval was counted.
     Interval { gap: bool, event: CounterEvent },
+    /// A counter dropped: the decision (glitch, rollover, replacement) waits for the next good reading.
+    Held,
+    /// The held low reading was a glitch: discarded, and the interval from the reading before it counted.
+    Glitch { gap: bool },
     /// A non-good reading: coverage breaks here.
     NotGood,
     /// Not after the last reading (duplicate or out of order): ignored.
@@ -107,67 +155,117 @@ impl Tracker {
         grid: &HourGrid,
         out: &mut impl FnMut(i64, HourAgg),
     ) -> Pushed {
+        let value = value.filter(|v| v.is_finite());
         let Some(last) = self.last.as_mut() else {
-            return match value.filter(|v| v.is_finite()) {
+            return match value {
                 Some(v) => {
-                    self.last = Some(LastReading {
-                        ts_ms,
-                        value: v,
-                        broken: false,
-                    });
+                    self.last = Some(LastReading::new(ts_ms, v));
+                    if self.kind == PointKind::Gauge {
+                        out(grid.hour_index(ts_ms), sample(v));
+                    }
                     Pushed::First
                 }
                 None => Pushed::NotGood,
             };
         };
-        if ts_ms <= last.ts_ms {
+        if ts_ms <= last.latest_ts() {
             return Pushed::Stale;
         }
-        let Some(v) = value.filter(|v| v.is_finite()) else {
+        let Some(v) = value else {
             last.broken = true;
             return Pushed::NotGood;
         };
-        let t0 = last.ts_ms;
-        let gap = last.broken || ts_ms - t0 > self.gap_ms;
-        let prev = last.value;
-        let mut event = CounterEvent::Normal;
+        let gap = last.broken || ts_ms - last.latest_ts() > self.gap_ms;
+        let (t0, prev) = (last.ts_ms, last.value);
         match self.kind {
-            PointKind::Counter => {
-                let (delta, ev) = counter_delta(prev, v, self.modulus);
-                event = ev;
-                spread(grid, t0, ts_ms, delta, gap, out);
-                if ev != CounterEvent::Normal {
-                    let mut e = HourAgg::default();
-                    match ev {
-                        CounterEvent::Rollover => e.rollovers = 1,
-                        _ => e.replacements = 1,
+            PointKind::Counter => match last.held {
+                None => {
+                    let (delta, ev) = counter_delta(prev, v, self.modulus);
+                    if ev != CounterEvent::Normal {
+                        last.held = Some(Held {
+                            ts_ms,
+                            value: v,
+                            gap,
+                        });
+                        last.broken = false;
+                        return Pushed::Held;
                     }
-                    out(grid.hour_index(ts_ms - 1), e);
+                    spread(grid, t0, ts_ms, delta, gap, out);
+                    // Jitter keeps the higher reading so that it is not counted twice.
+                    *last = LastReading::new(ts_ms, v.max(prev));
+                    Pushed::Interval {
+                        gap,
+                        event: CounterEvent::Normal,
+                    }
                 }
-                // Jitter keeps the higher reading so that it is not counted twice.
-                let keep = if ev == CounterEvent::Normal && v < prev {
-                    prev
-                } else {
-                    v
-                };
-                *last = LastReading {
-                    ts_ms,
-                    value: keep,
-                    broken: false,
-                };
-            }
+                Some(h) if is_glitch(prev, h.value, v) => {
+                    let gap = gap || h.gap;
+                    spread(grid, t0, ts_ms, v - prev, gap, out);
+                    out(
+                        grid.hour_index(h.ts_ms),
+                        HourAgg {
+                            glitches: 1,
+                            ..HourAgg::default()
+                        },
+                    );
+                    *last = LastReading::new(ts_ms, v);
+                    Pushed::Glitch { gap }
+                }
+                Some(_) => {
+                    // A real drop: count it, then this reading from the low one.
+                    let broken = last.broken;
+                    self.commit_held(grid, out);
+                    if let Some(l) = self.last.as_mut() {
+                        l.broken = broken;
+                    }
+                    self.push(ts_ms, Some(v), grid, out)
+                }
+            },
             PointKind::Gauge => {
                 if !gap {
                     trapezoid(grid, t0, ts_ms, prev, v, out);
                 }
-                *last = LastReading {
-                    ts_ms,
-                    value: v,
-                    broken: false,
-                };
+                out(grid.hour_index(ts_ms), sample(v));
+                *last = LastReading::new(ts_ms, v);
+                Pushed::Interval {
+                    gap,
+                    event: CounterEvent::Normal,
+                }
             }
         }
-        Pushed::Interval { gap, event }
+    }
+
+    /// Decide a held counter drop now, as the rollover or replacement it looks like (used where no further
+    /// reading will come to decide it, e.g. bridging an import to the store's first reading). Returns the
+    /// event, or None when nothing was held.
+    pub fn commit_held(
+        &mut self,
+        grid: &HourGrid,
+        out: &mut impl FnMut(i64, HourAgg),
+    ) -> Option<CounterEvent> {
+        let last = self.last.as_mut()?;
+        let h = last.held?;
+        let (delta, ev) = counter_delta(last.value, h.value, self.modulus);
+        spread(grid, last.ts_ms, h.ts_ms, delta, h.gap, out);
+        let mut e = HourAgg::default();
+        match ev {
+            CounterEvent::Rollover => e.rollovers = 1,
+            CounterEvent::Replacement => e.replacements = 1,
+            CounterEvent::Normal => {}
+        }
+        if !e.is_empty() {
+            out(grid.hour_index(h.ts_ms - 1), e);
+        }
+        *last = LastReading::new(h.ts_ms, h.value);
+        Some(ev)
+    }
+}
+
+fn sample(v: f64) -> HourAgg {
+    HourAgg {
+        sum: v,
+        samples: 1,
+        ..HourAgg::default()
     }
 }
 
@@ -210,8 +308,7 @@ fn piece(amount: f64, len_ms: u32, gap: bool) -> HourAgg {
         sum: amount,
         covered_ms: if gap { 0 } else { len_ms },
         apportioned_ms: if gap { len_ms } else { 0 },
-        rollovers: 0,
-        replacements: 0,
+        ..HourAgg::default()
     }
 }
 
@@ -271,7 +368,15 @@ mod tests {
         assert!((d - 25.50).abs() < 1e-9);
         assert_eq!(ev, CounterEvent::Rollover);
         let mut t = Tracker::new(PointKind::Counter, Some(1_000_000.0), 20_000);
-        let m = run(&mut t, &[(0, Some(999_990.0)), (5_000, Some(15.5))]);
+        // The drop is decided by the next reading, which continues from 15.50.
+        let m = run(
+            &mut t,
+            &[
+                (0, Some(999_990.0)),
+                (5_000, Some(15.5)),
+                (10_000, Some(15.5)),
+            ],
+        );
         assert!((m[&0].sum - 25.5).abs() < 1e-9);
         assert_eq!(m[&0].rollovers, 1);
     }
@@ -344,13 +449,116 @@ mod tests {
     }
 
     #[test]
-    fn gauge_is_time_weighted_by_trapezoid() {
+    fn gauge_hours_are_sample_means_and_interpolated_without_a_sample() {
         let mut t = Tracker::new(PointKind::Gauge, None, 2 * HOUR_MS);
-        // 100 kW at 00:00 rising to 200 kW at 02:00 -> 125 kWh then 175 kWh.
+        // 100 kW at 00:00 rising to 200 kW at 02:00: hour 0 has its sample (100), hour 1 none, so its
+        // value is interpolated (trapezoid: 175 kWh over the full hour).
         let m = run(&mut t, &[(0, Some(100.0)), (2 * HOUR_MS, Some(200.0))]);
-        assert!((m[&0].sum - 125.0).abs() < 1e-9);
-        assert!((m[&1].sum - 175.0).abs() < 1e-9);
+        assert_eq!(m[&0].gauge_mean(), Some(100.0));
         assert_eq!(m[&0].covered_ms, HOUR_MS as u32);
+        assert_eq!(m[&1].samples, 0);
+        assert!((m[&1].gauge_mean().unwrap() - 175.0).abs() < 1e-9);
+        assert_eq!(m[&2].gauge_mean(), Some(200.0));
+    }
+
+    /// The simulator's (and many real) signals step at the hour: hourly polls a few minutes late must give
+    /// each hour its own level, not a mix of two hours' levels as the trapezoid rule would.
+    #[test]
+    fn hourly_samples_give_each_hour_its_own_level() {
+        let mut t = Tracker::new(PointKind::Gauge, None, 2 * HOUR_MS + 1000);
+        let levels = [50.0, 50.0, 120.0, 120.0, 50.0];
+        let r: Vec<(i64, Option<f64>)> = levels
+            .iter()
+            .enumerate()
+            .map(|(h, &c)| (h as i64 * HOUR_MS + 7 * 60_000, Some(c)))
+            .collect();
+        let m = run(&mut t, &r);
+        for (h, &c) in levels.iter().enumerate() {
+            assert_eq!(m[&(h as i64)].gauge_mean(), Some(c), "hour {h}");
+        }
+    }
+
+    #[test]
+    fn a_gauge_gap_covers_nothing_but_keeps_its_samples() {
+        let mut t = Tracker::new(PointKind::Gauge, None, 2 * HOUR_MS);
+        let m = run(
+            &mut t,
+            &[(0, Some(10.0)), (5 * HOUR_MS + 60_000, Some(30.0))],
+        );
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[&5].gauge_mean(), Some(30.0));
+        assert_eq!(m[&5].covered_ms, 0);
+    }
+
+    #[test]
+    fn a_single_low_reading_is_a_glitch_not_a_replacement() {
+        let mut t = Tracker::new(PointKind::Counter, None, 20_000);
+        let g = HourGrid::utc();
+        let mut m: BTreeMap<i64, HourAgg> = BTreeMap::new();
+        let mut push = |t: &mut Tracker, ts: i64, v: f64| {
+            t.push(ts, Some(v), &g, &mut |h, a| {
+                m.entry(h).or_default().merge(&a)
+            })
+        };
+        assert_eq!(push(&mut t, 0, 1_000.0), Pushed::First);
+        assert_eq!(push(&mut t, 5_000, 0.0), Pushed::Held);
+        // The held state is what a restart persists.
+        assert_eq!(t.last.unwrap().held.unwrap().value, 0.0);
+        assert_eq!(t.last.unwrap().latest_ts(), 5_000);
+        assert_eq!(push(&mut t, 10_000, 1_002.0), Pushed::Glitch { gap: false });
+        assert_eq!(
+            push(&mut t, 15_000, 1_003.0),
+            Pushed::Interval {
+                gap: false,
+                event: CounterEvent::Normal
+            }
+        );
+        assert!((m[&0].sum - 3.0).abs() < 1e-9);
+        assert_eq!((m[&0].glitches, m[&0].replacements), (1, 0));
+        assert_eq!(m[&0].covered_ms, 15_000);
+    }
+
+    #[test]
+    fn a_drop_confirmed_by_the_next_reading_is_a_replacement() {
+        let mut t = Tracker::new(PointKind::Counter, None, 20_000);
+        let m = run(
+            &mut t,
+            &[(0, Some(1_000.0)), (5_000, Some(2.0)), (10_000, Some(5.0))],
+        );
+        // The new meter's 2 since zero, then 3 more.
+        assert!((m[&0].sum - 5.0).abs() < 1e-9);
+        assert_eq!((m[&0].glitches, m[&0].replacements), (0, 1));
+    }
+
+    #[test]
+    fn a_held_drop_survives_a_bad_reading_and_is_decided_at_the_next_good_one() {
+        let mut t = Tracker::new(PointKind::Counter, Some(1_000_000.0), 20_000);
+        let m = run(
+            &mut t,
+            &[
+                (0, Some(999_990.0)),
+                (5_000, Some(15.5)),
+                (10_000, None),
+                (15_000, Some(20.0)),
+            ],
+        );
+        assert!((m[&0].sum - 30.0).abs() < 1e-9);
+        assert_eq!(m[&0].rollovers, 1);
+        // 0..5 s covered; 5..15 s follows the bad reading: apportioned.
+        assert_eq!((m[&0].covered_ms, m[&0].apportioned_ms), (5_000, 10_000));
+    }
+
+    #[test]
+    fn commit_held_decides_a_drop_without_a_next_reading() {
+        let mut t = Tracker::new(PointKind::Counter, None, 20_000);
+        let mut m = run(&mut t, &[(0, Some(1_000.0)), (5_000, Some(4.0))]);
+        assert!(m.is_empty());
+        let g = HourGrid::utc();
+        let ev = t.commit_held(&g, &mut |h, a| m.entry(h).or_default().merge(&a));
+        assert_eq!(ev, Some(CounterEvent::Replacement));
+        assert!((m[&0].sum - 4.0).abs() < 1e-9);
+        assert_eq!(t.last, Some(LastReading::new(5_000, 4.0)));
+        assert_eq!(t.commit_held(&g, &mut |_, _| {}), None);
     }
 
     #[test]
