@@ -437,3 +437,73 @@ fn report_as_of_now_counts_only_completed_hours_and_override_moves_the_reporting
     ));
     assert_eq!(r2.series.daily.len(), 59 + 11);
 }
+
+/// Concentration and flow stepping together at the hour (line start/stop), polled hourly 7 minutes late, with
+/// a 4-hour analyser outage: each hour's load is its own concentration x flow, and the outage hours take the
+/// mean of the valid hours around them (HJ 75), flagged as apportioned hours of the analyser.
+#[test]
+fn pollutant_loads_follow_hourly_steps_and_substitute_an_outage() {
+    let tz = FixedOffset::east_opt(8 * 3600).unwrap();
+    let grid = HourGrid::new(tz);
+    let mut m = Mem {
+        grid: Some(grid),
+        ..Mem::default()
+    };
+    let h0 = HourGrid::day_of_date(d("2025-01-01")) * 24;
+    let level = |h: i64| {
+        if (8..16).contains(&h.rem_euclid(24)) {
+            (40.0, 300.0)
+        } else {
+            (20.0, 50.0)
+        }
+    };
+    let outage = 30..34;
+    let hours = 48;
+    let mut expected = 0.0;
+    for h in 0..hours {
+        let ts = grid.hour_start(h0 + h) + 7 * 60_000;
+        let (c, q) = level(h);
+        let lost = outage.contains(&h);
+        m.push("outfall.cod", PointKind::Gauge, ts, (!lost).then_some(c));
+        m.push("outfall.flow", PointKind::Gauge, ts, Some(q));
+        m.push("packer.output", PointKind::Counter, ts, Some(h as f64));
+        // The substituted concentration: the mean of hour 29 (idle, 20) and hour 34 (running, 40).
+        let c_used = if lost { 30.0 } else { c };
+        expected += c_used * q * 1e-3;
+    }
+    let p = plan(Granularity::Day);
+    let req = ReportRequest {
+        now_ms: now(),
+        period_override: None,
+    };
+    let r = compute(&p, &req, &mut m).unwrap();
+    let cod = &r.indicators.iter().find(|(k, _)| k == "COD").unwrap().1;
+    assert!(
+        close(cod.baseline.total, expected, 1e-12),
+        "{} vs {expected}",
+        cod.baseline.total
+    );
+    let q = r
+        .method
+        .points
+        .iter()
+        .find(|q| q.point == "outfall.cod")
+        .unwrap();
+    assert_eq!(q.apportioned_hours, 4);
+    assert!(
+        r.method
+            .notes
+            .iter()
+            .any(|n| n.starts_with("outfall.cod: 4 hours without a reading")),
+        "{:?}",
+        r.method.notes
+    );
+    // Hours after the last reading are not invented.
+    let flow = r
+        .method
+        .points
+        .iter()
+        .find(|q| q.point == "outfall.flow")
+        .unwrap();
+    assert_eq!(flow.apportioned_hours, 0);
+}

@@ -410,6 +410,70 @@ production = {{ point = "packer.output", unit = "t" }}
         assert_eq!(back.gateway, "gw-01");
     }
 
+    /// A single good-quality 0 from the energy meter just before a restart: held in the persisted state, and
+    /// after the restart the next reading shows it was a glitch, so nothing is counted twice.
+    #[test]
+    fn a_glitch_just_before_a_restart_is_not_a_replacement() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = plan(dir.path());
+        let t0 = plantmeter_common::model::parse_ts_ms("2026-01-01T00:00:00+08:00").unwrap();
+        let feed = |e: &mut AuditEngine, range: std::ops::Range<i64>| {
+            for i in range {
+                let ts = t0 + i * 60_000;
+                let energy = if i == 700 {
+                    0.0
+                } else {
+                    5_000.0 + 100.0 * i as f64 / 60.0
+                };
+                e.ingest(&msg(i as u64, ts, "power", &[("energy", Some(energy))]))
+                    .unwrap();
+                e.ingest(&msg(
+                    i as u64,
+                    ts,
+                    "packer",
+                    &[("output", Some(2.0 * i as f64 / 60.0))],
+                ))
+                .unwrap();
+            }
+        };
+        {
+            let db = crate::store::open_db(&dir.path().join("store")).unwrap();
+            let mut e = AuditEngine::open(&db, &plan).unwrap();
+            feed(&mut e, 0..701);
+            e.flush().unwrap();
+        }
+        let db = crate::store::open_db(&dir.path().join("store")).unwrap();
+        let mut e = AuditEngine::open(&db, &plan).unwrap();
+        feed(&mut e, 701..2 * 24 * 60 + 1);
+        let r = e.report(t0 + 3 * 86_400_000).unwrap();
+        let el = &r
+            .indicators
+            .iter()
+            .find(|(k, _)| k == "electricity")
+            .unwrap()
+            .1;
+        assert!(
+            (el.baseline.total - 4_800.0).abs() < 1e-6,
+            "{}",
+            el.baseline.total
+        );
+        let q = r
+            .method
+            .points
+            .iter()
+            .find(|p| p.point == "power.energy")
+            .unwrap();
+        assert_eq!((q.replacements, q.apportioned_hours), (0, 0));
+        assert!(
+            r.method
+                .notes
+                .iter()
+                .any(|n| n.starts_with("power.energy: 1 single low reading discarded as glitch")),
+            "{:?}",
+            r.method.notes
+        );
+    }
+
     #[test]
     fn without_an_audit_section_the_engine_is_inert() {
         let dir = tempfile::tempdir().unwrap();
