@@ -187,10 +187,10 @@ struct Publisher {
 impl Publisher {
     /// Hand the client whatever may go now. Never blocks.
     fn pump(&mut self) -> anyhow::Result<()> {
-        // Deletes are batched (fewer lock round trips); a crash before them only means duplicates.
-        if self.acked.len() >= ACK_BATCH
-            || (!self.acked.is_empty() && self.outbox.unacked() < ACK_BATCH)
-        {
+        // Deletes are batched (fewer lock round trips): a full batch, or whatever is acknowledged
+        // once nothing is in flight (the end of a round of polls, a disconnect). A crash before
+        // them only means duplicates.
+        if self.acked.len() >= ACK_BATCH || (!self.acked.is_empty() && self.outbox.unacked() == 0) {
             self.store.remove_acked(&self.acked)?;
             let mut st = self.shared.lock();
             st.acked += self.acked.len() as u64;
