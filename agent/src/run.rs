@@ -3,6 +3,13 @@
 //! Readings flow one way: pollers (one task per serial bus, one per TCP meter) -> store writer (a
 //! thread: numbers, batches, fsyncs) -> publisher (MQTT task). Acknowledgements flow back and
 //! delete. A status task writes `data_dir/status.json` for `plantmeter status`.
+//!
+//! Signals: SIGTERM/SIGINT stop polling, let the writer flush, wait for outstanding acks, publish
+//! the retained offline status and exit 0. SIGHUP reads the config again: with errors (or a changed
+//! `gateway.data_dir`, or unreadable credentials) they are logged and the agent runs on unchanged;
+//! otherwise pollers and publisher stop cleanly (the poll in progress is stored, in-flight
+//! messages acknowledged or resent later) and restart with the new plan on the same open store,
+//! so nothing buffered is lost and seq continues. `[metrics] listen` keeps its address until a restart.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -596,7 +603,7 @@ async fn run_agent(plan: Arc<Plan>, clock: Clock, config_path: PathBuf) -> anyho
                     let new = match reload_plan(&config_path, &plan, started_ms) {
                         Ok(new) => Arc::new(new),
                         Err(errors) => {
-                            tracing::error!("SIGHUP: the config has errors; running on with the previous one");
+                            tracing::error!("SIGHUP: the config cannot be applied; running on with the previous one");
                             for line in errors.lines() {
                                 tracing::error!("{line}");
                             }
@@ -655,4 +662,66 @@ async fn run_agent(plan: Arc<Plan>, clock: Clock, config_path: PathBuf) -> anyho
 fn flatten(r: Result<anyhow::Result<()>, tokio::task::JoinError>) -> anyhow::Result<()> {
     r.map_err(|e| anyhow::anyhow!("the publisher task failed: {e}"))
         .and_then(|r| r)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn config(data_dir: &std::path::Path, meters: &[&str]) -> String {
+        let mut s = format!(
+            "[gateway]\nid = \"gw-01\"\nsite = \"plant-a\"\ndata_dir = \"{}\"\n\n\
+             [mqtt]\nurl = \"mqtt://127.0.0.1:1883\"\n\n\
+             [[bus]]\nname = \"b\"\ntransport = \"tcp\"\naddress = \"127.0.0.1:5020\"\n\n",
+            data_dir.display()
+        );
+        for m in meters {
+            s += &format!(
+                "[[meter]]\nname = \"{m}\"\nbus = \"b\"\nunit_id = 1\npoll_interval_s = 1\n\n\
+                 [[meter.point]]\nname = \"p\"\nregister = \"holding\"\naddress = 0\ntype = \"u16\"\nunit = \"kW\"\nkind = \"gauge\"\n\n"
+            );
+        }
+        s
+    }
+
+    #[test]
+    fn reload_refuses_a_moved_store_and_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        std::fs::write(&path, config(&dir.path().join("data"), &["a"])).unwrap();
+        let old = plantmeter_common::config::load(&path).unwrap();
+        std::fs::write(&path, config(&dir.path().join("data"), &["a", "b"])).unwrap();
+        let new = reload_plan(&path, &old, 0).unwrap();
+        assert_eq!(new.meters().count(), 2);
+        std::fs::write(&path, config(&dir.path().join("elsewhere"), &["a"])).unwrap();
+        let err = reload_plan(&path, &old, 0).unwrap_err();
+        assert!(
+            err.contains("agent.toml") && err.contains("data_dir"),
+            "{err}"
+        );
+        std::fs::write(&path, "[gateway]\nid = \"gw-01\"\nbogus = 1\n").unwrap();
+        let err = reload_plan(&path, &old, 0).unwrap_err();
+        assert!(err.contains("agent.toml:"), "{err}");
+    }
+
+    #[test]
+    fn reloaded_meters_keep_their_state_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        std::fs::write(&path, config(&dir.path().join("data"), &["a", "b"])).unwrap();
+        let plan = plantmeter_common::config::load(&path).unwrap();
+        let before = vec![MeterState {
+            name: "b".into(),
+            bus: "old".into(),
+            polls: 7,
+            state: state::Health::Ok,
+            ..MeterState::default()
+        }];
+        let after = meter_states(&plan, &before);
+        assert_eq!(after.len(), 2);
+        assert_eq!((after[0].name.as_str(), after[0].polls), ("a", 0));
+        assert_eq!((after[1].name.as_str(), after[1].polls), ("b", 7));
+        assert_eq!(after[1].bus, "b");
+    }
 }
