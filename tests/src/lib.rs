@@ -611,3 +611,61 @@ pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     std::fs::write(&p, text).unwrap();
     p
 }
+
+/// A TCP gate between the agent and the broker. Closing it cuts the agent's connections and refuses new
+/// ones; the test opens it again once its own subscriber is back on a restarted broker. Without it, an
+/// agent that reconnects first drains its backlog into a broker with no subscriber yet, which (correctly,
+/// per MQTT) acknowledges and drops those QoS 1 messages, and the test would blame the agent.
+pub struct Gate {
+    pub addr: SocketAddr,
+    open: Arc<std::sync::atomic::AtomicBool>,
+    cut: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl Gate {
+    /// Listen on a free loopback port and forward to `target` while open.
+    pub async fn start(target: SocketAddr) -> Gate {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let open = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (cut_tx, _) = tokio::sync::watch::channel(0u64);
+        let cut = Arc::new(cut_tx);
+        let (o, c) = (open.clone(), cut.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !o.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let mut cut_rx = c.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut_rx.changed() => {}
+                    }
+                });
+            }
+        });
+        Gate { addr, open, cut }
+    }
+
+    /// The `mqtt://` URL the agent should use.
+    pub fn url(&self) -> String {
+        format!("mqtt://{}", self.addr)
+    }
+
+    /// Cut every connection through the gate and refuse new ones.
+    pub fn close(&self) {
+        self.open.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.cut.send_modify(|g| *g += 1);
+    }
+
+    /// Let connections through again.
+    pub fn open(&self) {
+        self.open.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}

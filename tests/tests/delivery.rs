@@ -10,7 +10,7 @@ use plantmeter_sim::AgentBus;
 use plantmeter_tests::*;
 
 fn setup(
-    broker: &Broker,
+    broker_url: &str,
     sim: &Sim,
     dir: &std::path::Path,
 ) -> (std::path::PathBuf, std::path::PathBuf) {
@@ -18,7 +18,7 @@ fn setup(
     let cfg = agent_config(
         None,
         AgentBus::Tcp(sim.addr.to_string()),
-        &broker.url(),
+        broker_url,
         &data,
         1.0,
         500,
@@ -26,8 +26,7 @@ fn setup(
     (write(dir, "agent.toml", &cfg), data)
 }
 
-/// Down long enough for a backlog, short enough that the collector (retrying every 5 ms) is subscribed
-/// again before the agent's next reconnect attempt (250 ms, 500 ms, 1 s, 2 s after the loss).
+/// Down long enough for a backlog to build up.
 const OUTAGE: Duration = Duration::from_millis(1100);
 
 async fn outage(kind: BrokerKind) {
@@ -40,7 +39,11 @@ async fn outage(kind: BrokerKind) {
     );
     let sim = Sim::start(None, Some(&clock), &[]);
     let dir = tempfile::tempdir().unwrap();
-    let (cfg, data) = setup(&broker, &sim, dir.path());
+    // The agent reaches the broker through a gate that stays closed until the collector has subscribed
+    // again on the restarted broker (which lost every session): the agent must not drain its backlog into
+    // a broker nobody listens to yet.
+    let gate = Gate::start(broker.addr).await;
+    let (cfg, data) = setup(&gate.url(), &sim, dir.path());
     let col = Collector::start(broker.addr, PREFIX).await;
     let mut agent = start_agent(&cfg, Some(&clock));
     wait_until("first data", Duration::from_secs(10), || {
@@ -49,6 +52,7 @@ async fn outage(kind: BrokerKind) {
     .await;
 
     for _round in 0..2 {
+        gate.close();
         broker.kill();
         let before = col.data_len();
         tokio::time::sleep(OUTAGE).await;
@@ -58,6 +62,7 @@ async fn outage(kind: BrokerKind) {
             col.subscribed()
         })
         .await;
+        gate.open();
         // The backlog (~250 polls) arrives after the agent reconnects.
         wait_until("the backlog delivered", Duration::from_secs(20), || {
             col.data_len() > before + 300
@@ -116,7 +121,7 @@ async fn sigkill_of_the_agent_loses_no_seq() {
     );
     let sim = Sim::start(None, Some(&clock), &[]);
     let dir = tempfile::tempdir().unwrap();
-    let (cfg, data) = setup(&broker, &sim, dir.path());
+    let (cfg, data) = setup(&broker.url(), &sim, dir.path());
     let col = Collector::start(broker.addr, PREFIX).await;
     let mut restarts = 0;
     for round in 0..4u64 {
