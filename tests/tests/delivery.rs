@@ -53,6 +53,9 @@ async fn outage(kind: BrokerKind) {
 
     for _round in 0..2 {
         gate.close();
+        // What the broker already acknowledged to the agent must reach the collector before the broker
+        // dies: the agent rightly deleted it on the PUBACK.
+        tokio::time::sleep(Duration::from_millis(300)).await;
         broker.kill();
         let before = col.data_len();
         tokio::time::sleep(OUTAGE).await;

@@ -34,7 +34,8 @@ const OTHER_SLOTS: usize = 512;
 const RECONNECT_MIN: Duration = Duration::from_millis(250);
 const RECONNECT_MAX: Duration = Duration::from_secs(5);
 /// At shutdown: how long to wait for outstanding acks, then for the offline status.
-const SHUTDOWN_ACKS: Duration = Duration::from_secs(2);
+/// At a shutdown (not a reload) the backlog keeps draining while connected until then: "buffer flushed".
+const SHUTDOWN_ACKS: Duration = Duration::from_secs(5);
 const SHUTDOWN_OFFLINE: Duration = Duration::from_secs(1);
 /// Largest MQTT packet accepted and sent (bytes). The retained `P/audit` report can reach hundreds
 /// of KB; this matches the embedded broker's `max_payload_size` (4 MiB, `broker.rs`) and is far below
@@ -179,6 +180,8 @@ struct Publisher {
     stopping: bool,
     /// Why, once stopping.
     stop: Stop,
+    /// Stopping for good and still draining the backlog (until the offline status goes out).
+    draining: bool,
     data_prefix: String,
     /// Refill the window when at least this much room is free.
     refill_chunk: usize,
@@ -243,7 +246,9 @@ impl Publisher {
                 self.audit_pending = Some(report);
             }
         }
-        if self.stopping {
+        // A reload only waits for what is in flight (the next publisher sends the rest); a shutdown
+        // drains the backlog while connected, up to the shutdown deadline.
+        if self.stopping && !self.draining {
             return Ok(());
         }
         let room = self.outbox.room();
@@ -328,6 +333,7 @@ pub async fn run(mut inputs: Inputs) -> anyhow::Result<()> {
         acked: Vec::new(),
         stopping: false,
         stop: Stop::Shutdown,
+        draining: false,
         refill_chunk: (window / 8).max(1),
     };
     let mut audit = inputs.audit.clone().lock_owned().await;
@@ -361,6 +367,7 @@ pub async fn run(mut inputs: Inputs) -> anyhow::Result<()> {
                                 Some(p.store.evicted()),
                                 Some("shutdown"),
                             );
+                            p.draining = false;
                             if p.send_other(status_topic(&p.plan), payload, true) {
                                 phase = Phase::Offline;
                                 deadline = now + SHUTDOWN_OFFLINE;
@@ -384,6 +391,7 @@ pub async fn run(mut inputs: Inputs) -> anyhow::Result<()> {
                         let Some(stop) = *inputs.shutdown.borrow_and_update() else { continue };
                         p.stopping = true;
                         p.stop = stop;
+                        p.draining = stop == Stop::Shutdown;
                         phase = Phase::Acks;
                         deadline = Instant::now() + SHUTDOWN_ACKS;
                     }
