@@ -51,8 +51,9 @@ const MAX_BATCH: usize = 4096;
 const STATUS_EVERY: Duration = Duration::from_secs(2);
 /// Pollers get this long to finish the poll in progress at shutdown.
 const STOP_POLLERS: Duration = Duration::from_secs(3);
-/// The publisher gets this long for acks, offline status and disconnect.
-const STOP_PUBLISHER: Duration = Duration::from_secs(4);
+/// The publisher gets this long for acks (at a shutdown: draining the backlog, up to 5 s), the
+/// offline status (1 s) and the disconnect (0.5 s); it is aborted after that.
+const STOP_PUBLISHER: Duration = Duration::from_secs(7);
 
 /// Milliseconds since the Unix epoch, wall time.
 pub fn wall_ms() -> i64 {
