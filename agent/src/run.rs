@@ -13,7 +13,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use plantmeter_common::{Clock, DataMessage, Plan};
@@ -560,6 +560,10 @@ async fn run_agent(plan: Arc<Plan>, clock: Clock, config_path: PathBuf) -> anyho
 
     let watchdog = crate::notify::Watchdog::from_env();
     let beat = watchdog.register("agent", Duration::from_secs(30));
+    // The watchdog is fed only while every poller and the store writer make progress.
+    let stall_ms = Arc::new(std::sync::atomic::AtomicU64::new(stall_window(
+        &plan, &clock,
+    )));
     {
         let mut stop = stop_all_rx.clone();
         tokio::spawn(watchdog.run(async move {
@@ -568,17 +572,37 @@ async fn run_agent(plan: Arc<Plan>, clock: Clock, config_path: PathBuf) -> anyho
     }
     {
         let (shared, store, dir) = (shared.clone(), store.clone(), data_dir.clone());
+        let stall_ms = stall_ms.clone();
         let mut stop = stop_all_rx.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(STATUS_EVERY);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut progress = crate::state::Progress::default();
+            let mut stalled = false;
             loop {
                 tokio::select! {
                     _ = tick.tick() => {}
                     _ = stop.changed() => return,
                 }
                 write_status(&dir, &shared, &store, true);
-                beat.beat();
+                let meters = shared.lock().meters.clone();
+                let window =
+                    Duration::from_millis(stall_ms.load(std::sync::atomic::Ordering::Relaxed));
+                match progress.check(Instant::now(), &meters, store.stats().next_seq, window) {
+                    Ok(()) => {
+                        if stalled {
+                            tracing::info!("polling and storing make progress again; watchdog fed");
+                            stalled = false;
+                        }
+                        beat.beat();
+                    }
+                    Err(why) => {
+                        if !stalled {
+                            tracing::error!("{why}; no longer feeding the watchdog");
+                            stalled = true;
+                        }
+                    }
+                }
             }
         });
     }
@@ -626,6 +650,7 @@ async fn run_agent(plan: Arc<Plan>, clock: Clock, config_path: PathBuf) -> anyho
                         st.meters = meter_states(&new, &st.meters);
                     }
                     plan = new;
+                    stall_ms.store(stall_window(&plan, &clock), std::sync::atomic::Ordering::Relaxed);
                     generation = Generation::start(&plan, &core);
                     crate::notify::ready();
                     tracing::info!(
@@ -658,6 +683,18 @@ async fn run_agent(plan: Arc<Plan>, clock: Clock, config_path: PathBuf) -> anyho
     }
     tracing::info!(backlog = store.backlog(), "stopped");
     result
+}
+
+/// How long (real ms) a poller or the store writer may show no progress before the watchdog starves:
+/// three of the longest poll intervals, and never under 120 s (a failing meter backs off up to 60 s,
+/// plus its timeouts and retries).
+fn stall_window(plan: &Plan, clock: &Clock) -> u64 {
+    let longest = plan
+        .meters()
+        .map(|m| clock.real(m.poll_interval))
+        .max()
+        .unwrap_or_default();
+    (longest * 3).max(Duration::from_secs(120)).as_millis() as u64
 }
 
 fn flatten(r: Result<anyhow::Result<()>, tokio::task::JoinError>) -> anyhow::Result<()> {

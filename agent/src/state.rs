@@ -207,3 +207,104 @@ mod tests {
         assert!((r.per_second(3_000, 40) - 20.0).abs() < 1e-9);
     }
 }
+
+/// Whether the agent's loops make progress, for the systemd watchdog: every meter's poll count and the
+/// store's next seq must move within a stall window (real time). A failing meter still counts as
+/// progress (its poller keeps trying, with capped backoff); a poller or store writer that hangs does not.
+#[derive(Debug, Default)]
+pub struct Progress {
+    meters: std::collections::HashMap<String, (u64, std::time::Instant)>,
+    seq: Option<(u64, std::time::Instant)>,
+}
+
+impl Progress {
+    /// Record what is seen at `now`; Err names what has not moved for longer than `window`.
+    pub fn check(
+        &mut self,
+        now: std::time::Instant,
+        meters: &[MeterState],
+        next_seq: u64,
+        window: std::time::Duration,
+    ) -> Result<(), String> {
+        let mut stalled = Vec::new();
+        // Forget meters that a reload removed.
+        self.meters
+            .retain(|name, _| meters.iter().any(|m| &m.name == name));
+        for m in meters {
+            let e = self.meters.entry(m.name.clone()).or_insert((m.polls, now));
+            if e.0 != m.polls {
+                *e = (m.polls, now);
+            } else if now.duration_since(e.1) > window {
+                stalled.push(format!("meter {}", m.name));
+            }
+        }
+        let s = self.seq.get_or_insert((next_seq, now));
+        if s.0 != next_seq {
+            *s = (next_seq, now);
+        } else if !meters.is_empty() && now.duration_since(s.1) > window {
+            stalled.push("the store writer".to_string());
+        }
+        if stalled.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "no progress for over {} s: {}",
+                window.as_secs(),
+                stalled.join(", ")
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod progress_tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    fn meter(name: &str, polls: u64) -> MeterState {
+        MeterState {
+            name: name.into(),
+            polls,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_meter_whose_polls_stop_is_named_after_the_window() {
+        let w = Duration::from_secs(120);
+        let t0 = Instant::now();
+        let mut p = Progress::default();
+        assert!(p.check(t0, &[meter("a", 1), meter("b", 1)], 3, w).is_ok());
+        let t1 = t0 + Duration::from_secs(100);
+        assert!(p.check(t1, &[meter("a", 2), meter("b", 1)], 4, w).is_ok());
+        let t2 = t0 + Duration::from_secs(121);
+        let err = p
+            .check(t2, &[meter("a", 3), meter("b", 1)], 5, w)
+            .unwrap_err();
+        assert!(err.contains("meter b") && !err.contains("meter a"), "{err}");
+        // b polls again: healthy again.
+        assert!(p.check(t2, &[meter("a", 3), meter("b", 2)], 6, w).is_ok());
+    }
+
+    #[test]
+    fn a_stuck_store_writer_is_named() {
+        let w = Duration::from_secs(120);
+        let t0 = Instant::now();
+        let mut p = Progress::default();
+        assert!(p.check(t0, &[meter("a", 1)], 7, w).is_ok());
+        let t1 = t0 + Duration::from_secs(200);
+        let err = p.check(t1, &[meter("a", 9)], 7, w).unwrap_err();
+        assert!(err.contains("store writer"), "{err}");
+    }
+
+    #[test]
+    fn meters_removed_by_a_reload_are_forgotten() {
+        let w = Duration::from_secs(120);
+        let t0 = Instant::now();
+        let mut p = Progress::default();
+        assert!(p.check(t0, &[meter("old", 1)], 1, w).is_ok());
+        let t1 = t0 + Duration::from_secs(500);
+        assert!(p.check(t1, &[meter("new", 1)], 2, w).is_ok());
+    }
+}
