@@ -133,10 +133,18 @@ impl AuditHook {
                 }
             },
         };
+        let interval = plan.audit.as_ref().map(|a| a.publish_interval);
+        // The first report goes out FIRST_REPORT_AFTER after start (the first polls are in by then),
+        // not a whole interval later: `P/audit` and the report file `plantmeter report` falls back to
+        // while the agent holds the store exist from the start.
+        let now = std::time::Instant::now();
+        let last_report = interval
+            .and_then(|i| now.checked_sub(i.saturating_sub(FIRST_REPORT_AFTER)))
+            .unwrap_or(now);
         AuditHook {
             engine,
-            interval: plan.audit.as_ref().map(|a| a.publish_interval),
-            last_report: std::time::Instant::now(),
+            interval,
+            last_report,
             last_flush: std::time::Instant::now(),
         }
     }
@@ -181,6 +189,9 @@ impl AuditHook {
         }
     }
 }
+
+/// Delay of the first audit report after start.
+const FIRST_REPORT_AFTER: Duration = Duration::from_secs(10);
 
 /// What the store writer receives, in order: polls, and (after a config reload, once the old
 /// pollers have stopped) the new plan for the audit engine.

@@ -650,8 +650,9 @@ fn in_range(i: usize, r: (usize, usize)) -> bool {
     i >= r.0 && i < r.1
 }
 
+/// Sum of a range; `+ 0.0` turns the `-0.0` that summing nothing gives into `0.0` (no "-0.0" in reports).
 fn sum(v: &[f64], r: (usize, usize)) -> f64 {
-    v.get(r.0..r.1).map_or(0.0, |s| s.iter().sum())
+    v.get(r.0..r.1).map_or(0.0, |s| s.iter().sum::<f64>() + 0.0)
 }
 
 fn fraction_valid(valid: &[bool], r: (usize, usize)) -> f64 {
@@ -729,5 +730,18 @@ fn bucket_valid(g: Granularity, b: &BucketDef, valid: &[bool]) -> bool {
         Granularity::Day => valid_days() == 1,
         Granularity::Week => valid_days() >= VALID_WEEK_DAYS,
         Granularity::Month => valid_days() >= valid_month_days(b.month),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_empty_range_sums_to_positive_zero() {
+        // A reporting period with no data yet must read 0.0, not -0.0, in the report JSON.
+        let s = super::sum(&[1.0, 2.0], (2, 2));
+        assert_eq!(s, 0.0);
+        assert!(s.is_sign_positive());
+        assert_eq!(serde_json::to_string(&s).unwrap(), "0.0");
+        assert_eq!(super::sum(&[1.0, 2.0], (0, 2)), 3.0);
     }
 }
