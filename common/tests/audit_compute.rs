@@ -362,6 +362,16 @@ fn lost_hours_lower_completeness_and_leave_the_day_out_of_the_fit_without_losing
         .notes
         .iter()
         .any(|n| n.contains("1 of 59 baseline day buckets")));
+    // The chart series says which bucket the model left out (the energy buckets follow `energy`,
+    // whose inputs include the same meter).
+    let incomplete: Vec<&str> = r
+        .series
+        .energy_buckets
+        .iter()
+        .filter(|b| !b.complete)
+        .map(|b| b.label.as_str())
+        .collect();
+    assert_eq!(incomplete.len(), 1, "{incomplete:?}");
 }
 
 #[test]

@@ -407,6 +407,7 @@ pub fn compute(
                         production: p,
                         actual: sum(&d.hourly, (b.a, b.b)),
                         fitted: model.predict(p, b.fraction),
+                        complete: bucket_valid(g, b, &valid),
                     });
                 }
             }

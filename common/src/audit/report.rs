@@ -180,6 +180,14 @@ pub struct Bucket {
     pub actual: f64,
     /// The baseline model's value at this production.
     pub fitted: f64,
+    /// Whether the bucket's data are complete by the valid-hour/day/month rules. Incomplete baseline
+    /// buckets (an outage whose consumption was apportioned, a partial bucket) are left out of the fit.
+    #[serde(default = "complete_by_default")]
+    pub complete: bool,
+}
+
+fn complete_by_default() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

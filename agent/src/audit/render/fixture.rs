@@ -203,6 +203,7 @@ pub fn report() -> Report {
             production: r.production,
             actual: r.values[0],
             fitted: a + b * r.production,
+            complete: true,
         })
         .collect();
     let mut s = 0.0;

@@ -14,6 +14,9 @@ use super::i18n::{
 };
 use super::svg::{self, ChartText, ScatterSeries, BASELINE, REPORTING};
 
+/// Grey: model buckets with incomplete data.
+const INCOMPLETE: &str = "#9aa0a6";
+
 const CSS: &str = r#"
 :root { --fg: #1a202c; --muted: #4a5568; --line: #cbd5e0; --base: #2b6cb0; --rep: #dd6b20; }
 * { box-sizing: border-box; }
@@ -315,11 +318,17 @@ fn charts(report: &Report, lang: Lang, out: &mut String) {
     let pick = |period: &str| -> Vec<(f64, f64)> {
         buckets
             .iter()
-            .filter(|b| b.period == period)
+            .filter(|b| b.period == period && b.complete)
             .map(|b| (b.production, b.actual))
             .collect()
     };
-    let series = [
+    // Days of an outage carry apportioned consumption: shown apart, as the model leaves them out.
+    let incomplete: Vec<(f64, f64)> = buckets
+        .iter()
+        .filter(|b| !b.complete)
+        .map(|b| (b.production, b.actual))
+        .collect();
+    let mut series = vec![
         ScatterSeries {
             label: l.baseline,
             color: BASELINE,
@@ -331,6 +340,13 @@ fn charts(report: &Report, lang: Lang, out: &mut String) {
             points: pick("reporting"),
         },
     ];
+    if !incomplete.is_empty() {
+        series.push(ScatterSeries {
+            label: l.incomplete_buckets,
+            color: INCOMPLETE,
+            points: incomplete,
+        });
+    }
     let fitted: Vec<(f64, f64)> = buckets.iter().map(|b| (b.production, b.fitted)).collect();
     let caption = match &granularity {
         Some(g) => format!("{} ({}: {g})", l.chart_scatter, l.granularity),
@@ -646,6 +662,21 @@ mod tests {
             }
         }
         assert!(!lower.contains("url("));
+    }
+
+    #[test]
+    fn incomplete_buckets_are_drawn_apart_and_only_when_present() {
+        let mut r = fixture::report();
+        let h = html(&r, Lang::En);
+        assert!(!h.contains("Incomplete data (not in the model)"));
+        r.series.energy_buckets[10].complete = false;
+        r.series.energy_buckets[11].complete = false;
+        let h = html(&r, Lang::En);
+        assert!(h.contains("Incomplete data (not in the model)"));
+        assert!(h.contains(INCOMPLETE), "the grey series is drawn");
+        // Still one dot per bucket.
+        assert_eq!(h.matches("<circle").count(), 365 + 181);
+        assert!(html(&r, Lang::Zh).contains("数据不完整"));
     }
 
     #[test]
