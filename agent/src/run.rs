@@ -47,8 +47,12 @@ pub struct RunArgs {
 const COALESCE: Duration = Duration::from_millis(5);
 /// Largest batch written (and fsynced) at once.
 const MAX_BATCH: usize = 4096;
-/// How often `status.json` is rewritten.
+/// How often the status is looked at (watchdog progress) and, when something `status` shows
+/// beyond counters changed, `status.json` rewritten.
 const STATUS_EVERY: Duration = Duration::from_secs(2);
+/// In steady state (connected, no backlog beyond a round of polls, no health or eviction change)
+/// `status.json` is rewritten this often only: each rewrite is a file creation and a rename.
+const STATUS_STEADY_EVERY: Duration = Duration::from_secs(10);
 /// Pollers get this long to finish the poll in progress at shutdown.
 const STOP_POLLERS: Duration = Duration::from_secs(3);
 /// The publisher gets this long for acks (at a shutdown: draining the backlog, up to 5 s), the
@@ -324,15 +328,63 @@ fn meter_states(plan: &Plan, before: &[MeterState]) -> Vec<MeterState> {
         .collect()
 }
 
+/// What `status.json` shows beyond counters that advance every poll: when it changes, the file is
+/// rewritten at the next status tick rather than at the next steady-state rewrite.
+#[derive(PartialEq, Eq)]
+struct StatusKey {
+    mqtt_connected: bool,
+    evicted: u64,
+    /// Meters ok and failing, and errors since start, over all meters.
+    ok: usize,
+    failing: usize,
+    errors: u64,
+    /// The backlog is more than a round of polls (a drain or an outage: its figure moves).
+    backlog_growing: bool,
+}
+
+impl StatusKey {
+    fn of(shared: &Shared, store: &Store) -> StatusKey {
+        let backlog = store.backlog();
+        let st = shared.lock();
+        StatusKey {
+            mqtt_connected: st.mqtt_connected,
+            evicted: store.evicted(),
+            ok: st
+                .meters
+                .iter()
+                .filter(|m| m.state == state::Health::Ok)
+                .count(),
+            failing: st
+                .meters
+                .iter()
+                .filter(|m| m.state == state::Health::Failing)
+                .count(),
+            errors: st.meters.iter().map(|m| m.total_errors).sum(),
+            backlog_growing: backlog > st.meters.len() as u64,
+        }
+    }
+
+    /// Nothing worth an early rewrite: connected, no backlog beyond a round of polls.
+    fn steady(&self) -> bool {
+        self.mqtt_connected && !self.backlog_growing
+    }
+}
+
 fn write_status(dir: &std::path::Path, shared: &Shared, store: &Store, running: bool) {
-    let snapshot = {
+    // The store is read outside the shared lock; the state is serialised under it (no copy of
+    // every meter's state) and written after.
+    let stats = store.stats();
+    let bytes = {
         let mut st = shared.lock();
-        st.store = store.stats();
+        st.store = stats;
         st.updated_ms = wall_ms();
         st.running = running;
-        st.clone()
+        serde_json::to_vec(&*st)
     };
-    if let Err(e) = state::write_status_file(dir, &snapshot) {
+    let written = bytes
+        .map_err(std::io::Error::other)
+        .and_then(|b| state::write_status_bytes(dir, &b));
+    if let Err(e) = written {
         tracing::debug!(error = %e, "cannot write status.json");
     }
 }
@@ -590,16 +642,30 @@ async fn run_agent(plan: Arc<Plan>, clock: Clock, config_path: PathBuf) -> anyho
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut progress = crate::state::Progress::default();
             let mut stalled = false;
+            let mut written: Option<(StatusKey, Instant)> = None;
             loop {
                 tokio::select! {
                     _ = tick.tick() => {}
                     _ = stop.changed() => return,
                 }
-                write_status(&dir, &shared, &store, true);
-                let meters = shared.lock().meters.clone();
+                let key = StatusKey::of(&shared, &store);
+                let due = match &written {
+                    None => true,
+                    Some((last, at)) => {
+                        *last != key || !key.steady() || at.elapsed() >= STATUS_STEADY_EVERY
+                    }
+                };
+                if due {
+                    write_status(&dir, &shared, &store, true);
+                    written = Some((key, Instant::now()));
+                }
                 let window =
                     Duration::from_millis(stall_ms.load(std::sync::atomic::Ordering::Relaxed));
-                match progress.check(Instant::now(), &meters, store.stats().next_seq, window) {
+                let checked = {
+                    let st = shared.lock();
+                    progress.check(Instant::now(), &st.meters, store.next_seq(), window)
+                };
+                match checked {
                     Ok(()) => {
                         if stalled {
                             tracing::info!("polling and storing make progress again; watchdog fed");

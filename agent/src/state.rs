@@ -167,10 +167,9 @@ pub fn read_status_file(dir: &Path) -> Option<AgentStatus> {
     serde_json::from_slice(&bytes).ok()
 }
 
-/// Write `dir/status.json` atomically (temporary file, then rename).
-pub fn write_status_file(dir: &Path, status: &AgentStatus) -> std::io::Result<()> {
+/// Write an already serialised status to `dir/status.json` atomically (temporary file, then rename).
+pub fn write_status_bytes(dir: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = dir.join(format!("{STATUS_FILE}.tmp"));
-    let bytes = serde_json::to_vec_pretty(status).map_err(std::io::Error::other)?;
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, dir.join(STATUS_FILE))
 }

@@ -200,42 +200,29 @@ pub fn encode_raw(
     Ok(())
 }
 
-/// A fixed buffer for formatting one number without allocating.
-struct StackText {
-    buf: [u8; 48],
-    len: usize,
-}
-
-impl core::fmt::Write for StackText {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        let end = self.len + s.len();
-        let dst = self.buf.get_mut(self.len..end).ok_or(core::fmt::Error)?;
-        dst.copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
-    }
-}
-
 /// Widen an f32 to the f64 closest to its shortest round-tripping decimal, so that a meter showing
 /// 12345.67 (f32 bits 0x4640E6AE, exactly 12345.669921875) is published as 12345.67 rather than
 /// 12345.669921875. The result converts back (`as f32`) to exactly the same bits; where it would
 /// not, or for NaN and infinities, the exact widening is returned. Allocates nothing.
 fn f32_to_f64_decimal(f: f32) -> f64 {
-    use core::fmt::Write;
     let exact = f64::from(f);
     if !f.is_finite() {
         return exact;
     }
-    let mut text = StackText {
-        buf: [0; 48],
-        len: 0,
+    // serde_json prints a finite f32 as the shortest digits that parse back to the same f32 (a
+    // Ryu-type algorithm, several times faster than `{:e}`), in at most ~16 characters, here into
+    // a buffer on the stack.
+    let mut buf = [0u8; 48];
+    let len = {
+        let mut w: &mut [u8] = &mut buf;
+        if serde_json::to_writer(&mut w, &f).is_err() {
+            return exact;
+        }
+        48 - w.len()
     };
-    // `{:e}` prints the shortest digits that parse back to the same f32, in at most ~16 characters.
-    if write!(text, "{f:e}").is_err() {
-        return exact;
-    }
-    let parsed = core::str::from_utf8(&text.buf[..text.len])
-        .ok()
+    let parsed = buf
+        .get(..len)
+        .and_then(|t| core::str::from_utf8(t).ok())
         .and_then(|t| t.parse::<f64>().ok());
     match parsed {
         Some(d) if (d as f32).to_bits() == f.to_bits() => d,

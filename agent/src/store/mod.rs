@@ -9,6 +9,8 @@
 //! Memory: sled by default keeps a 1 GiB page cache that fills up to the data size, plus a
 //! background flusher thread. See [`open_db`] for what is changed and why.
 
+pub mod payload;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -288,7 +290,7 @@ impl Store {
         let mut added = 0u64;
         for (i, m) in msgs.iter_mut().enumerate() {
             m.seq = first + i as u64;
-            let payload = m.to_json();
+            let payload = payload::to_vec(m);
             added += record_size(payload.len());
             batch.insert(&seq_key(m.seq), payload);
         }
@@ -433,6 +435,11 @@ impl Store {
     pub fn set_max_mb(&self, store_max_mb: u64) {
         self.max_live_bytes
             .store(live_budget(store_max_mb), Ordering::Release);
+    }
+
+    /// The seq the next poll will get (no store access).
+    pub fn next_seq(&self) -> u64 {
+        self.lock().next_seq
     }
 
     /// Records evicted since the store was created.
