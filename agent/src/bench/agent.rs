@@ -177,11 +177,13 @@ pub fn steady(a: SteadyArgs) -> anyhow::Result<()> {
     let (t1, hwm) = proc_usage(pid)?;
     let elapsed = start.elapsed().as_secs_f64();
     let tx = sim.transactions() - tx0;
-    let status = crate::state::read_status_file(&dir.join("data"));
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status();
     let _ = child.wait();
+    // Read after the clean exit: the agent writes its final status then (in steady state the
+    // file is rewritten only every few seconds).
+    let status = crate::state::read_status_file(&dir.join("data"));
     let cpu = (t1 - t0) as f64 / ticks_per_second() / elapsed * 100.0;
     println!(
         "steady: {} meters x {} f32 points every {} s, {:.0} s measured after {} s warm-up",

@@ -5,6 +5,7 @@
 //! disconnect, garbled reply), so the next read reconnects: a late reply can never be taken for
 //! the answer to a later request.
 
+use std::pin::Pin;
 use std::time::Duration;
 
 use plantmeter_common::plan::{Parity, ReadRequest, SerialSettings, Transport};
@@ -45,6 +46,11 @@ pub struct Link {
     /// Serial lines: silence required between frames, and when the last frame ended.
     gap: Option<Duration>,
     last_io: Option<Instant>,
+    /// The request timeout, one timer for the life of the link: reset per request, and between
+    /// polls parked just after the next poll is due ([`Link::idle_until`]). A fresh timer per
+    /// request would be registered earlier than anything else the runtime waits for and make it
+    /// wake its I/O driver (an eventfd write) every time.
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     /// Transport failures since the link last worked (for logging only state changes).
     pub failures: u64,
 }
@@ -62,6 +68,7 @@ impl Link {
             ctx: None,
             gap,
             last_io: None,
+            deadline: None,
             failures: 0,
         }
     }
@@ -102,6 +109,13 @@ impl Link {
         Ok(stream)
     }
 
+    /// Nothing will be read before `at`: park the request timer after it (no wake-up meanwhile).
+    pub fn idle_until(&mut self, at: Instant) {
+        if let Some(d) = self.deadline.as_mut() {
+            d.as_mut().reset(at + self.timeout);
+        }
+    }
+
     /// Read `req` from the meter at `unit`.
     pub async fn read(&mut self, unit: u8, req: &ReadRequest) -> Result<Reply, ReadError> {
         if self.ctx.is_none() {
@@ -138,7 +152,21 @@ impl Link {
                     .map(|r| r.map(Reply::Bits)),
             }
         };
-        let result = tokio::time::timeout(self.timeout, call).await;
+        let until = Instant::now() + self.timeout;
+        let deadline = match self.deadline.as_mut() {
+            Some(d) => {
+                d.as_mut().reset(until);
+                d
+            }
+            None => self
+                .deadline
+                .insert(Box::pin(tokio::time::sleep_until(until))),
+        };
+        let result = tokio::select! {
+            biased;
+            r = call => Ok(r),
+            _ = deadline.as_mut() => Err(()),
+        };
         self.last_io = Some(Instant::now());
         let what = || {
             format!(

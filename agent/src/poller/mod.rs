@@ -130,6 +130,7 @@ async fn run_group(
         };
         let due = s.next_due_ms;
         let wake = tokio::time::Instant::from_std(clock.instant_of(due));
+        link.idle_until(wake);
         tokio::select! {
             _ = tokio::time::sleep_until(wake) => {}
             _ = shutdown.changed() => continue,
