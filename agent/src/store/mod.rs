@@ -1,7 +1,9 @@
 //! The sled store: outbox of data messages keyed by seq, durable seq counter, audit aggregates (own trees).
 //!
 //! Layout of the `outbox` tree: a data message under its seq as 8 big-endian bytes, the value being
-//! the exact JSON payload that is published (so a duplicate is byte-identical). Counters live in the
+//! a compact binary record from which the published JSON is rendered deterministically (so a
+//! duplicate is byte-identical; see [`payload`]; JSON values of earlier versions are published as
+//! they are). Counters live in the
 //! same tree under keys that sort after every seq (`[0xFF; 8]` + name), so that one atomic sled batch
 //! writes a poll's messages, the next seq and the eviction count together: after a crash or power
 //! loss either all of them are there or none.
@@ -290,7 +292,7 @@ impl Store {
         let mut added = 0u64;
         for (i, m) in msgs.iter_mut().enumerate() {
             m.seq = first + i as u64;
-            let payload = payload::to_vec(m);
+            let payload = payload::record(m);
             added += record_size(payload.len());
             batch.insert(&seq_key(m.seq), payload);
         }
@@ -352,8 +354,9 @@ impl Store {
         self.durable_next.load(Ordering::Acquire)
     }
 
-    /// Up to `limit` durable records with seq >= `from`, oldest first, as (seq, payload).
-    pub fn read_from(&self, from: u64, limit: usize) -> anyhow::Result<Vec<(u64, sled::IVec)>> {
+    /// Up to `limit` durable records with seq >= `from`, oldest first, as (seq, JSON payload to
+    /// publish; the same bytes every time).
+    pub fn read_from(&self, from: u64, limit: usize) -> anyhow::Result<Vec<(u64, Vec<u8>)>> {
         let end = self.durable_next();
         let mut out = Vec::with_capacity(limit.min(256));
         if from >= end {
@@ -362,7 +365,7 @@ impl Store {
         for kv in self.tree.range(seq_key(from)..seq_key(end)).take(limit) {
             let (k, v) = kv?;
             if let Some(seq) = key_seq(&k) {
-                out.push((seq, v));
+                out.push((seq, payload::json_of_record(seq, &v)));
             }
         }
         Ok(out)
@@ -415,10 +418,7 @@ impl Store {
     /// Backlog, oldest unsent, next seq, evictions.
     pub fn stats(&self) -> StoreStats {
         let (oldest_seq, oldest_ts_ms) = match self.tree.range(seq_key(0)..META_PREFIX).next() {
-            Some(Ok((k, v))) => (
-                key_seq(&k),
-                serde_json::from_slice::<DataMessage>(&v).ok().map(|m| m.ts),
-            ),
+            Some(Ok((k, v))) => (key_seq(&k), payload::ts_of(&v)),
             _ => (None, None),
         };
         StoreStats {
