@@ -153,6 +153,11 @@ impl AuditHook {
         }
     }
 
+    /// Whether polls are fed to an audit engine.
+    fn enabled(&self) -> bool {
+        self.engine.is_some()
+    }
+
     fn ingest(&mut self, msgs: &[DataMessage]) {
         let Some(engine) = self.engine.as_mut() else {
             return;
@@ -200,8 +205,81 @@ const FIRST_REPORT_AFTER: Duration = Duration::from_secs(10);
 /// What the store writer receives, in order: polls, and (after a config reload, once the old
 /// pollers have stopped) the new plan for the audit engine.
 pub enum ToWriter {
-    Poll(DataMessage),
+    Poll(Polled),
     Plan(Arc<Plan>),
+}
+
+/// One poll of one meter as the poller hands it over: the meter's names and units stay in the
+/// plan (no copies per poll); the writer encodes the stored record from both.
+pub struct Polled {
+    pub plan: Arc<Plan>,
+    /// Bus index in the plan, and meter index in its bus.
+    pub bus: usize,
+    pub meter: usize,
+    /// Poll time, ms since the epoch (the agent's clock).
+    pub ts: i64,
+    /// Per point of the meter, in order: value and quality (the value counts only when good).
+    pub values: Vec<(Option<f64>, plantmeter_common::Quality)>,
+}
+
+impl Polled {
+    fn meter(&self) -> Option<&plantmeter_common::plan::Meter> {
+        self.plan.buses.get(self.bus)?.meters.get(self.meter)
+    }
+
+    fn points<'a>(
+        &'a self,
+        meter: &'a plantmeter_common::plan::Meter,
+    ) -> impl Iterator<Item = (&'a str, Option<f64>, &'a str, plantmeter_common::Quality)> + 'a
+    {
+        meter
+            .points
+            .iter()
+            .zip(self.values.iter())
+            .map(|(p, &(value, quality))| {
+                let value = if quality == plantmeter_common::Quality::Good {
+                    value
+                } else {
+                    None
+                };
+                (p.name.as_str(), value, p.unit.as_str(), quality)
+            })
+    }
+
+    /// The JSON payload of this poll, numbered `seq` (see `store::payload`).
+    fn payload(&self, seq: u64) -> Option<Vec<u8>> {
+        let meter = self.meter()?;
+        let mut out = Vec::with_capacity(96 + meter.points.len() * 72);
+        crate::store::payload::encode_parts(
+            seq,
+            self.ts,
+            &meter.name,
+            self.points(meter),
+            &mut out,
+        );
+        Some(out)
+    }
+
+    /// The data message of this poll, numbered `seq` (for the audit engine).
+    fn message(&self, seq: u64) -> Option<DataMessage> {
+        let meter = self.meter()?;
+        Some(DataMessage {
+            seq,
+            ts: self.ts,
+            meter: meter.name.clone(),
+            points: self
+                .points(meter)
+                .map(
+                    |(name, value, unit, quality)| plantmeter_common::PointValue {
+                        name: name.to_string(),
+                        value,
+                        unit: unit.to_string(),
+                        quality,
+                    },
+                )
+                .collect(),
+        })
+    }
 }
 
 /// The store writer (a thread: sled calls block): number, batch, fsync, then wake the publisher.
@@ -213,7 +291,7 @@ fn writer_loop(
     audit_tx: mpsc::Sender<Vec<u8>>,
     clock: Clock,
 ) {
-    let mut batch: Vec<DataMessage> = Vec::with_capacity(256);
+    let mut batch: Vec<Polled> = Vec::with_capacity(256);
     let mut new_plan: Option<Arc<Plan>> = None;
     while let Some(first) = rx.blocking_recv() {
         match first {
@@ -253,13 +331,26 @@ fn writer_loop(
 
 fn write_batch(
     store: &Store,
-    batch: &mut Vec<DataMessage>,
+    batch: &mut Vec<Polled>,
     wake: &Notify,
     audit: &mut AuditHook,
     audit_tx: &mpsc::Sender<Vec<u8>>,
     clock: Clock,
 ) {
-    match store.append(batch) {
+    // A poll always names a meter of its own plan; should one not, it cannot be stored (it has
+    // no seq yet, so nothing is skipped in the numbering).
+    batch.retain(|p| {
+        let known = p.meter().is_some();
+        if !known {
+            tracing::error!(
+                bus = p.bus,
+                meter = p.meter,
+                "a poll names no meter of its plan; dropped"
+            );
+        }
+        known
+    });
+    let first = match store.append_with(batch.len(), |i, seq| batch.get(i)?.payload(seq)) {
         Ok(a) => {
             if a.evicted > 0 {
                 let (from, to) = a.evicted_range.unwrap_or((0, 0));
@@ -271,18 +362,26 @@ fn write_batch(
                     "store full (store_max_mb): evicted the oldest unsent records"
                 );
             }
+            a.first
         }
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), lost = batch.len(), "cannot write polls to the store");
             batch.clear();
             return;
         }
-    }
+    };
     if let Err(e) = store.flush() {
         tracing::error!(error = %format!("{e:#}"), "cannot flush the store");
     }
     wake.notify_one();
-    audit.ingest(batch);
+    if audit.enabled() {
+        let msgs: Vec<DataMessage> = batch
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| p.message(first + i as u64))
+            .collect();
+        audit.ingest(&msgs);
+    }
     if let Some(report) = audit.report_due(clock.now_ms()) {
         let _ = audit_tx.try_send(report);
     }
@@ -818,6 +917,40 @@ mod tests {
         std::fs::write(&path, "[gateway]\nid = \"gw-01\"\nbogus = 1\n").unwrap();
         let err = reload_plan(&path, &old, 0).unwrap_err();
         assert!(err.contains("agent.toml:"), "{err}");
+    }
+
+    #[test]
+    fn a_poll_is_stored_as_the_json_of_its_message_with_values_only_when_good() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        std::fs::write(&path, config(&dir.path().join("data"), &["a", "b"])).unwrap();
+        let plan = Arc::new(plantmeter_common::config::load(&path).unwrap());
+        let poll = |values| Polled {
+            plan: plan.clone(),
+            bus: 0,
+            meter: 1,
+            ts: 1_795_248_005_000,
+            values,
+        };
+        let good = poll(vec![(Some(1.5), plantmeter_common::Quality::Good)]);
+        let m = good.message(42).unwrap();
+        assert_eq!(
+            (m.seq, m.meter.as_str(), m.points[0].value),
+            (42, "b", Some(1.5))
+        );
+        assert_eq!(good.payload(42).unwrap(), m.to_json());
+        let bad = poll(vec![(Some(1.5), plantmeter_common::Quality::Invalid)]);
+        let m = bad.message(43).unwrap();
+        assert_eq!(
+            m.points[0].value, None,
+            "a value that is not good is not published"
+        );
+        assert_eq!(bad.payload(43).unwrap(), m.to_json());
+        let unknown = Polled {
+            meter: 9,
+            ..poll(vec![])
+        };
+        assert!(unknown.payload(1).is_none() && unknown.message(1).is_none());
     }
 
     #[test]

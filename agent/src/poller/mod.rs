@@ -2,7 +2,7 @@
 //! TCP buses (meters polled concurrently, each on its own connection). Each task owns a [`Link`]
 //! and schedules its meters on absolute deadlines in the clock's time (no drift: the next poll is
 //! the next multiple of the interval, never "now + interval"), backs off exponentially (capped) on a
-//! failing meter, and turns every poll into one [`DataMessage`] with per-point quality.
+//! failing meter, and turns every poll into one data message with per-point quality.
 
 pub mod link;
 
@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use plantmeter_common::codec::{decode_bits, decode_registers};
 use plantmeter_common::plan::{Bus, Meter, Transport};
-use plantmeter_common::{Clock, DataMessage, Plan, PointValue, Quality};
+use plantmeter_common::{Clock, Plan, Quality};
 use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
@@ -144,25 +144,12 @@ async fn run_group(
             .instrument(s.span.clone())
             .await;
         let latency_s = started.elapsed().as_secs_f64();
-        let msg = DataMessage {
-            seq: 0,
+        let msg = crate::run::Polled {
+            plan: plan.clone(),
+            bus: bus_idx,
+            meter: s.local,
             ts,
-            meter: meter.name.clone(),
-            points: meter
-                .points
-                .iter()
-                .zip(values.iter())
-                .map(|(p, &(value, quality))| PointValue {
-                    name: p.name.clone(),
-                    value: if quality == Quality::Good {
-                        value
-                    } else {
-                        None
-                    },
-                    unit: p.unit.clone(),
-                    quality,
-                })
-                .collect(),
+            values: values.clone(),
         };
         if sink
             .data

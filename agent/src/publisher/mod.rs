@@ -263,7 +263,7 @@ impl Publisher {
             let topic = format!("{}{}", self.data_prefix, meter);
             match self
                 .client
-                .try_publish(topic, QoS::AtLeastOnce, false, payload)
+                .try_publish(topic, QoS::AtLeastOnce, false, payload.to_vec())
             {
                 Ok(()) => self.outbox.submitted_data(seq),
                 Err(_) => break, // request channel full: the rest goes next turn

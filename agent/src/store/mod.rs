@@ -1,9 +1,7 @@
 //! The sled store: outbox of data messages keyed by seq, durable seq counter, audit aggregates (own trees).
 //!
 //! Layout of the `outbox` tree: a data message under its seq as 8 big-endian bytes, the value being
-//! a compact binary record from which the published JSON is rendered deterministically (so a
-//! duplicate is byte-identical; see [`payload`]; JSON values of earlier versions are published as
-//! they are). Counters live in the
+//! the exact JSON payload that is published (so a duplicate is byte-identical). Counters live in the
 //! same tree under keys that sort after every seq (`[0xFF; 8]` + name), so that one atomic sled batch
 //! writes a poll's messages, the next seq and the eviction count together: after a crash or power
 //! loss either all of them are there or none.
@@ -283,20 +281,35 @@ impl Store {
     /// atomic batch, evicting the oldest records first if the store would exceed its bound.
     /// Not yet durable: call [`Store::flush`] before publishing.
     pub fn append(&self, msgs: &mut [DataMessage]) -> anyhow::Result<Appended> {
-        if msgs.is_empty() {
+        self.append_with(msgs.len(), |i, seq| {
+            let m = msgs.get_mut(i)?;
+            m.seq = seq;
+            Some(payload::to_vec(m))
+        })
+    }
+
+    /// [`Store::append`] of `count` messages given by `payload(i, seq)`: the JSON payload of the
+    /// i-th message, numbered `seq` (`None`: the message is left out and gets no seq).
+    pub fn append_with(
+        &self,
+        count: usize,
+        mut payload: impl FnMut(usize, u64) -> Option<Vec<u8>>,
+    ) -> anyhow::Result<Appended> {
+        if count == 0 {
             return Ok(Appended::default());
         }
         let mut w = self.lock();
         let first = w.next_seq;
         let mut batch = sled::Batch::default();
         let mut added = 0u64;
-        for (i, m) in msgs.iter_mut().enumerate() {
-            m.seq = first + i as u64;
-            let payload = payload::record(m);
-            added += record_size(payload.len());
-            batch.insert(&seq_key(m.seq), payload);
+        let mut next = first;
+        for i in 0..count {
+            let Some(p) = payload(i, next) else { continue };
+            added += record_size(p.len());
+            batch.insert(&seq_key(next), p);
+            next += 1;
         }
-        let next = first + msgs.len() as u64;
+        let count = next - first;
         batch.insert(meta_key("next_seq"), &next.to_be_bytes());
 
         // Evict the oldest records while the live data would exceed the bound.
@@ -330,12 +343,12 @@ impl Store {
             freed.min(self.bytes.load(Ordering::Acquire)),
             Ordering::AcqRel,
         );
-        self.backlog.fetch_add(msgs.len() as u64, Ordering::AcqRel);
+        self.backlog.fetch_add(count, Ordering::AcqRel);
         self.backlog.fetch_sub(evicted, Ordering::AcqRel);
         self.evicted.fetch_add(evicted, Ordering::AcqRel);
         Ok(Appended {
             first,
-            count: msgs.len() as u64,
+            count,
             evicted,
             evicted_range: range,
         })
@@ -354,9 +367,8 @@ impl Store {
         self.durable_next.load(Ordering::Acquire)
     }
 
-    /// Up to `limit` durable records with seq >= `from`, oldest first, as (seq, JSON payload to
-    /// publish; the same bytes every time).
-    pub fn read_from(&self, from: u64, limit: usize) -> anyhow::Result<Vec<(u64, Vec<u8>)>> {
+    /// Up to `limit` durable records with seq >= `from`, oldest first, as (seq, payload).
+    pub fn read_from(&self, from: u64, limit: usize) -> anyhow::Result<Vec<(u64, sled::IVec)>> {
         let end = self.durable_next();
         let mut out = Vec::with_capacity(limit.min(256));
         if from >= end {
@@ -365,7 +377,7 @@ impl Store {
         for kv in self.tree.range(seq_key(from)..seq_key(end)).take(limit) {
             let (k, v) = kv?;
             if let Some(seq) = key_seq(&k) {
-                out.push((seq, payload::json_of_record(seq, &v)));
+                out.push((seq, v));
             }
         }
         Ok(out)
@@ -418,7 +430,10 @@ impl Store {
     /// Backlog, oldest unsent, next seq, evictions.
     pub fn stats(&self) -> StoreStats {
         let (oldest_seq, oldest_ts_ms) = match self.tree.range(seq_key(0)..META_PREFIX).next() {
-            Some(Ok((k, v))) => (key_seq(&k), payload::ts_of(&v)),
+            Some(Ok((k, v))) => (
+                key_seq(&k),
+                serde_json::from_slice::<DataMessage>(&v).ok().map(|m| m.ts),
+            ),
             _ => (None, None),
         };
         StoreStats {

@@ -1,13 +1,4 @@
-//! Data messages as stored and as published.
-//!
-//! Stored: a compact binary record ([`record`], tag byte [`RECORD_V1`]; its seq is the key), about
-//! half the size of the JSON, because sled rewrites whole tree nodes as records come and go (a
-//! queue of 50 polls a second moved ~140 KB/s through its log with JSON values). Published: the
-//! JSON rendered from the record by [`json_of_record`], deterministic, so every resend of a seq is
-//! byte-identical. Records written as JSON by earlier versions (first byte `{`) are published as
-//! they are.
-//!
-//! The JSON payload of a data message is written directly into a buffer.
+//! The stored (and published) JSON payload of a data message, written directly into a buffer.
 //!
 //! The bytes are exactly those of [`DataMessage::to_json`] (serde_json, compact): same key order,
 //! same number formatting (numbers go through serde_json itself), same string escaping (strings
@@ -15,160 +6,45 @@
 //! serializer's per-field work and the timestamp's strftime are skipped: at 50 polls a second it
 //! was the store writer's largest cost. Tests compare both encodings byte for byte.
 
-use plantmeter_common::{DataMessage, PointValue, Quality};
-
-/// First byte of a binary record (version 1).
-pub const RECORD_V1: u8 = 1;
-
-/// The stored record of `m` (everything but its seq, which is the key): tag, ts (i64 LE), meter,
-/// point count (u16 LE), then per point quality (u8), has-value (u8), value (f64 LE, if any),
-/// name and unit. Strings are a u16 LE length and UTF-8 bytes.
-pub fn record(m: &DataMessage) -> Vec<u8> {
-    let mut out = Vec::with_capacity(16 + m.meter.len() + m.points.len() * 40);
-    out.push(RECORD_V1);
-    out.extend_from_slice(&m.ts.to_le_bytes());
-    put_str(&mut out, &m.meter);
-    put_u16(&mut out, m.points.len());
-    for p in &m.points {
-        out.push(match p.quality {
-            Quality::Good => 0,
-            Quality::CommError => 1,
-            Quality::DeviceError => 2,
-            Quality::Invalid => 3,
-        });
-        match p.value {
-            Some(v) => {
-                out.push(1);
-                out.extend_from_slice(&v.to_le_bytes());
-            }
-            None => out.push(0),
-        }
-        put_str(&mut out, &p.name);
-        put_str(&mut out, &p.unit);
-    }
-    out
-}
-
-fn put_u16(out: &mut Vec<u8>, n: usize) {
-    // Names, units and point lists are far below 64 Ki (config validation); clamp regardless.
-    out.extend_from_slice(&(n.min(usize::from(u16::MAX)) as u16).to_le_bytes());
-}
-
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    let b = s.as_bytes();
-    let b = b.get(..usize::from(u16::MAX)).unwrap_or(b);
-    put_u16(out, b.len());
-    out.extend_from_slice(b);
-}
-
-/// Reads a binary record.
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let (head, rest) = (self.0.get(..n)?, self.0.get(n..)?);
-        self.0 = rest;
-        Some(head)
-    }
-    fn u8(&mut self) -> Option<u8> {
-        self.take(1)?.first().copied()
-    }
-    fn u16(&mut self) -> Option<usize> {
-        Some(usize::from(u16::from_le_bytes(
-            self.take(2)?.try_into().ok()?,
-        )))
-    }
-    fn u64(&mut self) -> Option<[u8; 8]> {
-        self.take(8)?.try_into().ok()
-    }
-    fn str(&mut self) -> Option<&'a str> {
-        let n = self.u16()?;
-        std::str::from_utf8(self.take(n)?).ok()
-    }
-}
-
-/// The data message of a stored value (binary record or JSON), with its seq.
-pub fn decode(seq: u64, stored: &[u8]) -> Option<DataMessage> {
-    if stored.first() != Some(&RECORD_V1) {
-        let mut m: DataMessage = serde_json::from_slice(stored).ok()?;
-        m.seq = seq;
-        return Some(m);
-    }
-    let mut r = Reader(stored.get(1..)?);
-    let ts = i64::from_le_bytes(r.u64()?);
-    let meter = r.str()?.to_string();
-    let n = r.u16()?;
-    let mut points = Vec::with_capacity(n);
-    for _ in 0..n {
-        let quality = match r.u8()? {
-            0 => Quality::Good,
-            1 => Quality::CommError,
-            2 => Quality::DeviceError,
-            3 => Quality::Invalid,
-            _ => return None,
-        };
-        let value = match r.u8()? {
-            0 => None,
-            1 => Some(f64::from_le_bytes(r.u64()?)),
-            _ => return None,
-        };
-        points.push(PointValue {
-            name: r.str()?.to_string(),
-            value,
-            unit: r.str()?.to_string(),
-            quality,
-        });
-    }
-    if !r.0.is_empty() {
-        return None;
-    }
-    Some(DataMessage {
-        seq,
-        ts,
-        meter,
-        points,
-    })
-}
-
-/// The poll time of a stored value, ms since the epoch.
-pub fn ts_of(stored: &[u8]) -> Option<i64> {
-    if stored.first() == Some(&RECORD_V1) {
-        let b: [u8; 8] = stored.get(1..9)?.try_into().ok()?;
-        return Some(i64::from_le_bytes(b));
-    }
-    serde_json::from_slice::<DataMessage>(stored)
-        .ok()
-        .map(|m| m.ts)
-}
-
-/// The JSON payload to publish for a stored value: rendered from a binary record; a JSON record
-/// (or, should one ever be unreadable, the value itself) as it is.
-pub fn json_of_record(seq: u64, stored: &[u8]) -> Vec<u8> {
-    if stored.first() == Some(&RECORD_V1) {
-        if let Some(m) = decode(seq, stored) {
-            return to_vec(&m);
-        }
-    }
-    stored.to_vec()
-}
+use plantmeter_common::{DataMessage, Quality};
 
 /// Append the JSON payload of `m` to `out`.
 pub fn encode(m: &DataMessage, out: &mut Vec<u8>) {
+    encode_parts(
+        m.seq,
+        m.ts,
+        &m.meter,
+        m.points
+            .iter()
+            .map(|p| (p.name.as_str(), p.value, p.unit.as_str(), p.quality)),
+        out,
+    );
+}
+
+/// Append the JSON payload of a poll given by parts (seq, poll time, meter name and, per point,
+/// name, value, unit and quality) to `out`: the same bytes as [`encode`] of the equivalent message.
+pub fn encode_parts<'a>(
+    seq: u64,
+    ts: i64,
+    meter: &str,
+    points: impl Iterator<Item = (&'a str, Option<f64>, &'a str, Quality)>,
+    out: &mut Vec<u8>,
+) {
     out.extend_from_slice(b"{\"seq\":");
-    number(out, m.seq);
+    number(out, seq);
     out.extend_from_slice(b",\"ts\":\"");
-    timestamp(out, m.ts);
+    timestamp(out, ts);
     out.extend_from_slice(b"\",\"meter\":");
-    string(out, &m.meter);
+    string(out, meter);
     out.extend_from_slice(b",\"points\":[");
-    for (i, p) in m.points.iter().enumerate() {
+    for (i, (name, value, unit, quality)) in points.enumerate() {
         if i > 0 {
             out.push(b',');
         }
         out.extend_from_slice(b"{\"name\":");
-        string(out, &p.name);
+        string(out, name);
         out.extend_from_slice(b",\"value\":");
-        match p.value {
+        match value {
             // serde_json writes non-finite floats as null, like None.
             Some(v) => {
                 let _ = serde_json::to_writer(&mut *out, &v);
@@ -176,9 +52,9 @@ pub fn encode(m: &DataMessage, out: &mut Vec<u8>) {
             None => out.extend_from_slice(b"null"),
         }
         out.extend_from_slice(b",\"unit\":");
-        string(out, &p.unit);
+        string(out, unit);
         out.extend_from_slice(b",\"quality\":\"");
-        out.extend_from_slice(p.quality.as_str().as_bytes());
+        out.extend_from_slice(quality.as_str().as_bytes());
         out.extend_from_slice(b"\"}");
     }
     out.extend_from_slice(b"]}");
@@ -275,6 +151,7 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use plantmeter_common::PointValue;
     use proptest::prelude::*;
 
     fn msg(seq: u64, ts: i64, meter: &str, points: Vec<PointValue>) -> DataMessage {
@@ -329,34 +206,7 @@ mod tests {
                 String::from_utf8(to_vec(&m)).unwrap(),
                 String::from_utf8(m.to_json()).unwrap()
             );
-            let rec = record(&m);
-            assert_eq!(
-                String::from_utf8(json_of_record(m.seq, &rec)).unwrap(),
-                String::from_utf8(m.to_json()).unwrap()
-            );
         }
-    }
-
-    #[test]
-    fn json_records_of_earlier_versions_are_published_as_they_are() {
-        let m = msg(
-            9,
-            1_795_248_005_000,
-            "m",
-            vec![point("p", Some(1.5), "kW", Quality::Good)],
-        );
-        let json = m.to_json();
-        assert_eq!(json_of_record(9, &json), json);
-        assert_eq!(ts_of(&json), Some(m.ts));
-        assert_eq!(decode(9, &json), Some(m));
-        // A truncated record is not misread.
-        let rec = record(&msg(
-            1,
-            0,
-            "m",
-            vec![point("p", None, "kW", Quality::CommError)],
-        ));
-        assert_eq!(decode(1, &rec[..rec.len() - 1]), None);
     }
 
     proptest! {
@@ -375,12 +225,6 @@ mod tests {
                 point("n", None, &unit, Quality::CommError),
             ]);
             prop_assert_eq!(to_vec(&m), m.to_json());
-            // Stored as a binary record, published as the same JSON; the ts and message come back.
-            let rec = record(&m);
-            prop_assert_eq!(json_of_record(seq, &rec), m.to_json());
-            prop_assert_eq!(ts_of(&rec), Some(ts));
-            prop_assert_eq!(decode(seq, &rec), Some(m.clone()));
-            prop_assert!(rec.len() < m.to_json().len());
         }
     }
 }
