@@ -157,10 +157,47 @@ pub fn scan_rtu_request(buf: &[u8]) -> RtuScan {
     }
 }
 
+/// Take the next request addressed to one unit from the front of an RTU receive buffer: noise and
+/// bad frames are dropped, broadcasts (unit 0) are consumed unanswered, as a slave does. `None` while
+/// no whole request is there (the rest stays in `buf`).
+pub fn take_rtu_request(buf: &mut Vec<u8>) -> Option<(u8, Vec<u8>)> {
+    loop {
+        match scan_rtu_request(buf) {
+            RtuScan::Incomplete => return None,
+            RtuScan::Discard(k) => {
+                buf.drain(..k);
+            }
+            RtuScan::Frame { unit, pdu, len } => {
+                buf.drain(..len);
+                if unit != 0 {
+                    return Some((unit, pdu));
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn take_skips_broadcasts_and_noise_and_keeps_a_partial_frame() {
+        let mut buf = rtu_frame(0, &[3, 0, 0, 0, 2]);
+        buf.extend(rtu_frame(7, &[4, 0, 0x48, 0, 4]));
+        let next = rtu_frame(9, &[3, 0, 1, 0, 1]);
+        buf.extend_from_slice(&next[..3]);
+        assert_eq!(
+            take_rtu_request(&mut buf),
+            Some((7, vec![4, 0, 0x48, 0, 4]))
+        );
+        assert_eq!(take_rtu_request(&mut buf), None);
+        assert_eq!(buf, next[..3].to_vec());
+        let mut noise = vec![0x11, 0xFF, 0x00];
+        assert_eq!(take_rtu_request(&mut noise), None);
+        assert!(noise.is_empty());
+    }
 
     #[test]
     fn crc_matches_the_spec_example() {

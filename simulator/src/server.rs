@@ -14,7 +14,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::engine::{garbage_bytes, Outcome, Simulation};
-use crate::modbus::{rtu_frame, scan_rtu_request, tcp_frame, RtuScan};
+use crate::modbus::{rtu_frame, take_rtu_request, tcp_frame};
 
 /// Accept Modbus TCP connections until shutdown.
 pub async fn serve_tcp(listener: TcpListener, sim: Arc<Simulation>, stop: watch::Receiver<bool>) {
@@ -123,30 +123,18 @@ async fn rtu_conn(
             return Ok(());
         }
         buf.extend_from_slice(&chunk[..n]);
-        loop {
-            match scan_rtu_request(&buf) {
-                RtuScan::Incomplete => break,
-                RtuScan::Discard(k) => {
-                    buf.drain(..k);
+        while let Some((unit, pdu)) = take_rtu_request(&mut buf) {
+            match sim.handle(unit, &pdu, false) {
+                Outcome::Reply(p) => s.write_all(&rtu_frame(unit, &p)).await?,
+                Outcome::Delayed(d, p) => {
+                    tokio::time::sleep(d).await;
+                    s.write_all(&rtu_frame(unit, &p)).await?;
                 }
-                RtuScan::Frame { unit, pdu, len } => {
-                    buf.drain(..len);
-                    if unit == 0 {
-                        continue;
-                    }
-                    match sim.handle(unit, &pdu, false) {
-                        Outcome::Reply(p) => s.write_all(&rtu_frame(unit, &p)).await?,
-                        Outcome::Delayed(d, p) => {
-                            tokio::time::sleep(d).await;
-                            s.write_all(&rtu_frame(unit, &p)).await?;
-                        }
-                        Outcome::Silent => {}
-                        Outcome::Drop => return Ok(()),
-                        Outcome::Garbage => {
-                            n_garbage += 1;
-                            s.write_all(&rtu_garbage(unit, &pdu, n_garbage)).await?;
-                        }
-                    }
+                Outcome::Silent => {}
+                Outcome::Drop => return Ok(()),
+                Outcome::Garbage => {
+                    n_garbage += 1;
+                    s.write_all(&rtu_garbage(unit, &pdu, n_garbage)).await?;
                 }
             }
         }
@@ -242,34 +230,22 @@ fn pty_loop(mut master: std::fs::File, sim: Arc<Simulation>, stop: Arc<AtomicBoo
             }
         };
         buf.extend_from_slice(&chunk[..n]);
-        loop {
-            match scan_rtu_request(&buf) {
-                RtuScan::Incomplete => break,
-                RtuScan::Discard(k) => {
-                    buf.drain(..k);
+        while let Some((unit, pdu)) = take_rtu_request(&mut buf) {
+            let out = match sim.handle(unit, &pdu, false) {
+                Outcome::Reply(p) => Some(rtu_frame(unit, &p)),
+                Outcome::Delayed(d, p) => {
+                    std::thread::sleep(d);
+                    Some(rtu_frame(unit, &p))
                 }
-                RtuScan::Frame { unit, pdu, len } => {
-                    buf.drain(..len);
-                    if unit == 0 {
-                        continue;
-                    }
-                    let out = match sim.handle(unit, &pdu, false) {
-                        Outcome::Reply(p) => Some(rtu_frame(unit, &p)),
-                        Outcome::Delayed(d, p) => {
-                            std::thread::sleep(d);
-                            Some(rtu_frame(unit, &p))
-                        }
-                        // A serial line cannot be dropped: the meter just stays silent.
-                        Outcome::Silent | Outcome::Drop => None,
-                        Outcome::Garbage => {
-                            n_garbage += 1;
-                            Some(rtu_garbage(unit, &pdu, n_garbage))
-                        }
-                    };
-                    if let Some(out) = out {
-                        let _ = master.write_all(&out);
-                    }
+                // A serial line cannot be dropped: the meter just stays silent.
+                Outcome::Silent | Outcome::Drop => None,
+                Outcome::Garbage => {
+                    n_garbage += 1;
+                    Some(rtu_garbage(unit, &pdu, n_garbage))
                 }
+            };
+            if let Some(out) = out {
+                let _ = master.write_all(&out);
             }
         }
     }
