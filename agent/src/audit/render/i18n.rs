@@ -118,10 +118,6 @@ pub struct Labels {
     pub notes: &'static str,
     pub method_intro: &'static str,
     pub level_below_iii: &'static str,
-    pub truth: &'static str,
-    pub measured: &'static str,
-    pub difference_pct: &'static str,
-    pub total: &'static str,
 }
 
 const EN: Labels = Labels {
@@ -209,10 +205,6 @@ const EN: Labels = Labels {
         or the ratio method where the data cannot support a model. Savings = expected − actual. \
         A valid hour has at least 45 minutes of data.",
     level_below_iii: "below III",
-    truth: "Truth",
-    measured: "Measured",
-    difference_pct: "Diff %",
-    total: "Total",
 };
 
 const ZH: Labels = Labels {
@@ -297,10 +289,6 @@ const ZH: Labels = Labels {
         基准模型：能耗对产量的最小二乘回归模型 (ISO 50006 / IPMVP)，数据不足以建立模型时采用比值法。\
         节能量 = 预期值 − 实际值。有效小时须有不少于 45 分钟的数据。",
     level_below_iii: "未达三级",
-    truth: "真值",
-    measured: "测算值",
-    difference_pct: "偏差 %",
-    total: "总量",
 };
 
 /// The label of an indicator key (`energy`, `electricity`, `COD`, ...); unknown keys are shown as they are.

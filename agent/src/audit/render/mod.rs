@@ -10,7 +10,6 @@ mod html;
 mod i18n;
 mod svg;
 mod text;
-mod truth;
 
 #[cfg(test)]
 mod fixture;
@@ -19,5 +18,3 @@ pub use self::csv::csv;
 pub use self::html::html;
 pub use self::i18n::Lang;
 pub use self::text::{display_width, text_table};
-#[allow(unused_imports)] // offered to the demo, see truth.rs
-pub use self::truth::{text_table_with_truth, Truth, TruthPeriod};
