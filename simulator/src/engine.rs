@@ -169,6 +169,16 @@ impl Simulation {
         self.meter(meter).map(|m| m.stats.snapshot())
     }
 
+    /// The fault plan of a meter by name.
+    fn faults_of(
+        &self,
+        meter: &str,
+    ) -> Result<std::sync::MutexGuard<'_, crate::fault::FaultPlan>, String> {
+        self.meter(meter)
+            .map(SimMeter::faults)
+            .ok_or_else(|| format!("no simulated meter named {meter:?}"))
+    }
+
     /// Add a fault window `[from_ms, to_ms)` of virtual time to a meter.
     pub fn inject_window(
         &self,
@@ -177,13 +187,7 @@ impl Simulation {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<(), String> {
-        let m = self
-            .meter(meter)
-            .ok_or_else(|| format!("no simulated meter named {meter:?}"))?;
-        let mut f = match m.faults.lock() {
-            Ok(f) => f,
-            Err(e) => e.into_inner(),
-        };
+        let mut f = self.faults_of(meter)?;
         f.windows.push(FaultWindow {
             from_ms,
             to_ms,
@@ -194,13 +198,7 @@ impl Simulation {
 
     /// Remove every fault window and random fault of a meter (counter events stay: they are history).
     pub fn clear_faults(&self, meter: &str) -> Result<(), String> {
-        let m = self
-            .meter(meter)
-            .ok_or_else(|| format!("no simulated meter named {meter:?}"))?;
-        let mut f = match m.faults.lock() {
-            Ok(f) => f,
-            Err(e) => e.into_inner(),
-        };
+        let mut f = self.faults_of(meter)?;
         f.windows.clear();
         f.random.clear();
         Ok(())
@@ -208,13 +206,7 @@ impl Simulation {
 
     /// Replace a meter at `t_ms`: its main counters restart at `start`.
     pub fn replace_meter_at(&self, meter: &str, t_ms: i64, start: f64) -> Result<(), String> {
-        let m = self
-            .meter(meter)
-            .ok_or_else(|| format!("no simulated meter named {meter:?}"))?;
-        let mut f = match m.faults.lock() {
-            Ok(f) => f,
-            Err(e) => e.into_inner(),
-        };
+        let mut f = self.faults_of(meter)?;
         f.add_event(t_ms, CounterEvent::Replace { start });
         Ok(())
     }
@@ -240,10 +232,7 @@ impl Simulation {
         };
         let n = m.stats.requests.fetch_add(1, Ordering::Relaxed);
         let active = {
-            let f = match m.faults.lock() {
-                Ok(f) => f,
-                Err(e) => e.into_inner(),
-            };
+            let f = m.faults();
             f.active(self.plant.spec().seed, m.tag, n, t_ms)
         };
         let (mut t_eval, mut nan, mut delay) = (t_ms, false, None);

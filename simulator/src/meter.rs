@@ -1,7 +1,7 @@
 //! A simulated meter: a template's register map filled from the plant model, with its faults.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 use plantmeter_common::codec::encode_point;
 use plantmeter_common::plan::Point;
@@ -227,6 +227,15 @@ pub fn signal_for(
 }
 
 impl SimMeter {
+    /// The meter's fault plan. A panic elsewhere while it was held leaves it as it was: the
+    /// simulator goes on serving rather than poisoning every later request.
+    pub fn faults(&self) -> MutexGuard<'_, FaultPlan> {
+        match self.faults.lock() {
+            Ok(f) => f,
+            Err(e) => e.into_inner(),
+        }
+    }
+
     /// The raw (unwrapped, un-replaced) totalizer of a counter point at `t_ms`.
     fn raw_counter(&self, plant: &Plant, factor: f64, t_ms: i64) -> f64 {
         self.counter_start
@@ -240,10 +249,7 @@ impl SimMeter {
         match self.signals[i] {
             Signal::Counter { factor } => {
                 let raw = self.raw_counter(plant, factor, t_ms);
-                let faults = match self.faults.lock() {
-                    Ok(f) => f,
-                    Err(e) => e.into_inner(),
-                };
+                let faults = self.faults();
                 let shown = match faults.last_event(t_ms) {
                     Some((te, CounterEvent::Replace { start })) => {
                         start + raw - self.raw_counter(plant, factor, te)
