@@ -67,30 +67,6 @@ pub fn wall_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// The clock of `--clock-start/--clock-speed`, or the wall clock.
-pub fn clock_from_args(start: Option<&str>, speed: Option<f64>) -> anyhow::Result<Clock> {
-    match (start, speed) {
-        (None, None) => Ok(Clock::wall()),
-        (start, speed) => {
-            let start_ms = match start {
-                Some(s) => plantmeter_common::model::parse_ts_ms(s).ok_or_else(|| {
-                    anyhow::Error::new(BadInput(format!(
-                        "--clock-start: {s:?} is not an RFC 3339 timestamp (e.g. 2026-01-01T00:00:00Z)"
-                    )))
-                })?,
-                None => wall_ms(),
-            };
-            let speed = speed.unwrap_or(1.0);
-            if !(speed.is_finite() && speed > 0.0) {
-                return Err(anyhow::Error::new(BadInput(format!(
-                    "--clock-speed: {speed} must be a positive number"
-                ))));
-            }
-            Ok(Clock::virtual_from(start_ms, speed))
-        }
-    }
-}
-
 /// Load and validate the config; errors exit 2 with `FILE:LINE:COL: message` lines.
 pub fn load_plan(path: &std::path::Path) -> anyhow::Result<Plan> {
     plantmeter_common::config::load(path).map_err(|e| anyhow::Error::new(BadInput(e.to_string())))
@@ -98,13 +74,12 @@ pub fn load_plan(path: &std::path::Path) -> anyhow::Result<Plan> {
 
 pub fn main(args: RunArgs) -> anyhow::Result<()> {
     let plan = load_plan(&args.config)?;
-    let clock = match args.clock_anchor {
-        None => clock_from_args(args.clock_start.as_deref(), args.clock_speed)?,
-        Some(anchor) => {
-            Clock::from_options(args.clock_start.as_deref(), args.clock_speed, Some(anchor))
-                .map_err(|e| anyhow::Error::new(BadInput(e)))?
-        }
-    };
+    let clock = Clock::from_options(
+        args.clock_start.as_deref(),
+        args.clock_speed,
+        args.clock_anchor,
+    )
+    .map_err(|e| anyhow::Error::new(BadInput(e)))?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -5,7 +5,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use plantmeter_common::model::parse_ts_ms;
 use plantmeter_common::Clock;
 use plantmeter_sim::scenario::local_midnight_ms;
 use plantmeter_sim::{start, AgentConfigOptions, Scenario, SimOptions, Simulation};
@@ -108,30 +107,12 @@ fn load_scenario(path: Option<&Path>) -> Result<Scenario, Failure> {
 }
 
 fn clock_of(args: &Args) -> Result<Clock, Failure> {
-    if let Some(anchor) = args.clock_anchor {
-        return Clock::from_options(args.clock_start.as_deref(), args.clock_speed, Some(anchor))
-            .map_err(bad);
-    }
-    let speed = args.clock_speed.unwrap_or(1.0);
-    if !speed.is_finite() || speed <= 0.0 {
-        return Err(bad(format!(
-            "--clock-speed {speed}: must be a positive number"
-        )));
-    }
-    match &args.clock_start {
-        Some(s) => {
-            let ms = parse_ts_ms(s).ok_or_else(|| {
-                bad(format!(
-                    "--clock-start {s:?}: not an RFC 3339 instant (2025-01-01T00:00:00+08:00)"
-                ))
-            })?;
-            Ok(Clock::virtual_from(ms, speed))
-        }
-        None if args.clock_speed.is_some() => {
-            Ok(Clock::virtual_from(Clock::wall().now_ms(), speed))
-        }
-        None => Ok(Clock::wall()),
-    }
+    Clock::from_options(
+        args.clock_start.as_deref(),
+        args.clock_speed,
+        args.clock_anchor,
+    )
+    .map_err(bad)
 }
 
 /// Truth from the local midnight of the clock's start (not before the plant's start) to now.
