@@ -63,7 +63,12 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    logging::init(&cli.log_format);
+    // Benchmarks print figures; the embedded broker's connection chatter would bury them.
+    let default_filter = match cli.command {
+        Command::Bench(_) => "warn,rumqttd=off",
+        _ => "info",
+    };
+    logging::init(&cli.log_format, default_filter);
     let result = match cli.command {
         Command::Run(a) => run::main(a),
         Command::Check(a) => check::main(a),

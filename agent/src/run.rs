@@ -221,18 +221,14 @@ impl Polled {
             })
     }
 
-    /// The JSON payload of this poll, numbered `seq` (see `store::payload`).
-    fn payload(&self, seq: u64) -> Option<Vec<u8>> {
-        let meter = self.meter()?;
-        let mut out = Vec::with_capacity(96 + meter.points.len() * 72);
-        crate::store::payload::encode_parts(
-            seq,
-            self.ts,
-            &meter.name,
-            self.points(meter),
-            &mut out,
-        );
-        Some(out)
+    /// Append the JSON payload of this poll, numbered `seq`, to `out` (see `store::payload`);
+    /// false if the poll names no meter of its plan.
+    fn write_payload(&self, seq: u64, out: &mut Vec<u8>) -> bool {
+        let Some(meter) = self.meter() else {
+            return false;
+        };
+        crate::store::payload::encode_parts(seq, self.ts, &meter.name, self.points(meter), out);
+        true
     }
 
     /// The data message of this poll, numbered `seq` (for the audit engine).
@@ -325,7 +321,9 @@ fn write_batch(
         }
         known
     });
-    let first = match store.append_with(batch.len(), |i, seq| batch.get(i)?.payload(seq)) {
+    let first = match store.append_with(batch.len(), |i, seq, out| {
+        batch.get(i).is_some_and(|p| p.write_payload(seq, out))
+    }) {
         Ok(a) => {
             if a.evicted > 0 {
                 let (from, to) = a.evicted_range.unwrap_or((0, 0));
@@ -907,25 +905,29 @@ mod tests {
             ts: 1_795_248_005_000,
             values,
         };
+        let payload = |p: &Polled, seq| {
+            let mut out = Vec::new();
+            p.write_payload(seq, &mut out).then_some(out)
+        };
         let good = poll(vec![(Some(1.5), plantmeter_common::Quality::Good)]);
         let m = good.message(42).unwrap();
         assert_eq!(
             (m.seq, m.meter.as_str(), m.points[0].value),
             (42, "b", Some(1.5))
         );
-        assert_eq!(good.payload(42).unwrap(), m.to_json());
+        assert_eq!(payload(&good, 42).unwrap(), m.to_json());
         let bad = poll(vec![(Some(1.5), plantmeter_common::Quality::Invalid)]);
         let m = bad.message(43).unwrap();
         assert_eq!(
             m.points[0].value, None,
             "a value that is not good is not published"
         );
-        assert_eq!(bad.payload(43).unwrap(), m.to_json());
+        assert_eq!(payload(&bad, 43).unwrap(), m.to_json());
         let unknown = Polled {
             meter: 9,
             ..poll(vec![])
         };
-        assert!(unknown.payload(1).is_none() && unknown.message(1).is_none());
+        assert!(payload(&unknown, 1).is_none() && unknown.message(1).is_none());
     }
 
     #[test]

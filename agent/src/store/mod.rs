@@ -1,16 +1,23 @@
 //! The sled store: outbox of data messages keyed by seq, durable seq counter, audit aggregates (own trees).
 //!
-//! Layout of the `outbox` tree: a data message under its seq as 8 big-endian bytes, the value being
-//! the exact JSON payload that is published (so a duplicate is byte-identical). Counters live in the
-//! same tree under keys that sort after every seq (`[0xFF; 8]` + name), so that one atomic sled batch
-//! writes a poll's messages, the next seq and the eviction count together: after a crash or power
-//! loss either all of them are there or none.
+//! Layout of the `outbox` tree: data messages in [`block`]s, each under the seq of its first record
+//! as 8 big-endian bytes; a record is the exact JSON payload that is published (so a duplicate is
+//! byte-identical). A round of polls is one block: one key to insert, one to delete once the broker
+//! acknowledged all of it. Counters live in the same tree under keys that sort after every seq
+//! (`[0xFF; 8]` + name). A round is written as its block, then the next seq (plain inserts: sled
+//! recovers a prefix of its log, and at open the next seq is past the last stored record anyway);
+//! when the store is full, the evictions, the eviction count and the round go in one atomic batch.
+//!
+//! Which records of a partly acknowledged block were acknowledged is kept in memory (the publisher
+//! does not send them again); after a crash the whole block goes again (at-least-once).
 //!
 //! Memory: sled by default keeps a 1 GiB page cache that fills up to the data size, plus a
 //! background flusher thread. See [`open_db`] for what is changed and why.
 
+pub mod block;
 pub mod payload;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -60,6 +67,28 @@ fn read_u64(tree: &sled::Tree, name: &str) -> anyhow::Result<Option<u64>> {
         .map(u64::from_be_bytes))
 }
 
+/// The block under key `k`. A value that is no block (a bug, or a store damaged beyond what sled
+/// detects) can be read by no one: it is logged and removed, and None returned.
+fn decode(tree: &sled::Tree, k: &[u8], v: sled::IVec) -> Option<Stored> {
+    let first = key_seq(k)?;
+    match block::spans(&v) {
+        Ok(spans) if !spans.is_empty() => Some(Stored {
+            first,
+            value: v,
+            spans,
+        }),
+        Ok(_) => {
+            let _ = tree.remove(k);
+            None
+        }
+        Err(e) => {
+            tracing::error!(seq = first, error = %e, "unreadable block of records in the store: removed");
+            let _ = tree.remove(k);
+            None
+        }
+    }
+}
+
 fn config(dir: &Path, background_flush: bool) -> sled::Config {
     // Measured (a program opening sled 0.34.7 alone and reading /proc/self/status; see the
     // agent-core note): sled costs ~21.8 MB RSS right after `open`, whatever the settings here.
@@ -103,7 +132,23 @@ pub enum OpenError {
     Io { dir: PathBuf, source: sled::Error },
 }
 
-fn open_classified(dir: &Path) -> Result<sled::Db, OpenError> {
+/// How long an open waits for a lock held by a store of this process that is closing (sled
+/// releases its file lock when its last I/O thread lets go, shortly after the `Db` is dropped).
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+fn open_classified(dir: &Path, wait: std::time::Duration) -> Result<sled::Db, OpenError> {
+    let start = std::time::Instant::now();
+    loop {
+        match open_once(dir) {
+            Err(OpenError::Locked(_)) if start.elapsed() < wait => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn open_once(dir: &Path) -> Result<sled::Db, OpenError> {
     config(dir, false).open().map_err(|e| match &e {
         sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
             OpenError::Locked(dir.to_path_buf())
@@ -138,6 +183,74 @@ pub struct Store {
 
 struct WriterState {
     next_seq: u64,
+    /// Blocks some of whose records were acknowledged, by first seq.
+    partial: BTreeMap<u64, Partial>,
+}
+
+/// The acknowledged records of a block (a bit per record).
+struct Partial {
+    count: u64,
+    bytes: u64,
+    acked: Vec<u64>,
+    n_acked: u64,
+}
+
+impl Partial {
+    fn new(count: u64, bytes: u64) -> Partial {
+        Partial {
+            count,
+            bytes,
+            acked: vec![0; count.div_ceil(64) as usize],
+            n_acked: 0,
+        }
+    }
+
+    fn is_acked(&self, i: u64) -> bool {
+        self.acked
+            .get((i / 64) as usize)
+            .is_some_and(|w| w & (1 << (i % 64)) != 0)
+    }
+
+    /// Mark record `i`; true if it was not marked yet.
+    fn ack(&mut self, i: u64) -> bool {
+        let Some(w) = self.acked.get_mut((i / 64) as usize) else {
+            return false;
+        };
+        let bit = 1u64 << (i % 64);
+        if *w & bit != 0 {
+            return false;
+        }
+        *w |= bit;
+        self.n_acked += 1;
+        true
+    }
+}
+
+/// A stored block: its first seq, its value and where its records are.
+struct Stored {
+    first: u64,
+    value: sled::IVec,
+    spans: block::Spans,
+}
+
+impl Stored {
+    fn count(&self) -> u64 {
+        self.spans.len() as u64
+    }
+
+    /// Past its last seq.
+    fn end(&self) -> u64 {
+        self.first + self.count()
+    }
+
+    fn bytes(&self) -> u64 {
+        self.spans.iter().map(|&(_, len)| record_size(len)).sum()
+    }
+
+    fn record(&self, i: usize) -> Option<sled::IVec> {
+        let &(off, len) = self.spans.get(i)?;
+        Some(self.value.subslice(off, len))
+    }
 }
 
 /// The outcome of one append.
@@ -172,7 +285,7 @@ impl Store {
     /// to `dir.corrupt-<UTC timestamp>` and a fresh one started (logged as an error, and visible
     /// in `moved_aside`). A store locked by another process is an error.
     pub fn open_or_recover(dir: &Path, store_max_mb: u64) -> anyhow::Result<Store> {
-        match open_classified(dir) {
+        match open_classified(dir, LOCK_WAIT) {
             Ok(db) => Store::from_db(db, store_max_mb, None),
             Err(OpenError::Corrupt { dir, source }) => {
                 let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
@@ -196,7 +309,7 @@ impl Store {
                 let hint = crate::state::read_status_file(&aside)
                     .map(|s| s.store.next_seq)
                     .unwrap_or(0);
-                let db = open_classified(&dir)?;
+                let db = open_classified(&dir, LOCK_WAIT)?;
                 let store = Store::from_db(db, store_max_mb, Some(aside))?;
                 if hint > 0 {
                     // Margin: the status file is a few seconds old; a gap is honest, a reuse is not.
@@ -210,7 +323,7 @@ impl Store {
 
     /// Open the store in `dir` as it is (for `status`); fails if another process holds it.
     pub fn open_existing(dir: &Path, store_max_mb: u64) -> Result<Store, OpenError> {
-        let db = open_classified(dir)?;
+        let db = open_classified(dir, std::time::Duration::ZERO)?;
         Store::from_db(db, store_max_mb, None).map_err(|e| OpenError::Io {
             dir: dir.to_path_buf(),
             source: sled::Error::Unsupported(e.to_string()),
@@ -228,10 +341,10 @@ impl Store {
         let mut last = 0u64;
         for kv in tree.range(seq_key(0)..META_PREFIX) {
             let (k, v) = kv?;
-            if let Some(seq) = key_seq(&k) {
-                backlog += 1;
-                bytes += record_size(v.len());
-                last = seq;
+            if let Some(b) = decode(&tree, &k, v) {
+                backlog += b.count();
+                bytes += b.bytes();
+                last = b.end() - 1;
             }
         }
         let next_seq = read_u64(&tree, "next_seq")?
@@ -242,7 +355,10 @@ impl Store {
         Ok(Store {
             db,
             tree,
-            write_lock: Mutex::new(WriterState { next_seq }),
+            write_lock: Mutex::new(WriterState {
+                next_seq,
+                partial: BTreeMap::new(),
+            }),
             durable_next: AtomicU64::new(next_seq),
             backlog: AtomicU64::new(backlog),
             bytes: AtomicU64::new(bytes),
@@ -281,38 +397,53 @@ impl Store {
     /// atomic batch, evicting the oldest records first if the store would exceed its bound.
     /// Not yet durable: call [`Store::flush`] before publishing.
     pub fn append(&self, msgs: &mut [DataMessage]) -> anyhow::Result<Appended> {
-        self.append_with(msgs.len(), |i, seq| {
-            let m = msgs.get_mut(i)?;
+        self.append_with(msgs.len(), |i, seq, out| {
+            let Some(m) = msgs.get_mut(i) else {
+                return false;
+            };
             m.seq = seq;
-            Some(payload::to_vec(m))
+            payload::encode(m, out);
+            true
         })
     }
 
-    /// [`Store::append`] of `count` messages given by `payload(i, seq)`: the JSON payload of the
-    /// i-th message, numbered `seq` (`None`: the message is left out and gets no seq).
+    /// [`Store::append`] of `count` messages written by `payload(i, seq, out)`: appends the JSON
+    /// payload of the i-th message, numbered `seq`, to `out` and returns true (false: the message
+    /// is left out and gets no seq). The messages go in blocks of consecutive seqs.
     pub fn append_with(
         &self,
         count: usize,
-        mut payload: impl FnMut(usize, u64) -> Option<Vec<u8>>,
+        mut payload: impl FnMut(usize, u64, &mut Vec<u8>) -> bool,
     ) -> anyhow::Result<Appended> {
         if count == 0 {
             return Ok(Appended::default());
         }
         let mut w = self.lock();
         let first = w.next_seq;
-        let mut batch = sled::Batch::default();
+        let mut blocks: Vec<(u64, Vec<u8>)> = Vec::new();
         let mut added = 0u64;
         let mut next = first;
+        let mut block_first = first;
+        let mut builder = block::Builder::new();
         for i in 0..count {
-            let Some(p) = payload(i, next) else { continue };
-            added += record_size(p.len());
-            batch.insert(&seq_key(next), p);
-            next += 1;
+            if payload(i, next, builder.begin_record()) {
+                added += record_size(builder.end_record());
+                next += 1;
+            } else {
+                builder.abandon_record();
+            }
+            if builder.full() {
+                blocks.push((block_first, builder.take()));
+                block_first = next;
+            }
+        }
+        if builder.records() > 0 {
+            blocks.push((block_first, builder.take()));
         }
         let count = next - first;
-        batch.insert(meta_key("next_seq"), &next.to_be_bytes());
+        let mut batch = sled::Batch::default();
 
-        // Evict the oldest records while the live data would exceed the bound.
+        // Evict the oldest blocks while the live data would exceed the bound.
         let mut evicted = 0u64;
         let mut freed = 0u64;
         let mut range: Option<(u64, u64)> = None;
@@ -325,18 +456,39 @@ impl Store {
                     break;
                 }
                 let (k, v) = kv?;
-                let Some(seq) = key_seq(&k) else { continue };
+                let Some(b) = decode(&self.tree, &k, v) else {
+                    continue;
+                };
                 batch.remove(k);
-                freed += record_size(v.len());
-                evicted += 1;
-                range = Some((range.map_or(seq, |r| r.0), seq));
+                freed += b.bytes();
+                // Records already acknowledged were delivered: not lost.
+                let acked = w.partial.remove(&b.first).map_or(0, |p| p.n_acked);
+                evicted += b.count() - acked;
+                range = Some((range.map_or(b.first, |r| r.0), b.end() - 1));
             }
             if evicted > 0 {
                 let total = self.evicted.load(Ordering::Acquire) + evicted;
                 batch.insert(meta_key("evicted"), &total.to_be_bytes());
             }
         }
-        self.tree.apply_batch(batch)?;
+        if evicted > 0 {
+            // Evicted blocks, the eviction count, the new blocks and the next seq: all or nothing.
+            for (at, value) in blocks {
+                batch.insert(&seq_key(at), value);
+            }
+            batch.insert(meta_key("next_seq"), &next.to_be_bytes());
+            self.tree.apply_batch(batch)?;
+        } else {
+            // No batch: a sled batch writes its log buffer out twice (before and after a
+            // manifest), an fsync-free write each, at every round of polls. Single inserts in seq
+            // order are enough: sled recovers a prefix of its log, and at open the next seq is
+            // at least past the last stored record, whether or not `next_seq` made it.
+            for (at, value) in blocks {
+                self.tree.insert(seq_key(at), value)?;
+            }
+            self.tree
+                .insert(meta_key("next_seq"), &next.to_be_bytes())?;
+        }
         w.next_seq = next;
         self.bytes.fetch_add(added, Ordering::AcqRel);
         self.bytes.fetch_sub(
@@ -344,7 +496,10 @@ impl Store {
             Ordering::AcqRel,
         );
         self.backlog.fetch_add(count, Ordering::AcqRel);
-        self.backlog.fetch_sub(evicted, Ordering::AcqRel);
+        self.backlog.fetch_sub(
+            evicted.min(self.backlog.load(Ordering::Acquire)),
+            Ordering::AcqRel,
+        );
         self.evicted.fetch_add(evicted, Ordering::AcqRel);
         Ok(Appended {
             first,
@@ -367,24 +522,64 @@ impl Store {
         self.durable_next.load(Ordering::Acquire)
     }
 
-    /// Up to `limit` durable records with seq >= `from`, oldest first, as (seq, payload).
+    /// The stored block holding `seq`, if any.
+    fn block_of(&self, seq: u64) -> anyhow::Result<Option<Stored>> {
+        let Some(kv) = self.tree.range(seq_key(0)..=seq_key(seq)).next_back() else {
+            return Ok(None);
+        };
+        let (k, v) = kv?;
+        Ok(decode(&self.tree, &k, v).filter(|b| b.end() > seq))
+    }
+
+    /// Up to `limit` durable records with seq >= `from` not yet acknowledged, oldest first, as
+    /// (seq, payload).
     pub fn read_from(&self, from: u64, limit: usize) -> anyhow::Result<Vec<(u64, sled::IVec)>> {
-        let end = self.durable_next();
+        self.read_range(from, self.durable_next(), limit)
+    }
+
+    /// [`Store::read_from`] up to `end` (exclusive), durable or not.
+    fn read_range(
+        &self,
+        from: u64,
+        end: u64,
+        limit: usize,
+    ) -> anyhow::Result<Vec<(u64, sled::IVec)>> {
         let mut out = Vec::with_capacity(limit.min(256));
-        if from >= end {
+        if from >= end || limit == 0 {
             return Ok(out);
         }
-        for kv in self.tree.range(seq_key(from)..seq_key(end)).take(limit) {
+        // Blocks are written whole under the writer's lock before `durable_next` passes them:
+        // a block starting below `end` is durable entirely.
+        let start = match self.block_of(from)? {
+            Some(b) => b.first,
+            None => from,
+        };
+        let w = self.lock();
+        for kv in self.tree.range(seq_key(start)..seq_key(end)) {
             let (k, v) = kv?;
-            if let Some(seq) = key_seq(&k) {
-                out.push((seq, v));
+            let Some(b) = decode(&self.tree, &k, v) else {
+                continue;
+            };
+            let partial = w.partial.get(&b.first);
+            for i in 0..b.spans.len() {
+                let seq = b.first + i as u64;
+                if seq < from || partial.is_some_and(|p| p.is_acked(i as u64)) {
+                    continue;
+                }
+                if let Some(payload) = b.record(i) {
+                    out.push((seq, payload));
+                }
+                if out.len() >= limit {
+                    return Ok(out);
+                }
             }
         }
         Ok(out)
     }
 
-    /// The broker acknowledged these seqs: delete them (not fsynced; after a crash a deleted record
-    /// may come back and be sent again, which at-least-once allows).
+    /// The broker acknowledged these seqs: a block is deleted once all its records are (not
+    /// fsynced; after a crash a deleted block may come back and be sent again, which
+    /// at-least-once allows).
     ///
     /// A record evicted (store full) while it was in flight was delivered after all: it is taken
     /// off the eviction count, which thus counts exactly the seqs a subscriber never sees.
@@ -395,17 +590,42 @@ impl Store {
         let mut seqs = seqs.to_vec();
         seqs.sort_unstable();
         seqs.dedup();
-        let _w = self.lock();
-        let mut removed = 0u64;
+        let mut w = self.lock();
+        let mut acked = 0u64;
         let mut freed = 0u64;
         let mut delivered_evicted = 0u64;
+        // The block of the previous seq (seqs are sorted: consecutive ones share blocks).
+        let mut current: Option<(u64, u64)> = None;
         for &seq in &seqs {
-            match self.tree.remove(seq_key(seq))? {
-                Some(v) => {
-                    removed += 1;
-                    freed += record_size(v.len());
-                }
-                None => delivered_evicted += 1,
+            let first = match current {
+                Some((f, e)) if (f..e).contains(&seq) => f,
+                _ => match self.block_of(seq)? {
+                    Some(b) => {
+                        w.partial
+                            .entry(b.first)
+                            .or_insert_with(|| Partial::new(b.count(), b.bytes()));
+                        current = Some((b.first, b.end()));
+                        b.first
+                    }
+                    None => {
+                        delivered_evicted += 1;
+                        continue;
+                    }
+                },
+            };
+            let Some(p) = w.partial.get_mut(&first) else {
+                continue;
+            };
+            if p.ack(seq - first) {
+                acked += 1;
+            }
+            if p.n_acked >= p.count {
+                freed += p.bytes;
+                w.partial.remove(&first);
+                // A plain remove (no batch: see `append_with`); a block that comes back after a
+                // crash is sent again.
+                self.tree.remove(seq_key(first))?;
+                current = None;
             }
         }
         let evicted = self.evicted.load(Ordering::Acquire);
@@ -416,8 +636,9 @@ impl Store {
                 .insert(meta_key("evicted"), &total.to_be_bytes())?;
             self.evicted.store(total, Ordering::Release);
         }
+        drop(w);
         self.backlog.fetch_sub(
-            removed.min(self.backlog.load(Ordering::Acquire)),
+            acked.min(self.backlog.load(Ordering::Acquire)),
             Ordering::AcqRel,
         );
         self.bytes.fetch_sub(
@@ -429,12 +650,16 @@ impl Store {
 
     /// Backlog, oldest unsent, next seq, evictions.
     pub fn stats(&self) -> StoreStats {
-        let (oldest_seq, oldest_ts_ms) = match self.tree.range(seq_key(0)..META_PREFIX).next() {
-            Some(Ok((k, v))) => (
-                key_seq(&k),
+        let oldest = self
+            .read_range(0, u64::MAX, 1)
+            .ok()
+            .and_then(|r| r.into_iter().next());
+        let (oldest_seq, oldest_ts_ms) = match oldest {
+            Some((seq, v)) => (
+                Some(seq),
                 serde_json::from_slice::<DataMessage>(&v).ok().map(|m| m.ts),
             ),
-            _ => (None, None),
+            None => (None, None),
         };
         StoreStats {
             backlog: self.backlog.load(Ordering::Acquire),
@@ -566,6 +791,140 @@ mod tests {
         drop(s);
         let s = Store::open_or_recover(&dir.path().join("db"), 1).unwrap();
         assert_eq!(s.evicted(), evicted - 10, "the correction is durable");
+    }
+
+    fn seq_keys(s: &Store) -> Vec<u64> {
+        s.tree
+            .range(seq_key(0)..META_PREFIX)
+            .keys()
+            .filter_map(|k| key_seq(&k.unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn a_round_of_polls_is_one_block_deleted_once_all_of_it_is_acknowledged() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        {
+            let s = Store::open_or_recover(&path, 16).unwrap();
+            let mut round: Vec<DataMessage> = (0..50).map(|i| msg(&format!("m{i}"))).collect();
+            s.append(&mut round).unwrap();
+            s.flush().unwrap();
+            assert_eq!(seq_keys(&s), vec![1], "one key for the round");
+            let got = s.read_from(0, 1000).unwrap();
+            assert_eq!(got.len(), 50);
+            for (i, (seq, payload)) in got.iter().enumerate() {
+                let m: DataMessage = serde_json::from_slice(payload).unwrap();
+                assert_eq!(
+                    (*seq, m.seq, m.meter.clone()),
+                    (i as u64 + 1, *seq, format!("m{i}"))
+                );
+            }
+            // Part of it acknowledged: not sent again, the block stays.
+            s.remove_acked(&(1..=20).collect::<Vec<_>>()).unwrap();
+            assert_eq!(s.backlog(), 30);
+            let rest: Vec<u64> = s.read_from(0, 1000).unwrap().iter().map(|r| r.0).collect();
+            assert_eq!(rest, (21..=50).collect::<Vec<_>>());
+            assert_eq!(s.read_from(30, 5).unwrap()[0].0, 30);
+            assert_eq!(s.stats().oldest_seq, Some(21));
+            assert_eq!(seq_keys(&s), vec![1]);
+        }
+        // A crash loses which records of the block were acknowledged: all of it goes again.
+        let s = Store::open_or_recover(&path, 16).unwrap();
+        assert_eq!(s.backlog(), 50);
+        assert_eq!(s.read_from(0, 1000).unwrap().len(), 50);
+        s.remove_acked(&(1..=50).collect::<Vec<_>>()).unwrap();
+        assert_eq!((s.backlog(), s.stats().backlog_bytes), (0, 0));
+        assert!(seq_keys(&s).is_empty(), "deleted once all acknowledged");
+        assert!(s.read_from(0, 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn large_batches_are_split_into_bounded_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open_or_recover(&dir.path().join("db"), 64).unwrap();
+        let mut many: Vec<DataMessage> = (0..1000).map(|_| msg("a")).collect();
+        let a = s.append(&mut many).unwrap();
+        assert_eq!((a.first, a.count), (1, 1000));
+        s.flush().unwrap();
+        let keys = seq_keys(&s);
+        assert_eq!(keys, vec![1, 257, 513, 769]);
+        let seqs: Vec<u64> = s
+            .read_from(300, 2000)
+            .unwrap()
+            .iter()
+            .map(|r| r.0)
+            .collect();
+        assert_eq!(seqs, (300..=1000).collect::<Vec<_>>());
+        let seqs: Vec<u64> = s.read_from(0, 300).unwrap().iter().map(|r| r.0).collect();
+        assert_eq!(seqs, (1..=300).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn evicting_a_partly_acknowledged_block_counts_only_what_was_never_delivered() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open_or_recover(&dir.path().join("db"), 1).unwrap();
+        let mut first: Vec<DataMessage> = (0..100).map(|_| msg("a")).collect();
+        s.append(&mut first).unwrap();
+        s.flush().unwrap();
+        s.remove_acked(&(1..=40).collect::<Vec<_>>()).unwrap();
+        // Fill the store until the first block goes.
+        while s.evicted() == 0 {
+            s.append(&mut [msg("a")]).unwrap();
+        }
+        assert_eq!(s.evicted(), 60, "40 of the block's 100 were delivered");
+        assert_eq!(s.stats().oldest_seq, Some(101));
+        // The 60 in flight are acknowledged after all.
+        s.remove_acked(&(41..=100).collect::<Vec<_>>()).unwrap();
+        assert_eq!(s.evicted(), 0);
+    }
+
+    #[test]
+    fn records_of_an_older_store_one_json_per_key_are_read_and_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        {
+            let s = Store::open_or_recover(&path, 16).unwrap();
+            for seq in 1..=3u64 {
+                let mut m = msg("old");
+                m.seq = seq;
+                s.tree.insert(seq_key(seq), payload::to_vec(&m)).unwrap();
+            }
+            s.tree
+                .insert(meta_key("next_seq"), &4u64.to_be_bytes())
+                .unwrap();
+            s.flush().unwrap();
+        }
+        let s = Store::open_or_recover(&path, 16).unwrap();
+        assert_eq!(s.backlog(), 3);
+        s.append(&mut [msg("new")]).unwrap();
+        s.flush().unwrap();
+        let got = s.read_from(0, 10).unwrap();
+        let seqs: Vec<u64> = got.iter().map(|r| r.0).collect();
+        assert_eq!(seqs, vec![1, 2, 3, 4]);
+        let m: DataMessage = serde_json::from_slice(&got[1].1).unwrap();
+        assert_eq!((m.seq, m.meter.as_str()), (2, "old"));
+        s.remove_acked(&[1, 2, 3, 4]).unwrap();
+        assert!(seq_keys(&s).is_empty());
+    }
+
+    #[test]
+    fn an_unreadable_block_is_removed_and_the_rest_still_flows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let s = Store::open_or_recover(&path, 16).unwrap();
+        s.append(&mut [msg("a")]).unwrap();
+        s.tree.insert(seq_key(2), &[0x07u8, 1, 2][..]).unwrap();
+        s.tree
+            .insert(meta_key("next_seq"), &3u64.to_be_bytes())
+            .unwrap();
+        drop(s);
+        let s = Store::open_or_recover(&path, 16).unwrap();
+        s.append(&mut [msg("b")]).unwrap();
+        s.flush().unwrap();
+        let seqs: Vec<u64> = s.read_from(0, 10).unwrap().iter().map(|r| r.0).collect();
+        assert_eq!(seqs, vec![1, 3]);
+        assert_eq!(seq_keys(&s), vec![1, 3]);
     }
 
     #[test]

@@ -61,6 +61,7 @@ pub fn encode_parts<'a>(
 }
 
 /// The payload of `m` in a new buffer.
+#[cfg(test)]
 pub fn to_vec(m: &DataMessage) -> Vec<u8> {
     let mut out = Vec::with_capacity(96 + m.points.len() * 72);
     encode(m, &mut out);
