@@ -35,6 +35,17 @@ fn qualities(sub: &Subscriber, meter: &str) -> Vec<Vec<(String, serde_json::Valu
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faulty_meters_get_their_quality_and_do_not_slow_the_others() {
+    faulty_meters(Broker::start()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faulty_meters_get_their_quality_and_do_not_slow_the_others_mosquitto() {
+    if let Some(broker) = Broker::mosquitto("faulty_meters") {
+        faulty_meters(broker).await;
+    }
+}
+
+async fn faulty_meters(broker: Broker) {
     let sim = start(
         Scenario::builtin(),
         SimOptions {
@@ -49,7 +60,6 @@ async fn faulty_meters_get_their_quality_and_do_not_slow_the_others() {
     sim.inject("dyehouse", Fault::Exception(2), day).unwrap();
     sim.inject("compressors", Fault::Garbage, day).unwrap();
 
-    let broker = Broker::start();
     let sub = Subscriber::start(broker.addr).await;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");

@@ -13,6 +13,17 @@ use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_store_evicts_oldest_counts_and_reports() {
+    full_store(Broker::start()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_store_evicts_oldest_counts_and_reports_mosquitto() {
+    if let Some(broker) = Broker::mosquitto("full_store") {
+        full_store(broker).await;
+    }
+}
+
+async fn full_store(broker: Broker) {
     let sim = start(
         Scenario::builtin(),
         SimOptions {
@@ -22,7 +33,6 @@ async fn full_store_evicts_oldest_counts_and_reports() {
     )
     .await
     .unwrap();
-    let broker = Broker::start();
     let proxy = Proxy::start(broker.addr).await;
     proxy.set_down(true);
     let sub = Subscriber::start(broker.addr).await;
