@@ -128,3 +128,47 @@ async fn faulty_meters(broker: Broker) {
     .await;
     assert!(agent.sigterm(Duration::from_secs(8)).success());
 }
+
+/// A meter that refuses reads over unmapped registers (exception 02, as many real meters answer):
+/// the agent's requests bridge gaps between its points (Modbus TCP default `max_gap` 64), so the
+/// first poll is refused; the agent reads the points again in contiguous groups within that same
+/// poll, says so once, and the meter's points are good from the first message on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_meter_refusing_unmapped_registers_is_read_in_contiguous_groups() {
+    let sim = start(
+        Scenario::builtin(),
+        SimOptions {
+            clock: Clock::wall(),
+            ..SimOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    sim.inject("main-power", Fault::StrictMap, Duration::from_secs(86_400))
+        .unwrap();
+    let broker = Broker::start();
+    let sub = Subscriber::start(broker.addr).await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let cfg = write_config(dir.path(), &config(&sim, broker.addr, &data, 0.5, 300));
+    let log = dir.path().join("agent.log");
+    let agent = Agent::start_logging_to(&cfg, 4.0, &log);
+
+    wait_for("polls of main-power", Duration::from_secs(20), || {
+        qualities(&sub, "main-power").len() >= 4
+    })
+    .await;
+    assert!(agent.sigterm(Duration::from_secs(8)).success());
+    for poll in qualities(&sub, "main-power") {
+        for (q, v) in poll {
+            assert_eq!(q, "good", "main-power");
+            assert!(v.is_number());
+        }
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    let warnings = text
+        .matches("refuses reads over unmapped registers")
+        .count();
+    assert_eq!(warnings, 1, "said once:\n{text}");
+    assert!(text.contains("main-power"), "{text}");
+}

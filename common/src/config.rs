@@ -92,9 +92,7 @@ pub fn parse(text: &str, source: &Path) -> Result<Plan, ConfigErrors> {
     let gateway = gateway::gateway(&mut d, &root);
     let mqtt = gateway::mqtt(&mut d, &root, gateway.as_ref().map(|g| &g.0));
     let metrics_listen = gateway::metrics(&mut d, &root);
-    let gateway_gap = gateway
-        .as_ref()
-        .map_or(crate::batching::DEFAULT_MAX_GAP, |g| g.1);
+    let gateway_gap = gateway.as_ref().and_then(|g| g.1);
     let mut template_errors = Vec::new();
     let parsed = meters::parse(&mut d, &root, gateway_gap, &mut template_errors);
     let audit = audit::parse(

@@ -235,7 +235,7 @@ impl Simulation {
             let f = m.faults();
             f.active(self.plant.spec().seed, m.tag, n, t_ms)
         };
-        let (mut t_eval, mut nan, mut delay) = (t_ms, false, None);
+        let (mut t_eval, mut nan, mut delay, mut strict) = (t_ms, false, None, false);
         match active {
             Some((Fault::Timeout, _)) => {
                 m.stats.timeouts.fetch_add(1, Ordering::Relaxed);
@@ -256,6 +256,7 @@ impl Simulation {
             Some((Fault::Slow(d), _)) => delay = Some(d),
             Some((Fault::Stuck, from)) => t_eval = from,
             Some((Fault::Nan, _)) => nan = true,
+            Some((Fault::StrictMap, _)) => strict = true,
             None => {}
         }
         let reply = match modbus::parse_request(pdu) {
@@ -272,7 +273,9 @@ impl Simulation {
                     3 => RegisterKind::Holding,
                     _ => RegisterKind::Input,
                 };
-                if kind.is_bit() {
+                if strict && !m.fully_mapped(kind, start, count) {
+                    Err((function, modbus::ILLEGAL_DATA_ADDRESS))
+                } else if kind.is_bit() {
                     m.read_bits(&self.plant, kind, start, count, t_eval)
                         .map(|b| modbus::bits_pdu(function, &b))
                         .map_err(|c| (function, c))

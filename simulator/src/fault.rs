@@ -19,6 +19,9 @@ pub enum Fault {
     Stuck,
     /// Float points read NaN (integer points keep answering normally).
     Nan,
+    /// Reads that cover a register no point occupies are refused with exception 02 (illegal data
+    /// address), as many meters do; reads of points only answer normally.
+    StrictMap,
 }
 
 impl Fault {
@@ -32,6 +35,7 @@ impl Fault {
             "garbage" => Fault::Garbage,
             "stuck" => Fault::Stuck,
             "nan" => Fault::Nan,
+            "strict_map" => Fault::StrictMap,
             _ => return None,
         })
     }
@@ -46,6 +50,7 @@ impl Fault {
             Fault::Garbage => "garbage",
             Fault::Stuck => "stuck",
             Fault::Nan => "nan",
+            Fault::StrictMap => "strict_map",
         }
     }
 }

@@ -318,6 +318,20 @@ impl SimMeter {
         Some(it.fold(first, |(lo, hi), (a, b)| (lo.min(a), hi.max(b))))
     }
 
+    /// True when every register (bit) of `[start, start+count)` belongs to some point.
+    pub fn fully_mapped(&self, kind: RegisterKind, start: u16, count: u16) -> bool {
+        (u32::from(start)..u32::from(start) + u32::from(count)).all(|a| {
+            self.template.points.iter().any(|p| {
+                let w = if kind.is_bit() {
+                    1
+                } else {
+                    u32::from(p.data_type.words())
+                };
+                p.register == kind && (u32::from(p.address)..u32::from(p.address) + w).contains(&a)
+            })
+        })
+    }
+
     fn check_span(&self, kind: RegisterKind, start: u16, count: u16) -> Result<(), u8> {
         match self.span(kind) {
             Some((lo, hi))

@@ -34,8 +34,9 @@ pub struct SteadyArgs {
     /// Measuring window, seconds.
     #[arg(long, default_value_t = 30)]
     pub seconds: u64,
-    /// `max_gap` of the bus (registers read over between points). Unset: the agent's default (8),
-    /// with which the ten SDM630 points take two requests per poll; 40 reads them in one.
+    /// `max_gap` of the bus (registers read over between points). Unset: the agent's default for
+    /// Modbus TCP (64), which reads the ten SDM630 points in one request; 8 (the serial-line
+    /// default) takes two.
     #[arg(long)]
     pub max_gap: Option<u16>,
 }

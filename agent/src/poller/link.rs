@@ -17,8 +17,8 @@ use tokio_modbus::slave::{Slave, SlaveContext};
 /// Why a read failed, as it maps to a point's quality.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReadError {
-    /// The meter answered with a Modbus exception: `device_error`.
-    Exception(String),
+    /// The meter answered with a Modbus exception (code, description): `device_error`.
+    Exception(u8, String),
     /// Timeout, refused or broken connection, garbled or short reply: `comm_error`.
     Comm(String),
 }
@@ -26,7 +26,7 @@ pub enum ReadError {
 impl std::fmt::Display for ReadError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ReadError::Exception(e) => write!(f, "Modbus exception {e}"),
+            ReadError::Exception(_, e) => write!(f, "Modbus exception {e}"),
             ReadError::Comm(e) => f.write_str(e),
         }
     }
@@ -189,7 +189,10 @@ impl Link {
                 self.fail();
                 Err(ReadError::Comm(format!("{e} reading {}", what())))
             }
-            Ok(Ok(Err(exc))) => Err(ReadError::Exception(format!("{exc} reading {}", what()))),
+            Ok(Ok(Err(exc))) => Err(ReadError::Exception(
+                u8::from(exc),
+                format!("{exc} reading {}", what()),
+            )),
             Ok(Ok(Ok(reply))) => {
                 let got = match &reply {
                     Reply::Words(w) => w.len(),

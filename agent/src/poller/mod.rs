@@ -9,8 +9,9 @@ pub mod link;
 use std::sync::Arc;
 use std::time::Duration;
 
+use plantmeter_common::batching::batch;
 use plantmeter_common::codec::{decode_bits, decode_registers};
-use plantmeter_common::plan::{Bus, Meter, Transport};
+use plantmeter_common::plan::{Bus, Meter, ReadRequest, Transport};
 use plantmeter_common::{Clock, Plan, Quality};
 use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
@@ -69,6 +70,9 @@ struct Sched {
     interval_ms: i64,
     next_due_ms: i64,
     fails: u32,
+    /// The meter's requests split into contiguous groups, once it refused a read over unmapped
+    /// registers (see [`split_requests`]).
+    split: Option<Vec<ReadRequest>>,
     span: tracing::Span,
 }
 
@@ -116,6 +120,7 @@ async fn run_group(
                 interval_ms,
                 next_due_ms: grid_after(now, interval_ms),
                 fails: 0,
+                split: None,
                 span: tracing::info_span!("meter", meter = %m.name, unit = m.unit_id),
             })
         })
@@ -140,9 +145,26 @@ async fn run_group(
         };
         let ts = clock.now_ms();
         let started = tokio::time::Instant::now();
-        let poll = poll_meter(&mut link, bus, meter, &mut values)
+        let requests = s.split.as_deref().unwrap_or(&meter.requests);
+        let mut poll = poll_meter(&mut link, bus, meter, requests, &mut values)
             .instrument(s.span.clone())
             .await;
+        if s.split.is_none() && refused_a_gap(meter, &poll) {
+            let split = split_requests(meter);
+            poll = poll_meter(&mut link, bus, meter, &split, &mut values)
+                .instrument(s.span.clone())
+                .await;
+            // Kept only if the points read alone: a meter refusing them too is failing, not strict.
+            if poll.is_ok() {
+                tracing::warn!(
+                    meter = %meter.name,
+                    requests = meter.requests.len(),
+                    split = split.len(),
+                    "the meter refuses reads over unmapped registers (exception 02): reading its points in contiguous groups from now on (max_gap = 0 for this meter says so in the config)"
+                );
+                s.split = Some(split);
+            }
+        }
         let latency_s = started.elapsed().as_secs_f64();
         let msg = crate::run::Polled {
             plan: plan.clone(),
@@ -176,12 +198,13 @@ async fn poll_meter(
     link: &mut Link,
     bus: &Bus,
     meter: &Meter,
+    requests: &[ReadRequest],
     values: &mut Vec<(Option<f64>, Quality)>,
 ) -> Result<(), ReadError> {
     values.clear();
     values.resize(meter.points.len(), (None, Quality::CommError));
     let mut first_err: Option<ReadError> = None;
-    for req in &meter.requests {
+    for req in requests {
         let mut attempt = 0;
         let result = loop {
             match link.read(meter.unit_id, req).await {
@@ -202,7 +225,7 @@ async fn poll_meter(
             Ok(Reply::Bits(b)) => decode_bits(meter, req, &b, &mut set),
             Err(e) => {
                 let q = match e {
-                    ReadError::Exception(_) => Quality::DeviceError,
+                    ReadError::Exception(..) => Quality::DeviceError,
                     ReadError::Comm(_) => Quality::CommError,
                 };
                 for &idx in &req.points {
@@ -220,6 +243,38 @@ async fn poll_meter(
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// Modbus exception 02, illegal data address.
+const ILLEGAL_DATA_ADDRESS: u8 = 0x02;
+
+/// True when the poll failed with "illegal data address" and some request of the meter reads over
+/// registers none of its points occupies: the meter may refuse unmapped registers (many do), not
+/// the points themselves.
+fn refused_a_gap(meter: &Meter, poll: &Result<(), ReadError>) -> bool {
+    matches!(poll, Err(ReadError::Exception(ILLEGAL_DATA_ADDRESS, _)))
+        && split_requests(meter).len() > meter.requests.len()
+}
+
+/// The meter's requests with no gap bridged: each request split into runs of adjacent points.
+fn split_requests(meter: &Meter) -> Vec<ReadRequest> {
+    let mut out = Vec::new();
+    for req in &meter.requests {
+        let subset: Vec<_> = req
+            .points
+            .iter()
+            .filter_map(|&i| meter.points.get(i).cloned())
+            .collect();
+        for mut part in batch(&subset, 0) {
+            part.points = part
+                .points
+                .iter()
+                .filter_map(|&j| req.points.get(j).copied())
+                .collect();
+            out.push(part);
+        }
+    }
+    out
 }
 
 /// Update the shared state after a poll; log and announce health changes only.
@@ -283,6 +338,72 @@ mod tests {
         assert_eq!(next_due(10_000, 12_500, 1_000, 0), 13_000);
         // Fractional intervals (0.2 s).
         assert_eq!(next_due(10_000, 10_010, 200, 0), 10_200);
+    }
+
+    #[test]
+    fn requests_bridging_gaps_split_into_runs_of_adjacent_points() {
+        let text = r#"
+[gateway]
+id = "gw"
+site = "s"
+data_dir = "/tmp/x"
+[mqtt]
+url = "mqtt://127.0.0.1:1883"
+[[bus]]
+name = "b"
+transport = "tcp"
+address = "127.0.0.1:502"
+[[meter]]
+name = "m"
+bus = "b"
+unit_id = 1
+poll_interval_s = 1
+  [[meter.point]]
+  name = "a"
+  register = "input"
+  address = 0
+  type = "f32"
+  unit = "V"
+  [[meter.point]]
+  name = "b"
+  register = "input"
+  address = 2
+  type = "f32"
+  unit = "V"
+  [[meter.point]]
+  name = "c"
+  register = "input"
+  address = 52
+  type = "f32"
+  unit = "kW"
+  [[meter.point]]
+  name = "d"
+  register = "holding"
+  address = 10
+  type = "u16"
+  unit = "x"
+"#;
+        let plan = plantmeter_common::config::parse(text, std::path::Path::new("t.toml"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (_, m) = plan.meter("m").unwrap_or_else(|| panic!("no meter"));
+        // Modbus TCP default max_gap (64): the three input points in one request.
+        assert_eq!(m.requests.len(), 2);
+        let split = split_requests(m);
+        let got: Vec<(u16, u16, Vec<usize>)> = split
+            .iter()
+            .map(|r| (r.start, r.count, r.points.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![(10, 1, vec![3]), (0, 4, vec![0, 1]), (52, 2, vec![2])]
+        );
+        let exc = |code| Err(ReadError::Exception(code, String::new()));
+        assert!(refused_a_gap(m, &exc(2)));
+        assert!(
+            !refused_a_gap(m, &exc(4)),
+            "another exception is not about gaps"
+        );
+        assert!(!refused_a_gap(m, &Ok(())));
     }
 
     #[test]

@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::batching::DEFAULT_MAX_GAP;
 use crate::plan::{Gateway, Mqtt};
 
 use super::diag::Diag;
@@ -30,7 +29,7 @@ const MQTT_KEYS: &[&str] = &[
 ];
 
 /// `[gateway]` and the gateway-wide `max_gap`.
-pub(crate) fn gateway(d: &mut Diag<'_>, root: &Section<'_>) -> Option<(Gateway, u16)> {
+pub(crate) fn gateway(d: &mut Diag<'_>, root: &Section<'_>) -> Option<(Gateway, Option<u16>)> {
     let Some(item) = root.item("gateway") else {
         d.error(&Some(0..0), "missing [gateway] table (id, site, data_dir)");
         return None;
@@ -81,7 +80,7 @@ pub(crate) fn gateway(d: &mut Diag<'_>, root: &Section<'_>) -> Option<(Gateway, 
     let store_max_mb = t
         .int_in(d, "store_max_mb", 1, i64::from(u32::MAX))
         .map_or(DEFAULT_STORE_MAX_MB, |v| v.v.unsigned_abs());
-    let max_gap = max_gap(d, &t).unwrap_or(DEFAULT_MAX_GAP);
+    let max_gap = max_gap(d, &t);
 
     if d.count() > before {
         return None;

@@ -97,7 +97,7 @@ fn line_of(d: &Diag<'_>, span: &Span) -> usize {
 pub(crate) fn parse(
     d: &mut Diag<'_>,
     root: &Section<'_>,
-    gateway_gap: u16,
+    gateway_gap: Option<u16>,
     extra: &mut Vec<ConfigError>,
 ) -> Parsed {
     let mut drafts: Vec<BusDraft> = Vec::new();
@@ -371,7 +371,7 @@ fn meter(
     t: &Section<'_>,
     name: Option<&str>,
     buses: &[BusDraft],
-    gateway_gap: u16,
+    gateway_gap: Option<u16>,
     extra: &mut Vec<ConfigError>,
 ) -> Option<(usize, Meter)> {
     t.check_keys(d, METER_KEYS);
@@ -617,7 +617,12 @@ fn meter(
     let bus_index = bus_index?;
     let gap = meter_gap
         .or(buses[bus_index].max_gap)
-        .unwrap_or(gateway_gap);
+        .or(gateway_gap)
+        .unwrap_or(if buses[bus_index].rtu_framing {
+            batching::DEFAULT_MAX_GAP
+        } else {
+            batching::DEFAULT_MAX_GAP_TCP
+        });
     let requests = batching::batch(&points, gap);
     Some((
         bus_index,
