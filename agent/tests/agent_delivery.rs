@@ -6,21 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use plantmeter_common::Clock;
-use plantmeter_sim::{start, Scenario, SimOptions};
 use support::*;
-
-async fn sim() -> plantmeter_sim::SimHandle {
-    start(
-        Scenario::builtin(),
-        SimOptions {
-            clock: Clock::wall(),
-            ..SimOptions::default()
-        },
-    )
-    .await
-    .unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_outage_loses_nothing_and_resends_in_order() {

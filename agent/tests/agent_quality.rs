@@ -6,8 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use plantmeter_common::Clock;
-use plantmeter_sim::{start, Fault, Scenario, SimOptions};
+use plantmeter_sim::Fault;
 use support::*;
 
 fn qualities(sub: &Subscriber, meter: &str) -> Vec<Vec<(String, serde_json::Value)>> {
@@ -46,15 +45,7 @@ async fn faulty_meters_get_their_quality_and_do_not_slow_the_others_mosquitto() 
 }
 
 async fn faulty_meters(broker: Broker) {
-    let sim = start(
-        Scenario::builtin(),
-        SimOptions {
-            clock: Clock::wall(),
-            ..SimOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let sim = sim().await;
     let day = Duration::from_secs(86_400);
     sim.inject("power-b", Fault::Timeout, day).unwrap();
     sim.inject("dyehouse", Fault::Exception(2), day).unwrap();
@@ -135,15 +126,7 @@ async fn faulty_meters(broker: Broker) {
 /// poll, says so once, and the meter's points are good from the first message on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_meter_refusing_unmapped_registers_is_read_in_contiguous_groups() {
-    let sim = start(
-        Scenario::builtin(),
-        SimOptions {
-            clock: Clock::wall(),
-            ..SimOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let sim = sim().await;
     sim.inject("main-power", Fault::StrictMap, Duration::from_secs(86_400))
         .unwrap();
     let broker = Broker::start();

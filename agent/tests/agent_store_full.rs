@@ -7,8 +7,6 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
-use plantmeter_common::Clock;
-use plantmeter_sim::{start, Scenario, SimOptions};
 use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -24,15 +22,7 @@ async fn full_store_evicts_oldest_counts_and_reports_mosquitto() {
 }
 
 async fn full_store(broker: Broker) {
-    let sim = start(
-        Scenario::builtin(),
-        SimOptions {
-            clock: Clock::wall(),
-            ..SimOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let sim = sim().await;
     let proxy = Proxy::start(broker.addr).await;
     proxy.set_down(true);
     let sub = Subscriber::start(broker.addr).await;

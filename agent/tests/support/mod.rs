@@ -412,3 +412,16 @@ pub fn metric(body: &str, name: &str) -> Option<f64> {
     body.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
+
+/// The built-in simulated plant on wall time.
+pub async fn sim() -> plantmeter_sim::SimHandle {
+    plantmeter_sim::start(
+        plantmeter_sim::Scenario::builtin(),
+        plantmeter_sim::SimOptions {
+            clock: plantmeter_common::Clock::wall(),
+            ..plantmeter_sim::SimOptions::default()
+        },
+    )
+    .await
+    .unwrap()
+}
