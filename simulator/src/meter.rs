@@ -299,21 +299,25 @@ impl SimMeter {
             })
     }
 
-    /// The address span `[lo, hi)` of one register table, or None when the meter has none.
-    pub fn span(&self, kind: RegisterKind) -> Option<(u32, u32)> {
-        let mut it = self
-            .template
+    /// The `[start, end)` each point of one register table occupies.
+    fn point_ranges(&self, kind: RegisterKind) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.template
             .points
             .iter()
-            .filter(|p| p.register == kind)
-            .map(|p| {
+            .filter(move |p| p.register == kind)
+            .map(move |p| {
                 let w = if kind.is_bit() {
                     1
                 } else {
                     p.data_type.words()
                 };
                 (u32::from(p.address), u32::from(p.address) + u32::from(w))
-            });
+            })
+    }
+
+    /// The address span `[lo, hi)` of one register table, or None when the meter has none.
+    pub fn span(&self, kind: RegisterKind) -> Option<(u32, u32)> {
+        let mut it = self.point_ranges(kind);
         let first = it.next()?;
         Some(it.fold(first, |(lo, hi), (a, b)| (lo.min(a), hi.max(b))))
     }
@@ -321,14 +325,8 @@ impl SimMeter {
     /// True when every register (bit) of `[start, start+count)` belongs to some point.
     pub fn fully_mapped(&self, kind: RegisterKind, start: u16, count: u16) -> bool {
         (u32::from(start)..u32::from(start) + u32::from(count)).all(|a| {
-            self.template.points.iter().any(|p| {
-                let w = if kind.is_bit() {
-                    1
-                } else {
-                    u32::from(p.data_type.words())
-                };
-                p.register == kind && (u32::from(p.address)..u32::from(p.address) + w).contains(&a)
-            })
+            self.point_ranges(kind)
+                .any(|(lo, hi)| (lo..hi).contains(&a))
         })
     }
 
