@@ -373,6 +373,7 @@ fn initial_status(plan: &Plan, store: &Store) -> AgentStatus {
         acked: 0,
         store: store.stats(),
         store_moved_aside: store.moved_aside.clone(),
+        clock: state::ClockState::Ok,
         ack_rate: state::AckRate::default(),
         meters: meter_states(plan, &[]),
     }

@@ -33,6 +33,25 @@ impl Health {
     }
 }
 
+/// Whether the system clock can stamp readings (`"clock"` in `status.json` and on `P/status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ClockState {
+    #[default]
+    Ok,
+    /// Earlier than the agent's build date: not set yet, nothing is polled.
+    Unset,
+}
+
+impl ClockState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClockState::Ok => "ok",
+            ClockState::Unset => "unset",
+        }
+    }
+}
+
 /// What the agent knows about one meter.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct MeterState {
@@ -86,6 +105,9 @@ pub struct AgentStatus {
     pub store: StoreStats,
     /// Where an unreadable store was moved aside at start, if it was.
     pub store_moved_aside: Option<PathBuf>,
+    /// The system clock: `unset` while it reads earlier than the build date (no polling then).
+    #[serde(default)]
+    pub clock: ClockState,
     pub meters: Vec<MeterState>,
     /// Acknowledgements over time, for the publish rate (not written to `status.json`).
     #[serde(skip)]

@@ -132,6 +132,12 @@ fn render(dir: &str, source: &Source, now: i64) -> String {
             aside.display()
         );
     }
+    if st.running && st.clock == state::ClockState::Unset {
+        let _ = writeln!(
+            out,
+            "clock     UNSET: the system clock reads earlier than the agent's build date; nothing is polled until it is set (NTP)"
+        );
+    }
     if st.running {
         let _ = writeln!(
             out,

@@ -4,6 +4,7 @@
 //! the next multiple of the interval, never "now + interval"), backs off exponentially (capped) on a
 //! failing meter, and turns every poll into one data message with per-point quality.
 
+pub mod clock_watch;
 pub mod link;
 
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
 use crate::state::{Health, Shared};
+use clock_watch::ClockWatch;
 use link::{Link, ReadError, Reply};
 
 /// The longest pause between two polls of a failing meter, in the clock's time (or its interval, if longer).
@@ -40,6 +42,10 @@ pub fn spawn_all(
     shutdown: watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let mut handles = Vec::new();
+    let watch = Arc::new(ClockWatch::new(
+        clock_watch::build_date_ms(),
+        sink.shared.clone(),
+    ));
     let mut global = 0usize;
     for (b, bus) in plan.buses.iter().enumerate() {
         let members: Vec<(usize, usize)> = (0..bus.meters.len()).map(|m| (global + m, m)).collect();
@@ -55,7 +61,14 @@ pub fn spawn_all(
                 continue;
             }
             let span = tracing::info_span!("bus", bus = %bus.name);
-            let task = run_group(plan.clone(), b, g, clock, sink.clone(), shutdown.clone());
+            let task = run_group(
+                plan.clone(),
+                b,
+                g,
+                (clock, watch.clone()),
+                sink.clone(),
+                shutdown.clone(),
+            );
             handles.push(tokio::spawn(task.instrument(span)));
         }
     }
@@ -100,7 +113,7 @@ async fn run_group(
     plan: Arc<Plan>,
     bus_idx: usize,
     members: Vec<(usize, usize)>,
-    clock: Clock,
+    (mut clock, clock_watch): (Clock, Arc<ClockWatch>),
     sink: Sink,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -108,7 +121,8 @@ async fn run_group(
         return;
     };
     let mut link = Link::new(bus.transport.clone(), bus.timeout);
-    let now = clock.now_ms();
+    // Scheduling runs on the clock's monotonic time base; readings are stamped with `now_ms`.
+    let now = clock.schedule_ms();
     let mut sched: Vec<Sched> = members
         .iter()
         .filter_map(|&(global, local)| {
@@ -130,16 +144,39 @@ async fn run_group(
         if *shutdown.borrow() {
             return;
         }
-        let Some(s) = sched.iter_mut().min_by_key(|s| s.next_due_ms) else {
+        let Some(due) = sched.iter().map(|s| s.next_due_ms).min() else {
             return;
         };
-        let due = s.next_due_ms;
         let wake = tokio::time::Instant::from_std(clock.instant_of(due));
         link.idle_until(wake);
         tokio::select! {
             _ = tokio::time::sleep_until(wake) => {}
             _ = shutdown.changed() => continue,
         }
+        if !clock_watch.check() {
+            // The system clock is not set: no readings until it is (the watch says so), then
+            // the schedule starts afresh on the set clock.
+            while !clock_watch.check() {
+                tokio::select! {
+                    _ = tokio::time::sleep(clock_watch::RECHECK_UNSET) => {}
+                    _ = shutdown.changed() => {}
+                }
+                if *shutdown.borrow() {
+                    return;
+                }
+            }
+            if clock.is_wall() {
+                clock = Clock::wall();
+            }
+            let now = clock.schedule_ms();
+            for s in &mut sched {
+                s.next_due_ms = grid_after(now, s.interval_ms);
+            }
+            continue;
+        }
+        let Some(s) = sched.iter_mut().find(|s| s.next_due_ms == due) else {
+            return;
+        };
         let Some(meter) = bus.meters.get(s.local) else {
             return;
         };
@@ -187,7 +224,7 @@ async fn run_group(
         } else {
             s.fails.saturating_add(1)
         };
-        s.next_due_ms = next_due(due, clock.now_ms(), s.interval_ms, s.fails);
+        s.next_due_ms = next_due(due, clock.schedule_ms(), s.interval_ms, s.fails);
     }
 }
 

@@ -85,7 +85,7 @@ pub fn mqtt_options(plan: &Plan, started_ms: i64) -> anyhow::Result<MqttOptions>
         .set_max_packet_size(MAX_PACKET, MAX_PACKET)
         .set_last_will(LastWill::new(
             status_topic(plan),
-            status_payload("offline", started_ms, None, Some("connection lost")),
+            status_payload("offline", started_ms, None, Some("connection lost"), None),
             QoS::AtLeastOnce,
             true,
         ));
@@ -134,12 +134,14 @@ pub fn status_topic(plan: &Plan) -> String {
 }
 
 /// The retained status payload: `{"state":…,"version":…,"since":…}` plus `evicted` (records lost
-/// to a full store since it was created) and, offline, a `reason`.
+/// to a full store since it was created), online the system `clock` (`"ok"`, or `"unset"`: nothing
+/// is polled) and, offline, a `reason`.
 pub fn status_payload(
     state: &str,
     since_ms: i64,
     evicted: Option<u64>,
     reason: Option<&str>,
+    clock: Option<crate::state::ClockState>,
 ) -> Vec<u8> {
     let mut v = serde_json::json!({
         "state": state,
@@ -151,6 +153,9 @@ pub fn status_payload(
     }
     if let Some(r) = reason {
         v["reason"] = r.into();
+    }
+    if let Some(c) = clock {
+        v["clock"] = c.as_str().into();
     }
     serde_json::to_vec(&v).unwrap_or_default()
 }
@@ -173,6 +178,7 @@ struct Publisher {
     started_ms: i64,
     status_dirty: bool,
     published_evicted: u64,
+    published_clock: Option<crate::state::ClockState>,
     health_dirty: BTreeSet<usize>,
     audit_pending: Option<Vec<u8>>,
     acked: Vec<u64>,
@@ -206,14 +212,17 @@ impl Publisher {
             return Ok(());
         }
         let evicted = self.store.evicted();
-        if evicted != self.published_evicted {
+        let clock = self.shared.lock().clock;
+        if evicted != self.published_evicted || Some(clock) != self.published_clock {
             self.status_dirty = true;
         }
         if self.status_dirty && !self.stopping {
-            let payload = status_payload("online", self.started_ms, Some(evicted), None);
+            let payload =
+                status_payload("online", self.started_ms, Some(evicted), None, Some(clock));
             if self.send_other(status_topic(&self.plan), payload, true) {
                 self.status_dirty = false;
                 self.published_evicted = evicted;
+                self.published_clock = Some(clock);
             }
         }
         while let Some(&i) = self.health_dirty.first() {
@@ -328,6 +337,7 @@ pub async fn run(mut inputs: Inputs) -> anyhow::Result<()> {
         started_ms: inputs.started_ms,
         status_dirty: true,
         published_evicted: u64::MAX,
+        published_clock: None,
         health_dirty: BTreeSet::new(),
         audit_pending: None,
         acked: Vec::new(),
@@ -366,6 +376,7 @@ pub async fn run(mut inputs: Inputs) -> anyhow::Result<()> {
                                 crate::run::wall_ms(),
                                 Some(p.store.evicted()),
                                 Some("shutdown"),
+                                None,
                             );
                             p.draining = false;
                             if p.send_other(status_topic(&p.plan), payload, true) {
@@ -488,11 +499,18 @@ mod tests {
 
     #[test]
     fn status_payload_matches_contract() {
-        let v: serde_json::Value =
-            serde_json::from_slice(&status_payload("online", 0, Some(3), None)).unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_slice(&status_payload(
+            "online",
+            0,
+            Some(3),
+            None,
+            Some(crate::state::ClockState::Unset),
+        ))
+        .unwrap_or_default();
         assert_eq!(v["state"], "online");
         assert_eq!(v["since"], "1970-01-01T00:00:00.000Z");
         assert_eq!(v["evicted"], 3);
+        assert_eq!(v["clock"], "unset");
         assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
     }
 }

@@ -1,0 +1,146 @@
+//! The system clock as a gateway without a battery clock meets it: while it reads earlier than the
+//! agent's build date nothing is polled, and the log, `plantmeter status`, `status.json` and
+//! `P/status` say so; once it is set, polling starts by itself. The build date is moved with the
+//! test-only `PLANTMETER_TEST_BUILD_DATE` (the system clock of the test machine cannot be).
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use support::*;
+
+/// The agent on the system clock (no virtual clock), with the build date overridden.
+fn start_on_wall_clock(config: &Path, build_date: &str, log: &Path) -> Agent {
+    let child = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "info")
+        .env("PLANTMETER_TEST_BUILD_DATE", build_date)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    Agent { child }
+}
+
+fn requests_to_meters(sim: &plantmeter_sim::SimHandle) -> u64 {
+    sim.sim()
+        .meters
+        .iter()
+        .map(|m| sim.stats(&m.name).unwrap().requests)
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clock_before_the_build_date_stops_polling_and_says_so() {
+    let sim = sim().await;
+    let broker = Broker::start();
+    let sub = Subscriber::start(broker.addr).await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let cfg = write_config(dir.path(), &config(&sim, broker.addr, &data, 0.2, 300));
+    let log = dir.path().join("agent.log");
+    // Built "in 2999": today's system clock is not set yet, as far as the agent can tell.
+    let agent = start_on_wall_clock(&cfg, "2999-01-01T00:00:00Z", &log);
+
+    wait_for(
+        "P/status online with clock unset",
+        Duration::from_secs(15),
+        || {
+            sub.last("status")
+                .is_some_and(|s| s["state"] == "online" && s["clock"] == "unset")
+        },
+    )
+    .await;
+    // Ten poll intervals of 0.2 s at least (the status file is rewritten every 2 s while unsteady).
+    wait_for(
+        "status.json after 2 s of running",
+        Duration::from_secs(15),
+        || {
+            std::fs::read(data.join("status.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .is_some_and(|s| {
+                    s["clock"] == "unset"
+                        && s["updated_ms"].as_i64().unwrap_or(0)
+                            - s["started_ms"].as_i64().unwrap_or(0)
+                            >= 2_000
+                })
+        },
+    )
+    .await;
+    let out = Command::new(BIN)
+        .args(["status", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("clock     UNSET"), "{text}");
+
+    assert_eq!(
+        sub.data_len(),
+        0,
+        "readings published while the clock is unset"
+    );
+    assert_eq!(
+        requests_to_meters(&sim),
+        0,
+        "meters polled while the clock is unset"
+    );
+    assert!(agent.sigterm(Duration::from_secs(8)).success());
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        log.contains("earlier than this agent's build date")
+            && log.contains("2999-01-01T00:00:00.000Z"),
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polling_starts_by_itself_once_the_clock_is_set() {
+    let sim = sim().await;
+    let broker = Broker::start();
+    let sub = Subscriber::start(broker.addr).await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let cfg = write_config(dir.path(), &config(&sim, broker.addr, &data, 0.2, 300));
+    let log = dir.path().join("agent.log");
+    // The clock counts as set 3 s after the agent starts.
+    let before = plantmeter_common::clock::system_ms();
+    let agent = start_on_wall_clock(&cfg, "+3s", &log);
+
+    wait_for(
+        "readings once the clock is set",
+        Duration::from_secs(20),
+        || sub.data_len() >= 5,
+    )
+    .await;
+    wait_for("P/status clock ok", Duration::from_secs(10), || {
+        sub.last("status").is_some_and(|s| s["clock"] == "ok")
+    })
+    .await;
+    assert!(agent.sigterm(Duration::from_secs(8)).success());
+    // Every reading was taken after the "build date", on the system clock.
+    let set_at = before + 3_000;
+    for (seq, p) in &sub.got.lock().unwrap().data {
+        let v: serde_json::Value = serde_json::from_slice(p).unwrap();
+        let ts = plantmeter_common::model::parse_ts_ms(v["ts"].as_str().unwrap()).unwrap();
+        assert!(
+            ts >= set_at,
+            "seq {seq} stamped {} ms before the clock was set",
+            set_at - ts
+        );
+    }
+    let log = std::fs::read_to_string(&log).unwrap();
+    let unset = log
+        .find("earlier than this agent's build date")
+        .expect(&log);
+    let set = log
+        .find("the system clock is set: polling starts")
+        .expect(&log);
+    assert!(unset < set, "{log}");
+}
