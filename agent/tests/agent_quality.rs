@@ -155,3 +155,166 @@ async fn a_meter_refusing_unmapped_registers_is_read_in_contiguous_groups() {
     assert_eq!(warnings, 1, "said once:\n{text}");
     assert!(text.contains("main-power"), "{text}");
 }
+
+/// Meters that answer well-framed replies to another question: more registers than asked (6666
+/// in front of the real values), fewer, from another unit id, with another function code or
+/// another transaction id (Modbus TCP only). None of them is believed: every point is
+/// `comm_error` without a value, the health says why, and a healthy meter next to them stays good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_replies_are_comm_errors_and_no_value_of_them_is_published() {
+    hostile_replies(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_replies_are_comm_errors_and_no_value_of_them_is_published_over_rtu_over_tcp() {
+    hostile_replies(true).await;
+}
+
+async fn hostile_replies(rtu: bool) {
+    let sim = plantmeter_sim::start(
+        plantmeter_sim::Scenario::builtin(),
+        plantmeter_sim::SimOptions {
+            clock: plantmeter_common::Clock::wall(),
+            rtu_over_tcp_listen: rtu.then(|| "127.0.0.1:0".into()),
+            ..plantmeter_sim::SimOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let day = Duration::from_secs(86_400);
+    let mut hostile = vec![
+        (
+            "power-b",
+            Fault::ExtraRegisters,
+            "registers in the reply to a read of",
+        ),
+        (
+            "dyehouse",
+            Fault::ShortReply,
+            "registers in the reply to a read of",
+        ),
+        ("compressors", Fault::WrongUnit, "header mismatch"),
+        ("lighting", Fault::WrongFunction, "reply of function"),
+    ];
+    if !rtu {
+        hostile.push(("gas", Fault::WrongTransaction, "header mismatch"));
+    }
+    for (meter, fault, _) in &hostile {
+        sim.inject(meter, *fault, day).unwrap();
+    }
+    let broker = Broker::start();
+    let sub = Subscriber::start(broker.addr).await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut text = config(&sim, broker.addr, &data, 0.5, 300);
+    if let Some(addr) = sim.rtu_over_tcp_addr() {
+        let mut o = plantmeter_sim::AgentConfigOptions::tcp(sim.addr().to_string());
+        o.bus = plantmeter_sim::AgentBus::RtuOverTcp(addr.to_string());
+        o.mqtt_url = format!("mqtt://{}", broker.addr);
+        o.data_dir = data.display().to_string();
+        o.poll_interval_s = Some(1.0);
+        o.timeout_ms = 300;
+        text = sim.agent_config_with(&o);
+    }
+    let cfg = write_config(dir.path(), &text);
+    let agent = Agent::start(&cfg, 4.0);
+
+    wait_for(
+        "two polls of every hostile meter and of a healthy one, and their health",
+        Duration::from_secs(30),
+        || {
+            qualities(&sub, "main-power").len() >= 2
+                && hostile.iter().all(|(m, _, _)| {
+                    qualities(&sub, m).len() >= 2
+                        && sub
+                            .last(&format!("health/{m}"))
+                            .is_some_and(|h| h["state"] == "failing")
+                })
+        },
+    )
+    .await;
+    assert!(agent.sigterm(Duration::from_secs(8)).success());
+
+    for (meter, fault, why) in &hostile {
+        for poll in qualities(&sub, meter) {
+            for (q, v) in poll {
+                assert_eq!(q, "comm_error", "{meter} ({fault:?})");
+                assert!(v.is_null(), "{meter} ({fault:?}): value {v} published");
+            }
+        }
+        let h = sub.last(&format!("health/{meter}")).unwrap();
+        assert!(
+            h["last_error"].as_str().unwrap().contains(why),
+            "{meter} ({fault:?}): {h}"
+        );
+    }
+    for poll in qualities(&sub, "main-power") {
+        for (q, v) in poll {
+            assert_eq!(q, "good");
+            assert!(v.is_number());
+        }
+    }
+}
+
+/// `text` with a `[[meter.point]]` block added to the meter whose `template = "..."` line is `template_line`.
+fn add_point(text: &str, template_line: &str, point: &str) -> String {
+    let at = text.find(template_line).unwrap();
+    let end = at + text[at..].find('\n').unwrap() + 1;
+    format!("{}{point}\n{}", &text[..end], &text[end..])
+}
+
+/// A point configured on a register the meter does not have (exception 02 on its request, every
+/// time): that request backs off, the meter's other points keep their interval and stay good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unmapped_register_backs_off_its_own_request_not_the_meter() {
+    let sim = sim().await;
+    let broker = Broker::start();
+    let sub = Subscriber::start(broker.addr).await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let text = add_point(
+        &config(&sim, broker.addr, &data, 0.5, 300),
+        "template = \"sdm630\"",
+        "[[meter.point]]\nname = \"not_there\"\nregister = \"holding\"\naddress = 9000\ntype = \"u16\"\nunit = \"1\"\n",
+    );
+    let cfg = write_config(dir.path(), &text);
+    let agent = Agent::start(&cfg, 4.0);
+
+    // 0.5 s at 4x: 8 polls a real second. A meter backing off to 60 s (15 s real) after a few
+    // failures would not get anywhere near 40 polls.
+    wait_for("40 polls of main-power", Duration::from_secs(30), || {
+        qualities(&sub, "main-power").len() >= 40
+    })
+    .await;
+    wait_for("main-power health", Duration::from_secs(10), || {
+        sub.last("health/main-power").is_some()
+    })
+    .await;
+    assert!(agent.sigterm(Duration::from_secs(8)).success());
+    let got = sub.got.lock().unwrap();
+    let mut polls = 0;
+    for (_, p) in &got.data {
+        let v: serde_json::Value = serde_json::from_slice(p).unwrap();
+        if v["meter"] != "main-power" {
+            continue;
+        }
+        polls += 1;
+        for pt in v["points"].as_array().unwrap() {
+            if pt["name"] == "not_there" {
+                assert_eq!(pt["quality"], "device_error", "{pt}");
+                assert!(pt["value"].is_null());
+            } else {
+                assert_eq!(pt["quality"], "good", "{pt}");
+                assert!(pt["value"].is_number());
+            }
+        }
+    }
+    assert!(polls >= 40);
+    drop(got);
+    let h = sub.last("health/main-power").unwrap();
+    assert_eq!(h["state"], "failing", "{h}");
+    assert!(
+        h["last_error"].as_str().unwrap().contains("holding 9000"),
+        "{h}"
+    );
+}

@@ -26,6 +26,10 @@ pub enum Outcome {
     Drop,
     /// Send bytes that are not a valid frame.
     Garbage,
+    /// Answer with this PDU, framed under another unit id.
+    WrongUnit(Vec<u8>),
+    /// Answer with this PDU under another transaction id (Modbus TCP; RTU answers normally).
+    WrongTransaction(Vec<u8>),
 }
 
 /// The plant and its meters: everything except the sockets.
@@ -236,6 +240,7 @@ impl Simulation {
             f.active(self.plant.spec().seed, m.tag, n, t_ms)
         };
         let (mut t_eval, mut nan, mut delay, mut strict) = (t_ms, false, None, false);
+        let mut hostile = None;
         match active {
             Some((Fault::Timeout, _)) => {
                 m.stats.timeouts.fetch_add(1, Ordering::Relaxed);
@@ -257,6 +262,14 @@ impl Simulation {
             Some((Fault::Stuck, from)) => t_eval = from,
             Some((Fault::Nan, _)) => nan = true,
             Some((Fault::StrictMap, _)) => strict = true,
+            Some((
+                f @ (Fault::ExtraRegisters
+                | Fault::ShortReply
+                | Fault::WrongUnit
+                | Fault::WrongFunction
+                | Fault::WrongTransaction),
+                _,
+            )) => hostile = Some(f),
             None => {}
         }
         let reply = match modbus::parse_request(pdu) {
@@ -296,6 +309,14 @@ impl Simulation {
                 modbus::exception_pdu(f, code)
             }
         };
+        match hostile {
+            Some(Fault::ExtraRegisters) => return Outcome::Reply(modbus::with_extra_data(&pdu)),
+            Some(Fault::ShortReply) => return Outcome::Reply(modbus::with_short_data(&pdu)),
+            Some(Fault::WrongFunction) => return Outcome::Reply(modbus::with_wrong_function(&pdu)),
+            Some(Fault::WrongUnit) => return Outcome::WrongUnit(pdu),
+            Some(Fault::WrongTransaction) => return Outcome::WrongTransaction(pdu),
+            _ => {}
+        }
         match delay {
             Some(d) => Outcome::Delayed(d, pdu),
             None => Outcome::Reply(pdu),

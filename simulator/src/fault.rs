@@ -22,6 +22,17 @@ pub enum Fault {
     /// Reads that cover a register no point occupies are refused with exception 02 (illegal data
     /// address), as many meters do; reads of points only answer normally.
     StrictMap,
+    /// Hostile replies, well framed but not answering the request: two registers (6666 each) more
+    /// than asked, in front of the real ones (bits: one byte more).
+    ExtraRegisters,
+    /// One register fewer than asked (bits: one byte fewer), with a byte count to match.
+    ShortReply,
+    /// The reply comes from another unit id.
+    WrongUnit,
+    /// The reply carries another function code (03 and 04 swapped, 01 and 02 swapped).
+    WrongFunction,
+    /// Modbus TCP: the reply carries another transaction id (RTU has none: answered normally).
+    WrongTransaction,
 }
 
 impl Fault {
@@ -36,6 +47,11 @@ impl Fault {
             "stuck" => Fault::Stuck,
             "nan" => Fault::Nan,
             "strict_map" => Fault::StrictMap,
+            "extra_registers" => Fault::ExtraRegisters,
+            "short_reply" => Fault::ShortReply,
+            "wrong_unit" => Fault::WrongUnit,
+            "wrong_function" => Fault::WrongFunction,
+            "wrong_transaction" => Fault::WrongTransaction,
             _ => return None,
         })
     }
@@ -51,6 +67,11 @@ impl Fault {
             Fault::Stuck => "stuck",
             Fault::Nan => "nan",
             Fault::StrictMap => "strict_map",
+            Fault::ExtraRegisters => "extra_registers",
+            Fault::ShortReply => "short_reply",
+            Fault::WrongUnit => "wrong_unit",
+            Fault::WrongFunction => "wrong_function",
+            Fault::WrongTransaction => "wrong_transaction",
         }
     }
 }
@@ -124,6 +145,20 @@ impl FaultPlan {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hostile_kinds_parse_and_name_themselves() {
+        for kind in [
+            "extra_registers",
+            "short_reply",
+            "wrong_unit",
+            "wrong_function",
+            "wrong_transaction",
+        ] {
+            let f = Fault::from_kind(kind, None, None).unwrap();
+            assert_eq!(f.kind(), kind);
+        }
+    }
 
     #[test]
     fn latest_window_wins_and_random_rate_is_respected() {

@@ -79,6 +79,65 @@ pub fn bits_pdu(function: u8, bits: &[bool]) -> Vec<u8> {
     out
 }
 
+/// The registers (6666 each) or the byte of bits a hostile meter puts in front of a read reply's
+/// data, byte count adjusted; other PDUs (exceptions) unchanged.
+pub fn with_extra_data(pdu: &[u8]) -> Vec<u8> {
+    let (Some(&function), Some(&n)) = (pdu.first(), pdu.get(1)) else {
+        return pdu.to_vec();
+    };
+    let extra: &[u8] = match function {
+        1 | 2 => &[0xFF],
+        3 | 4 => &[0x1A, 0x0A, 0x1A, 0x0A],
+        _ => return pdu.to_vec(),
+    };
+    let mut out = vec![function, n.saturating_add(extra.len() as u8)];
+    out.extend_from_slice(extra);
+    out.extend_from_slice(pdu.get(2..).unwrap_or_default());
+    out
+}
+
+/// A read reply one register (bits: one byte) short, byte count adjusted; other PDUs unchanged.
+pub fn with_short_data(pdu: &[u8]) -> Vec<u8> {
+    let (Some(&function), Some(&n)) = (pdu.first(), pdu.get(1)) else {
+        return pdu.to_vec();
+    };
+    let cut: u8 = match function {
+        1 | 2 => 1,
+        3 | 4 => 2,
+        _ => return pdu.to_vec(),
+    };
+    let keep = n.saturating_sub(cut);
+    let mut out = vec![function, keep];
+    out.extend_from_slice(pdu.get(2..2 + usize::from(keep)).unwrap_or_default());
+    out
+}
+
+/// The PDU with the function code of the other read of the same width (03 <-> 04, 01 <-> 02),
+/// exception bit kept.
+pub fn with_wrong_function(pdu: &[u8]) -> Vec<u8> {
+    let mut out = pdu.to_vec();
+    if let Some(f) = out.first_mut() {
+        let swapped = match *f & 0x7F {
+            1 => 2,
+            2 => 1,
+            3 => 4,
+            4 => 3,
+            other => other ^ 0x10,
+        };
+        *f = (*f & 0x80) | swapped;
+    }
+    out
+}
+
+/// Another unit id than `unit` (never the broadcast 0).
+pub fn other_unit(unit: u8) -> u8 {
+    if unit >= 247 {
+        1
+    } else {
+        unit + 1
+    }
+}
+
 /// CRC-16/MODBUS (poly 0xA001 reflected, init 0xFFFF); sent low byte first.
 pub fn crc16(data: &[u8]) -> u16 {
     let mut crc: u16 = 0xFFFF;
@@ -240,6 +299,26 @@ mod tests {
             parse_request(&[6, 0, 1, 0, 1]),
             Ok(Request::Other { function: 6 })
         );
+    }
+
+    #[test]
+    fn hostile_replies_stay_well_framed_but_answer_something_else() {
+        let ok = registers_pdu(3, &[1, 2, 3]);
+        assert_eq!(
+            with_extra_data(&ok),
+            vec![3, 10, 0x1A, 0x0A, 0x1A, 0x0A, 0, 1, 0, 2, 0, 3]
+        );
+        assert_eq!(with_short_data(&ok), vec![3, 4, 0, 1, 0, 2]);
+        assert_eq!(with_wrong_function(&ok)[0], 4);
+        assert_eq!(with_wrong_function(&exception_pdu(4, 2)), vec![0x83, 2]);
+        let bits = bits_pdu(1, &[true, true]);
+        assert_eq!(with_extra_data(&bits), vec![1, 2, 0xFF, 0b11]);
+        assert_eq!(with_short_data(&bits), vec![1, 0]);
+        let exc = exception_pdu(3, 2);
+        assert_eq!(with_extra_data(&exc), exc);
+        assert_eq!(with_short_data(&exc), exc);
+        assert_eq!(other_unit(1), 2);
+        assert_eq!(other_unit(247), 1);
     }
 
     #[test]

@@ -436,7 +436,7 @@ impl Scenario {
             for ff in &m.fault {
                 let fault = Fault::from_kind(&ff.kind, ff.code, ff.delay_ms).ok_or_else(|| {
                     at(format!(
-                        "fault kind {:?}: use timeout, exception, slow, drop, garbage, stuck or nan",
+                        "fault kind {:?}: use timeout, exception, slow, drop, garbage, stuck, nan, strict_map, extra_registers, short_reply, wrong_unit, wrong_function or wrong_transaction",
                         ff.kind
                     ))
                 })?;

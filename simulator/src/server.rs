@@ -14,7 +14,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::engine::{garbage_bytes, Outcome, Simulation};
-use crate::modbus::{rtu_frame, take_rtu_request, tcp_frame};
+use crate::modbus::{other_unit, rtu_frame, take_rtu_request, tcp_frame};
 
 /// Accept Modbus TCP connections until shutdown.
 pub async fn serve_tcp(listener: TcpListener, sim: Arc<Simulation>, stop: watch::Receiver<bool>) {
@@ -92,6 +92,11 @@ async fn tcp_conn(
                 tokio::time::sleep(d).await;
                 s.write_all(&tcp_frame(tid, unit, &p)).await?;
             }
+            Outcome::WrongUnit(p) => s.write_all(&tcp_frame(tid, other_unit(unit), &p)).await?,
+            Outcome::WrongTransaction(p) => {
+                s.write_all(&tcp_frame(tid.wrapping_add(1), unit, &p))
+                    .await?
+            }
             Outcome::Silent => {}
             Outcome::Drop => return Ok(()),
             Outcome::Garbage => {
@@ -125,7 +130,10 @@ async fn rtu_conn(
         buf.extend_from_slice(&chunk[..n]);
         while let Some((unit, pdu)) = take_rtu_request(&mut buf) {
             match sim.handle(unit, &pdu, false) {
-                Outcome::Reply(p) => s.write_all(&rtu_frame(unit, &p)).await?,
+                Outcome::Reply(p) | Outcome::WrongTransaction(p) => {
+                    s.write_all(&rtu_frame(unit, &p)).await?
+                }
+                Outcome::WrongUnit(p) => s.write_all(&rtu_frame(other_unit(unit), &p)).await?,
                 Outcome::Delayed(d, p) => {
                     tokio::time::sleep(d).await;
                     s.write_all(&rtu_frame(unit, &p)).await?;
@@ -232,7 +240,8 @@ fn pty_loop(mut master: std::fs::File, sim: Arc<Simulation>, stop: Arc<AtomicBoo
         buf.extend_from_slice(&chunk[..n]);
         while let Some((unit, pdu)) = take_rtu_request(&mut buf) {
             let out = match sim.handle(unit, &pdu, false) {
-                Outcome::Reply(p) => Some(rtu_frame(unit, &p)),
+                Outcome::Reply(p) | Outcome::WrongTransaction(p) => Some(rtu_frame(unit, &p)),
+                Outcome::WrongUnit(p) => Some(rtu_frame(other_unit(unit), &p)),
                 Outcome::Delayed(d, p) => {
                     std::thread::sleep(d);
                     Some(rtu_frame(unit, &p))

@@ -262,3 +262,55 @@ async fn random_faults_hit_about_their_rate_and_scheduled_windows_end() {
     assert!((80..160).contains(&failed), "{failed} of 400");
     sim.shutdown().await;
 }
+
+/// One raw Modbus TCP exchange: read 2 input registers at 0x48 from unit 1 with transaction 7;
+/// the reply's (transaction, unit, PDU).
+async fn raw_read(addr: std::net::SocketAddr) -> (u16, u8, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(&[0, 7, 0, 0, 0, 6, 1, 4, 0, 0x48, 0, 2])
+        .await
+        .unwrap();
+    let mut header = [0u8; 7];
+    s.read_exact(&mut header).await.unwrap();
+    let len = usize::from(u16::from_be_bytes([header[4], header[5]]));
+    let mut pdu = vec![0u8; len - 1];
+    s.read_exact(&mut pdu).await.unwrap();
+    (u16::from_be_bytes([header[0], header[1]]), header[6], pdu)
+}
+
+#[tokio::test]
+async fn hostile_replies_are_well_framed_but_answer_another_question() {
+    let sim = plant(frozen(T), false).await;
+    let (tid, unit, good) = raw_read(sim.addr()).await;
+    assert_eq!((tid, unit, good[0], good[1]), (7, 1, 4, 4));
+    // Each check gets the reply's (transaction, unit, PDU) and the good reply's PDU.
+    type Check = fn(u16, u8, &[u8], &[u8]);
+    let cases: [(Fault, Check); 5] = [
+        (Fault::ExtraRegisters, |tid, unit, pdu, good| {
+            assert_eq!((tid, unit, pdu[0], pdu[1]), (7, 1, 4, 8));
+            assert_eq!(&pdu[2..6], &[0x1A, 0x0A, 0x1A, 0x0A], "6666 twice in front");
+            assert_eq!(&pdu[6..], &good[2..]);
+        }),
+        (Fault::ShortReply, |tid, unit, pdu, good| {
+            assert_eq!((tid, unit), (7, 1));
+            assert_eq!(pdu, &[4, 2, good[2], good[3]]);
+        }),
+        (Fault::WrongUnit, |tid, unit, pdu, good| {
+            assert_eq!((tid, unit, pdu), (7, 2, good));
+        }),
+        (Fault::WrongFunction, |tid, unit, pdu, good| {
+            assert_eq!((tid, unit, pdu[0], &pdu[1..]), (7, 1, 3, &good[1..]));
+        }),
+        (Fault::WrongTransaction, |tid, unit, pdu, good| {
+            assert_eq!((tid, unit, pdu), (8, 1, good));
+        }),
+    ];
+    for (fault, check) in cases {
+        sim.clear_faults("main-power").unwrap();
+        sim.inject("main-power", fault, DAY).unwrap();
+        let (tid, unit, pdu) = raw_read(sim.addr()).await;
+        check(tid, unit, &pdu, &good);
+    }
+    sim.shutdown().await;
+}

@@ -4,6 +4,12 @@
 //! A link connects lazily and drops its connection after any transport failure (timeout,
 //! disconnect, garbled reply), so the next read reconnects: a late reply can never be taken for
 //! the answer to a later request.
+//!
+//! Replies are believed only when they answer the request exactly. tokio-modbus 0.17 checks the
+//! MBAP protocol id, the transaction and unit id (RTU: the slave id and CRC), the function code,
+//! an odd byte count and a byte count longer than the data; it does not check that the number of
+//! registers or bits is the number asked for (only a `debug_assert`, a panic in debug builds), so
+//! [`check_reply`] does. Anything else is a `comm_error` and drops the connection.
 
 use std::pin::Pin;
 use std::time::Duration;
@@ -11,8 +17,9 @@ use std::time::Duration;
 use plantmeter_common::plan::{Parity, ReadRequest, SerialSettings, Transport};
 use plantmeter_common::RegisterKind;
 use tokio::time::Instant;
-use tokio_modbus::client::{Context, Reader};
+use tokio_modbus::client::{Client, Context};
 use tokio_modbus::slave::{Slave, SlaveContext};
+use tokio_modbus::{ExceptionResponse, ProtocolError, Request, Response};
 
 /// Why a read failed, as it maps to a point's quality.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +40,7 @@ impl std::fmt::Display for ReadError {
 }
 
 /// One reply: registers or bits, in the order of the request.
+#[derive(Debug, PartialEq, Eq)]
 pub enum Reply {
     Words(Vec<u16>),
     Bits(Vec<bool>),
@@ -132,26 +140,13 @@ impl Link {
         };
         ctx.set_slave(Slave(unit));
         let (start, count) = (req.start, req.count);
-        let call = async {
-            match req.register {
-                RegisterKind::Holding => ctx
-                    .read_holding_registers(start, count)
-                    .await
-                    .map(|r| r.map(Reply::Words)),
-                RegisterKind::Input => ctx
-                    .read_input_registers(start, count)
-                    .await
-                    .map(|r| r.map(Reply::Words)),
-                RegisterKind::Coil => ctx
-                    .read_coils(start, count)
-                    .await
-                    .map(|r| r.map(Reply::Bits)),
-                RegisterKind::Discrete => ctx
-                    .read_discrete_inputs(start, count)
-                    .await
-                    .map(|r| r.map(Reply::Bits)),
-            }
+        let request = match req.register {
+            RegisterKind::Holding => Request::ReadHoldingRegisters(start, count),
+            RegisterKind::Input => Request::ReadInputRegisters(start, count),
+            RegisterKind::Coil => Request::ReadCoils(start, count),
+            RegisterKind::Discrete => Request::ReadDiscreteInputs(start, count),
         };
+        let call = ctx.call(request);
         let until = Instant::now() + self.timeout;
         let deadline = match self.deadline.as_mut() {
             Some(d) => {
@@ -187,34 +182,90 @@ impl Link {
             }
             Ok(Err(e)) => {
                 self.fail();
-                Err(ReadError::Comm(format!("{e} reading {}", what())))
+                Err(ReadError::Comm(format!(
+                    "{} reading {}",
+                    describe(&e),
+                    what()
+                )))
             }
             Ok(Ok(Err(exc))) => Err(ReadError::Exception(
                 u8::from(exc),
                 format!("{exc} reading {}", what()),
             )),
-            Ok(Ok(Ok(reply))) => {
-                let got = match &reply {
-                    Reply::Words(w) => w.len(),
-                    // Bits come back rounded up to whole bytes.
-                    Reply::Bits(b) => b.len().min(usize::from(count)),
-                };
-                if got < usize::from(count) {
-                    self.fail();
-                    return Err(ReadError::Comm(format!(
-                        "short reply: {got} of {count} reading {}",
-                        what()
-                    )));
+            Ok(Ok(Ok(response))) => match check_reply(req.register, count, response) {
+                Ok(reply) => {
+                    self.failures = 0;
+                    Ok(reply)
                 }
-                self.failures = 0;
-                Ok(reply)
-            }
+                Err(why) => {
+                    self.fail();
+                    Err(ReadError::Comm(format!("{why} reading {}", what())))
+                }
+            },
         }
     }
 
     fn fail(&mut self) {
         self.failures += 1;
         self.ctx = None;
+    }
+}
+
+/// The reply to a read of `count` registers or bits of `kind`, if `response` is exactly that;
+/// otherwise why not. Bits come back as whole bytes: the byte count must be `ceil(count / 8)`,
+/// and the padding is cut off.
+pub fn check_reply(kind: RegisterKind, count: u16, response: Response) -> Result<Reply, String> {
+    let count = usize::from(count);
+    let (words, bits) = match (kind, response) {
+        (RegisterKind::Holding, Response::ReadHoldingRegisters(w))
+        | (RegisterKind::Input, Response::ReadInputRegisters(w)) => (Some(w), None),
+        (RegisterKind::Coil, Response::ReadCoils(b))
+        | (RegisterKind::Discrete, Response::ReadDiscreteInputs(b)) => (None, Some(b)),
+        (_, other) => {
+            return Err(format!(
+                "reply of function {} to a read of {kind}",
+                other.function_code()
+            ))
+        }
+    };
+    if let Some(w) = words {
+        if w.len() != count {
+            return Err(format!(
+                "{} registers in the reply to a read of {count}",
+                w.len()
+            ));
+        }
+        return Ok(Reply::Words(w));
+    }
+    let mut b = bits.unwrap_or_default();
+    let bytes = b.len() / 8;
+    if bytes != count.div_ceil(8) {
+        return Err(format!(
+            "{bytes} bytes of bits in the reply to a read of {count} bits ({} expected)",
+            count.div_ceil(8)
+        ));
+    }
+    b.truncate(count);
+    Ok(Reply::Bits(b))
+}
+
+/// A tokio-modbus error in a few words (its own text repeats the whole reply).
+fn describe(e: &tokio_modbus::Error) -> String {
+    let function = |r: &Result<Response, ExceptionResponse>| match r {
+        Ok(r) => r.function_code(),
+        Err(x) => x.function,
+    };
+    match e {
+        tokio_modbus::Error::Protocol(ProtocolError::HeaderMismatch { message, .. }) => {
+            format!("reply to another request (header mismatch: {message})")
+        }
+        tokio_modbus::Error::Protocol(ProtocolError::FunctionCodeMismatch { request, result }) => {
+            format!(
+                "reply of function {} to a request of function {request}",
+                function(result)
+            )
+        }
+        tokio_modbus::Error::Transport(e) => e.to_string(),
     }
 }
 
@@ -241,4 +292,62 @@ fn open_serial(s: &SerialSettings) -> tokio_serial::Result<tokio_serial::SerialS
         .data_bits(data_bits)
         .stop_bits(stop_bits)
         .open_native_async()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reply_is_believed_only_with_the_registers_asked_for() {
+        let ok = check_reply(
+            RegisterKind::Holding,
+            3,
+            Response::ReadHoldingRegisters(vec![1, 2, 3]),
+        );
+        assert_eq!(ok, Ok(Reply::Words(vec![1, 2, 3])));
+        // 5 registers for a read of 3: shifted values (6666 where the meter holds 1) not believed.
+        let extra = check_reply(
+            RegisterKind::Holding,
+            3,
+            Response::ReadHoldingRegisters(vec![6666, 6666, 1, 2, 3]),
+        );
+        assert_eq!(
+            extra,
+            Err("5 registers in the reply to a read of 3".to_string())
+        );
+        let short = check_reply(
+            RegisterKind::Input,
+            3,
+            Response::ReadInputRegisters(vec![1, 2]),
+        );
+        assert!(short.is_err());
+        // Input registers asked, holding registers answered.
+        let wrong = check_reply(
+            RegisterKind::Input,
+            2,
+            Response::ReadHoldingRegisters(vec![1, 2]),
+        );
+        assert_eq!(
+            wrong,
+            Err("reply of function 3 to a read of input".to_string())
+        );
+    }
+
+    #[test]
+    fn bits_come_in_whole_bytes_and_no_more() {
+        let byte = |v: u8| (0..8).map(|i| v & (1 << i) != 0).collect::<Vec<bool>>();
+        let ok = check_reply(RegisterKind::Coil, 3, Response::ReadCoils(byte(0b101)));
+        assert_eq!(ok, Ok(Reply::Bits(vec![true, false, true])));
+        let mut two = byte(0xFF);
+        two.extend(byte(0xFF));
+        assert!(check_reply(RegisterKind::Coil, 3, Response::ReadCoils(two.clone())).is_err());
+        assert!(check_reply(RegisterKind::Discrete, 9, Response::ReadDiscreteInputs(two)).is_ok());
+        assert!(check_reply(
+            RegisterKind::Discrete,
+            9,
+            Response::ReadDiscreteInputs(byte(1))
+        )
+        .is_err());
+    }
 }

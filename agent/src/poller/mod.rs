@@ -2,7 +2,13 @@
 //! TCP buses (meters polled concurrently, each on its own connection). Each task owns a [`Link`]
 //! and schedules its meters on absolute deadlines in the clock's time (no drift: the next poll is
 //! the next multiple of the interval, never "now + interval"), backs off exponentially (capped) on a
-//! failing meter, and turns every poll into one data message with per-point quality.
+//! failing request group, and turns every poll into one data message with per-point quality.
+//!
+//! Back-off is per request (a group of points read together), not per meter: a meter refusing
+//! one request (an unmapped register: exception 02) keeps its other points on their interval,
+//! and the refused points carry `device_error` meanwhile. A transport failure (timeout, dropped
+//! connection, a reply that does not answer the request) fails the requests not yet read in that
+//! poll too: the meter or line stopped answering, and timeouts are not piled up.
 
 pub mod clock_watch;
 pub mod link;
@@ -21,7 +27,8 @@ use crate::state::{Health, Shared};
 use clock_watch::ClockWatch;
 use link::{Link, ReadError, Reply};
 
-/// The longest pause between two polls of a failing meter, in the clock's time (or its interval, if longer).
+/// The longest pause between two reads of a failing request group, in the clock's time (or the
+/// meter's interval, if longer).
 pub const BACKOFF_CAP: Duration = Duration::from_secs(60);
 
 /// Where polls go.
@@ -81,12 +88,61 @@ struct Sched {
     /// Index in its bus.
     local: usize,
     interval_ms: i64,
-    next_due_ms: i64,
-    fails: u32,
     /// The meter's requests split into contiguous groups, once it refused a read over unmapped
     /// registers (see [`split_requests`]).
     split: Option<Vec<ReadRequest>>,
+    /// One per request in force (the meter's, or `split`), in order.
+    groups: Vec<Group>,
     span: tracing::Span,
+}
+
+impl Sched {
+    /// When the meter is polled next: when its first request group is due.
+    fn next_due_ms(&self) -> i64 {
+        self.groups
+            .iter()
+            .map(|g| g.next_due_ms)
+            .min()
+            .unwrap_or(i64::MAX)
+    }
+}
+
+/// The schedule of one request of a meter, with its own back-off.
+#[derive(Debug, Clone)]
+struct Group {
+    next_due_ms: i64,
+    /// Failed reads in a row.
+    fails: u32,
+    /// The last failure, while failing.
+    error: Option<ReadError>,
+}
+
+impl Group {
+    fn due_at(next_due_ms: i64) -> Group {
+        Group {
+            next_due_ms,
+            fails: 0,
+            error: None,
+        }
+    }
+
+    fn failed(&mut self, e: &ReadError) {
+        self.fails = self.fails.saturating_add(1);
+        self.error = Some(e.clone());
+    }
+
+    fn answered(&mut self) {
+        self.fails = 0;
+        self.error = None;
+    }
+
+    /// The quality its points carry while it waits out a back-off.
+    fn quality(&self) -> Quality {
+        match self.error {
+            Some(ReadError::Exception(..)) => Quality::DeviceError,
+            _ => Quality::CommError,
+        }
+    }
 }
 
 /// The smallest multiple of `interval_ms` strictly after `t`.
@@ -127,14 +183,19 @@ async fn run_group(
         .iter()
         .filter_map(|&(global, local)| {
             let m = bus.meters.get(local)?;
+            // A meter always has a request (the config requires a point); one without would
+            // have nothing to poll.
+            if m.requests.is_empty() {
+                return None;
+            }
             let interval_ms = (m.poll_interval.as_millis() as i64).max(1);
+            let first = grid_after(now, interval_ms);
             Some(Sched {
                 global,
                 local,
                 interval_ms,
-                next_due_ms: grid_after(now, interval_ms),
-                fails: 0,
                 split: None,
+                groups: vec![Group::due_at(first); m.requests.len()],
                 span: tracing::info_span!("meter", meter = %m.name, unit = m.unit_id),
             })
         })
@@ -144,7 +205,7 @@ async fn run_group(
         if *shutdown.borrow() {
             return;
         }
-        let Some(due) = sched.iter().map(|s| s.next_due_ms).min() else {
+        let Some(due) = sched.iter().map(Sched::next_due_ms).min() else {
             return;
         };
         let wake = tokio::time::Instant::from_std(clock.instant_of(due));
@@ -170,11 +231,14 @@ async fn run_group(
             }
             let now = clock.schedule_ms();
             for s in &mut sched {
-                s.next_due_ms = grid_after(now, s.interval_ms);
+                let first = grid_after(now, s.interval_ms);
+                for g in &mut s.groups {
+                    g.next_due_ms = first;
+                }
             }
             continue;
         }
-        let Some(s) = sched.iter_mut().find(|s| s.next_due_ms == due) else {
+        let Some(s) = sched.iter_mut().find(|s| s.next_due_ms() == due) else {
             return;
         };
         let Some(meter) = bus.meters.get(s.local) else {
@@ -183,23 +247,45 @@ async fn run_group(
         let ts = clock.now_ms();
         let started = tokio::time::Instant::now();
         let requests = s.split.as_deref().unwrap_or(&meter.requests);
-        let mut poll = poll_meter(&mut link, bus, meter, requests, &mut values)
+        let mut poll = poll_meter(
+            &mut link,
+            bus,
+            meter,
+            requests,
+            &mut s.groups,
+            due,
+            &mut values,
+        )
+        .instrument(s.span.clone())
+        .await;
+        if s.split.is_none() && refused_a_gap(meter, requests, &s.groups, due) {
+            let split = split_requests(meter);
+            let mut groups = vec![Group::due_at(due); split.len()];
+            let mut split_values = Vec::new();
+            let split_poll = poll_meter(
+                &mut link,
+                bus,
+                meter,
+                &split,
+                &mut groups,
+                due,
+                &mut split_values,
+            )
             .instrument(s.span.clone())
             .await;
-        if s.split.is_none() && refused_a_gap(meter, &poll) {
-            let split = split_requests(meter);
-            poll = poll_meter(&mut link, bus, meter, &split, &mut values)
-                .instrument(s.span.clone())
-                .await;
-            // Kept only if the points read alone: a meter refusing them too is failing, not strict.
-            if poll.is_ok() {
+            // Kept when more points read: a meter refusing them alone too is failing, not strict.
+            if good_points(&split_values) > good_points(&values) {
                 tracing::warn!(
                     meter = %meter.name,
                     requests = meter.requests.len(),
                     split = split.len(),
+                    still_refused = groups.iter().filter(|g| g.error.is_some()).count(),
                     "the meter refuses reads over unmapped registers (exception 02): reading its points in contiguous groups from now on (max_gap = 0 for this meter says so in the config)"
                 );
                 s.split = Some(split);
+                s.groups = groups;
+                values = split_values;
+                poll = split_poll;
             }
         }
         let latency_s = started.elapsed().as_secs_f64();
@@ -218,30 +304,63 @@ async fn run_group(
         {
             return; // the store writer has stopped: shutting down
         }
-        record(&sink, s.global, meter, ts, latency_s, poll.as_ref().err());
-        s.fails = if poll.is_ok() {
-            0
-        } else {
-            s.fails.saturating_add(1)
-        };
-        s.next_due_ms = next_due(due, clock.schedule_ms(), s.interval_ms, s.fails);
+        // The meter is failing while any of its groups is, read in this poll or backing off.
+        let failing = poll
+            .err()
+            .or_else(|| s.groups.iter().find_map(|g| g.error.clone()));
+        record(&sink, s.global, meter, ts, latency_s, failing.as_ref());
+        let now = clock.schedule_ms();
+        for g in &mut s.groups {
+            if g.next_due_ms <= due {
+                g.next_due_ms = next_due(due, now, s.interval_ms, g.fails);
+            }
+        }
     }
 }
 
-/// Poll every request of `meter`, leaving one (value, quality) per point in `values`. Returns the
-/// first error (the meter is then failing), after which requests are not tried further when the
-/// error is a transport one (the meter or line does not answer: don't pile up timeouts).
+fn good_points(values: &[(Option<f64>, Quality)]) -> usize {
+    values.iter().filter(|(_, q)| *q == Quality::Good).count()
+}
+
+/// Poll the requests of `meter` whose group is due at `due`, leaving one (value, quality) per
+/// point in `values` (the points of a group backing off carry its last failure's quality) and
+/// each group's outcome in `groups` (one per request). Returns the first error of the requests
+/// read. After a transport error the remaining requests are not tried (the meter or line does
+/// not answer: don't pile up timeouts) and fail with it.
 async fn poll_meter(
     link: &mut Link,
     bus: &Bus,
     meter: &Meter,
     requests: &[ReadRequest],
+    groups: &mut [Group],
+    due: i64,
     values: &mut Vec<(Option<f64>, Quality)>,
 ) -> Result<(), ReadError> {
     values.clear();
     values.resize(meter.points.len(), (None, Quality::CommError));
     let mut first_err: Option<ReadError> = None;
-    for req in requests {
+    // The transport error that stopped this poll, if one did.
+    let mut stopped: Option<ReadError> = None;
+    for (req, group) in requests.iter().zip(groups.iter_mut()) {
+        let mut set = |idx: usize, v: Option<f64>, q: Quality| {
+            if let Some(slot) = values.get_mut(idx) {
+                *slot = (v, q);
+            }
+        };
+        if group.next_due_ms > due {
+            let q = group.quality();
+            for &idx in &req.points {
+                set(idx, None, q);
+            }
+            continue;
+        }
+        if let Some(e) = &stopped {
+            group.failed(e);
+            for &idx in &req.points {
+                set(idx, None, Quality::CommError);
+            }
+            continue;
+        }
         let mut attempt = 0;
         let result = loop {
             match link.read(meter.unit_id, req).await {
@@ -252,14 +371,15 @@ async fn poll_meter(
                 other => break other,
             }
         };
-        let mut set = |idx: usize, v: Option<f64>, q: Quality| {
-            if let Some(slot) = values.get_mut(idx) {
-                *slot = (v, q);
-            }
-        };
         match result {
-            Ok(Reply::Words(w)) => decode_registers(meter, req, &w, &mut set),
-            Ok(Reply::Bits(b)) => decode_bits(meter, req, &b, &mut set),
+            Ok(Reply::Words(w)) => {
+                decode_registers(meter, req, &w, &mut set);
+                group.answered();
+            }
+            Ok(Reply::Bits(b)) => {
+                decode_bits(meter, req, &b, &mut set);
+                group.answered();
+            }
             Err(e) => {
                 let q = match e {
                     ReadError::Exception(..) => Quality::DeviceError,
@@ -268,11 +388,11 @@ async fn poll_meter(
                 for &idx in &req.points {
                     set(idx, None, q);
                 }
-                let stop = matches!(e, ReadError::Comm(_));
-                first_err.get_or_insert(e);
-                if stop {
-                    break; // the rest stay comm_error
+                group.failed(&e);
+                if matches!(e, ReadError::Comm(_)) {
+                    stopped = Some(e.clone());
                 }
+                first_err.get_or_insert(e);
             }
         }
     }
@@ -285,31 +405,46 @@ async fn poll_meter(
 /// Modbus exception 02, illegal data address.
 const ILLEGAL_DATA_ADDRESS: u8 = 0x02;
 
-/// True when the poll failed with "illegal data address" and some request of the meter reads over
-/// registers none of its points occupies: the meter may refuse unmapped registers (many do), not
-/// the points themselves.
-fn refused_a_gap(meter: &Meter, poll: &Result<(), ReadError>) -> bool {
-    matches!(poll, Err(ReadError::Exception(ILLEGAL_DATA_ADDRESS, _)))
-        && split_requests(meter).len() > meter.requests.len()
+/// True when a request read in this poll (its group was due at `due`) was refused with "illegal
+/// data address" and reads over registers none of its points occupies: the meter may refuse
+/// unmapped registers (many do), not the points themselves.
+fn refused_a_gap(meter: &Meter, requests: &[ReadRequest], groups: &[Group], due: i64) -> bool {
+    requests.iter().zip(groups).any(|(req, g)| {
+        g.next_due_ms <= due
+            && matches!(g.error, Some(ReadError::Exception(ILLEGAL_DATA_ADDRESS, _)))
+            && bridges_a_gap(meter, req)
+    })
+}
+
+/// True when `req` reads registers between its points.
+fn bridges_a_gap(meter: &Meter, req: &ReadRequest) -> bool {
+    split_request(meter, req).len() > 1
 }
 
 /// The meter's requests with no gap bridged: each request split into runs of adjacent points.
 fn split_requests(meter: &Meter) -> Vec<ReadRequest> {
+    meter
+        .requests
+        .iter()
+        .flat_map(|req| split_request(meter, req))
+        .collect()
+}
+
+/// One request split into runs of adjacent points.
+fn split_request(meter: &Meter, req: &ReadRequest) -> Vec<ReadRequest> {
+    let subset: Vec<_> = req
+        .points
+        .iter()
+        .filter_map(|&i| meter.points.get(i).cloned())
+        .collect();
     let mut out = Vec::new();
-    for req in &meter.requests {
-        let subset: Vec<_> = req
+    for mut part in batch(&subset, 0) {
+        part.points = part
             .points
             .iter()
-            .filter_map(|&i| meter.points.get(i).cloned())
+            .filter_map(|&j| req.points.get(j).copied())
             .collect();
-        for mut part in batch(&subset, 0) {
-            part.points = part
-                .points
-                .iter()
-                .filter_map(|&j| req.points.get(j).copied())
-                .collect();
-            out.push(part);
-        }
+        out.push(part);
     }
     out
 }
@@ -434,13 +569,29 @@ poll_interval_s = 1
             got,
             vec![(10, 1, vec![3]), (0, 4, vec![0, 1]), (52, 2, vec![2])]
         );
-        let exc = |code| Err(ReadError::Exception(code, String::new()));
-        assert!(refused_a_gap(m, &exc(2)));
+        assert!(!bridges_a_gap(m, &m.requests[0]));
+        assert!(bridges_a_gap(m, &m.requests[1]));
+        let failed = |code| {
+            let mut g = Group::due_at(1_000);
+            g.failed(&ReadError::Exception(code, String::new()));
+            g
+        };
+        let ok = Group::due_at(1_000);
+        let refused = |groups: &[Group], due| refused_a_gap(m, &m.requests, groups, due);
+        assert!(refused(&[ok.clone(), failed(2)], 1_000));
         assert!(
-            !refused_a_gap(m, &exc(4)),
+            !refused(&[failed(2), ok.clone()], 1_000),
+            "the refused request bridges no gap: its point itself is unmapped"
+        );
+        assert!(
+            !refused(&[ok.clone(), failed(4)], 1_000),
             "another exception is not about gaps"
         );
-        assert!(!refused_a_gap(m, &Ok(())));
+        assert!(
+            !refused(&[ok.clone(), failed(2)], 500),
+            "a group backing off was not read in this poll"
+        );
+        assert!(!refused(&[ok.clone(), ok], 1_000));
     }
 
     #[test]
