@@ -736,7 +736,13 @@ async fn run_agent(plan: Arc<Plan>, clock: Clock, config_path: PathBuf) -> anyho
                     Duration::from_millis(stall_ms.load(std::sync::atomic::Ordering::Relaxed));
                 let checked = {
                     let st = shared.lock();
-                    progress.check(Instant::now(), &st.meters, store.next_seq(), window)
+                    if st.clock == state::ClockState::Unset {
+                        // Nothing is polled until the system clock is set: not a stall.
+                        progress.pause();
+                        Ok(())
+                    } else {
+                        progress.check(Instant::now(), &st.meters, store.next_seq(), window)
+                    }
                 };
                 match checked {
                     Ok(()) => {

@@ -239,6 +239,13 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// Nothing is expected to move (the system clock is not set: nothing is polled). Forgets what
+    /// it saw, so that the window starts afresh when polling does.
+    pub fn pause(&mut self) {
+        self.meters.clear();
+        self.seq = None;
+    }
+
     /// Record what is seen at `now`; Err names what has not moved for longer than `window`.
     pub fn check(
         &mut self,
@@ -306,6 +313,26 @@ mod progress_tests {
         assert!(err.contains("meter b") && !err.contains("meter a"), "{err}");
         // b polls again: healthy again.
         assert!(p.check(t2, &[meter("a", 3), meter("b", 2)], 6, w).is_ok());
+    }
+
+    #[test]
+    fn a_pause_while_the_clock_is_unset_is_not_a_stall() {
+        let w = Duration::from_secs(120);
+        let t0 = Instant::now();
+        let mut p = Progress::default();
+        assert!(p.check(t0, &[meter("a", 0)], 1, w).is_ok());
+        // Ten minutes without polls, waiting for NTP: the status task pauses it at every tick.
+        p.pause();
+        let t1 = t0 + Duration::from_secs(600);
+        assert!(
+            p.check(t1, &[meter("a", 0)], 1, w).is_ok(),
+            "a fresh window once polling starts"
+        );
+        let t2 = t1 + Duration::from_secs(121);
+        assert!(
+            p.check(t2, &[meter("a", 0)], 1, w).is_err(),
+            "and a stall after it"
+        );
     }
 
     #[test]
