@@ -144,3 +144,111 @@ async fn polling_starts_by_itself_once_the_clock_is_set() {
         .expect(&log);
     assert!(unset < set, "{log}");
 }
+
+/// libfaketime's preload library, if installed (Debian: `libfaketime`).
+fn libfaketime() -> Option<std::path::PathBuf> {
+    [
+        "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/faketime/libfaketime.so.1",
+        "/usr/local/lib/faketime/libfaketime.so.1",
+    ]
+    .iter()
+    .map(std::path::PathBuf::from)
+    .find(|p| p.is_file())
+}
+
+fn stamps(sub: &Subscriber) -> Vec<i64> {
+    sub.got
+        .lock()
+        .unwrap()
+        .data
+        .iter()
+        .map(|(_, p)| {
+            let v: serde_json::Value = serde_json::from_slice(p).unwrap();
+            plantmeter_common::model::parse_ts_ms(v["ts"].as_str().unwrap()).unwrap()
+        })
+        .collect()
+}
+
+/// The agent's system clock is stepped (libfaketime, the offset re-read from a file at every
+/// call; the monotonic clock left alone) 3 h forward, then to 1 h behind: the next readings carry
+/// the new time each time, polling goes on (no hour-long sleep after the step back), and the log
+/// names both steps with their size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readings_follow_a_step_of_the_system_clock_and_the_step_is_logged() {
+    let Some(faketime) = libfaketime() else {
+        eprintln!("skip: clock steps: libfaketime is not installed on this machine");
+        return;
+    };
+    let sim = sim().await;
+    let broker = Broker::start();
+    let sub = Subscriber::start(broker.addr).await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let cfg = write_config(dir.path(), &config(&sim, broker.addr, &data, 0.5, 300));
+    let log = dir.path().join("agent.log");
+    let offset = dir.path().join("faketime");
+    std::fs::write(&offset, "+0\n").unwrap();
+    let agent = Agent {
+        child: Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .env("RUST_LOG", "warn")
+            .env("LD_PRELOAD", &faketime)
+            .env("FAKETIME_TIMESTAMP_FILE", &offset)
+            .env("FAKETIME_NO_CACHE", "1")
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    };
+    let hour = 3_600_000;
+    let now = plantmeter_common::clock::system_ms;
+
+    wait_for("readings on the true time", Duration::from_secs(20), || {
+        sub.data_len() >= 5
+    })
+    .await;
+    let t = now();
+    assert!(stamps(&sub).iter().all(|ts| (ts - t).abs() < 60_000));
+
+    std::fs::write(&offset, "+3h\n").unwrap();
+    wait_for("readings 3 h ahead", Duration::from_secs(20), || {
+        stamps(&sub)
+            .iter()
+            .filter(|&&ts| ts > now() + 3 * hour - 60_000)
+            .count()
+            >= 5
+    })
+    .await;
+
+    std::fs::write(&offset, "-1h\n").unwrap();
+    wait_for("readings 1 h behind", Duration::from_secs(20), || {
+        stamps(&sub)
+            .iter()
+            .filter(|&&ts| ts < now() - hour + 60_000)
+            .count()
+            >= 5
+    })
+    .await;
+    assert!(agent.sigterm(Duration::from_secs(8)).success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let steps: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("the system clock was stepped"))
+        .collect();
+    assert!(
+        steps
+            .iter()
+            .any(|l| l.contains("+2h 59m") || l.contains("+3h 0m")),
+        "{text}"
+    );
+    assert!(
+        steps
+            .iter()
+            .any(|l| l.contains("-4h 0m") || l.contains("-3h 59m")),
+        "{text}"
+    );
+}
