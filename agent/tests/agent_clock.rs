@@ -158,6 +158,89 @@ fn libfaketime() -> Option<std::path::PathBuf> {
     .find(|p| p.is_file())
 }
 
+/// The agent on a system clock faked by libfaketime: the offset (or `@instant`) is read from
+/// `offset` at every call, the monotonic clock is left alone.
+fn start_faked(faketime: &Path, offset: &Path, config: &Path, log: &Path) -> Agent {
+    Agent {
+        child: Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .env("LD_PRELOAD", faketime)
+            .env("FAKETIME_TIMESTAMP_FILE", offset)
+            .env("FAKETIME_NO_CACHE", "1")
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap(),
+    }
+}
+
+/// A gateway without a battery clock boots in 2000 (libfaketime), with the real build date:
+/// nothing is polled and `P/status` says `"clock":"unset"`; NTP sets the clock: polling starts by
+/// itself and every reading carries the true time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_booting_in_2000_polls_only_once_its_clock_is_set() {
+    let Some(faketime) = libfaketime() else {
+        eprintln!("skip: clock unset at boot: libfaketime is not installed on this machine");
+        return;
+    };
+    let sim = sim().await;
+    let broker = Broker::start();
+    let sub = Subscriber::start(broker.addr).await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let cfg = write_config(dir.path(), &config(&sim, broker.addr, &data, 0.2, 300));
+    let log = dir.path().join("agent.log");
+    let offset = dir.path().join("faketime");
+    std::fs::write(&offset, "@2000-01-01 00:00:00\n").unwrap();
+    let agent = start_faked(&faketime, &offset, &cfg, &log);
+
+    wait_for("P/status clock unset", Duration::from_secs(15), || {
+        sub.last("status").is_some_and(|s| s["clock"] == "unset")
+    })
+    .await;
+    wait_for(
+        "the unset clock in the log",
+        Duration::from_secs(10),
+        || {
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("earlier than this agent's build date")
+        },
+    )
+    .await;
+    assert_eq!(sub.data_len(), 0, "readings published with a clock in 2000");
+    assert_eq!(requests_to_meters(&sim), 0);
+
+    // NTP sets the clock.
+    std::fs::write(&offset, "+0\n").unwrap();
+    wait_for(
+        "readings once the clock is set",
+        Duration::from_secs(20),
+        || sub.data_len() >= 5,
+    )
+    .await;
+    wait_for("P/status clock ok", Duration::from_secs(10), || {
+        sub.last("status").is_some_and(|s| s["clock"] == "ok")
+    })
+    .await;
+    assert!(agent.sigterm(Duration::from_secs(8)).success());
+    let t = plantmeter_common::clock::system_ms();
+    for ts in stamps(&sub) {
+        assert!(
+            (t - ts).abs() < 120_000,
+            "a reading stamped {ts}, now is {t}"
+        );
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("the system clock is set: polling starts"),
+        "{text}"
+    );
+}
+
 fn stamps(sub: &Subscriber) -> Vec<i64> {
     sub.got
         .lock()
@@ -190,20 +273,7 @@ async fn readings_follow_a_step_of_the_system_clock_and_the_step_is_logged() {
     let log = dir.path().join("agent.log");
     let offset = dir.path().join("faketime");
     std::fs::write(&offset, "+0\n").unwrap();
-    let agent = Agent {
-        child: Command::new(BIN)
-            .args(["run", "--config"])
-            .arg(&cfg)
-            .env("RUST_LOG", "warn")
-            .env("LD_PRELOAD", &faketime)
-            .env("FAKETIME_TIMESTAMP_FILE", &offset)
-            .env("FAKETIME_NO_CACHE", "1")
-            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
-    };
+    let agent = start_faked(&faketime, &offset, &cfg, &log);
     let hour = 3_600_000;
     let now = plantmeter_common::clock::system_ms;
 
