@@ -268,7 +268,23 @@ fn daily_regression_savings_and_grade_match_the_generating_formulas() {
     assert!(close(el.model.slope, E_B, 1e-6));
     assert!(close(el.model.intercept, E_A, 1e-6));
     assert!(el.model.meets_ashrae14);
+    // DOMAIN.md selection: the one candidate (production) is valid and listed with its statistics.
+    assert!(el.model.valid);
+    assert_eq!(el.model.variables, ["production"]);
+    let keys: Vec<&str> = el
+        .model
+        .coefficients
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .collect();
+    assert_eq!(keys, ["intercept", "production"]);
+    assert!(el.model.p_value.unwrap() < 0.10);
+    assert!(el.model.r2_adj.unwrap() > 0.5);
+    assert_eq!(el.model.candidates.len(), 1);
+    assert!(el.model.candidates[0].valid);
     let rv = el.reporting.as_ref().unwrap();
+    let fsu = rv.savings_uncertainty_pct.unwrap();
+    assert!(fsu.is_finite() && fsu >= 0.0, "{fsu}");
     let expected: f64 = rep.iter().map(|x| E_A + E_B * x.0).sum();
     assert!(close(rv.total, re, 1e-9));
     assert!(close(rv.expected, expected, 1e-6));
@@ -399,6 +415,9 @@ fn monthly_model_with_too_few_buckets_uses_the_ratio_method() {
         .as_deref()
         .unwrap()
         .contains("only 2 complete month"));
+    assert!(!el.model.valid);
+    assert!(!el.model.candidates[0].valid);
+    assert_eq!(el.reporting.as_ref().unwrap().savings_uncertainty_pct, None);
     let bp: f64 = truth[..59].iter().map(|x| x.0).sum();
     let be: f64 = truth[..59].iter().map(|x| x.1).sum();
     let rp: f64 = truth[59..].iter().map(|x| x.0).sum();

@@ -1,12 +1,11 @@
 //! Baseline models of consumption against production: OLS regression `E = a + b*P` with the fit statistics of
 //! ASHRAE Guideline 14, and the ratio method `E = SEC_b * P` when the data cannot support a regression.
 
+use crate::audit::regression::{self, Candidate, OlsFit, Tried};
 use crate::plan::Granularity;
 
 /// Fewer complete buckets than this and no regression is attempted.
 pub const MIN_REGRESSION_BUCKETS: usize = 6;
-/// A regression whose CV(RMSE) exceeds this multiple of the threshold falls back to the ratio method.
-pub const BAD_FIT_FACTOR: f64 = 2.0;
 
 /// ASHRAE Guideline 14 calibration thresholds (CV(RMSE) %, |NMBE| %) for a model granularity.
 /// The guideline defines monthly (15 %, 5 %) and hourly (30 %, 10 %) criteria; daily and weekly models use
@@ -120,6 +119,10 @@ pub struct Baseline {
     pub slope: f64,
     pub stats: FitStats,
     pub meets_ashrae14: bool,
+    /// The chosen regression (coefficients, p-values, F test, residuals); None with the ratio method.
+    pub fit: Option<OlsFit>,
+    /// Every regression candidate tried, in the order of DOMAIN.md "Selection".
+    pub candidates: Vec<Tried>,
 }
 
 impl Baseline {
@@ -130,7 +133,9 @@ impl Baseline {
 }
 
 /// Fit the baseline on complete buckets (`x` production, `y` consumption), with the period totals for the
-/// ratio method. Regression when it is supported; ratio otherwise, saying why.
+/// ratio method. The candidate `production` is fitted by OLS and used when it is a valid model by the rules
+/// of DOMAIN.md (n >= 3p, model p-value < 0.10, the variable's p-value < 0.10, R2 >= 0.5); otherwise the
+/// ratio method, saying why.
 pub fn fit(
     x: &[f64],
     y: &[f64],
@@ -143,6 +148,13 @@ pub fn fit(
         (Some(cv), Some(nmbe)) => cv <= cv_max && nmbe.abs() <= nmbe_max,
         _ => false,
     };
+    let selection = regression::select(
+        &[Candidate {
+            variables: vec!["production".to_string()],
+            columns: vec![x.to_vec()],
+        }],
+        y,
+    );
     let reason = if x.len() < MIN_REGRESSION_BUCKETS {
         format!(
             "only {} complete {} buckets in the baseline (a regression needs at least {})",
@@ -150,33 +162,25 @@ pub fn fit(
             g.as_str(),
             MIN_REGRESSION_BUCKETS
         )
+    } else if ols(x, y).is_none() {
+        "production does not vary between baseline buckets".to_string()
+    } else if let Some(chosen) = selection.chosen().and_then(|t| t.fit.clone()) {
+        let (intercept, slope) = (chosen.coefficients[0], chosen.coefficients[1]);
+        let pred: Vec<f64> = x.iter().map(|p| intercept + slope * p).collect();
+        let stats = fit_stats(y, &pred, 2);
+        return Baseline {
+            method: Method::Regression,
+            intercept,
+            slope,
+            meets_ashrae14: meets(&stats),
+            stats,
+            fit: Some(chosen),
+            candidates: selection.tried,
+        };
     } else {
-        match ols(x, y) {
-            None => "production does not vary between baseline buckets".to_string(),
-            Some(f) if f.slope <= 0.0 => format!(
-                "regression slope {:.6} <= 0: consumption does not rise with production",
-                f.slope
-            ),
-            Some(f) => {
-                let pred: Vec<f64> = x.iter().map(|p| f.intercept + f.slope * p).collect();
-                let stats = fit_stats(y, &pred, 2);
-                match stats.cv_rmse_pct {
-                    Some(cv) if cv > BAD_FIT_FACTOR * cv_max => format!(
-                        "regression CV(RMSE) {cv:.1} % is more than {BAD_FIT_FACTOR} times the {cv_max} % threshold"
-                    ),
-                    None => "regression statistics undefined (mean consumption is zero)".to_string(),
-                    Some(_) => {
-                        return Baseline {
-                            method: Method::Regression,
-                            intercept: f.intercept,
-                            slope: f.slope,
-                            meets_ashrae14: meets(&stats),
-                            stats,
-                        }
-                    }
-                }
-            }
-        }
+        selection
+            .reason()
+            .unwrap_or_else(|| "no valid regression model".to_string())
     };
     let sec = if total_production > 0.0 {
         total_consumption / total_production
@@ -196,6 +200,8 @@ pub fn fit(
         slope: sec,
         meets_ashrae14: meets(&stats),
         stats,
+        fit: None,
+        candidates: selection.tried,
     }
 }
 
@@ -308,6 +314,8 @@ mod tests {
             slope: 2.0,
             stats: fit_stats(&[], &[], 2),
             meets_ashrae14: true,
+            fit: None,
+            candidates: Vec::new(),
         };
         let s = savings(&b, &[(5.0, 1.0, 18.0), (5.0, 0.5, 16.0), (0.0, 1.0, 10.0)]);
         // expected 20, 15, 10; e - a = 2, -1, 0

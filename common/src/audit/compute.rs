@@ -11,6 +11,7 @@ use crate::audit::baseline::{self, Baseline, Method as ModelMethod};
 use crate::audit::grade::grade;
 use crate::audit::hourly::{HourAgg, HourGrid, VALID_DAY_HOURS};
 use crate::audit::indicators::{medium_factor, unit_factor};
+use crate::audit::regression;
 use crate::audit::report::*;
 use crate::model::format_ts_ms;
 use crate::plan::{Carrier, ElectricityMethod, Granularity, Plan, PointRef};
@@ -392,6 +393,15 @@ pub fn compute(
                     } else {
                         None
                     },
+                    savings_uncertainty_pct: model.fit.as_ref().and_then(|f| {
+                        regression::savings_uncertainty_pct(
+                            f,
+                            s.expected - total,
+                            s.expected,
+                            rows.len(),
+                            regression::Confidence::Pct90,
+                        )
+                    }),
                 },
                 s.cusum,
             )
@@ -589,6 +599,22 @@ fn model_json(m: &Baseline, g: Granularity) -> Model {
         ModelMethod::Regression => ("regression", None),
         ModelMethod::Ratio(r) => ("ratio", Some(r.clone())),
     };
+    let variables = vec!["production".to_string()];
+    let names: Vec<String> = std::iter::once("intercept".to_string())
+        .chain(variables.iter().cloned())
+        .collect();
+    let (p_values, p_value, r2_adj) = match &m.fit {
+        Some(f) => (
+            names
+                .iter()
+                .cloned()
+                .zip(f.p_values.iter().copied())
+                .collect(),
+            f.p_value,
+            f.r2_adj,
+        ),
+        None => (Vec::new(), None, None),
+    };
     Model {
         granularity: g.as_str().to_string(),
         method: method.to_string(),
@@ -600,6 +626,23 @@ fn model_json(m: &Baseline, g: Granularity) -> Model {
         cv_rmse_pct: m.stats.cv_rmse_pct,
         nmbe_pct: m.stats.nmbe_pct,
         meets_ashrae14: m.meets_ashrae14,
+        coefficients: names.into_iter().zip([m.intercept, m.slope]).collect(),
+        variables,
+        p_values,
+        p_value,
+        r2_adj,
+        valid: m.fit.is_some(),
+        candidates: m
+            .candidates
+            .iter()
+            .map(|t| ModelCandidate {
+                variables: t.variables.clone(),
+                r2_adj: t.fit.as_ref().and_then(|f| f.r2_adj),
+                p_value: t.fit.as_ref().and_then(|f| f.p_value),
+                valid: t.valid(),
+                reason: t.invalid_because.clone(),
+            })
+            .collect(),
     }
 }
 

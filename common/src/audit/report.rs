@@ -70,6 +70,10 @@ pub struct ReportingValues {
     pub savings: f64,
     /// 100 * savings / expected; null when expected is zero.
     pub savings_pct: Option<f64>,
+    /// Fractional savings uncertainty at 90 % confidence (ASHRAE Guideline 14 Annex B), in % of the
+    /// savings; null with the ratio method or without savings.
+    #[serde(default)]
+    pub savings_uncertainty_pct: Option<f64>,
 }
 
 /// The baseline model. With `method = "regression"` the statistics are those of the OLS fit
@@ -90,6 +94,38 @@ pub struct Model {
     pub cv_rmse_pct: Option<f64>,
     pub nmbe_pct: Option<f64>,
     pub meets_ashrae14: bool,
+    /// The model's variables (`production`, product names, driver names).
+    #[serde(default)]
+    pub variables: Vec<String>,
+    /// `intercept` first, then one per variable.
+    #[serde(default, with = "ordered_map")]
+    pub coefficients: Vec<(String, f64)>,
+    /// Two-sided p-values of the coefficients (Student t), same keys; null where undefined.
+    #[serde(default, with = "ordered_map")]
+    pub p_values: Vec<(String, Option<f64>)>,
+    /// p-value of the model's F test.
+    #[serde(default)]
+    pub p_value: Option<f64>,
+    #[serde(default)]
+    pub r2_adj: Option<f64>,
+    /// Whether the regression meets the validity rules (DOMAIN.md); false with the ratio method.
+    #[serde(default)]
+    pub valid: bool,
+    /// Every regression candidate tried, in order.
+    #[serde(default)]
+    pub candidates: Vec<ModelCandidate>,
+}
+
+/// One regression candidate of model selection, with the statistics it was judged on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelCandidate {
+    pub variables: Vec<String>,
+    pub r2_adj: Option<f64>,
+    pub p_value: Option<f64>,
+    pub valid: bool,
+    /// Why it is not valid; null when it is.
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -2,8 +2,8 @@
 //! computed here from known formulas (so the figures are consistent), and its degenerate variants.
 
 use plantmeter_common::audit::report::{
-    BaselineValues, Bucket, CusumPoint, DailyRow, Factor, Indicator, Method, Model, MonthlyRow,
-    PeriodSummary, Periods, PointQuality, Report, ReportingValues, Series,
+    BaselineValues, Bucket, CusumPoint, DailyRow, Factor, Indicator, Method, Model, ModelCandidate,
+    MonthlyRow, PeriodSummary, Periods, PointQuality, Report, ReportingValues, Series,
 };
 
 use chrono::{Datelike, NaiveDate, Weekday};
@@ -145,6 +145,7 @@ pub fn report() -> Report {
                     expected,
                     savings,
                     savings_pct: Some(100.0 * savings / expected),
+                    savings_uncertainty_pct: meets.then_some(12.5),
                 }),
                 model: Model {
                     granularity: "day".to_string(),
@@ -161,6 +162,22 @@ pub fn report() -> Report {
                     cv_rmse_pct: Some(cv),
                     nmbe_pct: Some(nmbe),
                     meets_ashrae14: meets,
+                    variables: vec!["production".to_string()],
+                    coefficients: vec![("intercept".to_string(), a), ("production".to_string(), b)],
+                    p_values: vec![
+                        ("intercept".to_string(), Some(0.2)),
+                        ("production".to_string(), Some(1e-6)),
+                    ],
+                    p_value: Some(1e-6),
+                    r2_adj: Some(r2),
+                    valid: meets,
+                    candidates: vec![ModelCandidate {
+                        variables: vec!["production".to_string()],
+                        r2_adj: Some(r2),
+                        p_value: Some(1e-6),
+                        valid: meets,
+                        reason: None,
+                    }],
                 },
                 level: match *key {
                     "energy" => Some("II".to_string()),
