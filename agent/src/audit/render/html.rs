@@ -662,6 +662,23 @@ fn method(report: &Report, lang: Lang, out: &mut String) {
     out.push_str("</section>");
 }
 
+/// " ± x %" after a savings percentage: the savings uncertainty at 90 % confidence, when there is one.
+fn uncertainty(fsu_pct: Option<f64>) -> String {
+    match fsu_pct.filter(|v| v.is_finite()) {
+        Some(v) => format!(" ± {v:.1}% (90%)"),
+        None => String::new(),
+    }
+}
+
+/// A p-value with the digits that matter ("< 0.0001" below that).
+fn p_value(p: Option<f64>) -> String {
+    match p.filter(|v| v.is_finite()) {
+        Some(v) if v < 1e-4 => "< 0.0001".to_string(),
+        Some(v) => format!("{v:.4}"),
+        None => "–".to_string(),
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -884,22 +901,5 @@ mod tests {
             super::super::csv(&fixture::report(), Lang::En),
         )
         .unwrap();
-    }
-}
-
-/// " ± x %" after a savings percentage: the savings uncertainty at 90 % confidence, when there is one.
-fn uncertainty(fsu_pct: Option<f64>) -> String {
-    match fsu_pct.filter(|v| v.is_finite()) {
-        Some(v) => format!(" ± {v:.1}% (90%)"),
-        None => String::new(),
-    }
-}
-
-/// A p-value with the digits that matter ("< 0.0001" below that).
-fn p_value(p: Option<f64>) -> String {
-    match p.filter(|v| v.is_finite()) {
-        Some(v) if v < 1e-4 => "< 0.0001".to_string(),
-        Some(v) => format!("{v:.4}"),
-        None => "–".to_string(),
     }
 }
