@@ -38,6 +38,9 @@ pub struct PeriodSummary {
     pub production: f64,
     /// Fraction (0..=1) of valid hours (>= 45 min covered) over all hours of the period, across the audit's points.
     pub completeness: f64,
+    /// Each product's quantity over the period, in its own unit (only with two or more products).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub products: Option<std::collections::BTreeMap<String, f64>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,7 +92,9 @@ pub struct Model {
     /// Number of buckets in the fit.
     pub n: usize,
     pub intercept: f64,
-    pub slope: f64,
+    /// The coefficient of the single variable; absent with several variables (see `coefficients`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slope: Option<f64>,
     pub r2: Option<f64>,
     pub cv_rmse_pct: Option<f64>,
     pub nmbe_pct: Option<f64>,

@@ -8,8 +8,8 @@ use toml_edit::Value;
 
 use crate::audit::indicators::unit_factor;
 use crate::plan::{
-    AuditInput, AuditLevel, AuditPlan, AuditPollutant, Carrier, ElectricityMethod, Granularity,
-    Meter, PointRef, PollutantName,
+    AuditDriver, AuditInput, AuditLevel, AuditPlan, AuditPollutant, AuditProduct, Carrier,
+    DriverTransform, ElectricityMethod, Granularity, Meter, PointRef, PollutantName,
 };
 use crate::types::PointKind;
 
@@ -27,6 +27,10 @@ const AUDIT_KEYS: &[&str] = &[
     "electricity_kgce_per_kwh",
     "electricity_year",
     "production",
+    "production_unit",
+    "product",
+    "driver",
+    "min_completeness",
     "input",
     "pollutant",
     "level",
@@ -41,6 +45,15 @@ fn default_co2_kg_per_unit(c: Carrier) -> f64 {
         Carrier::Diesel => 3.0959,
         _ => 0.0,
     }
+}
+
+/// A product or driver name: it is a regression variable and a report key.
+fn valid_variable_name(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && s != "production"
+        && s != "intercept"
 }
 
 /// What a `meter.point` reference resolved to.
@@ -276,8 +289,23 @@ pub(crate) fn parse(
                 }
             });
 
-    // production = { point, unit }
+    // production = { point, unit }, or [[audit.product]] with production_unit
+    let production_unit_key = t.str(d, "production_unit").and_then(|u| {
+        if u.v.trim().is_empty() {
+            d.error(&u.span, "production_unit must not be empty");
+            None
+        } else {
+            Some(u.v.to_string())
+        }
+    });
+    let product_tables = t.tables(d, "product", "[[audit.product]]");
     let production = if t.has("production") {
+        if !product_tables.is_empty() {
+            d.error(
+                &t.key_span("production"),
+                "give either production = { point } or [[audit.product]] entries, not both",
+            );
+        }
         t.table(d, "production", "production").and_then(|p| {
             p.check_keys(d, &["point", "unit"]);
             let unit = p.str(d, "unit");
@@ -305,12 +333,165 @@ pub(crate) fn parse(
                     return None;
                 }
             };
-            Some((r.point, unit))
+            Some((
+                vec![AuditProduct {
+                    name: "production".to_string(),
+                    point: r.point,
+                    factor: 1.0,
+                }],
+                unit,
+            ))
         })
+    } else if !product_tables.is_empty() {
+        let mut products: Vec<AuditProduct> = Vec::new();
+        let mut first_unit: Option<String> = None;
+        let mut ok = true;
+        for pt in &product_tables {
+            pt.check_keys(d, &["name", "point", "factor"]);
+            let name = pt.req_str(d, "name");
+            let point = point_key(d, pt, "point", points);
+            let factor = pt.positive(d, "factor");
+            let (Some(name), Some((r, span))) = (name, point) else {
+                ok = false;
+                continue;
+            };
+            if !valid_variable_name(name.v) {
+                d.error(
+                    &name.span,
+                    format!(
+                        "product name \"{}\" must be 1..64 of [A-Za-z0-9_-] and not \"production\" or \"intercept\"",
+                        name.v
+                    ),
+                );
+                ok = false;
+                continue;
+            }
+            if products.iter().any(|p| p.name == name.v) {
+                d.error(&name.span, format!("duplicate product \"{}\"", name.v));
+                ok = false;
+                continue;
+            }
+            if r.kind != PointKind::Counter {
+                d.error(
+                    &span,
+                    format!(
+                        "product point \"{}\" must be a counter (a totalizer of product), it is a {}",
+                        r.point,
+                        r.kind.as_str()
+                    ),
+                );
+                ok = false;
+                continue;
+            }
+            if first_unit.is_none() && !r.unit.trim().is_empty() {
+                first_unit = Some(r.unit.clone());
+            }
+            products.push(AuditProduct {
+                name: name.v.to_string(),
+                point: r.point,
+                factor: factor.map_or(1.0, |f| f.v),
+            });
+        }
+        match production_unit_key.clone().or(first_unit) {
+            Some(unit) if ok => Some((products, unit)),
+            Some(_) => None,
+            None => {
+                t.missing(d, "production_unit");
+                None
+            }
+        }
     } else {
         t.missing(d, "production");
         None
     };
+    let min_completeness = t.number(d, "min_completeness").and_then(|v| {
+        if (0.0..=1.0).contains(&v.v) {
+            Some(v.v)
+        } else {
+            d.error(
+                &v.span,
+                format!("min_completeness {} is outside 0..=1", v.v),
+            );
+            None
+        }
+    });
+
+    // [[audit.driver]]
+    let mut drivers: Vec<AuditDriver> = Vec::new();
+    for dt in t.tables(d, "driver", "[[audit.driver]]") {
+        dt.check_keys(d, &["name", "point", "transform", "base"]);
+        let name = dt.req_str(d, "name");
+        let point = point_key(d, &dt, "point", points);
+        let transform = dt.req_str(d, "transform");
+        let base = dt.number(d, "base");
+        let (Some(name), Some((r, span)), Some(transform)) = (name, point, transform) else {
+            continue;
+        };
+        if !valid_variable_name(name.v) {
+            d.error(
+                &name.span,
+                format!(
+                    "driver name \"{}\" must be 1..64 of [A-Za-z0-9_-] and not \"production\" or \"intercept\"",
+                    name.v
+                ),
+            );
+            continue;
+        }
+        let clash = drivers.iter().any(|x| x.name == name.v)
+            || production
+                .as_ref()
+                .is_some_and(|(ps, _)| ps.iter().any(|p| p.name == name.v));
+        if clash {
+            d.error(
+                &name.span,
+                format!(
+                    "duplicate variable name \"{}\" (drivers and products share one namespace)",
+                    name.v
+                ),
+            );
+            continue;
+        }
+        let base_v = base.as_ref().map_or(18.0, |b| b.v);
+        let tf = match transform.v {
+            "hdd" => DriverTransform::Hdd { base: base_v },
+            "cdd" => DriverTransform::Cdd { base: base_v },
+            "mean" => DriverTransform::Mean,
+            "sum" => DriverTransform::Sum,
+            other => {
+                d.error(
+                    &transform.span,
+                    format!("unknown transform \"{other}\"; use hdd, cdd, mean, sum"),
+                );
+                continue;
+            }
+        };
+        if let (Some(b), DriverTransform::Mean | DriverTransform::Sum) = (&base, tf) {
+            d.error(&b.span, "base is only for the hdd and cdd transforms");
+            continue;
+        }
+        let want = match tf {
+            DriverTransform::Sum => PointKind::Counter,
+            _ => PointKind::Gauge,
+        };
+        if r.kind != want {
+            d.error(
+                &span,
+                format!(
+                    "driver point \"{}\" must be a {} for transform {}, it is a {}",
+                    r.point,
+                    want.as_str(),
+                    tf.as_str(),
+                    r.kind.as_str()
+                ),
+            );
+            continue;
+        }
+        drivers.push(AuditDriver {
+            name: name.v.to_string(),
+            point: r.point,
+            transform: tf,
+        });
+    }
 
     // [[audit.input]]
     let mut inputs = Vec::new();
@@ -523,7 +704,8 @@ pub(crate) fn parse(
     }
     let method = method?;
     let grid_co2 = grid.map_or(0.0, |g| g.v);
-    let (production, production_unit) = production?;
+    let (products, production_unit) = production?;
+    let production_unit = production_unit_key.unwrap_or(production_unit);
     Some(AuditPlan {
         timezone: timezone?,
         baseline: baseline?,
@@ -532,8 +714,10 @@ pub(crate) fn parse(
         grid_co2_t_per_mwh: grid_co2,
         grid_factor_year,
         electricity_method: method,
-        production,
+        products,
         production_unit,
+        drivers,
+        min_completeness: min_completeness.unwrap_or(0.75),
         inputs: inputs
             .into_iter()
             .map(|(point, carrier, kgce, co2)| AuditInput {

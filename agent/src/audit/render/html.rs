@@ -573,7 +573,7 @@ fn method(report: &Report, lang: Lang, out: &mut String) {
             text_td(out, &granularity_label(lang, &md.granularity));
             num_td(out, &md.n.to_string());
             num_td(out, &display(md.intercept));
-            num_td(out, &display(md.slope));
+            num_td(out, &display_opt(md.slope));
             num_td(
                 out,
                 &md.r2
