@@ -432,7 +432,7 @@ pub struct AuditDriver {
     pub transform: DriverTransform,
 }
 
-/// Grade thresholds of one indicator (per unit of product; lower is better).
+/// Grade thresholds of one indicator (per unit of product).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AuditLevel {
     /// An indicator key of the report (`energy`, `water`, `COD`, ...).
@@ -440,6 +440,12 @@ pub struct AuditLevel {
     pub level_i: f64,
     pub level_ii: f64,
     pub level_iii: f64,
+    /// Whether a higher figure is better (a recovery rate); lower is better by default.
+    pub higher_is_better: bool,
+    /// Weight in the overall grade (weights of all levels sum to 1; equal when none is given).
+    pub weight: f64,
+    /// A limiting indicator (限定性指标): the enterprise reaches a level only if this indicator does.
+    pub limiting: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -785,3 +785,34 @@ fn products_and_drivers_errors_name_their_place() {
         "{e}"
     );
 }
+
+#[test]
+fn grade_weights_direction_and_limiting() {
+    let ok = audit(&format!(
+        "{GOOD_AUDIT}[[audit.input]]\npoint = \"power.energy_import\"\ncarrier = \"electricity\"\n\
+         [[audit.level]]\nindicator = \"energy\"\nI = 60.0\nII = 70.0\nIII = 80.0\nweight = 0.6\nlimiting = true\n\
+         [[audit.level]]\nindicator = \"co2\"\nI = 90.0\nII = 80.0\nIII = 70.0\nweight = 0.4\nbetter = \"higher\"\n"
+    ));
+    let a = config::parse(&ok, Path::new("ok.toml"))
+        .unwrap()
+        .audit
+        .unwrap();
+    assert!(a.levels[0].limiting && !a.levels[0].higher_is_better);
+    assert!(a.levels[1].higher_is_better && !a.levels[1].limiting);
+    assert_eq!((a.levels[0].weight, a.levels[1].weight), (0.6, 0.4));
+    let bad = ok.replace("weight = 0.4\n", "weight = 0.3\n");
+    let e = errors(&bad);
+    assert!(
+        e.contains("grade weights: give a weight to every [[audit.level]]"),
+        "{e}"
+    );
+    assert!(e.contains("2 of 2 given, summing to 0.8"), "{e}");
+    let equal = ok
+        .replace("weight = 0.6\n", "")
+        .replace("weight = 0.4\n", "");
+    let a = config::parse(&equal, Path::new("ok.toml"))
+        .unwrap()
+        .audit
+        .unwrap();
+    assert_eq!((a.levels[0].weight, a.levels[1].weight), (0.5, 0.5));
+}

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use chrono::{Datelike, NaiveDate};
 
 use crate::audit::baseline::{self, Baseline, Method as ModelMethod, Variables};
-use crate::audit::grade::grade;
+use crate::audit::grade::{grade, overall};
 use crate::audit::hourly::{HourAgg, HourGrid, VALID_DAY_HOURS};
 use crate::audit::indicators::{medium_factor, unit_factor};
 use crate::audit::regression;
@@ -394,6 +394,8 @@ pub fn compute(
         .map(|h| driver_is.iter().all(|&p| series[p].valid[h]))
         .collect();
     let mut indicators = Vec::with_capacity(defs.len());
+    // Graded indicators with the figure they are graded on (reporting period, else baseline).
+    let mut graded_figures: Vec<(&crate::plan::AuditLevel, Option<f64>)> = Vec::new();
     let mut energy_series: Option<(Vec<Bucket>, Vec<CusumPoint>)> = None;
     for d in &defs {
         let valid: Vec<bool> = (0..n)
@@ -495,11 +497,11 @@ pub fn compute(
             Some((r, _)) => r.per_unit,
             None => base_vals.per_unit,
         };
-        let level = audit
-            .levels
-            .iter()
-            .find(|l| l.indicator == d.key)
-            .and_then(|l| figure.map(|f| grade(f, l).to_string()));
+        let graded = audit.levels.iter().find(|l| l.indicator == d.key);
+        if let Some(l) = graded {
+            graded_figures.push((l, figure));
+        }
+        let level = graded.and_then(|l| figure.map(|f| grade(f, l).to_string()));
         indicators.push((
             d.key.clone(),
             Indicator {
@@ -584,6 +586,14 @@ pub fn compute(
         production_unit: audit.production_unit.clone(),
         periods,
         indicators,
+        grade: overall(&graded_figures).map(|o| Grade {
+            level: o.level.to_string(),
+            scores: crate::audit::grade::LEVELS
+                .iter()
+                .zip(o.scores)
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+        }),
         generated_at: format_ts_ms(req.now_ms),
         method: Method {
             timezone: audit.timezone.to_string(),

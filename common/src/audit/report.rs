@@ -14,12 +14,22 @@ pub struct Report {
     /// `co2`, one per pollutant (`COD`, `SO2`, ...). Order is kept: energy, carriers, co2, pollutants.
     #[serde(with = "ordered_map")]
     pub indicators: Vec<(String, Indicator)>,
+    /// The enterprise's overall grade (DOMAIN.md "Overall grade"); null without grade thresholds.
+    #[serde(default)]
+    pub grade: Option<Grade>,
     /// When the report was computed (RFC 3339 UTC).
     pub generated_at: String,
     /// Factors, conventions and data quality: what a consultant needs to trust the figures.
     pub method: Method,
     /// Series for charts and the CSV's second table.
     pub series: Series,
+}
+
+/// The overall grade: `I`, `II`, `III` or `below III`, and the weighted scores Y_I, Y_II, Y_III (0..100).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Grade {
+    pub level: String,
+    pub scores: std::collections::BTreeMap<String, f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -635,7 +635,51 @@ pub(crate) fn parse(
     let mut levels: Vec<AuditLevel> = Vec::new();
     let mut level_lines: HashMap<String, usize> = HashMap::new();
     for lt in t.tables(d, "level", "[[audit.level]]") {
-        lt.check_keys(d, &["indicator", "I", "II", "III"]);
+        lt.check_keys(
+            d,
+            &[
+                "indicator",
+                "I",
+                "II",
+                "III",
+                "better",
+                "weight",
+                "limiting",
+            ],
+        );
+        let higher = match lt.str(d, "better") {
+            None => Some(false),
+            Some(b) if b.v == "lower" => Some(false),
+            Some(b) if b.v == "higher" => Some(true),
+            Some(b) => {
+                d.error(
+                    &b.span,
+                    format!("better = \"{}\": use \"lower\" or \"higher\"", b.v),
+                );
+                None
+            }
+        };
+        let weight = lt.number(d, "weight").and_then(|w| {
+            if w.v > 0.0 && w.v <= 1.0 {
+                Some(w)
+            } else {
+                d.error(&w.span, format!("weight {} must be in (0, 1]", w.v));
+                None
+            }
+        });
+        let limiting = match lt.item("limiting") {
+            None => Some(false),
+            Some(item) => match item.as_bool() {
+                Some(b) => Some(b),
+                None => {
+                    d.error(
+                        &lt.value_span("limiting"),
+                        "expected true or false for limiting",
+                    );
+                    None
+                }
+            },
+        };
         let indicator = lt.req_str(d, "indicator").and_then(|i| {
             if indicators.iter().any(|x| x == i.v) {
                 Some(i)
@@ -664,14 +708,26 @@ pub(crate) fn parse(
             }
         };
         let (i1, i2, i3) = (grade(d, "I"), grade(d, "II"), grade(d, "III"));
-        let (Some(ind), Some(i1), Some(i2), Some(i3)) = (indicator, i1, i2, i3) else {
+        let (Some(ind), Some(i1), Some(i2), Some(i3), Some(higher), Some(limiting)) =
+            (indicator, i1, i2, i3, higher, limiting)
+        else {
             continue;
         };
-        if !(i1.v <= i2.v && i2.v <= i3.v) {
+        if !higher && !(i1.v <= i2.v && i2.v <= i3.v) {
             d.error(
                 &i1.span,
                 format!(
                     "level thresholds of \"{}\" must satisfy I <= II <= III (lower is better), found I = {}, II = {}, III = {}",
+                    ind.v, i1.v, i2.v, i3.v
+                ),
+            );
+            continue;
+        }
+        if higher && !(i1.v >= i2.v && i2.v >= i3.v) {
+            d.error(
+                &i1.span,
+                format!(
+                    "level thresholds of \"{}\" must satisfy I >= II >= III (higher is better), found I = {}, II = {}, III = {}",
                     ind.v, i1.v, i2.v, i3.v
                 ),
             );
@@ -696,7 +752,31 @@ pub(crate) fn parse(
             level_i: i1.v,
             level_ii: i2.v,
             level_iii: i3.v,
+            higher_is_better: higher,
+            weight: weight.map_or(f64::NAN, |w| w.v),
+            limiting,
         });
+    }
+    // Weights: all given and summing to 1, or none given (equal weights).
+    let given = levels.iter().filter(|l| !l.weight.is_nan()).count();
+    if given == 0 {
+        let w = 1.0 / levels.len().max(1) as f64;
+        levels.iter_mut().for_each(|l| l.weight = w);
+    } else {
+        let sum: f64 = levels
+            .iter()
+            .filter(|l| !l.weight.is_nan())
+            .map(|l| l.weight)
+            .sum();
+        if given < levels.len() || (sum - 1.0).abs() > 1e-6 {
+            d.error(
+                &t.key_span("level"),
+                format!(
+                    "grade weights: give a weight to every [[audit.level]] (or to none, for equal weights) and make them sum to 1; {given} of {} given, summing to {sum}",
+                    levels.len()
+                ),
+            );
+        }
     }
 
     if d.count() > before {

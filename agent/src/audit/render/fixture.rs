@@ -2,8 +2,9 @@
 //! computed here from known formulas (so the figures are consistent), and its degenerate variants.
 
 use plantmeter_common::audit::report::{
-    BaselineValues, Bucket, CusumPoint, DailyRow, Factor, Indicator, Method, Model, ModelCandidate,
-    MonthlyRow, PeriodSummary, Periods, PointQuality, Report, ReportingValues, Series,
+    BaselineValues, Bucket, CusumPoint, DailyRow, Factor, Grade, Indicator, Method, Model,
+    ModelCandidate, MonthlyRow, PeriodSummary, Periods, PointQuality, Report, ReportingValues,
+    Series,
 };
 
 use chrono::{Datelike, NaiveDate, Weekday};
@@ -237,6 +238,13 @@ pub fn report() -> Report {
         .collect();
 
     Report {
+        grade: Some(Grade {
+            level: "II".to_string(),
+            scores: [("I", 20.0), ("II", 100.0), ("III", 100.0)]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+        }),
         gateway: "gw-01".to_string(),
         site: "plant-a".to_string(),
         production_unit: "t".to_string(),

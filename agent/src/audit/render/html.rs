@@ -184,6 +184,22 @@ fn summary(report: &Report, lang: Lang, out: &mut String) {
         }
         out.push_str("</div>");
     }
+    if let Some(g) = &report.grade {
+        let score = |k: &str| {
+            g.scores
+                .get(k)
+                .map_or_else(|| "–".to_string(), |v| format!("{v:.0}"))
+        };
+        let _ = write!(
+            out,
+            r#"<p class="grade">{}: <b>{}</b> (Y<sub>I</sub> {}, Y<sub>II</sub> {}, Y<sub>III</sub> {})</p>"#,
+            escape(l.overall_grade),
+            escape(&level_label(lang, &g.level)),
+            score("I"),
+            score("II"),
+            score("III")
+        );
+    }
     out.push_str("<table>");
     head_row(
         out,
@@ -776,6 +792,15 @@ mod tests {
         );
         let z = html(&r, Lang::Zh);
         assert!(z.contains("调整后 R²") && z.contains("p 值（F 检验）"));
+    }
+
+    #[test]
+    fn overall_grade_is_shown_with_its_scores() {
+        let h = html(&fixture::report(), Lang::En);
+        assert!(h.contains("Overall grade: <b>"), "grade line");
+        assert!(h.contains("Y<sub>II</sub> 100"), "scores");
+        let z = html(&fixture::report(), Lang::Zh);
+        assert!(z.contains("综合评价等级: <b>二级</b>"), "{}", &z[..200]);
     }
 
     #[test]
