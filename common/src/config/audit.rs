@@ -713,21 +713,21 @@ pub(crate) fn parse(
         else {
             continue;
         };
-        if !higher && !(i1.v <= i2.v && i2.v <= i3.v) {
+        let ordered = if higher {
+            i1.v >= i2.v && i2.v >= i3.v
+        } else {
+            i1.v <= i2.v && i2.v <= i3.v
+        };
+        if !ordered {
+            let (rule, dir) = if higher {
+                ("I >= II >= III", "higher")
+            } else {
+                ("I <= II <= III", "lower")
+            };
             d.error(
                 &i1.span,
                 format!(
-                    "level thresholds of \"{}\" must satisfy I <= II <= III (lower is better), found I = {}, II = {}, III = {}",
-                    ind.v, i1.v, i2.v, i3.v
-                ),
-            );
-            continue;
-        }
-        if higher && !(i1.v >= i2.v && i2.v >= i3.v) {
-            d.error(
-                &i1.span,
-                format!(
-                    "level thresholds of \"{}\" must satisfy I >= II >= III (higher is better), found I = {}, II = {}, III = {}",
+                    "level thresholds of \"{}\" must satisfy {rule} ({dir} is better), found I = {}, II = {}, III = {}",
                     ind.v, i1.v, i2.v, i3.v
                 ),
             );
