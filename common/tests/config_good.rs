@@ -173,7 +173,8 @@ fn load(name: &str) -> Plan {
 fn template_meters_select_override_and_extend_points() {
     let plan = load("template.toml");
     assert_eq!(plan.gateway.store_max_mb, 64);
-    assert_eq!(plan.gateway.data_dir, PathBuf::from("./data"));
+    // A relative data_dir is relative to the config file's folder.
+    assert_eq!(plan.gateway.data_dir, configs().join("./data"));
     let m = &plan.mqtt;
     assert_eq!(
         (m.host.as_str(), m.port, m.tls),
