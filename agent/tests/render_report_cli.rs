@@ -199,3 +199,66 @@ fn imported_history_renders_as_csv_and_html_in_both_languages() {
         assert!(html.contains(term), "{lang}: missing {term}");
     }
 }
+
+/// No store, or a store without a reading in the baseline: exit 1 naming the store, no report written, and
+/// no empty store created on the way. A relative data_dir is found beside the config, wherever `report` runs.
+#[test]
+fn report_refuses_a_missing_or_empty_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("agent.toml");
+    std::fs::write(&cfg, config(Path::new("."))).unwrap();
+    let out = dir.path().join("report.json");
+    let run = || {
+        Command::new(BIN)
+            .current_dir(std::env::temp_dir())
+            .args(["report", "--config"])
+            .arg(&cfg)
+            .args(["--format", "json", "--out"])
+            .arg(&out)
+            .output()
+            .unwrap()
+    };
+    let o = run();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    let store = dir.path().join("./store");
+    assert!(
+        err.contains(&format!("no store at {}", store.display())),
+        "{err}"
+    );
+    assert!(!out.exists(), "no report is written");
+    assert!(!store.exists(), "no empty store is created");
+
+    // A store with readings outside the baseline only.
+    let csv = dir.path().join("late.csv");
+    std::fs::write(
+        &csv,
+        "ts,meter,point,value\n2024-02-10T00:00:00+08:00,packer,output,1\n",
+    )
+    .unwrap();
+    let imp = Command::new(BIN)
+        .current_dir(std::env::temp_dir())
+        .args(["import", "--config"])
+        .arg(&cfg)
+        .arg("--csv")
+        .arg(&csv)
+        .output()
+        .unwrap();
+    assert!(
+        imp.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imp.stderr)
+    );
+    assert!(
+        store.join("db").is_file(),
+        "import wrote the store beside the config"
+    );
+    let o = run();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("holds no reading in the baseline period 2024-01-01 .. 2024-02-01"),
+        "{err}"
+    );
+    assert!(!out.exists());
+}

@@ -107,14 +107,35 @@ pub fn parse(text: &str, source: &Path) -> Result<Plan, ConfigErrors> {
     let mut errors = d.errors;
     errors.append(&mut template_errors);
     match (gateway, mqtt) {
-        (Some((gateway, _)), Some(mqtt)) if errors.is_empty() => Ok(Plan {
-            source: source.to_path_buf(),
-            gateway,
-            mqtt,
-            buses: parsed.buses,
-            audit,
-            metrics_listen,
-        }),
+        (Some((mut gateway, _)), Some(mut mqtt)) if errors.is_empty() => {
+            // Relative paths are relative to the config file's folder, not to wherever the command runs.
+            let base = source.parent().unwrap_or(Path::new(""));
+            let resolve = |p: &mut std::path::PathBuf| {
+                if p.is_relative() {
+                    *p = base.join(&*p);
+                }
+            };
+            resolve(&mut gateway.data_dir);
+            for f in [
+                &mut mqtt.password_file,
+                &mut mqtt.ca_file,
+                &mut mqtt.client_cert_file,
+                &mut mqtt.client_key_file,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                resolve(f);
+            }
+            Ok(Plan {
+                source: source.to_path_buf(),
+                gateway,
+                mqtt,
+                buses: parsed.buses,
+                audit,
+                metrics_listen,
+            })
+        }
         _ => Err(into_sorted(errors)),
     }
 }

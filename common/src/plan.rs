@@ -388,7 +388,51 @@ pub struct AuditPollutant {
     pub flow_kind: PointKind,
 }
 
-/// Grade thresholds of one indicator (per unit of product; lower is better).
+/// One product of the plant (`[[audit.product]]`): a counter of its quantity and its factor to the
+/// standard product.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditProduct {
+    /// `production` for the single product of `production = { point }`.
+    pub name: String,
+    pub point: PointRef,
+    /// Standard-product conversion factor (production unit per unit of the product's quantity).
+    pub factor: f64,
+}
+
+/// How a driver's point becomes one value per model bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DriverTransform {
+    /// Heating degree-days: sum over the bucket's hours of max(0, base - T) / 24.
+    Hdd { base: f64 },
+    /// Cooling degree-days: sum over the bucket's hours of max(0, T - base) / 24.
+    Cdd { base: f64 },
+    /// The bucket's mean of a gauge.
+    Mean,
+    /// The bucket's sum of a counter.
+    Sum,
+}
+
+impl DriverTransform {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DriverTransform::Hdd { .. } => "hdd",
+            DriverTransform::Cdd { .. } => "cdd",
+            DriverTransform::Mean => "mean",
+            DriverTransform::Sum => "sum",
+        }
+    }
+}
+
+/// A regression variable besides production (`[[audit.driver]]`): weather, a second activity.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditDriver {
+    pub name: String,
+    pub point: PointRef,
+    pub transform: DriverTransform,
+}
+
+/// Grade thresholds of one indicator (per unit of product).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AuditLevel {
     /// An indicator key of the report (`energy`, `water`, `COD`, ...).
@@ -396,6 +440,12 @@ pub struct AuditLevel {
     pub level_i: f64,
     pub level_ii: f64,
     pub level_iii: f64,
+    /// Whether a higher figure is better (a recovery rate); lower is better by default.
+    pub higher_is_better: bool,
+    /// Weight in the overall grade (weights of all levels sum to 1; equal when none is given).
+    pub weight: f64,
+    /// A limiting indicator (限定性指标): the enterprise reaches a level only if this indicator does.
+    pub limiting: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -411,9 +461,14 @@ pub struct AuditPlan {
     pub grid_co2_t_per_mwh: f64,
     pub grid_factor_year: Option<i32>,
     pub electricity_method: ElectricityMethod,
-    /// The production counter and its unit.
-    pub production: PointRef,
+    /// The products (one with factor 1 for `production = { point }`): production = sum of factor x
+    /// quantity, in `production_unit` (DOMAIN.md, standard product).
+    pub products: Vec<AuditProduct>,
     pub production_unit: String,
+    /// Regression variables besides production (`[[audit.driver]]`).
+    pub drivers: Vec<AuditDriver>,
+    /// Savings are claimed only when the reporting period's completeness of an indicator reaches this.
+    pub min_completeness: f64,
     pub inputs: Vec<AuditInput>,
     pub pollutants: Vec<AuditPollutant>,
     pub levels: Vec<AuditLevel>,

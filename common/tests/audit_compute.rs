@@ -107,7 +107,13 @@ fn plan(granularity: Granularity) -> Plan {
             grid_co2_t_per_mwh: 0.5703,
             grid_factor_year: Some(2022),
             electricity_method: ElectricityMethod::Equivalent,
-            production: pref("packer.output"),
+            products: vec![AuditProduct {
+                name: "production".to_string(),
+                point: pref("packer.output"),
+                factor: 1.0,
+            }],
+            drivers: Vec::new(),
+            min_completeness: 0.75,
             production_unit: "t".into(),
             inputs: vec![
                 AuditInput {
@@ -134,6 +140,9 @@ fn plan(granularity: Granularity) -> Plan {
                 level_i: 30.0,
                 level_ii: 40.0,
                 level_iii: 50.0,
+                higher_is_better: false,
+                weight: 1.0,
+                limiting: false,
             }],
             publish_interval: Duration::from_secs(3600),
         }),
@@ -265,10 +274,26 @@ fn daily_regression_savings_and_grade_match_the_generating_formulas() {
     assert!(close(el.baseline.per_unit.unwrap(), be / bp, 1e-9));
     assert_eq!(el.model.method, "regression");
     assert_eq!(el.model.n, 59);
-    assert!(close(el.model.slope, E_B, 1e-6));
+    assert!(close(el.model.slope.unwrap(), E_B, 1e-6));
     assert!(close(el.model.intercept, E_A, 1e-6));
     assert!(el.model.meets_ashrae14);
+    // DOMAIN.md selection: the one candidate (production) is valid and listed with its statistics.
+    assert!(el.model.valid);
+    assert_eq!(el.model.variables, ["production"]);
+    let keys: Vec<&str> = el
+        .model
+        .coefficients
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .collect();
+    assert_eq!(keys, ["intercept", "production"]);
+    assert!(el.model.p_value.unwrap() < 0.10);
+    assert!(el.model.r2_adj.unwrap() > 0.5);
+    assert_eq!(el.model.candidates.len(), 1);
+    assert!(el.model.candidates[0].valid);
     let rv = el.reporting.as_ref().unwrap();
+    let fsu = rv.savings_uncertainty_pct.unwrap();
+    assert!(fsu.is_finite() && fsu >= 0.0, "{fsu}");
     let expected: f64 = rep.iter().map(|x| E_A + E_B * x.0).sum();
     assert!(close(rv.total, re, 1e-9));
     assert!(close(rv.expected, expected, 1e-6));
@@ -281,7 +306,7 @@ fn daily_regression_savings_and_grade_match_the_generating_formulas() {
     assert_eq!(en.per_unit_unit, "kgce/t");
     let kgce_b = be * 0.1229 + 59.0 * GAS * 1.2143;
     assert!(close(en.baseline.total, kgce_b, 1e-9));
-    assert!(close(en.model.slope, E_B * 0.1229, 1e-6));
+    assert!(close(en.model.slope.unwrap(), E_B * 0.1229, 1e-6));
     assert!(close(en.model.intercept, E_A * 0.1229 + GAS * 1.2143, 1e-6));
     let kgce_r = re * 0.1229 + 31.0 * GAS * 1.2143;
     let pu = kgce_r / rp;
@@ -399,10 +424,13 @@ fn monthly_model_with_too_few_buckets_uses_the_ratio_method() {
         .as_deref()
         .unwrap()
         .contains("only 2 complete month"));
+    assert!(!el.model.valid);
+    assert!(!el.model.candidates[0].valid);
+    assert_eq!(el.reporting.as_ref().unwrap().savings_uncertainty_pct, None);
     let bp: f64 = truth[..59].iter().map(|x| x.0).sum();
     let be: f64 = truth[..59].iter().map(|x| x.1).sum();
     let rp: f64 = truth[59..].iter().map(|x| x.0).sum();
-    assert!(close(el.model.slope, be / bp, 1e-9));
+    assert!(close(el.model.slope.unwrap(), be / bp, 1e-9));
     assert!(close(
         el.reporting.as_ref().unwrap().expected,
         be / bp * rp,
@@ -516,4 +544,135 @@ fn pollutant_loads_follow_hourly_steps_and_substitute_an_outage() {
         .find(|q| q.point == "outfall.flow")
         .unwrap();
     assert_eq!(flow.apportioned_hours, 0);
+}
+
+/// DOMAIN.md example 9 through the whole report: two products (A factor 1.0, B factor 0.8) and an HDD
+/// driver from an outdoor temperature gauge, at month granularity, fed as 15-minute readings.
+#[test]
+fn example_9_through_the_report_two_products_and_a_degree_day_driver() {
+    const A: [f64; 18] = [
+        410.0, 380.0, 450.0, 470.0, 500.0, 520.0, 510.0, 530.0, 490.0, 470.0, 440.0, 420.0, 430.0,
+        400.0, 470.0, 480.0, 510.0, 530.0,
+    ];
+    const B: [f64; 18] = [
+        200.0, 210.0, 190.0, 230.0, 220.0, 250.0, 240.0, 260.0, 230.0, 210.0, 220.0, 200.0, 210.0,
+        205.0, 200.0, 240.0, 230.0, 255.0,
+    ];
+    const HDD: [f64; 18] = [
+        520.0, 430.0, 300.0, 150.0, 40.0, 0.0, 0.0, 0.0, 30.0, 160.0, 330.0, 480.0, 510.0, 420.0,
+        310.0, 140.0, 30.0, 0.0,
+    ];
+    const Y: [f64; 18] = [
+        30510.0, 28490.0, 30060.0, 29600.0, 29100.0, 30610.0, 29980.0, 31410.0, 29850.0, 29700.0,
+        30250.0, 31050.0, 29050.0, 27400.0, 28500.0, 28010.0, 27720.0, 29100.0,
+    ];
+    let mut plan = plan(Granularity::Month);
+    plan.buses[0].meters.push(meter(
+        "line",
+        vec![
+            point("knit", PointKind::Counter, "t"),
+            point("woven", PointKind::Counter, "t"),
+        ],
+    ));
+    plan.buses[0]
+        .meters
+        .push(meter("weather", vec![point("temp", PointKind::Gauge, "C")]));
+    {
+        let a = plan.audit.as_mut().unwrap();
+        a.baseline = (d("2025-01-01"), d("2026-01-01"));
+        a.reporting = Some((d("2026-01-01"), d("2026-07-01")));
+        a.products = vec![
+            AuditProduct {
+                name: "A".into(),
+                point: pref("line.knit"),
+                factor: 1.0,
+            },
+            AuditProduct {
+                name: "B".into(),
+                point: pref("line.woven"),
+                factor: 0.8,
+            },
+        ];
+        a.drivers = vec![AuditDriver {
+            name: "hdd".into(),
+            point: pref("weather.temp"),
+            transform: DriverTransform::Hdd { base: 18.0 },
+        }];
+        a.inputs.truncate(1); // electricity only: y is its kWh
+        a.pollutants.clear();
+        a.levels.clear();
+    }
+    let tz = FixedOffset::east_opt(8 * 3600).unwrap();
+    let grid = HourGrid::new(tz);
+    let mut m = Mem {
+        grid: Some(grid),
+        ..Mem::default()
+    };
+    let (mut e, mut qa, mut qb) = (1_000.0, 0.0, 0.0);
+    let mut ts = grid.hour_start(HourGrid::day_of_date(d("2025-01-01")) * 24);
+    for k in 0..18 {
+        let first = d("2025-01-01")
+            .checked_add_months(chrono::Months::new(k as u32))
+            .unwrap();
+        let next = first.checked_add_months(chrono::Months::new(1)).unwrap();
+        let days = (next - first).num_days() as f64;
+        let steps = (next - first).num_days() * 96;
+        // A constant temperature whose degree-hours over the month give exactly HDD[k] degree-days.
+        let temp = 18.0 - HDD[k] / days;
+        for _ in 0..steps {
+            m.push("power.energy", PointKind::Counter, ts, Some(e));
+            m.push("line.knit", PointKind::Counter, ts, Some(qa));
+            m.push("line.woven", PointKind::Counter, ts, Some(qb));
+            m.push("weather.temp", PointKind::Gauge, ts, Some(temp));
+            e += Y[k] / steps as f64;
+            qa += A[k] / steps as f64;
+            qb += B[k] / steps as f64;
+            ts += STEP;
+        }
+    }
+    m.push("power.energy", PointKind::Counter, ts, Some(e));
+    m.push("line.knit", PointKind::Counter, ts, Some(qa));
+    m.push("line.woven", PointKind::Counter, ts, Some(qb));
+    m.push("weather.temp", PointKind::Gauge, ts, Some(18.0));
+    let req = ReportRequest {
+        now_ms: ts + 86_400_000,
+        period_override: None,
+    };
+    let r = compute(&plan, &req, &mut m).unwrap();
+    let base = &r.periods.baseline;
+    let products = base.products.as_ref().unwrap();
+    let sum_a: f64 = A[..12].iter().sum();
+    let sum_b: f64 = B[..12].iter().sum();
+    assert!(close(products["A"], sum_a, 1e-9), "{products:?}");
+    assert!(close(products["B"], sum_b, 1e-9), "{products:?}");
+    // DOMAIN.md example 13: production is the standard product, sum of factor x quantity.
+    assert!(close(base.production, sum_a + 0.8 * sum_b, 1e-9));
+
+    let el = &r
+        .indicators
+        .iter()
+        .find(|(k, _)| k == "electricity")
+        .unwrap()
+        .1;
+    let md = &el.model;
+    assert_eq!(md.method, "regression", "{:?}", md.reason);
+    assert_eq!(md.variables, ["A", "B", "hdd"]);
+    assert_eq!(md.slope, None, "no single slope with several variables");
+    let valid: Vec<bool> = md.candidates.iter().map(|c| c.valid).collect();
+    assert_eq!(valid, [false, false, true, true]);
+    let coef = |k: &str| md.coefficients.iter().find(|(n, _)| n == k).unwrap().1;
+    assert!(
+        close(coef("intercept"), 2997.9337, 1e-7),
+        "{:?}",
+        md.coefficients
+    );
+    assert!(close(coef("A"), 45.192693, 1e-7));
+    assert!(close(coef("B"), 16.649607, 1e-7));
+    assert!(close(coef("hdd"), 11.360527, 1e-7));
+    assert!(close(md.r2_adj.unwrap(), 0.823307, 1e-6));
+    let rv = el.reporting.as_ref().unwrap();
+    assert!(close(rv.expected, 183_759.814, 1e-8), "{}", rv.expected);
+    assert!(close(rv.savings, 13_979.814, 1e-7), "{}", rv.savings);
+    let fsu = rv.savings_uncertainty_pct.unwrap();
+    assert!((fsu - 20.02).abs() < 0.005, "FSU {fsu}");
 }

@@ -730,3 +730,89 @@ fn non_utf8_file_is_located() {
         )
     );
 }
+
+/// `[audit]` keys without `production`: line 52 timezone, 53 baseline, 54 grid factor.
+const AUDIT_NO_PRODUCTION: &str = r#"timezone = "+08:00"
+baseline = ["2025-01-01", "2026-01-01"]
+grid_co2_t_per_mwh = 0.5703
+"#;
+
+#[test]
+fn products_and_drivers_parse_into_the_plan() {
+    let text = audit(&format!(
+        "{AUDIT_NO_PRODUCTION}production_unit = \"t\"\n\
+         [[audit.product]]\nname = \"knit\"\npoint = \"packer.output\"\nfactor = 1.0\n\
+         [[audit.product]]\nname = \"woven\"\npoint = \"outfall.flow\"\nfactor = 0.00015\n\
+         [[audit.driver]]\nname = \"cod_mean\"\npoint = \"outfall.cod\"\ntransform = \"mean\"\n\
+         [[audit.driver]]\nname = \"hdd\"\npoint = \"outfall.cod\"\ntransform = \"hdd\"\nbase = 15.5\n"
+    ));
+    let plan = config::parse(&text, Path::new("ok.toml")).unwrap();
+    let a = plan.audit.unwrap();
+    let names: Vec<(&str, f64)> = a
+        .products
+        .iter()
+        .map(|p| (p.name.as_str(), p.factor))
+        .collect();
+    assert_eq!(names, [("knit", 1.0), ("woven", 0.00015)]);
+    assert_eq!(a.production_unit, "t");
+    assert_eq!(a.min_completeness, 0.75);
+    assert_eq!(a.drivers.len(), 2);
+    assert_eq!(
+        a.drivers[1].transform,
+        plantmeter_common::plan::DriverTransform::Hdd { base: 15.5 }
+    );
+}
+
+#[test]
+fn products_and_drivers_errors_name_their_place() {
+    let text = audit(&format!(
+        "{AUDIT_NO_PRODUCTION}production = {{ point = \"packer.output\" }}\n\
+         [[audit.product]]\nname = \"knit\"\npoint = \"outfall.cod\"\n\
+         [[audit.driver]]\nname = \"knit\"\npoint = \"outfall.cod\"\ntransform = \"hdd\"\n\
+         [[audit.driver]]\nname = \"temp\"\npoint = \"outfall.cod\"\ntransform = \"median\"\n\
+         [[audit.driver]]\nname = \"flow\"\npoint = \"outfall.cod\"\ntransform = \"sum\"\n"
+    ));
+    let e = errors(&text);
+    assert!(e.contains("bad.toml:55:1: give either production = { point } or [[audit.product]] entries, not both"), "{e}");
+    assert!(
+        e.contains(
+            "driver point \"outfall.cod\" must be a counter for transform sum, it is a gauge"
+        ),
+        "{e}"
+    );
+    assert!(
+        e.contains("unknown transform \"median\"; use hdd, cdd, mean, sum"),
+        "{e}"
+    );
+}
+
+#[test]
+fn grade_weights_direction_and_limiting() {
+    let ok = audit(&format!(
+        "{GOOD_AUDIT}[[audit.input]]\npoint = \"power.energy_import\"\ncarrier = \"electricity\"\n\
+         [[audit.level]]\nindicator = \"energy\"\nI = 60.0\nII = 70.0\nIII = 80.0\nweight = 0.6\nlimiting = true\n\
+         [[audit.level]]\nindicator = \"co2\"\nI = 90.0\nII = 80.0\nIII = 70.0\nweight = 0.4\nbetter = \"higher\"\n"
+    ));
+    let a = config::parse(&ok, Path::new("ok.toml"))
+        .unwrap()
+        .audit
+        .unwrap();
+    assert!(a.levels[0].limiting && !a.levels[0].higher_is_better);
+    assert!(a.levels[1].higher_is_better && !a.levels[1].limiting);
+    assert_eq!((a.levels[0].weight, a.levels[1].weight), (0.6, 0.4));
+    let bad = ok.replace("weight = 0.4\n", "weight = 0.3\n");
+    let e = errors(&bad);
+    assert!(
+        e.contains("grade weights: give a weight to every [[audit.level]]"),
+        "{e}"
+    );
+    assert!(e.contains("2 of 2 given, summing to 0.8"), "{e}");
+    let equal = ok
+        .replace("weight = 0.6\n", "")
+        .replace("weight = 0.4\n", "");
+    let a = config::parse(&equal, Path::new("ok.toml"))
+        .unwrap()
+        .audit
+        .unwrap();
+    assert_eq!((a.levels[0].weight, a.levels[1].weight), (0.5, 0.5));
+}

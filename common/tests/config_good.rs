@@ -135,7 +135,9 @@ fn contract_example_fills_every_field() {
     assert_eq!(a.grid_co2_t_per_mwh, 0.5703);
     assert_eq!(a.grid_factor_year, None);
     assert_eq!(a.electricity_method, ElectricityMethod::Equivalent);
-    assert_eq!(a.production.qualified(), "packer.output");
+    assert_eq!(a.products.len(), 1);
+    assert_eq!(a.products[0].point.qualified(), "packer.output");
+    assert_eq!(a.products[0].factor, 1.0);
     assert_eq!(a.production_unit, "t");
     assert_eq!(a.inputs.len(), 1);
     assert_eq!(a.inputs[0].point.qualified(), "main-power.energy_import");
@@ -171,7 +173,8 @@ fn load(name: &str) -> Plan {
 fn template_meters_select_override_and_extend_points() {
     let plan = load("template.toml");
     assert_eq!(plan.gateway.store_max_mb, 64);
-    assert_eq!(plan.gateway.data_dir, PathBuf::from("./data"));
+    // A relative data_dir is relative to the config file's folder.
+    assert_eq!(plan.gateway.data_dir, configs().join("./data"));
     let m = &plan.mqtt;
     assert_eq!(
         (m.host.as_str(), m.port, m.tls),

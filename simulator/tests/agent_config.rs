@@ -34,7 +34,7 @@ fn agent_config_passes_validation_for_every_transport() {
             assert_eq!(pm.points, m.template.points, "{}", m.name);
         }
         let audit = plan.audit.as_ref().unwrap();
-        assert_eq!(audit.production.qualified(), "packer.count_total");
+        assert_eq!(audit.products[0].point.qualified(), "packer.count_total");
         assert_eq!(audit.inputs.len(), 4);
         assert_eq!(audit.pollutants.len(), 7);
         assert_eq!(audit.levels.len(), 2);

@@ -71,10 +71,29 @@ pub fn main(args: ReportArgs) -> anyhow::Result<()> {
     let over = period_override(args.from.as_deref(), args.to.as_deref())?;
     let lang = render::Lang::parse(&args.lang)
         .ok_or_else(|| bad_input(format!("--lang {}: en or zh", args.lang)))?;
-    let report = match open_store(&plan.gateway.data_dir) {
+    let dir = &plan.gateway.data_dir;
+    // sled writes `db` (and `conf`) in its folder: without them there is no store, and opening one would
+    // create an empty store and report zeros.
+    if !dir.join("db").is_file() {
+        anyhow::bail!(
+            "no store at {} (gateway.data_dir of {}): nothing to report; run the agent or import readings first",
+            dir.display(),
+            args.config.display()
+        );
+    }
+    let report = match open_store(dir) {
         Ok(db) => {
             let mut engine = AuditEngine::open(&db, &plan)?;
-            engine.report_for(plantmeter_common::Clock::wall().now_ms(), over)?
+            let r = engine.report_for(plantmeter_common::Clock::wall().now_ms(), over)?;
+            if r.periods.baseline.completeness <= 0.0 {
+                anyhow::bail!(
+                    "the store at {} holds no reading in the baseline period {} .. {}: no report",
+                    dir.display(),
+                    r.periods.baseline.from,
+                    r.periods.baseline.to
+                );
+            }
+            r
         }
         Err(e) if format!("{e:#}").contains("in use by another process") => {
             let file = plan.gateway.data_dir.join(REPORT_FILE);

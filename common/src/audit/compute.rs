@@ -7,13 +7,14 @@ use std::collections::HashMap;
 
 use chrono::{Datelike, NaiveDate};
 
-use crate::audit::baseline::{self, Baseline, Method as ModelMethod};
-use crate::audit::grade::grade;
+use crate::audit::baseline::{self, Baseline, Method as ModelMethod, Variables};
+use crate::audit::grade::{grade, overall};
 use crate::audit::hourly::{HourAgg, HourGrid, VALID_DAY_HOURS};
 use crate::audit::indicators::{medium_factor, unit_factor};
+use crate::audit::regression;
 use crate::audit::report::*;
 use crate::model::format_ts_ms;
-use crate::plan::{Carrier, ElectricityMethod, Granularity, Plan, PointRef};
+use crate::plan::{Carrier, DriverTransform, ElectricityMethod, Granularity, Plan, PointRef};
 use crate::types::PointKind;
 
 /// Where hourly aggregates come from.
@@ -141,7 +142,16 @@ pub fn compute(
             refs.len() - 1
         })
     };
-    let prod_i = add(&audit.production, &mut refs);
+    let prod_is: Vec<usize> = audit
+        .products
+        .iter()
+        .map(|p| add(&p.point, &mut refs))
+        .collect();
+    let driver_is: Vec<usize> = audit
+        .drivers
+        .iter()
+        .map(|d| add(&d.point, &mut refs))
+        .collect();
     let input_i: Vec<usize> = audit
         .inputs
         .iter()
@@ -221,8 +231,8 @@ pub fn compute(
 
     // Indicators.
     let mut factors = Vec::new();
-    let mut energy = IndicatorDef::new("energy", "kgce", n, prod_i);
-    let mut co2 = IndicatorDef::new("co2", "kg", n, prod_i);
+    let mut energy = IndicatorDef::new("energy", "kgce", n, &prod_is);
+    let mut co2 = IndicatorDef::new("co2", "kg", n, &prod_is);
     let mut carriers: Vec<(Carrier, IndicatorDef)> = Vec::new();
     for (inp, &pi) in audit.inputs.iter().zip(&input_i) {
         let unit = plan
@@ -255,7 +265,7 @@ pub fn compute(
             None => {
                 carriers.push((
                     inp.carrier,
-                    IndicatorDef::new(inp.carrier.as_str(), inp.carrier.unit(), n, prod_i),
+                    IndicatorDef::new(inp.carrier.as_str(), inp.carrier.unit(), n, &prod_is),
                 ));
                 carriers.len() - 1
             }
@@ -300,7 +310,7 @@ pub fn compute(
         defs.push(co2);
     }
     for (p, &(ci, fi)) in audit.pollutants.iter().zip(&poll_i) {
-        let mut d = IndicatorDef::new(p.name.as_str(), "kg", n, prod_i);
+        let mut d = IndicatorDef::new(p.name.as_str(), "kg", n, &prod_is);
         d.points.extend([ci, fi]);
         let k = medium_factor(p.name.medium());
         for h in 0..n {
@@ -310,7 +320,28 @@ pub fn compute(
     }
 
     // Periods.
-    let production = &series[prod_i].amount;
+    // Production = sum of factor x quantity over the products (DOMAIN.md, standard product).
+    let production: Vec<f64> = (0..n)
+        .map(|h| {
+            audit
+                .products
+                .iter()
+                .zip(&prod_is)
+                .map(|(p, &i)| p.factor * series[i].amount[h])
+                .sum()
+        })
+        .collect();
+    let production = &production;
+    let products_of = |r: (usize, usize)| -> Option<std::collections::BTreeMap<String, f64>> {
+        (audit.products.len() >= 2).then(|| {
+            audit
+                .products
+                .iter()
+                .zip(&prod_is)
+                .map(|(p, &i)| (p.name.clone(), sum(&series[i].amount, r)))
+                .collect()
+        })
+    };
     let completeness = |r: (usize, usize)| -> f64 {
         if quality.is_empty() {
             return 0.0;
@@ -327,12 +358,14 @@ pub fn compute(
             to: baseline_p.1.to_string(),
             production: sum(production, base_range),
             completeness: completeness(base_range),
+            products: products_of(base_range),
         },
         reporting: reporting_p.zip(rep_range).map(|(p, r)| PeriodSummary {
             from: p.0.to_string(),
             to: p.1.to_string(),
             production: sum(production, r),
             completeness: completeness(r),
+            products: products_of(r),
         }),
     };
 
@@ -342,16 +375,42 @@ pub fn compute(
     let rep_buckets = reporting_p
         .map(|r| buckets(g, r, h_start, elapsed_end))
         .unwrap_or_default();
+    let product_names: Vec<String> = audit.products.iter().map(|p| p.name.clone()).collect();
+    let driver_names: Vec<String> = audit.drivers.iter().map(|d| d.name.clone()).collect();
+    let vars = Variables::new(&product_names, &driver_names);
+    // A bucket's row of variables: production, the products' quantities (two or more), the drivers.
+    let row = |b: &BucketDef| -> Vec<f64> {
+        let mut r = Vec::with_capacity(vars.names.len());
+        r.push(sum(production, (b.a, b.b)));
+        if vars.products > 0 {
+            r.extend(prod_is.iter().map(|&i| sum(&series[i].amount, (b.a, b.b))));
+        }
+        for (d, &i) in audit.drivers.iter().zip(&driver_is) {
+            r.push(driver_value(d.transform, &series[i].amount[b.a..b.b]));
+        }
+        r
+    };
+    let drivers_valid: Vec<bool> = (0..n)
+        .map(|h| driver_is.iter().all(|&p| series[p].valid[h]))
+        .collect();
     let mut indicators = Vec::with_capacity(defs.len());
+    // Graded indicators with the figure they are graded on (reporting period, else baseline).
+    let mut graded_figures: Vec<(&crate::plan::AuditLevel, Option<f64>)> = Vec::new();
     let mut energy_series: Option<(Vec<Bucket>, Vec<CusumPoint>)> = None;
     for d in &defs {
         let valid: Vec<bool> = (0..n)
             .map(|h| d.points.iter().all(|&p| series[p].valid[h]))
             .collect();
+        // The fit takes complete buckets whose drivers are complete too.
+        let fit_valid: Vec<bool> = valid
+            .iter()
+            .zip(&drivers_valid)
+            .map(|(a, b)| *a && *b)
+            .collect();
         let (mut x, mut y) = (Vec::new(), Vec::new());
         for b in &base_buckets {
-            if bucket_valid(g, b, &valid) {
-                x.push(sum(production, (b.a, b.b)));
+            if bucket_valid(g, b, &fit_valid) {
+                x.push(row(b));
                 y.push(sum(&d.hourly, (b.a, b.b)));
             }
         }
@@ -366,17 +425,11 @@ pub fn compute(
         }
         let b_total = sum(&d.hourly, base_range);
         let b_prod = periods.baseline.production;
-        let model = baseline::fit(&x, &y, b_prod, b_total, g);
+        let model = baseline::fit(&vars, &x, &y, b_prod, b_total, g);
         let rep = rep_range.map(|rr| {
-            let rows: Vec<(f64, f64, f64)> = rep_buckets
+            let rows: Vec<(Vec<f64>, f64, f64)> = rep_buckets
                 .iter()
-                .map(|b| {
-                    (
-                        sum(production, (b.a, b.b)),
-                        b.fraction,
-                        sum(&d.hourly, (b.a, b.b)),
-                    )
-                })
+                .map(|b| (row(b), b.fraction, sum(&d.hourly, (b.a, b.b))))
                 .collect();
             let s = baseline::savings(&model, &rows);
             let total = sum(&d.hourly, rr);
@@ -392,6 +445,15 @@ pub fn compute(
                     } else {
                         None
                     },
+                    savings_uncertainty_pct: model.fit.as_ref().and_then(|f| {
+                        regression::savings_uncertainty_pct(
+                            f,
+                            s.expected - total,
+                            s.expected,
+                            rows.len(),
+                            regression::Confidence::Pct90,
+                        )
+                    }),
                 },
                 s.cusum,
             )
@@ -400,13 +462,14 @@ pub fn compute(
             let mut bs = Vec::new();
             for (period, list) in [("baseline", &base_buckets), ("reporting", &rep_buckets)] {
                 for b in list {
-                    let p = sum(production, (b.a, b.b));
+                    let r = row(b);
+                    let p = r[0];
                     bs.push(Bucket {
                         label: b.label.clone(),
                         period: period.to_string(),
                         production: p,
                         actual: sum(&d.hourly, (b.a, b.b)),
-                        fitted: model.predict(p, b.fraction),
+                        fitted: model.predict(&r, b.fraction),
                         complete: bucket_valid(g, b, &valid),
                     });
                 }
@@ -434,11 +497,11 @@ pub fn compute(
             Some((r, _)) => r.per_unit,
             None => base_vals.per_unit,
         };
-        let level = audit
-            .levels
-            .iter()
-            .find(|l| l.indicator == d.key)
-            .and_then(|l| figure.map(|f| grade(f, l).to_string()));
+        let graded = audit.levels.iter().find(|l| l.indicator == d.key);
+        if let Some(l) = graded {
+            graded_figures.push((l, figure));
+        }
+        let level = graded.and_then(|l| figure.map(|f| grade(f, l).to_string()));
         indicators.push((
             d.key.clone(),
             Indicator {
@@ -523,6 +586,14 @@ pub fn compute(
         production_unit: audit.production_unit.clone(),
         periods,
         indicators,
+        grade: overall(&graded_figures).map(|o| Grade {
+            level: o.level.to_string(),
+            scores: crate::audit::grade::LEVELS
+                .iter()
+                .zip(o.scores)
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+        }),
         generated_at: format_ts_ms(req.now_ms),
         method: Method {
             timezone: audit.timezone.to_string(),
@@ -562,11 +633,11 @@ pub fn conventions() -> Vec<String> {
 }
 
 impl IndicatorDef {
-    fn new(key: &str, unit: &str, n: usize, prod_i: usize) -> IndicatorDef {
+    fn new(key: &str, unit: &str, n: usize, prod_is: &[usize]) -> IndicatorDef {
         IndicatorDef {
             key: key.to_string(),
             total_unit: unit.to_string(),
-            points: vec![prod_i],
+            points: prod_is.to_vec(),
             hourly: vec![0.0; n],
         }
     }
@@ -589,17 +660,71 @@ fn model_json(m: &Baseline, g: Granularity) -> Model {
         ModelMethod::Regression => ("regression", None),
         ModelMethod::Ratio(r) => ("ratio", Some(r.clone())),
     };
+    let names: Vec<String> = std::iter::once("intercept".to_string())
+        .chain(m.variables.iter().cloned())
+        .collect();
+    let (p_values, p_value, r2_adj) = match &m.fit {
+        Some(f) => (
+            names
+                .iter()
+                .cloned()
+                .zip(f.p_values.iter().copied())
+                .collect(),
+            f.p_value,
+            f.r2_adj,
+        ),
+        None => (Vec::new(), None, None),
+    };
     Model {
         granularity: g.as_str().to_string(),
         method: method.to_string(),
         reason,
         n: m.stats.n,
-        intercept: m.intercept,
-        slope: m.slope,
+        intercept: m.intercept(),
+        slope: m.slope(),
         r2: m.stats.r2,
         cv_rmse_pct: m.stats.cv_rmse_pct,
         nmbe_pct: m.stats.nmbe_pct,
         meets_ashrae14: m.meets_ashrae14,
+        coefficients: names
+            .into_iter()
+            .zip(m.coefficients.iter().copied())
+            .collect(),
+        variables: m.variables.clone(),
+        p_values,
+        p_value,
+        r2_adj,
+        valid: m.fit.is_some(),
+        candidates: m
+            .candidates
+            .iter()
+            .map(|t| ModelCandidate {
+                variables: t.variables.clone(),
+                r2_adj: t.fit.as_ref().and_then(|f| f.r2_adj),
+                p_value: t.fit.as_ref().and_then(|f| f.p_value),
+                valid: t.valid(),
+                reason: t.invalid_because.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// A driver's value over a bucket's hours (`amounts`: a gauge's hourly means or a counter's hourly sums).
+/// Degree-days per DOMAIN.md: sum over hours of max(0, base - T) / 24 (HDD) or max(0, T - base) / 24 (CDD).
+fn driver_value(t: DriverTransform, amounts: &[f64]) -> f64 {
+    let known = amounts.iter().copied().filter(|v| v.is_finite());
+    match t {
+        DriverTransform::Hdd { base } => known.map(|v| (base - v).max(0.0)).sum::<f64>() / 24.0,
+        DriverTransform::Cdd { base } => known.map(|v| (v - base).max(0.0)).sum::<f64>() / 24.0,
+        DriverTransform::Sum => known.sum(),
+        DriverTransform::Mean => {
+            let (s, k) = known.fold((0.0, 0usize), |(s, k), v| (s + v, k + 1));
+            if k > 0 {
+                s / k as f64
+            } else {
+                0.0
+            }
+        }
     }
 }
 

@@ -6,4 +6,5 @@ pub mod grade;
 pub mod hourly;
 pub mod indicators;
 pub mod intervals;
+pub mod regression;
 pub mod report;

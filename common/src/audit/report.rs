@@ -14,12 +14,22 @@ pub struct Report {
     /// `co2`, one per pollutant (`COD`, `SO2`, ...). Order is kept: energy, carriers, co2, pollutants.
     #[serde(with = "ordered_map")]
     pub indicators: Vec<(String, Indicator)>,
+    /// The enterprise's overall grade (DOMAIN.md "Overall grade"); null without grade thresholds.
+    #[serde(default)]
+    pub grade: Option<Grade>,
     /// When the report was computed (RFC 3339 UTC).
     pub generated_at: String,
     /// Factors, conventions and data quality: what a consultant needs to trust the figures.
     pub method: Method,
     /// Series for charts and the CSV's second table.
     pub series: Series,
+}
+
+/// The overall grade: `I`, `II`, `III` or `below III`, and the weighted scores Y_I, Y_II, Y_III (0..100).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Grade {
+    pub level: String,
+    pub scores: std::collections::BTreeMap<String, f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,6 +48,9 @@ pub struct PeriodSummary {
     pub production: f64,
     /// Fraction (0..=1) of valid hours (>= 45 min covered) over all hours of the period, across the audit's points.
     pub completeness: f64,
+    /// Each product's quantity over the period, in its own unit (only with two or more products).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub products: Option<std::collections::BTreeMap<String, f64>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -70,6 +83,10 @@ pub struct ReportingValues {
     pub savings: f64,
     /// 100 * savings / expected; null when expected is zero.
     pub savings_pct: Option<f64>,
+    /// Fractional savings uncertainty at 90 % confidence (ASHRAE Guideline 14 Annex B), in % of the
+    /// savings; null with the ratio method or without savings.
+    #[serde(default)]
+    pub savings_uncertainty_pct: Option<f64>,
 }
 
 /// The baseline model. With `method = "regression"` the statistics are those of the OLS fit
@@ -85,11 +102,45 @@ pub struct Model {
     /// Number of buckets in the fit.
     pub n: usize,
     pub intercept: f64,
-    pub slope: f64,
+    /// The coefficient of the single variable; absent with several variables (see `coefficients`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slope: Option<f64>,
     pub r2: Option<f64>,
     pub cv_rmse_pct: Option<f64>,
     pub nmbe_pct: Option<f64>,
     pub meets_ashrae14: bool,
+    /// The model's variables (`production`, product names, driver names).
+    #[serde(default)]
+    pub variables: Vec<String>,
+    /// `intercept` first, then one per variable.
+    #[serde(default, with = "ordered_map")]
+    pub coefficients: Vec<(String, f64)>,
+    /// Two-sided p-values of the coefficients (Student t), same keys; null where undefined.
+    #[serde(default, with = "ordered_map")]
+    pub p_values: Vec<(String, Option<f64>)>,
+    /// p-value of the model's F test.
+    #[serde(default)]
+    pub p_value: Option<f64>,
+    #[serde(default)]
+    pub r2_adj: Option<f64>,
+    /// Whether the regression meets the validity rules (DOMAIN.md); false with the ratio method.
+    #[serde(default)]
+    pub valid: bool,
+    /// Every regression candidate tried, in order.
+    #[serde(default)]
+    pub candidates: Vec<ModelCandidate>,
+}
+
+/// One regression candidate of model selection, with the statistics it was judged on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelCandidate {
+    pub variables: Vec<String>,
+    pub r2_adj: Option<f64>,
+    pub p_value: Option<f64>,
+    pub valid: bool,
+    /// Why it is not valid; null when it is.
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -8,8 +8,8 @@ use toml_edit::Value;
 
 use crate::audit::indicators::unit_factor;
 use crate::plan::{
-    AuditInput, AuditLevel, AuditPlan, AuditPollutant, Carrier, ElectricityMethod, Granularity,
-    Meter, PointRef, PollutantName,
+    AuditDriver, AuditInput, AuditLevel, AuditPlan, AuditPollutant, AuditProduct, Carrier,
+    DriverTransform, ElectricityMethod, Granularity, Meter, PointRef, PollutantName,
 };
 use crate::types::PointKind;
 
@@ -27,6 +27,10 @@ const AUDIT_KEYS: &[&str] = &[
     "electricity_kgce_per_kwh",
     "electricity_year",
     "production",
+    "production_unit",
+    "product",
+    "driver",
+    "min_completeness",
     "input",
     "pollutant",
     "level",
@@ -41,6 +45,15 @@ fn default_co2_kg_per_unit(c: Carrier) -> f64 {
         Carrier::Diesel => 3.0959,
         _ => 0.0,
     }
+}
+
+/// A product or driver name: it is a regression variable and a report key.
+fn valid_variable_name(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && s != "production"
+        && s != "intercept"
 }
 
 /// What a `meter.point` reference resolved to.
@@ -276,8 +289,23 @@ pub(crate) fn parse(
                 }
             });
 
-    // production = { point, unit }
+    // production = { point, unit }, or [[audit.product]] with production_unit
+    let production_unit_key = t.str(d, "production_unit").and_then(|u| {
+        if u.v.trim().is_empty() {
+            d.error(&u.span, "production_unit must not be empty");
+            None
+        } else {
+            Some(u.v.to_string())
+        }
+    });
+    let product_tables = t.tables(d, "product", "[[audit.product]]");
     let production = if t.has("production") {
+        if !product_tables.is_empty() {
+            d.error(
+                &t.key_span("production"),
+                "give either production = { point } or [[audit.product]] entries, not both",
+            );
+        }
         t.table(d, "production", "production").and_then(|p| {
             p.check_keys(d, &["point", "unit"]);
             let unit = p.str(d, "unit");
@@ -305,12 +333,165 @@ pub(crate) fn parse(
                     return None;
                 }
             };
-            Some((r.point, unit))
+            Some((
+                vec![AuditProduct {
+                    name: "production".to_string(),
+                    point: r.point,
+                    factor: 1.0,
+                }],
+                unit,
+            ))
         })
+    } else if !product_tables.is_empty() {
+        let mut products: Vec<AuditProduct> = Vec::new();
+        let mut first_unit: Option<String> = None;
+        let mut ok = true;
+        for pt in &product_tables {
+            pt.check_keys(d, &["name", "point", "factor"]);
+            let name = pt.req_str(d, "name");
+            let point = point_key(d, pt, "point", points);
+            let factor = pt.positive(d, "factor");
+            let (Some(name), Some((r, span))) = (name, point) else {
+                ok = false;
+                continue;
+            };
+            if !valid_variable_name(name.v) {
+                d.error(
+                    &name.span,
+                    format!(
+                        "product name \"{}\" must be 1..64 of [A-Za-z0-9_-] and not \"production\" or \"intercept\"",
+                        name.v
+                    ),
+                );
+                ok = false;
+                continue;
+            }
+            if products.iter().any(|p| p.name == name.v) {
+                d.error(&name.span, format!("duplicate product \"{}\"", name.v));
+                ok = false;
+                continue;
+            }
+            if r.kind != PointKind::Counter {
+                d.error(
+                    &span,
+                    format!(
+                        "product point \"{}\" must be a counter (a totalizer of product), it is a {}",
+                        r.point,
+                        r.kind.as_str()
+                    ),
+                );
+                ok = false;
+                continue;
+            }
+            if first_unit.is_none() && !r.unit.trim().is_empty() {
+                first_unit = Some(r.unit.clone());
+            }
+            products.push(AuditProduct {
+                name: name.v.to_string(),
+                point: r.point,
+                factor: factor.map_or(1.0, |f| f.v),
+            });
+        }
+        match production_unit_key.clone().or(first_unit) {
+            Some(unit) if ok => Some((products, unit)),
+            Some(_) => None,
+            None => {
+                t.missing(d, "production_unit");
+                None
+            }
+        }
     } else {
         t.missing(d, "production");
         None
     };
+    let min_completeness = t.number(d, "min_completeness").and_then(|v| {
+        if (0.0..=1.0).contains(&v.v) {
+            Some(v.v)
+        } else {
+            d.error(
+                &v.span,
+                format!("min_completeness {} is outside 0..=1", v.v),
+            );
+            None
+        }
+    });
+
+    // [[audit.driver]]
+    let mut drivers: Vec<AuditDriver> = Vec::new();
+    for dt in t.tables(d, "driver", "[[audit.driver]]") {
+        dt.check_keys(d, &["name", "point", "transform", "base"]);
+        let name = dt.req_str(d, "name");
+        let point = point_key(d, &dt, "point", points);
+        let transform = dt.req_str(d, "transform");
+        let base = dt.number(d, "base");
+        let (Some(name), Some((r, span)), Some(transform)) = (name, point, transform) else {
+            continue;
+        };
+        if !valid_variable_name(name.v) {
+            d.error(
+                &name.span,
+                format!(
+                    "driver name \"{}\" must be 1..64 of [A-Za-z0-9_-] and not \"production\" or \"intercept\"",
+                    name.v
+                ),
+            );
+            continue;
+        }
+        let clash = drivers.iter().any(|x| x.name == name.v)
+            || production
+                .as_ref()
+                .is_some_and(|(ps, _)| ps.iter().any(|p| p.name == name.v));
+        if clash {
+            d.error(
+                &name.span,
+                format!(
+                    "duplicate variable name \"{}\" (drivers and products share one namespace)",
+                    name.v
+                ),
+            );
+            continue;
+        }
+        let base_v = base.as_ref().map_or(18.0, |b| b.v);
+        let tf = match transform.v {
+            "hdd" => DriverTransform::Hdd { base: base_v },
+            "cdd" => DriverTransform::Cdd { base: base_v },
+            "mean" => DriverTransform::Mean,
+            "sum" => DriverTransform::Sum,
+            other => {
+                d.error(
+                    &transform.span,
+                    format!("unknown transform \"{other}\"; use hdd, cdd, mean, sum"),
+                );
+                continue;
+            }
+        };
+        if let (Some(b), DriverTransform::Mean | DriverTransform::Sum) = (&base, tf) {
+            d.error(&b.span, "base is only for the hdd and cdd transforms");
+            continue;
+        }
+        let want = match tf {
+            DriverTransform::Sum => PointKind::Counter,
+            _ => PointKind::Gauge,
+        };
+        if r.kind != want {
+            d.error(
+                &span,
+                format!(
+                    "driver point \"{}\" must be a {} for transform {}, it is a {}",
+                    r.point,
+                    want.as_str(),
+                    tf.as_str(),
+                    r.kind.as_str()
+                ),
+            );
+            continue;
+        }
+        drivers.push(AuditDriver {
+            name: name.v.to_string(),
+            point: r.point,
+            transform: tf,
+        });
+    }
 
     // [[audit.input]]
     let mut inputs = Vec::new();
@@ -454,7 +635,51 @@ pub(crate) fn parse(
     let mut levels: Vec<AuditLevel> = Vec::new();
     let mut level_lines: HashMap<String, usize> = HashMap::new();
     for lt in t.tables(d, "level", "[[audit.level]]") {
-        lt.check_keys(d, &["indicator", "I", "II", "III"]);
+        lt.check_keys(
+            d,
+            &[
+                "indicator",
+                "I",
+                "II",
+                "III",
+                "better",
+                "weight",
+                "limiting",
+            ],
+        );
+        let higher = match lt.str(d, "better") {
+            None => Some(false),
+            Some(b) if b.v == "lower" => Some(false),
+            Some(b) if b.v == "higher" => Some(true),
+            Some(b) => {
+                d.error(
+                    &b.span,
+                    format!("better = \"{}\": use \"lower\" or \"higher\"", b.v),
+                );
+                None
+            }
+        };
+        let weight = lt.number(d, "weight").and_then(|w| {
+            if w.v > 0.0 && w.v <= 1.0 {
+                Some(w)
+            } else {
+                d.error(&w.span, format!("weight {} must be in (0, 1]", w.v));
+                None
+            }
+        });
+        let limiting = match lt.item("limiting") {
+            None => Some(false),
+            Some(item) => match item.as_bool() {
+                Some(b) => Some(b),
+                None => {
+                    d.error(
+                        &lt.value_span("limiting"),
+                        "expected true or false for limiting",
+                    );
+                    None
+                }
+            },
+        };
         let indicator = lt.req_str(d, "indicator").and_then(|i| {
             if indicators.iter().any(|x| x == i.v) {
                 Some(i)
@@ -483,14 +708,26 @@ pub(crate) fn parse(
             }
         };
         let (i1, i2, i3) = (grade(d, "I"), grade(d, "II"), grade(d, "III"));
-        let (Some(ind), Some(i1), Some(i2), Some(i3)) = (indicator, i1, i2, i3) else {
+        let (Some(ind), Some(i1), Some(i2), Some(i3), Some(higher), Some(limiting)) =
+            (indicator, i1, i2, i3, higher, limiting)
+        else {
             continue;
         };
-        if !(i1.v <= i2.v && i2.v <= i3.v) {
+        let ordered = if higher {
+            i1.v >= i2.v && i2.v >= i3.v
+        } else {
+            i1.v <= i2.v && i2.v <= i3.v
+        };
+        if !ordered {
+            let (rule, dir) = if higher {
+                ("I >= II >= III", "higher")
+            } else {
+                ("I <= II <= III", "lower")
+            };
             d.error(
                 &i1.span,
                 format!(
-                    "level thresholds of \"{}\" must satisfy I <= II <= III (lower is better), found I = {}, II = {}, III = {}",
+                    "level thresholds of \"{}\" must satisfy {rule} ({dir} is better), found I = {}, II = {}, III = {}",
                     ind.v, i1.v, i2.v, i3.v
                 ),
             );
@@ -515,7 +752,31 @@ pub(crate) fn parse(
             level_i: i1.v,
             level_ii: i2.v,
             level_iii: i3.v,
+            higher_is_better: higher,
+            weight: weight.map_or(f64::NAN, |w| w.v),
+            limiting,
         });
+    }
+    // Weights: all given and summing to 1, or none given (equal weights).
+    let given = levels.iter().filter(|l| !l.weight.is_nan()).count();
+    if given == 0 {
+        let w = 1.0 / levels.len().max(1) as f64;
+        levels.iter_mut().for_each(|l| l.weight = w);
+    } else {
+        let sum: f64 = levels
+            .iter()
+            .filter(|l| !l.weight.is_nan())
+            .map(|l| l.weight)
+            .sum();
+        if given < levels.len() || (sum - 1.0).abs() > 1e-6 {
+            d.error(
+                &t.key_span("level"),
+                format!(
+                    "grade weights: give a weight to every [[audit.level]] (or to none, for equal weights) and make them sum to 1; {given} of {} given, summing to {sum}",
+                    levels.len()
+                ),
+            );
+        }
     }
 
     if d.count() > before {
@@ -523,7 +784,8 @@ pub(crate) fn parse(
     }
     let method = method?;
     let grid_co2 = grid.map_or(0.0, |g| g.v);
-    let (production, production_unit) = production?;
+    let (products, production_unit) = production?;
+    let production_unit = production_unit_key.unwrap_or(production_unit);
     Some(AuditPlan {
         timezone: timezone?,
         baseline: baseline?,
@@ -532,8 +794,10 @@ pub(crate) fn parse(
         grid_co2_t_per_mwh: grid_co2,
         grid_factor_year,
         electricity_method: method,
-        production,
+        products,
         production_unit,
+        drivers,
+        min_completeness: min_completeness.unwrap_or(0.75),
         inputs: inputs
             .into_iter()
             .map(|(point, carrier, kgce, co2)| AuditInput {

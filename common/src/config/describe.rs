@@ -282,7 +282,26 @@ fn write_audit(o: &mut String, a: &AuditPlan, plan: &Plan) -> std::fmt::Result {
         "  model       consumption = a + b x production, per {}",
         a.granularity.as_str()
     )?;
-    writeln!(o, "  production  {} ({})", a.production, a.production_unit)?;
+    for p in &a.products {
+        if a.products.len() == 1 {
+            writeln!(o, "  production  {} ({})", p.point, a.production_unit)?;
+        } else {
+            writeln!(
+                o,
+                "  product     {:<12} {} x {} ({})",
+                p.name, p.point, p.factor, a.production_unit
+            )?;
+        }
+    }
+    for d in &a.drivers {
+        writeln!(
+            o,
+            "  driver      {:<12} {} ({})",
+            d.name,
+            d.point,
+            d.transform.as_str()
+        )?;
+    }
     let year = a
         .grid_factor_year
         .map_or(String::new(), |y| format!(" ({y})"));

@@ -2,8 +2,9 @@
 //! computed here from known formulas (so the figures are consistent), and its degenerate variants.
 
 use plantmeter_common::audit::report::{
-    BaselineValues, Bucket, CusumPoint, DailyRow, Factor, Indicator, Method, Model, MonthlyRow,
-    PeriodSummary, Periods, PointQuality, Report, ReportingValues, Series,
+    BaselineValues, Bucket, CusumPoint, DailyRow, Factor, Grade, Indicator, Method, Model,
+    ModelCandidate, MonthlyRow, PeriodSummary, Periods, PointQuality, Report, ReportingValues,
+    Series,
 };
 
 use chrono::{Datelike, NaiveDate, Weekday};
@@ -145,6 +146,7 @@ pub fn report() -> Report {
                     expected,
                     savings,
                     savings_pct: Some(100.0 * savings / expected),
+                    savings_uncertainty_pct: meets.then_some(12.5),
                 }),
                 model: Model {
                     granularity: "day".to_string(),
@@ -156,11 +158,27 @@ pub fn report() -> Report {
                     },
                     n: x.len(),
                     intercept: a,
-                    slope: b,
+                    slope: Some(b),
                     r2: Some(r2),
                     cv_rmse_pct: Some(cv),
                     nmbe_pct: Some(nmbe),
                     meets_ashrae14: meets,
+                    variables: vec!["production".to_string()],
+                    coefficients: vec![("intercept".to_string(), a), ("production".to_string(), b)],
+                    p_values: vec![
+                        ("intercept".to_string(), Some(0.2)),
+                        ("production".to_string(), Some(1e-6)),
+                    ],
+                    p_value: Some(1e-6),
+                    r2_adj: Some(r2),
+                    valid: meets,
+                    candidates: vec![ModelCandidate {
+                        variables: vec!["production".to_string()],
+                        r2_adj: Some(r2),
+                        p_value: Some(1e-6),
+                        valid: meets,
+                        reason: None,
+                    }],
                 },
                 level: match *key {
                     "energy" => Some("II".to_string()),
@@ -220,6 +238,13 @@ pub fn report() -> Report {
         .collect();
 
     Report {
+        grade: Some(Grade {
+            level: "II".to_string(),
+            scores: [("I", 20.0), ("II", 100.0), ("III", 100.0)]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+        }),
         gateway: "gw-01".to_string(),
         site: "plant-a".to_string(),
         production_unit: "t".to_string(),
@@ -229,12 +254,14 @@ pub fn report() -> Report {
                 to: "2026-01-01".to_string(),
                 production: p_base,
                 completeness: 0.998,
+                products: None,
             },
             reporting: Some(PeriodSummary {
                 from: "2026-01-01".to_string(),
                 to: "2026-07-01".to_string(),
                 production: p_rep,
                 completeness: 1.0,
+                products: None,
             }),
         },
         indicators,

@@ -184,6 +184,22 @@ fn summary(report: &Report, lang: Lang, out: &mut String) {
         }
         out.push_str("</div>");
     }
+    if let Some(g) = &report.grade {
+        let score = |k: &str| {
+            g.scores
+                .get(k)
+                .map_or_else(|| "–".to_string(), |v| format!("{v:.0}"))
+        };
+        let _ = write!(
+            out,
+            r#"<p class="grade">{}: <b>{}</b> (Y<sub>I</sub> {}, Y<sub>II</sub> {}, Y<sub>III</sub> {})</p>"#,
+            escape(l.overall_grade),
+            escape(&level_label(lang, &g.level)),
+            score("I"),
+            score("II"),
+            score("III")
+        );
+    }
     out.push_str("<table>");
     head_row(
         out,
@@ -284,9 +300,10 @@ fn indicators(report: &Report, lang: Lang, out: &mut String) {
                 let class = if r.savings >= 0.0 { "good" } else { "bad" };
                 let _ = write!(
                     out,
-                    r#"<td class="num {class}">{}</td><td class="num {class}">{}</td>"#,
+                    r#"<td class="num {class}">{}</td><td class="num {class}">{}{}</td>"#,
                     escape(&display(r.savings)),
-                    escape(&pct_opt(r.savings_pct))
+                    escape(&pct_opt(r.savings_pct)),
+                    escape(&uncertainty(r.savings_uncertainty_pct))
                 );
             }
             None => {
@@ -555,6 +572,8 @@ fn method(report: &Report, lang: Lang, out: &mut String) {
                 l.intercept,
                 l.slope,
                 l.r2,
+                l.r2_adj,
+                l.p_value,
                 l.cv_rmse_pct,
                 l.nmbe_pct,
                 l.meets_ashrae14,
@@ -570,13 +589,20 @@ fn method(report: &Report, lang: Lang, out: &mut String) {
             text_td(out, &granularity_label(lang, &md.granularity));
             num_td(out, &md.n.to_string());
             num_td(out, &display(md.intercept));
-            num_td(out, &display(md.slope));
+            num_td(out, &display_opt(md.slope));
             num_td(
                 out,
                 &md.r2
                     .filter(|v| v.is_finite())
                     .map_or_else(|| "–".to_string(), |v| format!("{v:.3}")),
             );
+            num_td(
+                out,
+                &md.r2_adj
+                    .filter(|v| v.is_finite())
+                    .map_or_else(|| "–".to_string(), |v| format!("{v:.3}")),
+            );
+            num_td(out, &p_value(md.p_value));
             num_td(out, &pct_opt(md.cv_rmse_pct));
             num_td(out, &pct_opt(md.nmbe_pct));
             let class = if md.meets_ashrae14 { "good" } else { "bad" };
@@ -585,7 +611,21 @@ fn method(report: &Report, lang: Lang, out: &mut String) {
                 r#"<td class="{class}">{}</td>"#,
                 escape(yes_no(lang, md.meets_ashrae14))
             );
-            text_td(out, md.reason.as_deref().unwrap_or(""));
+            let reason = md.reason.clone().unwrap_or_else(|| {
+                // With a regression, the candidates it was chosen from.
+                md.candidates
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "{}: {}",
+                            c.variables.join(" + "),
+                            c.reason.as_deref().unwrap_or(yes_no(lang, c.valid))
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            });
+            text_td(out, &reason);
             out.push_str("</tr>");
         }
         out.push_str("</tbody></table>");
@@ -636,6 +676,23 @@ fn method(report: &Report, lang: Lang, out: &mut String) {
         out.push_str("</ul>");
     }
     out.push_str("</section>");
+}
+
+/// " ± x %" after a savings percentage: the savings uncertainty at 90 % confidence, when there is one.
+fn uncertainty(fsu_pct: Option<f64>) -> String {
+    match fsu_pct.filter(|v| v.is_finite()) {
+        Some(v) => format!(" ± {v:.1}% (90%)"),
+        None => String::new(),
+    }
+}
+
+/// A p-value with the digits that matter ("< 0.0001" below that).
+fn p_value(p: Option<f64>) -> String {
+    match p.filter(|v| v.is_finite()) {
+        Some(v) if v < 1e-4 => "< 0.0001".to_string(),
+        Some(v) => format!("{v:.4}"),
+        None => "–".to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -713,6 +770,37 @@ mod tests {
             assert!(h.contains(text), "missing {text:?}");
         }
         assert!(!h.contains("NaN") && !h.contains("inf"));
+    }
+
+    #[test]
+    fn model_table_shows_adjusted_r2_the_f_test_and_the_savings_uncertainty() {
+        let r = fixture::report();
+        let energy = &r.indicators[0].1;
+        assert!(
+            energy.model.valid,
+            "the fixture's energy model is a valid regression"
+        );
+        let h = html(&r, Lang::En);
+        assert!(h.contains("Adjusted R²") && h.contains("p-value (F test)"));
+        assert!(
+            h.contains("&lt; 0.0001"),
+            "the fixture's F-test p-value is 1e-6"
+        );
+        assert!(
+            h.contains("± 12.5% (90%)"),
+            "savings uncertainty beside the savings"
+        );
+        let z = html(&r, Lang::Zh);
+        assert!(z.contains("调整后 R²") && z.contains("p 值（F 检验）"));
+    }
+
+    #[test]
+    fn overall_grade_is_shown_with_its_scores() {
+        let h = html(&fixture::report(), Lang::En);
+        assert!(h.contains("Overall grade: <b>"), "grade line");
+        assert!(h.contains("Y<sub>II</sub> 100"), "scores");
+        let z = html(&fixture::report(), Lang::Zh);
+        assert!(z.contains("综合评价等级: <b>二级</b>"), "{}", &z[..200]);
     }
 
     #[test]
