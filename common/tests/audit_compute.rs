@@ -270,7 +270,7 @@ fn daily_regression_savings_and_grade_match_the_generating_formulas() {
 
     let ind = |k: &str| &r.indicators.iter().find(|(x, _)| x == k).unwrap().1;
     let el = ind("electricity");
-    assert!(close(el.baseline.total, be, 1e-9));
+    assert!(close(el.baseline.total.unwrap(), be, 1e-9));
     assert!(close(el.baseline.per_unit.unwrap(), be / bp, 1e-9));
     assert_eq!(el.model.method, "regression");
     assert_eq!(el.model.n, 59);
@@ -295,9 +295,9 @@ fn daily_regression_savings_and_grade_match_the_generating_formulas() {
     let fsu = rv.savings_uncertainty_pct.unwrap();
     assert!(fsu.is_finite() && fsu >= 0.0, "{fsu}");
     let expected: f64 = rep.iter().map(|x| E_A + E_B * x.0).sum();
-    assert!(close(rv.total, re, 1e-9));
-    assert!(close(rv.expected, expected, 1e-6));
-    assert!(close(rv.savings, expected - re, 1e-6));
+    assert!(close(rv.total.unwrap(), re, 1e-9));
+    assert!(close(rv.expected.unwrap(), expected, 1e-6));
+    assert!(close(rv.savings.unwrap(), expected - re, 1e-6));
     assert!(close(rv.savings_pct.unwrap(), 10.0, 1e-6));
 
     // Comprehensive energy: electricity x 0.1229 + gas x 1.2143 (a constant per day: part of the intercept).
@@ -305,7 +305,7 @@ fn daily_regression_savings_and_grade_match_the_generating_formulas() {
     assert_eq!(en.total_unit, "kgce");
     assert_eq!(en.per_unit_unit, "kgce/t");
     let kgce_b = be * 0.1229 + 59.0 * GAS * 1.2143;
-    assert!(close(en.baseline.total, kgce_b, 1e-9));
+    assert!(close(en.baseline.total.unwrap(), kgce_b, 1e-9));
     assert!(close(en.model.slope.unwrap(), E_B * 0.1229, 1e-6));
     assert!(close(en.model.intercept, E_A * 0.1229 + GAS * 1.2143, 1e-6));
     let kgce_r = re * 0.1229 + 31.0 * GAS * 1.2143;
@@ -328,16 +328,24 @@ fn daily_regression_savings_and_grade_match_the_generating_formulas() {
 
     // CO2 and COD (48 mg/L x 2 400 m3/day = 115.2 kg/day: DOMAIN example 5).
     assert!(close(
-        ind("co2").baseline.total,
+        ind("co2").baseline.total.unwrap(),
         be * 0.5703 + 59.0 * GAS * 2.1622,
         1e-9
     ));
-    assert!(close(ind("COD").baseline.total, 59.0 * 115.2, 1e-9));
+    assert!(close(
+        ind("COD").baseline.total.unwrap(),
+        59.0 * 115.2,
+        1e-9
+    ));
     assert_eq!(ind("COD").level, None);
 
     // CUSUM ends at the savings; daily series covers both periods.
     let last = r.series.energy_cusum.last().unwrap().cusum;
-    assert!(close(last, en.reporting.as_ref().unwrap().savings, 1e-6));
+    assert!(close(
+        last,
+        en.reporting.as_ref().unwrap().savings.unwrap(),
+        1e-6
+    ));
     assert_eq!(r.series.daily.len(), 90);
     assert_eq!(r.series.monthly_per_unit.len(), 3);
     assert_eq!(r.series.daily[0].date, "2025-01-01");
@@ -371,7 +379,7 @@ fn lost_hours_lower_completeness_and_leave_the_day_out_of_the_fit_without_losing
     assert_eq!(el.model.n, 58);
     let be: f64 = truth[..59].iter().map(|x| x.1).sum();
     assert!(
-        close(el.baseline.total, be, 1e-9),
+        close(el.baseline.total.unwrap(), be, 1e-9),
         "consumption across the gap is kept"
     );
     assert!(r.periods.baseline.completeness < 1.0);
@@ -432,7 +440,7 @@ fn monthly_model_with_too_few_buckets_uses_the_ratio_method() {
     let rp: f64 = truth[59..].iter().map(|x| x.0).sum();
     assert!(close(el.model.slope.unwrap(), be / bp, 1e-9));
     assert!(close(
-        el.reporting.as_ref().unwrap().expected,
+        el.reporting.as_ref().unwrap().expected.unwrap(),
         be / bp * rp,
         1e-9
     ));
@@ -517,9 +525,9 @@ fn pollutant_loads_follow_hourly_steps_and_substitute_an_outage() {
     let r = compute(&p, &req, &mut m).unwrap();
     let cod = &r.indicators.iter().find(|(k, _)| k == "COD").unwrap().1;
     assert!(
-        close(cod.baseline.total, expected, 1e-12),
+        close(cod.baseline.total.unwrap(), expected, 1e-12),
         "{} vs {expected}",
-        cod.baseline.total
+        cod.baseline.total.unwrap()
     );
     let q = r
         .method
@@ -671,8 +679,82 @@ fn example_9_through_the_report_two_products_and_a_degree_day_driver() {
     assert!(close(coef("hdd"), 11.360527, 1e-7));
     assert!(close(md.r2_adj.unwrap(), 0.823307, 1e-6));
     let rv = el.reporting.as_ref().unwrap();
-    assert!(close(rv.expected, 183_759.814, 1e-8), "{}", rv.expected);
-    assert!(close(rv.savings, 13_979.814, 1e-7), "{}", rv.savings);
+    assert!(
+        close(rv.expected.unwrap(), 183_759.814, 1e-8),
+        "{}",
+        rv.expected.unwrap()
+    );
+    assert!(
+        close(rv.savings.unwrap(), 13_979.814, 1e-7),
+        "{}",
+        rv.savings.unwrap()
+    );
     let fsu = rv.savings_uncertainty_pct.unwrap();
     assert!((fsu - 20.02).abs() < 0.005, "FSU {fsu}");
+}
+
+/// DOMAIN.md "Honest figures": a point never measured has no total (null, not 0.00); a reporting period
+/// without data claims no savings and says why; a thin reporting period (below min_completeness) neither.
+#[test]
+fn no_data_is_null_and_savings_need_data_and_completeness() {
+    let (mut src, _) = feed(0..0);
+    src.hours.remove(&pref("outfall.cod"));
+    let rep_start = HourGrid::day_of_date(d("2025-03-01")) * 24;
+    src.hours
+        .get_mut(&pref("power.energy"))
+        .unwrap()
+        .retain(|h, _| *h < rep_start);
+    let plan = plan(Granularity::Day);
+    let req = ReportRequest {
+        now_ms: now(),
+        period_override: None,
+    };
+    let r = compute(&plan, &req, &mut src).unwrap();
+    let ind = |k: &str| &r.indicators.iter().find(|(x, _)| x == k).unwrap().1;
+    let cod = ind("COD");
+    assert_eq!(cod.baseline.total, None, "COD was never measured");
+    assert_eq!(cod.baseline.per_unit, None);
+    assert_eq!(cod.baseline.completeness, 0.0);
+    let el = ind("electricity");
+    assert!(el.baseline.total.is_some());
+    assert!(el.baseline.completeness > 0.99);
+    let rv = el.reporting.as_ref().unwrap();
+    assert_eq!(rv.total, None);
+    assert_eq!(rv.savings, None);
+    assert_eq!(rv.savings_pct, None);
+    assert_eq!(rv.completeness, 0.0);
+    assert!(rv.expected.is_some(), "the baseline still predicts");
+    assert_eq!(
+        rv.savings_reason.as_deref(),
+        Some("no data of this indicator in the reporting period")
+    );
+    let json = serde_json::to_value(&r).unwrap();
+    assert!(json["indicators"]["COD"]["baseline"]["total"].is_null());
+
+    // Half of the reporting period's hours lost: completeness ~0.5 < 0.75, so no savings claimed.
+    let (mut src, _) = feed(0..0);
+    let mid = HourGrid::day_of_date(d("2025-03-16")) * 24;
+    src.hours
+        .get_mut(&pref("power.energy"))
+        .unwrap()
+        .retain(|h, _| *h < rep_start || *h >= mid);
+    let r = compute(&plan, &req, &mut src).unwrap();
+    let el = &r
+        .indicators
+        .iter()
+        .find(|(x, _)| x == "electricity")
+        .unwrap()
+        .1;
+    let rv = el.reporting.as_ref().unwrap();
+    assert!(rv.total.is_some());
+    assert!(rv.completeness < 0.75, "{}", rv.completeness);
+    assert_eq!(rv.savings, None);
+    assert!(
+        rv.savings_reason
+            .as_deref()
+            .unwrap()
+            .contains("below min_completeness 75.0 %"),
+        "{:?}",
+        rv.savings_reason
+    );
 }

@@ -386,8 +386,8 @@ production = {{ point = "packer.output", unit = "t" }}
             .unwrap()
             .1;
         assert!(
-            (el.baseline.total - 4_800.0).abs() < 1e-6,
-            "{}",
+            (el.baseline.total.unwrap() - 4_800.0).abs() < 1e-6,
+            "{:?}",
             el.baseline.total
         );
         assert!((r.periods.baseline.production - 96.0).abs() < 1e-9);
@@ -453,8 +453,8 @@ production = {{ point = "packer.output", unit = "t" }}
             .unwrap()
             .1;
         assert!(
-            (el.baseline.total - 4_800.0).abs() < 1e-6,
-            "{}",
+            (el.baseline.total.unwrap() - 4_800.0).abs() < 1e-6,
+            "{:?}",
             el.baseline.total
         );
         let q = r

@@ -70,8 +70,8 @@ pub fn rows(report: &Report, truth: &[(f64, BTreeMap<String, f64>)]) -> Vec<Row>
     }];
     for (key, ind) in &report.indicators {
         let measured = [
-            Some(ind.baseline.total),
-            ind.reporting.as_ref().map(|r| r.total),
+            ind.baseline.total,
+            ind.reporting.as_ref().and_then(|r| r.total),
         ];
         out.push(Row {
             key: key.clone(),

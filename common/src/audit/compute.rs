@@ -66,6 +66,8 @@ struct Series1 {
     /// Per hour of the window: amount (counter: consumption; gauge: mean value x 1 h).
     amount: Vec<f64>,
     valid: Vec<bool>,
+    /// Whether anything was recorded in the hour (a sample, covered time, apportioned consumption).
+    data: Vec<bool>,
 }
 
 struct IndicatorDef {
@@ -177,6 +179,7 @@ pub fn compute(
             .map_err(ComputeError::Source)?;
         let mut amount = vec![0.0; n];
         let mut valid = vec![false; n];
+        let mut data = vec![false; n];
         let (mut rollovers, mut replacements, mut apportioned, mut glitches) =
             (0u64, 0u64, 0u64, 0u64);
         for (i, a) in aggs.iter().enumerate().take(n) {
@@ -186,6 +189,7 @@ pub fn compute(
                 PointKind::Gauge => a.gauge_mean().unwrap_or(f64::NAN),
             };
             valid[i] = a.is_valid();
+            data[i] = !a.is_empty();
             let in_periods = in_range(i, base_range) || rep_range.is_some_and(|rr| in_range(i, rr));
             if in_periods {
                 rollovers += u64::from(a.rollovers);
@@ -226,7 +230,11 @@ pub fn compute(
             replacements,
             apportioned_hours: apportioned,
         });
-        series.push(Series1 { amount, valid });
+        series.push(Series1 {
+            amount,
+            valid,
+            data,
+        });
     }
 
     // Indicators.
@@ -401,6 +409,20 @@ pub fn compute(
         let valid: Vec<bool> = (0..n)
             .map(|h| d.points.iter().all(|&p| series[p].valid[h]))
             .collect();
+        // No data is not zero: a period has a total only if some hour has data of every input.
+        let inputs_valid: Vec<bool> = (0..n)
+            .map(|h| {
+                d.points
+                    .iter()
+                    .filter(|p| !prod_is.contains(p))
+                    .all(|&p| series[p].data[h])
+            })
+            .collect();
+        let has_data = |r: (usize, usize)| {
+            inputs_valid
+                .get(r.0..r.1)
+                .is_some_and(|s| s.contains(&true))
+        };
         // The fit takes complete buckets whose drivers are complete too.
         let fit_valid: Vec<bool> = valid
             .iter()
@@ -423,37 +445,67 @@ pub fn compute(
                 g.as_str()
             ));
         }
-        let b_total = sum(&d.hourly, base_range);
+        let b_total = has_data(base_range).then(|| sum(&d.hourly, base_range));
         let b_prod = periods.baseline.production;
-        let model = baseline::fit(&vars, &x, &y, b_prod, b_total, g);
+        let model = baseline::fit(&vars, &x, &y, b_prod, b_total.unwrap_or(0.0), g);
         let rep = rep_range.map(|rr| {
             let rows: Vec<(Vec<f64>, f64, f64)> = rep_buckets
                 .iter()
                 .map(|b| (row(b), b.fraction, sum(&d.hourly, (b.a, b.b))))
                 .collect();
             let s = baseline::savings(&model, &rows);
-            let total = sum(&d.hourly, rr);
+            let total = has_data(rr).then(|| sum(&d.hourly, rr));
             let prod = sum(production, rr);
+            let completeness = fraction_valid(&valid, rr);
+            let expected = b_total.map(|_| s.expected);
+            let (savings, savings_reason) = match (total, expected) {
+                (None, _) => (
+                    None,
+                    Some("no data of this indicator in the reporting period".to_string()),
+                ),
+                (_, None) => (
+                    None,
+                    Some("no data of this indicator in the baseline period".to_string()),
+                ),
+                _ if prod <= 0.0 => (
+                    None,
+                    Some("no production in the reporting period".to_string()),
+                ),
+                _ if completeness < audit.min_completeness => (
+                    None,
+                    Some(format!(
+                        "reporting completeness {:.1} % is below min_completeness {:.1} %",
+                        completeness * 100.0,
+                        audit.min_completeness * 100.0
+                    )),
+                ),
+                (Some(t), Some(e)) => (Some(e - t), None),
+            };
             (
                 ReportingValues {
                     total,
-                    per_unit: per_unit(total, prod),
-                    expected: s.expected,
-                    savings: s.expected - total,
-                    savings_pct: if s.expected != 0.0 {
-                        Some(100.0 * (s.expected - total) / s.expected)
-                    } else {
-                        None
-                    },
-                    savings_uncertainty_pct: model.fit.as_ref().and_then(|f| {
-                        regression::savings_uncertainty_pct(
-                            f,
-                            s.expected - total,
-                            s.expected,
-                            rows.len(),
-                            regression::Confidence::Pct90,
-                        )
-                    }),
+                    per_unit: total.and_then(|t| per_unit(t, prod)),
+                    expected,
+                    savings,
+                    savings_pct: savings
+                        .zip(expected)
+                        .filter(|(_, e)| *e != 0.0)
+                        .map(|(s, e)| 100.0 * s / e),
+                    savings_uncertainty_pct: model
+                        .fit
+                        .as_ref()
+                        .zip(savings.zip(expected))
+                        .and_then(|(f, (sv, e))| {
+                            regression::savings_uncertainty_pct(
+                                f,
+                                sv,
+                                e,
+                                rows.len(),
+                                regression::Confidence::Pct90,
+                            )
+                        }),
+                    completeness,
+                    savings_reason,
                 },
                 s.cusum,
             )
@@ -491,7 +543,8 @@ pub fn compute(
         }
         let base_vals = BaselineValues {
             total: b_total,
-            per_unit: per_unit(b_total, b_prod),
+            per_unit: b_total.and_then(|t| per_unit(t, b_prod)),
+            completeness: fraction_valid(&valid, base_range),
         };
         let figure = match &rep {
             Some((r, _)) => r.per_unit,

@@ -68,25 +68,37 @@ pub struct Indicator {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BaselineValues {
-    pub total: f64,
-    /// Null when production is zero.
+    /// Null when no hour of the period has valid data of the indicator's points (no data is not zero).
+    pub total: Option<f64>,
+    /// Null without a total or when production is zero.
     pub per_unit: Option<f64>,
+    /// Share (0..=1) of the period's hours covered by valid data of every point the indicator is computed
+    /// from (production included).
+    #[serde(default)]
+    pub completeness: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReportingValues {
-    pub total: f64,
+    /// Null without valid data in the period.
+    pub total: Option<f64>,
     pub per_unit: Option<f64>,
-    /// The baseline model's prediction for the reporting production.
-    pub expected: f64,
-    /// expected - total
-    pub savings: f64,
+    /// The baseline model's prediction for the reporting production; null without baseline data.
+    pub expected: Option<f64>,
+    /// expected - total; null when not claimed (see `savings_reason`).
+    pub savings: Option<f64>,
     /// 100 * savings / expected; null when expected is zero.
     pub savings_pct: Option<f64>,
     /// Fractional savings uncertainty at 90 % confidence (ASHRAE Guideline 14 Annex B), in % of the
     /// savings; null with the ratio method or without savings.
     #[serde(default)]
     pub savings_uncertainty_pct: Option<f64>,
+    /// As for the baseline.
+    #[serde(default)]
+    pub completeness: f64,
+    /// Why no savings are claimed (no data, completeness below `min_completeness`, no production).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub savings_reason: Option<String>,
 }
 
 /// The baseline model. With `method = "regression"` the statistics are those of the OLS fit

@@ -122,12 +122,12 @@ pub fn csv(report: &Report, lang: Lang) -> Vec<u8> {
             text(key.as_str()),
             text(ind.total_unit.as_str()),
             text(ind.per_unit_unit.as_str()),
-            num(ind.baseline.total),
+            num_opt(ind.baseline.total),
             num_opt(ind.baseline.per_unit),
-            num_opt(r.map(|r| r.total)),
+            num_opt(r.and_then(|r| r.total)),
             num_opt(r.and_then(|r| r.per_unit)),
-            num_opt(r.map(|r| r.expected)),
-            num_opt(r.map(|r| r.savings)),
+            num_opt(r.and_then(|r| r.expected)),
+            num_opt(r.and_then(|r| r.savings)),
             num_opt(r.and_then(|r| r.savings_pct)),
             text(method_label(lang, &m.method)),
             text(granularity_label(lang, &m.granularity)),
@@ -300,8 +300,12 @@ mod tests {
         let rep = ind.reporting.as_ref().unwrap();
         let close =
             |cell: &str, v: f64| (cell.parse::<f64>().unwrap() - v).abs() <= v.abs() * 1e-11;
-        assert!(close(&energy[4], ind.baseline.total), "{}", energy[4]);
-        assert!(close(&energy[9], rep.savings), "{}", energy[9]);
+        assert!(
+            close(&energy[4], ind.baseline.total.unwrap()),
+            "{}",
+            energy[4]
+        );
+        assert!(close(&energy[9], rep.savings.unwrap()), "{}", energy[9]);
         assert!(!energy[4].contains(','));
         assert_eq!(energy[11], "Regression");
         assert_eq!(energy[17], "yes");

@@ -137,16 +137,19 @@ pub fn report() -> Report {
                 total_unit: unit.to_string(),
                 per_unit_unit: format!("{unit}/t"),
                 baseline: BaselineValues {
-                    total: btotal,
+                    total: Some(btotal),
                     per_unit: Some(btotal / p_base),
+                    completeness: 0.998,
                 },
                 reporting: Some(ReportingValues {
-                    total,
+                    total: Some(total),
                     per_unit: Some(total / p_rep),
-                    expected,
-                    savings,
+                    expected: Some(expected),
+                    savings: Some(savings),
                     savings_pct: Some(100.0 * savings / expected),
                     savings_uncertainty_pct: meets.then_some(12.5),
+                    completeness: 1.0,
+                    savings_reason: None,
                 }),
                 model: Model {
                     granularity: "day".to_string(),
@@ -370,8 +373,9 @@ pub fn empty() -> Report {
     r.series = Series::default();
     for (_, ind) in &mut r.indicators {
         ind.baseline = BaselineValues {
-            total: 0.0,
+            total: None,
             per_unit: None,
+            completeness: 0.0,
         };
         ind.model.n = 0;
         ind.model.r2 = None;

@@ -154,18 +154,28 @@ fn summary(report: &Report, lang: Lang, out: &mut String) {
                         .or(ind.baseline.per_unit)
                 ))
             );
-            match &ind.reporting {
-                Some(r) => {
-                    let class = if r.savings >= 0.0 { "good" } else { "bad" };
+            match ind.reporting.as_ref().map(|r| (r, r.savings)) {
+                Some((r, Some(savings))) => {
+                    let class = if savings >= 0.0 { "good" } else { "bad" };
                     let _ = write!(
                         out,
                         r#"<div class="sub">{}: {} {unit} · {}: <span class="{class}">{} {} ({}%)</span></div>"#,
                         escape(l.baseline),
                         escape(&display_opt(ind.baseline.per_unit)),
                         escape(l.savings),
-                        escape(&display(r.savings)),
+                        escape(&display(savings)),
                         escape(&ind.total_unit),
                         escape(&pct_opt(r.savings_pct))
+                    );
+                }
+                Some((r, None)) => {
+                    let _ = write!(
+                        out,
+                        r#"<div class="sub">{}: {} {unit} · {}: – ({})</div>"#,
+                        escape(l.baseline),
+                        escape(&display_opt(ind.baseline.per_unit)),
+                        escape(l.savings),
+                        escape(r.savings_reason.as_deref().unwrap_or(""))
                     );
                 }
                 None => {
@@ -290,18 +300,18 @@ fn indicators(report: &Report, lang: Lang, out: &mut String) {
             escape(&ind.total_unit),
             escape(&ind.per_unit_unit)
         );
-        num_td(out, &display(ind.baseline.total));
+        num_td(out, &display_opt(ind.baseline.total));
         num_td(out, &display_opt(ind.baseline.per_unit));
-        num_td(out, &display_opt(r.map(|r| r.total)));
+        num_td(out, &display_opt(r.and_then(|r| r.total)));
         num_td(out, &display_opt(r.and_then(|r| r.per_unit)));
-        num_td(out, &display_opt(r.map(|r| r.expected)));
-        match r {
-            Some(r) => {
-                let class = if r.savings >= 0.0 { "good" } else { "bad" };
+        num_td(out, &display_opt(r.and_then(|r| r.expected)));
+        match r.and_then(|r| r.savings.map(|s| (r, s))) {
+            Some((r, savings)) => {
+                let class = if savings >= 0.0 { "good" } else { "bad" };
                 let _ = write!(
                     out,
                     r#"<td class="num {class}">{}</td><td class="num {class}">{}{}</td>"#,
-                    escape(&display(r.savings)),
+                    escape(&display(savings)),
                     escape(&pct_opt(r.savings_pct)),
                     escape(&uncertainty(r.savings_uncertainty_pct))
                 );
@@ -883,7 +893,7 @@ mod tests {
         r.series.energy_cusum[2].cusum = f64::NEG_INFINITY;
         r.series.monthly_per_unit[0].per_unit[0] = Some(f64::NAN);
         r.indicators[0].1.model.r2 = Some(f64::NAN);
-        r.indicators[0].1.baseline.total = f64::NAN;
+        r.indicators[0].1.baseline.total = Some(f64::NAN);
         let h = html(&r, Lang::En);
         assert!(!h.contains("NaN") && !h.contains("inf"));
         assert_eq!(h.matches("<circle").count(), 365 + 181 - 2);

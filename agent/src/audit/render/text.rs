@@ -176,9 +176,9 @@ pub(super) fn indicator_table(report: &Report, lang: Lang, out: &mut String) {
             ind.per_unit_unit.clone(),
             display_opt(ind.baseline.per_unit),
             display_opt(r.and_then(|r| r.per_unit)),
-            r.map_or_else(
+            r.and_then(|r| r.savings).map_or_else(
                 || "–".to_string(),
-                |r| format!("{} {}", display(r.savings), ind.total_unit),
+                |s| format!("{} {}", display(s), ind.total_unit),
             ),
             pct_opt(r.and_then(|r| r.savings_pct)),
             ind.level
