@@ -248,6 +248,12 @@ impl Aggregates {
         Ok(())
     }
 
+    /// Stored chunks of all points (a measure of the store's growth).
+    #[cfg(test)]
+    pub fn chunk_count(&self) -> usize {
+        self.tree.scan_prefix(b"C").count()
+    }
+
     pub fn apply(&self, batch: sled::Batch) -> anyhow::Result<()> {
         self.tree
             .apply_batch(batch)
