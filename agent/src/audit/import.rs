@@ -470,7 +470,7 @@ impl<'p> Rows<'p> {
     fn row(&mut self, line: u64) -> Result<Option<Row>, String> {
         let r = &mut self.record;
         r.trim();
-        if r.len() == 0 || (r.len() == 1 && r[0].is_empty()) {
+        if r.is_empty() || (r.len() == 1 && r[0].is_empty()) {
             return Ok(None);
         }
         if r.len() != 4 {

@@ -59,14 +59,14 @@ pub fn read_named(key: &str, path: &Path, holds: Holds) -> Result<Vec<u8>, FileE
                 match rustls_pemfile::read_one_from_slice(rest) {
                     Ok(Some((item, next))) => {
                         use rustls_pemfile::Item;
-                        found |= match (holds, item) {
-                            (Holds::Certificates, Item::X509Certificate(_)) => true,
-                            (
-                                Holds::PrivateKey,
-                                Item::Pkcs8Key(_) | Item::Pkcs1Key(_) | Item::Sec1Key(_),
-                            ) => true,
-                            _ => false,
-                        };
+                        found |= matches!(
+                            (holds, item),
+                            (Holds::Certificates, Item::X509Certificate(_))
+                                | (
+                                    Holds::PrivateKey,
+                                    Item::Pkcs8Key(_) | Item::Pkcs1Key(_) | Item::Sec1Key(_)
+                                )
+                        );
                         rest = next;
                     }
                     Ok(None) => break,
