@@ -270,18 +270,35 @@ impl<R: Read> Read for Guard<R> {
                 self.start = false;
             }
             let mut w = 0;
-            let mut put = |b: u8, carry: &mut Option<u8>| {
-                if w < out.len() {
-                    out[w] = b;
-                    w += 1;
+            let mut put = |out: &mut [u8], w: &mut usize, b: u8, carry: &mut Option<u8>| {
+                if *w < out.len() {
+                    out[*w] = b;
+                    *w += 1;
                 } else {
                     *carry = Some(b);
                 }
             };
-            for &b in input {
-                if b == b'\n' {
+            for seg in input.split_inclusive(|&b| b == b'\n') {
+                let (body, newline) = match seg.split_last() {
+                    Some((b'\n', body)) => (body, true),
+                    _ => (seg, false),
+                };
+                if !self.cutting {
+                    let room = MAX_LINE_BYTES - self.col;
+                    let part = &body[..body.len().min(room)];
+                    // Fits: at most half of `out` was read, and every newline adds at most one byte.
+                    out[w..w + part.len()].copy_from_slice(part);
+                    w += part.len();
+                    self.col += part.len();
+                    self.quoted ^= part.iter().filter(|&&b| b == b'"').count() % 2 == 1;
+                    if body.len() > room {
+                        self.cutting = true;
+                        self.flagged.push_back((self.line, Flag::Long));
+                    }
+                }
+                if newline {
                     if self.quoted {
-                        put(b'"', &mut self.carry);
+                        put(out, &mut w, b'"', &mut self.carry);
                         if !self.cutting {
                             self.flagged.push_back((self.line, Flag::OpenQuote));
                         }
@@ -290,16 +307,7 @@ impl<R: Read> Read for Guard<R> {
                     self.col = 0;
                     self.cutting = false;
                     self.quoted = false;
-                    put(b, &mut self.carry);
-                } else if !self.cutting {
-                    if self.col == MAX_LINE_BYTES {
-                        self.cutting = true;
-                        self.flagged.push_back((self.line, Flag::Long));
-                    } else {
-                        self.col += 1;
-                        self.quoted ^= b == b'"';
-                        put(b, &mut self.carry);
-                    }
+                    put(out, &mut w, b'\n', &mut self.carry);
                 }
             }
             if w > 0 {
@@ -487,7 +495,9 @@ impl<'p> Rows<'p> {
                     echo(ts_cell)
                 )
             })?;
-            self.cache = (ts_cell.to_vec(), t);
+            self.cache.0.clear();
+            self.cache.0.extend_from_slice(ts_cell);
+            self.cache.1 = t;
             t
         };
         let (meter, point) = (text(&r[1])?, text(&r[2])?);
@@ -1013,6 +1023,63 @@ mod tests {
         g.read_to_end(&mut out).unwrap();
         assert_eq!(out, b"a,\"b\"\nc,d\n");
         assert_eq!(g.flagged, [(1, Flag::OpenQuote)]);
+    }
+
+    /// The guard byte by byte, as specified.
+    fn reference(input: &[u8]) -> (Vec<u8>, Vec<(u64, Flag)>) {
+        let input = input.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(input);
+        let (mut out, mut flags) = (Vec::new(), Vec::new());
+        let (mut line, mut col, mut cutting, mut quoted) = (1u64, 0usize, false, false);
+        for &b in input {
+            if b == b'\n' {
+                if quoted {
+                    out.push(b'"');
+                    if !cutting {
+                        flags.push((line, Flag::OpenQuote));
+                    }
+                }
+                out.push(b);
+                (line, col, cutting, quoted) = (line + 1, 0, false, false);
+            } else if !cutting {
+                if col == MAX_LINE_BYTES {
+                    cutting = true;
+                    flags.push((line, Flag::Long));
+                } else {
+                    col += 1;
+                    quoted ^= b == b'"';
+                    out.push(b);
+                }
+            }
+        }
+        (out, flags)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_guard_reads_alike_whatever_the_buffer_sizes(
+            lines in proptest::collection::vec((0usize..5000, 0u8..4), 0..12),
+            sizes in proptest::collection::vec(1usize..9000, 1..8),
+        ) {
+            let mut input = Vec::new();
+            for (len, kind) in &lines {
+                let fill = match kind { 0 => b'a', 1 => b'"', 2 => b',', _ => b'\r' };
+                input.extend(std::iter::repeat_n(fill, *len));
+                input.push(b'\n');
+            }
+            let mut g = Guard::new(&input[..]);
+            let mut out = Vec::new();
+            for i in 0.. {
+                let mut buf = vec![0u8; sizes[i % sizes.len()]];
+                let n = g.read(&mut buf).unwrap();
+                if n == 0 {
+                    break;
+                }
+                out.extend_from_slice(&buf[..n]);
+            }
+            let (want, flags) = reference(&input);
+            proptest::prop_assert_eq!(out, want);
+            proptest::prop_assert_eq!(Vec::from(g.flagged), flags);
+        }
     }
 
     #[test]
