@@ -665,3 +665,23 @@ fn a_long_line_an_open_quote_and_disorder_are_reported_by_line() {
     }
     assert!(!stored);
 }
+
+/// A long line right after the header is that line's error, not the header's.
+#[test]
+fn a_long_line_after_the_header_is_its_own_error() {
+    let mut body = b"ts,meter,point,value\n".to_vec();
+    body.extend(std::iter::repeat_n(b'x', 10_000));
+    body.extend_from_slice(b"\n2024-01-01T00:00:00+08:00,packer,output,1\n");
+    let (out, _) = import_text(&body);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr)
+            .lines()
+            .map(|l| l.rsplit_once(".csv").map_or(l, |x| x.1))
+            .collect::<Vec<_>>(),
+        [
+            ":2: line longer than 4096 bytes (not shown)",
+            "1 bad row; nothing was imported"
+        ]
+    );
+}

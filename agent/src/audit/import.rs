@@ -401,8 +401,9 @@ impl<'p> Rows<'p> {
             }
             _ => false,
         };
-        if !header_ok || !csv.get_ref().flagged.is_empty() {
-            let found = if csv.get_ref().flagged.front().is_some_and(|f| f.0 == 1) {
+        let header_flagged = csv.get_ref().flagged.front().is_some_and(|f| f.0 == 1);
+        if !header_ok || header_flagged {
+            let found = if header_flagged {
                 format!("a line over {MAX_LINE_BYTES} bytes or with an open quote")
             } else {
                 format!(
