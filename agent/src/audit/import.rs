@@ -270,7 +270,7 @@ impl<R: Read> Read for Guard<R> {
                 self.start = false;
             }
             let mut w = 0;
-            let mut put = |out: &mut [u8], w: &mut usize, b: u8, carry: &mut Option<u8>| {
+            let put = |out: &mut [u8], w: &mut usize, b: u8, carry: &mut Option<u8>| {
                 if *w < out.len() {
                     out[*w] = b;
                     *w += 1;
@@ -477,16 +477,17 @@ impl<'p> Rows<'p> {
     }
 
     fn row(&mut self, line: u64) -> Result<Option<Row>, String> {
-        let r = &mut self.record;
-        r.trim();
-        if r.is_empty() || (r.len() == 1 && r[0].is_empty()) {
+        let r = &self.record;
+        // Fields trimmed in place (`ByteRecord::trim` allocates a new record for every row).
+        let field = |i: usize| r.get(i).unwrap_or_default().trim_ascii();
+        if r.is_empty() || (r.len() == 1 && field(0).is_empty()) {
             return Ok(None);
         }
         if r.len() != 4 {
             return Err(format!("expected 4 fields `{HEADER}`, found {}", r.len()));
         }
         let text = utf8;
-        let ts_cell = &r[0];
+        let ts_cell = field(0);
         let ts = if ts_cell == self.cache.0.as_slice() {
             self.cache.1
         } else {
@@ -501,7 +502,7 @@ impl<'p> Rows<'p> {
             self.cache.1 = t;
             t
         };
-        let (meter, point) = (text(&r[1])?, text(&r[2])?);
+        let (meter, point) = (text(field(1))?, text(field(2))?);
         let points = self
             .index
             .get(meter)
@@ -517,18 +518,19 @@ impl<'p> Rows<'p> {
         if let Err(why) = admit_ts(ts, self.now_ms) {
             return Err(format!("{name}: timestamp `{}` {why}", echo(ts_cell)));
         }
-        let value = if r[3].is_empty() {
+        let value_cell = field(3);
+        let value = if value_cell.is_empty() {
             None
         } else {
-            let v: f64 = text(&r[3])?
+            let v: f64 = text(value_cell)?
                 .parse()
-                .map_err(|_| format!("bad number `{}` for {name}", echo(&r[3])))?;
+                .map_err(|_| format!("bad number `{}` for {name}", echo(value_cell)))?;
             match admit_value(v) {
                 Ok(v) => Some(v),
                 Err(_) => {
                     return Err(format!(
                         "{name}: value `{}` is not finite or beyond ±1e12",
-                        echo(&r[3])
+                        echo(value_cell)
                     ))
                 }
             }
