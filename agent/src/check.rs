@@ -11,15 +11,25 @@ pub struct CheckArgs {
     /// The agent's TOML configuration.
     #[arg(long)]
     pub config: PathBuf,
+    /// Validate the file alone, not the files it names (password, certificates): for a config written
+    /// for another machine.
+    #[arg(long)]
+    pub skip_files: bool,
 }
 
 /// Print the poll plan and return Ok, or return every error of the file as `BadInput` (exit code 2).
+/// The files the config names (MQTT password, CA, client certificate and key) are read as `run` reads
+/// them, so that `check` fails where `run` would; warnings about them go to stderr.
 pub fn main(args: CheckArgs) -> anyhow::Result<()> {
-    match config::load(&args.config) {
-        Ok(plan) => {
-            print!("{}", config::describe(&plan));
-            Ok(())
+    let plan = config::load(&args.config)
+        .map_err(|errors| anyhow::Error::new(BadInput(errors.to_string())))?;
+    if !args.skip_files {
+        let warnings = config::files::check_files(&plan)
+            .map_err(|errors| anyhow::Error::new(BadInput(errors.to_string())))?;
+        for w in warnings {
+            eprintln!("{}: {w}", args.config.display());
         }
-        Err(errors) => Err(anyhow::Error::new(BadInput(errors.to_string()))),
     }
+    print!("{}", config::describe(&plan));
+    Ok(())
 }

@@ -293,11 +293,33 @@ fn import_then_report_matches_independent_figures() {
     assert_eq!(power["rollovers"], truth.wraps);
     assert_eq!(power["replacements"], 0);
 
-    // Importing the same file again would count it twice: refused, nothing changes.
+    // Importing the same file again changes nothing (exit 0); the same span with one value changed
+    // conflicts with what the store holds: refused, nothing changes.
     let out = run(&["import", "--config", cfg_s, "--csv", csv_s]);
-    assert_eq!(out.status.code(), Some(2));
+    assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
-        text(&out.stderr).contains("overlap the readings the store already holds"),
+        text(&out.stdout).contains("nothing to import: the 29186 rows"),
+        "{}",
+        text(&out.stdout)
+    );
+    let body = std::fs::read_to_string(&csv).unwrap();
+    let changed = dir.path().join("changed.csv");
+    std::fs::write(
+        &changed,
+        body.replacen(",packer,output,0.000", ",packer,output,0.001", 1),
+    )
+    .unwrap();
+    let out = run(&[
+        "import",
+        "--config",
+        cfg_s,
+        "--csv",
+        changed.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains(":3: packer.output: rows from 2023-12-31T16:00:00.000Z")
+            && text(&out.stderr).contains("overlap the readings the store already holds"),
         "{}",
         text(&out.stderr)
     );
@@ -527,4 +549,149 @@ fn a_running_agent_holding_the_store_gets_a_clear_error_and_report_falls_back_to
         text(&out.stderr)
     );
     drop(held);
+}
+
+/// Imports `body` into a fresh store; returns the output and whether the store was created.
+fn import_text(body: &[u8]) -> (Output, bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("plant.toml");
+    std::fs::write(&cfg, config(dir.path())).unwrap();
+    let csv = dir.path().join("in.csv");
+    std::fs::write(&csv, body).unwrap();
+    let out = run(&[
+        "import",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--csv",
+        csv.to_str().unwrap(),
+    ]);
+    (out, dir.path().join("store").exists())
+}
+
+/// The absurd rows that once cost gigabytes or gave a total of 1.2e307 kgce: each refused with its line,
+/// nothing imported.
+#[test]
+fn implausible_timestamps_and_values_are_refused_by_line() {
+    let (out, stored) = import_text(
+        b"ts,meter,point,value\n\
+          2024-01-01T00:00:00+08:00,packer,output,1.0\n\
+          0205-03-03T00:00:00+08:00,main-power,energy_import,5.0\n\
+          9999-12-31T00:00:00Z,main-power,energy_import,6.0\n\
+          2024-01-01T00:15:00+08:00,packer,output,1e308\n\
+          2024-01-01T00:30:00+08:00,packer,output,-inf\n\
+          1970-01-01T00:00:00Z,packer,output,1\n\
+          2024-01-01T00:45:00+08:00,packer,output,2.0\n",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    for want in [
+        ":3: main-power.energy_import: timestamp `0205-03-03T00:00:00+08:00` is before 2000-01-01",
+        ":4: main-power.energy_import: timestamp `9999-12-31T00:00:00Z` is more than a day ahead of now",
+        ":5: packer.output: value `1e308` is not finite or beyond ±1e12",
+        ":6: packer.output: value `-inf` is not finite",
+        ":7: packer.output: timestamp `1970-01-01T00:00:00Z` is before 2000-01-01",
+        "5 bad rows; nothing was imported",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+    assert!(!stored, "nothing reached a store");
+}
+
+/// RFC 4180 as spreadsheets write it: a BOM, CRLF, quoted header and fields, local timestamps in the
+/// audit's timezone; a row repeated exactly is skipped.
+#[test]
+fn quoted_crlf_bom_files_with_local_times_import() {
+    let (out, _) = import_text(
+        "\u{feff}\"ts\",\"meter\",\"point\",\"value\"\r\n\
+         \"2024-01-01 00:00\",\"packer\",\"output\",\"1.5\"\r\n\
+         2024-01-01T00:15,packer,output,2.5\r\n\
+         \"2024-01-01 00:15:00\",packer,\"output\",2.5\r\n\
+         2024-01-01T00:30:00+08:00,packer,output,3.5\r\n"
+            .as_bytes(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("imported 3 rows (0 missing values) of 1 points from 2023-12-31T16:00:00.000Z to 2023-12-31T16:30:00.000Z"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("1 rows equal to the row before them"),
+        "{stdout}"
+    );
+}
+
+/// A million bad rows: the first 20 listed, the rest counted; stderr stays small.
+#[test]
+fn a_million_bad_rows_give_a_bounded_error_list() {
+    let mut body = String::with_capacity(40 << 20);
+    body.push_str("ts,meter,point,value\n");
+    for i in 0..1_000_000 {
+        writeln!(body, "2024-01-01T00:00:00+08:00,boiler,gas,{i}").unwrap();
+    }
+    let (out, stored) = import_text(body.as_bytes());
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert_eq!(err.lines().count(), 21, "{err}");
+    assert!(err
+        .lines()
+        .next()
+        .unwrap()
+        .ends_with(":2: unknown meter `boiler`"));
+    assert!(err.contains("... and 999980 more bad rows (1000000 in all); nothing was imported"));
+    assert!(err.len() < 4096, "{} bytes of stderr", err.len());
+    assert!(!stored);
+}
+
+/// A 50 MB line is reported by its number, never echoed; an unclosed quote does not swallow the file; rows
+/// out of time order are named.
+#[test]
+fn a_long_line_an_open_quote_and_disorder_are_reported_by_line() {
+    let mut body = b"ts,meter,point,value\n2024-01-01T00:00:00+08:00,packer,output,1\n".to_vec();
+    body.extend_from_slice(b"2024-01-01T00:15:00+08:00,packer,output,");
+    body.extend(std::iter::repeat_n(b'7', 50 << 20));
+    body.extend_from_slice(
+        b"\n2024-01-01T00:30:00+08:00,packer,\"output,3\n\
+          2024-01-01T00:45:00+08:00,packer,output,4\n\
+          2024-01-01T00:40:00+08:00,packer,output,5\n",
+    );
+    let (out, stored) = import_text(&body);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.len() < 2048,
+        "{} bytes of stderr:\n{}",
+        err.len(),
+        &err[..2048]
+    );
+    for want in [
+        ":3: line longer than 4096 bytes (not shown)",
+        ":4: a quoted field is not closed on its line",
+        ":6: packer.output: 2023-12-31T16:40:00.000Z is before the row of line 5 (2023-12-31T16:45:00.000Z); \
+         the rows of a point must come in time order",
+        "3 bad rows; nothing was imported",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+    assert!(!stored);
+}
+
+/// A long line right after the header is that line's error, not the header's.
+#[test]
+fn a_long_line_after_the_header_is_its_own_error() {
+    let mut body = b"ts,meter,point,value\n".to_vec();
+    body.extend(std::iter::repeat_n(b'x', 10_000));
+    body.extend_from_slice(b"\n2024-01-01T00:00:00+08:00,packer,output,1\n");
+    let (out, _) = import_text(&body);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr)
+            .lines()
+            .map(|l| l.rsplit_once(".csv").map_or(l, |x| x.1))
+            .collect::<Vec<_>>(),
+        [
+            ":2: line longer than 4096 bytes (not shown)",
+            "1 bad row; nothing was imported"
+        ]
+    );
 }

@@ -131,3 +131,122 @@ fn help_and_version_exit_0() {
         format!("plantmeter {}\n", env!("CARGO_PKG_VERSION"))
     );
 }
+
+const CERT: &str = "-----BEGIN CERTIFICATE-----\nMIIBAAAA\n-----END CERTIFICATE-----\n";
+const KEY: &str = "-----BEGIN PRIVATE KEY-----\nMIIBAAAA\n-----END PRIVATE KEY-----\n";
+
+/// A TLS config naming a password file, a CA, a client certificate and key in `dir`, all valid; returns
+/// the config's path.
+fn tls_setup(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let w = |name: &str, body: &str| std::fs::write(dir.join(name), body).unwrap();
+    w("password", "s3cret\n");
+    std::fs::set_permissions(dir.join("password"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    w("ca.pem", CERT);
+    w("gw.crt", CERT);
+    w("gw.key", KEY);
+    let base = std::fs::read_to_string(configs().join("serial.toml")).unwrap();
+    let mqtt = format!(
+        "[mqtt]\nurl = \"mqtts://broker.example:8883\"\nusername = \"gw\"\npassword_file = \"{d}/password\"\n\
+         ca_file = \"{d}/ca.pem\"\nclient_cert_file = \"{d}/gw.crt\"\nclient_key_file = \"{d}/gw.key\"\n",
+        d = dir.display()
+    );
+    let i = base.find("[mqtt]").unwrap();
+    let j = i + base[i..].find("\n[").unwrap() + 1;
+    let cfg = dir.join("plant.toml");
+    std::fs::write(&cfg, format!("{}{mqtt}{}", &base[..i], &base[j..])).unwrap();
+    cfg
+}
+
+/// The line and column of `key` in the config, as `check` reports them (at the value).
+fn at(cfg: &Path, key: &str) -> String {
+    let text = std::fs::read_to_string(cfg).unwrap();
+    let (n, _) = text
+        .lines()
+        .enumerate()
+        .find(|(_, l)| l.starts_with(&format!("{key} = ")))
+        .unwrap();
+    format!("{}:{}:{}", cfg.display(), n + 1, key.len() + 4)
+}
+
+#[test]
+fn check_reads_every_file_the_config_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tls_setup(dir.path());
+    let c = cfg.to_str().unwrap();
+    let out = plantmeter(&["check", "--config", c]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stderr), "");
+
+    // Each file broken in turn: exit 2, one line naming the key, the file and what is wrong.
+    let d = dir.path();
+    for (file, body, key, problem) in [
+        ("password", None, "password_file", "no such file"),
+        (
+            "ca.pem",
+            Some("garbage\n"),
+            "ca_file",
+            "no PEM certificate in it",
+        ),
+        (
+            "gw.crt",
+            Some(KEY),
+            "client_cert_file",
+            "no PEM certificate in it",
+        ),
+        (
+            "gw.key",
+            Some(CERT),
+            "client_key_file",
+            "no PEM private key in it",
+        ),
+    ] {
+        let path = d.join(file);
+        let saved = std::fs::read(&path).unwrap();
+        match body {
+            None => std::fs::remove_file(&path).unwrap(),
+            Some(b) => std::fs::write(&path, b).unwrap(),
+        }
+        let out = plantmeter(&["check", "--config", c]);
+        assert_eq!(out.status.code(), Some(2), "{file}: {}", text(&out.stdout));
+        assert_eq!(text(&out.stdout), "");
+        assert_eq!(
+            text(&out.stderr),
+            format!(
+                "{}: mqtt.{key} {}: {problem}{}\n",
+                at(&cfg, key),
+                path.display(),
+                match key {
+                    "client_key_file" => " (-----BEGIN PRIVATE KEY-----, RSA or EC)",
+                    "password_file" => "",
+                    _ => " (-----BEGIN CERTIFICATE-----)",
+                }
+            )
+        );
+        std::fs::write(&path, saved).unwrap();
+        // `--skip-files` validates the file alone (a config written for another machine).
+        let out = plantmeter(&["check", "--skip-files", "--config", c]);
+        assert_eq!(out.status.code(), Some(0));
+    }
+}
+
+#[test]
+fn check_warns_about_a_password_file_others_can_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tls_setup(dir.path());
+    let pw = dir.path().join("password");
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = plantmeter(&["check", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("is valid"));
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "{}: warning: mqtt.password_file {} is readable by its group and others (mode 0644): \
+             chmod 600, owned by the agent's user\n",
+            cfg.display(),
+            pw.display()
+        )
+    );
+}

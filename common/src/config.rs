@@ -25,6 +25,7 @@ use crate::plan::Plan;
 mod audit;
 mod describe;
 mod diag;
+pub mod files;
 mod gateway;
 mod meters;
 mod reader;

@@ -6,6 +6,8 @@
 //!   and for placing an import before or after what the store holds)
 //! - `C` + id (u32 BE) + chunk number (i64 BE, sign bit flipped so keys sort by time) -> `Chunk`: 8 local
 //!   days x 24 hours, about 3.6 kB (few values to read for a report, and small enough for sled to keep inline)
+//! - `R` + id (u32 BE) -> `ImportRecord`: span and digest of the rows an import gave the point, so the
+//!   same file imported again changes nothing
 //! - `Mtz` -> the timezone offset (seconds, i32 LE) the hour grid was built for
 //! - `Mfmt` -> the chunk format (u8, 3); older stores are converted on open, newer ones refused
 
@@ -77,6 +79,40 @@ impl PointState {
             },
         })
     }
+}
+
+/// What the last import gave one point: its rows' span (UTC ms) and a digest of them (ts and value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImportRecord {
+    pub first_ts: i64,
+    pub last_ts: i64,
+    pub digest: u64,
+}
+
+impl ImportRecord {
+    fn encode(&self) -> [u8; 24] {
+        let mut b = [0u8; 24];
+        b[0..8].copy_from_slice(&self.first_ts.to_le_bytes());
+        b[8..16].copy_from_slice(&self.last_ts.to_le_bytes());
+        b[16..24].copy_from_slice(&self.digest.to_le_bytes());
+        b
+    }
+
+    fn decode(b: &[u8]) -> Option<ImportRecord> {
+        let f = |i: usize| -> Option<[u8; 8]> { b.get(i..i + 8)?.try_into().ok() };
+        (b.len() == 24).then_some(())?;
+        Some(ImportRecord {
+            first_ts: i64::from_le_bytes(f(0)?),
+            last_ts: i64::from_le_bytes(f(8)?),
+            digest: u64::from_le_bytes(f(16)?),
+        })
+    }
+}
+
+fn import_key(id: u32) -> [u8; 5] {
+    let mut k = state_key(id);
+    k[0] = b'R';
+    k
 }
 
 /// Access to the `audit` tree.
@@ -177,6 +213,19 @@ impl Aggregates {
         batch.insert(&state_key(id), &s.encode()[..]);
     }
 
+    /// What the last import gave a point (None when never imported, or unreadable: then the rows are
+    /// judged against the stored readings as new ones).
+    pub fn import_record(&self, id: u32) -> anyhow::Result<Option<ImportRecord>> {
+        Ok(self
+            .tree
+            .get(import_key(id))?
+            .and_then(|v| ImportRecord::decode(&v)))
+    }
+
+    pub fn put_import_record(batch: &mut sled::Batch, id: u32, r: &ImportRecord) {
+        batch.insert(&import_key(id), &r.encode()[..]);
+    }
+
     /// The stored chunk of a point.
     pub fn chunk(&self, id: u32, chunk: i64) -> anyhow::Result<Option<Chunk>> {
         match self.tree.get(chunk_key(id, chunk))? {
@@ -246,6 +295,12 @@ impl Aggregates {
             }
         }
         Ok(())
+    }
+
+    /// Stored chunks of all points (a measure of the store's growth).
+    #[cfg(test)]
+    pub fn chunk_count(&self) -> usize {
+        self.tree.scan_prefix(b"C").count()
     }
 
     pub fn apply(&self, batch: sled::Batch) -> anyhow::Result<()> {

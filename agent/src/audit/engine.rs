@@ -8,10 +8,13 @@ use anyhow::Context;
 use chrono::NaiveDate;
 use plantmeter_common::audit::compute::{self, HourlySource, ReportRequest};
 use plantmeter_common::audit::hourly::{DayBlock, HourAgg, HourGrid};
-use plantmeter_common::audit::intervals::{gap_threshold_ms, Pushed, Tracker};
+use plantmeter_common::audit::intervals::{
+    admit_ts, admit_value, gap_threshold_ms, Implausible, Pushed, Tracker,
+};
 use plantmeter_common::audit::report::Report;
+use plantmeter_common::model::format_ts_ms;
 use plantmeter_common::plan::{Plan, PointRef};
-use plantmeter_common::{DataMessage, Quality};
+use plantmeter_common::{Clock, DataMessage, Quality};
 
 use super::aggregates::{Aggregates, PointState};
 
@@ -21,9 +24,47 @@ pub const REPORT_FILE: &str = "audit-report.json";
 
 /// Flush on its own past this many pending day blocks, so memory stays bounded between flushes.
 const MAX_PENDING_BLOCKS: usize = 20_000;
+/// At most one warning about implausible readings per this long (the rest are counted in the next one).
+const WARN_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Rate-limited warnings about readings the engine refuses.
+#[derive(Default)]
+struct Refusals {
+    last_warned: Option<std::time::Instant>,
+    unreported: u64,
+    /// Readings refused since the engine opened.
+    total: u64,
+}
+
+impl Refusals {
+    fn refuse(&mut self, point: &str, ts_ms: i64, why: &Implausible) {
+        self.total += 1;
+        let due = self.last_warned.is_none_or(|t| t.elapsed() >= WARN_EVERY);
+        if !due {
+            self.unreported += 1;
+            return;
+        }
+        let ts = if ts_ms == i64::MIN || ts_ms == i64::MAX {
+            ts_ms.to_string()
+        } else {
+            format_ts_ms(ts_ms)
+        };
+        tracing::warn!(
+            point,
+            ts,
+            others = self.unreported,
+            "audit: reading of {point} at {ts} refused: {why} (not counted; {} other refusals since the last warning)",
+            self.unreported
+        );
+        self.last_warned = Some(std::time::Instant::now());
+        self.unreported = 0;
+    }
+}
 
 pub(crate) struct Slot {
     id: u32,
+    /// `meter.point`, for warnings.
+    name: String,
     tracker: Tracker,
     first: Option<(i64, f64)>,
     dirty: bool,
@@ -38,6 +79,9 @@ pub struct AuditEngine {
     slots: Vec<Slot>,
     pending: HashMap<(u32, i64), DayBlock>,
     report_file: PathBuf,
+    /// The clock readings are stamped with, for the plausible window; None: the system clock.
+    clock: Option<Clock>,
+    refusals: Refusals,
 }
 
 /// meter name -> point name -> index into the slots.
@@ -63,6 +107,7 @@ pub(crate) fn slots_for(
             by_point.insert(p.name.clone(), slots.len());
             slots.push(Slot {
                 id,
+                name,
                 tracker,
                 first: state.map(|s| (s.first_ts, s.first_value)),
                 dirty: false,
@@ -91,13 +136,34 @@ impl AuditEngine {
                 slots: Vec::new(),
                 pending: HashMap::new(),
                 report_file,
+                clock: None,
+                refusals: Refusals::default(),
             });
         };
         let grid = HourGrid::new(audit.timezone);
         let mut agg = Aggregates::open(db, &grid)?;
         let mut batch = sled::Batch::default();
-        let (meters, slots) = slots_for(plan, &mut agg, &mut batch)?;
+        let (meters, mut slots) = slots_for(plan, &mut agg, &mut batch)?;
         agg.apply(batch)?;
+        // A store that took a reading from far in the future (before readings were bounded) would refuse
+        // every later one as out of order: such a last reading is forgotten, the next one starts afresh.
+        let now = wall_ms();
+        for s in &mut slots {
+            if let Some(l) = s
+                .tracker
+                .last
+                .filter(|l| admit_ts(l.latest_ts(), now).is_err())
+            {
+                tracing::warn!(
+                    point = %s.name,
+                    "audit: the stored last reading of {} at {} is implausible; the next reading starts afresh",
+                    s.name,
+                    format_ts_ms(l.latest_ts())
+                );
+                s.tracker.last = None;
+                s.dirty = true;
+            }
+        }
         Ok(AuditEngine {
             plan: plan.clone(),
             grid,
@@ -106,7 +172,26 @@ impl AuditEngine {
             slots,
             pending: HashMap::new(),
             report_file,
+            clock: None,
+            refusals: Refusals::default(),
         })
+    }
+
+    /// Judge timestamps against this clock (the one readings are stamped with: a virtual clock in tests and
+    /// the demo) instead of the system clock.
+    #[cfg_attr(
+        not(test),
+        allow(dead_code, reason = "run.rs passes its virtual clock once merged")
+    )]
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Readings refused as implausible since the engine opened.
+    #[cfg_attr(not(test), allow(dead_code, reason = "for status and metrics"))]
+    pub fn refused(&self) -> u64 {
+        self.refusals.total
     }
 
     /// Feed one data message (a poll of one meter). Called for every message once durable, in seq order.
@@ -115,21 +200,44 @@ impl AuditEngine {
         let Some(points) = self.meters.get(&msg.meter) else {
             return Ok(());
         };
+        let now = self.clock.map_or_else(wall_ms, |c| c.now_ms());
         for pv in &msg.points {
             let Some(&i) = points.get(&pv.name) else {
                 continue;
             };
             let slot = &mut self.slots[i];
-            let value = if pv.quality == Quality::Good {
-                pv.value
-            } else {
-                None
+            if let Err(why) = admit_ts(msg.ts, now) {
+                // Not placeable in time at all: dropped, and the point's intervals go on from its last
+                // plausible reading.
+                self.refusals.refuse(&slot.name, msg.ts, &why);
+                continue;
+            }
+            let value = match pv.value.filter(|_| pv.quality == Quality::Good) {
+                Some(v) => match admit_value(v) {
+                    Ok(v) => Some(v),
+                    Err(why) => {
+                        // A reading was taken but its value cannot be believed: coverage breaks here.
+                        self.refusals.refuse(&slot.name, msg.ts, &why);
+                        None
+                    }
+                },
+                None => None,
             };
             let id = slot.id;
             let pending = &mut self.pending;
+            let long_gaps = slot.tracker.unapportioned;
             let r = slot.tracker.push(msg.ts, value, &self.grid, &mut |h, a| {
                 add_hour(pending, id, h, &a)
             });
+            if slot.tracker.unapportioned > long_gaps {
+                tracing::warn!(
+                    point = %slot.name,
+                    "audit: {} read at {} after more than 92 days without a reading: the consumption in between \
+                     is counted in this hour, not apportioned",
+                    slot.name,
+                    format_ts_ms(msg.ts)
+                );
+            }
             match r {
                 Pushed::Stale => {}
                 Pushed::First => {
@@ -231,6 +339,12 @@ impl HourlySource for Source<'_> {
             .hours(&p.qualified(), first_hour, out)
             .map_err(|e| format!("{e:#}"))
     }
+}
+
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Write a file by writing a temporary beside it and renaming it over.
@@ -486,5 +600,104 @@ production = {{ point = "packer.output", unit = "t" }}
         e.flush().unwrap();
         let err = e.report(0).unwrap_err().to_string();
         assert!(err.contains("no [audit] section"), "{err}");
+    }
+
+    /// A gateway that booted at 1970, a reading stamped 9999 and a value of 1e308: refused, each naming
+    /// the point; the store grows by a few chunks, and the totals are those of the plausible readings.
+    #[test]
+    fn implausible_readings_are_refused_and_bound_memory_and_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = plan(dir.path());
+        let db = crate::store::open_db(&dir.path().join("store")).unwrap();
+        let mut e = AuditEngine::open(&db, &plan).unwrap();
+        let hour = 3_600_000;
+        let now = wall_ms() / hour * hour;
+        let feed = |e: &mut AuditEngine, ts: i64, v: f64| {
+            e.ingest(&msg(1, ts, "power", &[("energy", Some(v))]))
+                .unwrap();
+        };
+        feed(&mut e, 0, 100.0); // 1970
+        feed(&mut e, now - 2 * hour, 5_000.0);
+        feed(&mut e, now - hour, 5_100.0);
+        feed(&mut e, 253_402_300_799_000, 6_000.0); // 9999-12-31
+        feed(&mut e, now, 5_200.0);
+        feed(&mut e, now + 60_000, 1e308);
+        feed(&mut e, now + 120_000, 5_300.0);
+        assert_eq!(e.refused(), 3);
+        assert!(e.pending.len() <= 2, "{} day blocks", e.pending.len());
+        e.flush().unwrap();
+        let agg = e.agg.as_ref().unwrap();
+        let chunks = agg.chunk_count();
+        assert!(chunks <= 2, "{chunks} chunks stored");
+        let first = e.grid.hour_index(now - 3 * hour);
+        let mut out = vec![HourAgg::default(); 5];
+        agg.hours("power.energy", first, &mut out).unwrap();
+        let total: f64 = out.iter().map(|h| h.sum).sum();
+        assert!((total - 300.0).abs() < 1e-9, "{total}");
+        // Restarted, the engine continues from the last plausible reading.
+        drop(e);
+        let mut e = AuditEngine::open(&db, &plan).unwrap();
+        feed(&mut e, now + hour, 5_400.0);
+        e.flush().unwrap();
+        e.agg
+            .as_ref()
+            .unwrap()
+            .hours("power.energy", first, &mut out)
+            .unwrap();
+        let total: f64 = out.iter().map(|h| h.sum).sum();
+        assert!((total - 400.0).abs() < 1e-9, "{total}");
+    }
+
+    /// Under a virtual clock (tests, the demo) the window follows that clock, not the system's.
+    #[test]
+    fn a_virtual_clock_sets_the_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = plan(dir.path());
+        let db = crate::store::open_db(&dir.path().join("store")).unwrap();
+        let t = plantmeter_common::model::parse_ts_ms("2040-01-01T00:00:00Z").unwrap();
+        let mut e = AuditEngine::open(&db, &plan)
+            .unwrap()
+            .with_clock(Clock::virtual_from(t, 1.0));
+        e.ingest(&msg(1, t, "power", &[("energy", Some(1.0))]))
+            .unwrap();
+        assert_eq!(e.refused(), 0);
+        let mut e = AuditEngine::open(&db, &plan).unwrap();
+        e.ingest(&msg(2, t + 1000, "power", &[("energy", Some(2.0))]))
+            .unwrap();
+        assert_eq!(e.refused(), 1);
+    }
+
+    /// A store poisoned by a far-future reading (written before readings were bounded) does not refuse
+    /// every later reading as out of order.
+    #[test]
+    fn a_stored_future_last_reading_is_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = plan(dir.path());
+        let db = crate::store::open_db(&dir.path().join("store")).unwrap();
+        let future = plantmeter_common::model::parse_ts_ms("9999-01-01T00:00:00Z").unwrap();
+        {
+            let mut e = AuditEngine::open(&db, &plan)
+                .unwrap()
+                .with_clock(Clock::virtual_from(future, 1.0));
+            e.ingest(&msg(1, future, "power", &[("energy", Some(1.0))]))
+                .unwrap();
+            e.flush().unwrap();
+        }
+        let mut e = AuditEngine::open(&db, &plan).unwrap();
+        let now = wall_ms();
+        e.ingest(&msg(2, now, "power", &[("energy", Some(10.0))]))
+            .unwrap();
+        e.ingest(&msg(3, now + 60_000, "power", &[("energy", Some(12.0))]))
+            .unwrap();
+        e.flush().unwrap();
+        let mut out = vec![HourAgg::default(); 3];
+        let h = e.grid.hour_index(now) - 1;
+        e.agg
+            .as_ref()
+            .unwrap()
+            .hours("power.energy", h, &mut out)
+            .unwrap();
+        let total: f64 = out.iter().map(|h| h.sum).sum();
+        assert!((total - 2.0).abs() < 1e-9, "{total}");
     }
 }

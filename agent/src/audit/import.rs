@@ -1,23 +1,36 @@
 //! `plantmeter import --config FILE --csv FILE`: historical readings into the audit's hourly aggregates.
 //!
-//! Every row is validated first; if any is bad nothing is imported and every bad row is reported as
-//! `FILE:LINE: message` (exit 2). Then each point's rows, sorted by time, go through the same interval engine
-//! as live readings, and the resulting day blocks and last readings are written in one atomic batch.
+//! Two streaming passes over the file, so that memory does not grow with it and nothing is half-imported:
+//! 1. **validate**: every row is read (CSV as RFC 4180 through the `csv` crate: quoted fields, CRLF, a
+//!    BOM) and checked: known `meter.point`, a timestamp (RFC 3339, or local `YYYY-MM-DD HH:MM[:SS]` /
+//!    `YYYY-MM-DDTHH:MM[:SS]` in `[audit] timezone`) from 2000-01-01 to a day ahead of now, a finite value
+//!    of magnitude at most 1e12, rows of one point in time order. Only a few numbers per point are kept.
+//!    Any bad row: the first [`MAX_ERRORS_SHOWN`] are listed as `FILE:LINE: message`, the rest counted,
+//!    nothing is imported (exit 2). A line longer than [`MAX_LINE_BYTES`] is reported by its number, never
+//!    echoed, and never held in memory whole.
+//! 2. **import**: the file is read again and each point's rows go through the same interval engine as live
+//!    readings; finished chunks of hourly aggregates are encoded as they complete, and all of them and the
+//!    last readings are written in one atomic batch at the end.
+//!
 //! A point's rows must lie entirely before or entirely after what the store already holds of it, so an import
-//! can fill history before the agent started, or continue after it, but never count a period twice.
+//! can fill history before the agent started, or continue after it, but never count a period twice. Rows equal
+//! to the previous row of their point are skipped; the same instant with another value is a conflict. A file
+//! imported again changes nothing: each point remembers the span and a digest of the rows it was given.
 
-use std::collections::HashMap;
-use std::io::IsTerminal;
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use chrono::{FixedOffset, NaiveDateTime, TimeZone};
 use indicatif::{ProgressBar, ProgressStyle};
-use plantmeter_common::audit::hourly::{DayBlock, HourGrid};
-use plantmeter_common::audit::intervals::{gap_threshold_ms, Tracker};
-use plantmeter_common::model::{format_ts_ms, parse_ts_ms};
+use plantmeter_common::audit::hourly::{Chunk, DayBlock, HourAgg, HourGrid};
+use plantmeter_common::audit::intervals::{admit_ts, admit_value, gap_threshold_ms, Tracker};
+use plantmeter_common::model::format_ts_ms;
 use plantmeter_common::plan::Plan;
 
-use super::aggregates::{Aggregates, PointState};
+use super::aggregates::{Aggregates, ImportRecord, PointState};
 use crate::exit::BadInput;
 
 #[derive(clap::Args)]
@@ -32,20 +45,30 @@ pub struct ImportArgs {
 /// The exact header of an import file.
 pub const HEADER: &str = "ts,meter,point,value";
 /// At most this many bad rows are listed; the rest are counted.
-pub const MAX_ERRORS_SHOWN: usize = 50;
+pub const MAX_ERRORS_SHOWN: usize = 20;
+/// A physical line longer than this (bytes) is an error by itself: no row of `ts,meter,point,value` is
+/// near it, and it is neither echoed nor read into memory whole.
+pub const MAX_LINE_BYTES: usize = 4096;
+/// A bad cell is quoted in an error up to this many characters.
+const MAX_ECHO_CHARS: usize = 40;
+/// Intervals kept per point to judge its cadence (median) in the validating pass.
+const CADENCE_SAMPLES: usize = 1024;
 
 pub fn main(args: ImportArgs) -> anyhow::Result<()> {
     let plan = load_plan(&args.config)?;
-    let bytes = std::fs::read(&args.csv).map_err(|e| {
-        anyhow::Error::new(BadInput(format!(
-            "{}: cannot read: {e}",
-            args.csv.display()
-        )))
-    })?;
     let progress = std::io::stderr().is_terminal();
-    let parsed = parse(&plan, &args.csv, &bytes, progress)?;
+    let now = wall_ms();
+    let checked = validate(&plan, &args.csv, now, progress)?;
     let db = open_store(&plan.gateway.data_dir)?;
-    let s = import(&db, &plan, &args.csv, parsed, progress)?;
+    let s = import(&db, &plan, &args.csv, checked, now, progress)?;
+    if s.rows == 0 {
+        println!(
+            "nothing to import: the {} rows of {} were imported before; the store is unchanged",
+            s.already,
+            args.csv.display()
+        );
+        return Ok(());
+    }
     println!(
         "imported {} rows ({} missing values) of {} points from {} to {}: {} hourly aggregates in {}",
         s.rows,
@@ -56,7 +79,25 @@ pub fn main(args: ImportArgs) -> anyhow::Result<()> {
         s.hours,
         plan.gateway.data_dir.display()
     );
+    if s.repeated > 0 {
+        println!(
+            "{} rows equal to the row before them of their point were skipped",
+            s.repeated
+        );
+    }
+    if s.already > 0 {
+        println!(
+            "{} rows of points imported before from the same rows were skipped",
+            s.already
+        );
+    }
     Ok(())
+}
+
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Load and validate the config; errors exit 2.
@@ -87,27 +128,579 @@ pub fn open_store(dir: &Path) -> anyhow::Result<sled::Db> {
     })
 }
 
-/// One row of one point.
-#[derive(Debug, Clone, Copy)]
+/// The first bad rows of a file, and how many more.
+struct Errors {
+    file: String,
+    shown: Vec<String>,
+    more: u64,
+}
+
+impl Errors {
+    fn new(file: &Path) -> Errors {
+        Errors {
+            file: file.display().to_string(),
+            shown: Vec::new(),
+            more: 0,
+        }
+    }
+
+    fn push(&mut self, line: u64, msg: impl std::fmt::Display) {
+        if self.shown.len() < MAX_ERRORS_SHOWN {
+            self.shown.push(format!("{}:{line}: {msg}", self.file));
+        } else {
+            self.more += 1;
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.shown.is_empty()
+    }
+
+    fn into_error(self) -> anyhow::Error {
+        let total = self.shown.len() as u64 + self.more;
+        let mut msg = self.shown;
+        if self.more > 0 {
+            msg.push(format!(
+                "... and {} more bad rows ({total} in all); nothing was imported",
+                self.more
+            ));
+        } else {
+            msg.push(format!(
+                "{total} bad row{}; nothing was imported",
+                if total == 1 { "" } else { "s" }
+            ));
+        }
+        anyhow::Error::new(BadInput(msg.join("\n")))
+    }
+}
+
+/// A cell quoted in an error: at most [`MAX_ECHO_CHARS`] characters, control characters escaped.
+fn echo(cell: &[u8]) -> String {
+    let s = String::from_utf8_lossy(cell);
+    let mut out: String = s
+        .chars()
+        .take(MAX_ECHO_CHARS)
+        .flat_map(char::escape_debug)
+        .collect();
+    if s.chars().nth(MAX_ECHO_CHARS).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+/// Why the guard flagged a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flag {
+    /// Longer than [`MAX_LINE_BYTES`]: cut.
+    Long,
+    /// A quote still open at its end: closed there, since no field of an import file spans lines (an
+    /// unclosed quote would otherwise swallow the rest of the file into one record).
+    OpenQuote,
+}
+
+impl Flag {
+    fn message(self) -> String {
+        match self {
+            Flag::Long => format!("line longer than {MAX_LINE_BYTES} bytes (not shown)"),
+            Flag::OpenQuote => "a quoted field is not closed on its line".to_string(),
+        }
+    }
+}
+
+/// The reader under the CSV parser: drops a leading UTF-8 BOM, cuts every physical line longer than
+/// [`MAX_LINE_BYTES`] down to that length and closes a quote left open at the end of a line, noting the
+/// line's number, so that no record is longer than a line of 4 KiB (a 50 MB line costs no memory).
+struct Guard<R> {
+    inner: R,
+    buf: Vec<u8>,
+    start: bool,
+    /// Bytes of the current line passed on so far.
+    col: usize,
+    /// 1-based number of the current line.
+    line: u64,
+    /// Inside a line that is too long: dropping bytes up to its newline.
+    cutting: bool,
+    quoted: bool,
+    /// A byte that did not fit the caller's buffer.
+    carry: Option<u8>,
+    /// Lines flagged, not yet taken by the parser's consumer (a few at most: the parser reads ahead by one
+    /// buffer only, and each flagged line passes on at least a byte).
+    flagged: std::collections::VecDeque<(u64, Flag)>,
+}
+
+impl<R: Read> Guard<R> {
+    fn new(inner: R) -> Guard<R> {
+        Guard {
+            inner,
+            buf: vec![0; 64 * 1024],
+            start: true,
+            col: 0,
+            line: 1,
+            cutting: false,
+            quoted: false,
+            carry: None,
+            flagged: std::collections::VecDeque::new(),
+        }
+    }
+}
+
+impl<R: Read> Read for Guard<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        if let Some(b) = self.carry.take() {
+            out[0] = b;
+            return Ok(1);
+        }
+        loop {
+            // Closing a quote adds a byte per newline: read at most half of what fits (a byte that does
+            // not fit all the same, when `out` is one byte, waits in `carry`).
+            let want = (out.len() / 2).clamp(1, self.buf.len());
+            let n = self.inner.read(&mut self.buf[..want])?;
+            if n == 0 {
+                return Ok(0);
+            }
+            let mut input = &self.buf[..n];
+            if self.start {
+                // A BOM split over two reads is not worth handling: the first read is kilobytes.
+                if let Some(rest) = input.strip_prefix(b"\xEF\xBB\xBF") {
+                    input = rest;
+                }
+                self.start = false;
+            }
+            let mut w = 0;
+            let put = |out: &mut [u8], w: &mut usize, b: u8, carry: &mut Option<u8>| {
+                if *w < out.len() {
+                    out[*w] = b;
+                    *w += 1;
+                } else {
+                    *carry = Some(b);
+                }
+            };
+            for seg in input.split_inclusive(|&b| b == b'\n') {
+                let (body, newline) = match seg.split_last() {
+                    Some((b'\n', body)) => (body, true),
+                    _ => (seg, false),
+                };
+                if !self.cutting {
+                    let room = MAX_LINE_BYTES - self.col;
+                    let part = &body[..body.len().min(room)];
+                    // Fits: at most half of `out` was read, and every newline adds at most one byte.
+                    out[w..w + part.len()].copy_from_slice(part);
+                    w += part.len();
+                    self.col += part.len();
+                    self.quoted ^= part.iter().filter(|&&b| b == b'"').count() % 2 == 1;
+                    if body.len() > room {
+                        self.cutting = true;
+                        self.flagged.push_back((self.line, Flag::Long));
+                    }
+                }
+                if newline {
+                    if self.quoted {
+                        put(out, &mut w, b'"', &mut self.carry);
+                        if !self.cutting {
+                            self.flagged.push_back((self.line, Flag::OpenQuote));
+                        }
+                    }
+                    self.line += 1;
+                    self.col = 0;
+                    self.cutting = false;
+                    self.quoted = false;
+                    put(out, &mut w, b'\n', &mut self.carry);
+                }
+            }
+            if w > 0 {
+                return Ok(w);
+            }
+        }
+    }
+}
+
+/// Timestamps of a file: RFC 3339, or local date and time in the audit's timezone.
+fn parse_ts(s: &str, tz: FixedOffset) -> Option<i64> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Some(t.timestamp_millis());
+    }
+    const LOCAL: [&str; 4] = [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M",
+    ];
+    LOCAL.iter().find_map(|f| {
+        let naive = NaiveDateTime::parse_from_str(s, f).ok()?;
+        tz.from_local_datetime(&naive)
+            .single()
+            .map(|t| t.timestamp_millis())
+    })
+}
+
+/// One good row.
+#[derive(Debug, Clone, Copy, PartialEq)]
 struct Row {
+    /// Index of the point in `plan.meters()` / points order.
+    point: usize,
     ts: i64,
     /// None when the value cell is empty (a missing reading).
     value: Option<f64>,
-    line: u32,
+    line: u64,
 }
 
-/// Validated rows, per point of the plan (in `plan.meters()` / points order).
-pub struct Parsed {
-    rows: Vec<Vec<Row>>,
-    count: usize,
-    missing: usize,
+/// What one pass sees of a row.
+enum Seen {
+    Row(Row),
+    /// An empty line.
+    Blank,
+    Bad(u64, String),
+}
+
+/// Reads the rows of a file, each checked on its own (the checks across rows are the caller's).
+struct Rows<'p> {
+    csv: csv::Reader<Guard<File>>,
+    record: csv::ByteRecord,
+    index: HashMap<&'p str, HashMap<&'p str, usize>>,
+    names: Vec<String>,
+    tz: FixedOffset,
+    now_ms: i64,
+    cache: (Vec<u8>, i64),
+    /// Bytes read so far (for progress).
+    done: u64,
+    eof: bool,
+}
+
+impl<'p> Rows<'p> {
+    /// Open a file and check its header.
+    fn open(plan: &'p Plan, file: &Path, now_ms: i64) -> anyhow::Result<Rows<'p>> {
+        let f = File::open(file).map_err(|e| {
+            anyhow::Error::new(BadInput(format!("{}: cannot read: {e}", file.display())))
+        })?;
+        let tz = plan
+            .audit
+            .as_ref()
+            .map(|a| a.timezone)
+            .ok_or_else(|| anyhow::anyhow!("no [audit] section"))?;
+        let mut index: HashMap<&str, HashMap<&str, usize>> = HashMap::new();
+        let mut names = Vec::new();
+        for m in plan.meters() {
+            let e = index.entry(m.name.as_str()).or_default();
+            for p in &m.points {
+                e.insert(p.name.as_str(), names.len());
+                names.push(format!("{}.{}", m.name, p.name));
+            }
+        }
+        let mut csv = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(Guard::new(f));
+        let mut record = csv::ByteRecord::new();
+        let header_ok = match csv.read_byte_record(&mut record) {
+            Ok(true) => {
+                record.trim();
+                record.len() == 4 && record.iter().eq(HEADER.split(',').map(str::as_bytes))
+            }
+            _ => false,
+        };
+        let header_flagged = csv.get_ref().flagged.front().is_some_and(|f| f.0 == 1);
+        if !header_ok || header_flagged {
+            let found = if header_flagged {
+                format!("a line over {MAX_LINE_BYTES} bytes or with an open quote")
+            } else {
+                format!(
+                    "`{}`",
+                    echo(&record.iter().collect::<Vec<_>>().join(&b","[..]))
+                )
+            };
+            return Err(anyhow::Error::new(BadInput(format!(
+                "{}:1: the header must be exactly `{HEADER}`, found {found}; nothing was imported",
+                file.display()
+            ))));
+        }
+        Ok(Rows {
+            csv,
+            record,
+            index,
+            names,
+            tz,
+            now_ms,
+            cache: (Vec::new(), 0),
+            done: 0,
+            eof: false,
+        })
+    }
+
+    /// The next row, blank line or bad row; None at the end of the file.
+    fn next(&mut self) -> Option<Seen> {
+        // Lines found too long before the record about to be read are reported first, by number.
+        let next_line = self.csv.position().line();
+        if let Some(&(l, flag)) = self.csv.get_ref().flagged.front() {
+            if l < next_line || self.eof {
+                self.csv.get_mut().flagged.pop_front();
+                return Some(Seen::Bad(l, flag.message()));
+            }
+        }
+        if self.eof {
+            return None;
+        }
+        let ok = match self.csv.read_byte_record(&mut self.record) {
+            Ok(ok) => ok,
+            Err(e) => {
+                let line = e.position().map_or(next_line, csv::Position::line);
+                self.eof = true;
+                let why = match e.kind() {
+                    csv::ErrorKind::Io(e) => format!("cannot read: {e}"),
+                    _ => "not a CSV row".to_string(),
+                };
+                return Some(Seen::Bad(line, why));
+            }
+        };
+        self.done = self.csv.position().byte();
+        if !ok {
+            self.eof = true;
+            return self.next();
+        }
+        let line = self
+            .record
+            .position()
+            .map_or(next_line, csv::Position::line);
+        if let Some(&(l, flag)) = self.csv.get_ref().flagged.front() {
+            if l == line {
+                self.csv.get_mut().flagged.pop_front();
+                return Some(Seen::Bad(line, flag.message()));
+            }
+        }
+        Some(match self.row(line) {
+            Ok(Some(r)) => Seen::Row(r),
+            Ok(None) => Seen::Blank,
+            Err(msg) => Seen::Bad(line, msg),
+        })
+    }
+
+    fn row(&mut self, line: u64) -> Result<Option<Row>, String> {
+        let r = &self.record;
+        // Fields trimmed in place (`ByteRecord::trim` allocates a new record for every row).
+        let field = |i: usize| r.get(i).unwrap_or_default().trim_ascii();
+        if r.is_empty() || (r.len() == 1 && field(0).is_empty()) {
+            return Ok(None);
+        }
+        if r.len() != 4 {
+            return Err(format!("expected 4 fields `{HEADER}`, found {}", r.len()));
+        }
+        let text = utf8;
+        let ts_cell = field(0);
+        let ts = if ts_cell == self.cache.0.as_slice() {
+            self.cache.1
+        } else {
+            let t = parse_ts(text(ts_cell)?, self.tz).ok_or_else(|| {
+                format!(
+                    "bad timestamp `{}` (RFC 3339, e.g. 2025-01-01T08:00:00+08:00, or local 2025-01-01 08:00[:00])",
+                    echo(ts_cell)
+                )
+            })?;
+            self.cache.0.clear();
+            self.cache.0.extend_from_slice(ts_cell);
+            self.cache.1 = t;
+            t
+        };
+        let (meter, point) = (text(field(1))?, text(field(2))?);
+        let points = self
+            .index
+            .get(meter)
+            .ok_or_else(|| format!("unknown meter `{}`", echo(meter.as_bytes())))?;
+        let &pi = points.get(point).ok_or_else(|| {
+            format!(
+                "unknown point `{}.{}`",
+                echo(meter.as_bytes()),
+                echo(point.as_bytes())
+            )
+        })?;
+        let name = &self.names[pi];
+        if let Err(why) = admit_ts(ts, self.now_ms) {
+            return Err(format!("{name}: timestamp `{}` {why}", echo(ts_cell)));
+        }
+        let value_cell = field(3);
+        let value = if value_cell.is_empty() {
+            None
+        } else {
+            let v: f64 = text(value_cell)?
+                .parse()
+                .map_err(|_| format!("bad number `{}` for {name}", echo(value_cell)))?;
+            match admit_value(v) {
+                Ok(v) => Some(v),
+                Err(_) => {
+                    return Err(format!(
+                        "{name}: value `{}` is not finite or beyond ±1e12",
+                        echo(value_cell)
+                    ))
+                }
+            }
+        };
+        Ok(Some(Row {
+            point: pi,
+            ts,
+            value,
+            line,
+        }))
+    }
+}
+
+fn utf8(b: &[u8]) -> Result<&str, String> {
+    std::str::from_utf8(b).map_err(|_| format!("`{}` is not UTF-8 text", echo(b)))
+}
+
+/// What the validating pass keeps of a point: a few numbers, whatever the file's size.
+#[derive(Debug, Clone, Default)]
+struct PointScan {
+    first: Option<(i64, u64)>,
+    last: Option<Row>,
+    rows: u64,
+    intervals: Vec<i64>,
+    /// FNV-1a of the point's rows (ts, value), to recognise a file imported again.
+    digest: u64,
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// How one row relates to the previous row of its point (both passes judge alike).
+enum Order {
+    New,
+    /// Equal to the previous row: skipped.
+    Repeated,
+    Bad(String),
+}
+
+fn order(prev: Option<&Row>, r: &Row, name: &str) -> Order {
+    let Some(p) = prev else {
+        return Order::New;
+    };
+    if r.ts > p.ts {
+        Order::New
+    } else if r.ts == p.ts && r.value.map(f64::to_bits) == p.value.map(f64::to_bits) {
+        Order::Repeated
+    } else if r.ts == p.ts {
+        Order::Bad(format!(
+            "{name} has another reading at {} (line {})",
+            format_ts_ms(r.ts),
+            p.line
+        ))
+    } else {
+        Order::Bad(format!(
+            "{name}: {} is before the row of line {} ({}); the rows of a point must come in time order",
+            format_ts_ms(r.ts),
+            p.line,
+            format_ts_ms(p.ts)
+        ))
+    }
+}
+
+/// A file that validated: what the import needs of it per point.
+pub struct Checked {
+    points: Vec<PointScan>,
+    rows: u64,
+    repeated: u64,
+}
+
+fn bar(progress: bool, len: u64, what: &str) -> Option<ProgressBar> {
+    progress.then(|| {
+        let b = ProgressBar::new(len);
+        b.set_style(
+            ProgressStyle::with_template(&format!(
+                "{what} {{bar:40}} {{bytes}}/{{total_bytes}} {{eta}}"
+            ))
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        b
+    })
+}
+
+/// The validating pass: every row of the file checked against the plan, in bounded memory.
+pub fn validate(plan: &Plan, file: &Path, now_ms: i64, progress: bool) -> anyhow::Result<Checked> {
+    let mut rows = Rows::open(plan, file, now_ms)?;
+    let size = std::fs::metadata(file).map_or(0, |m| m.len());
+    let bar = bar(progress, size, "checking");
+    let mut points = vec![PointScan::default(); rows.names.len()];
+    let mut errors = Errors::new(file);
+    let (mut count, mut repeated) = (0u64, 0u64);
+    let mut n = 0u64;
+    while let Some(seen) = rows.next() {
+        n += 1;
+        if let (Some(b), true) = (&bar, n.is_multiple_of(65_536)) {
+            b.set_position(rows.done);
+        }
+        let r = match seen {
+            Seen::Row(r) => r,
+            Seen::Blank => continue,
+            Seen::Bad(line, msg) => {
+                errors.push(line, msg);
+                continue;
+            }
+        };
+        let p = &mut points[r.point];
+        match order(p.last.as_ref(), &r, &rows.names[r.point]) {
+            Order::New => {}
+            Order::Repeated => {
+                repeated += 1;
+                continue;
+            }
+            Order::Bad(msg) => {
+                errors.push(r.line, msg);
+                continue;
+            }
+        }
+        if let Some(l) = &p.last {
+            if p.intervals.len() < CADENCE_SAMPLES {
+                p.intervals.push(r.ts - l.ts);
+            }
+        }
+        p.first.get_or_insert((r.ts, r.line));
+        p.last = Some(r);
+        if p.rows == 0 {
+            p.digest = FNV_OFFSET;
+        }
+        p.rows += 1;
+        p.digest = fnv(
+            fnv(p.digest, &r.ts.to_le_bytes()),
+            &r.value.map_or([0xff; 8], |v| v.to_bits().to_le_bytes()),
+        );
+        count += 1;
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    if !errors.is_empty() {
+        return Err(errors.into_error());
+    }
+    if count == 0 {
+        return Err(anyhow::Error::new(BadInput(format!(
+            "{}: no rows after the header; nothing was imported",
+            file.display()
+        ))));
+    }
+    Ok(Checked {
+        points,
+        rows: count,
+        repeated,
+    })
 }
 
 /// What an import did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Summary {
-    pub rows: usize,
-    pub missing: usize,
+    /// Rows imported.
+    pub rows: u64,
+    pub missing: u64,
+    /// Rows equal to the previous row of their point, skipped.
+    pub repeated: u64,
+    /// Rows of points whose very rows had been imported before, skipped.
+    pub already: u64,
     pub points: usize,
     pub first_ts: i64,
     pub last_ts: i64,
@@ -115,200 +708,8 @@ pub struct Summary {
     pub hours: usize,
 }
 
-fn bad(errors: Vec<(u32, String)>) -> anyhow::Error {
-    let mut errors = errors;
-    errors.sort_by_key(|e| e.0);
-    let total = errors.len();
-    let mut msg: Vec<String> = errors
-        .into_iter()
-        .take(MAX_ERRORS_SHOWN)
-        .map(|e| e.1)
-        .collect();
-    if total > MAX_ERRORS_SHOWN {
-        msg.push(format!(
-            "... and {} more bad rows ({total} in all); nothing was imported",
-            total - MAX_ERRORS_SHOWN
-        ));
-    } else {
-        msg.push(format!(
-            "{total} bad row{}; nothing was imported",
-            if total == 1 { "" } else { "s" }
-        ));
-    }
-    anyhow::Error::new(BadInput(msg.join("\n")))
-}
-
-/// Validate every row of a CSV file against the plan.
-pub fn parse(plan: &Plan, file: &Path, bytes: &[u8], progress: bool) -> anyhow::Result<Parsed> {
-    let f = file.display();
-    let text = match std::str::from_utf8(bytes) {
-        Ok(t) => t,
-        Err(e) => {
-            let line = bytes[..e.valid_up_to()]
-                .iter()
-                .filter(|b| **b == b'\n')
-                .count()
-                + 1;
-            return Err(bad(vec![(
-                line as u32,
-                format!("{f}:{line}: not UTF-8 text"),
-            )]));
-        }
-    };
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut index: HashMap<&str, HashMap<&str, usize>> = HashMap::new();
-    let mut n_points = 0;
-    for m in plan.meters() {
-        let e = index.entry(m.name.as_str()).or_default();
-        for p in &m.points {
-            e.insert(p.name.as_str(), n_points);
-            n_points += 1;
-        }
-    }
-    let mut rows: Vec<Vec<Row>> = vec![Vec::new(); n_points];
-    let mut errors: Vec<(u32, String)> = Vec::new();
-    let mut lines = text.split('\n');
-    let header = lines.next().unwrap_or("").trim_end_matches('\r').trim();
-    if header != HEADER {
-        return Err(bad(vec![(
-            1,
-            format!("{f}:1: the header must be exactly `{HEADER}`, found `{header}`"),
-        )]));
-    }
-    let bar = progress.then(|| {
-        let b = ProgressBar::new(text.len() as u64);
-        b.set_style(
-            ProgressStyle::with_template("checking {bar:40} {bytes}/{total_bytes} {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        b
-    });
-    let (mut count, mut missing) = (0usize, 0usize);
-    let mut last_ts_str = "";
-    let mut last_ts = 0i64;
-    let mut done_bytes = header.len() + 1;
-    for (i, raw) in lines.enumerate() {
-        let line_no = (i + 2) as u32;
-        done_bytes += raw.len() + 1;
-        if let Some(b) = &bar {
-            if line_no.is_multiple_of(65_536) {
-                b.set_position(done_bytes as u64);
-            }
-        }
-        let line = raw.strip_suffix('\r').unwrap_or(raw);
-        if line.trim().is_empty() {
-            continue;
-        }
-        let mut it = line.splitn(5, ',');
-        let (Some(ts), Some(meter), Some(point), Some(value), None) =
-            (it.next(), it.next(), it.next(), it.next(), it.next())
-        else {
-            let n = line.split(',').count();
-            errors.push((
-                line_no,
-                format!("{f}:{line_no}: expected 4 fields `{HEADER}`, found {n}"),
-            ));
-            continue;
-        };
-        let ts = ts.trim();
-        let t = if ts == last_ts_str {
-            Some(last_ts)
-        } else {
-            parse_ts_ms(ts)
-        };
-        let Some(t) = t else {
-            errors.push((
-                line_no,
-                format!("{f}:{line_no}: bad timestamp `{ts}` (RFC 3339, e.g. 2025-01-01T08:00:00+08:00)"),
-            ));
-            continue;
-        };
-        last_ts_str = ts;
-        last_ts = t;
-        let (meter, point) = (meter.trim(), point.trim());
-        let Some(points) = index.get(meter) else {
-            errors.push((line_no, format!("{f}:{line_no}: unknown meter `{meter}`")));
-            continue;
-        };
-        let Some(&pi) = points.get(point) else {
-            errors.push((
-                line_no,
-                format!("{f}:{line_no}: unknown point `{meter}.{point}`"),
-            ));
-            continue;
-        };
-        let value = value.trim();
-        let v = if value.is_empty() {
-            missing += 1;
-            None
-        } else {
-            match value.parse::<f64>() {
-                Ok(v) if v.is_finite() => Some(v),
-                _ => {
-                    errors.push((
-                        line_no,
-                        format!("{f}:{line_no}: bad number `{value}` for {meter}.{point}"),
-                    ));
-                    continue;
-                }
-            }
-        };
-        rows[pi].push(Row {
-            ts: t,
-            value: v,
-            line: line_no,
-        });
-        count += 1;
-    }
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
-    // Per point: sort by time (files are usually sorted already), then no two readings at one instant.
-    let names: Vec<String> = plan
-        .meters()
-        .flat_map(|m| {
-            m.points
-                .iter()
-                .map(move |p| format!("{}.{}", m.name, p.name))
-        })
-        .collect();
-    for (pi, r) in rows.iter_mut().enumerate() {
-        if !r.windows(2).all(|w| w[0].ts <= w[1].ts) {
-            r.sort_by_key(|x| (x.ts, x.line));
-        }
-        for w in r.windows(2) {
-            if w[0].ts == w[1].ts {
-                errors.push((
-                    w[1].line,
-                    format!(
-                        "{f}:{}: {} has another reading at {} (line {})",
-                        w[1].line,
-                        names[pi],
-                        format_ts_ms(w[1].ts),
-                        w[0].line
-                    ),
-                ));
-            }
-        }
-    }
-    if !errors.is_empty() {
-        return Err(bad(errors));
-    }
-    if count == 0 {
-        return Err(anyhow::Error::new(BadInput(format!(
-            "{f}: no rows after the header; nothing was imported"
-        ))));
-    }
-    Ok(Parsed {
-        rows,
-        count,
-        missing,
-    })
-}
-
-/// The median interval between a point's rows (ms), the cadence its gaps are judged by.
-fn median_interval(rows: &[Row]) -> i64 {
-    let mut d: Vec<i64> = rows.windows(2).map(|w| w[1].ts - w[0].ts).collect();
+/// The median of a point's sampled intervals (ms), the cadence its gaps are judged by.
+fn median(d: &mut [i64]) -> i64 {
     if d.is_empty() {
         return 0;
     }
@@ -316,12 +717,63 @@ fn median_interval(rows: &[Row]) -> i64 {
     *d.select_nth_unstable(mid).1
 }
 
-/// Import validated rows into the store (one atomic batch).
+/// Hourly contributions of one point not yet encoded: chunks still open, keyed by chunk number.
+#[derive(Default)]
+struct Open {
+    chunks: BTreeMap<i64, Chunk>,
+    hours: usize,
+}
+
+impl Open {
+    fn add(&mut self, h: i64, a: &HourAgg) {
+        let (c, d) = Chunk::locate(HourGrid::day_of_hour(h));
+        self.chunks.entry(c).or_default().0[d].0[h.rem_euclid(24) as usize].merge(a);
+    }
+
+    /// Merge the chunks before `keep_from` (all with None) with what the store holds, into `batch`.
+    fn close(
+        &mut self,
+        agg: &Aggregates,
+        batch: &mut sled::Batch,
+        id: u32,
+        keep_from: Option<i64>,
+    ) -> anyhow::Result<()> {
+        let rest = match keep_from {
+            Some(c) => self.chunks.split_off(&c),
+            None => BTreeMap::new(),
+        };
+        let done = std::mem::replace(&mut self.chunks, rest);
+        for (c, chunk) in &done {
+            self.hours += chunk
+                .0
+                .iter()
+                .flat_map(|d| d.0.iter())
+                .filter(|h| !h.is_empty())
+                .count();
+            let days = chunk
+                .0
+                .iter()
+                .enumerate()
+                .map(|(i, d): (usize, &DayBlock)| {
+                    (
+                        c * plantmeter_common::audit::hourly::CHUNK_DAYS + i as i64,
+                        d,
+                    )
+                });
+            agg.merge_days(batch, id, days)?;
+        }
+        Ok(())
+    }
+}
+
+/// The importing pass: the file read again, each point's rows through the interval engine, one atomic
+/// batch. Points whose rows were imported before (same span and digest) are left as they are.
 pub fn import(
     db: &sled::Db,
     plan: &Plan,
     file: &Path,
-    parsed: Parsed,
+    checked: Checked,
+    now_ms: i64,
     progress: bool,
 ) -> anyhow::Result<Summary> {
     let audit = plan
@@ -331,105 +783,169 @@ pub fn import(
     let grid = HourGrid::new(audit.timezone);
     let mut agg = Aggregates::open(db, &grid)?;
     let mut batch = sled::Batch::default();
-    let points: Vec<(String, &plantmeter_common::plan::Point, u32)> = plan
-        .meters()
-        .flat_map(|m| {
-            m.points
-                .iter()
-                .map(move |p| (format!("{}.{}", m.name, p.name), p))
-        })
-        .map(|(n, p)| {
-            let id = agg.id(&n, &mut batch);
-            (n, p, id)
-        })
-        .collect();
+    let mut rows = Rows::open(plan, file, now_ms)?;
+    let ids: Vec<u32> = rows.names.iter().map(|n| agg.id(n, &mut batch)).collect();
 
     // Where each point's rows go relative to what the store holds; overlaps are refused before writing.
-    let mut states = Vec::with_capacity(points.len());
-    let mut errors = Vec::new();
-    for ((name, _, id), rows) in points.iter().zip(&parsed.rows) {
-        let st = agg.state(*id)?;
-        if let (Some(s), Some(first), Some(last)) = (st, rows.first(), rows.last()) {
-            if !(first.ts > s.last.latest_ts() || last.ts < s.first_ts) {
-                errors.push((
-                    first.line,
-                    format!(
-                        "{}:{}: {name}: rows from {} to {} overlap the readings the store already holds ({} to {}); \
-                         import only readings before the first or after the last",
-                        file.display(),
-                        first.line,
-                        format_ts_ms(first.ts),
-                        format_ts_ms(last.ts),
-                        format_ts_ms(s.first_ts),
-                        format_ts_ms(s.last.latest_ts())
-                    ),
-                ));
-            }
-        }
-        states.push(st);
-    }
-    if !errors.is_empty() {
-        return Err(bad(errors));
-    }
-
-    let bar = progress.then(|| {
-        let b = ProgressBar::new(parsed.count as u64);
-        b.set_style(
-            ProgressStyle::with_template("importing {bar:40} {pos}/{len} rows {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        b
-    });
+    let mut errors = Errors::new(file);
+    let mut states = Vec::with_capacity(ids.len());
+    let mut skip = vec![false; ids.len()];
     let mut summary = Summary {
-        rows: parsed.count,
-        missing: parsed.missing,
+        rows: 0,
+        missing: 0,
+        repeated: checked.repeated,
+        already: 0,
         points: 0,
         first_ts: i64::MAX,
         last_ts: i64::MIN,
         hours: 0,
     };
-    for (((_, point, id), rows), st) in points.iter().zip(&parsed.rows).zip(&states) {
-        let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+    for (i, (&id, p)) in ids.iter().zip(&checked.points).enumerate() {
+        let st = agg.state(id)?;
+        states.push(st);
+        let (Some((first, line)), Some(last)) = (p.first, p.last) else {
             continue;
         };
-        summary.points += 1;
-        summary.first_ts = summary.first_ts.min(first.ts);
-        summary.last_ts = summary.last_ts.max(last.ts);
-        let after = st.filter(|s| first.ts > s.last.latest_ts());
-        let before = st.filter(|s| last.ts < s.first_ts);
-        let mut tracker = Tracker::new(
-            point.kind,
-            point.rollover,
-            gap_threshold_ms(median_interval(rows)),
-        );
-        tracker.last = after.map(|s| s.last);
-        let lo = after.map_or(first.ts, |s| s.last.ts_ms);
-        let hi = before.map_or(last.ts, |s| s.first_ts);
-        let d0 = HourGrid::day_of_hour(grid.hour_index(lo));
-        let d1 = HourGrid::day_of_hour(grid.hour_index(hi));
-        let mut blocks = vec![DayBlock::default(); (d1 - d0 + 1) as usize];
-        let mut add = |h: i64, a: plantmeter_common::audit::hourly::HourAgg| {
-            let i = (HourGrid::day_of_hour(h) - d0) as usize;
-            if let Some(b) = blocks.get_mut(i) {
-                b.0[h.rem_euclid(24) as usize].merge(&a);
+        let record = ImportRecord {
+            first_ts: first,
+            last_ts: last.ts,
+            digest: p.digest,
+        };
+        if agg.import_record(id)? == Some(record) {
+            skip[i] = true;
+            summary.already += p.rows;
+            continue;
+        }
+        if let Some(s) = st {
+            if !(first > s.last.latest_ts() || last.ts < s.first_ts) {
+                errors.push(
+                    line,
+                    format!(
+                        "{}: rows from {} to {} overlap the readings the store already holds ({} to {}); \
+                         import only readings before the first or after the last",
+                        rows.names[i],
+                        format_ts_ms(first),
+                        format_ts_ms(last.ts),
+                        format_ts_ms(s.first_ts),
+                        format_ts_ms(s.last.latest_ts())
+                    ),
+                );
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors.into_error());
+    }
+
+    struct Point {
+        tracker: Tracker,
+        open: Open,
+        prev: Option<Row>,
+        first_good: Option<(i64, f64)>,
+    }
+    let mut pts: Vec<Point> = plan
+        .meters()
+        .flat_map(|m| m.points.iter())
+        .zip(checked.points.iter().zip(&states))
+        .map(|(point, (scan, st))| {
+            let mut intervals = scan.intervals.clone();
+            let mut tracker = Tracker::new(
+                point.kind,
+                point.rollover,
+                gap_threshold_ms(median(&mut intervals)),
+            );
+            tracker.last = st
+                .filter(|s| scan.first.is_some_and(|(f, _)| f > s.last.latest_ts()))
+                .map(|s| s.last);
+            Point {
+                tracker,
+                open: Open::default(),
+                prev: None,
+                first_good: None,
+            }
+        })
+        .collect();
+
+    let size = std::fs::metadata(file).map_or(0, |m| m.len());
+    let bar = bar(progress, size, "importing");
+    let mut n = 0u64;
+    while let Some(seen) = rows.next() {
+        n += 1;
+        if let (Some(b), true) = (&bar, n.is_multiple_of(65_536)) {
+            b.set_position(rows.done);
+        }
+        let r = match seen {
+            Seen::Row(r) => r,
+            Seen::Blank => continue,
+            Seen::Bad(line, msg) => {
+                // The file changed since it was checked.
+                errors.push(line, msg);
+                return Err(errors.into_error());
             }
         };
-        let mut first_good: Option<(i64, f64)> = None;
-        for r in rows {
-            tracker.push(r.ts, r.value, &grid, &mut add);
-            if first_good.is_none() {
-                first_good = r.value.map(|v| (r.ts, v));
+        if skip[r.point] {
+            continue;
+        }
+        let p = &mut pts[r.point];
+        match order(p.prev.as_ref(), &r, &rows.names[r.point]) {
+            Order::New => {}
+            Order::Repeated => continue,
+            Order::Bad(msg) => {
+                errors.push(r.line, msg);
+                return Err(errors.into_error());
             }
         }
+        p.prev = Some(r);
+        let open = &mut p.open;
+        p.tracker
+            .push(r.ts, r.value, &grid, &mut |h, a| open.add(h, &a));
+        if p.first_good.is_none() {
+            p.first_good = r.value.map(|v| (r.ts, v));
+        }
+        summary.rows += 1;
+        summary.missing += u64::from(r.value.is_none());
+        // Nothing is added before the tracker's last reading any more: chunks before it are final.
+        if let Some(l) = p.tracker.last {
+            let c = Chunk::locate(HourGrid::day_of_hour(grid.hour_index(l.ts_ms))).0;
+            if p.open.chunks.first_key_value().is_some_and(|(&k, _)| k < c) {
+                p.open.close(&agg, &mut batch, ids[r.point], Some(c))?;
+            }
+        }
+    }
+    if summary.rows != checked.rows - summary.already {
+        return Err(anyhow::Error::new(BadInput(format!(
+            "{}: the file changed while it was imported; nothing was imported, run the import again",
+            file.display()
+        ))));
+    }
+
+    for (i, p) in pts.iter_mut().enumerate() {
+        let scan = &checked.points[i];
+        let (Some((first, _)), Some(last)) = (scan.first, scan.last) else {
+            continue;
+        };
+        if skip[i] {
+            continue;
+        }
+        summary.points += 1;
+        summary.first_ts = summary.first_ts.min(first);
+        summary.last_ts = summary.last_ts.max(last.ts);
+        let st = states[i];
+        let after = st.filter(|s| first > s.last.latest_ts());
+        let before = st.filter(|s| last.ts < s.first_ts);
+        let open = &mut p.open;
         if let Some(s) = before {
             // Bridge to the first reading the store already counted from.
-            tracker.push(s.first_ts, Some(s.first_value), &grid, &mut add);
-            // A drop onto the store's first reading has no further reading here to decide it (the store counted
-            // on from that reading already): take it as the rollover or replacement it looks like.
-            tracker.commit_held(&grid, &mut add);
+            p.tracker
+                .push(s.first_ts, Some(s.first_value), &grid, &mut |h, a| {
+                    open.add(h, &a)
+                });
+            // A drop onto the store's first reading has no further reading here to decide it (the store
+            // counted on from that reading already): take it as the rollover or replacement it looks like.
+            p.tracker.commit_held(&grid, &mut |h, a| open.add(h, &a));
         }
-        let new_state = match (st, tracker.last, first_good) {
-            (Some(s), Some(l), _) if after.is_some() => Some(PointState { last: l, ..*s }),
+        let new_state = match (st, p.tracker.last, p.first_good) {
+            (Some(s), Some(l), _) if after.is_some() => Some(PointState { last: l, ..s }),
             (Some(s), _, Some((ft, fv))) => Some(PointState {
                 first_ts: ft,
                 first_value: fv,
@@ -443,26 +959,149 @@ pub fn import(
             _ => None,
         };
         if let Some(s) = new_state {
-            Aggregates::put_state(&mut batch, *id, &s);
+            Aggregates::put_state(&mut batch, ids[i], &s);
         }
-        let mut days = Vec::with_capacity(blocks.len());
-        for (i, b) in blocks.iter().enumerate() {
-            let n = b.0.iter().filter(|h| !h.is_empty()).count();
-            if n > 0 {
-                summary.hours += n;
-                days.push((d0 + i as i64, b));
-            }
-        }
-        agg.merge_days(&mut batch, *id, days)?;
-        if let Some(b) = &bar {
-            b.inc(rows.len() as u64);
-        }
+        p.open.close(&agg, &mut batch, ids[i], None)?;
+        summary.hours += p.open.hours;
+        Aggregates::put_import_record(
+            &mut batch,
+            ids[i],
+            &ImportRecord {
+                first_ts: first,
+                last_ts: last.ts,
+                digest: scan.digest,
+            },
+        );
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    if summary.rows == 0 {
+        return Ok(summary);
     }
     agg.apply(batch)?;
     agg.flush()
         .with_context(|| format!("importing {}", file.display()))?;
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
     Ok(summary)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_and_rfc3339_timestamps() {
+        let tz = FixedOffset::east_opt(8 * 3600).unwrap();
+        let t = parse_ts("2025-01-01T08:00:00+08:00", tz).unwrap();
+        for s in [
+            "2025-01-01 08:00",
+            "2025-01-01 08:00:00",
+            "2025-01-01T08:00",
+            "2025-01-01T08:00:00",
+            "2025-01-01T00:00:00Z",
+            "2025-01-01 08:00:00.000",
+        ] {
+            assert_eq!(parse_ts(s, tz), Some(t), "{s}");
+        }
+        assert_eq!(parse_ts("2025-01-01", tz), None);
+        assert_eq!(parse_ts("yesterday", tz), None);
+    }
+
+    #[test]
+    fn the_guard_strips_a_bom_and_cuts_long_lines() {
+        let mut input = b"\xEF\xBB\xBFa,b\n".to_vec();
+        input.extend(std::iter::repeat_n(b'x', 3 * MAX_LINE_BYTES));
+        input.extend_from_slice(b"\nc,d\r\n");
+        let mut g = Guard::new(&input[..]);
+        let mut out = Vec::new();
+        g.read_to_end(&mut out).unwrap();
+        assert!(out.starts_with(b"a,b\n"));
+        assert!(out.ends_with(b"\nc,d\r\n"));
+        assert_eq!(out.len(), 4 + MAX_LINE_BYTES + 6);
+        assert_eq!(g.flagged, [(2, Flag::Long)]);
+        // A quote left open is closed at its line's end, so it cannot swallow the following lines.
+        let mut g = Guard::new(&b"a,\"b\nc,d\n"[..]);
+        let mut out = Vec::new();
+        g.read_to_end(&mut out).unwrap();
+        assert_eq!(out, b"a,\"b\"\nc,d\n");
+        assert_eq!(g.flagged, [(1, Flag::OpenQuote)]);
+    }
+
+    /// The guard byte by byte, as specified.
+    fn reference(input: &[u8]) -> (Vec<u8>, Vec<(u64, Flag)>) {
+        let input = input.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(input);
+        let (mut out, mut flags) = (Vec::new(), Vec::new());
+        let (mut line, mut col, mut cutting, mut quoted) = (1u64, 0usize, false, false);
+        for &b in input {
+            if b == b'\n' {
+                if quoted {
+                    out.push(b'"');
+                    if !cutting {
+                        flags.push((line, Flag::OpenQuote));
+                    }
+                }
+                out.push(b);
+                (line, col, cutting, quoted) = (line + 1, 0, false, false);
+            } else if !cutting {
+                if col == MAX_LINE_BYTES {
+                    cutting = true;
+                    flags.push((line, Flag::Long));
+                } else {
+                    col += 1;
+                    quoted ^= b == b'"';
+                    out.push(b);
+                }
+            }
+        }
+        (out, flags)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_guard_reads_alike_whatever_the_buffer_sizes(
+            lines in proptest::collection::vec((0usize..5000, 0u8..4), 0..12),
+            sizes in proptest::collection::vec(1usize..9000, 1..8),
+        ) {
+            let mut input = Vec::new();
+            for (len, kind) in &lines {
+                let fill = match kind { 0 => b'a', 1 => b'"', 2 => b',', _ => b'\r' };
+                input.extend(std::iter::repeat_n(fill, *len));
+                input.push(b'\n');
+            }
+            let mut g = Guard::new(&input[..]);
+            let mut out = Vec::new();
+            for i in 0.. {
+                let mut buf = vec![0u8; sizes[i % sizes.len()]];
+                let n = g.read(&mut buf).unwrap();
+                if n == 0 {
+                    break;
+                }
+                out.extend_from_slice(&buf[..n]);
+            }
+            let (want, flags) = reference(&input);
+            proptest::prop_assert_eq!(out, want);
+            proptest::prop_assert_eq!(Vec::from(g.flagged), flags);
+        }
+    }
+
+    #[test]
+    fn errors_are_bounded() {
+        let mut e = Errors::new(Path::new("f.csv"));
+        for i in 0..1_000_000 {
+            e.push(i, "bad");
+        }
+        let msg = e.into_error().to_string();
+        assert_eq!(msg.lines().count(), MAX_ERRORS_SHOWN + 1);
+        assert!(
+            msg.ends_with("... and 999980 more bad rows (1000000 in all); nothing was imported")
+        );
+    }
+
+    #[test]
+    fn echo_is_short_and_escaped() {
+        assert_eq!(echo(b"abc"), "abc");
+        assert_eq!(echo(&[b'y'; 100]).chars().count(), MAX_ECHO_CHARS + 1);
+        assert_eq!(echo(b"a\x1b[2J"), "a\\u{1b}[2J");
+    }
 }

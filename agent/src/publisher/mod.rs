@@ -89,12 +89,14 @@ pub fn mqtt_options(plan: &Plan, started_ms: i64) -> anyhow::Result<MqttOptions>
             QoS::AtLeastOnce,
             true,
         ));
+    // One reader for the files, shared with `check`: it fails naming the file that cannot serve.
+    let files = plantmeter_common::config::files::read_mqtt_files(m).map_err(|errors| {
+        let all: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("{}", all.join("; "))
+    })?;
     if let Some(user) = &m.username {
-        let password = match (&m.password_file, &m.password_env) {
-            (Some(f), _) => std::fs::read_to_string(f)
-                .with_context(|| format!("cannot read mqtt.password_file {}", f.display()))?
-                .trim_end_matches(['\r', '\n'])
-                .to_string(),
+        let password = match (files.password, &m.password_env) {
+            (Some(p), _) => p,
             (None, Some(var)) => std::env::var(var).with_context(|| {
                 format!("mqtt.password_env: environment variable {var} is not set")
             })?,
@@ -102,27 +104,11 @@ pub fn mqtt_options(plan: &Plan, started_ms: i64) -> anyhow::Result<MqttOptions>
         };
         o.set_credentials(user.clone(), password);
     }
-    if m.tls {
-        let ca_path = m
-            .ca_file
-            .clone()
-            .unwrap_or_else(|| "/etc/ssl/certs/ca-certificates.crt".into());
-        let ca = std::fs::read(&ca_path)
-            .with_context(|| format!("cannot read the MQTT CA file {}", ca_path.display()))?;
-        let client_auth = match (&m.client_cert_file, &m.client_key_file) {
-            (Some(c), Some(k)) => Some((
-                std::fs::read(c).with_context(|| {
-                    format!("cannot read mqtt.client_cert_file {}", c.display())
-                })?,
-                std::fs::read(k)
-                    .with_context(|| format!("cannot read mqtt.client_key_file {}", k.display()))?,
-            )),
-            _ => None,
-        };
+    if let Some(ca) = files.ca {
         o.set_transport(Transport::tls_with_config(TlsConfiguration::Simple {
             ca,
             alpn: None,
-            client_auth,
+            client_auth: files.client_auth,
         }));
     }
     Ok(o)

@@ -17,6 +17,11 @@
 //!   samples (HJ 75). Between consecutive good readings that are not a gap the value is also interpolated
 //!   linearly (trapezoid rule), which gives the covered time and the value of a covered hour without a sample.
 //!   A gap contributes nothing: the report substitutes hours without data.
+//! - Bounds: the audit accepts readings from 2000-01-01 to a day ahead of now ([`admit_ts`]) with values of
+//!   at most [`MAX_ABS_VALUE`] ([`admit_value`]); an interval longer than [`MAX_SPREAD_MS`] is not spread
+//!   hour by hour but put whole, flagged apportioned, in its last hour (an **unapportioned gap**), so memory
+//!   and store stay bounded whatever the gap between two readings (a gateway that booted at 1970, a
+//!   meter read once in years).
 
 use crate::audit::hourly::{HourAgg, HourGrid, HOUR_MS};
 use crate::types::PointKind;
@@ -25,6 +30,54 @@ use crate::types::PointKind;
 pub const ROLLOVER_MAX_FRACTION: f64 = 0.1;
 /// Relative drop of a counter treated as float jitter rather than a replacement.
 pub const JITTER_FRACTION: f64 = 1e-6;
+
+/// Earliest instant the audit accepts, 2000-01-01T00:00:00Z in UTC ms: anything before is a clock that
+/// was never set (a gateway without a battery clock boots at 1970) or a mistyped date.
+pub const MIN_TS_MS: i64 = 946_684_800_000;
+/// How far ahead of now a reading may be (ms): one day, more than any timezone mix-up.
+pub const MAX_AHEAD_MS: i64 = 86_400_000;
+/// Largest magnitude of a value the audit accepts, in the point's unit. 1e12 kWh is 1 000 TWh, more than
+/// any plant meters in its life (and 1e12 m3, t or mg/L is absurd too); it keeps every sum of a year of
+/// hours far from overflow and exact to well under a unit at the magnitudes real meters show.
+pub const MAX_ABS_VALUE: f64 = 1e12;
+/// Longest interval spread hour by hour (ms): 92 days, so that a manual meter read monthly or quarterly is
+/// still apportioned; a longer one is recorded whole in its last hour. One reading thus touches at most
+/// 93 local days (12 stored chunks of one point).
+pub const MAX_SPREAD_MS: i64 = 92 * 86_400_000;
+
+/// Why the audit refuses a reading.
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+pub enum Implausible {
+    /// Before [`MIN_TS_MS`].
+    #[error("is before 2000-01-01 (a clock that was not set?)")]
+    TooEarly,
+    /// More than [`MAX_AHEAD_MS`] after now.
+    #[error("is more than a day ahead of now")]
+    TooLate,
+    /// Not finite, or beyond [`MAX_ABS_VALUE`].
+    #[error("value {0:e} is not finite or beyond ±1e12")]
+    Value(f64),
+}
+
+/// Check a reading's timestamp (UTC ms) against the plausible window as of `now_ms`.
+pub fn admit_ts(ts_ms: i64, now_ms: i64) -> Result<(), Implausible> {
+    if ts_ms < MIN_TS_MS {
+        Err(Implausible::TooEarly)
+    } else if ts_ms > now_ms.saturating_add(MAX_AHEAD_MS) {
+        Err(Implausible::TooLate)
+    } else {
+        Ok(())
+    }
+}
+
+/// Check a value: finite and of magnitude at most [`MAX_ABS_VALUE`].
+pub fn admit_value(v: f64) -> Result<f64, Implausible> {
+    if v.is_finite() && v.abs() <= MAX_ABS_VALUE {
+        Ok(v)
+    } else {
+        Err(Implausible::Value(v))
+    }
+}
 
 /// How an interval's counter delta came about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,6 +182,9 @@ pub struct Tracker {
     /// Intervals longer than this (ms) are gaps.
     pub gap_ms: i64,
     pub last: Option<LastReading>,
+    /// Intervals longer than [`MAX_SPREAD_MS`] recorded whole in their last hour since this tracker was
+    /// created (not persisted: for warnings).
+    pub unapportioned: u64,
 }
 
 /// The gap threshold for a poll interval: more than twice the interval (and at least one second more).
@@ -143,6 +199,7 @@ impl Tracker {
             modulus,
             gap_ms: gap_ms.max(1),
             last: None,
+            unapportioned: 0,
         }
     }
 
@@ -155,7 +212,8 @@ impl Tracker {
         grid: &HourGrid,
         out: &mut impl FnMut(i64, HourAgg),
     ) -> Pushed {
-        let value = value.filter(|v| v.is_finite());
+        // Out-of-bounds values never reach the sums, whichever caller forgot to check them.
+        let value = value.filter(|v| admit_value(*v).is_ok());
         let Some(last) = self.last.as_mut() else {
             return match value {
                 Some(v) => {
@@ -190,7 +248,7 @@ impl Tracker {
                         last.broken = false;
                         return Pushed::Held;
                     }
-                    spread(grid, t0, ts_ms, delta, gap, out);
+                    self.unapportioned += u64::from(spread(grid, t0, ts_ms, delta, gap, out));
                     // Jitter keeps the higher reading so that it is not counted twice.
                     *last = LastReading::new(ts_ms, v.max(prev));
                     Pushed::Interval {
@@ -200,7 +258,7 @@ impl Tracker {
                 }
                 Some(h) if is_glitch(prev, h.value, v) => {
                     let gap = gap || h.gap;
-                    spread(grid, t0, ts_ms, v - prev, gap, out);
+                    self.unapportioned += u64::from(spread(grid, t0, ts_ms, v - prev, gap, out));
                     out(
                         grid.hour_index(h.ts_ms),
                         HourAgg {
@@ -246,7 +304,7 @@ impl Tracker {
         let last = self.last.as_mut()?;
         let h = last.held?;
         let (delta, ev) = counter_delta(last.value, h.value, self.modulus);
-        spread(grid, last.ts_ms, h.ts_ms, delta, h.gap, out);
+        self.unapportioned += u64::from(spread(grid, last.ts_ms, h.ts_ms, delta, h.gap, out));
         let mut e = HourAgg::default();
         match ev {
             CounterEvent::Rollover => e.rollovers = 1,
@@ -270,7 +328,8 @@ fn sample(v: f64) -> HourAgg {
 }
 
 /// Spread a counter delta linearly over [t0, t1) into local hours. Covered time is credited unless `gap`,
-/// in which case the time is flagged as apportioned.
+/// in which case the time is flagged as apportioned. An interval longer than [`MAX_SPREAD_MS`] is not
+/// spread: its whole delta goes to its last hour, flagged apportioned (returns true then).
 fn spread(
     grid: &HourGrid,
     t0: i64,
@@ -278,13 +337,18 @@ fn spread(
     delta: f64,
     gap: bool,
     out: &mut impl FnMut(i64, HourAgg),
-) {
+) -> bool {
     let dt = (t1 - t0) as f64;
     let h0 = grid.hour_index(t0);
     let h1 = grid.hour_index(t1 - 1);
+    if t1 - t0 > MAX_SPREAD_MS {
+        let len = t1 - grid.hour_start(h1);
+        out(h1, piece(delta, len as u32, true));
+        return true;
+    }
     if h0 == h1 {
         out(h0, piece(delta, (t1 - t0) as u32, gap));
-        return;
+        return false;
     }
     // Several hours: give each its share of the time; the last piece takes the remainder so the sum is exact.
     let mut given = 0.0;
@@ -301,6 +365,7 @@ fn spread(
         out(h, piece(share, len as u32, gap));
         a = b;
     }
+    false
 }
 
 fn piece(amount: f64, len_ms: u32, gap: bool) -> HourAgg {
@@ -321,6 +386,10 @@ fn trapezoid(
     v1: f64,
     out: &mut impl FnMut(i64, HourAgg),
 ) {
+    // Interpolating a gauge over months says nothing; the samples at both ends still count.
+    if t1 - t0 > MAX_SPREAD_MS {
+        return;
+    }
     let dt = (t1 - t0) as f64;
     let h0 = grid.hour_index(t0);
     let h1 = grid.hour_index(t1 - 1);
@@ -569,5 +638,62 @@ mod tests {
         assert_eq!(t.push(1000, Some(1.0), &g, &mut sink), Pushed::First);
         assert_eq!(t.push(1000, Some(2.0), &g, &mut sink), Pushed::Stale);
         assert_eq!(t.push(500, Some(2.0), &g, &mut sink), Pushed::Stale);
+    }
+
+    /// A counter read at 2000-01-02 and next today (26 years later): the delta is kept whole but lands in
+    /// one hour, flagged apportioned, instead of 230 000 hours of memory and store.
+    #[test]
+    fn a_gap_of_years_is_recorded_whole_in_its_last_hour() {
+        let mut t = Tracker::new(PointKind::Counter, None, 20_000);
+        let t0 = MIN_TS_MS + 86_400_000;
+        let t1 = t0 + 26 * 365 * 86_400_000 + 30 * 60_000;
+        let m = run(&mut t, &[(t0, Some(10.0)), (t1, Some(510.0))]);
+        assert_eq!(m.len(), 1, "{m:?}");
+        let (h, a) = m.iter().next().unwrap();
+        assert_eq!(*h, HourGrid::utc().hour_index(t1 - 1));
+        assert_eq!(a.sum, 500.0);
+        assert_eq!((a.covered_ms, a.apportioned_ms), (0, 30 * 60_000));
+        assert_eq!(t.unapportioned, 1);
+        // A quarter is still apportioned hour by hour.
+        let mut t = Tracker::new(PointKind::Counter, None, 20_000);
+        let m = run(&mut t, &[(0, Some(0.0)), (MAX_SPREAD_MS, Some(1.0))]);
+        assert_eq!(m.len() as i64, MAX_SPREAD_MS / HOUR_MS);
+        assert_eq!(t.unapportioned, 0);
+        // A gauge is not interpolated over years either.
+        let mut t = Tracker::new(PointKind::Gauge, None, i64::MAX / 2);
+        let m = run(&mut t, &[(t0, Some(1.0)), (t1, Some(2.0))]);
+        assert_eq!(m.len(), 2);
+    }
+
+    #[test]
+    fn values_beyond_the_bound_never_reach_the_sums() {
+        let mut t = Tracker::new(PointKind::Counter, None, 20_000);
+        let m = run(
+            &mut t,
+            &[
+                (0, Some(1.0)),
+                (5_000, Some(1e308)),
+                (10_000, Some(f64::INFINITY)),
+                (15_000, Some(3.0)),
+            ],
+        );
+        assert!((m[&0].sum - 2.0).abs() < 1e-12);
+        assert_eq!(admit_value(-1e12), Ok(-1e12));
+        assert_eq!(admit_value(1e308), Err(Implausible::Value(1e308)));
+        assert!(admit_value(f64::NAN).is_err());
+    }
+
+    #[test]
+    fn timestamps_outside_2000_to_a_day_ahead_are_implausible() {
+        let now = MIN_TS_MS + 30 * 365 * 86_400_000;
+        assert_eq!(admit_ts(0, now), Err(Implausible::TooEarly));
+        assert_eq!(admit_ts(MIN_TS_MS - 1, now), Err(Implausible::TooEarly));
+        assert_eq!(admit_ts(MIN_TS_MS, now), Ok(()));
+        assert_eq!(admit_ts(now + MAX_AHEAD_MS, now), Ok(()));
+        assert_eq!(
+            admit_ts(now + MAX_AHEAD_MS + 1, now),
+            Err(Implausible::TooLate)
+        );
+        assert_eq!(admit_ts(i64::MAX, i64::MAX), Ok(()));
     }
 }
