@@ -386,6 +386,12 @@ pub struct AuditPollutant {
     /// A counter in m3, or a gauge in m3/h (see `flow_kind`).
     pub flow: PointRef,
     pub flow_kind: PointKind,
+    /// The stack or outfall, when one pollutant has several sources (they add up).
+    pub source: Option<String>,
+    /// Flue gas: the measured O2 % gauge and the reference O2 % for the converted concentration (折算浓度).
+    pub o2: Option<(PointRef, f64)>,
+    /// Emission-standard limit of the hourly (converted) concentration, in the concentration's unit.
+    pub limit: Option<f64>,
 }
 
 /// One product of the plant (`[[audit.product]]`): a counter of its quantity and its factor to the

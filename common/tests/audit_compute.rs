@@ -134,6 +134,9 @@ fn plan(granularity: Granularity) -> Plan {
                 concentration: pref("outfall.cod"),
                 flow: pref("outfall.flow"),
                 flow_kind: PointKind::Gauge,
+                source: None,
+                o2: None,
+                limit: None,
             }],
             levels: vec![AuditLevel {
                 indicator: "energy".into(),
@@ -757,4 +760,57 @@ fn no_data_is_null_and_savings_need_data_and_completeness() {
         "{:?}",
         rv.savings_reason
     );
+}
+
+/// DOMAIN.md "Several sources add up": two outfalls of COD, each with its own figures, the indicator their sum.
+#[test]
+fn several_sources_of_one_pollutant_add_up_and_keep_their_own_figures() {
+    let mut plan = plan(Granularity::Day);
+    plan.buses[0].meters.push(meter(
+        "outfall2",
+        vec![
+            point("cod", PointKind::Gauge, "mg/L"),
+            point("flow", PointKind::Gauge, "m3/h"),
+        ],
+    ));
+    {
+        let a = plan.audit.as_mut().unwrap();
+        a.pollutants[0].source = Some("outfall-1".into());
+        let mut second = a.pollutants[0].clone();
+        second.source = Some("outfall-2".into());
+        second.concentration = pref("outfall2.cod");
+        second.flow = pref("outfall2.flow");
+        a.pollutants.push(second);
+    }
+    let (mut src, _) = feed(0..0);
+    let grid = src.grid.unwrap();
+    let start = grid.hour_start(HourGrid::day_of_date(d("2025-01-01")) * 24);
+    for s in 0..=(90 * 96) {
+        let ts = start + s * STEP;
+        src.push("outfall2.cod", PointKind::Gauge, ts, Some(30.0));
+        src.push("outfall2.flow", PointKind::Gauge, ts, Some(50.0));
+    }
+    let req = ReportRequest {
+        now_ms: now(),
+        period_override: None,
+    };
+    let r = compute(&plan, &req, &mut src).unwrap();
+    let keys: Vec<&str> = r.indicators.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys.iter().filter(|k| **k == "COD").count(), 1, "{keys:?}");
+    let cod = &r.indicators.iter().find(|(k, _)| k == "COD").unwrap().1;
+    let sources = cod.sources.as_ref().unwrap();
+    // 59 baseline days: outfall 1 at 48 mg/L x 100 m3/h, outfall 2 at 30 mg/L x 50 m3/h.
+    let one = 59.0 * 24.0 * 48.0 * 100.0 * 1e-3;
+    let two = 59.0 * 24.0 * 30.0 * 50.0 * 1e-3;
+    assert!(close(
+        sources["outfall-1"].baseline.total.unwrap(),
+        one,
+        1e-9
+    ));
+    assert!(close(
+        sources["outfall-2"].baseline.total.unwrap(),
+        two,
+        1e-9
+    ));
+    assert!(close(cod.baseline.total.unwrap(), one + two, 1e-9));
 }

@@ -76,6 +76,8 @@ struct IndicatorDef {
     /// Indices of the points whose validity the indicator needs (production always included).
     points: Vec<usize>,
     hourly: Vec<f64>,
+    /// Per source of a pollutant with several sources: its name and hourly load.
+    sources: Vec<(String, Vec<f64>)>,
 }
 
 struct BucketDef {
@@ -317,14 +319,31 @@ pub fn compute(
     if co2.points.len() > 1 {
         defs.push(co2);
     }
+    // One indicator per pollutant: the sum of its sources (stacks, outfalls), each kept for the report.
+    let first_pollutant = defs.len();
     for (p, &(ci, fi)) in audit.pollutants.iter().zip(&poll_i) {
-        let mut d = IndicatorDef::new(p.name.as_str(), "kg", n, &prod_is);
-        d.points.extend([ci, fi]);
         let k = medium_factor(p.name.medium());
-        for h in 0..n {
-            d.hourly[h] = series[ci].amount[h] * series[fi].amount[h] * k;
+        let load: Vec<f64> = (0..n)
+            .map(|h| series[ci].amount[h] * series[fi].amount[h] * k)
+            .collect();
+        let at = match defs[first_pollutant..]
+            .iter()
+            .position(|d| d.key == p.name.as_str())
+        {
+            Some(i) => first_pollutant + i,
+            None => {
+                defs.push(IndicatorDef::new(p.name.as_str(), "kg", n, &prod_is));
+                defs.len() - 1
+            }
+        };
+        let d = &mut defs[at];
+        d.points.extend([ci, fi]);
+        for (acc, l) in d.hourly.iter_mut().zip(&load) {
+            *acc += l;
         }
-        defs.push(d);
+        if let Some(source) = &p.source {
+            d.sources.push((source.clone(), load));
+        }
     }
 
     // Periods.
@@ -564,6 +583,24 @@ pub fn compute(
                 reporting: rep.map(|(r, _)| r),
                 model: model_json(&model, g),
                 level,
+                sources: (!d.sources.is_empty()).then(|| {
+                    d.sources
+                        .iter()
+                        .map(|(name, load)| {
+                            (
+                                name.clone(),
+                                SourceTotals {
+                                    baseline: PeriodTotal {
+                                        total: has_data(base_range).then(|| sum(load, base_range)),
+                                    },
+                                    reporting: rep_range.map(|rr| PeriodTotal {
+                                        total: has_data(rr).then(|| sum(load, rr)),
+                                    }),
+                                },
+                            )
+                        })
+                        .collect()
+                }),
             },
         ));
     }
@@ -691,6 +728,7 @@ impl IndicatorDef {
             key: key.to_string(),
             total_unit: unit.to_string(),
             points: prod_is.to_vec(),
+            sources: Vec::new(),
             hourly: vec![0.0; n],
         }
     }

@@ -64,6 +64,22 @@ pub struct Indicator {
     pub model: Model,
     /// `I`, `II`, `III`, `below III`, or null without thresholds.
     pub level: Option<String>,
+    /// A pollutant with several sources: each source's totals (the indicator is their sum).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sources: Option<std::collections::BTreeMap<String, SourceTotals>>,
+}
+
+/// One source's totals of a pollutant, per period.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceTotals {
+    pub baseline: PeriodTotal,
+    pub reporting: Option<PeriodTotal>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeriodTotal {
+    /// kg; null without data.
+    pub total: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

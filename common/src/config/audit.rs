@@ -56,6 +56,13 @@ fn valid_variable_name(s: &str) -> bool {
         && s != "intercept"
 }
 
+/// A source (stack, outfall) name: a report key.
+fn valid_source_name(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
 /// What a `meter.point` reference resolved to.
 struct Resolved {
     point: PointRef,
@@ -561,9 +568,69 @@ pub(crate) fn parse(
 
     // [[audit.pollutant]]
     let mut pollutants = Vec::new();
-    let mut pollutant_lines: HashMap<PollutantName, usize> = HashMap::new();
+    let mut pollutant_lines: HashMap<(PollutantName, Option<String>), usize> = HashMap::new();
     for pt in t.tables(d, "pollutant", "[[audit.pollutant]]") {
-        pt.check_keys(d, &["name", "concentration", "flow"]);
+        pt.check_keys(
+            d,
+            &[
+                "name",
+                "concentration",
+                "flow",
+                "source",
+                "o2",
+                "o2_reference",
+                "limit",
+            ],
+        );
+        let source = pt.str(d, "source").and_then(|s| {
+            if valid_source_name(s.v) {
+                Some(s.v.to_string())
+            } else {
+                d.error(
+                    &s.span,
+                    format!("source \"{}\" must be 1..64 of [A-Za-z0-9_-]", s.v),
+                );
+                None
+            }
+        });
+        let limit = pt.positive(d, "limit").map(|v| v.v);
+        let o2_ref = pt.number(d, "o2_reference").and_then(|v| {
+            if (0.0..21.0).contains(&v.v) {
+                Some(v)
+            } else {
+                d.error(
+                    &v.span,
+                    format!("o2_reference {} must be in 0..21 (%)", v.v),
+                );
+                None
+            }
+        });
+        let o2 = if pt.has("o2") {
+            point_key(d, &pt, "o2", points).and_then(|(r, span)| {
+                if r.kind != PointKind::Gauge {
+                    d.error(
+                        &span,
+                        format!(
+                            "o2 point \"{}\" must be a gauge (O2 %), it is a counter",
+                            r.point
+                        ),
+                    );
+                    return None;
+                }
+                match &o2_ref {
+                    Some(v) => Some((r.point, v.v)),
+                    None => {
+                        pt.missing(d, "o2_reference");
+                        None
+                    }
+                }
+            })
+        } else {
+            if let Some(v) = &o2_ref {
+                d.error(&v.span, "o2_reference needs o2 (the measured O2 % point)");
+            }
+            None
+        };
         let name = pt
             .req_str(d, "name")
             .and_then(|n| match PollutantName::parse(n.v) {
@@ -600,25 +667,46 @@ pub(crate) fn parse(
         let (Some((name, name_span)), Some((conc, _)), Some((flow, _))) = (name, conc, flow) else {
             continue;
         };
-        if let Some(first) = pollutant_lines.get(&name) {
+        let line = name_span.as_ref().map_or(1, |s| d.position(s.start).0);
+        // Several sources of one pollutant add up: each must say which it is.
+        let mut others: Vec<(Option<String>, usize)> = pollutant_lines
+            .iter()
+            .filter(|((n, _), _)| *n == name)
+            .map(|((_, s), l)| (s.clone(), *l))
+            .collect();
+        others.sort_by_key(|(_, l)| *l);
+        if let Some((_, first)) = others.iter().find(|(s, _)| s.is_none() || source.is_none()) {
             d.error(
                 &name_span,
                 format!(
-                    "duplicate pollutant \"{}\" (first defined at line {first})",
+                    "pollutant \"{}\" has several sources (also line {first}): give each a source = \"stack-1\" (or outfall) name",
                     name.as_str()
                 ),
             );
             continue;
         }
-        pollutant_lines.insert(
-            name,
-            name_span.as_ref().map_or(1, |s| d.position(s.start).0),
-        );
+        if let Some((_, first)) = others.iter().find(|(s, _)| *s == source) {
+            d.error(
+                &name_span,
+                format!(
+                    "duplicate pollutant \"{}\"{} (first defined at line {first})",
+                    name.as_str(),
+                    source
+                        .as_deref()
+                        .map_or(String::new(), |s| format!(" from source \"{s}\""))
+                ),
+            );
+            continue;
+        }
+        pollutant_lines.insert((name, source.clone()), line);
         pollutants.push(AuditPollutant {
             name,
             concentration: conc.point,
             flow: flow.point,
             flow_kind: flow.kind,
+            source,
+            o2,
+            limit,
         });
     }
 

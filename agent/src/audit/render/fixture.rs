@@ -183,6 +183,7 @@ pub fn report() -> Report {
                         reason: None,
                     }],
                 },
+                sources: None,
                 level: match *key {
                     "energy" => Some("II".to_string()),
                     "water" => Some("I".to_string()),
