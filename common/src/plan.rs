@@ -405,6 +405,13 @@ pub struct AuditProduct {
     pub factor: f64,
 }
 
+/// A permitted total of one pollutant, all sources together (`[[audit.permit]]`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditPermit {
+    pub pollutant: PollutantName,
+    pub t_per_year: f64,
+}
+
 /// How a driver's point becomes one value per model bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -475,6 +482,10 @@ pub struct AuditPlan {
     pub drivers: Vec<AuditDriver>,
     /// Savings are claimed only when the reporting period's completeness of an indicator reaches this.
     pub min_completeness: f64,
+    /// Permitted totals per pollutant (排污许可 许可排放量), t per calendar year.
+    pub permits: Vec<AuditPermit>,
+    /// Energy quota (能耗限额), kgce per unit of product.
+    pub energy_quota_kgce_per_unit: Option<f64>,
     pub inputs: Vec<AuditInput>,
     pub pollutants: Vec<AuditPollutant>,
     pub levels: Vec<AuditLevel>,

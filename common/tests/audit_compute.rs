@@ -114,6 +114,8 @@ fn plan(granularity: Granularity) -> Plan {
             }],
             drivers: Vec::new(),
             min_completeness: 0.75,
+            permits: Vec::new(),
+            energy_quota_kgce_per_unit: None,
             production_unit: "t".into(),
             inputs: vec![
                 AuditInput {
@@ -813,4 +815,78 @@ fn several_sources_of_one_pollutant_add_up_and_keep_their_own_figures() {
         1e-9
     ));
     assert!(close(cod.baseline.total.unwrap(), one + two, 1e-9));
+}
+
+/// DOMAIN.md example 11: hourly SO2 means 40, 55, 48 mg/m3 at O2 10, 11.5, 9 %, reference 9 %.
+#[test]
+fn example_11_converted_concentrations() {
+    use plantmeter_common::audit::compute::converted_concentration as conv;
+    let got: Vec<f64> = [(40.0, 10.0), (55.0, 11.5), (48.0, 9.0)]
+        .iter()
+        .map(|&(c, o)| conv(c, o, 9.0))
+        .collect();
+    for (g, w) in got.iter().zip([43.636, 69.474, 48.000]) {
+        assert!((g - w).abs() < 5e-4, "{g} vs {w}");
+    }
+    assert_eq!(got.iter().filter(|c| **c > 50.0).count(), 1);
+    // DOMAIN example 6: 120 at 11.5 % with reference 9 %; 30 at 8 % with reference 3.5 %.
+    assert!((conv(120.0, 11.5, 9.0) - 151.579).abs() < 5e-4);
+    assert!((conv(30.0, 8.0, 3.5) - 40.385).abs() < 5e-4);
+}
+
+/// Limits through the report: a COD limit crossed in the running hours, a permit exceeded pro rata, an
+/// energy quota, and the three triggers.
+#[test]
+fn limits_permits_quota_and_triggers() {
+    let mut plan = plan(Granularity::Day);
+    {
+        let a = plan.audit.as_mut().unwrap();
+        a.pollutants[0].limit = Some(45.0);
+        // COD: 48 mg/L x 100 m3/h all day = 115.2 kg/day, 42 t/year; a permit of 30 t/year is exceeded.
+        a.permits = vec![AuditPermit {
+            pollutant: PollutantName::COD,
+            t_per_year: 30.0,
+        }];
+        a.energy_quota_kgce_per_unit = Some(1.0);
+    }
+    let (mut src, _) = feed(0..0);
+    let req = ReportRequest {
+        now_ms: now(),
+        period_override: None,
+    };
+    let r = compute(&plan, &req, &mut src).unwrap();
+    let c = &r.compliance;
+    assert_eq!(c.sources.len(), 1);
+    let s = &c.sources[0];
+    assert_eq!((s.pollutant.as_str(), s.source.as_str()), ("COD", "COD"));
+    assert_eq!(s.period, "reporting");
+    assert_eq!(s.valid_hours, 31 * 24);
+    assert_eq!(s.exceedance_hours, 31 * 24, "48 > 45 every hour");
+    assert!((s.max_converted.unwrap() - 48.0).abs() < 1e-9);
+    assert_eq!(c.permits.len(), 1, "one calendar year");
+    let p = &c.permits[0];
+    assert_eq!(p.year, 2025);
+    let days = 90.0;
+    assert!(
+        close(p.total_t, days * 115.2 / 1000.0, 1e-9),
+        "{}",
+        p.total_t
+    );
+    assert!(
+        close(p.share, (days * 0.1152) / (30.0 * days / 365.0), 1e-9),
+        "{}",
+        p.share
+    );
+    let q = c.quota.as_ref().unwrap();
+    assert_eq!(
+        (q.baseline_over, q.reporting_over),
+        (Some(true), Some(true))
+    );
+    assert!(c.triggers.over_standard && c.triggers.over_total && c.triggers.over_energy_quota);
+    // Below the limit: no exceedance, no trigger.
+    plan.audit.as_mut().unwrap().pollutants[0].limit = Some(50.0);
+    let (mut src, _) = feed(0..0);
+    let r = compute(&plan, &req, &mut src).unwrap();
+    assert_eq!(r.compliance.sources[0].exceedance_hours, 0);
+    assert!(!r.compliance.triggers.over_standard);
 }

@@ -31,6 +31,8 @@ const AUDIT_KEYS: &[&str] = &[
     "product",
     "driver",
     "min_completeness",
+    "permit",
+    "quota",
     "input",
     "pollutant",
     "level",
@@ -710,6 +712,53 @@ pub(crate) fn parse(
         });
     }
 
+    // [[audit.permit]] and [audit.quota]
+    let mut permits: Vec<crate::plan::AuditPermit> = Vec::new();
+    for pt in t.tables(d, "permit", "[[audit.permit]]") {
+        pt.check_keys(d, &["pollutant", "t_per_year"]);
+        let name = pt.req_str(d, "pollutant");
+        let tpy = if pt.has("t_per_year") {
+            pt.positive(d, "t_per_year")
+        } else {
+            pt.missing(d, "t_per_year");
+            None
+        };
+        let (Some(name), Some(tpy)) = (name, tpy) else {
+            continue;
+        };
+        let Some(p) = pollutants
+            .iter()
+            .map(|p: &AuditPollutant| p.name)
+            .find(|p| p.as_str() == name.v)
+        else {
+            d.error(
+                &name.span,
+                format!(
+                    "permit for \"{}\": no [[audit.pollutant]] of that name measures it",
+                    name.v
+                ),
+            );
+            continue;
+        };
+        if permits.iter().any(|x| x.pollutant == p) {
+            d.error(&name.span, format!("duplicate permit for \"{}\"", name.v));
+            continue;
+        }
+        permits.push(crate::plan::AuditPermit {
+            pollutant: p,
+            t_per_year: tpy.v,
+        });
+    }
+    let quota = t.table(d, "quota", "[audit.quota]").and_then(|q| {
+        q.check_keys(d, &["energy_kgce_per_unit"]);
+        if q.has("energy_kgce_per_unit") {
+            q.positive(d, "energy_kgce_per_unit").map(|v| v.v)
+        } else {
+            q.missing(d, "energy_kgce_per_unit");
+            None
+        }
+    });
+
     // [[audit.level]]: indicators the report will have.
     let mut indicators: Vec<String> = vec!["energy".to_string(), "co2".to_string()];
     for (_, c, _, _) in &inputs {
@@ -886,6 +935,8 @@ pub(crate) fn parse(
         production_unit,
         drivers,
         min_completeness: min_completeness.unwrap_or(0.75),
+        permits,
+        energy_quota_kgce_per_unit: quota,
         inputs: inputs
             .into_iter()
             .map(|(point, carrier, kgce, co2)| AuditInput {

@@ -242,6 +242,7 @@ pub fn report() -> Report {
         .collect();
 
     Report {
+        compliance: Default::default(),
         grade: Some(Grade {
             level: "II".to_string(),
             scores: [("I", 20.0), ("II", 100.0), ("III", 100.0)]
