@@ -386,6 +386,12 @@ pub struct AuditPollutant {
     /// A counter in m3, or a gauge in m3/h (see `flow_kind`).
     pub flow: PointRef,
     pub flow_kind: PointKind,
+    /// The stack or outfall, when one pollutant has several sources (they add up).
+    pub source: Option<String>,
+    /// Flue gas: the measured O2 % gauge and the reference O2 % for the converted concentration (折算浓度).
+    pub o2: Option<(PointRef, f64)>,
+    /// Emission-standard limit of the hourly (converted) concentration, in the concentration's unit.
+    pub limit: Option<f64>,
 }
 
 /// One product of the plant (`[[audit.product]]`): a counter of its quantity and its factor to the
@@ -397,6 +403,13 @@ pub struct AuditProduct {
     pub point: PointRef,
     /// Standard-product conversion factor (production unit per unit of the product's quantity).
     pub factor: f64,
+}
+
+/// A permitted total of one pollutant, all sources together (`[[audit.permit]]`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditPermit {
+    pub pollutant: PollutantName,
+    pub t_per_year: f64,
 }
 
 /// How a driver's point becomes one value per model bucket.
@@ -469,6 +482,10 @@ pub struct AuditPlan {
     pub drivers: Vec<AuditDriver>,
     /// Savings are claimed only when the reporting period's completeness of an indicator reaches this.
     pub min_completeness: f64,
+    /// Permitted totals per pollutant (排污许可 许可排放量), t per calendar year.
+    pub permits: Vec<AuditPermit>,
+    /// Energy quota (能耗限额), kgce per unit of product.
+    pub energy_quota_kgce_per_unit: Option<f64>,
     pub inputs: Vec<AuditInput>,
     pub pollutants: Vec<AuditPollutant>,
     pub levels: Vec<AuditLevel>,

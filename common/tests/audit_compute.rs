@@ -114,6 +114,8 @@ fn plan(granularity: Granularity) -> Plan {
             }],
             drivers: Vec::new(),
             min_completeness: 0.75,
+            permits: Vec::new(),
+            energy_quota_kgce_per_unit: None,
             production_unit: "t".into(),
             inputs: vec![
                 AuditInput {
@@ -134,6 +136,9 @@ fn plan(granularity: Granularity) -> Plan {
                 concentration: pref("outfall.cod"),
                 flow: pref("outfall.flow"),
                 flow_kind: PointKind::Gauge,
+                source: None,
+                o2: None,
+                limit: None,
             }],
             levels: vec![AuditLevel {
                 indicator: "energy".into(),
@@ -757,4 +762,131 @@ fn no_data_is_null_and_savings_need_data_and_completeness() {
         "{:?}",
         rv.savings_reason
     );
+}
+
+/// DOMAIN.md "Several sources add up": two outfalls of COD, each with its own figures, the indicator their sum.
+#[test]
+fn several_sources_of_one_pollutant_add_up_and_keep_their_own_figures() {
+    let mut plan = plan(Granularity::Day);
+    plan.buses[0].meters.push(meter(
+        "outfall2",
+        vec![
+            point("cod", PointKind::Gauge, "mg/L"),
+            point("flow", PointKind::Gauge, "m3/h"),
+        ],
+    ));
+    {
+        let a = plan.audit.as_mut().unwrap();
+        a.pollutants[0].source = Some("outfall-1".into());
+        let mut second = a.pollutants[0].clone();
+        second.source = Some("outfall-2".into());
+        second.concentration = pref("outfall2.cod");
+        second.flow = pref("outfall2.flow");
+        a.pollutants.push(second);
+    }
+    let (mut src, _) = feed(0..0);
+    let grid = src.grid.unwrap();
+    let start = grid.hour_start(HourGrid::day_of_date(d("2025-01-01")) * 24);
+    for s in 0..=(90 * 96) {
+        let ts = start + s * STEP;
+        src.push("outfall2.cod", PointKind::Gauge, ts, Some(30.0));
+        src.push("outfall2.flow", PointKind::Gauge, ts, Some(50.0));
+    }
+    let req = ReportRequest {
+        now_ms: now(),
+        period_override: None,
+    };
+    let r = compute(&plan, &req, &mut src).unwrap();
+    let keys: Vec<&str> = r.indicators.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys.iter().filter(|k| **k == "COD").count(), 1, "{keys:?}");
+    let cod = &r.indicators.iter().find(|(k, _)| k == "COD").unwrap().1;
+    let sources = cod.sources.as_ref().unwrap();
+    // 59 baseline days: outfall 1 at 48 mg/L x 100 m3/h, outfall 2 at 30 mg/L x 50 m3/h.
+    let one = 59.0 * 24.0 * 48.0 * 100.0 * 1e-3;
+    let two = 59.0 * 24.0 * 30.0 * 50.0 * 1e-3;
+    assert!(close(
+        sources["outfall-1"].baseline.total.unwrap(),
+        one,
+        1e-9
+    ));
+    assert!(close(
+        sources["outfall-2"].baseline.total.unwrap(),
+        two,
+        1e-9
+    ));
+    assert!(close(cod.baseline.total.unwrap(), one + two, 1e-9));
+}
+
+/// DOMAIN.md example 11: hourly SO2 means 40, 55, 48 mg/m3 at O2 10, 11.5, 9 %, reference 9 %.
+#[test]
+fn example_11_converted_concentrations() {
+    use plantmeter_common::audit::compute::converted_concentration as conv;
+    let got: Vec<f64> = [(40.0, 10.0), (55.0, 11.5), (48.0, 9.0)]
+        .iter()
+        .map(|&(c, o)| conv(c, o, 9.0))
+        .collect();
+    for (g, w) in got.iter().zip([43.636, 69.474, 48.000]) {
+        assert!((g - w).abs() < 5e-4, "{g} vs {w}");
+    }
+    assert_eq!(got.iter().filter(|c| **c > 50.0).count(), 1);
+    // DOMAIN example 6: 120 at 11.5 % with reference 9 %; 30 at 8 % with reference 3.5 %.
+    assert!((conv(120.0, 11.5, 9.0) - 151.579).abs() < 5e-4);
+    assert!((conv(30.0, 8.0, 3.5) - 40.385).abs() < 5e-4);
+}
+
+/// Limits through the report: a COD limit crossed in the running hours, a permit exceeded pro rata, an
+/// energy quota, and the three triggers.
+#[test]
+fn limits_permits_quota_and_triggers() {
+    let mut plan = plan(Granularity::Day);
+    {
+        let a = plan.audit.as_mut().unwrap();
+        a.pollutants[0].limit = Some(45.0);
+        // COD: 48 mg/L x 100 m3/h all day = 115.2 kg/day, 42 t/year; a permit of 30 t/year is exceeded.
+        a.permits = vec![AuditPermit {
+            pollutant: PollutantName::COD,
+            t_per_year: 30.0,
+        }];
+        a.energy_quota_kgce_per_unit = Some(1.0);
+    }
+    let (mut src, _) = feed(0..0);
+    let req = ReportRequest {
+        now_ms: now(),
+        period_override: None,
+    };
+    let r = compute(&plan, &req, &mut src).unwrap();
+    let c = &r.compliance;
+    assert_eq!(c.sources.len(), 1);
+    let s = &c.sources[0];
+    assert_eq!((s.pollutant.as_str(), s.source.as_str()), ("COD", "COD"));
+    assert_eq!(s.period, "reporting");
+    assert_eq!(s.valid_hours, 31 * 24);
+    assert_eq!(s.exceedance_hours, 31 * 24, "48 > 45 every hour");
+    assert!((s.max_converted.unwrap() - 48.0).abs() < 1e-9);
+    assert_eq!(c.permits.len(), 1, "one calendar year");
+    let p = &c.permits[0];
+    assert_eq!(p.year, 2025);
+    let days = 90.0;
+    assert!(
+        close(p.total_t, days * 115.2 / 1000.0, 1e-9),
+        "{}",
+        p.total_t
+    );
+    assert!(
+        close(p.share, (days * 0.1152) / (30.0 * days / 365.0), 1e-9),
+        "{}",
+        p.share
+    );
+    let q = c.quota.as_ref().unwrap();
+    assert_eq!(
+        (q.baseline_over, q.reporting_over),
+        (Some(true), Some(true))
+    );
+    assert!(c.triggers.over_standard && c.triggers.over_total && c.triggers.over_energy_quota);
+    // Below the limit: no exceedance, no trigger.
+    plan.audit.as_mut().unwrap().pollutants[0].limit = Some(50.0);
+    let (mut src, _) = feed(0..0);
+    let r = compute(&plan, &req, &mut src).unwrap();
+    assert_eq!(r.compliance.sources[0].exceedance_hours, 0);
+    assert!(!r.compliance.triggers.over_standard);
 }

@@ -575,7 +575,7 @@ fn audit_duplicates() {
     let text = audit(&format!("{GOOD_AUDIT}{pollutant}{pollutant}"));
     assert_eq!(
         errors(&text),
-        "bad.toml:61:8: duplicate pollutant \"COD\" (first defined at line 57)"
+        "bad.toml:61:8: pollutant \"COD\" has several sources (also line 57): give each a source = \"stack-1\" (or outfall) name"
     );
 }
 
@@ -815,4 +815,58 @@ fn grade_weights_direction_and_limiting() {
         .audit
         .unwrap();
     assert_eq!((a.levels[0].weight, a.levels[1].weight), (0.5, 0.5));
+}
+
+#[test]
+fn several_sources_of_a_pollutant_need_names() {
+    let two = |s1: &str, s2: &str| {
+        audit(&format!(
+            "{GOOD_AUDIT}[[audit.pollutant]]\nname = \"COD\"\nconcentration = \"outfall.cod\"\nflow = \"outfall.flow\"\n{s1}\
+             [[audit.pollutant]]\nname = \"COD\"\nconcentration = \"outfall.cod\"\nflow = \"outfall.flow\"\n{s2}"
+        ))
+    };
+    let e = errors(&two("", ""));
+    assert!(
+        e.contains("pollutant \"COD\" has several sources (also line 57): give each a source"),
+        "{e}"
+    );
+    let e = errors(&two("source = \"a\"\n", "source = \"a\"\n"));
+    assert!(
+        e.contains("duplicate pollutant \"COD\" from source \"a\""),
+        "{e}"
+    );
+    let ok = two("source = \"a\"\n", "source = \"b\"\n");
+    let a = config::parse(&ok, Path::new("ok.toml"))
+        .unwrap()
+        .audit
+        .unwrap();
+    assert_eq!(a.pollutants.len(), 2);
+    assert_eq!(a.pollutants[1].source.as_deref(), Some("b"));
+}
+
+#[test]
+fn permits_quota_and_limits_parse() {
+    let text = audit(&format!(
+        "{GOOD_AUDIT}[[audit.pollutant]]\nname = \"COD\"\nconcentration = \"outfall.cod\"\nflow = \"outfall.flow\"\nlimit = 50.0\n\
+         [[audit.permit]]\npollutant = \"COD\"\nt_per_year = 12.5\n\
+         [[audit.permit]]\npollutant = \"SO2\"\nt_per_year = 1.0\n\
+         [audit.quota]\nenergy_kgce_per_unit = 75.0\n"
+    ));
+    let e = errors(&text);
+    assert!(
+        e.contains("permit for \"SO2\": no [[audit.pollutant]] of that name measures it"),
+        "{e}"
+    );
+    let ok = text.replace(
+        "[[audit.permit]]\npollutant = \"SO2\"\nt_per_year = 1.0\n",
+        "",
+    );
+    let a = config::parse(&ok, Path::new("ok.toml"))
+        .unwrap()
+        .audit
+        .unwrap();
+    assert_eq!(a.permits.len(), 1);
+    assert_eq!(a.permits[0].t_per_year, 12.5);
+    assert_eq!(a.energy_quota_kgce_per_unit, Some(75.0));
+    assert_eq!(a.pollutants[0].limit, Some(50.0));
 }

@@ -76,6 +76,8 @@ struct IndicatorDef {
     /// Indices of the points whose validity the indicator needs (production always included).
     points: Vec<usize>,
     hourly: Vec<f64>,
+    /// Per source of a pollutant with several sources: its name and hourly load.
+    sources: Vec<(String, Vec<f64>)>,
 }
 
 struct BucketDef {
@@ -163,6 +165,11 @@ pub fn compute(
         .pollutants
         .iter()
         .map(|p| (add(&p.concentration, &mut refs), add(&p.flow, &mut refs)))
+        .collect();
+    let o2_i: Vec<Option<usize>> = audit
+        .pollutants
+        .iter()
+        .map(|p| p.o2.as_ref().map(|(r, _)| add(r, &mut refs)))
         .collect();
 
     let mut series: Vec<Series1> = Vec::with_capacity(refs.len());
@@ -310,21 +317,39 @@ pub fn compute(
     }
     carriers.sort_by_key(|(c, _)| *c);
     let mut defs: Vec<IndicatorDef> = Vec::new();
-    if energy.points.len() > 1 {
+    // With at least one input besides the product counters.
+    if energy.points.len() > prod_is.len() {
         defs.push(energy);
     }
     defs.extend(carriers.into_iter().map(|(_, d)| d));
-    if co2.points.len() > 1 {
+    if co2.points.len() > prod_is.len() {
         defs.push(co2);
     }
+    // One indicator per pollutant: the sum of its sources (stacks, outfalls), each kept for the report.
+    let first_pollutant = defs.len();
     for (p, &(ci, fi)) in audit.pollutants.iter().zip(&poll_i) {
-        let mut d = IndicatorDef::new(p.name.as_str(), "kg", n, &prod_is);
-        d.points.extend([ci, fi]);
         let k = medium_factor(p.name.medium());
-        for h in 0..n {
-            d.hourly[h] = series[ci].amount[h] * series[fi].amount[h] * k;
+        let load: Vec<f64> = (0..n)
+            .map(|h| series[ci].amount[h] * series[fi].amount[h] * k)
+            .collect();
+        let at = match defs[first_pollutant..]
+            .iter()
+            .position(|d| d.key == p.name.as_str())
+        {
+            Some(i) => first_pollutant + i,
+            None => {
+                defs.push(IndicatorDef::new(p.name.as_str(), "kg", n, &prod_is));
+                defs.len() - 1
+            }
+        };
+        let d = &mut defs[at];
+        d.points.extend([ci, fi]);
+        for (acc, l) in d.hourly.iter_mut().zip(&load) {
+            *acc += l;
         }
-        defs.push(d);
+        if let Some(source) = &p.source {
+            d.sources.push((source.clone(), load));
+        }
     }
 
     // Periods.
@@ -564,6 +589,24 @@ pub fn compute(
                 reporting: rep.map(|(r, _)| r),
                 model: model_json(&model, g),
                 level,
+                sources: (!d.sources.is_empty()).then(|| {
+                    d.sources
+                        .iter()
+                        .map(|(name, load)| {
+                            (
+                                name.clone(),
+                                SourceTotals {
+                                    baseline: PeriodTotal {
+                                        total: has_data(base_range).then(|| sum(load, base_range)),
+                                    },
+                                    reporting: rep_range.map(|rr| PeriodTotal {
+                                        total: has_data(rr).then(|| sum(load, rr)),
+                                    }),
+                                },
+                            )
+                        })
+                        .collect()
+                }),
             },
         ));
     }
@@ -631,6 +674,124 @@ pub fn compute(
     }
     let (energy_buckets, energy_cusum) = energy_series.unwrap_or_default();
 
+    // Limits and triggers.
+    let check_range = rep_range.unwrap_or(base_range);
+    let check_period = if rep_range.is_some() {
+        "reporting"
+    } else {
+        "baseline"
+    };
+    let mut compliance = Compliance::default();
+    for ((p, &(ci, _)), o2) in audit.pollutants.iter().zip(&poll_i).zip(&o2_i) {
+        let Some(limit) = p.limit else { continue };
+        let (mut valid_hours, mut over, mut max) = (0u64, 0u64, None::<f64>);
+        for h in check_range.0..check_range.1 {
+            let c = &series[ci];
+            if !c.valid[h] {
+                continue;
+            }
+            let conv = match (o2, &p.o2) {
+                (Some(oi), Some((_, reference))) => {
+                    let o = &series[*oi];
+                    if !o.valid[h] || o.amount[h].is_nan() || o.amount[h] >= 21.0 {
+                        continue;
+                    }
+                    converted_concentration(c.amount[h], o.amount[h], *reference)
+                }
+                _ => c.amount[h],
+            };
+            if !conv.is_finite() {
+                continue;
+            }
+            valid_hours += 1;
+            if conv > limit {
+                over += 1;
+            }
+            max = Some(max.map_or(conv, |m: f64| m.max(conv)));
+        }
+        compliance.sources.push(SourceCompliance {
+            pollutant: p.name.as_str().to_string(),
+            source: p
+                .source
+                .clone()
+                .unwrap_or_else(|| p.name.as_str().to_string()),
+            limit,
+            valid_hours,
+            exceedance_hours: over,
+            max_converted: max,
+            period: check_period.to_string(),
+        });
+    }
+    for permit in &audit.permits {
+        let Some(d) = defs.iter().find(|d| d.key == permit.pollutant.as_str()) else {
+            continue;
+        };
+        // Hours of the audit's periods, by local calendar year.
+        let mut years: Vec<(i32, f64, i64)> = Vec::new();
+        let in_periods =
+            |i: usize| in_range(i, base_range) || rep_range.is_some_and(|r| in_range(i, r));
+        for i in 0..n {
+            if !in_periods(i) {
+                continue;
+            }
+            let year = HourGrid::date_of_day(HourGrid::day_of_hour(h_start + i as i64)).year();
+            match years.iter_mut().find(|(y, _, _)| *y == year) {
+                Some(e) => {
+                    e.1 += d.hourly[i];
+                    e.2 += 1;
+                }
+                None => years.push((year, d.hourly[i], 1)),
+            }
+        }
+        for (year, kg, hours) in years {
+            let days_of_year = if NaiveDate::from_ymd_opt(year, 2, 29).is_some() {
+                366.0
+            } else {
+                365.0
+            };
+            let allowed = permit.t_per_year * (hours as f64 / 24.0) / days_of_year;
+            compliance.permits.push(PermitUse {
+                pollutant: permit.pollutant.as_str().to_string(),
+                year,
+                t_per_year: permit.t_per_year,
+                total_t: kg / 1000.0,
+                share: if allowed > 0.0 {
+                    kg / 1000.0 / allowed
+                } else {
+                    0.0
+                },
+            });
+        }
+    }
+    if let Some(q) = audit.energy_quota_kgce_per_unit {
+        let energy = indicators
+            .iter()
+            .find(|(k, _)| k == "energy")
+            .map(|(_, i)| i);
+        compliance.quota = Some(QuotaCheck {
+            energy_kgce_per_unit: q,
+            baseline_over: energy.and_then(|e| e.baseline.per_unit).map(|v| v > q),
+            reporting_over: energy
+                .and_then(|e| e.reporting.as_ref())
+                .and_then(|r| r.per_unit)
+                .map(|v| v > q),
+        });
+        if energy.is_none() {
+            notes.push(
+                "energy quota: the audit has no comprehensive energy indicator (no energy input)"
+                    .to_string(),
+            );
+        }
+    }
+    compliance.triggers = Triggers {
+        over_standard: compliance.sources.iter().any(|s| s.exceedance_hours > 0),
+        over_total: compliance.permits.iter().any(|p| p.share > 1.0),
+        over_energy_quota: compliance
+            .quota
+            .as_ref()
+            .is_some_and(|q| q.baseline_over == Some(true) || q.reporting_over == Some(true)),
+    };
+
     let (cv_max, nmbe_max) = baseline::ashrae14_thresholds(g);
     notes.extend(conventions());
     Ok(Report {
@@ -639,6 +800,7 @@ pub fn compute(
         production_unit: audit.production_unit.clone(),
         periods,
         indicators,
+        compliance,
         grade: overall(&graded_figures).map(|o| Grade {
             level: o.level.to_string(),
             scores: crate::audit::grade::LEVELS
@@ -691,6 +853,7 @@ impl IndicatorDef {
             key: key.to_string(),
             total_unit: unit.to_string(),
             points: prod_is.to_vec(),
+            sources: Vec::new(),
             hourly: vec![0.0; n],
         }
     }
@@ -760,6 +923,11 @@ fn model_json(m: &Baseline, g: Granularity) -> Model {
             })
             .collect(),
     }
+}
+
+/// The converted concentration (折算浓度) at a reference O2: C x (21 - O2_ref) / (21 - O2).
+pub fn converted_concentration(c: f64, o2: f64, o2_reference: f64) -> f64 {
+    c * (21.0 - o2_reference) / (21.0 - o2)
 }
 
 /// A driver's value over a bucket's hours (`amounts`: a gauge's hourly means or a counter's hourly sums).

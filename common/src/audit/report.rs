@@ -14,6 +14,9 @@ pub struct Report {
     /// `co2`, one per pollutant (`COD`, `SO2`, ...). Order is kept: energy, carriers, co2, pollutants.
     #[serde(with = "ordered_map")]
     pub indicators: Vec<(String, Indicator)>,
+    /// Limits and triggers (双超, 能耗限额): DOMAIN.md "Limits and triggers".
+    #[serde(default)]
+    pub compliance: Compliance,
     /// The enterprise's overall grade (DOMAIN.md "Overall grade"); null without grade thresholds.
     #[serde(default)]
     pub grade: Option<Grade>,
@@ -23,6 +26,59 @@ pub struct Report {
     pub method: Method,
     /// Series for charts and the CSV's second table.
     pub series: Series,
+}
+
+/// Emission limits per source, permitted totals per year, the energy quota, and the three triggers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Compliance {
+    pub sources: Vec<SourceCompliance>,
+    pub permits: Vec<PermitUse>,
+    pub quota: Option<QuotaCheck>,
+    pub triggers: Triggers,
+}
+
+/// One source with an emission-standard limit, over the reporting period (the baseline without one).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceCompliance {
+    pub pollutant: String,
+    /// The source's name; the pollutant's name when it has a single source.
+    pub source: String,
+    /// Limit of the hourly converted concentration (mg/m3 or mg/L).
+    pub limit: f64,
+    pub valid_hours: u64,
+    pub exceedance_hours: u64,
+    /// Highest hourly converted concentration; null without a valid hour.
+    pub max_converted: Option<f64>,
+    /// The period checked: `reporting` or `baseline`.
+    #[serde(default)]
+    pub period: String,
+}
+
+/// A pollutant's emissions against its permitted total in one calendar year.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PermitUse {
+    pub pollutant: String,
+    pub year: i32,
+    pub t_per_year: f64,
+    /// Emitted in that year within the audit's periods (t).
+    pub total_t: f64,
+    /// total / (permit x days covered / days of the year): above 1 is over the permitted total.
+    pub share: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuotaCheck {
+    pub energy_kgce_per_unit: f64,
+    /// Null without a per-unit energy figure in the period.
+    pub baseline_over: Option<bool>,
+    pub reporting_over: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Triggers {
+    pub over_standard: bool,
+    pub over_total: bool,
+    pub over_energy_quota: bool,
 }
 
 /// The overall grade: `I`, `II`, `III` or `below III`, and the weighted scores Y_I, Y_II, Y_III (0..100).
@@ -64,6 +120,22 @@ pub struct Indicator {
     pub model: Model,
     /// `I`, `II`, `III`, `below III`, or null without thresholds.
     pub level: Option<String>,
+    /// A pollutant with several sources: each source's totals (the indicator is their sum).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sources: Option<std::collections::BTreeMap<String, SourceTotals>>,
+}
+
+/// One source's totals of a pollutant, per period.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceTotals {
+    pub baseline: PeriodTotal,
+    pub reporting: Option<PeriodTotal>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeriodTotal {
+    /// kg; null without data.
+    pub total: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

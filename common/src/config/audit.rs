@@ -31,6 +31,8 @@ const AUDIT_KEYS: &[&str] = &[
     "product",
     "driver",
     "min_completeness",
+    "permit",
+    "quota",
     "input",
     "pollutant",
     "level",
@@ -54,6 +56,13 @@ fn valid_variable_name(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
         && s != "production"
         && s != "intercept"
+}
+
+/// A source (stack, outfall) name: a report key.
+fn valid_source_name(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 /// What a `meter.point` reference resolved to.
@@ -561,9 +570,69 @@ pub(crate) fn parse(
 
     // [[audit.pollutant]]
     let mut pollutants = Vec::new();
-    let mut pollutant_lines: HashMap<PollutantName, usize> = HashMap::new();
+    let mut pollutant_lines: HashMap<(PollutantName, Option<String>), usize> = HashMap::new();
     for pt in t.tables(d, "pollutant", "[[audit.pollutant]]") {
-        pt.check_keys(d, &["name", "concentration", "flow"]);
+        pt.check_keys(
+            d,
+            &[
+                "name",
+                "concentration",
+                "flow",
+                "source",
+                "o2",
+                "o2_reference",
+                "limit",
+            ],
+        );
+        let source = pt.str(d, "source").and_then(|s| {
+            if valid_source_name(s.v) {
+                Some(s.v.to_string())
+            } else {
+                d.error(
+                    &s.span,
+                    format!("source \"{}\" must be 1..64 of [A-Za-z0-9_-]", s.v),
+                );
+                None
+            }
+        });
+        let limit = pt.positive(d, "limit").map(|v| v.v);
+        let o2_ref = pt.number(d, "o2_reference").and_then(|v| {
+            if (0.0..21.0).contains(&v.v) {
+                Some(v)
+            } else {
+                d.error(
+                    &v.span,
+                    format!("o2_reference {} must be in 0..21 (%)", v.v),
+                );
+                None
+            }
+        });
+        let o2 = if pt.has("o2") {
+            point_key(d, &pt, "o2", points).and_then(|(r, span)| {
+                if r.kind != PointKind::Gauge {
+                    d.error(
+                        &span,
+                        format!(
+                            "o2 point \"{}\" must be a gauge (O2 %), it is a counter",
+                            r.point
+                        ),
+                    );
+                    return None;
+                }
+                match &o2_ref {
+                    Some(v) => Some((r.point, v.v)),
+                    None => {
+                        pt.missing(d, "o2_reference");
+                        None
+                    }
+                }
+            })
+        } else {
+            if let Some(v) = &o2_ref {
+                d.error(&v.span, "o2_reference needs o2 (the measured O2 % point)");
+            }
+            None
+        };
         let name = pt
             .req_str(d, "name")
             .and_then(|n| match PollutantName::parse(n.v) {
@@ -600,27 +669,95 @@ pub(crate) fn parse(
         let (Some((name, name_span)), Some((conc, _)), Some((flow, _))) = (name, conc, flow) else {
             continue;
         };
-        if let Some(first) = pollutant_lines.get(&name) {
+        let line = name_span.as_ref().map_or(1, |s| d.position(s.start).0);
+        // Several sources of one pollutant add up: each must say which it is.
+        let mut others: Vec<(Option<String>, usize)> = pollutant_lines
+            .iter()
+            .filter(|((n, _), _)| *n == name)
+            .map(|((_, s), l)| (s.clone(), *l))
+            .collect();
+        others.sort_by_key(|(_, l)| *l);
+        if let Some((_, first)) = others.iter().find(|(s, _)| s.is_none() || source.is_none()) {
             d.error(
                 &name_span,
                 format!(
-                    "duplicate pollutant \"{}\" (first defined at line {first})",
+                    "pollutant \"{}\" has several sources (also line {first}): give each a source = \"stack-1\" (or outfall) name",
                     name.as_str()
                 ),
             );
             continue;
         }
-        pollutant_lines.insert(
-            name,
-            name_span.as_ref().map_or(1, |s| d.position(s.start).0),
-        );
+        if let Some((_, first)) = others.iter().find(|(s, _)| *s == source) {
+            d.error(
+                &name_span,
+                format!(
+                    "duplicate pollutant \"{}\"{} (first defined at line {first})",
+                    name.as_str(),
+                    source
+                        .as_deref()
+                        .map_or(String::new(), |s| format!(" from source \"{s}\""))
+                ),
+            );
+            continue;
+        }
+        pollutant_lines.insert((name, source.clone()), line);
         pollutants.push(AuditPollutant {
             name,
             concentration: conc.point,
             flow: flow.point,
             flow_kind: flow.kind,
+            source,
+            o2,
+            limit,
         });
     }
+
+    // [[audit.permit]] and [audit.quota]
+    let mut permits: Vec<crate::plan::AuditPermit> = Vec::new();
+    for pt in t.tables(d, "permit", "[[audit.permit]]") {
+        pt.check_keys(d, &["pollutant", "t_per_year"]);
+        let name = pt.req_str(d, "pollutant");
+        let tpy = if pt.has("t_per_year") {
+            pt.positive(d, "t_per_year")
+        } else {
+            pt.missing(d, "t_per_year");
+            None
+        };
+        let (Some(name), Some(tpy)) = (name, tpy) else {
+            continue;
+        };
+        let Some(p) = pollutants
+            .iter()
+            .map(|p: &AuditPollutant| p.name)
+            .find(|p| p.as_str() == name.v)
+        else {
+            d.error(
+                &name.span,
+                format!(
+                    "permit for \"{}\": no [[audit.pollutant]] of that name measures it",
+                    name.v
+                ),
+            );
+            continue;
+        };
+        if permits.iter().any(|x| x.pollutant == p) {
+            d.error(&name.span, format!("duplicate permit for \"{}\"", name.v));
+            continue;
+        }
+        permits.push(crate::plan::AuditPermit {
+            pollutant: p,
+            t_per_year: tpy.v,
+        });
+    }
+    let quota = t.table(d, "quota", "[audit.quota]").and_then(|q| {
+        q.check_keys(d, &["energy_kgce_per_unit"]);
+        if q.has("energy_kgce_per_unit") {
+            q.positive(d, "energy_kgce_per_unit").map(|v| v.v)
+        } else {
+            q.missing(d, "energy_kgce_per_unit");
+            None
+        }
+    });
 
     // [[audit.level]]: indicators the report will have.
     let mut indicators: Vec<String> = vec!["energy".to_string(), "co2".to_string()];
@@ -798,6 +935,8 @@ pub(crate) fn parse(
         production_unit,
         drivers,
         min_completeness: min_completeness.unwrap_or(0.75),
+        permits,
+        energy_quota_kgce_per_unit: quota,
         inputs: inputs
             .into_iter()
             .map(|(point, carrier, kgce, co2)| AuditInput {

@@ -183,6 +183,7 @@ pub fn report() -> Report {
                         reason: None,
                     }],
                 },
+                sources: None,
                 level: match *key {
                     "energy" => Some("II".to_string()),
                     "water" => Some("I".to_string()),
@@ -241,6 +242,7 @@ pub fn report() -> Report {
         .collect();
 
     Report {
+        compliance: Default::default(),
         grade: Some(Grade {
             level: "II".to_string(),
             scores: [("I", 20.0), ("II", 100.0), ("III", 100.0)]

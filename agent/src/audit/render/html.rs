@@ -116,6 +116,7 @@ pub fn html(report: &Report, lang: Lang) -> String {
     );
     summary(report, lang, &mut out);
     indicators(report, lang, &mut out);
+    compliance(report, lang, &mut out);
     charts(report, lang, &mut out);
     method(report, lang, &mut out);
     let _ = writeln!(
@@ -125,6 +126,112 @@ pub fn html(report: &Report, lang: Lang) -> String {
         escape(&report.generated_at)
     );
     out
+}
+
+/// Limits and triggers (双超): per source against its limit, permitted totals per year, the energy quota.
+fn compliance(report: &Report, lang: Lang, out: &mut String) {
+    let c = &report.compliance;
+    if c.sources.is_empty() && c.permits.is_empty() && c.quota.is_none() {
+        return;
+    }
+    let l = lang.labels();
+    let _ = write!(
+        out,
+        r#"<section id="compliance"><h2>{}</h2>"#,
+        escape(l.compliance)
+    );
+    let flag = |b: bool| if b { ("bad", l.yes) } else { ("good", l.no) };
+    let _ = write!(out, "<p>");
+    for (label, on) in [
+        (l.over_standard, c.triggers.over_standard),
+        (l.over_total, c.triggers.over_total),
+        (l.over_energy_quota, c.triggers.over_energy_quota),
+    ] {
+        let (class, word) = flag(on);
+        let _ = write!(
+            out,
+            r#"{}: <b class="{class}">{}</b> · "#,
+            escape(label),
+            escape(word)
+        );
+    }
+    out.push_str("</p>");
+    if !c.sources.is_empty() {
+        out.push_str("<table>");
+        head_row(
+            out,
+            &[
+                l.indicator,
+                l.emission_source,
+                l.limit,
+                l.valid_hours,
+                l.exceedance_hours,
+                l.max_converted,
+            ],
+        );
+        out.push_str("<tbody>");
+        for s in &c.sources {
+            out.push_str("<tr>");
+            text_td(out, &indicator_label(lang, &s.pollutant));
+            text_td(out, &s.source);
+            num_td(out, &display(s.limit));
+            num_td(out, &s.valid_hours.to_string());
+            let class = if s.exceedance_hours > 0 {
+                "bad"
+            } else {
+                "good"
+            };
+            let _ = write!(
+                out,
+                r#"<td class="num {class}">{}</td>"#,
+                s.exceedance_hours
+            );
+            num_td(out, &display_opt(s.max_converted));
+            out.push_str("</tr>");
+        }
+        out.push_str("</tbody></table>");
+    }
+    if !c.permits.is_empty() {
+        out.push_str("<table>");
+        head_row(
+            out,
+            &[l.indicator, l.year, l.permit_t, l.emitted_t, l.share],
+        );
+        out.push_str("<tbody>");
+        for p in &c.permits {
+            out.push_str("<tr>");
+            text_td(out, &indicator_label(lang, &p.pollutant));
+            num_td(out, &p.year.to_string());
+            num_td(out, &display(p.t_per_year));
+            num_td(out, &display(p.total_t));
+            let class = if p.share > 1.0 { "bad" } else { "good" };
+            let _ = write!(
+                out,
+                r#"<td class="num {class}">{:.1}%</td>"#,
+                p.share * 100.0
+            );
+            out.push_str("</tr>");
+        }
+        out.push_str("</tbody></table>");
+    }
+    if let Some(q) = &c.quota {
+        let over = |v: Option<bool>| match v {
+            Some(true) => l.yes,
+            Some(false) => l.no,
+            None => "–",
+        };
+        let _ = write!(
+            out,
+            "<p>{}: {} kgce · {}: {} · {}: {}</p>",
+            escape(l.energy_quota),
+            escape(&display(q.energy_kgce_per_unit)),
+            escape(l.baseline),
+            escape(over(q.baseline_over)),
+            escape(l.reporting),
+            escape(over(q.reporting_over))
+        );
+    }
+    out.push_str("</section>");
 }
 
 fn summary(report: &Report, lang: Lang, out: &mut String) {
@@ -811,6 +918,40 @@ mod tests {
         assert!(h.contains("Y<sub>II</sub> 100"), "scores");
         let z = html(&fixture::report(), Lang::Zh);
         assert!(z.contains("综合评价等级: <b>二级</b>"), "{}", &z[..200]);
+    }
+
+    #[test]
+    fn compliance_section_shows_triggers_sources_and_permits() {
+        use plantmeter_common::audit::report::{PermitUse, SourceCompliance};
+        let mut r = fixture::report();
+        let h = html(&r, Lang::En);
+        assert!(
+            !h.contains(r#"id="compliance""#),
+            "nothing configured, no section"
+        );
+        r.compliance.sources.push(SourceCompliance {
+            pollutant: "SO2".into(),
+            source: "stack-1".into(),
+            limit: 50.0,
+            valid_hours: 3,
+            exceedance_hours: 1,
+            max_converted: Some(69.474),
+            period: "reporting".into(),
+        });
+        r.compliance.permits.push(PermitUse {
+            pollutant: "SO2".into(),
+            year: 2026,
+            t_per_year: 12.5,
+            total_t: 6.0,
+            share: 0.96,
+        });
+        r.compliance.triggers.over_standard = true;
+        let h = html(&r, Lang::En);
+        assert!(h.contains(r#"id="compliance""#));
+        assert!(h.contains("stack-1") && h.contains("69.47"), "source row");
+        assert!(h.contains("96.0%"), "permit share");
+        let z = html(&r, Lang::Zh);
+        assert!(z.contains("超标排放"), "zh trigger label");
     }
 
     #[test]
