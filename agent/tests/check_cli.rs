@@ -243,10 +243,15 @@ fn check_warns_about_a_password_file_others_can_read() {
     assert_eq!(
         text(&out.stderr),
         format!(
-            "{}: warning: mqtt.password_file {} is readable by its group and others (mode 0644): \
-             chmod 600, owned by the agent's user\n",
+            "{}: warning: mqtt.password_file {} is readable by any user (mode 0644): \
+             chmod 640 with the agent's group, or 600 owned by the agent's user\n",
             cfg.display(),
             pw.display()
         )
     );
+    // Group read (root:plantmeter 0640, as deploy/README.md sets it up) is fine.
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let out = plantmeter(&["check", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(text(&out.stderr), "");
 }
