@@ -104,6 +104,7 @@ proptest! {
             CounterEvent::Normal => prop_assert!(cur >= prev - 1e-6 * prev.abs() - 1e-12),
             CounterEvent::Rollover => prop_assert!(m.is_some() && cur < prev),
             CounterEvent::Replacement => prop_assert_eq!(d, cur.max(0.0)),
+            CounterEvent::StepBack => prop_assert!(d == 0.0 && cur < prev && cur >= prev / 2.0),
         }
     }
 

@@ -582,7 +582,7 @@ production = {{ point = "packer.output", unit = "t" }}
             r.method
                 .notes
                 .iter()
-                .any(|n| n.starts_with("power.energy: 1 single low reading discarded as glitch")),
+                .any(|n| n.starts_with("power.energy: 1 low reading not counted")),
             "{:?}",
             r.method.notes
         );

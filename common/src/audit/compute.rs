@@ -173,6 +173,7 @@ pub fn compute(
         .collect();
 
     let mut series: Vec<Series1> = Vec::with_capacity(refs.len());
+    let mut events = Events::default();
     let mut quality: Vec<PointQuality> = Vec::with_capacity(refs.len());
     let base_range = window(baseline_p, h_start, elapsed_end);
     let rep_range = reporting_p.map(|r| window(r, h_start, elapsed_end));
@@ -202,6 +203,13 @@ pub fn compute(
                 rollovers += u64::from(a.rollovers);
                 replacements += u64::from(a.replacements);
                 glitches += u64::from(a.glitches);
+                if a.replacements > 0 {
+                    events.replacements.push(ReplacementEvent {
+                        point: r.qualified(),
+                        at: format_ts_ms(grid.hour_start(h_start + i as i64)),
+                        recorded: false,
+                    });
+                }
                 apportioned += u64::from(a.apportioned_ms > 0);
             }
         }
@@ -224,11 +232,13 @@ pub fn compute(
         }
         if glitches > 0 {
             notes.push(format!(
-                "{}: {glitches} single low reading{} discarded as glitches (the next reading continued the old sequence)",
+                "{}: {glitches} low reading{} not counted (step backs: a drop to at least half the reading before, or a single low reading the next one contradicted); the higher reading stayed the reference",
                 r.qualified(),
                 if glitches == 1 { "" } else { "s" }
             ));
         }
+        events.rollovers += rollovers;
+        events.step_backs += glitches;
         quality.push(PointQuality {
             point: r.qualified(),
             completeness_baseline: fraction_valid(&valid, base_range),
@@ -236,6 +246,7 @@ pub fn compute(
             rollovers,
             replacements,
             apportioned_hours: apportioned,
+            step_backs: glitches,
         });
         series.push(Series1 {
             amount,
@@ -801,6 +812,7 @@ pub fn compute(
         periods,
         indicators,
         compliance,
+        events,
         grade: overall(&graded_figures).map(|o| Grade {
             level: o.level.to_string(),
             scores: crate::audit::grade::LEVELS
@@ -837,7 +849,7 @@ pub fn compute(
 /// The conventions every report states.
 pub fn conventions() -> Vec<String> {
     vec![
-        "counters: a drop is a rollover when the wrapped delta is at most 10 % of the modulus, otherwise a meter replacement whose new meter is taken to start at zero (never negative consumption)".to_string(),
+        "counters: a drop to at least half the reading before is a step back (nothing counted, the higher reading stays the reference until the counter passes it); a deeper drop is a rollover when the wrapped delta is at most 10 % of the modulus, otherwise an inferred meter replacement whose new meter is taken to start at zero (never negative consumption)".to_string(),
         "a delta across a polling gap or a non-good reading is apportioned linearly over the gap's hours and does not count as covered time".to_string(),
         "a counter drop is decided at the next good reading: if that reading continues the old sequence (at least the reading before the drop, and less above it than the drop was deep) the low reading was a glitch and is discarded (counted per point), otherwise it is the rollover or replacement it looked like".to_string(),
         "gauges: an hour's value is the mean of the good readings taken within it (HJ 75 hourly average); a covered hour without a reading takes the linear interpolation between the readings around it; an hour without any reading inside a polling gap is substituted with the mean of the valid hourly values before and after the gap (HJ 75-2017 convention for missing hours), flagged as apportioned hours of the point; hours before a point's first or after its last reading are not substituted".to_string(),

@@ -30,6 +30,9 @@ use crate::types::PointKind;
 pub const ROLLOVER_MAX_FRACTION: f64 = 0.1;
 /// Relative drop of a counter treated as float jitter rather than a replacement.
 pub const JITTER_FRACTION: f64 = 1e-6;
+/// A drop to at least this fraction of the previous reading is a **step back** (DOMAIN.md "Counter drops"):
+/// a correction, reverse flow or glitch; nothing is counted and the higher reading stays the reference.
+pub const STEP_BACK_MIN_FRACTION: f64 = 0.5;
 
 /// Earliest instant the audit accepts, 2000-01-01T00:00:00Z in UTC ms: anything before is a clock that
 /// was never set (a gateway without a battery clock boots at 1970) or a mistyped date.
@@ -88,6 +91,8 @@ pub enum CounterEvent {
     Rollover,
     /// The counter dropped and it is not a rollover: a new meter, taken to start at zero.
     Replacement,
+    /// The counter dropped to at least half its previous reading: nothing counted, the higher reading kept.
+    StepBack,
 }
 
 /// Consumption between two counter readings `prev` then `cur` (same unit), with the point's modulus.
@@ -98,6 +103,9 @@ pub fn counter_delta(prev: f64, cur: f64, modulus: Option<f64>) -> (f64, Counter
     }
     if prev - cur <= JITTER_FRACTION * prev.abs() {
         return (0.0, CounterEvent::Normal);
+    }
+    if prev > 0.0 && cur >= STEP_BACK_MIN_FRACTION * prev {
+        return (0.0, CounterEvent::StepBack);
     }
     if let Some(m) = modulus.filter(|m| m.is_finite() && *m > 0.0) {
         let wrapped = m - prev + cur;
@@ -239,7 +247,16 @@ impl Tracker {
             PointKind::Counter => match last.held {
                 None => {
                     let (delta, ev) = counter_delta(prev, v, self.modulus);
-                    if ev != CounterEvent::Normal {
+                    if ev == CounterEvent::StepBack {
+                        // Counted with the glitches (the stored hour's `glitches`): readings not counted.
+                        out(
+                            grid.hour_index(ts_ms),
+                            HourAgg {
+                                glitches: 1,
+                                ..HourAgg::default()
+                            },
+                        );
+                    } else if ev != CounterEvent::Normal {
                         last.held = Some(Held {
                             ts_ms,
                             value: v,
@@ -249,12 +266,9 @@ impl Tracker {
                         return Pushed::Held;
                     }
                     self.unapportioned += u64::from(spread(grid, t0, ts_ms, delta, gap, out));
-                    // Jitter keeps the higher reading so that it is not counted twice.
+                    // Jitter and a step back keep the higher reading so that it is not counted twice.
                     *last = LastReading::new(ts_ms, v.max(prev));
-                    Pushed::Interval {
-                        gap,
-                        event: CounterEvent::Normal,
-                    }
+                    Pushed::Interval { gap, event: ev }
                 }
                 Some(h) if is_glitch(prev, h.value, v) => {
                     let gap = gap || h.gap;
@@ -309,7 +323,7 @@ impl Tracker {
         match ev {
             CounterEvent::Rollover => e.rollovers = 1,
             CounterEvent::Replacement => e.replacements = 1,
-            CounterEvent::Normal => {}
+            CounterEvent::Normal | CounterEvent::StepBack => {}
         }
         if !e.is_empty() {
             out(grid.hour_index(h.ts_ms - 1), e);
@@ -557,6 +571,44 @@ mod tests {
         assert_eq!(m.len(), 2);
         assert_eq!(m[&5].gauge_mean(), Some(30.0));
         assert_eq!(m[&5].covered_ms, 0);
+    }
+
+    /// DOMAIN.md example 10 (the parts without a recorded replacement).
+    #[test]
+    fn domain_example_10_step_back_and_inferred_replacement() {
+        let total = |m: &BTreeMap<i64, HourAgg>| m.values().map(|a| a.sum).sum::<f64>();
+        let ts = |i: i64| i * 600_000;
+        // 500, 506, 505, 601.5: 505 is at least half of 506, a step back; 506 stays the reference.
+        let mut t = Tracker::new(PointKind::Counter, None, 3_600_000);
+        let m = run(
+            &mut t,
+            &[
+                (ts(0), Some(500.0)),
+                (ts(1), Some(506.0)),
+                (ts(2), Some(505.0)),
+                (ts(3), Some(601.5)),
+            ],
+        );
+        assert!((total(&m) - 101.5).abs() < 1e-9, "{}", total(&m));
+        assert_eq!(
+            m.values().map(|a| a.glitches).sum::<u16>(),
+            1,
+            "one step back counted"
+        );
+        assert_eq!(m.values().map(|a| a.replacements).sum::<u16>(), 0);
+        // 9 800, 9 950, 40, 130 without a modulus: a deep drop, an inferred replacement from 0.
+        let mut t = Tracker::new(PointKind::Counter, None, 3_600_000);
+        let m = run(
+            &mut t,
+            &[
+                (ts(0), Some(9800.0)),
+                (ts(1), Some(9950.0)),
+                (ts(2), Some(40.0)),
+                (ts(3), Some(130.0)),
+            ],
+        );
+        assert!((total(&m) - 280.0).abs() < 1e-9, "{}", total(&m));
+        assert_eq!(m.values().map(|a| a.replacements).sum::<u16>(), 1);
     }
 
     #[test]

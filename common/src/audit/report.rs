@@ -17,6 +17,9 @@ pub struct Report {
     /// Limits and triggers (双超, 能耗限额): DOMAIN.md "Limits and triggers".
     #[serde(default)]
     pub compliance: Compliance,
+    /// Rollovers, step backs and meter replacements.
+    #[serde(default)]
+    pub events: Events,
     /// The enterprise's overall grade (DOMAIN.md "Overall grade"); null without grade thresholds.
     #[serde(default)]
     pub grade: Option<Grade>,
@@ -268,6 +271,28 @@ pub struct PointQuality {
     pub replacements: u64,
     /// Hours whose consumption was apportioned across a polling gap.
     pub apportioned_hours: u64,
+    /// Counter readings below the reference that were not counted (DOMAIN.md "Counter drops").
+    #[serde(default)]
+    pub step_backs: u64,
+}
+
+/// Counter events over the audit's periods, all points together.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Events {
+    pub rollovers: u64,
+    pub step_backs: u64,
+    pub replacements: Vec<ReplacementEvent>,
+}
+
+/// A meter replacement: inferred from a deep drop (`recorded` false: the new meter is taken to start at 0,
+/// record the real start reading) or recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplacementEvent {
+    /// `meter.point`
+    pub point: String,
+    /// The hour it happened in (RFC 3339 UTC).
+    pub at: String,
+    pub recorded: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]

@@ -243,6 +243,7 @@ pub fn report() -> Report {
 
     Report {
         compliance: Default::default(),
+        events: Default::default(),
         grade: Some(Grade {
             level: "II".to_string(),
             scores: [("I", 20.0), ("II", 100.0), ("III", 100.0)]
@@ -320,6 +321,7 @@ fn factor(point: &str, carrier: &str, unit: &str, kgce: f64, co2: f64) -> Factor
 
 fn quality(point: &str, b: f64, r: Option<f64>, roll: u64, repl: u64, app: u64) -> PointQuality {
     PointQuality {
+        step_backs: 0,
         point: point.to_string(),
         completeness_baseline: b,
         completeness_reporting: r,
