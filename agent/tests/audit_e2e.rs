@@ -327,6 +327,40 @@ fn import_then_report_matches_independent_figures() {
     let r2: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
     assert_eq!(r2["indicators"], r["indicators"]);
 
+    // --baseline-from/--baseline-to replace [audit] baseline: February and March only.
+    let out = run(&[
+        "report",
+        "--config",
+        cfg_s,
+        "--format",
+        "json",
+        "--baseline-from",
+        "2024-02-01",
+        "--baseline-to",
+        "2024-04-01",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let r3: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r3["periods"]["baseline"]["from"], "2024-02-01");
+    assert_eq!(r3["periods"]["baseline"]["to"], "2024-04-01");
+    let bp3: f64 = truth.days[31..91].iter().map(|x| x.0).sum();
+    assert!(close(
+        r3["periods"]["baseline"]["production"].as_f64().unwrap(),
+        bp3,
+        1e-9
+    ));
+    let out = run(&[
+        "report",
+        "--config",
+        cfg_s,
+        "--format",
+        "json",
+        "--baseline-from",
+        "2024-02-01",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--baseline-from and --baseline-to go together"));
+
     // CSV (Excel: UTF-8 with BOM) and HTML through the renderer, to --out files.
     let out_csv = dir.path().join("report.csv");
     let out = run(&[

@@ -31,6 +31,9 @@ pub struct Gateway {
     pub data_dir: PathBuf,
     /// Bound on the store, in MiB.
     pub store_max_mb: u64,
+    /// The enterprise's name and its industry, shown on reports.
+    pub enterprise: Option<String>,
+    pub industry: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

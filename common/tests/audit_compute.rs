@@ -62,6 +62,8 @@ fn plan(granularity: Granularity) -> Plan {
             site: "plant-a".into(),
             data_dir: PathBuf::from("/tmp/x"),
             store_max_mb: 64,
+            enterprise: None,
+            industry: None,
         },
         mqtt: Mqtt {
             url: "mqtt://127.0.0.1:1883".into(),

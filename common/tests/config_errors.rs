@@ -870,3 +870,22 @@ fn permits_quota_and_limits_parse() {
     assert_eq!(a.energy_quota_kgce_per_unit, Some(75.0));
     assert_eq!(a.pollutants[0].limit, Some(50.0));
 }
+
+#[test]
+fn enterprise_and_industry_are_optional_gateway_keys() {
+    let text = with_meter("").replace(
+        "site = \"plant-a\"\n",
+        "site = \"plant-a\"\nenterprise = \"Sunrise Dyeing & Finishing Co.\"\nindustry = \"dyeing\"\n",
+    );
+    let plan = config::parse(&text, Path::new("ok.toml")).unwrap();
+    assert_eq!(
+        plan.gateway.enterprise.as_deref(),
+        Some("Sunrise Dyeing & Finishing Co.")
+    );
+    assert_eq!(plan.gateway.industry.as_deref(), Some("dyeing"));
+    let bad = text.replace("industry = \"dyeing\"", "industry = \"\"");
+    assert_eq!(
+        errors(&bad),
+        "bad.toml:5:12: industry must be 1 to 200 characters"
+    );
+}

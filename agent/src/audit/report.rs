@@ -26,6 +26,12 @@ pub struct ReportArgs {
     /// Local date after the period (exclusive), `YYYY-MM-DD`.
     #[arg(long)]
     pub to: Option<String>,
+    /// First local date of the baseline period (inclusive), replacing `[audit] baseline`.
+    #[arg(long)]
+    pub baseline_from: Option<String>,
+    /// Local date after the baseline period (exclusive).
+    #[arg(long)]
+    pub baseline_to: Option<String>,
     #[arg(long, value_parser = ["json", "csv", "html"])]
     pub format: String,
     /// Write here instead of stdout.
@@ -67,8 +73,30 @@ pub fn period_override(
 }
 
 pub fn main(args: ReportArgs) -> anyhow::Result<()> {
-    let plan = load_plan(&args.config)?;
+    let mut plan = load_plan(&args.config)?;
     let over = period_override(args.from.as_deref(), args.to.as_deref())?;
+    let baseline = match (args.baseline_from.as_deref(), args.baseline_to.as_deref()) {
+        (None, None) => None,
+        (Some(f), Some(t)) => {
+            let (f, t) = (
+                parse_date("--baseline-from", f)?,
+                parse_date("--baseline-to", t)?,
+            );
+            if t <= f {
+                return Err(bad_input(format!(
+                    "--baseline-from {f} --baseline-to {t}: the period is empty (--baseline-to is exclusive)"
+                )));
+            }
+            Some((f, t))
+        }
+        _ => return Err(bad_input(
+            "--baseline-from and --baseline-to go together (local dates, --baseline-to exclusive)"
+                .to_string(),
+        )),
+    };
+    if let (Some(b), Some(audit)) = (baseline, plan.audit.as_mut()) {
+        audit.baseline = b;
+    }
     let lang = render::Lang::parse(&args.lang)
         .ok_or_else(|| bad_input(format!("--lang {}: en or zh", args.lang)))?;
     let dir = &plan.gateway.data_dir;

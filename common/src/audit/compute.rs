@@ -808,6 +808,8 @@ pub fn compute(
     Ok(Report {
         gateway: plan.gateway.id.clone(),
         site: plan.gateway.site.clone(),
+        enterprise: plan.gateway.enterprise.clone(),
+        industry: plan.gateway.industry.clone(),
         production_unit: audit.production_unit.clone(),
         periods,
         indicators,

@@ -8,6 +8,11 @@ use serde::{Deserialize, Serialize};
 pub struct Report {
     pub gateway: String,
     pub site: String,
+    /// `[gateway] enterprise` and `industry`; null when not configured.
+    #[serde(default)]
+    pub enterprise: Option<String>,
+    #[serde(default)]
+    pub industry: Option<String>,
     pub production_unit: String,
     pub periods: Periods,
     /// Keyed as the contract says: `energy`, one per carrier (`electricity`, `natural_gas`, `water`, ...),

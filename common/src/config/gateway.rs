@@ -13,7 +13,15 @@ pub(crate) const DEFAULT_STORE_MAX_MB: u64 = 512;
 /// Largest `max_gap` accepted: a request holds at most 125 registers, so a wider gap never bridges.
 pub(crate) const MAX_GAP_LIMIT: i64 = 125;
 
-const GATEWAY_KEYS: &[&str] = &["id", "site", "data_dir", "store_max_mb", "max_gap"];
+const GATEWAY_KEYS: &[&str] = &[
+    "id",
+    "site",
+    "data_dir",
+    "store_max_mb",
+    "max_gap",
+    "enterprise",
+    "industry",
+];
 const MQTT_KEYS: &[&str] = &[
     "url",
     "client_id",
@@ -81,6 +89,16 @@ pub(crate) fn gateway(d: &mut Diag<'_>, root: &Section<'_>) -> Option<(Gateway, 
         .int_in(d, "store_max_mb", 1, i64::from(u32::MAX))
         .map_or(DEFAULT_STORE_MAX_MB, |v| v.v.unsigned_abs());
     let max_gap = max_gap(d, &t);
+    let text = |d: &mut Diag<'_>, key: &str| -> Option<String> {
+        let v = t.str(d, key)?;
+        if v.v.trim().is_empty() || v.v.len() > 200 {
+            d.error(&v.span, format!("{key} must be 1 to 200 characters"));
+            return None;
+        }
+        Some(v.v.trim().to_string())
+    };
+    let enterprise = text(d, "enterprise");
+    let industry = text(d, "industry");
 
     if d.count() > before {
         return None;
@@ -91,6 +109,8 @@ pub(crate) fn gateway(d: &mut Diag<'_>, root: &Section<'_>) -> Option<(Gateway, 
             site: site?.v.to_string(),
             data_dir: PathBuf::from(data_dir?.v),
             store_max_mb,
+            enterprise,
+            industry,
         },
         max_gap,
     ))

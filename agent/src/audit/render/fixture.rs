@@ -242,6 +242,8 @@ pub fn report() -> Report {
         .collect();
 
     Report {
+        enterprise: Some("Sunrise Dyeing & Finishing Co.".to_string()),
+        industry: Some("dyeing".to_string()),
         compliance: Default::default(),
         events: Default::default(),
         grade: Some(Grade {

@@ -114,6 +114,17 @@ pub fn html(report: &Report, lang: Lang) -> String {
         escape(l.generated_at),
         escape(&report.generated_at)
     );
+    if let Some(e) = &report.enterprise {
+        let industry = report
+            .industry
+            .as_deref()
+            .map_or(String::new(), |i| format!(" · {}", escape(i)));
+        let _ = write!(
+            out,
+            r#"<p class="meta enterprise"><b>{}</b>{industry}</p>"#,
+            escape(e)
+        );
+    }
     summary(report, lang, &mut out);
     indicators(report, lang, &mut out);
     compliance(report, lang, &mut out);
@@ -952,6 +963,12 @@ mod tests {
         assert!(h.contains("96.0%"), "permit share");
         let z = html(&r, Lang::Zh);
         assert!(z.contains("超标排放"), "zh trigger label");
+    }
+
+    #[test]
+    fn enterprise_and_industry_head_the_report() {
+        let h = html(&fixture::report(), Lang::En);
+        assert!(h.contains("<b>Sunrise Dyeing &amp; Finishing Co.</b> · dyeing"));
     }
 
     #[test]
