@@ -16,6 +16,7 @@
 
 pub mod block;
 pub mod payload;
+pub mod seq_floor;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -166,6 +167,8 @@ fn open_once(dir: &Path) -> Result<sled::Db, OpenError> {
 
 /// The data messages waiting for delivery, with their counters.
 pub struct Store {
+    /// The store's folder (`data_dir`).
+    dir: PathBuf,
     db: sled::Db,
     tree: sled::Tree,
     /// Serialises the writer's append/evict batch against deletes of acknowledged records.
@@ -185,6 +188,8 @@ struct WriterState {
     next_seq: u64,
     /// Blocks some of whose records were acknowledged, by first seq.
     partial: BTreeMap<u64, Partial>,
+    /// Every seq given is below it, on disk outside the store.
+    floor: seq_floor::SeqFloor,
 }
 
 /// The acknowledged records of a block (a bit per record).
@@ -285,8 +290,8 @@ impl Store {
     /// to `dir.corrupt-<UTC timestamp>` and a fresh one started (logged as an error, and visible
     /// in `moved_aside`). A store locked by another process is an error.
     pub fn open_or_recover(dir: &Path, store_max_mb: u64) -> anyhow::Result<Store> {
-        match open_classified(dir, LOCK_WAIT) {
-            Ok(db) => Store::from_db(db, store_max_mb, None),
+        let (db, aside) = match open_classified(dir, LOCK_WAIT) {
+            Ok(db) => (db, None),
             Err(OpenError::Corrupt { dir, source }) => {
                 let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
                 let mut aside = dir.clone().into_os_string();
@@ -305,32 +310,75 @@ impl Store {
                     error = %source,
                     "the store was unreadable: moved it aside and started a fresh one; unsent records in it were not delivered"
                 );
-                // Seqs must never be reused: continue after the last seq the old agent reported.
-                let hint = crate::state::read_status_file(&aside)
-                    .map(|s| s.store.next_seq)
-                    .unwrap_or(0);
-                let db = open_classified(&dir, LOCK_WAIT)?;
-                let store = Store::from_db(db, store_max_mb, Some(aside))?;
-                if hint > 0 {
-                    // Margin: the status file is a few seconds old; a gap is honest, a reuse is not.
-                    store.bump_next_seq(hint + 100_000)?;
-                }
-                Ok(store)
+                (open_classified(&dir, LOCK_WAIT)?, Some(aside))
             }
-            Err(e) => Err(e.into()),
+            Err(e) => return Err(e.into()),
+        };
+        let store = Store::from_db(dir, db, store_max_mb, aside)?;
+        store.continue_seq()?;
+        Ok(store)
+    }
+
+    /// A store with nothing in it that had a life before (a seq floor, a status file, a store
+    /// moved aside): seqs continue above every seq given before, and what the subscriber will
+    /// never see (the old store's unsent records, the seqs jumped over) counts as evicted.
+    fn continue_seq(&self) -> anyhow::Result<()> {
+        let fresh = self.tree.range(seq_key(0)..META_PREFIX).next().is_none()
+            && read_u64(&self.tree, "next_seq")?.is_none();
+        if !fresh {
+            return Ok(());
         }
+        let floor = seq_floor::read(&self.dir, self.moved_aside.as_deref());
+        let hint = self
+            .moved_aside
+            .as_deref()
+            .and_then(crate::state::read_status_file)
+            .or_else(|| crate::state::read_status_file(&self.dir))
+            .map(|s| s.store)
+            .filter(|s| s.next_seq > 1);
+        // The lowest seq the old store may have been at, and where to continue.
+        let (lower, next) = match (floor, &hint) {
+            (None, None) => return Ok(()),
+            (Some(f), None) => (f.saturating_sub(seq_floor::STEP).max(1), f),
+            (Some(f), Some(h)) => (h.next_seq, f.max(h.next_seq)),
+            // An old agent's store without a floor: the status file is a few seconds old; a gap
+            // is honest, a reuse is not.
+            (None, Some(h)) => (h.next_seq, h.next_seq + 100_000),
+        };
+        if next <= 1 {
+            return Ok(());
+        }
+        let unsent = hint.as_ref().map_or(0, |h| h.evicted + h.backlog);
+        let lost = unsent + next.saturating_sub(lower);
+        let mut w = self.lock();
+        w.next_seq = next;
+        w.floor.reserve(next)?;
+        self.tree
+            .insert(meta_key("next_seq"), &next.to_be_bytes())?;
+        self.tree.insert(meta_key("evicted"), &lost.to_be_bytes())?;
+        self.db.flush()?;
+        self.durable_next.store(next, Ordering::Release);
+        self.evicted.store(lost, Ordering::Release);
+        tracing::error!(
+            store = %self.dir.display(),
+            next_seq = next,
+            evicted = lost,
+            "the store was lost or replaced: seq continues above every seq given before; the old store's unsent records and the seqs jumped over are counted as evicted"
+        );
+        Ok(())
     }
 
     /// Open the store in `dir` as it is (for `status`); fails if another process holds it.
     pub fn open_existing(dir: &Path, store_max_mb: u64) -> Result<Store, OpenError> {
         let db = open_classified(dir, std::time::Duration::ZERO)?;
-        Store::from_db(db, store_max_mb, None).map_err(|e| OpenError::Io {
+        Store::from_db(dir, db, store_max_mb, None).map_err(|e| OpenError::Io {
             dir: dir.to_path_buf(),
             source: sled::Error::Unsupported(e.to_string()),
         })
     }
 
     fn from_db(
+        dir: &Path,
         db: sled::Db,
         store_max_mb: u64,
         moved_aside: Option<PathBuf>,
@@ -352,12 +400,15 @@ impl Store {
             .max(last + 1)
             .max(1);
         let evicted = read_u64(&tree, "evicted")?.unwrap_or(0);
+        let floor = seq_floor::read(dir, moved_aside.as_deref()).unwrap_or(0);
         Ok(Store {
+            dir: dir.to_path_buf(),
             db,
             tree,
             write_lock: Mutex::new(WriterState {
                 next_seq,
                 partial: BTreeMap::new(),
+                floor: seq_floor::SeqFloor::new(dir, floor),
             }),
             durable_next: AtomicU64::new(next_seq),
             backlog: AtomicU64::new(backlog),
@@ -366,18 +417,6 @@ impl Store {
             max_live_bytes: AtomicU64::new(live_budget(store_max_mb)),
             moved_aside,
         })
-    }
-
-    fn bump_next_seq(&self, next: u64) -> anyhow::Result<()> {
-        let mut w = self.lock();
-        if next > w.next_seq {
-            w.next_seq = next;
-            self.tree
-                .insert(meta_key("next_seq"), &next.to_be_bytes())?;
-            self.db.flush()?;
-            self.durable_next.store(next, Ordering::Release);
-        }
-        Ok(())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, WriterState> {
@@ -441,6 +480,8 @@ impl Store {
             blocks.push((block_first, builder.take()));
         }
         let count = next - first;
+        // The floor is on disk before any of these seqs is.
+        w.floor.reserve(next)?;
         let mut batch = sled::Batch::default();
 
         // Evict the oldest blocks while the live data would exceed the bound.
@@ -939,6 +980,69 @@ mod tests {
         assert!(aside.to_string_lossy().contains(".corrupt-"));
         assert!(aside.join("conf").exists());
         assert_eq!(s.stats().backlog, 0);
+    }
+
+    #[test]
+    fn seq_continues_above_the_old_ones_after_losing_the_store_and_its_status_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        {
+            let s = Store::open_or_recover(&path, 16).unwrap();
+            for _ in 0..3 {
+                let mut round: Vec<DataMessage> = (0..10).map(|_| msg("a")).collect();
+                s.append(&mut round).unwrap();
+            }
+            s.flush().unwrap();
+            s.remove_acked(&(1..=20).collect::<Vec<_>>()).unwrap();
+            std::fs::write(path.join(crate::state::STATUS_FILE), b"{}").unwrap();
+        }
+        // The whole data_dir goes: store and status.json.
+        std::fs::remove_dir_all(&path).unwrap();
+        let s = Store::open_or_recover(&path, 16).unwrap();
+        let a = s.append(&mut [msg("b")]).unwrap();
+        assert!(a.first > 30, "seq {} reused", a.first);
+        // 10 records were unsent and the seqs between 31 and the new one never existed: a
+        // subscriber sees a gap, reported as evictions.
+        let evicted = s.evicted();
+        assert!(evicted >= 10 && evicted >= a.first - 31, "{evicted}");
+        s.flush().unwrap();
+        drop(s);
+        let s = Store::open_or_recover(&path, 16).unwrap();
+        assert_eq!(s.evicted(), evicted, "durable");
+        assert_eq!(s.next_seq(), a.first + 1);
+    }
+
+    #[test]
+    fn a_corrupt_store_moved_aside_reports_its_unsent_records_and_the_jump_as_evicted() {
+        for keep_floor in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("db");
+            {
+                let s = Store::open_or_recover(&path, 16).unwrap();
+                let mut round: Vec<DataMessage> = (0..10).map(|_| msg("a")).collect();
+                s.append(&mut round).unwrap();
+                s.flush().unwrap();
+                let st = crate::state::AgentStatus {
+                    store: s.stats(),
+                    ..Default::default()
+                };
+                crate::state::write_status_bytes(&path, &serde_json::to_vec(&st).unwrap()).unwrap();
+            }
+            if !keep_floor {
+                std::fs::remove_file(&seq_floor::candidates(&path)[0]).unwrap();
+            }
+            std::fs::write(path.join("conf"), b"this is not a sled config\n").unwrap();
+            std::fs::write(path.join("db"), vec![0xAB; 4096]).unwrap();
+            let s = Store::open_or_recover(&path, 16).unwrap();
+            assert!(s.moved_aside.is_some());
+            let a = s.append(&mut [msg("b")]).unwrap();
+            assert!(a.first > 10, "seq {} reused", a.first);
+            assert_eq!(
+                s.evicted(),
+                10 + (a.first - 11),
+                "the 10 unsent records and the seqs jumped over (floor kept: {keep_floor})"
+            );
+        }
     }
 
     #[test]
