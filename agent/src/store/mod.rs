@@ -22,7 +22,7 @@ pub mod seq_floor;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use anyhow::Context;
 use plantmeter_common::DataMessage;
@@ -185,22 +185,39 @@ fn open_once(dir: &Path) -> Result<sled::Db, OpenError> {
 )]
 pub struct Unavailable(pub PathBuf);
 
+/// The file sled 0.34.7 writes its log (and the segments holding every update) to, in its folder.
+const SLED_LOG_FILE: &str = "db";
+
 /// An open sled database, its outbox tree and its log file.
 #[derive(Clone)]
 struct Handle {
     db: sled::Db,
     tree: sled::Tree,
+    /// sled's log file, kept open to fdatasync it after each flush: sled 0.34.7 flushes with
+    /// `sync_file_range` only, which writes the pages but neither the file's metadata (its size,
+    /// as the log grows) nor the drive's write cache: on a power loss the round may not be there.
+    log: Arc<std::fs::File>,
 }
 
 impl Handle {
-    fn new(db: sled::Db) -> anyhow::Result<Handle> {
+    fn new(db: sled::Db, dir: &Path) -> anyhow::Result<Handle> {
         let tree = db.open_tree(OUTBOX_TREE)?;
-        Ok(Handle { db, tree })
+        let path = dir.join(SLED_LOG_FILE);
+        let log = std::fs::File::open(&path)
+            .with_context(|| format!("cannot open the store's log {}", path.display()))?;
+        Ok(Handle {
+            db,
+            tree,
+            log: Arc::new(log),
+        })
     }
 
-    /// Everything written so far on disk.
+    /// Everything written so far on stable storage: sled's flush, then an fdatasync of its log.
     fn sync(&self) -> anyhow::Result<()> {
         self.db.flush().context("cannot flush the store to disk")?;
+        self.log
+            .sync_data()
+            .context("cannot sync the store's log to disk (fdatasync)")?;
         Ok(())
     }
 }
@@ -259,6 +276,8 @@ pub struct Store {
     max_live_bytes: AtomicU64,
     /// Where an unreadable store was moved to when this one was created, if it was.
     pub moved_aside: Option<PathBuf>,
+    /// fdatasyncs of sled's log so far (one per [`Store::flush`]).
+    syncs: AtomicU64,
 }
 
 struct WriterState {
@@ -479,7 +498,7 @@ impl Store {
         store_max_mb: u64,
         moved_aside: Option<PathBuf>,
     ) -> anyhow::Result<Store> {
-        let hd = Handle::new(db)?;
+        let hd = Handle::new(db, dir)?;
         let found = scan(&hd.tree, u64::MAX)?;
         let next_seq = read_u64(&hd.tree, "next_seq")?
             .unwrap_or(1)
@@ -504,6 +523,7 @@ impl Store {
             evicted: AtomicU64::new(evicted),
             max_live_bytes: AtomicU64::new(live_budget(store_max_mb)),
             moved_aside,
+            syncs: AtomicU64::new(0),
         })
     }
 
@@ -529,6 +549,7 @@ impl Store {
             evicted: AtomicU64::new(0),
             max_live_bytes: AtomicU64::new(live_budget(store_max_mb)),
             moved_aside: None,
+            syncs: AtomicU64::new(0),
         }
     }
 
@@ -569,7 +590,7 @@ impl Store {
         };
         *self.handle.write().unwrap_or_else(|p| p.into_inner()) = None;
         let db = open_classified(&self.dir, LOCK_WAIT)?;
-        let hd = Handle::new(db)?;
+        let hd = Handle::new(db, &self.dir)?;
         let found = scan(&hd.tree, from)?;
         let disk_next = read_u64(&hd.tree, "next_seq")?
             .unwrap_or(1)
@@ -772,8 +793,15 @@ impl Store {
             self.fail_locked(&mut self.lock());
             return Err(e);
         }
+        self.syncs.fetch_add(1, Ordering::Relaxed);
         self.durable_next.fetch_max(next, Ordering::AcqRel);
         Ok(())
+    }
+
+    /// fdatasyncs of the store's log since it was opened.
+    #[cfg(test)]
+    pub fn syncs(&self) -> u64 {
+        self.syncs.load(Ordering::Relaxed)
     }
 
     /// Every seq below this is durable and may be published.
@@ -1405,6 +1433,28 @@ mod tests {
         let gaps = (seqs.last().unwrap() - seqs.first().unwrap() + 1) - seqs.len() as u64
             + (seqs.first().unwrap() - 1);
         assert_eq!(s.evicted(), gaps, "evicted vs seq gaps");
+    }
+
+    #[test]
+    fn each_flush_fdatasyncs_the_file_sled_writes_its_log_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let s = Store::open_or_recover(&path, 16).unwrap();
+        let log = path.join(SLED_LOG_FILE);
+        let size0 = std::fs::metadata(&log).unwrap().len();
+        let syncs0 = s.syncs();
+        for i in 1..=3 {
+            s.append(&mut round(50)).unwrap();
+            s.flush().unwrap();
+            assert_eq!(s.syncs(), syncs0 + i, "one fdatasync per round");
+        }
+        // The file synced is the one the rounds went to.
+        assert!(std::fs::metadata(&log).unwrap().len() > size0);
+        let held = s.h().unwrap().log;
+        let same = std::fs::metadata(&log).unwrap();
+        let open = held.metadata().unwrap();
+        use std::os::unix::fs::MetadataExt as _;
+        assert_eq!((open.dev(), open.ino()), (same.dev(), same.ino()));
     }
 
     #[test]
