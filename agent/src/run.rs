@@ -338,6 +338,9 @@ impl Writer {
         let stored = write_batch(&self.store, batch, &mut self.audit);
         match stored {
             Ok(()) => {
+                if self.store.recycle_due() {
+                    self.recycle();
+                }
                 if let Some(end) = self.outage.recovered(Instant::now()) {
                     tracing::info!(
                         lasted_s = end.lasted.as_secs(),
@@ -375,6 +378,17 @@ impl Writer {
         if let Some(report) = self.audit.report_due(self.clock.now_ms()) {
             let _ = self.audit_tx.try_send(report);
         }
+    }
+
+    /// Reopen the database to let go of the backlog it holds in memory (the audit engine lets go
+    /// of it first, its aggregates persisted).
+    fn recycle(&mut self) {
+        self.audit.flush();
+        self.audit = AuditHook::open(None, &self.plan);
+        if let Err(e) = self.store.recycle() {
+            tracing::warn!(error = %format!("{e:#}"), "cannot reopen the store; retried with backoff");
+        }
+        self.audit = AuditHook::open(self.store.db(), &self.plan);
     }
 
     /// Reopen the store after a failure (the audit engine lets go of the database first).

@@ -34,6 +34,16 @@ pub const CACHE_CAPACITY: u64 = 1024 * 1024;
 /// default 512 KiB is larger than a gateway needs.
 const SEGMENT_SIZE: usize = 256 * 1024;
 
+/// The database is closed and reopened after this many bytes of records were written while a
+/// backlog this large waits (and once at open, after the scan, if it is): sled 0.34.7 keeps
+/// every node it wrote or read in memory, whatever `cache_capacity` says. Its LRU is split in
+/// 256 shards, and a shard applies its accesses (and evicts) only once 64 of them are queued:
+/// the leaves of a backlog, written once and not touched again, sit in shards that never fill,
+/// so sled held the whole backlog in memory (0.7 KiB of RSS per waiting record). Reopening
+/// drops that cache; the leaves stay on disk until read. The scan at open reopens the same way
+/// every this many bytes read.
+pub const RECYCLE_BYTES: u64 = 2 * 1024 * 1024;
+
 /// The tree holding data messages.
 pub const OUTBOX_TREE: &str = "outbox";
 
@@ -235,19 +245,37 @@ struct Scan {
     blocks: std::collections::BTreeSet<u64>,
 }
 
-fn scan(tree: &sled::Tree, from: u64) -> anyhow::Result<Scan> {
+/// Scan the outbox of the database in `dir`, in chunks of [`RECYCLE_BYTES`] with the database
+/// reopened between two (a scan pages every record into sled's memory, which keeps it); returns
+/// the handle to go on with.
+fn scan(dir: &Path, mut hd: Handle, from: u64) -> anyhow::Result<(Scan, Handle)> {
     let mut out = Scan::default();
-    for kv in tree.range(seq_key(0)..META_PREFIX) {
-        let (k, v) = kv?;
-        if let Some(b) = decode(tree, &k, v) {
-            out.backlog += b.count();
-            out.bytes += b.bytes();
-            out.last = b.end() - 1;
-            out.from_on += b.end().saturating_sub(b.first.max(from));
-            out.blocks.insert(b.first);
+    let mut cursor = 0u64;
+    loop {
+        let mut chunk = 0u64;
+        let mut resume = None;
+        for kv in hd.tree.range(seq_key(cursor)..META_PREFIX) {
+            let (k, v) = kv?;
+            if let Some(b) = decode(&hd.tree, &k, v) {
+                out.backlog += b.count();
+                out.bytes += b.bytes();
+                out.last = b.end() - 1;
+                out.from_on += b.end().saturating_sub(b.first.max(from));
+                out.blocks.insert(b.first);
+                chunk += b.bytes();
+                if chunk >= RECYCLE_BYTES {
+                    resume = Some(b.first + 1);
+                    break;
+                }
+            }
         }
+        let Some(next) = resume else {
+            return Ok((out, hd));
+        };
+        cursor = next;
+        drop(hd);
+        hd = Handle::new(open_classified(dir, LOCK_WAIT)?, dir)?;
     }
-    Ok(out)
 }
 
 /// After a reopen: how many records that were counted lost when the store failed were on disk
@@ -278,6 +306,8 @@ pub struct Store {
     pub moved_aside: Option<PathBuf>,
     /// fdatasyncs of sled's log so far (one per [`Store::flush`]).
     syncs: AtomicU64,
+    /// Bytes of records written since the database was (re)opened.
+    written_since_open: AtomicU64,
 }
 
 struct WriterState {
@@ -498,8 +528,7 @@ impl Store {
         store_max_mb: u64,
         moved_aside: Option<PathBuf>,
     ) -> anyhow::Result<Store> {
-        let hd = Handle::new(db, dir)?;
-        let found = scan(&hd.tree, u64::MAX)?;
+        let (found, hd) = scan(dir, Handle::new(db, dir)?, u64::MAX)?;
         let next_seq = read_u64(&hd.tree, "next_seq")?
             .unwrap_or(1)
             .max(found.last + 1)
@@ -524,6 +553,7 @@ impl Store {
             max_live_bytes: AtomicU64::new(live_budget(store_max_mb)),
             moved_aside,
             syncs: AtomicU64::new(0),
+            written_since_open: AtomicU64::new(0),
         })
     }
 
@@ -550,6 +580,7 @@ impl Store {
             max_live_bytes: AtomicU64::new(live_budget(store_max_mb)),
             moved_aside: None,
             syncs: AtomicU64::new(0),
+            written_since_open: AtomicU64::new(0),
         }
     }
 
@@ -580,6 +611,45 @@ impl Store {
         *self.handle.write().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
+    /// Whether the database should be reopened to let go of the records it holds in memory:
+    /// [`RECYCLE_BYTES`] written since it was opened, and a backlog at least that large (while
+    /// the broker acknowledges, records are deleted and their memory goes with them).
+    pub fn recycle_due(&self) -> bool {
+        self.written_since_open.load(Ordering::Acquire) >= RECYCLE_BYTES
+            && self.bytes.load(Ordering::Acquire) >= RECYCLE_BYTES
+    }
+
+    /// Flush, close and reopen the database (the caller has dropped every other handle on it,
+    /// such as the audit engine's): memory flat whatever the backlog (see [`RECYCLE_BYTES`]).
+    /// The counters stay; nothing is rescanned.
+    pub fn recycle(&self) -> anyhow::Result<()> {
+        let w = self.lock();
+        if w.broken_from.is_some() {
+            return Ok(());
+        }
+        let hd = self.h()?;
+        hd.sync()?;
+        drop(hd);
+        *self.handle.write().unwrap_or_else(|p| p.into_inner()) = None;
+        let opened = open_classified(&self.dir, LOCK_WAIT)
+            .map_err(anyhow::Error::from)
+            .and_then(|db| Handle::new(db, &self.dir));
+        match opened {
+            Ok(hd) => {
+                *self.handle.write().unwrap_or_else(|p| p.into_inner()) = Some(hd);
+                self.written_since_open.store(0, Ordering::Release);
+                Ok(())
+            }
+            Err(e) => {
+                // Everything was flushed: nothing is lost; the writer reopens it like after a
+                // failure.
+                let mut w = w;
+                self.fail_locked(&mut w);
+                Err(e)
+            }
+        }
+    }
+
     /// Open the database again after a failure (the caller has dropped every other handle on
     /// it, such as the audit engine's). Records counted lost that are on disk after all are taken
     /// off the eviction count and published. Ok(None) if the store was not broken.
@@ -590,8 +660,7 @@ impl Store {
         };
         *self.handle.write().unwrap_or_else(|p| p.into_inner()) = None;
         let db = open_classified(&self.dir, LOCK_WAIT)?;
-        let hd = Handle::new(db, &self.dir)?;
-        let found = scan(&hd.tree, from)?;
+        let (found, hd) = scan(&self.dir, Handle::new(db, &self.dir)?, from)?;
         let disk_next = read_u64(&hd.tree, "next_seq")?
             .unwrap_or(1)
             .max(found.last + 1);
@@ -701,6 +770,7 @@ impl Store {
             }
         };
         w.next_seq = next;
+        self.written_since_open.fetch_add(added, Ordering::AcqRel);
         self.bytes.fetch_add(added, Ordering::AcqRel);
         self.bytes.fetch_sub(
             freed.min(self.bytes.load(Ordering::Acquire)),
@@ -1455,6 +1525,49 @@ mod tests {
         let open = held.metadata().unwrap();
         use std::os::unix::fs::MetadataExt as _;
         assert_eq!((open.dev(), open.ino()), (same.dev(), same.ino()));
+    }
+
+    #[test]
+    fn a_growing_backlog_recycles_the_database_and_loses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let s = Store::open_or_recover(&path, 512).unwrap();
+        let mut recycled = 0;
+        let mut written = 0u64;
+        while recycled < 2 {
+            s.append(&mut round(200)).unwrap();
+            s.flush().unwrap();
+            written += 200;
+            if s.recycle_due() {
+                s.recycle().unwrap();
+                recycled += 1;
+                assert!(!s.recycle_due());
+            }
+        }
+        let before = s.stats();
+        assert!(before.backlog_bytes >= 2 * RECYCLE_BYTES);
+        // The scan at open goes over the backlog in chunks, reopening in between.
+        drop(s);
+        let s = Store::open_or_recover(&path, 512).unwrap();
+        let after = s.stats();
+        assert_eq!(
+            (after.backlog, after.backlog_bytes, after.next_seq),
+            (before.backlog, before.backlog_bytes, before.next_seq)
+        );
+        let seqs: Vec<u64> = s
+            .read_from(0, 1_000_000)
+            .unwrap()
+            .iter()
+            .map(|r| r.0)
+            .collect();
+        assert_eq!(seqs, (1..=written).collect::<Vec<_>>());
+        // Acknowledged records stop the recycling: memory goes with deleted records.
+        s.remove_acked(&seqs).unwrap();
+        s.append(&mut round(200)).unwrap();
+        assert!(!s.recycle_due());
+        drop(s);
+        let s = Store::open_or_recover(&path, 512).unwrap();
+        assert_eq!(s.next_seq(), written + 201);
     }
 
     #[test]
