@@ -402,6 +402,14 @@ pub struct Appended {
     pub evicted_range: Option<(u64, u64)>,
 }
 
+/// What making room for an append removed: records never delivered, the bytes of the blocks
+/// removed, and their seq range.
+struct Evicted {
+    records: u64,
+    bytes: u64,
+    range: Option<(u64, u64)>,
+}
+
 /// Summary of the store for `status` and health.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct StoreStats {
@@ -761,7 +769,11 @@ impl Store {
             .reserve(next)
             .map_err(anyhow::Error::from)
             .and_then(|()| self.write_blocks(&mut w, blocks, added, next));
-        let (evicted, freed, range) = match written {
+        let Evicted {
+            records: evicted,
+            bytes: freed,
+            range,
+        } = match written {
             Ok(r) => r,
             Err(e) => {
                 w.next_seq = next;
@@ -792,14 +804,14 @@ impl Store {
     }
 
     /// Write new blocks and the next seq, evicting the oldest blocks first if the live data
-    /// would exceed its bound. Returns (records evicted, bytes freed, their seq range).
+    /// would exceed its bound.
     fn write_blocks(
         &self,
         w: &mut WriterState,
         blocks: Vec<(u64, Vec<u8>)>,
         added: u64,
         next: u64,
-    ) -> anyhow::Result<(u64, u64, Option<(u64, u64)>)> {
+    ) -> anyhow::Result<Evicted> {
         let hd = self.h()?;
         let mut batch = sled::Batch::default();
         let mut evicted = 0u64;
@@ -849,7 +861,11 @@ impl Store {
                     .insert(meta_key("evicted"), &total_evicted.to_be_bytes())?;
             }
         }
-        Ok((evicted, freed, range))
+        Ok(Evicted {
+            records: evicted,
+            bytes: freed,
+            range,
+        })
     }
 
     /// Make everything appended so far durable (fsync), then allow it to be published. On an
