@@ -287,6 +287,24 @@ pub struct Reopened {
     pub evicted: u64,
 }
 
+/// A full disk (or quota) or a failing one: conditions that pass, unlike a wrong path or
+/// permissions, which stop the agent with the error.
+fn is_full_or_failing(e: &sled::Error) -> bool {
+    const ENOSPC: i32 = 28;
+    const EIO: i32 = 5;
+    const EDQUOT: i32 = 122;
+    match e {
+        sled::Error::Io(io) => {
+            io.kind() == std::io::ErrorKind::StorageFull
+                || io
+                    .raw_os_error()
+                    .is_some_and(|c| [ENOSPC, EIO, EDQUOT].contains(&c))
+                || io.to_string().contains("No space left on device")
+        }
+        _ => false,
+    }
+}
+
 /// The data messages waiting for delivery, with their counters.
 pub struct Store {
     /// The store's folder (`data_dir`).
@@ -453,7 +471,7 @@ impl Store {
                 );
                 (open_classified(&dir, LOCK_WAIT)?, Some(aside))
             }
-            Err(OpenError::Io { dir, source }) => {
+            Err(OpenError::Io { dir, source }) if is_full_or_failing(&source) => {
                 // A full disk or an I/O error must not stop the agent (systemd would restart it
                 // into the same failure): it runs, counts the polls it cannot store as lost and
                 // opens the store as soon as it can.
