@@ -101,10 +101,12 @@ struct AuditHook {
 }
 
 impl AuditHook {
-    fn open(db: &sled::Db, plan: &Plan) -> AuditHook {
-        let engine = match plan.audit {
-            None => None,
-            Some(_) => match crate::audit::AuditEngine::open(db, plan) {
+    /// The hook of `plan` on the store's database (None: the store is unusable; polls are lost
+    /// then anyway).
+    fn open(db: Option<sled::Db>, plan: &Plan) -> AuditHook {
+        let engine = match (&plan.audit, db) {
+            (None, _) | (_, None) => None,
+            (Some(_), Some(db)) => match crate::audit::AuditEngine::open(&db, plan) {
                 Ok(e) => Some(e),
                 Err(e) => {
                     tracing::error!(error = %format!("{e:#}"), "audit engine unavailable; polling and publishing go on");
@@ -253,15 +255,38 @@ impl Polled {
     }
 }
 
+/// What the store writer works with besides the polls.
+struct Writer {
+    store: Arc<Store>,
+    wake: Arc<Notify>,
+    audit: AuditHook,
+    audit_tx: mpsc::Sender<Vec<u8>>,
+    clock: Clock,
+    /// The plan of the polls being written (for reopening the audit engine).
+    plan: Arc<Plan>,
+    /// A full disk or an I/O error: when to log and to try reopening the store.
+    outage: crate::store::outage::Outage,
+}
+
 /// The store writer (a thread: sled calls block): number, batch, fsync, then wake the publisher.
 fn writer_loop(
     store: Arc<Store>,
     mut rx: mpsc::Receiver<ToWriter>,
     wake: Arc<Notify>,
-    mut audit: AuditHook,
+    audit: AuditHook,
     audit_tx: mpsc::Sender<Vec<u8>>,
     clock: Clock,
+    plan: Arc<Plan>,
 ) {
+    let mut wr = Writer {
+        store,
+        wake,
+        audit,
+        audit_tx,
+        clock,
+        plan,
+        outage: Default::default(),
+    };
     let mut batch: Vec<Polled> = Vec::with_capacity(256);
     let mut new_plan: Option<Arc<Plan>> = None;
     while let Some(first) = rx.blocking_recv() {
@@ -284,30 +309,120 @@ fn writer_loop(
             }
         }
         if !batch.is_empty() {
-            write_batch(&store, &mut batch, &wake, &mut audit, &audit_tx, clock);
+            wr.write_batch(&mut batch);
         }
         if let Some(plan) = new_plan.take() {
             // The old engine's aggregates are persisted before the new one reads them.
-            audit.flush();
-            drop(audit);
-            audit = AuditHook::open(store.db(), &plan);
+            wr.audit.flush();
+            wr.audit = AuditHook::open(None, &plan);
+            wr.audit = AuditHook::open(wr.store.db(), &plan);
+            wr.plan = plan;
         }
     }
-    audit.flush();
-    if let Err(e) = store.flush() {
-        tracing::error!(error = %format!("{e:#}"), "cannot flush the store at shutdown");
+    wr.audit.flush();
+    if !wr.store.is_broken() {
+        if let Err(e) = wr.store.flush() {
+            tracing::error!(error = %format!("{e:#}"), "cannot flush the store at shutdown");
+        }
     }
-    wake.notify_one();
+    wr.wake.notify_one();
 }
 
+impl Writer {
+    /// Store a batch of polls, make it durable and wake the publisher; a store that failed is
+    /// reopened first when its backoff allows.
+    fn write_batch(&mut self, batch: &mut Vec<Polled>) {
+        if self.store.is_broken() && self.outage.retry_due(Instant::now()) {
+            self.reopen();
+        }
+        let stored = write_batch(&self.store, batch, &mut self.audit);
+        match stored {
+            Ok(()) => {
+                if self.store.recycle_due() {
+                    self.recycle();
+                }
+                if let Some(end) = self.outage.recovered(Instant::now()) {
+                    tracing::info!(
+                        lasted_s = end.lasted.as_secs(),
+                        lost = end.lost,
+                        total_evicted = self.store.evicted(),
+                        "the store is writable again"
+                    );
+                }
+                self.wake.notify_one();
+            }
+            Err((lost, e)) => {
+                // The audit engine holds the failed database: it goes (reopened with the store).
+                self.audit = AuditHook::open(None, &self.plan);
+                // The publisher reports the new eviction count.
+                self.wake.notify_one();
+                match self.outage.lost(Instant::now(), lost) {
+                    crate::store::outage::Log::Started => tracing::error!(
+                        error = %format!("{e:#}"),
+                        lost,
+                        total_evicted = self.store.evicted(),
+                        "cannot store polls (full disk?): they are counted as evicted; the store is reopened as soon as it can be (a summary follows every minute)"
+                    ),
+                    crate::store::outage::Log::Summary { lost, total } => tracing::error!(
+                        error = %format!("{e:#}"),
+                        lost_last_minute = lost,
+                        lost_in_outage = total,
+                        total_evicted = self.store.evicted(),
+                        "the store is still unwritable: polls lost"
+                    ),
+                    crate::store::outage::Log::Nothing => {}
+                }
+            }
+        }
+        batch.clear();
+        if let Some(report) = self.audit.report_due(self.clock.now_ms()) {
+            let _ = self.audit_tx.try_send(report);
+        }
+    }
+
+    /// Reopen the database to let go of the backlog it holds in memory (the audit engine lets go
+    /// of it first, its aggregates persisted).
+    fn recycle(&mut self) {
+        self.audit.flush();
+        self.audit = AuditHook::open(None, &self.plan);
+        if let Err(e) = self.store.recycle() {
+            tracing::warn!(error = %format!("{e:#}"), "cannot reopen the store; retried with backoff");
+        }
+        self.audit = AuditHook::open(self.store.db(), &self.plan);
+    }
+
+    /// Reopen the store after a failure (the audit engine lets go of the database first).
+    fn reopen(&mut self) {
+        self.audit.flush();
+        self.audit = AuditHook::open(None, &self.plan);
+        match self.store.reopen() {
+            Ok(Some(r)) => {
+                tracing::info!(
+                    survived = r.survived,
+                    total_evicted = r.evicted,
+                    "reopened the store"
+                );
+                self.audit = AuditHook::open(self.store.db(), &self.plan);
+                // Records that survived are published.
+                self.wake.notify_one();
+            }
+            Ok(None) => {
+                self.audit = AuditHook::open(self.store.db(), &self.plan);
+            }
+            Err(e) => {
+                self.outage.retry_failed(Instant::now());
+                tracing::debug!(error = %format!("{e:#}"), "cannot reopen the store yet");
+            }
+        }
+    }
+}
+
+/// Store a batch and make it durable; Err: how many polls were lost, and why.
 fn write_batch(
     store: &Store,
     batch: &mut Vec<Polled>,
-    wake: &Notify,
     audit: &mut AuditHook,
-    audit_tx: &mpsc::Sender<Vec<u8>>,
-    clock: Clock,
-) {
+) -> Result<(), (u64, anyhow::Error)> {
     // A poll always names a meter of its own plan; should one not, it cannot be stored (it has
     // no seq yet, so nothing is skipped in the numbering).
     batch.retain(|p| {
@@ -337,16 +452,9 @@ fn write_batch(
             }
             a.first
         }
-        Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), lost = batch.len(), "cannot write polls to the store");
-            batch.clear();
-            return;
-        }
+        Err(e) => return Err((batch.len() as u64, e)),
     };
-    if let Err(e) = store.flush() {
-        tracing::error!(error = %format!("{e:#}"), "cannot flush the store");
-    }
-    wake.notify_one();
+    store.flush().map_err(|e| (batch.len() as u64, e))?;
     if audit.enabled() {
         let msgs: Vec<DataMessage> = batch
             .iter()
@@ -355,10 +463,7 @@ fn write_batch(
             .collect();
         audit.ingest(&msgs);
     }
-    if let Some(report) = audit.report_due(clock.now_ms()) {
-        let _ = audit_tx.try_send(report);
-    }
-    batch.clear();
+    Ok(())
 }
 
 fn initial_status(plan: &Plan, store: &Store) -> AgentStatus {
@@ -660,13 +765,14 @@ async fn run_agent(plan: Arc<Plan>, clock: Clock, config_path: PathBuf) -> anyho
     let (stop_all_tx, stop_all_rx) = watch::channel(false);
 
     let audit = AuditHook::open(store.db(), &plan);
+    let writer_plan = plan.clone();
     let (writer_done_tx, writer_done_rx) = tokio::sync::oneshot::channel::<()>();
     {
         let (store, wake) = (store.clone(), wake.clone());
         std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || {
-                writer_loop(store, data_rx, wake, audit, audit_tx, clock);
+                writer_loop(store, data_rx, wake, audit, audit_tx, clock, writer_plan);
                 let _ = writer_done_tx.send(());
             })
             .context("cannot start the store writer thread")?;
@@ -818,7 +924,7 @@ async fn run_agent(plan: Arc<Plan>, clock: Clock, config_path: PathBuf) -> anyho
                 }
             },
             r = &mut generation.publisher => {
-                // The publisher only ends early on a fatal error (unreadable credentials, store failure).
+                // The publisher only ends early on a fatal error (unreadable credentials; store failures are not: the writer reopens the store).
                 break Some(flatten(r));
             }
         }
@@ -834,8 +940,10 @@ async fn run_agent(plan: Arc<Plan>, clock: Clock, config_path: PathBuf) -> anyho
     };
     let _ = stop_all_tx.send(true);
     write_status(&data_dir, &shared, &store, false);
-    if let Err(e) = store.flush() {
-        tracing::error!(error = %format!("{e:#}"), "cannot flush the store at shutdown");
+    if !store.is_broken() {
+        if let Err(e) = store.flush() {
+            tracing::error!(error = %format!("{e:#}"), "cannot flush the store at shutdown");
+        }
     }
     tracing::info!(backlog = store.backlog(), "stopped");
     result

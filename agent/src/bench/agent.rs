@@ -75,7 +75,7 @@ const SDM630_F32: [(&str, u16); 10] = [
     ("energy_import", 72),
 ];
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(super) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -84,15 +84,15 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 #[derive(Clone, Copy)]
-struct BenchJob {
-    meters: usize,
-    points: usize,
-    interval: f64,
-    window: u16,
-    max_gap: Option<u16>,
+pub(super) struct BenchJob {
+    pub meters: usize,
+    pub points: usize,
+    pub interval: f64,
+    pub window: u16,
+    pub max_gap: Option<u16>,
 }
 
-fn bench_config(
+pub(super) fn bench_config(
     dir: &Path,
     sim: std::net::SocketAddr,
     broker: std::net::SocketAddr,
@@ -440,7 +440,7 @@ pub fn drain(a: DrainArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn tempfile_dir(prefix: &str) -> anyhow::Result<std::path::PathBuf> {
+pub(super) fn tempfile_dir(prefix: &str) -> anyhow::Result<std::path::PathBuf> {
     let dir = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     Ok(dir)

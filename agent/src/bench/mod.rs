@@ -2,6 +2,7 @@
 
 mod agent;
 mod audit;
+mod backlog;
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
@@ -15,6 +16,8 @@ pub enum Bench {
     Steady(agent::SteadyArgs),
     /// Modbus TCP transactions/s on one connection against the simulator.
     Modbus(agent::ModbusArgs),
+    /// Memory with the broker unreachable: RSS vs records waiting, and after a restart on them.
+    Backlog(backlog::BacklogArgs),
     /// Backlog drain: N stored messages delivered to a local broker at QoS 1.
     Drain(agent::DrainArgs),
     /// Audit report over a year of hourly aggregates.
@@ -27,6 +30,7 @@ pub fn main(args: BenchArgs) -> anyhow::Result<()> {
     match args.what {
         Bench::Steady(a) => agent::steady(a),
         Bench::Modbus(a) => agent::modbus(a),
+        Bench::Backlog(a) => backlog::backlog(a),
         Bench::Drain(a) => agent::drain(a),
         Bench::Report(a) => audit::report(a),
         Bench::Import(a) => audit::import(a),

@@ -15,12 +15,14 @@
 //! background flusher thread. See [`open_db`] for what is changed and why.
 
 pub mod block;
+pub mod outage;
 pub mod payload;
+pub mod seq_floor;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
 
 use anyhow::Context;
 use plantmeter_common::DataMessage;
@@ -31,6 +33,16 @@ pub const CACHE_CAPACITY: u64 = 1024 * 1024;
 /// sled's log segment size (bytes). sled keeps a few segment-sized write buffers in memory; the
 /// default 512 KiB is larger than a gateway needs.
 const SEGMENT_SIZE: usize = 256 * 1024;
+
+/// The database is closed and reopened after this many bytes of records were written while a
+/// backlog this large waits (and once at open, after the scan, if it is): sled 0.34.7 keeps
+/// every node it wrote or read in memory, whatever `cache_capacity` says. Its LRU is split in
+/// 256 shards, and a shard applies its accesses (and evicts) only once 64 of them are queued:
+/// the leaves of a backlog, written once and not touched again, sit in shards that never fill,
+/// so sled held the whole backlog in memory (0.7 KiB of RSS per waiting record). Reopening
+/// drops that cache; the leaves stay on disk until read. The scan at open reopens the same way
+/// every this many bytes read.
+pub const RECYCLE_BYTES: u64 = 2 * 1024 * 1024;
 
 /// The tree holding data messages.
 pub const OUTBOX_TREE: &str = "outbox";
@@ -113,9 +125,20 @@ fn config(dir: &Path, background_flush: bool) -> sled::Config {
 // Used by the audit commands (import, report) that open the store without the agent.
 #[allow(dead_code)]
 pub fn open_db(dir: &Path) -> anyhow::Result<sled::Db> {
-    config(dir, true)
-        .open()
-        .with_context(|| format!("cannot open the store at {}", dir.display()))
+    // A store of this process that was just dropped releases its lock when sled's threads let
+    // go of it: wait for that, as the agent's own open does.
+    let start = std::time::Instant::now();
+    loop {
+        match config(dir, true).open() {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && start.elapsed() < LOCK_WAIT =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            r => return r.with_context(|| format!("cannot open the store at {}", dir.display())),
+        }
+    }
 }
 
 /// Why a store could not be opened.
@@ -164,10 +187,130 @@ fn open_once(dir: &Path) -> Result<sled::Db, OpenError> {
     })
 }
 
-/// The data messages waiting for delivery, with their counters.
-pub struct Store {
+/// The store cannot be used right now: a write failed (full disk, I/O error) and it has not been
+/// reopened yet, or it could not be opened at start.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the store at {0} is unavailable after a write failure (it is reopened as soon as it can be)"
+)]
+pub struct Unavailable(pub PathBuf);
+
+/// The file sled 0.34.7 writes its log (and the segments holding every update) to, in its folder.
+const SLED_LOG_FILE: &str = "db";
+
+/// An open sled database, its outbox tree and its log file.
+#[derive(Clone)]
+struct Handle {
     db: sled::Db,
     tree: sled::Tree,
+    /// sled's log file, kept open to fdatasync it after each flush: sled 0.34.7 flushes with
+    /// `sync_file_range` only, which writes the pages but neither the file's metadata (its size,
+    /// as the log grows) nor the drive's write cache: on a power loss the round may not be there.
+    log: Arc<std::fs::File>,
+}
+
+impl Handle {
+    fn new(db: sled::Db, dir: &Path) -> anyhow::Result<Handle> {
+        let tree = db.open_tree(OUTBOX_TREE)?;
+        let path = dir.join(SLED_LOG_FILE);
+        let log = std::fs::File::open(&path)
+            .with_context(|| format!("cannot open the store's log {}", path.display()))?;
+        Ok(Handle {
+            db,
+            tree,
+            log: Arc::new(log),
+        })
+    }
+
+    /// Everything written so far on stable storage: sled's flush, then an fdatasync of its log.
+    fn sync(&self) -> anyhow::Result<()> {
+        self.db.flush().context("cannot flush the store to disk")?;
+        self.log
+            .sync_data()
+            .context("cannot sync the store's log to disk (fdatasync)")?;
+        Ok(())
+    }
+}
+
+/// What a scan of the outbox found.
+#[derive(Default)]
+struct Scan {
+    backlog: u64,
+    bytes: u64,
+    /// The last stored seq (0: none).
+    last: u64,
+    /// Records stored with a seq at or after the scan's `from`.
+    from_on: u64,
+    /// First seqs of the stored blocks.
+    blocks: std::collections::BTreeSet<u64>,
+}
+
+/// Scan the outbox of the database in `dir`, in chunks of [`RECYCLE_BYTES`] with the database
+/// reopened between two (a scan pages every record into sled's memory, which keeps it); returns
+/// the handle to go on with.
+fn scan(dir: &Path, mut hd: Handle, from: u64) -> anyhow::Result<(Scan, Handle)> {
+    let mut out = Scan::default();
+    let mut cursor = 0u64;
+    loop {
+        let mut chunk = 0u64;
+        let mut resume = None;
+        for kv in hd.tree.range(seq_key(cursor)..META_PREFIX) {
+            let (k, v) = kv?;
+            if let Some(b) = decode(&hd.tree, &k, v) {
+                out.backlog += b.count();
+                out.bytes += b.bytes();
+                out.last = b.end() - 1;
+                out.from_on += b.end().saturating_sub(b.first.max(from));
+                out.blocks.insert(b.first);
+                chunk += b.bytes();
+                if chunk >= RECYCLE_BYTES {
+                    resume = Some(b.first + 1);
+                    break;
+                }
+            }
+        }
+        let Some(next) = resume else {
+            return Ok((out, hd));
+        };
+        cursor = next;
+        drop(hd);
+        hd = Handle::new(open_classified(dir, LOCK_WAIT)?, dir)?;
+    }
+}
+
+/// After a reopen: how many records that were counted lost when the store failed were on disk
+/// after all, and the eviction count since.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reopened {
+    pub survived: u64,
+    /// Records evicted or lost since the store was created.
+    pub evicted: u64,
+}
+
+/// A full disk (or quota) or a failing one: conditions that pass, unlike a wrong path or
+/// permissions, which stop the agent with the error.
+fn is_full_or_failing(e: &sled::Error) -> bool {
+    const ENOSPC: i32 = 28;
+    const EIO: i32 = 5;
+    const EDQUOT: i32 = 122;
+    match e {
+        sled::Error::Io(io) => {
+            io.kind() == std::io::ErrorKind::StorageFull
+                || io
+                    .raw_os_error()
+                    .is_some_and(|c| [ENOSPC, EIO, EDQUOT].contains(&c))
+                || io.to_string().contains("No space left on device")
+        }
+        _ => false,
+    }
+}
+
+/// The data messages waiting for delivery, with their counters.
+pub struct Store {
+    /// The store's folder (`data_dir`).
+    dir: PathBuf,
+    /// None while the store is unusable (see [`Unavailable`]); only the store writer reopens it.
+    handle: RwLock<Option<Handle>>,
     /// Serialises the writer's append/evict batch against deletes of acknowledged records.
     write_lock: Mutex<WriterState>,
     /// Every seq below this is flushed to disk and may be published.
@@ -179,12 +322,25 @@ pub struct Store {
     max_live_bytes: AtomicU64,
     /// Where an unreadable store was moved to when this one was created, if it was.
     pub moved_aside: Option<PathBuf>,
+    /// fdatasyncs of sled's log so far (one per [`Store::flush`]).
+    syncs: AtomicU64,
+    /// Bytes of records written since the database was (re)opened.
+    written_since_open: AtomicU64,
 }
 
 struct WriterState {
     next_seq: u64,
     /// Blocks some of whose records were acknowledged, by first seq.
     partial: BTreeMap<u64, Partial>,
+    /// Every seq given is below it, on disk outside the store.
+    floor: seq_floor::SeqFloor,
+    /// While the store is unusable: the first seq counted as lost (every seq from here on was
+    /// either written but not yet flushed, or never written).
+    broken_from: Option<u64>,
+    /// Whether a database was ever attached (false: the store could not be opened at start).
+    attached: bool,
+    /// The eviction count as last written to the store.
+    evicted_stored: u64,
 }
 
 /// The acknowledged records of a block (a bit per record).
@@ -264,6 +420,14 @@ pub struct Appended {
     pub evicted_range: Option<(u64, u64)>,
 }
 
+/// What making room for an append removed: records never delivered, the bytes of the blocks
+/// removed, and their seq range.
+struct Evicted {
+    records: u64,
+    bytes: u64,
+    range: Option<(u64, u64)>,
+}
+
 /// Summary of the store for `status` and health.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct StoreStats {
@@ -285,8 +449,8 @@ impl Store {
     /// to `dir.corrupt-<UTC timestamp>` and a fresh one started (logged as an error, and visible
     /// in `moved_aside`). A store locked by another process is an error.
     pub fn open_or_recover(dir: &Path, store_max_mb: u64) -> anyhow::Result<Store> {
-        match open_classified(dir, LOCK_WAIT) {
-            Ok(db) => Store::from_db(db, store_max_mb, None),
+        let (db, aside) = match open_classified(dir, LOCK_WAIT) {
+            Ok(db) => (db, None),
             Err(OpenError::Corrupt { dir, source }) => {
                 let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
                 let mut aside = dir.clone().into_os_string();
@@ -305,79 +469,247 @@ impl Store {
                     error = %source,
                     "the store was unreadable: moved it aside and started a fresh one; unsent records in it were not delivered"
                 );
-                // Seqs must never be reused: continue after the last seq the old agent reported.
-                let hint = crate::state::read_status_file(&aside)
-                    .map(|s| s.store.next_seq)
-                    .unwrap_or(0);
-                let db = open_classified(&dir, LOCK_WAIT)?;
-                let store = Store::from_db(db, store_max_mb, Some(aside))?;
-                if hint > 0 {
-                    // Margin: the status file is a few seconds old; a gap is honest, a reuse is not.
-                    store.bump_next_seq(hint + 100_000)?;
-                }
-                Ok(store)
+                (open_classified(&dir, LOCK_WAIT)?, Some(aside))
             }
-            Err(e) => Err(e.into()),
+            Err(OpenError::Io { dir, source }) if is_full_or_failing(&source) => {
+                // A full disk or an I/O error must not stop the agent (systemd would restart it
+                // into the same failure): it runs, counts the polls it cannot store as lost and
+                // opens the store as soon as it can.
+                tracing::error!(
+                    store = %dir.display(),
+                    error = %source,
+                    "cannot open the store: polls are counted as lost until it can be opened (retried with backoff)"
+                );
+                return Ok(Store::unopened(&dir, store_max_mb));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let store = Store::from_db(dir, db, store_max_mb, aside)?;
+        store.continue_seq()?;
+        Ok(store)
+    }
+
+    /// A store with nothing in it that had a life before (a seq floor, a status file, a store
+    /// moved aside): seqs continue above every seq given before, and what the subscriber will
+    /// never see (the old store's unsent records, the seqs jumped over) counts as evicted.
+    fn continue_seq(&self) -> anyhow::Result<()> {
+        let hd = self.h()?;
+        let fresh = hd.tree.range(seq_key(0)..META_PREFIX).next().is_none()
+            && read_u64(&hd.tree, "next_seq")?.is_none();
+        if !fresh {
+            return Ok(());
         }
+        let floor = seq_floor::read(&self.dir, self.moved_aside.as_deref());
+        let hint = self
+            .moved_aside
+            .as_deref()
+            .and_then(crate::state::read_status_file)
+            .or_else(|| crate::state::read_status_file(&self.dir))
+            .map(|s| s.store)
+            .filter(|s| s.next_seq > 1);
+        // The lowest seq the old store may have been at, and where to continue.
+        let (lower, next) = match (floor, &hint) {
+            (None, None) => return Ok(()),
+            (Some(f), None) => (f.saturating_sub(seq_floor::STEP).max(1), f),
+            (Some(f), Some(h)) => (h.next_seq, f.max(h.next_seq)),
+            // An old agent's store without a floor: the status file is a few seconds old; a gap
+            // is honest, a reuse is not.
+            (None, Some(h)) => (h.next_seq, h.next_seq + 100_000),
+        };
+        if next <= 1 {
+            return Ok(());
+        }
+        let unsent = hint.as_ref().map_or(0, |h| h.evicted + h.backlog);
+        let lost = unsent + next.saturating_sub(lower);
+        let mut w = self.lock();
+        w.next_seq = next;
+        w.floor.reserve(next)?;
+        hd.tree.insert(meta_key("next_seq"), &next.to_be_bytes())?;
+        hd.tree.insert(meta_key("evicted"), &lost.to_be_bytes())?;
+        hd.sync()?;
+        w.evicted_stored = lost;
+        self.durable_next.store(next, Ordering::Release);
+        self.evicted.store(lost, Ordering::Release);
+        tracing::error!(
+            store = %self.dir.display(),
+            next_seq = next,
+            evicted = lost,
+            "the store was lost or replaced: seq continues above every seq given before; the old store's unsent records and the seqs jumped over are counted as evicted"
+        );
+        Ok(())
     }
 
     /// Open the store in `dir` as it is (for `status`); fails if another process holds it.
     pub fn open_existing(dir: &Path, store_max_mb: u64) -> Result<Store, OpenError> {
         let db = open_classified(dir, std::time::Duration::ZERO)?;
-        Store::from_db(db, store_max_mb, None).map_err(|e| OpenError::Io {
+        Store::from_db(dir, db, store_max_mb, None).map_err(|e| OpenError::Io {
             dir: dir.to_path_buf(),
             source: sled::Error::Unsupported(e.to_string()),
         })
     }
 
     fn from_db(
+        dir: &Path,
         db: sled::Db,
         store_max_mb: u64,
         moved_aside: Option<PathBuf>,
     ) -> anyhow::Result<Store> {
-        let tree = db.open_tree(OUTBOX_TREE)?;
-        let mut backlog = 0u64;
-        let mut bytes = 0u64;
-        let mut last = 0u64;
-        for kv in tree.range(seq_key(0)..META_PREFIX) {
-            let (k, v) = kv?;
-            if let Some(b) = decode(&tree, &k, v) {
-                backlog += b.count();
-                bytes += b.bytes();
-                last = b.end() - 1;
-            }
-        }
-        let next_seq = read_u64(&tree, "next_seq")?
+        let (found, hd) = scan(dir, Handle::new(db, dir)?, u64::MAX)?;
+        let next_seq = read_u64(&hd.tree, "next_seq")?
             .unwrap_or(1)
-            .max(last + 1)
+            .max(found.last + 1)
             .max(1);
-        let evicted = read_u64(&tree, "evicted")?.unwrap_or(0);
+        let evicted = read_u64(&hd.tree, "evicted")?.unwrap_or(0);
+        let floor = seq_floor::read(dir, moved_aside.as_deref()).unwrap_or(0);
         Ok(Store {
-            db,
-            tree,
+            dir: dir.to_path_buf(),
+            handle: RwLock::new(Some(hd)),
             write_lock: Mutex::new(WriterState {
                 next_seq,
                 partial: BTreeMap::new(),
+                floor: seq_floor::SeqFloor::new(dir, floor),
+                broken_from: None,
+                attached: true,
+                evicted_stored: evicted,
             }),
             durable_next: AtomicU64::new(next_seq),
-            backlog: AtomicU64::new(backlog),
-            bytes: AtomicU64::new(bytes),
+            backlog: AtomicU64::new(found.backlog),
+            bytes: AtomicU64::new(found.bytes),
             evicted: AtomicU64::new(evicted),
             max_live_bytes: AtomicU64::new(live_budget(store_max_mb)),
             moved_aside,
+            syncs: AtomicU64::new(0),
+            written_since_open: AtomicU64::new(0),
         })
     }
 
-    fn bump_next_seq(&self, next: u64) -> anyhow::Result<()> {
-        let mut w = self.lock();
-        if next > w.next_seq {
-            w.next_seq = next;
-            self.tree
-                .insert(meta_key("next_seq"), &next.to_be_bytes())?;
-            self.db.flush()?;
-            self.durable_next.store(next, Ordering::Release);
+    /// A store that could not be opened: every poll is counted as lost until [`Store::reopen`]
+    /// succeeds. Seqs continue from the floor kept outside the store.
+    fn unopened(dir: &Path, store_max_mb: u64) -> Store {
+        let floor = seq_floor::read(dir, None).unwrap_or(0);
+        let next_seq = floor.max(1);
+        Store {
+            dir: dir.to_path_buf(),
+            handle: RwLock::new(None),
+            write_lock: Mutex::new(WriterState {
+                next_seq,
+                partial: BTreeMap::new(),
+                floor: seq_floor::SeqFloor::new(dir, floor),
+                broken_from: Some(next_seq),
+                attached: false,
+                evicted_stored: 0,
+            }),
+            durable_next: AtomicU64::new(next_seq),
+            backlog: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            evicted: AtomicU64::new(0),
+            max_live_bytes: AtomicU64::new(live_budget(store_max_mb)),
+            moved_aside: None,
+            syncs: AtomicU64::new(0),
+            written_since_open: AtomicU64::new(0),
         }
-        Ok(())
+    }
+
+    /// The open database, or [`Unavailable`].
+    fn h(&self) -> anyhow::Result<Handle> {
+        self.handle
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(|| Unavailable(self.dir.clone()).into())
+    }
+
+    /// Whether the store is unusable (a write failed, or it could not be opened) and waits for
+    /// [`Store::reopen`].
+    pub fn is_broken(&self) -> bool {
+        self.lock().broken_from.is_some()
+    }
+
+    /// A write or a flush failed: sled refuses everything after an I/O error, so the database is
+    /// dropped, and every record not yet flushed counts as lost (evicted) until a reopen finds it
+    /// on disk after all.
+    fn fail_locked(&self, w: &mut WriterState) {
+        if w.broken_from.is_none() {
+            let from = self.durable_next.load(Ordering::Acquire).min(w.next_seq);
+            w.broken_from = Some(from);
+            self.evicted.fetch_add(w.next_seq - from, Ordering::AcqRel);
+        }
+        *self.handle.write().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// Whether the database should be reopened to let go of the records it holds in memory:
+    /// [`RECYCLE_BYTES`] written since it was opened, and a backlog at least that large (while
+    /// the broker acknowledges, records are deleted and their memory goes with them).
+    pub fn recycle_due(&self) -> bool {
+        self.written_since_open.load(Ordering::Acquire) >= RECYCLE_BYTES
+            && self.bytes.load(Ordering::Acquire) >= RECYCLE_BYTES
+    }
+
+    /// Flush, close and reopen the database (the caller has dropped every other handle on it,
+    /// such as the audit engine's): memory flat whatever the backlog (see [`RECYCLE_BYTES`]).
+    /// The counters stay; nothing is rescanned.
+    pub fn recycle(&self) -> anyhow::Result<()> {
+        let w = self.lock();
+        if w.broken_from.is_some() {
+            return Ok(());
+        }
+        let hd = self.h()?;
+        hd.sync()?;
+        drop(hd);
+        *self.handle.write().unwrap_or_else(|p| p.into_inner()) = None;
+        let opened = open_classified(&self.dir, LOCK_WAIT)
+            .map_err(anyhow::Error::from)
+            .and_then(|db| Handle::new(db, &self.dir));
+        match opened {
+            Ok(hd) => {
+                *self.handle.write().unwrap_or_else(|p| p.into_inner()) = Some(hd);
+                self.written_since_open.store(0, Ordering::Release);
+                Ok(())
+            }
+            Err(e) => {
+                // Everything was flushed: nothing is lost; the writer reopens it like after a
+                // failure.
+                let mut w = w;
+                self.fail_locked(&mut w);
+                Err(e)
+            }
+        }
+    }
+
+    /// Open the database again after a failure (the caller has dropped every other handle on
+    /// it, such as the audit engine's). Records counted lost that are on disk after all are taken
+    /// off the eviction count and published. Ok(None) if the store was not broken.
+    pub fn reopen(&self) -> anyhow::Result<Option<Reopened>> {
+        let mut w = self.lock();
+        let Some(from) = w.broken_from else {
+            return Ok(None);
+        };
+        *self.handle.write().unwrap_or_else(|p| p.into_inner()) = None;
+        let db = open_classified(&self.dir, LOCK_WAIT)?;
+        let (found, hd) = scan(&self.dir, Handle::new(db, &self.dir)?, from)?;
+        let disk_next = read_u64(&hd.tree, "next_seq")?
+            .unwrap_or(1)
+            .max(found.last + 1);
+        let mut evicted = self.evicted.load(Ordering::Acquire);
+        if !w.attached {
+            // Opened for the first time: its own count, and the seqs between its end and the
+            // floor the agent continued from.
+            evicted += read_u64(&hd.tree, "evicted")?.unwrap_or(0) + from.saturating_sub(disk_next);
+        }
+        let survived = found.from_on.min(evicted);
+        evicted -= survived;
+        w.next_seq = w.next_seq.max(disk_next);
+        w.partial.retain(|first, _| found.blocks.contains(first));
+        let acked: u64 = w.partial.values().map(|p| p.n_acked).sum();
+        self.backlog
+            .store(found.backlog.saturating_sub(acked), Ordering::Release);
+        self.bytes.store(found.bytes, Ordering::Release);
+        self.evicted.store(evicted, Ordering::Release);
+        self.durable_next.store(w.next_seq, Ordering::Release);
+        w.broken_from = None;
+        w.attached = true;
+        *self.handle.write().unwrap_or_else(|p| p.into_inner()) = Some(hd);
+        Ok(Some(Reopened { survived, evicted }))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, WriterState> {
@@ -388,9 +720,10 @@ impl Store {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The underlying database (for the audit engine's own trees).
-    pub fn db(&self) -> &sled::Db {
-        &self.db
+    /// The underlying database (for the audit engine's own trees), unless the store is
+    /// unusable. Must be dropped before [`Store::reopen`].
+    pub fn db(&self) -> Option<sled::Db> {
+        self.h().ok().map(|hd| hd.db)
     }
 
     /// Give `msgs` their seqs (in order), serialise them and write them with the next seq in one
@@ -410,6 +743,9 @@ impl Store {
     /// [`Store::append`] of `count` messages written by `payload(i, seq, out)`: appends the JSON
     /// payload of the i-th message, numbered `seq`, to `out` and returns true (false: the message
     /// is left out and gets no seq). The messages go in blocks of consecutive seqs.
+    ///
+    /// On an error (full disk, I/O error, or the store unusable since one) the messages keep
+    /// their seqs and count as lost (evicted): a subscriber sees the gap.
     pub fn append_with(
         &self,
         count: usize,
@@ -420,6 +756,11 @@ impl Store {
         }
         let mut w = self.lock();
         let first = w.next_seq;
+        if w.broken_from.is_some() {
+            w.next_seq += count as u64;
+            self.evicted.fetch_add(count as u64, Ordering::AcqRel);
+            return Err(Unavailable(self.dir.clone()).into());
+        }
         let mut blocks: Vec<(u64, Vec<u8>)> = Vec::new();
         let mut added = 0u64;
         let mut next = first;
@@ -441,55 +782,25 @@ impl Store {
             blocks.push((block_first, builder.take()));
         }
         let count = next - first;
-        let mut batch = sled::Batch::default();
-
-        // Evict the oldest blocks while the live data would exceed the bound.
-        let mut evicted = 0u64;
-        let mut freed = 0u64;
-        let mut range: Option<(u64, u64)> = None;
-        let current = self.bytes.load(Ordering::Acquire);
-        let max_live = self.max_live_bytes.load(Ordering::Acquire);
-        if current + added > max_live {
-            let need = current + added - max_live;
-            for kv in self.tree.range(seq_key(0)..META_PREFIX) {
-                if freed >= need {
-                    break;
-                }
-                let (k, v) = kv?;
-                let Some(b) = decode(&self.tree, &k, v) else {
-                    continue;
-                };
-                batch.remove(k);
-                freed += b.bytes();
-                // Records already acknowledged were delivered: not lost.
-                let acked = w.partial.remove(&b.first).map_or(0, |p| p.n_acked);
-                evicted += b.count() - acked;
-                range = Some((range.map_or(b.first, |r| r.0), b.end() - 1));
+        let written = w
+            .floor
+            .reserve(next)
+            .map_err(anyhow::Error::from)
+            .and_then(|()| self.write_blocks(&mut w, blocks, added, next));
+        let Evicted {
+            records: evicted,
+            bytes: freed,
+            range,
+        } = match written {
+            Ok(r) => r,
+            Err(e) => {
+                w.next_seq = next;
+                self.fail_locked(&mut w);
+                return Err(e);
             }
-            if evicted > 0 {
-                let total = self.evicted.load(Ordering::Acquire) + evicted;
-                batch.insert(meta_key("evicted"), &total.to_be_bytes());
-            }
-        }
-        if evicted > 0 {
-            // Evicted blocks, the eviction count, the new blocks and the next seq: all or nothing.
-            for (at, value) in blocks {
-                batch.insert(&seq_key(at), value);
-            }
-            batch.insert(meta_key("next_seq"), &next.to_be_bytes());
-            self.tree.apply_batch(batch)?;
-        } else {
-            // No batch: a sled batch writes its log buffer out twice (before and after a
-            // manifest), an fsync-free write each, at every round of polls. Single inserts in seq
-            // order are enough: sled recovers a prefix of its log, and at open the next seq is
-            // at least past the last stored record, whether or not `next_seq` made it.
-            for (at, value) in blocks {
-                self.tree.insert(seq_key(at), value)?;
-            }
-            self.tree
-                .insert(meta_key("next_seq"), &next.to_be_bytes())?;
-        }
+        };
         w.next_seq = next;
+        self.written_since_open.fetch_add(added, Ordering::AcqRel);
         self.bytes.fetch_add(added, Ordering::AcqRel);
         self.bytes.fetch_sub(
             freed.min(self.bytes.load(Ordering::Acquire)),
@@ -501,6 +812,7 @@ impl Store {
             Ordering::AcqRel,
         );
         self.evicted.fetch_add(evicted, Ordering::AcqRel);
+        w.evicted_stored = self.evicted.load(Ordering::Acquire);
         Ok(Appended {
             first,
             count,
@@ -509,12 +821,91 @@ impl Store {
         })
     }
 
-    /// Make everything appended so far durable (fsync), then allow it to be published.
+    /// Write new blocks and the next seq, evicting the oldest blocks first if the live data
+    /// would exceed its bound.
+    fn write_blocks(
+        &self,
+        w: &mut WriterState,
+        blocks: Vec<(u64, Vec<u8>)>,
+        added: u64,
+        next: u64,
+    ) -> anyhow::Result<Evicted> {
+        let hd = self.h()?;
+        let mut batch = sled::Batch::default();
+        let mut evicted = 0u64;
+        let mut freed = 0u64;
+        let mut range: Option<(u64, u64)> = None;
+        let current = self.bytes.load(Ordering::Acquire);
+        let max_live = self.max_live_bytes.load(Ordering::Acquire);
+        if current + added > max_live {
+            let need = current + added - max_live;
+            for kv in hd.tree.range(seq_key(0)..META_PREFIX) {
+                if freed >= need {
+                    break;
+                }
+                let (k, v) = kv?;
+                let Some(b) = decode(&hd.tree, &k, v) else {
+                    continue;
+                };
+                batch.remove(k);
+                freed += b.bytes();
+                // Records already acknowledged were delivered: not lost.
+                let acked = w.partial.remove(&b.first).map_or(0, |p| p.n_acked);
+                evicted += b.count() - acked;
+                range = Some((range.map_or(b.first, |r| r.0), b.end() - 1));
+            }
+        }
+        let total_evicted = self.evicted.load(Ordering::Acquire) + evicted;
+        if evicted > 0 {
+            // Evicted blocks, the eviction count, the new blocks and the next seq: all or nothing.
+            batch.insert(meta_key("evicted"), &total_evicted.to_be_bytes());
+            for (at, value) in blocks {
+                batch.insert(&seq_key(at), value);
+            }
+            batch.insert(meta_key("next_seq"), &next.to_be_bytes());
+            hd.tree.apply_batch(batch)?;
+        } else {
+            // No batch: a sled batch writes its log buffer out twice (before and after a
+            // manifest), an fsync-free write each, at every round of polls. Single inserts in seq
+            // order are enough: sled recovers a prefix of its log, and at open the next seq is
+            // at least past the last stored record, whether or not `next_seq` made it.
+            for (at, value) in blocks {
+                hd.tree.insert(seq_key(at), value)?;
+            }
+            hd.tree.insert(meta_key("next_seq"), &next.to_be_bytes())?;
+            if total_evicted != w.evicted_stored {
+                // Polls lost while the store was unusable, or a correction: now on disk too.
+                hd.tree
+                    .insert(meta_key("evicted"), &total_evicted.to_be_bytes())?;
+            }
+        }
+        Ok(Evicted {
+            records: evicted,
+            bytes: freed,
+            range,
+        })
+    }
+
+    /// Make everything appended so far durable (fsync), then allow it to be published. On an
+    /// error the store becomes unusable and what was not durable counts as lost (see
+    /// [`Store::reopen`]).
     pub fn flush(&self) -> anyhow::Result<()> {
         let next = self.lock().next_seq;
-        self.db.flush().context("cannot flush the store to disk")?;
+        let hd = self.h()?;
+        if let Err(e) = hd.sync() {
+            drop(hd);
+            self.fail_locked(&mut self.lock());
+            return Err(e);
+        }
+        self.syncs.fetch_add(1, Ordering::Relaxed);
         self.durable_next.fetch_max(next, Ordering::AcqRel);
         Ok(())
+    }
+
+    /// fdatasyncs of the store's log since it was opened.
+    #[cfg(test)]
+    pub fn syncs(&self) -> u64 {
+        self.syncs.load(Ordering::Relaxed)
     }
 
     /// Every seq below this is durable and may be published.
@@ -523,18 +914,30 @@ impl Store {
     }
 
     /// The stored block holding `seq`, if any.
-    fn block_of(&self, seq: u64) -> anyhow::Result<Option<Stored>> {
-        let Some(kv) = self.tree.range(seq_key(0)..=seq_key(seq)).next_back() else {
+    fn block_of(tree: &sled::Tree, seq: u64) -> anyhow::Result<Option<Stored>> {
+        let Some(kv) = tree.range(seq_key(0)..=seq_key(seq)).next_back() else {
             return Ok(None);
         };
         let (k, v) = kv?;
-        Ok(decode(&self.tree, &k, v).filter(|b| b.end() > seq))
+        Ok(decode(tree, &k, v).filter(|b| b.end() > seq))
     }
 
     /// Up to `limit` durable records with seq >= `from` not yet acknowledged, oldest first, as
     /// (seq, payload).
+    ///
+    /// While the store is unusable this is empty; a read error makes it unusable (the store
+    /// writer reopens it): the publisher goes on with what it has in flight.
     pub fn read_from(&self, from: u64, limit: usize) -> anyhow::Result<Vec<(u64, sled::IVec)>> {
-        self.read_range(from, self.durable_next(), limit)
+        match self.read_range(from, self.durable_next(), limit) {
+            Ok(out) => Ok(out),
+            Err(e) => {
+                if !e.is::<Unavailable>() {
+                    tracing::debug!(error = %format!("{e:#}"), "cannot read the store");
+                    self.fail_locked(&mut self.lock());
+                }
+                Ok(Vec::new())
+            }
+        }
     }
 
     /// [`Store::read_from`] up to `end` (exclusive), durable or not.
@@ -550,14 +953,15 @@ impl Store {
         }
         // Blocks are written whole under the writer's lock before `durable_next` passes them:
         // a block starting below `end` is durable entirely.
-        let start = match self.block_of(from)? {
+        let hd = self.h()?;
+        let start = match Store::block_of(&hd.tree, from)? {
             Some(b) => b.first,
             None => from,
         };
         let w = self.lock();
-        for kv in self.tree.range(seq_key(start)..seq_key(end)) {
+        for kv in hd.tree.range(seq_key(start)..seq_key(end)) {
             let (k, v) = kv?;
-            let Some(b) = decode(&self.tree, &k, v) else {
+            let Some(b) = decode(&hd.tree, &k, v) else {
                 continue;
             };
             let partial = w.partial.get(&b.first);
@@ -583,6 +987,9 @@ impl Store {
     ///
     /// A record evicted (store full) while it was in flight was delivered after all: it is taken
     /// off the eviction count, which thus counts exactly the seqs a subscriber never sees.
+    ///
+    /// While the store is unusable nothing is deleted (the records go again later); a write error
+    /// makes it unusable (the store writer reopens it).
     pub fn remove_acked(&self, seqs: &[u64]) -> anyhow::Result<()> {
         if seqs.is_empty() {
             return Ok(());
@@ -591,15 +998,27 @@ impl Store {
         seqs.sort_unstable();
         seqs.dedup();
         let mut w = self.lock();
+        let Ok(hd) = self.h() else {
+            return Ok(());
+        };
+        if let Err(e) = self.remove_locked(&mut w, &hd, &seqs) {
+            tracing::debug!(error = %format!("{e:#}"), "cannot delete acknowledged records");
+            drop(hd);
+            self.fail_locked(&mut w);
+        }
+        Ok(())
+    }
+
+    fn remove_locked(&self, w: &mut WriterState, hd: &Handle, seqs: &[u64]) -> anyhow::Result<()> {
         let mut acked = 0u64;
         let mut freed = 0u64;
         let mut delivered_evicted = 0u64;
         // The block of the previous seq (seqs are sorted: consecutive ones share blocks).
         let mut current: Option<(u64, u64)> = None;
-        for &seq in &seqs {
+        for &seq in seqs {
             let first = match current {
                 Some((f, e)) if (f..e).contains(&seq) => f,
-                _ => match self.block_of(seq)? {
+                _ => match Store::block_of(&hd.tree, seq)? {
                     Some(b) => {
                         w.partial
                             .entry(b.first)
@@ -624,7 +1043,7 @@ impl Store {
                 w.partial.remove(&first);
                 // A plain remove (no batch: see `append_with`); a block that comes back after a
                 // crash is sent again.
-                self.tree.remove(seq_key(first))?;
+                hd.tree.remove(seq_key(first))?;
                 current = None;
             }
         }
@@ -632,11 +1051,10 @@ impl Store {
         let delivered_evicted = delivered_evicted.min(evicted);
         if delivered_evicted > 0 {
             let total = evicted - delivered_evicted;
-            self.tree
-                .insert(meta_key("evicted"), &total.to_be_bytes())?;
+            hd.tree.insert(meta_key("evicted"), &total.to_be_bytes())?;
             self.evicted.store(total, Ordering::Release);
+            w.evicted_stored = total;
         }
-        drop(w);
         self.backlog.fetch_sub(
             acked.min(self.backlog.load(Ordering::Acquire)),
             Ordering::AcqRel,
@@ -794,7 +1212,9 @@ mod tests {
     }
 
     fn seq_keys(s: &Store) -> Vec<u64> {
-        s.tree
+        s.h()
+            .unwrap()
+            .tree
             .range(seq_key(0)..META_PREFIX)
             .keys()
             .filter_map(|k| key_seq(&k.unwrap()))
@@ -888,9 +1308,15 @@ mod tests {
             for seq in 1..=3u64 {
                 let mut m = msg("old");
                 m.seq = seq;
-                s.tree.insert(seq_key(seq), payload::to_vec(&m)).unwrap();
+                s.h()
+                    .unwrap()
+                    .tree
+                    .insert(seq_key(seq), payload::to_vec(&m))
+                    .unwrap();
             }
-            s.tree
+            s.h()
+                .unwrap()
+                .tree
                 .insert(meta_key("next_seq"), &4u64.to_be_bytes())
                 .unwrap();
             s.flush().unwrap();
@@ -914,8 +1340,14 @@ mod tests {
         let path = dir.path().join("db");
         let s = Store::open_or_recover(&path, 16).unwrap();
         s.append(&mut [msg("a")]).unwrap();
-        s.tree.insert(seq_key(2), &[0x07u8, 1, 2][..]).unwrap();
-        s.tree
+        s.h()
+            .unwrap()
+            .tree
+            .insert(seq_key(2), &[0x07u8, 1, 2][..])
+            .unwrap();
+        s.h()
+            .unwrap()
+            .tree
             .insert(meta_key("next_seq"), &3u64.to_be_bytes())
             .unwrap();
         drop(s);
@@ -939,6 +1371,237 @@ mod tests {
         assert!(aside.to_string_lossy().contains(".corrupt-"));
         assert!(aside.join("conf").exists());
         assert_eq!(s.stats().backlog, 0);
+    }
+
+    #[test]
+    fn seq_continues_above_the_old_ones_after_losing_the_store_and_its_status_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        {
+            let s = Store::open_or_recover(&path, 16).unwrap();
+            for _ in 0..3 {
+                let mut round: Vec<DataMessage> = (0..10).map(|_| msg("a")).collect();
+                s.append(&mut round).unwrap();
+            }
+            s.flush().unwrap();
+            s.remove_acked(&(1..=20).collect::<Vec<_>>()).unwrap();
+            std::fs::write(path.join(crate::state::STATUS_FILE), b"{}").unwrap();
+        }
+        // The whole data_dir goes: store and status.json.
+        std::fs::remove_dir_all(&path).unwrap();
+        let s = Store::open_or_recover(&path, 16).unwrap();
+        let a = s.append(&mut [msg("b")]).unwrap();
+        assert!(a.first > 30, "seq {} reused", a.first);
+        // 10 records were unsent and the seqs between 31 and the new one never existed: a
+        // subscriber sees a gap, reported as evictions.
+        let evicted = s.evicted();
+        assert!(evicted >= 10 && evicted >= a.first - 31, "{evicted}");
+        s.flush().unwrap();
+        drop(s);
+        let s = Store::open_or_recover(&path, 16).unwrap();
+        assert_eq!(s.evicted(), evicted, "durable");
+        assert_eq!(s.next_seq(), a.first + 1);
+    }
+
+    #[test]
+    fn a_corrupt_store_moved_aside_reports_its_unsent_records_and_the_jump_as_evicted() {
+        for keep_floor in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("db");
+            {
+                let s = Store::open_or_recover(&path, 16).unwrap();
+                let mut round: Vec<DataMessage> = (0..10).map(|_| msg("a")).collect();
+                s.append(&mut round).unwrap();
+                s.flush().unwrap();
+                let st = crate::state::AgentStatus {
+                    store: s.stats(),
+                    ..Default::default()
+                };
+                crate::state::write_status_bytes(&path, &serde_json::to_vec(&st).unwrap()).unwrap();
+            }
+            if !keep_floor {
+                std::fs::remove_file(&seq_floor::candidates(&path)[0]).unwrap();
+            }
+            std::fs::write(path.join("conf"), b"this is not a sled config\n").unwrap();
+            std::fs::write(path.join("db"), vec![0xAB; 4096]).unwrap();
+            let s = Store::open_or_recover(&path, 16).unwrap();
+            assert!(s.moved_aside.is_some());
+            let a = s.append(&mut [msg("b")]).unwrap();
+            assert!(a.first > 10, "seq {} reused", a.first);
+            assert_eq!(
+                s.evicted(),
+                10 + (a.first - 11),
+                "the 10 unsent records and the seqs jumped over (floor kept: {keep_floor})"
+            );
+        }
+    }
+
+    /// A small tmpfs mounted for a test (root only), unmounted when dropped.
+    struct Tmpfs(PathBuf);
+
+    impl Tmpfs {
+        fn mount(at: &Path, size: &str) -> Option<Tmpfs> {
+            std::fs::create_dir_all(at).unwrap();
+            let ok = std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+                .arg(at)
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            ok.then(|| Tmpfs(at.to_path_buf()))
+        }
+    }
+
+    impl Drop for Tmpfs {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+        }
+    }
+
+    fn round(n: usize) -> Vec<DataMessage> {
+        (0..n).map(|i| msg(&format!("meter-{i}"))).collect()
+    }
+
+    #[test]
+    fn a_full_disk_counts_lost_polls_as_evicted_and_the_store_recovers_when_space_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let Some(fs) = Tmpfs::mount(&dir.path().join("mnt"), "2m") else {
+            println!("note: mount not permitted here; full-disk test skipped");
+            return;
+        };
+        let ballast = fs.0.join("ballast");
+        let path = fs.0.join("data");
+        let s = Store::open_or_recover(&path, 64).unwrap();
+        std::fs::write(&ballast, vec![0u8; 1024 * 1024]).unwrap();
+        // Fill the disk: rounds of 50 polls until one cannot be stored.
+        let mut stored = 0u64;
+        let mut failed_rounds = 0u64;
+        for _ in 0..10_000 {
+            match s.append(&mut round(50)).and_then(|_| s.flush()) {
+                Ok(()) => stored += 50,
+                Err(_) => {
+                    failed_rounds += 1;
+                    break;
+                }
+            }
+        }
+        assert_eq!(failed_rounds, 1, "the disk never filled");
+        assert!(s.is_broken());
+        // Polls go on while the disk is full: each counted, none stored, nothing fatal.
+        for _ in 0..20 {
+            assert!(s.append(&mut round(50)).is_err());
+            // Reopening on a full disk fails, or works until the next write.
+            let _ = s.reopen();
+        }
+        assert!(s.read_from(0, 10).is_ok(), "the publisher is not stopped");
+        assert!(
+            s.remove_acked(&[1, 2]).is_ok(),
+            "the publisher is not stopped"
+        );
+        let lost = s.evicted();
+        assert!(lost >= 20 * 50, "lost polls counted: {lost}");
+        // A restart while the disk is full: the agent starts (degraded or not).
+        drop(s);
+        let s = Store::open_or_recover(&path, 64).unwrap();
+        let before = s.next_seq();
+        let _ = s.append(&mut round(50));
+        // Space returns: the store recovers by itself.
+        std::fs::remove_file(&ballast).unwrap();
+        if s.is_broken() {
+            s.reopen().unwrap();
+        }
+        assert!(!s.is_broken());
+        let a = s.append(&mut round(50)).unwrap();
+        s.flush().unwrap();
+        assert!(
+            a.first >= before,
+            "seq {} reused (was at {before})",
+            a.first
+        );
+        let seqs: Vec<u64> = s
+            .read_from(0, 100_000)
+            .unwrap()
+            .iter()
+            .map(|r| r.0)
+            .collect();
+        assert!(
+            seqs.len() as u64 >= stored,
+            "{} of {stored} kept",
+            seqs.len()
+        );
+        assert_eq!(seqs.last(), Some(&(a.first + 49)));
+        // Every seq a subscriber will never see is counted: gaps == evictions.
+        let gaps = (seqs.last().unwrap() - seqs.first().unwrap() + 1) - seqs.len() as u64
+            + (seqs.first().unwrap() - 1);
+        assert_eq!(s.evicted(), gaps, "evicted vs seq gaps");
+    }
+
+    #[test]
+    fn each_flush_fdatasyncs_the_file_sled_writes_its_log_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let s = Store::open_or_recover(&path, 16).unwrap();
+        let log = path.join(SLED_LOG_FILE);
+        let size0 = std::fs::metadata(&log).unwrap().len();
+        let syncs0 = s.syncs();
+        for i in 1..=3 {
+            s.append(&mut round(50)).unwrap();
+            s.flush().unwrap();
+            assert_eq!(s.syncs(), syncs0 + i, "one fdatasync per round");
+        }
+        // The file synced is the one the rounds went to.
+        assert!(std::fs::metadata(&log).unwrap().len() > size0);
+        let held = s.h().unwrap().log;
+        let same = std::fs::metadata(&log).unwrap();
+        let open = held.metadata().unwrap();
+        use std::os::unix::fs::MetadataExt as _;
+        assert_eq!((open.dev(), open.ino()), (same.dev(), same.ino()));
+    }
+
+    #[test]
+    fn a_growing_backlog_recycles_the_database_and_loses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let s = Store::open_or_recover(&path, 512).unwrap();
+        let mut recycled = 0;
+        let mut written = 0u64;
+        while recycled < 2 {
+            s.append(&mut round(200)).unwrap();
+            s.flush().unwrap();
+            written += 200;
+            if s.recycle_due() {
+                s.recycle().unwrap();
+                recycled += 1;
+                assert!(!s.recycle_due());
+            }
+        }
+        let before = s.stats();
+        assert!(before.backlog_bytes >= 2 * RECYCLE_BYTES);
+        // The scan at open goes over the backlog in chunks, reopening in between.
+        drop(s);
+        let s = Store::open_or_recover(&path, 512).unwrap();
+        let after = s.stats();
+        assert_eq!(
+            (after.backlog, after.backlog_bytes, after.next_seq),
+            (before.backlog, before.backlog_bytes, before.next_seq)
+        );
+        let seqs: Vec<u64> = s
+            .read_from(0, 1_000_000)
+            .unwrap()
+            .iter()
+            .map(|r| r.0)
+            .collect();
+        assert_eq!(seqs, (1..=written).collect::<Vec<_>>());
+        // Acknowledged records stop the recycling: memory goes with deleted records.
+        s.remove_acked(&seqs).unwrap();
+        s.append(&mut round(200)).unwrap();
+        assert!(!s.recycle_due());
+        drop(s);
+        let s = Store::open_or_recover(&path, 512).unwrap();
+        assert_eq!(s.next_seq(), written + 201);
     }
 
     #[test]
