@@ -29,6 +29,11 @@ pub fn main(args: CheckArgs) -> anyhow::Result<()> {
         for w in warnings {
             eprintln!("{}: {w}", args.config.display());
         }
+        if let Some(f) = &plan.sign_key_file {
+            crate::audit::integrity::load_key(f).map_err(|e| {
+                anyhow::Error::new(BadInput(format!("{}: {e:#}", args.config.display())))
+            })?;
+        }
     }
     print!("{}", config::describe(&plan));
     Ok(())

@@ -45,6 +45,8 @@ enum Command {
     Import(audit::import::ImportArgs),
     /// The audit report from the store.
     Report(audit::report::ReportArgs),
+    /// Recompute a report from the store and check every figure and its seal.
+    Verify(audit::verify::VerifyArgs),
     /// The store: backlog, oldest unsent, evictions, per-meter state.
     Status(status::StatusArgs),
     /// Benchmarks that print figures.
@@ -75,6 +77,7 @@ fn main() -> ExitCode {
         Command::Demo(a) => demo::main(a),
         Command::Import(a) => audit::import::main(a),
         Command::Report(a) => audit::report::main(a),
+        Command::Verify(a) => audit::verify::main(a),
         Command::Status(a) => status::main(a),
         Command::Bench(a) => bench::main(a),
         Command::Broker(a) => broker::main(a),

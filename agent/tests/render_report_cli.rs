@@ -262,3 +262,92 @@ fn report_refuses_a_missing_or_empty_store() {
     );
     assert!(!out.exists());
 }
+
+/// A signed report verifies against the store; a changed figure, a changed signature or another key does not,
+/// and `verify` names what differs.
+#[test]
+fn signed_reports_verify_and_tampering_is_named() {
+    use ed25519_dalek::pkcs8::{spki::der::pem::LineEnding, EncodePrivateKey};
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("report-key.pem");
+    let sk = ed25519_dalek::SigningKey::from_bytes(&[42u8; 32]);
+    std::fs::write(&key, sk.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes()).unwrap();
+    let cfg = dir.path().join("plant.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "{}\n[report]\nsign_key_file = \"report-key.pem\"\n",
+            config(dir.path())
+        ),
+    )
+    .unwrap();
+    let csv = dir.path().join("history.csv");
+    history(&csv);
+    let cfg_s = cfg.to_str().unwrap();
+    let out = Command::new(BIN)
+        .args(["import", "--config", cfg_s, "--csv", csv.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json = report(cfg_s, "json", "en");
+    let r: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    let sha = r["integrity"]["sha256"].as_str().unwrap();
+    assert_eq!(sha.len(), 64);
+    assert_eq!(r["integrity"]["signature"].as_str().unwrap().len(), 128);
+    let file = dir.path().join("report.json");
+    let verify = |v: &serde_json::Value| {
+        std::fs::write(&file, serde_json::to_vec_pretty(v).unwrap()).unwrap();
+        let out = Command::new(BIN)
+            .args([
+                "verify",
+                "--config",
+                cfg_s,
+                "--report",
+                file.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (code, text) = verify(&r);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("every figure matches") && text.contains("signature verified"),
+        "{text}"
+    );
+
+    let mut t = r.clone();
+    let total = t["indicators"]["electricity"]["baseline"]["total"]
+        .as_f64()
+        .unwrap();
+    t["indicators"]["electricity"]["baseline"]["total"] = serde_json::json!(total * 0.9);
+    let (code, text) = verify(&t);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("integrity.sha256"), "{text}");
+    assert!(
+        text.contains("indicators.electricity.baseline.total: report"),
+        "{text}"
+    );
+
+    let mut s = r.clone();
+    let sig = s["integrity"]["signature"].as_str().unwrap().to_string();
+    let flipped = match sig.strip_prefix('0') {
+        Some(rest) => format!("1{rest}"),
+        None => format!("0{}", &sig[1..]),
+    };
+    s["integrity"]["signature"] = serde_json::Value::String(flipped);
+    let (code, text) = verify(&s);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("signature does not verify"), "{text}");
+}

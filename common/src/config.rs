@@ -37,7 +37,9 @@ use diag::{into_sorted, Diag};
 use reader::Section;
 
 /// The top-level tables of a config.
-const TOP_KEYS: &[&str] = &["gateway", "mqtt", "metrics", "bus", "meter", "audit"];
+const TOP_KEYS: &[&str] = &[
+    "gateway", "mqtt", "metrics", "bus", "meter", "audit", "report",
+];
 
 /// Read and validate a config file. A missing or unreadable file is one error naming the file.
 pub fn load(path: &Path) -> Result<Plan, ConfigErrors> {
@@ -93,6 +95,7 @@ pub fn parse(text: &str, source: &Path) -> Result<Plan, ConfigErrors> {
     let gateway = gateway::gateway(&mut d, &root);
     let mqtt = gateway::mqtt(&mut d, &root, gateway.as_ref().map(|g| &g.0));
     let metrics_listen = gateway::metrics(&mut d, &root);
+    let mut sign_key_file = gateway::report(&mut d, &root);
     let gateway_gap = gateway.as_ref().and_then(|g| g.1);
     let mut template_errors = Vec::new();
     let parsed = meters::parse(&mut d, &root, gateway_gap, &mut template_errors);
@@ -117,6 +120,9 @@ pub fn parse(text: &str, source: &Path) -> Result<Plan, ConfigErrors> {
                 }
             };
             resolve(&mut gateway.data_dir);
+            if let Some(f) = sign_key_file.as_mut() {
+                resolve(f);
+            }
             for f in [
                 &mut mqtt.password_file,
                 &mut mqtt.ca_file,
@@ -135,6 +141,7 @@ pub fn parse(text: &str, source: &Path) -> Result<Plan, ConfigErrors> {
                 buses: parsed.buses,
                 audit,
                 metrics_listen,
+                sign_key_file,
             })
         }
         _ => Err(into_sorted(errors)),

@@ -20,6 +20,8 @@ pub struct Plan {
     pub audit: Option<AuditPlan>,
     /// Optional local Prometheus endpoint (`[metrics] listen = "127.0.0.1:9898"`); None = no listening port.
     pub metrics_listen: Option<String>,
+    /// `[report] sign_key_file`: ed25519 private key (PKCS#8 PEM) signing every report.
+    pub sign_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize)]

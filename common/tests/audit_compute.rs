@@ -154,6 +154,7 @@ fn plan(granularity: Granularity) -> Plan {
             publish_interval: Duration::from_secs(3600),
         }),
         metrics_listen: None,
+        sign_key_file: None,
     }
 }
 

@@ -21,6 +21,8 @@ use super::aggregates::{Aggregates, PointState};
 /// Name of the report file the engine writes in `data_dir` each time `report_json` runs, so that
 /// `plantmeter report` can fall back to it while a running agent holds the store.
 pub const REPORT_FILE: &str = "audit-report.json";
+/// Largest `P/audit` payload CONTRACT.md allows (bytes).
+pub const MAX_AUDIT_MESSAGE: usize = 64 * 1024;
 
 /// Flush on its own past this many pending day blocks, so memory stays bounded between flushes.
 const MAX_PENDING_BLOCKS: usize = 20_000;
@@ -321,13 +323,38 @@ impl AuditEngine {
 
     /// The same, as the JSON published retained on `P/audit`. Also written to `data_dir/audit-report.json`
     /// (replaced atomically) for `plantmeter report` while the agent holds the store.
+    /// The report for `P/audit`: sealed, without the per-bucket series (CONTRACT.md: at most 64 KiB). The
+    /// whole sealed report goes to the report file beside the store.
     pub fn report_json(&mut self, now_ms: i64) -> anyhow::Result<Vec<u8>> {
-        let r = self.report(now_ms)?;
+        let mut r = self.report(now_ms)?;
+        let key = match self
+            .plan
+            .sign_key_file
+            .as_deref()
+            .map(super::integrity::load_key)
+        {
+            Some(Ok(k)) => Some(k),
+            Some(Err(e)) => {
+                tracing::warn!("{e:#}; the report goes out unsigned");
+                None
+            }
+            None => None,
+        };
+        super::integrity::seal(&mut r, key.as_ref())?;
         let json = serde_json::to_vec(&r).context("cannot serialize the audit report")?;
         if let Err(e) = write_atomic(&self.report_file, &json) {
             tracing::warn!(file = %self.report_file.display(), "cannot write the audit report file: {e:#}");
         }
-        Ok(json)
+        r.series = Default::default();
+        super::integrity::seal(&mut r, key.as_ref())?;
+        let slim = serde_json::to_vec(&r).context("cannot serialize the audit report")?;
+        if slim.len() > MAX_AUDIT_MESSAGE {
+            tracing::warn!(
+                bytes = slim.len(),
+                "the audit report for P/audit is over 64 KiB without its series; some brokers refuse it"
+            );
+        }
+        Ok(slim)
     }
 }
 
@@ -517,11 +544,17 @@ production = {{ point = "packer.output", unit = "t" }}
         );
         assert!(r.periods.baseline.completeness < 1.0);
 
+        // P/audit: sealed, without the series, under 64 KiB; the file beside the store has them.
         let json = e.report_json(now).unwrap();
+        assert!(json.len() <= MAX_AUDIT_MESSAGE);
+        let slim: Report = serde_json::from_slice(&json).unwrap();
+        assert!(slim.series.daily.is_empty());
+        assert_eq!(slim.integrity.as_ref().unwrap().sha256.len(), 64);
         let file = std::fs::read(dir.path().join("store").join(REPORT_FILE)).unwrap();
-        assert_eq!(json, file);
         let back: Report = serde_json::from_slice(&file).unwrap();
         assert_eq!(back.gateway, "gw-01");
+        assert!(!back.series.daily.is_empty());
+        assert_eq!(back.indicators, slim.indicators);
     }
 
     /// A single good-quality 0 from the energy meter just before a restart: held in the persisted state, and

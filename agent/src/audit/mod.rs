@@ -3,7 +3,9 @@
 pub mod aggregates;
 pub mod engine;
 pub mod import;
+pub mod integrity;
 pub mod render;
 pub mod report;
+pub mod verify;
 
 pub use engine::AuditEngine;

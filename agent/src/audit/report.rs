@@ -144,6 +144,13 @@ pub fn main(args: ReportArgs) -> anyhow::Result<()> {
         }
         Err(e) => return Err(e),
     };
+    let mut report = report;
+    let key = plan
+        .sign_key_file
+        .as_deref()
+        .map(super::integrity::load_key)
+        .transpose()?;
+    super::integrity::seal(&mut report, key.as_ref())?;
     let bytes: Vec<u8> = match args.format.as_str() {
         "json" => {
             let mut v = serde_json::to_vec_pretty(&report).context("serializing the report")?;

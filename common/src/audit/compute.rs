@@ -806,6 +806,7 @@ pub fn compute(
     let (cv_max, nmbe_max) = baseline::ashrae14_thresholds(g);
     notes.extend(conventions());
     Ok(Report {
+        integrity: None,
         gateway: plan.gateway.id.clone(),
         site: plan.gateway.site.clone(),
         enterprise: plan.gateway.enterprise.clone(),

@@ -34,6 +34,22 @@ pub struct Report {
     pub method: Method,
     /// Series for charts and the CSV's second table.
     pub series: Series,
+    /// The SHA-256 of this report's canonical JSON (without `integrity`, keys sorted) and its ed25519
+    /// signature with `[report] sign_key_file`; null until sealed.
+    #[serde(default)]
+    pub integrity: Option<Integrity>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Integrity {
+    /// Lower-case hex.
+    pub sha256: String,
+    /// Lower-case hex of the 64-byte ed25519 signature of the SHA-256 digest's hex string; null unsigned.
+    pub signature: Option<String>,
+    /// Lower-case hex of the signing key's public key, to name which key signed (trust comes from the
+    /// verifier's own copy of it, not from this field).
+    #[serde(default)]
+    pub public_key: Option<String>,
 }
 
 /// Emission limits per source, permitted totals per year, the energy quota, and the three triggers.

@@ -346,6 +346,19 @@ pub(crate) fn metrics(d: &mut Diag<'_>, root: &Section<'_>) -> Option<String> {
     }
 }
 
+/// `[report] sign_key_file`: an ed25519 private key (PKCS#8 PEM) that signs every report.
+pub(crate) fn report(d: &mut Diag<'_>, root: &Section<'_>) -> Option<PathBuf> {
+    let item = root.item("report")?;
+    let t = Section::of_item(d, item, "report", "[report]")?;
+    t.check_keys(d, &["sign_key_file"]);
+    let f = t.str(d, "sign_key_file")?;
+    if f.v.trim().is_empty() {
+        d.error(&f.span, "sign_key_file must not be empty");
+        return None;
+    }
+    Some(PathBuf::from(f.v))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -242,6 +242,7 @@ pub fn report() -> Report {
         .collect();
 
     Report {
+        integrity: None,
         enterprise: Some("Sunrise Dyeing & Finishing Co.".to_string()),
         industry: Some("dyeing".to_string()),
         compliance: Default::default(),

@@ -12,7 +12,7 @@ mod svg;
 mod text;
 
 #[cfg(test)]
-mod fixture;
+pub(crate) mod fixture;
 
 pub use self::csv::csv;
 pub use self::html::html;
