@@ -103,11 +103,13 @@ struct AuditHook {
 impl AuditHook {
     /// The hook of `plan` on the store's database (None: the store is unusable; polls are lost
     /// then anyway).
-    fn open(db: Option<sled::Db>, plan: &Plan) -> AuditHook {
+    /// Readings are judged plausible against `clock`, the one they are stamped with (a virtual clock in
+    /// tests and the demo).
+    fn open(db: Option<sled::Db>, plan: &Plan, clock: Clock) -> AuditHook {
         let engine = match (&plan.audit, db) {
             (None, _) | (_, None) => None,
             (Some(_), Some(db)) => match crate::audit::AuditEngine::open(&db, plan) {
-                Ok(e) => Some(e),
+                Ok(e) => Some(e.with_clock(clock)),
                 Err(e) => {
                     tracing::error!(error = %format!("{e:#}"), "audit engine unavailable; polling and publishing go on");
                     None
@@ -314,8 +316,8 @@ fn writer_loop(
         if let Some(plan) = new_plan.take() {
             // The old engine's aggregates are persisted before the new one reads them.
             wr.audit.flush();
-            wr.audit = AuditHook::open(None, &plan);
-            wr.audit = AuditHook::open(wr.store.db(), &plan);
+            wr.audit = AuditHook::open(None, &plan, wr.clock);
+            wr.audit = AuditHook::open(wr.store.db(), &plan, wr.clock);
             wr.plan = plan;
         }
     }
@@ -353,7 +355,7 @@ impl Writer {
             }
             Err((lost, e)) => {
                 // The audit engine holds the failed database: it goes (reopened with the store).
-                self.audit = AuditHook::open(None, &self.plan);
+                self.audit = AuditHook::open(None, &self.plan, self.clock);
                 // The publisher reports the new eviction count.
                 self.wake.notify_one();
                 match self.outage.lost(Instant::now(), lost) {
@@ -384,17 +386,17 @@ impl Writer {
     /// of it first, its aggregates persisted).
     fn recycle(&mut self) {
         self.audit.flush();
-        self.audit = AuditHook::open(None, &self.plan);
+        self.audit = AuditHook::open(None, &self.plan, self.clock);
         if let Err(e) = self.store.recycle() {
             tracing::warn!(error = %format!("{e:#}"), "cannot reopen the store; retried with backoff");
         }
-        self.audit = AuditHook::open(self.store.db(), &self.plan);
+        self.audit = AuditHook::open(self.store.db(), &self.plan, self.clock);
     }
 
     /// Reopen the store after a failure (the audit engine lets go of the database first).
     fn reopen(&mut self) {
         self.audit.flush();
-        self.audit = AuditHook::open(None, &self.plan);
+        self.audit = AuditHook::open(None, &self.plan, self.clock);
         match self.store.reopen() {
             Ok(Some(r)) => {
                 tracing::info!(
@@ -402,12 +404,12 @@ impl Writer {
                     total_evicted = r.evicted,
                     "reopened the store"
                 );
-                self.audit = AuditHook::open(self.store.db(), &self.plan);
+                self.audit = AuditHook::open(self.store.db(), &self.plan, self.clock);
                 // Records that survived are published.
                 self.wake.notify_one();
             }
             Ok(None) => {
-                self.audit = AuditHook::open(self.store.db(), &self.plan);
+                self.audit = AuditHook::open(self.store.db(), &self.plan, self.clock);
             }
             Err(e) => {
                 self.outage.retry_failed(Instant::now());
@@ -764,7 +766,7 @@ async fn run_agent(plan: Arc<Plan>, clock: Clock, config_path: PathBuf) -> anyho
     // Stops the helpers that live as long as the agent (status file, metrics, watchdog).
     let (stop_all_tx, stop_all_rx) = watch::channel(false);
 
-    let audit = AuditHook::open(store.db(), &plan);
+    let audit = AuditHook::open(store.db(), &plan, clock);
     let writer_plan = plan.clone();
     let (writer_done_tx, writer_done_rx) = tokio::sync::oneshot::channel::<()>();
     {

@@ -181,10 +181,6 @@ impl AuditEngine {
 
     /// Judge timestamps against this clock (the one readings are stamped with: a virtual clock in tests and
     /// the demo) instead of the system clock.
-    #[cfg_attr(
-        not(test),
-        allow(dead_code, reason = "run.rs passes its virtual clock once merged")
-    )]
     pub fn with_clock(mut self, clock: Clock) -> Self {
         self.clock = Some(clock);
         self
