@@ -873,7 +873,7 @@ async fn run_agent(plan: Arc<Plan>, clock: Clock, config_path: PathBuf) -> anyho
     crate::notify::ready();
     tracing::info!(
         gateway = %plan.gateway.id,
-        meters = plan.meters().count(),
+        meters = plan.polled_meters().count(),
         broker = %plan.mqtt.url,
         backlog = store.backlog(),
         next_seq = store.stats().next_seq,
@@ -918,7 +918,7 @@ async fn run_agent(plan: Arc<Plan>, clock: Clock, config_path: PathBuf) -> anyho
                     generation = Generation::start(&plan, &core);
                     crate::notify::ready();
                     tracing::info!(
-                        meters = plan.meters().count(),
+                        meters = plan.polled_meters().count(),
                         broker = %plan.mqtt.url,
                         next_seq = store.stats().next_seq,
                         "SIGHUP: configuration reloaded"
@@ -956,7 +956,7 @@ async fn run_agent(plan: Arc<Plan>, clock: Clock, config_path: PathBuf) -> anyho
 /// plus its timeouts and retries).
 fn stall_window(plan: &Plan, clock: &Clock) -> u64 {
     let longest = plan
-        .meters()
+        .polled_meters()
         .map(|m| clock.real(m.poll_interval))
         .max()
         .unwrap_or_default();

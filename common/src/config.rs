@@ -139,6 +139,7 @@ pub fn parse(text: &str, source: &Path) -> Result<Plan, ConfigErrors> {
                 gateway,
                 mqtt,
                 buses: parsed.buses,
+                manual_meters: parsed.manual,
                 audit,
                 metrics_listen,
                 sign_key_file,

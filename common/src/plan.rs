@@ -17,6 +17,8 @@ pub struct Plan {
     pub gateway: Gateway,
     pub mqtt: Mqtt,
     pub buses: Vec<Bus>,
+    /// Manual meters (`manual = true`): read by hand or taken from the ERP, filled only by `import`.
+    pub manual_meters: Vec<Meter>,
     pub audit: Option<AuditPlan>,
     /// Optional local Prometheus endpoint (`[metrics] listen = "127.0.0.1:9898"`); None = no listening port.
     pub metrics_listen: Option<String>,
@@ -133,6 +135,8 @@ pub struct Meter {
     pub points: Vec<Point>,
     /// Read requests after batching, covering every point exactly once.
     pub requests: Vec<ReadRequest>,
+    /// A manual meter (`manual = true`): no bus, never polled, filled only by `import`.
+    pub manual: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -499,7 +503,7 @@ pub struct AuditPlan {
 }
 
 impl Plan {
-    /// Find a meter by name, with its bus.
+    /// Find a polled meter by name, with its bus.
     pub fn meter(&self, name: &str) -> Option<(&Bus, &Meter)> {
         self.buses
             .iter()
@@ -507,14 +511,20 @@ impl Plan {
             .find(|(_, m)| m.name == name)
     }
 
-    /// Find a point by reference.
+    /// Find a point by reference, on a polled or a manual meter.
     pub fn point(&self, r: &PointRef) -> Option<&Point> {
-        self.meter(&r.meter)
-            .and_then(|(_, m)| m.points.iter().find(|p| p.name == r.point))
+        self.meters()
+            .find(|m| m.name == r.meter)
+            .and_then(|m| m.points.iter().find(|p| p.name == r.point))
     }
 
-    /// All meters, in config order.
+    /// All meters, polled (in bus order) then manual.
     pub fn meters(&self) -> impl Iterator<Item = &Meter> {
+        self.polled_meters().chain(self.manual_meters.iter())
+    }
+
+    /// The meters the agent polls.
+    pub fn polled_meters(&self) -> impl Iterator<Item = &Meter> {
         self.buses.iter().flat_map(|b| b.meters.iter())
     }
 }

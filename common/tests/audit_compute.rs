@@ -39,6 +39,7 @@ fn meter(name: &str, points: Vec<Point>) -> Meter {
         template: None,
         points,
         requests: vec![],
+        manual: false,
     }
 }
 
@@ -81,6 +82,7 @@ fn plan(granularity: Granularity) -> Plan {
             keep_alive: Duration::from_secs(30),
             max_inflight: 100,
         },
+        manual_meters: Vec::new(),
         buses: vec![Bus {
             name: "b".into(),
             transport: Transport::Tcp {

@@ -67,6 +67,7 @@ fn meter(points: Vec<Point>) -> Meter {
         template: None,
         points,
         requests,
+        manual: false,
     }
 }
 

@@ -468,6 +468,7 @@ fn meter(points: Vec<Point>) -> Meter {
         template: None,
         points,
         requests,
+        manual: false,
     }
 }
 

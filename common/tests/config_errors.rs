@@ -121,7 +121,7 @@ fn unknown_key_lists_the_allowed_keys() {
     );
     assert_eq!(
         errors(&format!("{text}{METER}")),
-        "bad.toml:4:1: unknown key \"colour\" in [gateway]; allowed keys: id, site, data_dir, store_max_mb, max_gap"
+        "bad.toml:4:1: unknown key \"colour\" in [gateway]; allowed keys: id, site, data_dir, store_max_mb, max_gap, enterprise, industry"
     );
 }
 

@@ -390,3 +390,47 @@ fn describe_shows_requests_per_bus_and_the_audit() {
         "{text}"
     );
 }
+
+/// The configuration example of CONTRACT.md as it stands now (it defines the meters its audit names, and a
+/// manual meter): valid verbatim.
+#[test]
+fn current_contract_example_is_valid_with_its_manual_meter() {
+    let plan = load("contract_example_current.toml");
+    let polled: Vec<&str> = plan.polled_meters().map(|m| m.name.as_str()).collect();
+    assert_eq!(polled, ["main-power", "packer", "outfall"]);
+    assert_eq!(plan.manual_meters.len(), 1);
+    let logbook = &plan.manual_meters[0];
+    assert!(logbook.manual && logbook.requests.is_empty());
+    assert_eq!(logbook.name, "logbook");
+    assert_eq!(logbook.points[0].name, "hazardous_waste");
+    assert_eq!(logbook.points[0].kind, PointKind::Counter);
+    assert_eq!(logbook.points[0].unit, "t");
+    assert!(plan.meter("logbook").is_none(), "no bus polls it");
+    assert!(plan
+        .point(&plantmeter_common::plan::PointRef {
+            meter: "logbook".into(),
+            point: "hazardous_waste".into(),
+        })
+        .is_some());
+}
+
+#[test]
+fn manual_meters_take_no_bus_or_register_keys() {
+    let base = std::fs::read_to_string(configs().join("contract_example_current.toml")).unwrap();
+    let bad = base.replace(
+        "manual = true                     # no bus",
+        "manual = true\nbus = \"line-1\"\n# no bus",
+    );
+    let e = config::parse(&bad, Path::new("bad.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("unknown key \"bus\""), "{e}");
+    let bad = base.replace(
+        "  name = \"hazardous_waste\"\n",
+        "  name = \"hazardous_waste\"\n  address = 3\n",
+    );
+    let e = config::parse(&bad, Path::new("bad.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("unknown key \"address\""), "{e}");
+}

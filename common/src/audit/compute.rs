@@ -247,6 +247,7 @@ pub fn compute(
             replacements,
             apportioned_hours: apportioned,
             step_backs: glitches,
+            manual: plan.meters().any(|m| m.manual && m.name == r.meter),
         });
         series.push(Series1 {
             amount,

@@ -295,6 +295,9 @@ pub struct PointQuality {
     /// Counter readings below the reference that were not counted (DOMAIN.md "Counter drops").
     #[serde(default)]
     pub step_backs: u64,
+    /// A manual meter's point (read by hand, from a logbook or the ERP; filled by import only).
+    #[serde(default)]
+    pub manual: bool,
 }
 
 /// Counter events over the audit's periods, all points together.

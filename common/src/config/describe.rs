@@ -85,6 +85,21 @@ fn write_plan(o: &mut String, plan: &Plan) -> std::fmt::Result {
         requests += bus.meters.iter().map(|m| m.requests.len()).sum::<usize>();
         rate += bus.meters.iter().map(requests_per_second).sum::<f64>();
     }
+    if !plan.manual_meters.is_empty() {
+        writeln!(o)?;
+        writeln!(
+            o,
+            "manual meters (never polled; filled by `plantmeter import`)"
+        )?;
+        for m in &plan.manual_meters {
+            let pts: Vec<String> = m
+                .points
+                .iter()
+                .map(|p| format!("{} ({}, {})", p.name, p.unit, p.kind.as_str()))
+                .collect();
+            writeln!(o, "  meter \"{}\": {}", m.name, pts.join(", "))?;
+        }
+    }
     writeln!(o)?;
     writeln!(
         o,

@@ -29,6 +29,7 @@ const BUS_KEYS: &[&str] = &[
 const SERIAL_KEYS: &[&str] = &["device", "baud", "parity", "data_bits", "stop_bits"];
 const METER_KEYS: &[&str] = &[
     "name",
+    "manual",
     "bus",
     "unit_id",
     "poll_interval_s",
@@ -60,6 +61,8 @@ const MODBUS_TCP_PORT: u16 = 502;
 /// Buses with their meters, and what references into them may safely skip.
 pub(crate) struct Parsed {
     pub buses: Vec<Bus>,
+    /// Manual meters (`manual = true`), in config order.
+    pub manual: Vec<Meter>,
     /// Every meter that validated, also those on a bus that did not (for resolving references).
     pub meters: Vec<Meter>,
     /// Meters that were defined but did not validate: references to them are not reported again.
@@ -131,6 +134,7 @@ pub(crate) fn parse(
     let mut broken_meters = BTreeSet::new();
     let mut meter_lines: HashMap<String, usize> = HashMap::new();
     let mut placed: Vec<(usize, Meter)> = Vec::new();
+    let mut manual: Vec<Meter> = Vec::new();
     let meter_tables = root.tables(d, "meter", "[[meter]]");
     if meter_tables.is_empty() && drafts.is_empty() && !root.has("bus") {
         d.error(
@@ -174,6 +178,17 @@ pub(crate) fn parse(
         if let Some(n) = &name {
             t.what = format!("[[meter]] \"{}\"", n.v);
         }
+        if is_manual(d, &t) {
+            let m = manual_meter(d, &t, name.as_ref().map(|n| n.v));
+            match (name, m) {
+                (Some(_), Some(m)) if d.count() + extra.len() == before => manual.push(m),
+                (Some(n), _) => {
+                    broken_meters.insert(n.v.to_string());
+                }
+                (None, _) => {}
+            }
+            continue;
+        }
         let result = meter(
             d,
             &t,
@@ -201,7 +216,11 @@ pub(crate) fn parse(
             buses.push(bus.clone());
         }
     }
-    let meters: Vec<Meter> = placed.iter().map(|(_, m)| m.clone()).collect();
+    let meters: Vec<Meter> = placed
+        .iter()
+        .map(|(_, m)| m.clone())
+        .chain(manual.iter().cloned())
+        .collect();
     for (bus_index, meter) in placed {
         if let Some(&i) = index_map.get(&bus_index) {
             buses[i].meters.push(meter);
@@ -209,9 +228,100 @@ pub(crate) fn parse(
     }
     Parsed {
         buses,
+        manual,
         meters,
         broken_meters,
     }
+}
+
+/// `manual = true` in a `[[meter]]` (an error when it is not a boolean).
+fn is_manual(d: &mut Diag<'_>, t: &Section<'_>) -> bool {
+    match t.item("manual") {
+        None => false,
+        Some(item) => match item.as_bool() {
+            Some(b) => b,
+            None => {
+                d.error(&t.value_span("manual"), "expected true or false for manual");
+                false
+            }
+        },
+    }
+}
+
+/// Readings of a manual meter are spaced by hand (a logbook, monthly ERP figures): intervals up to twice
+/// this are covered, longer ones are gaps.
+pub const MANUAL_READING_INTERVAL: Duration = Duration::from_secs(31 * 86_400);
+
+/// A manual meter: a name and points with a unit and a kind (counter by default: a logbook reading of a
+/// totalizer, or cumulative shipments), nothing about registers or buses.
+fn manual_meter(d: &mut Diag<'_>, t: &Section<'_>, name: Option<&str>) -> Option<Meter> {
+    t.check_keys(d, &["name", "manual", "point"]);
+    let before = d.count();
+    let mut points: Vec<Point> = Vec::new();
+    let tables = t.tables(d, "point", "[[meter.point]]");
+    if tables.is_empty() {
+        d.error(&t.span, format!("{} has no [[meter.point]]", t.what));
+    }
+    for pt in tables {
+        pt.check_keys(d, &["name", "unit", "kind", "rollover"]);
+        let Some(pname) = pt.req_str(d, "name") else {
+            continue;
+        };
+        if !valid_name(pname.v) {
+            d.error(
+                &pname.span,
+                format!(
+                    "point name \"{}\" may only contain a-z, 0-9, _ and -",
+                    pname.v
+                ),
+            );
+            continue;
+        }
+        if points.iter().any(|p| p.name == pname.v) {
+            d.error(&pname.span, format!("duplicate point \"{}\"", pname.v));
+            continue;
+        }
+        let unit = pt.str(d, "unit").map_or(String::new(), |u| u.v.to_string());
+        let kind = match pt.str(d, "kind") {
+            None => PointKind::Counter,
+            Some(k) if k.v == "counter" => PointKind::Counter,
+            Some(k) if k.v == "gauge" => PointKind::Gauge,
+            Some(k) => {
+                d.error(
+                    &k.span,
+                    format!("unknown kind \"{}\"; use counter (a totalizer) or gauge (an instantaneous value)", k.v),
+                );
+                continue;
+            }
+        };
+        let rollover = pt.positive(d, "rollover").map(|v| v.v);
+        points.push(Point {
+            name: pname.v.to_string(),
+            register: RegisterKind::Holding,
+            address: 0,
+            data_type: DataType::F64,
+            byte_order: ByteOrder::BIG,
+            scale: 1.0,
+            offset: 0.0,
+            unit,
+            kind,
+            rollover,
+            min: None,
+            max: None,
+        });
+    }
+    if d.count() > before {
+        return None;
+    }
+    Some(Meter {
+        name: name?.to_string(),
+        unit_id: 0,
+        poll_interval: MANUAL_READING_INTERVAL,
+        template: None,
+        points,
+        requests: Vec::new(),
+        manual: true,
+    })
 }
 
 /// One `[[bus]]`: its name and where it is written (None without a usable name), the bus when it
@@ -633,6 +743,7 @@ fn meter(
             template: template.map(|(n, _, _)| n.to_string()),
             points,
             requests,
+            manual: false,
         },
     ))
 }

@@ -325,6 +325,7 @@ fn factor(point: &str, carrier: &str, unit: &str, kgce: f64, co2: f64) -> Factor
 fn quality(point: &str, b: f64, r: Option<f64>, roll: u64, repl: u64, app: u64) -> PointQuality {
     PointQuality {
         step_backs: 0,
+        manual: false,
         point: point.to_string(),
         completeness_baseline: b,
         completeness_reporting: r,
