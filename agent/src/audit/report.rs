@@ -32,7 +32,7 @@ pub struct ReportArgs {
     /// Local date after the baseline period (exclusive).
     #[arg(long)]
     pub baseline_to: Option<String>,
-    #[arg(long, value_parser = ["json", "csv", "html"])]
+    #[arg(long, value_parser = ["json", "csv", "html", "xlsx"])]
     pub format: String,
     /// Write here instead of stdout.
     #[arg(long)]
@@ -158,6 +158,7 @@ pub fn main(args: ReportArgs) -> anyhow::Result<()> {
             v
         }
         "csv" => render::csv(&report, lang),
+        "xlsx" => render::xlsx(&report, lang).context("writing the Excel workbook")?,
         _ => render::html(&report, lang).into_bytes(),
     };
     match &args.out {

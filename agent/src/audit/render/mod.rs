@@ -10,6 +10,7 @@ mod html;
 mod i18n;
 mod svg;
 mod text;
+mod xlsx;
 
 #[cfg(test)]
 pub(crate) mod fixture;
@@ -18,3 +19,4 @@ pub use self::csv::csv;
 pub use self::html::html;
 pub use self::i18n::Lang;
 pub use self::text::{display_width, text_table};
+pub use self::xlsx::xlsx;
