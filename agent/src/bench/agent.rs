@@ -1,20 +1,17 @@
-//! Agent benchmarks: steady polling, Modbus transactions/s, backlog drain. Each prints figures.
+//! Agent benchmarks: steady polling, Modbus transactions/s. Each prints figures.
 //!
 //! - `steady`: the built-in simulated plant and an embedded broker in this process; the agent
 //!   (`plantmeter run`) as a child process, measured alone: peak RSS (VmHWM) and CPU (utime+stime
 //!   from /proc/<pid>/stat) over the measuring window, after a warm-up.
 //! - `modbus`: read transactions per second on one Modbus TCP connection against the simulator,
 //!   and the same with pymodbus (if `python3 -c "import pymodbus"` works) against the same server.
-//! - `drain`: N messages written to a fresh store, then the publisher delivers them to an embedded
-//!   broker at QoS 1; messages/s until the store is empty.
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use plantmeter_common::{Clock, DataMessage, PointValue, Quality};
+use plantmeter_common::Clock;
 use tokio_modbus::client::Reader;
 
 #[derive(clap::Args)]
@@ -51,18 +48,8 @@ pub struct ModbusArgs {
     pub count: u16,
 }
 
-#[derive(clap::Args)]
-pub struct DrainArgs {
-    /// Messages in the backlog.
-    #[arg(long, default_value_t = 1_000_000)]
-    pub messages: u64,
-    /// In-flight window (mqtt max_inflight).
-    #[arg(long, default_value_t = 1000)]
-    pub window: u16,
-}
-
 /// SDM630 f32 input registers (voltages, currents, power, pf, frequency, energy).
-const SDM630_F32: [(&str, u16); 10] = [
+pub(super) const SDM630_F32: [(&str, u16); 10] = [
     ("voltage_l1", 0),
     ("voltage_l2", 2),
     ("voltage_l3", 4),
@@ -84,15 +71,15 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 #[derive(Clone, Copy)]
-struct BenchJob {
-    meters: usize,
-    points: usize,
-    interval: f64,
-    window: u16,
-    max_gap: Option<u16>,
+pub(super) struct BenchJob {
+    pub meters: usize,
+    pub points: usize,
+    pub interval: f64,
+    pub window: u16,
+    pub max_gap: Option<u16>,
 }
 
-fn bench_config(
+pub(super) fn bench_config(
     dir: &Path,
     sim: std::net::SocketAddr,
     broker: std::net::SocketAddr,
@@ -346,101 +333,7 @@ pub fn modbus(a: ModbusArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn drain(a: DrainArgs) -> anyhow::Result<()> {
-    let dir = tempfile_dir("plantmeter-bench-drain")?;
-    let broker = crate::broker::start("127.0.0.1:0".parse()?)?;
-    let cfg = dir.join("agent.toml");
-    // The bus is never polled here; it only makes the config complete.
-    std::fs::write(
-        &cfg,
-        bench_config(
-            &dir,
-            "127.0.0.1:9".parse()?,
-            broker,
-            &BenchJob {
-                meters: 1,
-                points: 10,
-                interval: 1.0,
-                window: a.window,
-                max_gap: None,
-            },
-        ),
-    )?;
-    let plan = Arc::new(crate::run::load_plan(&cfg)?);
-    let store = Arc::new(crate::store::Store::open_or_recover(
-        &plan.gateway.data_dir,
-        plan.gateway.store_max_mb.max(4096),
-    )?);
-    let fill = Instant::now();
-    let template = DataMessage {
-        seq: 0,
-        ts: 1_790_000_000_000,
-        meter: "m000".into(),
-        points: SDM630_F32
-            .iter()
-            .map(|(n, _)| PointValue {
-                name: (*n).into(),
-                value: Some(230.125),
-                unit: "x".into(),
-                quality: Quality::Good,
-            })
-            .collect(),
-    };
-    let mut left = a.messages;
-    while left > 0 {
-        let n = left.min(10_000);
-        let mut batch: Vec<DataMessage> = (0..n).map(|_| template.clone()).collect();
-        store.append(&mut batch)?;
-        left -= n;
-    }
-    store.flush()?;
-    let bytes = store.stats().backlog_bytes;
-    println!(
-        "drain: stored {} messages ({:.0} MB) in {:.1} s",
-        a.messages,
-        bytes as f64 / 1e6,
-        fill.elapsed().as_secs_f64()
-    );
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let shared = crate::state::Shared::new(crate::state::AgentStatus::default());
-    let (_health_tx, health_rx) = tokio::sync::mpsc::unbounded_channel();
-    let (_audit_tx, audit_rx) = tokio::sync::mpsc::channel(1);
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(None);
-    let start = Instant::now();
-    let store2 = store.clone();
-    let secs = rt.block_on(async move {
-        let publisher = tokio::spawn(crate::publisher::run(crate::publisher::Inputs {
-            plan,
-            store: store2.clone(),
-            shared,
-            wake: Arc::new(tokio::sync::Notify::new()),
-            health: health_rx,
-            audit: Arc::new(tokio::sync::Mutex::new(audit_rx)),
-            shutdown: stop_rx,
-            started_ms: crate::run::wall_ms(),
-        }));
-        while store2.backlog() > 0 && !publisher.is_finished() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let secs = start.elapsed().as_secs_f64();
-        let _ = stop_tx.send(Some(crate::publisher::Stop::Shutdown));
-        let _ = tokio::time::timeout(Duration::from_secs(5), publisher).await;
-        secs
-    });
-    let delivered = a.messages - store.backlog();
-    println!(
-        "drain: {delivered} messages acknowledged at QoS 1 in {secs:.1} s: {:.0} messages/s (window {}; target >= 50000/s)",
-        delivered as f64 / secs,
-        a.window
-    );
-    drop(store);
-    let _ = std::fs::remove_dir_all(&dir);
-    Ok(())
-}
-
-fn tempfile_dir(prefix: &str) -> anyhow::Result<std::path::PathBuf> {
+pub(super) fn tempfile_dir(prefix: &str) -> anyhow::Result<std::path::PathBuf> {
     let dir = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     Ok(dir)

@@ -2,6 +2,8 @@
 
 mod agent;
 mod audit;
+mod drain;
+mod mosquitto;
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
@@ -15,8 +17,8 @@ pub enum Bench {
     Steady(agent::SteadyArgs),
     /// Modbus TCP transactions/s on one connection against the simulator.
     Modbus(agent::ModbusArgs),
-    /// Backlog drain: N stored messages delivered to a local broker at QoS 1.
-    Drain(agent::DrainArgs),
+    /// Backlog drain: N stored messages delivered at QoS 1 (embedded broker, --mosquitto or --broker), beside a bare rumqttc publisher, with and without a subscriber.
+    Drain(drain::DrainArgs),
     /// Audit report over a year of hourly aggregates.
     Report(audit::ReportBenchArgs),
     /// CSV import rows/s.
@@ -27,7 +29,7 @@ pub fn main(args: BenchArgs) -> anyhow::Result<()> {
     match args.what {
         Bench::Steady(a) => agent::steady(a),
         Bench::Modbus(a) => agent::modbus(a),
-        Bench::Drain(a) => agent::drain(a),
+        Bench::Drain(a) => drain::drain(a),
         Bench::Report(a) => audit::report(a),
         Bench::Import(a) => audit::import(a),
     }
