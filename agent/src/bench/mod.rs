@@ -3,6 +3,7 @@
 mod agent;
 mod audit;
 mod drain;
+mod killloop;
 mod mosquitto;
 
 #[derive(clap::Args)]
@@ -19,6 +20,8 @@ pub enum Bench {
     Modbus(agent::ModbusArgs),
     /// Backlog drain: N stored messages delivered at QoS 1 (embedded broker, --mosquitto or --broker), beside a bare rumqttc publisher, with and without a subscriber.
     Drain(drain::DrainArgs),
+    /// The agent SIGKILLed at random moments and restarted (100 cycles) while polling, a subscriber throughout: seqs, duplicates, audit totals.
+    Killloop(killloop::KillLoopArgs),
     /// Audit report over a year of hourly aggregates.
     Report(audit::ReportBenchArgs),
     /// CSV import rows/s.
@@ -30,6 +33,7 @@ pub fn main(args: BenchArgs) -> anyhow::Result<()> {
         Bench::Steady(a) => agent::steady(a),
         Bench::Modbus(a) => agent::modbus(a),
         Bench::Drain(a) => drain::drain(a),
+        Bench::Killloop(a) => killloop::killloop(a),
         Bench::Report(a) => audit::report(a),
         Bench::Import(a) => audit::import(a),
     }
