@@ -1,20 +1,17 @@
-//! Agent benchmarks: steady polling, Modbus transactions/s, backlog drain. Each prints figures.
+//! Agent benchmarks: steady polling, Modbus transactions/s. Each prints figures.
 //!
 //! - `steady`: the built-in simulated plant and an embedded broker in this process; the agent
 //!   (`plantmeter run`) as a child process, measured alone: peak RSS (VmHWM) and CPU (utime+stime
 //!   from /proc/<pid>/stat) over the measuring window, after a warm-up.
 //! - `modbus`: read transactions per second on one Modbus TCP connection against the simulator,
 //!   and the same with pymodbus (if `python3 -c "import pymodbus"` works) against the same server.
-//! - `drain`: N messages written to a fresh store, then the publisher delivers them to an embedded
-//!   broker at QoS 1; messages/s until the store is empty.
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use plantmeter_common::{Clock, DataMessage, PointValue, Quality};
+use plantmeter_common::Clock;
 use tokio_modbus::client::Reader;
 
 #[derive(clap::Args)]
@@ -39,6 +36,14 @@ pub struct SteadyArgs {
     /// default) takes two.
     #[arg(long)]
     pub max_gap: Option<u16>,
+    /// Publish to a stock mosquitto started here (Debian package mosquitto) instead of the
+    /// embedded broker.
+    #[arg(long)]
+    pub mosquitto: bool,
+    /// Then measure this program doing the same job in C (built from agent/bench-c/steady.c; see
+    /// its first lines) the same way, against the same simulator and broker.
+    #[arg(long)]
+    pub c_program: Option<std::path::PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -51,18 +56,8 @@ pub struct ModbusArgs {
     pub count: u16,
 }
 
-#[derive(clap::Args)]
-pub struct DrainArgs {
-    /// Messages in the backlog.
-    #[arg(long, default_value_t = 1_000_000)]
-    pub messages: u64,
-    /// In-flight window (mqtt max_inflight).
-    #[arg(long, default_value_t = 1000)]
-    pub window: u16,
-}
-
 /// SDM630 f32 input registers (voltages, currents, power, pf, frequency, energy).
-const SDM630_F32: [(&str, u16); 10] = [
+pub(super) const SDM630_F32: [(&str, u16); 10] = [
     ("voltage_l1", 0),
     ("voltage_l2", 2),
     ("voltage_l3", 4),
@@ -191,6 +186,44 @@ fn ticks_per_second() -> f64 {
     100.0
 }
 
+/// CPU and memory of a process over a measuring window.
+struct Measured {
+    secs: f64,
+    /// Percent of one core, from thread run times.
+    cpu: f64,
+    /// Percent of one core, from clock ticks, and the ticks.
+    cpu_ticks: f64,
+    ticks: u64,
+    hwm_kb: u64,
+    disk_kib_s: f64,
+}
+
+/// Wait `warmup` s, then measure process `pid` for `seconds` s.
+fn measure(pid: u32, warmup: u64, seconds: u64) -> anyhow::Result<Measured> {
+    std::thread::sleep(Duration::from_secs(warmup));
+    let u0 = proc_usage(pid)?;
+    let start = Instant::now();
+    std::thread::sleep(Duration::from_secs(seconds));
+    let u1 = proc_usage(pid)?;
+    let secs = start.elapsed().as_secs_f64();
+    let ticks = u1.ticks - u0.ticks;
+    Ok(Measured {
+        secs,
+        cpu: u1.cpu_ns.saturating_sub(u0.cpu_ns) as f64 / 1e9 / secs * 100.0,
+        cpu_ticks: ticks as f64 / ticks_per_second() / secs * 100.0,
+        ticks,
+        hwm_kb: u1.hwm_kb,
+        disk_kib_s: u1.disk_written.saturating_sub(u0.disk_written) as f64 / 1024.0 / secs,
+    })
+}
+
+fn sigterm(child: &mut std::process::Child) {
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
+
 pub fn steady(a: SteadyArgs) -> anyhow::Result<()> {
     let rt = runtime()?;
     let dir = tempfile_dir("plantmeter-bench-steady")?;
@@ -201,7 +234,15 @@ pub fn steady(a: SteadyArgs) -> anyhow::Result<()> {
             ..Default::default()
         },
     ))?;
-    let broker = crate::broker::start("127.0.0.1:0".parse()?)?;
+    let mut _mosquitto = None;
+    let broker = if a.mosquitto {
+        let m = super::mosquitto::Mosquitto::start(&dir)?;
+        let addr = m.addr();
+        _mosquitto = Some(m);
+        addr
+    } else {
+        crate::broker::start("127.0.0.1:0".parse()?)?
+    };
     let cfg = dir.join("agent.toml");
     std::fs::write(
         &cfg,
@@ -225,49 +266,71 @@ pub fn steady(a: SteadyArgs) -> anyhow::Result<()> {
         .env("RUST_LOG", "warn")
         .spawn()
         .context("cannot start the agent")?;
-    let pid = child.id();
-    std::thread::sleep(Duration::from_secs(a.warmup));
-    let u0 = proc_usage(pid)?;
     let tx0 = sim.transactions();
-    let start = Instant::now();
-    std::thread::sleep(Duration::from_secs(a.seconds));
-    let u1 = proc_usage(pid)?;
-    let elapsed = start.elapsed().as_secs_f64();
+    let m = measure(child.id(), a.warmup, a.seconds);
     let tx = sim.transactions() - tx0;
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
-    let _ = child.wait();
+    sigterm(&mut child);
+    let m = m?;
     // Read after the clean exit: the agent writes its final status then (in steady state the
     // file is rewritten only every few seconds).
     let status = crate::state::read_status_file(&dir.join("data"));
-    let cpu = u1.cpu_ns.saturating_sub(u0.cpu_ns) as f64 / 1e9 / elapsed * 100.0;
-    let ticks = u1.ticks - u0.ticks;
-    let cpu_ticks = ticks as f64 / ticks_per_second() / elapsed * 100.0;
     let gap = a
         .max_gap
         .map_or("max_gap default".to_string(), |g| format!("max_gap {g}"));
     println!(
-        "steady: {} meters x {} f32 points every {} s ({gap}), {:.0} s measured after {} s warm-up",
-        a.meters, a.points, a.interval, elapsed, a.warmup
+        "steady: {} meters x {} f32 points every {} s ({gap}) to {}, {:.0} s measured after {} s warm-up",
+        a.meters,
+        a.points,
+        a.interval,
+        if a.mosquitto { "mosquitto" } else { "the embedded broker" },
+        m.secs,
+        a.warmup
     );
     println!(
-        "  modbus transactions {tx} ({:.1}/s); acked by the broker since start: {}",
-        tx as f64 / elapsed,
+        "  modbus transactions {tx} ({:.1}/s, warm-up included); acked by the broker since start: {}",
+        tx as f64 / (m.secs + a.warmup as f64),
         status.map(|s| s.acked).unwrap_or(0)
     );
-    println!(
-        "  agent peak RSS (VmHWM): {:.1} MB",
-        u1.hwm_kb as f64 / 1024.0
-    );
-    println!(
-        "  agent CPU: {cpu:.3}% of one core (thread run time; from clock ticks: {cpu_ticks:.2}%, {ticks} ticks)"
-    );
-    println!(
-        "  agent disk writes: {:.1} KiB/s",
-        u1.disk_written.saturating_sub(u0.disk_written) as f64 / 1024.0 / elapsed
-    );
-    println!("  targets: RSS <= 24 MB, CPU <= 0.3%");
+    let show = |who: &str, m: &Measured| {
+        println!(
+            "  {who} peak RSS (VmHWM): {:.1} MB",
+            m.hwm_kb as f64 / 1024.0
+        );
+        println!(
+            "  {who} CPU: {:.3}% of one core (thread run time; from clock ticks: {:.2}%, {} ticks)",
+            m.cpu, m.cpu_ticks, m.ticks
+        );
+        println!("  {who} disk writes: {:.1} KiB/s", m.disk_kib_s);
+    };
+    show("agent", &m);
+    if let Some(c) = &a.c_program {
+        let journal = dir.join("steady-c.journal");
+        let mut child = std::process::Command::new(c)
+            .arg(sim.addr().ip().to_string())
+            .arg(sim.addr().port().to_string())
+            .arg(broker.ip().to_string())
+            .arg(broker.port().to_string())
+            .arg(a.meters.to_string())
+            .arg(a.interval.to_string())
+            .arg(&journal)
+            .spawn()
+            .with_context(|| format!("cannot start {}", c.display()))?;
+        let tx0 = sim.transactions();
+        let cm = measure(child.id(), a.warmup, a.seconds);
+        let ctx = sim.transactions() - tx0;
+        sigterm(&mut child);
+        let cm = cm?;
+        println!(
+            "  C program (libmodbus + libmosquitto, one fdatasync per round): modbus transactions {ctx}"
+        );
+        show("C", &cm);
+        println!(
+            "  agent / C: CPU {:.2}x, peak RSS {:.2}x",
+            m.cpu / cm.cpu.max(1e-9),
+            m.hwm_kb as f64 / cm.hwm_kb.max(1) as f64
+        );
+    }
+    println!("  targets: RSS <= 24 MB, CPU <= 0.3%; against C: CPU <= 1.2x, RSS <= 8 MB");
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
@@ -343,100 +406,6 @@ pub fn modbus(a: ModbusArgs) -> anyhow::Result<()> {
         _ => println!("modbus: pymodbus unavailable (no python3)"),
     }
     drop(rt);
-    Ok(())
-}
-
-pub fn drain(a: DrainArgs) -> anyhow::Result<()> {
-    let dir = tempfile_dir("plantmeter-bench-drain")?;
-    let broker = crate::broker::start("127.0.0.1:0".parse()?)?;
-    let cfg = dir.join("agent.toml");
-    // The bus is never polled here; it only makes the config complete.
-    std::fs::write(
-        &cfg,
-        bench_config(
-            &dir,
-            "127.0.0.1:9".parse()?,
-            broker,
-            &BenchJob {
-                meters: 1,
-                points: 10,
-                interval: 1.0,
-                window: a.window,
-                max_gap: None,
-            },
-        ),
-    )?;
-    let plan = Arc::new(crate::run::load_plan(&cfg)?);
-    let store = Arc::new(crate::store::Store::open_or_recover(
-        &plan.gateway.data_dir,
-        plan.gateway.store_max_mb.max(4096),
-    )?);
-    let fill = Instant::now();
-    let template = DataMessage {
-        seq: 0,
-        ts: 1_790_000_000_000,
-        meter: "m000".into(),
-        points: SDM630_F32
-            .iter()
-            .map(|(n, _)| PointValue {
-                name: (*n).into(),
-                value: Some(230.125),
-                unit: "x".into(),
-                quality: Quality::Good,
-            })
-            .collect(),
-    };
-    let mut left = a.messages;
-    while left > 0 {
-        let n = left.min(10_000);
-        let mut batch: Vec<DataMessage> = (0..n).map(|_| template.clone()).collect();
-        store.append(&mut batch)?;
-        left -= n;
-    }
-    store.flush()?;
-    let bytes = store.stats().backlog_bytes;
-    println!(
-        "drain: stored {} messages ({:.0} MB) in {:.1} s",
-        a.messages,
-        bytes as f64 / 1e6,
-        fill.elapsed().as_secs_f64()
-    );
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let shared = crate::state::Shared::new(crate::state::AgentStatus::default());
-    let (_health_tx, health_rx) = tokio::sync::mpsc::unbounded_channel();
-    let (_audit_tx, audit_rx) = tokio::sync::mpsc::channel(1);
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(None);
-    let start = Instant::now();
-    let store2 = store.clone();
-    let secs = rt.block_on(async move {
-        let publisher = tokio::spawn(crate::publisher::run(crate::publisher::Inputs {
-            plan,
-            store: store2.clone(),
-            shared,
-            wake: Arc::new(tokio::sync::Notify::new()),
-            health: health_rx,
-            audit: Arc::new(tokio::sync::Mutex::new(audit_rx)),
-            shutdown: stop_rx,
-            started_ms: crate::run::wall_ms(),
-        }));
-        while store2.backlog() > 0 && !publisher.is_finished() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let secs = start.elapsed().as_secs_f64();
-        let _ = stop_tx.send(Some(crate::publisher::Stop::Shutdown));
-        let _ = tokio::time::timeout(Duration::from_secs(5), publisher).await;
-        secs
-    });
-    let delivered = a.messages - store.backlog();
-    println!(
-        "drain: {delivered} messages acknowledged at QoS 1 in {secs:.1} s: {:.0} messages/s (window {}; target >= 50000/s)",
-        delivered as f64 / secs,
-        a.window
-    );
-    drop(store);
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 

@@ -3,6 +3,9 @@
 mod agent;
 mod audit;
 mod backlog;
+mod drain;
+mod killloop;
+mod mosquitto;
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
@@ -18,8 +21,10 @@ pub enum Bench {
     Modbus(agent::ModbusArgs),
     /// Memory with the broker unreachable: RSS vs records waiting, and after a restart on them.
     Backlog(backlog::BacklogArgs),
-    /// Backlog drain: N stored messages delivered to a local broker at QoS 1.
-    Drain(agent::DrainArgs),
+    /// Backlog drain: N stored messages delivered at QoS 1 (embedded broker, --mosquitto or --broker), beside a bare rumqttc publisher, with and without a subscriber.
+    Drain(drain::DrainArgs),
+    /// The agent SIGKILLed at random moments and restarted (100 cycles) while polling, a subscriber throughout: seqs, duplicates, audit totals.
+    Killloop(killloop::KillLoopArgs),
     /// Audit report over a year of hourly aggregates.
     Report(audit::ReportBenchArgs),
     /// CSV import rows/s.
@@ -31,7 +36,8 @@ pub fn main(args: BenchArgs) -> anyhow::Result<()> {
         Bench::Steady(a) => agent::steady(a),
         Bench::Modbus(a) => agent::modbus(a),
         Bench::Backlog(a) => backlog::backlog(a),
-        Bench::Drain(a) => agent::drain(a),
+        Bench::Drain(a) => drain::drain(a),
+        Bench::Killloop(a) => killloop::killloop(a),
         Bench::Report(a) => audit::report(a),
         Bench::Import(a) => audit::import(a),
     }

@@ -8,7 +8,7 @@
 //! computed from its store and printed beside the simulator's ground truth.
 
 mod compare;
-mod subscriber;
+pub(crate) mod subscriber;
 
 use std::fs::File;
 use std::io::IsTerminal as _;

@@ -6,6 +6,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -55,6 +56,8 @@ pub struct Delivery {
     pub reconnects: u64,
     /// Payloads that were not the JSON the contract describes.
     pub malformed: u64,
+    /// The first copy of each data payload by seq, once [`Subscriber::keep_payloads`] asked for it.
+    kept: Option<BTreeMap<u64, Vec<u8>>>,
 }
 
 impl Delivery {
@@ -66,12 +69,19 @@ impl Delivery {
     }
 
     fn on_data(&mut self, payload: &[u8]) {
-        let v = serde_json::from_slice::<serde_json::Value>(payload).ok();
-        let seq = v.as_ref().and_then(|v| v["seq"].as_u64());
-        let ts = v
+        /// What the checks need of a data payload; the rest is skipped without building a tree
+        /// (a bench's subscriber must keep up with the broker, or the broker drops messages).
+        #[derive(serde::Deserialize)]
+        struct Head<'a> {
+            seq: u64,
+            #[serde(borrow)]
+            ts: std::borrow::Cow<'a, str>,
+        }
+        let head = serde_json::from_slice::<Head<'_>>(payload).ok();
+        let seq = head.as_ref().map(|h| h.seq);
+        let ts = head
             .as_ref()
-            .and_then(|v| v["ts"].as_str())
-            .and_then(plantmeter_common::model::parse_ts_ms);
+            .and_then(|h| plantmeter_common::model::parse_ts_ms(&h.ts));
         let (Some(seq), Some(ts)) = (seq, ts) else {
             self.malformed += 1;
             return;
@@ -89,6 +99,9 @@ impl Delivery {
             0 => {
                 self.seen[i] = hash;
                 self.distinct += 1;
+                if let Some(k) = self.kept.as_mut() {
+                    k.insert(seq, payload.to_vec());
+                }
             }
             first => {
                 self.duplicates += 1;
@@ -131,8 +144,14 @@ pub struct Subscriber {
 impl Subscriber {
     /// Connect to `broker`, subscribe to `prefix/#` at QoS 1 and wait (up to 10 s) for the subscription.
     pub async fn start(broker: SocketAddr, prefix: &str) -> anyhow::Result<Subscriber> {
+        // Several subscribers of one process must not take each other's session.
+        static NEXT: AtomicU64 = AtomicU64::new(0);
         let mut o = MqttOptions::new(
-            format!("plantmeter-demo-{}", std::process::id()),
+            format!(
+                "plantmeter-demo-{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            ),
             broker.ip().to_string(),
             broker.port(),
         );
@@ -200,6 +219,20 @@ impl Subscriber {
         lock(&self.got)
     }
 
+    /// From now on, keep the first copy of each data payload (for a replay: a bench's run is bounded).
+    pub fn keep_payloads(&self) {
+        self.lock().kept.get_or_insert_with(BTreeMap::new);
+    }
+
+    /// The data payloads kept so far, by seq (first copies).
+    pub fn take_payloads(&self) -> BTreeMap<u64, Vec<u8>> {
+        self.lock()
+            .kept
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
     /// Health changes since the last call.
     pub fn take_health_changes(&self) -> Vec<HealthChange> {
         std::mem::take(&mut self.lock().health_changes)
@@ -234,6 +267,19 @@ mod tests {
         assert_eq!(d.missing(8), vec![6, 7]);
         d.on_data(b"not json");
         assert_eq!(d.malformed, 1);
+    }
+
+    #[test]
+    fn keeps_the_first_copy_of_each_payload_when_asked() {
+        let mut d = Delivery::default();
+        d.on_data(&msg(1, 1.0));
+        d.kept = Some(BTreeMap::new());
+        d.on_data(&msg(2, 2.0));
+        d.on_data(&msg(2, 9.0));
+        d.on_data(&msg(3, 3.0));
+        let kept = d.kept.unwrap_or_default();
+        assert_eq!(kept.keys().copied().collect::<Vec<_>>(), vec![2, 3]);
+        assert_eq!(kept[&2], msg(2, 2.0));
     }
 
     #[test]
