@@ -288,6 +288,11 @@ impl Publisher {
     fn on_connected(&mut self, session_present: bool) {
         self.outbox.on_connected();
         self.status_dirty = true;
+        self.send_other(
+            crate::meta::topic(&self.plan),
+            crate::meta::payload(&self.plan),
+            true,
+        );
         let n = {
             let mut st = self.shared.lock();
             st.mqtt_connected = true;

@@ -1,0 +1,196 @@
+//! `plantmeter-park`: the central side for many gateways. Consumes the gateways' MQTT topics (data
+//! through a shared subscription, so several instances split the load), keeps every reading once in
+//! PostgreSQL, and reports per gateway what is stored and what is missing.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod config;
+mod db;
+mod ingest;
+mod instance;
+mod topic;
+
+#[derive(Parser)]
+#[command(name = "plantmeter-park", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Consume and store until SIGTERM (exit 0).
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+        /// This instance's name, part of its MQTT client id (a persistent session per instance).
+        /// Default: the first free slot on this host (`HOSTNAME-0`, `HOSTNAME-1`, …).
+        #[arg(long)]
+        instance: Option<String>,
+    },
+    /// Validate the config (`FILE:LINE:COL: message`, exit 2).
+    Check {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Per gateway: messages stored, first and last seq, missing seq ranges, evictions.
+    Status {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        format: String,
+    },
+}
+
+/// Why the program stops with an error, and its exit code.
+enum Failure {
+    /// Bad input: exit 2.
+    Bad(String),
+    /// Anything else: exit 1.
+    Other(anyhow::Error),
+}
+
+fn load(path: &Path) -> Result<config::Config, Failure> {
+    config::load(path).map_err(|e| Failure::Bad(e.to_string()))
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let result = match cli.command {
+        Command::Check { config } => load(&config).map(|c| {
+            println!(
+                "{}: ok: park \"{}\", {} plant(s), {} gateway(s); data from $share/{}/{}/+/+/data/#",
+                config.display(),
+                c.park,
+                c.plants.len(),
+                c.plants.iter().map(|p| p.gateways.len()).sum::<usize>(),
+                c.mqtt.share_group,
+                c.mqtt.topic_prefix
+            );
+        }),
+        Command::Run { config, instance } => load(&config).and_then(|c| run(c, instance)),
+        Command::Status { config, format } => load(&config).and_then(|c| status(c, &format)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Bad(msg)) => {
+            eprintln!("{msg}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Other(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Other(anyhow::anyhow!("tokio runtime: {e}")))
+}
+
+fn run(cfg: config::Config, instance: Option<String>) -> Result<(), Failure> {
+    let slot =
+        instance::claim(&cfg.mqtt.client_id, instance).map_err(|e| Failure::Other(e.into()))?;
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("stopping");
+            let _ = stop_tx.send(true);
+        });
+        ingest::run(cfg, slot.client_id.clone(), stop_rx)
+            .await
+            .map_err(Failure::Other)
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+fn status(cfg: config::Config, format: &str) -> Result<(), Failure> {
+    let rt = runtime()?;
+    let gateways = rt.block_on(async {
+        let client = db::connect(&cfg.database)
+            .await
+            .map_err(|e| Failure::Other(e.into()))?;
+        db::status(&client)
+            .await
+            .map_err(|e| Failure::Other(anyhow::anyhow!("reading the database: {e}")))
+    })?;
+    if format == "json" {
+        let text = serde_json::to_string_pretty(&gateways).map_err(|e| Failure::Other(e.into()))?;
+        println!("{text}");
+        return Ok(());
+    }
+    println!(
+        "{:<24} {:<8} {:<25} {:>10} {:>10} {:>10} {:>9}  missing",
+        "gateway", "online", "last message", "messages", "seq first", "seq last", "evictions"
+    );
+    for g in &gateways {
+        let opt = |v: Option<i64>| v.map_or("-".to_string(), |v| v.to_string());
+        let missing: Vec<String> = g
+            .missing
+            .iter()
+            .map(|[a, b]| {
+                if a == b {
+                    a.to_string()
+                } else {
+                    format!("{a}-{b}")
+                }
+            })
+            .collect();
+        println!(
+            "{:<24} {:<8} {:<25} {:>10} {:>10} {:>10} {:>9}  {}",
+            format!("{}/{}", g.site, g.gateway),
+            if g.online { "yes" } else { "no" },
+            g.last_message.as_deref().unwrap_or("-"),
+            g.messages,
+            opt(g.seq_first),
+            opt(g.seq_last),
+            opt(g.evictions),
+            if missing.is_empty() {
+                "-".to_string()
+            } else {
+                missing.join(", ")
+            }
+        );
+    }
+    Ok(())
+}
