@@ -67,7 +67,7 @@ mod tests {
                     type = \"u32\"\nscale = 0.01\nunit = \"m3\"\nkind = \"counter\"\n\
                     [[meter.point]]\nname = \"temp\"\nregister = \"holding\"\naddress = 2\n\
                     type = \"f32\"\nunit = \"C\"\nkind = \"gauge\"\n";
-        std::fs::write(&path, &text).expect("write config");
+        std::fs::write(&path, text).expect("write config");
         let plan = plantmeter_common::config::load(&path).expect("valid config");
         let v: Value = serde_json::from_slice(&payload(&plan)).expect("json");
         assert_eq!(topic(&plan), format!("{}/meta", plan.mqtt.topic_prefix));

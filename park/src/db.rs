@@ -24,7 +24,7 @@ pub enum DbError {
     },
     #[error("bad [database] url: {0}")]
     Url(tokio_postgres::Error),
-    #[error("PostgreSQL at {target}: {source}")]
+    #[error("PostgreSQL at {target}: {}", explain(source))]
     Postgres {
         target: String,
         source: tokio_postgres::Error,
@@ -66,6 +66,10 @@ CREATE TABLE readings (
     received_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (site, gateway, seq, ts)
 ) PARTITION BY RANGE (ts);
+CREATE TABLE instances (
+    client_id text PRIMARY KEY,
+    subscribed_at timestamptz NOT NULL
+);
 CREATE TABLE rejected (
     topic text NOT NULL,
     payload bytea NOT NULL,
@@ -76,8 +80,8 @@ CREATE TABLE rejected (
 )];
 
 /// Advisory lock keys, so that instances starting together migrate and partition one at a time.
-const LOCK_MIGRATE: i64 = 0x706c_616e_746d_01;
-const LOCK_PARTITION: i64 = 0x706c_616e_746d_02;
+const LOCK_MIGRATE: i64 = 0x0070_6c61_6e74_6d01;
+const LOCK_PARTITION: i64 = 0x0070_6c61_6e74_6d02;
 
 /// Connect (the connection task runs in the background until the client is dropped or the link fails).
 pub async fn connect(cfg: &Database) -> Result<Client, DbError> {
@@ -106,10 +110,21 @@ pub async fn connect(cfg: &Database) -> Result<Client, DbError> {
         })?;
     tokio::spawn(async move {
         if let Err(e) = conn.await {
-            tracing::warn!(database = %target, error = %e, "database connection closed");
+            tracing::warn!(database = %target, error = %explain(&e), "database connection closed");
         }
     });
     Ok(client)
+}
+
+/// A PostgreSQL error with its cause (tokio-postgres displays only "db error" on its own).
+pub fn explain(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.severity(), db.message()),
+        None => match std::error::Error::source(e) {
+            Some(s) => format!("{e}: {s}"),
+            None => e.to_string(),
+        },
+    }
 }
 
 /// `host:port/dbname` for messages (never the password).
@@ -198,6 +213,8 @@ pub enum StateUpdate {
         gateway: String,
         payload: Value,
     },
+    /// This instance (re)subscribed.
+    Subscribed { client_id: String },
     Rejected {
         topic: String,
         payload: Vec<u8>,
@@ -315,6 +332,14 @@ impl Store {
                         "INSERT INTO gateways (site, gateway, meta, meta_at) VALUES ($1, $2, $3, now()) \
                          ON CONFLICT (site, gateway) DO UPDATE SET meta = $3, meta_at = now()",
                         &[site, gateway, payload],
+                    )
+                    .await?;
+                }
+                StateUpdate::Subscribed { client_id } => {
+                    tx.execute(
+                        "INSERT INTO instances (client_id, subscribed_at) VALUES ($1, now()) \
+                         ON CONFLICT (client_id) DO UPDATE SET subscribed_at = now()",
+                        &[client_id],
                     )
                     .await?;
                 }

@@ -127,6 +127,14 @@ fn mqtt_options(cfg: &Config, client_id: &str) -> anyhow::Result<MqttOptions> {
     Ok(o)
 }
 
+/// What the MQTT task hands the writer, in arrival order.
+#[derive(Debug)]
+enum Input {
+    Publish(Publish),
+    /// The broker acknowledged this connection's subscriptions.
+    Subscribed,
+}
+
 /// Consume and store until `stop` turns true; then finish the batch in hand and disconnect.
 pub async fn run(
     cfg: Config,
@@ -135,7 +143,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let options = mqtt_options(&cfg, &client_id)?;
     let (client, eventloop) = AsyncClient::new(options, 1024);
-    let (tx, rx) = mpsc::channel::<Publish>(QUEUE);
+    let (tx, rx) = mpsc::channel::<Input>(QUEUE);
     tracing::info!(client_id, broker = %cfg.mqtt.url, "plantmeter-park starting");
     let mqtt = tokio::spawn(mqtt_task(
         cfg.clone(),
@@ -144,16 +152,15 @@ pub async fn run(
         tx,
         stop.clone(),
     ));
-    let writer = writer_task(cfg, client.clone(), rx, stop.clone());
+    let writer = writer_task(cfg, client_id, client.clone(), rx, stop.clone());
     tokio::pin!(writer);
     let result = tokio::select! {
         r = &mut writer => r,
         _ = stop.wait_for(|s| *s) => {
-            // Let the writer finish what it holds (its own stop check), briefly.
-            match tokio::time::timeout(Duration::from_secs(5), &mut writer).await {
-                Ok(r) => r,
-                Err(_) => Ok(()),
-            }
+            // Let the writer finish what it holds (it checks stop between batches), briefly.
+            tokio::time::timeout(Duration::from_secs(5), &mut writer)
+                .await
+                .unwrap_or(Ok(()))
         }
     };
     let _ = client.try_disconnect();
@@ -165,7 +172,7 @@ async fn mqtt_task(
     cfg: Config,
     client: AsyncClient,
     mut eventloop: EventLoop,
-    tx: mpsc::Sender<Publish>,
+    tx: mpsc::Sender<Input>,
     stop: watch::Receiver<bool>,
 ) {
     let filters = topic::filters(&cfg.mqtt.topic_prefix, &cfg.mqtt.share_group);
@@ -180,14 +187,15 @@ async fn mqtt_task(
                     session_present = ack.session_present,
                     "connected to the broker"
                 );
-                for f in &filters {
-                    if let Err(e) = client.try_subscribe(f.clone(), QoS::AtLeastOnce) {
-                        tracing::error!(filter = %f, error = %e, "cannot subscribe");
-                    }
+                let subs = filters
+                    .iter()
+                    .map(|f| rumqttc::SubscribeFilter::new(f.clone(), QoS::AtLeastOnce));
+                if let Err(e) = client.try_subscribe_many(subs) {
+                    tracing::error!(error = %e, "cannot subscribe");
                 }
             }
             Ok(Event::Incoming(Incoming::Publish(p))) => {
-                if tx.send(p).await.is_err() {
+                if tx.send(Input::Publish(p)).await.is_err() {
                     return; // the writer ended
                 }
             }
@@ -199,6 +207,8 @@ async fn mqtt_task(
                     tracing::error!(
                         "the broker refused a subscription (shared subscriptions $share/… need mosquitto 2, EMQX, HiveMQ or TBMQ)"
                     );
+                } else if tx.send(Input::Subscribed).await.is_err() {
+                    return;
                 }
             }
             Ok(_) => {}
@@ -217,18 +227,57 @@ async fn mqtt_task(
     }
 }
 
+/// Sleep `delay`, or less when stopping; true when stopping.
+async fn pause(delay: Duration, stop: &watch::Receiver<bool>) -> bool {
+    let mut waiting = stop.clone();
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => *stop.borrow(),
+        _ = waiting.wait_for(|s| *s) => true,
+    }
+}
+
 async fn writer_task(
     cfg: Config,
+    client_id: String,
     client: AsyncClient,
-    mut rx: mpsc::Receiver<Publish>,
+    mut rx: mpsc::Receiver<Input>,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let mut store: Option<Store> = None;
     let mut delay = RETRY_MIN;
     let mut db_down_logged = false;
-    let mut batch: Vec<Publish> = Vec::with_capacity(cfg.database.batch);
+    let mut batch: Vec<Input> = Vec::with_capacity(cfg.database.batch);
     let mut stored: u64 = 0;
     loop {
+        if store.is_none() {
+            match db::connect(&cfg.database).await {
+                Ok(mut c) => match db::migrate(&mut c).await {
+                    Ok(v) => {
+                        tracing::info!(schema = v, "connected to the database");
+                        store = Some(Store::new(c));
+                        db_down_logged = false;
+                        delay = RETRY_MIN;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %db::explain(&e), "database migration failed; retrying")
+                    }
+                },
+                Err(e) => {
+                    if !db_down_logged {
+                        tracing::warn!(error = %e, "database unreachable; holding messages (unacknowledged) and retrying");
+                        db_down_logged = true;
+                    }
+                }
+            }
+            if store.is_none() {
+                // Nothing held is acknowledged: when stopping, the broker keeps it for the session.
+                if pause(delay, &stop).await {
+                    return Ok(());
+                }
+                delay = (delay * 2).min(RETRY_MAX);
+                continue;
+            }
+        }
         if batch.is_empty() {
             if *stop.borrow() {
                 return Ok(());
@@ -248,39 +297,19 @@ async fn writer_task(
                 }
             }
         }
-        if store.is_none() {
-            match db::connect(&cfg.database).await {
-                Ok(mut c) => match db::migrate(&mut c).await {
-                    Ok(v) => {
-                        tracing::info!(schema = v, "connected to the database");
-                        store = Some(Store::new(c));
-                        db_down_logged = false;
-                        delay = RETRY_MIN;
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "database migration failed; retrying");
-                    }
-                },
-                Err(e) => {
-                    if !db_down_logged {
-                        tracing::warn!(error = %e, "database unreachable; holding messages (unacknowledged) and retrying");
-                        db_down_logged = true;
-                    }
-                }
-            }
-            if store.is_none() {
-                if *stop.borrow() {
-                    return Ok(()); // nothing acknowledged: the broker keeps the batch
-                }
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(RETRY_MAX);
-                continue;
-            }
-        }
         let Some(s) = store.as_mut() else { continue };
         let mut rows = Vec::new();
         let mut updates = Vec::new();
-        for p in &batch {
+        for input in &batch {
+            let p = match input {
+                Input::Publish(p) => p,
+                Input::Subscribed => {
+                    updates.push(StateUpdate::Subscribed {
+                        client_id: client_id.clone(),
+                    });
+                    continue;
+                }
+            };
             match decode(&cfg.mqtt.topic_prefix, &p.topic, &p.payload) {
                 Decoded::Data(r) => rows.push(r),
                 Decoded::State(u) => {
@@ -296,20 +325,21 @@ async fn writer_task(
             Ok(n) => {
                 stored += n;
                 tracing::debug!(messages = batch.len(), new = n, stored, "batch stored");
-                for p in batch.drain(..) {
-                    if let Err(e) = client.ack(&p).await {
-                        tracing::warn!(error = %e, "cannot acknowledge (the broker will redeliver)");
+                for input in batch.drain(..) {
+                    if let Input::Publish(p) = input {
+                        if let Err(e) = client.ack(&p).await {
+                            tracing::warn!(error = %e, "cannot acknowledge (the broker will redeliver)");
+                        }
                     }
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, "database write failed; reconnecting and retrying the batch");
+                tracing::warn!(error = %db::explain(&e), "database write failed; reconnecting and retrying the batch");
                 store = None;
                 db_down_logged = true;
-                if *stop.borrow() {
+                if pause(delay, &stop).await {
                     return Ok(());
                 }
-                tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(RETRY_MAX);
             }
         }

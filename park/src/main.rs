@@ -150,9 +150,9 @@ fn status(cfg: config::Config, format: &str) -> Result<(), Failure> {
         let client = db::connect(&cfg.database)
             .await
             .map_err(|e| Failure::Other(e.into()))?;
-        db::status(&client)
-            .await
-            .map_err(|e| Failure::Other(anyhow::anyhow!("reading the database: {e}")))
+        db::status(&client).await.map_err(|e| {
+            Failure::Other(anyhow::anyhow!("reading the database: {}", db::explain(&e)))
+        })
     })?;
     if format == "json" {
         let text = serde_json::to_string_pretty(&gateways).map_err(|e| Failure::Other(e.into()))?;
