@@ -33,7 +33,8 @@ pub fn payload(plan: &Plan) -> Vec<u8> {
                     json!({"name": p.name, "unit": p.unit, "kind": p.kind.as_str(), "rollover": rollover})
                 })
                 .collect();
-            json!({"name": m.name, "manual": false, "points": points})
+            // poll_interval_s (beyond the contract): the park's audit needs it for the gap rule.
+            json!({"name": m.name, "manual": false, "poll_interval_s": m.poll_interval.as_secs_f64(), "points": points})
         })
         .collect();
     let v = json!({
@@ -84,6 +85,7 @@ mod tests {
         for (m, pm) in meters.iter().zip(plan.meters()) {
             assert_eq!(m["name"], pm.name.as_str());
             assert_eq!(m["manual"], false);
+            assert_eq!(m["poll_interval_s"], pm.poll_interval.as_secs_f64());
             for (p, pp) in m["points"]
                 .as_array()
                 .expect("points")

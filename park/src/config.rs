@@ -20,7 +20,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 /// A validated park configuration.
-// The timezone, [http] and the plants' audit are read by the report and the page (to come).
+// The timezone and [http] are for the page (to come).
 #[allow(dead_code)]
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -62,7 +62,6 @@ pub struct Http {
     pub token_file: Option<PathBuf>,
 }
 
-#[allow(dead_code)]
 #[derive(Debug, Clone)]
 pub struct Plant {
     pub name: String,

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod audit;
 mod config;
 mod db;
 mod ingest;
@@ -35,6 +36,24 @@ enum Command {
     Check {
         #[arg(long)]
         config: PathBuf,
+    },
+    /// A plant's audit report (the agent's format), or without --plant the park report.
+    Report {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        plant: Option<String>,
+        /// Reporting period (local dates, TO excluded); both or neither.
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long, value_parser = ["json", "csv", "html", "xlsx"])]
+        format: String,
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, default_value = "en", value_parser = ["en", "zh"])]
+        lang: String,
     },
     /// Per gateway: messages stored, first and last seq, missing seq ranges, evictions.
     Status {
@@ -87,6 +106,15 @@ fn main() -> ExitCode {
         }),
         Command::Run { config, instance } => load(&config).and_then(|c| run(c, instance)),
         Command::Status { config, format } => load(&config).and_then(|c| status(c, &format)),
+        Command::Report {
+            config,
+            plant,
+            from,
+            to,
+            format,
+            out,
+            lang: _,
+        } => load(&config).and_then(|c| report(c, plant, from, to, &format, out)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -140,6 +168,83 @@ async fn wait_for_signal() {
         }
         _ => {
             let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+fn date(arg: &str, s: &str) -> Result<chrono::NaiveDate, Failure> {
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|_| Failure::Bad(format!("{arg} \"{s}\" is not a date YYYY-MM-DD")))
+}
+
+fn report(
+    cfg: config::Config,
+    plant: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    format: &str,
+    out: Option<PathBuf>,
+) -> Result<(), Failure> {
+    if format != "json" {
+        return Err(Failure::Bad(format!(
+            "--format {format}: plantmeter-park writes json only so far"
+        )));
+    }
+    let period = match (from, to) {
+        (None, None) => None,
+        (Some(f), Some(t)) => {
+            let (f, t) = (date("--from", &f)?, date("--to", &t)?);
+            if t <= f {
+                return Err(Failure::Bad(format!(
+                    "--from {f} --to {t}: the end must be after the start"
+                )));
+            }
+            Some((f, t))
+        }
+        _ => return Err(Failure::Bad("--from and --to go together".into())),
+    };
+    if let Some(name) = &plant {
+        if !cfg.plants.iter().any(|p| &p.name == name) {
+            let known: Vec<&str> = cfg.plants.iter().map(|p| p.name.as_str()).collect();
+            return Err(Failure::Bad(
+                audit::AuditError::UnknownPlant {
+                    name: name.clone(),
+                    file: cfg.source.display().to_string(),
+                    known: known.join(", "),
+                }
+                .to_string(),
+            ));
+        }
+    }
+    let rt = runtime()?;
+    let value = rt.block_on(async {
+        let client = db::connect(&cfg.database)
+            .await
+            .map_err(|e| Failure::Other(e.into()))?;
+        let r = match &plant {
+            Some(name) => {
+                let p = cfg.plants.iter().find(|p| &p.name == name);
+                match p {
+                    Some(p) => audit::plant_report(&client, &cfg, p, period)
+                        .await
+                        .map(|r| serde_json::to_value(r).unwrap_or_default()),
+                    None => Ok(serde_json::Value::Null),
+                }
+            }
+            None => audit::park_report(&client, &cfg, period).await,
+        };
+        r.map_err(|e| match e {
+            audit::AuditError::Config(c) => Failure::Bad(c.to_string()),
+            other => Failure::Other(other.into()),
+        })
+    })?;
+    let text = serde_json::to_string_pretty(&value).map_err(|e| Failure::Other(e.into()))?;
+    match out {
+        Some(path) => std::fs::write(&path, text + "\n")
+            .map_err(|e| Failure::Other(anyhow::anyhow!("cannot write {}: {e}", path.display()))),
+        None => {
+            println!("{text}");
+            Ok(())
         }
     }
 }

@@ -39,34 +39,6 @@ fn data(seq: u64, meter: &str) -> String {
     )
 }
 
-/// Wait until the park has subscribed `n` instances (its `instances` table), so that nothing
-/// published from now on can miss the shared subscription.
-async fn wait_subscribed(pg: &Pg, n: i64) {
-    let c = loop {
-        if let Ok((c, conn)) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls).await {
-            tokio::spawn(conn);
-            break c;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let got = c
-            .query_one("SELECT count(*) FROM instances", &[])
-            .await
-            .map(|r| r.get::<_, i64>(0))
-            .unwrap_or(0);
-        if got >= n {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{n} park instance(s) did not subscribe"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_shows_missing_seq_ranges_evictions_and_copies_change_nothing() {
     let test = "status_shows_missing_seq_ranges";
