@@ -20,7 +20,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 /// A validated park configuration.
-// The timezone and [http] are for the page (to come).
+// The park's timezone is read by nothing yet (each plant's audit has its own).
 #[allow(dead_code)]
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -55,7 +55,6 @@ pub struct Mqtt {
     pub keep_alive_s: u64,
 }
 
-#[allow(dead_code)]
 #[derive(Debug, Clone)]
 pub struct Http {
     pub listen: SocketAddr,

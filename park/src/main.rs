@@ -13,6 +13,7 @@ mod db;
 mod ingest;
 mod instance;
 mod topic;
+mod web;
 
 #[derive(Parser)]
 #[command(name = "plantmeter-park", version, about, long_about = None)]
@@ -140,6 +141,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 fn run(cfg: config::Config, instance: Option<String>) -> Result<(), Failure> {
     let slot =
         instance::claim(&cfg.mqtt.client_id, instance).map_err(|e| Failure::Other(e.into()))?;
+    let token = web::read_token(&cfg).map_err(Failure::Other)?;
     let rt = runtime()?;
     rt.block_on(async move {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -148,9 +150,30 @@ fn run(cfg: config::Config, instance: Option<String>) -> Result<(), Failure> {
             tracing::info!("stopping");
             let _ = stop_tx.send(true);
         });
-        ingest::run(cfg, slot.client_id.clone(), stop_rx)
+        let listen = cfg.http.listen;
+        // Several instances on one host share a config: the page is served by the one that got the port.
+        let web = match tokio::net::TcpListener::bind(listen).await {
+            Ok(listener) => {
+                tracing::info!(%listen, "web page and API");
+                Some(tokio::spawn(web::serve(cfg.clone(), listener, token, stop_rx.clone())))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                tracing::warn!(%listen, "[http] listen is in use (another instance?): running without the page");
+                None
+            }
+            Err(e) => {
+                return Err(Failure::Other(anyhow::anyhow!(
+                    "cannot listen on [http] listen {listen}: {e}"
+                )))
+            }
+        };
+        let r = ingest::run(cfg, slot.client_id.clone(), stop_rx)
             .await
-            .map_err(Failure::Other)
+            .map_err(Failure::Other);
+        if let Some(web) = web {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), web).await;
+        }
+        r
     })
 }
 

@@ -6,38 +6,7 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
 use support::*;
-
-/// Publish `msgs` (topic, payload, retain) at QoS 1 and wait until the broker acknowledged them all.
-async fn publish_all(port: u16, msgs: &[(String, String, bool)]) {
-    let mut o = MqttOptions::new(format!("fake-gw-{}", free_port()), "127.0.0.1", port);
-    o.set_keep_alive(Duration::from_secs(30));
-    let (client, mut ev) = AsyncClient::new(o, msgs.len() + 8);
-    for (t, p, r) in msgs {
-        client
-            .publish(t.clone(), QoS::AtLeastOnce, *r, p.clone().into_bytes())
-            .await
-            .unwrap();
-    }
-    let mut acked = 0;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while acked < msgs.len() {
-        let ev = tokio::time::timeout_at(deadline, ev.poll())
-            .await
-            .expect("the broker acknowledges the publishes");
-        if let Ok(Event::Incoming(Incoming::PubAck(_))) = ev {
-            acked += 1;
-        }
-    }
-}
-
-fn data(seq: u64, meter: &str) -> String {
-    format!(
-        r#"{{"seq": {seq}, "ts": "2026-11-21T08:00:{:02}.000Z", "meter": "{meter}", "points": [{{"name": "energy", "value": {seq}.5, "unit": "kWh", "quality": "good"}}]}}"#,
-        seq % 60
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_shows_missing_seq_ranges_evictions_and_copies_change_nothing() {

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
+
 pub use plantmeter_tests::{free_port, Proc};
 
 pub const PARK: &str = env!("CARGO_BIN_EXE_plantmeter-park");
@@ -263,7 +265,9 @@ impl Mosquitto {
 pub fn park_config(dir: &Path, db: &str, mqtt: &str, plants: &[(&str, &[&str])]) -> PathBuf {
     let mut s = format!(
         "[park]\nname = \"Test Park\"\ntimezone = \"+08:00\"\n[database]\nurl = \"{db}\"\n\
-         [mqtt]\nurl = \"{mqtt}\"\ntopic_prefix = \"plantmeter\"\nshare_group = \"park\"\n"
+         [mqtt]\nurl = \"{mqtt}\"\ntopic_prefix = \"plantmeter\"\nshare_group = \"park\"\n\
+         [http]\nlisten = \"127.0.0.1:{}\"\n",
+        free_port()
     );
     for (name, gws) in plants {
         let list: Vec<String> = gws.iter().map(|g| format!("\"{g}\"")).collect();
@@ -275,6 +279,17 @@ pub fn park_config(dir: &Path, db: &str, mqtt: &str, plants: &[(&str, &[&str])])
     let p = dir.join("park.toml");
     std::fs::write(&p, s).unwrap();
     p
+}
+
+/// The page's base URL from a config written by `park_config`.
+pub fn web_url(config: &Path) -> String {
+    let text = std::fs::read_to_string(config).unwrap();
+    let listen = text
+        .lines()
+        .find_map(|l| l.strip_prefix("listen = \""))
+        .unwrap()
+        .trim_end_matches('"');
+    format!("http://{listen}")
 }
 
 /// `plantmeter-park run --config FILE --instance NAME`, logging to stderr.
@@ -329,4 +344,60 @@ pub async fn wait_subscribed(pg: &Pg, n: i64) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Publish `msgs` (topic, payload, retain) at QoS 1 and wait until the broker acknowledged them all.
+pub async fn publish_all(port: u16, msgs: &[(String, String, bool)]) {
+    let mut o = MqttOptions::new(format!("fake-gw-{}", free_port()), "127.0.0.1", port);
+    o.set_keep_alive(Duration::from_secs(30));
+    let (client, mut ev) = AsyncClient::new(o, msgs.len() + 8);
+    for (t, p, r) in msgs {
+        client
+            .publish(t.clone(), QoS::AtLeastOnce, *r, p.clone().into_bytes())
+            .await
+            .unwrap();
+    }
+    let mut acked = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while acked < msgs.len() {
+        let ev = tokio::time::timeout_at(deadline, ev.poll())
+            .await
+            .expect("the broker acknowledges the publishes");
+        if let Ok(Event::Incoming(Incoming::PubAck(_))) = ev {
+            acked += 1;
+        }
+    }
+}
+
+pub fn data(seq: u64, meter: &str) -> String {
+    format!(
+        r#"{{"seq": {seq}, "ts": "2026-11-21T08:00:{:02}.000Z", "meter": "{meter}", "points": [{{"name": "energy", "value": {seq}.5, "unit": "kWh", "quality": "good"}}]}}"#,
+        seq % 60
+    )
+}
+
+/// A plain HTTP GET: (status code, body).
+pub fn http_get(url: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let path = if path.is_empty() { "/" } else { path };
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).unwrap();
+    let code = buf
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    (code, body)
 }
