@@ -210,6 +210,9 @@ async fn two_instances_store_every_seq_once_through_a_kill_and_a_database_restar
     let park_b = start_park(&cfg, "b");
     let n = collector.data_len();
     wait_data(&collector, n + 100, "100 more data messages").await;
+    // Two agents stop cleanly, one is killed: its last will says offline.
+    let killed = agents.pop().unwrap();
+    killed.sigkill();
     for a in agents {
         let st = a.sigterm(Duration::from_secs(20));
         assert!(st.success(), "agent: {st}");
@@ -254,7 +257,7 @@ async fn two_instances_store_every_seq_once_through_a_kill_and_a_database_restar
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // Every gateway complete, and offline once its agent stopped.
+    // Every gateway complete, and offline once its agent stopped or was killed.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let s = loop {
         let s = status(&cfg).expect("status");
