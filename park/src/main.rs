@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod audit;
+mod bench;
 mod config;
 mod db;
 mod ingest;
@@ -55,6 +56,17 @@ enum Command {
         out: Option<PathBuf>,
         #[arg(long, default_value = "en", value_parser = ["en", "zh"])]
         lang: String,
+    },
+    /// Benchmarks that print figures: `ingest` (data messages/s into PostgreSQL, one and two instances).
+    Bench {
+        #[arg(value_parser = ["ingest"])]
+        what: String,
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long, default_value_t = 20_000)]
+        messages: u64,
+        #[arg(long, default_value_t = 10)]
+        points: usize,
     },
     /// Per gateway: messages stored, first and last seq, missing seq ranges, evictions.
     Status {
@@ -107,6 +119,14 @@ fn main() -> ExitCode {
         }),
         Command::Run { config, instance } => load(&config).and_then(|c| run(c, instance)),
         Command::Status { config, format } => load(&config).and_then(|c| status(c, &format)),
+        Command::Bench {
+            what: _,
+            config,
+            messages,
+            points,
+        } => load(&config).and_then(|c| {
+            runtime()?.block_on(bench::ingest(&config, &c, messages, points)).map_err(Failure::Other)
+        }),
         Command::Report {
             config,
             plant,
