@@ -373,6 +373,12 @@ pub fn parse(text: &str, source: &Path) -> Result<Config, ConfigErrors> {
         });
     }
 
+    for (i, p) in plants.iter().enumerate() {
+        if p.audit.is_some() {
+            audit_errors(&mut d, text, source, i, p);
+        }
+    }
+
     match (timezone, endpoint) {
         (Some(timezone), Some((host, port))) if d.errors.is_empty() => Ok(Config {
             source: source.to_path_buf(),
@@ -400,6 +406,47 @@ pub fn parse(text: &str, source: &Path) -> Result<Config, ConfigErrors> {
         _ => {
             d.errors.sort_by_key(|e| (e.line, e.col));
             Err(ConfigErrors { errors: d.errors })
+        }
+    }
+}
+
+/// Check a `[plant.audit]` without the gateways' meters (they come from `P/meta` at run time):
+/// plantmeter-common validates it exactly as the agent's `[audit]`, against no meter at all; every
+/// error but "unknown meter" stands, and each point must name one of the plant's gateways.
+fn audit_errors(d: &mut Diag<'_>, text: &str, source: &Path, index: usize, plant: &Plant) {
+    const NO_METER: &str = "; no meter is defined";
+    let Err(errors) =
+        plantmeter_common::config::parse_nested_audit(text, source, "plant", index, &[])
+    else {
+        return;
+    };
+    // With no meter, inputs do not resolve, so their indicators are unknown to the level check.
+    let unresolved = errors.errors.iter().any(|e| e.message.ends_with(NO_METER));
+    for mut e in errors.errors {
+        if unresolved && e.message.starts_with("unknown indicator") {
+            continue;
+        }
+        if !e.message.ends_with(NO_METER) {
+            e.message = e
+                .message
+                .replace("[[audit.", "[[plant.audit.")
+                .replace("[audit]", "[plant.audit]");
+            d.errors.push(e);
+            continue;
+        }
+        // `unknown meter "site/id/meter" in "site/id/meter.point"; no meter is defined`
+        let meter = e.message.split('"').nth(1).unwrap_or("");
+        let point = e.message.split('"').nth(3).unwrap_or(meter);
+        let on_gateway = meter
+            .rsplit_once('/')
+            .is_some_and(|(gw, _)| plant.gateways.iter().any(|g| g == gw));
+        if !on_gateway {
+            e.message = format!(
+                "[plant.audit] point \"{point}\" must be written site/id/meter.point with site/id one of plant \"{}\"'s gateways ({})",
+                plant.name,
+                plant.gateways.join(", ")
+            );
+            d.errors.push(e);
         }
     }
 }
@@ -469,6 +516,10 @@ enterprise = "Sunrise Dyeing Co."
 gateways = ["plant-a/gw-01", "plant-a/gw-02"]
   [plant.audit]
   timezone = "+08:00"
+  baseline = ["2025-01-01", "2026-01-01"]
+  granularity = "day"
+  grid_co2_t_per_mwh = 0.57
+  production = { point = "plant-a/gw-01/packer.output", unit = "t" }
 "#;
 
     fn errors(text: &str) -> Vec<String> {
@@ -527,6 +578,34 @@ gateways = ["plant-a/gw-01", "plant-a/gw-02"]
         let text = format!("{GOOD}\n[[plant]]\nname = \"other\"\ngateways = [\"plant-a/gw-01\"]\n");
         let e = errors(&text);
         assert!(e[0].contains("a gateway belongs to one plant"), "{e:?}");
+    }
+
+    #[test]
+    fn plant_audit_errors_are_located_and_points_must_be_on_the_plants_gateways() {
+        let audit = r#"  [[plant.audit.input]]
+  point = "plant-b/gw-09/main-power.energy_import"
+  carrier = "electricity"
+  [[plant.audit.input]]
+  point = "plant-a/gw-02/gas.volume"
+  carrier = "natural_gas"
+  colour = "red"
+"#;
+        let e = errors(&format!("{GOOD}{audit}"));
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(
+            e[0].starts_with("park.toml:24:11: ")
+                && e[0].contains("plant-b/gw-09/main-power.energy_import"),
+            "{e:?}"
+        );
+        assert!(
+            e[1].starts_with("park.toml:29:3: ") && e[1].contains("colour"),
+            "{e:?}"
+        );
+        let e = errors(&GOOD.replace(
+            "  timezone = \"+08:00\"\n  baseline",
+            "  timezone = \"8h\"\n  baseline",
+        ));
+        assert!(e.iter().any(|m| m.contains("timezone \"8h\"")), "{e:?}");
     }
 
     #[test]
