@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::NaiveDate;
+use futures::StreamExt as _;
 use plantmeter_common::audit::compute::{self, HourlySource, ReportRequest};
 use plantmeter_common::audit::hourly::{HourAgg, HourGrid};
 use plantmeter_common::audit::intervals::{gap_threshold_ms, Tracker};
@@ -160,15 +161,19 @@ async fn hours(client: &Client, meters: &[Meter], grid: &HourGrid) -> Result<DbH
             .iter()
             .map(|p| (Tracker::new(p.kind, p.rollover, gap), HashMap::new()))
             .collect();
+        // Streamed: a year of readings is never held in memory at once.
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&site, &gw, &meter];
         let rows = client
-            .query(
+            .query_raw(
                 "SELECT ts, points FROM readings WHERE site = $1 AND gateway = $2 AND meter = $3 \
                  ORDER BY ts, seq",
-                &[&site, &gw, &meter],
+                params,
             )
             .await
             .map_err(db_err)?;
-        for r in rows {
+        futures::pin_mut!(rows);
+        while let Some(r) = rows.next().await {
+            let r = r.map_err(db_err)?;
             let ts: chrono::DateTime<chrono::Utc> = r.get(0);
             let pts: Value = r.get(1);
             let Ok(pts) = serde_json::from_value::<Vec<PointValue>>(pts) else {

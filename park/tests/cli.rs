@@ -126,3 +126,23 @@ fn run_survives_a_missing_database_and_broker_and_stops_on_sigterm() {
     let st = proc.sigterm(Duration::from_secs(10));
     assert_eq!(st.code(), Some(0));
 }
+
+#[test]
+fn status_without_a_database_fails_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = park_config(
+        dir.path(),
+        &format!("postgres://u@127.0.0.1:{port}/p"),
+        "mqtt://127.0.0.1:1883",
+        &[],
+    );
+    let out = Command::new(PARK)
+        .args(["status", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("127.0.0.1:{port}/p")), "{err}");
+}
