@@ -215,6 +215,17 @@ async fn wait_for_signal() {
     }
 }
 
+/// A database connection with the schema in place (an empty database reads as no gateway yet).
+async fn connect_migrated(cfg: &config::Config) -> Result<tokio_postgres::Client, Failure> {
+    let mut client = db::connect(&cfg.database)
+        .await
+        .map_err(|e| Failure::Other(e.into()))?;
+    db::migrate(&mut client)
+        .await
+        .map_err(|e| Failure::Other(anyhow::anyhow!("database schema: {}", db::explain(&e))))?;
+    Ok(client)
+}
+
 fn date(arg: &str, s: &str) -> Result<chrono::NaiveDate, Failure> {
     chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
         .map_err(|_| Failure::Bad(format!("{arg} \"{s}\" is not a date YYYY-MM-DD")))
@@ -261,9 +272,7 @@ fn report(
     }
     let rt = runtime()?;
     let value = rt.block_on(async {
-        let client = db::connect(&cfg.database)
-            .await
-            .map_err(|e| Failure::Other(e.into()))?;
+        let client = connect_migrated(&cfg).await?;
         let r = match &plant {
             Some(name) => {
                 let p = cfg.plants.iter().find(|p| &p.name == name);
@@ -295,9 +304,7 @@ fn report(
 fn status(cfg: config::Config, format: &str) -> Result<(), Failure> {
     let rt = runtime()?;
     let gateways = rt.block_on(async {
-        let client = db::connect(&cfg.database)
-            .await
-            .map_err(|e| Failure::Other(e.into()))?;
+        let client = connect_migrated(&cfg).await?;
         db::status(&client).await.map_err(|e| {
             Failure::Other(anyhow::anyhow!("reading the database: {}", db::explain(&e)))
         })

@@ -95,11 +95,14 @@ impl Web {
     ) -> Result<T, ApiError> {
         let mut guard = self.client.lock().await;
         if guard.as_ref().is_none_or(|c| c.is_closed()) {
-            *guard = Some(
-                db::connect(&self.cfg.database)
-                    .await
-                    .map_err(|e| ApiError::Db(e.to_string()))?,
-            );
+            let mut c = db::connect(&self.cfg.database)
+                .await
+                .map_err(|e| ApiError::Db(e.to_string()))?;
+            // The page may be asked before the writer's first connection: the schema is made here too.
+            db::migrate(&mut c)
+                .await
+                .map_err(|e| ApiError::Db(db::explain(&e)))?;
+            *guard = Some(c);
         }
         let Some(client) = guard.as_ref() else {
             return Err(ApiError::Db("no database connection".into()));
