@@ -208,6 +208,15 @@ async fn plant_reports_equal_the_agents_reports_and_the_park_sums_them() {
             "{k}: {got} vs {want}"
         );
     }
+    // The plant's page shows its indicators against the baseline, as the report has them.
+    if let Some(browser) = chromium() {
+        let dom = dump_dom(browser, &format!("{}/plant/sunrise", web_url(&park_cfg)));
+        let energy = row(&dom, "data-indicator", "energy");
+        assert!(energy.contains("kgce"), "{energy}");
+        assert!(dom.contains("<svg id=\"chart\""), "{dom}");
+    } else {
+        eprintln!("note: chromium is not installed: the plant page is not checked");
+    }
     assert!(park_proc.sigterm(Duration::from_secs(10)).success());
 }
 

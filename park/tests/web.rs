@@ -4,55 +4,9 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use support::*;
-
-fn chromium() -> Option<&'static str> {
-    ["chromium", "chromium-browser"].into_iter().find(|c| {
-        Command::new(c)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    })
-}
-
-/// The DOM once the page's script has rendered (`data-loaded` on the body), or a panic after 3 tries.
-fn dump_dom(browser: &str, url: &str) -> String {
-    let mut last = String::new();
-    for _ in 0..3 {
-        let out = Command::new(browser)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-                "--virtual-time-budget=15000",
-                "--dump-dom",
-                url,
-            ])
-            .stderr(Stdio::null())
-            .output()
-            .unwrap();
-        last = String::from_utf8_lossy(&out.stdout).into_owned();
-        if last.contains("data-loaded=\"yes\"") {
-            return last;
-        }
-    }
-    panic!("the page never rendered its data: {last}");
-}
-
-/// The `<tr>` of `attr="key"` in `dom`.
-fn row<'d>(dom: &'d str, attr: &str, key: &str) -> &'d str {
-    let at = dom
-        .find(&format!("{attr}=\"{key}\""))
-        .unwrap_or_else(|| panic!("no row {key} in {dom}"));
-    let end = dom[at..].find("</tr>").unwrap() + at;
-    &dom[at..end]
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_shows_gateways_online_offline_failing_meters_gaps_and_latest_values() {

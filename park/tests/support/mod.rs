@@ -401,3 +401,48 @@ pub fn http_get(url: &str) -> (u16, String) {
         .to_string();
     (code, body)
 }
+
+pub fn chromium() -> Option<&'static str> {
+    ["chromium", "chromium-browser"].into_iter().find(|c| {
+        Command::new(c)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
+/// The DOM once the page's script has rendered (`data-loaded` on the body), or a panic after 3 tries.
+pub fn dump_dom(browser: &str, url: &str) -> String {
+    let mut last = String::new();
+    for _ in 0..3 {
+        let out = Command::new(browser)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--virtual-time-budget=15000",
+                "--dump-dom",
+                url,
+            ])
+            .stderr(Stdio::null())
+            .output()
+            .unwrap();
+        last = String::from_utf8_lossy(&out.stdout).into_owned();
+        if last.contains("data-loaded=\"yes\"") {
+            return last;
+        }
+    }
+    panic!("the page never rendered its data: {last}");
+}
+
+/// The `<tr>` of `attr="key"` in `dom`.
+pub fn row<'d>(dom: &'d str, attr: &str, key: &str) -> &'d str {
+    let at = dom
+        .find(&format!("{attr}=\"{key}\""))
+        .unwrap_or_else(|| panic!("no row {key} in {dom}"));
+    let end = dom[at..].find("</tr>").unwrap() + at;
+    &dom[at..end]
+}
