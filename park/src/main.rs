@@ -134,8 +134,8 @@ fn main() -> ExitCode {
             to,
             format,
             out,
-            lang: _,
-        } => load(&config).and_then(|c| report(c, plant, from, to, &format, out)),
+            lang,
+        } => load(&config).and_then(|c| report(c, plant, from, to, &format, out, &lang)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -238,12 +238,21 @@ fn report(
     to: Option<String>,
     format: &str,
     out: Option<PathBuf>,
+    lang: &str,
 ) -> Result<(), Failure> {
-    if format != "json" {
+    // The park report (no --plant) has no CSV or HTML layout yet; a plant's report has the agent's.
+    if plant.is_none() && format != "json" {
         return Err(Failure::Bad(format!(
-            "--format {format}: plantmeter-park writes json only so far"
+            "--format {format}: the park report is json only so far (a plant's report, --plant NAME, has csv and html)"
         )));
     }
+    if format == "xlsx" {
+        return Err(Failure::Bad(
+            "--format xlsx: not available yet (json, csv, html)".into(),
+        ));
+    }
+    let lang = audit::render::Lang::parse(lang)
+        .ok_or_else(|| Failure::Bad(format!("--lang {lang}: en or zh")))?;
     let period = match (from, to) {
         (None, None) => None,
         (Some(f), Some(t)) => {
@@ -271,32 +280,43 @@ fn report(
         }
     }
     let rt = runtime()?;
-    let value = rt.block_on(async {
+    let bytes: Vec<u8> = rt.block_on(async {
         let client = connect_migrated(&cfg).await?;
-        let r = match &plant {
-            Some(name) => {
-                let p = cfg.plants.iter().find(|p| &p.name == name);
-                match p {
-                    Some(p) => audit::plant_report(&client, &cfg, p, period)
-                        .await
-                        .map(|r| serde_json::to_value(r).unwrap_or_default()),
-                    None => Ok(serde_json::Value::Null),
-                }
-            }
-            None => audit::park_report(&client, &cfg, period).await,
-        };
-        r.map_err(|e| match e {
+        let bad = |e: audit::AuditError| match e {
             audit::AuditError::Config(c) => Failure::Bad(c.to_string()),
             other => Failure::Other(other.into()),
-        })
+        };
+        let json = |v: &serde_json::Value| {
+            serde_json::to_string_pretty(v)
+                .map(|t| (t + "\n").into_bytes())
+                .map_err(|e| Failure::Other(e.into()))
+        };
+        match cfg.plants.iter().find(|p| Some(&p.name) == plant.as_ref()) {
+            Some(p) => {
+                let r = audit::plant_report(&client, &cfg, p, period)
+                    .await
+                    .map_err(bad)?;
+                match format {
+                    "csv" => Ok(audit::render::csv(&r, lang)),
+                    "html" => Ok(audit::render::html(&r, lang).into_bytes()),
+                    _ => json(&serde_json::to_value(&r).map_err(|e| Failure::Other(e.into()))?),
+                }
+            }
+            None => json(
+                &audit::park_report(&client, &cfg, period)
+                    .await
+                    .map_err(bad)?,
+            ),
+        }
     })?;
-    let text = serde_json::to_string_pretty(&value).map_err(|e| Failure::Other(e.into()))?;
     match out {
-        Some(path) => std::fs::write(&path, text + "\n")
+        Some(path) => std::fs::write(&path, bytes)
             .map_err(|e| Failure::Other(anyhow::anyhow!("cannot write {}: {e}", path.display()))),
         None => {
-            println!("{text}");
-            Ok(())
+            use std::io::Write as _;
+            std::io::stdout()
+                .write_all(&bytes)
+                .map_err(|e| Failure::Other(e.into()))
         }
     }
 }

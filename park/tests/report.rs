@@ -186,6 +186,50 @@ async fn plant_reports_equal_the_agents_reports_and_the_park_sums_them() {
             sums.push((k.clone(), v["reporting"]["total"].as_f64().unwrap_or(0.0)));
         }
     }
+    // CSV and HTML come from the agent's renderers: the same layout.
+    for (format, lang) in [("csv", "zh"), ("html", "en")] {
+        let file = dir.path().join(format!("sunrise.{format}"));
+        let out = Command::new(PARK)
+            .args([
+                "report", "--plant", "sunrise", "--format", format, "--lang", lang, "--out",
+            ])
+            .arg(&file)
+            .arg("--config")
+            .arg(&park_cfg)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The report names the plant where the agent's names its gateway.
+        let park_text = std::fs::read_to_string(&file)
+            .unwrap()
+            .replace("plant-a / sunrise", "plant-a / gw-01");
+        let agent = Command::new(bin_plantmeter())
+            .args(["report", "--format", format, "--lang", lang, "--config"])
+            .arg(&agent_cfgs[0])
+            .output()
+            .unwrap();
+        let agent_text = String::from_utf8_lossy(&agent.stdout);
+        assert_eq!(
+            park_text.lines().next(),
+            agent_text.lines().next(),
+            "{format}"
+        );
+        assert_eq!(
+            park_text.lines().count(),
+            agent_text.lines().count(),
+            "{format}"
+        );
+    }
+    let out = Command::new(PARK)
+        .args(["report", "--format", "csv", "--config"])
+        .arg(&park_cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "the park report is json only");
     let out = Command::new(PARK)
         .args(["report", "--format", "json", "--config"])
         .arg(&park_cfg)
