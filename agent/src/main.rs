@@ -12,6 +12,7 @@ mod check;
 mod demo;
 mod exit;
 mod logging;
+mod meta;
 mod metrics;
 mod notify;
 mod poller;

@@ -71,6 +71,52 @@ pub fn load(path: &Path) -> Result<Plan, ConfigErrors> {
     }
 }
 
+/// The `[audit]` table inside the `index`-th `[[array]]` table of a config text (plantmeter-park's
+/// `[[plant]]` with its `[plant.audit]`), validated exactly like the agent's `[audit]`, its points
+/// resolved against `meters` (whose names may be any string, e.g. `site/id/meter`). `Ok(None)` when
+/// that table has no `audit`.
+pub fn parse_nested_audit(
+    text: &str,
+    source: &Path,
+    array: &str,
+    index: usize,
+    meters: &[crate::plan::Meter],
+) -> Result<Option<crate::plan::AuditPlan>, ConfigErrors> {
+    let mut d = Diag::new(source, text);
+    let doc = match toml_edit::Document::parse(text) {
+        Ok(doc) => doc,
+        Err(e) => {
+            d.error(
+                &e.span().or(Some(0..0)),
+                format!("TOML syntax error: {}", e.message()),
+            );
+            return Err(into_sorted(d.errors));
+        }
+    };
+    let Some(table) = doc
+        .get(array)
+        .and_then(|i| i.as_array_of_tables())
+        .and_then(|a| a.get(index))
+    else {
+        return Ok(None);
+    };
+    let root = Section::new(table, table.span(), format!("[[{array}]]"));
+    let broken = std::collections::BTreeSet::new();
+    let audit = audit::parse(
+        &mut d,
+        &root,
+        &audit::Points {
+            meters,
+            broken_meters: &broken,
+        },
+    );
+    if d.has_errors() {
+        Err(into_sorted(d.errors))
+    } else {
+        Ok(audit)
+    }
+}
+
 /// Validate config text; `source` names the file in messages and becomes `Plan::source`.
 pub fn parse(text: &str, source: &Path) -> Result<Plan, ConfigErrors> {
     let mut d = Diag::new(source, text);

@@ -309,6 +309,11 @@ impl Publisher {
         self.outbox.on_connected();
         self.ahead.clear();
         self.status_dirty = true;
+        self.send_other(
+            crate::meta::topic(&self.plan),
+            crate::meta::payload(&self.plan),
+            true,
+        );
         let n = {
             let mut st = self.shared.lock();
             st.mqtt_connected = true;

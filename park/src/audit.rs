@@ -1,0 +1,331 @@
+//! A plant's audit from the database: the plant's meters come from its gateways' `P/meta`, named
+//! `site/id/meter`; the `[plant.audit]` is validated by plantmeter-common exactly as the agent's
+//! `[audit]`; the stored readings go through common's interval engine (`Tracker`) into hourly
+//! aggregates, and common's `compute` makes the report. The audit maths exist once, in common.
+
+// The agent's renderers (CSV, HTML), compiled here from the agent's own source: one implementation of
+// the report's formats. (They are pure functions of a `Report`; plantmeter-common is their natural home.)
+#[allow(dead_code, unused_imports)]
+#[path = "../../agent/src/audit/render/mod.rs"]
+pub mod render;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use futures::StreamExt as _;
+use plantmeter_common::audit::compute::{self, HourlySource, ReportRequest};
+use plantmeter_common::audit::hourly::{HourAgg, HourGrid};
+use plantmeter_common::audit::intervals::{gap_threshold_ms, Tracker};
+use plantmeter_common::audit::report::Report;
+use plantmeter_common::plan::{self, Meter, Plan, Point, PointRef};
+use plantmeter_common::{ByteOrder, DataType, PointKind, PointValue, Quality, RegisterKind};
+use serde_json::Value;
+use tokio_postgres::Client;
+
+use crate::config::{Config, Plant};
+
+/// Why a plant's report cannot be made.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("plant \"{0}\" has no [plant.audit]")]
+    NoAudit(String),
+    #[error("no plant \"{name}\" in {file}; plants: {known}")]
+    UnknownPlant {
+        name: String,
+        file: String,
+        known: String,
+    },
+    /// The `[plant.audit]` does not validate against the meters the gateways described (`P/meta`).
+    #[error("{0}")]
+    Config(plantmeter_common::config::ConfigErrors),
+    #[error("reading the database: {0}")]
+    Db(String),
+    #[error(transparent)]
+    Compute(#[from] compute::ComputeError),
+}
+
+fn db_err(e: tokio_postgres::Error) -> AuditError {
+    AuditError::Db(crate::db::explain(&e))
+}
+
+/// The meters of a plant's gateways as their `P/meta` describes them, named `site/id/meter`.
+async fn plant_meters(client: &Client, plant: &Plant) -> Result<Vec<Meter>, AuditError> {
+    let rows = client
+        .query(
+            "SELECT site, gateway, meta FROM gateways WHERE site || '/' || gateway = ANY($1) \
+             AND meta IS NOT NULL ORDER BY site, gateway",
+            &[&plant.gateways],
+        )
+        .await
+        .map_err(db_err)?;
+    let mut meters = Vec::new();
+    for r in rows {
+        let (site, gw, meta): (String, String, Value) = (r.get(0), r.get(1), r.get(2));
+        for m in meta["meters"].as_array().into_iter().flatten() {
+            let Some(name) = m["name"].as_str() else {
+                continue;
+            };
+            let points = m["points"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| {
+                    let kind = match p["kind"].as_str()? {
+                        "counter" => PointKind::Counter,
+                        "gauge" => PointKind::Gauge,
+                        _ => return None,
+                    };
+                    Some(Point {
+                        name: p["name"].as_str()?.to_string(),
+                        register: RegisterKind::Holding,
+                        address: 0,
+                        data_type: DataType::F64,
+                        byte_order: ByteOrder::BIG,
+                        scale: 1.0,
+                        offset: 0.0,
+                        unit: p["unit"].as_str().unwrap_or("").to_string(),
+                        kind,
+                        rollover: p["rollover"].as_f64(),
+                        min: None,
+                        max: None,
+                    })
+                })
+                .collect();
+            let poll = m["poll_interval_s"]
+                .as_f64()
+                .filter(|s| s.is_finite() && *s > 0.0)
+                .map(Duration::from_secs_f64);
+            let poll = match poll {
+                Some(p) => p,
+                None => estimate_poll_interval(client, &site, &gw, name).await?,
+            };
+            meters.push(Meter {
+                name: format!("{site}/{gw}/{name}"),
+                unit_id: 0,
+                poll_interval: poll,
+                template: None,
+                points,
+                requests: Vec::new(),
+                manual: false,
+            });
+        }
+    }
+    Ok(meters)
+}
+
+/// For a gateway whose meta does not say it: the median interval between the first stored polls.
+async fn estimate_poll_interval(
+    client: &Client,
+    site: &str,
+    gw: &str,
+    meter: &str,
+) -> Result<Duration, AuditError> {
+    let row = client
+        .query_one(
+            "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY d) FROM ( \
+               SELECT extract(epoch FROM ts - lag(ts) OVER (ORDER BY ts)) AS d FROM ( \
+                 SELECT ts FROM readings WHERE site = $1 AND gateway = $2 AND meter = $3 \
+                 ORDER BY ts LIMIT 1000) f) g WHERE d > 0",
+            &[&site, &gw, &meter],
+        )
+        .await
+        .map_err(db_err)?;
+    let s: Option<f64> = row.get(0);
+    Ok(Duration::from_secs_f64(
+        s.filter(|s| s.is_finite() && *s > 0.0).unwrap_or(60.0),
+    ))
+}
+
+/// Hourly aggregates of every point, from the stored readings.
+struct DbHours(HashMap<PointRef, HashMap<i64, HourAgg>>);
+
+impl HourlySource for DbHours {
+    fn hours(&mut self, p: &PointRef, first_hour: i64, out: &mut [HourAgg]) -> Result<(), String> {
+        let m = self.0.get(p);
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = m
+                .and_then(|m| m.get(&(first_hour + i as i64)))
+                .copied()
+                .unwrap_or_default();
+        }
+        Ok(())
+    }
+}
+
+/// Feed each meter's readings, in time order, through the interval engine.
+async fn hours(client: &Client, meters: &[Meter], grid: &HourGrid) -> Result<DbHours, AuditError> {
+    let mut out: HashMap<PointRef, HashMap<i64, HourAgg>> = HashMap::new();
+    for m in meters {
+        let mut parts = m.name.splitn(3, '/');
+        let (Some(site), Some(gw), Some(meter)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        let gap = gap_threshold_ms(m.poll_interval.as_millis() as i64);
+        let mut trackers: Vec<(Tracker, HashMap<i64, HourAgg>)> = m
+            .points
+            .iter()
+            .map(|p| (Tracker::new(p.kind, p.rollover, gap), HashMap::new()))
+            .collect();
+        // Streamed: a year of readings is never held in memory at once.
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&site, &gw, &meter];
+        let rows = client
+            .query_raw(
+                "SELECT ts, points FROM readings WHERE site = $1 AND gateway = $2 AND meter = $3 \
+                 ORDER BY ts, seq",
+                params,
+            )
+            .await
+            .map_err(db_err)?;
+        futures::pin_mut!(rows);
+        while let Some(r) = rows.next().await {
+            let r = r.map_err(db_err)?;
+            let ts: chrono::DateTime<chrono::Utc> = r.get(0);
+            let pts: Value = r.get(1);
+            let Ok(pts) = serde_json::from_value::<Vec<PointValue>>(pts) else {
+                continue;
+            };
+            for pv in pts {
+                let Some(i) = m.points.iter().position(|p| p.name == pv.name) else {
+                    continue;
+                };
+                let value = if pv.quality == Quality::Good {
+                    pv.value
+                } else {
+                    None
+                };
+                let (tracker, agg) = &mut trackers[i];
+                tracker.push(ts.timestamp_millis(), value, grid, &mut |h, a| {
+                    agg.entry(h).or_default().merge(&a)
+                });
+            }
+        }
+        for (p, (_, agg)) in m.points.iter().zip(trackers) {
+            out.insert(
+                PointRef {
+                    meter: m.name.clone(),
+                    point: p.name.clone(),
+                },
+                agg,
+            );
+        }
+    }
+    Ok(DbHours(out))
+}
+
+/// The report of one plant (the agent's report format), as of now.
+pub async fn plant_report(
+    client: &Client,
+    cfg: &Config,
+    plant: &Plant,
+    period: Option<(NaiveDate, NaiveDate)>,
+) -> Result<Report, AuditError> {
+    let Some(index) = cfg.plants.iter().position(|p| p.name == plant.name) else {
+        return Err(AuditError::NoAudit(plant.name.clone()));
+    };
+    let meters = plant_meters(client, plant).await?;
+    let text = std::fs::read_to_string(&cfg.source)
+        .map_err(|e| AuditError::Db(format!("cannot read {}: {e}", cfg.source.display())))?;
+    let audit =
+        plantmeter_common::config::parse_nested_audit(&text, &cfg.source, "plant", index, &meters)
+            .map_err(AuditError::Config)?
+            .ok_or_else(|| AuditError::NoAudit(plant.name.clone()))?;
+    let grid = HourGrid::new(audit.timezone);
+    let mut src = hours(client, &meters, &grid).await?;
+    let site = plant
+        .gateways
+        .first()
+        .and_then(|g| g.split_once('/'))
+        .map_or(String::new(), |(s, _)| s.to_string());
+    let plan = Plan {
+        source: cfg.source.clone(),
+        gateway: plan::Gateway {
+            id: plant.name.clone(),
+            site,
+            data_dir: PathBuf::new(),
+            store_max_mb: 0,
+            enterprise: plant.enterprise.clone(),
+            industry: None,
+        },
+        mqtt: plan::Mqtt {
+            url: cfg.mqtt.url.clone(),
+            host: cfg.mqtt.host.clone(),
+            port: cfg.mqtt.port,
+            tls: false,
+            client_id: String::new(),
+            topic_prefix: cfg.mqtt.topic_prefix.clone(),
+            username: None,
+            password_file: None,
+            password_env: None,
+            ca_file: None,
+            client_cert_file: None,
+            client_key_file: None,
+            keep_alive: Duration::from_secs(30),
+            max_inflight: 1,
+        },
+        buses: vec![plan::Bus {
+            name: "park".into(),
+            transport: plan::Transport::Tcp {
+                address: String::new(),
+            },
+            timeout: Duration::from_secs(1),
+            retries: 0,
+            meters,
+        }],
+        manual_meters: Vec::new(),
+        audit: Some(audit),
+        metrics_listen: None,
+        sign_key_file: None,
+    };
+    let req = ReportRequest {
+        now_ms: chrono::Utc::now().timestamp_millis(),
+        period_override: period,
+    };
+    Ok(compute::compute(&plan, &req, &mut src)?)
+}
+
+/// The park report: every plant's report and the totals of each indicator over the plants.
+pub async fn park_report(
+    client: &Client,
+    cfg: &Config,
+    period: Option<(NaiveDate, NaiveDate)>,
+) -> Result<Value, AuditError> {
+    let mut plants = Vec::new();
+    let mut totals: Vec<(String, [Option<f64>; 2])> = Vec::new();
+    for p in &cfg.plants {
+        let report = match p.audit {
+            None => Value::Null,
+            Some(_) => serde_json::to_value(plant_report(client, cfg, p, period).await?)
+                .unwrap_or(Value::Null),
+        };
+        if let Some(ind) = report["indicators"].as_object() {
+            for (key, v) in ind {
+                let at = match totals.iter().position(|(k, _)| k == key) {
+                    Some(i) => i,
+                    None => {
+                        totals.push((key.clone(), [None, None]));
+                        totals.len() - 1
+                    }
+                };
+                for (j, period) in ["baseline", "reporting"].iter().enumerate() {
+                    if let Some(t) = v[period]["total"].as_f64() {
+                        let slot = &mut totals[at].1[j];
+                        *slot = Some(slot.unwrap_or(0.0) + t);
+                    }
+                }
+            }
+        }
+        plants.push(
+            serde_json::json!({"name": p.name, "enterprise": p.enterprise, "report": report}),
+        );
+    }
+    let mut t = serde_json::Map::new();
+    for (key, [b, r]) in totals {
+        t.insert(
+            key,
+            serde_json::json!({"baseline": {"total": b}, "reporting": {"total": r}}),
+        );
+    }
+    Ok(serde_json::json!({"park": cfg.park, "plants": plants, "totals": t}))
+}

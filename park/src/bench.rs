@@ -1,0 +1,211 @@
+//! `plantmeter-park bench ingest`: data messages/s and points/s into PostgreSQL with one and with two
+//! instances (child processes of this binary, `run --instance bench-N`), on the config's broker and
+//! database. A fake gateway (`bench/{pid}-{n}`) publishes N messages of P points at QoS 1 as fast as
+//! the broker takes them; the clock stops when the database holds all N. Prints figures; asserts nothing.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
+
+use crate::config::Config;
+use crate::db;
+
+/// Publishes per round (at most the client's in-flight window).
+const ROUND: u64 = 500;
+
+struct Children(Vec<Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+        }
+        for c in &mut self.0 {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while c.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn payload(seq: u64, points: usize) -> Vec<u8> {
+    let ts = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ");
+    let pts: Vec<String> = (0..points)
+        .map(|i| format!(r#"{{"name":"p{i}","value":{seq}.{i},"unit":"kWh","quality":"good"}}"#))
+        .collect();
+    format!(
+        r#"{{"seq":{seq},"ts":"{ts}","meter":"bench","points":[{}]}}"#,
+        pts.join(",")
+    )
+    .into_bytes()
+}
+
+/// One run: `instances` consumers, `messages` messages of `points` points. Returns (publish s, store s).
+async fn one(
+    config: &Path,
+    cfg: &Config,
+    instances: usize,
+    messages: u64,
+    points: usize,
+) -> anyhow::Result<(f64, f64)> {
+    let client = db::connect(&cfg.database).await?;
+    let started = chrono::Utc::now();
+    // A share group of its own, so that no other instance (or a session it left) takes a share; the
+    // sessions are discarded at the end (clean session), so the broker keeps nothing for them.
+    let group = format!("bench-{}", std::process::id());
+    let text = std::fs::read_to_string(config)
+        .with_context(|| format!("cannot read {}", config.display()))?;
+    let mut doc: toml::Table = toml::from_str(&text).context("the config")?;
+    if let Some(toml::Value::Table(m)) = doc.get_mut("mqtt") {
+        m.insert("share_group".into(), toml::Value::String(group));
+    }
+    let dir = std::env::temp_dir().join(format!("plantmeter-park-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).context("a temp folder")?;
+    let config = dir.join("park.toml");
+    std::fs::write(&config, toml::to_string(&doc).context("the config")?)
+        .context("writing the bench config")?;
+    let exe = std::env::current_exe().context("this program's path")?;
+    let mut children = Children(Vec::new());
+    let tag = format!("{}-{instances}", std::process::id());
+    for i in 0..instances {
+        children.0.push(
+            Command::new(&exe)
+                .args(["run", "--instance", &format!("bench-{i}"), "--config"])
+                .arg(&config)
+                .env("RUST_LOG", "error")
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .context("starting an instance")?,
+        );
+    }
+    // Wait until every instance has (re)subscribed since this run started.
+    let ids: Vec<String> = (0..instances)
+        .map(|i| format!("{}-bench-{i}", cfg.mqtt.client_id))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let n: i64 = client
+            .query_one(
+                "SELECT count(*) FROM instances WHERE client_id = ANY($1) AND subscribed_at >= $2",
+                &[&ids, &started],
+            )
+            .await
+            .map(|r| r.get(0))
+            .unwrap_or(0);
+        if n as usize == instances {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the instances did not subscribe within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let mut o = MqttOptions::new(
+        format!("plantmeter-park-bench-{tag}"),
+        cfg.mqtt.host.clone(),
+        cfg.mqtt.port,
+    );
+    o.set_inflight(ROUND as u16 + 1)
+        .set_keep_alive(Duration::from_secs(30));
+    let (mqtt, mut ev) = AsyncClient::new(o, ROUND as usize + 16);
+    let topic = format!("{}/bench/{tag}/data/bench", cfg.mqtt.topic_prefix);
+    let t0 = Instant::now();
+    // In rounds of at most the in-flight window, each acknowledged before the next: a window of
+    // packet ids never collides (rumqttc stalls when a new publish would reuse an id still in flight).
+    let mut seq = 0;
+    while seq < messages {
+        let round = (messages - seq).min(ROUND);
+        for _ in 0..round {
+            seq += 1;
+            mqtt.try_publish(topic.clone(), QoS::AtLeastOnce, false, payload(seq, points))
+                .context("queueing a publish")?;
+        }
+        let mut acked = 0;
+        while acked < round {
+            match ev.poll().await {
+                Ok(Event::Incoming(Incoming::PubAck(_))) => acked += 1,
+                Ok(_) => {}
+                Err(e) => anyhow::bail!("broker: {e}"),
+            }
+        }
+    }
+    let published = t0.elapsed().as_secs_f64();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let n: i64 = client
+            .query_one(
+                "SELECT count(*) FROM readings WHERE site = 'bench' AND gateway = $1",
+                &[&tag],
+            )
+            .await
+            .map(|r| r.get(0))
+            .map_err(|e| anyhow::anyhow!(db::explain(&e)))?;
+        if n as u64 >= messages {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "only {n} of {messages} stored after 600 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let stored = t0.elapsed().as_secs_f64();
+    let _ = mqtt.disconnect().await;
+    drop(children);
+    for id in &ids {
+        discard_session(cfg, id).await;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok((published, stored))
+}
+
+/// Connect as `client_id` with a clean session: the broker drops that client's session and subscriptions.
+async fn discard_session(cfg: &Config, client_id: &str) {
+    let mut o = MqttOptions::new(client_id, cfg.mqtt.host.clone(), cfg.mqtt.port);
+    o.set_clean_session(true);
+    let (c, mut ev) = AsyncClient::new(o, 4);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_secs(5), ev.poll()).await {
+            Ok(Ok(Event::Incoming(Incoming::ConnAck(_)))) => {
+                let _ = c.disconnect().await;
+            }
+            Ok(Ok(_)) => {}
+            _ => return,
+        }
+    }
+}
+
+/// Run the benchmark and print its figures.
+pub async fn ingest(
+    config: &Path,
+    cfg: &Config,
+    messages: u64,
+    points: usize,
+) -> anyhow::Result<()> {
+    println!(
+        "bench ingest: {messages} data messages of {points} points, broker {}, database {}",
+        cfg.mqtt.url,
+        cfg.database.url.split('@').next_back().unwrap_or("")
+    );
+    for instances in [1, 2] {
+        let (published, stored) = one(config, cfg, instances, messages, points).await?;
+        let rate = messages as f64 / stored;
+        println!(
+            "{instances} instance(s): published in {published:.2} s, all stored in {stored:.2} s: {rate:.0} messages/s, {:.0} points/s",
+            rate * points as f64
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,625 @@
+//! The park configuration (CONTRACT.md, `plantmeter-park`), parsed and validated once into [`Config`].
+//!
+//! Errors are [`ConfigErrors`] from plantmeter-common, so they read exactly like the agent's:
+//! `FILE:LINE:COL: message`, every error of the file at once where the file parses. Unknown keys are
+//! errors with a "did you mean"; values that need checking beyond their type (names, URLs, addresses,
+//! a token for a non-loopback listener) are located at the value.
+//!
+//! Beyond the contract's keys: `[mqtt] client_id` (the base of each instance's client id, default
+//! `plantmeter-park`), `username`, `password_file`, `keep_alive_s` (30); `[database] batch` (rows per
+//! insert, default 500).
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use chrono::FixedOffset;
+use plantmeter_common::config::{ConfigError, ConfigErrors};
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A validated park configuration.
+// The park's timezone is read by nothing yet (each plant's audit has its own).
+#[allow(dead_code)]
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub source: PathBuf,
+    pub park: String,
+    pub timezone: FixedOffset,
+    pub database: Database,
+    pub mqtt: Mqtt,
+    pub http: Http,
+    pub plants: Vec<Plant>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Database {
+    /// A `postgres://` URL or a libpq key=value string, without the password.
+    pub url: String,
+    pub password_file: Option<PathBuf>,
+    /// Largest number of data messages stored in one statement.
+    pub batch: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Mqtt {
+    pub url: String,
+    pub host: String,
+    pub port: u16,
+    pub topic_prefix: String,
+    pub share_group: String,
+    pub client_id: String,
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub keep_alive_s: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Http {
+    pub listen: SocketAddr,
+    pub token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Plant {
+    pub name: String,
+    pub enterprise: Option<String>,
+    /// `site/id`, as in the topics.
+    pub gateways: Vec<String>,
+    /// The plant's `[plant.audit]` table as written (points as `site/id/meter.point`).
+    pub audit: Option<toml::Table>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    park: Spanned<RawPark>,
+    database: Spanned<RawDatabase>,
+    mqtt: Spanned<RawMqtt>,
+    http: Option<Spanned<RawHttp>>,
+    #[serde(default)]
+    plant: Vec<Spanned<RawPlant>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPark {
+    name: Spanned<String>,
+    timezone: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDatabase {
+    url: Spanned<String>,
+    password_file: Option<String>,
+    batch: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMqtt {
+    url: Spanned<String>,
+    topic_prefix: Option<Spanned<String>>,
+    share_group: Option<Spanned<String>>,
+    client_id: Option<Spanned<String>>,
+    username: Option<String>,
+    password_file: Option<String>,
+    keep_alive_s: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    listen: Option<Spanned<String>>,
+    token_file: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlant {
+    name: Spanned<String>,
+    enterprise: Option<String>,
+    gateways: Spanned<Vec<Spanned<String>>>,
+    audit: Option<toml::Table>,
+}
+
+/// Positions in the config text.
+struct Diag<'t> {
+    file: &'t Path,
+    text: &'t str,
+    errors: Vec<ConfigError>,
+}
+
+impl Diag<'_> {
+    fn at(&mut self, span: Range<usize>, message: impl Into<String>) {
+        let offset = span.start.min(self.text.len());
+        let before = self.text.get(..offset).unwrap_or("");
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let col = before
+            .get(line_start..)
+            .map_or(1, |s| s.chars().count() + 1);
+        self.errors.push(ConfigError {
+            file: self.file.to_path_buf(),
+            line,
+            col,
+            message: message.into(),
+        });
+    }
+}
+
+/// Read and validate a park config file.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigErrors::whole_file(path, format!("cannot read the config file: {e}")))?;
+    parse(&text, path)
+}
+
+/// Names of gateways, meters, plants: `[A-Za-z0-9_-]`, 1..64.
+fn valid_name(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Validate config text; `source` names the file in messages.
+pub fn parse(text: &str, source: &Path) -> Result<Config, ConfigErrors> {
+    let mut d = Diag {
+        file: source,
+        text,
+        errors: Vec::new(),
+    };
+    let raw: RawFile = match toml::from_str(text) {
+        Ok(r) => r,
+        Err(e) => {
+            d.at(e.span().unwrap_or(0..0), e.message().trim_end().to_string());
+            return Err(ConfigErrors { errors: d.errors });
+        }
+    };
+
+    let park = raw.park.into_inner();
+    if park.name.get_ref().trim().is_empty() {
+        d.at(park.name.span(), "[park] name must not be empty");
+    }
+    let timezone = match &park.timezone {
+        None => FixedOffset::east_opt(0),
+        Some(tz) => {
+            let parsed = parse_offset(tz.get_ref());
+            if parsed.is_none() {
+                d.at(
+                    tz.span(),
+                    format!(
+                        "[park] timezone \"{}\" is not a UTC offset like \"+08:00\"",
+                        tz.get_ref()
+                    ),
+                );
+            }
+            parsed
+        }
+    };
+
+    let db = raw.database.into_inner();
+    if db.url.get_ref().trim().is_empty() {
+        d.at(db.url.span(), "[database] url must not be empty");
+    } else if db.url.get_ref().parse::<tokio_postgres::Config>().is_err() {
+        d.at(
+            db.url.span(),
+            format!(
+                "[database] url \"{}\" is not a PostgreSQL connection string (postgres://user@host:port/db)",
+                db.url.get_ref()
+            ),
+        );
+    }
+    let batch = match &db.batch {
+        Some(b) if !(1..=10_000).contains(b.get_ref()) => {
+            d.at(b.span(), "[database] batch must be between 1 and 10000");
+            500
+        }
+        Some(b) => *b.get_ref() as usize,
+        None => 500,
+    };
+
+    let m = raw.mqtt.into_inner();
+    let endpoint = parse_mqtt_url(m.url.get_ref());
+    if endpoint.is_none() {
+        d.at(
+            m.url.span(),
+            format!(
+                "[mqtt] url \"{}\" is not mqtt://HOST[:PORT] (mqtts:// is not supported by plantmeter-park yet)",
+                m.url.get_ref()
+            ),
+        );
+    }
+    let topic_prefix = m
+        .topic_prefix
+        .as_ref()
+        .map_or("plantmeter".to_string(), |t| t.get_ref().clone());
+    if let Some(t) = &m.topic_prefix {
+        let s = t.get_ref();
+        if s.is_empty() || s.contains(['+', '#']) || s.starts_with('/') || s.ends_with('/') {
+            d.at(
+                t.span(),
+                format!("[mqtt] topic_prefix \"{s}\" must be a topic without wildcards (+ #) or leading/trailing /"),
+            );
+        }
+    }
+    let share_group = m
+        .share_group
+        .as_ref()
+        .map_or("park".to_string(), |t| t.get_ref().clone());
+    if let Some(g) = &m.share_group {
+        if !valid_name(g.get_ref()) {
+            d.at(
+                g.span(),
+                format!(
+                    "[mqtt] share_group \"{}\" must be 1..64 characters of A-Z a-z 0-9 _ -",
+                    g.get_ref()
+                ),
+            );
+        }
+    }
+    let client_id = m
+        .client_id
+        .as_ref()
+        .map_or("plantmeter-park".to_string(), |t| t.get_ref().clone());
+    if let Some(c) = &m.client_id {
+        if !valid_name(c.get_ref()) {
+            d.at(
+                c.span(),
+                format!(
+                    "[mqtt] client_id \"{}\" must be 1..64 characters of A-Z a-z 0-9 _ -",
+                    c.get_ref()
+                ),
+            );
+        }
+    }
+    let keep_alive_s = match &m.keep_alive_s {
+        Some(k) if !(5..=3600).contains(k.get_ref()) => {
+            d.at(k.span(), "[mqtt] keep_alive_s must be between 5 and 3600");
+            30
+        }
+        Some(k) => *k.get_ref() as u64,
+        None => 30,
+    };
+
+    let (listen, token_file) = match raw.http {
+        None => (SocketAddr::from(([127, 0, 0, 1], 8080)), None),
+        Some(h) => {
+            let h = h.into_inner();
+            let listen = match &h.listen {
+                None => Some(SocketAddr::from(([127, 0, 0, 1], 8080))),
+                Some(l) => {
+                    let a = l.get_ref().parse::<SocketAddr>().ok();
+                    if a.is_none() {
+                        d.at(
+                            l.span(),
+                            format!(
+                                "[http] listen \"{}\" is not an address like \"127.0.0.1:8080\"",
+                                l.get_ref()
+                            ),
+                        );
+                    }
+                    a
+                }
+            };
+            if let (Some(a), Some(l)) = (listen, &h.listen) {
+                if !a.ip().is_loopback() && h.token_file.is_none() {
+                    d.at(
+                        l.span(),
+                        format!("[http] listen \"{a}\" is not a loopback address: set token_file = \"…\" (the page and API then need that token)"),
+                    );
+                }
+            }
+            (
+                listen.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080))),
+                h.token_file.map(PathBuf::from),
+            )
+        }
+    };
+
+    let mut plants = Vec::new();
+    let mut names = BTreeSet::new();
+    let mut owner: std::collections::BTreeMap<String, String> = Default::default();
+    for p in raw.plant {
+        let p = p.into_inner();
+        let name = p.name.get_ref().clone();
+        if !valid_name(&name) {
+            d.at(
+                p.name.span(),
+                format!("[[plant]] name \"{name}\" must be 1..64 characters of A-Z a-z 0-9 _ -"),
+            );
+        } else if !names.insert(name.clone()) {
+            d.at(
+                p.name.span(),
+                format!("[[plant]] \"{name}\" is defined twice"),
+            );
+        }
+        let gw_span = p.gateways.span();
+        let gateways = p.gateways.into_inner();
+        if gateways.is_empty() {
+            d.at(
+                gw_span,
+                format!("[[plant]] \"{name}\": gateways must name at least one \"site/id\""),
+            );
+        }
+        let mut list = Vec::new();
+        for g in gateways {
+            let s = g.get_ref();
+            let ok = s.split_once('/').is_some_and(|(site, id)| {
+                !site.is_empty() && !site.contains(['+', '#', '/']) && valid_name(id)
+            });
+            if !ok {
+                d.at(
+                    g.span(),
+                    format!("[[plant]] \"{name}\": gateway \"{s}\" is not \"site/id\" (as in the topics {topic_prefix}/site/id/…)"),
+                );
+                continue;
+            }
+            if let Some(other) = owner.insert(s.clone(), name.clone()) {
+                d.at(
+                    g.span(),
+                    format!("gateway \"{s}\" is in plant \"{other}\" and in plant \"{name}\": a gateway belongs to one plant"),
+                );
+            }
+            list.push(s.clone());
+        }
+        plants.push(Plant {
+            name,
+            enterprise: p.enterprise,
+            gateways: list,
+            audit: p.audit,
+        });
+    }
+
+    for (i, p) in plants.iter().enumerate() {
+        if p.audit.is_some() {
+            audit_errors(&mut d, text, source, i, p);
+        }
+    }
+
+    match (timezone, endpoint) {
+        (Some(timezone), Some((host, port))) if d.errors.is_empty() => Ok(Config {
+            source: source.to_path_buf(),
+            park: park.name.into_inner(),
+            timezone,
+            database: Database {
+                url: db.url.into_inner(),
+                password_file: db.password_file.map(PathBuf::from),
+                batch,
+            },
+            mqtt: Mqtt {
+                url: m.url.into_inner(),
+                host,
+                port,
+                topic_prefix,
+                share_group,
+                client_id,
+                username: m.username,
+                password_file: m.password_file.map(PathBuf::from),
+                keep_alive_s,
+            },
+            http: Http { listen, token_file },
+            plants,
+        }),
+        _ => {
+            d.errors.sort_by_key(|e| (e.line, e.col));
+            Err(ConfigErrors { errors: d.errors })
+        }
+    }
+}
+
+/// Check a `[plant.audit]` without the gateways' meters (they come from `P/meta` at run time):
+/// plantmeter-common validates it exactly as the agent's `[audit]`, against no meter at all; every
+/// error but "unknown meter" stands, and each point must name one of the plant's gateways.
+fn audit_errors(d: &mut Diag<'_>, text: &str, source: &Path, index: usize, plant: &Plant) {
+    const NO_METER: &str = "; no meter is defined";
+    let Err(errors) =
+        plantmeter_common::config::parse_nested_audit(text, source, "plant", index, &[])
+    else {
+        return;
+    };
+    // With no meter, inputs do not resolve, so their indicators are unknown to the level check.
+    let unresolved = errors.errors.iter().any(|e| e.message.ends_with(NO_METER));
+    for mut e in errors.errors {
+        if unresolved && e.message.starts_with("unknown indicator") {
+            continue;
+        }
+        if !e.message.ends_with(NO_METER) {
+            e.message = e
+                .message
+                .replace("[[audit.", "[[plant.audit.")
+                .replace("[audit]", "[plant.audit]");
+            d.errors.push(e);
+            continue;
+        }
+        // `unknown meter "site/id/meter" in "site/id/meter.point"; no meter is defined`
+        let meter = e.message.split('"').nth(1).unwrap_or("");
+        let point = e.message.split('"').nth(3).unwrap_or(meter);
+        let on_gateway = meter
+            .rsplit_once('/')
+            .is_some_and(|(gw, _)| plant.gateways.iter().any(|g| g == gw));
+        if !on_gateway {
+            e.message = format!(
+                "[plant.audit] point \"{point}\" must be written site/id/meter.point with site/id one of plant \"{}\"'s gateways ({})",
+                plant.name,
+                plant.gateways.join(", ")
+            );
+            d.errors.push(e);
+        }
+    }
+}
+
+/// `+08:00`, `-05:30`, `Z`, `UTC`.
+fn parse_offset(s: &str) -> Option<FixedOffset> {
+    if s == "Z" || s.eq_ignore_ascii_case("utc") {
+        return FixedOffset::east_opt(0);
+    }
+    let (sign, rest) = match s.as_bytes().first()? {
+        b'+' => (1, &s[1..]),
+        b'-' => (-1, &s[1..]),
+        _ => return None,
+    };
+    let (h, m) = rest.split_once(':')?;
+    if h.len() != 2 || m.len() != 2 {
+        return None;
+    }
+    let h: i32 = h.parse().ok()?;
+    let m: i32 = m.parse().ok()?;
+    if h > 14 || m > 59 {
+        return None;
+    }
+    FixedOffset::east_opt(sign * (h * 3600 + m * 60))
+}
+
+/// `mqtt://host[:port]` (port 1883 by default).
+fn parse_mqtt_url(url: &str) -> Option<(String, u16)> {
+    let rest = url.strip_prefix("mqtt://")?.trim_end_matches('/');
+    if rest.is_empty() || rest.contains('/') {
+        return None;
+    }
+    let (host, port) = if let Some(r) = rest.strip_prefix('[') {
+        let (h, tail) = r.split_once(']')?;
+        match tail {
+            "" => (h, 1883),
+            t => (h, t.strip_prefix(':')?.parse().ok()?),
+        }
+    } else {
+        match rest.rsplit_once(':') {
+            Some((h, p)) => (h, p.parse().ok()?),
+            None => (rest, 1883),
+        }
+    };
+    (!host.is_empty()).then(|| (host.to_string(), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[park]
+name = "Binhai Dyeing Park"
+timezone = "+08:00"
+[database]
+url = "postgres://plantmeter@127.0.0.1:5432/plantmeter"
+[mqtt]
+url = "mqtt://127.0.0.1:1883"
+topic_prefix = "plantmeter"
+share_group = "park"
+[http]
+listen = "127.0.0.1:8080"
+[[plant]]
+name = "sunrise"
+enterprise = "Sunrise Dyeing Co."
+gateways = ["plant-a/gw-01", "plant-a/gw-02"]
+  [plant.audit]
+  timezone = "+08:00"
+  baseline = ["2025-01-01", "2026-01-01"]
+  granularity = "day"
+  grid_co2_t_per_mwh = 0.57
+  production = { point = "plant-a/gw-01/packer.output", unit = "t" }
+"#;
+
+    fn errors(text: &str) -> Vec<String> {
+        match parse(text, Path::new("park.toml")) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.errors.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn the_contract_example_is_valid() {
+        let c = parse(GOOD, Path::new("park.toml")).expect("valid");
+        assert_eq!(c.park, "Binhai Dyeing Park");
+        assert_eq!(c.timezone.local_minus_utc(), 8 * 3600);
+        assert_eq!(c.mqtt.host, "127.0.0.1");
+        assert_eq!(c.mqtt.port, 1883);
+        assert_eq!(c.plants[0].gateways, ["plant-a/gw-01", "plant-a/gw-02"]);
+        assert!(c.plants[0].audit.is_some());
+    }
+
+    #[test]
+    fn an_unknown_key_is_located_with_a_suggestion() {
+        let text = GOOD.replace("share_group =", "share_grop =");
+        let e = errors(&text);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].starts_with("park.toml:10:1: "), "{e:?}");
+        assert!(e[0].contains("share_grop"), "{e:?}");
+    }
+
+    #[test]
+    fn bad_values_are_all_reported_at_their_place() {
+        let text = GOOD
+            .replace("\"+08:00\"\n[database]", "\"Asia/Shanghai\"\n[database]")
+            .replace("\"plant-a/gw-02\"", "\"gw-02\"")
+            .replace("127.0.0.1:8080", "0.0.0.0:8080");
+        let e = errors(&text);
+        assert_eq!(e.len(), 3, "{e:?}");
+        assert!(
+            e[0].starts_with("park.toml:4:12: ") && e[0].contains("timezone"),
+            "{e:?}"
+        );
+        assert!(
+            e[1].starts_with("park.toml:12:10: ") && e[1].contains("token_file"),
+            "{e:?}"
+        );
+        assert!(
+            e[2].starts_with("park.toml:16:30: ") && e[2].contains("\"gw-02\""),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn a_missing_table_and_a_gateway_in_two_plants_are_errors() {
+        let e = errors("[park]\nname = \"p\"\n[mqtt]\nurl = \"mqtt://h\"\n");
+        assert!(e[0].contains("database"), "{e:?}");
+        let text = format!("{GOOD}\n[[plant]]\nname = \"other\"\ngateways = [\"plant-a/gw-01\"]\n");
+        let e = errors(&text);
+        assert!(e[0].contains("a gateway belongs to one plant"), "{e:?}");
+    }
+
+    #[test]
+    fn plant_audit_errors_are_located_and_points_must_be_on_the_plants_gateways() {
+        let audit = r#"  [[plant.audit.input]]
+  point = "plant-b/gw-09/main-power.energy_import"
+  carrier = "electricity"
+  [[plant.audit.input]]
+  point = "plant-a/gw-02/gas.volume"
+  carrier = "natural_gas"
+  colour = "red"
+"#;
+        let e = errors(&format!("{GOOD}{audit}"));
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(
+            e[0].starts_with("park.toml:24:11: ")
+                && e[0].contains("plant-b/gw-09/main-power.energy_import"),
+            "{e:?}"
+        );
+        assert!(
+            e[1].starts_with("park.toml:29:3: ") && e[1].contains("colour"),
+            "{e:?}"
+        );
+        let e = errors(&GOOD.replace(
+            "  timezone = \"+08:00\"\n  baseline",
+            "  timezone = \"8h\"\n  baseline",
+        ));
+        assert!(e.iter().any(|m| m.contains("timezone \"8h\"")), "{e:?}");
+    }
+
+    #[test]
+    fn mqtt_urls() {
+        assert_eq!(parse_mqtt_url("mqtt://h"), Some(("h".into(), 1883)));
+        assert_eq!(
+            parse_mqtt_url("mqtt://10.0.0.1:1884"),
+            Some(("10.0.0.1".into(), 1884))
+        );
+        assert_eq!(
+            parse_mqtt_url("mqtt://[::1]:1884"),
+            Some(("::1".into(), 1884))
+        );
+        assert_eq!(parse_mqtt_url("http://h"), None);
+        assert_eq!(parse_mqtt_url("mqtt://h:x"), None);
+    }
+}

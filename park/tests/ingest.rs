@@ -1,0 +1,287 @@
+//! `plantmeter-park run` against a real PostgreSQL and mosquitto: what `status` and the database show.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_missing_seq_ranges_evictions_and_copies_change_nothing() {
+    let test = "status_shows_missing_seq_ranges";
+    let (Some(pg), Some(mq)) = (Pg::start(test), Mosquitto::start(test)) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = park_config(
+        dir.path(),
+        &pg.url(),
+        &mq.url(),
+        &[("sunrise", &["plant-a/gw-01"])],
+    );
+    let mut park = start_park(&cfg, "a");
+    wait_subscribed(&pg, 1).await;
+
+    let p = "plantmeter/plant-a/gw-01";
+    let mut msgs = vec![
+        (format!("{p}/status"), r#"{"state":"online","version":"0.1.0","since":"2026-11-21T08:00:00.000Z","evicted":3}"#.to_string(), true),
+        (format!("{p}/meta"), r#"{"gateway":"gw-01","site":"plant-a","meters":[]}"#.to_string(), true),
+        (format!("{p}/health/main-power"), r#"{"state":"failing","last_ok":null,"errors":2,"last_error":"timeout"}"#.to_string(), true),
+        (format!("{p}/data/main-power"), "{not json".to_string(), false),
+    ];
+    // seq 2 arrives twice (a redelivery): stored once. 4..=6 and 9 never arrive.
+    for seq in [1, 2, 2, 3, 7, 8, 10] {
+        msgs.push((
+            format!("{p}/data/main-power"),
+            data(seq, "main-power"),
+            false,
+        ));
+    }
+    publish_all(mq.port, &msgs).await;
+
+    let want = |s: &serde_json::Value| {
+        s.as_array().is_some_and(|a| {
+            a.len() == 1
+                && a[0]["messages"] == 6
+                && a[0]["missing"] == serde_json::json!([[4, 6], [9, 9]])
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let s = loop {
+        park.assert_running();
+        if let Some(s) = status(&cfg).filter(want) {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "status never showed the stored messages: {:?}",
+            status(&cfg)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let g = &s[0];
+    assert_eq!(g["gateway"], "gw-01");
+    assert_eq!(g["site"], "plant-a");
+    assert_eq!(g["online"], true);
+    assert_eq!(g["seq_first"], 1);
+    assert_eq!(g["seq_last"], 10);
+    assert_eq!(g["evictions"], 3);
+    assert!(
+        g["last_message"].as_str().is_some_and(|t| t.ends_with('Z')),
+        "{g}"
+    );
+
+    let c = pg.client().await;
+    let v: f64 = c
+        .query_one(
+            "SELECT (points->0->>'value')::float8 FROM readings WHERE gateway = 'gw-01' AND seq = 2",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(v, 2.5);
+    let partitions: Vec<String> = c
+        .query(
+            "SELECT relname::text FROM pg_class WHERE relname LIKE 'readings_y%' AND relkind = 'r' ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(partitions, ["readings_y2026m11"]);
+    let rejected: String = c
+        .query_one(
+            "SELECT reason FROM rejected WHERE topic = $1",
+            &[&format!("{p}/data/main-power")],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(rejected.contains("not a data message"), "{rejected}");
+    let health: String = c
+        .query_one("SELECT state FROM health WHERE meter = 'main-power'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(health, "failing");
+
+    // The last will: offline.
+    publish_all(
+        mq.port,
+        &[(
+            format!("{p}/status"),
+            r#"{"state":"offline","version":"0.1.0","since":"2026-11-21T09:00:00.000Z"}"#
+                .to_string(),
+            true,
+        )],
+    )
+    .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while status(&cfg).is_none_or(|s| s[0]["online"] != false) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the gateway never showed offline"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let st = park.sigterm(Duration::from_secs(10));
+    assert!(st.success(), "SIGTERM: {st}");
+}
+
+/// (site, gateway) -> seqs, from messages on `plantmeter/{site}/{gateway}/data/…`.
+fn seqs_of(msgs: &[plantmeter_tests::Msg]) -> BTreeMap<(String, String), BTreeSet<i64>> {
+    let mut out: BTreeMap<(String, String), BTreeSet<i64>> = BTreeMap::new();
+    for m in msgs {
+        let parts: Vec<&str> = m.topic.split('/').collect();
+        let seq = m.json()["seq"].as_i64().unwrap();
+        out.entry((parts[1].to_string(), parts[2].to_string()))
+            .or_default()
+            .insert(seq);
+    }
+    out
+}
+
+async fn wait_data(c: &plantmeter_tests::Collector, n: usize, what: &str) {
+    plantmeter_tests::wait_until(what, Duration::from_secs(60), || c.data_len() >= n).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_store_every_seq_once_through_a_kill_and_a_database_restart() {
+    let test = "two_instances_store_every_seq_once";
+    let (Some(pg), Some(mq)) = (Pg::start(test), Mosquitto::start(test)) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = park_config(
+        dir.path(),
+        &pg.url(),
+        &mq.url(),
+        &[
+            ("sunrise", &["plant-a/gw-01", "plant-a/gw-02"]),
+            ("moon", &["plant-b/gw-03"]),
+        ],
+    );
+    let park_a = start_park(&cfg, "a");
+    let park_b = start_park(&cfg, "b");
+    wait_subscribed(&pg, 2).await;
+    let addr = format!("127.0.0.1:{}", mq.port).parse().unwrap();
+    let collector = plantmeter_tests::Collector::start(addr, "plantmeter").await;
+
+    let sim = plantmeter_tests::Sim::start(None, None, &[]);
+    let mut agents = Vec::new();
+    for (site, gw) in [
+        ("plant-a", "gw-01"),
+        ("plant-a", "gw-02"),
+        ("plant-b", "gw-03"),
+    ] {
+        let data_dir = dir.path().join(gw);
+        let text = plantmeter_tests::agent_config(
+            None,
+            plantmeter_sim::AgentBus::Tcp(sim.addr.to_string()),
+            &mq.url(),
+            &data_dir,
+            0.2,
+            1000,
+        )
+        .replacen("id = \"gw-01\"", &format!("id = \"{gw}\""), 1)
+        .replacen("site = \"plant-a\"", &format!("site = \"{site}\""), 1);
+        let path = plantmeter_tests::write(dir.path(), &format!("{gw}.toml"), &text);
+        agents.push(plantmeter_tests::start_agent(&path, None));
+    }
+
+    wait_data(&collector, 150, "150 data messages").await;
+    park_b.sigkill();
+    let n = collector.data_len();
+    wait_data(&collector, n + 150, "150 data messages after the kill").await;
+    pg.restart();
+    let n = collector.data_len();
+    wait_data(
+        &collector,
+        n + 150,
+        "150 data messages after the database restart",
+    )
+    .await;
+    // The killed instance comes back under its own name: its session's messages reach the database.
+    let park_b = start_park(&cfg, "b");
+    let n = collector.data_len();
+    wait_data(&collector, n + 100, "100 more data messages").await;
+    // Two agents stop cleanly, one is killed: its last will says offline.
+    let killed = agents.pop().unwrap();
+    killed.sigkill();
+    for a in agents {
+        let st = a.sigterm(Duration::from_secs(20));
+        assert!(st.success(), "agent: {st}");
+    }
+    let published = seqs_of(&collector.data());
+    assert_eq!(published.len(), 3, "{:?}", published.keys());
+
+    let c = pg.client().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let rows = c
+            .query(
+                "SELECT site, gateway, seq, count(*) FROM readings GROUP BY 1, 2, 3",
+                &[],
+            )
+            .await
+            .unwrap();
+        assert!(
+            rows.iter().all(|r| r.get::<_, i64>(3) == 1),
+            "a seq stored twice"
+        );
+        let mut stored: BTreeMap<(String, String), BTreeSet<i64>> = BTreeMap::new();
+        for r in &rows {
+            stored
+                .entry((r.get(0), r.get(1)))
+                .or_default()
+                .insert(r.get(2));
+        }
+        if stored == published {
+            break;
+        }
+        let missing: usize = published
+            .iter()
+            .map(|(k, v)| {
+                v.difference(stored.get(k).unwrap_or(&BTreeSet::new()))
+                    .count()
+            })
+            .sum();
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the database never held every published seq: {missing} missing"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Every gateway complete, and offline once its agent stopped or was killed.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let s = loop {
+        let s = status(&cfg).expect("status");
+        if s.as_array().unwrap().iter().all(|g| g["online"] == false) {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gateways still online: {s}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    for g in s.as_array().unwrap() {
+        let key = (
+            g["site"].as_str().unwrap().to_string(),
+            g["gateway"].as_str().unwrap().to_string(),
+        );
+        let seqs = &published[&key];
+        assert_eq!(g["messages"], seqs.len(), "{g}");
+        assert_eq!(g["seq_last"], *seqs.last().unwrap(), "{g}");
+        assert_eq!(g["missing"], serde_json::json!([]), "{g}");
+    }
+    for p in [park_a, park_b] {
+        let st = p.sigterm(Duration::from_secs(10));
+        assert!(st.success(), "park: {st}");
+    }
+}
