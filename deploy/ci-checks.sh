@@ -15,9 +15,10 @@ bin="$PWD/target/debug/plantmeter"
 
 echo "== deploy: plantmeter check on deploy/examples"
 for f in deploy/examples/*.toml; do
-  if ! out=$("$bin" check --config "$f" 2>&1); then
+  # --skip-files: the examples name /etc/plantmeter/... files that exist on a gateway, not on a CI machine.
+  if ! out=$("$bin" check --skip-files --config "$f" 2>&1); then
     echo "$out"
-    echo "FAIL: plantmeter check --config $f"
+    echo "FAIL: plantmeter check --skip-files --config $f"
     exit 1
   fi
   echo "ok   $f"

@@ -50,7 +50,9 @@ pub fn overall(graded: &[(&AuditLevel, Option<f64>)]) -> Option<Overall> {
             .iter()
             .filter(|x| meets_g(x, g))
             .map(|(l, _)| l.weight * 100.0)
-            .sum();
+            .sum::<f64>()
+            // An empty sum is -0.0; a score of none is 0.
+            + 0.0;
     }
     let limiting_meet = |g: usize| {
         graded
@@ -144,5 +146,7 @@ mod tests {
         .unwrap();
         assert_eq!(o.level, "below III");
         assert!(overall(&[]).is_none());
+        let o = overall(&[(&e, Some(90.0))]).unwrap();
+        assert!(o.scores[0].is_sign_positive(), "no -0 score: {o:?}");
     }
 }

@@ -193,7 +193,8 @@ pub fn ols(x: &[&[f64]], y: &[f64]) -> Option<OlsFit> {
             let se = (s2 * inv[j][j]).sqrt() / scale[j];
             if se > 0.0 {
                 let t = coefficients[j] / se;
-                Some((2.0 * (1.0 - t_dist.cdf(t.abs()))).clamp(0.0, 1.0))
+                // The survival function keeps tiny p-values (1 - cdf rounds them to 0).
+                Some((2.0 * t_dist.sf(t.abs())).clamp(0.0, 1.0))
             } else {
                 // A perfect fit: the coefficient is certain.
                 Some(0.0)
@@ -206,7 +207,7 @@ pub fn ols(x: &[&[f64]], y: &[f64]) -> Option<OlsFit> {
                 let f = ((sst - sse) / (p - 1) as f64) / s2;
                 FisherSnedecor::new((p - 1) as f64, dof as f64)
                     .ok()
-                    .map(|d| (1.0 - d.cdf(f.max(0.0))).clamp(0.0, 1.0))
+                    .map(|d| d.sf(f.max(0.0)).clamp(0.0, 1.0))
             } else {
                 Some(0.0)
             }

@@ -153,15 +153,19 @@ fn compliance(report: &Report, lang: Lang, out: &mut String) {
     );
     let flag = |b: bool| if b { ("bad", l.yes) } else { ("good", l.no) };
     let _ = write!(out, "<p>");
-    for (label, on) in [
+    for (i, (label, on)) in [
         (l.over_standard, c.triggers.over_standard),
         (l.over_total, c.triggers.over_total),
         (l.over_energy_quota, c.triggers.over_energy_quota),
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let (class, word) = flag(on);
         let _ = write!(
             out,
-            r#"{}: <b class="{class}">{}</b> · "#,
+            r#"{}{}: <b class="{class}">{}</b>"#,
+            if i > 0 { " · " } else { "" },
             escape(label),
             escape(word)
         );
