@@ -421,6 +421,16 @@ pub struct AuditPermit {
     pub t_per_year: f64,
 }
 
+/// A measure (`[[audit.measure]]`): IPMVP Option B with a sub-meter of what it saves, else listed only.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditMeasure {
+    pub name: String,
+    pub in_service: NaiveDate,
+    pub investment_yuan: f64,
+    /// The sub-meter (a counter) and the carrier it meters.
+    pub point: Option<(PointRef, Carrier)>,
+}
+
 /// How a driver's point becomes one value per model bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -495,6 +505,10 @@ pub struct AuditPlan {
     pub permits: Vec<AuditPermit>,
     /// Energy quota (能耗限额), kgce per unit of product.
     pub energy_quota_kgce_per_unit: Option<f64>,
+    /// Cleaner-production measures (方案) with their investment and, optionally, their own sub-meter.
+    pub measures: Vec<AuditMeasure>,
+    /// Prices in yuan per unit of each carrier (`[audit.prices]`).
+    pub prices: Vec<(Carrier, f64)>,
     pub inputs: Vec<AuditInput>,
     pub pollutants: Vec<AuditPollutant>,
     pub levels: Vec<AuditLevel>,

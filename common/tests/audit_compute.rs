@@ -120,6 +120,8 @@ fn plan(granularity: Granularity) -> Plan {
             min_completeness: 0.75,
             permits: Vec::new(),
             energy_quota_kgce_per_unit: None,
+            measures: Vec::new(),
+            prices: Vec::new(),
             production_unit: "t".into(),
             inputs: vec![
                 AuditInput {
@@ -894,4 +896,67 @@ fn limits_permits_quota_and_triggers() {
     let r = compute(&plan, &req, &mut src).unwrap();
     assert_eq!(r.compliance.sources[0].exceedance_hours, 0);
     assert!(!r.compliance.triggers.over_standard);
+}
+
+/// Measures and money: a sub-metered measure's savings from its own baseline model, in yuan, with its simple
+/// payback; a measure without a sub-meter is listed without savings; priced carriers get savings in yuan.
+#[test]
+fn measures_savings_money_and_payback() {
+    let mut plan = plan(Granularity::Day);
+    {
+        let a = plan.audit.as_mut().unwrap();
+        a.prices = vec![(Carrier::Electricity, 0.68)];
+        a.measures = vec![
+            AuditMeasure {
+                name: "VSD on the main fan".into(),
+                in_service: d("2025-03-01"),
+                investment_yuan: 50_000.0,
+                point: Some((pref("power.energy"), Carrier::Electricity)),
+            },
+            AuditMeasure {
+                name: "training".into(),
+                in_service: d("2025-03-01"),
+                investment_yuan: 2_000.0,
+                point: None,
+            },
+        ];
+    }
+    let (mut src, truth) = feed(0..0);
+    let req = ReportRequest {
+        now_ms: now(),
+        period_override: None,
+    };
+    let r = compute(&plan, &req, &mut src).unwrap();
+    let el = &r
+        .indicators
+        .iter()
+        .find(|(k, _)| k == "electricity")
+        .unwrap()
+        .1;
+    let rv = el.reporting.as_ref().unwrap();
+    let savings = rv.savings.unwrap();
+    assert!(close(rv.savings_yuan.unwrap(), savings * 0.68, 1e-12));
+    let rep: f64 = truth[59..].iter().map(|x| E_A + E_B * x.0).sum::<f64>() * 0.1;
+    assert!(close(savings, rep, 1e-6), "{savings} vs {rep}");
+    let m = &r.measures[0];
+    assert_eq!(m.indicator.as_deref(), Some("electricity"));
+    assert!(
+        close(m.savings.unwrap(), savings, 1e-9),
+        "the sub-meter is the main meter here"
+    );
+    assert!(close(m.savings_yuan.unwrap(), savings * 0.68, 1e-9));
+    let per_year = savings * 0.68 * 365.0 / 31.0;
+    assert!(close(m.payback_years.unwrap(), 50_000.0 / per_year, 1e-9));
+    let t = &r.measures[1];
+    assert_eq!(
+        (t.savings, t.savings_yuan, t.payback_years),
+        (None, None, None)
+    );
+    assert!(t.reason.as_deref().unwrap().contains("no sub-meter"));
+    let co2 = &r.indicators.iter().find(|(k, _)| k == "co2").unwrap().1;
+    assert_eq!(
+        co2.reporting.as_ref().unwrap().savings_yuan,
+        None,
+        "no price"
+    );
 }

@@ -889,3 +889,34 @@ fn enterprise_and_industry_are_optional_gateway_keys() {
         "bad.toml:5:12: industry must be 1 to 200 characters"
     );
 }
+
+#[test]
+fn measures_and_prices_parse() {
+    let text = audit(&format!(
+        "{GOOD_AUDIT}[[audit.measure]]\nname = \"heat recovery\"\nin_service = \"2026-01-01\"\ninvestment_yuan = 1200000.0\n\
+         point = \"outfall.flow\"\ncarrier = \"water\"\n\
+         [[audit.measure]]\nname = \"training\"\nin_service = 2026-02-01\ninvestment_yuan = 5000\n\
+         [audit.prices]\nelectricity = 0.68\nwater = 4.5\n"
+    ));
+    let a = config::parse(&text, Path::new("ok.toml"))
+        .unwrap()
+        .audit
+        .unwrap();
+    assert_eq!(a.measures.len(), 2);
+    assert_eq!(
+        a.measures[0].point.as_ref().unwrap().0.qualified(),
+        "outfall.flow"
+    );
+    assert_eq!(a.measures[1].in_service.to_string(), "2026-02-01");
+    assert!(a.measures[1].point.is_none());
+    assert_eq!(a.prices.len(), 2);
+    let bad = text
+        .replace("water = 4.5", "gas = 3.2")
+        .replace("point = \"outfall.flow\"", "point = \"outfall.cod\"");
+    let e = errors(&bad);
+    assert!(e.contains("unknown key \"gas\""), "{e}");
+    assert!(
+        e.contains("measure point \"outfall.cod\" must be a counter"),
+        "{e}"
+    );
+}

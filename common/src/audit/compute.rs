@@ -171,6 +171,11 @@ pub fn compute(
         .iter()
         .map(|p| p.o2.as_ref().map(|(r, _)| add(r, &mut refs)))
         .collect();
+    let measure_i: Vec<Option<usize>> = audit
+        .measures
+        .iter()
+        .map(|m| m.point.as_ref().map(|(r, _)| add(r, &mut refs)))
+        .collect();
 
     let mut series: Vec<Series1> = Vec::with_capacity(refs.len());
     let mut events = Events::default();
@@ -543,6 +548,7 @@ pub fn compute(
                         }),
                     completeness,
                     savings_reason,
+                    savings_yuan: None,
                 },
                 s.cusum,
             )
@@ -686,6 +692,110 @@ pub fn compute(
     }
     let (energy_buckets, energy_cusum) = energy_series.unwrap_or_default();
 
+    // Money: savings of each priced carrier in yuan.
+    let price_of = |c: Carrier| audit.prices.iter().find(|(x, _)| *x == c).map(|(_, p)| *p);
+    for (key, ind) in indicators.iter_mut() {
+        let Some(price) = Carrier::parse(key).and_then(price_of) else {
+            continue;
+        };
+        if let Some(r) = ind.reporting.as_mut() {
+            r.savings_yuan = r.savings.map(|s| s * price);
+        }
+    }
+
+    // Measures: a sub-meter's own baseline model (IPMVP Option B), its savings and their money.
+    let mut measures = Vec::with_capacity(audit.measures.len());
+    for (m, mi) in audit.measures.iter().zip(&measure_i) {
+        let mut out = MeasureResult {
+            name: m.name.clone(),
+            in_service: m.in_service.to_string(),
+            investment_yuan: m.investment_yuan,
+            indicator: m.point.as_ref().map(|(_, c)| c.as_str().to_string()),
+            savings: None,
+            savings_yuan: None,
+            payback_years: None,
+            reason: None,
+        };
+        let (Some((r, carrier)), Some(mi)) = (&m.point, mi) else {
+            out.reason =
+                Some("no sub-meter: whole-plant savings (IPMVP Option C) only".to_string());
+            measures.push(out);
+            continue;
+        };
+        let Some(rr) = rep_range else {
+            out.reason = Some("no reporting period".to_string());
+            measures.push(out);
+            continue;
+        };
+        let unit = plan.point(r).map(|p| p.unit.clone()).unwrap_or_default();
+        let conv = unit_factor(&unit, *carrier).unwrap_or(1.0);
+        let hourly: Vec<f64> = series[*mi].amount.iter().map(|a| a * conv).collect();
+        let valid: Vec<bool> = (0..n)
+            .map(|h| {
+                series[*mi].valid[h]
+                    && prod_is.iter().all(|&p| series[p].valid[h])
+                    && drivers_valid[h]
+            })
+            .collect();
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        for b in &base_buckets {
+            if bucket_valid(g, b, &valid) {
+                x.push(row(b));
+                y.push(sum(&hourly, (b.a, b.b)));
+            }
+        }
+        let model = baseline::fit(
+            &vars,
+            &x,
+            &y,
+            periods.baseline.production,
+            sum(&hourly, base_range),
+            g,
+        );
+        // Savings from the day the measure went into service, within the reporting period.
+        let from_h =
+            ((HourGrid::day_of_date(m.in_service) * 24 - h_start).max(0) as usize).max(rr.0);
+        let rows: Vec<(Vec<f64>, f64, f64)> = rep_buckets
+            .iter()
+            .filter(|b| b.a >= from_h)
+            .map(|b| (row(b), b.fraction, sum(&hourly, (b.a, b.b))))
+            .collect();
+        let has_data = (from_h..rr.1).any(|h| series[*mi].data[h])
+            && (base_range.0..base_range.1).any(|h| series[*mi].data[h]);
+        if rows.is_empty() || !has_data {
+            out.reason = Some(format!(
+                "no data of {} in service and baseline periods",
+                r.qualified()
+            ));
+            measures.push(out);
+            continue;
+        }
+        let s = baseline::savings(&model, &rows);
+        out.savings = Some(s.savings);
+        if let Some(price) = price_of(*carrier) {
+            let yuan = s.savings * price;
+            out.savings_yuan = Some(yuan);
+            let days = rows.iter().map(|(_, f, _)| *f).sum::<f64>()
+                * match g {
+                    Granularity::Hour => 1.0 / 24.0,
+                    Granularity::Day => 1.0,
+                    Granularity::Week => 7.0,
+                    Granularity::Month => 30.4375,
+                };
+            let per_year = yuan * 365.0 / days.max(1e-9);
+            out.payback_years = (per_year > 0.0).then(|| m.investment_yuan / per_year);
+        } else {
+            out.reason = Some(format!(
+                "no price for {} in [audit.prices]",
+                carrier.as_str()
+            ));
+        }
+        if let ModelMethod::Ratio(why) = &model.method {
+            notes.push(format!("measure {:?}: ratio method ({why})", m.name));
+        }
+        measures.push(out);
+    }
+
     // Limits and triggers.
     let check_range = rep_range.unwrap_or(base_range);
     let check_period = if rep_range.is_some() {
@@ -817,6 +927,7 @@ pub fn compute(
         indicators,
         compliance,
         events,
+        measures,
         grade: overall(&graded_figures).map(|o| Grade {
             level: o.level.to_string(),
             scores: crate::audit::grade::LEVELS

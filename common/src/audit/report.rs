@@ -25,6 +25,9 @@ pub struct Report {
     /// Rollovers, step backs and meter replacements.
     #[serde(default)]
     pub events: Events,
+    /// Cleaner-production measures with their savings, money and payback.
+    #[serde(default)]
+    pub measures: Vec<MeasureResult>,
     /// The enterprise's overall grade (DOMAIN.md "Overall grade"); null without grade thresholds.
     #[serde(default)]
     pub grade: Option<Grade>,
@@ -192,6 +195,9 @@ pub struct ReportingValues {
     /// As for the baseline.
     #[serde(default)]
     pub completeness: f64,
+    /// savings x the carrier's price (`[audit.prices]`), yuan; null without a price or savings.
+    #[serde(default)]
+    pub savings_yuan: Option<f64>,
     /// Why no savings are claimed (no data, completeness below `min_completeness`, no production).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub savings_reason: Option<String>,
@@ -298,6 +304,24 @@ pub struct PointQuality {
     /// A manual meter's point (read by hand, from a logbook or the ERP; filled by import only).
     #[serde(default)]
     pub manual: bool,
+}
+
+/// A measure (方案): savings from its sub-meter's own baseline model (IPMVP Option B), their money and the
+/// simple payback; without a sub-meter, listed without savings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MeasureResult {
+    pub name: String,
+    pub in_service: String,
+    pub investment_yuan: f64,
+    /// The carrier its sub-meter meters; null without one.
+    pub indicator: Option<String>,
+    /// In the carrier's unit, from in service to the end of the reporting period.
+    pub savings: Option<f64>,
+    pub savings_yuan: Option<f64>,
+    /// investment / (savings in yuan per year, scaled from the reporting days).
+    pub payback_years: Option<f64>,
+    /// Why a figure is missing.
+    pub reason: Option<String>,
 }
 
 /// Counter events over the audit's periods, all points together.

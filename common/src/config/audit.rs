@@ -33,6 +33,8 @@ const AUDIT_KEYS: &[&str] = &[
     "min_completeness",
     "permit",
     "quota",
+    "measure",
+    "prices",
     "input",
     "pollutant",
     "level",
@@ -759,6 +761,104 @@ pub(crate) fn parse(
         }
     });
 
+    // [[audit.measure]] and [audit.prices]
+    let mut measures: Vec<crate::plan::AuditMeasure> = Vec::new();
+    for mt in t.tables(d, "measure", "[[audit.measure]]") {
+        mt.check_keys(
+            d,
+            &["name", "in_service", "investment_yuan", "point", "carrier"],
+        );
+        let name = mt.req_str(d, "name").and_then(|n| {
+            if n.v.trim().is_empty() {
+                d.error(&n.span, "measure name must not be empty");
+                None
+            } else {
+                Some(n.v.trim().to_string())
+            }
+        });
+        let in_service = match mt.item("in_service").and_then(|i| i.as_value()) {
+            Some(v) => date(d, "in_service", v),
+            None => {
+                mt.missing(d, "in_service");
+                None
+            }
+        };
+        let investment = if mt.has("investment_yuan") {
+            mt.non_negative(d, "investment_yuan").map(|v| v.v)
+        } else {
+            mt.missing(d, "investment_yuan");
+            None
+        };
+        let point = if mt.has("point") {
+            let p = point_key(d, &mt, "point", points);
+            let c = mt
+                .req_str(d, "carrier")
+                .and_then(|c| match Carrier::parse(c.v) {
+                    Some(carrier) => Some(carrier),
+                    None => {
+                        d.error(
+                            &c.span,
+                            format!(
+                                "unknown carrier \"{}\"; use {}",
+                                c.v,
+                                Carrier::ALL.map(Carrier::as_str).join(", ")
+                            ),
+                        );
+                        None
+                    }
+                });
+            match (p, c) {
+                (Some((r, span)), Some(c)) => {
+                    if r.kind != PointKind::Counter {
+                        d.error(
+                            &span,
+                            format!("measure point \"{}\" must be a counter (the sub-meter of what it saves)", r.point),
+                        );
+                        None
+                    } else {
+                        Some(Some((r.point, c)))
+                    }
+                }
+                _ => None,
+            }
+        } else {
+            if mt.has("carrier") {
+                d.error(
+                    &mt.key_span("carrier"),
+                    "carrier goes with point (the measure's sub-meter)",
+                );
+            }
+            Some(None)
+        };
+        if let (Some(name), Some(in_service), Some(investment_yuan), Some(point)) =
+            (name, in_service, investment, point)
+        {
+            if measures.iter().any(|m| m.name == name) {
+                d.error(
+                    &mt.key_span("name"),
+                    format!("duplicate measure \"{name}\""),
+                );
+                continue;
+            }
+            measures.push(crate::plan::AuditMeasure {
+                name,
+                in_service,
+                investment_yuan,
+                point,
+            });
+        }
+    }
+    let mut prices: Vec<(Carrier, f64)> = Vec::new();
+    if let Some(pt) = t.table(d, "prices", "[audit.prices]") {
+        let keys: Vec<&str> = Carrier::ALL.iter().map(|c| c.as_str()).collect();
+        pt.check_keys(d, &keys);
+        for c in Carrier::ALL {
+            if let Some(v) = pt.non_negative(d, c.as_str()) {
+                prices.push((c, v.v));
+            }
+        }
+    }
+
     // [[audit.level]]: indicators the report will have.
     let mut indicators: Vec<String> = vec!["energy".to_string(), "co2".to_string()];
     for (_, c, _, _) in &inputs {
@@ -937,6 +1037,8 @@ pub(crate) fn parse(
         min_completeness: min_completeness.unwrap_or(0.75),
         permits,
         energy_quota_kgce_per_unit: quota,
+        measures,
+        prices,
         inputs: inputs
             .into_iter()
             .map(|(point, carrier, kgce, co2)| AuditInput {

@@ -150,6 +150,7 @@ pub fn report() -> Report {
                     savings_uncertainty_pct: meets.then_some(12.5),
                     completeness: 1.0,
                     savings_reason: None,
+                    savings_yuan: None,
                 }),
                 model: Model {
                     granularity: "day".to_string(),
@@ -247,6 +248,7 @@ pub fn report() -> Report {
         industry: Some("dyeing".to_string()),
         compliance: Default::default(),
         events: Default::default(),
+        measures: Vec::new(),
         grade: Some(Grade {
             level: "II".to_string(),
             scores: [("I", 20.0), ("II", 100.0), ("III", 100.0)]

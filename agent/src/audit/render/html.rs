@@ -128,6 +128,7 @@ pub fn html(report: &Report, lang: Lang) -> String {
     summary(report, lang, &mut out);
     indicators(report, lang, &mut out);
     compliance(report, lang, &mut out);
+    measures(report, lang, &mut out);
     charts(report, lang, &mut out);
     method(report, lang, &mut out);
     let _ = writeln!(
@@ -137,6 +138,56 @@ pub fn html(report: &Report, lang: Lang) -> String {
         escape(&report.generated_at)
     );
     out
+}
+
+/// Measures (方案): savings from their sub-meters, money, payback.
+fn measures(report: &Report, lang: Lang, out: &mut String) {
+    if report.measures.is_empty() {
+        return;
+    }
+    let l = lang.labels();
+    let _ = write!(
+        out,
+        r#"<section id="measures"><h2>{}</h2><table>"#,
+        escape(l.measures)
+    );
+    head_row(
+        out,
+        &[
+            l.measure,
+            l.in_service,
+            l.investment_yuan,
+            l.indicator,
+            l.savings,
+            l.savings_yuan,
+            l.payback_years,
+            l.reason,
+        ],
+    );
+    out.push_str("<tbody>");
+    for m in &report.measures {
+        out.push_str("<tr>");
+        text_td(out, &m.name);
+        text_td(out, &m.in_service);
+        num_td(out, &display(m.investment_yuan));
+        text_td(
+            out,
+            &m.indicator
+                .as_deref()
+                .map_or_else(|| "–".to_string(), |k| indicator_label(lang, k)),
+        );
+        num_td(out, &display_opt(m.savings));
+        num_td(out, &display_opt(m.savings_yuan));
+        num_td(
+            out,
+            &m.payback_years
+                .filter(|v| v.is_finite())
+                .map_or_else(|| "–".to_string(), |v| format!("{v:.1}")),
+        );
+        text_td(out, m.reason.as_deref().unwrap_or(""));
+        out.push_str("</tr>");
+    }
+    out.push_str("</tbody></table></section>");
 }
 
 /// Limits and triggers (双超): per source against its limit, permitted totals per year, the energy quota.
@@ -973,6 +1024,28 @@ mod tests {
     fn enterprise_and_industry_head_the_report() {
         let h = html(&fixture::report(), Lang::En);
         assert!(h.contains("<b>Sunrise Dyeing &amp; Finishing Co.</b> · dyeing"));
+    }
+
+    #[test]
+    fn measures_are_listed_with_money_and_payback() {
+        use plantmeter_common::audit::report::MeasureResult;
+        let mut r = fixture::report();
+        r.measures.push(MeasureResult {
+            name: "dye-bath heat recovery".into(),
+            in_service: "2026-01-01".into(),
+            investment_yuan: 1_200_000.0,
+            indicator: Some("natural_gas".into()),
+            savings: Some(85_000.0),
+            savings_yuan: Some(272_000.0),
+            payback_years: Some(2.2),
+            reason: None,
+        });
+        let h = html(&r, Lang::En);
+        assert!(h.contains(r#"id="measures""#) && h.contains("dye-bath heat recovery"));
+        assert!(
+            h.contains("272,000") && h.contains(">2.2<"),
+            "money and payback"
+        );
     }
 
     #[test]

@@ -351,6 +351,40 @@ pub fn xlsx(report: &Report, lang: Lang) -> Result<Vec<u8>, XlsxError> {
         }
     }
 
+    // Measures and money.
+    {
+        let ws = wb.add_worksheet();
+        ws.set_name(t(lang, "Measures", "方案"))?;
+        let mut s = Sheet { ws, row: 0, f: &f };
+        s.header(&[
+            l.measure,
+            l.in_service,
+            l.investment_yuan,
+            l.indicator,
+            l.savings,
+            l.savings_yuan,
+            l.payback_years,
+            l.reason,
+        ])?;
+        for m in &report.measures {
+            s.line(vec![
+                text(m.name.clone()),
+                text(m.in_service.clone()),
+                Cell::Num(Some(m.investment_yuan)),
+                text(
+                    m.indicator
+                        .as_deref()
+                        .map(|k| indicator_label(lang, k))
+                        .unwrap_or_default(),
+                ),
+                Cell::Num(m.savings),
+                Cell::Num(m.savings_yuan),
+                Cell::Num(m.payback_years),
+                text(m.reason.clone().unwrap_or_default()),
+            ])?;
+        }
+    }
+
     // Data quality per point.
     {
         let ws = wb.add_worksheet();
