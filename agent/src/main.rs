@@ -46,6 +46,8 @@ enum Command {
     Import(audit::import::ImportArgs),
     /// The audit report from the store.
     Report(audit::report::ReportArgs),
+    /// Record a meter replacement (old meter's final, new meter's start reading).
+    Replace(audit::replace::ReplaceArgs),
     /// Recompute a report from the store and check every figure and its seal.
     Verify(audit::verify::VerifyArgs),
     /// The store: backlog, oldest unsent, evictions, per-meter state.
@@ -79,6 +81,7 @@ fn main() -> ExitCode {
         Command::Import(a) => audit::import::main(a),
         Command::Report(a) => audit::report::main(a),
         Command::Verify(a) => audit::verify::main(a),
+        Command::Replace(a) => audit::replace::main(a),
         Command::Status(a) => status::main(a),
         Command::Bench(a) => bench::main(a),
         Command::Broker(a) => broker::main(a),

@@ -17,7 +17,7 @@ use anyhow::{bail, Context};
 use plantmeter_common::audit::hourly::{
     Chunk, DayBlock, HourAgg, HourGrid, CHUNK_DAYS, CHUNK_FORMAT,
 };
-use plantmeter_common::audit::intervals::{Held, LastReading};
+use plantmeter_common::audit::intervals::{Held, InferredReplacement, LastReading};
 
 /// The sled tree holding the audit's data.
 pub const TREE: &str = "audit";
@@ -301,6 +301,60 @@ impl Aggregates {
     #[cfg(test)]
     pub fn chunk_count(&self) -> usize {
         self.tree.scan_prefix(b"C").count()
+    }
+
+    /// A replacement inferred from a drop of point `id`, kept so that one recorded later can correct it.
+    pub fn put_inferred(batch: &mut sled::Batch, id: u32, r: &InferredReplacement) {
+        let mut k = [0u8; 13];
+        k[0] = b'N';
+        k[1..5].copy_from_slice(&id.to_be_bytes());
+        k[5..13].copy_from_slice(&((r.ts as u64) ^ (1 << 63)).to_be_bytes());
+        let mut v = [0u8; 32];
+        v[0..8].copy_from_slice(&r.prev_ts.to_le_bytes());
+        v[8..16].copy_from_slice(&r.prev.to_le_bytes());
+        v[16..24].copy_from_slice(&r.ts.to_le_bytes());
+        v[24..32].copy_from_slice(&r.cur.to_le_bytes());
+        batch.insert(&k[..], &v[..]);
+    }
+
+    /// The inferred replacements of point `id`.
+    pub fn inferred(&self, id: u32) -> Vec<InferredReplacement> {
+        let mut p = [0u8; 5];
+        p[0] = b'N';
+        p[1..5].copy_from_slice(&id.to_be_bytes());
+        let f = |b: &[u8], i: usize| b.get(i..i + 8).and_then(|s| <[u8; 8]>::try_from(s).ok());
+        self.tree
+            .scan_prefix(p)
+            .filter_map(|kv| kv.ok())
+            .filter_map(|(_, v)| {
+                Some(InferredReplacement {
+                    prev_ts: i64::from_le_bytes(f(&v, 0)?),
+                    prev: f64::from_le_bytes(f(&v, 8)?),
+                    ts: i64::from_le_bytes(f(&v, 16)?),
+                    cur: f64::from_le_bytes(f(&v, 24)?),
+                })
+            })
+            .collect()
+    }
+
+    fn applied_key(id: u32, at_ms: i64) -> [u8; 13] {
+        let mut k = [0u8; 13];
+        k[0] = b'R';
+        k[1..5].copy_from_slice(&id.to_be_bytes());
+        k[5..13].copy_from_slice(&((at_ms as u64) ^ (1 << 63)).to_be_bytes());
+        k
+    }
+
+    /// Mark a recorded replacement of point `id` as counted (exactly, or by correcting an inferred one).
+    pub fn put_applied(batch: &mut sled::Batch, id: u32, at_ms: i64) {
+        batch.insert(&Self::applied_key(id, at_ms)[..], &[][..]);
+    }
+
+    pub fn is_applied(&self, id: u32, at_ms: i64) -> bool {
+        matches!(
+            self.tree.contains_key(Self::applied_key(id, at_ms)),
+            Ok(true)
+        )
     }
 
     pub fn apply(&self, batch: sled::Batch) -> anyhow::Result<()> {

@@ -9,7 +9,7 @@ use chrono::NaiveDate;
 use plantmeter_common::audit::compute::{self, HourlySource, ReportRequest};
 use plantmeter_common::audit::hourly::{DayBlock, HourAgg, HourGrid};
 use plantmeter_common::audit::intervals::{
-    admit_ts, admit_value, gap_threshold_ms, Implausible, Pushed, Tracker,
+    admit_ts, admit_value, gap_threshold_ms, Implausible, InferredReplacement, Pushed, Tracker,
 };
 use plantmeter_common::audit::report::Report;
 use plantmeter_common::model::format_ts_ms;
@@ -84,6 +84,17 @@ pub struct AuditEngine {
     /// The clock readings are stamped with, for the plausible window; None: the system clock.
     clock: Option<Clock>,
     refusals: Refusals,
+    /// Recorded replacements (`plantmeter replace`) as last read, and the file's stamp then.
+    recorded: Vec<super::replace::Record>,
+    recorded_stamp: Option<Option<std::time::SystemTime>>,
+    /// Replacement bookkeeping to persist with the next flush.
+    marks: Vec<Mark>,
+}
+
+/// Replacement bookkeeping written with the aggregates.
+enum Mark {
+    Inferred(u32, InferredReplacement),
+    Applied(u32, i64),
 }
 
 /// meter name -> point name -> index into the slots.
@@ -140,6 +151,9 @@ impl AuditEngine {
                 report_file,
                 clock: None,
                 refusals: Refusals::default(),
+                recorded: Vec::new(),
+                recorded_stamp: None,
+                marks: Vec::new(),
             });
         };
         let grid = HourGrid::new(audit.timezone);
@@ -166,7 +180,7 @@ impl AuditEngine {
                 s.dirty = true;
             }
         }
-        Ok(AuditEngine {
+        let mut engine = AuditEngine {
             plan: plan.clone(),
             grid,
             agg: Some(agg),
@@ -176,7 +190,90 @@ impl AuditEngine {
             report_file,
             clock: None,
             refusals: Refusals::default(),
-        })
+            recorded: Vec::new(),
+            recorded_stamp: None,
+            marks: Vec::new(),
+        };
+        engine.sync_recorded();
+        Ok(engine)
+    }
+
+    /// Take in the recorded replacements (`data_dir/replacements.jsonl`) when the file changed: one the
+    /// readings have not reached yet goes to its point's tracker (counted exactly when they do); one after
+    /// counted readings corrects the replacement inferred there.
+    fn sync_recorded(&mut self) {
+        let dir = self.plan.gateway.data_dir.clone();
+        let stamp = super::replace::stamp(&dir);
+        if self.recorded_stamp == Some(stamp) {
+            return;
+        }
+        self.recorded_stamp = Some(stamp);
+        let recs = super::replace::load(&dir);
+        let Some(agg) = self.agg.as_ref() else {
+            return;
+        };
+        for rec in &recs {
+            let Some(r) = rec.replacement() else { continue };
+            let Some((m, p)) = rec.point.split_once('.') else {
+                continue;
+            };
+            let Some(&i) = self.meters.get(m).and_then(|x| x.get(p)) else {
+                continue;
+            };
+            let slot = &mut self.slots[i];
+            let id = slot.id;
+            let marked = self
+                .marks
+                .iter()
+                .any(|k| matches!(k, Mark::Applied(x, at) if *x == id && *at == r.at_ms));
+            if marked || agg.is_applied(id, r.at_ms) || slot.tracker.recorded.contains(&r) {
+                continue;
+            }
+            if slot.tracker.last.is_none_or(|l| l.latest_ts() < r.at_ms) {
+                slot.tracker.recorded.push(r);
+                slot.tracker.recorded.sort_by_key(|x| x.at_ms);
+                continue;
+            }
+            let pending_inferred = self.marks.iter().filter_map(|k| match k {
+                Mark::Inferred(x, inf) if *x == id => Some(*inf),
+                _ => None,
+            });
+            let found = agg
+                .inferred(id)
+                .into_iter()
+                .chain(pending_inferred)
+                .find(|x| x.prev_ts < r.at_ms && r.at_ms <= x.ts);
+            match found {
+                Some(x) => {
+                    let correction = x.correction(&r);
+                    add_hour(
+                        &mut self.pending,
+                        id,
+                        self.grid.hour_index(x.ts - 1),
+                        &HourAgg {
+                            sum: correction,
+                            ..HourAgg::default()
+                        },
+                    );
+                    self.marks.push(Mark::Applied(id, r.at_ms));
+                    slot.dirty = true;
+                    tracing::info!(
+                        point = %slot.name,
+                        "audit: recorded replacement of {} at {} corrects the inferred one by {correction}",
+                        slot.name,
+                        rec.at
+                    );
+                }
+                None => tracing::warn!(
+                    point = %slot.name,
+                    "audit: the replacement of {} recorded at {} comes after its readings were counted and no \
+                     replacement was inferred there (a step back?): not applied",
+                    slot.name,
+                    rec.at
+                ),
+            }
+        }
+        self.recorded = recs;
     }
 
     /// Judge timestamps against this clock (the one readings are stamped with: a virtual clock in tests and
@@ -227,6 +324,12 @@ impl AuditEngine {
             let r = slot.tracker.push(msg.ts, value, &self.grid, &mut |h, a| {
                 add_hour(pending, id, h, &a)
             });
+            for at in slot.tracker.applied.drain(..) {
+                self.marks.push(Mark::Applied(id, at));
+            }
+            for inf in slot.tracker.inferred.drain(..) {
+                self.marks.push(Mark::Inferred(id, inf));
+            }
             if slot.tracker.unapportioned > long_gaps {
                 tracing::warn!(
                     point = %slot.name,
@@ -255,13 +358,20 @@ impl AuditEngine {
 
     /// Persist pending aggregates and last readings, atomically (called periodically and at shutdown).
     pub fn flush(&mut self) -> anyhow::Result<()> {
+        self.sync_recorded();
         let Some(agg) = self.agg.as_ref() else {
             return Ok(());
         };
-        if self.pending.is_empty() && !self.slots.iter().any(|s| s.dirty) {
+        if self.pending.is_empty() && self.marks.is_empty() && !self.slots.iter().any(|s| s.dirty) {
             return Ok(());
         }
         let mut batch = sled::Batch::default();
+        for m in &self.marks {
+            match m {
+                Mark::Inferred(id, inf) => Aggregates::put_inferred(&mut batch, *id, inf),
+                Mark::Applied(id, at) => Aggregates::put_applied(&mut batch, *id, *at),
+            }
+        }
         let mut by_point: HashMap<u32, Vec<(i64, &DayBlock)>> = HashMap::new();
         for (&(id, day), block) in &self.pending {
             by_point.entry(id).or_default().push((day, block));
@@ -284,6 +394,7 @@ impl AuditEngine {
         }
         agg.apply(batch)?;
         self.pending.clear();
+        self.marks.clear();
         for s in &mut self.slots {
             s.dirty = false;
         }
@@ -314,7 +425,19 @@ impl AuditEngine {
             now_ms,
             period_override,
         };
-        Ok(compute::compute(&self.plan, &req, &mut src)?)
+        let mut report = compute::compute(&self.plan, &req, &mut src)?;
+        // A replacement is recorded when one was recorded for its point within the day before its hour.
+        for e in &mut report.events.replacements {
+            let Some(hour) = plantmeter_common::model::parse_ts_ms(&e.at) else {
+                continue;
+            };
+            e.recorded = self.recorded.iter().any(|r| {
+                r.point == e.point
+                    && r.replacement()
+                        .is_some_and(|x| x.at_ms > hour - 86_400_000 && x.at_ms <= hour + 3_600_000)
+            });
+        }
+        Ok(report)
     }
 
     /// The same, as the JSON published retained on `P/audit`. Also written to `data_dir/audit-report.json`

@@ -843,11 +843,14 @@ pub fn import(
         prev: Option<Row>,
         first_good: Option<(i64, f64)>,
     }
+    // Replacements recorded with `plantmeter replace` that these readings may cross: counted exactly.
+    let recorded = super::replace::load(&plan.gateway.data_dir);
     let mut pts: Vec<Point> = plan
         .meters()
-        .flat_map(|m| m.points.iter())
+        .flat_map(|m| m.points.iter().map(move |p| (m, p)))
         .zip(checked.points.iter().zip(&states))
-        .map(|(point, (scan, st))| {
+        .zip(&ids)
+        .map(|(((meter, point), (scan, st)), &id)| {
             let mut intervals = scan.intervals.clone();
             let mut tracker = Tracker::new(
                 point.kind,
@@ -857,6 +860,14 @@ pub fn import(
             tracker.last = st
                 .filter(|s| scan.first.is_some_and(|(f, _)| f > s.last.latest_ts()))
                 .map(|s| s.last);
+            let name = format!("{}.{}", meter.name, point.name);
+            tracker.recorded = recorded
+                .iter()
+                .filter(|r| r.point == name)
+                .filter_map(|r| r.replacement())
+                .filter(|r| !agg.is_applied(id, r.at_ms))
+                .collect();
+            tracker.recorded.sort_by_key(|r| r.at_ms);
             Point {
                 tracker,
                 open: Open::default(),
@@ -960,6 +971,12 @@ pub fn import(
         };
         if let Some(s) = new_state {
             Aggregates::put_state(&mut batch, ids[i], &s);
+        }
+        for at in p.tracker.applied.drain(..) {
+            Aggregates::put_applied(&mut batch, ids[i], at);
+        }
+        for inf in p.tracker.inferred.drain(..) {
+            Aggregates::put_inferred(&mut batch, ids[i], &inf);
         }
         p.open.close(&agg, &mut batch, ids[i], None)?;
         summary.hours += p.open.hours;

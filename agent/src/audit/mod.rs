@@ -5,6 +5,7 @@ pub mod engine;
 pub mod import;
 pub mod integrity;
 pub mod render;
+pub mod replace;
 pub mod report;
 pub mod verify;
 

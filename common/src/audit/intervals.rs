@@ -181,6 +181,46 @@ pub enum Pushed {
     Stale,
 }
 
+/// A meter replacement recorded by hand (`plantmeter replace`): exact, unlike an inferred one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RecordedReplacement {
+    /// UTC ms of the replacement.
+    pub at_ms: i64,
+    /// The old meter's final reading and the new meter's start reading.
+    pub old_final: f64,
+    pub new_start: f64,
+}
+
+impl RecordedReplacement {
+    /// The consumption from `prev` (old meter) to `cur` (new meter) across this replacement:
+    /// (final - previous) + (current - start), never negative.
+    pub fn consumption(&self, prev: f64, cur: f64) -> (f64, f64) {
+        (
+            (self.old_final - prev).max(0.0),
+            (cur - self.new_start).max(0.0),
+        )
+    }
+}
+
+/// A replacement inferred from a deep drop: the readings around it, so that a replacement recorded later
+/// can correct what was counted (the new reading itself) to the exact consumption.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct InferredReplacement {
+    pub prev_ts: i64,
+    pub prev: f64,
+    pub ts: i64,
+    pub cur: f64,
+}
+
+impl InferredReplacement {
+    /// What to add to the hour of `r` so that the interval counts exactly: the exact consumption minus what
+    /// the inference counted (the new meter from zero).
+    pub fn correction(&self, r: &RecordedReplacement) -> f64 {
+        let (a, b) = r.consumption(self.prev, self.cur);
+        a + b - self.cur.max(0.0)
+    }
+}
+
 /// Per-point interval state.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tracker {
@@ -193,6 +233,12 @@ pub struct Tracker {
     /// Intervals longer than [`MAX_SPREAD_MS`] recorded whole in their last hour since this tracker was
     /// created (not persisted: for warnings).
     pub unapportioned: u64,
+    /// Replacements recorded by hand not yet reached by the readings, sorted by time.
+    pub recorded: Vec<RecordedReplacement>,
+    /// Recorded replacements the readings crossed (their `at_ms`), for the caller to persist and drain.
+    pub applied: Vec<i64>,
+    /// Replacements inferred from a drop since the caller last drained this.
+    pub inferred: Vec<InferredReplacement>,
 }
 
 /// The gap threshold for a poll interval: more than twice the interval (and at least one second more).
@@ -208,6 +254,9 @@ impl Tracker {
             gap_ms: gap_ms.max(1),
             last: None,
             unapportioned: 0,
+            recorded: Vec::new(),
+            applied: Vec::new(),
+            inferred: Vec::new(),
         }
     }
 
@@ -243,6 +292,46 @@ impl Tracker {
         };
         let gap = last.broken || ts_ms - last.latest_ts() > self.gap_ms;
         let (t0, prev) = (last.ts_ms, last.value);
+        // A recorded replacement between the last counted reading and the next one decides exactly:
+        // (final - previous) before it, (next - start) after it.
+        if self.kind == PointKind::Counter {
+            let (next_ts, next_v, next_gap) = match last.held {
+                Some(h) => (h.ts_ms, h.value, gap || h.gap),
+                None => (ts_ms, v, gap),
+            };
+            if let Some(i) = self
+                .recorded
+                .iter()
+                .position(|r| r.at_ms > t0 && r.at_ms <= next_ts)
+            {
+                let r = self.recorded.remove(i);
+                let (before, after) = r.consumption(prev, next_v);
+                let mut long = spread(grid, t0, r.at_ms.max(t0 + 1), before, next_gap, out);
+                if next_ts > r.at_ms {
+                    long |= spread(grid, r.at_ms, next_ts, after, next_gap, out);
+                } else {
+                    out(grid.hour_index(next_ts - 1), piece(after, 0, next_gap));
+                }
+                self.unapportioned += u64::from(long);
+                out(
+                    grid.hour_index(r.at_ms - 1),
+                    HourAgg {
+                        replacements: 1,
+                        ..HourAgg::default()
+                    },
+                );
+                self.applied.push(r.at_ms);
+                let held = last.held.is_some();
+                *last = LastReading::new(next_ts, next_v);
+                if held {
+                    return self.push(ts_ms, Some(v), grid, out);
+                }
+                return Pushed::Interval {
+                    gap,
+                    event: CounterEvent::Replacement,
+                };
+            }
+        }
         match self.kind {
             PointKind::Counter => match last.held {
                 None => {
@@ -319,6 +408,14 @@ impl Tracker {
         let h = last.held?;
         let (delta, ev) = counter_delta(last.value, h.value, self.modulus);
         self.unapportioned += u64::from(spread(grid, last.ts_ms, h.ts_ms, delta, h.gap, out));
+        if ev == CounterEvent::Replacement {
+            self.inferred.push(InferredReplacement {
+                prev_ts: last.ts_ms,
+                prev: last.value,
+                ts: h.ts_ms,
+                cur: h.value,
+            });
+        }
         let mut e = HourAgg::default();
         match ev {
             CounterEvent::Rollover => e.rollovers = 1,
@@ -609,6 +706,39 @@ mod tests {
         );
         assert!((total(&m) - 280.0).abs() < 1e-9, "{}", total(&m));
         assert_eq!(m.values().map(|a| a.replacements).sum::<u16>(), 1);
+    }
+
+    /// DOMAIN.md example 10 with a recorded replacement: 150 + (9 990 - 9 950) + (40 - 0) + 90 = 320; the same
+    /// readings counted first with an inferred replacement (280) are corrected to it.
+    #[test]
+    fn domain_example_10_recorded_replacement() {
+        let total = |m: &BTreeMap<i64, HourAgg>| m.values().map(|a| a.sum).sum::<f64>();
+        let ts = |i: i64| i * 600_000;
+        let readings = [
+            (ts(0), Some(9800.0)),
+            (ts(1), Some(9950.0)),
+            (ts(2), Some(40.0)),
+            (ts(3), Some(130.0)),
+        ];
+        let r = RecordedReplacement {
+            at_ms: ts(1) + 300_000,
+            old_final: 9990.0,
+            new_start: 0.0,
+        };
+        let mut t = Tracker::new(PointKind::Counter, None, 3_600_000);
+        t.recorded.push(r);
+        let m = run(&mut t, &readings);
+        assert!((total(&m) - 320.0).abs() < 1e-9, "{}", total(&m));
+        assert_eq!(m.values().map(|a| a.replacements).sum::<u16>(), 1);
+        assert_eq!(t.applied, [r.at_ms]);
+        assert!(t.inferred.is_empty());
+        // Recorded after the fact: the inferred replacement's correction makes up the difference.
+        let mut t = Tracker::new(PointKind::Counter, None, 3_600_000);
+        let m = run(&mut t, &readings);
+        assert!((total(&m) - 280.0).abs() < 1e-9);
+        let inferred = t.inferred[0];
+        assert_eq!((inferred.prev, inferred.cur), (9950.0, 40.0));
+        assert!((total(&m) + inferred.correction(&r) - 320.0).abs() < 1e-9);
     }
 
     #[test]

@@ -1,0 +1,161 @@
+//! `plantmeter replace --config F --point METER.POINT --at RFC3339 --old-final X --new-start Y`: record a meter
+//! replacement. Records go to `data_dir/replacements.jsonl` (one JSON object per line, appended and synced),
+//! beside the store, so that they can be written while the agent holds the store; the audit engine reads the
+//! file when it opens and when it changes. A replacement the readings have not reached yet is counted exactly
+//! when they do; one recorded after its readings were counted corrects the replacement inferred there.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use plantmeter_common::audit::intervals::{admit_ts, RecordedReplacement};
+use plantmeter_common::model::{format_ts_ms, parse_ts_ms};
+use plantmeter_common::types::PointKind;
+use serde::{Deserialize, Serialize};
+
+use super::import::load_plan;
+use crate::exit::BadInput;
+
+/// The file of recorded replacements, in `data_dir`.
+pub const FILE: &str = "replacements.jsonl";
+
+#[derive(clap::Args)]
+pub struct ReplaceArgs {
+    #[arg(long)]
+    pub config: PathBuf,
+    /// The counter, `meter.point`.
+    #[arg(long)]
+    pub point: String,
+    /// When the meter was replaced (RFC 3339).
+    #[arg(long)]
+    pub at: String,
+    /// The old meter's final reading.
+    #[arg(long)]
+    pub old_final: f64,
+    /// The new meter's start reading.
+    #[arg(long)]
+    pub new_start: f64,
+}
+
+/// One line of the file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub point: String,
+    pub at: String,
+    pub old_final: f64,
+    pub new_start: f64,
+}
+
+impl Record {
+    pub fn replacement(&self) -> Option<RecordedReplacement> {
+        Some(RecordedReplacement {
+            at_ms: parse_ts_ms(&self.at)?,
+            old_final: self.old_final,
+            new_start: self.new_start,
+        })
+    }
+}
+
+/// The recorded replacements of a store folder; unreadable lines are logged and skipped.
+pub fn load(dir: &Path) -> Vec<Record> {
+    let path = dir.join(FILE);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Record>(line) {
+            Ok(r) if r.replacement().is_some() => out.push(r),
+            _ => {
+                tracing::warn!(file = %path.display(), line = i + 1, "not a recorded replacement; skipped")
+            }
+        }
+    }
+    out
+}
+
+/// The file's modification time, to notice new records.
+pub fn stamp(dir: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(dir.join(FILE))
+        .and_then(|m| m.modified())
+        .ok()
+}
+
+fn bad(msg: String) -> anyhow::Error {
+    anyhow::Error::new(BadInput(msg))
+}
+
+pub fn main(a: ReplaceArgs) -> anyhow::Result<()> {
+    let plan = load_plan(&a.config)?;
+    let Some((meter, point)) = a.point.split_once('.') else {
+        return Err(bad(format!("--point {}: write it meter.point", a.point)));
+    };
+    let p = plan
+        .meters()
+        .find(|m| m.name == meter)
+        .and_then(|m| m.points.iter().find(|p| p.name == point))
+        .ok_or_else(|| {
+            bad(format!(
+                "--point {}: no such point in {}",
+                a.point,
+                a.config.display()
+            ))
+        })?;
+    if p.kind != PointKind::Counter {
+        return Err(bad(format!(
+            "--point {}: a replacement is for a counter (a totalizer); this point is a gauge",
+            a.point
+        )));
+    }
+    let at = parse_ts_ms(&a.at)
+        .ok_or_else(|| bad(format!("--at {}: not an RFC 3339 timestamp", a.at)))?;
+    admit_ts(at, plantmeter_common::Clock::wall().now_ms())
+        .map_err(|why| bad(format!("--at {}: {why}", a.at)))?;
+    for (flag, v) in [("--old-final", a.old_final), ("--new-start", a.new_start)] {
+        if !(0.0..=plantmeter_common::audit::intervals::MAX_ABS_VALUE).contains(&v) {
+            return Err(bad(format!("{flag} {v}: a meter reading (finite, >= 0)")));
+        }
+    }
+    let dir = &plan.gateway.data_dir;
+    let rec = Record {
+        point: a.point.clone(),
+        at: format_ts_ms(at),
+        old_final: a.old_final,
+        new_start: a.new_start,
+    };
+    if load(dir)
+        .iter()
+        .any(|r| r.point == rec.point && r.at == rec.at)
+    {
+        return Err(bad(format!(
+            "a replacement of {} at {} is already recorded in {}",
+            rec.point,
+            rec.at,
+            dir.join(FILE).display()
+        )));
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join(FILE);
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    let mut line = serde_json::to_vec(&rec).context("serializing the record")?;
+    line.push(b'\n');
+    f.write_all(&line)
+        .and_then(|()| f.sync_data())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    println!(
+        "recorded: {} replaced at {} (old meter's final reading {}, new meter's start reading {}) in {}",
+        rec.point,
+        rec.at,
+        rec.old_final,
+        rec.new_start,
+        path.display()
+    );
+    Ok(())
+}
