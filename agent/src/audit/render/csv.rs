@@ -333,7 +333,7 @@ mod tests {
         assert_eq!(rows[0][18], "清洁生产等级");
         assert_eq!(rows[1][0], "综合能耗");
         assert_eq!(rows[1][11], "回归模型");
-        assert_eq!(rows[1][18], "二级");
+        assert_eq!(rows[1][18], "Ⅱ级");
         let blank = rows.iter().position(|r| r == &[""]).unwrap();
         assert_eq!(rows[blank + 1][0], "日期");
         assert_eq!(rows[blank + 1][2], "产量 (t)");

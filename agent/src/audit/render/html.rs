@@ -983,7 +983,7 @@ mod tests {
         assert!(h.contains("Overall grade: <b>"), "grade line");
         assert!(h.contains("Y<sub>II</sub> 100"), "scores");
         let z = html(&fixture::report(), Lang::Zh);
-        assert!(z.contains("综合评价等级: <b>二级</b>"), "{}", &z[..200]);
+        assert!(z.contains("综合评价等级: <b>Ⅱ级</b>"), "{}", &z[..200]);
     }
 
     #[test]
@@ -1053,14 +1053,14 @@ mod tests {
         let h = html(&fixture::report(), Lang::Zh);
         assert!(h.contains(r#"<html lang="zh-CN">"#));
         for term in [
-            "清洁生产审核报告",
+            "清洁生产审核数据附件（基础数据与绩效核算）",
             "单位产品综合能耗",
             "单位产品取水量",
             "节能量",
             "节能率",
             "清洁生产等级",
-            "二级",
-            "一级",
+            "Ⅱ级",
+            "Ⅰ级",
             "基准期",
             "报告期",
             "产量",

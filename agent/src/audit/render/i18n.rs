@@ -254,7 +254,7 @@ const EN: Labels = Labels {
 };
 
 const ZH: Labels = Labels {
-    title: "清洁生产审核报告",
+    title: "清洁生产审核数据附件（基础数据与绩效核算）",
     gateway: "网关",
     site: "厂区",
     generated_at: "生成时间",
@@ -357,7 +357,7 @@ const ZH: Labels = Labels {
     method_intro: "综合能耗按 GB/T 2589-2020 折算为千克标准煤 (kgce)。\
         基准模型：能耗对产量的最小二乘回归模型 (ISO 50006 / IPMVP)，数据不足以建立模型时采用比值法。\
         节能量 = 预期值 − 实际值。有效小时须有不少于 45 分钟的数据。",
-    level_below_iii: "未达三级",
+    level_below_iii: "未达Ⅲ级",
 };
 
 /// The label of an indicator key (`energy`, `electricity`, `COD`, ...); unknown keys are shown as they are.
@@ -440,13 +440,13 @@ pub fn carrier_label(lang: Lang, carrier: &str) -> String {
     }
 }
 
-/// A grade of the cleaner-production indicator system: `I` -> 一级 / `Level I`; `below III` -> 未达三级.
+/// A grade of the cleaner-production indicator system: `I` -> Ⅰ级 / `Level I`; `below III` -> 未达Ⅲ级.
 pub fn level_label(lang: Lang, level: &str) -> String {
     match (lang, level) {
         (Lang::En, "I" | "II" | "III") => format!("Level {level}"),
-        (Lang::Zh, "I") => "一级".to_string(),
-        (Lang::Zh, "II") => "二级".to_string(),
-        (Lang::Zh, "III") => "三级".to_string(),
+        (Lang::Zh, "I") => "Ⅰ级".to_string(),
+        (Lang::Zh, "II") => "Ⅱ级".to_string(),
+        (Lang::Zh, "III") => "Ⅲ级".to_string(),
         (_, "below III") => lang.labels().level_below_iii.to_string(),
         (_, other) => other.to_string(),
     }
@@ -542,10 +542,10 @@ mod tests {
         assert_eq!(indicator_label(z, "NH3-N"), "氨氮 NH3-N");
         assert_eq!(indicator_label(z, "dust"), "烟(粉)尘");
         assert_eq!(indicator_label(z, "VOCs"), "挥发性有机物");
-        assert_eq!(level_label(z, "I"), "一级");
-        assert_eq!(level_label(z, "II"), "二级");
-        assert_eq!(level_label(z, "III"), "三级");
-        assert_eq!(level_label(z, "below III"), "未达三级");
+        assert_eq!(level_label(z, "I"), "Ⅰ级");
+        assert_eq!(level_label(z, "II"), "Ⅱ级");
+        assert_eq!(level_label(z, "III"), "Ⅲ级");
+        assert_eq!(level_label(z, "below III"), "未达Ⅲ级");
         assert_eq!(method_label(z, "ratio"), "比值法");
         assert_eq!(method_label(z, "regression"), "回归模型");
         assert_eq!(carrier_label(z, "natural_gas"), "天然气");
