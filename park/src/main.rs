@@ -13,6 +13,7 @@ mod config;
 mod db;
 mod ingest;
 mod instance;
+mod park_table;
 mod topic;
 mod web;
 
@@ -240,17 +241,6 @@ fn report(
     out: Option<PathBuf>,
     lang: &str,
 ) -> Result<(), Failure> {
-    // The park report (no --plant) has no CSV or HTML layout yet; a plant's report has the agent's.
-    if plant.is_none() && format != "json" {
-        return Err(Failure::Bad(format!(
-            "--format {format}: the park report is json only so far (a plant's report, --plant NAME, has csv and html)"
-        )));
-    }
-    if format == "xlsx" {
-        return Err(Failure::Bad(
-            "--format xlsx: not available yet (json, csv, html)".into(),
-        ));
-    }
     let lang = audit::render::Lang::parse(lang)
         .ok_or_else(|| Failure::Bad(format!("--lang {lang}: en or zh")))?;
     let period = match (from, to) {
@@ -299,14 +289,22 @@ fn report(
                 match format {
                     "csv" => Ok(audit::render::csv(&r, lang)),
                     "html" => Ok(audit::render::html(&r, lang).into_bytes()),
+                    "xlsx" => audit::render::xlsx(&r, lang)
+                        .map_err(|e| Failure::Other(anyhow::anyhow!("writing the workbook: {e}"))),
                     _ => json(&serde_json::to_value(&r).map_err(|e| Failure::Other(e.into()))?),
                 }
             }
-            None => json(
-                &audit::park_report(&client, &cfg, period)
+            None => {
+                let v = audit::park_report(&client, &cfg, period)
                     .await
-                    .map_err(bad)?,
-            ),
+                    .map_err(bad)?;
+                match format {
+                    "json" => json(&v),
+                    other => park_table::render(&v, other).map_err(|e| {
+                        Failure::Other(anyhow::anyhow!("writing the park report: {e}"))
+                    }),
+                }
+            }
         }
     })?;
     match out {

@@ -224,12 +224,37 @@ async fn plant_reports_equal_the_agents_reports_and_the_park_sums_them() {
             "{format}"
         );
     }
+    // The park report as one tidy table: a row per plant and indicator, then the park's totals.
     let out = Command::new(PARK)
         .args(["report", "--format", "csv", "--config"])
         .arg(&park_cfg)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2), "the park report is json only");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let csv = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        csv.contains("plant,enterprise,indicator,baseline_total,reporting_total"),
+        "{csv}"
+    );
+    assert!(csv.contains("(park total)"), "{csv}");
+    // A plant's report as the agent's workbook.
+    let out = Command::new(PARK)
+        .args([
+            "report", "--format", "xlsx", "--plant", "sunrise", "--config",
+        ])
+        .arg(&park_cfg)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout.starts_with(b"PK"), "an xlsx (zip) container");
     let out = Command::new(PARK)
         .args(["report", "--format", "json", "--config"])
         .arg(&park_cfg)
