@@ -8,6 +8,9 @@
 //!   days x 24 hours, about 3.6 kB (few values to read for a report, and small enough for sled to keep inline)
 //! - `R` + id (u32 BE) -> `ImportRecord`: span and digest of the rows an import gave the point, so the
 //!   same file imported again changes nothing
+//! - `N` + id + ts (i64, sign flipped) -> a replacement inferred from a drop (readings around it), so that one
+//!   recorded later with `plantmeter replace` can correct it
+//! - `A` + id + at (i64, sign flipped) -> empty: the recorded replacement at `at` is counted
 //! - `Mtz` -> the timezone offset (seconds, i32 LE) the hour grid was built for
 //! - `Mfmt` -> the chunk format (u8, 3); older stores are converted on open, newer ones refused
 
@@ -339,7 +342,7 @@ impl Aggregates {
 
     fn applied_key(id: u32, at_ms: i64) -> [u8; 13] {
         let mut k = [0u8; 13];
-        k[0] = b'R';
+        k[0] = b'A';
         k[1..5].copy_from_slice(&id.to_be_bytes());
         k[5..13].copy_from_slice(&((at_ms as u64) ^ (1 << 63)).to_be_bytes());
         k
