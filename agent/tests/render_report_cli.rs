@@ -295,6 +295,11 @@ fn signed_reports_verify_and_tampering_is_named() {
     );
     let json = report(cfg_s, "json", "en");
     let r: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    // Imported history says so.
+    assert_eq!(
+        r["indicators"]["electricity"]["baseline"]["provenance"]["imported"],
+        1.0
+    );
     let sha = r["integrity"]["sha256"].as_str().unwrap();
     assert_eq!(sha.len(), 64);
     assert_eq!(r["integrity"]["signature"].as_str().unwrap().len(), 128);

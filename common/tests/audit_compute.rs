@@ -960,3 +960,26 @@ fn measures_savings_money_and_payback() {
         "no price"
     );
 }
+
+/// Every figure says where its data came from: an outage's apportioned hours are their share of the total.
+#[test]
+fn provenance_shares_add_up_and_show_the_apportioned_part() {
+    let (mut src, _) = feed(8..14);
+    let req = ReportRequest {
+        now_ms: now(),
+        period_override: None,
+    };
+    let r = compute(&plan(Granularity::Day), &req, &mut src).unwrap();
+    let el = &r
+        .indicators
+        .iter()
+        .find(|(k, _)| k == "electricity")
+        .unwrap()
+        .1;
+    let p = el.baseline.provenance.as_ref().unwrap();
+    assert!(p.apportioned > 0.0 && p.apportioned < 0.01, "{p:?}");
+    assert!((p.polled + p.apportioned - 1.0).abs() < 1e-12, "{p:?}");
+    assert_eq!((p.imported, p.manual), (0.0, 0.0));
+    let rp = el.reporting.as_ref().unwrap().provenance.as_ref().unwrap();
+    assert_eq!(rp.polled, 1.0, "no outage in the reporting period");
+}

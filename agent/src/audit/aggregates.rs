@@ -216,6 +216,15 @@ impl Aggregates {
         batch.insert(&state_key(id), &s.encode()[..]);
     }
 
+    /// The span (UTC ms) of the rows the last import gave the point named `name`.
+    pub fn import_span(&self, name: &str) -> Option<(i64, i64)> {
+        let id = *self.ids.get(name)?;
+        self.import_record(id)
+            .ok()
+            .flatten()
+            .map(|r| (r.first_ts, r.last_ts))
+    }
+
     /// What the last import gave a point (None when never imported, or unreadable: then the rows are
     /// judged against the stored readings as new ones).
     pub fn import_record(&self, id: u32) -> anyhow::Result<Option<ImportRecord>> {

@@ -485,6 +485,10 @@ impl HourlySource for Source<'_> {
             .hours(&p.qualified(), first_hour, out)
             .map_err(|e| format!("{e:#}"))
     }
+
+    fn imported(&mut self, p: &PointRef) -> Vec<(i64, i64)> {
+        self.0.import_span(&p.qualified()).into_iter().collect()
+    }
 }
 
 fn wall_ms() -> i64 {

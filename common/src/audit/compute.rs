@@ -27,7 +27,19 @@ pub trait HourlySource {
         first_hour: i64,
         out: &mut [HourAgg],
     ) -> Result<(), String>;
+
+    /// Spans (UTC ms, inclusive) of `point`'s readings that came from `import` rather than polling.
+    fn imported(&mut self, _point: &PointRef) -> Vec<(i64, i64)> {
+        Vec::new()
+    }
 }
+
+/// Where an hour of a point's data came from, in order of precedence (a manual meter's hour is manual even
+/// when apportioned).
+const POLLED: u8 = 0;
+const IMPORTED: u8 = 1;
+const APPORTIONED: u8 = 2;
+const MANUAL: u8 = 3;
 
 /// What a report is asked for.
 #[derive(Debug, Clone, Copy)]
@@ -68,6 +80,8 @@ struct Series1 {
     valid: Vec<bool>,
     /// Whether anything was recorded in the hour (a sample, covered time, apportioned consumption).
     data: Vec<bool>,
+    /// Where each hour's data came from (POLLED, IMPORTED, APPORTIONED, MANUAL).
+    class: Vec<u8>,
 }
 
 struct IndicatorDef {
@@ -78,6 +92,8 @@ struct IndicatorDef {
     hourly: Vec<f64>,
     /// Per source of a pollutant with several sources: its name and hourly load.
     sources: Vec<(String, Vec<f64>)>,
+    /// `hourly` split by where the data came from (POLLED, IMPORTED, APPORTIONED, MANUAL).
+    by_class: [Vec<f64>; 4],
 }
 
 struct BucketDef {
@@ -193,6 +209,9 @@ pub fn compute(
         let mut amount = vec![0.0; n];
         let mut valid = vec![false; n];
         let mut data = vec![false; n];
+        let manual = plan.meters().any(|m| m.manual && m.name == r.meter);
+        let imported = src.imported(r);
+        let mut class = vec![if manual { MANUAL } else { POLLED }; n];
         let (mut rollovers, mut replacements, mut apportioned, mut glitches) =
             (0u64, 0u64, 0u64, 0u64);
         for (i, a) in aggs.iter().enumerate().take(n) {
@@ -203,6 +222,14 @@ pub fn compute(
             };
             valid[i] = a.is_valid();
             data[i] = !a.is_empty();
+            if !manual {
+                let t = grid.hour_start(h_start + i as i64);
+                if a.apportioned_ms > 0 {
+                    class[i] = APPORTIONED;
+                } else if imported.iter().any(|&(f, l)| t + 3_600_000 > f && t <= l) {
+                    class[i] = IMPORTED;
+                }
+            }
             let in_periods = in_range(i, base_range) || rep_range.is_some_and(|rr| in_range(i, rr));
             if in_periods {
                 rollovers += u64::from(a.rollovers);
@@ -220,6 +247,11 @@ pub fn compute(
         }
         if point.kind == PointKind::Gauge {
             let substituted = substitute_gaps(&mut amount);
+            if !manual {
+                for &i in &substituted {
+                    class[i] = APPORTIONED;
+                }
+            }
             let k = substituted
                 .iter()
                 .filter(|&&i| {
@@ -258,6 +290,7 @@ pub fn compute(
             amount,
             valid,
             data,
+            class,
         });
     }
 
@@ -313,14 +346,19 @@ pub fn compute(
         if has_co2 {
             co2.points.push(pi);
         }
+        let class = &series[pi].class;
         for (h, &a) in amount.iter().enumerate() {
             let q = a * conv;
+            let c = usize::from(class[h]);
             car.hourly[h] += q;
+            car.by_class[c][h] += q;
             if is_energy {
                 energy.hourly[h] += q * inp.kgce_per_unit;
+                energy.by_class[c][h] += q * inp.kgce_per_unit;
             }
             if has_co2 {
                 co2.hourly[h] += q * inp.co2_kg_per_unit;
+                co2.by_class[c][h] += q * inp.co2_kg_per_unit;
             }
         }
         factors.push(Factor {
@@ -361,8 +399,10 @@ pub fn compute(
         };
         let d = &mut defs[at];
         d.points.extend([ci, fi]);
-        for (acc, l) in d.hourly.iter_mut().zip(&load) {
+        for (h, (acc, l)) in d.hourly.iter_mut().zip(&load).enumerate() {
             *acc += l;
+            let c = series[ci].class[h].max(series[fi].class[h]);
+            d.by_class[usize::from(c)][h] += l;
         }
         if let Some(source) = &p.source {
             d.sources.push((source.clone(), load));
@@ -549,6 +589,7 @@ pub fn compute(
                     completeness,
                     savings_reason,
                     savings_yuan: None,
+                    provenance: total.and_then(|_| provenance(d, rr)),
                 },
                 s.cusum,
             )
@@ -588,6 +629,7 @@ pub fn compute(
             total: b_total,
             per_unit: b_total.and_then(|t| per_unit(t, b_prod)),
             completeness: fraction_valid(&valid, base_range),
+            provenance: b_total.and_then(|_| provenance(d, base_range)),
         };
         let figure = match &rep {
             Some((r, _)) => r.per_unit,
@@ -981,6 +1023,7 @@ impl IndicatorDef {
             total_unit: unit.to_string(),
             points: prod_is.to_vec(),
             sources: Vec::new(),
+            by_class: std::array::from_fn(|_| vec![0.0; n]),
             hourly: vec![0.0; n],
         }
     }
@@ -1050,6 +1093,18 @@ fn model_json(m: &Baseline, g: Granularity) -> Model {
             })
             .collect(),
     }
+}
+
+/// Shares of an indicator's total over `r` by where its data came from; None when the total is zero.
+fn provenance(d: &IndicatorDef, r: (usize, usize)) -> Option<Provenance> {
+    let parts: Vec<f64> = d.by_class.iter().map(|c| sum(c, r).abs()).collect();
+    let total: f64 = parts.iter().sum();
+    (total > 0.0).then(|| Provenance {
+        polled: parts[usize::from(POLLED)] / total,
+        imported: parts[usize::from(IMPORTED)] / total,
+        apportioned: parts[usize::from(APPORTIONED)] / total,
+        manual: parts[usize::from(MANUAL)] / total,
+    })
 }
 
 /// The converted concentration (折算浓度) at a reference O2: C x (21 - O2_ref) / (21 - O2).

@@ -175,6 +175,19 @@ pub struct BaselineValues {
     /// from (production included).
     #[serde(default)]
     pub completeness: f64,
+    /// Where the total came from; null without a total.
+    #[serde(default)]
+    pub provenance: Option<Provenance>,
+}
+
+/// Shares (0..=1, summing to 1) of a total by where its data came from: polled, imported from a file,
+/// manual meters, apportioned over polling gaps (or substituted gauge hours).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Provenance {
+    pub polled: f64,
+    pub imported: f64,
+    pub manual: f64,
+    pub apportioned: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -195,6 +208,9 @@ pub struct ReportingValues {
     /// As for the baseline.
     #[serde(default)]
     pub completeness: f64,
+    /// Where the total came from; null without a total.
+    #[serde(default)]
+    pub provenance: Option<Provenance>,
     /// savings x the carrier's price (`[audit.prices]`), yuan; null without a price or savings.
     #[serde(default)]
     pub savings_yuan: Option<f64>,

@@ -140,6 +140,7 @@ pub fn report() -> Report {
                     total: Some(btotal),
                     per_unit: Some(btotal / p_base),
                     completeness: 0.998,
+                    provenance: None,
                 },
                 reporting: Some(ReportingValues {
                     total: Some(total),
@@ -151,6 +152,7 @@ pub fn report() -> Report {
                     completeness: 1.0,
                     savings_reason: None,
                     savings_yuan: None,
+                    provenance: None,
                 }),
                 model: Model {
                     granularity: "day".to_string(),
@@ -386,6 +388,7 @@ pub fn empty() -> Report {
             total: None,
             per_unit: None,
             completeness: 0.0,
+            provenance: None,
         };
         ind.model.n = 0;
         ind.model.r2 = None;
