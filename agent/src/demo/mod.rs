@@ -653,7 +653,10 @@ async fn run(args: DemoArgs, lang: Lang) -> anyhow::Result<()> {
     let report = {
         let db = crate::store::open_db(&data_dir)?;
         let mut engine = AuditEngine::open(&db, &plan)?;
-        engine.report(sim.now_ms())?
+        let mut r = engine.report(sim.now_ms())?;
+        // Sealed like every report, so that `plantmeter verify` can check it against the store.
+        crate::audit::integrity::seal(&mut r, None)?;
+        r
     };
     let json = serde_json::to_vec_pretty(&report).context("serializing the report")?;
     let files = [
