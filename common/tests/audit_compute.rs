@@ -703,6 +703,20 @@ fn example_9_through_the_report_two_products_and_a_degree_day_driver() {
     );
     let fsu = rv.savings_uncertainty_pct.unwrap();
     assert!((fsu - 20.02).abs() < 0.005, "FSU {fsu}");
+    // CUSUM per indicator: electricity's ends at its savings (DOMAIN example 9: 13 979.814).
+    let cusum = &r
+        .series
+        .cusum
+        .iter()
+        .find(|(k, _)| k == "electricity")
+        .unwrap()
+        .1;
+    assert_eq!(cusum.len(), 6);
+    assert!(
+        close(cusum[5].cusum, 13_979.814, 1e-7),
+        "{}",
+        cusum[5].cusum
+    );
 }
 
 /// DOMAIN.md "Honest figures": a point never measured has no total (null, not 0.00); a reporting period

@@ -484,6 +484,7 @@ pub fn compute(
         .map(|h| driver_is.iter().all(|&p| series[p].valid[h]))
         .collect();
     let mut indicators = Vec::with_capacity(defs.len());
+    let mut cusum_all: Vec<(String, Vec<CusumPoint>)> = Vec::new();
     // Graded indicators with the figure they are graded on (reporting period, else baseline).
     let mut graded_figures: Vec<(&crate::plan::AuditLevel, Option<f64>)> = Vec::new();
     let mut energy_series: Option<(Vec<Bucket>, Vec<CusumPoint>)> = None;
@@ -646,7 +647,20 @@ pub fn compute(
                 total_unit: d.total_unit.clone(),
                 per_unit_unit: format!("{}/{}", d.total_unit, audit.production_unit),
                 baseline: base_vals,
-                reporting: rep.map(|(r, _)| r),
+                reporting: rep.map(|(r, c)| {
+                    cusum_all.push((
+                        d.key.clone(),
+                        rep_buckets
+                            .iter()
+                            .zip(&c)
+                            .map(|(b, &v)| CusumPoint {
+                                label: b.label.clone(),
+                                cusum: v,
+                            })
+                            .collect(),
+                    ));
+                    r
+                }),
                 model: model_json(&model, g),
                 level,
                 sources: (!d.sources.is_empty()).then(|| {
@@ -999,6 +1013,7 @@ pub fn compute(
             monthly_per_unit,
             energy_buckets,
             energy_cusum,
+            cusum: cusum_all,
         },
     })
 }

@@ -371,6 +371,9 @@ pub struct Series {
     pub energy_buckets: Vec<Bucket>,
     /// CUSUM of expected - actual of `energy` over the reporting period, per model bucket.
     pub energy_cusum: Vec<CusumPoint>,
+    /// CUSUM of expected - actual of every indicator over the reporting period, per model bucket.
+    #[serde(default, with = "ordered_map")]
+    pub cusum: Vec<(String, Vec<CusumPoint>)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -232,7 +232,7 @@ pub fn report() -> Report {
         })
         .collect();
     let mut s = 0.0;
-    let energy_cusum = energy_buckets
+    let energy_cusum: Vec<CusumPoint> = energy_buckets
         .iter()
         .filter(|b| b.period == "reporting")
         .map(|b| {
@@ -310,6 +310,7 @@ pub fn report() -> Report {
             daily,
             monthly_per_unit: monthly,
             energy_buckets,
+            cusum: vec![("energy".to_string(), energy_cusum.clone())],
             energy_cusum,
         },
     }
