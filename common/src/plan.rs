@@ -307,6 +307,8 @@ pub enum ElectricityMethod {
 pub struct AuditInput {
     pub point: PointRef,
     pub carrier: Carrier,
+    /// Carrier `material`: the material's name, which is its indicator's key (inputs of one material add up).
+    pub material: Option<String>,
     /// Effective coefficient (override, or the default of the carrier and method).
     pub kgce_per_unit: f64,
     /// Effective CO2 factor in kg per unit (electricity from `grid_co2_t_per_mwh`).

@@ -125,12 +125,14 @@ fn plan(granularity: Granularity) -> Plan {
             production_unit: "t".into(),
             inputs: vec![
                 AuditInput {
+                    material: None,
                     point: pref("power.energy"),
                     carrier: Carrier::Electricity,
                     kgce_per_unit: 0.1229,
                     co2_kg_per_unit: 0.5703,
                 },
                 AuditInput {
+                    material: None,
                     point: pref("gas.volume"),
                     carrier: Carrier::NaturalGas,
                     kgce_per_unit: 1.2143,
@@ -996,4 +998,34 @@ fn provenance_shares_add_up_and_show_the_apportioned_part() {
     assert_eq!((p.imported, p.manual), (0.0, 0.0));
     let rp = el.reporting.as_ref().unwrap().provenance.as_ref().unwrap();
     assert_eq!(rp.polled, 1.0, "no outage in the reporting period");
+}
+
+/// Carrier "material" inputs are indicators by their material's name (物耗), never part of energy or CO2.
+#[test]
+fn material_inputs_are_indicators_by_name() {
+    let mut plan = plan(Granularity::Day);
+    {
+        let a = plan.audit.as_mut().unwrap();
+        a.inputs[1] = AuditInput {
+            material: Some("dyes".into()),
+            point: pref("gas.volume"),
+            carrier: Carrier::Material,
+            kgce_per_unit: 0.0,
+            co2_kg_per_unit: 0.0,
+        };
+    }
+    let (mut src, _) = feed(0..0);
+    let req = ReportRequest {
+        now_ms: now(),
+        period_override: None,
+    };
+    let r = compute(&plan, &req, &mut src).unwrap();
+    let keys: Vec<&str> = r.indicators.iter().map(|(k, _)| k.as_str()).collect();
+    assert!(
+        keys.contains(&"dyes") && !keys.contains(&"material"),
+        "{keys:?}"
+    );
+    let dyes = &r.indicators.iter().find(|(k, _)| k == "dyes").unwrap().1;
+    assert!(close(dyes.baseline.total.unwrap(), 59.0 * GAS, 1e-9));
+    assert_eq!(dyes.total_unit, "t");
 }

@@ -920,3 +920,24 @@ fn measures_and_prices_parse() {
         "{e}"
     );
 }
+
+#[test]
+fn material_inputs_need_a_material_name() {
+    let with = |extra: &str| {
+        audit(&format!(
+            "{GOOD_AUDIT}[[audit.input]]\npoint = \"packer.output\"\ncarrier = \"material\"\n{extra}"
+        ))
+    };
+    let e = errors(&with(""));
+    assert!(
+        e.contains("carrier \"material\" needs material = \"name\""),
+        "{e}"
+    );
+    let e = errors(&with("material = \"water\"\n"));
+    assert!(e.contains("not an indicator's key"), "{e}");
+    let a = config::parse(&with("material = \"dyes\"\n"), Path::new("ok.toml"))
+        .unwrap()
+        .audit
+        .unwrap();
+    assert_eq!(a.inputs[0].material.as_deref(), Some("dyes"));
+}

@@ -325,12 +325,20 @@ pub fn compute(
                 1.0
             }
         };
-        let c = match carriers.iter_mut().position(|(c, _)| *c == inp.carrier) {
+        // One indicator per carrier, and per material for carrier "material" (keyed by its name).
+        let key = inp
+            .material
+            .clone()
+            .unwrap_or_else(|| inp.carrier.as_str().to_string());
+        let c = match carriers
+            .iter_mut()
+            .position(|(c, d)| *c == inp.carrier && d.key == key)
+        {
             Some(k) => k,
             None => {
                 carriers.push((
                     inp.carrier,
-                    IndicatorDef::new(inp.carrier.as_str(), inp.carrier.unit(), n, &prod_is),
+                    IndicatorDef::new(&key, inp.carrier.unit(), n, &prod_is),
                 ));
                 carriers.len() - 1
             }
@@ -370,7 +378,7 @@ pub fn compute(
             source: factor_source(inp.carrier, inp.kgce_per_unit, audit.electricity_method),
         });
     }
-    carriers.sort_by_key(|(c, _)| *c);
+    carriers.sort_by(|(a, x), (b, y)| a.cmp(b).then_with(|| x.key.cmp(&y.key)));
     let mut defs: Vec<IndicatorDef> = Vec::new();
     // With at least one input besides the product counters.
     if energy.points.len() > prod_is.len() {

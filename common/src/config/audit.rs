@@ -506,10 +506,22 @@ pub(crate) fn parse(
 
     // [[audit.input]]
     let mut inputs = Vec::new();
+    // The material of each input of carrier "material" (its indicator's key), in the order of `inputs`.
+    let mut input_materials: Vec<Option<String>> = Vec::new();
     let mut input_lines: HashMap<PointRef, usize> = HashMap::new();
     let mut electricity_inputs = Vec::new();
     for it in t.tables(d, "input", "[[audit.input]]") {
-        it.check_keys(d, &["point", "carrier", "kgce_per_unit", "co2_kg_per_unit"]);
+        it.check_keys(
+            d,
+            &[
+                "point",
+                "carrier",
+                "kgce_per_unit",
+                "co2_kg_per_unit",
+                "material",
+            ],
+        );
+        let material = it.str(d, "material").map(|m| (m.v.to_string(), m.span));
         let point = point_key(d, &it, "point", points);
         let carrier = it
             .req_str(d, "carrier")
@@ -531,6 +543,36 @@ pub(crate) fn parse(
         let co2 = it.non_negative(d, "co2_kg_per_unit");
         let (Some((r, span)), Some((carrier, carrier_span))) = (point, carrier) else {
             continue;
+        };
+        let material = match (carrier, material) {
+            (Carrier::Material, Some((m, mspan))) => {
+                let ok = (1..=64).contains(&m.len())
+                    && m.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                let taken = ["energy", "co2"].contains(&m.as_str())
+                    || Carrier::parse(&m).is_some()
+                    || PollutantName::parse(&m).is_some();
+                if !ok || taken {
+                    d.error(
+                        &mspan,
+                        format!("material \"{m}\" must be 1..64 of [A-Za-z0-9_-] and not an indicator's key (energy, co2, a carrier, a pollutant)"),
+                    );
+                    continue;
+                }
+                Some(m)
+            }
+            (Carrier::Material, None) => {
+                d.error(
+                    &carrier_span,
+                    "carrier \"material\" needs material = \"name\" (dyes, pulp, ...): its indicator's key",
+                );
+                continue;
+            }
+            (_, Some((_, mspan))) => {
+                d.error(&mspan, "material goes with carrier = \"material\"");
+                continue;
+            }
+            (_, None) => None,
         };
         if !r.unit.trim().is_empty() && unit_factor(&r.unit, carrier).is_none() {
             d.error(
@@ -560,6 +602,7 @@ pub(crate) fn parse(
             electricity_inputs.push(carrier_span);
         }
         inputs.push((r.point, carrier, kgce.map(|v| v.v), co2.map(|v| v.v)));
+        input_materials.push(material);
     }
     if grid.is_none() && !t.has("grid_co2_t_per_mwh") {
         if let Some(span) = electricity_inputs.first() {
@@ -861,9 +904,10 @@ pub(crate) fn parse(
 
     // [[audit.level]]: indicators the report will have.
     let mut indicators: Vec<String> = vec!["energy".to_string(), "co2".to_string()];
-    for (_, c, _, _) in &inputs {
-        if !indicators.iter().any(|i| i == c.as_str()) {
-            indicators.push(c.as_str().to_string());
+    for ((_, c, _, _), m) in inputs.iter().zip(&input_materials) {
+        let key = m.clone().unwrap_or_else(|| c.as_str().to_string());
+        if !indicators.contains(&key) {
+            indicators.push(key);
         }
     }
     for p in &pollutants {
@@ -1041,9 +1085,11 @@ pub(crate) fn parse(
         prices,
         inputs: inputs
             .into_iter()
-            .map(|(point, carrier, kgce, co2)| AuditInput {
+            .zip(input_materials)
+            .map(|((point, carrier, kgce, co2), material)| AuditInput {
                 point,
                 carrier,
+                material,
                 kgce_per_unit: kgce.unwrap_or(match (carrier, method) {
                     (Carrier::Electricity, ElectricityMethod::Equal { kgce_per_kwh, .. }) => {
                         kgce_per_kwh
