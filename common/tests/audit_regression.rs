@@ -106,3 +106,26 @@ fn no_valid_candidate_gives_the_reason_of_each() {
     assert!(why.contains("production: model p-value 0.3118"), "{why}");
     assert!(why.contains("A + B: model p-value 0.6165"), "{why}");
 }
+
+proptest::proptest! {
+    /// The model does not depend on the order of its buckets (only the residuals' autocorrelation does).
+    #[test]
+    fn the_fit_does_not_depend_on_row_order(seed in 0u64..1000) {
+        let mut idx: Vec<usize> = (0..12).collect();
+        // A permutation from the seed (Fisher-Yates with a small LCG).
+        let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        for i in (1..idx.len()).rev() {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            idx.swap(i, (s >> 33) as usize % (i + 1));
+        }
+        let p = |v: &[f64]| idx.iter().map(|&i| v[i]).collect::<Vec<f64>>();
+        let (a, b, h, y) = (p(&A), p(&B), p(&HDD), p(&Y));
+        let base = ols(&[&A, &B, &HDD], &Y).unwrap();
+        let perm = ols(&[&a, &b, &h], &y).unwrap();
+        for (x, z) in base.coefficients.iter().zip(&perm.coefficients) {
+            proptest::prop_assert!((x - z).abs() <= 1e-9 * x.abs().max(1.0), "{x} vs {z}");
+        }
+        proptest::prop_assert!((base.r2_adj.unwrap() - perm.r2_adj.unwrap()).abs() < 1e-12);
+        proptest::prop_assert!((base.p_value.unwrap() - perm.p_value.unwrap()).abs() < 1e-12);
+    }
+}
