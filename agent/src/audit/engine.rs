@@ -84,6 +84,10 @@ pub struct AuditEngine {
     /// The clock readings are stamped with, for the plausible window; None: the system clock.
     clock: Option<Clock>,
     refusals: Refusals,
+    /// The next seq of the store to ingest: every record below it is in the aggregates (in memory).
+    next: u64,
+    /// The same, as last persisted with the aggregates.
+    persisted_next: u64,
 }
 
 /// meter name -> point name -> index into the slots.
@@ -140,10 +144,13 @@ impl AuditEngine {
                 report_file,
                 clock: None,
                 refusals: Refusals::default(),
+                next: 0,
+                persisted_next: 0,
             });
         };
         let grid = HourGrid::new(audit.timezone);
         let mut agg = Aggregates::open(db, &grid)?;
+        let next = agg.cursor()?.unwrap_or(0);
         let mut batch = sled::Batch::default();
         let (meters, mut slots) = slots_for(plan, &mut agg, &mut batch)?;
         agg.apply(batch)?;
@@ -176,7 +183,25 @@ impl AuditEngine {
             report_file,
             clock: None,
             refusals: Refusals::default(),
+            next,
+            persisted_next: next,
         })
+    }
+
+    /// The next seq of the store to ingest, as persisted with the aggregates: every record below it
+    /// is counted on disk (0: a store never audited live, so every stored record is ingested).
+    pub fn persisted_cursor(&self) -> u64 {
+        self.persisted_next
+    }
+
+    /// The next seq of the store to ingest (in memory).
+    pub fn cursor(&self) -> u64 {
+        self.next
+    }
+
+    /// Record `seq` was seen but cannot be ingested (not a data message): the cursor passes it.
+    pub fn skip(&mut self, seq: u64) {
+        self.next = self.next.max(seq.saturating_add(1));
     }
 
     /// Judge timestamps against this clock (the one readings are stamped with: a virtual clock in tests and
@@ -195,6 +220,8 @@ impl AuditEngine {
     /// Feed one data message (a poll of one meter). Called for every message once durable, in seq order.
     /// Readings not after the point's last reading (duplicates after a reconnect) are ignored.
     pub fn ingest(&mut self, msg: &DataMessage) -> anyhow::Result<()> {
+        // Before any flush below: the message's effects and the cursor past it go in one batch.
+        self.skip(msg.seq);
         let Some(points) = self.meters.get(&msg.meter) else {
             return Ok(());
         };
@@ -258,10 +285,14 @@ impl AuditEngine {
         let Some(agg) = self.agg.as_ref() else {
             return Ok(());
         };
-        if self.pending.is_empty() && !self.slots.iter().any(|s| s.dirty) {
+        if self.pending.is_empty()
+            && !self.slots.iter().any(|s| s.dirty)
+            && self.next == self.persisted_next
+        {
             return Ok(());
         }
         let mut batch = sled::Batch::default();
+        Aggregates::put_cursor(&mut batch, self.next);
         let mut by_point: HashMap<u32, Vec<(i64, &DayBlock)>> = HashMap::new();
         for (&(id, day), block) in &self.pending {
             by_point.entry(id).or_default().push((day, block));
@@ -287,6 +318,7 @@ impl AuditEngine {
         for s in &mut self.slots {
             s.dirty = false;
         }
+        self.persisted_next = self.next;
         Ok(())
     }
 
@@ -382,11 +414,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use plantmeter_common::PointValue;
 
-    fn plan(dir: &Path) -> Plan {
+    pub(crate) fn plan(dir: &Path) -> Plan {
         let cfg = dir.join("plant.toml");
         std::fs::write(
             &cfg,
@@ -450,7 +482,7 @@ production = {{ point = "packer.output", unit = "t" }}
         plantmeter_common::config::load(&cfg).unwrap()
     }
 
-    fn msg(seq: u64, ts: i64, meter: &str, pts: &[(&str, Option<f64>)]) -> DataMessage {
+    pub(crate) fn msg(seq: u64, ts: i64, meter: &str, pts: &[(&str, Option<f64>)]) -> DataMessage {
         DataMessage {
             seq,
             ts,

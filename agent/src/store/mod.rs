@@ -11,6 +11,11 @@
 //! Which records of a partly acknowledged block were acknowledged is kept in memory (the publisher
 //! does not send them again); after a crash the whole block goes again (at-least-once).
 //!
+//! The live audit reads the records from the store too, behind the publisher or ahead of it (see
+//! `audit::live`). While it is on, a block the broker acknowledged is deleted only once the audit
+//! has persisted every record of it ([`Store::set_audit_gate`]): until then it stays, acknowledged
+//! (not sent again, not in the backlog, but in the bytes counted against `store_max_mb`).
+//!
 //! Memory: sled by default keeps a 1 GiB page cache that fills up to the data size, plus a
 //! background flusher thread. See [`open_db`] for what is changed and why.
 
@@ -326,6 +331,8 @@ pub struct Store {
     syncs: AtomicU64,
     /// Bytes of records written since the database was (re)opened.
     written_since_open: AtomicU64,
+    /// Records evicted (store full) before the live audit had persisted them, since start.
+    audit_evicted: AtomicU64,
 }
 
 struct WriterState {
@@ -341,6 +348,9 @@ struct WriterState {
     attached: bool,
     /// The eviction count as last written to the store.
     evicted_stored: u64,
+    /// While the live audit is on: the first seq it has not persisted. Acknowledged blocks at or
+    /// past it are kept (for the audit to read) and deleted once it passes them.
+    audit_gate: Option<u64>,
 }
 
 /// The acknowledged records of a block (a bit per record).
@@ -418,6 +428,9 @@ pub struct Appended {
     /// Oldest unsent records removed to stay within `store_max_mb`, and the seq range they had.
     pub evicted: u64,
     pub evicted_range: Option<(u64, u64)>,
+    /// Records removed to make room that the live audit had not persisted (their readings are
+    /// missing from the audit).
+    pub audit_evicted: u64,
 }
 
 /// What making room for an append removed: records never delivered, the bytes of the blocks
@@ -426,6 +439,8 @@ struct Evicted {
     records: u64,
     bytes: u64,
     range: Option<(u64, u64)>,
+    /// Of the removed records, those the live audit had not persisted.
+    unaudited: u64,
 }
 
 /// Summary of the store for `status` and health.
@@ -571,6 +586,7 @@ impl Store {
                 broken_from: None,
                 attached: true,
                 evicted_stored: evicted,
+                audit_gate: None,
             }),
             durable_next: AtomicU64::new(next_seq),
             backlog: AtomicU64::new(found.backlog),
@@ -580,6 +596,7 @@ impl Store {
             moved_aside,
             syncs: AtomicU64::new(0),
             written_since_open: AtomicU64::new(0),
+            audit_evicted: AtomicU64::new(0),
         })
     }
 
@@ -598,6 +615,7 @@ impl Store {
                 broken_from: Some(next_seq),
                 attached: false,
                 evicted_stored: 0,
+                audit_gate: None,
             }),
             durable_next: AtomicU64::new(next_seq),
             backlog: AtomicU64::new(0),
@@ -607,6 +625,7 @@ impl Store {
             moved_aside: None,
             syncs: AtomicU64::new(0),
             written_since_open: AtomicU64::new(0),
+            audit_evicted: AtomicU64::new(0),
         }
     }
 
@@ -791,6 +810,7 @@ impl Store {
             records: evicted,
             bytes: freed,
             range,
+            unaudited,
         } = match written {
             Ok(r) => r,
             Err(e) => {
@@ -813,11 +833,13 @@ impl Store {
         );
         self.evicted.fetch_add(evicted, Ordering::AcqRel);
         w.evicted_stored = self.evicted.load(Ordering::Acquire);
+        self.audit_evicted.fetch_add(unaudited, Ordering::AcqRel);
         Ok(Appended {
             first,
             count,
             evicted,
             evicted_range: range,
+            audit_evicted: unaudited,
         })
     }
 
@@ -835,6 +857,7 @@ impl Store {
         let mut evicted = 0u64;
         let mut freed = 0u64;
         let mut range: Option<(u64, u64)> = None;
+        let mut unaudited = 0u64;
         let current = self.bytes.load(Ordering::Acquire);
         let max_live = self.max_live_bytes.load(Ordering::Acquire);
         if current + added > max_live {
@@ -852,6 +875,9 @@ impl Store {
                 // Records already acknowledged were delivered: not lost.
                 let acked = w.partial.remove(&b.first).map_or(0, |p| p.n_acked);
                 evicted += b.count() - acked;
+                if let Some(gate) = w.audit_gate {
+                    unaudited += b.end().saturating_sub(b.first.max(gate));
+                }
                 range = Some((range.map_or(b.first, |r| r.0), b.end() - 1));
             }
         }
@@ -883,6 +909,7 @@ impl Store {
             records: evicted,
             bytes: freed,
             range,
+            unaudited,
         })
     }
 
@@ -1038,7 +1065,8 @@ impl Store {
             if p.ack(seq - first) {
                 acked += 1;
             }
-            if p.n_acked >= p.count {
+            let audited = w.audit_gate.is_none_or(|gate| first + p.count <= gate);
+            if p.n_acked >= p.count && audited {
                 freed += p.bytes;
                 w.partial.remove(&first);
                 // A plain remove (no batch: see `append_with`); a block that comes back after a
@@ -1064,6 +1092,87 @@ impl Store {
             Ordering::AcqRel,
         );
         Ok(())
+    }
+
+    /// Gate the deletion of acknowledged blocks on the live audit: `Some(next)` once the audit has
+    /// persisted every record below `next` (acknowledged blocks past it are kept until it passes
+    /// them), None when there is no live audit (or it was switched off: nothing is kept for it).
+    /// Acknowledged blocks the new gate lets go are deleted now.
+    pub fn set_audit_gate(&self, gate: Option<u64>) {
+        let mut w = self.lock();
+        w.audit_gate = gate;
+        let done: Vec<(u64, u64)> = w
+            .partial
+            .range(..gate.unwrap_or(u64::MAX))
+            .filter(|(&first, p)| p.n_acked >= p.count && gate.is_none_or(|g| first + p.count <= g))
+            .map(|(&first, p)| (first, p.bytes))
+            .collect();
+        if done.is_empty() {
+            return;
+        }
+        let Ok(hd) = self.h() else {
+            // Unusable: the blocks stay acknowledged in memory and go at the next gate move or
+            // come back (sent again) after a reopen scan drops them from memory.
+            return;
+        };
+        let mut freed = 0u64;
+        for (first, bytes) in done {
+            if let Err(e) = hd.tree.remove(seq_key(first)) {
+                tracing::debug!(error = %format!("{e:#}"), "cannot delete acknowledged records");
+                drop(hd);
+                self.fail_locked(&mut w);
+                break;
+            }
+            w.partial.remove(&first);
+            freed += bytes;
+        }
+        self.bytes.fetch_sub(
+            freed.min(self.bytes.load(Ordering::Acquire)),
+            Ordering::AcqRel,
+        );
+    }
+
+    /// Records evicted (store full) before the live audit had persisted them, since start.
+    pub fn audit_evicted(&self) -> u64 {
+        self.audit_evicted.load(Ordering::Acquire)
+    }
+
+    /// Up to `limit` durable records with seq >= `from`, acknowledged or not, oldest first, as
+    /// (seq, payload): what the live audit reads. Err while the store is unusable.
+    pub fn read_for_audit(
+        &self,
+        from: u64,
+        limit: usize,
+    ) -> anyhow::Result<Vec<(u64, sled::IVec)>> {
+        let end = self.durable_next();
+        let mut out = Vec::with_capacity(limit.min(256));
+        if from >= end || limit == 0 {
+            return Ok(out);
+        }
+        let hd = self.h()?;
+        let start = match Store::block_of(&hd.tree, from)? {
+            Some(b) => b.first,
+            None => from,
+        };
+        for kv in hd.tree.range(seq_key(start)..seq_key(end)) {
+            let (k, v) = kv?;
+            let Some(b) = decode(&hd.tree, &k, v) else {
+                continue;
+            };
+            for i in 0..b.spans.len() {
+                let seq = b.first + i as u64;
+                if seq < from {
+                    continue;
+                }
+                if let Some(payload) = b.record(i) {
+                    out.push((seq, payload));
+                }
+                if out.len() >= limit {
+                    return Ok(out);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Backlog, oldest unsent, next seq, evictions.
