@@ -138,6 +138,9 @@ pub struct Audit {
     retry_at: Option<Instant>,
     last_flush: Instant,
     since_flush: u64,
+    /// The engine was just opened: what it finds stored (the records a crash left it) is
+    /// persisted as soon as it has caught up, so the store can let go of them.
+    opened: bool,
     last_report: Instant,
 }
 
@@ -173,6 +176,7 @@ impl Audit {
             retry_at: None,
             last_flush: now,
             since_flush: 0,
+            opened: false,
             last_report,
         }
     }
@@ -248,6 +252,7 @@ impl Audit {
                 Ok(e) => {
                     self.store.set_audit_gate(Some(e.persisted_cursor()));
                     self.retry_at = None;
+                    self.opened = true;
                     self.engine = Some(e.with_clock(self.clock));
                 }
                 Err(e) => self.failed(e),
@@ -284,6 +289,12 @@ impl Audit {
                 if switch_at.is_some() && passed {
                     self.switch_plan();
                     continue;
+                }
+                if std::mem::take(&mut self.opened) && self.since_flush > 0 {
+                    // Acknowledged records kept since a crash are sent again (their acks were in
+                    // memory); persisted now, they are deleted at their new acks, not kept (and
+                    // sent again) until the next periodic flush.
+                    self.flush();
                 }
                 return;
             }
@@ -518,6 +529,11 @@ mod tests {
         ack_all(&store);
         assert!(store.stats().backlog_bytes > 0, "kept until audited");
         a.catch_up();
+        assert_eq!(
+            store.stats().backlog_bytes,
+            0,
+            "what a crash left is persisted once caught up, then deleted (not kept to be sent again)"
+        );
         store_rounds(&store, 2000..rounds);
         ack_all(&store);
         a.catch_up();
