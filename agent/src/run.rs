@@ -173,6 +173,8 @@ struct Writer {
     wake: Arc<Notify>,
     /// The audit thread: told when records are durable, never waited for.
     audit: Arc<Link>,
+    /// The audit was asked to let go of the database for a recycle that has not happened yet.
+    recycle_asked: bool,
     /// A full disk or an I/O error: when to log and to try reopening the store.
     outage: crate::store::outage::Outage,
 }
@@ -189,6 +191,7 @@ fn writer_loop(
         store,
         wake,
         audit,
+        recycle_asked: false,
         outage: Default::default(),
     };
     let mut batch: Vec<Polled> = Vec::with_capacity(256);
@@ -241,6 +244,9 @@ impl Writer {
             Ok(()) => {
                 if self.store.recycle_due() {
                     self.recycle();
+                } else if std::mem::take(&mut self.recycle_asked) {
+                    // No longer due (acks freed the backlog): the audit goes on.
+                    self.audit.resume();
                 }
                 if let Some(end) = self.outage.recovered(Instant::now()) {
                     tracing::info!(
@@ -283,8 +289,10 @@ impl Writer {
     /// go of it (its aggregates persisted); until then, at a later batch.
     fn recycle(&mut self) {
         if !self.audit.try_release() {
+            self.recycle_asked = true;
             return;
         }
+        self.recycle_asked = false;
         if let Err(e) = self.store.recycle() {
             tracing::warn!(error = %format!("{e:#}"), "cannot reopen the store; retried with backoff");
         }

@@ -882,8 +882,9 @@ impl Store {
             }
         }
         let total_evicted = self.evicted.load(Ordering::Acquire) + evicted;
-        if evicted > 0 {
-            // Evicted blocks, the eviction count, the new blocks and the next seq: all or nothing.
+        if freed > 0 {
+            // Evicted blocks (some maybe all delivered, kept for the audit), the eviction count,
+            // the new blocks and the next seq: all or nothing.
             batch.insert(meta_key("evicted"), &total_evicted.to_be_bytes());
             for (at, value) in blocks {
                 batch.insert(&seq_key(at), value);
@@ -1293,6 +1294,47 @@ mod tests {
         drop(s);
         let s = Store::open_or_recover(&path, 1).unwrap();
         assert_eq!(s.stats().evicted, st.evicted, "eviction count is durable");
+    }
+
+    /// Delivered records kept for a lagging audit count against `store_max_mb`; evicted, they are
+    /// not lost for delivery but for the audit, and counted as such.
+    #[test]
+    fn records_kept_for_the_audit_are_bounded_and_their_eviction_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open_or_recover(&dir.path().join("db"), 1).unwrap();
+        s.set_audit_gate(Some(0));
+        let mut audit_evicted = 0;
+        for _ in 0..100 {
+            let mut round: Vec<DataMessage> = (0..100).map(|_| msg("a")).collect();
+            audit_evicted += s.append(&mut round).unwrap().audit_evicted;
+            s.flush().unwrap();
+            let sent: Vec<u64> = s
+                .read_from(0, 100_000)
+                .unwrap()
+                .iter()
+                .map(|r| r.0)
+                .collect();
+            s.remove_acked(&sent).unwrap();
+        }
+        let st = s.stats();
+        assert_eq!((st.backlog, st.evicted), (0, 0), "all delivered");
+        assert!(
+            st.backlog_bytes <= 512 * 1024,
+            "bounded: {}",
+            st.backlog_bytes
+        );
+        assert!(audit_evicted > 0);
+        assert_eq!(s.audit_evicted(), audit_evicted);
+        let kept = s.read_for_audit(0, 100_000).unwrap();
+        assert_eq!(
+            kept.len() as u64 + audit_evicted,
+            10_000,
+            "each record is either kept for the audit or counted"
+        );
+        // The audit passes them: they go.
+        s.set_audit_gate(Some(s.next_seq()));
+        assert_eq!(s.stats().backlog_bytes, 0);
+        assert!(s.read_for_audit(0, 10).unwrap().is_empty());
     }
 
     #[test]
