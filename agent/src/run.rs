@@ -2,7 +2,9 @@
 //!
 //! Readings flow one way: pollers (one task per serial bus, one per TCP meter) -> store writer (a
 //! thread: numbers, batches, fsyncs) -> publisher (MQTT task). Acknowledgements flow back and
-//! delete. A status task writes `data_dir/status.json` for `plantmeter status`.
+//! delete. The audit (a thread, `audit::live`) reads the durable records from the store on its own,
+//! off that path; the store keeps delivered records until the audit has persisted them. A status
+//! task writes `data_dir/status.json` for `plantmeter status`.
 //!
 //! Signals: SIGTERM/SIGINT stop polling, let the writer flush, wait for outstanding acks, publish
 //! the retained offline status and exit 0. SIGHUP reads the config again: with errors (or a changed

@@ -448,7 +448,8 @@ struct Evicted {
 pub struct StoreStats {
     /// Records not yet acknowledged by the broker.
     pub backlog: u64,
-    /// Their approximate size (key + payload + overhead), bytes.
+    /// Approximate size (key + payload + overhead) of the stored records, bytes: the backlog and
+    /// the delivered records the live audit has not counted yet (what `store_max_mb` bounds).
     pub backlog_bytes: u64,
     /// The oldest unsent record: seq and poll time (ms since the epoch).
     pub oldest_seq: Option<u64>,
