@@ -551,6 +551,42 @@ mod tests {
         );
     }
 
+    /// A reload: the records polled before it are counted with the old plan, the ones after with
+    /// the new one (here without `[audit]`: not counted, and nothing is kept for the audit).
+    #[test]
+    fn a_reload_switches_plans_at_the_first_record_of_the_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = Arc::new(plan(dir.path()));
+        let store = Arc::new(Store::open_or_recover(&plan.gateway.data_dir, 64).unwrap());
+        let mut a = audit(&store, &plan);
+        store_rounds(&store, 0..61);
+        let switch_at = store.next_seq();
+        let mut without = (*plan).clone();
+        without.audit = None;
+        a.link.switch_plan(switch_at, Arc::new(without));
+        store_rounds(&store, 61..121);
+        ack_all(&store);
+        assert!(store.stats().backlog_bytes > 0, "kept for the audit");
+        a.catch_up();
+        assert!(a.off);
+        assert_eq!(store.stats().backlog_bytes, 0, "nothing kept any more");
+        drop(a);
+        let db = store.db().unwrap();
+        let mut e = AuditEngine::open(&db, &plan).unwrap();
+        assert_eq!(e.persisted_cursor(), switch_at);
+        let r = e.report(t0() + 3 * 86_400_000).unwrap();
+        let electricity = r
+            .indicators
+            .iter()
+            .find(|(k, _)| k == "electricity")
+            .and_then(|(_, i)| i.baseline.total)
+            .unwrap();
+        assert!(
+            (electricity - 100.0).abs() < 1e-6,
+            "the hour before the reload: {electricity}"
+        );
+    }
+
     /// An audit that fails (here: its aggregates are refused at open) is switched off, and the
     /// store deletes acknowledged records again rather than filling up.
     #[test]
