@@ -248,6 +248,9 @@ struct Scan {
     from_on: u64,
     /// First seqs of the stored blocks.
     blocks: std::collections::BTreeSet<u64>,
+    /// Blocks below the stored `acked_below` (all delivered, kept for the audit): first seq,
+    /// record count and bytes.
+    acked: Vec<(u64, u64, u64)>,
 }
 
 /// Scan the outbox of the database in `dir`, in chunks of [`RECYCLE_BYTES`] with the database
@@ -255,6 +258,7 @@ struct Scan {
 /// the handle to go on with.
 fn scan(dir: &Path, mut hd: Handle, from: u64) -> anyhow::Result<(Scan, Handle)> {
     let mut out = Scan::default();
+    let acked_below = read_u64(&hd.tree, "acked_below")?.unwrap_or(0);
     let mut cursor = 0u64;
     loop {
         let mut chunk = 0u64;
@@ -267,6 +271,9 @@ fn scan(dir: &Path, mut hd: Handle, from: u64) -> anyhow::Result<(Scan, Handle)>
                 out.last = b.end() - 1;
                 out.from_on += b.end().saturating_sub(b.first.max(from));
                 out.blocks.insert(b.first);
+                if b.end() <= acked_below {
+                    out.acked.push((b.first, b.count(), b.bytes()));
+                }
                 chunk += b.bytes();
                 if chunk >= RECYCLE_BYTES {
                     resume = Some(b.first + 1);
@@ -351,6 +358,9 @@ struct WriterState {
     /// While the live audit is on: the first seq it has not persisted. Acknowledged blocks at or
     /// past it are kept (for the audit to read) and deleted once it passes them.
     audit_gate: Option<u64>,
+    /// Every stored record below this seq was delivered (as last written to the store): where the
+    /// next look for the oldest block not delivered entirely starts.
+    acked_below: u64,
 }
 
 /// The acknowledged records of a block (a bit per record).
@@ -390,6 +400,23 @@ impl Partial {
         self.n_acked += 1;
         true
     }
+}
+
+/// Mark the blocks a scan found below `acked_below` as delivered (all their records acknowledged),
+/// unless known already; returns how many records were newly marked.
+fn add_acked(partial: &mut BTreeMap<u64, Partial>, acked: &[(u64, u64, u64)]) -> u64 {
+    let mut marked = 0;
+    for &(first, count, bytes) in acked {
+        let p = partial
+            .entry(first)
+            .or_insert_with(|| Partial::new(count, bytes));
+        for i in 0..count {
+            if p.ack(i) {
+                marked += 1;
+            }
+        }
+    }
+    marked
 }
 
 /// A stored block: its first seq, its value and where its records are.
@@ -577,20 +604,23 @@ impl Store {
             .max(1);
         let evicted = read_u64(&hd.tree, "evicted")?.unwrap_or(0);
         let floor = seq_floor::read(dir, moved_aside.as_deref()).unwrap_or(0);
+        let mut partial = BTreeMap::new();
+        let acked = add_acked(&mut partial, &found.acked);
         Ok(Store {
             dir: dir.to_path_buf(),
             handle: RwLock::new(Some(hd)),
             write_lock: Mutex::new(WriterState {
                 next_seq,
-                partial: BTreeMap::new(),
+                partial,
                 floor: seq_floor::SeqFloor::new(dir, floor),
                 broken_from: None,
                 attached: true,
                 evicted_stored: evicted,
                 audit_gate: None,
+                acked_below: 0,
             }),
             durable_next: AtomicU64::new(next_seq),
-            backlog: AtomicU64::new(found.backlog),
+            backlog: AtomicU64::new(found.backlog.saturating_sub(acked)),
             bytes: AtomicU64::new(found.bytes),
             evicted: AtomicU64::new(evicted),
             max_live_bytes: AtomicU64::new(live_budget(store_max_mb)),
@@ -617,6 +647,7 @@ impl Store {
                 attached: false,
                 evicted_stored: 0,
                 audit_gate: None,
+                acked_below: 0,
             }),
             durable_next: AtomicU64::new(next_seq),
             backlog: AtomicU64::new(0),
@@ -720,6 +751,7 @@ impl Store {
         evicted -= survived;
         w.next_seq = w.next_seq.max(disk_next);
         w.partial.retain(|first, _| found.blocks.contains(first));
+        add_acked(&mut w.partial, &found.acked);
         let acked: u64 = w.partial.values().map(|p| p.n_acked).sum();
         self.backlog
             .store(found.backlog.saturating_sub(acked), Ordering::Release);
@@ -1042,6 +1074,8 @@ impl Store {
         let mut acked = 0u64;
         let mut freed = 0u64;
         let mut delivered_evicted = 0u64;
+        // A block was delivered entirely but is kept for the audit.
+        let mut kept = false;
         // The block of the previous seq (seqs are sorted: consecutive ones share blocks).
         let mut current: Option<(u64, u64)> = None;
         for &seq in seqs {
@@ -1068,6 +1102,9 @@ impl Store {
                 acked += 1;
             }
             let audited = w.audit_gate.is_none_or(|gate| first + p.count <= gate);
+            if p.n_acked >= p.count && !audited {
+                kept = true;
+            }
             if p.n_acked >= p.count && audited {
                 freed += p.bytes;
                 w.partial.remove(&first);
@@ -1075,6 +1112,24 @@ impl Store {
                 // crash is sent again.
                 hd.tree.remove(seq_key(first))?;
                 current = None;
+            }
+        }
+        if kept {
+            // Remembered on disk, so that after a crash these blocks are not sent again: every
+            // record below the oldest stored block not delivered entirely was delivered.
+            let mut below = w.next_seq;
+            for k in hd.tree.range(seq_key(w.acked_below)..META_PREFIX).keys() {
+                let k = k?;
+                let Some(first) = key_seq(&k) else { continue };
+                if w.partial.get(&first).is_none_or(|p| p.n_acked < p.count) {
+                    below = first;
+                    break;
+                }
+            }
+            if below > w.acked_below {
+                hd.tree
+                    .insert(meta_key("acked_below"), &below.to_be_bytes())?;
+                w.acked_below = below;
             }
         }
         let evicted = self.evicted.load(Ordering::Acquire);
