@@ -2,7 +2,9 @@
 //!
 //! Readings flow one way: pollers (one task per serial bus, one per TCP meter) -> store writer (a
 //! thread: numbers, batches, fsyncs) -> publisher (MQTT task). Acknowledgements flow back and
-//! delete. A status task writes `data_dir/status.json` for `plantmeter status`.
+//! delete. The audit (a thread, `audit::live`) reads the durable records from the store on its own,
+//! off that path; the store keeps delivered records until the audit has persisted them. A status
+//! task writes `data_dir/status.json` for `plantmeter status`.
 //!
 //! Signals: SIGTERM/SIGINT stop polling, let the writer flush, wait for outstanding acks, publish
 //! the retained offline status and exit 0. SIGHUP reads the config again: with errors (or a changed
@@ -16,9 +18,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
-use plantmeter_common::{Clock, DataMessage, Plan};
+use plantmeter_common::{Clock, Plan};
 use tokio::sync::{mpsc, watch, Notify};
 
+use crate::audit::live::{Audit, Link};
 use crate::exit::BadInput;
 use crate::poller;
 use crate::publisher;
@@ -58,6 +61,8 @@ const STOP_POLLERS: Duration = Duration::from_secs(3);
 /// The publisher gets this long for acks (at a shutdown: draining the backlog, up to 5 s), the
 /// offline status (1 s) and the disconnect (0.5 s); it is aborted after that.
 const STOP_PUBLISHER: Duration = Duration::from_secs(7);
+/// The audit gets this long (after the publisher) to ingest and persist what is stored.
+const STOP_AUDIT: Duration = Duration::from_secs(5);
 
 /// Milliseconds since the Unix epoch, wall time.
 pub fn wall_ms() -> i64 {
@@ -86,100 +91,6 @@ pub fn main(args: RunArgs) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     rt.block_on(run_agent(Arc::new(plan), clock, args.config))
 }
-
-/// How often the audit engine's aggregates are persisted (wall time).
-const AUDIT_FLUSH_EVERY: Duration = Duration::from_secs(10);
-
-/// The audit engine's single call site: every durable data message, in seq order, and the
-/// periodic retained report. The engine failing never stops polling or publishing: it is logged
-/// and the audit is switched off for this run.
-struct AuditHook {
-    engine: Option<crate::audit::AuditEngine>,
-    interval: Option<Duration>,
-    last_report: std::time::Instant,
-    last_flush: std::time::Instant,
-}
-
-impl AuditHook {
-    /// The hook of `plan` on the store's database (None: the store is unusable; polls are lost
-    /// then anyway).
-    /// Readings are judged plausible against `clock`, the one they are stamped with (a virtual clock in
-    /// tests and the demo).
-    fn open(db: Option<sled::Db>, plan: &Plan, clock: Clock) -> AuditHook {
-        let engine = match (&plan.audit, db) {
-            (None, _) | (_, None) => None,
-            (Some(_), Some(db)) => match crate::audit::AuditEngine::open(&db, plan) {
-                Ok(e) => Some(e.with_clock(clock)),
-                Err(e) => {
-                    tracing::error!(error = %format!("{e:#}"), "audit engine unavailable; polling and publishing go on");
-                    None
-                }
-            },
-        };
-        let interval = plan.audit.as_ref().map(|a| a.publish_interval);
-        // The first report goes out FIRST_REPORT_AFTER after start (the first polls are in by then),
-        // not a whole interval later: `P/audit` and the report file `plantmeter report` falls back to
-        // while the agent holds the store exist from the start.
-        let now = std::time::Instant::now();
-        let last_report = interval
-            .and_then(|i| now.checked_sub(i.saturating_sub(FIRST_REPORT_AFTER)))
-            .unwrap_or(now);
-        AuditHook {
-            engine,
-            interval,
-            last_report,
-            last_flush: std::time::Instant::now(),
-        }
-    }
-
-    /// Whether polls are fed to an audit engine.
-    fn enabled(&self) -> bool {
-        self.engine.is_some()
-    }
-
-    fn ingest(&mut self, msgs: &[DataMessage]) {
-        let Some(engine) = self.engine.as_mut() else {
-            return;
-        };
-        for m in msgs {
-            if let Err(e) = engine.ingest(m) {
-                tracing::error!(seq = m.seq, meter = %m.meter, error = %format!("{e:#}"), "audit engine cannot ingest a poll");
-            }
-        }
-        if self.last_flush.elapsed() >= AUDIT_FLUSH_EVERY {
-            self.flush();
-        }
-    }
-
-    fn flush(&mut self) {
-        self.last_flush = std::time::Instant::now();
-        if let Some(engine) = self.engine.as_mut() {
-            if let Err(e) = engine.flush() {
-                tracing::error!(error = %format!("{e:#}"), "cannot persist the audit aggregates");
-            }
-        }
-    }
-
-    /// A report payload for `P/audit` when one is due.
-    fn report_due(&mut self, now_ms: i64) -> Option<Vec<u8>> {
-        let interval = self.interval?;
-        let engine = self.engine.as_mut()?;
-        if self.last_report.elapsed() < interval {
-            return None;
-        }
-        self.last_report = std::time::Instant::now();
-        match engine.report_json(now_ms) {
-            Ok(json) => Some(json),
-            Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), "cannot compute the audit report");
-                None
-            }
-        }
-    }
-}
-
-/// Delay of the first audit report after start.
-const FIRST_REPORT_AFTER: Duration = Duration::from_secs(10);
 
 /// What the store writer receives, in order: polls, and (after a config reload, once the old
 /// pollers have stopped) the new plan for the audit engine.
@@ -235,10 +146,11 @@ impl Polled {
         true
     }
 
-    /// The data message of this poll, numbered `seq` (for the audit engine).
-    fn message(&self, seq: u64) -> Option<DataMessage> {
+    /// The data message of this poll, numbered `seq`.
+    #[cfg(test)]
+    fn message(&self, seq: u64) -> Option<plantmeter_common::DataMessage> {
         let meter = self.meter()?;
-        Some(DataMessage {
+        Some(plantmeter_common::DataMessage {
             seq,
             ts: self.ts,
             meter: meter.name.clone(),
@@ -261,32 +173,27 @@ impl Polled {
 struct Writer {
     store: Arc<Store>,
     wake: Arc<Notify>,
-    audit: AuditHook,
-    audit_tx: mpsc::Sender<Vec<u8>>,
-    clock: Clock,
-    /// The plan of the polls being written (for reopening the audit engine).
-    plan: Arc<Plan>,
+    /// The audit thread: told when records are durable, never waited for.
+    audit: Arc<Link>,
+    /// The audit was asked to let go of the database for a recycle that has not happened yet.
+    recycle_asked: bool,
     /// A full disk or an I/O error: when to log and to try reopening the store.
     outage: crate::store::outage::Outage,
 }
 
-/// The store writer (a thread: sled calls block): number, batch, fsync, then wake the publisher.
+/// The store writer (a thread: sled calls block): number, batch, fsync, then wake the publisher
+/// and the audit.
 fn writer_loop(
     store: Arc<Store>,
     mut rx: mpsc::Receiver<ToWriter>,
     wake: Arc<Notify>,
-    audit: AuditHook,
-    audit_tx: mpsc::Sender<Vec<u8>>,
-    clock: Clock,
-    plan: Arc<Plan>,
+    audit: Arc<Link>,
 ) {
     let mut wr = Writer {
         store,
         wake,
         audit,
-        audit_tx,
-        clock,
-        plan,
+        recycle_asked: false,
         outage: Default::default(),
     };
     let mut batch: Vec<Polled> = Vec::with_capacity(256);
@@ -314,20 +221,17 @@ fn writer_loop(
             wr.write_batch(&mut batch);
         }
         if let Some(plan) = new_plan.take() {
-            // The old engine's aggregates are persisted before the new one reads them.
-            wr.audit.flush();
-            wr.audit = AuditHook::open(None, &plan, wr.clock);
-            wr.audit = AuditHook::open(wr.store.db(), &plan, wr.clock);
-            wr.plan = plan;
+            // The audit reads the records of the old plan with the old engine.
+            wr.audit.switch_plan(wr.store.next_seq(), plan);
         }
     }
-    wr.audit.flush();
     if !wr.store.is_broken() {
         if let Err(e) = wr.store.flush() {
             tracing::error!(error = %format!("{e:#}"), "cannot flush the store at shutdown");
         }
     }
     wr.wake.notify_one();
+    wr.audit.stop();
 }
 
 impl Writer {
@@ -337,11 +241,14 @@ impl Writer {
         if self.store.is_broken() && self.outage.retry_due(Instant::now()) {
             self.reopen();
         }
-        let stored = write_batch(&self.store, batch, &mut self.audit);
+        let stored = write_batch(&self.store, batch);
         match stored {
             Ok(()) => {
                 if self.store.recycle_due() {
                     self.recycle();
+                } else if std::mem::take(&mut self.recycle_asked) {
+                    // No longer due (acks freed the backlog): the audit goes on.
+                    self.audit.resume();
                 }
                 if let Some(end) = self.outage.recovered(Instant::now()) {
                     tracing::info!(
@@ -352,10 +259,11 @@ impl Writer {
                     );
                 }
                 self.wake.notify_one();
+                self.audit.kick();
             }
             Err((lost, e)) => {
-                // The audit engine holds the failed database: it goes (reopened with the store).
-                self.audit = AuditHook::open(None, &self.plan, self.clock);
+                // The audit lets go of the failed database (until the store is reopened).
+                let _ = self.audit.try_release();
                 // The publisher reports the new eviction count.
                 self.wake.notify_one();
                 match self.outage.lost(Instant::now(), lost) {
@@ -377,40 +285,41 @@ impl Writer {
             }
         }
         batch.clear();
-        if let Some(report) = self.audit.report_due(self.clock.now_ms()) {
-            let _ = self.audit_tx.try_send(report);
-        }
     }
 
-    /// Reopen the database to let go of the backlog it holds in memory (the audit engine lets go
-    /// of it first, its aggregates persisted).
+    /// Reopen the database to let go of the backlog it holds in memory, once the audit has let
+    /// go of it (its aggregates persisted); until then, at a later batch.
     fn recycle(&mut self) {
-        self.audit.flush();
-        self.audit = AuditHook::open(None, &self.plan, self.clock);
+        if !self.audit.try_release() {
+            self.recycle_asked = true;
+            return;
+        }
+        self.recycle_asked = false;
         if let Err(e) = self.store.recycle() {
             tracing::warn!(error = %format!("{e:#}"), "cannot reopen the store; retried with backoff");
         }
-        self.audit = AuditHook::open(self.store.db(), &self.plan, self.clock);
+        self.audit.resume();
     }
 
-    /// Reopen the store after a failure (the audit engine lets go of the database first).
+    /// Reopen the store after a failure, once the audit has let go of the database (until then,
+    /// at a later batch).
     fn reopen(&mut self) {
-        self.audit.flush();
-        self.audit = AuditHook::open(None, &self.plan, self.clock);
-        match self.store.reopen() {
+        if !self.audit.try_release() {
+            return;
+        }
+        let reopened = self.store.reopen();
+        self.audit.resume();
+        match reopened {
             Ok(Some(r)) => {
                 tracing::info!(
                     survived = r.survived,
                     total_evicted = r.evicted,
                     "reopened the store"
                 );
-                self.audit = AuditHook::open(self.store.db(), &self.plan, self.clock);
                 // Records that survived are published.
                 self.wake.notify_one();
             }
-            Ok(None) => {
-                self.audit = AuditHook::open(self.store.db(), &self.plan, self.clock);
-            }
+            Ok(None) => {}
             Err(e) => {
                 self.outage.retry_failed(Instant::now());
                 tracing::debug!(error = %format!("{e:#}"), "cannot reopen the store yet");
@@ -420,11 +329,7 @@ impl Writer {
 }
 
 /// Store a batch and make it durable; Err: how many polls were lost, and why.
-fn write_batch(
-    store: &Store,
-    batch: &mut Vec<Polled>,
-    audit: &mut AuditHook,
-) -> Result<(), (u64, anyhow::Error)> {
+fn write_batch(store: &Store, batch: &mut Vec<Polled>) -> Result<(), (u64, anyhow::Error)> {
     // A poll always names a meter of its own plan; should one not, it cannot be stored (it has
     // no seq yet, so nothing is skipped in the numbering).
     batch.retain(|p| {
@@ -438,7 +343,7 @@ fn write_batch(
         }
         known
     });
-    let first = match store.append_with(batch.len(), |i, seq, out| {
+    match store.append_with(batch.len(), |i, seq, out| {
         batch.get(i).is_some_and(|p| p.write_payload(seq, out))
     }) {
         Ok(a) => {
@@ -452,19 +357,17 @@ fn write_batch(
                     "store full (store_max_mb): evicted the oldest unsent records"
                 );
             }
-            a.first
+            if a.audit_evicted > 0 {
+                tracing::warn!(
+                    audit_evicted = a.audit_evicted,
+                    total_audit_evicted = store.audit_evicted(),
+                    "store full (store_max_mb): evicted records the audit had not counted yet (it lags behind); their readings are missing from the audit"
+                );
+            }
         }
         Err(e) => return Err((batch.len() as u64, e)),
     };
     store.flush().map_err(|e| (batch.len() as u64, e))?;
-    if audit.enabled() {
-        let msgs: Vec<DataMessage> = batch
-            .iter()
-            .enumerate()
-            .filter_map(|(i, p)| p.message(first + i as u64))
-            .collect();
-        audit.ingest(&msgs);
-    }
     Ok(())
 }
 
@@ -766,15 +669,18 @@ async fn run_agent(plan: Arc<Plan>, clock: Clock, config_path: PathBuf) -> anyho
     // Stops the helpers that live as long as the agent (status file, metrics, watchdog).
     let (stop_all_tx, stop_all_rx) = watch::channel(false);
 
-    let audit = AuditHook::open(store.db(), &plan, clock);
-    let writer_plan = plan.clone();
+    // Before the publisher starts: the store keeps acknowledged records for the audit from now on.
+    let link = Link::new();
+    let audit = Audit::new(link.clone(), store.clone(), plan.clone(), clock, audit_tx);
+    let (audit_done_tx, audit_done_rx) = tokio::sync::oneshot::channel::<()>();
+    crate::audit::live::spawn(audit, audit_done_tx).context("cannot start the audit thread")?;
     let (writer_done_tx, writer_done_rx) = tokio::sync::oneshot::channel::<()>();
     {
         let (store, wake) = (store.clone(), wake.clone());
         std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || {
-                writer_loop(store, data_rx, wake, audit, audit_tx, clock, writer_plan);
+                writer_loop(store, data_rx, wake, link);
                 let _ = writer_done_tx.send(());
             })
             .context("cannot start the store writer thread")?;
@@ -940,6 +846,14 @@ async fn run_agent(plan: Arc<Plan>, clock: Clock, config_path: PathBuf) -> anyho
         Some(r) => r,
         None => generation.stop_publisher(publisher::Stop::Shutdown).await,
     };
+    // The audit caught up with the publisher's drain meanwhile; what it has not persisted by now
+    // stays in the store for the next run.
+    if tokio::time::timeout(STOP_AUDIT, audit_done_rx)
+        .await
+        .is_err()
+    {
+        tracing::warn!("the audit did not catch up in time; the next run resumes it");
+    }
     let _ = stop_all_tx.send(true);
     write_status(&data_dir, &shared, &store, false);
     if !store.is_broken() {
@@ -1045,6 +959,109 @@ mod tests {
             ..poll(vec![])
         };
         assert!(payload(&unknown, 1).is_none() && unknown.message(1).is_none());
+    }
+
+    /// Wait for `cond`, up to 30 s.
+    fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !cond() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The audit stalls on its first record: every poll is stored, durable and delivered all the
+    /// same; once it goes on, it counts everything and the store lets go of what it kept for it.
+    #[test]
+    fn a_stalled_audit_delays_neither_storing_nor_publishing() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = Arc::new(crate::audit::engine::tests::plan(dir.path()));
+        let store = Arc::new(Store::open_or_recover(&plan.gateway.data_dir, 64).unwrap());
+        let t0 = plantmeter_common::model::parse_ts_ms("2026-01-01T00:00:00+08:00").unwrap();
+        let clock = Clock::virtual_from(t0 + 3 * 86_400_000, 1.0);
+        let (reports_tx, _reports_rx) = mpsc::channel(1);
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let ingested = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counted = ingested.clone();
+        let link = Link::new();
+        let audit = Audit::new(link.clone(), store.clone(), plan.clone(), clock, reports_tx)
+            .with_hook(Box::new(move |_seq| {
+                // Stalled until the test lets it go (the sender dropped).
+                let _ = go_rx.recv();
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }));
+        let (done_tx, _done_rx) = tokio::sync::oneshot::channel();
+        let audit_thread = crate::audit::live::spawn(audit, done_tx).unwrap();
+        let (data_tx, data_rx) = mpsc::channel(MAX_BATCH);
+        let writer = {
+            let (store, wake) = (store.clone(), Arc::new(Notify::new()));
+            std::thread::spawn(move || writer_loop(store, data_rx, wake, link))
+        };
+        let rounds = 121i64;
+        for i in 0..rounds {
+            let ts = t0 + i * 60_000;
+            let good = |v: f64| (Some(v), plantmeter_common::Quality::Good);
+            let polls = [
+                (
+                    0,
+                    vec![good(5_000.0 + 100.0 * i as f64 / 60.0), good(100.0)],
+                ),
+                (1, vec![good(2.0 * i as f64 / 60.0)]),
+            ];
+            for (meter, values) in polls {
+                data_tx
+                    .blocking_send(ToWriter::Poll(Polled {
+                        plan: plan.clone(),
+                        bus: 0,
+                        meter,
+                        ts,
+                        values,
+                    }))
+                    .unwrap();
+            }
+        }
+        let stored = 2 * rounds as u64;
+        wait_for("every poll durable", || store.durable_next() > stored);
+        // The publisher: the broker acknowledges everything sent.
+        let sent: Vec<u64> = store
+            .read_from(0, 10_000)
+            .unwrap()
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect();
+        assert_eq!(sent.len() as u64, stored, "every poll is published");
+        store.remove_acked(&sent).unwrap();
+        assert_eq!(store.backlog(), 0);
+        assert_eq!(
+            ingested.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "all of it while the audit had not counted a single record"
+        );
+        // The audit goes on; the writer stops (as at a shutdown): the audit catches up and persists.
+        drop(go_tx);
+        drop(data_tx);
+        wait_for("the audit to end", || audit_thread.is_finished());
+        writer.join().unwrap();
+        assert_eq!(ingested.load(std::sync::atomic::Ordering::SeqCst), stored);
+        assert_eq!(
+            store.stats().backlog_bytes,
+            0,
+            "delivered and audited records are deleted"
+        );
+        let db = store.db().unwrap();
+        let mut engine = crate::audit::AuditEngine::open(&db, &plan).unwrap();
+        assert_eq!(engine.persisted_cursor(), stored + 1);
+        let r = engine.report(t0 + 3 * 86_400_000).unwrap();
+        let electricity = r
+            .indicators
+            .iter()
+            .find(|(k, _)| k == "electricity")
+            .and_then(|(_, i)| i.baseline.total)
+            .unwrap();
+        assert!(
+            (electricity - 200.0).abs() < 1e-6,
+            "two hours of 100 kWh: {electricity}"
+        );
     }
 
     #[test]

@@ -13,6 +13,8 @@
 //! - `A` + id + at (i64, sign flipped) -> empty: the recorded replacement at `at` is counted
 //! - `Mtz` -> the timezone offset (seconds, i32 LE) the hour grid was built for
 //! - `Mfmt` -> the chunk format (u8, 3); older stores are converted on open, newer ones refused
+//! - `Mnext` -> the live audit's cursor (u64 BE): every stored record below this seq is in the
+//!   aggregates; written in the same batch as them
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -225,6 +227,19 @@ impl Aggregates {
             .map(|r| (r.first_ts, r.last_ts))
     }
 
+    /// The live audit's cursor: the next seq of the store to ingest (None: never written).
+    pub fn cursor(&self) -> anyhow::Result<Option<u64>> {
+        Ok(self
+            .tree
+            .get(CURSOR_KEY)?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map(u64::from_be_bytes))
+    }
+
+    pub fn put_cursor(batch: &mut sled::Batch, next: u64) {
+        batch.insert(CURSOR_KEY, &next.to_be_bytes());
+    }
+
     /// What the last import gave a point (None when never imported, or unreadable: then the rows are
     /// judged against the stored readings as new ones).
     pub fn import_record(&self, id: u32) -> anyhow::Result<Option<ImportRecord>> {
@@ -385,6 +400,8 @@ impl Aggregates {
 
 /// Key of the audit tree's format (u8): the chunk format its hours are stored in.
 const FORMAT_KEY: &[u8] = b"Mfmt";
+/// Key of the live audit's cursor (see the module's layout).
+const CURSOR_KEY: &[u8] = b"Mnext";
 
 /// Bring the audit tree to the current chunk format on open: a tree written by a newer version is refused
 /// with a clear error; one written before the format key existed (format 2: gauge hours as interpolated

@@ -89,6 +89,10 @@ pub struct AuditEngine {
     recorded_stamp: Option<Option<std::time::SystemTime>>,
     /// Replacement bookkeeping to persist with the next flush.
     marks: Vec<Mark>,
+    /// The next seq of the store to ingest: every record below it is in the aggregates (in memory).
+    next: u64,
+    /// The same, as last persisted with the aggregates.
+    persisted_next: u64,
 }
 
 /// Replacement bookkeeping written with the aggregates.
@@ -154,10 +158,13 @@ impl AuditEngine {
                 recorded: Vec::new(),
                 recorded_stamp: None,
                 marks: Vec::new(),
+                next: 0,
+                persisted_next: 0,
             });
         };
         let grid = HourGrid::new(audit.timezone);
         let mut agg = Aggregates::open(db, &grid)?;
+        let next = agg.cursor()?.unwrap_or(0);
         let mut batch = sled::Batch::default();
         let (meters, mut slots) = slots_for(plan, &mut agg, &mut batch)?;
         agg.apply(batch)?;
@@ -193,6 +200,8 @@ impl AuditEngine {
             recorded: Vec::new(),
             recorded_stamp: None,
             marks: Vec::new(),
+            next,
+            persisted_next: next,
         };
         engine.sync_recorded();
         Ok(engine)
@@ -276,6 +285,22 @@ impl AuditEngine {
         self.recorded = recs;
     }
 
+    /// The next seq of the store to ingest, as persisted with the aggregates: every record below it
+    /// is counted on disk (0: a store never audited live, so every stored record is ingested).
+    pub fn persisted_cursor(&self) -> u64 {
+        self.persisted_next
+    }
+
+    /// The next seq of the store to ingest (in memory).
+    pub fn cursor(&self) -> u64 {
+        self.next
+    }
+
+    /// Record `seq` was seen but cannot be ingested (not a data message): the cursor passes it.
+    pub fn skip(&mut self, seq: u64) {
+        self.next = self.next.max(seq.saturating_add(1));
+    }
+
     /// Judge timestamps against this clock (the one readings are stamped with: a virtual clock in tests and
     /// the demo) instead of the system clock.
     pub fn with_clock(mut self, clock: Clock) -> Self {
@@ -292,6 +317,8 @@ impl AuditEngine {
     /// Feed one data message (a poll of one meter). Called for every message once durable, in seq order.
     /// Readings not after the point's last reading (duplicates after a reconnect) are ignored.
     pub fn ingest(&mut self, msg: &DataMessage) -> anyhow::Result<()> {
+        // Before any flush below: the message's effects and the cursor past it go in one batch.
+        self.skip(msg.seq);
         let Some(points) = self.meters.get(&msg.meter) else {
             return Ok(());
         };
@@ -362,10 +389,15 @@ impl AuditEngine {
         let Some(agg) = self.agg.as_ref() else {
             return Ok(());
         };
-        if self.pending.is_empty() && self.marks.is_empty() && !self.slots.iter().any(|s| s.dirty) {
+        if self.pending.is_empty()
+            && self.marks.is_empty()
+            && !self.slots.iter().any(|s| s.dirty)
+            && self.next == self.persisted_next
+        {
             return Ok(());
         }
         let mut batch = sled::Batch::default();
+        Aggregates::put_cursor(&mut batch, self.next);
         for m in &self.marks {
             match m {
                 Mark::Inferred(id, inf) => Aggregates::put_inferred(&mut batch, *id, inf),
@@ -398,6 +430,7 @@ impl AuditEngine {
         for s in &mut self.slots {
             s.dirty = false;
         }
+        self.persisted_next = self.next;
         Ok(())
     }
 
@@ -509,11 +542,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use plantmeter_common::PointValue;
 
-    fn plan(dir: &Path) -> Plan {
+    pub(crate) fn plan(dir: &Path) -> Plan {
         let cfg = dir.join("plant.toml");
         std::fs::write(
             &cfg,
@@ -577,7 +610,7 @@ production = {{ point = "packer.output", unit = "t" }}
         plantmeter_common::config::load(&cfg).unwrap()
     }
 
-    fn msg(seq: u64, ts: i64, meter: &str, pts: &[(&str, Option<f64>)]) -> DataMessage {
+    pub(crate) fn msg(seq: u64, ts: i64, meter: &str, pts: &[(&str, Option<f64>)]) -> DataMessage {
         DataMessage {
             seq,
             ts,

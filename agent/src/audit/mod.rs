@@ -4,6 +4,7 @@ pub mod aggregates;
 pub mod engine;
 pub mod import;
 pub mod integrity;
+pub mod live;
 pub mod render;
 pub mod replace;
 pub mod report;

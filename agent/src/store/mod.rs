@@ -11,6 +11,11 @@
 //! Which records of a partly acknowledged block were acknowledged is kept in memory (the publisher
 //! does not send them again); after a crash the whole block goes again (at-least-once).
 //!
+//! The live audit reads the records from the store too, behind the publisher or ahead of it (see
+//! `audit::live`). While it is on, a block the broker acknowledged is deleted only once the audit
+//! has persisted every record of it ([`Store::set_audit_gate`]): until then it stays, acknowledged
+//! (not sent again, not in the backlog, but in the bytes counted against `store_max_mb`).
+//!
 //! Memory: sled by default keeps a 1 GiB page cache that fills up to the data size, plus a
 //! background flusher thread. See [`open_db`] for what is changed and why.
 
@@ -243,6 +248,9 @@ struct Scan {
     from_on: u64,
     /// First seqs of the stored blocks.
     blocks: std::collections::BTreeSet<u64>,
+    /// Blocks below the stored `acked_below` (all delivered, kept for the audit): first seq,
+    /// record count and bytes.
+    acked: Vec<(u64, u64, u64)>,
 }
 
 /// Scan the outbox of the database in `dir`, in chunks of [`RECYCLE_BYTES`] with the database
@@ -250,6 +258,7 @@ struct Scan {
 /// the handle to go on with.
 fn scan(dir: &Path, mut hd: Handle, from: u64) -> anyhow::Result<(Scan, Handle)> {
     let mut out = Scan::default();
+    let acked_below = read_u64(&hd.tree, "acked_below")?.unwrap_or(0);
     let mut cursor = 0u64;
     loop {
         let mut chunk = 0u64;
@@ -262,6 +271,9 @@ fn scan(dir: &Path, mut hd: Handle, from: u64) -> anyhow::Result<(Scan, Handle)>
                 out.last = b.end() - 1;
                 out.from_on += b.end().saturating_sub(b.first.max(from));
                 out.blocks.insert(b.first);
+                if b.end() <= acked_below {
+                    out.acked.push((b.first, b.count(), b.bytes()));
+                }
                 chunk += b.bytes();
                 if chunk >= RECYCLE_BYTES {
                     resume = Some(b.first + 1);
@@ -326,6 +338,8 @@ pub struct Store {
     syncs: AtomicU64,
     /// Bytes of records written since the database was (re)opened.
     written_since_open: AtomicU64,
+    /// Records evicted (store full) before the live audit had persisted them, since start.
+    audit_evicted: AtomicU64,
 }
 
 struct WriterState {
@@ -341,6 +355,12 @@ struct WriterState {
     attached: bool,
     /// The eviction count as last written to the store.
     evicted_stored: u64,
+    /// While the live audit is on: the first seq it has not persisted. Acknowledged blocks at or
+    /// past it are kept (for the audit to read) and deleted once it passes them.
+    audit_gate: Option<u64>,
+    /// Every stored record below this seq was delivered (as last written to the store): where the
+    /// next look for the oldest block not delivered entirely starts.
+    acked_below: u64,
 }
 
 /// The acknowledged records of a block (a bit per record).
@@ -382,6 +402,23 @@ impl Partial {
     }
 }
 
+/// Mark the blocks a scan found below `acked_below` as delivered (all their records acknowledged),
+/// unless known already; returns how many records were newly marked.
+fn add_acked(partial: &mut BTreeMap<u64, Partial>, acked: &[(u64, u64, u64)]) -> u64 {
+    let mut marked = 0;
+    for &(first, count, bytes) in acked {
+        let p = partial
+            .entry(first)
+            .or_insert_with(|| Partial::new(count, bytes));
+        for i in 0..count {
+            if p.ack(i) {
+                marked += 1;
+            }
+        }
+    }
+    marked
+}
+
 /// A stored block: its first seq, its value and where its records are.
 struct Stored {
     first: u64,
@@ -418,6 +455,9 @@ pub struct Appended {
     /// Oldest unsent records removed to stay within `store_max_mb`, and the seq range they had.
     pub evicted: u64,
     pub evicted_range: Option<(u64, u64)>,
+    /// Records removed to make room that the live audit had not persisted (their readings are
+    /// missing from the audit).
+    pub audit_evicted: u64,
 }
 
 /// What making room for an append removed: records never delivered, the bytes of the blocks
@@ -426,6 +466,8 @@ struct Evicted {
     records: u64,
     bytes: u64,
     range: Option<(u64, u64)>,
+    /// Of the removed records, those the live audit had not persisted.
+    unaudited: u64,
 }
 
 /// Summary of the store for `status` and health.
@@ -433,7 +475,8 @@ struct Evicted {
 pub struct StoreStats {
     /// Records not yet acknowledged by the broker.
     pub backlog: u64,
-    /// Their approximate size (key + payload + overhead), bytes.
+    /// Approximate size (key + payload + overhead) of the stored records, bytes: the backlog and
+    /// the delivered records the live audit has not counted yet (what `store_max_mb` bounds).
     pub backlog_bytes: u64,
     /// The oldest unsent record: seq and poll time (ms since the epoch).
     pub oldest_seq: Option<u64>,
@@ -561,25 +604,30 @@ impl Store {
             .max(1);
         let evicted = read_u64(&hd.tree, "evicted")?.unwrap_or(0);
         let floor = seq_floor::read(dir, moved_aside.as_deref()).unwrap_or(0);
+        let mut partial = BTreeMap::new();
+        let acked = add_acked(&mut partial, &found.acked);
         Ok(Store {
             dir: dir.to_path_buf(),
             handle: RwLock::new(Some(hd)),
             write_lock: Mutex::new(WriterState {
                 next_seq,
-                partial: BTreeMap::new(),
+                partial,
                 floor: seq_floor::SeqFloor::new(dir, floor),
                 broken_from: None,
                 attached: true,
                 evicted_stored: evicted,
+                audit_gate: None,
+                acked_below: 0,
             }),
             durable_next: AtomicU64::new(next_seq),
-            backlog: AtomicU64::new(found.backlog),
+            backlog: AtomicU64::new(found.backlog.saturating_sub(acked)),
             bytes: AtomicU64::new(found.bytes),
             evicted: AtomicU64::new(evicted),
             max_live_bytes: AtomicU64::new(live_budget(store_max_mb)),
             moved_aside,
             syncs: AtomicU64::new(0),
             written_since_open: AtomicU64::new(0),
+            audit_evicted: AtomicU64::new(0),
         })
     }
 
@@ -598,6 +646,8 @@ impl Store {
                 broken_from: Some(next_seq),
                 attached: false,
                 evicted_stored: 0,
+                audit_gate: None,
+                acked_below: 0,
             }),
             durable_next: AtomicU64::new(next_seq),
             backlog: AtomicU64::new(0),
@@ -607,6 +657,7 @@ impl Store {
             moved_aside: None,
             syncs: AtomicU64::new(0),
             written_since_open: AtomicU64::new(0),
+            audit_evicted: AtomicU64::new(0),
         }
     }
 
@@ -700,6 +751,7 @@ impl Store {
         evicted -= survived;
         w.next_seq = w.next_seq.max(disk_next);
         w.partial.retain(|first, _| found.blocks.contains(first));
+        add_acked(&mut w.partial, &found.acked);
         let acked: u64 = w.partial.values().map(|p| p.n_acked).sum();
         self.backlog
             .store(found.backlog.saturating_sub(acked), Ordering::Release);
@@ -791,6 +843,7 @@ impl Store {
             records: evicted,
             bytes: freed,
             range,
+            unaudited,
         } = match written {
             Ok(r) => r,
             Err(e) => {
@@ -813,11 +866,13 @@ impl Store {
         );
         self.evicted.fetch_add(evicted, Ordering::AcqRel);
         w.evicted_stored = self.evicted.load(Ordering::Acquire);
+        self.audit_evicted.fetch_add(unaudited, Ordering::AcqRel);
         Ok(Appended {
             first,
             count,
             evicted,
             evicted_range: range,
+            audit_evicted: unaudited,
         })
     }
 
@@ -835,6 +890,7 @@ impl Store {
         let mut evicted = 0u64;
         let mut freed = 0u64;
         let mut range: Option<(u64, u64)> = None;
+        let mut unaudited = 0u64;
         let current = self.bytes.load(Ordering::Acquire);
         let max_live = self.max_live_bytes.load(Ordering::Acquire);
         if current + added > max_live {
@@ -852,12 +908,16 @@ impl Store {
                 // Records already acknowledged were delivered: not lost.
                 let acked = w.partial.remove(&b.first).map_or(0, |p| p.n_acked);
                 evicted += b.count() - acked;
+                if let Some(gate) = w.audit_gate {
+                    unaudited += b.end().saturating_sub(b.first.max(gate));
+                }
                 range = Some((range.map_or(b.first, |r| r.0), b.end() - 1));
             }
         }
         let total_evicted = self.evicted.load(Ordering::Acquire) + evicted;
-        if evicted > 0 {
-            // Evicted blocks, the eviction count, the new blocks and the next seq: all or nothing.
+        if freed > 0 {
+            // Evicted blocks (some maybe all delivered, kept for the audit), the eviction count,
+            // the new blocks and the next seq: all or nothing.
             batch.insert(meta_key("evicted"), &total_evicted.to_be_bytes());
             for (at, value) in blocks {
                 batch.insert(&seq_key(at), value);
@@ -883,6 +943,7 @@ impl Store {
             records: evicted,
             bytes: freed,
             range,
+            unaudited,
         })
     }
 
@@ -1013,6 +1074,8 @@ impl Store {
         let mut acked = 0u64;
         let mut freed = 0u64;
         let mut delivered_evicted = 0u64;
+        // A block was delivered entirely but is kept for the audit.
+        let mut kept = false;
         // The block of the previous seq (seqs are sorted: consecutive ones share blocks).
         let mut current: Option<(u64, u64)> = None;
         for &seq in seqs {
@@ -1038,13 +1101,35 @@ impl Store {
             if p.ack(seq - first) {
                 acked += 1;
             }
-            if p.n_acked >= p.count {
+            let audited = w.audit_gate.is_none_or(|gate| first + p.count <= gate);
+            if p.n_acked >= p.count && !audited {
+                kept = true;
+            }
+            if p.n_acked >= p.count && audited {
                 freed += p.bytes;
                 w.partial.remove(&first);
                 // A plain remove (no batch: see `append_with`); a block that comes back after a
                 // crash is sent again.
                 hd.tree.remove(seq_key(first))?;
                 current = None;
+            }
+        }
+        if kept {
+            // Remembered on disk, so that after a crash these blocks are not sent again: every
+            // record below the oldest stored block not delivered entirely was delivered.
+            let mut below = w.next_seq;
+            for k in hd.tree.range(seq_key(w.acked_below)..META_PREFIX).keys() {
+                let k = k?;
+                let Some(first) = key_seq(&k) else { continue };
+                if w.partial.get(&first).is_none_or(|p| p.n_acked < p.count) {
+                    below = first;
+                    break;
+                }
+            }
+            if below > w.acked_below {
+                hd.tree
+                    .insert(meta_key("acked_below"), &below.to_be_bytes())?;
+                w.acked_below = below;
             }
         }
         let evicted = self.evicted.load(Ordering::Acquire);
@@ -1064,6 +1149,87 @@ impl Store {
             Ordering::AcqRel,
         );
         Ok(())
+    }
+
+    /// Gate the deletion of acknowledged blocks on the live audit: `Some(next)` once the audit has
+    /// persisted every record below `next` (acknowledged blocks past it are kept until it passes
+    /// them), None when there is no live audit (or it was switched off: nothing is kept for it).
+    /// Acknowledged blocks the new gate lets go are deleted now.
+    pub fn set_audit_gate(&self, gate: Option<u64>) {
+        let mut w = self.lock();
+        w.audit_gate = gate;
+        let done: Vec<(u64, u64)> = w
+            .partial
+            .range(..gate.unwrap_or(u64::MAX))
+            .filter(|(&first, p)| p.n_acked >= p.count && gate.is_none_or(|g| first + p.count <= g))
+            .map(|(&first, p)| (first, p.bytes))
+            .collect();
+        if done.is_empty() {
+            return;
+        }
+        let Ok(hd) = self.h() else {
+            // Unusable: the blocks stay acknowledged in memory and go at the next gate move or
+            // come back (sent again) after a reopen scan drops them from memory.
+            return;
+        };
+        let mut freed = 0u64;
+        for (first, bytes) in done {
+            if let Err(e) = hd.tree.remove(seq_key(first)) {
+                tracing::debug!(error = %format!("{e:#}"), "cannot delete acknowledged records");
+                drop(hd);
+                self.fail_locked(&mut w);
+                break;
+            }
+            w.partial.remove(&first);
+            freed += bytes;
+        }
+        self.bytes.fetch_sub(
+            freed.min(self.bytes.load(Ordering::Acquire)),
+            Ordering::AcqRel,
+        );
+    }
+
+    /// Records evicted (store full) before the live audit had persisted them, since start.
+    pub fn audit_evicted(&self) -> u64 {
+        self.audit_evicted.load(Ordering::Acquire)
+    }
+
+    /// Up to `limit` durable records with seq >= `from`, acknowledged or not, oldest first, as
+    /// (seq, payload): what the live audit reads. Err while the store is unusable.
+    pub fn read_for_audit(
+        &self,
+        from: u64,
+        limit: usize,
+    ) -> anyhow::Result<Vec<(u64, sled::IVec)>> {
+        let end = self.durable_next();
+        let mut out = Vec::with_capacity(limit.min(256));
+        if from >= end || limit == 0 {
+            return Ok(out);
+        }
+        let hd = self.h()?;
+        let start = match Store::block_of(&hd.tree, from)? {
+            Some(b) => b.first,
+            None => from,
+        };
+        for kv in hd.tree.range(seq_key(start)..seq_key(end)) {
+            let (k, v) = kv?;
+            let Some(b) = decode(&hd.tree, &k, v) else {
+                continue;
+            };
+            for i in 0..b.spans.len() {
+                let seq = b.first + i as u64;
+                if seq < from {
+                    continue;
+                }
+                if let Some(payload) = b.record(i) {
+                    out.push((seq, payload));
+                }
+                if out.len() >= limit {
+                    return Ok(out);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Backlog, oldest unsent, next seq, evictions.
@@ -1184,6 +1350,47 @@ mod tests {
         drop(s);
         let s = Store::open_or_recover(&path, 1).unwrap();
         assert_eq!(s.stats().evicted, st.evicted, "eviction count is durable");
+    }
+
+    /// Delivered records kept for a lagging audit count against `store_max_mb`; evicted, they are
+    /// not lost for delivery but for the audit, and counted as such.
+    #[test]
+    fn records_kept_for_the_audit_are_bounded_and_their_eviction_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open_or_recover(&dir.path().join("db"), 1).unwrap();
+        s.set_audit_gate(Some(0));
+        let mut audit_evicted = 0;
+        for _ in 0..100 {
+            let mut round: Vec<DataMessage> = (0..100).map(|_| msg("a")).collect();
+            audit_evicted += s.append(&mut round).unwrap().audit_evicted;
+            s.flush().unwrap();
+            let sent: Vec<u64> = s
+                .read_from(0, 100_000)
+                .unwrap()
+                .iter()
+                .map(|r| r.0)
+                .collect();
+            s.remove_acked(&sent).unwrap();
+        }
+        let st = s.stats();
+        assert_eq!((st.backlog, st.evicted), (0, 0), "all delivered");
+        assert!(
+            st.backlog_bytes <= 512 * 1024,
+            "bounded: {}",
+            st.backlog_bytes
+        );
+        assert!(audit_evicted > 0);
+        assert_eq!(s.audit_evicted(), audit_evicted);
+        let kept = s.read_for_audit(0, 100_000).unwrap();
+        assert_eq!(
+            kept.len() as u64 + audit_evicted,
+            10_000,
+            "each record is either kept for the audit or counted"
+        );
+        // The audit passes them: they go.
+        s.set_audit_gate(Some(s.next_seq()));
+        assert_eq!(s.stats().backlog_bytes, 0);
+        assert!(s.read_for_audit(0, 10).unwrap().is_empty());
     }
 
     #[test]
