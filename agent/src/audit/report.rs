@@ -12,7 +12,7 @@ use chrono::NaiveDate;
 use plantmeter_common::audit::report::Report;
 
 use super::engine::{write_atomic, AuditEngine, REPORT_FILE};
-use super::import::{load_plan, open_store};
+use super::import::load_plan;
 use super::render;
 use crate::exit::BadInput;
 
@@ -109,9 +109,14 @@ pub fn main(args: ReportArgs) -> anyhow::Result<()> {
             args.config.display()
         );
     }
-    let report = match open_store(dir) {
-        Ok(db) => {
+    let report = match crate::store::Store::open_existing(dir, plan.gateway.store_max_mb) {
+        Ok(store) => {
+            let db = store
+                .db()
+                .ok_or_else(|| anyhow::anyhow!("the store at {} is unusable", dir.display()))?;
             let mut engine = AuditEngine::open(&db, &plan)?;
+            // What a stopped agent stored but had not audited yet counts too.
+            super::live::catch_up_offline(&store, &mut engine)?;
             let r = engine.report_for(plantmeter_common::Clock::wall().now_ms(), over)?;
             if r.periods.baseline.completeness <= 0.0 {
                 anyhow::bail!(
@@ -123,7 +128,7 @@ pub fn main(args: ReportArgs) -> anyhow::Result<()> {
             }
             r
         }
-        Err(e) if format!("{e:#}").contains("in use by another process") => {
+        Err(e @ crate::store::OpenError::Locked(_)) => {
             let file = plan.gateway.data_dir.join(REPORT_FILE);
             if over.is_some() {
                 anyhow::bail!("{e:#}; --from/--to need the store itself");
@@ -142,7 +147,7 @@ pub fn main(args: ReportArgs) -> anyhow::Result<()> {
             );
             r
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
     let mut report = report;
     let key = plan

@@ -651,8 +651,12 @@ async fn run(args: DemoArgs, lang: Lang) -> anyhow::Result<()> {
 
     // The audit report from the agent's store.
     let report = {
-        let db = crate::store::open_db(&data_dir)?;
+        let store = crate::store::Store::open_existing(&data_dir, plan.gateway.store_max_mb)?;
+        let db = store
+            .db()
+            .ok_or_else(|| anyhow::anyhow!("the store at {} is unusable", data_dir.display()))?;
         let mut engine = AuditEngine::open(&db, &plan)?;
+        crate::audit::live::catch_up_offline(&store, &mut engine)?;
         let mut r = engine.report(sim.now_ms())?;
         // Sealed like every report, so that `plantmeter verify` can check it against the store.
         crate::audit::integrity::seal(&mut r, None)?;
