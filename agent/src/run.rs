@@ -328,6 +328,21 @@ impl Writer {
     }
 }
 
+/// Whether an eviction warning may be logged now (at most one a minute per process).
+fn eviction_log_due() -> bool {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    // Seconds since START of the last line, plus one (0: never logged).
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = START.get_or_init(Instant::now).elapsed().as_secs() + 1;
+    let last = LAST.load(Ordering::Relaxed);
+    if last != 0 && now < last + 60 {
+        return false;
+    }
+    LAST.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+        .is_ok()
+}
+
 /// Store a batch and make it durable; Err: how many polls were lost, and why.
 fn write_batch(store: &Store, batch: &mut Vec<Polled>) -> Result<(), (u64, anyhow::Error)> {
     // A poll always names a meter of its own plan; should one not, it cannot be stored (it has
@@ -347,7 +362,9 @@ fn write_batch(store: &Store, batch: &mut Vec<Polled>) -> Result<(), (u64, anyho
         batch.get(i).is_some_and(|p| p.write_payload(seq, out))
     }) {
         Ok(a) => {
-            if a.evicted > 0 {
+            // A full store evicts at every batch: one line a minute, the totals say the rest.
+            let log_now = (a.evicted > 0 || a.audit_evicted > 0) && eviction_log_due();
+            if a.evicted > 0 && log_now {
                 let (from, to) = a.evicted_range.unwrap_or((0, 0));
                 tracing::warn!(
                     evicted = a.evicted,
@@ -357,7 +374,7 @@ fn write_batch(store: &Store, batch: &mut Vec<Polled>) -> Result<(), (u64, anyho
                     "store full (store_max_mb): evicted the oldest unsent records"
                 );
             }
-            if a.audit_evicted > 0 {
+            if a.audit_evicted > 0 && log_now {
                 tracing::warn!(
                     audit_evicted = a.audit_evicted,
                     total_audit_evicted = store.audit_evicted(),
