@@ -328,7 +328,7 @@ mod tests {
         let rows = parse_rows(&s);
         assert_eq!(rows[0][0], "指标");
         assert_eq!(rows[0][4], "基准期总量");
-        assert_eq!(rows[0][9], "节能量/节约量");
+        assert_eq!(rows[0][9], "节能量/节水量/减排量");
         assert_eq!(rows[0][14], "决定系数 R²");
         assert_eq!(rows[0][18], "清洁生产等级");
         assert_eq!(rows[1][0], "综合能耗");
