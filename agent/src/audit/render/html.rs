@@ -66,6 +66,18 @@ footer { margin-top: 32px; color: var(--muted); font-size: 12px; border-top: 1px
 }
 "#;
 
+/// An RFC 3339 instant shown in the plant's timezone (`+08:00`), to the minute: `2026-11-30 18:04 (+08:00)`.
+/// Unparseable input is shown as it is.
+fn local_time(rfc3339: &str, tz: &str) -> String {
+    let (Ok(t), Ok(off)) = (
+        chrono::DateTime::parse_from_rfc3339(rfc3339),
+        tz.parse::<chrono::FixedOffset>(),
+    ) else {
+        return rfc3339.to_string();
+    };
+    format!("{} ({tz})", t.with_timezone(&off).format("%Y-%m-%d %H:%M"))
+}
+
 fn indicator<'a>(report: &'a Report, key: &str) -> Option<&'a Indicator> {
     report
         .indicators
@@ -112,7 +124,7 @@ pub fn html(report: &Report, lang: Lang) -> String {
         escape(l.gateway),
         escape(&report.gateway),
         escape(l.generated_at),
-        escape(&report.generated_at)
+        escape(&local_time(&report.generated_at, &report.method.timezone))
     );
     if let Some(e) = &report.enterprise {
         let industry = report
@@ -1046,6 +1058,19 @@ mod tests {
             h.contains("272,000") && h.contains(">2.2<"),
             "money and payback"
         );
+    }
+
+    #[test]
+    fn the_generated_time_is_shown_in_the_plants_timezone() {
+        let mut r = fixture::report();
+        r.generated_at = "2026-11-30T10:04:37.577Z".into();
+        r.method.timezone = "+08:00".into();
+        let h = html(&r, Lang::En);
+        assert!(
+            h.contains("2026-11-30 18:04 (+08:00)"),
+            "local time in the header"
+        );
+        assert_eq!(local_time("garbage", "+08:00"), "garbage");
     }
 
     #[test]
