@@ -518,6 +518,32 @@ pub struct AuditPlan {
     pub publish_interval: Duration,
 }
 
+impl Point {
+    /// A point no register holds: a manual meter's, or one known only by its readings (the park's view of a
+    /// gateway's point from `P/meta`). Values are taken as they come (f64, scale 1).
+    pub fn unregistered(
+        name: String,
+        unit: String,
+        kind: PointKind,
+        rollover: Option<f64>,
+    ) -> Point {
+        Point {
+            name,
+            register: RegisterKind::Holding,
+            address: 0,
+            data_type: DataType::F64,
+            byte_order: ByteOrder::BIG,
+            scale: 1.0,
+            offset: 0.0,
+            unit,
+            kind,
+            rollover,
+            min: None,
+            max: None,
+        }
+    }
+}
+
 impl Plan {
     /// Find a polled meter by name, with its bus.
     pub fn meter(&self, name: &str) -> Option<(&Bus, &Meter)> {

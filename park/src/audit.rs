@@ -20,7 +20,7 @@ use plantmeter_common::audit::hourly::{HourAgg, HourGrid};
 use plantmeter_common::audit::intervals::{gap_threshold_ms, Tracker};
 use plantmeter_common::audit::report::Report;
 use plantmeter_common::plan::{self, Meter, Plan, Point, PointRef};
-use plantmeter_common::{ByteOrder, DataType, PointKind, PointValue, Quality, RegisterKind};
+use plantmeter_common::{PointKind, PointValue, Quality};
 use serde_json::Value;
 use tokio_postgres::Client;
 
@@ -77,20 +77,12 @@ async fn plant_meters(client: &Client, plant: &Plant) -> Result<Vec<Meter>, Audi
                         "gauge" => PointKind::Gauge,
                         _ => return None,
                     };
-                    Some(Point {
-                        name: p["name"].as_str()?.to_string(),
-                        register: RegisterKind::Holding,
-                        address: 0,
-                        data_type: DataType::F64,
-                        byte_order: ByteOrder::BIG,
-                        scale: 1.0,
-                        offset: 0.0,
-                        unit: p["unit"].as_str().unwrap_or("").to_string(),
+                    Some(Point::unregistered(
+                        p["name"].as_str()?.to_string(),
+                        p["unit"].as_str().unwrap_or("").to_string(),
                         kind,
-                        rollover: p["rollover"].as_f64(),
-                        min: None,
-                        max: None,
-                    })
+                        p["rollover"].as_f64(),
+                    ))
                 })
                 .collect();
             let poll = m["poll_interval_s"]

@@ -23,25 +23,8 @@ pub fn load_key(path: &Path) -> anyhow::Result<SigningKey> {
     })
 }
 
-/// `v` with the keys of every object sorted (serde_json may keep insertion order when another crate turns
-/// on its `preserve_order` feature, so the order is made explicit here).
-fn canonical(v: &Value) -> Value {
-    match v {
-        Value::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort();
-            let mut out = serde_json::Map::new();
-            for k in keys {
-                out.insert(k.clone(), canonical(&m[k]));
-            }
-            Value::Object(out)
-        }
-        Value::Array(a) => Value::Array(a.iter().map(canonical).collect()),
-        other => other.clone(),
-    }
-}
-
-/// Compact JSON of `v` with sorted keys, written key by key (independent of the map's own order).
+/// Compact JSON of `v` with the keys of every object sorted, written key by key: independent of the map's
+/// own order (serde_json keeps insertion order when another crate turns on its `preserve_order`).
 fn write_canonical(v: &Value, out: &mut String) {
     match v {
         Value::Object(m) => {
@@ -74,12 +57,15 @@ fn write_canonical(v: &Value, out: &mut String) {
 
 /// SHA-256 (lower-case hex) of a report's JSON value without its `integrity` field.
 pub fn digest_of_value(v: &Value) -> String {
-    let mut v = canonical(v);
-    if let Value::Object(m) = &mut v {
-        m.remove("integrity");
-    }
     let mut text = String::new();
-    write_canonical(&v, &mut text);
+    match v {
+        Value::Object(m) if m.contains_key("integrity") => {
+            let mut m = m.clone();
+            m.remove("integrity");
+            write_canonical(&Value::Object(m), &mut text);
+        }
+        _ => write_canonical(v, &mut text),
+    }
     hex(&Sha256::digest(text.as_bytes()))
 }
 
@@ -198,8 +184,8 @@ mod tests {
         let v: Value = serde_json::from_str(&text).unwrap();
         let direct = serde_json::to_value(&r).unwrap();
         let (mut a, mut b) = (String::new(), String::new());
-        write_canonical(&canonical(&v), &mut a);
-        write_canonical(&canonical(&direct), &mut b);
+        write_canonical(&v, &mut a);
+        write_canonical(&direct, &mut b);
         assert!(
             a == b,
             "a report read back must give the same canonical text"

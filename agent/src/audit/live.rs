@@ -401,6 +401,20 @@ impl Audit {
 }
 
 /// Start the audit thread; `done` is sent when it ends.
+/// The audit engine of a store no agent is running on, caught up with every stored record (see
+/// [`catch_up_offline`]); the store is returned with it, as the engine reads through its database.
+/// A store in use is `OpenError::Locked` inside the error.
+pub fn open_offline(plan: &Plan) -> anyhow::Result<(Store, AuditEngine)> {
+    let dir = &plan.gateway.data_dir;
+    let store = Store::open_existing(dir, plan.gateway.store_max_mb)?;
+    let db = store
+        .db()
+        .ok_or_else(|| anyhow::anyhow!("the store at {} is unusable", dir.display()))?;
+    let mut engine = AuditEngine::open(&db, plan)?;
+    catch_up_offline(&store, &mut engine)?;
+    Ok((store, engine))
+}
+
 /// Ingest what the store holds past the engine's cursor (records a stopped agent stored but had not
 /// audited yet) and persist it: `report` and `verify` see every stored reading. Returns the count.
 pub fn catch_up_offline(store: &Store, engine: &mut AuditEngine) -> anyhow::Result<u64> {

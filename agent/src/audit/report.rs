@@ -11,7 +11,7 @@ use anyhow::Context;
 use chrono::NaiveDate;
 use plantmeter_common::audit::report::Report;
 
-use super::engine::{write_atomic, AuditEngine, REPORT_FILE};
+use super::engine::{write_atomic, REPORT_FILE};
 use super::import::load_plan;
 use super::render;
 use crate::exit::BadInput;
@@ -109,14 +109,9 @@ pub fn main(args: ReportArgs) -> anyhow::Result<()> {
             args.config.display()
         );
     }
-    let report = match crate::store::Store::open_existing(dir, plan.gateway.store_max_mb) {
-        Ok(store) => {
-            let db = store
-                .db()
-                .ok_or_else(|| anyhow::anyhow!("the store at {} is unusable", dir.display()))?;
-            let mut engine = AuditEngine::open(&db, &plan)?;
-            // What a stopped agent stored but had not audited yet counts too.
-            super::live::catch_up_offline(&store, &mut engine)?;
+    // What a stopped agent stored but had not audited yet counts too.
+    let report = match super::live::open_offline(&plan) {
+        Ok((_store, mut engine)) => {
             let r = engine.report_for(plantmeter_common::Clock::wall().now_ms(), over)?;
             if r.periods.baseline.completeness <= 0.0 {
                 anyhow::bail!(
@@ -128,7 +123,7 @@ pub fn main(args: ReportArgs) -> anyhow::Result<()> {
             }
             r
         }
-        Err(e @ crate::store::OpenError::Locked(_)) => {
+        Err(e) if matches!(e.downcast_ref(), Some(crate::store::OpenError::Locked(_))) => {
             let file = plan.gateway.data_dir.join(REPORT_FILE);
             if over.is_some() {
                 anyhow::bail!("{e:#}; --from/--to need the store itself");
@@ -147,7 +142,7 @@ pub fn main(args: ReportArgs) -> anyhow::Result<()> {
             );
             r
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(e),
     };
     let mut report = report;
     let key = plan

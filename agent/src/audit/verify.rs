@@ -12,7 +12,6 @@ use serde_json::Value;
 
 use super::import::load_plan;
 use super::integrity::{check_seal, load_key, Seal};
-use super::AuditEngine;
 use crate::exit::BadInput;
 
 #[derive(clap::Args)]
@@ -97,12 +96,7 @@ pub fn main(args: VerifyArgs) -> anyhow::Result<()> {
     if !dir.join("db").is_file() {
         anyhow::bail!("no store at {}: nothing to verify against", dir.display());
     }
-    let store = crate::store::Store::open_existing(&dir, plan.gateway.store_max_mb)?;
-    let db = store
-        .db()
-        .ok_or_else(|| anyhow::anyhow!("the store at {} is unusable", dir.display()))?;
-    let mut engine = AuditEngine::open(&db, &plan)?;
-    super::live::catch_up_offline(&store, &mut engine)?;
+    let (_store, mut engine) = super::live::open_offline(&plan)?;
     let fresh = engine
         .report_for(now_ms, None)
         .context("recomputing the report from the store")?;

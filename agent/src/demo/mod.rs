@@ -26,7 +26,6 @@ use plantmeter_sim::scenario::local_midnight_ms;
 use plantmeter_sim::{AgentConfigOptions, Fault, Scenario, SimHandle, SimOptions};
 
 use crate::audit::render::{self, Lang};
-use crate::audit::AuditEngine;
 use crate::exit::BadInput;
 
 use self::subscriber::Subscriber;
@@ -651,12 +650,7 @@ async fn run(args: DemoArgs, lang: Lang) -> anyhow::Result<()> {
 
     // The audit report from the agent's store.
     let report = {
-        let store = crate::store::Store::open_existing(&data_dir, plan.gateway.store_max_mb)?;
-        let db = store
-            .db()
-            .ok_or_else(|| anyhow::anyhow!("the store at {} is unusable", data_dir.display()))?;
-        let mut engine = AuditEngine::open(&db, &plan)?;
-        crate::audit::live::catch_up_offline(&store, &mut engine)?;
+        let (_store, mut engine) = crate::audit::live::open_offline(&plan)?;
         let mut r = engine.report(sim.now_ms())?;
         // Sealed like every report, so that `plantmeter verify` can check it against the store.
         crate::audit::integrity::seal(&mut r, None)?;

@@ -989,7 +989,7 @@ impl Store {
     /// While the store is unusable this is empty; a read error makes it unusable (the store
     /// writer reopens it): the publisher goes on with what it has in flight.
     pub fn read_from(&self, from: u64, limit: usize) -> anyhow::Result<Vec<(u64, sled::IVec)>> {
-        match self.read_range(from, self.durable_next(), limit) {
+        match self.read_range(from, self.durable_next(), limit, true) {
             Ok(out) => Ok(out),
             Err(e) => {
                 if !e.is::<Unavailable>() {
@@ -1002,11 +1002,14 @@ impl Store {
     }
 
     /// [`Store::read_from`] up to `end` (exclusive), durable or not.
+    /// Records `from..end`, at most `limit`; with `skip_acked`, not those of partly acknowledged blocks
+    /// already acknowledged (what the publisher must not send again).
     fn read_range(
         &self,
         from: u64,
         end: u64,
         limit: usize,
+        skip_acked: bool,
     ) -> anyhow::Result<Vec<(u64, sled::IVec)>> {
         let mut out = Vec::with_capacity(limit.min(256));
         if from >= end || limit == 0 {
@@ -1019,13 +1022,13 @@ impl Store {
             Some(b) => b.first,
             None => from,
         };
-        let w = self.lock();
+        let w = skip_acked.then(|| self.lock());
         for kv in hd.tree.range(seq_key(start)..seq_key(end)) {
             let (k, v) = kv?;
             let Some(b) = decode(&hd.tree, &k, v) else {
                 continue;
             };
-            let partial = w.partial.get(&b.first);
+            let partial = w.as_ref().and_then(|w| w.partial.get(&b.first));
             for i in 0..b.spans.len() {
                 let seq = b.first + i as u64;
                 if seq < from || partial.is_some_and(|p| p.is_acked(i as u64)) {
@@ -1201,41 +1204,14 @@ impl Store {
         from: u64,
         limit: usize,
     ) -> anyhow::Result<Vec<(u64, sled::IVec)>> {
-        let end = self.durable_next();
-        let mut out = Vec::with_capacity(limit.min(256));
-        if from >= end || limit == 0 {
-            return Ok(out);
-        }
-        let hd = self.h()?;
-        let start = match Store::block_of(&hd.tree, from)? {
-            Some(b) => b.first,
-            None => from,
-        };
-        for kv in hd.tree.range(seq_key(start)..seq_key(end)) {
-            let (k, v) = kv?;
-            let Some(b) = decode(&hd.tree, &k, v) else {
-                continue;
-            };
-            for i in 0..b.spans.len() {
-                let seq = b.first + i as u64;
-                if seq < from {
-                    continue;
-                }
-                if let Some(payload) = b.record(i) {
-                    out.push((seq, payload));
-                }
-                if out.len() >= limit {
-                    return Ok(out);
-                }
-            }
-        }
-        Ok(out)
+        // Acknowledged records too, and without the writer's lock: a slow audit never holds it.
+        self.read_range(from, self.durable_next(), limit, false)
     }
 
     /// Backlog, oldest unsent, next seq, evictions.
     pub fn stats(&self) -> StoreStats {
         let oldest = self
-            .read_range(0, u64::MAX, 1)
+            .read_range(0, u64::MAX, 1, true)
             .ok()
             .and_then(|r| r.into_iter().next());
         let (oldest_seq, oldest_ts_ms) = match oldest {

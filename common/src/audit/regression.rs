@@ -138,13 +138,15 @@ pub fn ols(x: &[&[f64]], y: &[f64]) -> Option<OlsFit> {
     {
         return None;
     }
-    let row =
-        |i: usize| -> Vec<f64> { std::iter::once(1.0).chain(x.iter().map(|c| c[i])).collect() };
+    // The design matrix, one row per observation: 1 (the intercept), then the variables.
+    let design: Vec<Vec<f64>> = (0..n)
+        .map(|i| std::iter::once(1.0).chain(x.iter().map(|c| c[i])).collect())
+        .collect();
     // Normal equations on columns scaled to unit size, so that production in tonnes and degree-days in
     // hundreds meet a well-conditioned matrix; the scale is undone on the coefficients.
     let scale: Vec<f64> = (0..p)
         .map(|j| {
-            let s = (0..n).map(|i| row(i)[j].powi(2)).sum::<f64>().sqrt();
+            let s = design.iter().map(|r| r[j].powi(2)).sum::<f64>().sqrt();
             if s > 0.0 {
                 s
             } else {
@@ -154,8 +156,8 @@ pub fn ols(x: &[&[f64]], y: &[f64]) -> Option<OlsFit> {
         .collect();
     let mut xtx = vec![vec![0.0; p]; p];
     let mut xty = vec![0.0; p];
-    for (i, yi) in y.iter().enumerate() {
-        let r: Vec<f64> = row(i).iter().zip(&scale).map(|(v, s)| v / s).collect();
+    for (row, yi) in design.iter().zip(y) {
+        let r: Vec<f64> = row.iter().zip(&scale).map(|(v, s)| v / s).collect();
         for a in 0..p {
             xty[a] += r[a] * yi;
             for b in 0..p {
@@ -167,9 +169,11 @@ pub fn ols(x: &[&[f64]], y: &[f64]) -> Option<OlsFit> {
     let coefficients: Vec<f64> = (0..p)
         .map(|a| (0..p).map(|b| inv[a][b] * xty[b]).sum::<f64>() / scale[a])
         .collect();
-    let residuals: Vec<f64> = (0..n)
-        .map(|i| {
-            y[i] - row(i)
+    let residuals: Vec<f64> = design
+        .iter()
+        .zip(y)
+        .map(|(row, yi)| {
+            yi - row
                 .iter()
                 .zip(&coefficients)
                 .map(|(v, b)| v * b)

@@ -124,6 +124,25 @@ impl Points<'_> {
     }
 }
 
+/// A required `carrier` key of `t`, with where it is written.
+fn carrier_key(d: &mut Diag<'_>, t: &Section<'_>) -> Option<(Carrier, Span)> {
+    let c = t.req_str(d, "carrier")?;
+    match Carrier::parse(c.v) {
+        Some(carrier) => Some((carrier, c.span)),
+        None => {
+            d.error(
+                &c.span,
+                format!(
+                    "unknown carrier \"{}\"; use {}",
+                    c.v,
+                    Carrier::ALL.map(Carrier::as_str).join(", ")
+                ),
+            );
+            None
+        }
+    }
+}
+
 /// A required `meter.point` key of `t`.
 fn point_key(
     d: &mut Diag<'_>,
@@ -523,22 +542,7 @@ pub(crate) fn parse(
         );
         let material = it.str(d, "material").map(|m| (m.v.to_string(), m.span));
         let point = point_key(d, &it, "point", points);
-        let carrier = it
-            .req_str(d, "carrier")
-            .and_then(|c| match Carrier::parse(c.v) {
-                Some(carrier) => Some((carrier, c.span)),
-                None => {
-                    d.error(
-                        &c.span,
-                        format!(
-                            "unknown carrier \"{}\"; use {}",
-                            c.v,
-                            Carrier::ALL.map(Carrier::as_str).join(", ")
-                        ),
-                    );
-                    None
-                }
-            });
+        let carrier = carrier_key(d, &it);
         let kgce = it.non_negative(d, "kgce_per_unit");
         let co2 = it.non_negative(d, "co2_kg_per_unit");
         let (Some((r, span)), Some((carrier, carrier_span))) = (point, carrier) else {
@@ -834,22 +838,7 @@ pub(crate) fn parse(
         };
         let point = if mt.has("point") {
             let p = point_key(d, &mt, "point", points);
-            let c = mt
-                .req_str(d, "carrier")
-                .and_then(|c| match Carrier::parse(c.v) {
-                    Some(carrier) => Some(carrier),
-                    None => {
-                        d.error(
-                            &c.span,
-                            format!(
-                                "unknown carrier \"{}\"; use {}",
-                                c.v,
-                                Carrier::ALL.map(Carrier::as_str).join(", ")
-                            ),
-                        );
-                        None
-                    }
-                });
+            let c = carrier_key(d, &mt).map(|(c, _)| c);
             match (p, c) {
                 (Some((r, span)), Some(c)) => {
                     if r.kind != PointKind::Counter {

@@ -295,20 +295,12 @@ fn manual_meter(d: &mut Diag<'_>, t: &Section<'_>, name: Option<&str>) -> Option
             }
         };
         let rollover = pt.positive(d, "rollover").map(|v| v.v);
-        points.push(Point {
-            name: pname.v.to_string(),
-            register: RegisterKind::Holding,
-            address: 0,
-            data_type: DataType::F64,
-            byte_order: ByteOrder::BIG,
-            scale: 1.0,
-            offset: 0.0,
+        points.push(Point::unregistered(
+            pname.v.to_string(),
             unit,
             kind,
             rollover,
-            min: None,
-            max: None,
-        });
+        ));
     }
     if d.count() > before {
         return None;
