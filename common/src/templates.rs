@@ -28,6 +28,7 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("thermo43i", include_str!("../templates/thermo43i.toml")),
     ("wastewater", include_str!("../templates/wastewater.toml")),
     ("counter", include_str!("../templates/counter.toml")),
+    ("thsensor", include_str!("../templates/thsensor.toml")),
 ];
 
 /// The TOML text of a template by name.

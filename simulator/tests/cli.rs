@@ -56,12 +56,32 @@ fn print_agent_config_names_every_meter_and_the_audit() {
     let text = String::from_utf8(out.stdout).unwrap();
     let doc: toml::Table = toml::from_str(&text).unwrap();
     assert_eq!(doc["bus"][0]["address"].as_str(), Some("127.0.0.1:15020"));
-    assert_eq!(doc["meter"].as_array().unwrap().len(), 11);
+    assert_eq!(doc["meter"].as_array().unwrap().len(), 14);
     let audit = &doc["audit"];
+    assert_eq!(audit["production_unit"].as_str(), Some("t"));
+    let products: Vec<_> = audit["product"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_string(),
+                p["point"].as_str().unwrap().to_string(),
+                p["factor"].as_float().unwrap(),
+            )
+        })
+        .collect();
     assert_eq!(
-        audit["production"]["point"].as_str(),
-        Some("packer.count_total")
+        products,
+        [
+            ("knit".into(), "packer.count_total".into(), 1.0),
+            ("woven".into(), "packer-woven.count_total".into(), 0.8)
+        ]
     );
+    let driver = &audit["driver"][0];
+    assert_eq!(driver["point"].as_str(), Some("weather.temperature"));
+    assert_eq!(driver["transform"].as_str(), Some("hdd"));
+    assert_eq!(driver["base"].as_float(), Some(18.0));
     let carriers: Vec<_> = audit["input"]
         .as_array()
         .unwrap()
@@ -72,7 +92,17 @@ fn print_agent_config_names_every_meter_and_the_audit() {
         carriers,
         ["electricity", "electricity", "natural_gas", "water"]
     );
-    assert_eq!(audit["pollutant"].as_array().unwrap().len(), 7);
+    let pollutants = audit["pollutant"].as_array().unwrap();
+    assert_eq!(pollutants.len(), 10);
+    let so2: Vec<_> = pollutants
+        .iter()
+        .filter(|p| p["name"].as_str() == Some("SO2"))
+        .map(|p| (p["source"].as_str().unwrap(), p["o2"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        so2,
+        [("flue_gas", "stack.o2"), ("flue_gas_2", "stack-2.o2")]
+    );
 }
 
 #[test]
