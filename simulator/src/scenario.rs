@@ -682,3 +682,42 @@ impl Scenario {
         self.meters.iter_mut().find(|m| m.name == name)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_of(from: &str, to: &str) -> String {
+        assert!(BUILTIN.contains(from), "{from}");
+        match Scenario::from_toml(&BUILTIN.replacen(from, to, 1)) {
+            Ok(_) => panic!("{to:?} was accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn products_weather_and_o2_are_checked() {
+        let e = error_of("[weather]\nmean = 17.0", "[unused]\nmean = 17.0");
+        assert!(e.contains("unused"), "{e}");
+        // Without the [weather] section, the heating load has no temperature to follow.
+        let a = BUILTIN.find("[weather]").unwrap();
+        let b = a + BUILTIN[a..].find("[[stream]]").unwrap();
+        let no_weather = format!("{}{}", &BUILTIN[..a], &BUILTIN[b..]);
+        let e = Scenario::from_toml(&no_weather)
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            e.as_deref()
+                .is_some_and(|e| e.contains("natural_gas") && e.contains("[weather]")),
+            "{e:?}"
+        );
+        let e = error_of("measures = \"woven\"", "measures = \"production\"");
+        assert!(e.contains("packer-woven") && e.contains("product"), "{e}");
+        let e = error_of("name = \"woven\"", "name = \"knit\"");
+        assert!(e.contains("\"knit\""), "{e}");
+        let e = error_of("o2_mean = 5.0", "o2_mean = 25.0");
+        assert!(e.contains("stack-2") && e.contains("o2_mean"), "{e}");
+        let e = error_of("factor = 0.8", "factor = 0.0");
+        assert!(e.contains("woven") && e.contains("factor"), "{e}");
+    }
+}
