@@ -793,6 +793,11 @@ async fn run(args: DemoArgs, lang: Lang) -> anyhow::Result<()> {
         "\n== Audit report (computed by the agent from its polls)"
     );
     s.push_str(&render::text_table(&report, lang));
+    let _ = writeln!(
+        s,
+        "\n== Baseline models (DOMAIN.md selection: P; products; P + drivers; products + drivers)"
+    );
+    s.push_str(&compare::models(&report, lang));
 
     let truth_totals: Vec<_> = truths
         .iter()
