@@ -90,8 +90,9 @@ struct IndicatorDef {
     /// Indices of the points whose validity the indicator needs (production always included).
     points: Vec<usize>,
     hourly: Vec<f64>,
-    /// Per source of a pollutant with several sources: its name and hourly load.
-    sources: Vec<(String, Vec<f64>)>,
+    /// Per source of a pollutant with several sources: its name, hourly load, and its own points
+    /// (concentration, flow) whose data decide whether it has a figure.
+    sources: Vec<(String, Vec<f64>, [usize; 2])>,
     /// `hourly` split by where the data came from (POLLED, IMPORTED, APPORTIONED, MANUAL).
     by_class: [Vec<f64>; 4],
 }
@@ -413,7 +414,7 @@ pub fn compute(
             d.by_class[usize::from(c)][h] += l;
         }
         if let Some(source) = &p.source {
-            d.sources.push((source.clone(), load));
+            d.sources.push((source.clone(), load, [ci, fi]));
         }
     }
 
@@ -674,16 +675,22 @@ pub fn compute(
                 sources: (!d.sources.is_empty()).then(|| {
                     d.sources
                         .iter()
-                        .map(|(name, load)| {
+                        .map(|(name, load, own)| {
+                            // A source has a figure when the indicator has one (then the sources add up to
+                            // it), or on its own when some hour has data of both its points: a stack never
+                            // measured is null, not 0, even when the other stack was.
+                            let total = |r: (usize, usize)| {
+                                let own_data =
+                                    (r.0..r.1).any(|h| own.iter().all(|&p| series[p].data[h]));
+                                (has_data(r) || own_data).then(|| sum(load, r))
+                            };
                             (
                                 name.clone(),
                                 SourceTotals {
                                     baseline: PeriodTotal {
-                                        total: has_data(base_range).then(|| sum(load, base_range)),
+                                        total: total(base_range),
                                     },
-                                    reporting: rep_range.map(|rr| PeriodTotal {
-                                        total: has_data(rr).then(|| sum(load, rr)),
-                                    }),
+                                    reporting: rep_range.map(|rr| PeriodTotal { total: total(rr) }),
                                 },
                             )
                         })
