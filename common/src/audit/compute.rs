@@ -93,8 +93,9 @@ struct IndicatorDef {
     /// Per source of a pollutant with several sources: its name, hourly load, and its own points
     /// (concentration, flow) whose data decide whether it has a figure.
     sources: Vec<(String, Vec<f64>, [usize; 2])>,
-    /// `hourly` split by where the data came from (POLLED, IMPORTED, APPORTIONED, MANUAL).
-    by_class: [Vec<f64>; 4],
+    /// Sums of `hourly` over the baseline [0] and reporting [1] periods, split by where the data came from
+    /// (POLLED, IMPORTED, APPORTIONED, MANUAL): all that provenance needs, without a vector per class.
+    by_class: ClassSums,
 }
 
 struct BucketDef {
@@ -199,6 +200,7 @@ pub fn compute(
     let mut quality: Vec<PointQuality> = Vec::with_capacity(refs.len());
     let base_range = window(baseline_p, h_start, elapsed_end);
     let rep_range = reporting_p.map(|r| window(r, h_start, elapsed_end));
+    let periods_of_sums = [Some(base_range), rep_range];
     // One buffer for every point: a year of hours is 200 kB, not worth allocating per point.
     let mut aggs = vec![HourAgg::default(); n];
     for r in &refs {
@@ -356,19 +358,24 @@ pub fn compute(
             co2.points.push(pi);
         }
         let class = &series[pi].class;
+        let (k_energy, k_co2) = (inp.kgce_per_unit, inp.co2_kg_per_unit);
         for (h, &a) in amount.iter().enumerate() {
             let q = a * conv;
-            let c = usize::from(class[h]);
             car.hourly[h] += q;
-            car.by_class[c][h] += q;
             if is_energy {
-                energy.hourly[h] += q * inp.kgce_per_unit;
-                energy.by_class[c][h] += q * inp.kgce_per_unit;
+                energy.hourly[h] += q * k_energy;
             }
             if has_co2 {
-                co2.hourly[h] += q * inp.co2_kg_per_unit;
-                co2.by_class[c][h] += q * inp.co2_kg_per_unit;
+                co2.hourly[h] += q * k_co2;
             }
+        }
+        let sums = class_sums(amount, class, &periods_of_sums);
+        car.by_class.add(&sums, conv);
+        if is_energy {
+            energy.by_class.add(&sums, conv * k_energy);
+        }
+        if has_co2 {
+            co2.by_class.add(&sums, conv * k_co2);
         }
         factors.push(Factor {
             point: inp.point.qualified(),
@@ -408,11 +415,18 @@ pub fn compute(
         };
         let d = &mut defs[at];
         d.points.extend([ci, fi]);
-        for (h, (acc, l)) in d.hourly.iter_mut().zip(&load).enumerate() {
+        for (acc, l) in d.hourly.iter_mut().zip(&load) {
             *acc += l;
-            let c = series[ci].class[h].max(series[fi].class[h]);
-            d.by_class[usize::from(c)][h] += l;
         }
+        // An hour's load is as good as the worse of its two points.
+        let class: Vec<u8> = series[ci]
+            .class
+            .iter()
+            .zip(&series[fi].class)
+            .map(|(a, b)| *a.max(b))
+            .collect();
+        d.by_class
+            .add(&class_sums(&load, &class, &periods_of_sums), 1.0);
         if let Some(source) = &p.source {
             d.sources.push((source.clone(), load, [ci, fi]));
         }
@@ -489,27 +503,27 @@ pub fn compute(
         }
         r
     };
-    let drivers_valid: Vec<bool> = (0..n)
-        .map(|h| driver_is.iter().all(|&p| series[p].valid[h]))
-        .collect();
+    let mut drivers_valid = vec![true; n];
+    for &p in &driver_is {
+        and_into(&mut drivers_valid, &series[p].valid);
+    }
     let mut indicators = Vec::with_capacity(defs.len());
     let mut cusum_all: Vec<(String, Vec<CusumPoint>)> = Vec::new();
     // Graded indicators with the figure they are graded on (reporting period, else baseline).
     let mut graded_figures: Vec<(&crate::plan::AuditLevel, Option<f64>)> = Vec::new();
     let mut energy_series: Option<(Vec<Bucket>, Vec<CusumPoint>)> = None;
     for d in &defs {
-        let valid: Vec<bool> = (0..n)
-            .map(|h| d.points.iter().all(|&p| series[p].valid[h]))
-            .collect();
+        // Point by point over whole vectors (not hour by hour across points): a year of 200 points stays
+        // in cache order.
+        let mut valid = vec![true; n];
+        for &p in &d.points {
+            and_into(&mut valid, &series[p].valid);
+        }
         // No data is not zero: a period has a total only if some hour has data of every input.
-        let inputs_valid: Vec<bool> = (0..n)
-            .map(|h| {
-                d.points
-                    .iter()
-                    .filter(|p| !prod_is.contains(p))
-                    .all(|&p| series[p].data[h])
-            })
-            .collect();
+        let mut inputs_valid = vec![true; n];
+        for &p in d.points.iter().filter(|p| !prod_is.contains(p)) {
+            and_into(&mut inputs_valid, &series[p].data);
+        }
         let has_data = |r: (usize, usize)| {
             inputs_valid
                 .get(r.0..r.1)
@@ -599,7 +613,7 @@ pub fn compute(
                     completeness,
                     savings_reason,
                     savings_yuan: None,
-                    provenance: total.and_then(|_| provenance(d, rr)),
+                    provenance: total.and_then(|_| provenance(d, 1)),
                 },
                 s.cusum,
             )
@@ -639,7 +653,7 @@ pub fn compute(
             total: b_total,
             per_unit: b_total.and_then(|t| per_unit(t, b_prod)),
             completeness: fraction_valid(&valid, base_range),
-            provenance: b_total.and_then(|_| provenance(d, base_range)),
+            provenance: b_total.and_then(|_| provenance(d, 0)),
         };
         let figure = match &rep {
             Some((r, _)) => r.per_unit,
@@ -1053,7 +1067,7 @@ impl IndicatorDef {
             total_unit: unit.to_string(),
             points: prod_is.to_vec(),
             sources: Vec::new(),
-            by_class: std::array::from_fn(|_| vec![0.0; n]),
+            by_class: ClassSums::default(),
             hourly: vec![0.0; n],
         }
     }
@@ -1125,9 +1139,45 @@ fn model_json(m: &Baseline, g: Granularity) -> Model {
     }
 }
 
-/// Shares of an indicator's total over `r` by where its data came from; None when the total is zero.
-fn provenance(d: &IndicatorDef, r: (usize, usize)) -> Option<Provenance> {
-    let parts: Vec<f64> = d.by_class.iter().map(|c| sum(c, r).abs()).collect();
+/// Per period (baseline, reporting), the sum of an hourly series by the class of each hour.
+#[derive(Debug, Default, Clone, Copy)]
+struct ClassSums([[f64; 4]; 2]);
+
+impl ClassSums {
+    fn add(&mut self, o: &ClassSums, k: f64) {
+        for (a, b) in self.0.iter_mut().zip(&o.0) {
+            for (x, y) in a.iter_mut().zip(b) {
+                *x += y * k;
+            }
+        }
+    }
+}
+
+/// Sums of `v` over each period's hours, by the class of each hour.
+fn class_sums(v: &[f64], class: &[u8], periods: &[Option<(usize, usize)>; 2]) -> ClassSums {
+    let mut out = ClassSums::default();
+    for (acc, r) in out.0.iter_mut().zip(periods) {
+        let Some((a, b)) = *r else { continue };
+        let (v, class) = (&v[a..b], &class[a..b]);
+        match class.first() {
+            // Usually every hour of a point has one class (all polled): a plain sum.
+            Some(&c0) if class.iter().all(|c| *c == c0) => {
+                acc[usize::from(c0)] += v.iter().sum::<f64>()
+            }
+            _ => {
+                for (x, c) in v.iter().zip(class) {
+                    acc[usize::from(*c)] += x;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Shares of an indicator's total over a period (0 baseline, 1 reporting) by where its data came from; None
+/// when the total is zero.
+fn provenance(d: &IndicatorDef, period: usize) -> Option<Provenance> {
+    let parts: Vec<f64> = d.by_class.0[period].iter().map(|c| c.abs()).collect();
     let total: f64 = parts.iter().sum();
     (total > 0.0).then(|| Provenance {
         polled: parts[usize::from(POLLED)] / total,
@@ -1203,6 +1253,13 @@ pub fn substitute_gaps(v: &mut [f64]) -> Vec<usize> {
         v[start..i].fill(fill);
     }
     out
+}
+
+/// `acc[h] &= v[h]` for every hour.
+fn and_into(acc: &mut [bool], v: &[bool]) {
+    for (a, b) in acc.iter_mut().zip(v) {
+        *a &= *b;
+    }
 }
 
 fn in_range(i: usize, r: (usize, usize)) -> bool {
