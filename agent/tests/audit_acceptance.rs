@@ -23,6 +23,9 @@ const CO2_KG: [(&str, f64); 2] = [("electricity", 0.5703), ("natural_gas", 2.162
 const WOVEN_FACTOR: f64 = 0.8;
 const HDD_BASE: f64 = 18.0;
 
+/// A point: name, unit, kind.
+type PointSpec = (&'static str, &'static str, &'static str);
+
 fn config(dir: &Path) -> String {
     let mut s = format!(
         r#"[gateway]
@@ -40,7 +43,7 @@ address = "127.0.0.1:5020"
 "#,
         dir.join("data").display()
     );
-    let meters: [(&str, &[(&str, &str, &str)]); 6] = [
+    let meters: [(&str, &[PointSpec]); 6] = [
         ("power", &[("energy", "kWh", "counter")]),
         ("gas", &[("volume", "m3", "counter")]),
         (

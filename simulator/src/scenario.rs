@@ -456,8 +456,8 @@ impl Scenario {
                     p.name
                 )));
             }
-            if !(p.factor.is_finite() && p.factor > 0.0) || !(p.share.is_finite() && p.share > 0.0)
-            {
+            let positive = |v: f64| v.is_finite() && v > 0.0;
+            if !positive(p.factor) || !positive(p.share) {
                 return Err(ScenarioError(format!(
                     "product {:?}: factor and share must be > 0",
                     p.name
