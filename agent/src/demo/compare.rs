@@ -350,4 +350,75 @@ mod tests {
         let widths: Vec<usize> = t.lines().map(display_width).collect();
         assert!(widths[1] >= widths[0] && widths[1] >= widths[2], "{t}");
     }
+
+    #[test]
+    fn products_and_sources_are_compared_and_the_model_choice_is_listed() {
+        use plantmeter_common::audit::report::{ModelCandidate, PeriodTotal, SourceTotals};
+        let mut r = crate::audit::render::fixture::report();
+        let products =
+            |k: f64, w: f64| Some([("knit".to_string(), k), ("woven".to_string(), w)].into());
+        r.periods.baseline.products = products(700.0, 375.0);
+        if let Some(p) = r.periods.reporting.as_mut() {
+            p.products = products(350.0, 180.0);
+        }
+        let so2 = &mut r.indicators.iter_mut().find(|(k, _)| k == "SO2").unwrap().1;
+        let source = |b: f64, rep: f64| SourceTotals {
+            baseline: PeriodTotal { total: Some(b) },
+            reporting: Some(PeriodTotal { total: Some(rep) }),
+        };
+        so2.sources = Some(
+            [
+                ("flue_gas".to_string(), source(30.0, 14.0)),
+                ("flue_gas_2".to_string(), source(10.0, 6.0)),
+            ]
+            .into(),
+        );
+        let energy = &mut r
+            .indicators
+            .iter_mut()
+            .find(|(k, _)| k == "energy")
+            .unwrap()
+            .1;
+        energy.model.variables = vec!["production".into(), "hdd".into()];
+        energy.model.candidates = vec![
+            ModelCandidate {
+                variables: vec!["production".into()],
+                r2_adj: Some(0.81),
+                p_value: Some(1e-9),
+                valid: true,
+                reason: None,
+            },
+            ModelCandidate {
+                variables: vec!["production".into(), "hdd".into()],
+                r2_adj: Some(0.97),
+                p_value: Some(1e-30),
+                valid: true,
+                reason: None,
+            },
+        ];
+        let mut truth = Amounts::default();
+        truth.products = [("knit".to_string(), 700.0), ("woven".to_string(), 380.0)].into();
+        truth.sources_kg = [(
+            "SO2".to_string(),
+            [
+                ("flue_gas".to_string(), 30.0),
+                ("flue_gas_2".to_string(), 10.5),
+            ]
+            .into(),
+        )]
+        .into();
+        let totals = truth_totals(&r, &truth);
+        let rows = rows(&r, &[(1000.0, totals.clone()), (500.0, totals)]);
+        let row = |k: &str| rows.iter().find(|x| x.key == k).unwrap();
+        assert_eq!(row("product knit").periods[0], Some((700.0, 700.0)));
+        assert_eq!(row("product woven").periods[0], Some((375.0, 380.0)));
+        assert_eq!(row("SO2 @ flue_gas").periods[0], Some((30.0, 30.0)));
+        assert_eq!(row("SO2 @ flue_gas_2").periods[0], Some((10.0, 10.5)));
+        let (d, key, _) = largest_diff(&rows).unwrap();
+        assert!(d.abs() > 1.0, "{d} {key}");
+        let m = models(&r, Lang::En);
+        assert!(m.contains("energy: model [production, hdd]"), "{m}");
+        assert!(m.contains("[production] adj. R2 0.8100"), "{m}");
+        assert!(m.contains("[production, hdd] adj. R2 0.9700"), "{m}");
+    }
 }
