@@ -396,17 +396,19 @@ mod tests {
                 reason: None,
             },
         ];
-        let mut truth = Amounts::default();
-        truth.products = [("knit".to_string(), 700.0), ("woven".to_string(), 380.0)].into();
-        truth.sources_kg = [(
-            "SO2".to_string(),
-            [
-                ("flue_gas".to_string(), 30.0),
-                ("flue_gas_2".to_string(), 10.5),
-            ]
+        let truth = Amounts {
+            products: [("knit".to_string(), 700.0), ("woven".to_string(), 380.0)].into(),
+            sources_kg: [(
+                "SO2".to_string(),
+                [
+                    ("flue_gas".to_string(), 30.0),
+                    ("flue_gas_2".to_string(), 10.5),
+                ]
+                .into(),
+            )]
             .into(),
-        )]
-        .into();
+            ..Amounts::default()
+        };
         let totals = truth_totals(&r, &truth);
         let rows = rows(&r, &[(1000.0, totals.clone()), (500.0, totals)]);
         let row = |k: &str| rows.iter().find(|x| x.key == k).unwrap();
