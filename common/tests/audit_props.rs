@@ -609,4 +609,111 @@ flow = "m.water_out"
             }
         }
     }
+
+    /// A plant whose gas follows the products and the heating degree-days exactly, with the temperature
+    /// transmitter silent from hour `silent_from` on (or never).
+    fn driver_plant(silent_from: Option<usize>) -> HashMap<String, Vec<HourAgg>> {
+        let mut hours: HashMap<String, Vec<HourAgg>> = HashMap::new();
+        for h in 0..HOURS {
+            let d = h / 24;
+            let working = d % 7 != 4 && (6..22).contains(&(h % 24));
+            let mix = 0.6 + 0.3 * ((d * 7) % 5) as f64 / 4.0;
+            let (knit, woven) = if working {
+                (10.0 * mix, 10.0 * (1.0 - mix) / 0.8)
+            } else {
+                (0.0, 0.0)
+            };
+            // Winter days, then a steady 10 C in the reporting period.
+            let temp = if h < 31 * 24 {
+                2.0 + ((d * 13) % 9) as f64 + (h % 24) as f64 / 6.0
+            } else {
+                10.0
+            };
+            let wiggle = ((h * 7919) % 13) as f64 / 13.0 - 0.5;
+            let gas =
+                20.0 + 30.0 * knit + 55.0 * woven + 6.0 * (18.0 - temp).max(0.0) + 5.0 * wiggle;
+            let counter = |v: f64| HourAgg {
+                sum: v,
+                covered_ms: 3_600_000,
+                ..HourAgg::default()
+            };
+            let gauge = |v: f64| HourAgg {
+                sum: v,
+                samples: 1,
+                covered_ms: 3_600_000,
+                ..HourAgg::default()
+            };
+            let mut put = |p: &str, a: HourAgg| hours.entry(p.to_string()).or_default().push(a);
+            put("knit", counter(knit));
+            put("woven", counter(woven));
+            put("gas", counter(gas));
+            put("e1", counter(100.0 + 40.0 * (knit + 0.8 * woven)));
+            put("e2", counter(50.0));
+            let silent = silent_from.is_some_and(|s| h >= s);
+            put(
+                "temp",
+                if silent {
+                    HourAgg::default()
+                } else {
+                    gauge(temp)
+                },
+            );
+        }
+        hours
+    }
+
+    /// DOMAIN.md "Honest figures" for a driver: a transmitter that stops reporting is not 0 C (18 degree-days a
+    /// day of invented heating in the expected gas); its last reading carries on, flagged, and when it covers
+    /// less than min_completeness of the reporting period the savings of a model using it are not claimed.
+    #[test]
+    fn a_silent_driver_is_carried_not_zero_and_counts_against_the_savings() {
+        let gas = |r: &Report| {
+            r.indicators
+                .iter()
+                .find(|(k, _)| k == "natural_gas")
+                .unwrap()
+                .1
+                .clone()
+        };
+        let full = gas(&run(driver_plant(None)));
+        assert!(
+            full.model.variables.contains(&"hdd".to_string()),
+            "{:?}",
+            full.model
+        );
+        let want = full.reporting.as_ref().unwrap().expected.unwrap();
+        // Silent for the last two of the fourteen reporting days: the steady 10 C carries on.
+        let late = gas(&run(driver_plant(Some(HOURS - 2 * 24))));
+        let rep = late.reporting.as_ref().unwrap();
+        assert_eq!(late.model.variables, full.model.variables);
+        let got = rep.expected.unwrap();
+        assert!(
+            (got - want).abs() <= 1e-9 * want,
+            "expected {got} vs {want} with every reading"
+        );
+        assert!(rep.savings.is_some(), "{:?}", rep.savings_reason);
+        // Silent for the last six days: 57 % of the reporting hours, below min_completeness 75 %.
+        let silent = gas(&run(driver_plant(Some(HOURS - 6 * 24))));
+        let rep = silent.reporting.as_ref().unwrap();
+        assert_eq!(rep.savings, None);
+        let why = rep.savings_reason.as_deref().unwrap_or_default();
+        assert!(
+            why.contains("driver hdd") && why.contains("57.1 %"),
+            "{why}"
+        );
+        // Electricity does not follow the weather: its savings stand.
+        let r = run(driver_plant(Some(HOURS - 6 * 24)));
+        let elec = &r
+            .indicators
+            .iter()
+            .find(|(k, _)| k == "electricity")
+            .unwrap()
+            .1;
+        assert!(
+            !elec.model.variables.contains(&"hdd".to_string()),
+            "{:?}",
+            elec.model.variables
+        );
+        assert!(elec.reporting.as_ref().unwrap().savings.is_some());
+    }
 }

@@ -203,7 +203,7 @@ pub fn compute(
     let periods_of_sums = [Some(base_range), rep_range];
     // One buffer for every point: a year of hours is 200 kB, not worth allocating per point.
     let mut aggs = vec![HourAgg::default(); n];
-    for r in &refs {
+    for (ri, r) in refs.iter().enumerate() {
         let point = plan
             .point(r)
             .ok_or_else(|| ComputeError::UnknownPoint(r.qualified()))?;
@@ -249,7 +249,14 @@ pub fn compute(
             }
         }
         if point.kind == PointKind::Gauge {
-            let substituted = substitute_gaps(&mut amount);
+            let had_value: Vec<bool> = amount.iter().map(|v| !v.is_nan()).collect();
+            let mut substituted = substitute_gaps(&mut amount);
+            if driver_is.contains(&ri) {
+                // A driver is a value, not a flow: before its first or after its last reading it is not 0
+                // (0 C would be 18 degree-days a day), it takes the nearest hour with data (flagged, and
+                // counted against the savings' completeness below).
+                substituted.extend(carry_to_the_ends(&mut amount, &had_value));
+            }
             if !manual {
                 for &i in &substituted {
                     class[i] = APPORTIONED;
@@ -264,8 +271,13 @@ pub fn compute(
             if k > 0 {
                 notes.push(format!(
                     "{}: {k} hours without a reading inside polling gaps were substituted with the mean of the valid \
-                     hourly values before and after the gap (counted as its apportioned hours)",
-                    r.qualified()
+                     hourly values before and after the gap{} (counted as its apportioned hours)",
+                    r.qualified(),
+                    if driver_is.contains(&ri) {
+                        "; as a regression driver, its hours before its first or after its last reading take the nearest reading"
+                    } else {
+                        ""
+                    }
                 ));
             }
             apportioned += k;
@@ -563,6 +575,13 @@ pub fn compute(
             let total = has_data(rr).then(|| sum(&d.hourly, rr));
             let prod = sum(production, rr);
             let completeness = fraction_valid(&valid, rr);
+            // The expected consumption is computed from the model's drivers too: their data count.
+            let driver_completeness = model
+                .variables
+                .iter()
+                .filter_map(|v| audit.drivers.iter().position(|d| &d.name == v))
+                .map(|j| (&audit.drivers[j].name, fraction_valid(&series[driver_is[j]].valid, rr)))
+                .min_by(|a, b| a.1.total_cmp(&b.1));
             let expected = b_total.map(|_| s.expected);
             let (savings, savings_reason) = match (total, expected) {
                 (None, _) => (
@@ -585,6 +604,17 @@ pub fn compute(
                         audit.min_completeness * 100.0
                     )),
                 ),
+                _ if driver_completeness.is_some_and(|(_, c)| c < audit.min_completeness) => {
+                    let (name, c) = driver_completeness.unwrap_or((&audit.drivers[0].name, 0.0));
+                    (
+                        None,
+                        Some(format!(
+                            "the model's driver {name} has {:.1} % of the reporting period's hours, below min_completeness {:.1} %",
+                            c * 100.0,
+                            audit.min_completeness * 100.0
+                        )),
+                    )
+                }
                 (Some(t), Some(e)) => (Some(e - t), None),
             };
             (
@@ -1260,6 +1290,19 @@ fn and_into(acc: &mut [bool], v: &[bool]) {
     for (a, b) in acc.iter_mut().zip(v) {
         *a &= *b;
     }
+}
+
+/// Fill the hours before the first and after the last hour with data with the value of that hour (a gauge
+/// that is a regression driver: its value goes on, unlike a flow). Returns the filled indices.
+fn carry_to_the_ends(v: &mut [f64], data: &[bool]) -> Vec<usize> {
+    let (Some(first), Some(last)) = (data.iter().position(|d| *d), data.iter().rposition(|d| *d))
+    else {
+        return Vec::new();
+    };
+    let (a, b) = (v[first], v[last]);
+    v[..first].fill(a);
+    v[last + 1..].fill(b);
+    (0..first).chain(last + 1..v.len()).collect()
 }
 
 fn in_range(i: usize, r: (usize, usize)) -> bool {
