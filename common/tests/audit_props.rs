@@ -716,4 +716,33 @@ flow = "m.water_out"
         );
         assert!(elec.reporting.as_ref().unwrap().savings.is_some());
     }
+
+    /// A temperature transmitter configured as a driver but never read in the baseline: the driver is left
+    /// out of the candidates (named in the notes) and the products' model still fits, instead of every
+    /// baseline bucket counting as incomplete and the report falling back to the ratio method.
+    #[test]
+    fn a_driver_never_read_is_left_out_not_a_ratio_fallback() {
+        let r = run(driver_plant(Some(0)));
+        let elec = &r
+            .indicators
+            .iter()
+            .find(|(k, _)| k == "electricity")
+            .unwrap()
+            .1;
+        assert_eq!(elec.model.method, "regression", "{:?}", elec.model);
+        assert!(!elec.model.variables.contains(&"hdd".to_string()));
+        assert!(elec
+            .model
+            .candidates
+            .iter()
+            .all(|c| !c.variables.contains(&"hdd".to_string())));
+        assert!(
+            r.method
+                .notes
+                .iter()
+                .any(|n| n.contains("driver hdd") && n.contains("baseline")),
+            "{:?}",
+            r.method.notes
+        );
+    }
 }

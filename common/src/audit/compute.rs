@@ -501,7 +501,27 @@ pub fn compute(
         .map(|r| buckets(g, r, h_start, elapsed_end))
         .unwrap_or_default();
     let product_names: Vec<String> = audit.products.iter().map(|p| p.name.clone()).collect();
-    let driver_names: Vec<String> = audit.drivers.iter().map(|d| d.name.clone()).collect();
+    // A driver without a single reading in the baseline cannot be a regression variable: left out of every
+    // candidate (named in the notes) instead of making every baseline bucket incomplete.
+    let drivers: Vec<(&crate::plan::AuditDriver, usize)> = audit
+        .drivers
+        .iter()
+        .zip(driver_is.iter().copied())
+        .filter(|(d, i)| {
+            let seen = series[*i]
+                .data
+                .get(base_range.0..base_range.1)
+                .is_some_and(|s| s.contains(&true));
+            if !seen {
+                notes.push(format!(
+                    "driver {}: no reading of {} in the baseline period; left out of the model's candidates",
+                    d.name, d.point
+                ));
+            }
+            seen
+        })
+        .collect();
+    let driver_names: Vec<String> = drivers.iter().map(|(d, _)| d.name.clone()).collect();
     let vars = Variables::new(&product_names, &driver_names);
     // A bucket's row of variables: production, the products' quantities (two or more), the drivers.
     let row = |b: &BucketDef| -> Vec<f64> {
@@ -510,13 +530,13 @@ pub fn compute(
         if vars.products > 0 {
             r.extend(prod_is.iter().map(|&i| sum(&series[i].amount, (b.a, b.b))));
         }
-        for (d, &i) in audit.drivers.iter().zip(&driver_is) {
+        for &(d, i) in &drivers {
             r.push(driver_value(d.transform, &series[i].amount[b.a..b.b]));
         }
         r
     };
     let mut drivers_valid = vec![true; n];
-    for &p in &driver_is {
+    for &(_, p) in &drivers {
         and_into(&mut drivers_valid, &series[p].valid);
     }
     let mut indicators = Vec::with_capacity(defs.len());
@@ -579,8 +599,8 @@ pub fn compute(
             let driver_completeness = model
                 .variables
                 .iter()
-                .filter_map(|v| audit.drivers.iter().position(|d| &d.name == v))
-                .map(|j| (&audit.drivers[j].name, fraction_valid(&series[driver_is[j]].valid, rr)))
+                .filter_map(|v| drivers.iter().find(|(d, _)| &d.name == v))
+                .map(|&(d, i)| (&d.name, fraction_valid(&series[i].valid, rr)))
                 .min_by(|a, b| a.1.total_cmp(&b.1));
             let expected = b_total.map(|_| s.expected);
             let (savings, savings_reason) = match (total, expected) {
