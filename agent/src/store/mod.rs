@@ -22,7 +22,10 @@
 pub mod block;
 pub mod outage;
 pub mod payload;
+mod reading;
 pub mod seq_floor;
+
+pub use reading::{Polled, ToWriter};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
