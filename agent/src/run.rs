@@ -18,7 +18,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use plantmeter_common::{Clock, Plan};
@@ -63,21 +63,8 @@ const STOP_PUBLISHER: Duration = Duration::from_secs(7);
 /// The audit gets this long (after the publisher) to ingest and persist what is stored.
 const STOP_AUDIT: Duration = Duration::from_secs(5);
 
-/// Milliseconds since the Unix epoch, wall time.
-pub fn wall_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-/// Load and validate the config; errors exit 2 with `FILE:LINE:COL: message` lines.
-pub fn load_plan(path: &std::path::Path) -> anyhow::Result<Plan> {
-    plantmeter_common::config::load(path).map_err(|e| anyhow::Error::new(BadInput(e.to_string())))
-}
-
 pub fn main(args: RunArgs) -> anyhow::Result<()> {
-    let plan = load_plan(&args.config)?;
+    let plan = crate::exit::load_plan(&args.config, crate::exit::Needs::Polling)?;
     let clock = Clock::from_options(
         args.clock_start.as_deref(),
         args.clock_speed,
@@ -104,7 +91,7 @@ fn metrics_snapshot(
         .oldest_ts_ms
         .map(|ts| (clock.now_ms() - ts).max(0) as f64 / 1000.0);
     let st = shared.lock();
-    let now = wall_ms();
+    let now = plantmeter_common::clock::system_ms();
     crate::metrics::MetricsSnapshot {
         meters: st
             .meters

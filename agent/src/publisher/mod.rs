@@ -197,7 +197,8 @@ impl Publisher {
             let mut st = self.shared.lock();
             st.acked += self.acked.len() as u64;
             let total = st.acked;
-            st.ack_rate.record(crate::run::wall_ms(), total);
+            st.ack_rate
+                .record(plantmeter_common::clock::system_ms(), total);
             drop(st);
             self.acked.clear();
         }
@@ -404,7 +405,7 @@ pub async fn run(mut inputs: Inputs) -> anyhow::Result<()> {
                         Phase::Acks if settled => {
                             let payload = status_payload(
                                 "offline",
-                                crate::run::wall_ms(),
+                                plantmeter_common::clock::system_ms(),
                                 Some(p.store.evicted()),
                                 Some("shutdown"),
                                 None,
@@ -537,7 +538,8 @@ mod tests {
             dir.join("data").display()
         );
         std::fs::write(&cfg, text).expect("write the config");
-        let plan = crate::run::load_plan(&cfg).expect("a valid config");
+        let plan =
+            crate::exit::load_plan(&cfg, crate::exit::Needs::Polling).expect("a valid config");
         let store = Store::open_or_recover(&plan.gateway.data_dir, 64).expect("open the store");
         let mut msgs: Vec<DataMessage> = (0..records)
             .map(|i| DataMessage {

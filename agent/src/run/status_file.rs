@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use plantmeter_common::Plan;
 
-use super::wall_ms;
 use crate::state::{self, AgentStatus, MeterState, Shared};
 use crate::store::Store;
+use plantmeter_common::clock::system_ms;
 
 /// How often the status is looked at (watchdog progress) and, when something `status` shows
 /// beyond counters changed, `status.json` rewritten.
@@ -17,7 +17,7 @@ pub(super) const STATUS_EVERY: Duration = Duration::from_secs(2);
 pub(super) const STATUS_STEADY_EVERY: Duration = Duration::from_secs(10);
 
 pub(super) fn initial_status(plan: &Plan, store: &Store) -> AgentStatus {
-    let now = wall_ms();
+    let now = system_ms();
     AgentStatus {
         pid: std::process::id(),
         version: env!("CARGO_PKG_VERSION").into(),
@@ -105,7 +105,7 @@ pub(super) fn write_status(dir: &std::path::Path, shared: &Shared, store: &Store
     let bytes = {
         let mut st = shared.lock();
         st.store = stats;
-        st.updated_ms = wall_ms();
+        st.updated_ms = system_ms();
         st.running = running;
         serde_json::to_vec(&*st)
     };

@@ -149,6 +149,23 @@ pub fn open_db(dir: &Path) -> anyhow::Result<sled::Db> {
     }
 }
 
+/// The file the running agent keeps up to date inside `data_dir` (`state::AgentStatus`).
+pub const STATUS_FILE: &str = "status.json";
+
+/// The store's figures in `dir/status.json`, if it is there and readable: where a store that was
+/// lost or replaced continues its seq when no seq floor survived.
+fn status_hint(dir: &Path) -> Option<StoreStats> {
+    /// The part of the status file that is the store's.
+    #[derive(serde::Deserialize)]
+    struct Status {
+        store: StoreStats,
+    }
+    let bytes = std::fs::read(dir.join(STATUS_FILE)).ok()?;
+    serde_json::from_slice::<Status>(&bytes)
+        .ok()
+        .map(|s| s.store)
+}
+
 /// Why a store could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
@@ -549,9 +566,8 @@ impl Store {
         let hint = self
             .moved_aside
             .as_deref()
-            .and_then(crate::state::read_status_file)
-            .or_else(|| crate::state::read_status_file(&self.dir))
-            .map(|s| s.store)
+            .and_then(status_hint)
+            .or_else(|| status_hint(&self.dir))
             .filter(|s| s.next_seq > 1);
         // The lowest seq the old store may have been at, and where to continue.
         let (lower, next) = match (floor, &hint) {
@@ -1571,7 +1587,7 @@ mod tests {
             }
             s.flush().unwrap();
             s.remove_acked(&(1..=20).collect::<Vec<_>>()).unwrap();
-            std::fs::write(path.join(crate::state::STATUS_FILE), b"{}").unwrap();
+            std::fs::write(path.join(STATUS_FILE), b"{}").unwrap();
         }
         // The whole data_dir goes: store and status.json.
         std::fs::remove_dir_all(&path).unwrap();
@@ -1599,11 +1615,9 @@ mod tests {
                 let mut round: Vec<DataMessage> = (0..10).map(|_| msg("a")).collect();
                 s.append(&mut round).unwrap();
                 s.flush().unwrap();
-                let st = crate::state::AgentStatus {
-                    store: s.stats(),
-                    ..Default::default()
-                };
-                crate::state::write_status_bytes(&path, &serde_json::to_vec(&st).unwrap()).unwrap();
+                // What the running agent writes (`state::AgentStatus`), of which the store reads its own figures.
+                let st = serde_json::json!({ "pid": 1, "store": s.stats() });
+                std::fs::write(path.join(STATUS_FILE), serde_json::to_vec(&st).unwrap()).unwrap();
             }
             if !keep_floor {
                 std::fs::remove_file(&seq_floor::candidates(&path)[0]).unwrap();
