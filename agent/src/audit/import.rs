@@ -96,16 +96,12 @@ pub fn main(args: ImportArgs) -> anyhow::Result<()> {
 
 /// Open the store, saying clearly when a running agent holds it.
 pub fn open_store(dir: &Path) -> anyhow::Result<sled::Db> {
-    crate::store::open_db(dir).map_err(|e| {
-        let msg = format!("{e:#}");
-        if msg.contains("could not acquire lock") || msg.contains("in use by another process") {
-            anyhow::anyhow!(
-                "the store at {} is in use by another process (is `plantmeter run` running with this config?); stop it first",
-                dir.display()
-            )
-        } else {
-            e
-        }
+    crate::store::open_db(dir).map_err(|e| match e {
+        crate::store::OpenError::Locked(_) => anyhow::anyhow!(
+            "the store at {} is in use by another process (is `plantmeter run` running with this config?); stop it first",
+            dir.display()
+        ),
+        e => e.into(),
     })
 }
 

@@ -129,24 +129,12 @@ fn config(dir: &Path, background_flush: bool) -> sled::Config {
         .flush_every_ms(background_flush.then_some(1000))
 }
 
-/// Open (or create) the sled database in `dir`.
-// Used by the audit commands (import, report) that open the store without the agent.
-#[allow(dead_code)]
-pub fn open_db(dir: &Path) -> anyhow::Result<sled::Db> {
+/// Open (or create) the sled database in `dir`, for the commands that open the store without the
+/// agent (import, report, the demo, benches); `OpenError::Locked` while a running agent holds it.
+pub fn open_db(dir: &Path) -> Result<sled::Db, OpenError> {
     // A store of this process that was just dropped releases its lock when sled's threads let
     // go of it: wait for that, as the agent's own open does.
-    let start = std::time::Instant::now();
-    loop {
-        match config(dir, true).open() {
-            Err(sled::Error::Io(e))
-                if e.to_string().contains("could not acquire lock")
-                    && start.elapsed() < LOCK_WAIT =>
-            {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            r => return r.with_context(|| format!("cannot open the store at {}", dir.display())),
-        }
-    }
+    open_classified(dir, LOCK_WAIT, Flusher::Background)
 }
 
 /// The file the running agent keeps up to date inside `data_dir` (`state::AgentStatus`).
@@ -184,10 +172,21 @@ pub enum OpenError {
 /// releases its file lock when its last I/O thread lets go, shortly after the `Db` is dropped).
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
-fn open_classified(dir: &Path, wait: std::time::Duration) -> Result<sled::Db, OpenError> {
+/// Who flushes the database: the agent itself after each batch, or sled's background thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flusher {
+    Agent,
+    Background,
+}
+
+fn open_classified(
+    dir: &Path,
+    wait: std::time::Duration,
+    flusher: Flusher,
+) -> Result<sled::Db, OpenError> {
     let start = std::time::Instant::now();
     loop {
-        match open_once(dir) {
+        match open_once(dir, flusher) {
             Err(OpenError::Locked(_)) if start.elapsed() < wait => {
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
@@ -196,20 +195,25 @@ fn open_classified(dir: &Path, wait: std::time::Duration) -> Result<sled::Db, Op
     }
 }
 
-fn open_once(dir: &Path) -> Result<sled::Db, OpenError> {
-    config(dir, false).open().map_err(|e| match &e {
-        sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
-            OpenError::Locked(dir.to_path_buf())
-        }
-        sled::Error::Io(_) => OpenError::Io {
-            dir: dir.to_path_buf(),
-            source: e,
-        },
-        _ => OpenError::Corrupt {
-            dir: dir.to_path_buf(),
-            source: e,
-        },
-    })
+fn open_once(dir: &Path, flusher: Flusher) -> Result<sled::Db, OpenError> {
+    config(dir, flusher == Flusher::Background)
+        .open()
+        .map_err(|e| match &e {
+            // sled 0.34.7 says that another process holds the lock only in the text of an
+            // `io::Error` of kind `Other`: this is the one place that reads it; everything else
+            // matches `OpenError::Locked`.
+            sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+                OpenError::Locked(dir.to_path_buf())
+            }
+            sled::Error::Io(_) => OpenError::Io {
+                dir: dir.to_path_buf(),
+                source: e,
+            },
+            _ => OpenError::Corrupt {
+                dir: dir.to_path_buf(),
+                source: e,
+            },
+        })
 }
 
 /// The store cannot be used right now: a write failed (full disk, I/O error) and it has not been
@@ -306,7 +310,7 @@ fn scan(dir: &Path, mut hd: Handle, from: u64) -> anyhow::Result<(Scan, Handle)>
         };
         cursor = next;
         drop(hd);
-        hd = Handle::new(open_classified(dir, LOCK_WAIT)?, dir)?;
+        hd = Handle::new(open_classified(dir, LOCK_WAIT, Flusher::Agent)?, dir)?;
     }
 }
 
@@ -512,7 +516,7 @@ impl Store {
     /// to `dir.corrupt-<UTC timestamp>` and a fresh one started (logged as an error, and visible
     /// in `moved_aside`). A store locked by another process is an error.
     pub fn open_or_recover(dir: &Path, store_max_mb: u64) -> anyhow::Result<Store> {
-        let (db, aside) = match open_classified(dir, LOCK_WAIT) {
+        let (db, aside) = match open_classified(dir, LOCK_WAIT, Flusher::Agent) {
             Ok(db) => (db, None),
             Err(OpenError::Corrupt { dir, source }) => {
                 let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
@@ -532,7 +536,10 @@ impl Store {
                     error = %source,
                     "the store was unreadable: moved it aside and started a fresh one; unsent records in it were not delivered"
                 );
-                (open_classified(&dir, LOCK_WAIT)?, Some(aside))
+                (
+                    open_classified(&dir, LOCK_WAIT, Flusher::Agent)?,
+                    Some(aside),
+                )
             }
             Err(OpenError::Io { dir, source }) if is_full_or_failing(&source) => {
                 // A full disk or an I/O error must not stop the agent (systemd would restart it
@@ -603,7 +610,7 @@ impl Store {
 
     /// Open the store in `dir` as it is (for `status`); fails if another process holds it.
     pub fn open_existing(dir: &Path, store_max_mb: u64) -> Result<Store, OpenError> {
-        let db = open_classified(dir, std::time::Duration::ZERO)?;
+        let db = open_classified(dir, std::time::Duration::ZERO, Flusher::Agent)?;
         Store::from_db(dir, db, store_max_mb, None).map_err(|e| OpenError::Io {
             dir: dir.to_path_buf(),
             source: sled::Error::Unsupported(e.to_string()),
@@ -727,7 +734,7 @@ impl Store {
         hd.sync()?;
         drop(hd);
         *self.handle.write().unwrap_or_else(|p| p.into_inner()) = None;
-        let opened = open_classified(&self.dir, LOCK_WAIT)
+        let opened = open_classified(&self.dir, LOCK_WAIT, Flusher::Agent)
             .map_err(anyhow::Error::from)
             .and_then(|db| Handle::new(db, &self.dir));
         match opened {
@@ -755,7 +762,7 @@ impl Store {
             return Ok(None);
         };
         *self.handle.write().unwrap_or_else(|p| p.into_inner()) = None;
-        let db = open_classified(&self.dir, LOCK_WAIT)?;
+        let db = open_classified(&self.dir, LOCK_WAIT, Flusher::Agent)?;
         let (found, hd) = scan(&self.dir, Handle::new(db, &self.dir)?, from)?;
         let disk_next = read_u64(&hd.tree, "next_seq")?
             .unwrap_or(1)
@@ -1810,6 +1817,12 @@ mod tests {
         let path = dir.path().join("db");
         let _held = Store::open_or_recover(&path, 16).unwrap();
         match Store::open_existing(&path, 16) {
+            Err(OpenError::Locked(p)) => assert_eq!(p, path),
+            Err(e) => panic!("unexpected error {e}"),
+            Ok(_) => panic!("opened a locked store"),
+        }
+        // The audit commands' open says so by its type too (after waiting for the lock a while).
+        match open_db(&path) {
             Err(OpenError::Locked(p)) => assert_eq!(p, path),
             Err(e) => panic!("unexpected error {e}"),
             Ok(_) => panic!("opened a locked store"),
