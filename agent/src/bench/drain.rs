@@ -285,7 +285,7 @@ fn drain_agent(
         .read_from(0, 1)?
         .into_iter()
         .next()
-        .map(|(_, p)| p.to_vec())
+        .map(|r| r.payload.to_vec())
         .context("the store lost the messages just written")?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -206,8 +206,10 @@ fn write_batch(store: &Store, batch: &mut Vec<Polled>) -> Result<(), (u64, anyho
         }
         known
     });
-    match store.append_with(batch.len(), |i, seq, out| {
-        batch.get(i).is_some_and(|p| p.write_payload(seq, out))
+    match store.append_with(batch.len(), |i, seq, meter, out| {
+        batch
+            .get(i)
+            .is_some_and(|p| p.write_record(seq, meter, out))
     }) {
         Ok(a) => {
             // A full store evicts at every batch: one line a minute, the totals say the rest.
@@ -309,7 +311,7 @@ mod tests {
             .read_from(0, 10_000)
             .unwrap()
             .into_iter()
-            .map(|(s, _)| s)
+            .map(|r| r.seq)
             .collect();
         assert_eq!(sent.len() as u64, stored, "every poll is published");
         store.remove_acked(&sent).unwrap();

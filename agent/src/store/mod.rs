@@ -461,12 +461,52 @@ impl Stored {
     }
 
     fn bytes(&self) -> u64 {
-        self.spans.iter().map(|&(_, len)| record_size(len)).sum()
+        self.spans.iter().map(|s| record_size(s.len())).sum()
     }
 
-    fn record(&self, i: usize) -> Option<sled::IVec> {
-        let &(off, len) = self.spans.get(i)?;
-        Some(self.value.subslice(off, len))
+    /// The `i`-th record: its payload, and its meter if the block carries it.
+    fn record(&self, i: usize) -> Option<(sled::IVec, Option<sled::IVec>)> {
+        let span = self.spans.get(i)?;
+        let (off, len) = span.payload;
+        let meter = span.meter.map(|(at, n)| self.value.subslice(at, n));
+        Some((self.value.subslice(off, len), meter))
+    }
+}
+
+/// One stored data message as the publisher reads it back.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub seq: u64,
+    /// The JSON payload, published as it is.
+    pub payload: sled::IVec,
+    /// The meter's name, as stored beside the payload (records of older stores: from the JSON).
+    meter: Option<sled::IVec>,
+}
+
+impl Record {
+    /// The meter the message is of: its topic. None only for a record that names none (a bug or
+    /// a damaged store).
+    pub fn meter(&self) -> Option<&str> {
+        std::str::from_utf8(self.meter.as_deref()?).ok()
+    }
+
+    /// A record read from a block; without a stored meter (an older store's), the meter is read
+    /// from its JSON.
+    fn new(seq: u64, payload: sled::IVec, meter: Option<sled::IVec>) -> Record {
+        let meter = meter.or_else(|| {
+            #[derive(serde::Deserialize)]
+            struct Named<'a> {
+                #[serde(borrow)]
+                meter: std::borrow::Cow<'a, str>,
+            }
+            let named = serde_json::from_slice::<Named<'_>>(&payload).ok()?;
+            Some(sled::IVec::from(named.meter.as_bytes()))
+        });
+        Record {
+            seq,
+            payload,
+            meter,
+        }
     }
 }
 
@@ -808,26 +848,28 @@ impl Store {
     /// atomic batch, evicting the oldest records first if the store would exceed its bound.
     /// Not yet durable: call [`Store::flush`] before publishing.
     pub fn append(&self, msgs: &mut [DataMessage]) -> anyhow::Result<Appended> {
-        self.append_with(msgs.len(), |i, seq, out| {
+        self.append_with(msgs.len(), |i, seq, meter, out| {
             let Some(m) = msgs.get_mut(i) else {
                 return false;
             };
             m.seq = seq;
+            meter.push_str(&m.meter);
             payload::encode(m, out);
             true
         })
     }
 
-    /// [`Store::append`] of `count` messages written by `payload(i, seq, out)`: appends the JSON
-    /// payload of the i-th message, numbered `seq`, to `out` and returns true (false: the message
-    /// is left out and gets no seq). The messages go in blocks of consecutive seqs.
+    /// [`Store::append`] of `count` messages written by `payload(i, seq, meter, out)`: writes the
+    /// name of the i-th message's meter to `meter`, appends its JSON payload, numbered `seq`, to
+    /// `out` and returns true (false: the message is left out and gets no seq). The messages go in
+    /// blocks of consecutive seqs.
     ///
     /// On an error (full disk, I/O error, or the store unusable since one) the messages keep
     /// their seqs and count as lost (evicted): a subscriber sees the gap.
     pub fn append_with(
         &self,
         count: usize,
-        mut payload: impl FnMut(usize, u64, &mut Vec<u8>) -> bool,
+        mut payload: impl FnMut(usize, u64, &mut String, &mut Vec<u8>) -> bool,
     ) -> anyhow::Result<Appended> {
         if count == 0 {
             return Ok(Appended::default());
@@ -845,7 +887,8 @@ impl Store {
         let mut block_first = first;
         let mut builder = block::Builder::new();
         for i in 0..count {
-            if payload(i, next, builder.begin_record()) {
+            let (meter, out) = builder.begin_record();
+            if payload(i, next, meter, out) {
                 added += record_size(builder.end_record());
                 next += 1;
             } else {
@@ -1009,12 +1052,11 @@ impl Store {
         Ok(decode(tree, &k, v).filter(|b| b.end() > seq))
     }
 
-    /// Up to `limit` durable records with seq >= `from` not yet acknowledged, oldest first, as
-    /// (seq, payload).
+    /// Up to `limit` durable records with seq >= `from` not yet acknowledged, oldest first.
     ///
     /// While the store is unusable this is empty; a read error makes it unusable (the store
     /// writer reopens it): the publisher goes on with what it has in flight.
-    pub fn read_from(&self, from: u64, limit: usize) -> anyhow::Result<Vec<(u64, sled::IVec)>> {
+    pub fn read_from(&self, from: u64, limit: usize) -> anyhow::Result<Vec<Record>> {
         match self.read_range(from, self.durable_next(), limit, true) {
             Ok(out) => Ok(out),
             Err(e) => {
@@ -1036,7 +1078,7 @@ impl Store {
         end: u64,
         limit: usize,
         skip_acked: bool,
-    ) -> anyhow::Result<Vec<(u64, sled::IVec)>> {
+    ) -> anyhow::Result<Vec<Record>> {
         let mut out = Vec::with_capacity(limit.min(256));
         if from >= end || limit == 0 {
             return Ok(out);
@@ -1060,8 +1102,8 @@ impl Store {
                 if seq < from || partial.is_some_and(|p| p.is_acked(i as u64)) {
                     continue;
                 }
-                if let Some(payload) = b.record(i) {
-                    out.push((seq, payload));
+                if let Some((payload, meter)) = b.record(i) {
+                    out.push(Record::new(seq, payload, meter));
                 }
                 if out.len() >= limit {
                     return Ok(out);
@@ -1231,7 +1273,8 @@ impl Store {
         limit: usize,
     ) -> anyhow::Result<Vec<(u64, sled::IVec)>> {
         // Acknowledged records too, and without the writer's lock: a slow audit never holds it.
-        self.read_range(from, self.durable_next(), limit, false)
+        let records = self.read_range(from, self.durable_next(), limit, false)?;
+        Ok(records.into_iter().map(|r| (r.seq, r.payload)).collect())
     }
 
     /// Backlog, oldest unsent, next seq, evictions.
@@ -1241,9 +1284,11 @@ impl Store {
             .ok()
             .and_then(|r| r.into_iter().next());
         let (oldest_seq, oldest_ts_ms) = match oldest {
-            Some((seq, v)) => (
-                Some(seq),
-                serde_json::from_slice::<DataMessage>(&v).ok().map(|m| m.ts),
+            Some(r) => (
+                Some(r.seq),
+                serde_json::from_slice::<DataMessage>(&r.payload)
+                    .ok()
+                    .map(|m| m.ts),
             ),
             None => (None, None),
         };
@@ -1308,6 +1353,53 @@ mod tests {
         }
     }
 
+    /// A store written before records carried their meter (blocks of the first format, lone
+    /// JSON records) drains as it is: every record is read with its meter, in seq order, and the
+    /// records appended after it carry theirs.
+    #[test]
+    fn a_store_of_the_previous_format_drains_with_each_record_s_meter() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let json = |seq: u64, meter: &str| {
+            let mut m = msg(meter);
+            m.seq = seq;
+            payload::to_vec(&m)
+        };
+        {
+            let db = open_db(&path).unwrap();
+            let tree = db.open_tree(OUTBOX_TREE).unwrap();
+            let mut v1 = vec![block::MAGIC_V1];
+            for r in [json(1, "boiler"), json(2, "main-power")] {
+                v1.extend_from_slice(&(r.len() as u32).to_le_bytes());
+                v1.extend_from_slice(&r);
+            }
+            tree.insert(seq_key(1), v1).unwrap();
+            tree.insert(seq_key(3), json(3, "water")).unwrap();
+            tree.insert(meta_key("next_seq"), &4u64.to_be_bytes())
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let s = Store::open_or_recover(&path, 16).unwrap();
+        assert_eq!((s.backlog(), s.next_seq()), (3, 4));
+        s.append(&mut [msg("chiller")]).unwrap();
+        s.flush().unwrap();
+        let records = s.read_from(0, 10).unwrap();
+        let got: Vec<(u64, Option<&str>)> = records.iter().map(|r| (r.seq, r.meter())).collect();
+        assert_eq!(
+            got,
+            vec![
+                (1, Some("boiler")),
+                (2, Some("main-power")),
+                (3, Some("water")),
+                (4, Some("chiller"))
+            ]
+        );
+        assert_eq!(&records[0].payload[..], &json(1, "boiler")[..]);
+        s.remove_acked(&[1, 2, 3, 4]).unwrap();
+        assert_eq!(s.backlog(), 0);
+        assert!(s.read_from(0, 10).unwrap().is_empty());
+    }
+
     #[test]
     fn seq_is_gapless_and_survives_reopen() {
         let dir = tempfile::tempdir().unwrap();
@@ -1320,7 +1412,7 @@ mod tests {
             assert_eq!(s.read_from(0, 10).unwrap().len(), 0, "not durable yet");
             s.flush().unwrap();
             let got = s.read_from(0, 10).unwrap();
-            assert_eq!(got.iter().map(|r| r.0).collect::<Vec<_>>(), vec![1, 2]);
+            assert_eq!(got.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![1, 2]);
             s.remove_acked(&[1, 2]).unwrap();
             assert_eq!(s.backlog(), 0);
         }
@@ -1328,7 +1420,7 @@ mod tests {
         let mut m = vec![msg("c")];
         assert_eq!(s.append(&mut m).unwrap().first, 3, "seq never reused");
         s.flush().unwrap();
-        let (seq, payload) = &s.read_from(0, 10).unwrap()[0];
+        let Record { seq, payload, .. } = &s.read_from(0, 10).unwrap()[0];
         assert_eq!(*seq, 3);
         let back: DataMessage = serde_json::from_slice(payload).unwrap();
         assert_eq!(back.seq, 3);
@@ -1370,7 +1462,7 @@ mod tests {
                 .read_from(0, 100_000)
                 .unwrap()
                 .iter()
-                .map(|r| r.0)
+                .map(|r| r.seq)
                 .collect();
             s.remove_acked(&sent).unwrap();
         }
@@ -1404,7 +1496,7 @@ mod tests {
         }
         s.flush().unwrap();
         // The publisher reads the oldest ten and sends them...
-        let inflight: Vec<u64> = s.read_from(0, 10).unwrap().iter().map(|r| r.0).collect();
+        let inflight: Vec<u64> = s.read_from(0, 10).unwrap().iter().map(|r| r.seq).collect();
         let evicted_before = s.evicted();
         // ...while polls go on and evict them...
         for _ in 0..200 {
@@ -1442,7 +1534,7 @@ mod tests {
             assert_eq!(seq_keys(&s), vec![1], "one key for the round");
             let got = s.read_from(0, 1000).unwrap();
             assert_eq!(got.len(), 50);
-            for (i, (seq, payload)) in got.iter().enumerate() {
+            for (i, Record { seq, payload, .. }) in got.iter().enumerate() {
                 let m: DataMessage = serde_json::from_slice(payload).unwrap();
                 assert_eq!(
                     (*seq, m.seq, m.meter.clone()),
@@ -1452,9 +1544,14 @@ mod tests {
             // Part of it acknowledged: not sent again, the block stays.
             s.remove_acked(&(1..=20).collect::<Vec<_>>()).unwrap();
             assert_eq!(s.backlog(), 30);
-            let rest: Vec<u64> = s.read_from(0, 1000).unwrap().iter().map(|r| r.0).collect();
+            let rest: Vec<u64> = s
+                .read_from(0, 1000)
+                .unwrap()
+                .iter()
+                .map(|r| r.seq)
+                .collect();
             assert_eq!(rest, (21..=50).collect::<Vec<_>>());
-            assert_eq!(s.read_from(30, 5).unwrap()[0].0, 30);
+            assert_eq!(s.read_from(30, 5).unwrap()[0].seq, 30);
             assert_eq!(s.stats().oldest_seq, Some(21));
             assert_eq!(seq_keys(&s), vec![1]);
         }
@@ -1482,10 +1579,10 @@ mod tests {
             .read_from(300, 2000)
             .unwrap()
             .iter()
-            .map(|r| r.0)
+            .map(|r| r.seq)
             .collect();
         assert_eq!(seqs, (300..=1000).collect::<Vec<_>>());
-        let seqs: Vec<u64> = s.read_from(0, 300).unwrap().iter().map(|r| r.0).collect();
+        let seqs: Vec<u64> = s.read_from(0, 300).unwrap().iter().map(|r| r.seq).collect();
         assert_eq!(seqs, (1..=300).collect::<Vec<_>>());
     }
 
@@ -1535,9 +1632,9 @@ mod tests {
         s.append(&mut [msg("new")]).unwrap();
         s.flush().unwrap();
         let got = s.read_from(0, 10).unwrap();
-        let seqs: Vec<u64> = got.iter().map(|r| r.0).collect();
+        let seqs: Vec<u64> = got.iter().map(|r| r.seq).collect();
         assert_eq!(seqs, vec![1, 2, 3, 4]);
-        let m: DataMessage = serde_json::from_slice(&got[1].1).unwrap();
+        let m: DataMessage = serde_json::from_slice(&got[1].payload).unwrap();
         assert_eq!((m.seq, m.meter.as_str()), (2, "old"));
         s.remove_acked(&[1, 2, 3, 4]).unwrap();
         assert!(seq_keys(&s).is_empty());
@@ -1563,7 +1660,7 @@ mod tests {
         let s = Store::open_or_recover(&path, 16).unwrap();
         s.append(&mut [msg("b")]).unwrap();
         s.flush().unwrap();
-        let seqs: Vec<u64> = s.read_from(0, 10).unwrap().iter().map(|r| r.0).collect();
+        let seqs: Vec<u64> = s.read_from(0, 10).unwrap().iter().map(|r| r.seq).collect();
         assert_eq!(seqs, vec![1, 3]);
         assert_eq!(seq_keys(&s), vec![1, 3]);
     }
@@ -1732,7 +1829,7 @@ mod tests {
             .read_from(0, 100_000)
             .unwrap()
             .iter()
-            .map(|r| r.0)
+            .map(|r| r.seq)
             .collect();
         assert!(
             seqs.len() as u64 >= stored,
@@ -1799,7 +1896,7 @@ mod tests {
             .read_from(0, 1_000_000)
             .unwrap()
             .iter()
-            .map(|r| r.0)
+            .map(|r| r.seq)
             .collect();
         assert_eq!(seqs, (1..=written).collect::<Vec<_>>());
         // Acknowledged records stop the recycling: memory goes with deleted records.

@@ -49,12 +49,13 @@ impl Polled {
             })
     }
 
-    /// Append the JSON payload of this poll, numbered `seq`, to `out` (see `store::payload`);
-    /// false if the poll names no meter of its plan.
-    pub(crate) fn write_payload(&self, seq: u64, out: &mut Vec<u8>) -> bool {
+    /// Write the meter's name to `name` and append the JSON payload of this poll, numbered
+    /// `seq`, to `out` (see `store::payload`); false if the poll names no meter of its plan.
+    pub(crate) fn write_record(&self, seq: u64, name: &mut String, out: &mut Vec<u8>) -> bool {
         let Some(meter) = self.meter() else {
             return false;
         };
+        name.push_str(&meter.name);
         super::payload::encode_parts(seq, self.ts, &meter.name, self.points(meter), out);
         true
     }
@@ -115,7 +116,10 @@ mod tests {
         };
         let payload = |p: &Polled, seq| {
             let mut out = Vec::new();
-            p.write_payload(seq, &mut out).then_some(out)
+            let mut name = String::new();
+            p.write_record(seq, &mut name, &mut out)
+                .then_some(out)
+                .filter(|_| name == "b")
         };
         let good = poll(vec![(Some(1.5), plantmeter_common::Quality::Good)]);
         let m = good.message(42).unwrap();
