@@ -27,7 +27,7 @@ mod describe;
 mod diag;
 pub mod files;
 mod gateway;
-mod meters;
+pub(crate) mod meters;
 mod reader;
 
 pub use describe::describe;

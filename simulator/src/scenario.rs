@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use crate::fault::{CounterEvent, Fault, FaultPlan, FaultWindow, RandomFault};
 use crate::plant::{PlantSpec, PollutantSpec, ProductionSpec, StreamSpec};
-use crate::template::Template;
+use plantmeter_common::templates::Template;
 
 /// The built-in plant's scenario text.
 pub const BUILTIN: &str = include_str!("../scenarios/builtin.toml");
