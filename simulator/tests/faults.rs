@@ -2,10 +2,12 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+mod modbus_client;
 
 use std::time::{Duration, Instant};
 
-use common::{frozen, read_point};
+use common::frozen;
+use modbus_client::read_point;
 use plantmeter_common::codec::decode_point;
 use plantmeter_common::model::{parse_ts_ms, Quality};
 use plantmeter_common::Clock;
@@ -99,7 +101,11 @@ async fn slow_replies_arrive_late_but_right() {
         .sim()
         .point_value("main-power", "energy_import", sim.now_ms())
         .unwrap();
-    assert!(common::close(p, decode_point(p, &words).0.unwrap(), want));
+    assert!(modbus_client::close(
+        p,
+        decode_point(p, &words).0.unwrap(),
+        want
+    ));
     sim.shutdown().await;
 }
 
