@@ -547,35 +547,18 @@ pub async fn wait_until(what: &str, within: Duration, mut cond: impl FnMut() -> 
     }
 }
 
-/// The delivery contract over the data messages received: every seq in `1..next_seq` arrived, duplicates are
-/// byte-identical, and within one connection of the collector seq goes backwards at most `resends` times
+/// The delivery contract over the data messages received (`plantmeter_common::delivery`): every seq in
+/// `1..next_seq` arrived, duplicates are byte-identical, and seq goes backwards at most `resends` times
 /// (once per reconnect of the agent). Returns (distinct, duplicates).
 pub fn check_delivery(data: &[Msg], next_seq: u64, resends: usize) -> (usize, usize) {
-    let mut first: BTreeMap<u64, &[u8]> = BTreeMap::new();
-    let mut dups = 0;
-    let mut seqs = Vec::with_capacity(data.len());
+    let mut check = plantmeter_common::delivery::DeliveryCheck::default();
     for m in data {
-        let seq = m.json()["seq"].as_u64().expect("seq");
-        seqs.push(seq);
-        if let Some(prev) = first.insert(seq, &m.payload) {
-            dups += 1;
-            assert_eq!(prev, &m.payload[..], "duplicate of seq {seq} differs");
-        }
+        check.record(m.json()["seq"].as_u64().expect("seq"), &m.payload);
     }
-    let missing: Vec<u64> = (1..next_seq).filter(|s| !first.contains_key(s)).collect();
-    assert!(
-        missing.is_empty(),
-        "{} of {} seqs missing, first: {:?}",
-        missing.len(),
-        next_seq.saturating_sub(1),
-        &missing[..missing.len().min(10)]
-    );
-    let backwards = seqs.windows(2).filter(|w| w[1] < w[0]).count();
-    assert!(
-        backwards <= resends,
-        "seq went backwards {backwards} times, more than the {resends} reconnects allow"
-    );
-    (first.len(), dups)
+    if let Err(e) = check.verify(next_seq, resends as u64) {
+        panic!("delivery contract: {e}");
+    }
+    (check.distinct as usize, check.duplicates as usize)
 }
 
 /// One point of a poll: name, value, quality.

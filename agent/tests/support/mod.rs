@@ -363,35 +363,18 @@ pub async fn wait_for(what: &str, within: Duration, mut cond: impl FnMut() -> bo
     }
 }
 
-/// Check the delivery contract on what the subscriber saw: every seq in `1..next_seq` arrived,
-/// duplicates are byte-identical, and seq goes backwards at most `max_restarts` times (once per
-/// reconnect). Returns (distinct, duplicates).
+/// Check the delivery contract on what the subscriber saw (`plantmeter_common::delivery`): every
+/// seq in `1..next_seq` arrived, duplicates are byte-identical, and seq goes backwards at most
+/// `max_restarts` times (once per reconnect). Returns (distinct, duplicates).
 pub fn check_delivery(got: &Received, next_seq: u64, max_restarts: usize) -> (usize, usize) {
-    let mut by_seq: BTreeMap<u64, &Vec<u8>> = BTreeMap::new();
-    let mut dups = 0;
+    let mut check = plantmeter_common::delivery::DeliveryCheck::default();
     for (seq, payload) in &got.data {
-        if let Some(prev) = by_seq.insert(*seq, payload) {
-            dups += 1;
-            assert_eq!(
-                prev, payload,
-                "duplicate of seq {seq} differs from the first copy"
-            );
-        }
+        check.record(*seq, payload);
     }
-    let missing: Vec<u64> = (1..next_seq).filter(|s| !by_seq.contains_key(s)).collect();
-    assert!(
-        missing.is_empty(),
-        "{} seqs missing (of {}), first ones: {:?}",
-        missing.len(),
-        next_seq - 1,
-        &missing[..missing.len().min(10)]
-    );
-    let backwards = got.data.windows(2).filter(|w| w[1].0 < w[0].0).count();
-    assert!(
-        backwards <= max_restarts,
-        "seq went backwards {backwards} times, more than the {max_restarts} reconnects"
-    );
-    (by_seq.len(), dups)
+    if let Err(e) = check.verify(next_seq, max_restarts as u64) {
+        panic!("delivery contract: {e}");
+    }
+    (check.distinct as usize, check.duplicates as usize)
 }
 
 /// `GET /metrics` from the agent's endpoint: the body, or None when it does not answer.
