@@ -6,7 +6,7 @@ mod modbus_client;
 
 use std::time::{Duration, Instant};
 
-use common::frozen;
+use common::{frozen, wait_until};
 use modbus_client::read_point;
 use plantmeter_common::codec::decode_point;
 use plantmeter_common::model::{parse_ts_ms, Quality};
@@ -175,7 +175,11 @@ async fn nan_makes_float_points_invalid_and_stuck_freezes_values() {
     let a = ctx.read_input_registers(0x34, 0x18).await.unwrap().unwrap();
     ctx.set_slave(Slave(2));
     let b1 = ctx.read_holding_registers(62, 2).await.unwrap().unwrap();
-    tokio::time::sleep(Duration::from_millis(1300)).await;
+    // Into the next hour's slot (where every rate changes), and the healthy meter's counter moved.
+    let t1 = sim.now_ms() + 3_600_000;
+    wait_until("the next slot", Duration::from_secs(10), || {
+        sim.now_ms() >= t1
+    });
     ctx.set_slave(Slave(1));
     let a2 = ctx.read_input_registers(0x34, 0x18).await.unwrap().unwrap();
     ctx.set_slave(Slave(2));
@@ -209,7 +213,10 @@ async fn rollover_happens_at_the_meters_modulus_when_scheduled() {
     let mut ctx = tcp::connect_slave(sim.addr(), Slave(2)).await.unwrap();
     let before = read_point(&mut ctx, &p).await.unwrap().unwrap();
     assert!(before > 9_999_990.0 && before < 10_000_000.0, "{before}");
-    tokio::time::sleep(Duration::from_millis(700)).await; // 42 virtual seconds
+    // Past the wrap (20 virtual seconds ahead of the start).
+    wait_until("the rollover instant", Duration::from_secs(10), || {
+        sim.now_ms() >= at + 1_000
+    });
     let after = read_point(&mut ctx, &p).await.unwrap().unwrap();
     assert!(after < 10.0, "{after}");
     // Rollover rule of DOMAIN.md: delta = (modulus - previous) + current = true consumption.
@@ -228,7 +235,11 @@ async fn replaced_meter_restarts_near_zero_while_the_truth_goes_on() {
     let old = read_point(&mut ctx, &p).await.unwrap().unwrap();
     assert!(old > 45_000.0, "{old}");
     let t_replace = sim.replace_meter("water").unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_until(
+        "the replacement instant passed",
+        Duration::from_secs(10),
+        || sim.now_ms() > t_replace,
+    );
     let new = read_point(&mut ctx, &p).await.unwrap().unwrap();
     assert!((0.0..5.0).contains(&new), "{new}");
     // The truth is the consumption, replacement or not.
