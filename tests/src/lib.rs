@@ -3,7 +3,6 @@
 //! scenario files with faults, an MQTT collector, and waits with timeouts.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -533,6 +532,43 @@ impl Collector {
     pub fn last(&self, topic: &str) -> Option<serde_json::Value> {
         self.on(topic).last().map(Msg::json)
     }
+
+    /// Distinct seqs among the data messages received.
+    pub fn distinct_seqs(&self) -> usize {
+        let msgs = self.msgs.lock().unwrap();
+        msgs.iter()
+            .filter(|m| m.topic.contains("/data/"))
+            .filter_map(|m| m.json()["seq"].as_u64())
+            .collect::<std::collections::BTreeSet<u64>>()
+            .len()
+    }
+
+    /// Wait until `n` distinct seqs have arrived (after the agent's exit: everything it delivered).
+    pub async fn wait_distinct(&self, n: u64, within: Duration) {
+        wait_until(&format!("{n} distinct seqs"), within, || {
+            self.distinct_seqs() as u64 >= n
+        })
+        .await;
+    }
+
+    /// Wait until no message arrived for `quiet`: the broker forwarded what it had.
+    pub async fn wait_quiet(&self, quiet: Duration, within: Duration) {
+        let mut last = (self.msgs.lock().unwrap().len(), Instant::now());
+        wait_until("the broker to go quiet", within, || {
+            let n = self.msgs.lock().unwrap().len();
+            if n != last.0 {
+                last = (n, Instant::now());
+            }
+            last.1.elapsed() >= quiet
+        })
+        .await;
+    }
+}
+
+/// The status file of the agent with process id `pid` (not one a killed predecessor left), if
+/// readable.
+pub fn status_of(data_dir: &Path, pid: u32) -> Option<serde_json::Value> {
+    status_file(data_dir).filter(|s| s["pid"].as_u64() == Some(u64::from(pid)))
 }
 
 /// Wait until `cond` holds, checking every 20 ms; panics naming `what` after `within`.
