@@ -94,6 +94,7 @@ async fn every_meter_is_polled_over_rtu_over_tcp() {
     assert!(agent.sigterm(Duration::from_secs(8)).success());
     let st = status_file(&data);
     let next_seq = st["store"]["next_seq"].as_u64().unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    sub.wait_distinct(next_seq - 1, Duration::from_secs(10))
+        .await;
     check_delivery(&sub.got.lock().unwrap(), next_seq, 1);
 }

@@ -69,7 +69,8 @@ async fn full_store(broker: Broker) {
     let evicted = st["store"]["evicted"].as_u64().unwrap();
     let next_seq = st["store"]["next_seq"].as_u64().unwrap();
     assert!(evicted > 0);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    sub.wait_distinct(next_seq - 1 - evicted, Duration::from_secs(10))
+        .await;
     let got = sub.got.lock().unwrap();
     let seen: std::collections::BTreeSet<u64> = got.data.iter().map(|d| d.0).collect();
     // The evicted ones are exactly the oldest: 1..=evicted never arrive, everything after does.

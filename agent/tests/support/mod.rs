@@ -245,6 +245,47 @@ impl Subscriber {
             .get(&format!("{PREFIX}/{topic_suffix}"))
             .and_then(|p| serde_json::from_slice(p).ok())
     }
+
+    /// Distinct seqs among the data messages received.
+    pub fn distinct_seqs(&self) -> usize {
+        let g = self.got.lock().unwrap();
+        g.data
+            .iter()
+            .map(|(seq, _)| *seq)
+            .collect::<std::collections::BTreeSet<u64>>()
+            .len()
+    }
+
+    /// Wait until `n` distinct seqs have arrived (after the agent's exit: everything it delivered).
+    pub async fn wait_distinct(&self, n: u64, within: Duration) {
+        wait_for(&format!("{n} distinct seqs"), within, || {
+            self.distinct_seqs() as u64 >= n
+        })
+        .await;
+    }
+
+    /// Poll times (`ts`, ms) of the data messages of `meter`, in arrival order.
+    pub fn poll_times(&self, meter: &str) -> Vec<i64> {
+        let g = self.got.lock().unwrap();
+        g.data
+            .iter()
+            .filter_map(|(_, p)| {
+                let v: serde_json::Value = serde_json::from_slice(p).ok()?;
+                (v["meter"] == meter)
+                    .then(|| plantmeter_common::model::parse_ts_ms(v["ts"].as_str()?))
+                    .flatten()
+            })
+            .collect()
+    }
+}
+
+/// The median gap (ms) between consecutive poll times: the interval a meter is polled at, as its
+/// readings are stamped, whatever the machine's speed.
+pub fn median_gap(times: &[i64]) -> i64 {
+    let mut gaps: Vec<i64> = times.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(!gaps.is_empty(), "fewer than two polls");
+    gaps.sort_unstable();
+    gaps[gaps.len() / 2]
 }
 
 /// The agent as a child process.
@@ -329,6 +370,13 @@ impl Drop for Agent {
 pub fn status_file(data_dir: &Path) -> serde_json::Value {
     let p = data_dir.join("status.json");
     serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap()
+}
+
+/// The status file written by the agent with process id `pid` (not one a killed predecessor left).
+pub fn status_of(data_dir: &Path, pid: u32) -> Option<serde_json::Value> {
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(data_dir.join("status.json")).ok()?).ok()?;
+    (v["pid"].as_u64() == Some(u64::from(pid))).then_some(v)
 }
 
 /// A config for the simulator's plant: every meter polled every `interval_s` (virtual), TCP to
