@@ -10,7 +10,7 @@ use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_outage_loses_nothing_and_resends_in_order() {
-    broker_outage(Broker::start()).await;
+    broker_outage(Broker::start(BrokerKind::Rumqttd)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -25,26 +25,26 @@ async fn broker_outage_loses_nothing_and_resends_in_order_mosquitto() {
 /// backlog ageing during the outage and the publish rate once it drains.
 async fn broker_outage(broker: Broker) {
     let sim = sim().await;
-    let proxy = Proxy::start(broker.addr).await;
-    let sub = Subscriber::start(broker.addr).await;
+    let gate = Gate::start(broker.addr).await;
+    let sub = Collector::start(broker.addr, PREFIX).await;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let metrics: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let text = config(&sim, proxy.addr, &data, 1.0, 500)
+    let text = config(&sim, gate.addr, &data, 1.0, 500)
         + &format!("\n[metrics]\nlisten = \"{metrics}\"\n");
     let cfg = write_config(dir.path(), &text);
     // 11 meters, a poll each per virtual second, 10x: ~110 messages per real second.
     let agent = Agent::start(&cfg, 10.0);
 
-    wait_for("first data", Duration::from_secs(10), || {
+    wait_until("first data", Duration::from_secs(10), || {
         sub.data_len() > 50
     })
     .await;
-    proxy.set_down(true);
+    gate.close();
     let before = sub.data_len();
     // Down until the oldest unsent poll is 15 virtual seconds old.
     let pid = agent.child.id();
-    wait_for(
+    wait_until(
         "a backlog 15 virtual seconds old",
         Duration::from_secs(30),
         || {
@@ -78,8 +78,8 @@ async fn broker_outage(broker: Broker) {
     .unwrap();
     assert!(latency > 0.0, "latency {latency} s");
     assert_eq!(metric(&body, "plantmeter_mqtt_connected"), Some(0.0));
-    proxy.set_down(false);
-    wait_for("backlog drained", Duration::from_secs(20), || {
+    gate.open();
+    wait_until("backlog drained", Duration::from_secs(20), || {
         let st = status_file(&data);
         st["mqtt_connected"].as_bool().unwrap_or(false)
             && st["store"]["backlog"].as_u64().unwrap_or(1) < 20
@@ -108,21 +108,21 @@ async fn broker_outage(broker: Broker) {
     );
     sub.wait_distinct(next_seq - 1, Duration::from_secs(10))
         .await;
-    wait_for("the offline status", Duration::from_secs(10), || {
-        sub.last("status").is_some_and(|s| s["state"] == "offline")
+    wait_until("the offline status", Duration::from_secs(10), || {
+        sub.last_at("status")
+            .is_some_and(|s| s["state"] == "offline")
     })
     .await;
-    let got = sub.got.lock().unwrap();
-    let (distinct, _dups) = check_delivery(&got, next_seq, 2);
+    let (distinct, _dups) = check_delivery(&sub.data(), next_seq, 2);
     assert_eq!(distinct as u64, next_seq - 1);
-    drop(got);
+    drop(data);
     // The graceful shutdown leaves a retained offline status.
-    assert_eq!(sub.last("status").unwrap()["state"], "offline");
+    assert_eq!(sub.last_at("status").unwrap()["state"], "offline");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_while_polling_and_draining_loses_no_seq() {
-    sigkill_rounds(Broker::start()).await;
+    sigkill_rounds(Broker::start(BrokerKind::Rumqttd)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -136,11 +136,11 @@ async fn sigkill_while_polling_and_draining_loses_no_seq_mosquitto() {
 /// is missing and every duplicate is identical.
 async fn sigkill_rounds(broker: Broker) {
     let sim = sim().await;
-    let proxy = Proxy::start(broker.addr).await;
-    let sub = Subscriber::start(broker.addr).await;
+    let gate = Gate::start(broker.addr).await;
+    let sub = Collector::start(broker.addr, PREFIX).await;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let cfg = write_config(dir.path(), &config(&sim, proxy.addr, &data, 1.0, 500));
+    let cfg = write_config(dir.path(), &config(&sim, gate.addr, &data, 1.0, 500));
 
     let mut restarts = 0;
     for round in 0..4u64 {
@@ -148,24 +148,24 @@ async fn sigkill_rounds(broker: Broker) {
         let pid = agent.child.id();
         if round % 2 == 1 {
             // Build a backlog, then kill while it drains.
-            proxy.set_down(true);
-            wait_for("a backlog", Duration::from_secs(20), || {
+            gate.close();
+            wait_until("a backlog", Duration::from_secs(20), || {
                 status_of(&data, pid).is_some_and(|s| {
                     s["mqtt_connected"] == false
                         && s["store"]["backlog"].as_u64().unwrap_or(0) >= 200
                 })
             })
             .await;
-            proxy.set_down(false);
+            gate.open();
             let before = sub.data_len();
-            wait_for("draining", Duration::from_secs(20), || {
+            wait_until("draining", Duration::from_secs(20), || {
                 sub.data_len() as u64 > before as u64 + 50 + 20 * round
             })
             .await;
         } else {
             // Polling and publishing for a while.
             let before = sub.data_len();
-            wait_for("polls published", Duration::from_secs(20), || {
+            wait_until("polls published", Duration::from_secs(20), || {
                 sub.data_len() as u64 > before as u64 + 150 + 40 * round
             })
             .await;
@@ -176,7 +176,7 @@ async fn sigkill_rounds(broker: Broker) {
     // A last run drains everything and stops cleanly.
     let agent = Agent::start(&cfg, 20.0);
     let pid = agent.child.id();
-    wait_for("backlog drained", Duration::from_secs(20), || {
+    wait_until("backlog drained", Duration::from_secs(20), || {
         status_of(&data, pid).is_some_and(|s| s["store"]["backlog"].as_u64().unwrap_or(1) < 50)
     })
     .await;
@@ -187,8 +187,7 @@ async fn sigkill_rounds(broker: Broker) {
     assert_eq!(st["store"]["evicted"].as_u64().unwrap(), 0);
     sub.wait_distinct(next_seq - 1, Duration::from_secs(10))
         .await;
-    let got = sub.got.lock().unwrap();
-    let (distinct, dups) = check_delivery(&got, next_seq, restarts + 1);
+    let (distinct, dups) = check_delivery(&sub.data(), next_seq, restarts + 1);
     eprintln!(
         "{}: {distinct} distinct seqs, {dups} duplicates after 4 SIGKILLs",
         broker.kind

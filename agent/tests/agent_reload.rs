@@ -37,18 +37,17 @@ fn config(
 }
 
 /// Data messages received so far from `meter`.
-fn count(sub: &Subscriber, meter: &str) -> usize {
-    let got = sub.got.lock().unwrap();
-    got.data
-        .iter()
+fn count(sub: &Collector, meter: &str) -> usize {
+    let data = sub.seqs();
+    data.iter()
         .filter(|(_, p)| serde_json::from_slice::<serde_json::Value>(p).unwrap()["meter"] == meter)
         .count()
 }
 
 /// The interval (ms) `meter` is polled at, from the poll times of its next `polls` messages.
-async fn interval(sub: &Subscriber, meter: &str, polls: usize) -> i64 {
+async fn interval(sub: &Collector, meter: &str, polls: usize) -> i64 {
     let before = count(sub, meter);
-    wait_for(
+    wait_until(
         &format!("{polls} more polls of {meter}"),
         Duration::from_secs(20),
         || count(sub, meter) >= before + polls,
@@ -68,8 +67,8 @@ async fn sighup_applies_a_new_plan_without_losing_data_and_keeps_running_on_a_ba
     )
     .await
     .unwrap();
-    let broker = Broker::start();
-    let sub = Subscriber::start(broker.addr).await;
+    let broker = Broker::start(BrokerKind::Rumqttd);
+    let sub = Collector::start(broker.addr, PREFIX).await;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let log = dir.path().join("agent.log");
@@ -79,7 +78,7 @@ async fn sighup_applies_a_new_plan_without_losing_data_and_keeps_running_on_a_ba
     );
     let mut agent = Agent::start_logging_to(&cfg, 1.0, &log);
 
-    wait_for("first polls", Duration::from_secs(10), || {
+    wait_until("first polls", Duration::from_secs(10), || {
         count(&sub, "m000") >= 2
     })
     .await;
@@ -100,7 +99,7 @@ async fn sighup_applies_a_new_plan_without_losing_data_and_keeps_running_on_a_ba
         ),
     );
     agent.sighup();
-    wait_for("the new meter's data", Duration::from_secs(10), || {
+    wait_until("the new meter's data", Duration::from_secs(10), || {
         count(&sub, "m001") > 0
     })
     .await;
@@ -111,10 +110,13 @@ async fn sighup_applies_a_new_plan_without_losing_data_and_keeps_running_on_a_ba
         "polled every {fast} ms after reloading to 0.2 s"
     );
     assert!(agent.is_running());
-    wait_for(
+    wait_until(
         "online again after the reload",
         Duration::from_secs(5),
-        || sub.last("status").is_some_and(|s| s["state"] == "online"),
+        || {
+            sub.last_at("status")
+                .is_some_and(|s| s["state"] == "online")
+        },
     )
     .await;
 
@@ -126,7 +128,7 @@ async fn sighup_applies_a_new_plan_without_losing_data_and_keeps_running_on_a_ba
     )
     .unwrap();
     agent.sighup();
-    wait_for(
+    wait_until(
         "the rejected config in the log",
         Duration::from_secs(10),
         || std::fs::read_to_string(&log).is_ok_and(|t| t.contains("bogus")),
@@ -162,7 +164,6 @@ async fn sighup_applies_a_new_plan_without_losing_data_and_keeps_running_on_a_ba
     sub.wait_distinct(next_seq - 1, Duration::from_secs(10))
         .await;
     // Every seq of both plans arrived: the reload lost nothing and seq went on without a gap.
-    let got = sub.got.lock().unwrap();
-    let (distinct, _) = check_delivery(&got, next_seq, 2);
+    let (distinct, _) = check_delivery(&sub.data(), next_seq, 2);
     assert!(distinct > 20, "{distinct}");
 }

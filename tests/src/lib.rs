@@ -1,6 +1,8 @@
 //! Helpers for the end-to-end tests: the simulator (`plantmeter-sim`), a broker (`plantmeter broker` or
 //! mosquitto) and the agent (`plantmeter run`) as separate processes, killed when dropped; free ports,
-//! scenario files with faults, an MQTT collector, and waits with timeouts.
+//! scenario files with faults, an MQTT collector, a gate that cuts the agent off the broker, the
+//! delivery check, and waits for conditions with deadlines. The agent crate's end-to-end tests
+//! (`agent/tests`) use the same helpers.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader};
@@ -123,6 +125,15 @@ pub enum BrokerKind {
     Mosquitto,
 }
 
+impl std::fmt::Display for BrokerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BrokerKind::Rumqttd => "rumqttd",
+            BrokerKind::Mosquitto => "mosquitto",
+        })
+    }
+}
+
 /// The brokers to test against: rumqttd always, mosquitto when `which mosquitto` finds it (a skip note
 /// otherwise).
 pub fn brokers() -> Vec<BrokerKind> {
@@ -151,6 +162,16 @@ pub struct Broker {
 }
 
 impl Broker {
+    /// mosquitto, or None after a skip note when it is not installed (`.ci/run` installs it).
+    pub fn mosquitto(test: &str) -> Option<Broker> {
+        if brokers().contains(&BrokerKind::Mosquitto) {
+            Some(Broker::start(BrokerKind::Mosquitto))
+        } else {
+            eprintln!("skip: {test} against mosquitto: mosquitto is not installed on this machine");
+            None
+        }
+    }
+
     pub fn start(kind: BrokerKind) -> Broker {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let mut b = Broker {
@@ -193,7 +214,10 @@ impl Broker {
                     std::fs::write(
                         &conf,
                         format!(
-                            "listener {} 127.0.0.1\nallow_anonymous true\npersistence false\n",
+                            // Unbounded queues: a subscriber that lags behind a backlog drain
+                            // loses nothing (mosquitto's default drops past 1000 queued).
+                            "listener {} 127.0.0.1\nallow_anonymous true\npersistence false\n\
+                             max_queued_messages 0\nmax_inflight_messages 0\n",
                             self.addr.port()
                         ),
                     )
@@ -435,6 +459,7 @@ impl Msg {
 pub struct Collector {
     pub msgs: Arc<Mutex<Vec<Msg>>>,
     subscribed: Arc<Mutex<bool>>,
+    prefix: String,
 }
 
 impl Collector {
@@ -451,6 +476,7 @@ impl Collector {
         let c = Collector {
             msgs: Arc::default(),
             subscribed: Arc::default(),
+            prefix: prefix.to_string(),
         };
         let (msgs, subscribed) = (c.msgs.clone(), c.subscribed.clone());
         let filter = format!("{prefix}/#");
@@ -533,6 +559,29 @@ impl Collector {
         self.on(topic).last().map(Msg::json)
     }
 
+    /// The last payload on `suffix` under the collector's prefix (`status`, `health/gas`), as JSON.
+    pub fn last_at(&self, suffix: &str) -> Option<serde_json::Value> {
+        self.last(&format!("{}/{suffix}", self.prefix))
+    }
+
+    /// (seq, payload) of the data messages, in arrival order.
+    pub fn seqs(&self) -> Vec<(u64, Vec<u8>)> {
+        self.data()
+            .into_iter()
+            .map(|m| (m.json()["seq"].as_u64().expect("seq"), m.payload))
+            .collect()
+    }
+
+    /// Poll times (`ts`, UTC ms) of the data messages of `meter`, in arrival order.
+    pub fn poll_times(&self, meter: &str) -> Vec<i64> {
+        self.data()
+            .iter()
+            .map(poll_of)
+            .filter(|(m, _, _)| m == meter)
+            .map(|(_, ts, _)| ts)
+            .collect()
+    }
+
     /// Distinct seqs among the data messages received.
     pub fn distinct_seqs(&self) -> usize {
         let msgs = self.msgs.lock().unwrap();
@@ -563,6 +612,15 @@ impl Collector {
         })
         .await;
     }
+}
+
+/// The median gap (ms) between consecutive poll times: the interval a meter is polled at, as its
+/// readings are stamped, whatever the machine's speed.
+pub fn median_gap(times: &[i64]) -> i64 {
+    let mut gaps: Vec<i64> = times.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(!gaps.is_empty(), "fewer than two polls");
+    gaps.sort_unstable();
+    gaps[gaps.len() / 2]
 }
 
 /// The status file of the agent with process id `pid` (not one a killed predecessor left), if
