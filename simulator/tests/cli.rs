@@ -1,9 +1,13 @@
 //! The `plantmeter-sim` binary: arguments, exit codes, the agent config, the truth file.
 #![allow(clippy::unwrap_used)]
 
+mod wait;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
+
+use wait::wait_until;
 
 const BIN: &str = env!("CARGO_BIN_EXE_plantmeter-sim");
 
@@ -106,14 +110,11 @@ fn serves_and_writes_the_truth_at_exit() {
             .and_then(|b| serde_json::from_slice::<plantmeter_sim::Truth>(&b).ok())
             .map_or(0, |t| t.days.len())
     };
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while days() < 2 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the truth file never covered two virtual days"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until(
+        "the truth of two virtual days",
+        Duration::from_secs(20),
+        || days() >= 2,
+    );
     // SIGTERM, as a test harness or systemd would.
     let _ = Command::new("kill").arg(child.id().to_string()).status();
     let status = child.wait().unwrap();

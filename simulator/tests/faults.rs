@@ -3,16 +3,18 @@
 
 mod common;
 mod modbus_client;
+mod wait;
 
 use std::time::{Duration, Instant};
 
-use common::{frozen, wait_until};
+use common::frozen;
 use modbus_client::read_point;
 use plantmeter_common::codec::decode_point;
 use plantmeter_common::model::{parse_ts_ms, Quality};
 use plantmeter_common::Clock;
 use plantmeter_sim::{start, Fault, Scenario, SimOptions};
 use tokio_modbus::prelude::*;
+use wait::wait_until;
 
 const T: &str = "2025-06-11T10:30:00+08:00";
 const DAY: Duration = Duration::from_secs(86_400);
