@@ -460,6 +460,8 @@ pub struct Collector {
     pub msgs: Arc<Mutex<Vec<Msg>>>,
     subscribed: Arc<Mutex<bool>>,
     prefix: String,
+    /// Distinct seqs of the data messages, kept as they arrive (waits ask for their count often).
+    seqs_seen: Arc<Mutex<std::collections::HashSet<u64>>>,
 }
 
 impl Collector {
@@ -477,8 +479,9 @@ impl Collector {
             msgs: Arc::default(),
             subscribed: Arc::default(),
             prefix: prefix.to_string(),
+            seqs_seen: Arc::default(),
         };
-        let (msgs, subscribed) = (c.msgs.clone(), c.subscribed.clone());
+        let (msgs, subscribed, seen) = (c.msgs.clone(), c.subscribed.clone(), c.seqs_seen.clone());
         let filter = format!("{prefix}/#");
         tokio::spawn(async move {
             let mut connection = 0u64;
@@ -494,6 +497,12 @@ impl Collector {
                     }
                     Ok(Event::Incoming(Incoming::SubAck(_))) => *subscribed.lock().unwrap() = true,
                     Ok(Event::Incoming(Incoming::Publish(p))) => {
+                        if p.topic.contains("/data/") {
+                            let v = serde_json::from_slice::<serde_json::Value>(&p.payload);
+                            if let Some(seq) = v.ok().and_then(|v| v["seq"].as_u64()) {
+                                seen.lock().unwrap().insert(seq);
+                            }
+                        }
                         msgs.lock().unwrap().push(Msg {
                             topic: p.topic.clone(),
                             payload: p.payload.to_vec(),
@@ -584,12 +593,7 @@ impl Collector {
 
     /// Distinct seqs among the data messages received.
     pub fn distinct_seqs(&self) -> usize {
-        let msgs = self.msgs.lock().unwrap();
-        msgs.iter()
-            .filter(|m| m.topic.contains("/data/"))
-            .filter_map(|m| m.json()["seq"].as_u64())
-            .collect::<std::collections::BTreeSet<u64>>()
-            .len()
+        self.seqs_seen.lock().unwrap().len()
     }
 
     /// Wait until `n` distinct seqs have arrived (after the agent's exit: everything it delivered).
