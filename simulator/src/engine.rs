@@ -11,7 +11,7 @@ use crate::meter::{signal_for, Measures, MeterCounts, MeterStats, Signal, SimMet
 use crate::modbus::{self, Request};
 use crate::plant::{tag_of, Plant, Series};
 use crate::scenario::{Scenario, ScenarioError};
-use crate::template::Template;
+use plantmeter_common::templates::Template;
 
 /// What a meter does with one request.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use plantmeter_common::types::{DataType, PointKind, RegisterKind};
 use crate::fault::{CounterEvent, FaultPlan};
 use crate::modbus::ILLEGAL_DATA_ADDRESS;
 use crate::plant::{noise, tag_of, Plant, Series};
-use crate::template::Template;
+use plantmeter_common::templates::Template;
 
 /// Where a point's value comes from.
 #[derive(Debug, Clone, Copy, PartialEq)]

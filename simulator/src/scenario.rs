@@ -8,7 +8,7 @@ use crate::fault::{CounterEvent, Fault, FaultPlan, FaultWindow, RandomFault};
 use crate::plant::{
     PlantSpec, PollutantSpec, ProductSpec, ProductionSpec, StreamSpec, WeatherSpec,
 };
-use crate::template::Template;
+use plantmeter_common::templates::Template;
 
 /// The built-in plant's scenario text.
 pub const BUILTIN: &str = include_str!("../scenarios/builtin.toml");

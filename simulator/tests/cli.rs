@@ -1,9 +1,13 @@
 //! The `plantmeter-sim` binary: arguments, exit codes, the agent config, the truth file.
 #![allow(clippy::unwrap_used)]
 
+mod wait;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
+
+use wait::wait_until;
 
 const BIN: &str = env!("CARGO_BIN_EXE_plantmeter-sim");
 
@@ -117,6 +121,8 @@ fn serves_and_writes_the_truth_at_exit() {
             "2025-03-03T00:00:00+08:00",
             "--clock-speed",
             "86400",
+            "--truth-interval-s",
+            "0.1",
             "--truth",
         ])
         .arg(&truth)
@@ -127,7 +133,18 @@ fn serves_and_writes_the_truth_at_exit() {
     let _banner = lines.next().unwrap().unwrap();
     let addr = lines.next().unwrap().unwrap();
     assert!(addr.starts_with("modbus-tcp 127.0.0.1:"), "{addr}");
-    std::thread::sleep(Duration::from_millis(1500));
+    // The truth file, rewritten every 0.1 s, covers a second virtual day.
+    let days = || {
+        std::fs::read(&truth)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<plantmeter_sim::Truth>(&b).ok())
+            .map_or(0, |t| t.days.len())
+    };
+    wait_until(
+        "the truth of two virtual days",
+        Duration::from_secs(20),
+        || days() >= 2,
+    );
     // SIGTERM, as a test harness or systemd would.
     let _ = Command::new("kill").arg(child.id().to_string()).status();
     let status = child.wait().unwrap();

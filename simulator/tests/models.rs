@@ -3,9 +3,13 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+mod modbus_client;
 
-use common::{check_all_meters, frozen};
+use common::frozen;
+use modbus_client::{close, read_point};
+use plantmeter_sim::Simulation;
 use plantmeter_sim::{start, Scenario, SimOptions};
+use tokio_modbus::client::Context;
 use tokio_modbus::prelude::*;
 
 // A Wednesday during the morning shift: production runs, every gauge is non-zero.
@@ -109,4 +113,31 @@ async fn known_values_of_the_dyeing_plant_are_plausible() {
     // A counter only goes up between two instants an hour apart.
     assert!(s.point_value("water", "totalizer", t + 3_600_000).unwrap() > v("water", "totalizer"));
     sim.shutdown().await;
+}
+
+/// Read every point of every meter through `ctx` and compare with the model at `t_ms`.
+/// Returns the number of points checked.
+async fn check_all_meters(ctx: &mut Context, sim: &Simulation, t_ms: i64) -> usize {
+    let mut checked = 0;
+    for m in &sim.meters {
+        ctx.set_slave(Slave(m.unit_id));
+        for p in &m.template.points {
+            let want = sim.point_value(&m.name, &p.name, t_ms).unwrap();
+            let got = read_point(ctx, p)
+                .await
+                .unwrap_or_else(|e| panic!("{}.{}: {e}", m.name, p.name))
+                .unwrap_or_else(|| panic!("{}.{}: not a valid value", m.name, p.name));
+            assert!(
+                close(p, got, want),
+                "{}.{} ({} {} at {:#06x}): read {got}, model says {want}",
+                m.name,
+                p.name,
+                m.template.name,
+                p.data_type,
+                p.address
+            );
+            checked += 1;
+        }
+    }
+    checked
 }

@@ -497,7 +497,7 @@ mod tests {
             .read_from(0, 100_000)
             .unwrap()
             .into_iter()
-            .map(|(s, _)| s)
+            .map(|r| r.seq)
             .collect();
         store.remove_acked(&sent).unwrap();
     }
