@@ -147,30 +147,30 @@ fn imported_history_renders_as_csv_and_html_in_both_languages() {
         !text.replace("\r\n", "").contains('\n'),
         "bare LF in the CSV"
     );
-    let lines: Vec<&str> = text.split("\r\n").collect();
-    assert!(lines[0].starts_with("指标,代码,单位,"), "{}", lines[0]);
-    assert!(
-        lines[1].starts_with("综合能耗,energy,kgce,kgce/t,"),
-        "{}",
-        lines[1]
-    );
-    let blank = lines.iter().position(|l| l.is_empty()).unwrap();
-    assert!(
-        lines[blank + 1].starts_with("日期,时期,产量 (t),"),
-        "{}",
-        lines[blank + 1]
-    );
-    let daily: Vec<&&str> = lines[blank + 2..]
+    // one table: a csv reader with fixed width reads every record under the one header
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(false)
+        .from_reader(text.as_bytes());
+    let head: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    assert_eq!(head[..4], ["指标", "代码", "时期", "行类型"], "{head:?}");
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(&rows[0][0], "综合能耗");
+    assert_eq!(&rows[0][1], "energy");
+    assert_eq!(&rows[0][9], "tce", "energy totals in tce");
+    assert_eq!(&rows[0][11], "kgce/t");
+    let days: Vec<&csv::StringRecord> = rows
         .iter()
-        .filter(|l| !l.is_empty())
+        .filter(|r| &r[1] == "energy" && &r[3] == "日")
         .collect();
     assert_eq!(
-        daily.len(),
+        days.len(),
         DAYS as usize,
         "one row per day of 2024-01-01..=2024-03-01"
     );
-    assert!(daily[0].starts_with("2024-01-01,基准期,"), "{}", daily[0]);
-    assert!(daily.last().unwrap().starts_with("2024-03-01,报告期,"));
+    assert_eq!(&days[0][4], "2024-01-01");
+    assert_eq!(&days[0][2], "基准期");
+    assert_eq!(&days.last().unwrap()[4], "2024-03-01");
+    assert_eq!(&days.last().unwrap()[2], "报告期");
     assert!(!text.contains("NaN"));
 
     // HTML, English and Chinese: self-contained, three charts with the data drawn
