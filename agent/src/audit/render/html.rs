@@ -26,22 +26,32 @@ body { margin: 0 auto; max-width: 1100px; padding: 24px 28px; color: var(--fg); 
 h1 { font-size: 24px; margin: 0 0 4px; }
 h2 { font-size: 18px; margin: 28px 0 10px; padding-bottom: 4px; border-bottom: 2px solid var(--fg); }
 h3 { font-size: 15px; margin: 18px 0 8px; }
+h2, h3, figcaption { break-after: avoid; page-break-after: avoid; }
 p.meta { color: var(--muted); margin: 0; }
-table { border-collapse: collapse; width: 100%; margin: 6px 0 12px; font-size: 13px; }
+.tw { overflow-x: auto; margin: 6px 0 12px; }
+table { border-collapse: collapse; width: 100%; font-size: 13px; }
 th, td { border: 1px solid var(--line); padding: 4px 7px; vertical-align: top; }
-th { background: #edf2f7; text-align: left; font-weight: 600; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+th { background: #edf2f7; text-align: left; font-weight: 600; overflow-wrap: anywhere; hyphens: auto; }
+td { overflow-wrap: anywhere; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; overflow-wrap: normal; }
+td.level { white-space: nowrap; overflow-wrap: normal; }
 td .key { display: block; color: var(--muted); font-size: 11px; }
+thead { display: table-header-group; }
+tr { break-inside: avoid; page-break-inside: avoid; }
 .good { color: #276749; font-weight: 600; }
 .bad { color: #c53030; font-weight: 600; }
 .cards { display: flex; flex-wrap: wrap; gap: 12px; margin: 12px 0; }
-.card { flex: 1 1 230px; border: 1px solid var(--line); border-radius: 6px; padding: 10px 12px; }
+.card { flex: 1 1 230px; border: 1px solid var(--line); border-radius: 6px; padding: 10px 12px; break-inside: avoid; }
 .card .label { color: var(--muted); font-size: 12px; }
 .card .value { font-size: 20px; font-weight: 600; }
 .card .sub { font-size: 12px; color: var(--muted); }
 figure { margin: 10px 0 22px; break-inside: avoid; page-break-inside: avoid; }
 figcaption { font-weight: 600; margin-bottom: 4px; }
 figure p.note { color: var(--muted); font-size: 12px; margin: 2px 0 0; }
+ul.legend { list-style: none; margin: 0 0 4px; padding: 0; display: flex; flex-wrap: wrap; gap: 2px 16px; font-size: 12px; }
+ul.legend li { display: inline-flex; align-items: center; gap: 6px; }
+ul.legend .swatch { display: inline-block; width: 12px; height: 12px; opacity: 0.8; }
+ul.legend .swatch.line { width: 20px; height: 3px; opacity: 1; }
 svg.chart { width: 100%; height: auto; display: block; border: 1px solid #e2e8f0; }
 svg .bg { fill: #fff; }
 svg .frame { fill: none; stroke: #718096; stroke-width: 1; }
@@ -49,20 +59,32 @@ svg .grid { stroke: #e2e8f0; stroke-width: 1; }
 svg text { font-family: inherit; fill: #2d3748; }
 svg .tick { font-size: 11px; }
 svg .axis-title { font-size: 12px; font-weight: 600; }
-svg .legend { font-size: 12px; }
 svg .nodata { font-size: 18px; fill: #a0aec0; }
 dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 4px 16px; margin: 8px 0; }
 dl.facts dt { font-weight: 600; }
 dl.facts dd { margin: 0; }
 footer { margin-top: 32px; color: var(--muted); font-size: 12px; border-top: 1px solid var(--line); padding-top: 6px; }
-@page { size: A4; margin: 14mm; }
+@media (max-width: 820px) {
+  body { padding: 14px 12px; }
+  table { font-size: 12px; }
+  th, td { padding: 3px 5px; }
+  dl.facts { grid-template-columns: 1fr; }
+  dl.facts dd { margin-bottom: 6px; }
+}
+@page { size: A4; margin: 14mm 12mm; }
 @media print {
-  body { max-width: none; padding: 0; font-size: 10.5pt; }
-  h2 { break-after: avoid; page-break-after: avoid; }
-  table, .cards { break-inside: avoid; page-break-inside: avoid; }
+  body { max-width: none; padding: 0; font-size: 9.5pt; }
+  h1 { font-size: 16pt; }
+  h2 { font-size: 12.5pt; margin: 14pt 0 6pt; }
+  h3 { font-size: 10.5pt; margin: 10pt 0 4pt; }
+  .tw { overflow: visible; }
+  table { font-size: 8pt; }
+  th, td { padding: 2pt 3pt; }
+  .card .value { font-size: 13pt; }
   svg.chart { border: none; }
-  #charts { break-before: page; page-break-before: always; }
-  #method { break-before: page; page-break-before: always; }
+  figure { margin: 4pt 0 10pt; }
+  section.keep, div.keep { break-inside: avoid; page-break-inside: avoid; }
+  * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
 }
 "#;
 
@@ -160,7 +182,7 @@ fn measures(report: &Report, lang: Lang, out: &mut String) {
     let l = lang.labels();
     let _ = write!(
         out,
-        r#"<section id="measures"><h2>{}</h2><table>"#,
+        r#"<section id="measures"><h2>{}</h2><div class="tw"><table>"#,
         escape(l.measures)
     );
     head_row(
@@ -199,7 +221,7 @@ fn measures(report: &Report, lang: Lang, out: &mut String) {
         text_td(out, m.reason.as_deref().unwrap_or(""));
         out.push_str("</tr>");
     }
-    out.push_str("</tbody></table></section>");
+    out.push_str("</tbody></table></div></section>");
 }
 
 /// Limits and triggers (双超): per source against its limit, permitted totals per year, the energy quota.
@@ -235,7 +257,7 @@ fn compliance(report: &Report, lang: Lang, out: &mut String) {
     }
     out.push_str("</p>");
     if !c.sources.is_empty() {
-        out.push_str("<table>");
+        out.push_str(r#"<div class="tw"><table>"#);
         head_row(
             out,
             &[
@@ -267,10 +289,10 @@ fn compliance(report: &Report, lang: Lang, out: &mut String) {
             num_td(out, &display_opt(s.max_converted));
             out.push_str("</tr>");
         }
-        out.push_str("</tbody></table>");
+        out.push_str("</tbody></table></div>");
     }
     if !c.permits.is_empty() {
-        out.push_str("<table>");
+        out.push_str(r#"<div class="tw"><table>"#);
         head_row(
             out,
             &[l.indicator, l.year, l.permit_t, l.emitted_t, l.share],
@@ -290,7 +312,7 @@ fn compliance(report: &Report, lang: Lang, out: &mut String) {
             );
             out.push_str("</tr>");
         }
-        out.push_str("</tbody></table>");
+        out.push_str("</tbody></table></div>");
     }
     if let Some(q) = &c.quota {
         let over = |v: Option<bool>| match v {
@@ -395,7 +417,7 @@ fn summary(report: &Report, lang: Lang, out: &mut String) {
             score("III")
         );
     }
-    out.push_str("<table>");
+    out.push_str(r#"<div class="tw"><table>"#);
     head_row(
         out,
         &[
@@ -434,7 +456,7 @@ fn summary(report: &Report, lang: Lang, out: &mut String) {
             );
         }
     }
-    out.push_str("</tbody></table></section>");
+    out.push_str("</tbody></table></div></section>");
 }
 
 fn indicators(report: &Report, lang: Lang, out: &mut String) {
@@ -448,7 +470,7 @@ fn indicators(report: &Report, lang: Lang, out: &mut String) {
         let _ = write!(out, "<p>{}</p></section>", escape(l.no_data));
         return;
     }
-    out.push_str("<table>");
+    out.push_str(r#"<div class="tw"><table>"#);
     head_row(
         out,
         &[
@@ -506,15 +528,18 @@ fn indicators(report: &Report, lang: Lang, out: &mut String) {
                 num_td(out, "–");
             }
         }
-        text_td(
+        let _ = write!(
             out,
-            &ind.level
-                .as_deref()
-                .map_or_else(|| "–".to_string(), |v| level_label(lang, v)),
+            r#"<td class="level">{}</td>"#,
+            escape(
+                &ind.level
+                    .as_deref()
+                    .map_or_else(|| "–".to_string(), |v| level_label(lang, v))
+            )
         );
         out.push_str("</tr>");
     }
-    out.push_str("</tbody></table></section>");
+    out.push_str("</tbody></table></div></section>");
 }
 
 fn charts(report: &Report, lang: Lang, out: &mut String) {
@@ -673,12 +698,23 @@ fn charts(report: &Report, lang: Lang, out: &mut String) {
     out.push_str("</section>");
 }
 
-fn figure(out: &mut String, caption: &str, svg: &str, note: Option<&str>) {
-    let _ = write!(
-        out,
-        "<figure><figcaption>{}</figcaption>{svg}",
-        escape(caption)
-    );
+/// A chart with its caption, its legend in HTML (it wraps, never clipped) and an optional note.
+fn figure(out: &mut String, caption: &str, chart: &svg::Chart, note: Option<&str>) {
+    let _ = write!(out, "<figure><figcaption>{}</figcaption>", escape(caption));
+    if !chart.legend.is_empty() {
+        out.push_str(r#"<ul class="legend">"#);
+        for e in &chart.legend {
+            let _ = write!(
+                out,
+                r#"<li><span class="{}" style="background:{}"></span>{}</li>"#,
+                if e.line { "swatch line" } else { "swatch" },
+                escape(&e.color),
+                escape(&e.label)
+            );
+        }
+        out.push_str("</ul>");
+    }
+    out.push_str(&chart.svg);
     if let Some(n) = note {
         let _ = write!(out, r#"<p class="note">{}</p>"#, escape(n));
     }
@@ -727,7 +763,7 @@ fn method(report: &Report, lang: Lang, out: &mut String) {
     if m.factors.is_empty() {
         let _ = write!(out, "<p>{}</p>", escape(l.no_data));
     } else {
-        out.push_str("<table>");
+        out.push_str(r#"<div class="tw"><table>"#);
         head_row(
             out,
             &[
@@ -750,13 +786,13 @@ fn method(report: &Report, lang: Lang, out: &mut String) {
             text_td(out, &source_label(lang, &f.source));
             out.push_str("</tr>");
         }
-        out.push_str("</tbody></table>");
+        out.push_str("</tbody></table></div>");
     }
 
     // model statistics
     let _ = write!(out, "<h3>{}</h3>", escape(l.model_statistics));
     if !report.indicators.is_empty() {
-        out.push_str("<table>");
+        out.push_str(r#"<div class="tw"><table>"#);
         head_row(
             out,
             &[
@@ -823,7 +859,7 @@ fn method(report: &Report, lang: Lang, out: &mut String) {
             text_td(out, &reason);
             out.push_str("</tr>");
         }
-        out.push_str("</tbody></table>");
+        out.push_str("</tbody></table></div>");
     }
 
     // data completeness per point
@@ -831,7 +867,7 @@ fn method(report: &Report, lang: Lang, out: &mut String) {
     if m.points.is_empty() {
         let _ = write!(out, "<p>{}</p>", escape(l.no_data));
     } else {
-        out.push_str("<table>");
+        out.push_str(r#"<div class="tw"><table>"#);
         let base = format!("{} — {}", l.completeness, l.baseline);
         let rep = format!("{} — {}", l.completeness, l.reporting);
         head_row(
@@ -860,7 +896,7 @@ fn method(report: &Report, lang: Lang, out: &mut String) {
             num_td(out, &p.apportioned_hours.to_string());
             out.push_str("</tr>");
         }
-        out.push_str("</tbody></table>");
+        out.push_str("</tbody></table></div>");
     }
 
     if !m.notes.is_empty() {
