@@ -401,3 +401,137 @@ pub fn empty() -> Report {
     }
     r
 }
+
+/// The realistic report with everything a report can hold, the engine's own texts included (notes,
+/// reasons): measures, limits and triggers, a ratio model, a rejected candidate, savings not claimed,
+/// provenance, a recorded replacement. For the test that no English is left in a Chinese report.
+pub fn rich() -> Report {
+    use plantmeter_common::audit::report::{
+        MeasureResult, PermitUse, Provenance, QuotaCheck, ReplacementEvent, SourceCompliance,
+        Triggers,
+    };
+    let mut r = report();
+    let prov = Provenance {
+        polled: 0.9,
+        imported: 0.05,
+        manual: 0.0,
+        apportioned: 0.05,
+    };
+    for (key, ind) in &mut r.indicators {
+        ind.baseline.provenance = Some(prov.clone());
+        if let Some(rep) = &mut ind.reporting {
+            rep.provenance = Some(prov.clone());
+            rep.savings_yuan = rep.savings.map(|s| s * 0.7);
+        }
+        ind.model.candidates.push(ModelCandidate {
+            variables: vec!["production".to_string(), "hdd".to_string()],
+            r2_adj: Some(0.5),
+            p_value: Some(0.01),
+            valid: false,
+            reason: Some("a variable's p-value 0.2000 is not below 0.1".to_string()),
+        });
+        if key == "COD" {
+            ind.model.method = "ratio".to_string();
+            ind.model.valid = false;
+            ind.model.reason = Some(
+                "no valid regression model (production: R2 0.4100 is below 0.75; production + hdd: \
+                 a variable's p-value 0.2000 is not below 0.1)"
+                    .to_string(),
+            );
+        } else if ind.model.reason.is_some() {
+            ind.model.reason = Some(
+                "only 20 complete day buckets in the baseline (a regression needs at least 30)"
+                    .to_string(),
+            );
+        }
+        if key == "SO2" {
+            if let Some(rep) = &mut ind.reporting {
+                rep.savings = None;
+                rep.savings_pct = None;
+                rep.savings_yuan = None;
+                rep.savings_reason = Some(
+                    "reporting completeness 62.5 % is below min_completeness 90.0 %".to_string(),
+                );
+            }
+        }
+    }
+    r.measures = vec![
+        MeasureResult {
+            name: "dye-bath heat recovery".to_string(),
+            in_service: "2026-01-01".to_string(),
+            investment_yuan: 1_200_000.0,
+            indicator: Some("natural_gas".to_string()),
+            savings: Some(85_000.0),
+            savings_yuan: Some(272_000.0),
+            payback_years: Some(2.2),
+            reason: None,
+        },
+        MeasureResult {
+            name: "LED lighting".to_string(),
+            in_service: "2026-03-01".to_string(),
+            investment_yuan: 80_000.0,
+            indicator: Some("electricity".to_string()),
+            savings: Some(30_000.0),
+            savings_yuan: None,
+            payback_years: None,
+            reason: Some("no price for electricity in [audit.prices]".to_string()),
+        },
+        MeasureResult {
+            name: "condensate return".to_string(),
+            in_service: "2026-02-01".to_string(),
+            investment_yuan: 150_000.0,
+            indicator: None,
+            savings: None,
+            savings_yuan: None,
+            payback_years: None,
+            reason: Some("no reporting period".to_string()),
+        },
+    ];
+    r.compliance.sources.push(SourceCompliance {
+        pollutant: "SO2".to_string(),
+        source: "stack-1".to_string(),
+        limit: 50.0,
+        valid_hours: 4300,
+        exceedance_hours: 3,
+        max_converted: Some(69.474),
+        period: "reporting".to_string(),
+    });
+    r.compliance.permits.push(PermitUse {
+        pollutant: "COD".to_string(),
+        year: 2026,
+        t_per_year: 12.5,
+        total_t: 6.0,
+        share: 0.96,
+    });
+    r.compliance.quota = Some(QuotaCheck {
+        energy_kgce_per_unit: 125.0,
+        baseline_over: Some(true),
+        reporting_over: Some(false),
+    });
+    r.compliance.triggers = Triggers {
+        over_standard: true,
+        over_total: false,
+        over_energy_quota: true,
+    };
+    r.events.rollovers = 1;
+    r.events.replacements.push(ReplacementEvent {
+        point: "gas.volume".to_string(),
+        at: "2025-06-03T02:00:00Z".to_string(),
+        recorded: true,
+    });
+    r.method.notes = vec![
+        "reporting period set on the command line: 2026-01-01 .. 2026-07-01".to_string(),
+        "figures as of 2026-07-01T15:00:00.000Z (the last completed local hour); later hours of the periods are not counted".to_string(),
+        "gas.volume: 12 hours without a reading inside polling gaps were substituted with the mean of the valid hourly values before and after the gap (counted as its apportioned hours)".to_string(),
+        "main-power.energy_import: 2 low readings not counted (step backs: a drop to at least half the reading before, or a single low reading the next one contradicted); the higher reading stayed the reference".to_string(),
+        "gas.volume: read in Nm3, converted to m3 (x 1)".to_string(),
+        "energy: 3 of 365 baseline day buckets left out of the model (incomplete data or partial bucket)".to_string(),
+        "measure \"LED lighting\": ratio method (production does not vary between baseline buckets)".to_string(),
+    ];
+    r.method
+        .notes
+        .extend(plantmeter_common::audit::compute::conventions());
+    r.method.points[1].manual = true;
+    r.method.points[0].step_backs = 2;
+    r
+}

@@ -5,8 +5,10 @@ use std::fmt::Write as _;
 
 use plantmeter_common::audit::report::{Indicator, Report};
 
+use super::engine_text::{engine_text, variables_label};
 use super::format::{
     days_between, display, display_opt, escape, fraction_pct, inclusive_end, pct_opt, plain,
+    shown_total_unit,
 };
 use super::i18n::{
     carrier_label, electricity_method_label, granularity_label, indicator_label, level_label,
@@ -22,7 +24,8 @@ const CSS: &str = r#"
 * { box-sizing: border-box; }
 body { margin: 0 auto; max-width: 1100px; padding: 24px 28px; color: var(--fg); background: #fff;
   font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Noto Sans", "PingFang SC",
-  "Hiragino Sans GB", "Microsoft YaHei", "Noto Sans CJK SC", "Source Han Sans SC", sans-serif; }
+  "Hiragino Sans GB", "Microsoft YaHei", "Noto Sans CJK SC", "Source Han Sans SC",
+  "WenQuanYi Micro Hei", sans-serif; }
 h1 { font-size: 24px; margin: 0 0 4px; }
 h2 { font-size: 18px; margin: 28px 0 10px; padding-bottom: 4px; border-bottom: 2px solid var(--fg); }
 h3 { font-size: 15px; margin: 18px 0 8px; }
@@ -31,10 +34,14 @@ p.meta { color: var(--muted); margin: 0; }
 .tw { overflow-x: auto; margin: 6px 0 12px; }
 table { border-collapse: collapse; width: 100%; font-size: 13px; }
 th, td { border: 1px solid var(--line); padding: 4px 7px; vertical-align: top; }
-th { background: #edf2f7; text-align: left; font-weight: 600; overflow-wrap: anywhere; hyphens: auto; }
-td { overflow-wrap: anywhere; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; overflow-wrap: normal; }
-td.level { white-space: nowrap; overflow-wrap: normal; }
+th { background: #edf2f7; text-align: left; font-weight: 600; }
+td { overflow-wrap: break-word; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.level, td.unit, td.nw { white-space: nowrap; }
+p.lead { break-after: avoid; page-break-after: avoid; }
+td.why { color: var(--muted); font-size: 0.9em; }
+td.num small { display: block; font-weight: 400; color: var(--muted); }
+footer { break-before: avoid; page-break-before: avoid; }
 td .key { display: block; color: var(--muted); font-size: 11px; }
 thead { display: table-header-group; }
 tr { break-inside: avoid; page-break-inside: avoid; }
@@ -64,7 +71,7 @@ dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 4px 16px;
 dl.facts dt { font-weight: 600; }
 dl.facts dd { margin: 0; }
 footer { margin-top: 32px; color: var(--muted); font-size: 12px; border-top: 1px solid var(--line); padding-top: 6px; }
-@media (max-width: 820px) {
+@media screen and (max-width: 820px) {
   body { padding: 14px 12px; }
   table { font-size: 12px; }
   th, td { padding: 3px 5px; }
@@ -90,7 +97,7 @@ footer { margin-top: 32px; color: var(--muted); font-size: 12px; border-top: 1px
 
 /// An RFC 3339 instant shown in the plant's timezone (`+08:00`), to the minute: `2026-11-30 18:04 (+08:00)`.
 /// Unparseable input is shown as it is.
-fn local_time(rfc3339: &str, tz: &str) -> String {
+pub(super) fn local_time(rfc3339: &str, tz: &str) -> String {
     let (Ok(t), Ok(off)) = (
         chrono::DateTime::parse_from_rfc3339(rfc3339),
         tz.parse::<chrono::FixedOffset>(),
@@ -115,6 +122,11 @@ fn num_td(out: &mut String, text: &str) {
 
 fn text_td(out: &mut String, text: &str) {
     let _ = write!(out, "<td>{}</td>", escape(text));
+}
+
+/// A short text cell that must not wrap (a date, a method, a carrier).
+fn nowrap_td(out: &mut String, text: &str) {
+    let _ = write!(out, r#"<td class="nw">{}</td>"#, escape(text));
 }
 
 fn head_row(out: &mut String, cells: &[&str]) {
@@ -167,9 +179,10 @@ pub fn html(report: &Report, lang: Lang) -> String {
     method(report, lang, &mut out);
     let _ = writeln!(
         out,
-        "<footer>plantmeter {} · {}</footer></body></html>",
+        "<footer>plantmeter {} · {} {}</footer></body></html>",
         env!("CARGO_PKG_VERSION"),
-        escape(&report.generated_at)
+        escape(l.generated_at),
+        escape(&local_time(&report.generated_at, &report.method.timezone))
     );
     out
 }
@@ -202,9 +215,9 @@ fn measures(report: &Report, lang: Lang, out: &mut String) {
     for m in &report.measures {
         out.push_str("<tr>");
         text_td(out, &m.name);
-        text_td(out, &m.in_service);
+        nowrap_td(out, &m.in_service);
         num_td(out, &display(m.investment_yuan));
-        text_td(
+        nowrap_td(
             out,
             &m.indicator
                 .as_deref()
@@ -218,7 +231,7 @@ fn measures(report: &Report, lang: Lang, out: &mut String) {
                 .filter(|v| v.is_finite())
                 .map_or_else(|| "–".to_string(), |v| format!("{v:.1}")),
         );
-        text_td(out, m.reason.as_deref().unwrap_or(""));
+        text_td(out, &engine_text(lang, m.reason.as_deref().unwrap_or("")));
         out.push_str("</tr>");
     }
     out.push_str("</tbody></table></div></section>");
@@ -237,7 +250,7 @@ fn compliance(report: &Report, lang: Lang, out: &mut String) {
         escape(l.compliance)
     );
     let flag = |b: bool| if b { ("bad", l.yes) } else { ("good", l.no) };
-    let _ = write!(out, "<p>");
+    let _ = write!(out, r#"<p class="lead">"#);
     for (i, (label, on)) in [
         (l.over_standard, c.triggers.over_standard),
         (l.over_total, c.triggers.over_total),
@@ -322,9 +335,10 @@ fn compliance(report: &Report, lang: Lang, out: &mut String) {
         };
         let _ = write!(
             out,
-            "<p>{}: {} kgce · {}: {} · {}: {}</p>",
+            "<p>{}: {} kgce/{} · {}: {} · {}: {}</p>",
             escape(l.energy_quota),
             escape(&display(q.energy_kgce_per_unit)),
+            escape(&report.production_unit),
             escape(l.baseline),
             escape(over(q.baseline_over)),
             escape(l.reporting),
@@ -350,6 +364,7 @@ fn summary(report: &Report, lang: Lang, out: &mut String) {
         out.push_str(r#"<div class="cards">"#);
         for (key, ind) in cards {
             let unit = escape(&ind.per_unit_unit);
+            let (k, total_unit) = shown_total_unit(&ind.total_unit);
             let _ = write!(
                 out,
                 r#"<div class="card"><div class="label">{}</div><div class="value">{} {unit}</div>"#,
@@ -370,8 +385,8 @@ fn summary(report: &Report, lang: Lang, out: &mut String) {
                         escape(l.baseline),
                         escape(&display_opt(ind.baseline.per_unit)),
                         escape(l.savings),
-                        escape(&display(savings)),
-                        escape(&ind.total_unit),
+                        escape(&display(savings * k)),
+                        escape(total_unit),
                         escape(&pct_opt(r.savings_pct))
                     );
                 }
@@ -382,7 +397,10 @@ fn summary(report: &Report, lang: Lang, out: &mut String) {
                         escape(l.baseline),
                         escape(&display_opt(ind.baseline.per_unit)),
                         escape(l.savings),
-                        escape(r.savings_reason.as_deref().unwrap_or(""))
+                        escape(&engine_text(
+                            lang,
+                            r.savings_reason.as_deref().unwrap_or("")
+                        ))
                     );
                 }
                 None => {
@@ -434,8 +452,8 @@ fn summary(report: &Report, lang: Lang, out: &mut String) {
     let mut period_row = |name: &str, p: &plantmeter_common::audit::report::PeriodSummary| {
         out.push_str("<tr>");
         text_td(out, name);
-        text_td(out, &p.from);
-        text_td(out, &inclusive_end(&p.to));
+        nowrap_td(out, &p.from);
+        nowrap_td(out, &inclusive_end(&p.to));
         num_td(
             out,
             &days_between(&p.from, &p.to).map_or_else(|| "–".to_string(), |d| d.to_string()),
@@ -490,9 +508,13 @@ fn indicators(report: &Report, lang: Lang, out: &mut String) {
     for (key, ind) in &report.indicators {
         let r = ind.reporting.as_ref();
         let label = indicator_label(lang, key);
+        let (k, total_unit) = shown_total_unit(&ind.total_unit);
+        let scaled = |x: Option<f64>| x.map(|v| v * k);
         out.push_str("<tr>");
-        if label == *key {
-            text_td(out, key);
+        // The key beside an English label; a Chinese report shows the label only (the CSV and the
+        // workbook carry the keys).
+        if label == *key || lang == Lang::Zh {
+            text_td(out, &label);
         } else {
             let _ = write!(
                 out,
@@ -503,30 +525,40 @@ fn indicators(report: &Report, lang: Lang, out: &mut String) {
         }
         let _ = write!(
             out,
-            "<td>{}<br>{}</td>",
-            escape(&ind.total_unit),
+            r#"<td class="unit">{}<br>{}</td>"#,
+            escape(total_unit),
             escape(&ind.per_unit_unit)
         );
-        num_td(out, &display_opt(ind.baseline.total));
+        num_td(out, &display_opt(scaled(ind.baseline.total)));
         num_td(out, &display_opt(ind.baseline.per_unit));
-        num_td(out, &display_opt(r.and_then(|r| r.total)));
+        num_td(out, &display_opt(scaled(r.and_then(|r| r.total))));
         num_td(out, &display_opt(r.and_then(|r| r.per_unit)));
-        num_td(out, &display_opt(r.and_then(|r| r.expected)));
+        num_td(out, &display_opt(scaled(r.and_then(|r| r.expected))));
         match r.and_then(|r| r.savings.map(|s| (r, s))) {
             Some((r, savings)) => {
                 let class = if savings >= 0.0 { "good" } else { "bad" };
                 let _ = write!(
                     out,
                     r#"<td class="num {class}">{}</td><td class="num {class}">{}{}</td>"#,
-                    escape(&display(savings)),
+                    escape(&display(savings * k)),
                     escape(&pct_opt(r.savings_pct)),
-                    escape(&uncertainty(r.savings_uncertainty_pct))
+                    uncertainty(r.savings_uncertainty_pct)
                 );
             }
-            None => {
-                num_td(out, "–");
-                num_td(out, "–");
-            }
+            None => match r.and_then(|r| r.savings_reason.as_deref()) {
+                // Why no savings are claimed, across both savings columns.
+                Some(why) => {
+                    let _ = write!(
+                        out,
+                        r#"<td colspan="2" class="why">{}</td>"#,
+                        escape(&engine_text(lang, why))
+                    );
+                }
+                None => {
+                    num_td(out, "–");
+                    num_td(out, "–");
+                }
+            },
         }
         let _ = write!(
             out,
@@ -546,7 +578,7 @@ fn charts(report: &Report, lang: Lang, out: &mut String) {
     let l = lang.labels();
     let _ = write!(out, r#"<section id="charts"><h2>{}</h2>"#, escape(l.charts));
     let energy = indicator(report, "energy");
-    let energy_unit = energy.map_or("kgce", |i| i.total_unit.as_str());
+    let (k, energy_unit) = shown_total_unit(energy.map_or("kgce", |i| i.total_unit.as_str()));
     let prod_unit = &report.production_unit;
     let buckets = &report.series.energy_buckets;
     let granularity = energy.map(|e| granularity_label(lang, &e.model.granularity));
@@ -556,14 +588,14 @@ fn charts(report: &Report, lang: Lang, out: &mut String) {
         buckets
             .iter()
             .filter(|b| b.period == period && b.complete)
-            .map(|b| (b.production, b.actual))
+            .map(|b| (b.production, b.actual * k))
             .collect()
     };
     // Days of an outage carry apportioned consumption: shown apart, as the model leaves them out.
     let incomplete: Vec<(f64, f64)> = buckets
         .iter()
         .filter(|b| !b.complete)
-        .map(|b| (b.production, b.actual))
+        .map(|b| (b.production, b.actual * k))
         .collect();
     let mut series = vec![
         ScatterSeries {
@@ -584,7 +616,10 @@ fn charts(report: &Report, lang: Lang, out: &mut String) {
             points: incomplete,
         });
     }
-    let fitted: Vec<(f64, f64)> = buckets.iter().map(|b| (b.production, b.fitted)).collect();
+    let fitted: Vec<(f64, f64)> = buckets
+        .iter()
+        .map(|b| (b.production, b.fitted * k))
+        .collect();
     let caption = match &granularity {
         Some(g) => format!("{} ({}: {g})", l.chart_scatter, l.granularity),
         None => l.chart_scatter.to_string(),
@@ -672,7 +707,7 @@ fn charts(report: &Report, lang: Lang, out: &mut String) {
         .series
         .energy_cusum
         .iter()
-        .map(|p| (p.label.clone(), p.cusum))
+        .map(|p| (p.label.clone(), p.cusum * k))
         .collect();
     let empty_label = if report.periods.reporting.is_none() {
         l.no_reporting
@@ -816,8 +851,8 @@ fn method(report: &Report, lang: Lang, out: &mut String) {
             let md = &ind.model;
             out.push_str("<tr>");
             text_td(out, &indicator_label(lang, key));
-            text_td(out, &method_label(lang, &md.method));
-            text_td(out, &granularity_label(lang, &md.granularity));
+            nowrap_td(out, &method_label(lang, &md.method));
+            nowrap_td(out, &granularity_label(lang, &md.granularity));
             num_td(out, &md.n.to_string());
             num_td(out, &display(md.intercept));
             num_td(out, &display_opt(md.slope));
@@ -842,20 +877,24 @@ fn method(report: &Report, lang: Lang, out: &mut String) {
                 r#"<td class="{class}">{}</td>"#,
                 escape(yes_no(lang, md.meets_ashrae14))
             );
-            let reason = md.reason.clone().unwrap_or_else(|| {
-                // With a regression, the candidates it was chosen from.
-                md.candidates
-                    .iter()
-                    .map(|c| {
-                        format!(
-                            "{}: {}",
-                            c.variables.join(" + "),
-                            c.reason.as_deref().unwrap_or(yes_no(lang, c.valid))
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            });
+            let reason = match &md.reason {
+                Some(r) => engine_text(lang, r),
+                // A regression: its variables, and the candidates that were not valid, with why.
+                None => std::iter::once(format!(
+                    "{}: {}",
+                    l.variables,
+                    variables_label(lang, &md.variables)
+                ))
+                .chain(md.candidates.iter().filter(|c| !c.valid).map(|c| {
+                    format!(
+                        "{}: {}",
+                        variables_label(lang, &c.variables),
+                        engine_text(lang, c.reason.as_deref().unwrap_or(""))
+                    )
+                }))
+                .collect::<Vec<_>>()
+                .join(if lang == Lang::Zh { "；" } else { "; " }),
+            };
             text_td(out, &reason);
             out.push_str("</tr>");
         }
@@ -902,7 +941,7 @@ fn method(report: &Report, lang: Lang, out: &mut String) {
     if !m.notes.is_empty() {
         let _ = write!(out, "<h3>{}</h3><ul>", escape(l.notes));
         for n in &m.notes {
-            let _ = write!(out, "<li>{}</li>", escape(n));
+            let _ = write!(out, "<li>{}</li>", escape(&engine_text(lang, n)));
         }
         out.push_str("</ul>");
     }
@@ -912,7 +951,7 @@ fn method(report: &Report, lang: Lang, out: &mut String) {
 /// " ± x %" after a savings percentage: the savings uncertainty at 90 % confidence, when there is one.
 fn uncertainty(fsu_pct: Option<f64>) -> String {
     match fsu_pct.filter(|v| v.is_finite()) {
-        Some(v) => format!(" ± {v:.1}% (90%)"),
+        Some(v) => format!("<small>± {v:.1}% (90%)</small>"),
         None => String::new(),
     }
 }
@@ -1207,13 +1246,13 @@ mod tests {
         assert!(c.starts_with(b"\xEF\xBB\xBF"));
     }
 
-    /// Writes the fixture's HTML to `target/render-preview/` for a look in a browser.
+    /// Writes the rich fixture's renderings to `target/render-preview/` for a look (deploy/screenshots.sh).
     #[test]
     fn preview_files_are_written() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/render-preview");
         std::fs::create_dir_all(&dir).unwrap();
         for (name, r) in [
-            ("report", fixture::report()),
+            ("report", fixture::rich()),
             ("no_reporting", fixture::no_reporting()),
         ] {
             for (tag, lang) in [("en", Lang::En), ("zh", Lang::Zh)] {
@@ -1223,14 +1262,25 @@ mod tests {
                 assert_eq!(std::fs::read_to_string(&path).unwrap(), h);
             }
         }
+        let r = fixture::rich();
         for (tag, lang) in [("en", Lang::En), ("zh", Lang::Zh)] {
-            let t = super::super::text_table(&fixture::report(), lang);
+            let t = super::super::text_table(&r, lang);
             std::fs::write(dir.join(format!("report_{tag}.txt")), t).unwrap();
+            std::fs::write(
+                dir.join(format!("report_{tag}.csv")),
+                super::super::csv(&r, lang),
+            )
+            .unwrap();
+            std::fs::write(
+                dir.join(format!("report_{tag}.xlsx")),
+                super::super::xlsx(&r, lang).unwrap(),
+            )
+            .unwrap();
+            std::fs::write(
+                dir.join(format!("report_{tag}.json")),
+                serde_json::to_vec_pretty(&r).unwrap(),
+            )
+            .unwrap();
         }
-        std::fs::write(
-            dir.join("report_en.csv"),
-            super::super::csv(&fixture::report(), Lang::En),
-        )
-        .unwrap();
     }
 }

@@ -141,6 +141,7 @@ pub struct Labels {
     pub notes: &'static str,
     pub method_intro: &'static str,
     pub level_below_iii: &'static str,
+    pub variables: &'static str,
 }
 
 const EN: Labels = Labels {
@@ -246,11 +247,13 @@ const EN: Labels = Labels {
     apportioned_hours: "Apportioned hours",
     notes: "Notes",
     method_intro:
-        "Comprehensive energy in kilograms of standard coal equivalent (kgce) per GB/T 2589-2020. \
+        "Comprehensive energy in standard coal equivalent per GB/T 2589-2020: totals in tonnes (tce), \
+        per unit of product in kilograms (kgce). \
         Baseline model: ordinary least squares of consumption on production (ISO 50006 / IPMVP), \
         or the ratio method where the data cannot support a model. Savings = expected − actual. \
         A valid hour has at least 45 minutes of data.",
     level_below_iii: "below III",
+    variables: "Variables",
 };
 
 const ZH: Labels = Labels {
@@ -354,10 +357,11 @@ const ZH: Labels = Labels {
     replacements: "换表次数",
     apportioned_hours: "分摊小时数",
     notes: "备注",
-    method_intro: "综合能耗按 GB/T 2589-2020 折算为千克标准煤 (kgce)。\
+    method_intro: "综合能耗按 GB/T 2589-2020 折算为标准煤：总量以吨标准煤 (tce) 计，单位产品综合能耗以千克标准煤 (kgce) 计。\
         基准模型：能耗对产量的最小二乘回归模型 (ISO 50006 / IPMVP)，数据不足以建立模型时采用比值法。\
         节能量 = 预期值 − 实际值。有效小时须有不少于 45 分钟的数据。",
     level_below_iii: "未达Ⅲ级",
+    variables: "自变量",
 };
 
 /// The label of an indicator key (`energy`, `electricity`, `COD`, ...); unknown keys are shown as they are.
@@ -371,7 +375,7 @@ pub fn indicator_label(lang: Lang, key: &str) -> String {
             "diesel" => Some("Diesel"),
             "steam" => Some("Steam"),
             "heat" => Some("Heat"),
-            "water" => Some("Water use"),
+            "water" => Some("Water intake"),
             "material" => Some("Material"),
             "co2" => Some("CO2 emissions"),
             "SO2" => Some("Sulphur dioxide SO2"),
