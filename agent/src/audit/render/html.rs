@@ -40,6 +40,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: now
 td.level, td.unit, td.nw { white-space: nowrap; }
 p.lead { break-after: avoid; page-break-after: avoid; }
 td.why { color: var(--muted); font-size: 0.9em; }
+tr.reason td { color: var(--muted); font-size: 0.9em; border-top: none; padding-top: 0; }
 td.num small { display: block; font-weight: 400; color: var(--muted); }
 footer { break-before: avoid; page-break-before: avoid; }
 td .key { display: block; color: var(--muted); font-size: 11px; }
@@ -843,7 +844,6 @@ fn method(report: &Report, lang: Lang, out: &mut String) {
                 l.cv_rmse_pct,
                 l.nmbe_pct,
                 l.meets_ashrae14,
-                l.reason,
             ],
         );
         out.push_str("<tbody>");
@@ -895,8 +895,14 @@ fn method(report: &Report, lang: Lang, out: &mut String) {
                 .collect::<Vec<_>>()
                 .join(if lang == Lang::Zh { "；" } else { "; " }),
             };
-            text_td(out, &reason);
             out.push_str("</tr>");
+            // The reason on a row of its own, across the table: it is the longest text.
+            let _ = write!(
+                out,
+                r#"<tr class="reason"><td colspan="12">{}: {}</td></tr>"#,
+                escape(l.reason),
+                escape(&reason)
+            );
         }
         out.push_str("</tbody></table></div>");
     }
