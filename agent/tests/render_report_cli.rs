@@ -484,3 +484,38 @@ fn a_recorded_replacement_is_counted_exactly_before_or_after_the_readings() {
         assert!(String::from_utf8_lossy(&out.stderr).contains("already recorded"));
     }
 }
+
+#[test]
+fn half_a_period_is_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("agent.toml");
+    std::fs::write(&cfg, config(Path::new("."))).unwrap();
+    for (args, says) in [
+        (&["--from", "2024-02-01"][..], "--from and --to go together"),
+        (&["--to", "2024-03-01"][..], "--from and --to go together"),
+        (
+            &["--baseline-from", "2024-01-01"][..],
+            "--baseline-from and --baseline-to go together",
+        ),
+        (
+            &["--baseline-to", "2024-02-01"][..],
+            "--baseline-from and --baseline-to go together",
+        ),
+        (
+            &["--from", "2024-03-01", "--to", "2024-02-01"][..],
+            "the period is empty",
+        ),
+    ] {
+        let o = Command::new(BIN)
+            .args(["report", "--config"])
+            .arg(&cfg)
+            .args(["--format", "json"])
+            .args(args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(o.stdout.is_empty(), "{args:?}: no report");
+    }
+}
