@@ -145,7 +145,7 @@ pub struct Labels {
 }
 
 const EN: Labels = Labels {
-    title: "Cleaner-production audit report",
+    title: "Cleaner-production audit data annex (baseline data and performance accounting)",
     gateway: "Gateway",
     site: "Site",
     generated_at: "Generated at",
