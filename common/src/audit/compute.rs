@@ -648,7 +648,7 @@ pub fn compute(
         if let Some(l) = graded {
             graded_figures.push((l, figure));
         }
-        let level = graded.and_then(|l| figure.map(|f| grade(f, l).to_string()));
+        let level = graded.and_then(|l| figure.map(|f| grade(f, l)));
         indicators.push((
             d.key.clone(),
             Indicator {
@@ -993,7 +993,7 @@ pub fn compute(
         events,
         measures,
         grade: overall(&graded_figures).map(|o| Grade {
-            level: o.level.to_string(),
+            level: o.level,
             scores: crate::audit::grade::LEVELS
                 .iter()
                 .zip(o.scores)
@@ -1066,8 +1066,8 @@ fn factor_source(c: Carrier, k: f64, m: ElectricityMethod) -> String {
 
 fn model_json(m: &Baseline, g: Granularity) -> Model {
     let (method, reason) = match &m.method {
-        ModelMethod::Regression => ("regression", None),
-        ModelMethod::Ratio(r) => ("ratio", Some(r.clone())),
+        ModelMethod::Regression => (BaselineMethod::Regression, None),
+        ModelMethod::Ratio(r) => (BaselineMethod::Ratio, Some(r.clone())),
     };
     let names: Vec<String> = std::iter::once("intercept".to_string())
         .chain(m.variables.iter().cloned())
@@ -1086,7 +1086,7 @@ fn model_json(m: &Baseline, g: Granularity) -> Model {
     };
     Model {
         granularity: g.as_str().to_string(),
-        method: method.to_string(),
+        method,
         reason,
         n: m.stats.n,
         intercept: m.intercept(),

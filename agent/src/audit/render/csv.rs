@@ -127,18 +127,13 @@ pub fn csv(report: &Report, lang: Lang) -> Vec<u8> {
         let scaled = |x: Option<f64>| x.map(|v| v * k);
         let m = &ind.model;
         let model = [
-            text(method_label(lang, &m.method)),
+            text(method_label(lang, m.method)),
             num(m.n as f64),
             num_opt(m.r2),
             num_opt(m.cv_rmse_pct),
             num_opt(m.nmbe_pct),
             text(yes_no(lang, m.meets_ashrae14)),
-            text(
-                ind.level
-                    .as_deref()
-                    .map(|v| level_label(lang, v))
-                    .unwrap_or_default(),
-            ),
+            text(ind.level.map(|v| level_label(lang, v)).unwrap_or_default()),
         ];
         let b = &report.periods.baseline;
         let mut row = vec![

@@ -2,9 +2,9 @@
 //! computed here from known formulas (so the figures are consistent), and its degenerate variants.
 
 use plantmeter_common::audit::report::{
-    BaselineValues, Bucket, CusumPoint, DailyRow, Factor, Grade, Indicator, Method, Model,
-    ModelCandidate, MonthlyRow, PeriodSummary, Periods, PointQuality, Report, ReportingValues,
-    Series,
+    BaselineMethod, BaselineValues, Bucket, CusumPoint, DailyRow, Factor, Grade, Indicator, Level,
+    Method, Model, ModelCandidate, MonthlyRow, PeriodSummary, Periods, PointQuality, Report,
+    ReportingValues, Series,
 };
 
 use chrono::{Datelike, NaiveDate, Weekday};
@@ -156,7 +156,11 @@ pub fn report() -> Report {
                 }),
                 model: Model {
                     granularity: "day".to_string(),
-                    method: if meets { "regression" } else { "ratio" }.to_string(),
+                    method: if meets {
+                        BaselineMethod::Regression
+                    } else {
+                        BaselineMethod::Ratio
+                    },
                     reason: if meets {
                         None
                     } else {
@@ -188,8 +192,8 @@ pub fn report() -> Report {
                 },
                 sources: None,
                 level: match *key {
-                    "energy" => Some("II".to_string()),
-                    "water" => Some("I".to_string()),
+                    "energy" => Some(Level::II),
+                    "water" => Some(Level::I),
                     _ => None,
                 },
             },
@@ -252,7 +256,7 @@ pub fn report() -> Report {
         events: Default::default(),
         measures: Vec::new(),
         grade: Some(Grade {
-            level: "II".to_string(),
+            level: Level::II,
             scores: [("I", 20.0), ("II", 100.0), ("III", 100.0)]
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v))
@@ -395,7 +399,7 @@ pub fn empty() -> Report {
         ind.model.r2 = None;
         ind.model.cv_rmse_pct = None;
         ind.model.nmbe_pct = None;
-        ind.model.method = "ratio".to_string();
+        ind.model.method = BaselineMethod::Ratio;
         ind.model.meets_ashrae14 = false;
         ind.model.reason = Some("no data".to_string());
     }
@@ -431,7 +435,7 @@ pub fn rich() -> Report {
             reason: Some("a variable's p-value 0.2000 is not below 0.1".to_string()),
         });
         if key == "COD" {
-            ind.model.method = "ratio".to_string();
+            ind.model.method = BaselineMethod::Ratio;
             ind.model.valid = false;
             ind.model.reason = Some(
                 "no valid regression model (production: R2 0.4100 is below 0.75; production + hdd: \

@@ -408,7 +408,7 @@ fn summary(report: &Report, lang: Lang, out: &mut String) {
                     let _ = write!(out, r#"<div class="sub">{}</div>"#, escape(l.baseline));
                 }
             }
-            if let Some(level) = &ind.level {
+            if let Some(level) = ind.level {
                 let _ = write!(
                     out,
                     r#"<div class="sub">{}: <b>{}</b></div>"#,
@@ -430,7 +430,7 @@ fn summary(report: &Report, lang: Lang, out: &mut String) {
             out,
             r#"<p class="grade">{}: <b>{}</b> (Y<sub>I</sub> {}, Y<sub>II</sub> {}, Y<sub>III</sub> {})</p>"#,
             escape(l.overall_grade),
-            escape(&level_label(lang, &g.level)),
+            escape(&level_label(lang, g.level)),
             score("I"),
             score("II"),
             score("III")
@@ -566,7 +566,6 @@ fn indicators(report: &Report, lang: Lang, out: &mut String) {
             r#"<td class="level">{}</td>"#,
             escape(
                 &ind.level
-                    .as_deref()
                     .map_or_else(|| "–".to_string(), |v| level_label(lang, v))
             )
         );
@@ -626,7 +625,7 @@ fn charts(report: &Report, lang: Lang, out: &mut String) {
         None => l.chart_scatter.to_string(),
     };
     let model_label = match energy {
-        Some(e) => format!("{}: {}", l.fitted_line, method_label(lang, &e.model.method)),
+        Some(e) => format!("{}: {}", l.fitted_line, method_label(lang, e.model.method)),
         None => l.fitted_line.to_string(),
     };
     figure(
@@ -851,7 +850,7 @@ fn method(report: &Report, lang: Lang, out: &mut String) {
             let md = &ind.model;
             out.push_str("<tr>");
             text_td(out, &indicator_label(lang, key));
-            nowrap_td(out, &method_label(lang, &md.method));
+            nowrap_td(out, &method_label(lang, md.method));
             nowrap_td(out, &granularity_label(lang, &md.granularity));
             num_td(out, &md.n.to_string());
             num_td(out, &display(md.intercept));

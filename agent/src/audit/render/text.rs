@@ -187,7 +187,6 @@ pub(super) fn indicator_table(report: &Report, lang: Lang, out: &mut String) {
             ),
             pct_opt(r.and_then(|r| r.savings_pct)),
             ind.level
-                .as_deref()
                 .map_or_else(|| "–".to_string(), |v| level_label(lang, v)),
         ]);
     }
@@ -219,7 +218,7 @@ pub(super) fn model_table(report: &Report, lang: Lang, out: &mut String) {
         let m = &ind.model;
         t.push(vec![
             indicator_label(lang, key),
-            method_label(lang, &m.method),
+            method_label(lang, m.method),
             granularity_label(lang, &m.granularity),
             m.n.to_string(),
             m.r2.filter(|v| v.is_finite())

@@ -129,7 +129,7 @@ pub fn xlsx(report: &Report, lang: Lang) -> Result<Vec<u8>, XlsxError> {
                 report
                     .grade
                     .as_ref()
-                    .map(|g| level_label(lang, &g.level))
+                    .map(|g| level_label(lang, g.level))
                     .unwrap_or_default(),
             ),
             (
@@ -214,12 +214,7 @@ pub fn xlsx(report: &Report, lang: Lang) -> Result<Vec<u8>, XlsxError> {
                     lang,
                     r.and_then(|r| r.savings_reason.as_deref()).unwrap_or(""),
                 )),
-                text(
-                    ind.level
-                        .as_deref()
-                        .map(|v| level_label(lang, v))
-                        .unwrap_or_default(),
-                ),
+                text(ind.level.map(|v| level_label(lang, v)).unwrap_or_default()),
             ])?;
         }
     }
@@ -254,7 +249,7 @@ pub fn xlsx(report: &Report, lang: Lang) -> Result<Vec<u8>, XlsxError> {
                 .collect();
             s.line(vec![
                 text(indicator_label(lang, key)),
-                text(method_label(lang, &m.method)),
+                text(method_label(lang, m.method)),
                 text(granularity_label(lang, &m.granularity)),
                 Cell::Int(m.n as u64),
                 text(variables_label(lang, &m.variables)),
