@@ -5,6 +5,7 @@
 
 use plantmeter_common::audit::report::Report;
 
+use super::engine_text::engine_text;
 use super::format::{figure_opt, inclusive_end, shown_total_unit};
 use super::i18n::{indicator_label, level_label, method_label, period_label, yes_no, Lang};
 
@@ -100,11 +101,12 @@ pub fn header(lang: Lang) -> [&'static str; COLUMNS] {
         l.nmbe_pct,
         l.meets_ashrae14,
         l.level,
+        t(lang, "Why no savings", "未计节能量的原因"),
     ]
 }
 
 /// Number of columns of [`header`].
-pub const COLUMNS: usize = 25;
+pub const COLUMNS: usize = 26;
 
 /// The report as CSV bytes: UTF-8 with BOM, CRLF line ends, ONE table with the columns of [`header`]:
 /// per indicator, a row per period (`Row` = period total, with the model's statistics) and a row per day
@@ -157,6 +159,7 @@ pub fn csv(report: &Report, lang: Lang) -> Vec<u8> {
             num(ind.baseline.completeness * 100.0),
         ];
         row.extend(model.iter().cloned());
+        row.push(text(""));
         write_row(&mut out, &row);
         if let (Some(p), Some(r)) = (&report.periods.reporting, &ind.reporting) {
             let mut row = vec![
@@ -180,6 +183,10 @@ pub fn csv(report: &Report, lang: Lang) -> Vec<u8> {
                 num(r.completeness * 100.0),
             ];
             row.extend(model.iter().cloned());
+            row.push(text(engine_text(
+                lang,
+                r.savings_reason.as_deref().unwrap_or(""),
+            )));
             write_row(&mut out, &row);
         }
         let Some(col) = report.series.columns.iter().position(|c| c == key) else {
@@ -203,7 +210,7 @@ pub fn csv(report: &Report, lang: Lang) -> Vec<u8> {
             ];
             row.extend((0..5).map(|_| Cell::Num(None)));
             row.push(num(d.completeness * 100.0));
-            row.extend((0..7).map(|_| Cell::Num(None)));
+            row.extend((0..8).map(|_| Cell::Num(None)));
             write_row(&mut out, &row);
         }
     }
@@ -416,6 +423,21 @@ mod tests {
         assert_eq!(rows[1][18], "回归模型");
         assert_eq!(rows[1][24], "Ⅱ级");
         assert_eq!(rows[2][3], "日");
+        let so2 = rows
+            .iter()
+            .find(|x| x[1] == "SO2" && x[2] == "报告期")
+            .unwrap();
+        assert_eq!(so2[25], "", "the plain fixture claims SO2 savings");
+        let (_, rich) = read(&csv_text(&fixture::rich(), Lang::Zh));
+        let so2 = rich
+            .iter()
+            .find(|x| x[1] == "SO2" && x[2] == "报告期")
+            .unwrap();
+        assert_eq!(so2[13], "", "no savings claimed");
+        assert_eq!(
+            so2[25],
+            "报告期数据完整率 62.5 % 低于 min_completeness 90.0 %"
+        );
     }
 
     #[test]
