@@ -519,3 +519,83 @@ fn half_a_period_is_bad_input() {
         assert!(o.stdout.is_empty(), "{args:?}: no report");
     }
 }
+
+/// An import larger than one write batch (three years of two points: more than 256 chunks) counts every
+/// hour exactly once, and imported again changes nothing.
+#[test]
+fn an_import_written_in_several_batches_counts_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("agent.toml");
+    std::fs::write(&cfg, config(dir.path())).unwrap();
+    let csv = dir.path().join("years.csv");
+    let mut s = String::from("ts,meter,point,value\n");
+    // local hours from 2021-01-01 00:00 to 2024-01-01 00:00: 10 kWh and 1 t an hour
+    let tz = FixedOffset::east_opt(8 * 3600).unwrap();
+    let start = tz
+        .from_local_datetime(
+            &NaiveDate::from_ymd_opt(2021, 1, 1)
+                .unwrap()
+                .and_hms_opt(0, 0, 0)
+                .unwrap(),
+        )
+        .unwrap();
+    let hours = 1095 * 24;
+    for h in 0..=hours {
+        let ts = (start + Duration::hours(h)).format("%Y-%m-%d %H:%M");
+        writeln!(s, "{ts},main-power,energy_import,{}", 10 * h).unwrap();
+        writeln!(s, "{ts},packer,output,{h}").unwrap();
+    }
+    std::fs::write(&csv, s).unwrap();
+    let import = || {
+        Command::new(BIN)
+            .args(["import", "--config"])
+            .arg(&cfg)
+            .arg("--csv")
+            .arg(&csv)
+            .output()
+            .unwrap()
+    };
+    let o = import();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report = || {
+        let o = Command::new(BIN)
+            .args(["report", "--config"])
+            .arg(&cfg)
+            .args([
+                "--format",
+                "json",
+                "--baseline-from",
+                "2021-01-01",
+                "--baseline-to",
+                "2023-01-01",
+                "--from",
+                "2023-01-01",
+                "--to",
+                "2024-01-01",
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+    };
+    let r = report();
+    let el = &r["indicators"]["electricity"];
+    assert_eq!(
+        el["baseline"]["total"].as_f64().unwrap(),
+        730.0 * 24.0 * 10.0
+    );
+    assert_eq!(
+        el["reporting"]["total"].as_f64().unwrap(),
+        365.0 * 24.0 * 10.0
+    );
+    assert_eq!(
+        r["periods"]["baseline"]["production"].as_f64().unwrap(),
+        730.0 * 24.0
+    );
+    // again: nothing changes
+    let o = import();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("nothing to import"));
+    let again = report();
+    assert_eq!(again["indicators"], r["indicators"]);
+}

@@ -17,7 +17,7 @@
 //! to the previous row of their point are skipped; the same instant with another value is a conflict. A file
 //! imported again changes nothing: each point remembers the span and a digest of the rows it was given.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
@@ -730,19 +730,22 @@ impl Open {
         self.chunks.entry(c).or_default().0[d].0[h.rem_euclid(24) as usize].merge(a);
     }
 
-    /// Merge the chunks before `keep_from` (all with None) with what the store holds, into `batch`.
+    /// Merge the chunks before `keep_from` (all with None) with what the store holds, into `batch`, with
+    /// undo records of the chunks written for the first time; returns the number of chunks written.
     fn close(
         &mut self,
         agg: &Aggregates,
         batch: &mut sled::Batch,
         id: u32,
         keep_from: Option<i64>,
-    ) -> anyhow::Result<()> {
+        journaled: &mut HashSet<[u8; 13]>,
+    ) -> anyhow::Result<usize> {
         let rest = match keep_from {
             Some(c) => self.chunks.split_off(&c),
             None => BTreeMap::new(),
         };
         let done = std::mem::replace(&mut self.chunks, rest);
+        let mut written = 0;
         for (c, chunk) in &done {
             self.hours += chunk
                 .0
@@ -760,15 +763,39 @@ impl Open {
                         d,
                     )
                 });
-            agg.merge_days(batch, id, days)?;
+            written += agg.merge_days_undoable(batch, id, days, journaled)?;
         }
-        Ok(())
+        Ok(written)
     }
 }
 
-/// The importing pass: the file read again, each point's rows through the interval engine, one atomic
-/// batch. Points whose rows were imported before (same span and digest) are left as they are.
+/// Chunks written per batch of the importing pass (about 3.6 kB each, and an undo record): the import's
+/// memory is bounded by this, not by the file.
+const CHUNKS_PER_BATCH: usize = 256;
+
+/// The importing pass: the file read again, each point's rows through the interval engine. Points whose
+/// rows were imported before (same span and digest) are left as they are. The aggregates go to the store
+/// in batches of [`CHUNKS_PER_BATCH`] chunks, each with the chunks as they were before; the last batch
+/// (states, import records) ends the import. On any error, and at the next open after a crash, what the
+/// import wrote is put back: all or nothing, with flat memory.
 pub fn import(
+    db: &sled::Db,
+    plan: &Plan,
+    file: &Path,
+    checked: Checked,
+    now_ms: i64,
+    progress: bool,
+) -> anyhow::Result<Summary> {
+    let r = import_batches(db, plan, file, checked, now_ms, progress);
+    if r.is_err() {
+        if let Err(e) = super::aggregates::roll_back_unfinished_import(db) {
+            tracing::error!("import: could not put back what the failed import wrote: {e:#}");
+        }
+    }
+    r
+}
+
+fn import_batches(
     db: &sled::Db,
     plan: &Plan,
     file: &Path,
@@ -880,6 +907,8 @@ pub fn import(
     let size = std::fs::metadata(file).map_or(0, |m| m.len());
     let bar = bar(progress, size, "importing");
     let mut n = 0u64;
+    let mut journaled: HashSet<[u8; 13]> = HashSet::new();
+    let (mut pending, mut started) = (0usize, false);
     while let Some(seen) = rows.next() {
         n += 1;
         if let (Some(b), true) = (&bar, n.is_multiple_of(65_536)) {
@@ -919,7 +948,17 @@ pub fn import(
         if let Some(l) = p.tracker.last {
             let c = Chunk::locate(HourGrid::day_of_hour(grid.hour_index(l.ts_ms))).0;
             if p.open.chunks.first_key_value().is_some_and(|(&k, _)| k < c) {
-                p.open.close(&agg, &mut batch, ids[r.point], Some(c))?;
+                pending += p
+                    .open
+                    .close(&agg, &mut batch, ids[r.point], Some(c), &mut journaled)?;
+                if pending >= CHUNKS_PER_BATCH {
+                    if !started {
+                        Aggregates::put_import_started(&mut batch);
+                        started = true;
+                    }
+                    agg.apply(std::mem::take(&mut batch))?;
+                    pending = 0;
+                }
             }
         }
     }
@@ -978,7 +1017,8 @@ pub fn import(
         for inf in p.tracker.inferred.drain(..) {
             Aggregates::put_inferred(&mut batch, ids[i], &inf);
         }
-        p.open.close(&agg, &mut batch, ids[i], None)?;
+        p.open
+            .close(&agg, &mut batch, ids[i], None, &mut journaled)?;
         summary.hours += p.open.hours;
         Aggregates::put_import_record(
             &mut batch,
@@ -996,7 +1036,9 @@ pub fn import(
     if summary.rows == 0 {
         return Ok(summary);
     }
+    Aggregates::put_import_finished(&mut batch);
     agg.apply(batch)?;
+    agg.forget_undo()?;
     agg.flush()
         .with_context(|| format!("importing {}", file.display()))?;
     Ok(summary)
