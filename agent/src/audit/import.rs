@@ -9,8 +9,11 @@
 //!    nothing is imported (exit 2). A line longer than [`MAX_LINE_BYTES`] is reported by its number, never
 //!    echoed, and never held in memory whole.
 //! 2. **import**: the file is read again and each point's rows go through the same interval engine as live
-//!    readings; finished chunks of hourly aggregates are encoded as they complete, and all of them and the
-//!    last readings are written in one atomic batch at the end.
+//!    readings; finished chunks of hourly aggregates are encoded as they complete and written in batches of
+//!    a few hundred, each with undo records of the chunks it changes; the last batch (last readings, import
+//!    records) ends the import. An import that fails, or is stopped, is rolled back from the undo records
+//!    (at once, or when the audit store is next opened): all or nothing, and the import's own buffers do
+//!    not grow with the file.
 //!
 //! A point's rows must lie entirely before or entirely after what the store already holds of it, so an import
 //! can fill history before the agent started, or continue after it, but never count a period twice. Rows equal
