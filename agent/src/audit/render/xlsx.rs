@@ -292,12 +292,22 @@ pub fn xlsx(report: &Report, lang: Lang) -> Result<Vec<u8>, XlsxError> {
         let ws = wb.add_worksheet();
         ws.set_name(t(lang, "Buckets", "模型时段"))?;
         let mut s = Sheet { ws, row: 0, f: &f };
+        // Comprehensive energy per bucket, in tce like the other energy totals.
+        let energy_unit = report
+            .indicators
+            .iter()
+            .find(|(k, _)| k == "energy")
+            .map_or("kgce", |(_, i)| i.total_unit.as_str());
+        let (k, unit) = shown_total_unit(energy_unit);
+        let production = format!("{} ({})", l.production, report.production_unit);
+        let actual = format!("{} ({unit})", t(lang, "Actual", "实际值"));
+        let model = format!("{} ({unit})", t(lang, "Model", "模型值"));
         s.header(&[
             t(lang, "Bucket", "时段"),
             l.period,
-            l.production,
-            t(lang, "Actual", "实际值"),
-            t(lang, "Model", "模型值"),
+            &production,
+            &actual,
+            &model,
             t(lang, "Complete", "数据完整"),
         ])?;
         for b in &report.series.energy_buckets {
@@ -305,8 +315,8 @@ pub fn xlsx(report: &Report, lang: Lang) -> Result<Vec<u8>, XlsxError> {
                 text(b.label.clone()),
                 text(period_label(lang, &b.period)),
                 Cell::Num(Some(b.production)),
-                Cell::Num(Some(b.actual)),
-                Cell::Num(Some(b.fitted)),
+                Cell::Num(Some(b.actual * k)),
+                Cell::Num(Some(b.fitted * k)),
                 text(yes_no(lang, b.complete)),
             ])?;
         }
@@ -496,6 +506,11 @@ mod tests {
         );
         assert!(part(&b, "xl/styles.xml").contains("#,##0.00"));
         assert!(sheet.contains("<pane ySplit=\"1\""), "frozen header row");
+        let strings = part(&b, "xl/sharedStrings.xml");
+        assert!(
+            strings.contains("Actual (tce)") && strings.contains(">tce<"),
+            "energy in tce"
+        );
         let z = xlsx(&r, Lang::Zh).unwrap();
         let wb = part(&z, "xl/workbook.xml");
         assert!(
