@@ -13,7 +13,11 @@ if [ -z "$chrome" ]; then
 fi
 cargo test -q -p plantmeter-agent --bin plantmeter preview_files_are_written >/dev/null
 mkdir -p "$out"
-flags=(--headless --no-sandbox --disable-gpu --hide-scrollbars --run-all-compositor-stages-before-draw)
+# A profile of its own, so that a Chromium already running (or a stale lock) does not stop it.
+profile=$(mktemp -d)
+trap 'rm -rf "$profile"' EXIT
+flags=(--headless --no-sandbox --disable-gpu --hide-scrollbars --run-all-compositor-stages-before-draw
+  --user-data-dir="$profile")
 for lang in en zh; do
   html="file://$PWD/target/render-preview/report_$lang.html"
   for w in 1280 800; do
