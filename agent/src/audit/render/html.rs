@@ -1112,6 +1112,44 @@ mod tests {
         assert!(z.contains("超标排放"), "zh trigger label");
     }
 
+    /// A4 print: page size, headings kept with what follows, rows not cut, header rows repeated; narrow
+    /// screens: every table in a scroll wrapper; legends in HTML (they wrap, never clipped); the CUSUM on a
+    /// time axis with month ticks.
+    #[test]
+    fn prints_on_a4_reads_at_800_px_and_never_clips_a_legend() {
+        let h = html(&fixture::rich(), Lang::En);
+        for rule in [
+            "@page { size: A4",
+            "h2, h3, figcaption { break-after: avoid",
+            "thead { display: table-header-group; }",
+            "tr { break-inside: avoid",
+            "figure { margin: 10px 0 22px; break-inside: avoid",
+            ".tw { overflow-x: auto",
+            "td.level, td.unit, td.nw { white-space: nowrap; }",
+        ] {
+            assert!(h.contains(rule), "missing {rule:?}");
+        }
+        assert_eq!(
+            h.matches("<table>").count(),
+            h.matches(r#"<div class="tw"><table>"#).count(),
+            "every table scrolls inside its wrapper"
+        );
+        // the scatter's legend, long labels included, is HTML before the SVG
+        let scatter = h.find(r#"<svg id="chart-scatter""#).unwrap();
+        let legend = h[..scatter].rfind(r#"<ul class="legend">"#).unwrap();
+        assert!(h[legend..scatter].contains("Baseline model: Regression"));
+        assert!(!h[scatter..]
+            .split("</svg>")
+            .next()
+            .unwrap()
+            .contains("Baseline model"));
+        // CUSUM ticks: months
+        let cusum = &h[h.find(r#"<svg id="chart-cusum""#).unwrap()..];
+        let cusum = cusum.split("</svg>").next().unwrap();
+        assert!(cusum.contains(">2026-01<") && cusum.contains(">2026-06<"));
+        assert!(!cusum.contains(">2026-01-08<"));
+    }
+
     #[test]
     fn enterprise_and_industry_head_the_report() {
         let h = html(&fixture::report(), Lang::En);
