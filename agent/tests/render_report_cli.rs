@@ -599,3 +599,84 @@ fn an_import_written_in_several_batches_counts_exactly() {
     let again = report();
     assert_eq!(again["indicators"], r["indicators"]);
 }
+
+/// A logbook exported again with new rows at its end: the rows imported before are recognised and
+/// skipped, the new ones continue the count; the same file with an earlier row changed is refused by
+/// line, and nothing changes.
+#[test]
+fn a_file_grown_since_its_import_adds_only_its_new_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("agent.toml");
+    std::fs::write(&cfg, config(dir.path())).unwrap();
+    let tz = FixedOffset::east_opt(8 * 3600).unwrap();
+    let start = tz
+        .from_local_datetime(
+            &NaiveDate::from_ymd_opt(2024, 1, 1)
+                .unwrap()
+                .and_hms_opt(0, 0, 0)
+                .unwrap(),
+        )
+        .unwrap();
+    // hours 0..=hours: 10 kWh and 1 t an hour; `tamper` changes the energy reading at hour 100
+    let file = |name: &str, hours: i64, tamper: bool| {
+        let mut s = String::from("ts,meter,point,value\n");
+        for h in 0..=hours {
+            let ts = (start + Duration::hours(h)).format("%Y-%m-%d %H:%M");
+            let e = if tamper && h == 100 {
+                10 * h + 3
+            } else {
+                10 * h
+            };
+            writeln!(s, "{ts},main-power,energy_import,{e}").unwrap();
+            writeln!(s, "{ts},packer,output,{h}").unwrap();
+        }
+        let p = dir.path().join(name);
+        std::fs::write(&p, s).unwrap();
+        p
+    };
+    let import = |csv: &Path| {
+        Command::new(BIN)
+            .args(["import", "--config"])
+            .arg(&cfg)
+            .arg("--csv")
+            .arg(csv)
+            .output()
+            .unwrap()
+    };
+    let report = || {
+        let o = Command::new(BIN)
+            .args(["report", "--config"])
+            .arg(&cfg)
+            .args(["--format", "json"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+    };
+    // January, then January and February
+    let o = import(&file("jan.csv", 31 * 24, false));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = import(&file("jan-feb.csv", 60 * 24, false));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains(&format!("imported {} rows", 2 * 29 * 24)),
+        "{out}"
+    );
+    assert!(out.contains("were skipped"), "{out}");
+    let r = report();
+    // baseline 2024-01-01..02-01: 744 h; reporting 2024-02-01..03-02 holds readings to 2024-03-01 00:00
+    let el = &r["indicators"]["electricity"];
+    assert_eq!(el["baseline"]["total"].as_f64().unwrap(), 744.0 * 10.0);
+    assert_eq!(el["reporting"]["total"].as_f64().unwrap(), 696.0 * 10.0);
+
+    // the same months with a January reading changed: refused by its line, nothing changes
+    let o = import(&file("jan-feb-mar.csv", 70 * 24, true));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("differ from the rows imported before"),
+        "{err}"
+    );
+    assert_eq!(report()["indicators"], r["indicators"]);
+}

@@ -18,7 +18,8 @@
 //! A point's rows must lie entirely before or entirely after what the store already holds of it, so an import
 //! can fill history before the agent started, or continue after it, but never count a period twice. Rows equal
 //! to the previous row of their point are skipped; the same instant with another value is a conflict. A file
-//! imported again changes nothing: each point remembers the span and a digest of the rows it was given.
+//! imported again changes nothing: each point remembers the span and a digest of the rows it was given. A
+//! file grown since (the same rows, then new ones, and nothing polled after them) adds only its new rows.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
@@ -820,6 +821,9 @@ fn import_batches(
     let mut errors = Errors::new(file);
     let mut states = Vec::with_capacity(ids.len());
     let mut skip = vec![false; ids.len()];
+    // A file imported before and grown since (a logbook exported again with new rows at its end): its rows
+    // up to the last imported one must be those rows (same digest) and are skipped; the rest continue.
+    let mut resume: Vec<Option<ImportRecord>> = vec![None; ids.len()];
     let mut summary = Summary {
         rows: 0,
         missing: 0,
@@ -841,10 +845,17 @@ fn import_batches(
             last_ts: last.ts,
             digest: p.digest,
         };
-        if agg.import_record(id)? == Some(record) {
+        let before = agg.import_record(id)?;
+        if before == Some(record) {
             skip[i] = true;
             summary.already += p.rows;
             continue;
+        }
+        if let (Some(b), Some(s)) = (before, st) {
+            if b.first_ts == first && b.last_ts < last.ts && b.last_ts == s.last.latest_ts() {
+                resume[i] = Some(b);
+                continue;
+            }
         }
         if let Some(s) = st {
             if !(first > s.last.latest_ts() || last.ts < s.first_ts) {
@@ -872,6 +883,10 @@ fn import_batches(
         open: Open,
         prev: Option<Row>,
         first_good: Option<(i64, f64)>,
+        /// With a resumed import: the digest of the rows so far, and whether they passed the last row
+        /// imported before.
+        digest: u64,
+        resumed: bool,
     }
     // Replacements recorded with `plantmeter replace` that these readings may cross: counted exactly.
     let recorded = super::replace::load(&plan.gateway.data_dir);
@@ -879,8 +894,8 @@ fn import_batches(
         .meters()
         .flat_map(|m| m.points.iter().map(move |p| (m, p)))
         .zip(checked.points.iter().zip(&states))
-        .zip(&ids)
-        .map(|(((meter, point), (scan, st)), &id)| {
+        .zip(ids.iter().zip(&resume))
+        .map(|(((meter, point), (scan, st)), (&id, resumed))| {
             let mut intervals = scan.intervals.clone();
             let mut tracker = Tracker::new(
                 point.kind,
@@ -888,7 +903,9 @@ fn import_batches(
                 gap_threshold_ms(median(&mut intervals)),
             );
             tracker.last = st
-                .filter(|s| scan.first.is_some_and(|(f, _)| f > s.last.latest_ts()))
+                .filter(|s| {
+                    resumed.is_some() || scan.first.is_some_and(|(f, _)| f > s.last.latest_ts())
+                })
                 .map(|s| s.last);
             let name = format!("{}.{}", meter.name, point.name);
             tracker.recorded = recorded
@@ -903,6 +920,8 @@ fn import_batches(
                 open: Open::default(),
                 prev: None,
                 first_good: None,
+                digest: FNV_OFFSET,
+                resumed: false,
             }
         })
         .collect();
@@ -939,6 +958,36 @@ fn import_batches(
             }
         }
         p.prev = Some(r);
+        if let Some(b) = resume[r.point] {
+            if !p.resumed {
+                if r.ts <= b.last_ts {
+                    // One of the rows imported before: it is in the store already.
+                    p.digest = fnv(
+                        fnv(p.digest, &r.ts.to_le_bytes()),
+                        &r.value.map_or([0xff; 8], |v| v.to_bits().to_le_bytes()),
+                    );
+                    summary.already += 1;
+                    continue;
+                }
+                // The first new row: the rows before it must be the ones imported before.
+                if p.digest != b.digest {
+                    errors.push(
+                        r.line,
+                        format!(
+                            "{}: the rows up to {} differ from the rows imported before from {} to {}; \
+                             import only readings after {}",
+                            rows.names[r.point],
+                            format_ts_ms(r.ts),
+                            format_ts_ms(b.first_ts),
+                            format_ts_ms(b.last_ts),
+                            format_ts_ms(b.last_ts)
+                        ),
+                    );
+                    return Err(errors.into_error());
+                }
+                p.resumed = true;
+            }
+        }
         let open = &mut p.open;
         p.tracker
             .push(r.ts, r.value, &grid, &mut |h, a| open.add(h, &a));
@@ -984,8 +1033,9 @@ fn import_batches(
         summary.first_ts = summary.first_ts.min(first);
         summary.last_ts = summary.last_ts.max(last.ts);
         let st = states[i];
-        let after = st.filter(|s| first > s.last.latest_ts());
-        let before = st.filter(|s| last.ts < s.first_ts);
+        // A resumed import continues after what the store holds.
+        let after = st.filter(|s| resume[i].is_some() || first > s.last.latest_ts());
+        let before = st.filter(|s| resume[i].is_none() && last.ts < s.first_ts);
         let open = &mut p.open;
         if let Some(s) = before {
             // Bridge to the first reading the store already counted from.
