@@ -605,13 +605,16 @@ pub fn compute(
         });
         if energy_series.is_none() {
             let mut bs = Vec::new();
-            for (period, list) in [("baseline", &base_buckets), ("reporting", &rep_buckets)] {
+            for (period, list) in [
+                (PeriodKind::Baseline, &base_buckets),
+                (PeriodKind::Reporting, &rep_buckets),
+            ] {
                 for b in list {
                     let r = row(b);
                     let p = r[0];
                     bs.push(Bucket {
                         label: b.label.clone(),
-                        period: period.to_string(),
+                        period,
                         production: p,
                         actual: sum(&d.hourly, (b.a, b.b)),
                         fitted: model.predict(&r, b.fraction),
@@ -704,9 +707,11 @@ pub fn compute(
     // Daily and monthly series.
     let columns: Vec<String> = defs.iter().map(|d| d.key.clone()).collect();
     let mut daily = Vec::new();
-    for (period, p, r) in std::iter::once(("baseline", baseline_p, base_range))
-        .chain(reporting_p.zip(rep_range).map(|(p, r)| ("reporting", p, r)))
-    {
+    for (period, p, r) in std::iter::once((PeriodKind::Baseline, baseline_p, base_range)).chain(
+        reporting_p
+            .zip(rep_range)
+            .map(|(p, r)| (PeriodKind::Reporting, p, r)),
+    ) {
         let mut day = HourGrid::day_of_date(p.0);
         loop {
             let a = (day * 24 - h_start).max(0) as usize;
@@ -717,7 +722,7 @@ pub fn compute(
             let hours = b - a;
             daily.push(DailyRow {
                 date: HourGrid::date_of_day(day).to_string(),
-                period: period.to_string(),
+                period,
                 production: sum(production, (a, b)),
                 values: defs.iter().map(|d| sum(&d.hourly, (a, b))).collect(),
                 completeness: if series.is_empty() || hours == 0 {

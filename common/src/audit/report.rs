@@ -146,6 +146,26 @@ pub enum BaselineMethod {
     Ratio,
 }
 
+/// Which period a day or a model bucket belongs to; serialized `baseline`, `reporting`, `other`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PeriodKind {
+    Baseline,
+    Reporting,
+    Other,
+}
+
+impl PeriodKind {
+    /// As in the JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeriodKind::Baseline => "baseline",
+            PeriodKind::Reporting => "reporting",
+            PeriodKind::Other => "other",
+        }
+    }
+}
+
 /// The overall grade: `I`, `II`, `III` or `below III`, and the weighted scores Y_I, Y_II, Y_III (0..100).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Grade {
@@ -419,7 +439,7 @@ pub struct DailyRow {
     /// Local date `YYYY-MM-DD`.
     pub date: String,
     /// `baseline`, `reporting` or `other`.
-    pub period: String,
+    pub period: PeriodKind,
     pub production: f64,
     /// Totals of each indicator of `columns` for the day.
     pub values: Vec<f64>,
@@ -440,7 +460,7 @@ pub struct Bucket {
     /// Bucket start, local (`YYYY-MM-DD`, or `YYYY-MM-DDTHH` for hours).
     pub label: String,
     /// `baseline` or `reporting`.
-    pub period: String,
+    pub period: PeriodKind,
     pub production: f64,
     pub actual: f64,
     /// The baseline model's value at this production.
@@ -522,5 +542,12 @@ mod tests {
             assert_eq!(json(&l), format!("\"{}\"", l.as_str()));
         }
         assert!(serde_json::from_str::<Level>(r#""IV""#).is_err());
+        for p in [
+            PeriodKind::Baseline,
+            PeriodKind::Reporting,
+            PeriodKind::Other,
+        ] {
+            assert_eq!(json(&p), format!("\"{}\"", p.as_str()));
+        }
     }
 }

@@ -197,7 +197,7 @@ pub fn csv(report: &Report, lang: Lang) -> Vec<u8> {
             let mut row = vec![
                 text(label.as_str()),
                 text(key.as_str()),
-                text(period_label(lang, &d.period)),
+                text(period_label(lang, d.period)),
                 text(day_row),
                 text(d.date.as_str()),
                 text(d.date.as_str()),

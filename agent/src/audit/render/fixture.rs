@@ -3,8 +3,8 @@
 
 use plantmeter_common::audit::report::{
     BaselineMethod, BaselineValues, Bucket, CusumPoint, DailyRow, Factor, Grade, Indicator, Level,
-    Method, Model, ModelCandidate, MonthlyRow, PeriodSummary, Periods, PointQuality, Report,
-    ReportingValues, Series,
+    Method, Model, ModelCandidate, MonthlyRow, PeriodKind, PeriodSummary, Periods, PointQuality,
+    Report, ReportingValues, Series,
 };
 
 use chrono::{Datelike, NaiveDate, Weekday};
@@ -95,7 +95,11 @@ pub fn report() -> Report {
         let completeness = if d == date("2025-03-10") { 0.75 } else { 1.0 };
         daily.push(DailyRow {
             date: d.format("%Y-%m-%d").to_string(),
-            period: if reporting { "reporting" } else { "baseline" }.to_string(),
+            period: if reporting {
+                PeriodKind::Reporting
+            } else {
+                PeriodKind::Baseline
+            },
             production: p,
             values: vec![energy, elec, gas, steam, water, co2, cod, so2],
             completeness,
@@ -103,33 +107,36 @@ pub fn report() -> Report {
         d = d.succ_opt().unwrap_or(rep_to);
     }
 
-    let sum = |period: &str, col: Option<usize>| -> f64 {
+    let sum = |period: PeriodKind, col: Option<usize>| -> f64 {
         daily
             .iter()
             .filter(|r| r.period == period)
             .map(|r| col.map_or(r.production, |c| r.values[c]))
             .sum()
     };
-    let p_base = sum("baseline", None);
-    let p_rep = sum("reporting", None);
+    let p_base = sum(PeriodKind::Baseline, None);
+    let p_rep = sum(PeriodKind::Reporting, None);
 
     let mut indicators = Vec::new();
     let mut energy_model = (0.0, 0.0);
     for (c, (key, unit)) in COLUMNS.iter().enumerate() {
         let (x, y): (Vec<f64>, Vec<f64>) = daily
             .iter()
-            .filter(|r| r.period == "baseline")
+            .filter(|r| r.period == PeriodKind::Baseline)
             .map(|r| (r.production, r.values[c]))
             .unzip();
         let (a, b, r2, cv, nmbe) = ols(&x, &y);
         if c == 0 {
             energy_model = (a, b);
         }
-        let rep_days = daily.iter().filter(|r| r.period == "reporting").count() as f64;
+        let rep_days = daily
+            .iter()
+            .filter(|r| r.period == PeriodKind::Reporting)
+            .count() as f64;
         let expected = a * rep_days + b * p_rep;
-        let total = sum("reporting", Some(c));
+        let total = sum(PeriodKind::Reporting, Some(c));
         let savings = expected - total;
-        let btotal = sum("baseline", Some(c));
+        let btotal = sum(PeriodKind::Baseline, Some(c));
         let meets = cv <= 30.0 && nmbe.abs() <= 10.0;
         indicators.push((
             key.to_string(),
@@ -228,7 +235,7 @@ pub fn report() -> Report {
         .iter()
         .map(|r| Bucket {
             label: r.date.clone(),
-            period: r.period.clone(),
+            period: r.period,
             production: r.production,
             actual: r.values[0],
             fitted: a + b * r.production,
@@ -238,7 +245,7 @@ pub fn report() -> Report {
     let mut s = 0.0;
     let energy_cusum: Vec<CusumPoint> = energy_buckets
         .iter()
-        .filter(|b| b.period == "reporting")
+        .filter(|b| b.period == PeriodKind::Reporting)
         .map(|b| {
             s += b.fitted - b.actual;
             CusumPoint {
@@ -354,11 +361,13 @@ pub fn no_reporting() -> Report {
     for p in &mut r.method.points {
         p.completeness_reporting = None;
     }
-    r.series.daily.retain(|d| d.period == "baseline");
+    r.series.daily.retain(|d| d.period == PeriodKind::Baseline);
     r.series
         .monthly_per_unit
         .retain(|m| m.month.as_str() < "2026-01");
-    r.series.energy_buckets.retain(|b| b.period == "baseline");
+    r.series
+        .energy_buckets
+        .retain(|b| b.period == PeriodKind::Baseline);
     r.series.energy_cusum.clear();
     r
 }

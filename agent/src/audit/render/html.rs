@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use plantmeter_common::audit::report::{Indicator, Report};
+use plantmeter_common::audit::report::{Indicator, PeriodKind, Report};
 
 use super::engine_text::{engine_text, variables_label};
 use super::format::{
@@ -584,7 +584,7 @@ fn charts(report: &Report, lang: Lang, out: &mut String) {
     let granularity = energy.map(|e| granularity_label(lang, &e.model.granularity));
 
     // (1) consumption vs production per model bucket, with the baseline model
-    let pick = |period: &str| -> Vec<(f64, f64)> {
+    let pick = |period: PeriodKind| -> Vec<(f64, f64)> {
         buckets
             .iter()
             .filter(|b| b.period == period && b.complete)
@@ -601,12 +601,12 @@ fn charts(report: &Report, lang: Lang, out: &mut String) {
         ScatterSeries {
             label: l.baseline,
             color: BASELINE,
-            points: pick("baseline"),
+            points: pick(PeriodKind::Baseline),
         },
         ScatterSeries {
             label: l.reporting,
             color: REPORTING,
-            points: pick("reporting"),
+            points: pick(PeriodKind::Reporting),
         },
     ];
     if !incomplete.is_empty() {

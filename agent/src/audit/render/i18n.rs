@@ -1,7 +1,7 @@
 //! English and Chinese labels for every rendered report. Chinese uses the terms of the cleaner-production
 //! audit (清洁生产审核): 单位产品综合能耗, 节能量, 清洁生产等级, 基准期, 报告期 ...
 
-use plantmeter_common::audit::report::{BaselineMethod, Level};
+use plantmeter_common::audit::report::{BaselineMethod, Level, PeriodKind};
 
 /// The language of a rendered report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -458,13 +458,12 @@ pub fn level_label(lang: Lang, level: Level) -> String {
 }
 
 /// `baseline` / `reporting` / `other` -> 基准期 / 报告期 / 其他.
-pub fn period_label(lang: Lang, period: &str) -> String {
+pub fn period_label(lang: Lang, period: PeriodKind) -> String {
     let l = lang.labels();
     match period {
-        "baseline" => l.baseline.to_string(),
-        "reporting" => l.reporting.to_string(),
-        "other" => l.other.to_string(),
-        other => other.to_string(),
+        PeriodKind::Baseline => l.baseline.to_string(),
+        PeriodKind::Reporting => l.reporting.to_string(),
+        PeriodKind::Other => l.other.to_string(),
     }
 }
 

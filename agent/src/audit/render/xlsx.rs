@@ -313,7 +313,7 @@ pub fn xlsx(report: &Report, lang: Lang) -> Result<Vec<u8>, XlsxError> {
         for b in &report.series.energy_buckets {
             s.line(vec![
                 text(b.label.clone()),
-                text(period_label(lang, &b.period)),
+                text(period_label(lang, b.period)),
                 Cell::Num(Some(b.production)),
                 Cell::Num(Some(b.actual * k)),
                 Cell::Num(Some(b.fitted * k)),
