@@ -41,6 +41,10 @@ async fn broker_outage(broker: Broker) {
     })
     .await;
     gate.close();
+    let closed_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
     let before = sub.data_len();
     // Down until the oldest unsent poll is 15 virtual seconds old.
     let pid = agent.child.id();
@@ -48,10 +52,13 @@ async fn broker_outage(broker: Broker) {
         "a backlog 15 virtual seconds old",
         Duration::from_secs(30),
         || {
-            status_of(&data, pid).is_some_and(|st| st["mqtt_connected"] == false)
-                && scrape(metrics)
-                    .and_then(|b| metric(&b, "plantmeter_store_oldest_unsent_age_seconds"))
-                    .is_some_and(|age| age >= 15.0)
+            // A status written after the broker went away (not the one written at start).
+            status_of(&data, pid).is_some_and(|st| {
+                st["mqtt_connected"] == false
+                    && st["updated_ms"].as_i64().is_some_and(|t| t > closed_ms)
+            }) && scrape(metrics)
+                .and_then(|b| metric(&b, "plantmeter_store_oldest_unsent_age_seconds"))
+                .is_some_and(|age| age >= 15.0)
         },
     )
     .await;
