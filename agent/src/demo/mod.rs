@@ -338,7 +338,12 @@ async fn run(args: DemoArgs, lang: Lang) -> anyhow::Result<()> {
 
     let mut o = AgentConfigOptions::tcp(sim.addr().to_string());
     o.mqtt_url = format!("mqtt://{broker_addr}");
-    o.data_dir = data_dir.display().to_string();
+    // Absolute: a relative data_dir is read relative to the config file's folder (plantmeter-demo/), and
+    // `plantmeter report --config plantmeter-demo/agent.toml` must find the same store as the demo.
+    o.data_dir = std::path::absolute(&data_dir)
+        .unwrap_or_else(|_| data_dir.clone())
+        .display()
+        .to_string();
     o.gateway_id = "gw-demo".into();
     // Real milliseconds: loopback answers in well under 1 ms; a silent meter costs 2 x 100 ms (one retry).
     o.timeout_ms = 100;
@@ -841,10 +846,11 @@ async fn run(args: DemoArgs, lang: Lang) -> anyhow::Result<()> {
     }
     let _ = writeln!(
         s,
-        "\nwrote {}, {}, {} (and truth.json)",
+        "\nwrote {}, {}, {}, {} (and truth.json)",
         out.join("report.html").display(),
         out.join("report.json").display(),
-        out.join("report.csv").display()
+        out.join("report.csv").display(),
+        out.join("report.xlsx").display()
     );
     let _ = writeln!(
         s,
