@@ -691,6 +691,9 @@ async fn run_agent(plan: Arc<Plan>, clock: Clock, config_path: PathBuf) -> anyho
     let audit = Audit::new(link.clone(), store.clone(), plan.clone(), clock, audit_tx);
     let (audit_done_tx, audit_done_rx) = tokio::sync::oneshot::channel::<()>();
     crate::audit::live::spawn(audit, audit_done_tx).context("cannot start the audit thread")?;
+    // `[hj212]`: also before the publisher, the store keeps records for the uplink from now on.
+    let uplink = crate::hj212::start(&plan, store.clone(), clock)
+        .context("cannot start the HJ 212 uplink")?;
     let (writer_done_tx, writer_done_rx) = tokio::sync::oneshot::channel::<()>();
     {
         let (store, wake) = (store.clone(), wake.clone());
@@ -870,6 +873,9 @@ async fn run_agent(plan: Arc<Plan>, clock: Clock, config_path: PathBuf) -> anyho
         .is_err()
     {
         tracing::warn!("the audit did not catch up in time; the next run resumes it");
+    }
+    if let Some(uplink) = uplink {
+        uplink.stop().await;
     }
     let _ = stop_all_tx.send(true);
     write_status(&data_dir, &shared, &store, false);
