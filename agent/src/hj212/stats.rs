@@ -203,6 +203,7 @@ pub struct State {
 pub struct Closed {
     pub cn: DataCn,
     pub start_ms: i64,
+    pub end_ms: i64,
     pub values: Vec<FactorValues>,
 }
 
@@ -508,11 +509,13 @@ impl Stats {
                 out.push(Closed {
                     cn: kind.cn,
                     start_ms: start,
+                    end_ms: end,
                     values: self.values(&w),
                 });
             }
         }
-        out.sort_by_key(|c| (c.start_ms, c.cn));
+        // In the order they ended; of two ending together, the shorter first.
+        out.sort_by_key(|c| (c.end_ms, c.cn));
         out
     }
 
@@ -579,5 +582,293 @@ impl Stats {
                 })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use plantmeter_common::PointValue;
+
+    /// 2026-01-01 08:00 in China (+08:00) = 00:00 UTC.
+    const T0: i64 = 1_767_225_600_000;
+
+    fn factor(code: &str, point: &str, kind: PointKind) -> Factor {
+        Factor {
+            code: code.into(),
+            point: point.into(),
+            kind,
+            rollover: None,
+            flow: None,
+            o2: None,
+        }
+    }
+
+    fn outfall() -> Setup {
+        let mut cod = factor("w01018", "outfall.cod", PointKind::Gauge);
+        cod.flow = Some(Flow {
+            point: "outfall.flow".into(),
+            kind: PointKind::Counter,
+            rollover: Some(1_000_000.0),
+            kg_per_unit_m3: 1e-3,
+        });
+        let mut flow = factor("w00000", "outfall.flow", PointKind::Counter);
+        flow.rollover = Some(1_000_000.0);
+        Setup {
+            kinds: vec![
+                Kind {
+                    cn: DataCn::Minute,
+                    len_ms: 10 * MINUTE_MS,
+                },
+                Kind {
+                    cn: DataCn::Hour,
+                    len_ms: HOUR_MS,
+                },
+            ],
+            tz_offset_ms: 8 * HOUR_MS,
+            factors: vec![cod, flow],
+            meters: vec!["outfall".into()],
+            close_after_ms: 10 * MINUTE_MS,
+        }
+    }
+
+    fn poll(ts: i64, meter: &str, points: &[(&str, Option<f64>, Quality)]) -> DataMessage {
+        DataMessage {
+            seq: 0,
+            ts,
+            meter: meter.into(),
+            points: points
+                .iter()
+                .map(|(n, v, q)| PointValue {
+                    name: n.to_string(),
+                    value: *v,
+                    unit: String::new(),
+                    quality: *q,
+                })
+                .collect(),
+        }
+    }
+
+    fn good(v: f64) -> (Option<f64>, Quality) {
+        (Some(v), Quality::Good)
+    }
+
+    /// Outfall polls every minute from T0: COD `cod(i)`, flow +40 m3 a minute.
+    fn run_outfall(
+        stats: &mut Stats,
+        minutes: std::ops::Range<i64>,
+        cod: impl Fn(i64) -> (Option<f64>, Quality),
+    ) -> Vec<Closed> {
+        let mut closed = Vec::new();
+        for i in minutes {
+            let ts = T0 + i * MINUTE_MS;
+            let (c, q) = cod(i);
+            stats.ingest(&poll(
+                ts,
+                "outfall",
+                &[
+                    ("cod", c, q),
+                    ("flow", Some(1000.0 + 40.0 * i as f64), Quality::Good),
+                ],
+            ));
+            closed.extend(stats.close_due(ts));
+        }
+        closed
+    }
+
+    fn hour(closed: &[Closed], start: i64) -> &Closed {
+        closed
+            .iter()
+            .find(|c| c.cn == DataCn::Hour && c.start_ms == start)
+            .unwrap()
+    }
+
+    #[test]
+    fn an_hour_of_an_outfall_gives_domain_example_5() {
+        // COD 48 mg/L, 2 400 m3 in the hour: 115.2 kg (DOMAIN.md example 5).
+        let mut s = Stats::new(outfall(), State::default());
+        let closed = run_outfall(&mut s, 0..61, |_| good(48.0));
+        let h = hour(&closed, T0);
+        let cod = &h.values[0];
+        assert_eq!(
+            (cod.min, cod.avg, cod.max),
+            (Some(48.0), Some(48.0), Some(48.0))
+        );
+        assert!((cod.cou.unwrap() - 115.2).abs() < 1e-9, "{:?}", cod.cou);
+        assert_eq!(cod.flag, DataFlag::Normal);
+        let flow = &h.values[1];
+        assert_eq!((flow.avg, flow.cou), (None, Some(2400.0)));
+        assert_eq!(flow.flag, DataFlag::Normal);
+        // Six 10-minute intervals closed before it, in order, each 400 m3.
+        let minutes: Vec<&Closed> = closed.iter().filter(|c| c.cn == DataCn::Minute).collect();
+        assert_eq!(minutes.len(), 6);
+        for (i, m) in minutes.iter().enumerate() {
+            assert_eq!(m.start_ms, T0 + i as i64 * 10 * MINUTE_MS);
+            assert_eq!(m.values[1].cou, Some(400.0));
+        }
+        assert_eq!(
+            closed.last().unwrap().cn,
+            DataCn::Hour,
+            "the hour closes after its last minutes"
+        );
+    }
+
+    #[test]
+    fn min_avg_max_and_the_load_follow_the_concentration() {
+        let mut s = Stats::new(outfall(), State::default());
+        // 30 minutes at 40, 30 at 60.
+        let closed = run_outfall(&mut s, 0..61, |i| good(if i < 30 { 40.0 } else { 60.0 }));
+        let cod = &hour(&closed, T0).values[0];
+        assert_eq!((cod.min, cod.max), (Some(40.0), Some(60.0)));
+        assert!((cod.avg.unwrap() - 50.0).abs() < 1e-9);
+        // Each minute's 40 m3 at the concentration of the poll that ends it: 29 x 40 + 31 x 60.
+        let want = (29.0 * 40.0 + 31.0 * 60.0) * 40.0 * 1e-3;
+        assert!(
+            (cod.cou.unwrap() - want).abs() < 1e-9,
+            "{:?} {want}",
+            cod.cou
+        );
+    }
+
+    #[test]
+    fn flags_follow_the_quality_of_the_readings() {
+        let mut s = Stats::new(outfall(), State::default());
+        let closed = run_outfall(&mut s, 0..181, |i| match (i / 60, i % 60) {
+            // Hour 1: 50 good, 10 communication errors: N.
+            (0, m) if m < 10 => (None, Quality::CommError),
+            (0, _) => good(50.0),
+            // Hour 2: 20 good, 40 device errors: D.
+            (1, m) if m < 40 => (None, Quality::DeviceError),
+            (1, _) => good(50.0),
+            // Hour 3: no good reading, timeouts: B, and no Min/Avg/Max.
+            _ => (None, Quality::CommError),
+        });
+        assert_eq!(hour(&closed, T0).values[0].flag, DataFlag::Normal);
+        assert_eq!(hour(&closed, T0 + HOUR_MS).values[0].flag, DataFlag::Fault);
+        let third = &hour(&closed, T0 + 2 * HOUR_MS).values[0];
+        assert_eq!(third.flag, DataFlag::CommError);
+        assert_eq!((third.min, third.avg, third.max), (None, None, None));
+        // The flow meter itself read fine all along.
+        assert_eq!(
+            hour(&closed, T0 + 2 * HOUR_MS).values[1].flag,
+            DataFlag::Normal
+        );
+    }
+
+    #[test]
+    fn an_increase_across_the_hour_is_split_by_time() {
+        let mut s = Stats::new(outfall(), State::default());
+        let f = |ts: i64, v: f64| {
+            poll(
+                ts,
+                "outfall",
+                &[
+                    ("cod", Some(10.0), Quality::Good),
+                    ("flow", Some(v), Quality::Good),
+                ],
+            )
+        };
+        s.ingest(&f(T0 + HOUR_MS - 30_000, 100.0));
+        s.ingest(&f(T0 + HOUR_MS + 30_000, 160.0));
+        let closed = s.close_due(T0 + HOUR_MS + 30_000);
+        let first = hour(&closed, T0);
+        assert!((first.values[1].cou.unwrap() - 30.0).abs() < 1e-9);
+        let h2 = &s.state.windows["2061"][&(T0 + HOUR_MS)];
+        assert!((h2.accs["w00000"].cou.unwrap() - 30.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_rollover_counts_the_wrapped_increase_and_a_step_back_nothing() {
+        let mut s = Stats::new(outfall(), State::default());
+        let f = |i: i64, v: f64| {
+            poll(
+                T0 + i * MINUTE_MS,
+                "outfall",
+                &[("flow", Some(v), Quality::Good)],
+            )
+        };
+        for (i, v) in [(0, 999_990.0), (1, 15.5), (2, 10.0), (3, 20.5)] {
+            s.ingest(&f(i, v));
+        }
+        // 25.5 over the wrap, then a step back (nothing), then 20.5 - 15.5 = 5.
+        let w = &s.state.windows["2061"][&T0];
+        assert!((w.accs["w00000"].cou.unwrap() - 30.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_stack_gets_its_o2_corrected_average_and_its_load_from_a_flow_gauge() {
+        let mut so2 = factor("a21026", "stack.so2", PointKind::Gauge);
+        so2.o2 = Some(("stack.o2".into(), 9.0));
+        so2.flow = Some(Flow {
+            point: "stack.flow".into(),
+            kind: PointKind::Gauge,
+            rollover: None,
+            kg_per_unit_m3: 1e-6,
+        });
+        let setup = Setup {
+            kinds: vec![Kind {
+                cn: DataCn::Hour,
+                len_ms: HOUR_MS,
+            }],
+            tz_offset_ms: 8 * HOUR_MS,
+            factors: vec![so2],
+            meters: vec!["stack".into()],
+            close_after_ms: 10 * MINUTE_MS,
+        };
+        let mut s = Stats::new(setup, State::default());
+        for i in 0..=60 {
+            s.ingest(&poll(
+                T0 + i * MINUTE_MS,
+                "stack",
+                &[
+                    ("so2", Some(40.0), Quality::Good),
+                    ("o2", Some(10.0), Quality::Good),
+                    ("flow", Some(120_000.0), Quality::Good),
+                ],
+            ));
+        }
+        let closed = s.close_due(T0 + HOUR_MS);
+        let v = &hour(&closed, T0).values[0];
+        // DOMAIN.md example 11: 40 mg/m3 at 10 % O2, reference 9 % -> 43.636.
+        assert!(
+            (v.zs_avg.unwrap() - 43.636_363).abs() < 1e-5,
+            "{:?}",
+            v.zs_avg
+        );
+        // Example 5 with 40 mg/m3: 40 x 120 000 m3/h x 1 h x 1e-6 = 4.8 kg.
+        assert!((v.cou.unwrap() - 4.8).abs() < 1e-9, "{:?}", v.cou);
+    }
+
+    #[test]
+    fn a_silent_meter_closes_its_interval_after_close_after_and_late_readings_are_counted() {
+        let mut s = Stats::new(outfall(), State::default());
+        run_outfall(&mut s, 0..30, |_| good(48.0));
+        assert!(s
+            .close_due(T0 + HOUR_MS + 5 * MINUTE_MS)
+            .iter()
+            .all(|c| c.cn != DataCn::Hour));
+        let closed = s.close_due(T0 + HOUR_MS + 10 * MINUTE_MS);
+        assert_eq!(hour(&closed, T0).values[0].avg, Some(48.0));
+        s.ingest(&poll(
+            T0 + 25 * MINUTE_MS,
+            "outfall",
+            &[("cod", Some(1.0), Quality::Good)],
+        ));
+        assert_eq!(s.state.late, 1);
+        assert!(s.state.windows.values().all(|w| w.is_empty()));
+    }
+
+    #[test]
+    fn a_state_persisted_mid_hour_gives_the_same_packets_as_an_uninterrupted_run() {
+        let cod = |i: i64| good(40.0 + (i % 7) as f64);
+        let mut whole = Stats::new(outfall(), State::default());
+        let want = run_outfall(&mut whole, 0..121, cod);
+        let mut first = Stats::new(outfall(), State::default());
+        let mut got = run_outfall(&mut first, 0..47, cod);
+        let saved = serde_json::to_vec(&first.state).unwrap();
+        let mut second = Stats::new(outfall(), serde_json::from_slice(&saved).unwrap());
+        got.extend(run_outfall(&mut second, 47..121, cod));
+        assert_eq!(got, want);
     }
 }
