@@ -53,21 +53,30 @@ pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         };
         match stream {
             Ok(Ok(stream)) => {
-                backoff = FIRST_RECONNECT;
-                if let Some(since) = failing_since.take() {
-                    tracing::info!(platform = %addr, unreachable_s = since.elapsed().as_secs(), "HJ 212: platform reachable again");
-                }
                 let _ = stream.set_nodelay(true);
-                tracing::info!(platform = %addr, waiting = shared.waiting(), "HJ 212: connected to the platform");
+                if failing_since.is_none() {
+                    tracing::info!(platform = %addr, waiting = shared.waiting(), "HJ 212: connected to the platform");
+                }
                 shared.counters.connected.store(true, Ordering::Release);
                 let mut session = Session::new(&shared, stream);
                 let end = session.run(&mut stop).await;
                 shared.counters.connected.store(false, Ordering::Release);
-                match end {
+                let why = match end {
                     Ok(()) => return,
-                    Err(why) => {
-                        tracing::warn!(platform = %addr, waiting = shared.waiting(), error = %why, "HJ 212: connection to the platform lost; packets wait in the store")
+                    Err(why) => why,
+                };
+                if session.heard {
+                    // A working session: start over with short waits.
+                    backoff = FIRST_RECONNECT;
+                    if let Some(since) = failing_since.take() {
+                        tracing::info!(platform = %addr, unreachable_s = since.elapsed().as_secs(), "HJ 212: the platform answers again");
                     }
+                }
+                if failing_since.is_none() {
+                    failing_since = Some(std::time::Instant::now());
+                    tracing::warn!(platform = %addr, waiting = shared.waiting(), error = %why, "HJ 212: connection to the platform lost; packets wait in the store");
+                } else {
+                    tracing::debug!(platform = %addr, error = %why, "HJ 212: connection to the platform lost again");
                 }
             }
             Ok(Err(e)) => {
@@ -105,6 +114,8 @@ struct Session<'a> {
     in_flight: Option<InFlight>,
     /// Garbage pieces from the platform on this connection (the first is logged).
     garbage: u64,
+    /// A valid frame came from the platform on this connection.
+    heard: bool,
 }
 
 impl<'a> Session<'a> {
@@ -115,6 +126,7 @@ impl<'a> Session<'a> {
             splitter: FrameSplitter::new(),
             in_flight: None,
             garbage: 0,
+            heard: false,
         }
     }
 
@@ -266,7 +278,13 @@ impl<'a> Session<'a> {
 
     async fn handle(&mut self, piece: Piece) -> Result<(), String> {
         let p = match piece {
-            Piece::Frame(p) => p,
+            Piece::Frame(p) => {
+                if !self.heard {
+                    self.heard = true;
+                    tracing::info!(platform = %self.addr(), waiting = self.shared.waiting(), "HJ 212: the platform answers");
+                }
+                p
+            }
             Piece::Garbage { bytes, why } => {
                 self.garbage += 1;
                 if self.garbage == 1 {
