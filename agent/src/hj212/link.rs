@@ -380,8 +380,107 @@ impl<'a> Session<'a> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::hj212::outbox::{Outbox, Persisted};
+    use crate::hj212::Counters;
+    use plantmeter_common::hj212::data::Station;
+    use plantmeter_common::plan::Hj212Plan;
+    use std::sync::Mutex;
+    use tokio::io::AsyncBufReadExt;
+
+    fn shared(dir: &std::path::Path, address: String) -> Arc<Shared> {
+        Arc::new(Shared {
+            plan: Hj212Plan {
+                address,
+                mn: "M1".into(),
+                password_file: dir.join("pw"),
+                st: 32,
+                minute: 10,
+                hour: true,
+                day: true,
+                realtime: None,
+                ack: true,
+                timezone: chrono::FixedOffset::east_opt(8 * 3600).unwrap(),
+                factors: Vec::new(),
+            },
+            station: Station {
+                st: "32".into(),
+                pw: "1".into(),
+                mn: "M1".into(),
+            },
+            outbox: Outbox::open(&dir.join("hj212")).unwrap(),
+            counters: Counters::default(),
+            queued: tokio::sync::Notify::new(),
+            realtime: Mutex::new(Vec::new()),
+            clock: plantmeter_common::Clock::wall(),
+        })
+    }
+
+    fn queued(id: u64) -> Queued {
+        let p = Packet {
+            qn: Some(format!("2026010100000000{id}")),
+            st: "32".into(),
+            cn: "2061".into(),
+            pw: "1".into(),
+            mn: "M1".into(),
+            flag: Some(5),
+            extra: vec![],
+            cp: vec![vec![("DataTime".into(), format!("2026010100000{id}"))]],
+        };
+        Queued {
+            id,
+            cn: "2061".into(),
+            start_ms: 0,
+            qn: p.qn.clone().unwrap(),
+            frames: vec![p.encode().unwrap()],
+        }
+    }
+
+    /// The platform ignores the first send of packet 0 and closes the connection after the second
+    /// (without acknowledging): the next connection gets packet 0 again first, same bytes; only its
+    /// 9014 lets packet 1 go.
+    #[tokio::test]
+    async fn a_packet_is_resent_until_acknowledged_and_the_next_waits_for_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let sh = shared(dir.path(), listener.local_addr().unwrap().to_string());
+        sh.outbox
+            .commit(&mut Persisted::default(), &[queued(0), queued(1)], &[], 0)
+            .unwrap();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let link = tokio::spawn(run(sh.clone(), stop_rx));
+        let mut lines_seen: Vec<String> = Vec::new();
+        // First connection: two sends of packet 0 (the second after FIRST_RESEND), then closed.
+        let (s, _) = listener.accept().await.unwrap();
+        let mut r = tokio::io::BufReader::new(s);
+        for _ in 0..2 {
+            let mut line = String::new();
+            r.read_line(&mut line).await.unwrap();
+            lines_seen.push(line);
+        }
+        drop(r);
+        // Second connection: packet 0 again; acknowledged; then packet 1.
+        let (s, _) = listener.accept().await.unwrap();
+        let (rd, mut wr) = s.into_split();
+        let mut r = tokio::io::BufReader::new(rd);
+        let mut line = String::new();
+        r.read_line(&mut line).await.unwrap();
+        lines_seen.push(line.clone());
+        let ack = plantmeter_common::hj212::command::data_ack(&queued(0).qn, "1", "M1");
+        wr.write_all(ack.encode().unwrap().as_bytes())
+            .await
+            .unwrap();
+        let mut next = String::new();
+        r.read_line(&mut next).await.unwrap();
+        assert_eq!(lines_seen, vec![queued(0).frames[0].clone(); 3]);
+        assert_eq!(next, queued(1).frames[0]);
+        assert_eq!(sh.outbox.next(None).unwrap().map(|q| q.id), Some(1));
+        assert_eq!(sh.counters.acked.load(Ordering::Relaxed), 1);
+        let _ = stop_tx.send(true);
+        link.await.unwrap();
+    }
 
     #[test]
     fn resends_back_off_to_a_minute() {
