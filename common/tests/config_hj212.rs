@@ -72,6 +72,18 @@ fn errors(text: &str) -> String {
 #[test]
 fn a_minimal_section_gets_the_defaults_and_its_factors() {
     let plan = config::parse(&format!("{BASE}{HJ}{FACTORS}"), Path::new("/etc/pm/a.toml")).unwrap();
+    let described = config::describe(&plan);
+    assert!(
+        described
+            .contains("hj212     HJ 212-2017 to 10.0.0.5:9000, MN 010000A8900016F000169DC0, ST 32")
+            && described.contains(
+                "CN 2051 every 10 min, CN 2061 hourly, CN 2031 daily; each re-sent until CN 9014"
+            )
+            && described.contains(
+                "w01018      outfall.cod: -Min -Avg -Max, -Cou load in kg with outfall.flow"
+            ),
+        "{described}"
+    );
     let h = plan.hj212.unwrap();
     assert_eq!(h.address, "10.0.0.5:9000");
     assert_eq!(h.st, 32);
