@@ -613,6 +613,20 @@ async fn hourly_packets_survive_an_outage_and_a_restart_and_history_is_answered(
     assert!(agent.running(), "the agent still runs");
 
     sigterm(agent);
+    let status = Command::new(BIN)
+        .args(["status", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let status = String::from_utf8_lossy(&status.stdout).to_string();
+    let want = format!(
+        "hj212     platform 127.0.0.1:{}: not connected, ",
+        platform.port
+    );
+    assert!(
+        status.contains(&want) && status.contains("acknowledged in the last run"),
+        "{status}"
+    );
     let errors = platform.errors.lock().unwrap().clone();
     assert!(
         errors.is_empty(),

@@ -71,6 +71,88 @@ impl Shared {
     }
 }
 
+/// What `plantmeter status` shows of the uplink (`data_dir/hj212/status.json`, rewritten every
+/// 2 s while the agent runs).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct UplinkStatus {
+    pub platform: String,
+    pub connected: bool,
+    /// Packets written since start (re-sends included) and acknowledged (CN 9014) since start.
+    pub sent: u64,
+    pub acked: u64,
+    /// Packets waiting to be sent or acknowledged.
+    pub waiting: u64,
+    /// Wall ms of this status.
+    pub updated_ms: i64,
+    pub running: bool,
+}
+
+const STATUS_EVERY: Duration = Duration::from_secs(2);
+
+impl Shared {
+    fn status(&self, running: bool) -> UplinkStatus {
+        UplinkStatus {
+            platform: self.plan.address.clone(),
+            connected: running
+                && self
+                    .counters
+                    .connected
+                    .load(std::sync::atomic::Ordering::Acquire),
+            sent: self
+                .counters
+                .sent
+                .load(std::sync::atomic::Ordering::Relaxed),
+            acked: self
+                .counters
+                .acked
+                .load(std::sync::atomic::Ordering::Relaxed),
+            waiting: self.waiting(),
+            updated_ms: plantmeter_common::clock::system_ms(),
+            running,
+        }
+    }
+}
+
+fn write_status(dir: &std::path::Path, s: &UplinkStatus) {
+    let written = serde_json::to_vec(s)
+        .map_err(std::io::Error::other)
+        .and_then(|b| crate::state::write_status_bytes(dir, &b));
+    if let Err(e) = written {
+        tracing::debug!(error = %e, "cannot write the HJ 212 status file");
+    }
+}
+
+/// The uplink's last status, if the agent wrote one.
+pub fn read_status(plan: &Plan) -> Option<UplinkStatus> {
+    let bytes = std::fs::read(dir(plan).join(crate::state::STATUS_FILE)).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// One line for `plantmeter status`.
+pub fn status_line(plan: &Plan) -> Option<String> {
+    plan.hj212.as_ref()?;
+    Some(match read_status(plan) {
+        None => "hj212     no status yet (the uplink has not run)\n".to_string(),
+        Some(s) => format!(
+            "hj212     platform {}: {}, {} packets waiting, {} sent and {} acknowledged{}\n",
+            s.platform,
+            if s.connected {
+                "connected"
+            } else {
+                "not connected"
+            },
+            s.waiting,
+            s.sent,
+            s.acked,
+            if s.running {
+                " since the agent started"
+            } else {
+                " in the last run"
+            }
+        ),
+    })
+}
+
 /// The folder of the uplink's database.
 pub fn dir(plan: &Plan) -> PathBuf {
     plan.gateway.data_dir.join("hj212")
@@ -79,6 +161,7 @@ pub fn dir(plan: &Plan) -> PathBuf {
 /// The running uplink.
 pub struct Uplink {
     pub shared: Arc<Shared>,
+    dir: PathBuf,
     builder: Option<std::thread::JoinHandle<()>>,
     link: Option<tokio::task::JoinHandle<()>>,
     stop: watch::Sender<bool>,
@@ -95,6 +178,7 @@ impl Uplink {
             let _ = tokio::task::spawn_blocking(move || b.join()).await;
         }
         let _ = self.shared.outbox.flush();
+        write_status(&self.dir, &self.shared.status(false));
     }
 }
 
@@ -154,9 +238,22 @@ pub fn start(plan: &Plan, store: Arc<Store>, clock: Clock) -> anyhow::Result<Opt
             .spawn(move || b.run(stop))
             .context("cannot start the HJ 212 builder thread")?
     };
-    let link = tokio::spawn(link::run(shared.clone(), stop_rx));
+    let link = tokio::spawn(link::run(shared.clone(), stop_rx.clone()));
+    {
+        let (shared, dir, mut stop) = (shared.clone(), dir(plan), stop_rx);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(STATUS_EVERY);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => write_status(&dir, &shared.status(true)),
+                    _ = stop.changed() => return,
+                }
+            }
+        });
+    }
     Ok(Some(Uplink {
         shared,
+        dir: dir(plan),
         builder: Some(builder),
         link: Some(link),
         stop: stop_tx,
