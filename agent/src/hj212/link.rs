@@ -391,6 +391,10 @@ mod tests {
     use tokio::io::AsyncBufReadExt;
 
     fn shared(dir: &std::path::Path, address: String) -> Arc<Shared> {
+        shared_with(dir, address, true)
+    }
+
+    fn shared_with(dir: &std::path::Path, address: String, ack: bool) -> Arc<Shared> {
         Arc::new(Shared {
             plan: Hj212Plan {
                 address,
@@ -401,7 +405,7 @@ mod tests {
                 hour: true,
                 day: true,
                 realtime: None,
-                ack: true,
+                ack,
                 timezone: chrono::FixedOffset::east_opt(8 * 3600).unwrap(),
                 factors: Vec::new(),
             },
@@ -487,5 +491,58 @@ mod tests {
         let secs: Vec<u64> = (1..=9).map(|a| resend_delay(a).as_secs()).collect();
         assert_eq!(secs, vec![5, 10, 20, 40, 60, 60, 60, 60, 60]);
         assert_eq!(resend_delay(u32::MAX), MAX_BACKOFF);
+    }
+
+    /// Without `ack`, packets go one after the other and leave the store once written; CN 9014 is
+    /// not waited for. Garbage and a bad request on the way change nothing.
+    #[tokio::test]
+    async fn without_ack_packets_go_in_order_and_leave_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let sh = shared_with(
+            dir.path(),
+            listener.local_addr().unwrap().to_string(),
+            false,
+        );
+        sh.outbox
+            .commit(&mut Persisted::default(), &[queued(0), queued(1)], &[], 0)
+            .unwrap();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let link = tokio::spawn(run(sh.clone(), stop_rx));
+        let (s, _) = listener.accept().await.unwrap();
+        let (rd, mut wr) = s.into_split();
+        wr.write_all(b"garbage##00").await.unwrap();
+        let mut r = tokio::io::BufReader::new(rd);
+        let mut got = Vec::new();
+        for _ in 0..2 {
+            let mut line = String::new();
+            r.read_line(&mut line).await.unwrap();
+            got.push(line);
+        }
+        assert_eq!(
+            got,
+            vec![queued(0).frames[0].clone(), queued(1).frames[0].clone()]
+        );
+        // A request with a wrong MN is answered 9011 QnRtn=4.
+        let bad = Packet {
+            qn: Some("20260101000000999".into()),
+            mn: "OTHER".into(),
+            ..Packet::decode(&queued(0).frames[0]).unwrap()
+        };
+        wr.write_all(bad.encode().unwrap().as_bytes())
+            .await
+            .unwrap();
+        let mut line = String::new();
+        r.read_line(&mut line).await.unwrap();
+        let answer = Packet::decode(&line).unwrap();
+        assert_eq!(
+            (answer.cn.as_str(), answer.cp_get("QnRtn")),
+            ("9011", Some("4"))
+        );
+        assert_eq!(answer.qn.as_deref(), Some("20260101000000999"));
+        assert_eq!(sh.outbox.next(None).unwrap(), None);
+        assert_eq!(sh.counters.sent.load(Ordering::Relaxed), 2);
+        let _ = stop_tx.send(true);
+        link.await.unwrap();
     }
 }
