@@ -657,6 +657,9 @@ fn reload_plan(path: &std::path::Path, old: &Plan, started_ms: i64) -> Result<Pl
     }
     // Credentials and TLS files are read now, so that a bad path keeps the old publisher.
     publisher::mqtt_options(&new, started_ms).map_err(|e| format!("{}: {e:#}", path.display()))?;
+    if new.hj212 != old.hj212 {
+        tracing::warn!("[hj212] changed; the HJ 212 uplink keeps its settings until a restart");
+    }
     if new.metrics_listen != old.metrics_listen {
         tracing::warn!(
             "metrics.listen changed; the metrics endpoint keeps its address until a restart"

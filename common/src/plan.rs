@@ -29,7 +29,7 @@ pub struct Plan {
 }
 
 /// `[hj212]`: what the HJ 212 uplink sends, where, and how.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Hj212Plan {
     /// The platform, `host:port` (TCP).
     pub address: String,
