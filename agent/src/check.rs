@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use plantmeter_common::config;
 
-use crate::exit::BadInput;
+use crate::exit::{load_plan, BadInput, Needs};
 
 #[derive(clap::Args)]
 pub struct CheckArgs {
@@ -21,8 +21,7 @@ pub struct CheckArgs {
 /// The files the config names (MQTT password, CA, client certificate and key) are read as `run` reads
 /// them, so that `check` fails where `run` would; warnings about them go to stderr.
 pub fn main(args: CheckArgs) -> anyhow::Result<()> {
-    let plan = config::load(&args.config)
-        .map_err(|errors| anyhow::Error::new(BadInput(errors.to_string())))?;
+    let plan = load_plan(&args.config, Needs::Polling)?;
     if !args.skip_files {
         let warnings = config::files::check_files(&plan)
             .map_err(|errors| anyhow::Error::new(BadInput(errors.to_string())))?;

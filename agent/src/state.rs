@@ -8,9 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde::{Deserialize, Serialize};
 
 use crate::store::StoreStats;
-
-/// The file the running agent keeps up to date inside `data_dir`.
-pub const STATUS_FILE: &str = "status.json";
+pub use crate::store::STATUS_FILE;
 
 /// Health of one meter, as published retained on `P/health/{meter}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

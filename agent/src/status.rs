@@ -34,7 +34,7 @@ enum Source {
 }
 
 pub fn main(args: StatusArgs) -> anyhow::Result<()> {
-    let plan = crate::run::load_plan(&args.config)?;
+    let plan = crate::exit::load_plan(&args.config, crate::exit::Needs::Polling)?;
     let dir = &plan.gateway.data_dir;
     let source = if !dir.exists() {
         Source::Empty
@@ -45,7 +45,7 @@ pub fn main(args: StatusArgs) -> anyhow::Result<()> {
             Err(e) => return Err(e.into()),
         }
     };
-    let now = crate::run::wall_ms();
+    let now = plantmeter_common::clock::system_ms();
     if args.json {
         let value = match &source {
             Source::Running(s) => serde_json::json!({"agent_running": true, "status": s}),

@@ -37,8 +37,8 @@ fn requests_to_meters(sim: &plantmeter_sim::SimHandle) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clock_before_the_build_date_stops_polling_and_says_so() {
     let sim = sim().await;
-    let broker = Broker::start();
-    let sub = Subscriber::start(broker.addr).await;
+    let broker = Broker::start(BrokerKind::Rumqttd);
+    let sub = Collector::start(broker.addr, PREFIX).await;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let cfg = write_config(dir.path(), &config(&sim, broker.addr, &data, 0.2, 300));
@@ -46,17 +46,17 @@ async fn a_clock_before_the_build_date_stops_polling_and_says_so() {
     // Built "in 2999": today's system clock is not set yet, as far as the agent can tell.
     let agent = start_on_wall_clock(&cfg, "2999-01-01T00:00:00Z", &log);
 
-    wait_for(
+    wait_until(
         "P/status online with clock unset",
         Duration::from_secs(15),
         || {
-            sub.last("status")
+            sub.last_at("status")
                 .is_some_and(|s| s["state"] == "online" && s["clock"] == "unset")
         },
     )
     .await;
     // Ten poll intervals of 0.2 s at least (the status file is rewritten every 2 s while unsteady).
-    wait_for(
+    wait_until(
         "status.json after 2 s of running",
         Duration::from_secs(15),
         || {
@@ -103,8 +103,8 @@ async fn a_clock_before_the_build_date_stops_polling_and_says_so() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn polling_starts_by_itself_once_the_clock_is_set() {
     let sim = sim().await;
-    let broker = Broker::start();
-    let sub = Subscriber::start(broker.addr).await;
+    let broker = Broker::start(BrokerKind::Rumqttd);
+    let sub = Collector::start(broker.addr, PREFIX).await;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let cfg = write_config(dir.path(), &config(&sim, broker.addr, &data, 0.2, 300));
@@ -113,20 +113,20 @@ async fn polling_starts_by_itself_once_the_clock_is_set() {
     let before = plantmeter_common::clock::system_ms();
     let agent = start_on_wall_clock(&cfg, "+3s", &log);
 
-    wait_for(
+    wait_until(
         "readings once the clock is set",
         Duration::from_secs(20),
         || sub.data_len() >= 5,
     )
     .await;
-    wait_for("P/status clock ok", Duration::from_secs(10), || {
-        sub.last("status").is_some_and(|s| s["clock"] == "ok")
+    wait_until("P/status clock ok", Duration::from_secs(10), || {
+        sub.last_at("status").is_some_and(|s| s["clock"] == "ok")
     })
     .await;
     assert!(agent.sigterm(Duration::from_secs(8)).success());
     // Every reading was taken after the "build date", on the system clock.
     let set_at = before + 3_000;
-    for (seq, p) in &sub.got.lock().unwrap().data {
+    for (seq, p) in &sub.seqs() {
         let v: serde_json::Value = serde_json::from_slice(p).unwrap();
         let ts = plantmeter_common::model::parse_ts_ms(v["ts"].as_str().unwrap()).unwrap();
         assert!(
@@ -187,8 +187,8 @@ async fn a_gateway_booting_in_2000_polls_only_once_its_clock_is_set() {
         return;
     };
     let sim = sim().await;
-    let broker = Broker::start();
-    let sub = Subscriber::start(broker.addr).await;
+    let broker = Broker::start(BrokerKind::Rumqttd);
+    let sub = Collector::start(broker.addr, PREFIX).await;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let cfg = write_config(dir.path(), &config(&sim, broker.addr, &data, 0.2, 300));
@@ -197,11 +197,11 @@ async fn a_gateway_booting_in_2000_polls_only_once_its_clock_is_set() {
     std::fs::write(&offset, "@2000-01-01 00:00:00\n").unwrap();
     let agent = start_faked(&faketime, &offset, &cfg, &log);
 
-    wait_for("P/status clock unset", Duration::from_secs(15), || {
-        sub.last("status").is_some_and(|s| s["clock"] == "unset")
+    wait_until("P/status clock unset", Duration::from_secs(15), || {
+        sub.last_at("status").is_some_and(|s| s["clock"] == "unset")
     })
     .await;
-    wait_for(
+    wait_until(
         "the unset clock in the log",
         Duration::from_secs(10),
         || {
@@ -216,14 +216,14 @@ async fn a_gateway_booting_in_2000_polls_only_once_its_clock_is_set() {
 
     // NTP sets the clock.
     std::fs::write(&offset, "+0\n").unwrap();
-    wait_for(
+    wait_until(
         "readings once the clock is set",
         Duration::from_secs(20),
         || sub.data_len() >= 5,
     )
     .await;
-    wait_for("P/status clock ok", Duration::from_secs(10), || {
-        sub.last("status").is_some_and(|s| s["clock"] == "ok")
+    wait_until("P/status clock ok", Duration::from_secs(10), || {
+        sub.last_at("status").is_some_and(|s| s["clock"] == "ok")
     })
     .await;
     assert!(agent.sigterm(Duration::from_secs(8)).success());
@@ -241,11 +241,8 @@ async fn a_gateway_booting_in_2000_polls_only_once_its_clock_is_set() {
     );
 }
 
-fn stamps(sub: &Subscriber) -> Vec<i64> {
-    sub.got
-        .lock()
-        .unwrap()
-        .data
+fn stamps(sub: &Collector) -> Vec<i64> {
+    sub.seqs()
         .iter()
         .map(|(_, p)| {
             let v: serde_json::Value = serde_json::from_slice(p).unwrap();
@@ -265,8 +262,8 @@ async fn readings_follow_a_step_of_the_system_clock_and_the_step_is_logged() {
         return;
     };
     let sim = sim().await;
-    let broker = Broker::start();
-    let sub = Subscriber::start(broker.addr).await;
+    let broker = Broker::start(BrokerKind::Rumqttd);
+    let sub = Collector::start(broker.addr, PREFIX).await;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let cfg = write_config(dir.path(), &config(&sim, broker.addr, &data, 0.5, 300));
@@ -277,7 +274,7 @@ async fn readings_follow_a_step_of_the_system_clock_and_the_step_is_logged() {
     let hour = 3_600_000;
     let now = plantmeter_common::clock::system_ms;
 
-    wait_for("readings on the true time", Duration::from_secs(20), || {
+    wait_until("readings on the true time", Duration::from_secs(20), || {
         sub.data_len() >= 5
     })
     .await;
@@ -285,7 +282,7 @@ async fn readings_follow_a_step_of_the_system_clock_and_the_step_is_logged() {
     assert!(stamps(&sub).iter().all(|ts| (ts - t).abs() < 60_000));
 
     std::fs::write(&offset, "+3h\n").unwrap();
-    wait_for("readings 3 h ahead", Duration::from_secs(20), || {
+    wait_until("readings 3 h ahead", Duration::from_secs(20), || {
         stamps(&sub)
             .iter()
             .filter(|&&ts| ts > now() + 3 * hour - 60_000)
@@ -295,7 +292,7 @@ async fn readings_follow_a_step_of_the_system_clock_and_the_step_is_logged() {
     .await;
 
     std::fs::write(&offset, "-1h\n").unwrap();
-    wait_for("readings 1 h behind", Duration::from_secs(20), || {
+    wait_until("readings 1 h behind", Duration::from_secs(20), || {
         stamps(&sub)
             .iter()
             .filter(|&&ts| ts < now() - hour + 60_000)

@@ -37,19 +37,23 @@ fn config(
 }
 
 /// Data messages received so far from `meter`.
-fn count(sub: &Subscriber, meter: &str) -> usize {
-    let got = sub.got.lock().unwrap();
-    got.data
-        .iter()
+fn count(sub: &Collector, meter: &str) -> usize {
+    let data = sub.seqs();
+    data.iter()
         .filter(|(_, p)| serde_json::from_slice::<serde_json::Value>(p).unwrap()["meter"] == meter)
         .count()
 }
 
-/// Messages from `meter` during `secs` seconds.
-async fn rate(sub: &Subscriber, meter: &str, secs: u64) -> usize {
+/// The interval (ms) `meter` is polled at, from the poll times of its next `polls` messages.
+async fn interval(sub: &Collector, meter: &str, polls: usize) -> i64 {
     let before = count(sub, meter);
-    tokio::time::sleep(Duration::from_secs(secs)).await;
-    count(sub, meter) - before
+    wait_until(
+        &format!("{polls} more polls of {meter}"),
+        Duration::from_secs(20),
+        || count(sub, meter) >= before + polls,
+    )
+    .await;
+    median_gap(&sub.poll_times(meter)[before..])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -63,8 +67,8 @@ async fn sighup_applies_a_new_plan_without_losing_data_and_keeps_running_on_a_ba
     )
     .await
     .unwrap();
-    let broker = Broker::start();
-    let sub = Subscriber::start(broker.addr).await;
+    let broker = Broker::start(BrokerKind::Rumqttd);
+    let sub = Collector::start(broker.addr, PREFIX).await;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let log = dir.path().join("agent.log");
@@ -74,12 +78,15 @@ async fn sighup_applies_a_new_plan_without_losing_data_and_keeps_running_on_a_ba
     );
     let mut agent = Agent::start_logging_to(&cfg, 1.0, &log);
 
-    wait_for("first polls", Duration::from_secs(10), || {
+    wait_until("first polls", Duration::from_secs(10), || {
         count(&sub, "m000") >= 2
     })
     .await;
-    let slow = rate(&sub, "m000", 3).await;
-    assert!((2..=4).contains(&slow), "{slow} polls in 3 s at 1 s");
+    let slow = interval(&sub, "m000", 3).await;
+    assert!(
+        (900..=1100).contains(&slow),
+        "polled every {slow} ms at 1 s"
+    );
 
     // A faster interval and a second meter.
     write_config(
@@ -92,17 +99,24 @@ async fn sighup_applies_a_new_plan_without_losing_data_and_keeps_running_on_a_ba
         ),
     );
     agent.sighup();
-    wait_for("the new meter's data", Duration::from_secs(10), || {
+    wait_until("the new meter's data", Duration::from_secs(10), || {
         count(&sub, "m001") > 0
     })
     .await;
-    let fast = rate(&sub, "m000", 2).await;
-    assert!(fast >= 7, "{fast} polls in 2 s after reloading to 0.2 s");
+    // The polls after the reload.
+    let fast = interval(&sub, "m000", 8).await;
+    assert!(
+        (150..=250).contains(&fast),
+        "polled every {fast} ms after reloading to 0.2 s"
+    );
     assert!(agent.is_running());
-    wait_for(
+    wait_until(
         "online again after the reload",
         Duration::from_secs(5),
-        || sub.last("status").is_some_and(|s| s["state"] == "online"),
+        || {
+            sub.last_at("status")
+                .is_some_and(|s| s["state"] == "online")
+        },
     )
     .await;
 
@@ -114,15 +128,20 @@ async fn sighup_applies_a_new_plan_without_losing_data_and_keeps_running_on_a_ba
     )
     .unwrap();
     agent.sighup();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_until(
+        "the rejected config in the log",
+        Duration::from_secs(10),
+        || std::fs::read_to_string(&log).is_ok_and(|t| t.contains("bogus")),
+    )
+    .await;
     assert!(
         agent.is_running(),
         "a bad config on SIGHUP stopped the agent"
     );
-    let still_fast = rate(&sub, "m001", 2).await;
+    let still_fast = interval(&sub, "m001", 8).await;
     assert!(
-        still_fast >= 7,
-        "{still_fast} polls in 2 s: the previous plan stopped"
+        (150..=250).contains(&still_fast),
+        "polled every {still_fast} ms: the previous plan stopped"
     );
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(
@@ -142,9 +161,9 @@ async fn sighup_applies_a_new_plan_without_losing_data_and_keeps_running_on_a_ba
         .map(|m| m["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["m000", "m001"], "status lists the reloaded meters");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    sub.wait_distinct(next_seq - 1, Duration::from_secs(10))
+        .await;
     // Every seq of both plans arrived: the reload lost nothing and seq went on without a gap.
-    let got = sub.got.lock().unwrap();
-    let (distinct, _) = check_delivery(&got, next_seq, 2);
+    let (distinct, _) = check_delivery(&sub.data(), next_seq, 2);
     assert!(distinct > 20, "{distinct}");
 }

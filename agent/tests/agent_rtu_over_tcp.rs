@@ -13,11 +13,11 @@ use support::*;
 
 /// Meter name -> polls received, each as (quality, value) per point.
 fn polls(
-    sub: &Subscriber,
+    sub: &Collector,
 ) -> std::collections::BTreeMap<String, Vec<Vec<(String, serde_json::Value)>>> {
-    let got = sub.got.lock().unwrap();
+    let data = sub.seqs();
     let mut out: std::collections::BTreeMap<String, Vec<_>> = Default::default();
-    for (_, p) in &got.data {
+    for (_, p) in &data {
         let v: serde_json::Value = serde_json::from_slice(p).unwrap();
         let points = v["points"]
             .as_array()
@@ -50,8 +50,8 @@ async fn every_meter_is_polled_over_rtu_over_tcp() {
     .await
     .unwrap();
     let rtu = sim.rtu_over_tcp_addr().unwrap();
-    let broker = Broker::start();
-    let sub = Subscriber::start(broker.addr).await;
+    let broker = Broker::start(BrokerKind::Rumqttd);
+    let sub = Collector::start(broker.addr, PREFIX).await;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let mut o = AgentConfigOptions::tcp(sim.addr().to_string());
@@ -68,7 +68,7 @@ async fn every_meter_is_polled_over_rtu_over_tcp() {
     // 2x: every meter twice per real second, all on one line.
     let agent = Agent::start(&cfg, 2.0);
 
-    wait_for(
+    wait_until(
         "three polls of every meter",
         Duration::from_secs(20),
         || {
@@ -86,7 +86,7 @@ async fn every_meter_is_polled_over_rtu_over_tcp() {
             }
         }
         assert_eq!(
-            sub.last(&format!("health/{meter}")).unwrap()["state"],
+            sub.last_at(&format!("health/{meter}")).unwrap()["state"],
             "ok",
             "{meter}"
         );
@@ -94,6 +94,7 @@ async fn every_meter_is_polled_over_rtu_over_tcp() {
     assert!(agent.sigterm(Duration::from_secs(8)).success());
     let st = status_file(&data);
     let next_seq = st["store"]["next_seq"].as_u64().unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    check_delivery(&sub.got.lock().unwrap(), next_seq, 1);
+    sub.wait_distinct(next_seq - 1, Duration::from_secs(10))
+        .await;
+    check_delivery(&sub.data(), next_seq, 1);
 }

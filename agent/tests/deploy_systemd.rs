@@ -162,12 +162,34 @@ async fn no_notifications_without_systemd() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(&sim, dir.path(), "");
     let mut agent = spawn(&cfg, dir.path(), &[]);
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert!(
-        agent.child.try_wait().unwrap().is_none(),
-        "agent exited:\n{}",
-        agent.log()
-    );
+    // Running normally: polling, as its status file shows.
+    let status = dir.path().join("data").join("status.json");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        assert!(
+            agent.child.try_wait().unwrap().is_none(),
+            "agent exited:\n{}",
+            agent.log()
+        );
+        let polled = std::fs::read(&status)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| {
+                v["meters"]
+                    .as_array()
+                    .map(|m| m.iter().any(|m| m["polls"].as_u64() > Some(0)))
+            })
+            .unwrap_or(false);
+        if polled {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no poll within 20 s:\n{}",
+            agent.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     agent.term();
     assert_eq!(
         agent.wait_exit(Duration::from_secs(30)),

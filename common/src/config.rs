@@ -6,7 +6,8 @@
 //! what depends on the broken part (a reference to a meter that did not validate is not reported again).
 //!
 //! Beyond the contract's keys (all optional): `[gateway] max_gap` (also on `[[bus]]` and `[[meter]]`,
-//! the most specific wins; default 8), `[mqtt] password_env`, `keep_alive_s` (30), `max_inflight` (100),
+//! the most specific wins; default 8 on serial lines (RTU, RTU over TCP), 64 on Modbus TCP: `batching::DEFAULT_MAX_GAP`
+//! and `DEFAULT_MAX_GAP_TCP`), `[mqtt] password_env`, `keep_alive_s` (30), `max_inflight` (100),
 //! `[metrics] listen`, `[[meter]] template` and `points` (a subset of the template's points),
 //! `[[meter.point]] min` and `max`, `[audit] grid_factor_year`, `electricity` (`equivalent` | `equal`
 //! with `electricity_kgce_per_kwh` and `electricity_year`), `publish_interval_s` (3600), and per
@@ -28,7 +29,7 @@ mod diag;
 pub mod files;
 mod gateway;
 mod hj212;
-mod meters;
+pub(crate) mod meters;
 mod reader;
 
 pub use describe::describe;

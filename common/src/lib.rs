@@ -6,6 +6,7 @@ pub mod batching;
 pub mod clock;
 pub mod codec;
 pub mod config;
+pub mod delivery;
 pub mod hj212;
 pub mod model;
 pub mod outbox;

@@ -434,3 +434,98 @@ fn manual_meters_take_no_bus_or_register_keys() {
         .to_string();
     assert!(e.contains("unknown key \"address\""), "{e}");
 }
+
+/// `check` shows the model candidates of several products and a driver, and each pollutant's source and O2.
+#[test]
+fn describe_shows_the_model_candidates_sources_and_o2() {
+    // A plant beside template.toml's meters (which has no [audit]).
+    let mut text = std::fs::read_to_string("tests/configs/template.toml").unwrap();
+    text.push_str(
+        r#"
+[[meter]]
+name = "plant"
+bus = "panel"
+unit_id = 9
+poll_interval_s = 60
+  [[meter.point]]
+  name = "knit"
+  register = "holding"
+  address = 0
+  type = "f64"
+  unit = "t"
+  kind = "counter"
+  [[meter.point]]
+  name = "woven"
+  register = "holding"
+  address = 4
+  type = "f64"
+  unit = "t"
+  kind = "counter"
+  [[meter.point]]
+  name = "temp"
+  register = "holding"
+  address = 8
+  type = "f64"
+  unit = "C"
+  kind = "gauge"
+  [[meter.point]]
+  name = "so2"
+  register = "holding"
+  address = 12
+  type = "f64"
+  unit = "mg/m3"
+  kind = "gauge"
+  [[meter.point]]
+  name = "o2"
+  register = "holding"
+  address = 16
+  type = "f64"
+  unit = "%"
+  kind = "gauge"
+  [[meter.point]]
+  name = "flow"
+  register = "holding"
+  address = 20
+  type = "f64"
+  unit = "m3/h"
+  kind = "gauge"
+
+[audit]
+timezone = "+08:00"
+baseline = ["2025-01-01", "2026-01-01"]
+production_unit = "t"
+grid_co2_t_per_mwh = 0.5703
+[[audit.product]]
+name = "knit"
+point = "plant.knit"
+[[audit.product]]
+name = "woven"
+point = "plant.woven"
+factor = 0.8
+[[audit.driver]]
+name = "hdd"
+point = "plant.temp"
+transform = "hdd"
+[[audit.pollutant]]
+name = "SO2"
+source = "boiler-2"
+concentration = "plant.so2"
+flow = "plant.flow"
+o2 = "plant.o2"
+o2_reference = 3.5
+"#,
+    );
+    let plan =
+        config::parse(&text, std::path::Path::new("t.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let out = config::describe(&plan);
+    assert!(
+        out.contains(
+            "candidates: production | knit + woven | production + hdd | knit + woven + hdd"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("concentration plant.so2 mg/m3 x flow rate plant.flow m3/h, O2 plant.o2 (reference 3.5 %) (source boiler-2)"),
+        "{out}"
+    );
+}

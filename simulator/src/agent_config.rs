@@ -128,17 +128,61 @@ impl Simulation {
                 .position(|x| matches!(x, Signal::Counter { .. }))
                 .map(|p| format!("{}.{}", m.name, m.template.points[p].name))
         };
-        let production = (0..self.meters.len())
-            .find(|&i| sc.meters[i].audit && self.meters[i].measures.series == Series::Production);
-        if let Some(p) = production.and_then(main_counter) {
+        let products = &sc.plant.products;
+        if products.is_empty() {
+            let production = (0..self.meters.len()).find(|&i| {
+                sc.meters[i].audit && self.meters[i].measures.series == Series::Production
+            });
+            if let Some(p) = production.and_then(main_counter) {
+                let _ = writeln!(
+                    s,
+                    "production = {{ point = {}, unit = {} }}",
+                    q(&p),
+                    q(&sc.production_unit)
+                );
+            }
+            let _ = writeln!(s);
+        } else {
+            // Several products: production = sum of factor x quantity (DOMAIN.md, standard product).
             let _ = writeln!(
                 s,
-                "production = {{ point = {}, unit = {} }}",
-                q(&p),
+                "production_unit = {}
+",
                 q(&sc.production_unit)
             );
+            for (k, prod) in products.iter().enumerate() {
+                let meter = (0..self.meters.len()).find(|&i| {
+                    sc.meters[i].audit && self.meters[i].measures.series == Series::Product(k)
+                });
+                if let Some(p) = meter.and_then(main_counter) {
+                    let _ = writeln!(
+                        s,
+                        "[[audit.product]]\nname = {}\npoint = {}\nfactor = {}\n",
+                        q(&prod.name),
+                        q(&p),
+                        num(prod.factor)
+                    );
+                }
+            }
         }
-        let _ = writeln!(s);
+        if let Some(w) = &sc.plant.weather {
+            // Heating degree-days of the outdoor temperature: a regression variable.
+            let point = self.meters.iter().find_map(|m| {
+                m.signals
+                    .iter()
+                    .zip(&m.template.points)
+                    .find(|(sig, _)| matches!(sig, Signal::Temperature))
+                    .map(|(_, p)| format!("{}.{}", m.name, p.name))
+            });
+            if let Some(p) = point {
+                let _ = writeln!(
+                    s,
+                    "[[audit.driver]]\nname = \"hdd\"\npoint = {}\ntransform = \"hdd\"\nbase = {}\n",
+                    q(&p),
+                    num(w.heating_base)
+                );
+            }
+        }
         for i in 0..self.meters.len() {
             let Series::Stream(st) = self.meters[i].measures.series else {
                 continue;
@@ -165,7 +209,7 @@ impl Simulation {
                         Signal::Concentration { pollutant, factor }
                             if *pollutant == j && *factor == 1.0 =>
                         {
-                            Some(format!("{}.{}", m.name, p.name))
+                            Some((m, format!("{}.{}", m.name, p.name)))
                         }
                         _ => None,
                     })
@@ -190,15 +234,37 @@ impl Simulation {
                         })
                 })
             });
-            if let (Some(c), Some(f)) = (conc, flow) {
-                let _ = writeln!(
-                    s,
-                    "[[audit.pollutant]]\nname = {}\nconcentration = {}\nflow = {}\n",
-                    q(&pol.name),
-                    q(&c),
-                    q(&f)
-                );
+            let Some(((conc_meter, c), f)) = conc.zip(flow) else {
+                continue;
+            };
+            let _ = writeln!(
+                s,
+                "[[audit.pollutant]]\nname = {}\nconcentration = {}\nflow = {}",
+                q(&pol.name),
+                q(&c),
+                q(&f)
+            );
+            // Several stacks (outfalls) of one pollutant: each is a source, named by its stream.
+            let sources = sc
+                .plant
+                .pollutants
+                .iter()
+                .filter(|x| x.name == pol.name)
+                .count();
+            if sources > 1 {
+                let _ = writeln!(s, "source = {}", q(&sc.plant.streams[pol.stream].name));
             }
+            // A stack analyser's O2: the converted concentration at the gas-boiler reference (GB 13271: 3.5 %).
+            let o2 = conc_meter
+                .template
+                .points
+                .iter()
+                .find(|p| p.name == "o2")
+                .map(|p| format!("{}.{}", conc_meter.name, p.name));
+            if let Some(o2) = o2 {
+                let _ = writeln!(s, "o2 = {}\no2_reference = 3.5", q(&o2));
+            }
+            let _ = writeln!(s);
         }
         for (ind, i1, i2, i3) in &a.levels {
             let _ = writeln!(

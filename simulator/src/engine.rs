@@ -11,7 +11,7 @@ use crate::meter::{signal_for, Measures, MeterCounts, MeterStats, Signal, SimMet
 use crate::modbus::{self, Request};
 use crate::plant::{tag_of, Plant, Series};
 use crate::scenario::{Scenario, ScenarioError};
-use crate::template::Template;
+use plantmeter_common::templates::Template;
 
 /// What a meter does with one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,12 +59,25 @@ impl Simulation {
         for (idx, m) in scenario.meters.iter().enumerate() {
             let template = Template::builtin(&m.template)
                 .map_err(|e| ScenarioError(format!("meter {:?}: {e}", m.name)))?;
+            let product = scenario
+                .plant
+                .products
+                .iter()
+                .position(|p| p.name == m.measures);
             let (series, unit, stream_name) = if m.measures == "production" {
                 (
                     Series::Production,
                     scenario.production_unit.clone(),
                     "production".to_string(),
                 )
+            } else if let Some(k) = product {
+                (
+                    Series::Product(k),
+                    scenario.production_unit.clone(),
+                    "production".to_string(),
+                )
+            } else if m.measures == "weather" {
+                (Series::Temperature, "C".to_string(), "weather".to_string())
             } else {
                 let i = scenario
                     .plant
@@ -94,7 +107,7 @@ impl Simulation {
             let signals: Vec<Signal> = template
                 .points
                 .iter()
-                .map(|p| signal_for(p, &stream_name, &unit, &pollutants))
+                .map(|p| signal_for(p, &stream_name, &unit, &pollutants, m.o2_mean))
                 .collect();
             let mut meter = SimMeter {
                 name: m.name.clone(),

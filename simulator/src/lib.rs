@@ -23,7 +23,6 @@ pub mod modbus;
 pub mod plant;
 pub mod scenario;
 pub mod server;
-pub mod template;
 pub mod truth;
 
 use std::net::SocketAddr;
@@ -39,8 +38,8 @@ pub use agent_config::{AgentBus, AgentConfigOptions};
 pub use engine::{Outcome, Simulation};
 pub use fault::{Fault, FaultWindow, RandomFault};
 pub use meter::MeterCounts;
+pub use plantmeter_common::templates::Template;
 pub use scenario::{MeterSpec, Scenario, ScenarioError};
-pub use template::Template;
 pub use truth::{Amounts, Truth, TruthDay};
 
 /// Why the simulator could not start or act.

@@ -10,7 +10,7 @@ use plantmeter_common::types::{DataType, PointKind, RegisterKind};
 use crate::fault::{CounterEvent, FaultPlan};
 use crate::modbus::ILLEGAL_DATA_ADDRESS;
 use crate::plant::{noise, tag_of, Plant, Series};
-use crate::template::Template;
+use plantmeter_common::templates::Template;
 
 /// Where a point's value comes from.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -29,6 +29,8 @@ pub enum Signal {
     Running,
     /// A level with a little noise per slot: mean and relative noise.
     Level { mean: f64, noise: f64 },
+    /// The plant's outdoor temperature, C.
+    Temperature,
 }
 
 /// What a meter measures.
@@ -142,8 +144,22 @@ pub fn signal_for(
     stream_name: &str,
     stream_unit: &str,
     pollutants: &[(usize, &str)],
+    o2_mean: f64,
 ) -> Signal {
     let name = p.name.as_str();
+    if stream_name == "weather" {
+        return match name {
+            "temperature" => Signal::Temperature,
+            "humidity" => Signal::Level {
+                mean: 70.0,
+                noise: 0.15,
+            },
+            _ => Signal::Level {
+                mean: 0.0,
+                noise: 0.0,
+            },
+        };
+    }
     if let Some(pol) = pollutant_of(name) {
         if let Some(&(idx, _)) = pollutants.iter().find(|(_, n)| *n == pol) {
             // mg/m3 at 0 C -> ppm: x 22.4 / M; ppb x 1000.
@@ -196,7 +212,7 @@ pub fn signal_for(
             noise: 0.001,
         },
         "o2" => Signal::Level {
-            mean: 3.5,
+            mean: o2_mean,
             noise: 0.1,
         },
         "temperature" if stream_name == "flue_gas" => Signal::Level {
@@ -272,6 +288,7 @@ impl SimMeter {
             Signal::Concentration { pollutant, factor } => {
                 plant.concentration(pollutant, t_ms) * factor
             }
+            Signal::Temperature => plant.rate(Series::Temperature, t_ms),
             Signal::Running => {
                 if plant.rate(Series::Production, t_ms) > 0.0 {
                     1.0

@@ -46,6 +46,44 @@ pub struct StreamSpec {
     pub specific_after: f64,
     /// Relative noise per slot.
     pub noise: f64,
+    /// Heating load: units per hour per kelvin the outdoor temperature is below the weather's
+    /// `heating_base` (0 without a weather model).
+    pub heating: f64,
+}
+
+/// One product of the line (DOMAIN.md, standard product): the line's output is in standard product
+/// (the production unit); a product's quantity is its share of that output divided by its factor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProductSpec {
+    pub name: String,
+    /// Standard-product factor: production unit per unit of this product.
+    pub factor: f64,
+    /// Mean share of the line's standard output (the shares are normalised per day).
+    pub share: f64,
+    /// Relative day-to-day variation of the share (0.3 = +-30 %): the mix changes with the orders.
+    pub swing: f64,
+}
+
+/// Outdoor temperature (C): a seasonal cosine, a daily cosine, a per-day weather offset and a
+/// per-slot noise. It moves every stream's `heating` load.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WeatherSpec {
+    /// Annual mean, C.
+    pub mean: f64,
+    /// Half the difference between the warmest and the coldest day's mean, C.
+    pub seasonal_amplitude: f64,
+    /// Day of the year (1..=366) of the coldest mean.
+    pub coldest_day: f64,
+    /// Half the daily swing, C.
+    pub daily_amplitude: f64,
+    /// Local hour of the day's warmest temperature.
+    pub warmest_hour: f64,
+    /// Weather of the day (cold spells, warm days): +- this many C, one draw per local day.
+    pub day_noise: f64,
+    /// Per-slot noise, +- C.
+    pub noise: f64,
+    /// Base of the heating load (and of the heating degree-days), C.
+    pub heating_base: f64,
 }
 
 /// A pollutant carried by a stream (flue gas or wastewater).
@@ -80,6 +118,10 @@ pub struct PlantSpec {
     pub production: ProductionSpec,
     pub streams: Vec<StreamSpec>,
     pub pollutants: Vec<PollutantSpec>,
+    /// Products of the line; empty: one product, the production itself.
+    pub products: Vec<ProductSpec>,
+    /// Outdoor temperature; None: no weather, no heating load.
+    pub weather: Option<WeatherSpec>,
 }
 
 /// Which series of the plant a quantity comes from.
@@ -89,6 +131,10 @@ pub enum Series {
     Stream(usize),
     /// Pollutant load, kg.
     Load(usize),
+    /// Quantity of one product, in its own unit.
+    Product(usize),
+    /// Outdoor temperature, C (its "integral" is degree-hours: not a quantity).
+    Temperature,
 }
 
 #[derive(Default)]
@@ -166,6 +212,37 @@ impl Plant {
             .with_timezone(&self.spec.timezone)
     }
 
+    /// Outdoor temperature (C) of slot k; 0 without a weather model.
+    fn temperature(&self, k: usize) -> f64 {
+        let Some(w) = &self.spec.weather else {
+            return 0.0;
+        };
+        let local = self.local(k);
+        let doy = f64::from(local.ordinal());
+        let hour = f64::from(local.hour()) + f64::from(local.minute()) / 60.0;
+        let tau = std::f64::consts::TAU;
+        let seasonal = -w.seasonal_amplitude * (tau * (doy - w.coldest_day) / 365.25).cos();
+        let daily = w.daily_amplitude * (tau * (hour - w.warmest_hour) / 24.0).cos();
+        let day_no = local.date_naive().num_days_from_ce() as u64;
+        let day = w.day_noise * noise(self.spec.seed, tag_of("weather-day"), day_no);
+        let slot = w.noise * noise(self.spec.seed, tag_of("temperature"), k as u64);
+        w.mean + seasonal + daily + day + slot
+    }
+
+    /// Each product's share of the standard output on the local day of slot k (they sum to 1).
+    fn product_shares(&self, k: usize, out: &mut Vec<f64>) {
+        out.clear();
+        let day_no = self.local(k).date_naive().num_days_from_ce() as u64;
+        for p in &self.spec.products {
+            let n = noise(self.spec.seed, tag_of(&p.name) ^ 0xA5A5, day_no);
+            out.push((p.share * (1.0 + p.swing * n)).max(0.0));
+        }
+        let total: f64 = out.iter().sum();
+        if total > 0.0 {
+            out.iter_mut().for_each(|s| *s /= total);
+        }
+    }
+
     /// Production rate (units/h) of slot k.
     fn production_rate(&self, k: usize) -> f64 {
         let p = &self.spec.production;
@@ -196,7 +273,7 @@ impl Plant {
     /// Fill the cache up to and including slot `k`.
     fn extend(&self, cache: &mut Cache, k: usize) {
         let n_streams = self.spec.streams.len();
-        let n_series = 1 + n_streams + self.spec.pollutants.len();
+        let n_series = 1 + n_streams + self.spec.pollutants.len() + self.spec.products.len() + 1;
         if cache.rates.is_empty() {
             cache.rates = vec![Vec::new(); n_series];
             cache.prefix = vec![vec![0.0]; n_series];
@@ -204,9 +281,14 @@ impl Plant {
         }
         let slot_h = self.spec.slot_ms as f64 / HOUR_MS;
         let mut stream_rates = vec![0.0; n_streams];
+        let mut shares = Vec::with_capacity(self.spec.products.len());
+        let heating_base = self.spec.weather.as_ref().map(|w| w.heating_base);
         while cache.rates[0].len() <= k {
             let j = cache.rates[0].len();
             let prod = self.production_rate(j);
+            let temp = self.temperature(j);
+            // Kelvin below the heating base (0 without weather).
+            let cold = heating_base.map_or(0.0, |b| (b - temp).max(0.0));
             let after = self
                 .spec
                 .measure_ms
@@ -216,7 +298,8 @@ impl Plant {
             for (i, s) in self.spec.streams.iter().enumerate() {
                 let specific = if after { s.specific_after } else { s.specific };
                 let n = noise(self.spec.seed, tag_of(&s.name), j as u64);
-                let r = ((s.base + specific * prod) * (1.0 + s.noise * n)).max(0.0);
+                let r =
+                    ((s.base + specific * prod + s.heating * cold) * (1.0 + s.noise * n)).max(0.0);
                 stream_rates[i] = r;
                 row.push(r);
             }
@@ -230,6 +313,11 @@ impl Plant {
                 let flow = stream_rates.get(p.stream).copied().unwrap_or(0.0);
                 row.push(c * flow * p.kg_factor);
             }
+            self.product_shares(j, &mut shares);
+            for (p, share) in self.spec.products.iter().zip(&shares) {
+                row.push(prod * share / p.factor);
+            }
+            row.push(temp);
             for (s, r) in row.into_iter().enumerate() {
                 let last = cache.prefix[s].last().copied().unwrap_or(0.0);
                 cache.prefix[s].push(last + r * slot_h);
@@ -243,6 +331,10 @@ impl Plant {
             Series::Production => 0,
             Series::Stream(i) => 1 + i,
             Series::Load(i) => 1 + self.spec.streams.len() + i,
+            Series::Product(i) => 1 + self.spec.streams.len() + self.spec.pollutants.len() + i,
+            Series::Temperature => {
+                1 + self.spec.streams.len() + self.spec.pollutants.len() + self.spec.products.len()
+            }
         }
     }
 
@@ -297,6 +389,31 @@ impl Plant {
         self.with_cache(k, |c| c.conc.get(i).map_or(0.0, |v| v[k]))
     }
 
+    /// Heating degree-days over `[from_ms, to_ms)`: the integral of max(0, heating_base - T) in hours,
+    /// divided by 24 (T constant within a slot, so this is DOMAIN.md's sum over hours for hour slots).
+    /// 0 without a weather model.
+    pub fn heating_degree_days(&self, from_ms: i64, to_ms: i64) -> f64 {
+        let Some(base) = self.spec.weather.as_ref().map(|w| w.heating_base) else {
+            return 0.0;
+        };
+        let from_ms = from_ms.max(self.spec.start_ms);
+        let mut t = from_ms;
+        let mut degree_hours = 0.0;
+        while t < to_ms {
+            let Some((k, into)) = self.slot_of(t) else {
+                break;
+            };
+            if k >= MAX_SLOTS {
+                break;
+            }
+            let end = (t - into + self.spec.slot_ms).min(to_ms);
+            let temp = self.rate(Series::Temperature, t);
+            degree_hours += (base - temp).max(0.0) * (end - t) as f64 / HOUR_MS;
+            t = end;
+        }
+        degree_hours / 24.0
+    }
+
     /// Slot number and its start (for per-slot gauge noise).
     pub fn slot_number(&self, t_ms: i64) -> u64 {
         self.slot_of(t_ms).map_or(0, |(k, _)| k as u64 + 1)
@@ -330,8 +447,11 @@ mod tests {
                 specific: 50.0,
                 specific_after: 40.0,
                 noise: 0.05,
+                heating: 0.0,
             }],
             pollutants: vec![],
+            products: vec![],
+            weather: None,
         }
     }
 

@@ -5,8 +5,10 @@ use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime};
 use serde::Deserialize;
 
 use crate::fault::{CounterEvent, Fault, FaultPlan, FaultWindow, RandomFault};
-use crate::plant::{PlantSpec, PollutantSpec, ProductionSpec, StreamSpec};
-use crate::template::Template;
+use crate::plant::{
+    PlantSpec, PollutantSpec, ProductSpec, ProductionSpec, StreamSpec, WeatherSpec,
+};
+use plantmeter_common::templates::Template;
 
 /// The built-in plant's scenario text.
 pub const BUILTIN: &str = include_str!("../scenarios/builtin.toml");
@@ -23,7 +25,7 @@ pub struct MeterSpec {
     /// Built-in template key (`sdm630`).
     pub template: String,
     pub unit_id: u8,
-    /// `production` or a stream name.
+    /// `production`, a stream name, a product name or `weather`.
     pub measures: String,
     /// Fraction of the stream through this meter.
     pub share: f64,
@@ -33,6 +35,8 @@ pub struct MeterSpec {
     pub poll_interval_s: f64,
     /// Whether the meter's main counter is an audit input (false for sub-meters).
     pub audit: bool,
+    /// Mean O2 (%) an `o2` point of this meter shows (a stack analyser).
+    pub o2_mean: f64,
     /// When set, `counter_start` is chosen so that the main counter wraps at its modulus then (UTC ms).
     pub rollover_at: Option<i64>,
     pub faults: FaultPlan,
@@ -70,8 +74,53 @@ struct File {
     #[serde(default)]
     pollutant: Vec<PollutantFile>,
     #[serde(default)]
+    product: Vec<ProductFile>,
+    weather: Option<WeatherFile>,
+    #[serde(default)]
     meter: Vec<MeterFile>,
     audit: AuditFile,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProductFile {
+    name: String,
+    #[serde(default = "one")]
+    factor: f64,
+    #[serde(default = "one")]
+    share: f64,
+    #[serde(default)]
+    swing: f64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WeatherFile {
+    mean: f64,
+    #[serde(default)]
+    seasonal_amplitude: f64,
+    #[serde(default = "coldest_day")]
+    coldest_day: f64,
+    #[serde(default)]
+    daily_amplitude: f64,
+    #[serde(default = "warmest_hour")]
+    warmest_hour: f64,
+    #[serde(default)]
+    day_noise: f64,
+    #[serde(default)]
+    noise: f64,
+    #[serde(default = "heating_base")]
+    heating_base: f64,
+}
+
+fn coldest_day() -> f64 {
+    15.0
+}
+fn warmest_hour() -> f64 {
+    14.0
+}
+fn heating_base() -> f64 {
+    18.0
 }
 
 #[derive(Deserialize)]
@@ -109,6 +158,9 @@ fn sixty() -> f64 {
 fn yes() -> bool {
     true
 }
+fn o2_mean() -> f64 {
+    3.5
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -136,6 +188,8 @@ struct StreamFile {
     specific_after: Option<f64>,
     #[serde(default)]
     noise: f64,
+    #[serde(default)]
+    heating: f64,
 }
 
 #[derive(Deserialize)]
@@ -165,6 +219,8 @@ struct MeterFile {
     poll_interval_s: f64,
     #[serde(default = "yes")]
     audit: bool,
+    #[serde(default = "o2_mean")]
+    o2_mean: f64,
     rollover_at: Option<String>,
     #[serde(default)]
     replace_at: Vec<String>,
@@ -352,6 +408,7 @@ impl Scenario {
                 specific: s.specific,
                 specific_after: s.specific_after.unwrap_or(s.specific),
                 noise: s.noise,
+                heating: s.heating,
             });
         }
         let mut pollutants = Vec::new();
@@ -365,6 +422,15 @@ impl Scenario {
                         q.name, q.stream
                     ))
                 })?;
+            if pollutants
+                .iter()
+                .any(|x: &PollutantSpec| x.name == q.name && x.stream == stream)
+            {
+                return Err(ScenarioError(format!(
+                    "pollutant {:?} is defined twice on stream {:?}",
+                    q.name, q.stream
+                )));
+            }
             let water = matches!(
                 q.name.as_str(),
                 "COD" | "NH3-N" | "TN" | "TP" | "heavy_metals"
@@ -377,6 +443,56 @@ impl Scenario {
                 idle_factor: q.idle_factor,
                 kg_factor: if water { 1e-3 } else { 1e-6 },
             });
+        }
+        let mut products: Vec<ProductSpec> = Vec::new();
+        for p in &f.product {
+            let taken = p.name == "production"
+                || p.name == "weather"
+                || streams.iter().any(|s| s.name == p.name)
+                || products.iter().any(|x| x.name == p.name);
+            if taken || p.name.is_empty() {
+                return Err(ScenarioError(format!(
+                    "product {:?}: the name is empty, taken by another product or stream, or reserved (production, weather)",
+                    p.name
+                )));
+            }
+            let positive = |v: f64| v.is_finite() && v > 0.0;
+            if !positive(p.factor) || !positive(p.share) {
+                return Err(ScenarioError(format!(
+                    "product {:?}: factor and share must be > 0",
+                    p.name
+                )));
+            }
+            if !(0.0..1.0).contains(&p.swing) {
+                return Err(ScenarioError(format!(
+                    "product {:?}: swing {} must be within 0..1",
+                    p.name, p.swing
+                )));
+            }
+            products.push(ProductSpec {
+                name: p.name.clone(),
+                factor: p.factor,
+                share: p.share,
+                swing: p.swing,
+            });
+        }
+        let weather = f.weather.as_ref().map(|w| WeatherSpec {
+            mean: w.mean,
+            seasonal_amplitude: w.seasonal_amplitude,
+            coldest_day: w.coldest_day,
+            daily_amplitude: w.daily_amplitude,
+            warmest_hour: w.warmest_hour,
+            day_noise: w.day_noise,
+            noise: w.noise,
+            heating_base: w.heating_base,
+        });
+        if weather.is_none() {
+            if let Some(s) = streams.iter().find(|s| s.heating != 0.0) {
+                return Err(ScenarioError(format!(
+                    "stream {:?}: heating needs a [weather] section (the outdoor temperature)",
+                    s.name
+                )));
+            }
         }
         let plant = PlantSpec {
             seed: f.plant.seed,
@@ -394,6 +510,8 @@ impl Scenario {
             },
             streams,
             pollutants,
+            products,
+            weather,
         };
         let mut meters: Vec<MeterSpec> = Vec::new();
         for m in f.meter {
@@ -419,10 +537,20 @@ impl Scenario {
                 return Err(at(format!("unit_id {} is outside 1..=247", m.unit_id)));
             }
             Template::builtin(&m.template).map_err(|e| at(e.to_string()))?;
-            if m.measures != "production" && !plant.streams.iter().any(|s| s.name == m.measures) {
+            let known = m.measures == "production"
+                || plant.streams.iter().any(|s| s.name == m.measures)
+                || plant.products.iter().any(|p| p.name == m.measures)
+                || (m.measures == "weather" && plant.weather.is_some());
+            if !known {
                 return Err(at(format!(
-                    "measures {:?}: not \"production\" nor a stream of the scenario",
+                    "measures {:?}: not \"production\", a stream, a product, nor \"weather\" (with a [weather] section) of the scenario",
                     m.measures
+                )));
+            }
+            if !(m.o2_mean > 0.0 && m.o2_mean < 21.0) {
+                return Err(at(format!(
+                    "o2_mean {} must be within 0..21 (%)",
+                    m.o2_mean
                 )));
             }
             if m.poll_interval_s.is_nan() || m.poll_interval_s <= 0.0 {
@@ -483,6 +611,7 @@ impl Scenario {
                 counter_start: m.counter_start,
                 poll_interval_s: m.poll_interval_s,
                 audit: m.audit,
+                o2_mean: m.o2_mean,
                 rollover_at,
                 faults,
             });
@@ -490,10 +619,32 @@ impl Scenario {
         if meters.is_empty() {
             return Err(ScenarioError("the scenario has no [[meter]]".into()));
         }
-        if !meters.iter().any(|m| m.measures == "production") {
-            return Err(ScenarioError(
-                "no meter measures \"production\": the audit needs a production counter".into(),
-            ));
+        if plant.products.is_empty() {
+            if !meters.iter().any(|m| m.measures == "production") {
+                return Err(ScenarioError(
+                    "no meter measures \"production\": the audit needs a production counter".into(),
+                ));
+            }
+        } else {
+            if let Some(m) = meters
+                .iter()
+                .find(|m| m.audit && m.measures == "production")
+            {
+                return Err(ScenarioError(format!(
+                    "meter {:?}: with [[product]] entries the audit counts the products; measure a product, or set audit = false",
+                    m.name
+                )));
+            }
+            if let Some(p) = plant
+                .products
+                .iter()
+                .find(|p| !meters.iter().any(|m| m.audit && m.measures == p.name))
+            {
+                return Err(ScenarioError(format!(
+                    "product {:?}: no audit meter measures it",
+                    p.name
+                )));
+            }
         }
         let a = &f.audit;
         let audit = AuditSpec {
@@ -529,5 +680,44 @@ impl Scenario {
     /// A meter by name, to adjust before `start` (faults, rollover time).
     pub fn meter_mut(&mut self, name: &str) -> Option<&mut MeterSpec> {
         self.meters.iter_mut().find(|m| m.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_of(from: &str, to: &str) -> String {
+        assert!(BUILTIN.contains(from), "{from}");
+        match Scenario::from_toml(&BUILTIN.replacen(from, to, 1)) {
+            Ok(_) => panic!("{to:?} was accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn products_weather_and_o2_are_checked() {
+        let e = error_of("[weather]\nmean = 17.0", "[unused]\nmean = 17.0");
+        assert!(e.contains("unused"), "{e}");
+        // Without the [weather] section, the heating load has no temperature to follow.
+        let a = BUILTIN.find("[weather]").unwrap();
+        let b = a + BUILTIN[a..].find("[[stream]]").unwrap();
+        let no_weather = format!("{}{}", &BUILTIN[..a], &BUILTIN[b..]);
+        let e = Scenario::from_toml(&no_weather)
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            e.as_deref()
+                .is_some_and(|e| e.contains("natural_gas") && e.contains("[weather]")),
+            "{e:?}"
+        );
+        let e = error_of("measures = \"woven\"", "measures = \"production\"");
+        assert!(e.contains("packer-woven") && e.contains("product"), "{e}");
+        let e = error_of("name = \"woven\"", "name = \"knit\"");
+        assert!(e.contains("\"knit\""), "{e}");
+        let e = error_of("o2_mean = 5.0", "o2_mean = 25.0");
+        assert!(e.contains("stack-2") && e.contains("o2_mean"), "{e}");
+        let e = error_of("factor = 0.8", "factor = 0.0");
+        assert!(e.contains("woven") && e.contains("factor"), "{e}");
     }
 }

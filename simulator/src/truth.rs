@@ -21,8 +21,19 @@ pub struct Amounts {
     /// Consumption per audit carrier (`electricity` kWh, `natural_gas` m3, `water` m3, ...):
     /// the sum of the audit meters measuring it.
     pub carriers: BTreeMap<String, f64>,
-    /// Pollutant loads in kg (concentration x the stream's flow).
+    /// Pollutant loads in kg (concentration x the stream's flow), all sources together.
     pub pollutants_kg: BTreeMap<String, f64>,
+    /// Each pollutant's load per source (the stream that carries it: `flue_gas`, `flue_gas_2`), kg.
+    #[serde(default)]
+    pub sources_kg: BTreeMap<String, BTreeMap<String, f64>>,
+    /// Each product's quantity in its own unit (audit meters measuring it); `production` is the sum of
+    /// factor x quantity. Empty when the scenario has no `[[product]]`.
+    #[serde(default)]
+    pub products: BTreeMap<String, f64>,
+    /// Heating degree-days of the outdoor temperature (base: the weather's `heating_base`): the sum over
+    /// the hours of max(0, base - T) / 24. 0 without weather.
+    #[serde(default)]
+    pub hdd: f64,
     /// Advance of every counter point (`meter.point`), in the point's unit, unwrapped: rollovers
     /// and replacements do not change it.
     pub points: BTreeMap<String, f64>,
@@ -31,13 +42,21 @@ pub struct Amounts {
 impl Amounts {
     fn add(&mut self, o: &Amounts) {
         self.production += o.production;
+        self.hdd += o.hdd;
         for (map, other) in [
             (&mut self.carriers, &o.carriers),
             (&mut self.pollutants_kg, &o.pollutants_kg),
             (&mut self.points, &o.points),
+            (&mut self.products, &o.products),
         ] {
             for (k, v) in other {
                 *map.entry(k.clone()).or_insert(0.0) += v;
+            }
+        }
+        for (pollutant, sources) in &o.sources_kg {
+            let mine = self.sources_kg.entry(pollutant.clone()).or_default();
+            for (k, v) in sources {
+                *mine.entry(k.clone()).or_insert(0.0) += v;
             }
         }
     }
@@ -92,18 +111,31 @@ impl Simulation {
             }
             match m.measures.series {
                 Series::Production => a.production += d,
+                Series::Product(k) => {
+                    let p = &self.scenario.plant.products[k];
+                    *a.products.entry(p.name.clone()).or_insert(0.0) += d;
+                    a.production += p.factor * d;
+                }
                 Series::Stream(i) => {
                     let name = &self.scenario.plant.streams[i].name;
                     if Carrier::parse(name).is_some() {
                         *a.carriers.entry(name.clone()).or_insert(0.0) += d;
                     }
                 }
-                Series::Load(_) => {}
+                Series::Load(_) | Series::Temperature => {}
             }
         }
         for (i, p) in self.scenario.plant.pollutants.iter().enumerate() {
-            *a.pollutants_kg.entry(p.name.clone()).or_insert(0.0) += delta(Series::Load(i));
+            let kg = delta(Series::Load(i));
+            *a.pollutants_kg.entry(p.name.clone()).or_insert(0.0) += kg;
+            let source = self.scenario.plant.streams[p.stream].name.clone();
+            *a.sources_kg
+                .entry(p.name.clone())
+                .or_default()
+                .entry(source)
+                .or_insert(0.0) += kg;
         }
+        a.hdd = plant.heating_degree_days(from_ms, to_ms);
         a
     }
 

@@ -36,7 +36,24 @@ fn agent_config_passes_validation_for_every_transport() {
         let audit = plan.audit.as_ref().unwrap();
         assert_eq!(audit.products[0].point.qualified(), "packer.count_total");
         assert_eq!(audit.inputs.len(), 4);
-        assert_eq!(audit.pollutants.len(), 7);
+        assert_eq!(audit.pollutants.len(), 10);
+        assert_eq!(audit.products.len(), 2);
+        assert_eq!(audit.products[1].factor, 0.8);
+        assert_eq!(audit.drivers.len(), 1);
+        assert_eq!(audit.drivers[0].point.qualified(), "weather.temperature");
+        let sources: Vec<_> = audit
+            .pollutants
+            .iter()
+            .filter(|p| p.name.as_str() == "SO2")
+            .map(|p| (p.source.clone(), p.o2.as_ref().map(|(r, _)| r.qualified())))
+            .collect();
+        assert_eq!(
+            sources,
+            [
+                (Some("flue_gas".into()), Some("stack.o2".into())),
+                (Some("flue_gas_2".into()), Some("stack-2.o2".into()))
+            ]
+        );
         assert_eq!(audit.levels.len(), 2);
     }
 }

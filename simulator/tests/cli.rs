@@ -1,9 +1,13 @@
 //! The `plantmeter-sim` binary: arguments, exit codes, the agent config, the truth file.
 #![allow(clippy::unwrap_used)]
 
+mod wait;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
+
+use wait::wait_until;
 
 const BIN: &str = env!("CARGO_BIN_EXE_plantmeter-sim");
 
@@ -56,12 +60,32 @@ fn print_agent_config_names_every_meter_and_the_audit() {
     let text = String::from_utf8(out.stdout).unwrap();
     let doc: toml::Table = toml::from_str(&text).unwrap();
     assert_eq!(doc["bus"][0]["address"].as_str(), Some("127.0.0.1:15020"));
-    assert_eq!(doc["meter"].as_array().unwrap().len(), 11);
+    assert_eq!(doc["meter"].as_array().unwrap().len(), 14);
     let audit = &doc["audit"];
+    assert_eq!(audit["production_unit"].as_str(), Some("t"));
+    let products: Vec<_> = audit["product"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_string(),
+                p["point"].as_str().unwrap().to_string(),
+                p["factor"].as_float().unwrap(),
+            )
+        })
+        .collect();
     assert_eq!(
-        audit["production"]["point"].as_str(),
-        Some("packer.count_total")
+        products,
+        [
+            ("knit".into(), "packer.count_total".into(), 1.0),
+            ("woven".into(), "packer-woven.count_total".into(), 0.8)
+        ]
     );
+    let driver = &audit["driver"][0];
+    assert_eq!(driver["point"].as_str(), Some("weather.temperature"));
+    assert_eq!(driver["transform"].as_str(), Some("hdd"));
+    assert_eq!(driver["base"].as_float(), Some(18.0));
     let carriers: Vec<_> = audit["input"]
         .as_array()
         .unwrap()
@@ -72,7 +96,17 @@ fn print_agent_config_names_every_meter_and_the_audit() {
         carriers,
         ["electricity", "electricity", "natural_gas", "water"]
     );
-    assert_eq!(audit["pollutant"].as_array().unwrap().len(), 7);
+    let pollutants = audit["pollutant"].as_array().unwrap();
+    assert_eq!(pollutants.len(), 10);
+    let so2: Vec<_> = pollutants
+        .iter()
+        .filter(|p| p["name"].as_str() == Some("SO2"))
+        .map(|p| (p["source"].as_str().unwrap(), p["o2"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        so2,
+        [("flue_gas", "stack.o2"), ("flue_gas_2", "stack-2.o2")]
+    );
 }
 
 #[test]
@@ -87,6 +121,8 @@ fn serves_and_writes_the_truth_at_exit() {
             "2025-03-03T00:00:00+08:00",
             "--clock-speed",
             "86400",
+            "--truth-interval-s",
+            "0.1",
             "--truth",
         ])
         .arg(&truth)
@@ -97,7 +133,18 @@ fn serves_and_writes_the_truth_at_exit() {
     let _banner = lines.next().unwrap().unwrap();
     let addr = lines.next().unwrap().unwrap();
     assert!(addr.starts_with("modbus-tcp 127.0.0.1:"), "{addr}");
-    std::thread::sleep(Duration::from_millis(1500));
+    // The truth file, rewritten every 0.1 s, covers a second virtual day.
+    let days = || {
+        std::fs::read(&truth)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<plantmeter_sim::Truth>(&b).ok())
+            .map_or(0, |t| t.days.len())
+    };
+    wait_until(
+        "the truth of two virtual days",
+        Duration::from_secs(20),
+        || days() >= 2,
+    );
     // SIGTERM, as a test harness or systemd would.
     let _ = Command::new("kill").arg(child.id().to_string()).status();
     let status = child.wait().unwrap();

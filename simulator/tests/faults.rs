@@ -2,15 +2,19 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+mod modbus_client;
+mod wait;
 
 use std::time::{Duration, Instant};
 
-use common::{frozen, read_point};
+use common::frozen;
+use modbus_client::read_point;
 use plantmeter_common::codec::decode_point;
 use plantmeter_common::model::{parse_ts_ms, Quality};
 use plantmeter_common::Clock;
 use plantmeter_sim::{start, Fault, Scenario, SimOptions};
 use tokio_modbus::prelude::*;
+use wait::wait_until;
 
 const T: &str = "2025-06-11T10:30:00+08:00";
 const DAY: Duration = Duration::from_secs(86_400);
@@ -99,7 +103,11 @@ async fn slow_replies_arrive_late_but_right() {
         .sim()
         .point_value("main-power", "energy_import", sim.now_ms())
         .unwrap();
-    assert!(common::close(p, decode_point(p, &words).0.unwrap(), want));
+    assert!(modbus_client::close(
+        p,
+        decode_point(p, &words).0.unwrap(),
+        want
+    ));
     sim.shutdown().await;
 }
 
@@ -169,7 +177,11 @@ async fn nan_makes_float_points_invalid_and_stuck_freezes_values() {
     let a = ctx.read_input_registers(0x34, 0x18).await.unwrap().unwrap();
     ctx.set_slave(Slave(2));
     let b1 = ctx.read_holding_registers(62, 2).await.unwrap().unwrap();
-    tokio::time::sleep(Duration::from_millis(1300)).await;
+    // Into the next hour's slot (where every rate changes), and the healthy meter's counter moved.
+    let t1 = sim.now_ms() + 3_600_000;
+    wait_until("the next slot", Duration::from_secs(10), || {
+        sim.now_ms() >= t1
+    });
     ctx.set_slave(Slave(1));
     let a2 = ctx.read_input_registers(0x34, 0x18).await.unwrap().unwrap();
     ctx.set_slave(Slave(2));
@@ -203,7 +215,10 @@ async fn rollover_happens_at_the_meters_modulus_when_scheduled() {
     let mut ctx = tcp::connect_slave(sim.addr(), Slave(2)).await.unwrap();
     let before = read_point(&mut ctx, &p).await.unwrap().unwrap();
     assert!(before > 9_999_990.0 && before < 10_000_000.0, "{before}");
-    tokio::time::sleep(Duration::from_millis(700)).await; // 42 virtual seconds
+    // Past the wrap (20 virtual seconds ahead of the start).
+    wait_until("the rollover instant", Duration::from_secs(10), || {
+        sim.now_ms() >= at + 1_000
+    });
     let after = read_point(&mut ctx, &p).await.unwrap().unwrap();
     assert!(after < 10.0, "{after}");
     // Rollover rule of DOMAIN.md: delta = (modulus - previous) + current = true consumption.
@@ -222,7 +237,11 @@ async fn replaced_meter_restarts_near_zero_while_the_truth_goes_on() {
     let old = read_point(&mut ctx, &p).await.unwrap().unwrap();
     assert!(old > 45_000.0, "{old}");
     let t_replace = sim.replace_meter("water").unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_until(
+        "the replacement instant passed",
+        Duration::from_secs(10),
+        || sim.now_ms() > t_replace,
+    );
     let new = read_point(&mut ctx, &p).await.unwrap().unwrap();
     assert!((0.0..5.0).contains(&new), "{new}");
     // The truth is the consumption, replacement or not.

@@ -1,9 +1,10 @@
 //! Helpers for the end-to-end tests: the simulator (`plantmeter-sim`), a broker (`plantmeter broker` or
 //! mosquitto) and the agent (`plantmeter run`) as separate processes, killed when dropped; free ports,
-//! scenario files with faults, an MQTT collector, and waits with timeouts.
+//! scenario files with faults, an MQTT collector, a gate that cuts the agent off the broker, the
+//! delivery check, and waits for conditions with deadlines. The agent crate's end-to-end tests
+//! (`agent/tests`) use the same helpers.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -124,6 +125,15 @@ pub enum BrokerKind {
     Mosquitto,
 }
 
+impl std::fmt::Display for BrokerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BrokerKind::Rumqttd => "rumqttd",
+            BrokerKind::Mosquitto => "mosquitto",
+        })
+    }
+}
+
 /// The brokers to test against: rumqttd always, mosquitto when `which mosquitto` finds it (a skip note
 /// otherwise).
 pub fn brokers() -> Vec<BrokerKind> {
@@ -152,6 +162,16 @@ pub struct Broker {
 }
 
 impl Broker {
+    /// mosquitto, or None after a skip note when it is not installed (`.ci/run` installs it).
+    pub fn mosquitto(test: &str) -> Option<Broker> {
+        if brokers().contains(&BrokerKind::Mosquitto) {
+            Some(Broker::start(BrokerKind::Mosquitto))
+        } else {
+            eprintln!("skip: {test} against mosquitto: mosquitto is not installed on this machine");
+            None
+        }
+    }
+
     pub fn start(kind: BrokerKind) -> Broker {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let mut b = Broker {
@@ -194,7 +214,10 @@ impl Broker {
                     std::fs::write(
                         &conf,
                         format!(
-                            "listener {} 127.0.0.1\nallow_anonymous true\npersistence false\n",
+                            // Unbounded queues: a subscriber that lags behind a backlog drain
+                            // loses nothing (mosquitto's default drops past 1000 queued).
+                            "listener {} 127.0.0.1\nallow_anonymous true\npersistence false\n\
+                             max_queued_messages 0\nmax_inflight_messages 0\n",
                             self.addr.port()
                         ),
                     )
@@ -436,6 +459,9 @@ impl Msg {
 pub struct Collector {
     pub msgs: Arc<Mutex<Vec<Msg>>>,
     subscribed: Arc<Mutex<bool>>,
+    prefix: String,
+    /// Distinct seqs of the data messages, kept as they arrive (waits ask for their count often).
+    seqs_seen: Arc<Mutex<std::collections::HashSet<u64>>>,
 }
 
 impl Collector {
@@ -452,8 +478,10 @@ impl Collector {
         let c = Collector {
             msgs: Arc::default(),
             subscribed: Arc::default(),
+            prefix: prefix.to_string(),
+            seqs_seen: Arc::default(),
         };
-        let (msgs, subscribed) = (c.msgs.clone(), c.subscribed.clone());
+        let (msgs, subscribed, seen) = (c.msgs.clone(), c.subscribed.clone(), c.seqs_seen.clone());
         let filter = format!("{prefix}/#");
         tokio::spawn(async move {
             let mut connection = 0u64;
@@ -469,6 +497,12 @@ impl Collector {
                     }
                     Ok(Event::Incoming(Incoming::SubAck(_))) => *subscribed.lock().unwrap() = true,
                     Ok(Event::Incoming(Incoming::Publish(p))) => {
+                        if p.topic.contains("/data/") {
+                            let v = serde_json::from_slice::<serde_json::Value>(&p.payload);
+                            if let Some(seq) = v.ok().and_then(|v| v["seq"].as_u64()) {
+                                seen.lock().unwrap().insert(seq);
+                            }
+                        }
                         msgs.lock().unwrap().push(Msg {
                             topic: p.topic.clone(),
                             payload: p.payload.to_vec(),
@@ -533,6 +567,70 @@ impl Collector {
     pub fn last(&self, topic: &str) -> Option<serde_json::Value> {
         self.on(topic).last().map(Msg::json)
     }
+
+    /// The last payload on `suffix` under the collector's prefix (`status`, `health/gas`), as JSON.
+    pub fn last_at(&self, suffix: &str) -> Option<serde_json::Value> {
+        self.last(&format!("{}/{suffix}", self.prefix))
+    }
+
+    /// (seq, payload) of the data messages, in arrival order.
+    pub fn seqs(&self) -> Vec<(u64, Vec<u8>)> {
+        self.data()
+            .into_iter()
+            .map(|m| (m.json()["seq"].as_u64().expect("seq"), m.payload))
+            .collect()
+    }
+
+    /// Poll times (`ts`, UTC ms) of the data messages of `meter`, in arrival order.
+    pub fn poll_times(&self, meter: &str) -> Vec<i64> {
+        self.data()
+            .iter()
+            .map(poll_of)
+            .filter(|(m, _, _)| m == meter)
+            .map(|(_, ts, _)| ts)
+            .collect()
+    }
+
+    /// Distinct seqs among the data messages received.
+    pub fn distinct_seqs(&self) -> usize {
+        self.seqs_seen.lock().unwrap().len()
+    }
+
+    /// Wait until `n` distinct seqs have arrived (after the agent's exit: everything it delivered).
+    pub async fn wait_distinct(&self, n: u64, within: Duration) {
+        wait_until(&format!("{n} distinct seqs"), within, || {
+            self.distinct_seqs() as u64 >= n
+        })
+        .await;
+    }
+
+    /// Wait until no message arrived for `quiet`: the broker forwarded what it had.
+    pub async fn wait_quiet(&self, quiet: Duration, within: Duration) {
+        let mut last = (self.msgs.lock().unwrap().len(), Instant::now());
+        wait_until("the broker to go quiet", within, || {
+            let n = self.msgs.lock().unwrap().len();
+            if n != last.0 {
+                last = (n, Instant::now());
+            }
+            last.1.elapsed() >= quiet
+        })
+        .await;
+    }
+}
+
+/// The median gap (ms) between consecutive poll times: the interval a meter is polled at, as its
+/// readings are stamped, whatever the machine's speed.
+pub fn median_gap(times: &[i64]) -> i64 {
+    let mut gaps: Vec<i64> = times.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(!gaps.is_empty(), "fewer than two polls");
+    gaps.sort_unstable();
+    gaps[gaps.len() / 2]
+}
+
+/// The status file of the agent with process id `pid` (not one a killed predecessor left), if
+/// readable.
+pub fn status_of(data_dir: &Path, pid: u32) -> Option<serde_json::Value> {
+    status_file(data_dir).filter(|s| s["pid"].as_u64() == Some(u64::from(pid)))
 }
 
 /// Wait until `cond` holds, checking every 20 ms; panics naming `what` after `within`.
@@ -547,35 +645,18 @@ pub async fn wait_until(what: &str, within: Duration, mut cond: impl FnMut() -> 
     }
 }
 
-/// The delivery contract over the data messages received: every seq in `1..next_seq` arrived, duplicates are
-/// byte-identical, and within one connection of the collector seq goes backwards at most `resends` times
+/// The delivery contract over the data messages received (`plantmeter_common::delivery`): every seq in
+/// `1..next_seq` arrived, duplicates are byte-identical, and seq goes backwards at most `resends` times
 /// (once per reconnect of the agent). Returns (distinct, duplicates).
 pub fn check_delivery(data: &[Msg], next_seq: u64, resends: usize) -> (usize, usize) {
-    let mut first: BTreeMap<u64, &[u8]> = BTreeMap::new();
-    let mut dups = 0;
-    let mut seqs = Vec::with_capacity(data.len());
+    let mut check = plantmeter_common::delivery::DeliveryCheck::default();
     for m in data {
-        let seq = m.json()["seq"].as_u64().expect("seq");
-        seqs.push(seq);
-        if let Some(prev) = first.insert(seq, &m.payload) {
-            dups += 1;
-            assert_eq!(prev, &m.payload[..], "duplicate of seq {seq} differs");
-        }
+        check.record(m.json()["seq"].as_u64().expect("seq"), &m.payload);
     }
-    let missing: Vec<u64> = (1..next_seq).filter(|s| !first.contains_key(s)).collect();
-    assert!(
-        missing.is_empty(),
-        "{} of {} seqs missing, first: {:?}",
-        missing.len(),
-        next_seq.saturating_sub(1),
-        &missing[..missing.len().min(10)]
-    );
-    let backwards = seqs.windows(2).filter(|w| w[1] < w[0]).count();
-    assert!(
-        backwards <= resends,
-        "seq went backwards {backwards} times, more than the {resends} reconnects allow"
-    );
-    (first.len(), dups)
+    if let Err(e) = check.verify(next_seq, resends as u64) {
+        panic!("delivery contract: {e}");
+    }
+    (check.distinct as usize, check.duplicates as usize)
 }
 
 /// One point of a poll: name, value, quality.

@@ -26,9 +26,6 @@ fn setup(
     (write(dir, "agent.toml", &cfg), data)
 }
 
-/// Down long enough for a backlog to build up.
-const OUTAGE: Duration = Duration::from_millis(1100);
-
 async fn outage(kind: BrokerKind) {
     let mut broker = Broker::start(kind);
     // 11 meters every virtual second at 20x: ~220 messages per real second.
@@ -55,10 +52,17 @@ async fn outage(kind: BrokerKind) {
         gate.close();
         // What the broker already acknowledged to the agent must reach the collector before the broker
         // dies: the agent rightly deleted it on the PUBACK.
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        col.wait_quiet(Duration::from_millis(100), Duration::from_secs(10))
+            .await;
         broker.kill();
         let before = col.data_len();
-        tokio::time::sleep(OUTAGE).await;
+        // Down until a backlog has built up.
+        wait_until("a backlog", Duration::from_secs(20), || {
+            status_of(&data, agent.pid()).is_some_and(|s| {
+                s["mqtt_connected"] == false && s["store"]["backlog"].as_u64().unwrap_or(0) >= 200
+            })
+        })
+        .await;
         agent.assert_running();
         broker.restart();
         wait_until("the collector back", Duration::from_secs(5), || {
@@ -80,7 +84,7 @@ async fn outage(kind: BrokerKind) {
         "clean shutdown left a backlog: {st}"
     );
     let next = st["store"]["next_seq"].as_u64().unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    col.wait_distinct(next - 1, Duration::from_secs(10)).await;
     let d = col.data();
     // In order per connection: seq goes backwards only where the agent re-sends after a reconnect.
     let (distinct, dups) = check_delivery(&d, next, 2);
@@ -132,7 +136,13 @@ async fn sigkill_of_the_agent_loses_no_seq() {
         if round % 2 == 1 {
             // Build a backlog with the broker gone, then kill the agent while it drains.
             broker.kill();
-            tokio::time::sleep(Duration::from_millis(1200)).await;
+            wait_until("a backlog", Duration::from_secs(20), || {
+                status_of(&data, agent.pid()).is_some_and(|s| {
+                    s["mqtt_connected"] == false
+                        && s["store"]["backlog"].as_u64().unwrap_or(0) >= 200
+                })
+            })
+            .await;
             broker.restart();
             wait_until("the collector back", Duration::from_secs(5), || {
                 col.subscribed()
@@ -144,15 +154,20 @@ async fn sigkill_of_the_agent_loses_no_seq() {
             })
             .await;
         } else {
-            tokio::time::sleep(Duration::from_millis(800 + 150 * round)).await;
+            // Polling and publishing for a while.
+            let before = col.data_len();
+            wait_until("polls published", Duration::from_secs(20), || {
+                col.data_len() as u64 > before as u64 + 150 + 30 * round
+            })
+            .await;
         }
         agent.sigkill();
         restarts += 2;
     }
     let agent = start_agent(&cfg, Some(&clock));
-    tokio::time::sleep(Duration::from_millis(800)).await;
     wait_until("backlog drained", Duration::from_secs(20), || {
-        status_file(&data).is_some_and(|s| s["store"]["backlog"].as_u64().unwrap_or(1) < 30)
+        status_of(&data, agent.pid())
+            .is_some_and(|s| s["store"]["backlog"].as_u64().unwrap_or(1) < 30)
     })
     .await;
     assert!(agent.sigterm(Duration::from_secs(10)).success());
@@ -160,7 +175,7 @@ async fn sigkill_of_the_agent_loses_no_seq() {
     let next = st["store"]["next_seq"].as_u64().unwrap();
     assert!(next > 300, "too few polls to mean anything: {next}");
     assert_eq!(st["store"]["evicted"], 0);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    col.wait_distinct(next - 1, Duration::from_secs(10)).await;
     let (distinct, dups) = check_delivery(&col.data(), next, restarts + 2);
     eprintln!("{distinct} seqs, {dups} duplicates after 4 SIGKILLs");
 }

@@ -112,7 +112,8 @@ async fn a_full_disk_is_counted_reported_and_survived() {
     let next = st["store"]["next_seq"].as_u64().unwrap();
     let evicted = st["store"]["evicted"].as_u64().unwrap();
     assert_eq!(st["store"]["backlog"], 0, "{st}");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    col.wait_distinct(next - 1 - evicted, Duration::from_secs(10))
+        .await;
     let seen: std::collections::BTreeSet<u64> = col
         .data()
         .iter()

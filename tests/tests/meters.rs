@@ -60,7 +60,10 @@ async fn meter_faults_give_the_right_quality_and_spare_the_others() {
     let agent = start_agent(&cfg, Some(&clock));
     clock.sleep_until(local("12:25"));
     assert!(agent.sigterm(Duration::from_secs(10)).success());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let next = status_file(&data).unwrap()["store"]["next_seq"]
+        .as_u64()
+        .unwrap();
+    col.wait_distinct(next - 1, Duration::from_secs(10)).await;
 
     let polls: Vec<_> = col.data().iter().map(poll_of).collect();
     let of = |meter: &str, from: &str, to: &str| {
@@ -196,6 +199,6 @@ async fn rtu_on_a_pseudo_terminal() {
     assert!(agent.sigterm(Duration::from_secs(10)).success());
     let st = status_file(&data).unwrap();
     let next = st["store"]["next_seq"].as_u64().unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    col.wait_distinct(next - 1, Duration::from_secs(10)).await;
     check_delivery(&col.data(), next, 0);
 }

@@ -119,7 +119,7 @@ async fn steady(kind: BrokerKind) {
     let st = status_file(&data).unwrap();
     assert_eq!(st["store"]["backlog"], 0, "{st}");
     let next = st["store"]["next_seq"].as_u64().unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    col.wait_distinct(next - 1, Duration::from_secs(10)).await;
     let (distinct, dups) = check_delivery(&col.data(), next, 0);
     assert_eq!((distinct as u64, dups), (next - 1, 0));
     // And a newcomer sees the offline status retained.

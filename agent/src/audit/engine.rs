@@ -170,7 +170,7 @@ impl AuditEngine {
         agg.apply(batch)?;
         // A store that took a reading from far in the future (before readings were bounded) would refuse
         // every later one as out of order: such a last reading is forgotten, the next one starts afresh.
-        let now = wall_ms();
+        let now = plantmeter_common::clock::system_ms();
         for s in &mut slots {
             if let Some(l) = s
                 .tracker
@@ -322,7 +322,9 @@ impl AuditEngine {
         let Some(points) = self.meters.get(&msg.meter) else {
             return Ok(());
         };
-        let now = self.clock.map_or_else(wall_ms, |c| c.now_ms());
+        let now = self
+            .clock
+            .map_or_else(plantmeter_common::clock::system_ms, |c| c.now_ms());
         for pv in &msg.points {
             let Some(&i) = points.get(&pv.name) else {
                 continue;
@@ -522,12 +524,6 @@ impl HourlySource for Source<'_> {
     fn imported(&mut self, p: &PointRef) -> Vec<(i64, i64)> {
         self.0.import_span(&p.qualified()).into_iter().collect()
     }
-}
-
-fn wall_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Write a file by writing a temporary beside it and renaming it over.
@@ -800,7 +796,7 @@ production = {{ point = "packer.output", unit = "t" }}
         let db = crate::store::open_db(&dir.path().join("store")).unwrap();
         let mut e = AuditEngine::open(&db, &plan).unwrap();
         let hour = 3_600_000;
-        let now = wall_ms() / hour * hour;
+        let now = plantmeter_common::clock::system_ms() / hour * hour;
         let feed = |e: &mut AuditEngine, ts: i64, v: f64| {
             e.ingest(&msg(1, ts, "power", &[("energy", Some(v))]))
                 .unwrap();
@@ -873,7 +869,7 @@ production = {{ point = "packer.output", unit = "t" }}
             e.flush().unwrap();
         }
         let mut e = AuditEngine::open(&db, &plan).unwrap();
-        let now = wall_ms();
+        let now = plantmeter_common::clock::system_ms();
         e.ingest(&msg(2, now, "power", &[("energy", Some(10.0))]))
             .unwrap();
         e.ingest(&msg(3, now + 60_000, "power", &[("energy", Some(12.0))]))

@@ -55,9 +55,9 @@ const MAX_ECHO_CHARS: usize = 40;
 const CADENCE_SAMPLES: usize = 1024;
 
 pub fn main(args: ImportArgs) -> anyhow::Result<()> {
-    let plan = load_plan(&args.config)?;
+    let plan = crate::exit::load_plan(&args.config, crate::exit::Needs::Audit)?;
     let progress = std::io::stderr().is_terminal();
-    let now = wall_ms();
+    let now = plantmeter_common::clock::system_ms();
     let checked = validate(&plan, &args.csv, now, progress)?;
     let db = open_store(&plan.gateway.data_dir)?;
     let s = import(&db, &plan, &args.csv, checked, now, progress)?;
@@ -94,37 +94,14 @@ pub fn main(args: ImportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn wall_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
-/// Load and validate the config; errors exit 2.
-pub fn load_plan(path: &Path) -> anyhow::Result<Plan> {
-    let plan = plantmeter_common::config::load(path)
-        .map_err(|e| anyhow::Error::new(BadInput(e.to_string())))?;
-    if plan.audit.is_none() {
-        return Err(anyhow::Error::new(BadInput(format!(
-            "{}: no [audit] section: the audit needs one (timezone, baseline, production, inputs)",
-            path.display()
-        ))));
-    }
-    Ok(plan)
-}
-
 /// Open the store, saying clearly when a running agent holds it.
 pub fn open_store(dir: &Path) -> anyhow::Result<sled::Db> {
-    crate::store::open_db(dir).map_err(|e| {
-        let msg = format!("{e:#}");
-        if msg.contains("could not acquire lock") || msg.contains("in use by another process") {
-            anyhow::anyhow!(
-                "the store at {} is in use by another process (is `plantmeter run` running with this config?); stop it first",
-                dir.display()
-            )
-        } else {
-            e
-        }
+    crate::store::open_db(dir).map_err(|e| match e {
+        crate::store::OpenError::Locked(_) => anyhow::anyhow!(
+            "the store at {} is in use by another process (is `plantmeter run` running with this config?); stop it first",
+            dir.display()
+        ),
+        e => e.into(),
     })
 }
 

@@ -400,7 +400,6 @@ impl Audit {
     }
 }
 
-/// Start the audit thread; `done` is sent when it ends.
 /// The audit engine of a store no agent is running on, caught up with every stored record (see
 /// [`catch_up_offline`]); the store is returned with it, as the engine reads through its database.
 /// A store in use is `OpenError::Locked` inside the error.
@@ -438,6 +437,7 @@ pub fn catch_up_offline(store: &Store, engine: &mut AuditEngine) -> anyhow::Resu
     Ok(n)
 }
 
+/// Start the audit thread; `done` is sent when it ends.
 pub fn spawn(
     audit: Audit,
     done: tokio::sync::oneshot::Sender<()>,
@@ -497,7 +497,7 @@ mod tests {
             .read_from(0, 100_000)
             .unwrap()
             .into_iter()
-            .map(|(s, _)| s)
+            .map(|r| r.seq)
             .collect();
         store.remove_acked(&sent).unwrap();
     }

@@ -13,8 +13,8 @@ use plantmeter_common::model::{format_ts_ms, parse_ts_ms};
 use plantmeter_common::types::PointKind;
 use serde::{Deserialize, Serialize};
 
-use super::import::load_plan;
 use crate::exit::BadInput;
+use crate::exit::{load_plan, Needs};
 
 /// The file of recorded replacements, in `data_dir`.
 pub const FILE: &str = "replacements.jsonl";
@@ -89,7 +89,7 @@ fn bad(msg: String) -> anyhow::Error {
 }
 
 pub fn main(a: ReplaceArgs) -> anyhow::Result<()> {
-    let plan = load_plan(&a.config)?;
+    let plan = load_plan(&a.config, Needs::Audit)?;
     let Some((meter, point)) = a.point.split_once('.') else {
         return Err(bad(format!("--point {}: write it meter.point", a.point)));
     };

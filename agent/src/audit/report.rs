@@ -12,9 +12,9 @@ use chrono::NaiveDate;
 use plantmeter_common::audit::report::Report;
 
 use super::engine::{write_atomic, REPORT_FILE};
-use super::import::load_plan;
 use super::render;
 use crate::exit::BadInput;
+use crate::exit::{load_plan, Needs};
 
 #[derive(clap::Args)]
 pub struct ReportArgs {
@@ -73,7 +73,7 @@ pub fn period_override(
 }
 
 pub fn main(args: ReportArgs) -> anyhow::Result<()> {
-    let mut plan = load_plan(&args.config)?;
+    let mut plan = load_plan(&args.config, Needs::Audit)?;
     let over = period_override(args.from.as_deref(), args.to.as_deref())?;
     let baseline = match (args.baseline_from.as_deref(), args.baseline_to.as_deref()) {
         (None, None) => None,

@@ -10,9 +10,9 @@ use anyhow::Context;
 use chrono::NaiveDate;
 use serde_json::Value;
 
-use super::import::load_plan;
 use super::integrity::{check_seal, load_key, Seal};
 use crate::exit::BadInput;
+use crate::exit::{load_plan, Needs};
 
 #[derive(clap::Args)]
 pub struct VerifyArgs {
@@ -39,7 +39,7 @@ fn date(v: &Value, what: &str, file: &std::path::Path) -> anyhow::Result<NaiveDa
 }
 
 pub fn main(args: VerifyArgs) -> anyhow::Result<()> {
-    let mut plan = load_plan(&args.config)?;
+    let mut plan = load_plan(&args.config, Needs::Audit)?;
     let text = std::fs::read(&args.report)
         .map_err(|e| bad(format!("{}: cannot read: {e}", args.report.display())))?;
     let claimed: Value = serde_json::from_slice(&text)

@@ -228,7 +228,7 @@ fn drain_plan(
             },
         ),
     )?;
-    crate::run::load_plan(&cfg)
+    crate::exit::load_plan(&cfg, crate::exit::Needs::Polling)
 }
 
 /// Data messages the subscriber received so far, once it has stopped receiving (the broker may
@@ -285,7 +285,7 @@ fn drain_agent(
         .read_from(0, 1)?
         .into_iter()
         .next()
-        .map(|(_, p)| p.to_vec())
+        .map(|r| r.payload.to_vec())
         .context("the store lost the messages just written")?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -306,7 +306,7 @@ fn drain_agent(
                 health: health_rx,
                 audit: Arc::new(tokio::sync::Mutex::new(audit_rx)),
                 shutdown: stop_rx,
-                started_ms: crate::run::wall_ms(),
+                started_ms: plantmeter_common::clock::system_ms(),
             }));
             while store2.backlog() > 0 && !publisher.is_finished() {
                 tokio::time::sleep(Duration::from_millis(5)).await;

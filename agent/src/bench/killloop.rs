@@ -184,7 +184,10 @@ pub fn killloop(a: KillLoopArgs) -> anyhow::Result<()> {
 
 async fn run(a: &KillLoopArgs, dir: &Path) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("cannot find this program's own path")?;
-    let seed = a.seed.unwrap_or_else(|| crate::run::wall_ms() as u64) | 1;
+    let seed = a
+        .seed
+        .unwrap_or_else(|| plantmeter_common::clock::system_ms() as u64)
+        | 1;
     let mut rng = Rng(seed);
 
     // One simulated day, the audit's baseline, with an hour on either side.
@@ -204,7 +207,7 @@ async fn run(a: &KillLoopArgs, dir: &Path) -> anyhow::Result<()> {
     let end_ms = to_ms + HOUR_MS;
     let planned_s = f64::from(a.cycles) * (a.max_up_s / 2.0 + RESTART_S) + 2.0;
     let speed = (end_ms - start_ms) as f64 / (planned_s * 1000.0);
-    let anchor_ms = crate::run::wall_ms() + CLOCK_LEAD.as_millis() as i64;
+    let anchor_ms = plantmeter_common::clock::system_ms() + CLOCK_LEAD.as_millis() as i64;
     let clock = Clock::virtual_at_wall(anchor_ms, start_ms, speed);
     let clock_args = vec![
         "--clock-start".to_string(),
@@ -255,7 +258,7 @@ async fn run(a: &KillLoopArgs, dir: &Path) -> anyhow::Result<()> {
     };
     let (killed_cfg, killed_data) = config("gw-killed")?;
     let (ref_cfg, _) = config("gw-ref")?;
-    let plan = crate::run::load_plan(&killed_cfg)?;
+    let plan = crate::exit::load_plan(&killed_cfg, crate::exit::Needs::Polling)?;
     let sub = Subscriber::start(broker, &plan.mqtt.topic_prefix).await?;
     sub.keep_payloads();
 
@@ -409,7 +412,7 @@ fn replay(
         engine.ingest(&m)?;
     }
     engine.flush()?;
-    let report = engine.report_for(crate::run::wall_ms(), Some(period))?;
+    let report = engine.report_for(plantmeter_common::clock::system_ms(), Some(period))?;
     Totals::from_json(&serde_json::to_value(&report)?)
 }
 

@@ -8,8 +8,19 @@ use plantmeter_sim::Amounts;
 
 use crate::audit::render::{display_width, Lang};
 
+/// Key of one source of a pollutant in [`truth_totals`] and [`rows`]: `SO2 @ flue_gas`.
+pub fn source_key(pollutant: &str, source: &str) -> String {
+    format!("{pollutant} @ {source}")
+}
+
+/// Key of one product's quantity in [`truth_totals`] and [`rows`]: `product knit`.
+pub fn product_key(product: &str) -> String {
+    format!("product {product}")
+}
+
 /// True totals of every indicator of `report` over one period, in the indicator's `total_unit`: carriers as
-/// metered, `energy` and `co2` with the factors the report says it used, pollutant loads in kg.
+/// metered, `energy` and `co2` with the factors the report says it used, pollutant loads in kg; also each
+/// pollutant's sources ([`source_key`]) and each product's quantity ([`product_key`]).
 pub fn truth_totals(report: &Report, truth: &Amounts) -> BTreeMap<String, f64> {
     let mut kgce: BTreeMap<&str, f64> = BTreeMap::new();
     let mut co2: BTreeMap<&str, f64> = BTreeMap::new();
@@ -30,6 +41,14 @@ pub fn truth_totals(report: &Report, truth: &Amounts) -> BTreeMap<String, f64> {
     for (p, kg) in &truth.pollutants_kg {
         out.insert(p.clone(), *kg);
     }
+    for (p, sources) in &truth.sources_kg {
+        for (source, kg) in sources {
+            out.insert(source_key(p, source), *kg);
+        }
+    }
+    for (name, q) in &truth.products {
+        out.insert(product_key(name), *q);
+    }
     out
 }
 
@@ -46,8 +65,9 @@ pub struct Row {
     pub periods: Vec<Option<(f64, f64)>>,
 }
 
-/// Rows for production and every indicator of the report, for the baseline and (when present) reporting
-/// periods; `truth` holds (production, totals) per period in the same order.
+/// Rows for production, each product (with two or more), every indicator of the report and each source of a
+/// pollutant with several, for the baseline and (when present) reporting periods; `truth` holds (production,
+/// totals) per period in the same order.
 pub fn rows(report: &Report, truth: &[(f64, BTreeMap<String, f64>)]) -> Vec<Row> {
     let measured_production = [
         Some(report.periods.baseline.production),
@@ -68,6 +88,36 @@ pub fn rows(report: &Report, truth: &[(f64, BTreeMap<String, f64>)]) -> Vec<Row>
             })
             .collect(),
     }];
+    let measured_products = [
+        report.periods.baseline.products.as_ref(),
+        report
+            .periods
+            .reporting
+            .as_ref()
+            .and_then(|p| p.products.as_ref()),
+    ];
+    let names: Vec<&String> = measured_products
+        .iter()
+        .flatten()
+        .flat_map(|m| m.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    for name in names {
+        let key = product_key(name);
+        out.push(Row {
+            key: key.clone(),
+            unit: String::new(),
+            periods: truth
+                .iter()
+                .enumerate()
+                .map(|(i, (_, t))| {
+                    let m = measured_products.get(i).copied().flatten()?.get(name)?;
+                    Some((*m, *t.get(&key)?))
+                })
+                .collect(),
+        });
+    }
     for (key, ind) in &report.indicators {
         let measured = [
             ind.baseline.total,
@@ -85,6 +135,25 @@ pub fn rows(report: &Report, truth: &[(f64, BTreeMap<String, f64>)]) -> Vec<Row>
                 })
                 .collect(),
         });
+        for (source, totals) in ind.sources.iter().flatten() {
+            let measured = [
+                totals.baseline.total,
+                totals.reporting.as_ref().and_then(|r| r.total),
+            ];
+            let skey = source_key(key, source);
+            out.push(Row {
+                key: skey.clone(),
+                unit: ind.total_unit.clone(),
+                periods: truth
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (_, t))| {
+                        let m = measured.get(i).copied().flatten()?;
+                        Some((m, *t.get(&skey)?))
+                    })
+                    .collect(),
+            });
+        }
         let per_unit = [
             ind.baseline.per_unit,
             ind.reporting.as_ref().and_then(|r| r.per_unit),
@@ -119,6 +188,61 @@ pub fn largest_diff(rows: &[Row]) -> Option<(f64, String, usize)> {
         }
     }
     best
+}
+
+/// The baseline model of each indicator with a regression variable besides production (and of energy): the
+/// chosen variables, the method and every candidate tried with its adjusted R2 and whether it was valid.
+pub fn models(report: &Report, lang: Lang) -> String {
+    let (chosen, ratio, valid, invalid) = match lang {
+        Lang::En => ("model", "ratio method", "valid", "invalid"),
+        Lang::Zh => ("模型", "比值法", "有效", "无效"),
+    };
+    let mut out = String::new();
+    for (key, ind) in &report.indicators {
+        let m = &ind.model;
+        let interesting = key == "energy"
+            || m.variables.iter().any(|v| v != "production")
+            || m.candidates.len() > 1 && m.method == "regression";
+        if !interesting {
+            continue;
+        }
+        let head = if m.method == "regression" {
+            let coefs: Vec<String> = m
+                .coefficients
+                .iter()
+                .map(|(k, v)| format!("{k} {}", num(*v)))
+                .collect();
+            format!(
+                "{key}: {chosen} [{}] (n {}, adj. R2 {}, CV(RMSE) {}%): {}",
+                m.variables.join(", "),
+                m.n,
+                m.r2_adj.map_or("–".into(), |r| format!("{r:.4}")),
+                m.cv_rmse_pct.map_or("–".into(), |c| format!("{c:.2}")),
+                coefs.join(", ")
+            )
+        } else {
+            format!(
+                "{key}: {ratio} ({})",
+                m.reason.as_deref().unwrap_or("no valid candidate")
+            )
+        };
+        let _ = writeln!(out, "{head}");
+        for c in &m.candidates {
+            let _ = writeln!(
+                out,
+                "    [{}] adj. R2 {}, p {}: {}",
+                c.variables.join(", "),
+                c.r2_adj.map_or("–".into(), |r| format!("{r:.4}")),
+                c.p_value.map_or("–".into(), |p| format!("{p:.2e}")),
+                if c.valid {
+                    valid.to_string()
+                } else {
+                    format!("{invalid} ({})", c.reason.as_deref().unwrap_or("?"))
+                }
+            );
+        }
+    }
+    out
 }
 
 fn num(x: f64) -> String {
@@ -225,5 +349,78 @@ mod tests {
         assert!(t.contains("+2.000"), "{t}");
         let widths: Vec<usize> = t.lines().map(display_width).collect();
         assert!(widths[1] >= widths[0] && widths[1] >= widths[2], "{t}");
+    }
+
+    #[test]
+    fn products_and_sources_are_compared_and_the_model_choice_is_listed() {
+        use plantmeter_common::audit::report::{ModelCandidate, PeriodTotal, SourceTotals};
+        let mut r = crate::audit::render::fixture::report();
+        let products =
+            |k: f64, w: f64| Some([("knit".to_string(), k), ("woven".to_string(), w)].into());
+        r.periods.baseline.products = products(700.0, 375.0);
+        if let Some(p) = r.periods.reporting.as_mut() {
+            p.products = products(350.0, 180.0);
+        }
+        let so2 = &mut r.indicators.iter_mut().find(|(k, _)| k == "SO2").unwrap().1;
+        let source = |b: f64, rep: f64| SourceTotals {
+            baseline: PeriodTotal { total: Some(b) },
+            reporting: Some(PeriodTotal { total: Some(rep) }),
+        };
+        so2.sources = Some(
+            [
+                ("flue_gas".to_string(), source(30.0, 14.0)),
+                ("flue_gas_2".to_string(), source(10.0, 6.0)),
+            ]
+            .into(),
+        );
+        let energy = &mut r
+            .indicators
+            .iter_mut()
+            .find(|(k, _)| k == "energy")
+            .unwrap()
+            .1;
+        energy.model.variables = vec!["production".into(), "hdd".into()];
+        energy.model.candidates = vec![
+            ModelCandidate {
+                variables: vec!["production".into()],
+                r2_adj: Some(0.81),
+                p_value: Some(1e-9),
+                valid: true,
+                reason: None,
+            },
+            ModelCandidate {
+                variables: vec!["production".into(), "hdd".into()],
+                r2_adj: Some(0.97),
+                p_value: Some(1e-30),
+                valid: true,
+                reason: None,
+            },
+        ];
+        let truth = Amounts {
+            products: [("knit".to_string(), 700.0), ("woven".to_string(), 380.0)].into(),
+            sources_kg: [(
+                "SO2".to_string(),
+                [
+                    ("flue_gas".to_string(), 30.0),
+                    ("flue_gas_2".to_string(), 10.5),
+                ]
+                .into(),
+            )]
+            .into(),
+            ..Amounts::default()
+        };
+        let totals = truth_totals(&r, &truth);
+        let rows = rows(&r, &[(1000.0, totals.clone()), (500.0, totals)]);
+        let row = |k: &str| rows.iter().find(|x| x.key == k).unwrap();
+        assert_eq!(row("product knit").periods[0], Some((700.0, 700.0)));
+        assert_eq!(row("product woven").periods[0], Some((375.0, 380.0)));
+        assert_eq!(row("SO2 @ flue_gas").periods[0], Some((30.0, 30.0)));
+        assert_eq!(row("SO2 @ flue_gas_2").periods[0], Some((10.0, 10.5)));
+        let (d, key, _) = largest_diff(&rows).unwrap();
+        assert!(d.abs() > 1.0, "{d} {key}");
+        let m = models(&r, Lang::En);
+        assert!(m.contains("energy: model [production, hdd]"), "{m}");
+        assert!(m.contains("[production] adj. R2 0.8100"), "{m}");
+        assert!(m.contains("[production, hdd] adj. R2 0.9700"), "{m}");
     }
 }

@@ -317,7 +317,7 @@ async fn run(args: DemoArgs, lang: Lang) -> anyhow::Result<()> {
     let speed = args
         .speed
         .unwrap_or((end_ms - start_ms) as f64 / (args.duration_s * 1000.0));
-    let anchor_ms = crate::run::wall_ms() + CLOCK_LEAD.as_millis() as i64;
+    let anchor_ms = plantmeter_common::clock::system_ms() + CLOCK_LEAD.as_millis() as i64;
     let clock = Clock::virtual_at_wall(anchor_ms, start_ms, speed);
 
     let sim = plantmeter_sim::start(
@@ -350,7 +350,7 @@ async fn run(args: DemoArgs, lang: Lang) -> anyhow::Result<()> {
     let config_path = out.join("agent.toml");
     std::fs::write(&config_path, &config)
         .with_context(|| format!("cannot write {}", config_path.display()))?;
-    let plan = crate::run::load_plan(&config_path)?;
+    let plan = crate::exit::load_plan(&config_path, crate::exit::Needs::Polling)?;
     let prefix = plan.mqtt.topic_prefix.clone();
 
     let sub = Subscriber::start(broker_addr, &prefix).await?;
@@ -793,6 +793,11 @@ async fn run(args: DemoArgs, lang: Lang) -> anyhow::Result<()> {
         "\n== Audit report (computed by the agent from its polls)"
     );
     s.push_str(&render::text_table(&report, lang));
+    let _ = writeln!(
+        s,
+        "\n== Baseline models (DOMAIN.md selection: P; products; P + drivers; products + drivers)"
+    );
+    s.push_str(&compare::models(&report, lang));
 
     let truth_totals: Vec<_> = truths
         .iter()

@@ -2,14 +2,13 @@
 //! topic of the gateway, checks the delivery contract (seq continuity, identical duplicates) and reports
 //! health changes. It reconnects and resubscribes by itself when the broker restarts.
 
-use std::collections::hash_map::DefaultHasher;
 use std::collections::BTreeMap;
-use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use plantmeter_common::delivery::DeliveryCheck;
 use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
 
 /// A change of a meter's retained health (`P/health/{meter}`).
@@ -21,25 +20,13 @@ pub struct HealthChange {
     pub last_error: Option<String>,
 }
 
-/// Everything the subscriber counted.
+/// Everything the subscriber counted. The delivery contract's counts (data, distinct,
+/// duplicates, backwards, missing seqs) are those of its [`DeliveryCheck`], read through it.
 #[derive(Debug, Default)]
 pub struct Delivery {
-    /// Data messages received, duplicates included.
-    pub data: u64,
-    /// Distinct seqs received.
-    pub distinct: u64,
-    /// Data messages whose seq had been received before (resent after a reconnect).
-    pub duplicates: u64,
-    /// Duplicates whose payload differs from the first copy (a contract violation; should stay 0).
-    pub duplicates_differing: u64,
-    /// How often seq went backwards (a resend after a reconnect starts again from the oldest unacknowledged).
-    pub backwards: u64,
-    pub max_seq: u64,
+    seqs: DeliveryCheck,
     /// Latest poll time (`ts`) among the data messages received, UTC ms.
     pub max_ts_ms: i64,
-    last_seq: u64,
-    /// Payload hash per seq (index = seq), 0 = not received.
-    seen: Vec<u64>,
     pub health_msgs: u64,
     pub status_msgs: u64,
     pub audit_msgs: u64,
@@ -60,14 +47,15 @@ pub struct Delivery {
     kept: Option<BTreeMap<u64, Vec<u8>>>,
 }
 
-impl Delivery {
-    /// Seqs in `1..next_seq` never received.
-    pub fn missing(&self, next_seq: u64) -> Vec<u64> {
-        (1..next_seq)
-            .filter(|&s| self.seen.get(s as usize).is_none_or(|h| *h == 0))
-            .collect()
-    }
+impl std::ops::Deref for Delivery {
+    type Target = DeliveryCheck;
 
+    fn deref(&self) -> &DeliveryCheck {
+        &self.seqs
+    }
+}
+
+impl Delivery {
     fn on_data(&mut self, payload: &[u8]) {
         /// What the checks need of a data payload; the rest is skipped without building a tree
         /// (a bench's subscriber must keep up with the broker, or the broker drops messages).
@@ -87,34 +75,11 @@ impl Delivery {
             return;
         };
         self.max_ts_ms = self.max_ts_ms.max(ts);
-        self.data += 1;
-        let mut h = DefaultHasher::new();
-        payload.hash(&mut h);
-        let hash = h.finish() | 1;
-        let i = seq as usize;
-        if self.seen.len() <= i {
-            self.seen.resize(i + 1024, 0);
-        }
-        match self.seen[i] {
-            0 => {
-                self.seen[i] = hash;
-                self.distinct += 1;
-                if let Some(k) = self.kept.as_mut() {
-                    k.insert(seq, payload.to_vec());
-                }
-            }
-            first => {
-                self.duplicates += 1;
-                if first != hash {
-                    self.duplicates_differing += 1;
-                }
+        if self.seqs.record(seq, payload) {
+            if let Some(k) = self.kept.as_mut() {
+                k.insert(seq, payload.to_vec());
             }
         }
-        if seq < self.last_seq {
-            self.backwards += 1;
-        }
-        self.last_seq = seq;
-        self.max_seq = self.max_seq.max(seq);
     }
 
     fn on_health(&mut self, meter: &str, payload: &[u8]) {

@@ -35,7 +35,7 @@ pub const BACKOFF_CAP: Duration = Duration::from_secs(60);
 #[derive(Clone)]
 pub struct Sink {
     /// To the store writer, in polling order.
-    pub data: mpsc::Sender<crate::run::ToWriter>,
+    pub data: mpsc::Sender<crate::store::ToWriter>,
     /// Index (in `Plan::meters()` order) of a meter whose health changed.
     pub health: mpsc::UnboundedSender<usize>,
     pub shared: Shared,
@@ -289,7 +289,7 @@ async fn run_group(
             }
         }
         let latency_s = started.elapsed().as_secs_f64();
-        let msg = crate::run::Polled {
+        let msg = crate::store::Polled {
             plan: plan.clone(),
             bus: bus_idx,
             meter: s.local,
@@ -298,7 +298,7 @@ async fn run_group(
         };
         if sink
             .data
-            .send(crate::run::ToWriter::Poll(msg))
+            .send(crate::store::ToWriter::Poll(msg))
             .await
             .is_err()
         {

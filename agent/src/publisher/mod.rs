@@ -152,15 +152,6 @@ pub fn status_payload(
     serde_json::to_vec(&v).unwrap_or_default()
 }
 
-/// The meter name inside a stored payload (`"meter":"name"`; names are `[a-z0-9_-]`, unescaped).
-fn meter_of(payload: &[u8]) -> Option<&str> {
-    const KEY: &[u8] = b"\"meter\":\"";
-    let at = payload.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
-    let rest = payload.get(at..)?;
-    let end = rest.iter().position(|&b| b == b'"')?;
-    std::str::from_utf8(rest.get(..end)?).ok()
-}
-
 struct Publisher {
     plan: Arc<Plan>,
     store: Arc<Store>,
@@ -183,7 +174,7 @@ struct Publisher {
     data_prefix: String,
     /// Records read from the store, not yet submitted (seq, payload), in seq order: the next ones
     /// after the outbox's cursor. Emptied whenever the outbox starts over (connect, disconnect).
-    ahead: VecDeque<(u64, sled::IVec)>,
+    ahead: VecDeque<crate::store::Record>,
 }
 
 impl Publisher {
@@ -197,7 +188,8 @@ impl Publisher {
             let mut st = self.shared.lock();
             st.acked += self.acked.len() as u64;
             let total = st.acked;
-            st.ack_rate.record(crate::run::wall_ms(), total);
+            st.ack_rate
+                .record(plantmeter_common::clock::system_ms(), total);
             drop(st);
             self.acked.clear();
         }
@@ -269,17 +261,17 @@ impl Publisher {
                 }
                 self.ahead.extend(batch);
             }
-            let Some((seq, payload)) = self.ahead.front() else {
+            let Some(record) = self.ahead.front() else {
                 break;
             };
             // A record always names its meter; should one not, it still goes out (and is deleted
             // once acknowledged) rather than blocking the window forever.
-            let meter = meter_of(payload).unwrap_or("unknown");
+            let meter = record.meter().unwrap_or("unknown");
             let topic = format!("{}{}", self.data_prefix, meter);
-            let seq = *seq;
+            let seq = record.seq;
             match self
                 .client
-                .try_publish(topic, QoS::AtLeastOnce, false, payload.to_vec())
+                .try_publish(topic, QoS::AtLeastOnce, false, record.payload.to_vec())
             {
                 Ok(()) => {
                     self.outbox.submitted_data(seq);
@@ -404,7 +396,7 @@ pub async fn run(mut inputs: Inputs) -> anyhow::Result<()> {
                         Phase::Acks if settled => {
                             let payload = status_payload(
                                 "offline",
-                                crate::run::wall_ms(),
+                                plantmeter_common::clock::system_ms(),
                                 Some(p.store.evicted()),
                                 Some("shutdown"),
                                 None,
@@ -537,7 +529,8 @@ mod tests {
             dir.join("data").display()
         );
         std::fs::write(&cfg, text).expect("write the config");
-        let plan = crate::run::load_plan(&cfg).expect("a valid config");
+        let plan =
+            crate::exit::load_plan(&cfg, crate::exit::Needs::Polling).expect("a valid config");
         let store = Store::open_or_recover(&plan.gateway.data_dir, 64).expect("open the store");
         let mut msgs: Vec<DataMessage> = (0..records)
             .map(|i| DataMessage {
@@ -665,13 +658,6 @@ mod tests {
         }
         assert_eq!(got, (4..=13).collect::<Vec<u64>>());
         task.abort();
-    }
-
-    #[test]
-    fn meter_name_is_found_in_a_payload() {
-        let p = br#"{"seq":3,"ts":"2026-11-21T08:00:05.000Z","meter":"main-power","points":[]}"#;
-        assert_eq!(meter_of(p), Some("main-power"));
-        assert_eq!(meter_of(b"{}"), None);
     }
 
     #[test]

@@ -22,7 +22,10 @@
 pub mod block;
 pub mod outage;
 pub mod payload;
+mod reading;
 pub mod seq_floor;
+
+pub use reading::{Polled, ToWriter};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -126,24 +129,29 @@ fn config(dir: &Path, background_flush: bool) -> sled::Config {
         .flush_every_ms(background_flush.then_some(1000))
 }
 
-/// Open (or create) the sled database in `dir`.
-// Used by the audit commands (import, report) that open the store without the agent.
-#[allow(dead_code)]
-pub fn open_db(dir: &Path) -> anyhow::Result<sled::Db> {
+/// Open (or create) the sled database in `dir`, for the commands that open the store without the
+/// agent (import, report, the demo, benches); `OpenError::Locked` while a running agent holds it.
+pub fn open_db(dir: &Path) -> Result<sled::Db, OpenError> {
     // A store of this process that was just dropped releases its lock when sled's threads let
     // go of it: wait for that, as the agent's own open does.
-    let start = std::time::Instant::now();
-    loop {
-        match config(dir, true).open() {
-            Err(sled::Error::Io(e))
-                if e.to_string().contains("could not acquire lock")
-                    && start.elapsed() < LOCK_WAIT =>
-            {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            r => return r.with_context(|| format!("cannot open the store at {}", dir.display())),
-        }
+    open_classified(dir, LOCK_WAIT, Flusher::Background)
+}
+
+/// The file the running agent keeps up to date inside `data_dir` (`state::AgentStatus`).
+pub const STATUS_FILE: &str = "status.json";
+
+/// The store's figures in `dir/status.json`, if it is there and readable: where a store that was
+/// lost or replaced continues its seq when no seq floor survived.
+fn status_hint(dir: &Path) -> Option<StoreStats> {
+    /// The part of the status file that is the store's.
+    #[derive(serde::Deserialize)]
+    struct Status {
+        store: StoreStats,
     }
+    let bytes = std::fs::read(dir.join(STATUS_FILE)).ok()?;
+    serde_json::from_slice::<Status>(&bytes)
+        .ok()
+        .map(|s| s.store)
 }
 
 /// Why a store could not be opened.
@@ -164,10 +172,21 @@ pub enum OpenError {
 /// releases its file lock when its last I/O thread lets go, shortly after the `Db` is dropped).
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
-fn open_classified(dir: &Path, wait: std::time::Duration) -> Result<sled::Db, OpenError> {
+/// Who flushes the database: the agent itself after each batch, or sled's background thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flusher {
+    Agent,
+    Background,
+}
+
+fn open_classified(
+    dir: &Path,
+    wait: std::time::Duration,
+    flusher: Flusher,
+) -> Result<sled::Db, OpenError> {
     let start = std::time::Instant::now();
     loop {
-        match open_once(dir) {
+        match open_once(dir, flusher) {
             Err(OpenError::Locked(_)) if start.elapsed() < wait => {
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
@@ -176,20 +195,25 @@ fn open_classified(dir: &Path, wait: std::time::Duration) -> Result<sled::Db, Op
     }
 }
 
-fn open_once(dir: &Path) -> Result<sled::Db, OpenError> {
-    config(dir, false).open().map_err(|e| match &e {
-        sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
-            OpenError::Locked(dir.to_path_buf())
-        }
-        sled::Error::Io(_) => OpenError::Io {
-            dir: dir.to_path_buf(),
-            source: e,
-        },
-        _ => OpenError::Corrupt {
-            dir: dir.to_path_buf(),
-            source: e,
-        },
-    })
+fn open_once(dir: &Path, flusher: Flusher) -> Result<sled::Db, OpenError> {
+    config(dir, flusher == Flusher::Background)
+        .open()
+        .map_err(|e| match &e {
+            // sled 0.34.7 says that another process holds the lock only in the text of an
+            // `io::Error` of kind `Other`: this is the one place that reads it; everything else
+            // matches `OpenError::Locked`.
+            sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+                OpenError::Locked(dir.to_path_buf())
+            }
+            sled::Error::Io(_) => OpenError::Io {
+                dir: dir.to_path_buf(),
+                source: e,
+            },
+            _ => OpenError::Corrupt {
+                dir: dir.to_path_buf(),
+                source: e,
+            },
+        })
 }
 
 /// The store cannot be used right now: a write failed (full disk, I/O error) and it has not been
@@ -286,7 +310,7 @@ fn scan(dir: &Path, mut hd: Handle, from: u64) -> anyhow::Result<(Scan, Handle)>
         };
         cursor = next;
         drop(hd);
-        hd = Handle::new(open_classified(dir, LOCK_WAIT)?, dir)?;
+        hd = Handle::new(open_classified(dir, LOCK_WAIT, Flusher::Agent)?, dir)?;
     }
 }
 
@@ -449,12 +473,52 @@ impl Stored {
     }
 
     fn bytes(&self) -> u64 {
-        self.spans.iter().map(|&(_, len)| record_size(len)).sum()
+        self.spans.iter().map(|s| record_size(s.len())).sum()
     }
 
-    fn record(&self, i: usize) -> Option<sled::IVec> {
-        let &(off, len) = self.spans.get(i)?;
-        Some(self.value.subslice(off, len))
+    /// The `i`-th record: its payload, and its meter if the block carries it.
+    fn record(&self, i: usize) -> Option<(sled::IVec, Option<sled::IVec>)> {
+        let span = self.spans.get(i)?;
+        let (off, len) = span.payload;
+        let meter = span.meter.map(|(at, n)| self.value.subslice(at, n));
+        Some((self.value.subslice(off, len), meter))
+    }
+}
+
+/// One stored data message as the publisher reads it back.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub seq: u64,
+    /// The JSON payload, published as it is.
+    pub payload: sled::IVec,
+    /// The meter's name, as stored beside the payload (records of older stores: from the JSON).
+    meter: Option<sled::IVec>,
+}
+
+impl Record {
+    /// The meter the message is of: its topic. None only for a record that names none (a bug or
+    /// a damaged store).
+    pub fn meter(&self) -> Option<&str> {
+        std::str::from_utf8(self.meter.as_deref()?).ok()
+    }
+
+    /// A record read from a block; without a stored meter (an older store's), the meter is read
+    /// from its JSON.
+    fn new(seq: u64, payload: sled::IVec, meter: Option<sled::IVec>) -> Record {
+        let meter = meter.or_else(|| {
+            #[derive(serde::Deserialize)]
+            struct Named<'a> {
+                #[serde(borrow)]
+                meter: std::borrow::Cow<'a, str>,
+            }
+            let named = serde_json::from_slice::<Named<'_>>(&payload).ok()?;
+            Some(sled::IVec::from(named.meter.as_bytes()))
+        });
+        Record {
+            seq,
+            payload,
+            meter,
+        }
     }
 }
 
@@ -504,7 +568,7 @@ impl Store {
     /// to `dir.corrupt-<UTC timestamp>` and a fresh one started (logged as an error, and visible
     /// in `moved_aside`). A store locked by another process is an error.
     pub fn open_or_recover(dir: &Path, store_max_mb: u64) -> anyhow::Result<Store> {
-        let (db, aside) = match open_classified(dir, LOCK_WAIT) {
+        let (db, aside) = match open_classified(dir, LOCK_WAIT, Flusher::Agent) {
             Ok(db) => (db, None),
             Err(OpenError::Corrupt { dir, source }) => {
                 let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
@@ -524,7 +588,10 @@ impl Store {
                     error = %source,
                     "the store was unreadable: moved it aside and started a fresh one; unsent records in it were not delivered"
                 );
-                (open_classified(&dir, LOCK_WAIT)?, Some(aside))
+                (
+                    open_classified(&dir, LOCK_WAIT, Flusher::Agent)?,
+                    Some(aside),
+                )
             }
             Err(OpenError::Io { dir, source }) if is_full_or_failing(&source) => {
                 // A full disk or an I/O error must not stop the agent (systemd would restart it
@@ -558,9 +625,8 @@ impl Store {
         let hint = self
             .moved_aside
             .as_deref()
-            .and_then(crate::state::read_status_file)
-            .or_else(|| crate::state::read_status_file(&self.dir))
-            .map(|s| s.store)
+            .and_then(status_hint)
+            .or_else(|| status_hint(&self.dir))
             .filter(|s| s.next_seq > 1);
         // The lowest seq the old store may have been at, and where to continue.
         let (lower, next) = match (floor, &hint) {
@@ -596,7 +662,7 @@ impl Store {
 
     /// Open the store in `dir` as it is (for `status`); fails if another process holds it.
     pub fn open_existing(dir: &Path, store_max_mb: u64) -> Result<Store, OpenError> {
-        let db = open_classified(dir, std::time::Duration::ZERO)?;
+        let db = open_classified(dir, std::time::Duration::ZERO, Flusher::Agent)?;
         Store::from_db(dir, db, store_max_mb, None).map_err(|e| OpenError::Io {
             dir: dir.to_path_buf(),
             source: sled::Error::Unsupported(e.to_string()),
@@ -722,7 +788,7 @@ impl Store {
         hd.sync()?;
         drop(hd);
         *self.handle.write().unwrap_or_else(|p| p.into_inner()) = None;
-        let opened = open_classified(&self.dir, LOCK_WAIT)
+        let opened = open_classified(&self.dir, LOCK_WAIT, Flusher::Agent)
             .map_err(anyhow::Error::from)
             .and_then(|db| Handle::new(db, &self.dir));
         match opened {
@@ -750,7 +816,7 @@ impl Store {
             return Ok(None);
         };
         *self.handle.write().unwrap_or_else(|p| p.into_inner()) = None;
-        let db = open_classified(&self.dir, LOCK_WAIT)?;
+        let db = open_classified(&self.dir, LOCK_WAIT, Flusher::Agent)?;
         let (found, hd) = scan(&self.dir, Handle::new(db, &self.dir)?, from)?;
         let disk_next = read_u64(&hd.tree, "next_seq")?
             .unwrap_or(1)
@@ -796,26 +862,28 @@ impl Store {
     /// atomic batch, evicting the oldest records first if the store would exceed its bound.
     /// Not yet durable: call [`Store::flush`] before publishing.
     pub fn append(&self, msgs: &mut [DataMessage]) -> anyhow::Result<Appended> {
-        self.append_with(msgs.len(), |i, seq, out| {
+        self.append_with(msgs.len(), |i, seq, meter, out| {
             let Some(m) = msgs.get_mut(i) else {
                 return false;
             };
             m.seq = seq;
+            meter.push_str(&m.meter);
             payload::encode(m, out);
             true
         })
     }
 
-    /// [`Store::append`] of `count` messages written by `payload(i, seq, out)`: appends the JSON
-    /// payload of the i-th message, numbered `seq`, to `out` and returns true (false: the message
-    /// is left out and gets no seq). The messages go in blocks of consecutive seqs.
+    /// [`Store::append`] of `count` messages written by `payload(i, seq, meter, out)`: writes the
+    /// name of the i-th message's meter to `meter`, appends its JSON payload, numbered `seq`, to
+    /// `out` and returns true (false: the message is left out and gets no seq). The messages go in
+    /// blocks of consecutive seqs.
     ///
     /// On an error (full disk, I/O error, or the store unusable since one) the messages keep
     /// their seqs and count as lost (evicted): a subscriber sees the gap.
     pub fn append_with(
         &self,
         count: usize,
-        mut payload: impl FnMut(usize, u64, &mut Vec<u8>) -> bool,
+        mut payload: impl FnMut(usize, u64, &mut String, &mut Vec<u8>) -> bool,
     ) -> anyhow::Result<Appended> {
         if count == 0 {
             return Ok(Appended::default());
@@ -833,7 +901,8 @@ impl Store {
         let mut block_first = first;
         let mut builder = block::Builder::new();
         for i in 0..count {
-            if payload(i, next, builder.begin_record()) {
+            let (meter, out) = builder.begin_record();
+            if payload(i, next, meter, out) {
                 added += record_size(builder.end_record());
                 next += 1;
             } else {
@@ -997,12 +1066,11 @@ impl Store {
         Ok(decode(tree, &k, v).filter(|b| b.end() > seq))
     }
 
-    /// Up to `limit` durable records with seq >= `from` not yet acknowledged, oldest first, as
-    /// (seq, payload).
+    /// Up to `limit` durable records with seq >= `from` not yet acknowledged, oldest first.
     ///
     /// While the store is unusable this is empty; a read error makes it unusable (the store
     /// writer reopens it): the publisher goes on with what it has in flight.
-    pub fn read_from(&self, from: u64, limit: usize) -> anyhow::Result<Vec<(u64, sled::IVec)>> {
+    pub fn read_from(&self, from: u64, limit: usize) -> anyhow::Result<Vec<Record>> {
         match self.read_range(from, self.durable_next(), limit, true) {
             Ok(out) => Ok(out),
             Err(e) => {
@@ -1024,7 +1092,7 @@ impl Store {
         end: u64,
         limit: usize,
         skip_acked: bool,
-    ) -> anyhow::Result<Vec<(u64, sled::IVec)>> {
+    ) -> anyhow::Result<Vec<Record>> {
         let mut out = Vec::with_capacity(limit.min(256));
         if from >= end || limit == 0 {
             return Ok(out);
@@ -1048,8 +1116,8 @@ impl Store {
                 if seq < from || partial.is_some_and(|p| p.is_acked(i as u64)) {
                     continue;
                 }
-                if let Some(payload) = b.record(i) {
-                    out.push((seq, payload));
+                if let Some((payload, meter)) = b.record(i) {
+                    out.push(Record::new(seq, payload, meter));
                 }
                 if out.len() >= limit {
                     return Ok(out);
@@ -1235,7 +1303,8 @@ impl Store {
         limit: usize,
     ) -> anyhow::Result<Vec<(u64, sled::IVec)>> {
         // Acknowledged records too, and without the writer's lock: a slow audit never holds it.
-        self.read_range(from, self.durable_next(), limit, false)
+        let records = self.read_range(from, self.durable_next(), limit, false)?;
+        Ok(records.into_iter().map(|r| (r.seq, r.payload)).collect())
     }
 
     /// Backlog, oldest unsent, next seq, evictions.
@@ -1245,9 +1314,11 @@ impl Store {
             .ok()
             .and_then(|r| r.into_iter().next());
         let (oldest_seq, oldest_ts_ms) = match oldest {
-            Some((seq, v)) => (
-                Some(seq),
-                serde_json::from_slice::<DataMessage>(&v).ok().map(|m| m.ts),
+            Some(r) => (
+                Some(r.seq),
+                serde_json::from_slice::<DataMessage>(&r.payload)
+                    .ok()
+                    .map(|m| m.ts),
             ),
             None => (None, None),
         };
@@ -1312,6 +1383,53 @@ mod tests {
         }
     }
 
+    /// A store written before records carried their meter (blocks of the first format, lone
+    /// JSON records) drains as it is: every record is read with its meter, in seq order, and the
+    /// records appended after it carry theirs.
+    #[test]
+    fn a_store_of_the_previous_format_drains_with_each_record_s_meter() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let json = |seq: u64, meter: &str| {
+            let mut m = msg(meter);
+            m.seq = seq;
+            payload::to_vec(&m)
+        };
+        {
+            let db = open_db(&path).unwrap();
+            let tree = db.open_tree(OUTBOX_TREE).unwrap();
+            let mut v1 = vec![block::MAGIC_V1];
+            for r in [json(1, "boiler"), json(2, "main-power")] {
+                v1.extend_from_slice(&(r.len() as u32).to_le_bytes());
+                v1.extend_from_slice(&r);
+            }
+            tree.insert(seq_key(1), v1).unwrap();
+            tree.insert(seq_key(3), json(3, "water")).unwrap();
+            tree.insert(meta_key("next_seq"), &4u64.to_be_bytes())
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let s = Store::open_or_recover(&path, 16).unwrap();
+        assert_eq!((s.backlog(), s.next_seq()), (3, 4));
+        s.append(&mut [msg("chiller")]).unwrap();
+        s.flush().unwrap();
+        let records = s.read_from(0, 10).unwrap();
+        let got: Vec<(u64, Option<&str>)> = records.iter().map(|r| (r.seq, r.meter())).collect();
+        assert_eq!(
+            got,
+            vec![
+                (1, Some("boiler")),
+                (2, Some("main-power")),
+                (3, Some("water")),
+                (4, Some("chiller"))
+            ]
+        );
+        assert_eq!(&records[0].payload[..], &json(1, "boiler")[..]);
+        s.remove_acked(&[1, 2, 3, 4]).unwrap();
+        assert_eq!(s.backlog(), 0);
+        assert!(s.read_from(0, 10).unwrap().is_empty());
+    }
+
     #[test]
     fn seq_is_gapless_and_survives_reopen() {
         let dir = tempfile::tempdir().unwrap();
@@ -1324,7 +1442,7 @@ mod tests {
             assert_eq!(s.read_from(0, 10).unwrap().len(), 0, "not durable yet");
             s.flush().unwrap();
             let got = s.read_from(0, 10).unwrap();
-            assert_eq!(got.iter().map(|r| r.0).collect::<Vec<_>>(), vec![1, 2]);
+            assert_eq!(got.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![1, 2]);
             s.remove_acked(&[1, 2]).unwrap();
             assert_eq!(s.backlog(), 0);
         }
@@ -1332,7 +1450,7 @@ mod tests {
         let mut m = vec![msg("c")];
         assert_eq!(s.append(&mut m).unwrap().first, 3, "seq never reused");
         s.flush().unwrap();
-        let (seq, payload) = &s.read_from(0, 10).unwrap()[0];
+        let Record { seq, payload, .. } = &s.read_from(0, 10).unwrap()[0];
         assert_eq!(*seq, 3);
         let back: DataMessage = serde_json::from_slice(payload).unwrap();
         assert_eq!(back.seq, 3);
@@ -1374,7 +1492,7 @@ mod tests {
                 .read_from(0, 100_000)
                 .unwrap()
                 .iter()
-                .map(|r| r.0)
+                .map(|r| r.seq)
                 .collect();
             s.remove_acked(&sent).unwrap();
         }
@@ -1408,7 +1526,7 @@ mod tests {
         }
         s.flush().unwrap();
         // The publisher reads the oldest ten and sends them...
-        let inflight: Vec<u64> = s.read_from(0, 10).unwrap().iter().map(|r| r.0).collect();
+        let inflight: Vec<u64> = s.read_from(0, 10).unwrap().iter().map(|r| r.seq).collect();
         let evicted_before = s.evicted();
         // ...while polls go on and evict them...
         for _ in 0..200 {
@@ -1446,7 +1564,7 @@ mod tests {
             assert_eq!(seq_keys(&s), vec![1], "one key for the round");
             let got = s.read_from(0, 1000).unwrap();
             assert_eq!(got.len(), 50);
-            for (i, (seq, payload)) in got.iter().enumerate() {
+            for (i, Record { seq, payload, .. }) in got.iter().enumerate() {
                 let m: DataMessage = serde_json::from_slice(payload).unwrap();
                 assert_eq!(
                     (*seq, m.seq, m.meter.clone()),
@@ -1456,9 +1574,14 @@ mod tests {
             // Part of it acknowledged: not sent again, the block stays.
             s.remove_acked(&(1..=20).collect::<Vec<_>>()).unwrap();
             assert_eq!(s.backlog(), 30);
-            let rest: Vec<u64> = s.read_from(0, 1000).unwrap().iter().map(|r| r.0).collect();
+            let rest: Vec<u64> = s
+                .read_from(0, 1000)
+                .unwrap()
+                .iter()
+                .map(|r| r.seq)
+                .collect();
             assert_eq!(rest, (21..=50).collect::<Vec<_>>());
-            assert_eq!(s.read_from(30, 5).unwrap()[0].0, 30);
+            assert_eq!(s.read_from(30, 5).unwrap()[0].seq, 30);
             assert_eq!(s.stats().oldest_seq, Some(21));
             assert_eq!(seq_keys(&s), vec![1]);
         }
@@ -1486,10 +1609,10 @@ mod tests {
             .read_from(300, 2000)
             .unwrap()
             .iter()
-            .map(|r| r.0)
+            .map(|r| r.seq)
             .collect();
         assert_eq!(seqs, (300..=1000).collect::<Vec<_>>());
-        let seqs: Vec<u64> = s.read_from(0, 300).unwrap().iter().map(|r| r.0).collect();
+        let seqs: Vec<u64> = s.read_from(0, 300).unwrap().iter().map(|r| r.seq).collect();
         assert_eq!(seqs, (1..=300).collect::<Vec<_>>());
     }
 
@@ -1539,9 +1662,9 @@ mod tests {
         s.append(&mut [msg("new")]).unwrap();
         s.flush().unwrap();
         let got = s.read_from(0, 10).unwrap();
-        let seqs: Vec<u64> = got.iter().map(|r| r.0).collect();
+        let seqs: Vec<u64> = got.iter().map(|r| r.seq).collect();
         assert_eq!(seqs, vec![1, 2, 3, 4]);
-        let m: DataMessage = serde_json::from_slice(&got[1].1).unwrap();
+        let m: DataMessage = serde_json::from_slice(&got[1].payload).unwrap();
         assert_eq!((m.seq, m.meter.as_str()), (2, "old"));
         s.remove_acked(&[1, 2, 3, 4]).unwrap();
         assert!(seq_keys(&s).is_empty());
@@ -1567,7 +1690,7 @@ mod tests {
         let s = Store::open_or_recover(&path, 16).unwrap();
         s.append(&mut [msg("b")]).unwrap();
         s.flush().unwrap();
-        let seqs: Vec<u64> = s.read_from(0, 10).unwrap().iter().map(|r| r.0).collect();
+        let seqs: Vec<u64> = s.read_from(0, 10).unwrap().iter().map(|r| r.seq).collect();
         assert_eq!(seqs, vec![1, 3]);
         assert_eq!(seq_keys(&s), vec![1, 3]);
     }
@@ -1598,7 +1721,7 @@ mod tests {
             }
             s.flush().unwrap();
             s.remove_acked(&(1..=20).collect::<Vec<_>>()).unwrap();
-            std::fs::write(path.join(crate::state::STATUS_FILE), b"{}").unwrap();
+            std::fs::write(path.join(STATUS_FILE), b"{}").unwrap();
         }
         // The whole data_dir goes: store and status.json.
         std::fs::remove_dir_all(&path).unwrap();
@@ -1626,11 +1749,9 @@ mod tests {
                 let mut round: Vec<DataMessage> = (0..10).map(|_| msg("a")).collect();
                 s.append(&mut round).unwrap();
                 s.flush().unwrap();
-                let st = crate::state::AgentStatus {
-                    store: s.stats(),
-                    ..Default::default()
-                };
-                crate::state::write_status_bytes(&path, &serde_json::to_vec(&st).unwrap()).unwrap();
+                // What the running agent writes (`state::AgentStatus`), of which the store reads its own figures.
+                let st = serde_json::json!({ "pid": 1, "store": s.stats() });
+                std::fs::write(path.join(STATUS_FILE), serde_json::to_vec(&st).unwrap()).unwrap();
             }
             if !keep_floor {
                 std::fs::remove_file(&seq_floor::candidates(&path)[0]).unwrap();
@@ -1738,7 +1859,7 @@ mod tests {
             .read_from(0, 100_000)
             .unwrap()
             .iter()
-            .map(|r| r.0)
+            .map(|r| r.seq)
             .collect();
         assert!(
             seqs.len() as u64 >= stored,
@@ -1805,7 +1926,7 @@ mod tests {
             .read_from(0, 1_000_000)
             .unwrap()
             .iter()
-            .map(|r| r.0)
+            .map(|r| r.seq)
             .collect();
         assert_eq!(seqs, (1..=written).collect::<Vec<_>>());
         // Acknowledged records stop the recycling: memory goes with deleted records.
@@ -1823,6 +1944,12 @@ mod tests {
         let path = dir.path().join("db");
         let _held = Store::open_or_recover(&path, 16).unwrap();
         match Store::open_existing(&path, 16) {
+            Err(OpenError::Locked(p)) => assert_eq!(p, path),
+            Err(e) => panic!("unexpected error {e}"),
+            Ok(_) => panic!("opened a locked store"),
+        }
+        // The audit commands' open says so by its type too (after waiting for the lock a while).
+        match open_db(&path) {
             Err(OpenError::Locked(p)) => assert_eq!(p, path),
             Err(e) => panic!("unexpected error {e}"),
             Ok(_) => panic!("opened a locked store"),

@@ -90,10 +90,12 @@ struct IndicatorDef {
     /// Indices of the points whose validity the indicator needs (production always included).
     points: Vec<usize>,
     hourly: Vec<f64>,
-    /// Per source of a pollutant with several sources: its name and hourly load.
-    sources: Vec<(String, Vec<f64>)>,
-    /// `hourly` split by where the data came from (POLLED, IMPORTED, APPORTIONED, MANUAL).
-    by_class: [Vec<f64>; 4],
+    /// Per source of a pollutant with several sources: its name, hourly load, and its own points
+    /// (concentration, flow) whose data decide whether it has a figure.
+    sources: Vec<(String, Vec<f64>, [usize; 2])>,
+    /// Sums of `hourly` over the baseline [0] and reporting [1] periods, split by where the data came from
+    /// (POLLED, IMPORTED, APPORTIONED, MANUAL): all that provenance needs, without a vector per class.
+    by_class: ClassSums,
 }
 
 struct BucketDef {
@@ -198,9 +200,10 @@ pub fn compute(
     let mut quality: Vec<PointQuality> = Vec::with_capacity(refs.len());
     let base_range = window(baseline_p, h_start, elapsed_end);
     let rep_range = reporting_p.map(|r| window(r, h_start, elapsed_end));
+    let periods_of_sums = [Some(base_range), rep_range];
     // One buffer for every point: a year of hours is 200 kB, not worth allocating per point.
     let mut aggs = vec![HourAgg::default(); n];
-    for r in &refs {
+    for (ri, r) in refs.iter().enumerate() {
         let point = plan
             .point(r)
             .ok_or_else(|| ComputeError::UnknownPoint(r.qualified()))?;
@@ -246,7 +249,14 @@ pub fn compute(
             }
         }
         if point.kind == PointKind::Gauge {
-            let substituted = substitute_gaps(&mut amount);
+            let had_value: Vec<bool> = amount.iter().map(|v| !v.is_nan()).collect();
+            let mut substituted = substitute_gaps(&mut amount);
+            if driver_is.contains(&ri) {
+                // A driver is a value, not a flow: before its first or after its last reading it is not 0
+                // (0 C would be 18 degree-days a day), it takes the nearest hour with data (flagged, and
+                // counted against the savings' completeness below).
+                substituted.extend(carry_to_the_ends(&mut amount, &had_value));
+            }
             if !manual {
                 for &i in &substituted {
                     class[i] = APPORTIONED;
@@ -261,8 +271,13 @@ pub fn compute(
             if k > 0 {
                 notes.push(format!(
                     "{}: {k} hours without a reading inside polling gaps were substituted with the mean of the valid \
-                     hourly values before and after the gap (counted as its apportioned hours)",
-                    r.qualified()
+                     hourly values before and after the gap{} (counted as its apportioned hours)",
+                    r.qualified(),
+                    if driver_is.contains(&ri) {
+                        "; as a regression driver, its hours before its first or after its last reading take the nearest reading"
+                    } else {
+                        ""
+                    }
                 ));
             }
             apportioned += k;
@@ -355,19 +370,24 @@ pub fn compute(
             co2.points.push(pi);
         }
         let class = &series[pi].class;
+        let (k_energy, k_co2) = (inp.kgce_per_unit, inp.co2_kg_per_unit);
         for (h, &a) in amount.iter().enumerate() {
             let q = a * conv;
-            let c = usize::from(class[h]);
             car.hourly[h] += q;
-            car.by_class[c][h] += q;
             if is_energy {
-                energy.hourly[h] += q * inp.kgce_per_unit;
-                energy.by_class[c][h] += q * inp.kgce_per_unit;
+                energy.hourly[h] += q * k_energy;
             }
             if has_co2 {
-                co2.hourly[h] += q * inp.co2_kg_per_unit;
-                co2.by_class[c][h] += q * inp.co2_kg_per_unit;
+                co2.hourly[h] += q * k_co2;
             }
+        }
+        let sums = class_sums(amount, class, &periods_of_sums);
+        car.by_class.add(&sums, conv);
+        if is_energy {
+            energy.by_class.add(&sums, conv * k_energy);
+        }
+        if has_co2 {
+            co2.by_class.add(&sums, conv * k_co2);
         }
         factors.push(Factor {
             point: inp.point.qualified(),
@@ -407,13 +427,20 @@ pub fn compute(
         };
         let d = &mut defs[at];
         d.points.extend([ci, fi]);
-        for (h, (acc, l)) in d.hourly.iter_mut().zip(&load).enumerate() {
+        for (acc, l) in d.hourly.iter_mut().zip(&load) {
             *acc += l;
-            let c = series[ci].class[h].max(series[fi].class[h]);
-            d.by_class[usize::from(c)][h] += l;
         }
+        // An hour's load is as good as the worse of its two points.
+        let class: Vec<u8> = series[ci]
+            .class
+            .iter()
+            .zip(&series[fi].class)
+            .map(|(a, b)| *a.max(b))
+            .collect();
+        d.by_class
+            .add(&class_sums(&load, &class, &periods_of_sums), 1.0);
         if let Some(source) = &p.source {
-            d.sources.push((source.clone(), load));
+            d.sources.push((source.clone(), load, [ci, fi]));
         }
     }
 
@@ -474,7 +501,27 @@ pub fn compute(
         .map(|r| buckets(g, r, h_start, elapsed_end))
         .unwrap_or_default();
     let product_names: Vec<String> = audit.products.iter().map(|p| p.name.clone()).collect();
-    let driver_names: Vec<String> = audit.drivers.iter().map(|d| d.name.clone()).collect();
+    // A driver without a single reading in the baseline cannot be a regression variable: left out of every
+    // candidate (named in the notes) instead of making every baseline bucket incomplete.
+    let drivers: Vec<(&crate::plan::AuditDriver, usize)> = audit
+        .drivers
+        .iter()
+        .zip(driver_is.iter().copied())
+        .filter(|(d, i)| {
+            let seen = series[*i]
+                .data
+                .get(base_range.0..base_range.1)
+                .is_some_and(|s| s.contains(&true));
+            if !seen {
+                notes.push(format!(
+                    "driver {}: no reading of {} in the baseline period; left out of the model's candidates",
+                    d.name, d.point
+                ));
+            }
+            seen
+        })
+        .collect();
+    let driver_names: Vec<String> = drivers.iter().map(|(d, _)| d.name.clone()).collect();
     let vars = Variables::new(&product_names, &driver_names);
     // A bucket's row of variables: production, the products' quantities (two or more), the drivers.
     let row = |b: &BucketDef| -> Vec<f64> {
@@ -483,32 +530,32 @@ pub fn compute(
         if vars.products > 0 {
             r.extend(prod_is.iter().map(|&i| sum(&series[i].amount, (b.a, b.b))));
         }
-        for (d, &i) in audit.drivers.iter().zip(&driver_is) {
+        for &(d, i) in &drivers {
             r.push(driver_value(d.transform, &series[i].amount[b.a..b.b]));
         }
         r
     };
-    let drivers_valid: Vec<bool> = (0..n)
-        .map(|h| driver_is.iter().all(|&p| series[p].valid[h]))
-        .collect();
+    let mut drivers_valid = vec![true; n];
+    for &(_, p) in &drivers {
+        and_into(&mut drivers_valid, &series[p].valid);
+    }
     let mut indicators = Vec::with_capacity(defs.len());
     let mut cusum_all: Vec<(String, Vec<CusumPoint>)> = Vec::new();
     // Graded indicators with the figure they are graded on (reporting period, else baseline).
     let mut graded_figures: Vec<(&crate::plan::AuditLevel, Option<f64>)> = Vec::new();
     let mut energy_series: Option<(Vec<Bucket>, Vec<CusumPoint>)> = None;
     for d in &defs {
-        let valid: Vec<bool> = (0..n)
-            .map(|h| d.points.iter().all(|&p| series[p].valid[h]))
-            .collect();
+        // Point by point over whole vectors (not hour by hour across points): a year of 200 points stays
+        // in cache order.
+        let mut valid = vec![true; n];
+        for &p in &d.points {
+            and_into(&mut valid, &series[p].valid);
+        }
         // No data is not zero: a period has a total only if some hour has data of every input.
-        let inputs_valid: Vec<bool> = (0..n)
-            .map(|h| {
-                d.points
-                    .iter()
-                    .filter(|p| !prod_is.contains(p))
-                    .all(|&p| series[p].data[h])
-            })
-            .collect();
+        let mut inputs_valid = vec![true; n];
+        for &p in d.points.iter().filter(|p| !prod_is.contains(p)) {
+            and_into(&mut inputs_valid, &series[p].data);
+        }
         let has_data = |r: (usize, usize)| {
             inputs_valid
                 .get(r.0..r.1)
@@ -548,6 +595,13 @@ pub fn compute(
             let total = has_data(rr).then(|| sum(&d.hourly, rr));
             let prod = sum(production, rr);
             let completeness = fraction_valid(&valid, rr);
+            // The expected consumption is computed from the model's drivers too: their data count.
+            let driver_completeness = model
+                .variables
+                .iter()
+                .filter_map(|v| drivers.iter().find(|(d, _)| &d.name == v))
+                .map(|&(d, i)| (&d.name, fraction_valid(&series[i].valid, rr)))
+                .min_by(|a, b| a.1.total_cmp(&b.1));
             let expected = b_total.map(|_| s.expected);
             let (savings, savings_reason) = match (total, expected) {
                 (None, _) => (
@@ -570,6 +624,17 @@ pub fn compute(
                         audit.min_completeness * 100.0
                     )),
                 ),
+                _ if driver_completeness.is_some_and(|(_, c)| c < audit.min_completeness) => {
+                    let (name, c) = driver_completeness.unwrap_or((&audit.drivers[0].name, 0.0));
+                    (
+                        None,
+                        Some(format!(
+                            "the model's driver {name} has {:.1} % of the reporting period's hours, below min_completeness {:.1} %",
+                            c * 100.0,
+                            audit.min_completeness * 100.0
+                        )),
+                    )
+                }
                 (Some(t), Some(e)) => (Some(e - t), None),
             };
             (
@@ -598,7 +663,7 @@ pub fn compute(
                     completeness,
                     savings_reason,
                     savings_yuan: None,
-                    provenance: total.and_then(|_| provenance(d, rr)),
+                    provenance: total.and_then(|_| provenance(d, 1)),
                 },
                 s.cusum,
             )
@@ -638,7 +703,7 @@ pub fn compute(
             total: b_total,
             per_unit: b_total.and_then(|t| per_unit(t, b_prod)),
             completeness: fraction_valid(&valid, base_range),
-            provenance: b_total.and_then(|_| provenance(d, base_range)),
+            provenance: b_total.and_then(|_| provenance(d, 0)),
         };
         let figure = match &rep {
             Some((r, _)) => r.per_unit,
@@ -674,16 +739,22 @@ pub fn compute(
                 sources: (!d.sources.is_empty()).then(|| {
                     d.sources
                         .iter()
-                        .map(|(name, load)| {
+                        .map(|(name, load, own)| {
+                            // A source has a figure when the indicator has one (then the sources add up to
+                            // it), or on its own when some hour has data of both its points: a stack never
+                            // measured is null, not 0, even when the other stack was.
+                            let total = |r: (usize, usize)| {
+                                let own_data =
+                                    (r.0..r.1).any(|h| own.iter().all(|&p| series[p].data[h]));
+                                (has_data(r) || own_data).then(|| sum(load, r))
+                            };
                             (
                                 name.clone(),
                                 SourceTotals {
                                     baseline: PeriodTotal {
-                                        total: has_data(base_range).then(|| sum(load, base_range)),
+                                        total: total(base_range),
                                     },
-                                    reporting: rep_range.map(|rr| PeriodTotal {
-                                        total: has_data(rr).then(|| sum(load, rr)),
-                                    }),
+                                    reporting: rep_range.map(|rr| PeriodTotal { total: total(rr) }),
                                 },
                             )
                         })
@@ -1046,7 +1117,7 @@ impl IndicatorDef {
             total_unit: unit.to_string(),
             points: prod_is.to_vec(),
             sources: Vec::new(),
-            by_class: std::array::from_fn(|_| vec![0.0; n]),
+            by_class: ClassSums::default(),
             hourly: vec![0.0; n],
         }
     }
@@ -1118,9 +1189,45 @@ fn model_json(m: &Baseline, g: Granularity) -> Model {
     }
 }
 
-/// Shares of an indicator's total over `r` by where its data came from; None when the total is zero.
-fn provenance(d: &IndicatorDef, r: (usize, usize)) -> Option<Provenance> {
-    let parts: Vec<f64> = d.by_class.iter().map(|c| sum(c, r).abs()).collect();
+/// Per period (baseline, reporting), the sum of an hourly series by the class of each hour.
+#[derive(Debug, Default, Clone, Copy)]
+struct ClassSums([[f64; 4]; 2]);
+
+impl ClassSums {
+    fn add(&mut self, o: &ClassSums, k: f64) {
+        for (a, b) in self.0.iter_mut().zip(&o.0) {
+            for (x, y) in a.iter_mut().zip(b) {
+                *x += y * k;
+            }
+        }
+    }
+}
+
+/// Sums of `v` over each period's hours, by the class of each hour.
+fn class_sums(v: &[f64], class: &[u8], periods: &[Option<(usize, usize)>; 2]) -> ClassSums {
+    let mut out = ClassSums::default();
+    for (acc, r) in out.0.iter_mut().zip(periods) {
+        let Some((a, b)) = *r else { continue };
+        let (v, class) = (&v[a..b], &class[a..b]);
+        match class.first() {
+            // Usually every hour of a point has one class (all polled): a plain sum.
+            Some(&c0) if class.iter().all(|c| *c == c0) => {
+                acc[usize::from(c0)] += v.iter().sum::<f64>()
+            }
+            _ => {
+                for (x, c) in v.iter().zip(class) {
+                    acc[usize::from(*c)] += x;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Shares of an indicator's total over a period (0 baseline, 1 reporting) by where its data came from; None
+/// when the total is zero.
+fn provenance(d: &IndicatorDef, period: usize) -> Option<Provenance> {
+    let parts: Vec<f64> = d.by_class.0[period].iter().map(|c| c.abs()).collect();
     let total: f64 = parts.iter().sum();
     (total > 0.0).then(|| Provenance {
         polled: parts[usize::from(POLLED)] / total,
@@ -1196,6 +1303,26 @@ pub fn substitute_gaps(v: &mut [f64]) -> Vec<usize> {
         v[start..i].fill(fill);
     }
     out
+}
+
+/// `acc[h] &= v[h]` for every hour.
+fn and_into(acc: &mut [bool], v: &[bool]) {
+    for (a, b) in acc.iter_mut().zip(v) {
+        *a &= *b;
+    }
+}
+
+/// Fill the hours before the first and after the last hour with data with the value of that hour (a gauge
+/// that is a regression driver: its value goes on, unlike a flow). Returns the filled indices.
+fn carry_to_the_ends(v: &mut [f64], data: &[bool]) -> Vec<usize> {
+    let (Some(first), Some(last)) = (data.iter().position(|d| *d), data.iter().rposition(|d| *d))
+    else {
+        return Vec::new();
+    };
+    let (a, b) = (v[first], v[last]);
+    v[..first].fill(a);
+    v[last + 1..].fill(b);
+    (0..first).chain(last + 1..v.len()).collect()
 }
 
 fn in_range(i: usize, r: (usize, usize)) -> bool {

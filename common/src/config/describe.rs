@@ -350,11 +350,34 @@ fn write_audit(o: &mut String, a: &AuditPlan, plan: &Plan) -> std::fmt::Result {
         )?,
         None => writeln!(o, "  reporting   (none configured)")?,
     }
-    writeln!(
-        o,
-        "  model       consumption = a + b x production, per {}",
-        a.granularity.as_str()
-    )?;
+    if a.products.len() < 2 && a.drivers.is_empty() {
+        writeln!(
+            o,
+            "  model       consumption = a + b x production, per {}",
+            a.granularity.as_str()
+        )?;
+    } else {
+        // DOMAIN.md model selection: the candidates in the order they are tried.
+        let products: Vec<&str> = a.products.iter().map(|p| p.name.as_str()).collect();
+        let drivers: Vec<&str> = a.drivers.iter().map(|d| d.name.as_str()).collect();
+        let mut candidates = vec![vec!["production"]];
+        if products.len() >= 2 {
+            candidates.push(products.clone());
+        }
+        if !drivers.is_empty() {
+            candidates.push([&["production"][..], &drivers].concat());
+            if products.len() >= 2 {
+                candidates.push([&products[..], &drivers].concat());
+            }
+        }
+        let listed: Vec<String> = candidates.iter().map(|c| c.join(" + ")).collect();
+        writeln!(
+            o,
+            "  model       consumption = b0 + sum of b x variable, per {}; candidates: {} (the valid one with the highest adjusted R2, else the ratio method)",
+            a.granularity.as_str(),
+            listed.join(" | ")
+        )?;
+    }
     for p in &a.products {
         if a.products.len() == 1 {
             writeln!(o, "  production  {} ({})", p.point, a.production_unit)?;
@@ -434,9 +457,16 @@ fn write_audit(o: &mut String, a: &AuditPlan, plan: &Plan) -> std::fmt::Result {
                 PointKind::Counter => "volume counter",
                 PointKind::Gauge => "flow rate",
             };
+            let source = p
+                .source
+                .as_deref()
+                .map_or(String::new(), |s| format!(" (source {s})"));
+            let o2 = p.o2.as_ref().map_or(String::new(), |(r, reference)| {
+                format!(", O2 {r} (reference {} %)", fmt_num(*reference, 3))
+            });
             writeln!(
                 o,
-                "    {:<12} concentration {}{} x {flow} {}{}",
+                "    {:<12} concentration {}{} x {flow} {}{}{o2}{source}",
                 p.name.as_str(),
                 p.concentration,
                 unit_of(&p.concentration),

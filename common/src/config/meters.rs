@@ -777,6 +777,16 @@ fn template_order(text: &str) -> Option<ByteOrder> {
     ByteOrder::parse(s).map(|(o, _)| o)
 }
 
+/// The points of a template as it gives them (its own byte order, else big-endian): what the
+/// simulator serves, parsed as a meter's `template = NAME` is. Errors name `<template NAME>`.
+pub(crate) fn template_alone(name: &str, text: &str) -> Result<Vec<Point>, Vec<ConfigError>> {
+    let mut errors = Vec::new();
+    match template_points(name, text, None, &mut errors) {
+        Some((points, _)) if errors.is_empty() => Ok(points),
+        _ => Err(errors),
+    }
+}
+
 /// The points of a built-in template, with the meter's byte order (if set) overriding the template's.
 /// Errors in the template itself are reported against `<template NAME>`.
 fn template_points(
