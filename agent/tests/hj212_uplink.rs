@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::FixedOffset;
-use support::{wait_for, Broker, BIN};
+use support::{wait_until as wait_for, Broker, BrokerKind, BIN};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -418,7 +418,7 @@ async fn hourly_packets_survive_an_outage_and_a_restart_and_history_is_answered(
     )
     .await
     .unwrap();
-    let broker = Broker::start();
+    let broker = Broker::start(BrokerKind::Rumqttd);
     let platform = Platform::start().await;
     let cfg = dir.path().join("agent.toml");
     std::fs::write(
@@ -499,7 +499,7 @@ async fn hourly_packets_survive_an_outage_and_a_restart_and_history_is_answered(
         within(
             &format!("hour {h} COD load kg"),
             g.num("w01018-Cou").unwrap(),
-            truth.pollutants_kg["COD"],
+            truth.sources_kg["COD"]["wastewater"],
             3.0,
         );
         within(
@@ -511,7 +511,7 @@ async fn hourly_packets_survive_an_outage_and_a_restart_and_history_is_answered(
         within(
             &format!("hour {h} SO2 load kg"),
             g.num("a21026-Cou").unwrap(),
-            truth.pollutants_kg["SO2"],
+            truth.sources_kg["SO2"]["flue_gas"],
             3.0,
         );
         let (min, avg, max) = (
