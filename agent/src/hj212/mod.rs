@@ -189,7 +189,13 @@ pub fn start(plan: &Plan, store: Arc<Store>, clock: Clock) -> anyhow::Result<Opt
         store.set_uplink_gate(None);
         return Ok(None);
     };
-    let pw = plantmeter_common::config::files::read_hj212_password(&h)?;
+    // A password file that cannot serve is bad input (exit 2), as `check` says.
+    let pw = plantmeter_common::config::files::read_hj212_password(&h).map_err(|e| {
+        anyhow::Error::new(crate::exit::BadInput(format!(
+            "{}: {e}",
+            plan.source.display()
+        )))
+    })?;
     let outbox = Outbox::open(&dir(plan))?;
     let persisted = match outbox.load()? {
         Some(p) => p,

@@ -871,4 +871,24 @@ mod tests {
         got.extend(run_outfall(&mut second, 47..121, cod));
         assert_eq!(got, want);
     }
+
+    #[test]
+    fn intervals_are_local_days_hours_and_minutes() {
+        let setup = outfall();
+        let day = Kind {
+            cn: DataCn::Day,
+            len_ms: DAY_MS,
+        };
+        // T0 is 08:00 local on 2026-01-01: the local day started at 00:00 local = 16:00 UTC before.
+        assert_eq!(setup.start_of(day, T0), T0 - 8 * HOUR_MS);
+        assert_eq!(setup.start_of(day, T0 + 16 * HOUR_MS - 1), T0 - 8 * HOUR_MS);
+        assert_eq!(setup.start_of(day, T0 + 16 * HOUR_MS), T0 + 16 * HOUR_MS);
+        let hour = setup.kinds[1];
+        assert_eq!(setup.start_of(hour, T0 + 59 * MINUTE_MS), T0);
+        let ten = setup.kinds[0];
+        assert_eq!(
+            setup.start_of(ten, T0 + 19 * MINUTE_MS + 59_999),
+            T0 + 10 * MINUTE_MS
+        );
+    }
 }
