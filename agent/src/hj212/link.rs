@@ -395,6 +395,15 @@ mod tests {
     }
 
     fn shared_with(dir: &std::path::Path, address: String, ack: bool) -> Arc<Shared> {
+        shared_rt(dir, address, ack, None)
+    }
+
+    fn shared_rt(
+        dir: &std::path::Path,
+        address: String,
+        ack: bool,
+        realtime: Option<Duration>,
+    ) -> Arc<Shared> {
         Arc::new(Shared {
             plan: Hj212Plan {
                 address,
@@ -404,7 +413,7 @@ mod tests {
                 minute: 10,
                 hour: true,
                 day: true,
-                realtime: None,
+                realtime,
                 ack,
                 timezone: chrono::FixedOffset::east_opt(8 * 3600).unwrap(),
                 factors: Vec::new(),
@@ -542,6 +551,44 @@ mod tests {
         assert_eq!(answer.qn.as_deref(), Some("20260101000000999"));
         assert_eq!(sh.outbox.next(None).unwrap(), None);
         assert_eq!(sh.counters.sent.load(Ordering::Relaxed), 2);
+        let _ = stop_tx.send(true);
+        link.await.unwrap();
+    }
+
+    /// `realtime_s`: CN 2011 with the latest values, `-Rtd` and `-Flag`, no ack asked, not stored.
+    #[tokio::test]
+    async fn real_time_data_goes_out_while_connected() {
+        use plantmeter_common::hj212::data::{DataFlag, FactorValues};
+        let dir = tempfile::tempdir().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let sh = shared_rt(
+            dir.path(),
+            listener.local_addr().unwrap().to_string(),
+            true,
+            Some(Duration::from_secs(30)),
+        );
+        *sh.realtime.lock().unwrap() = vec![FactorValues {
+            code: "w01018".into(),
+            rtd: Some(48.5),
+            min: None,
+            avg: None,
+            max: None,
+            zs_avg: None,
+            cou: None,
+            flag: DataFlag::Normal,
+        }];
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let link = tokio::spawn(run(sh.clone(), stop_rx));
+        let (s, _) = listener.accept().await.unwrap();
+        let mut r = tokio::io::BufReader::new(s);
+        let mut line = String::new();
+        r.read_line(&mut line).await.unwrap();
+        let p = Packet::decode(&line).unwrap();
+        assert_eq!((p.cn.as_str(), p.flag), ("2011", Some(4)));
+        assert_eq!(p.cp_get("w01018-Rtd"), Some("48.5"));
+        assert_eq!(p.cp_get("w01018-Flag"), Some("N"));
+        assert_eq!(p.cp_get("DataTime").map(str::len), Some(14));
+        assert_eq!(sh.outbox.pending(), 0, "not stored");
         let _ = stop_tx.send(true);
         link.await.unwrap();
     }
