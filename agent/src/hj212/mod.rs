@@ -197,13 +197,21 @@ pub fn start(plan: &Plan, store: Arc<Store>, clock: Clock) -> anyhow::Result<Opt
         )))
     })?;
     let outbox = Outbox::open(&dir(plan))?;
-    let persisted = match outbox.load()? {
-        Some(p) => p,
+    let fresh = || Persisted {
+        cursor: store.durable_next(),
+        ..Default::default()
+    };
+    let persisted = match outbox.load() {
+        Ok(Some(p)) => p,
         // A new uplink starts with what is polled from now on.
-        None => Persisted {
-            cursor: store.durable_next(),
-            ..Default::default()
-        },
+        Ok(None) => fresh(),
+        // The waiting packets are kept; the open intervals are lost (logged), polling goes on.
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), dir = %dir(plan).display(), "HJ 212: the uplink's state is unreadable; starting over from the readings stored from now on");
+            let mut p = fresh();
+            p.next_id = outbox.last_id()?.map_or(0, |id| id + 1);
+            p
+        }
     };
     store.set_uplink_gate(Some(persisted.cursor));
     let station = Station {

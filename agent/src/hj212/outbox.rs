@@ -196,6 +196,17 @@ impl Outbox {
         Ok(())
     }
 
+    /// The id of the newest waiting packet.
+    pub fn last_id(&self) -> anyhow::Result<Option<u64>> {
+        Ok(self
+            .tree
+            .scan_prefix(b"p")
+            .next_back()
+            .transpose()?
+            .and_then(|(k, _)| k.get(1..9).and_then(|b| <[u8; 8]>::try_from(b).ok()))
+            .map(u64::from_be_bytes))
+    }
+
     /// Packets waiting.
     pub fn pending(&self) -> u64 {
         self.pending.load(Ordering::Acquire)
@@ -279,6 +290,7 @@ mod tests {
         assert_eq!(o.next(None).unwrap(), Some(q(2)));
         assert_eq!(o.next(Some(2)).unwrap(), Some(q(3)));
         assert_eq!(o.next(Some(3)).unwrap(), None);
+        assert_eq!(o.last_id().unwrap(), Some(3));
         let got: Vec<i64> = o
             .history(DataCn::Hour, -10, 15)
             .unwrap()
