@@ -8,6 +8,7 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
+use chrono::{FixedOffset, Offset, TimeZone, Utc};
 use plantmeter_common::model::format_ts_ms;
 
 use crate::state::{self, AgentStatus};
@@ -61,7 +62,12 @@ pub fn main(args: StatusArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
     }
-    print!("{}", render(&dir.display().to_string(), &source, now));
+    // Times in the plant's timezone (`[audit] timezone`), UTC without an audit.
+    let tz = plan.audit.as_ref().map_or_else(
+        || FixedOffset::east_opt(0).unwrap_or(Utc.fix()),
+        |a| a.timezone,
+    );
+    print!("{}", render(&dir.display().to_string(), &source, now, tz));
     if let Some(line) = crate::hj212::status_line(&plan) {
         print!("{line}");
     }
@@ -77,7 +83,15 @@ fn ago(now: i64, then: i64) -> String {
     }
 }
 
-fn render(dir: &str, source: &Source, now: i64) -> String {
+/// An instant (ms since the epoch) in the plant's timezone, to the second: `2026-11-30 18:04:05`.
+fn local(ms: i64, tz: FixedOffset) -> String {
+    match tz.timestamp_millis_opt(ms).single() {
+        Some(t) => t.format("%Y-%m-%d %H:%M:%S").to_string(),
+        None => format_ts_ms(ms),
+    }
+}
+
+fn render(dir: &str, source: &Source, now: i64, tz: FixedOffset) -> String {
     let mut out = String::new();
     let (stats, status) = match source {
         Source::Empty => {
@@ -113,7 +127,12 @@ fn render(dir: &str, source: &Source, now: i64) -> String {
     );
     match (stats.oldest_seq, stats.oldest_ts_ms) {
         (Some(seq), Some(ts)) => {
-            let _ = writeln!(out, "oldest    seq {seq}, polled {}", format_ts_ms(ts));
+            let _ = writeln!(
+                out,
+                "oldest    seq {seq}, polled {} ({tz}, {})",
+                local(ts, tz),
+                ago(now, ts)
+            );
         }
         (Some(seq), None) => {
             let _ = writeln!(out, "oldest    seq {seq}");
@@ -170,23 +189,81 @@ fn render(dir: &str, source: &Source, now: i64) -> String {
         .max()
         .unwrap_or(5)
         .max(5);
+    // The counts are status.json's: `errors` failed polls since the last good one, `total_errors` and
+    // `polls` since the agent started.
+    let poll_head = format!("last poll ({tz})");
     let _ = writeln!(
         out,
-        "{:<w$}  {:<8}  {:<24}  {:>6}  last error",
-        "meter", "state", "last poll", "errors"
+        "{:<w$}  {:<8}  {:<19}  {:>6}  {:>12}  {:>8}  last error",
+        "meter", "state", poll_head, "errors", "total_errors", "polls"
     );
     for m in &st.meters {
         let _ = writeln!(
             out,
-            "{:<w$}  {:<8}  {:<24}  {:>6}  {}",
+            "{:<w$}  {:<8}  {:<19}  {:>6}  {:>12}  {:>8}  {}",
             m.name,
             m.state.as_str(),
             m.last_poll_ms
-                .map(format_ts_ms)
+                .map(|t| local(t, tz))
                 .unwrap_or_else(|| "-".into()),
             m.errors,
+            m.total_errors,
+            m.polls,
             m.last_error.as_deref().unwrap_or("-")
         );
     }
     out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::state::MeterState;
+
+    fn status() -> AgentStatus {
+        AgentStatus {
+            pid: 42,
+            running: true,
+            mqtt_connected: true,
+            updated_ms: 1_764_496_000_000,
+            meters: vec![MeterState {
+                name: "main-power".into(),
+                bus: "line-1".into(),
+                // 2025-11-30T10:00:00Z
+                last_poll_ms: Some(1_764_496_800_000),
+                errors: 2,
+                total_errors: 17,
+                polls: 5000,
+                last_error: Some("timeout reading holding 0..20".into()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn times_are_local_and_counts_are_those_of_status_json() {
+        let tz = FixedOffset::east_opt(8 * 3600).unwrap();
+        let st = status();
+        let text = render(
+            "/var/lib/plantmeter",
+            &Source::Running(Some(st.clone())),
+            st.updated_ms,
+            tz,
+        );
+        assert!(text.contains("last poll (+08:00)"), "{text}");
+        assert!(text.contains("2025-11-30 18:00:00"), "local time: {text}");
+        assert!(!text.contains("2025-11-30T10:00"), "no UTC instant: {text}");
+        // the JSON's counts under the JSON's names
+        let json = serde_json::to_value(&st).unwrap();
+        let m = &json["meters"][0];
+        let line = text.lines().find(|l| l.starts_with("main-power")).unwrap();
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(cells[4], m["errors"].to_string(), "{line}");
+        assert_eq!(cells[5], m["total_errors"].to_string(), "{line}");
+        assert_eq!(cells[6], m["polls"].to_string(), "{line}");
+        let head = text.lines().find(|l| l.starts_with("meter")).unwrap();
+        assert!(head.contains("errors") && head.contains("total_errors") && head.contains("polls"));
+    }
 }

@@ -147,30 +147,30 @@ fn imported_history_renders_as_csv_and_html_in_both_languages() {
         !text.replace("\r\n", "").contains('\n'),
         "bare LF in the CSV"
     );
-    let lines: Vec<&str> = text.split("\r\n").collect();
-    assert!(lines[0].starts_with("指标,代码,单位,"), "{}", lines[0]);
-    assert!(
-        lines[1].starts_with("综合能耗,energy,kgce,kgce/t,"),
-        "{}",
-        lines[1]
-    );
-    let blank = lines.iter().position(|l| l.is_empty()).unwrap();
-    assert!(
-        lines[blank + 1].starts_with("日期,时期,产量 (t),"),
-        "{}",
-        lines[blank + 1]
-    );
-    let daily: Vec<&&str> = lines[blank + 2..]
+    // one table: a csv reader with fixed width reads every record under the one header
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(false)
+        .from_reader(text.as_bytes());
+    let head: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    assert_eq!(head[..4], ["指标", "代码", "时期", "行类型"], "{head:?}");
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(&rows[0][0], "综合能耗");
+    assert_eq!(&rows[0][1], "energy");
+    assert_eq!(&rows[0][9], "tce", "energy totals in tce");
+    assert_eq!(&rows[0][11], "kgce/t");
+    let days: Vec<&csv::StringRecord> = rows
         .iter()
-        .filter(|l| !l.is_empty())
+        .filter(|r| &r[1] == "energy" && &r[3] == "日")
         .collect();
     assert_eq!(
-        daily.len(),
+        days.len(),
         DAYS as usize,
         "one row per day of 2024-01-01..=2024-03-01"
     );
-    assert!(daily[0].starts_with("2024-01-01,基准期,"), "{}", daily[0]);
-    assert!(daily.last().unwrap().starts_with("2024-03-01,报告期,"));
+    assert_eq!(&days[0][4], "2024-01-01");
+    assert_eq!(&days[0][2], "基准期");
+    assert_eq!(&days.last().unwrap()[4], "2024-03-01");
+    assert_eq!(&days.last().unwrap()[2], "报告期");
     assert!(!text.contains("NaN"));
 
     // HTML, English and Chinese: self-contained, three charts with the data drawn
@@ -483,4 +483,200 @@ fn a_recorded_replacement_is_counted_exactly_before_or_after_the_readings() {
         assert_eq!(out.status.code(), Some(2));
         assert!(String::from_utf8_lossy(&out.stderr).contains("already recorded"));
     }
+}
+
+#[test]
+fn half_a_period_is_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("agent.toml");
+    std::fs::write(&cfg, config(Path::new("."))).unwrap();
+    for (args, says) in [
+        (&["--from", "2024-02-01"][..], "--from and --to go together"),
+        (&["--to", "2024-03-01"][..], "--from and --to go together"),
+        (
+            &["--baseline-from", "2024-01-01"][..],
+            "--baseline-from and --baseline-to go together",
+        ),
+        (
+            &["--baseline-to", "2024-02-01"][..],
+            "--baseline-from and --baseline-to go together",
+        ),
+        (
+            &["--from", "2024-03-01", "--to", "2024-02-01"][..],
+            "the period is empty",
+        ),
+    ] {
+        let o = Command::new(BIN)
+            .args(["report", "--config"])
+            .arg(&cfg)
+            .args(["--format", "json"])
+            .args(args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(o.stdout.is_empty(), "{args:?}: no report");
+    }
+}
+
+/// An import larger than one write batch (three years of two points: more than 256 chunks) counts every
+/// hour exactly once, and imported again changes nothing.
+#[test]
+fn an_import_written_in_several_batches_counts_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("agent.toml");
+    std::fs::write(&cfg, config(dir.path())).unwrap();
+    let csv = dir.path().join("years.csv");
+    let mut s = String::from("ts,meter,point,value\n");
+    // local hours from 2021-01-01 00:00 to 2024-01-01 00:00: 10 kWh and 1 t an hour
+    let tz = FixedOffset::east_opt(8 * 3600).unwrap();
+    let start = tz
+        .from_local_datetime(
+            &NaiveDate::from_ymd_opt(2021, 1, 1)
+                .unwrap()
+                .and_hms_opt(0, 0, 0)
+                .unwrap(),
+        )
+        .unwrap();
+    let hours = 1095 * 24;
+    for h in 0..=hours {
+        let ts = (start + Duration::hours(h)).format("%Y-%m-%d %H:%M");
+        writeln!(s, "{ts},main-power,energy_import,{}", 10 * h).unwrap();
+        writeln!(s, "{ts},packer,output,{h}").unwrap();
+    }
+    std::fs::write(&csv, s).unwrap();
+    let import = || {
+        Command::new(BIN)
+            .args(["import", "--config"])
+            .arg(&cfg)
+            .arg("--csv")
+            .arg(&csv)
+            .output()
+            .unwrap()
+    };
+    let o = import();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report = || {
+        let o = Command::new(BIN)
+            .args(["report", "--config"])
+            .arg(&cfg)
+            .args([
+                "--format",
+                "json",
+                "--baseline-from",
+                "2021-01-01",
+                "--baseline-to",
+                "2023-01-01",
+                "--from",
+                "2023-01-01",
+                "--to",
+                "2024-01-01",
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+    };
+    let r = report();
+    let el = &r["indicators"]["electricity"];
+    assert_eq!(
+        el["baseline"]["total"].as_f64().unwrap(),
+        730.0 * 24.0 * 10.0
+    );
+    assert_eq!(
+        el["reporting"]["total"].as_f64().unwrap(),
+        365.0 * 24.0 * 10.0
+    );
+    assert_eq!(
+        r["periods"]["baseline"]["production"].as_f64().unwrap(),
+        730.0 * 24.0
+    );
+    // again: nothing changes
+    let o = import();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("nothing to import"));
+    let again = report();
+    assert_eq!(again["indicators"], r["indicators"]);
+}
+
+/// A logbook exported again with new rows at its end: the rows imported before are recognised and
+/// skipped, the new ones continue the count; the same file with an earlier row changed is refused by
+/// line, and nothing changes.
+#[test]
+fn a_file_grown_since_its_import_adds_only_its_new_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("agent.toml");
+    std::fs::write(&cfg, config(dir.path())).unwrap();
+    let tz = FixedOffset::east_opt(8 * 3600).unwrap();
+    let start = tz
+        .from_local_datetime(
+            &NaiveDate::from_ymd_opt(2024, 1, 1)
+                .unwrap()
+                .and_hms_opt(0, 0, 0)
+                .unwrap(),
+        )
+        .unwrap();
+    // hours 0..=hours: 10 kWh and 1 t an hour; `tamper` changes the energy reading at hour 100
+    let file = |name: &str, hours: i64, tamper: bool| {
+        let mut s = String::from("ts,meter,point,value\n");
+        for h in 0..=hours {
+            let ts = (start + Duration::hours(h)).format("%Y-%m-%d %H:%M");
+            let e = if tamper && h == 100 {
+                10 * h + 3
+            } else {
+                10 * h
+            };
+            writeln!(s, "{ts},main-power,energy_import,{e}").unwrap();
+            writeln!(s, "{ts},packer,output,{h}").unwrap();
+        }
+        let p = dir.path().join(name);
+        std::fs::write(&p, s).unwrap();
+        p
+    };
+    let import = |csv: &Path| {
+        Command::new(BIN)
+            .args(["import", "--config"])
+            .arg(&cfg)
+            .arg("--csv")
+            .arg(csv)
+            .output()
+            .unwrap()
+    };
+    let report = || {
+        let o = Command::new(BIN)
+            .args(["report", "--config"])
+            .arg(&cfg)
+            .args(["--format", "json"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+    };
+    // January, then January and February
+    let o = import(&file("jan.csv", 31 * 24, false));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = import(&file("jan-feb.csv", 60 * 24, false));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains(&format!("imported {} rows", 2 * 29 * 24)),
+        "{out}"
+    );
+    assert!(out.contains("were skipped"), "{out}");
+    let r = report();
+    // baseline 2024-01-01..02-01: 744 h; reporting 2024-02-01..03-02 holds readings to 2024-03-01 00:00
+    let el = &r["indicators"]["electricity"];
+    assert_eq!(el["baseline"]["total"].as_f64().unwrap(), 744.0 * 10.0);
+    assert_eq!(el["reporting"]["total"].as_f64().unwrap(), 696.0 * 10.0);
+
+    // the same months with a January reading changed: refused by its line, nothing changes
+    let o = import(&file("jan-feb-mar.csv", 70 * 24, true));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("differ from the rows imported before"),
+        "{err}"
+    );
+    assert_eq!(report()["indicators"], r["indicators"]);
 }

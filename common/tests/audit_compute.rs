@@ -11,6 +11,7 @@ use chrono::{FixedOffset, NaiveDate};
 use plantmeter_common::audit::compute::{compute, HourlySource, ReportRequest};
 use plantmeter_common::audit::hourly::{HourAgg, HourGrid};
 use plantmeter_common::audit::intervals::Tracker;
+use plantmeter_common::audit::report::{BaselineMethod, Level};
 use plantmeter_common::plan::*;
 use plantmeter_common::types::{ByteOrder, DataType, PointKind, RegisterKind};
 
@@ -287,7 +288,7 @@ fn daily_regression_savings_and_grade_match_the_generating_formulas() {
     let el = ind("electricity");
     assert!(close(el.baseline.total.unwrap(), be, 1e-9));
     assert!(close(el.baseline.per_unit.unwrap(), be / bp, 1e-9));
-    assert_eq!(el.model.method, "regression");
+    assert_eq!(el.model.method, BaselineMethod::Regression);
     assert_eq!(el.model.n, 59);
     assert!(close(el.model.slope.unwrap(), E_B, 1e-6));
     assert!(close(el.model.intercept, E_A, 1e-6));
@@ -339,7 +340,7 @@ fn daily_regression_savings_and_grade_match_the_generating_formulas() {
     } else {
         "below III"
     };
-    assert_eq!(en.level.as_deref(), Some(want));
+    assert_eq!(en.level.map(Level::as_str), Some(want));
 
     // CO2 and COD (48 mg/L x 2 400 m3/day = 115.2 kg/day: DOMAIN example 5).
     assert!(close(
@@ -440,7 +441,7 @@ fn monthly_model_with_too_few_buckets_uses_the_ratio_method() {
         .find(|(k, _)| k == "electricity")
         .unwrap()
         .1;
-    assert_eq!(el.model.method, "ratio");
+    assert_eq!(el.model.method, BaselineMethod::Ratio);
     assert!(el
         .model
         .reason
@@ -678,7 +679,7 @@ fn example_9_through_the_report_two_products_and_a_degree_day_driver() {
         .unwrap()
         .1;
     let md = &el.model;
-    assert_eq!(md.method, "regression", "{:?}", md.reason);
+    assert_eq!(md.method, BaselineMethod::Regression, "{:?}", md.reason);
     assert_eq!(md.variables, ["A", "B", "hdd"]);
     assert_eq!(md.slope, None, "no single slope with several variables");
     let valid: Vec<bool> = md.candidates.iter().map(|c| c.valid).collect();

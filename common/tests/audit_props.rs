@@ -729,7 +729,12 @@ flow = "m.water_out"
             .find(|(k, _)| k == "electricity")
             .unwrap()
             .1;
-        assert_eq!(elec.model.method, "regression", "{:?}", elec.model);
+        assert_eq!(
+            elec.model.method,
+            plantmeter_common::audit::report::BaselineMethod::Regression,
+            "{:?}",
+            elec.model
+        );
         assert!(!elec.model.variables.contains(&"hdd".to_string()));
         assert!(elec
             .model

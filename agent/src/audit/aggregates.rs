@@ -15,8 +15,12 @@
 //! - `Mfmt` -> the chunk format (u8, 3); older stores are converted on open, newer ones refused
 //! - `Mnext` -> the live audit's cursor (u64 BE): every stored record below this seq is in the
 //!   aggregates; written in the same batch as them
+//! - `Mimp` -> empty: an import is under way (it writes in bounded batches, so that its memory does not
+//!   grow with the file); `U` + chunk key -> the chunk as it was before the import (empty: there was none).
+//!   An import that does not finish is rolled back from these when the tree is opened again
+//!   ([`Aggregates::roll_back_import`]); one that finishes removes `Mimp` with its last batch.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use anyhow::{bail, Context};
 use plantmeter_common::audit::hourly::{
@@ -135,6 +139,18 @@ fn chunk_key(id: u32, chunk: i64) -> [u8; 13] {
     k
 }
 
+/// The marker of an import under way.
+const IMPORT_KEY: &[u8] = b"Mimp";
+/// Undo records of an import under way are kept in at most this many per batch when removed or restored.
+const UNDO_BATCH: usize = 256;
+
+fn undo_key(chunk_key: &[u8; 13]) -> [u8; 14] {
+    let mut k = [0u8; 14];
+    k[0] = b'U';
+    k[1..].copy_from_slice(chunk_key);
+    k
+}
+
 fn state_key(id: u32) -> [u8; 5] {
     let mut k = [0u8; 5];
     k[0] = b'S';
@@ -166,6 +182,7 @@ impl Aggregates {
             }
         }
         migrate(&tree)?;
+        roll_back(&tree)?;
         let mut ids = HashMap::new();
         let mut next_id = 0;
         for kv in tree.scan_prefix(b"I") {
@@ -290,6 +307,63 @@ impl Aggregates {
         Ok(())
     }
 
+    /// As [`Aggregates::merge_days`] for an import that writes in several batches: the first time it
+    /// writes a chunk, the chunk as it was (or its absence) goes into `batch` as an undo record, so that an
+    /// import that does not finish can be rolled back. `journaled` holds the chunk keys already recorded.
+    /// Returns the number of chunks written.
+    pub fn merge_days_undoable<'a>(
+        &self,
+        batch: &mut sled::Batch,
+        id: u32,
+        days: impl IntoIterator<Item = (i64, &'a DayBlock)>,
+        journaled: &mut HashSet<[u8; 13]>,
+    ) -> anyhow::Result<usize> {
+        let mut chunks: BTreeMap<i64, Chunk> = BTreeMap::new();
+        for (day, block) in days {
+            let (c, i) = Chunk::locate(day);
+            let chunk = match chunks.entry(c) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    let key = chunk_key(id, c);
+                    let stored = self.tree.get(key)?;
+                    if journaled.insert(key) {
+                        batch.insert(&undo_key(&key)[..], stored.as_deref().unwrap_or(&[]));
+                    }
+                    e.insert(match stored {
+                        Some(v) => Chunk::decode(&v).with_context(|| {
+                            format!(
+                                "audit store: point id {id}, days from {}",
+                                HourGrid::date_of_day(c * CHUNK_DAYS)
+                            )
+                        })?,
+                        None => Chunk::default(),
+                    })
+                }
+            };
+            chunk.0[i].merge(block);
+        }
+        let n = chunks.len();
+        for (c, chunk) in chunks {
+            batch.insert(&chunk_key(id, c)[..], chunk.encode());
+        }
+        Ok(n)
+    }
+
+    /// Mark an import as under way (in its first batch).
+    pub fn put_import_started(batch: &mut sled::Batch) {
+        batch.insert(IMPORT_KEY, &[][..]);
+    }
+
+    /// Mark the import as finished (in its last batch); its undo records are removed after it.
+    pub fn put_import_finished(batch: &mut sled::Batch) {
+        batch.remove(IMPORT_KEY);
+    }
+
+    /// Remove the undo records of a finished import, in bounded batches.
+    pub fn forget_undo(&self) -> anyhow::Result<()> {
+        remove_undo(&self.tree, false)
+    }
+
     /// Fill `out` with the dense hourly aggregates of a point for local hours `first_hour ..`.
     pub fn hours(&self, name: &str, first_hour: i64, out: &mut [HourAgg]) -> anyhow::Result<()> {
         out.fill(HourAgg::default());
@@ -384,6 +458,12 @@ impl Aggregates {
         )
     }
 
+    /// Whether an import is under way (its marker is stored).
+    #[cfg(test)]
+    pub fn import_under_way(&self) -> anyhow::Result<bool> {
+        Ok(self.tree.contains_key(IMPORT_KEY)?)
+    }
+
     pub fn apply(&self, batch: sled::Batch) -> anyhow::Result<()> {
         self.tree
             .apply_batch(batch)
@@ -453,10 +533,139 @@ fn fmt_offset(secs: i32) -> String {
     format!("{sign}{:02}:{:02}", a / 3600, (a % 3600) / 60)
 }
 
+/// Remove the undo records (`U...`), restoring each chunk first with `restore`, in batches of at most
+/// [`UNDO_BATCH`]: a stop half-way leaves the rest for the next run, and restoring is idempotent.
+fn remove_undo(tree: &sled::Tree, restore: bool) -> anyhow::Result<()> {
+    loop {
+        let mut batch = sled::Batch::default();
+        let mut n = 0;
+        for kv in tree.scan_prefix(b"U").take(UNDO_BATCH) {
+            let (k, v) = kv?;
+            if restore {
+                let chunk = &k[1..];
+                if v.is_empty() {
+                    batch.remove(chunk);
+                } else {
+                    batch.insert(chunk, v);
+                }
+            }
+            batch.remove(k);
+            n += 1;
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        tree.apply_batch(batch)
+            .context("cannot remove an import's undo records from the audit store")?;
+    }
+}
+
+/// Put back what an unfinished import changed (the chunks as they were) and remove its marker.
+pub fn roll_back_unfinished_import(db: &sled::Db) -> anyhow::Result<()> {
+    let tree = db
+        .open_tree(TREE)
+        .context("cannot open the audit tree of the store")?;
+    roll_back(&tree)
+}
+
+/// An import that did not finish (its marker is still there): its chunks put back as they were. Undo
+/// records without a marker (a finished import stopped while removing them) are removed.
+fn roll_back(tree: &sled::Tree) -> anyhow::Result<()> {
+    let under_way = tree.contains_key(IMPORT_KEY)?;
+    if under_way {
+        tracing::warn!(
+            "audit store: an import did not finish; the aggregates it changed are put back as they were"
+        );
+    }
+    remove_undo(tree, under_way)?;
+    if under_way {
+        tree.remove(IMPORT_KEY)?;
+        tree.flush()?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// An import stopped after some of its batches (a crash, a full disk): the next open puts back every
+    /// chunk it changed and forgets what it added, so nothing of it stays; a finished import stays.
+    #[test]
+    fn an_import_that_did_not_finish_is_rolled_back_at_the_next_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::store::open_db(dir.path()).unwrap();
+        let grid = HourGrid::utc();
+        let hour = |sum: f64| HourAgg {
+            sum,
+            covered_ms: 3_600_000,
+            ..HourAgg::default()
+        };
+        let day = |sum: f64| {
+            let mut d = DayBlock::default();
+            d.0[5] = hour(sum);
+            d
+        };
+        let mut agg = Aggregates::open(&db, &grid).unwrap();
+        let mut batch = sled::Batch::default();
+        let id = agg.id("power.kwh", &mut batch);
+        // what the store held: day 0 (chunk 0)
+        agg.merge_days(&mut batch, id, [(0, &day(10.0))]).unwrap();
+        agg.apply(batch).unwrap();
+        let before = agg.tree.get(chunk_key(id, 0)).unwrap().unwrap();
+
+        // an import: a batch adding to chunk 0 and creating chunk 1, then a crash before its last batch
+        let mut journaled = HashSet::new();
+        let mut batch = sled::Batch::default();
+        Aggregates::put_import_started(&mut batch);
+        let n = agg
+            .merge_days_undoable(
+                &mut batch,
+                id,
+                [(1, &day(5.0)), (9, &day(7.0))],
+                &mut journaled,
+            )
+            .unwrap();
+        assert_eq!(n, 2);
+        agg.apply(batch).unwrap();
+        let mut batch = sled::Batch::default();
+        agg.merge_days_undoable(&mut batch, id, [(2, &day(1.0))], &mut journaled)
+            .unwrap();
+        agg.apply(batch).unwrap();
+        assert!(agg.import_under_way().unwrap());
+        assert_ne!(agg.tree.get(chunk_key(id, 0)).unwrap().unwrap(), before);
+        drop(agg);
+
+        let agg = Aggregates::open(&db, &grid).unwrap();
+        assert!(!agg.import_under_way().unwrap());
+        assert_eq!(agg.tree.get(chunk_key(id, 0)).unwrap().unwrap(), before);
+        assert!(
+            agg.chunk(id, 1).unwrap().is_none(),
+            "the chunk the import made is gone"
+        );
+        assert_eq!(
+            agg.tree.scan_prefix(b"U").count(),
+            0,
+            "no undo records left"
+        );
+
+        // the same import finished: it stays, and its undo records are gone
+        let mut journaled = HashSet::new();
+        let mut batch = sled::Batch::default();
+        Aggregates::put_import_started(&mut batch);
+        agg.merge_days_undoable(&mut batch, id, [(1, &day(5.0))], &mut journaled)
+            .unwrap();
+        Aggregates::put_import_finished(&mut batch);
+        agg.apply(batch).unwrap();
+        agg.forget_undo().unwrap();
+        drop(agg);
+        let agg = Aggregates::open(&db, &grid).unwrap();
+        let mut out = vec![HourAgg::default(); 48];
+        agg.hours("power.kwh", 0, &mut out).unwrap();
+        assert_eq!((out[5].sum, out[29].sum), (10.0, 5.0));
+        assert_eq!(agg.tree.scan_prefix(b"U").count(), 0);
+    }
 
     #[test]
     fn state_round_trips_with_a_held_drop_and_reads_the_first_version() {

@@ -9,15 +9,19 @@
 //!    nothing is imported (exit 2). A line longer than [`MAX_LINE_BYTES`] is reported by its number, never
 //!    echoed, and never held in memory whole.
 //! 2. **import**: the file is read again and each point's rows go through the same interval engine as live
-//!    readings; finished chunks of hourly aggregates are encoded as they complete, and all of them and the
-//!    last readings are written in one atomic batch at the end.
+//!    readings; finished chunks of hourly aggregates are encoded as they complete and written in batches of
+//!    a few hundred, each with undo records of the chunks it changes; the last batch (last readings, import
+//!    records) ends the import. An import that fails, or is stopped, is rolled back from the undo records
+//!    (at once, or when the audit store is next opened): all or nothing, and the import's own buffers do
+//!    not grow with the file.
 //!
 //! A point's rows must lie entirely before or entirely after what the store already holds of it, so an import
 //! can fill history before the agent started, or continue after it, but never count a period twice. Rows equal
 //! to the previous row of their point are skipped; the same instant with another value is a conflict. A file
-//! imported again changes nothing: each point remembers the span and a digest of the rows it was given.
+//! imported again changes nothing: each point remembers the span and a digest of the rows it was given. A
+//! file grown since (the same rows, then new ones, and nothing polled after them) adds only its new rows.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
@@ -707,19 +711,22 @@ impl Open {
         self.chunks.entry(c).or_default().0[d].0[h.rem_euclid(24) as usize].merge(a);
     }
 
-    /// Merge the chunks before `keep_from` (all with None) with what the store holds, into `batch`.
+    /// Merge the chunks before `keep_from` (all with None) with what the store holds, into `batch`, with
+    /// undo records of the chunks written for the first time; returns the number of chunks written.
     fn close(
         &mut self,
         agg: &Aggregates,
         batch: &mut sled::Batch,
         id: u32,
         keep_from: Option<i64>,
-    ) -> anyhow::Result<()> {
+        journaled: &mut HashSet<[u8; 13]>,
+    ) -> anyhow::Result<usize> {
         let rest = match keep_from {
             Some(c) => self.chunks.split_off(&c),
             None => BTreeMap::new(),
         };
         let done = std::mem::replace(&mut self.chunks, rest);
+        let mut written = 0;
         for (c, chunk) in &done {
             self.hours += chunk
                 .0
@@ -737,15 +744,39 @@ impl Open {
                         d,
                     )
                 });
-            agg.merge_days(batch, id, days)?;
+            written += agg.merge_days_undoable(batch, id, days, journaled)?;
         }
-        Ok(())
+        Ok(written)
     }
 }
 
-/// The importing pass: the file read again, each point's rows through the interval engine, one atomic
-/// batch. Points whose rows were imported before (same span and digest) are left as they are.
+/// Chunks written per batch of the importing pass (about 3.6 kB each, and an undo record): the import's
+/// memory is bounded by this, not by the file.
+const CHUNKS_PER_BATCH: usize = 256;
+
+/// The importing pass: the file read again, each point's rows through the interval engine. Points whose
+/// rows were imported before (same span and digest) are left as they are. The aggregates go to the store
+/// in batches of [`CHUNKS_PER_BATCH`] chunks, each with the chunks as they were before; the last batch
+/// (states, import records) ends the import. On any error, and at the next open after a crash, what the
+/// import wrote is put back: all or nothing, with flat memory.
 pub fn import(
+    db: &sled::Db,
+    plan: &Plan,
+    file: &Path,
+    checked: Checked,
+    now_ms: i64,
+    progress: bool,
+) -> anyhow::Result<Summary> {
+    let r = import_batches(db, plan, file, checked, now_ms, progress);
+    if r.is_err() {
+        if let Err(e) = super::aggregates::roll_back_unfinished_import(db) {
+            tracing::error!("import: could not put back what the failed import wrote: {e:#}");
+        }
+    }
+    r
+}
+
+fn import_batches(
     db: &sled::Db,
     plan: &Plan,
     file: &Path,
@@ -767,6 +798,9 @@ pub fn import(
     let mut errors = Errors::new(file);
     let mut states = Vec::with_capacity(ids.len());
     let mut skip = vec![false; ids.len()];
+    // A file imported before and grown since (a logbook exported again with new rows at its end): its rows
+    // up to the last imported one must be those rows (same digest) and are skipped; the rest continue.
+    let mut resume: Vec<Option<ImportRecord>> = vec![None; ids.len()];
     let mut summary = Summary {
         rows: 0,
         missing: 0,
@@ -788,10 +822,17 @@ pub fn import(
             last_ts: last.ts,
             digest: p.digest,
         };
-        if agg.import_record(id)? == Some(record) {
+        let before = agg.import_record(id)?;
+        if before == Some(record) {
             skip[i] = true;
             summary.already += p.rows;
             continue;
+        }
+        if let (Some(b), Some(s)) = (before, st) {
+            if b.first_ts == first && b.last_ts < last.ts && b.last_ts == s.last.latest_ts() {
+                resume[i] = Some(b);
+                continue;
+            }
         }
         if let Some(s) = st {
             if !(first > s.last.latest_ts() || last.ts < s.first_ts) {
@@ -819,6 +860,10 @@ pub fn import(
         open: Open,
         prev: Option<Row>,
         first_good: Option<(i64, f64)>,
+        /// With a resumed import: the digest of the rows so far, and whether they passed the last row
+        /// imported before.
+        digest: u64,
+        resumed: bool,
     }
     // Replacements recorded with `plantmeter replace` that these readings may cross: counted exactly.
     let recorded = super::replace::load(&plan.gateway.data_dir);
@@ -826,8 +871,8 @@ pub fn import(
         .meters()
         .flat_map(|m| m.points.iter().map(move |p| (m, p)))
         .zip(checked.points.iter().zip(&states))
-        .zip(&ids)
-        .map(|(((meter, point), (scan, st)), &id)| {
+        .zip(ids.iter().zip(&resume))
+        .map(|(((meter, point), (scan, st)), (&id, resumed))| {
             let mut intervals = scan.intervals.clone();
             let mut tracker = Tracker::new(
                 point.kind,
@@ -835,7 +880,9 @@ pub fn import(
                 gap_threshold_ms(median(&mut intervals)),
             );
             tracker.last = st
-                .filter(|s| scan.first.is_some_and(|(f, _)| f > s.last.latest_ts()))
+                .filter(|s| {
+                    resumed.is_some() || scan.first.is_some_and(|(f, _)| f > s.last.latest_ts())
+                })
                 .map(|s| s.last);
             let name = format!("{}.{}", meter.name, point.name);
             tracker.recorded = recorded
@@ -850,6 +897,8 @@ pub fn import(
                 open: Open::default(),
                 prev: None,
                 first_good: None,
+                digest: FNV_OFFSET,
+                resumed: false,
             }
         })
         .collect();
@@ -857,6 +906,8 @@ pub fn import(
     let size = std::fs::metadata(file).map_or(0, |m| m.len());
     let bar = bar(progress, size, "importing");
     let mut n = 0u64;
+    let mut journaled: HashSet<[u8; 13]> = HashSet::new();
+    let (mut pending, mut started) = (0usize, false);
     while let Some(seen) = rows.next() {
         n += 1;
         if let (Some(b), true) = (&bar, n.is_multiple_of(65_536)) {
@@ -884,6 +935,36 @@ pub fn import(
             }
         }
         p.prev = Some(r);
+        if let Some(b) = resume[r.point] {
+            if !p.resumed {
+                if r.ts <= b.last_ts {
+                    // One of the rows imported before: it is in the store already.
+                    p.digest = fnv(
+                        fnv(p.digest, &r.ts.to_le_bytes()),
+                        &r.value.map_or([0xff; 8], |v| v.to_bits().to_le_bytes()),
+                    );
+                    summary.already += 1;
+                    continue;
+                }
+                // The first new row: the rows before it must be the ones imported before.
+                if p.digest != b.digest {
+                    errors.push(
+                        r.line,
+                        format!(
+                            "{}: the rows up to {} differ from the rows imported before from {} to {}; \
+                             import only readings after {}",
+                            rows.names[r.point],
+                            format_ts_ms(r.ts),
+                            format_ts_ms(b.first_ts),
+                            format_ts_ms(b.last_ts),
+                            format_ts_ms(b.last_ts)
+                        ),
+                    );
+                    return Err(errors.into_error());
+                }
+                p.resumed = true;
+            }
+        }
         let open = &mut p.open;
         p.tracker
             .push(r.ts, r.value, &grid, &mut |h, a| open.add(h, &a));
@@ -896,7 +977,17 @@ pub fn import(
         if let Some(l) = p.tracker.last {
             let c = Chunk::locate(HourGrid::day_of_hour(grid.hour_index(l.ts_ms))).0;
             if p.open.chunks.first_key_value().is_some_and(|(&k, _)| k < c) {
-                p.open.close(&agg, &mut batch, ids[r.point], Some(c))?;
+                pending += p
+                    .open
+                    .close(&agg, &mut batch, ids[r.point], Some(c), &mut journaled)?;
+                if pending >= CHUNKS_PER_BATCH {
+                    if !started {
+                        Aggregates::put_import_started(&mut batch);
+                        started = true;
+                    }
+                    agg.apply(std::mem::take(&mut batch))?;
+                    pending = 0;
+                }
             }
         }
     }
@@ -919,8 +1010,9 @@ pub fn import(
         summary.first_ts = summary.first_ts.min(first);
         summary.last_ts = summary.last_ts.max(last.ts);
         let st = states[i];
-        let after = st.filter(|s| first > s.last.latest_ts());
-        let before = st.filter(|s| last.ts < s.first_ts);
+        // A resumed import continues after what the store holds.
+        let after = st.filter(|s| resume[i].is_some() || first > s.last.latest_ts());
+        let before = st.filter(|s| resume[i].is_none() && last.ts < s.first_ts);
         let open = &mut p.open;
         if let Some(s) = before {
             // Bridge to the first reading the store already counted from.
@@ -955,7 +1047,8 @@ pub fn import(
         for inf in p.tracker.inferred.drain(..) {
             Aggregates::put_inferred(&mut batch, ids[i], &inf);
         }
-        p.open.close(&agg, &mut batch, ids[i], None)?;
+        p.open
+            .close(&agg, &mut batch, ids[i], None, &mut journaled)?;
         summary.hours += p.open.hours;
         Aggregates::put_import_record(
             &mut batch,
@@ -973,7 +1066,9 @@ pub fn import(
     if summary.rows == 0 {
         return Ok(summary);
     }
+    Aggregates::put_import_finished(&mut batch);
     agg.apply(batch)?;
+    agg.forget_undo()?;
     agg.flush()
         .with_context(|| format!("importing {}", file.display()))?;
     Ok(summary)

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use plantmeter_common::audit::report::Report;
+use plantmeter_common::audit::report::{BaselineMethod, Report};
 use plantmeter_sim::Amounts;
 
 use crate::audit::render::{display_width, Lang};
@@ -202,11 +202,11 @@ pub fn models(report: &Report, lang: Lang) -> String {
         let m = &ind.model;
         let interesting = key == "energy"
             || m.variables.iter().any(|v| v != "production")
-            || m.candidates.len() > 1 && m.method == "regression";
+            || m.candidates.len() > 1 && m.method == BaselineMethod::Regression;
         if !interesting {
             continue;
         }
-        let head = if m.method == "regression" {
+        let head = if m.method == BaselineMethod::Regression {
             let coefs: Vec<String> = m
                 .coefficients
                 .iter()

@@ -661,6 +661,10 @@ async fn run(args: DemoArgs, lang: Lang) -> anyhow::Result<()> {
         ("report.json", json),
         ("report.html", render::html(&report, lang).into_bytes()),
         ("report.csv", render::csv(&report, lang)),
+        (
+            "report.xlsx",
+            render::xlsx(&report, lang).context("writing the report's workbook")?,
+        ),
     ];
     for (name, bytes) in &files {
         let p = out.join(name);

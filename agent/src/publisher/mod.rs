@@ -91,7 +91,7 @@ pub fn mqtt_options(plan: &Plan, started_ms: i64) -> anyhow::Result<MqttOptions>
         .set_max_packet_size(MAX_PACKET, MAX_PACKET)
         .set_last_will(LastWill::new(
             status_topic(plan),
-            status_payload("offline", started_ms, None, Some("connection lost"), None),
+            will_payload(started_ms),
             QoS::AtLeastOnce,
             true,
         ));
@@ -150,6 +150,20 @@ pub fn status_payload(
         v["clock"] = c.as_str().into();
     }
     serde_json::to_vec(&v).unwrap_or_default()
+}
+
+/// The last will: offline with `reason` "connection lost". Its `since` (the contract's field) is when the
+/// agent came online, set when it connected, not when the connection was lost (the broker publishes
+/// the will later): `online_since` says so by its name.
+pub fn will_payload(started_ms: i64) -> Vec<u8> {
+    let bytes = status_payload("offline", started_ms, None, Some("connection lost"), None);
+    match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(mut v) => {
+            v["online_since"] = plantmeter_common::model::format_ts_ms(started_ms).into();
+            serde_json::to_vec(&v).unwrap_or(bytes)
+        }
+        Err(_) => bytes,
+    }
 }
 
 struct Publisher {
@@ -658,6 +672,19 @@ mod tests {
         }
         assert_eq!(got, (4..=13).collect::<Vec<u64>>());
         task.abort();
+    }
+
+    #[test]
+    fn the_last_will_says_its_time_is_when_the_agent_came_online() {
+        let v: serde_json::Value =
+            serde_json::from_slice(&will_payload(86_400_000)).unwrap_or_default();
+        assert_eq!(v["state"], "offline");
+        assert_eq!(v["reason"], "connection lost");
+        assert_eq!(
+            v["since"], "1970-01-02T00:00:00.000Z",
+            "the contract's field stays"
+        );
+        assert_eq!(v["online_since"], "1970-01-02T00:00:00.000Z");
     }
 
     #[test]

@@ -670,13 +670,16 @@ pub fn compute(
         });
         if energy_series.is_none() {
             let mut bs = Vec::new();
-            for (period, list) in [("baseline", &base_buckets), ("reporting", &rep_buckets)] {
+            for (period, list) in [
+                (PeriodKind::Baseline, &base_buckets),
+                (PeriodKind::Reporting, &rep_buckets),
+            ] {
                 for b in list {
                     let r = row(b);
                     let p = r[0];
                     bs.push(Bucket {
                         label: b.label.clone(),
-                        period: period.to_string(),
+                        period,
                         production: p,
                         actual: sum(&d.hourly, (b.a, b.b)),
                         fitted: model.predict(&r, b.fraction),
@@ -713,7 +716,7 @@ pub fn compute(
         if let Some(l) = graded {
             graded_figures.push((l, figure));
         }
-        let level = graded.and_then(|l| figure.map(|f| grade(f, l).to_string()));
+        let level = graded.and_then(|l| figure.map(|f| grade(f, l)));
         indicators.push((
             d.key.clone(),
             Indicator {
@@ -775,9 +778,11 @@ pub fn compute(
     // Daily and monthly series.
     let columns: Vec<String> = defs.iter().map(|d| d.key.clone()).collect();
     let mut daily = Vec::new();
-    for (period, p, r) in std::iter::once(("baseline", baseline_p, base_range))
-        .chain(reporting_p.zip(rep_range).map(|(p, r)| ("reporting", p, r)))
-    {
+    for (period, p, r) in std::iter::once((PeriodKind::Baseline, baseline_p, base_range)).chain(
+        reporting_p
+            .zip(rep_range)
+            .map(|(p, r)| (PeriodKind::Reporting, p, r)),
+    ) {
         let mut day = HourGrid::day_of_date(p.0);
         loop {
             let a = (day * 24 - h_start).max(0) as usize;
@@ -788,7 +793,7 @@ pub fn compute(
             let hours = b - a;
             daily.push(DailyRow {
                 date: HourGrid::date_of_day(day).to_string(),
-                period: period.to_string(),
+                period,
                 production: sum(production, (a, b)),
                 values: defs.iter().map(|d| sum(&d.hourly, (a, b))).collect(),
                 completeness: if series.is_empty() || hours == 0 {
@@ -1064,7 +1069,7 @@ pub fn compute(
         events,
         measures,
         grade: overall(&graded_figures).map(|o| Grade {
-            level: o.level.to_string(),
+            level: o.level,
             scores: crate::audit::grade::LEVELS
                 .iter()
                 .zip(o.scores)
@@ -1137,8 +1142,8 @@ fn factor_source(c: Carrier, k: f64, m: ElectricityMethod) -> String {
 
 fn model_json(m: &Baseline, g: Granularity) -> Model {
     let (method, reason) = match &m.method {
-        ModelMethod::Regression => ("regression", None),
-        ModelMethod::Ratio(r) => ("ratio", Some(r.clone())),
+        ModelMethod::Regression => (BaselineMethod::Regression, None),
+        ModelMethod::Ratio(r) => (BaselineMethod::Ratio, Some(r.clone())),
     };
     let names: Vec<String> = std::iter::once("intercept".to_string())
         .chain(m.variables.iter().cloned())
@@ -1157,7 +1162,7 @@ fn model_json(m: &Baseline, g: Granularity) -> Model {
     };
     Model {
         granularity: g.as_str().to_string(),
-        method: method.to_string(),
+        method,
         reason,
         n: m.stats.n,
         intercept: m.intercept(),

@@ -2,9 +2,10 @@
 //! (domestic advanced), III (domestic basic), per indicator and for the enterprise overall (DOMAIN.md
 //! "Overall grade"). Thresholds are per unit of product.
 
+use crate::audit::report::Level;
 use crate::plan::AuditLevel;
 
-/// The three levels, best first.
+/// The three levels, best first, as the keys of the scores.
 pub const LEVELS: [&str; 3] = ["I", "II", "III"];
 
 /// Whether a per-unit figure reaches a threshold (at the threshold reaches it).
@@ -23,16 +24,16 @@ fn meets(per_unit: f64, level: &AuditLevel, g: usize) -> bool {
 }
 
 /// The level a per-unit figure reaches: `I`, `II`, `III` or `below III`.
-pub fn grade(per_unit: f64, level: &AuditLevel) -> &'static str {
+pub fn grade(per_unit: f64, level: &AuditLevel) -> Level {
     (0..3)
         .find(|&g| meets(per_unit, level, g))
-        .map_or("below III", |g| LEVELS[g])
+        .map_or(Level::BelowIII, |g| Level::ALL[g])
 }
 
 /// The enterprise's overall grade: the level and the scores Y_I, Y_II, Y_III.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Overall {
-    pub level: &'static str,
+    pub level: Level,
     pub scores: [f64; 3],
 }
 
@@ -63,13 +64,13 @@ pub fn overall(graded: &[(&AuditLevel, Option<f64>)]) -> Option<Overall> {
     // Weights sum to 1 up to rounding: compare with a small tolerance.
     const EPS: f64 = 1e-9;
     let level = if scores[0] >= 85.0 - EPS && limiting_meet(0) {
-        "I"
+        Level::I
     } else if scores[1] >= 85.0 - EPS && limiting_meet(1) {
-        "II"
+        Level::II
     } else if scores[2] >= 100.0 - EPS {
-        "III"
+        Level::III
     } else {
-        "below III"
+        Level::BelowIII
     };
     Some(Overall { level, scores })
 }
@@ -94,20 +95,20 @@ mod tests {
     #[test]
     fn lower_is_better_and_thresholds_are_inclusive() {
         let l = level("energy", [100.0, 110.0, 120.0], 1.0, false);
-        assert_eq!(grade(95.0, &l), "I");
-        assert_eq!(grade(100.0, &l), "I");
-        assert_eq!(grade(101.161, &l), "II");
-        assert_eq!(grade(120.0, &l), "III");
-        assert_eq!(grade(120.5, &l), "below III");
+        assert_eq!(grade(95.0, &l), Level::I);
+        assert_eq!(grade(100.0, &l), Level::I);
+        assert_eq!(grade(101.161, &l), Level::II);
+        assert_eq!(grade(120.0, &l), Level::III);
+        assert_eq!(grade(120.5, &l), Level::BelowIII);
     }
 
     #[test]
     fn higher_is_better_reverses_the_comparison() {
         let mut l = level("reuse", [90.0, 80.0, 70.0], 1.0, false);
         l.higher_is_better = true;
-        assert_eq!(grade(95.0, &l), "I");
-        assert_eq!(grade(80.0, &l), "II");
-        assert_eq!(grade(60.0, &l), "below III");
+        assert_eq!(grade(95.0, &l), Level::I);
+        assert_eq!(grade(80.0, &l), Level::II);
+        assert_eq!(grade(60.0, &l), Level::BelowIII);
     }
 
     #[test]
@@ -126,7 +127,7 @@ mod tests {
         assert!((o.scores[0] - 20.0).abs() < 1e-9, "{o:?}");
         assert!((o.scores[1] - 100.0).abs() < 1e-9);
         assert!((o.scores[2] - 100.0).abs() < 1e-9);
-        assert_eq!(o.level, "II");
+        assert_eq!(o.level, Level::II);
         // A limiting indicator below II pulls the enterprise down even with Y_II = 70.
         let o = overall(&[
             (&e, Some(75.0)),
@@ -135,7 +136,7 @@ mod tests {
             (&co2, Some(150.2)),
         ])
         .unwrap();
-        assert_eq!(o.level, "III");
+        assert_eq!(o.level, Level::III);
         // No data meets no level.
         let o = overall(&[
             (&e, None),
@@ -144,7 +145,7 @@ mod tests {
             (&co2, Some(150.2)),
         ])
         .unwrap();
-        assert_eq!(o.level, "below III");
+        assert_eq!(o.level, Level::BelowIII);
         assert!(overall(&[]).is_none());
         let o = overall(&[(&e, Some(90.0))]).unwrap();
         assert!(o.scores[0].is_sign_positive(), "no -0 score: {o:?}");

@@ -108,10 +108,68 @@ pub struct Triggers {
     pub over_energy_quota: bool,
 }
 
+/// A level of the cleaner-production indicator system (清洁生产等级): `I` (international leading), `II`
+/// (domestic advanced), `III` (domestic basic), or `below III`; serialized as these strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Level {
+    #[serde(rename = "I")]
+    I,
+    #[serde(rename = "II")]
+    II,
+    #[serde(rename = "III")]
+    III,
+    #[serde(rename = "below III")]
+    BelowIII,
+}
+
+impl Level {
+    /// The three levels, best first.
+    pub const ALL: [Level; 3] = [Level::I, Level::II, Level::III];
+
+    /// As in the JSON: `I`, `II`, `III`, `below III`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::I => "I",
+            Level::II => "II",
+            Level::III => "III",
+            Level::BelowIII => "below III",
+        }
+    }
+}
+
+/// How an indicator's baseline is modelled: an OLS `regression`, or the `ratio` method (per unit of
+/// product) where no regression is valid; serialized as these strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BaselineMethod {
+    Regression,
+    Ratio,
+}
+
+/// Which period a day or a model bucket belongs to; serialized `baseline`, `reporting`, `other`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PeriodKind {
+    Baseline,
+    Reporting,
+    Other,
+}
+
+impl PeriodKind {
+    /// As in the JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeriodKind::Baseline => "baseline",
+            PeriodKind::Reporting => "reporting",
+            PeriodKind::Other => "other",
+        }
+    }
+}
+
 /// The overall grade: `I`, `II`, `III` or `below III`, and the weighted scores Y_I, Y_II, Y_III (0..100).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Grade {
-    pub level: String,
+    pub level: Level,
     pub scores: std::collections::BTreeMap<String, f64>,
 }
 
@@ -146,7 +204,7 @@ pub struct Indicator {
     pub reporting: Option<ReportingValues>,
     pub model: Model,
     /// `I`, `II`, `III`, `below III`, or null without thresholds.
-    pub level: Option<String>,
+    pub level: Option<Level>,
     /// A pollutant with several sources: each source's totals (the indicator is their sum).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sources: Option<std::collections::BTreeMap<String, SourceTotals>>,
@@ -226,7 +284,7 @@ pub struct ReportingValues {
 pub struct Model {
     pub granularity: String,
     /// `regression` or `ratio`.
-    pub method: String,
+    pub method: BaselineMethod,
     /// Why the ratio method was used (too few buckets, production does not vary, thresholds not met, ...).
     pub reason: Option<String>,
     /// Number of buckets in the fit.
@@ -381,7 +439,7 @@ pub struct DailyRow {
     /// Local date `YYYY-MM-DD`.
     pub date: String,
     /// `baseline`, `reporting` or `other`.
-    pub period: String,
+    pub period: PeriodKind,
     pub production: f64,
     /// Totals of each indicator of `columns` for the day.
     pub values: Vec<f64>,
@@ -402,7 +460,7 @@ pub struct Bucket {
     /// Bucket start, local (`YYYY-MM-DD`, or `YYYY-MM-DDTHH` for hours).
     pub label: String,
     /// `baseline` or `reporting`.
-    pub period: String,
+    pub period: PeriodKind,
     pub production: f64,
     pub actual: f64,
     /// The baseline model's value at this production.
@@ -459,5 +517,37 @@ mod ordered_map {
             }
         }
         d.deserialize_map(V(PhantomData))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json<T: Serialize>(v: &T) -> String {
+        serde_json::to_string(v).unwrap_or_default()
+    }
+
+    #[test]
+    fn levels_and_methods_serialize_as_the_contracts_strings() {
+        assert_eq!(json(&Level::I), r#""I""#);
+        assert_eq!(json(&Level::II), r#""II""#);
+        assert_eq!(json(&Level::III), r#""III""#);
+        assert_eq!(json(&Level::BelowIII), r#""below III""#);
+        assert_eq!(json(&BaselineMethod::Regression), r#""regression""#);
+        assert_eq!(json(&BaselineMethod::Ratio), r#""ratio""#);
+        for l in [Level::I, Level::II, Level::III, Level::BelowIII] {
+            let back: Option<Level> = serde_json::from_str(&json(&l)).ok();
+            assert_eq!(back, Some(l));
+            assert_eq!(json(&l), format!("\"{}\"", l.as_str()));
+        }
+        assert!(serde_json::from_str::<Level>(r#""IV""#).is_err());
+        for p in [
+            PeriodKind::Baseline,
+            PeriodKind::Reporting,
+            PeriodKind::Other,
+        ] {
+            assert_eq!(json(&p), format!("\"{}\"", p.as_str()));
+        }
     }
 }

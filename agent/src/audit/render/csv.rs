@@ -1,17 +1,18 @@
 //! The report as CSV that Excel opens correctly in any locale: UTF-8 with BOM, CRLF, RFC 4180 quoting,
 //! `.` decimals without thousands separators, nulls as empty cells, and text cells guarded against
-//! formula injection. One table of indicators, an empty line, one table of the daily series.
+//! formula injection. One tidy table (one header, fixed columns): a row per indicator and period, and a
+//! row per indicator and day, so a script reads it with any CSV reader.
 
 use plantmeter_common::audit::report::Report;
 
-use super::format::plain_opt;
-use super::i18n::{
-    granularity_label, indicator_label, level_label, method_label, period_label, yes_no, Lang,
-};
+use super::engine_text::engine_text;
+use super::format::{figure_opt, inclusive_end, shown_total_unit};
+use super::i18n::{indicator_label, level_label, method_label, period_label, yes_no, Lang};
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
-/// One cell: text (quoted when needed, guarded against formulas) or a number (written plain).
+/// One cell: text (quoted when needed, guarded against formulas) or a number (7 significant digits).
+#[derive(Clone)]
 enum Cell {
     Text(String),
     Num(Option<f64>),
@@ -54,154 +55,166 @@ fn write_row(out: &mut Vec<u8>, cells: &[Cell]) {
         }
         match c {
             Cell::Text(s) => out.extend_from_slice(escape_text(s).as_bytes()),
-            Cell::Num(x) => out.extend_from_slice(plain_opt(*x).as_bytes()),
+            Cell::Num(x) => out.extend_from_slice(figure_opt(*x).as_bytes()),
         }
     }
     out.extend_from_slice(b"\r\n");
 }
 
-/// The header of the indicator table, in `lang`.
-pub fn indicator_header(lang: Lang) -> Vec<&'static str> {
+fn t(lang: Lang, en: &'static str, zh: &'static str) -> &'static str {
+    match lang {
+        Lang::En => en,
+        Lang::Zh => zh,
+    }
+}
+
+/// The header of the one table, in `lang` (README: "Report CSV").
+pub fn header(lang: Lang) -> [&'static str; COLUMNS] {
     let l = lang.labels();
-    vec![
+    [
         l.indicator,
         l.key,
+        l.period,
+        t(lang, "Row", "行类型"),
+        l.from,
+        l.to_inclusive,
+        l.production,
+        t(lang, "Production unit", "产品单位"),
+        t(lang, "Total", "总量"),
         l.unit,
+        l.per_unit,
         l.per_unit_unit,
-        l.baseline_total,
-        l.baseline_per_unit,
-        l.reporting_total,
-        l.reporting_per_unit,
         l.expected,
         l.savings,
         l.savings_pct,
+        t(
+            lang,
+            "Savings uncertainty % (90 %)",
+            "节能量不确定度 %（90% 置信度）",
+        ),
+        l.savings_yuan,
+        t(lang, "Data completeness %", "数据完整率 %"),
         l.model_method,
-        l.granularity,
         l.n,
         l.r2,
         l.cv_rmse_pct,
         l.nmbe_pct,
         l.meets_ashrae14,
         l.level,
+        t(lang, "Why no savings", "未计节能量的原因"),
     ]
 }
 
-/// The header of the daily table, in `lang`: date, period, production (unit), one column per indicator
-/// (label and unit), completeness (%).
-pub fn daily_header(report: &Report, lang: Lang) -> Vec<String> {
-    let l = lang.labels();
-    let mut h = vec![
-        l.date.to_string(),
-        l.period.to_string(),
-        format!("{} ({})", l.production, report.production_unit),
-    ];
-    for key in &report.series.columns {
-        let label = indicator_label(lang, key);
-        match report.indicators.iter().find(|(k, _)| k == key) {
-            Some((_, ind)) => h.push(format!("{label} ({})", ind.total_unit)),
-            None => h.push(label),
-        }
-    }
-    h.push(format!("{} (%)", l.completeness));
-    h
-}
+/// Number of columns of [`header`].
+pub const COLUMNS: usize = 26;
 
-/// The report as CSV bytes: UTF-8 with BOM, CRLF line ends; the indicator table, an empty line, the
-/// daily series (one row per day). Totals in each indicator's `total_unit`, completeness in percent.
+/// The report as CSV bytes: UTF-8 with BOM, CRLF line ends, ONE table with the columns of [`header`]:
+/// per indicator, a row per period (`Row` = period total, with the model's statistics) and a row per day
+/// of the series (`From` = `To`). Energy totals in tce (per-unit figures in kgce per unit), other totals in
+/// their indicator's unit; figures to 7 significant digits; completeness in percent; no data is an empty
+/// cell.
 pub fn csv(report: &Report, lang: Lang) -> Vec<u8> {
-    let mut out = Vec::with_capacity(4096 + report.series.daily.len() * 96);
+    let l = lang.labels();
+    let days = report.series.daily.len();
+    let mut out = Vec::with_capacity(4096 + report.indicators.len() * (days + 2) * 120);
     out.extend_from_slice(BOM);
-
-    let header: Vec<Cell> = indicator_header(lang).into_iter().map(text).collect();
-    write_row(&mut out, &header);
+    let head: Vec<Cell> = header(lang).into_iter().map(text).collect();
+    write_row(&mut out, &head);
+    let prod_unit = report.production_unit.as_str();
+    let total_row = t(lang, "period total", "全期合计");
+    let day_row = t(lang, "day", "日");
     for (key, ind) in &report.indicators {
-        let r = ind.reporting.as_ref();
+        let label = indicator_label(lang, key);
+        let (k, unit) = shown_total_unit(&ind.total_unit);
+        let scaled = |x: Option<f64>| x.map(|v| v * k);
         let m = &ind.model;
-        let row = [
-            text(indicator_label(lang, key)),
-            text(key.as_str()),
-            text(ind.total_unit.as_str()),
-            text(ind.per_unit_unit.as_str()),
-            num_opt(ind.baseline.total),
-            num_opt(ind.baseline.per_unit),
-            num_opt(r.and_then(|r| r.total)),
-            num_opt(r.and_then(|r| r.per_unit)),
-            num_opt(r.and_then(|r| r.expected)),
-            num_opt(r.and_then(|r| r.savings)),
-            num_opt(r.and_then(|r| r.savings_pct)),
-            text(method_label(lang, &m.method)),
-            text(granularity_label(lang, &m.granularity)),
+        let model = [
+            text(method_label(lang, m.method)),
             num(m.n as f64),
             num_opt(m.r2),
             num_opt(m.cv_rmse_pct),
             num_opt(m.nmbe_pct),
             text(yes_no(lang, m.meets_ashrae14)),
-            text(
-                ind.level
-                    .as_deref()
-                    .map(|v| level_label(lang, v))
-                    .unwrap_or_default(),
-            ),
+            text(ind.level.map(|v| level_label(lang, v)).unwrap_or_default()),
         ];
+        let b = &report.periods.baseline;
+        let mut row = vec![
+            text(label.as_str()),
+            text(key.as_str()),
+            text(l.baseline),
+            text(total_row),
+            text(b.from.as_str()),
+            text(inclusive_end(&b.to)),
+            num(b.production),
+            text(prod_unit),
+            num_opt(scaled(ind.baseline.total)),
+            text(unit),
+            num_opt(ind.baseline.per_unit),
+            text(ind.per_unit_unit.as_str()),
+            Cell::Num(None),
+            Cell::Num(None),
+            Cell::Num(None),
+            Cell::Num(None),
+            Cell::Num(None),
+            num(ind.baseline.completeness * 100.0),
+        ];
+        row.extend(model.iter().cloned());
+        row.push(text(""));
         write_row(&mut out, &row);
-    }
-
-    out.extend_from_slice(b"\r\n");
-
-    let header: Vec<Cell> = daily_header(report, lang).into_iter().map(text).collect();
-    write_row(&mut out, &header);
-    let ncols = report.series.columns.len();
-    for d in &report.series.daily {
-        let mut row = Vec::with_capacity(ncols + 4);
-        row.push(text(d.date.as_str()));
-        row.push(text(period_label(lang, &d.period)));
-        row.push(num(d.production));
-        for i in 0..ncols {
-            row.push(num_opt(d.values.get(i).copied()));
+        if let (Some(p), Some(r)) = (&report.periods.reporting, &ind.reporting) {
+            let mut row = vec![
+                text(label.as_str()),
+                text(key.as_str()),
+                text(l.reporting),
+                text(total_row),
+                text(p.from.as_str()),
+                text(inclusive_end(&p.to)),
+                num(p.production),
+                text(prod_unit),
+                num_opt(scaled(r.total)),
+                text(unit),
+                num_opt(r.per_unit),
+                text(ind.per_unit_unit.as_str()),
+                num_opt(scaled(r.expected)),
+                num_opt(scaled(r.savings)),
+                num_opt(r.savings_pct),
+                num_opt(r.savings_uncertainty_pct),
+                num_opt(r.savings_yuan),
+                num(r.completeness * 100.0),
+            ];
+            row.extend(model.iter().cloned());
+            row.push(text(engine_text(
+                lang,
+                r.savings_reason.as_deref().unwrap_or(""),
+            )));
+            write_row(&mut out, &row);
         }
-        row.push(num(d.completeness * 100.0));
-        write_row(&mut out, &row);
+        let Some(col) = report.series.columns.iter().position(|c| c == key) else {
+            continue;
+        };
+        for d in &report.series.daily {
+            let v = d.values.get(col).copied().filter(|v| v.is_finite());
+            let mut row = vec![
+                text(label.as_str()),
+                text(key.as_str()),
+                text(period_label(lang, d.period)),
+                text(day_row),
+                text(d.date.as_str()),
+                text(d.date.as_str()),
+                num(d.production),
+                text(prod_unit),
+                num_opt(v.map(|v| v * k)),
+                text(unit),
+                num_opt(v.filter(|_| d.production > 0.0).map(|v| v / d.production)),
+                text(ind.per_unit_unit.as_str()),
+            ];
+            row.extend((0..5).map(|_| Cell::Num(None)));
+            row.push(num(d.completeness * 100.0));
+            row.extend((0..8).map(|_| Cell::Num(None)));
+            write_row(&mut out, &row);
+        }
     }
     out
-}
-
-/// Parse CSV text produced by [`csv`] back into rows of cells (for tests: RFC 4180 with quotes).
-#[cfg(test)]
-pub fn parse_rows(s: &str) -> Vec<Vec<String>> {
-    let mut rows = Vec::new();
-    let mut row = Vec::new();
-    let mut cell = String::new();
-    let mut quoted = false;
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if quoted {
-            if c == '"' {
-                if chars.peek() == Some(&'"') {
-                    cell.push('"');
-                    chars.next();
-                } else {
-                    quoted = false;
-                }
-            } else {
-                cell.push(c);
-            }
-        } else if c == '"' {
-            quoted = true;
-        } else if c == ',' {
-            row.push(std::mem::take(&mut cell));
-        } else if c == '\r' && chars.peek() == Some(&'\n') {
-            chars.next();
-            row.push(std::mem::take(&mut cell));
-            rows.push(std::mem::take(&mut row));
-        } else {
-            cell.push(c);
-        }
-    }
-    if !cell.is_empty() || !row.is_empty() {
-        row.push(cell);
-        rows.push(row);
-    }
-    rows
 }
 
 #[cfg(test)]
@@ -216,11 +229,28 @@ mod tests {
         String::from_utf8(bytes[3..].to_vec()).unwrap()
     }
 
+    /// The CSV read as a script would: the csv crate, one header, every record as wide as it
+    /// (`flexible(false)`: a second table or a blank line would fail here).
+    pub(crate) fn read(s: &str) -> (Vec<String>, Vec<Vec<String>>) {
+        let mut r = ::csv::ReaderBuilder::new()
+            .flexible(false)
+            .from_reader(s.as_bytes());
+        let head: Vec<String> = r.headers().unwrap().iter().map(str::to_string).collect();
+        let rows: Vec<Vec<String>> = r
+            .records()
+            .map(|rec| rec.unwrap().iter().map(str::to_string).collect())
+            .collect();
+        (head, rows)
+    }
+
+    fn col(head: &[String], name: &str) -> usize {
+        head.iter().position(|h| h == name).unwrap()
+    }
+
     #[test]
     fn starts_with_bom_and_uses_crlf_only() {
         let s = csv_text(&fixture::report(), Lang::En);
         assert!(s.contains("\r\n"));
-        // every LF is preceded by CR, outside quoted cells too
         let bytes = s.as_bytes();
         for (i, b) in bytes.iter().enumerate() {
             if *b == b'\n' {
@@ -251,121 +281,163 @@ mod tests {
     #[test]
     fn malicious_names_from_config_are_guarded() {
         let s = csv_text(&fixture::malicious(), Lang::En);
-        let rows = parse_rows(&s);
-        let keys: Vec<&str> = rows
-            .iter()
-            .filter_map(|r| r.get(1))
-            .map(String::as_str)
-            .collect();
+        let (_, rows) = read(&s);
+        let keys: Vec<&str> = rows.iter().map(|r| r[1].as_str()).collect();
         assert!(keys.contains(&"'=cmd|' /C calc'!A0"), "{keys:?}");
         assert!(!s.contains(",=cmd"));
         // the quoted key with comma and newline survives as one cell
-        assert!(keys.contains(&"bad,\"key\"\nx"), "{keys:?}");
+        assert!(keys.contains(&"bad,\"key\"\nx"));
     }
 
     #[test]
-    fn english_headers_and_values() {
+    fn one_table_a_script_reads_with_a_csv_reader() {
         let r = fixture::report();
-        let s = csv_text(&r, Lang::En);
-        let rows = parse_rows(&s);
+        let (head, rows) = read(&csv_text(&r, Lang::En));
+        assert_eq!(head.len(), COLUMNS);
         assert_eq!(
-            rows[0],
+            head[..12],
             [
                 "Indicator",
                 "Key",
+                "Period",
+                "Row",
+                "From",
+                "To (inclusive)",
+                "Production",
+                "Production unit",
+                "Total",
                 "Unit",
-                "Per-unit unit",
-                "Baseline total",
-                "Baseline per unit",
-                "Reporting total",
-                "Reporting per unit",
-                "Expected (baseline model)",
-                "Savings",
-                "Savings %",
-                "Model method",
-                "Granularity",
-                "n",
-                "R²",
-                "CV(RMSE) %",
-                "NMBE %",
-                "Meets ASHRAE 14",
-                "Cleaner-production level"
+                "per unit",
+                "Per-unit unit"
             ]
         );
-        let energy = &rows[1];
-        assert_eq!(energy[0], "Comprehensive energy consumption");
-        assert_eq!(energy[1], "energy");
-        assert_eq!(energy[2], "kgce");
+        // per indicator: baseline and reporting totals, then one row per day of both periods
+        let days = r.series.daily.len();
+        assert_eq!(days, 365 + 181);
+        assert_eq!(rows.len(), r.indicators.len() * (2 + days));
+        let energy: Vec<&Vec<String>> = rows.iter().filter(|x| x[1] == "energy").collect();
+        assert_eq!(
+            energy[0][2..6],
+            [
+                "Baseline period",
+                "period total",
+                "2025-01-01",
+                "2025-12-31"
+            ]
+        );
+        assert_eq!(
+            energy[1][2..6],
+            [
+                "Reporting period",
+                "period total",
+                "2026-01-01",
+                "2026-06-30"
+            ]
+        );
+        assert_eq!(
+            energy[2][2..6],
+            ["Baseline period", "day", "2025-01-01", "2025-01-01"]
+        );
+        assert_eq!(energy.last().unwrap()[4], "2026-06-30");
+        // energy totals in tce, per unit in kgce/t
         let (_, ind) = &r.indicators[0];
         let rep = ind.reporting.as_ref().unwrap();
-        let close =
-            |cell: &str, v: f64| (cell.parse::<f64>().unwrap() - v).abs() <= v.abs() * 1e-11;
-        assert!(
-            close(&energy[4], ind.baseline.total.unwrap()),
-            "{}",
-            energy[4]
-        );
-        assert!(close(&energy[9], rep.savings.unwrap()), "{}", energy[9]);
-        assert!(!energy[4].contains(','));
-        assert_eq!(energy[11], "Regression");
-        assert_eq!(energy[17], "yes");
-        assert_eq!(energy[18], "Level II");
-        // the indicator table ends with an empty line, then the daily table
-        let blank = rows.iter().position(|r| r == &[""]).unwrap();
-        assert_eq!(blank, 1 + r.indicators.len());
-        assert_eq!(rows[blank + 1][0], "Date");
-        assert_eq!(rows[blank + 1][2], "Production (t)");
+        assert_eq!(energy[1][col(&head, "Unit")], "tce");
+        assert_eq!(energy[1][col(&head, "Per-unit unit")], "kgce/t");
+        let close = |cell: &str, v: f64| {
+            let x: f64 = cell.parse().unwrap();
+            (x - v).abs() <= v.abs() * 1e-6
+        };
+        assert!(close(
+            &energy[1][col(&head, "Total")],
+            rep.total.unwrap() / 1000.0
+        ));
+        assert!(close(
+            &energy[1][col(&head, "Savings")],
+            rep.savings.unwrap() / 1000.0
+        ));
+        assert!(close(
+            &energy[1][col(&head, "per unit")],
+            rep.per_unit.unwrap()
+        ));
+        assert_eq!(energy[1][col(&head, "Model method")], "Regression");
         assert_eq!(
-            rows[blank + 1][3],
-            "Comprehensive energy consumption (kgce)"
+            energy[1][col(&head, "Cleaner-production level")],
+            "Level II"
         );
-        assert_eq!(rows[blank + 1].last().unwrap(), "Data completeness (%)");
-    }
-
-    #[test]
-    fn chinese_headers() {
-        let s = csv_text(&fixture::report(), Lang::Zh);
-        let rows = parse_rows(&s);
-        assert_eq!(rows[0][0], "指标");
-        assert_eq!(rows[0][4], "基准期总量");
-        assert_eq!(rows[0][9], "节能量/节水量/减排量");
-        assert_eq!(rows[0][14], "决定系数 R²");
-        assert_eq!(rows[0][18], "清洁生产等级");
-        assert_eq!(rows[1][0], "综合能耗");
-        assert_eq!(rows[1][11], "回归模型");
-        assert_eq!(rows[1][18], "Ⅱ级");
-        let blank = rows.iter().position(|r| r == &[""]).unwrap();
-        assert_eq!(rows[blank + 1][0], "日期");
-        assert_eq!(rows[blank + 1][2], "产量 (t)");
-        assert_eq!(rows[blank + 2][1], "基准期");
-    }
-
-    #[test]
-    fn daily_table_has_one_row_per_day() {
-        let r = fixture::report();
-        let s = csv_text(&r, Lang::En);
-        let rows = parse_rows(&s);
-        let blank = rows.iter().position(|r| r == &[""]).unwrap();
-        let daily = &rows[blank + 2..];
-        assert_eq!(daily.len(), r.series.daily.len());
-        assert_eq!(daily.len(), 365 + 181);
-        let width = 3 + r.series.columns.len() + 1;
-        assert!(daily.iter().all(|row| row.len() == width));
-        assert_eq!(daily[0][0], "2025-01-01");
-        assert_eq!(daily[0][1], "Baseline period");
-        assert_eq!(daily.last().unwrap()[0], "2026-06-30");
-        assert_eq!(daily.last().unwrap()[1], "Reporting period");
-        // day values read back as the numbers they are
+        assert_eq!(
+            energy[2][col(&head, "Model method")],
+            "",
+            "no model on day rows"
+        );
+        let water: Vec<&Vec<String>> = rows.iter().filter(|x| x[1] == "water").collect();
+        assert_eq!(water[0][col(&head, "Unit")], "m3");
+        // a day: production and the day's value per unit
         let d0 = &r.series.daily[0];
-        let p: f64 = daily[0][2].parse().unwrap();
-        assert!((p - d0.production).abs() <= d0.production * 1e-11);
-        for (i, v) in d0.values.iter().enumerate() {
-            let back: f64 = daily[0][3 + i].parse().unwrap();
-            assert!(
-                (back - v).abs() <= v.abs() * 1e-11,
-                "column {i}: {back} vs {v}"
-            );
+        assert!(close(&energy[2][col(&head, "Production")], d0.production));
+        assert!(close(
+            &energy[2][col(&head, "Total")],
+            d0.values[0] / 1000.0
+        ));
+        assert!(close(
+            &energy[2][col(&head, "per unit")],
+            d0.values[0] / d0.production
+        ));
+        assert_eq!(energy[2][col(&head, "Data completeness %")], "100");
+    }
+
+    #[test]
+    fn numbers_have_at_most_seven_significant_digits() {
+        let (_, rows) = read(&csv_text(&fixture::report(), Lang::En));
+        for row in &rows {
+            for cell in row.iter().skip(6) {
+                if cell.parse::<f64>().is_ok() {
+                    let digits = cell.trim_start_matches('-').replace('.', "");
+                    let sig = digits.trim_start_matches('0').trim_end_matches('0').len();
+                    let int = cell
+                        .trim_start_matches('-')
+                        .split('.')
+                        .next()
+                        .unwrap()
+                        .len();
+                    assert!(sig <= 7.max(int), "{cell} in {row:?}");
+                }
+            }
         }
+    }
+
+    #[test]
+    fn chinese_headers_and_labels() {
+        let (head, rows) = read(&csv_text(&fixture::report(), Lang::Zh));
+        assert_eq!(head[0], "指标");
+        assert_eq!(head[2], "时期");
+        assert_eq!(head[8], "总量");
+        assert_eq!(head[13], "节能量/节水量/减排量");
+        assert_eq!(head[20], "决定系数 R²");
+        assert_eq!(head[24], "清洁生产等级");
+        assert_eq!(rows[0][0], "综合能耗");
+        assert_eq!(rows[0][2], "基准期");
+        assert_eq!(rows[0][3], "全期合计");
+        assert_eq!(rows[0][9], "tce");
+        assert_eq!(rows[1][2], "报告期");
+        assert_eq!(rows[1][18], "回归模型");
+        assert_eq!(rows[1][24], "Ⅱ级");
+        assert_eq!(rows[2][3], "日");
+        let so2 = rows
+            .iter()
+            .find(|x| x[1] == "SO2" && x[2] == "报告期")
+            .unwrap();
+        assert_eq!(so2[25], "", "the plain fixture claims SO2 savings");
+        let (_, rich) = read(&csv_text(&fixture::rich(), Lang::Zh));
+        let so2 = rich
+            .iter()
+            .find(|x| x[1] == "SO2" && x[2] == "报告期")
+            .unwrap();
+        assert_eq!(so2[13], "", "no savings claimed");
+        assert_eq!(
+            so2[25],
+            "报告期数据完整率 62.5 % 低于 min_completeness 90.0 %"
+        );
     }
 
     #[test]
@@ -376,19 +448,25 @@ mod tests {
         r.indicators[0].1.model.r2 = Some(f64::NAN);
         let s = csv_text(&r, Lang::En);
         assert!(!s.contains("NaN") && !s.contains("inf"));
-        let rows = parse_rows(&s);
-        assert_eq!(rows[1][14], "");
-        let day = rows.iter().find(|row| row[0] == "2025-01-01").unwrap();
-        assert_eq!((day[3].as_str(), day[4].as_str()), ("", ""));
+        let (head, rows) = read(&s);
+        assert_eq!(rows[0][col(&head, "R²")], "");
+        let day = rows
+            .iter()
+            .find(|x| x[1] == "energy" && x[3] == "day")
+            .unwrap();
+        assert_eq!(day[col(&head, "Total")], "");
+        assert_eq!(day[col(&head, "per unit")], "");
     }
 
     #[test]
-    fn report_without_reporting_period_has_empty_cells() {
+    fn report_without_reporting_period_has_baseline_rows_only() {
         let r = fixture::no_reporting();
-        let s = csv_text(&r, Lang::En);
-        let rows = parse_rows(&s);
-        assert_eq!(rows[1][6], "");
-        assert_eq!(rows[1][9], "");
+        let (_, rows) = read(&csv_text(&r, Lang::En));
+        assert!(rows.iter().all(|x| x[2] == "Baseline period"));
+        assert_eq!(rows.len(), r.indicators.len() * (1 + 365));
+        let s = csv_text(&fixture::empty(), Lang::En);
+        let (_, rows) = read(&s);
+        assert_eq!(rows.len(), fixture::empty().indicators.len());
         assert!(!s.contains("NaN"));
     }
 }

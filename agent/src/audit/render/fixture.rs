@@ -2,9 +2,9 @@
 //! computed here from known formulas (so the figures are consistent), and its degenerate variants.
 
 use plantmeter_common::audit::report::{
-    BaselineValues, Bucket, CusumPoint, DailyRow, Factor, Grade, Indicator, Method, Model,
-    ModelCandidate, MonthlyRow, PeriodSummary, Periods, PointQuality, Report, ReportingValues,
-    Series,
+    BaselineMethod, BaselineValues, Bucket, CusumPoint, DailyRow, Factor, Grade, Indicator, Level,
+    Method, Model, ModelCandidate, MonthlyRow, PeriodKind, PeriodSummary, Periods, PointQuality,
+    Report, ReportingValues, Series,
 };
 
 use chrono::{Datelike, NaiveDate, Weekday};
@@ -95,7 +95,11 @@ pub fn report() -> Report {
         let completeness = if d == date("2025-03-10") { 0.75 } else { 1.0 };
         daily.push(DailyRow {
             date: d.format("%Y-%m-%d").to_string(),
-            period: if reporting { "reporting" } else { "baseline" }.to_string(),
+            period: if reporting {
+                PeriodKind::Reporting
+            } else {
+                PeriodKind::Baseline
+            },
             production: p,
             values: vec![energy, elec, gas, steam, water, co2, cod, so2],
             completeness,
@@ -103,33 +107,36 @@ pub fn report() -> Report {
         d = d.succ_opt().unwrap_or(rep_to);
     }
 
-    let sum = |period: &str, col: Option<usize>| -> f64 {
+    let sum = |period: PeriodKind, col: Option<usize>| -> f64 {
         daily
             .iter()
             .filter(|r| r.period == period)
             .map(|r| col.map_or(r.production, |c| r.values[c]))
             .sum()
     };
-    let p_base = sum("baseline", None);
-    let p_rep = sum("reporting", None);
+    let p_base = sum(PeriodKind::Baseline, None);
+    let p_rep = sum(PeriodKind::Reporting, None);
 
     let mut indicators = Vec::new();
     let mut energy_model = (0.0, 0.0);
     for (c, (key, unit)) in COLUMNS.iter().enumerate() {
         let (x, y): (Vec<f64>, Vec<f64>) = daily
             .iter()
-            .filter(|r| r.period == "baseline")
+            .filter(|r| r.period == PeriodKind::Baseline)
             .map(|r| (r.production, r.values[c]))
             .unzip();
         let (a, b, r2, cv, nmbe) = ols(&x, &y);
         if c == 0 {
             energy_model = (a, b);
         }
-        let rep_days = daily.iter().filter(|r| r.period == "reporting").count() as f64;
+        let rep_days = daily
+            .iter()
+            .filter(|r| r.period == PeriodKind::Reporting)
+            .count() as f64;
         let expected = a * rep_days + b * p_rep;
-        let total = sum("reporting", Some(c));
+        let total = sum(PeriodKind::Reporting, Some(c));
         let savings = expected - total;
-        let btotal = sum("baseline", Some(c));
+        let btotal = sum(PeriodKind::Baseline, Some(c));
         let meets = cv <= 30.0 && nmbe.abs() <= 10.0;
         indicators.push((
             key.to_string(),
@@ -156,7 +163,11 @@ pub fn report() -> Report {
                 }),
                 model: Model {
                     granularity: "day".to_string(),
-                    method: if meets { "regression" } else { "ratio" }.to_string(),
+                    method: if meets {
+                        BaselineMethod::Regression
+                    } else {
+                        BaselineMethod::Ratio
+                    },
                     reason: if meets {
                         None
                     } else {
@@ -188,8 +199,8 @@ pub fn report() -> Report {
                 },
                 sources: None,
                 level: match *key {
-                    "energy" => Some("II".to_string()),
-                    "water" => Some("I".to_string()),
+                    "energy" => Some(Level::II),
+                    "water" => Some(Level::I),
                     _ => None,
                 },
             },
@@ -224,7 +235,7 @@ pub fn report() -> Report {
         .iter()
         .map(|r| Bucket {
             label: r.date.clone(),
-            period: r.period.clone(),
+            period: r.period,
             production: r.production,
             actual: r.values[0],
             fitted: a + b * r.production,
@@ -234,7 +245,7 @@ pub fn report() -> Report {
     let mut s = 0.0;
     let energy_cusum: Vec<CusumPoint> = energy_buckets
         .iter()
-        .filter(|b| b.period == "reporting")
+        .filter(|b| b.period == PeriodKind::Reporting)
         .map(|b| {
             s += b.fitted - b.actual;
             CusumPoint {
@@ -252,7 +263,7 @@ pub fn report() -> Report {
         events: Default::default(),
         measures: Vec::new(),
         grade: Some(Grade {
-            level: "II".to_string(),
+            level: Level::II,
             scores: [("I", 20.0), ("II", 100.0), ("III", 100.0)]
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v))
@@ -350,11 +361,13 @@ pub fn no_reporting() -> Report {
     for p in &mut r.method.points {
         p.completeness_reporting = None;
     }
-    r.series.daily.retain(|d| d.period == "baseline");
+    r.series.daily.retain(|d| d.period == PeriodKind::Baseline);
     r.series
         .monthly_per_unit
         .retain(|m| m.month.as_str() < "2026-01");
-    r.series.energy_buckets.retain(|b| b.period == "baseline");
+    r.series
+        .energy_buckets
+        .retain(|b| b.period == PeriodKind::Baseline);
     r.series.energy_cusum.clear();
     r
 }
@@ -395,9 +408,143 @@ pub fn empty() -> Report {
         ind.model.r2 = None;
         ind.model.cv_rmse_pct = None;
         ind.model.nmbe_pct = None;
-        ind.model.method = "ratio".to_string();
+        ind.model.method = BaselineMethod::Ratio;
         ind.model.meets_ashrae14 = false;
         ind.model.reason = Some("no data".to_string());
     }
+    r
+}
+
+/// The realistic report with everything a report can hold, the engine's own texts included (notes,
+/// reasons): measures, limits and triggers, a ratio model, a rejected candidate, savings not claimed,
+/// provenance, a recorded replacement. For the test that no English is left in a Chinese report.
+pub fn rich() -> Report {
+    use plantmeter_common::audit::report::{
+        MeasureResult, PermitUse, Provenance, QuotaCheck, ReplacementEvent, SourceCompliance,
+        Triggers,
+    };
+    let mut r = report();
+    let prov = Provenance {
+        polled: 0.9,
+        imported: 0.05,
+        manual: 0.0,
+        apportioned: 0.05,
+    };
+    for (key, ind) in &mut r.indicators {
+        ind.baseline.provenance = Some(prov.clone());
+        if let Some(rep) = &mut ind.reporting {
+            rep.provenance = Some(prov.clone());
+            rep.savings_yuan = rep.savings.map(|s| s * 0.7);
+        }
+        ind.model.candidates.push(ModelCandidate {
+            variables: vec!["production".to_string(), "hdd".to_string()],
+            r2_adj: Some(0.5),
+            p_value: Some(0.01),
+            valid: false,
+            reason: Some("a variable's p-value 0.2000 is not below 0.1".to_string()),
+        });
+        if key == "COD" {
+            ind.model.method = BaselineMethod::Ratio;
+            ind.model.valid = false;
+            ind.model.reason = Some(
+                "no valid regression model (production: R2 0.4100 is below 0.75; production + hdd: \
+                 a variable's p-value 0.2000 is not below 0.1)"
+                    .to_string(),
+            );
+        } else if ind.model.reason.is_some() {
+            ind.model.reason = Some(
+                "only 20 complete day buckets in the baseline (a regression needs at least 30)"
+                    .to_string(),
+            );
+        }
+        if key == "SO2" {
+            if let Some(rep) = &mut ind.reporting {
+                rep.savings = None;
+                rep.savings_pct = None;
+                rep.savings_yuan = None;
+                rep.savings_reason = Some(
+                    "reporting completeness 62.5 % is below min_completeness 90.0 %".to_string(),
+                );
+            }
+        }
+    }
+    r.measures = vec![
+        MeasureResult {
+            name: "dye-bath heat recovery".to_string(),
+            in_service: "2026-01-01".to_string(),
+            investment_yuan: 1_200_000.0,
+            indicator: Some("natural_gas".to_string()),
+            savings: Some(85_000.0),
+            savings_yuan: Some(272_000.0),
+            payback_years: Some(2.2),
+            reason: None,
+        },
+        MeasureResult {
+            name: "LED lighting".to_string(),
+            in_service: "2026-03-01".to_string(),
+            investment_yuan: 80_000.0,
+            indicator: Some("electricity".to_string()),
+            savings: Some(30_000.0),
+            savings_yuan: None,
+            payback_years: None,
+            reason: Some("no price for electricity in [audit.prices]".to_string()),
+        },
+        MeasureResult {
+            name: "condensate return".to_string(),
+            in_service: "2026-02-01".to_string(),
+            investment_yuan: 150_000.0,
+            indicator: None,
+            savings: None,
+            savings_yuan: None,
+            payback_years: None,
+            reason: Some("no reporting period".to_string()),
+        },
+    ];
+    r.compliance.sources.push(SourceCompliance {
+        pollutant: "SO2".to_string(),
+        source: "stack-1".to_string(),
+        limit: 50.0,
+        valid_hours: 4300,
+        exceedance_hours: 3,
+        max_converted: Some(69.474),
+        period: "reporting".to_string(),
+    });
+    r.compliance.permits.push(PermitUse {
+        pollutant: "COD".to_string(),
+        year: 2026,
+        t_per_year: 12.5,
+        total_t: 6.0,
+        share: 0.96,
+    });
+    r.compliance.quota = Some(QuotaCheck {
+        energy_kgce_per_unit: 125.0,
+        baseline_over: Some(true),
+        reporting_over: Some(false),
+    });
+    r.compliance.triggers = Triggers {
+        over_standard: true,
+        over_total: false,
+        over_energy_quota: true,
+    };
+    r.events.rollovers = 1;
+    r.events.replacements.push(ReplacementEvent {
+        point: "gas.volume".to_string(),
+        at: "2025-06-03T02:00:00Z".to_string(),
+        recorded: true,
+    });
+    r.method.notes = vec![
+        "reporting period set on the command line: 2026-01-01 .. 2026-07-01".to_string(),
+        "figures as of 2026-07-01T15:00:00.000Z (the last completed local hour); later hours of the periods are not counted".to_string(),
+        "gas.volume: 12 hours without a reading inside polling gaps were substituted with the mean of the valid hourly values before and after the gap (counted as its apportioned hours)".to_string(),
+        "main-power.energy_import: 2 low readings not counted (step backs: a drop to at least half the reading before, or a single low reading the next one contradicted); the higher reading stayed the reference".to_string(),
+        "gas.volume: read in Nm3, converted to m3 (x 1)".to_string(),
+        "energy: 3 of 365 baseline day buckets left out of the model (incomplete data or partial bucket)".to_string(),
+        "measure \"LED lighting\": ratio method (production does not vary between baseline buckets)".to_string(),
+    ];
+    r.method
+        .notes
+        .extend(plantmeter_common::audit::compute::conventions());
+    r.method.points[1].manual = true;
+    r.method.points[0].step_backs = 2;
     r
 }

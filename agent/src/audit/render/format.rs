@@ -26,9 +26,33 @@ pub fn plain(x: f64) -> String {
     }
 }
 
-/// [`plain`] of an optional value; empty for `None`.
-pub fn plain_opt(x: Option<f64>) -> String {
-    x.map(plain).unwrap_or_default()
+/// A measured figure for a file a script reads (CSV): [`plain`] rounded to 7 significant digits (never
+/// rounding the integer part), so sums of floats do not show as `1221000.4000000001`.
+pub fn figure(x: f64) -> String {
+    if !x.is_finite() {
+        return String::new();
+    }
+    if x == 0.0 {
+        return "0".to_string();
+    }
+    let magnitude = x.abs().log10().floor() as i32;
+    let decimals = (6 - magnitude).clamp(0, 12) as usize;
+    plain(format!("{x:.decimals$}").parse().unwrap_or(x))
+}
+
+/// [`figure`] of an optional value; empty for `None`.
+pub fn figure_opt(x: Option<f64>) -> String {
+    x.map(figure).unwrap_or_default()
+}
+
+/// How an indicator's totals are shown: energy totals in tonnes of standard coal (tce), as audits give
+/// them (DOMAIN.md); the JSON keeps kgce. Returns the factor from `total_unit` and the unit shown.
+/// Per-unit figures keep their unit (kgce/t).
+pub fn shown_total_unit(total_unit: &str) -> (f64, &str) {
+    match total_unit {
+        "kgce" => (0.001, "tce"),
+        other => (1.0, other),
+    }
 }
 
 /// A number for people: thousands separated by `,`, decimals by magnitude (0 from 1000 up, 1 from 100,
@@ -153,7 +177,20 @@ mod tests {
         assert_eq!(plain(-0.0), "0");
         assert_eq!(plain(f64::NAN), "");
         assert_eq!(plain(f64::INFINITY), "");
-        assert_eq!(plain_opt(None), "");
+    }
+
+    #[test]
+    fn figures_have_seven_significant_digits_at_most() {
+        assert_eq!(figure(1_221_000.400_000_000_1), "1221000");
+        assert_eq!(figure(37.012_345_678), "37.01235");
+        assert_eq!(figure(0.000_123_456_789), "0.0001234568");
+        assert_eq!(figure(-99_000.5), "-99000.5");
+        assert_eq!(figure(123_456_789_012.7), "123456789013");
+        assert_eq!(figure(0.1 + 0.2), "0.3");
+        assert_eq!(figure(f64::NAN), "");
+        assert_eq!(figure_opt(None), "");
+        assert_eq!(shown_total_unit("kgce"), (0.001, "tce"));
+        assert_eq!(shown_total_unit("m3"), (1.0, "m3"));
     }
 
     #[test]

@@ -3,10 +3,12 @@
 
 use std::fmt::Write as _;
 
-use plantmeter_common::audit::report::{Indicator, Report};
+use plantmeter_common::audit::report::{Indicator, PeriodKind, Report};
 
+use super::engine_text::{engine_text, variables_label};
 use super::format::{
     days_between, display, display_opt, escape, fraction_pct, inclusive_end, pct_opt, plain,
+    shown_total_unit,
 };
 use super::i18n::{
     carrier_label, electricity_method_label, granularity_label, indicator_label, level_label,
@@ -22,26 +24,42 @@ const CSS: &str = r#"
 * { box-sizing: border-box; }
 body { margin: 0 auto; max-width: 1100px; padding: 24px 28px; color: var(--fg); background: #fff;
   font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Noto Sans", "PingFang SC",
-  "Hiragino Sans GB", "Microsoft YaHei", "Noto Sans CJK SC", "Source Han Sans SC", sans-serif; }
+  "Hiragino Sans GB", "Microsoft YaHei", "Noto Sans CJK SC", "Source Han Sans SC",
+  "WenQuanYi Micro Hei", sans-serif; }
 h1 { font-size: 24px; margin: 0 0 4px; }
 h2 { font-size: 18px; margin: 28px 0 10px; padding-bottom: 4px; border-bottom: 2px solid var(--fg); }
 h3 { font-size: 15px; margin: 18px 0 8px; }
+h2, h3, figcaption { break-after: avoid; page-break-after: avoid; }
 p.meta { color: var(--muted); margin: 0; }
-table { border-collapse: collapse; width: 100%; margin: 6px 0 12px; font-size: 13px; }
+.tw { overflow-x: auto; margin: 6px 0 12px; }
+table { border-collapse: collapse; width: 100%; font-size: 13px; }
 th, td { border: 1px solid var(--line); padding: 4px 7px; vertical-align: top; }
 th { background: #edf2f7; text-align: left; font-weight: 600; }
+td { overflow-wrap: break-word; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.level, td.unit, td.nw { white-space: nowrap; }
+p.lead { break-after: avoid; page-break-after: avoid; }
+td.why { color: var(--muted); font-size: 0.9em; }
+tr.reason td { color: var(--muted); font-size: 0.9em; border-top: none; padding-top: 0; }
+td.num small { display: block; font-weight: 400; color: var(--muted); }
+footer { break-before: avoid; page-break-before: avoid; }
 td .key { display: block; color: var(--muted); font-size: 11px; }
+thead { display: table-header-group; }
+tr { break-inside: avoid; page-break-inside: avoid; }
 .good { color: #276749; font-weight: 600; }
 .bad { color: #c53030; font-weight: 600; }
 .cards { display: flex; flex-wrap: wrap; gap: 12px; margin: 12px 0; }
-.card { flex: 1 1 230px; border: 1px solid var(--line); border-radius: 6px; padding: 10px 12px; }
+.card { flex: 1 1 230px; border: 1px solid var(--line); border-radius: 6px; padding: 10px 12px; break-inside: avoid; }
 .card .label { color: var(--muted); font-size: 12px; }
 .card .value { font-size: 20px; font-weight: 600; }
 .card .sub { font-size: 12px; color: var(--muted); }
 figure { margin: 10px 0 22px; break-inside: avoid; page-break-inside: avoid; }
 figcaption { font-weight: 600; margin-bottom: 4px; }
 figure p.note { color: var(--muted); font-size: 12px; margin: 2px 0 0; }
+ul.legend { list-style: none; margin: 0 0 4px; padding: 0; display: flex; flex-wrap: wrap; gap: 2px 16px; font-size: 12px; }
+ul.legend li { display: inline-flex; align-items: center; gap: 6px; }
+ul.legend .swatch { display: inline-block; width: 12px; height: 12px; opacity: 0.8; }
+ul.legend .swatch.line { width: 20px; height: 3px; opacity: 1; }
 svg.chart { width: 100%; height: auto; display: block; border: 1px solid #e2e8f0; }
 svg .bg { fill: #fff; }
 svg .frame { fill: none; stroke: #718096; stroke-width: 1; }
@@ -49,26 +67,38 @@ svg .grid { stroke: #e2e8f0; stroke-width: 1; }
 svg text { font-family: inherit; fill: #2d3748; }
 svg .tick { font-size: 11px; }
 svg .axis-title { font-size: 12px; font-weight: 600; }
-svg .legend { font-size: 12px; }
 svg .nodata { font-size: 18px; fill: #a0aec0; }
 dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 4px 16px; margin: 8px 0; }
 dl.facts dt { font-weight: 600; }
 dl.facts dd { margin: 0; }
 footer { margin-top: 32px; color: var(--muted); font-size: 12px; border-top: 1px solid var(--line); padding-top: 6px; }
-@page { size: A4; margin: 14mm; }
+@media screen and (max-width: 820px) {
+  body { padding: 14px 12px; }
+  table { font-size: 12px; }
+  th, td { padding: 3px 5px; }
+  dl.facts { grid-template-columns: 1fr; }
+  dl.facts dd { margin-bottom: 6px; }
+}
+@page { size: A4; margin: 14mm 12mm; }
 @media print {
-  body { max-width: none; padding: 0; font-size: 10.5pt; }
-  h2 { break-after: avoid; page-break-after: avoid; }
-  table, .cards { break-inside: avoid; page-break-inside: avoid; }
+  body { max-width: none; padding: 0; font-size: 9.5pt; }
+  h1 { font-size: 16pt; }
+  h2 { font-size: 12.5pt; margin: 14pt 0 6pt; }
+  h3 { font-size: 10.5pt; margin: 10pt 0 4pt; }
+  .tw { overflow: visible; }
+  table { font-size: 8pt; }
+  th, td { padding: 2pt 3pt; }
+  .card .value { font-size: 13pt; }
   svg.chart { border: none; }
-  #charts { break-before: page; page-break-before: always; }
-  #method { break-before: page; page-break-before: always; }
+  figure { margin: 4pt 0 10pt; }
+  section.keep, div.keep { break-inside: avoid; page-break-inside: avoid; }
+  * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
 }
 "#;
 
 /// An RFC 3339 instant shown in the plant's timezone (`+08:00`), to the minute: `2026-11-30 18:04 (+08:00)`.
 /// Unparseable input is shown as it is.
-fn local_time(rfc3339: &str, tz: &str) -> String {
+pub(super) fn local_time(rfc3339: &str, tz: &str) -> String {
     let (Ok(t), Ok(off)) = (
         chrono::DateTime::parse_from_rfc3339(rfc3339),
         tz.parse::<chrono::FixedOffset>(),
@@ -93,6 +123,11 @@ fn num_td(out: &mut String, text: &str) {
 
 fn text_td(out: &mut String, text: &str) {
     let _ = write!(out, "<td>{}</td>", escape(text));
+}
+
+/// A short text cell that must not wrap (a date, a method, a carrier).
+fn nowrap_td(out: &mut String, text: &str) {
+    let _ = write!(out, r#"<td class="nw">{}</td>"#, escape(text));
 }
 
 fn head_row(out: &mut String, cells: &[&str]) {
@@ -145,9 +180,10 @@ pub fn html(report: &Report, lang: Lang) -> String {
     method(report, lang, &mut out);
     let _ = writeln!(
         out,
-        "<footer>plantmeter {} · {}</footer></body></html>",
+        "<footer>plantmeter {} · {} {}</footer></body></html>",
         env!("CARGO_PKG_VERSION"),
-        escape(&report.generated_at)
+        escape(l.generated_at),
+        escape(&local_time(&report.generated_at, &report.method.timezone))
     );
     out
 }
@@ -160,7 +196,7 @@ fn measures(report: &Report, lang: Lang, out: &mut String) {
     let l = lang.labels();
     let _ = write!(
         out,
-        r#"<section id="measures"><h2>{}</h2><table>"#,
+        r#"<section id="measures"><h2>{}</h2><div class="tw"><table>"#,
         escape(l.measures)
     );
     head_row(
@@ -180,9 +216,9 @@ fn measures(report: &Report, lang: Lang, out: &mut String) {
     for m in &report.measures {
         out.push_str("<tr>");
         text_td(out, &m.name);
-        text_td(out, &m.in_service);
+        nowrap_td(out, &m.in_service);
         num_td(out, &display(m.investment_yuan));
-        text_td(
+        nowrap_td(
             out,
             &m.indicator
                 .as_deref()
@@ -196,10 +232,10 @@ fn measures(report: &Report, lang: Lang, out: &mut String) {
                 .filter(|v| v.is_finite())
                 .map_or_else(|| "–".to_string(), |v| format!("{v:.1}")),
         );
-        text_td(out, m.reason.as_deref().unwrap_or(""));
+        text_td(out, &engine_text(lang, m.reason.as_deref().unwrap_or("")));
         out.push_str("</tr>");
     }
-    out.push_str("</tbody></table></section>");
+    out.push_str("</tbody></table></div></section>");
 }
 
 /// Limits and triggers (双超): per source against its limit, permitted totals per year, the energy quota.
@@ -215,7 +251,7 @@ fn compliance(report: &Report, lang: Lang, out: &mut String) {
         escape(l.compliance)
     );
     let flag = |b: bool| if b { ("bad", l.yes) } else { ("good", l.no) };
-    let _ = write!(out, "<p>");
+    let _ = write!(out, r#"<p class="lead">"#);
     for (i, (label, on)) in [
         (l.over_standard, c.triggers.over_standard),
         (l.over_total, c.triggers.over_total),
@@ -235,7 +271,7 @@ fn compliance(report: &Report, lang: Lang, out: &mut String) {
     }
     out.push_str("</p>");
     if !c.sources.is_empty() {
-        out.push_str("<table>");
+        out.push_str(r#"<div class="tw"><table>"#);
         head_row(
             out,
             &[
@@ -267,10 +303,10 @@ fn compliance(report: &Report, lang: Lang, out: &mut String) {
             num_td(out, &display_opt(s.max_converted));
             out.push_str("</tr>");
         }
-        out.push_str("</tbody></table>");
+        out.push_str("</tbody></table></div>");
     }
     if !c.permits.is_empty() {
-        out.push_str("<table>");
+        out.push_str(r#"<div class="tw"><table>"#);
         head_row(
             out,
             &[l.indicator, l.year, l.permit_t, l.emitted_t, l.share],
@@ -290,7 +326,7 @@ fn compliance(report: &Report, lang: Lang, out: &mut String) {
             );
             out.push_str("</tr>");
         }
-        out.push_str("</tbody></table>");
+        out.push_str("</tbody></table></div>");
     }
     if let Some(q) = &c.quota {
         let over = |v: Option<bool>| match v {
@@ -300,9 +336,10 @@ fn compliance(report: &Report, lang: Lang, out: &mut String) {
         };
         let _ = write!(
             out,
-            "<p>{}: {} kgce · {}: {} · {}: {}</p>",
+            "<p>{}: {} kgce/{} · {}: {} · {}: {}</p>",
             escape(l.energy_quota),
             escape(&display(q.energy_kgce_per_unit)),
+            escape(&report.production_unit),
             escape(l.baseline),
             escape(over(q.baseline_over)),
             escape(l.reporting),
@@ -328,6 +365,7 @@ fn summary(report: &Report, lang: Lang, out: &mut String) {
         out.push_str(r#"<div class="cards">"#);
         for (key, ind) in cards {
             let unit = escape(&ind.per_unit_unit);
+            let (k, total_unit) = shown_total_unit(&ind.total_unit);
             let _ = write!(
                 out,
                 r#"<div class="card"><div class="label">{}</div><div class="value">{} {unit}</div>"#,
@@ -348,8 +386,8 @@ fn summary(report: &Report, lang: Lang, out: &mut String) {
                         escape(l.baseline),
                         escape(&display_opt(ind.baseline.per_unit)),
                         escape(l.savings),
-                        escape(&display(savings)),
-                        escape(&ind.total_unit),
+                        escape(&display(savings * k)),
+                        escape(total_unit),
                         escape(&pct_opt(r.savings_pct))
                     );
                 }
@@ -360,14 +398,17 @@ fn summary(report: &Report, lang: Lang, out: &mut String) {
                         escape(l.baseline),
                         escape(&display_opt(ind.baseline.per_unit)),
                         escape(l.savings),
-                        escape(r.savings_reason.as_deref().unwrap_or(""))
+                        escape(&engine_text(
+                            lang,
+                            r.savings_reason.as_deref().unwrap_or("")
+                        ))
                     );
                 }
                 None => {
                     let _ = write!(out, r#"<div class="sub">{}</div>"#, escape(l.baseline));
                 }
             }
-            if let Some(level) = &ind.level {
+            if let Some(level) = ind.level {
                 let _ = write!(
                     out,
                     r#"<div class="sub">{}: <b>{}</b></div>"#,
@@ -389,13 +430,13 @@ fn summary(report: &Report, lang: Lang, out: &mut String) {
             out,
             r#"<p class="grade">{}: <b>{}</b> (Y<sub>I</sub> {}, Y<sub>II</sub> {}, Y<sub>III</sub> {})</p>"#,
             escape(l.overall_grade),
-            escape(&level_label(lang, &g.level)),
+            escape(&level_label(lang, g.level)),
             score("I"),
             score("II"),
             score("III")
         );
     }
-    out.push_str("<table>");
+    out.push_str(r#"<div class="tw"><table>"#);
     head_row(
         out,
         &[
@@ -412,8 +453,8 @@ fn summary(report: &Report, lang: Lang, out: &mut String) {
     let mut period_row = |name: &str, p: &plantmeter_common::audit::report::PeriodSummary| {
         out.push_str("<tr>");
         text_td(out, name);
-        text_td(out, &p.from);
-        text_td(out, &inclusive_end(&p.to));
+        nowrap_td(out, &p.from);
+        nowrap_td(out, &inclusive_end(&p.to));
         num_td(
             out,
             &days_between(&p.from, &p.to).map_or_else(|| "–".to_string(), |d| d.to_string()),
@@ -434,7 +475,7 @@ fn summary(report: &Report, lang: Lang, out: &mut String) {
             );
         }
     }
-    out.push_str("</tbody></table></section>");
+    out.push_str("</tbody></table></div></section>");
 }
 
 fn indicators(report: &Report, lang: Lang, out: &mut String) {
@@ -448,7 +489,7 @@ fn indicators(report: &Report, lang: Lang, out: &mut String) {
         let _ = write!(out, "<p>{}</p></section>", escape(l.no_data));
         return;
     }
-    out.push_str("<table>");
+    out.push_str(r#"<div class="tw"><table>"#);
     head_row(
         out,
         &[
@@ -468,9 +509,13 @@ fn indicators(report: &Report, lang: Lang, out: &mut String) {
     for (key, ind) in &report.indicators {
         let r = ind.reporting.as_ref();
         let label = indicator_label(lang, key);
+        let (k, total_unit) = shown_total_unit(&ind.total_unit);
+        let scaled = |x: Option<f64>| x.map(|v| v * k);
         out.push_str("<tr>");
-        if label == *key {
-            text_td(out, key);
+        // The key beside an English label; a Chinese report shows the label only (the CSV and the
+        // workbook carry the keys).
+        if label == *key || lang == Lang::Zh {
+            text_td(out, &label);
         } else {
             let _ = write!(
                 out,
@@ -481,75 +526,87 @@ fn indicators(report: &Report, lang: Lang, out: &mut String) {
         }
         let _ = write!(
             out,
-            "<td>{}<br>{}</td>",
-            escape(&ind.total_unit),
+            r#"<td class="unit">{}<br>{}</td>"#,
+            escape(total_unit),
             escape(&ind.per_unit_unit)
         );
-        num_td(out, &display_opt(ind.baseline.total));
+        num_td(out, &display_opt(scaled(ind.baseline.total)));
         num_td(out, &display_opt(ind.baseline.per_unit));
-        num_td(out, &display_opt(r.and_then(|r| r.total)));
+        num_td(out, &display_opt(scaled(r.and_then(|r| r.total))));
         num_td(out, &display_opt(r.and_then(|r| r.per_unit)));
-        num_td(out, &display_opt(r.and_then(|r| r.expected)));
+        num_td(out, &display_opt(scaled(r.and_then(|r| r.expected))));
         match r.and_then(|r| r.savings.map(|s| (r, s))) {
             Some((r, savings)) => {
                 let class = if savings >= 0.0 { "good" } else { "bad" };
                 let _ = write!(
                     out,
                     r#"<td class="num {class}">{}</td><td class="num {class}">{}{}</td>"#,
-                    escape(&display(savings)),
+                    escape(&display(savings * k)),
                     escape(&pct_opt(r.savings_pct)),
-                    escape(&uncertainty(r.savings_uncertainty_pct))
+                    uncertainty(r.savings_uncertainty_pct)
                 );
             }
-            None => {
-                num_td(out, "–");
-                num_td(out, "–");
-            }
+            None => match r.and_then(|r| r.savings_reason.as_deref()) {
+                // Why no savings are claimed, across both savings columns.
+                Some(why) => {
+                    let _ = write!(
+                        out,
+                        r#"<td colspan="2" class="why">{}</td>"#,
+                        escape(&engine_text(lang, why))
+                    );
+                }
+                None => {
+                    num_td(out, "–");
+                    num_td(out, "–");
+                }
+            },
         }
-        text_td(
+        let _ = write!(
             out,
-            &ind.level
-                .as_deref()
-                .map_or_else(|| "–".to_string(), |v| level_label(lang, v)),
+            r#"<td class="level">{}</td>"#,
+            escape(
+                &ind.level
+                    .map_or_else(|| "–".to_string(), |v| level_label(lang, v))
+            )
         );
         out.push_str("</tr>");
     }
-    out.push_str("</tbody></table></section>");
+    out.push_str("</tbody></table></div></section>");
 }
 
 fn charts(report: &Report, lang: Lang, out: &mut String) {
     let l = lang.labels();
     let _ = write!(out, r#"<section id="charts"><h2>{}</h2>"#, escape(l.charts));
     let energy = indicator(report, "energy");
-    let energy_unit = energy.map_or("kgce", |i| i.total_unit.as_str());
+    let (k, energy_unit) = shown_total_unit(energy.map_or("kgce", |i| i.total_unit.as_str()));
     let prod_unit = &report.production_unit;
     let buckets = &report.series.energy_buckets;
     let granularity = energy.map(|e| granularity_label(lang, &e.model.granularity));
 
     // (1) consumption vs production per model bucket, with the baseline model
-    let pick = |period: &str| -> Vec<(f64, f64)> {
+    let pick = |period: PeriodKind| -> Vec<(f64, f64)> {
         buckets
             .iter()
             .filter(|b| b.period == period && b.complete)
-            .map(|b| (b.production, b.actual))
+            .map(|b| (b.production, b.actual * k))
             .collect()
     };
     // Days of an outage carry apportioned consumption: shown apart, as the model leaves them out.
     let incomplete: Vec<(f64, f64)> = buckets
         .iter()
         .filter(|b| !b.complete)
-        .map(|b| (b.production, b.actual))
+        .map(|b| (b.production, b.actual * k))
         .collect();
     let mut series = vec![
         ScatterSeries {
             label: l.baseline,
             color: BASELINE,
-            points: pick("baseline"),
+            points: pick(PeriodKind::Baseline),
         },
         ScatterSeries {
             label: l.reporting,
             color: REPORTING,
-            points: pick("reporting"),
+            points: pick(PeriodKind::Reporting),
         },
     ];
     if !incomplete.is_empty() {
@@ -559,13 +616,16 @@ fn charts(report: &Report, lang: Lang, out: &mut String) {
             points: incomplete,
         });
     }
-    let fitted: Vec<(f64, f64)> = buckets.iter().map(|b| (b.production, b.fitted)).collect();
+    let fitted: Vec<(f64, f64)> = buckets
+        .iter()
+        .map(|b| (b.production, b.fitted * k))
+        .collect();
     let caption = match &granularity {
         Some(g) => format!("{} ({}: {g})", l.chart_scatter, l.granularity),
         None => l.chart_scatter.to_string(),
     };
     let model_label = match energy {
-        Some(e) => format!("{}: {}", l.fitted_line, method_label(lang, &e.model.method)),
+        Some(e) => format!("{}: {}", l.fitted_line, method_label(lang, e.model.method)),
         None => l.fitted_line.to_string(),
     };
     figure(
@@ -647,7 +707,7 @@ fn charts(report: &Report, lang: Lang, out: &mut String) {
         .series
         .energy_cusum
         .iter()
-        .map(|p| (p.label.clone(), p.cusum))
+        .map(|p| (p.label.clone(), p.cusum * k))
         .collect();
     let empty_label = if report.periods.reporting.is_none() {
         l.no_reporting
@@ -673,12 +733,23 @@ fn charts(report: &Report, lang: Lang, out: &mut String) {
     out.push_str("</section>");
 }
 
-fn figure(out: &mut String, caption: &str, svg: &str, note: Option<&str>) {
-    let _ = write!(
-        out,
-        "<figure><figcaption>{}</figcaption>{svg}",
-        escape(caption)
-    );
+/// A chart with its caption, its legend in HTML (it wraps, never clipped) and an optional note.
+fn figure(out: &mut String, caption: &str, chart: &svg::Chart, note: Option<&str>) {
+    let _ = write!(out, "<figure><figcaption>{}</figcaption>", escape(caption));
+    if !chart.legend.is_empty() {
+        out.push_str(r#"<ul class="legend">"#);
+        for e in &chart.legend {
+            let _ = write!(
+                out,
+                r#"<li><span class="{}" style="background:{}"></span>{}</li>"#,
+                if e.line { "swatch line" } else { "swatch" },
+                escape(&e.color),
+                escape(&e.label)
+            );
+        }
+        out.push_str("</ul>");
+    }
+    out.push_str(&chart.svg);
     if let Some(n) = note {
         let _ = write!(out, r#"<p class="note">{}</p>"#, escape(n));
     }
@@ -727,7 +798,7 @@ fn method(report: &Report, lang: Lang, out: &mut String) {
     if m.factors.is_empty() {
         let _ = write!(out, "<p>{}</p>", escape(l.no_data));
     } else {
-        out.push_str("<table>");
+        out.push_str(r#"<div class="tw"><table>"#);
         head_row(
             out,
             &[
@@ -750,13 +821,13 @@ fn method(report: &Report, lang: Lang, out: &mut String) {
             text_td(out, &source_label(lang, &f.source));
             out.push_str("</tr>");
         }
-        out.push_str("</tbody></table>");
+        out.push_str("</tbody></table></div>");
     }
 
     // model statistics
     let _ = write!(out, "<h3>{}</h3>", escape(l.model_statistics));
     if !report.indicators.is_empty() {
-        out.push_str("<table>");
+        out.push_str(r#"<div class="tw"><table>"#);
         head_row(
             out,
             &[
@@ -772,7 +843,6 @@ fn method(report: &Report, lang: Lang, out: &mut String) {
                 l.cv_rmse_pct,
                 l.nmbe_pct,
                 l.meets_ashrae14,
-                l.reason,
             ],
         );
         out.push_str("<tbody>");
@@ -780,8 +850,8 @@ fn method(report: &Report, lang: Lang, out: &mut String) {
             let md = &ind.model;
             out.push_str("<tr>");
             text_td(out, &indicator_label(lang, key));
-            text_td(out, &method_label(lang, &md.method));
-            text_td(out, &granularity_label(lang, &md.granularity));
+            nowrap_td(out, &method_label(lang, md.method));
+            nowrap_td(out, &granularity_label(lang, &md.granularity));
             num_td(out, &md.n.to_string());
             num_td(out, &display(md.intercept));
             num_td(out, &display_opt(md.slope));
@@ -806,24 +876,34 @@ fn method(report: &Report, lang: Lang, out: &mut String) {
                 r#"<td class="{class}">{}</td>"#,
                 escape(yes_no(lang, md.meets_ashrae14))
             );
-            let reason = md.reason.clone().unwrap_or_else(|| {
-                // With a regression, the candidates it was chosen from.
-                md.candidates
-                    .iter()
-                    .map(|c| {
-                        format!(
-                            "{}: {}",
-                            c.variables.join(" + "),
-                            c.reason.as_deref().unwrap_or(yes_no(lang, c.valid))
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            });
-            text_td(out, &reason);
+            let reason = match &md.reason {
+                Some(r) => engine_text(lang, r),
+                // A regression: its variables, and the candidates that were not valid, with why.
+                None => std::iter::once(format!(
+                    "{}: {}",
+                    l.variables,
+                    variables_label(lang, &md.variables)
+                ))
+                .chain(md.candidates.iter().filter(|c| !c.valid).map(|c| {
+                    format!(
+                        "{}: {}",
+                        variables_label(lang, &c.variables),
+                        engine_text(lang, c.reason.as_deref().unwrap_or(""))
+                    )
+                }))
+                .collect::<Vec<_>>()
+                .join(if lang == Lang::Zh { "；" } else { "; " }),
+            };
             out.push_str("</tr>");
+            // The reason on a row of its own, across the table: it is the longest text.
+            let _ = write!(
+                out,
+                r#"<tr class="reason"><td colspan="12">{}: {}</td></tr>"#,
+                escape(l.reason),
+                escape(&reason)
+            );
         }
-        out.push_str("</tbody></table>");
+        out.push_str("</tbody></table></div>");
     }
 
     // data completeness per point
@@ -831,7 +911,7 @@ fn method(report: &Report, lang: Lang, out: &mut String) {
     if m.points.is_empty() {
         let _ = write!(out, "<p>{}</p>", escape(l.no_data));
     } else {
-        out.push_str("<table>");
+        out.push_str(r#"<div class="tw"><table>"#);
         let base = format!("{} — {}", l.completeness, l.baseline);
         let rep = format!("{} — {}", l.completeness, l.reporting);
         head_row(
@@ -860,13 +940,13 @@ fn method(report: &Report, lang: Lang, out: &mut String) {
             num_td(out, &p.apportioned_hours.to_string());
             out.push_str("</tr>");
         }
-        out.push_str("</tbody></table>");
+        out.push_str("</tbody></table></div>");
     }
 
     if !m.notes.is_empty() {
         let _ = write!(out, "<h3>{}</h3><ul>", escape(l.notes));
         for n in &m.notes {
-            let _ = write!(out, "<li>{}</li>", escape(n));
+            let _ = write!(out, "<li>{}</li>", escape(&engine_text(lang, n)));
         }
         out.push_str("</ul>");
     }
@@ -876,7 +956,7 @@ fn method(report: &Report, lang: Lang, out: &mut String) {
 /// " ± x %" after a savings percentage: the savings uncertainty at 90 % confidence, when there is one.
 fn uncertainty(fsu_pct: Option<f64>) -> String {
     match fsu_pct.filter(|v| v.is_finite()) {
-        Some(v) => format!(" ± {v:.1}% (90%)"),
+        Some(v) => format!("<small>± {v:.1}% (90%)</small>"),
         None => String::new(),
     }
 }
@@ -1032,6 +1112,44 @@ mod tests {
         assert!(z.contains("超标排放"), "zh trigger label");
     }
 
+    /// A4 print: page size, headings kept with what follows, rows not cut, header rows repeated; narrow
+    /// screens: every table in a scroll wrapper; legends in HTML (they wrap, never clipped); the CUSUM on a
+    /// time axis with month ticks.
+    #[test]
+    fn prints_on_a4_reads_at_800_px_and_never_clips_a_legend() {
+        let h = html(&fixture::rich(), Lang::En);
+        for rule in [
+            "@page { size: A4",
+            "h2, h3, figcaption { break-after: avoid",
+            "thead { display: table-header-group; }",
+            "tr { break-inside: avoid",
+            "figure { margin: 10px 0 22px; break-inside: avoid",
+            ".tw { overflow-x: auto",
+            "td.level, td.unit, td.nw { white-space: nowrap; }",
+        ] {
+            assert!(h.contains(rule), "missing {rule:?}");
+        }
+        assert_eq!(
+            h.matches("<table>").count(),
+            h.matches(r#"<div class="tw"><table>"#).count(),
+            "every table scrolls inside its wrapper"
+        );
+        // the scatter's legend, long labels included, is HTML before the SVG
+        let scatter = h.find(r#"<svg id="chart-scatter""#).unwrap();
+        let legend = h[..scatter].rfind(r#"<ul class="legend">"#).unwrap();
+        assert!(h[legend..scatter].contains("Baseline model: Regression"));
+        assert!(!h[scatter..]
+            .split("</svg>")
+            .next()
+            .unwrap()
+            .contains("Baseline model"));
+        // CUSUM ticks: months
+        let cusum = &h[h.find(r#"<svg id="chart-cusum""#).unwrap()..];
+        let cusum = cusum.split("</svg>").next().unwrap();
+        assert!(cusum.contains(">2026-01<") && cusum.contains(">2026-06<"));
+        assert!(!cusum.contains(">2026-01-08<"));
+    }
+
     #[test]
     fn enterprise_and_industry_head_the_report() {
         let h = html(&fixture::report(), Lang::En);
@@ -1171,13 +1289,13 @@ mod tests {
         assert!(c.starts_with(b"\xEF\xBB\xBF"));
     }
 
-    /// Writes the fixture's HTML to `target/render-preview/` for a look in a browser.
+    /// Writes the rich fixture's renderings to `target/render-preview/` for a look (deploy/screenshots.sh).
     #[test]
     fn preview_files_are_written() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/render-preview");
         std::fs::create_dir_all(&dir).unwrap();
         for (name, r) in [
-            ("report", fixture::report()),
+            ("report", fixture::rich()),
             ("no_reporting", fixture::no_reporting()),
         ] {
             for (tag, lang) in [("en", Lang::En), ("zh", Lang::Zh)] {
@@ -1187,14 +1305,25 @@ mod tests {
                 assert_eq!(std::fs::read_to_string(&path).unwrap(), h);
             }
         }
+        let r = fixture::rich();
         for (tag, lang) in [("en", Lang::En), ("zh", Lang::Zh)] {
-            let t = super::super::text_table(&fixture::report(), lang);
+            let t = super::super::text_table(&r, lang);
             std::fs::write(dir.join(format!("report_{tag}.txt")), t).unwrap();
+            std::fs::write(
+                dir.join(format!("report_{tag}.csv")),
+                super::super::csv(&r, lang),
+            )
+            .unwrap();
+            std::fs::write(
+                dir.join(format!("report_{tag}.xlsx")),
+                super::super::xlsx(&r, lang).unwrap(),
+            )
+            .unwrap();
+            std::fs::write(
+                dir.join(format!("report_{tag}.json")),
+                serde_json::to_vec_pretty(&r).unwrap(),
+            )
+            .unwrap();
         }
-        std::fs::write(
-            dir.join("report_en.csv"),
-            super::super::csv(&fixture::report(), Lang::En),
-        )
-        .unwrap();
     }
 }

@@ -1,6 +1,8 @@
 //! English and Chinese labels for every rendered report. Chinese uses the terms of the cleaner-production
 //! audit (清洁生产审核): 单位产品综合能耗, 节能量, 清洁生产等级, 基准期, 报告期 ...
 
+use plantmeter_common::audit::report::{BaselineMethod, Level, PeriodKind};
+
 /// The language of a rendered report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lang {
@@ -141,10 +143,11 @@ pub struct Labels {
     pub notes: &'static str,
     pub method_intro: &'static str,
     pub level_below_iii: &'static str,
+    pub variables: &'static str,
 }
 
 const EN: Labels = Labels {
-    title: "Cleaner-production audit report",
+    title: "Cleaner-production audit data annex (baseline data and performance accounting)",
     gateway: "Gateway",
     site: "Site",
     generated_at: "Generated at",
@@ -246,11 +249,13 @@ const EN: Labels = Labels {
     apportioned_hours: "Apportioned hours",
     notes: "Notes",
     method_intro:
-        "Comprehensive energy in kilograms of standard coal equivalent (kgce) per GB/T 2589-2020. \
+        "Comprehensive energy in standard coal equivalent per GB/T 2589-2020: totals in tonnes (tce), \
+        per unit of product in kilograms (kgce). \
         Baseline model: ordinary least squares of consumption on production (ISO 50006 / IPMVP), \
         or the ratio method where the data cannot support a model. Savings = expected − actual. \
         A valid hour has at least 45 minutes of data.",
     level_below_iii: "below III",
+    variables: "Variables",
 };
 
 const ZH: Labels = Labels {
@@ -354,10 +359,11 @@ const ZH: Labels = Labels {
     replacements: "换表次数",
     apportioned_hours: "分摊小时数",
     notes: "备注",
-    method_intro: "综合能耗按 GB/T 2589-2020 折算为千克标准煤 (kgce)。\
+    method_intro: "综合能耗按 GB/T 2589-2020 折算为标准煤：总量以吨标准煤 (tce) 计，单位产品综合能耗以千克标准煤 (kgce) 计。\
         基准模型：能耗对产量的最小二乘回归模型 (ISO 50006 / IPMVP)，数据不足以建立模型时采用比值法。\
         节能量 = 预期值 − 实际值。有效小时须有不少于 45 分钟的数据。",
     level_below_iii: "未达Ⅲ级",
+    variables: "自变量",
 };
 
 /// The label of an indicator key (`energy`, `electricity`, `COD`, ...); unknown keys are shown as they are.
@@ -371,7 +377,7 @@ pub fn indicator_label(lang: Lang, key: &str) -> String {
             "diesel" => Some("Diesel"),
             "steam" => Some("Steam"),
             "heat" => Some("Heat"),
-            "water" => Some("Water use"),
+            "water" => Some("Water intake"),
             "material" => Some("Material"),
             "co2" => Some("CO2 emissions"),
             "SO2" => Some("Sulphur dioxide SO2"),
@@ -441,35 +447,32 @@ pub fn carrier_label(lang: Lang, carrier: &str) -> String {
 }
 
 /// A grade of the cleaner-production indicator system: `I` -> Ⅰ级 / `Level I`; `below III` -> 未达Ⅲ级.
-pub fn level_label(lang: Lang, level: &str) -> String {
+pub fn level_label(lang: Lang, level: Level) -> String {
     match (lang, level) {
-        (Lang::En, "I" | "II" | "III") => format!("Level {level}"),
-        (Lang::Zh, "I") => "Ⅰ级".to_string(),
-        (Lang::Zh, "II") => "Ⅱ级".to_string(),
-        (Lang::Zh, "III") => "Ⅲ级".to_string(),
-        (_, "below III") => lang.labels().level_below_iii.to_string(),
-        (_, other) => other.to_string(),
+        (_, Level::BelowIII) => lang.labels().level_below_iii.to_string(),
+        (Lang::En, l) => format!("Level {}", l.as_str()),
+        (Lang::Zh, Level::I) => "Ⅰ级".to_string(),
+        (Lang::Zh, Level::II) => "Ⅱ级".to_string(),
+        (Lang::Zh, Level::III) => "Ⅲ级".to_string(),
     }
 }
 
 /// `baseline` / `reporting` / `other` -> 基准期 / 报告期 / 其他.
-pub fn period_label(lang: Lang, period: &str) -> String {
+pub fn period_label(lang: Lang, period: PeriodKind) -> String {
     let l = lang.labels();
     match period {
-        "baseline" => l.baseline.to_string(),
-        "reporting" => l.reporting.to_string(),
-        "other" => l.other.to_string(),
-        other => other.to_string(),
+        PeriodKind::Baseline => l.baseline.to_string(),
+        PeriodKind::Reporting => l.reporting.to_string(),
+        PeriodKind::Other => l.other.to_string(),
     }
 }
 
 /// `regression` / `ratio` -> 回归模型 / 比值法.
-pub fn method_label(lang: Lang, method: &str) -> String {
+pub fn method_label(lang: Lang, method: BaselineMethod) -> String {
     let l = lang.labels();
     match method {
-        "regression" => l.regression.to_string(),
-        "ratio" => l.ratio.to_string(),
-        other => other.to_string(),
+        BaselineMethod::Regression => l.regression.to_string(),
+        BaselineMethod::Ratio => l.ratio.to_string(),
     }
 }
 
@@ -542,12 +545,14 @@ mod tests {
         assert_eq!(indicator_label(z, "NH3-N"), "氨氮 NH3-N");
         assert_eq!(indicator_label(z, "dust"), "烟(粉)尘");
         assert_eq!(indicator_label(z, "VOCs"), "挥发性有机物");
-        assert_eq!(level_label(z, "I"), "Ⅰ级");
-        assert_eq!(level_label(z, "II"), "Ⅱ级");
-        assert_eq!(level_label(z, "III"), "Ⅲ级");
-        assert_eq!(level_label(z, "below III"), "未达Ⅲ级");
-        assert_eq!(method_label(z, "ratio"), "比值法");
-        assert_eq!(method_label(z, "regression"), "回归模型");
+        assert_eq!(level_label(z, Level::I), "Ⅰ级");
+        assert_eq!(level_label(z, Level::II), "Ⅱ级");
+        assert_eq!(level_label(z, Level::III), "Ⅲ级");
+        assert_eq!(level_label(z, Level::BelowIII), "未达Ⅲ级");
+        assert_eq!(level_label(Lang::En, Level::II), "Level II");
+        assert_eq!(level_label(Lang::En, Level::BelowIII), "below III");
+        assert_eq!(method_label(z, BaselineMethod::Ratio), "比值法");
+        assert_eq!(method_label(z, BaselineMethod::Regression), "回归模型");
         assert_eq!(carrier_label(z, "natural_gas"), "天然气");
         assert_eq!(carrier_label(z, "water"), "水");
         assert_eq!(electricity_method_label(z, "equal"), "等价值");
@@ -559,6 +564,5 @@ mod tests {
     fn unknown_keys_are_shown_as_they_are() {
         assert_eq!(indicator_label(Lang::Zh, "xylene"), "xylene");
         assert_eq!(indicator_label(Lang::En, "<b>x</b>"), "<b>x</b>");
-        assert_eq!(level_label(Lang::Zh, "IV"), "IV");
     }
 }

@@ -5,12 +5,15 @@
 //! characters removed for the terminal.
 
 mod csv;
+mod engine_text;
 mod format;
 mod html;
 mod i18n;
 mod svg;
 mod text;
 mod xlsx;
+#[cfg(test)]
+mod zh_complete;
 
 #[cfg(test)]
 pub(crate) mod fixture;

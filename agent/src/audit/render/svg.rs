@@ -4,6 +4,8 @@
 
 use std::fmt::Write as _;
 
+use chrono::{Datelike, Months, NaiveDate};
+
 use super::format::escape;
 
 /// Chart size in SVG user units; the CSS scales it to the page width.
@@ -11,7 +13,7 @@ const W: f64 = 760.0;
 const H: f64 = 340.0;
 const LEFT: f64 = 78.0;
 const RIGHT: f64 = 20.0;
-const TOP: f64 = 34.0;
+const TOP: f64 = 16.0;
 const BOTTOM: f64 = 58.0;
 
 /// Colours of the baseline period, the reporting period and the model line.
@@ -173,34 +175,36 @@ fn x_title_and_frame(out: &mut String, title: &str) {
     );
 }
 
-/// Legend entries along the top: (label, colour, is_line).
-fn legend(out: &mut String, entries: &[(&str, &str, bool)]) {
-    let mut x = LEFT;
-    for (label, color, is_line) in entries {
-        if *is_line {
-            let _ = write!(
-                out,
-                r#"<line x1="{}" y1="16" x2="{}" y2="16" stroke="{}" stroke-width="2.5"/>"#,
-                c(x),
-                c(x + 18.0),
-                color
-            );
-        } else {
-            let _ = write!(
-                out,
-                r#"<rect x="{}" y="10" width="12" height="12" fill="{}"/>"#,
-                c(x + 3.0),
-                color
-            );
+/// A legend entry. The page draws the legend beside the chart, in HTML, so that it wraps instead of being
+/// clipped whatever the language and the length of the labels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Legend {
+    pub label: String,
+    pub color: String,
+    /// A line (the model, a reference) rather than a swatch of dots or bars.
+    pub line: bool,
+}
+
+fn entry(label: &str, color: &str, line: bool) -> Legend {
+    Legend {
+        label: label.to_string(),
+        color: color.to_string(),
+        line,
+    }
+}
+
+/// A chart: its SVG and the legend entries of what it drew.
+pub struct Chart {
+    pub svg: String,
+    pub legend: Vec<Legend>,
+}
+
+impl Chart {
+    fn bare(svg: String) -> Chart {
+        Chart {
+            svg,
+            legend: Vec::new(),
         }
-        let _ = write!(
-            out,
-            r#"<text x="{}" y="20" class="legend">{}</text>"#,
-            c(x + 24.0),
-            escape(label)
-        );
-        // CJK glyphs are about twice as wide as Latin ones at this size
-        x += 40.0 + super::text::display_width(label) as f64 * 6.5;
     }
 }
 
@@ -226,7 +230,7 @@ pub fn scatter(
     text: &ChartText<'_>,
     series: &[ScatterSeries<'_>],
     line: Option<(&str, Vec<(f64, f64)>)>,
-) -> String {
+) -> Chart {
     let mut out = String::new();
     open(&mut out, text.id, text.title);
     let finite = |p: &&(f64, f64)| p.0.is_finite() && p.1.is_finite();
@@ -239,7 +243,7 @@ pub fn scatter(
         .collect();
     if series.iter().all(|s| !s.points.iter().any(|p| finite(&p))) {
         no_data(&mut out, text.no_data);
-        return out;
+        return Chart::bare(out);
     }
     let (xmin, xmax) = min_max(all.iter().map(|p| p.0));
     let (ymin, ymax) = min_max(all.iter().map(|p| p.1));
@@ -282,10 +286,10 @@ pub fn scatter(
         }
         out.push_str("</g>");
     }
-    let mut entries: Vec<(&str, &str, bool)> = series
+    let mut entries: Vec<Legend> = series
         .iter()
         .filter(|s| s.points.iter().any(|p| finite(&p)))
-        .map(|s| (s.label, s.color, false))
+        .map(|s| entry(s.label, s.color, false))
         .collect();
     if let Some((label, pts)) = &line {
         let mut pts: Vec<(f64, f64)> = pts.iter().filter(finite).copied().collect();
@@ -300,12 +304,14 @@ pub fn scatter(
                 r#"<polyline points="{}" fill="none" stroke="{MODEL}" stroke-width="2.5"/>"#,
                 path.join(" ")
             );
-            entries.push((label, MODEL, true));
+            entries.push(entry(label, MODEL, true));
         }
     }
-    legend(&mut out, &entries);
     out.push_str("</svg>");
-    out
+    Chart {
+        svg: out,
+        legend: entries,
+    }
 }
 
 /// A bar chart over categories (months): one bar per category in its colour, an optional dashed
@@ -315,7 +321,7 @@ pub fn bars(
     categories: &[(String, Option<f64>, &str)],
     reference: Option<(f64, &str)>,
     legend_entries: &[(&str, &str)],
-) -> String {
+) -> Chart {
     let mut out = String::new();
     open(&mut out, text.id, text.title);
     let values: Vec<f64> = categories
@@ -325,7 +331,7 @@ pub fn bars(
         .collect();
     if values.is_empty() {
         no_data(&mut out, text.no_data);
-        return out;
+        return Chart::bare(out);
     }
     let reference = reference.filter(|(v, _)| v.is_finite());
     let (lo, hi) = min_max(values.iter().copied().chain(reference.map(|r| r.0)));
@@ -366,9 +372,9 @@ pub fn bars(
         }
     }
     x_title_and_frame(&mut out, text.x_title);
-    let mut entries: Vec<(&str, &str, bool)> = legend_entries
+    let mut entries: Vec<Legend> = legend_entries
         .iter()
-        .map(|(l, col)| (*l, *col, false))
+        .map(|(l, col)| entry(l, col, false))
         .collect();
     if let Some((v, label)) = reference {
         let py = y.map(v);
@@ -380,28 +386,105 @@ pub fn bars(
             c(W - RIGHT),
             c(py)
         );
-        entries.push((label, MODEL, true));
+        entries.push(entry(label, MODEL, true));
     }
-    legend(&mut out, &entries);
     out.push_str("</svg>");
+    Chart {
+        svg: out,
+        legend: entries,
+    }
+}
+
+/// A bucket label as days since 1970-01-01 (`YYYY-MM-DD`, `YYYY-MM-DDTHH` with the hour as a fraction,
+/// `YYYY-MM` as the month's first day); None for anything else.
+fn label_days(label: &str) -> Option<f64> {
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1)?;
+    let day = |d: NaiveDate| (d - epoch).num_days() as f64;
+    match label.len() {
+        7 => NaiveDate::parse_from_str(&format!("{label}-01"), "%Y-%m-%d")
+            .ok()
+            .map(day),
+        10 => NaiveDate::parse_from_str(label, "%Y-%m-%d").ok().map(day),
+        13 if label.as_bytes()[10] == b'T' => {
+            let d = NaiveDate::parse_from_str(label.get(..10)?, "%Y-%m-%d").ok()?;
+            let h: u32 = label.get(11..)?.parse().ok().filter(|h| *h < 24)?;
+            Some(day(d) + f64::from(h) / 24.0)
+        }
+        _ => None,
+    }
+}
+
+/// Ticks of a time axis over `[lo, hi]` days since the epoch: (position, label). The first of each month
+/// (`YYYY-MM`), labelled every k-th month so that at most about 8 labels show (None: a tick without a
+/// label); with fewer than two month starts in the range, days at a round step (`YYYY-MM-DD`).
+pub fn time_ticks(lo: f64, hi: f64) -> Vec<(f64, Option<String>)> {
+    let Some(epoch) = NaiveDate::from_ymd_opt(1970, 1, 1) else {
+        return Vec::new();
+    };
+    let date = |d: f64| epoch + chrono::Duration::days(d.floor() as i64);
+    let (first, last) = (date(lo), date(hi));
+    let mut months = Vec::new();
+    let mut m = NaiveDate::from_ymd_opt(first.year(), first.month(), 1).unwrap_or(first);
+    if m < first || ((m - epoch).num_days() as f64) < lo {
+        m = m.checked_add_months(Months::new(1)).unwrap_or(m);
+    }
+    while m <= last && months.len() < 10_000 {
+        months.push(m);
+        m = match m.checked_add_months(Months::new(1)) {
+            Some(n) => n,
+            None => break,
+        };
+    }
+    if months.len() >= 2 {
+        let every = [1, 2, 3, 6, 12, 24, 60]
+            .into_iter()
+            .find(|k| months.len().div_ceil(*k) <= 8)
+            .unwrap_or(120);
+        return months
+            .iter()
+            .map(|m| {
+                let label = ((m.year() * 12 + m.month() as i32 - 1) as usize)
+                    .is_multiple_of(every)
+                    .then(|| m.format("%Y-%m").to_string());
+                ((*m - epoch).num_days() as f64, label)
+            })
+            .collect();
+    }
+    let span = (hi - lo).max(1.0);
+    let step = [1.0, 2.0, 5.0, 7.0, 14.0]
+        .into_iter()
+        .find(|k| span / k <= 7.0)
+        .unwrap_or(14.0);
+    let mut out = Vec::new();
+    let mut d = lo.ceil();
+    while d <= hi && out.len() < 64 {
+        out.push((d, Some(date(d).format("%Y-%m-%d").to_string())));
+        d += step;
+    }
     out
 }
 
-/// A line over categories (CUSUM per bucket), with the zero line emphasised.
-pub fn line(text: &ChartText<'_>, points: &[(String, f64)], color: &str) -> String {
+/// A line over time (CUSUM per model bucket), with the zero line emphasised. Bucket labels that are dates
+/// place the points in time, with ticks at the first of each month; other labels are spread evenly.
+pub fn line(text: &ChartText<'_>, points: &[(String, f64)], color: &str) -> Chart {
     let mut out = String::new();
     open(&mut out, text.id, text.title);
-    let pts: Vec<(usize, &str, f64)> = points
+    let times: Option<Vec<f64>> = points.iter().map(|(l, _)| label_days(l)).collect();
+    let xs: Vec<f64> = match &times {
+        Some(t) => t.clone(),
+        None => (0..points.len()).map(|i| i as f64).collect(),
+    };
+    let pts: Vec<(f64, f64)> = points
         .iter()
-        .enumerate()
-        .filter(|(_, (_, v))| v.is_finite())
-        .map(|(i, (l, v))| (i, l.as_str(), *v))
+        .zip(&xs)
+        .filter(|((_, v), _)| v.is_finite())
+        .map(|((_, v), x)| (*x, *v))
         .collect();
     if pts.is_empty() {
         no_data(&mut out, text.no_data);
-        return out;
+        return Chart::bare(out);
     }
-    let (lo, hi) = min_max(pts.iter().map(|p| p.2).chain([0.0]));
+    let (lo, hi) = min_max(pts.iter().map(|p| p.1).chain([0.0]));
     let yt = nice_ticks(lo, hi, 6);
     let y = Axis {
         lo: yt[0],
@@ -410,26 +493,41 @@ pub fn line(text: &ChartText<'_>, points: &[(String, f64)], color: &str) -> Stri
         to: TOP,
     };
     y_axis(&mut out, &yt, &y, text.y_title);
-    let n = points.len();
+    let (xmin, xmax) = min_max(xs.iter().copied());
     let x = Axis {
-        lo: 0.0,
-        hi: (n.max(2) - 1) as f64,
+        lo: xmin,
+        hi: if xmax > xmin { xmax } else { xmin + 1.0 },
         from: LEFT + 6.0,
         to: W - RIGHT - 6.0,
     };
-    let every = label_every(n, 7);
-    for (i, (label, _)) in points.iter().enumerate() {
-        if i % every == 0 {
-            let px = x.map(i as f64);
+    let ticks: Vec<(f64, Option<String>)> = match &times {
+        Some(_) => time_ticks(xmin, xmax),
+        None => {
+            let every = label_every(points.len(), 7);
+            points
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| i % every == 0)
+                .map(|(i, (l, _))| (i as f64, Some(l.clone())))
+                .collect()
+        }
+    };
+    for (t, label) in &ticks {
+        let px = x.map(*t);
+        let _ = write!(
+            out,
+            r#"<line x1="{}" y1="{}" x2="{}" y2="{}" class="grid"/>"#,
+            c(px),
+            c(H - BOTTOM),
+            c(px),
+            c(H - BOTTOM + if label.is_some() { 5.0 } else { 3.0 })
+        );
+        if let Some(label) = label {
             let _ = write!(
                 out,
-                r#"<line x1="{}" y1="{}" x2="{}" y2="{}" class="grid"/><text x="{}" y="{}" class="tick" text-anchor="middle">{}</text>"#,
+                r#"<text x="{}" y="{}" class="tick" text-anchor="middle">{}</text>"#,
                 c(px),
-                c(H - BOTTOM),
-                c(px),
-                c(H - BOTTOM + 4.0),
-                c(px),
-                c(H - BOTTOM + 16.0),
+                c(H - BOTTOM + 17.0),
                 escape(label)
             );
         }
@@ -444,19 +542,18 @@ pub fn line(text: &ChartText<'_>, points: &[(String, f64)], color: &str) -> Stri
         c(W - RIGHT),
         c(zero)
     );
-    let path: Vec<String> = pts
-        .iter()
-        .map(|(i, _, v)| format!("{},{}", c(x.map(*i as f64)), c(y.map(*v))))
-        .collect();
-    if path.len() == 1 {
-        let (i, _, v) = pts[0];
+    if pts.len() == 1 {
         let _ = write!(
             out,
             r#"<circle cx="{}" cy="{}" r="3" fill="{color}"/>"#,
-            c(x.map(i as f64)),
-            c(y.map(v))
+            c(x.map(pts[0].0)),
+            c(y.map(pts[0].1))
         );
     } else {
+        let path: Vec<String> = pts
+            .iter()
+            .map(|(t, v)| format!("{},{}", c(x.map(*t)), c(y.map(*v))))
+            .collect();
         let _ = write!(
             out,
             r#"<polyline points="{}" fill="none" stroke="{color}" stroke-width="2.2"/>"#,
@@ -464,7 +561,7 @@ pub fn line(text: &ChartText<'_>, points: &[(String, f64)], color: &str) -> Stri
         );
     }
     out.push_str("</svg>");
-    out
+    Chart::bare(out)
 }
 
 /// Show every k-th category label so at most about `max` labels appear.
@@ -513,7 +610,7 @@ mod tests {
             y_title: "y",
             no_data,
         };
-        let s = scatter(&text("no data"), &[], None);
+        let s = scatter(&text("no data"), &[], None).svg;
         assert!(s.contains("no data"));
         let nan = [ScatterSeries {
             label: "a",
@@ -524,19 +621,21 @@ mod tests {
             &text("no data"),
             &nan,
             Some(("m", vec![(f64::INFINITY, 0.0)])),
-        );
+        )
+        .svg;
         assert!(s.contains("no data") && !s.contains("NaN") && !s.contains("inf"));
         let b = bars(
             &text("nothing"),
             &[("2025-01".to_string(), None, BASELINE)],
             None,
             &[],
-        );
+        )
+        .svg;
         assert!(b.contains("nothing"));
-        let l = line(&text("nothing"), &[("d".to_string(), f64::NAN)], REPORTING);
+        let l = line(&text("nothing"), &[("d".to_string(), f64::NAN)], REPORTING).svg;
         assert!(l.contains("nothing") && !l.contains("NaN"));
         // one point is drawn as a dot, not a degenerate axis
-        let l = line(&text("nothing"), &[("d".to_string(), 5.0)], REPORTING);
+        let l = line(&text("nothing"), &[("d".to_string(), 5.0)], REPORTING).svg;
         assert!(l.contains("<circle") && !l.contains("NaN"));
         // text from the report is escaped in titles
         let hostile = ChartText {
@@ -546,7 +645,80 @@ mod tests {
             y_title: "\"",
             no_data: "<i>",
         };
-        let s = scatter(&hostile, &[], None);
+        let s = scatter(&hostile, &[], None).svg;
         assert!(!s.contains("<b>") && !s.contains("<i>") && s.contains("&lt;i&gt;"));
+    }
+
+    #[test]
+    fn time_axes_tick_the_first_of_each_month() {
+        let days = |s: &str| label_days(s).unwrap();
+        // half a year of days: six month starts, each labelled YYYY-MM
+        let t = time_ticks(days("2026-01-01"), days("2026-06-30"));
+        let labels: Vec<&str> = t.iter().filter_map(|(_, l)| l.as_deref()).collect();
+        assert_eq!(
+            labels,
+            ["2026-01", "2026-02", "2026-03", "2026-04", "2026-05", "2026-06"]
+        );
+        assert_eq!(t[1].0, days("2026-02-01"));
+        // a start mid-month: the first tick is the next month's first
+        let t = time_ticks(days("2026-01-17"), days("2026-04-02"));
+        assert_eq!(t[0], (days("2026-02-01"), Some("2026-02".to_string())));
+        // two years: a tick every month, a label every third month at most 8 labels
+        let t = time_ticks(days("2024-01-01"), days("2025-12-31"));
+        assert_eq!(t.len(), 24);
+        let labels: Vec<&str> = t.iter().filter_map(|(_, l)| l.as_deref()).collect();
+        assert_eq!(labels.len(), 8);
+        assert_eq!(labels[0], "2024-01");
+        assert_eq!(labels[1], "2024-04");
+        // a week: days
+        let t = time_ticks(days("2026-05-01"), days("2026-05-07"));
+        assert_eq!(t[0].1.as_deref(), Some("2026-05-01"));
+        assert!(t.len() >= 4);
+        // hours and months parse; other labels do not
+        assert_eq!(days("2026-01-01T12") - days("2026-01-01"), 0.5);
+        assert_eq!(days("2026-02"), days("2026-02-01"));
+        assert_eq!(label_days("week 3"), None);
+    }
+
+    #[test]
+    fn the_cusum_line_has_month_ticks_and_no_odd_days() {
+        let text = ChartText {
+            id: "c",
+            title: "t",
+            x_title: "x",
+            y_title: "y",
+            no_data: "-",
+        };
+        let mut pts = Vec::new();
+        let mut d = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+        while d < NaiveDate::from_ymd_opt(2026, 7, 1).unwrap() {
+            pts.push((d.format("%Y-%m-%d").to_string(), 10.0 * pts.len() as f64));
+            d = d.succ_opt().unwrap();
+        }
+        let svg = line(&text, &pts, REPORTING).svg;
+        assert!(svg.contains(">2026-03<"));
+        assert!(!svg.contains(">2026-01-08<"), "no day labels");
+    }
+
+    #[test]
+    fn legends_are_returned_not_drawn_so_long_labels_are_never_clipped() {
+        let text = ChartText {
+            id: "c",
+            title: "t",
+            x_title: "x",
+            y_title: "y",
+            no_data: "-",
+        };
+        let long = "Baseline model: Regression on production and heating degree days";
+        let s = [ScatterSeries {
+            label: "Baseline period",
+            color: BASELINE,
+            points: vec![(1.0, 2.0), (2.0, 4.0)],
+        }];
+        let c = scatter(&text, &s, Some((long, vec![(1.0, 2.0), (2.0, 4.0)])));
+        assert_eq!(c.legend.len(), 2);
+        assert_eq!(c.legend[1].label, long);
+        assert!(c.legend[1].line);
+        assert!(!c.svg.contains(long), "the legend is not inside the SVG");
     }
 }

@@ -6,7 +6,9 @@ use std::fmt::Write as _;
 
 use plantmeter_common::audit::report::Report;
 
-use super::format::{display, display_opt, fraction_pct, inclusive_end, pct_opt, plain};
+use super::format::{
+    display, display_opt, fraction_pct, inclusive_end, pct_opt, plain, shown_total_unit,
+};
 use super::i18n::{granularity_label, indicator_label, level_label, method_label, yes_no, Lang};
 
 /// Columns a character takes on a terminal: 2 for East Asian wide and fullwidth characters (CJK
@@ -178,11 +180,13 @@ pub(super) fn indicator_table(report: &Report, lang: Lang, out: &mut String) {
             display_opt(r.and_then(|r| r.per_unit)),
             r.and_then(|r| r.savings).map_or_else(
                 || "–".to_string(),
-                |s| format!("{} {}", display(s), ind.total_unit),
+                |s| {
+                    let (k, unit) = shown_total_unit(&ind.total_unit);
+                    format!("{} {unit}", display(s * k))
+                },
             ),
             pct_opt(r.and_then(|r| r.savings_pct)),
             ind.level
-                .as_deref()
                 .map_or_else(|| "–".to_string(), |v| level_label(lang, v)),
         ]);
     }
@@ -214,7 +218,7 @@ pub(super) fn model_table(report: &Report, lang: Lang, out: &mut String) {
         let m = &ind.model;
         t.push(vec![
             indicator_label(lang, key),
-            method_label(lang, &m.method),
+            method_label(lang, m.method),
             granularity_label(lang, &m.granularity),
             m.n.to_string(),
             m.r2.filter(|v| v.is_finite())

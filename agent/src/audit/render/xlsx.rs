@@ -5,7 +5,12 @@
 use plantmeter_common::audit::report::Report;
 use rust_xlsxwriter::{Format, Workbook, Worksheet, XlsxError};
 
-use super::i18n::{granularity_label, indicator_label, level_label, method_label, yes_no, Lang};
+use super::engine_text::{engine_text, variable_label, variables_label};
+use super::format::shown_total_unit;
+use super::i18n::{
+    carrier_label, granularity_label, indicator_label, level_label, method_label, period_label,
+    source_label, yes_no, Lang,
+};
 
 /// English or Chinese text for a header the HTML labels do not have.
 fn t(lang: Lang, en: &'static str, zh: &'static str) -> &'static str {
@@ -111,7 +116,10 @@ pub fn xlsx(report: &Report, lang: Lang) -> Result<Vec<u8>, XlsxError> {
             ),
             (l.site, report.site.clone()),
             (l.gateway, report.gateway.clone()),
-            (l.generated_at, report.generated_at.clone()),
+            (
+                l.generated_at,
+                super::html::local_time(&report.generated_at, &report.method.timezone),
+            ),
             (
                 t(lang, "Production unit", "产品单位"),
                 report.production_unit.clone(),
@@ -121,7 +129,7 @@ pub fn xlsx(report: &Report, lang: Lang) -> Result<Vec<u8>, XlsxError> {
                 report
                     .grade
                     .as_ref()
-                    .map(|g| level_label(lang, &g.level))
+                    .map(|g| level_label(lang, g.level))
                     .unwrap_or_default(),
             ),
             (
@@ -184,28 +192,29 @@ pub fn xlsx(report: &Report, lang: Lang) -> Result<Vec<u8>, XlsxError> {
         ])?;
         for (key, ind) in &report.indicators {
             let r = ind.reporting.as_ref();
+            // energy totals in tce, as audits give them (per unit in kgce)
+            let (k, unit) = shown_total_unit(&ind.total_unit);
+            let scaled = |x: Option<f64>| x.map(|v| v * k);
             s.line(vec![
                 text(indicator_label(lang, key)),
                 text(key.clone()),
-                text(ind.total_unit.clone()),
+                text(unit),
                 text(ind.per_unit_unit.clone()),
-                Cell::Num(ind.baseline.total),
+                Cell::Num(scaled(ind.baseline.total)),
                 Cell::Num(ind.baseline.per_unit),
                 Cell::Pct(Some(ind.baseline.completeness)),
-                Cell::Num(r.and_then(|r| r.total)),
+                Cell::Num(scaled(r.and_then(|r| r.total))),
                 Cell::Num(r.and_then(|r| r.per_unit)),
                 Cell::Pct(r.map(|r| r.completeness)),
-                Cell::Num(r.and_then(|r| r.expected)),
-                Cell::Num(r.and_then(|r| r.savings)),
+                Cell::Num(scaled(r.and_then(|r| r.expected))),
+                Cell::Num(scaled(r.and_then(|r| r.savings))),
                 Cell::Pct(r.and_then(|r| r.savings_pct).map(|v| v / 100.0)),
                 Cell::Pct(r.and_then(|r| r.savings_uncertainty_pct).map(|v| v / 100.0)),
-                text(r.and_then(|r| r.savings_reason.clone()).unwrap_or_default()),
-                text(
-                    ind.level
-                        .as_deref()
-                        .map(|v| level_label(lang, v))
-                        .unwrap_or_default(),
-                ),
+                text(engine_text(
+                    lang,
+                    r.and_then(|r| r.savings_reason.as_deref()).unwrap_or(""),
+                )),
+                text(ind.level.map(|v| level_label(lang, v)).unwrap_or_default()),
             ])?;
         }
     }
@@ -236,14 +245,14 @@ pub fn xlsx(report: &Report, lang: Lang) -> Result<Vec<u8>, XlsxError> {
             let coef: Vec<String> = m
                 .coefficients
                 .iter()
-                .map(|(k, v)| format!("{k} = {v:.6}"))
+                .map(|(k, v)| format!("{} = {v:.6}", variable_label(lang, k)))
                 .collect();
             s.line(vec![
                 text(indicator_label(lang, key)),
-                text(method_label(lang, &m.method)),
+                text(method_label(lang, m.method)),
                 text(granularity_label(lang, &m.granularity)),
                 Cell::Int(m.n as u64),
-                text(m.variables.join(", ")),
+                text(variables_label(lang, &m.variables)),
                 text(coef.join("; ")),
                 Cell::Num(m.r2),
                 Cell::Num(m.r2_adj),
@@ -252,7 +261,7 @@ pub fn xlsx(report: &Report, lang: Lang) -> Result<Vec<u8>, XlsxError> {
                 Cell::Num(m.nmbe_pct),
                 text(yes_no(lang, m.meets_ashrae14)),
                 text(yes_no(lang, m.valid)),
-                text(m.reason.clone().unwrap_or_default()),
+                text(engine_text(lang, m.reason.as_deref().unwrap_or(""))),
             ])?;
         }
         s.row += 1;
@@ -268,11 +277,11 @@ pub fn xlsx(report: &Report, lang: Lang) -> Result<Vec<u8>, XlsxError> {
             for c in &ind.model.candidates {
                 s.line(vec![
                     text(indicator_label(lang, key)),
-                    text(c.variables.join(", ")),
+                    text(variables_label(lang, &c.variables)),
                     Cell::Num(c.r2_adj),
                     Cell::Num(c.p_value),
                     text(yes_no(lang, c.valid)),
-                    text(c.reason.clone().unwrap_or_default()),
+                    text(engine_text(lang, c.reason.as_deref().unwrap_or(""))),
                 ])?;
             }
         }
@@ -283,25 +292,31 @@ pub fn xlsx(report: &Report, lang: Lang) -> Result<Vec<u8>, XlsxError> {
         let ws = wb.add_worksheet();
         ws.set_name(t(lang, "Buckets", "模型时段"))?;
         let mut s = Sheet { ws, row: 0, f: &f };
+        // Comprehensive energy per bucket, in tce like the other energy totals.
+        let energy_unit = report
+            .indicators
+            .iter()
+            .find(|(k, _)| k == "energy")
+            .map_or("kgce", |(_, i)| i.total_unit.as_str());
+        let (k, unit) = shown_total_unit(energy_unit);
+        let production = format!("{} ({})", l.production, report.production_unit);
+        let actual = format!("{} ({unit})", t(lang, "Actual", "实际值"));
+        let model = format!("{} ({unit})", t(lang, "Model", "模型值"));
         s.header(&[
             t(lang, "Bucket", "时段"),
             l.period,
-            l.production,
-            t(lang, "Actual", "实际值"),
-            t(lang, "Model", "模型值"),
+            &production,
+            &actual,
+            &model,
             t(lang, "Complete", "数据完整"),
         ])?;
         for b in &report.series.energy_buckets {
             s.line(vec![
                 text(b.label.clone()),
-                text(if b.period == "baseline" {
-                    l.baseline
-                } else {
-                    l.reporting
-                }),
+                text(period_label(lang, b.period)),
                 Cell::Num(Some(b.production)),
-                Cell::Num(Some(b.actual)),
-                Cell::Num(Some(b.fitted)),
+                Cell::Num(Some(b.actual * k)),
+                Cell::Num(Some(b.fitted * k)),
                 text(yes_no(lang, b.complete)),
             ])?;
         }
@@ -331,7 +346,7 @@ pub fn xlsx(report: &Report, lang: Lang) -> Result<Vec<u8>, XlsxError> {
         for x in &c.sources {
             s.line(vec![
                 text(indicator_label(lang, &x.pollutant)),
-                text(x.source.clone()),
+                text(source_label(lang, &x.source)),
                 Cell::Num(Some(x.limit)),
                 Cell::Int(x.valid_hours),
                 Cell::Int(x.exceedance_hours),
@@ -380,7 +395,7 @@ pub fn xlsx(report: &Report, lang: Lang) -> Result<Vec<u8>, XlsxError> {
                 Cell::Num(m.savings),
                 Cell::Num(m.savings_yuan),
                 Cell::Num(m.payback_years),
-                text(m.reason.clone().unwrap_or_default()),
+                text(engine_text(lang, m.reason.as_deref().unwrap_or(""))),
             ])?;
         }
     }
@@ -431,17 +446,17 @@ pub fn xlsx(report: &Report, lang: Lang) -> Result<Vec<u8>, XlsxError> {
         for x in &m.factors {
             s.line(vec![
                 text(x.point.clone()),
-                text(x.carrier.clone()),
+                text(carrier_label(lang, &x.carrier)),
                 text(x.unit.clone()),
                 Cell::Num(Some(x.kgce_per_unit)),
                 Cell::Num(Some(x.co2_kg_per_unit)),
-                text(x.source.clone()),
+                text(source_label(lang, &x.source)),
             ])?;
         }
         s.row += 1;
         s.header(&[t(lang, "Notes", "备注")])?;
         for n in &m.notes {
-            s.line(vec![text(n.clone())])?;
+            s.line(vec![text(engine_text(lang, n))])?;
         }
         s.ws.set_column_width(0, 60)?;
     }
@@ -482,8 +497,8 @@ mod tests {
                 "sheet {name}: {wb}"
             );
         }
-        // Indicators: the energy baseline total is a number cell with the thousands format.
-        let total = r.indicators[0].1.baseline.total.unwrap();
+        // Indicators: the energy baseline total is a number cell (tce) with the thousands format.
+        let total = r.indicators[0].1.baseline.total.unwrap() * 0.001;
         let sheet = part(&b, "xl/worksheets/sheet2.xml");
         assert!(
             sheet.contains(&format!("<v>{total}</v>")),
@@ -491,6 +506,11 @@ mod tests {
         );
         assert!(part(&b, "xl/styles.xml").contains("#,##0.00"));
         assert!(sheet.contains("<pane ySplit=\"1\""), "frozen header row");
+        let strings = part(&b, "xl/sharedStrings.xml");
+        assert!(
+            strings.contains("Actual (tce)") && strings.contains(">tce<"),
+            "energy in tce"
+        );
         let z = xlsx(&r, Lang::Zh).unwrap();
         let wb = part(&z, "xl/workbook.xml");
         assert!(

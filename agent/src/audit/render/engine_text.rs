@@ -1,0 +1,337 @@
+//! Chinese for the texts the audit engine writes into the report: notes, why the ratio method was used,
+//! why a candidate model is not valid, why no savings are claimed, why a measure has no figure. The report
+//! JSON keeps them in English (free text of the contract); a Chinese rendering matches each text against
+//! the engine's templates (the `format!` strings of `plantmeter_common::audit`) and fills the Chinese one.
+//! Captured parts are translated in turn (a reason inside a reason, a list joined by `; `). A text that
+//! no template matches is shown as it is.
+
+use super::i18n::{indicator_label, Lang};
+
+/// (English template, Chinese template). `{}` captures a part in the English; `{0}`, `{1}` ... place the
+/// captured parts, translated, in the Chinese. Specific templates before general ones.
+const TEMPLATES: &[(&str, &str)] = &[
+    // Periods and the clock.
+    (
+        "reporting period set on the command line: {} .. {}",
+        "报告期由命令行指定：{0} 至 {1}",
+    ),
+    (
+        "no reporting period configured: the baseline period was set on the command line: {} .. {}",
+        "未设置报告期：基准期由命令行指定：{0} 至 {1}",
+    ),
+    (
+        "figures as of {} (the last completed local hour); later hours of the periods are not counted",
+        "数据截至 {0}（最后一个完整的当地小时），期内此后的小时未计入",
+    ),
+    // Points.
+    (
+        "{}: {} hours without a reading inside polling gaps were substituted with the mean of the valid hourly values before and after the gap (counted as its apportioned hours)",
+        "{0}：采集中断内 {1} 个无读数小时以中断前后有效小时值的平均值替代（计入该测点的分摊小时数）",
+    ),
+    (
+        "{}: {} low reading{} not counted (step backs: a drop to at least half the reading before, or a single low reading the next one contradicted); the higher reading stayed the reference",
+        "{0}：{1} 个偏低读数未计入（回退：读数降至前一读数的一半及以上，或下一读数否定的单个偏低读数），以较高读数为基准",
+    ),
+    ("{}: read in {}, converted to {} (x {})", "{0}：读数单位为 {1}，换算为 {2}（× {3}）"),
+    (
+        "{}: unit {} is not a known multiple of {}; values taken as {}",
+        "{0}：单位 {1} 不是 {2} 的已知倍数，数值按 {3} 计",
+    ),
+    (
+        "{}: {} of {} baseline {} buckets left out of the model (incomplete data or partial bucket)",
+        "{0}：基准期 {2} 个{3}时段中有 {1} 个未纳入模型（数据不完整或时段不完整）",
+    ),
+    (
+        "grade thresholds for {}: no such indicator in this audit",
+        "{0} 的等级限值：本次审核无此指标",
+    ),
+    ("measure {}: ratio method ({})", "方案 {0}：采用比值法（{1}）"),
+    (
+        "energy quota: the audit has no comprehensive energy indicator (no energy input)",
+        "能耗限额：本次审核无综合能耗指标（未配置能源输入）",
+    ),
+    // Conventions (compute::conventions).
+    (
+        "counters: a drop to at least half the reading before is a step back (nothing counted, the higher reading stays the reference until the counter passes it); a deeper drop is a rollover when the wrapped delta is at most 10 % of the modulus, otherwise an inferred meter replacement whose new meter is taken to start at zero (never negative consumption)",
+        "累计量表：读数降至前一读数的一半及以上为回退（不计量，以较高读数为基准，直至表计读数超过它）；降幅更大时，若翻转后的增量不超过量程的 10 % 视为计数器溢出，否则推定为换表，新表从零起算（用量不会为负）",
+    ),
+    (
+        "a delta across a polling gap or a non-good reading is apportioned linearly over the gap's hours and does not count as covered time",
+        "跨越采集中断或非正常读数的增量按小时线性分摊，不计入有效覆盖时间",
+    ),
+    (
+        "a counter drop is decided at the next good reading: if that reading continues the old sequence (at least the reading before the drop, and less above it than the drop was deep) the low reading was a glitch and is discarded (counted per point), otherwise it is the rollover or replacement it looked like",
+        "计数器读数下降在下一个正常读数时判定：若该读数延续原序列（不低于下降前的读数，且高出的幅度小于下降幅度），偏低读数为干扰并剔除（按测点计数），否则按溢出或换表处理",
+    ),
+    (
+        "gauges: an hour's value is the mean of the good readings taken within it (HJ 75 hourly average); a covered hour without a reading takes the linear interpolation between the readings around it; an hour without any reading inside a polling gap is substituted with the mean of the valid hourly values before and after the gap (HJ 75-2017 convention for missing hours), flagged as apportioned hours of the point; hours before a point's first or after its last reading are not substituted",
+        "瞬时量表：小时值为该小时内正常读数的平均值（HJ 75 小时均值）；有覆盖但无读数的小时取前后读数的线性插值；采集中断内无读数的小时以中断前后有效小时值的平均值替代（HJ 75-2017 缺失小时的处理），计为该测点的分摊小时；测点首个读数之前和最后读数之后的小时不作替代",
+    ),
+    (
+        "pollutant load per hour = the hour's mean concentration x the hour's flow volume (a flow counter's apportioned advance, or a flow gauge's hourly mean x 1 h); water mg/L x m3 x 1e-3, flue gas mg/m3 x m3 x 1e-6",
+        "小时污染物排放量 = 小时平均浓度 × 小时流量（累计流量表的分摊增量，或瞬时流量表的小时均值 × 1 h）；废水 mg/L × m3 × 1e-3，废气 mg/m3 × m3 × 1e-6",
+    ),
+    (
+        "valid hour >= 45 min covered; valid day >= {} valid hours; valid week >= {} valid days; valid month >= 25 valid days (February 23)",
+        "有效小时：覆盖不少于 45 分钟；有效日：有效小时不少于 {0} 个；有效周：有效日不少于 {1} 个；有效月：有效日不少于 25 个（二月 23 个）",
+    ),
+    (
+        "ASHRAE Guideline 14: monthly thresholds (CV(RMSE) 15 %, NMBE 5 %) also apply to daily and weekly models; hourly 30 % and 10 %; p = 2 for regression, 1 for ratio",
+        "ASHRAE Guideline 14：月度阈值（CV(RMSE) 15 %，NMBE 5 %）同样适用于日和周模型；小时模型为 30 % 和 10 %；回归模型 p = 2，比值法 p = 1",
+    ),
+    // Savings not claimed.
+    (
+        "no data of this indicator in the reporting period",
+        "报告期无该指标数据",
+    ),
+    (
+        "no data of this indicator in the baseline period",
+        "基准期无该指标数据",
+    ),
+    ("no production in the reporting period", "报告期无产量"),
+    (
+        "reporting completeness {} % is below min_completeness {} %",
+        "报告期数据完整率 {0} % 低于 min_completeness {1} %",
+    ),
+    // Measures.
+    ("no reporting period", "未设置报告期"),
+    (
+        "no data of {} in service and baseline periods",
+        "{0} 在实施后和基准期均无数据",
+    ),
+    ("no price for {} in [audit.prices]", "[audit.prices] 中无 {0} 的价格"),
+    // Why the ratio method (baseline.rs) and why a candidate is not valid (regression.rs).
+    (
+        "{}; no baseline production, so no per-unit baseline either",
+        "{0}；基准期无产量，因此也无单位产品基准值",
+    ),
+    (
+        "only {} complete {} buckets in the baseline (a regression needs at least {})",
+        "基准期仅有 {0} 个完整的{1}时段（回归至少需要 {2} 个）",
+    ),
+    (
+        "production does not vary between baseline buckets",
+        "基准期各时段产量无变化",
+    ),
+    ("no valid regression model ({})", "无有效回归模型（{0}）"),
+    ("no valid regression model", "无有效回归模型"),
+    (
+        "no regression candidate (no variable)",
+        "无候选回归模型（无自变量）",
+    ),
+    (
+        "{} buckets for {} coefficients (at least {} needed)",
+        "{0} 个时段对应 {1} 个系数（至少需要 {2} 个）",
+    ),
+    ("{} buckets for {} coefficients", "{0} 个时段对应 {1} 个系数"),
+    (
+        "model p-value {} is not below {}",
+        "模型 p 值 {0} 不低于 {1}",
+    ),
+    ("model p-value undefined", "模型 p 值无定义"),
+    ("a variable's p-value is undefined", "某自变量的 p 值无定义"),
+    (
+        "a variable's p-value {} is not below {}",
+        "某自变量的 p 值 {0} 不低于 {1}",
+    ),
+    (
+        "no variable's p-value is below {}",
+        "没有自变量的 p 值低于 {0}",
+    ),
+    ("R2 {} is below {}", "R² {0} 低于 {1}"),
+    (
+        "R2 undefined (consumption does not vary)",
+        "R² 无定义（用量无变化）",
+    ),
+    (
+        "the variables are collinear or do not vary",
+        "自变量共线或无变化",
+    ),
+    ("not valid", "无效"),
+    ("no data", "无数据"),
+    // Granularities inside the templates above.
+    ("hour", "小时"),
+    ("day", "日"),
+    ("week", "周"),
+    ("month", "月"),
+    // Last, tried after splitting a list: a candidate's variables and why it failed
+    // (`production + hdd: R2 0.41 is below 0.75`).
+    ("{}: {}", "{0}：{1}"),
+];
+
+/// `text` in `lang`: as it is in English; in Chinese, the engine's text translated where a template
+/// matches, as it is otherwise.
+pub fn engine_text(lang: Lang, text: &str) -> String {
+    match lang {
+        Lang::En => text.to_string(),
+        Lang::Zh => zh(text, 0),
+    }
+}
+
+/// A model variable: `production` is 产量 in Chinese; product and driver names are the config's.
+pub fn variable_label(lang: Lang, v: &str) -> String {
+    match (lang, v) {
+        (Lang::Zh, "production") => "产量".to_string(),
+        (Lang::Zh, "intercept") => "截距".to_string(),
+        _ => v.to_string(),
+    }
+}
+
+/// Variables joined as in the engine's reasons: `production + hdd`.
+pub fn variables_label(lang: Lang, vars: &[String]) -> String {
+    vars.iter()
+        .map(|v| variable_label(lang, v))
+        .collect::<Vec<_>>()
+        .join(" + ")
+}
+
+fn zh(text: &str, depth: usize) -> String {
+    if depth > 4 {
+        return text.to_string();
+    }
+    let (generic, specific) = TEMPLATES.split_last().unwrap_or((&("", ""), &[]));
+    for (en, target) in specific {
+        if let Some(parts) = capture(en, text) {
+            return fill(target, &parts, depth);
+        }
+    }
+    // A list of reasons (`a; b; c`) that is not itself a template.
+    if text.contains("; ") {
+        return text
+            .split("; ")
+            .map(|p| zh(p, depth + 1))
+            .collect::<Vec<_>>()
+            .join("；");
+    }
+    if let Some(parts) = capture(generic.0, text) {
+        return fill(generic.1, &parts, depth);
+    }
+    // An indicator or carrier key inside a text (`energy: 3 of 365 ...`, `no price for electricity`).
+    let label = indicator_label(Lang::Zh, text);
+    if label != text {
+        return label;
+    }
+    // Variables of a candidate (`production + hdd`).
+    if text.contains(" + ") || text == "production" {
+        let vars: Vec<String> = text.split(" + ").map(str::to_string).collect();
+        return variables_label(Lang::Zh, &vars);
+    }
+    text.to_string()
+}
+
+fn fill(target: &str, parts: &[&str], depth: usize) -> String {
+    let mut out = target.to_string();
+    for (i, p) in parts.iter().enumerate() {
+        let p = p.trim_matches('"');
+        out = out.replace(&format!("{{{i}}}"), &zh(p, depth + 1));
+    }
+    out
+}
+
+/// The parts of `text` captured by the `{}` of `template`, when it matches the whole text. A part ends at
+/// the first occurrence of the literal after it; the last part at the end of the text (minus the
+/// template's tail).
+fn capture<'t>(template: &str, text: &'t str) -> Option<Vec<&'t str>> {
+    let lits: Vec<&str> = template.split("{}").collect();
+    let mut rest = text.strip_prefix(lits[0])?;
+    if lits.len() == 1 {
+        return rest.is_empty().then(Vec::new);
+    }
+    let mut parts = Vec::with_capacity(lits.len() - 1);
+    for (i, lit) in lits.iter().enumerate().skip(1) {
+        let last = i == lits.len() - 1;
+        let end = if last {
+            rest.strip_suffix(lit).map(str::len)?
+        } else if lit.is_empty() {
+            return None;
+        } else {
+            rest.find(lit)?
+        };
+        let part = &rest[..end];
+        if part.is_empty() {
+            // "low reading{}": the plural is the only part allowed to be empty
+            if !(i > 1 && lits[i - 1].ends_with("reading")) {
+                return None;
+            }
+        }
+        parts.push(part);
+        rest = &rest[end + lit.len()..];
+    }
+    rest.is_empty().then_some(parts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn z(s: &str) -> String {
+        engine_text(Lang::Zh, s)
+    }
+
+    #[test]
+    fn english_is_left_as_it_is() {
+        let s = "no valid regression model (production: R2 0.4100 is below 0.75)";
+        assert_eq!(engine_text(Lang::En, s), s);
+    }
+
+    #[test]
+    fn notes_and_reasons_in_chinese() {
+        assert_eq!(
+            z("reporting period set on the command line: 2026-01-01 .. 2026-07-01"),
+            "报告期由命令行指定：2026-01-01 至 2026-07-01"
+        );
+        assert_eq!(
+            z("gas.volume: read in Nm3, converted to m3 (x 1)"),
+            "gas.volume：读数单位为 Nm3，换算为 m3（× 1）"
+        );
+        assert_eq!(
+            z("no price for natural_gas in [audit.prices]"),
+            "[audit.prices] 中无 天然气 的价格"
+        );
+        assert_eq!(
+            z("energy: 12 of 365 baseline day buckets left out of the model (incomplete data or partial bucket)"),
+            "综合能耗：基准期 365 个日时段中有 12 个未纳入模型（数据不完整或时段不完整）"
+        );
+        assert_eq!(
+            z("main-power.energy_import: 1 low reading not counted (step backs: a drop to at least half the reading before, or a single low reading the next one contradicted); the higher reading stayed the reference"),
+            "main-power.energy_import：1 个偏低读数未计入（回退：读数降至前一读数的一半及以上，或下一读数否定的单个偏低读数），以较高读数为基准"
+        );
+        assert_eq!(
+            z("main-power.energy_import: 3 low readings not counted (step backs: a drop to at least half the reading before, or a single low reading the next one contradicted); the higher reading stayed the reference")
+                .chars()
+                .take(26)
+                .collect::<String>(),
+            "main-power.energy_import：3"
+        );
+        assert_eq!(
+            z("measure \"dye-bath heat recovery\": ratio method (only 20 complete day buckets in the baseline (a regression needs at least 30))"),
+            "方案 dye-bath heat recovery：采用比值法（基准期仅有 20 个完整的日时段（回归至少需要 30 个））"
+        );
+    }
+
+    #[test]
+    fn nested_reasons_and_lists() {
+        assert_eq!(
+            z("no valid regression model (production: R2 0.4100 is below 0.75; production + hdd: a variable's p-value 0.2000 is not below 0.1)"),
+            "无有效回归模型（产量：R² 0.4100 低于 0.75；产量 + hdd：某自变量的 p 值 0.2000 不低于 0.1）"
+        );
+        assert_eq!(
+            z("production does not vary between baseline buckets; no baseline production, so no per-unit baseline either"),
+            "基准期各时段产量无变化；基准期无产量，因此也无单位产品基准值"
+        );
+        assert_eq!(
+            z("reporting completeness 62.5 % is below min_completeness 90.0 %"),
+            "报告期数据完整率 62.5 % 低于 min_completeness 90.0 %"
+        );
+    }
+
+    #[test]
+    fn unknown_text_is_shown_as_it_is() {
+        assert_eq!(z("something new"), "something new");
+        assert_eq!(z(""), "");
+        assert_eq!(
+            variables_label(Lang::Zh, &["production".into(), "dyeing".into()]),
+            "产量 + dyeing"
+        );
+    }
+}
