@@ -11,6 +11,7 @@ mod broker;
 mod check;
 mod demo;
 mod exit;
+mod hj212;
 mod logging;
 mod meta;
 mod metrics;

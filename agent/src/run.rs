@@ -246,6 +246,9 @@ fn reload_plan(path: &std::path::Path, old: &Plan, started_ms: i64) -> Result<Pl
     }
     // Credentials and TLS files are read now, so that a bad path keeps the old publisher.
     publisher::mqtt_options(&new, started_ms).map_err(|e| format!("{}: {e:#}", path.display()))?;
+    if new.hj212 != old.hj212 {
+        tracing::warn!("[hj212] changed; the HJ 212 uplink keeps its settings until a restart");
+    }
     if new.metrics_listen != old.metrics_listen {
         tracing::warn!(
             "metrics.listen changed; the metrics endpoint keeps its address until a restart"
@@ -280,6 +283,9 @@ async fn run_agent(plan: Arc<Plan>, clock: Clock, config_path: PathBuf) -> anyho
     let audit = Audit::new(link.clone(), store.clone(), plan.clone(), clock, audit_tx);
     let (audit_done_tx, audit_done_rx) = tokio::sync::oneshot::channel::<()>();
     crate::audit::live::spawn(audit, audit_done_tx).context("cannot start the audit thread")?;
+    // `[hj212]`: also before the publisher, the store keeps records for the uplink from now on.
+    let uplink = crate::hj212::start(&plan, store.clone(), clock)
+        .context("cannot start the HJ 212 uplink")?;
     let (writer_done_tx, writer_done_rx) = tokio::sync::oneshot::channel::<()>();
     {
         let (store, wake) = (store.clone(), wake.clone());
@@ -459,6 +465,9 @@ async fn run_agent(plan: Arc<Plan>, clock: Clock, config_path: PathBuf) -> anyho
         .is_err()
     {
         tracing::warn!("the audit did not catch up in time; the next run resumes it");
+    }
+    if let Some(uplink) = uplink {
+        uplink.stop().await;
     }
     let _ = stop_all_tx.send(true);
     write_status(&data_dir, &shared, &store, false);

@@ -55,6 +55,10 @@ pub fn main(args: StatusArgs) -> anyhow::Result<()> {
             }
             Source::Empty => serde_json::json!({"agent_running": false, "store": null}),
         };
+        let mut value = value;
+        if plan.hj212.is_some() {
+            value["hj212"] = serde_json::json!(crate::hj212::read_status(&plan));
+        }
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
     }
@@ -64,6 +68,9 @@ pub fn main(args: StatusArgs) -> anyhow::Result<()> {
         |a| a.timezone,
     );
     print!("{}", render(&dir.display().to_string(), &source, now, tz));
+    if let Some(line) = crate::hj212::status_line(&plan) {
+        print!("{line}");
+    }
     Ok(())
 }
 

@@ -28,6 +28,7 @@ mod describe;
 mod diag;
 pub mod files;
 mod gateway;
+mod hj212;
 pub(crate) mod meters;
 mod reader;
 
@@ -39,7 +40,7 @@ use reader::Section;
 
 /// The top-level tables of a config.
 const TOP_KEYS: &[&str] = &[
-    "gateway", "mqtt", "metrics", "bus", "meter", "audit", "report",
+    "gateway", "mqtt", "metrics", "bus", "meter", "audit", "report", "hj212",
 ];
 
 /// Read and validate a config file. A missing or unreadable file is one error naming the file.
@@ -154,6 +155,15 @@ pub fn parse(text: &str, source: &Path) -> Result<Plan, ConfigErrors> {
             broken_meters: &parsed.broken_meters,
         },
     );
+    let hj212 = hj212::parse(
+        &mut d,
+        &root,
+        &audit::Points {
+            meters: &parsed.meters,
+            broken_meters: &parsed.broken_meters,
+        },
+        audit.as_ref(),
+    );
 
     let mut errors = d.errors;
     errors.append(&mut template_errors);
@@ -169,6 +179,10 @@ pub fn parse(text: &str, source: &Path) -> Result<Plan, ConfigErrors> {
             resolve(&mut gateway.data_dir);
             if let Some(f) = sign_key_file.as_mut() {
                 resolve(f);
+            }
+            let mut hj212 = hj212;
+            if let Some(h) = hj212.as_mut() {
+                resolve(&mut h.password_file);
             }
             for f in [
                 &mut mqtt.password_file,
@@ -190,6 +204,7 @@ pub fn parse(text: &str, source: &Path) -> Result<Plan, ConfigErrors> {
                 audit,
                 metrics_listen,
                 sign_key_file,
+                hj212,
             })
         }
         _ => Err(into_sorted(errors)),

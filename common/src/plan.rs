@@ -24,6 +24,60 @@ pub struct Plan {
     pub metrics_listen: Option<String>,
     /// `[report] sign_key_file`: ed25519 private key (PKCS#8 PEM) signing every report.
     pub sign_key_file: Option<PathBuf>,
+    /// `[hj212]`: the uplink to an environmental monitoring platform (HJ 212-2017).
+    pub hj212: Option<Hj212Plan>,
+}
+
+/// `[hj212]`: what the HJ 212 uplink sends, where, and how.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Hj212Plan {
+    /// The platform, `host:port` (TCP).
+    pub address: String,
+    /// MN, the monitoring point's identifier (1..=24 letters and digits).
+    pub mn: String,
+    /// The access password (PW) is read from this file at start, never from the config.
+    pub password_file: PathBuf,
+    /// ST, the system code (31 flue gas, 32 waste water), two digits.
+    pub st: u8,
+    /// CN 2051 every this many minutes (a divisor of 60); 0: off.
+    pub minute: u32,
+    /// CN 2061 hourly statistics.
+    pub hour: bool,
+    /// CN 2031 daily statistics.
+    pub day: bool,
+    /// CN 2011 real-time data every this long; None: off.
+    pub realtime: Option<Duration>,
+    /// Ask for CN 9014 and re-send each packet until it arrives.
+    pub ack: bool,
+    /// HJ 212 times (DataTime, QN, BeginTime/EndTime) are local: `[audit] timezone`, else +08:00.
+    #[serde(serialize_with = "ser_offset")]
+    pub timezone: FixedOffset,
+    pub factors: Vec<Hj212Factor>,
+}
+
+/// One `[[hj212.factor]]`: a pollutant code and the point its values come from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Hj212Factor {
+    /// The pollutant code (`w01018` COD, `w00000` waste-water flow, `a21026` SO2, ...).
+    pub code: String,
+    pub point: PointRef,
+    /// Gauge: -Min -Avg -Max (-Rtd); counter: -Cou = the interval's increase, in `unit`.
+    pub kind: PointKind,
+    pub unit: String,
+    /// A concentration's flow: -Cou = the interval's load in kg.
+    pub flow: Option<Hj212Flow>,
+    /// A concentration of an `[[audit.pollutant]]` with `o2`: its O2 point and reference O2 % (-ZsAvg).
+    pub o2: Option<(PointRef, f64)>,
+}
+
+/// The flow of a concentration factor, and how concentration x flow becomes kg.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Hj212Flow {
+    pub point: PointRef,
+    /// Counter in m3, or gauge in m3/h.
+    pub kind: PointKind,
+    /// kg per (concentration unit x m3): 1e-3 for mg/L, 1e-6 for mg/m3.
+    pub kg_per_unit_m3: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]

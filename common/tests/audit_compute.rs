@@ -162,6 +162,7 @@ fn plan(granularity: Granularity) -> Plan {
         }),
         metrics_listen: None,
         sign_key_file: None,
+        hj212: None,
     }
 }
 

@@ -290,3 +290,383 @@ proptest! {
         let _ = decode_frame(&frame);
     }
 }
+
+// ---- data packets, Flag, times, splitting, platform commands, the stream splitter ----
+
+use chrono::FixedOffset;
+use plantmeter_common::hj212::command::{
+    data_ack, execution_result, interpret, request_answer, Command, ExeRtn, QnRtn,
+};
+use plantmeter_common::hj212::data::{
+    data_packet, data_time, fmt_value, parse_time, part_of, qn, split, DataCn, DataFlag,
+    FactorValues, Flag, Station, MAX_SEGMENT_2017,
+};
+use plantmeter_common::hj212::splitter::{FrameSplitter, Piece};
+
+fn cst() -> FixedOffset {
+    FixedOffset::east_opt(8 * 3600).unwrap()
+}
+
+fn station() -> Station {
+    Station {
+        st: "32".into(),
+        pw: "100000".into(),
+        mn: "010000A8900016F000169DC0".into(),
+    }
+}
+
+/// 2016-08-01 08:58:57.223 in China is 00:58:57.223 UTC.
+const EXAMPLE_7_UTC_MS: i64 = 1_470_013_137_223;
+
+#[test]
+fn example_7s_flag_is_version_2017_with_the_ack_bit() {
+    let f = Flag::from_u8(5);
+    assert_eq!(
+        f,
+        Flag {
+            version: 1,
+            split: false,
+            ack: true
+        }
+    );
+    assert_eq!(Flag::v2017(true).to_u8(), 5);
+    assert_eq!(Flag::v2017(false).to_u8(), 4);
+    let split = Flag {
+        split: true,
+        ..Flag::v2017(true)
+    };
+    assert_eq!(split.to_u8(), 7);
+}
+
+#[test]
+fn qn_and_data_time_are_local_to_the_millisecond() {
+    assert_eq!(qn(EXAMPLE_7_UTC_MS, cst()), "20160801085857223");
+    assert_eq!(data_time(EXAMPLE_7_UTC_MS, cst()), "20160801085857");
+    assert_eq!(
+        parse_time("20160801085857", cst()),
+        Some(EXAMPLE_7_UTC_MS - 223)
+    );
+    assert_eq!(parse_time("2016080108585", cst()), None);
+    assert_eq!(parse_time("20161301085857", cst()), None);
+    assert_eq!(parse_time("2016080108585x", cst()), None);
+}
+
+#[test]
+fn values_are_written_without_noise() {
+    assert_eq!(fmt_value(12.3), "12.3");
+    assert_eq!(fmt_value(115.2), "115.2");
+    assert_eq!(fmt_value(4.0), "4");
+    assert_eq!(fmt_value(0.00001), "0");
+    assert_eq!(fmt_value(-0.00001), "0");
+    assert_eq!(fmt_value(1234567.891234), "1234567.8912");
+    assert_eq!(fmt_value(f64::NAN), "0");
+}
+
+#[test]
+fn an_hour_packet_carries_every_statistic_of_every_factor() {
+    let values = [
+        FactorValues {
+            code: "w01018".into(),
+            rtd: None,
+            min: Some(40.0),
+            avg: Some(48.0),
+            max: Some(55.5),
+            zs_avg: None,
+            cou: Some(115.2),
+            flag: DataFlag::Normal,
+        },
+        FactorValues {
+            code: "w00000".into(),
+            rtd: None,
+            min: None,
+            avg: None,
+            max: None,
+            zs_avg: None,
+            cou: Some(2400.0),
+            flag: DataFlag::CommError,
+        },
+    ];
+    let p = data_packet(
+        &station(),
+        DataCn::Hour,
+        "20260101090000123",
+        Flag::v2017(true),
+        "20260101080000",
+        &values,
+    );
+    let seg = p.data_segment().unwrap();
+    assert_eq!(
+        seg,
+        "QN=20260101090000123;ST=32;CN=2061;PW=100000;MN=010000A8900016F000169DC0;Flag=5;\
+         CP=&&DataTime=20260101080000;w01018-Min=40,w01018-Avg=48,w01018-Max=55.5,w01018-Cou=115.2,\
+         w01018-Flag=N;w00000-Cou=2400,w00000-Flag=B&&"
+    );
+    let frame = p.encode().unwrap();
+    assert_eq!(Packet::decode(&frame).unwrap(), p);
+}
+
+fn many_factors(n: usize) -> Packet {
+    let values: Vec<FactorValues> = (0..n)
+        .map(|i| FactorValues {
+            code: format!("a{:05}", i),
+            rtd: None,
+            min: Some(1.25 + i as f64),
+            avg: Some(2.5 + i as f64),
+            max: Some(3.75 + i as f64),
+            zs_avg: Some(4.125),
+            cou: Some(1000.5),
+            flag: DataFlag::Normal,
+        })
+        .collect();
+    data_packet(
+        &station(),
+        DataCn::Minute,
+        "20260101090000123",
+        Flag::v2017(true),
+        "20260101085000",
+        &values,
+    )
+}
+
+#[test]
+fn a_long_packet_is_split_into_parts_of_at_most_1024_bytes() {
+    let p = many_factors(40);
+    assert!(p.data_segment().unwrap().len() > MAX_SEGMENT_2017);
+    let parts = split(&p, MAX_SEGMENT_2017).unwrap();
+    assert!(parts.len() >= 3, "{} parts", parts.len());
+    let mut groups = Vec::new();
+    for (i, part) in parts.iter().enumerate() {
+        let seg = part.data_segment().unwrap();
+        assert!(
+            seg.len() <= MAX_SEGMENT_2017,
+            "part {i}: {} bytes",
+            seg.len()
+        );
+        assert_eq!(part_of(part), Some((parts.len(), i + 1)));
+        let flag = Flag::from_u8(part.flag.unwrap());
+        assert!(flag.split && flag.ack && flag.version == 1);
+        assert_eq!(part.qn, p.qn, "the parts share the packet's QN");
+        assert!(seg.contains(";PNUM=") && seg.contains(";PNO="));
+        assert_eq!(part.cp[0], p.cp[0], "each part starts with DataTime");
+        // Round trip through a frame.
+        assert_eq!(&Packet::decode(&part.encode().unwrap()).unwrap(), part);
+        groups.extend(part.cp[1..].iter().cloned());
+    }
+    assert_eq!(
+        groups,
+        p.cp[1..].to_vec(),
+        "nothing lost, nothing twice, in order"
+    );
+    // A packet that fits is left alone.
+    let small = many_factors(2);
+    assert_eq!(split(&small, MAX_SEGMENT_2017).unwrap(), vec![small]);
+}
+
+fn request(cn: &str, pw: &str, mn: &str, cp: &[(&str, &str)]) -> Packet {
+    Packet {
+        qn: Some("20260102100000001".into()),
+        st: "32".into(),
+        cn: cn.into(),
+        pw: pw.into(),
+        mn: mn.into(),
+        flag: Some(5),
+        extra: vec![],
+        cp: if cp.is_empty() {
+            vec![]
+        } else {
+            vec![pairs(cp)]
+        },
+    }
+}
+
+#[test]
+fn platform_commands_are_understood() {
+    let (pw, mn) = ("100000", "010000A8900016F000169DC0");
+    let ack = data_ack("20260101090000123", pw, mn);
+    assert_eq!(
+        ack.data_segment().unwrap(),
+        "QN=20260101090000123;ST=91;CN=9014;PW=100000;MN=010000A8900016F000169DC0;Flag=4;CP=&&&&"
+    );
+    assert_eq!(
+        interpret(&ack, pw, mn, cst()),
+        Ok(Command::DataAck {
+            qn: "20260101090000123".into()
+        })
+    );
+    let hist = request(
+        "2061",
+        pw,
+        mn,
+        &[
+            ("BeginTime", "20260101000000"),
+            ("EndTime", "20260101235959"),
+        ],
+    );
+    assert_eq!(
+        interpret(&hist, pw, mn, cst()),
+        Ok(Command::History {
+            qn: "20260102100000001".into(),
+            cn: DataCn::Hour,
+            begin_ms: parse_time("20260101000000", cst()).unwrap(),
+            end_ms: parse_time("20260101235959", cst()).unwrap(),
+        })
+    );
+    assert_eq!(
+        interpret(&request("2061", "bad", mn, &[]), pw, mn, cst()),
+        Err(QnRtn::PwError)
+    );
+    assert_eq!(
+        interpret(&request("2061", pw, "OTHER", &[]), pw, mn, cst()),
+        Err(QnRtn::MnError)
+    );
+    assert!(matches!(
+        interpret(
+            &request("2061", pw, mn, &[("BeginTime", "x")]),
+            pw,
+            mn,
+            cst()
+        ),
+        Ok(Command::Unsupported { .. })
+    ));
+    assert!(matches!(
+        interpret(&request("3020", pw, mn, &[]), pw, mn, cst()),
+        Ok(Command::Unsupported { .. })
+    ));
+}
+
+#[test]
+fn answers_carry_the_requests_qn_and_the_codes_of_the_standard() {
+    let a = request_answer("20260102100000001", "100000", "M1", QnRtn::PwError);
+    assert_eq!(
+        a.data_segment().unwrap(),
+        "QN=20260102100000001;ST=91;CN=9011;PW=100000;MN=M1;Flag=4;CP=&&QnRtn=3&&"
+    );
+    assert_eq!(QnRtn::Ready.code(), 1);
+    assert_eq!(QnRtn::MnError.code(), 4);
+    let e = execution_result("20260102100000001", "100000", "M1", ExeRtn::NoData);
+    assert_eq!(
+        e.data_segment().unwrap(),
+        "QN=20260102100000001;ST=91;CN=9012;PW=100000;MN=M1;Flag=4;CP=&&ExeRtn=100&&"
+    );
+    assert_eq!(ExeRtn::Success.code(), 1);
+}
+
+fn frames_of(s: &mut FrameSplitter) -> (Vec<Packet>, usize) {
+    let (mut frames, mut garbage) = (Vec::new(), 0);
+    while let Some(p) = s.next_piece() {
+        match p {
+            Piece::Frame(f) => frames.push(f),
+            Piece::Garbage { bytes, .. } => garbage += bytes,
+        }
+    }
+    (frames, garbage)
+}
+
+#[test]
+fn the_splitter_finds_frames_in_a_stream_byte_by_byte() {
+    let ack = data_ack("20260101090000123", "1", "M").encode().unwrap();
+    let stream = format!("{FRAME_7}junk\r\n{ack}##12{FRAME_7}");
+    let mut s = FrameSplitter::new();
+    let mut frames = Vec::new();
+    let mut garbage = 0;
+    for b in stream.as_bytes() {
+        s.push(std::slice::from_ref(b));
+        let (f, g) = frames_of(&mut s);
+        frames.extend(f);
+        garbage += g;
+    }
+    assert_eq!(frames.len(), 3, "{frames:?}");
+    assert_eq!(frames[1].cn, "9014");
+    assert_eq!(garbage, "junk\r\n##12".len());
+    assert_eq!(s.pending(), 0);
+}
+
+#[test]
+fn a_half_frame_waits_and_a_bogus_length_does_not_hold_up_the_next_frame() {
+    let mut s = FrameSplitter::new();
+    s.push(&FRAME_7.as_bytes()[..50]);
+    assert_eq!(s.next_piece(), None);
+    assert_eq!(s.pending(), 50);
+    s.push(&FRAME_7.as_bytes()[50..]);
+    assert!(matches!(s.next_piece(), Some(Piece::Frame(_))));
+    // "##9999" announces 9999 bytes; the valid frame after it comes out at once.
+    s.push(format!("##9999xx{FRAME_7}").as_bytes());
+    let (frames, garbage) = frames_of(&mut s);
+    assert_eq!((frames.len(), garbage), (1, 8));
+    // A frame with a bad CRC is skipped with its reason.
+    s.push(FRAME_7.replace("1C80", "1C81").as_bytes());
+    match s.next_piece() {
+        Some(Piece::Garbage { why, .. }) => {
+            assert!(matches!(why, Hj212Error::BadCrc { .. }), "{why}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+fn garbage_text() -> impl Strategy<Value = String> {
+    "[^#]{0,30}"
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn the_splitter_never_panics_and_stays_bounded(
+        chunks in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..300), 0..40),
+        seed_frames in prop::collection::vec(0usize..3, 0..4),
+    ) {
+        let mut s = FrameSplitter::new();
+        for (i, c) in chunks.iter().enumerate() {
+            s.push(c);
+            if seed_frames.contains(&(i % 4)) {
+                s.push(b"##00");
+            }
+            while s.next_piece().is_some() {}
+            prop_assert!(s.pending() <= plantmeter_common::hj212::splitter::MAX_FRAME_LEN);
+        }
+    }
+
+    #[test]
+    fn frames_between_garbage_come_out_whole_and_in_order(
+        items in prop::collection::vec((garbage_text(), "[0-9]{17}"), 1..8),
+        cut in prop::collection::vec(1usize..64, 1..20),
+    ) {
+        let mut stream = Vec::new();
+        let mut want = Vec::new();
+        for (g, q) in &items {
+            stream.extend_from_slice(g.as_bytes());
+            let p = data_ack(q, "1", "M");
+            stream.extend_from_slice(p.encode().unwrap().as_bytes());
+            want.push(p);
+        }
+        let mut s = FrameSplitter::new();
+        let mut got = Vec::new();
+        let mut at = 0;
+        let mut i = 0;
+        while at < stream.len() {
+            let n = cut[i % cut.len()].min(stream.len() - at);
+            s.push(&stream[at..at + n]);
+            at += n;
+            i += 1;
+            got.extend(frames_of(&mut s).0);
+        }
+        prop_assert_eq!(got, want);
+    }
+
+    #[test]
+    fn decoding_random_fields_never_panics(
+        fields in prop::collection::vec("[A-Za-z]{0,6}=?[0-9A-Za-z&;,=-]{0,12}", 0..10),
+    ) {
+        let seg = fields.join(";");
+        let _ = Packet::parse(&seg);
+        if let Ok(frame) = encode_frame(&seg) {
+            let mut s = FrameSplitter::new();
+            s.push(frame.as_bytes());
+            let _ = s.next_piece();
+            if let Ok(p) = Packet::parse(&seg) {
+                let _ = interpret(&p, "1", "M", cst());
+                let _ = split(&p, 64);
+            }
+        }
+    }
+}

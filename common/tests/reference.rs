@@ -87,6 +87,8 @@ fn every_configuration_key_is_in_the_readme_reference() {
         ("[audit.prices]", appended("[audit.prices]\nwater = 1.0")),
         ("[report]", appended("[report]\nsign_key_file = \"k.pem\"")),
         ("[metrics]", appended("[metrics]\nlisten = \"127.0.0.1:9898\"")),
+        ("[hj212]", after("mn = \"010000A8900016F000169DC0\"")),
+        ("[[hj212.factor]]", after("code = \"w01018\"   # pollutant code")),
     ];
     let mut missing = Vec::new();
     for (what, text) in &cases {

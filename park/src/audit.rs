@@ -269,6 +269,7 @@ pub async fn plant_report(
         audit: Some(audit),
         metrics_listen: None,
         sign_key_file: None,
+        hj212: None,
     };
     let req = ReportRequest {
         now_ms: chrono::Utc::now().timestamp_millis(),

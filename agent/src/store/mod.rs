@@ -366,6 +366,16 @@ pub struct Store {
     audit_evicted: AtomicU64,
 }
 
+impl WriterState {
+    /// Acknowledged blocks at or past this seq are kept for a reader that has not passed them.
+    fn keep_gate(&self) -> Option<u64> {
+        match (self.audit_gate, self.uplink_gate) {
+            (Some(a), Some(u)) => Some(a.min(u)),
+            (a, u) => a.or(u),
+        }
+    }
+}
+
 struct WriterState {
     next_seq: u64,
     /// Blocks some of whose records were acknowledged, by first seq.
@@ -382,6 +392,8 @@ struct WriterState {
     /// While the live audit is on: the first seq it has not persisted. Acknowledged blocks at or
     /// past it are kept (for the audit to read) and deleted once it passes them.
     audit_gate: Option<u64>,
+    /// The same for the HJ 212 uplink (`hj212`), which reads the records on its own too.
+    uplink_gate: Option<u64>,
     /// Every stored record below this seq was delivered (as last written to the store): where the
     /// next look for the oldest block not delivered entirely starts.
     acked_below: u64,
@@ -683,6 +695,7 @@ impl Store {
                 attached: true,
                 evicted_stored: evicted,
                 audit_gate: None,
+                uplink_gate: None,
                 acked_below: 0,
             }),
             durable_next: AtomicU64::new(next_seq),
@@ -713,6 +726,7 @@ impl Store {
                 attached: false,
                 evicted_stored: 0,
                 audit_gate: None,
+                uplink_gate: None,
                 acked_below: 0,
             }),
             durable_next: AtomicU64::new(next_seq),
@@ -1149,6 +1163,7 @@ impl Store {
         let mut kept = false;
         // The block of the previous seq (seqs are sorted: consecutive ones share blocks).
         let mut current: Option<(u64, u64)> = None;
+        let gate = w.keep_gate();
         for &seq in seqs {
             let first = match current {
                 Some((f, e)) if (f..e).contains(&seq) => f,
@@ -1172,7 +1187,7 @@ impl Store {
             if p.ack(seq - first) {
                 acked += 1;
             }
-            let audited = w.audit_gate.is_none_or(|gate| first + p.count <= gate);
+            let audited = gate.is_none_or(|gate| first + p.count <= gate);
             if p.n_acked >= p.count && !audited {
                 kept = true;
             }
@@ -1229,6 +1244,21 @@ impl Store {
     pub fn set_audit_gate(&self, gate: Option<u64>) {
         let mut w = self.lock();
         w.audit_gate = gate;
+        self.release_kept(w);
+    }
+
+    /// Gate the deletion of acknowledged blocks on the HJ 212 uplink, as [`Store::set_audit_gate`]
+    /// does on the audit: `Some(next)` once the uplink has persisted what it made of every record
+    /// below `next`; None when there is no uplink.
+    pub fn set_uplink_gate(&self, gate: Option<u64>) {
+        let mut w = self.lock();
+        w.uplink_gate = gate;
+        self.release_kept(w);
+    }
+
+    /// Delete the acknowledged blocks that no reader keeps any longer.
+    fn release_kept(&self, mut w: std::sync::MutexGuard<'_, WriterState>) {
+        let gate = w.keep_gate();
         let done: Vec<(u64, u64)> = w
             .partial
             .range(..gate.unwrap_or(u64::MAX))

@@ -68,10 +68,10 @@ fn valid_source_name(s: &str) -> bool {
 }
 
 /// What a `meter.point` reference resolved to.
-struct Resolved {
-    point: PointRef,
-    kind: PointKind,
-    unit: String,
+pub(crate) struct Resolved {
+    pub point: PointRef,
+    pub kind: PointKind,
+    pub unit: String,
 }
 
 /// The points that references may name.
@@ -83,7 +83,7 @@ pub(crate) struct Points<'p> {
 
 impl Points<'_> {
     /// Resolve `meter.point`; Err(None) when the meter is broken (already reported), Err(Some(msg)) otherwise.
-    fn resolve(&self, r: &str) -> Result<Resolved, Option<String>> {
+    pub(crate) fn resolve(&self, r: &str) -> Result<Resolved, Option<String>> {
         let Some((meter, point)) = r.split_once('.') else {
             return Err(Some(format!(
                 "point reference \"{r}\" must be written meter.point"

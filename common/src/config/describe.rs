@@ -118,6 +118,64 @@ fn write_plan(o: &mut String, plan: &Plan) -> std::fmt::Result {
         writeln!(o)?;
         write_audit(o, a, plan)?;
     }
+    if let Some(h) = &plan.hj212 {
+        writeln!(o)?;
+        write_hj212(o, h)?;
+    }
+    Ok(())
+}
+
+fn write_hj212(o: &mut String, h: &crate::plan::Hj212Plan) -> std::fmt::Result {
+    writeln!(
+        o,
+        "hj212     HJ 212-2017 to {}, MN {}, ST {:02}, password from {}, times in UTC{}",
+        h.address,
+        h.mn,
+        h.st,
+        h.password_file.display(),
+        h.timezone
+    )?;
+    let mut sends = Vec::new();
+    if h.minute > 0 {
+        sends.push(format!("CN 2051 every {} min", h.minute));
+    }
+    if h.hour {
+        sends.push("CN 2061 hourly".to_string());
+    }
+    if h.day {
+        sends.push("CN 2031 daily".to_string());
+    }
+    if let Some(r) = h.realtime {
+        sends.push(format!("CN 2011 every {} s (not stored)", r.as_secs()));
+    }
+    writeln!(
+        o,
+        "  sends       {}; {}",
+        if sends.is_empty() {
+            "nothing".to_string()
+        } else {
+            sends.join(", ")
+        },
+        if h.ack {
+            "each re-sent until CN 9014"
+        } else {
+            "no acknowledgement asked"
+        }
+    )?;
+    for f in &h.factors {
+        let what = match (f.kind, &f.flow) {
+            (PointKind::Counter, _) => format!("-Cou increase in {}", f.unit),
+            (PointKind::Gauge, Some(fl)) => {
+                format!("-Min -Avg -Max, -Cou load in kg with {}", fl.point)
+            }
+            (PointKind::Gauge, None) => "-Min -Avg -Max".to_string(),
+        };
+        let zs = match &f.o2 {
+            Some((p, r)) => format!(", -ZsAvg at {r} % O2 from {p}"),
+            None => String::new(),
+        };
+        writeln!(o, "  {:<11} {}: {what}{zs}", f.code, f.point)?;
+    }
     Ok(())
 }
 

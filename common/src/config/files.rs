@@ -172,21 +172,50 @@ pub fn mqtt_file_warnings(m: &Mqtt) -> Vec<String> {
 /// `FILE:LINE:COL: message`, located at the key naming it (at `url` for the default CA bundle).
 pub fn check_files(plan: &Plan) -> Result<Vec<String>, ConfigErrors> {
     let warnings = mqtt_file_warnings(&plan.mqtt);
-    let Err(errors) = read_mqtt_files(&plan.mqtt) else {
+    let mut errors = read_mqtt_files(&plan.mqtt).err().unwrap_or_default();
+    if let Some(Err(e)) = plan.hj212.as_ref().map(read_hj212_password) {
+        errors.push(e);
+    }
+    if errors.is_empty() {
         return Ok(warnings);
-    };
+    }
     let text = std::fs::read_to_string(&plan.source).unwrap_or_default();
     let doc = toml_edit::Document::parse(text.as_str()).ok();
     let mut d = Diag::new(&plan.source, &text);
     for e in errors {
-        let key = e.key.strip_prefix("mqtt.").unwrap_or("url");
+        let (table, key) = match e.key.split_once('.') {
+            Some(("hj212", k)) => ("hj212", k),
+            Some((_, k)) => ("mqtt", k),
+            None => ("mqtt", "url"),
+        };
         let span = doc.as_ref().and_then(|doc| {
-            let item = doc.as_table().get("mqtt")?.as_table_like()?.get(key)?;
+            let item = doc.as_table().get(table)?.as_table_like()?.get(key)?;
             item.span()
         });
         d.error(&span, e.to_string());
     }
     Err(into_sorted(d.errors))
+}
+
+/// The HJ 212 access password (PW) from `[hj212] password_file`, without its trailing newline; it
+/// must not contain an HJ 212 separator (`; , = &`), which would break the data segment.
+pub fn read_hj212_password(h: &crate::plan::Hj212Plan) -> Result<String, FileError> {
+    const KEY: &str = "hj212.password_file";
+    let bytes = read_named(KEY, &h.password_file, Holds::Password)?;
+    let pw = String::from_utf8_lossy(&bytes)
+        .trim_end_matches(['\r', '\n'])
+        .to_string();
+    if pw
+        .chars()
+        .any(|c| matches!(c, ';' | ',' | '=' | '&') || c.is_control())
+    {
+        return Err(FileError {
+            key: KEY.to_string(),
+            path: h.password_file.clone(),
+            problem: "the HJ 212 password must not contain ; , = & or control characters".into(),
+        });
+    }
+    Ok(pw)
 }
 
 #[cfg(test)]

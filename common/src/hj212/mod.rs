@@ -5,10 +5,18 @@
 //! inside `CP` the groups are separated by `;` and the `key=value` pairs of a group by `,`
 //! (`DataTime=20160801085857;a21026-Rtd=12.3,a21026-Flag=N`).
 //!
+//! [`data`] builds the data packets (CN 2011/2051/2061/2031), `Flag`, QN and DataTime and splits long
+//! packets (PNUM/PNO); [`command`] reads a platform's packets (CN 9014, history requests) and writes
+//! the answers (CN 9011, 9012); [`splitter`] cuts a byte stream into frames, resynchronising on `##`.
+//!
 //! The CRC is the one DOMAIN.md gives (reflected 0xA001 polynomial, but the byte is XORed into the
 //! *shifted* register: `crc = (crc >> 8) ^ b`), which is not CRC-16/MODBUS.
 
 use std::fmt;
+
+pub mod command;
+pub mod data;
+pub mod splitter;
 
 /// Largest data segment the 4-digit length field can announce, in bytes.
 pub const MAX_DATA_LEN: usize = 9_999;

@@ -1,0 +1,595 @@
+//! The TCP session with the platform: stored packets go out in order, one at a time; with `ack`
+//! the one in flight is re-sent (same frames, same QN) until the platform's CN 9014 with its QN
+//! arrives, after 5 s, then 10, 20, 40 and every 60 s; a reconnect starts over with it. The
+//! platform's requests are answered as HJ 212-2017 says: CN 9011 (QnRtn 1, or 3 for a wrong PW, 4
+//! for a wrong MN), the data, CN 9012 (ExeRtn 1, or 100 without data). Garbage from the platform is
+//! skipped with one log line per connection (then counted), never trusted.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use plantmeter_common::hj212::command::{self, Command, ExeRtn, QnRtn};
+use plantmeter_common::hj212::data::{self, DataCn, Flag, MAX_SEGMENT_2017};
+use plantmeter_common::hj212::splitter::{FrameSplitter, Piece};
+use plantmeter_common::hj212::Packet;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::outbox::Queued;
+use super::Shared;
+
+/// First wait for a CN 9014 before re-sending (the standard's default answer timeout is 5 s).
+const FIRST_RESEND: Duration = Duration::from_secs(5);
+/// Longest wait between re-sends and between connection attempts.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
+const FIRST_RECONNECT: Duration = Duration::from_millis(500);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// A write that takes longer ends the connection (the platform stopped reading).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The wait after the `attempt`-th send (1-based) of a packet before sending it again.
+pub fn resend_delay(attempt: u32) -> Duration {
+    FIRST_RESEND
+        .saturating_mul(1u32 << attempt.saturating_sub(1).min(6))
+        .min(MAX_BACKOFF)
+}
+
+/// Connect, run a session, reconnect with a capped backoff, until `stop`.
+pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let addr = shared.plan.address.clone();
+    let mut backoff = FIRST_RECONNECT;
+    let mut failing_since: Option<std::time::Instant> = None;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let connect = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr));
+        let stream = tokio::select! {
+            r = connect => r,
+            _ = stop.changed() => return,
+        };
+        match stream {
+            Ok(Ok(stream)) => {
+                let _ = stream.set_nodelay(true);
+                if failing_since.is_none() {
+                    tracing::info!(platform = %addr, waiting = shared.waiting(), "HJ 212: connected to the platform");
+                }
+                shared.counters.connected.store(true, Ordering::Release);
+                let mut session = Session::new(&shared, stream);
+                let end = session.run(&mut stop).await;
+                shared.counters.connected.store(false, Ordering::Release);
+                let why = match end {
+                    Ok(()) => return,
+                    Err(why) => why,
+                };
+                if session.heard {
+                    // A working session: start over with short waits.
+                    backoff = FIRST_RECONNECT;
+                    if let Some(since) = failing_since.take() {
+                        tracing::info!(platform = %addr, unreachable_s = since.elapsed().as_secs(), "HJ 212: the platform answers again");
+                    }
+                }
+                if failing_since.is_none() {
+                    failing_since = Some(std::time::Instant::now());
+                    tracing::warn!(platform = %addr, waiting = shared.waiting(), error = %why, "HJ 212: connection to the platform lost; packets wait in the store");
+                } else {
+                    tracing::debug!(platform = %addr, error = %why, "HJ 212: connection to the platform lost again");
+                }
+            }
+            Ok(Err(e)) => {
+                if failing_since.is_none() {
+                    failing_since = Some(std::time::Instant::now());
+                    tracing::warn!(platform = %addr, waiting = shared.waiting(), error = %e, "HJ 212: cannot connect to the platform; packets wait in the store");
+                }
+            }
+            Err(_) => {
+                if failing_since.is_none() {
+                    failing_since = Some(std::time::Instant::now());
+                    tracing::warn!(platform = %addr, "HJ 212: connecting to the platform timed out; packets wait in the store");
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = stop.changed() => return,
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// The packet in flight.
+struct InFlight {
+    q: Queued,
+    attempts: u32,
+    resend_at: Instant,
+}
+
+struct Session<'a> {
+    shared: &'a Shared,
+    stream: TcpStream,
+    splitter: FrameSplitter,
+    in_flight: Option<InFlight>,
+    /// Garbage pieces from the platform on this connection (the first is logged).
+    garbage: u64,
+    /// A valid frame came from the platform on this connection.
+    heard: bool,
+}
+
+impl<'a> Session<'a> {
+    fn new(shared: &'a Shared, stream: TcpStream) -> Session<'a> {
+        Session {
+            shared,
+            stream,
+            splitter: FrameSplitter::new(),
+            in_flight: None,
+            garbage: 0,
+            heard: false,
+        }
+    }
+
+    fn addr(&self) -> &str {
+        &self.shared.plan.address
+    }
+
+    async fn write(&mut self, frame: &str) -> Result<(), String> {
+        match tokio::time::timeout(WRITE_TIMEOUT, self.stream.write_all(frame.as_bytes())).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(format!("write failed: {e}")),
+            Err(_) => Err(format!(
+                "the platform read nothing for {} s",
+                WRITE_TIMEOUT.as_secs()
+            )),
+        }
+    }
+
+    async fn write_packet(&mut self, p: &Packet) -> Result<(), String> {
+        match p.encode() {
+            Ok(f) => self.write(&f).await,
+            Err(e) => {
+                tracing::error!(error = %e, "HJ 212: cannot encode an answer; not sent");
+                Ok(())
+            }
+        }
+    }
+
+    /// Send the next waiting packet when none is in flight.
+    async fn send_next(&mut self) -> Result<(), String> {
+        while self.in_flight.is_none() {
+            let next = self
+                .shared
+                .outbox
+                .next(None)
+                .map_err(|e| format!("cannot read the uplink's store: {e:#}"))?;
+            let Some(q) = next else {
+                return Ok(());
+            };
+            for f in &q.frames {
+                self.write(f).await?;
+            }
+            self.shared.counters.sent.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(platform = %self.addr(), cn = %q.cn, qn = %q.qn, "HJ 212: packet sent");
+            if self.shared.plan.ack {
+                self.in_flight = Some(InFlight {
+                    q,
+                    attempts: 1,
+                    resend_at: Instant::now() + resend_delay(1),
+                });
+            } else if let Err(e) = self.shared.outbox.remove(q.id) {
+                return Err(format!("cannot update the uplink's store: {e:#}"));
+            }
+        }
+        Ok(())
+    }
+
+    async fn resend(&mut self) -> Result<(), String> {
+        let Some(f) = self.in_flight.as_mut() else {
+            return Ok(());
+        };
+        f.attempts += 1;
+        f.resend_at = Instant::now() + resend_delay(f.attempts);
+        let (frames, qn, attempts) = (f.q.frames.clone(), f.q.qn.clone(), f.attempts);
+        if attempts == 4 {
+            tracing::warn!(platform = %self.addr(), qn = %qn, "HJ 212: no CN 9014 for a packet after 3 sends; re-sending it every {} s at most", MAX_BACKOFF.as_secs());
+        }
+        for fr in &frames {
+            self.write(fr).await?;
+        }
+        self.shared.counters.sent.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn run(&mut self, stop: &mut watch::Receiver<bool>) -> Result<(), String> {
+        let realtime = self
+            .shared
+            .plan
+            .realtime
+            .map(|r| self.shared.clock.real(r).max(Duration::from_millis(10)));
+        let mut realtime_tick = realtime.map(tokio::time::interval);
+        let mut buf = vec![0u8; 4096];
+        loop {
+            self.send_next().await?;
+            let resend_at = self.in_flight.as_ref().map(|f| f.resend_at);
+            tokio::select! {
+                r = self.stream.read(&mut buf) => match r {
+                    Ok(0) => {
+                        if self.splitter.pending() > 0 {
+                            tracing::warn!(platform = %self.addr(), bytes = self.splitter.pending(), "HJ 212: the platform closed the connection in the middle of a frame");
+                        }
+                        return Err("closed by the platform".into());
+                    }
+                    Ok(n) => {
+                        self.splitter.push(&buf[..n]);
+                        while let Some(piece) = self.splitter.next_piece() {
+                            self.handle(piece).await?;
+                        }
+                    }
+                    Err(e) => return Err(format!("read failed: {e}")),
+                },
+                _ = self.shared.queued.notified(), if self.in_flight.is_none() => {}
+                _ = tokio::time::sleep_until(resend_at.unwrap_or_else(Instant::now)), if resend_at.is_some() => {
+                    self.resend().await?;
+                }
+                _ = async { match realtime_tick.as_mut() { Some(t) => { t.tick().await; } None => std::future::pending().await } } => {
+                    self.send_realtime().await?;
+                }
+                _ = stop.changed() => return Ok(()),
+            }
+        }
+    }
+
+    async fn send_realtime(&mut self) -> Result<(), String> {
+        let values = match self.shared.realtime.lock() {
+            Ok(v) => v.clone(),
+            Err(_) => return Ok(()),
+        };
+        if values.is_empty() {
+            return Ok(());
+        }
+        let h = &self.shared.plan;
+        let now = self.shared.clock.now_ms();
+        let p = data::data_packet(
+            &self.shared.station,
+            DataCn::Realtime,
+            &data::qn(now, h.timezone),
+            Flag::v2017(false),
+            &data::data_time(now, h.timezone),
+            &values,
+        );
+        self.write_split(&p).await
+    }
+
+    async fn write_split(&mut self, p: &Packet) -> Result<(), String> {
+        match data::split(p, MAX_SEGMENT_2017) {
+            Ok(parts) => {
+                for part in &parts {
+                    self.write_packet(part).await?;
+                }
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "HJ 212: cannot build a packet; not sent");
+                Ok(())
+            }
+        }
+    }
+
+    async fn handle(&mut self, piece: Piece) -> Result<(), String> {
+        let p = match piece {
+            Piece::Frame(p) => {
+                if !self.heard {
+                    self.heard = true;
+                    tracing::info!(platform = %self.addr(), waiting = self.shared.waiting(), "HJ 212: the platform answers");
+                }
+                p
+            }
+            Piece::Garbage { bytes, why } => {
+                self.garbage += 1;
+                if self.garbage == 1 {
+                    tracing::warn!(platform = %self.addr(), bytes, error = %why, "HJ 212: garbage from the platform skipped (further garbage on this connection is only counted)");
+                } else {
+                    tracing::debug!(platform = %self.addr(), bytes, error = %why, garbage = self.garbage, "HJ 212: garbage from the platform skipped");
+                }
+                return Ok(());
+            }
+        };
+        let (pw, mn) = (
+            self.shared.station.pw.clone(),
+            self.shared.station.mn.clone(),
+        );
+        match command::interpret(&p, &pw, &mn, self.shared.plan.timezone) {
+            Ok(Command::DataAck { qn }) => {
+                if self.in_flight.as_ref().is_some_and(|f| f.q.qn == qn) {
+                    if let Some(f) = self.in_flight.take() {
+                        self.shared
+                            .outbox
+                            .remove(f.q.id)
+                            .map_err(|e| format!("cannot update the uplink's store: {e:#}"))?;
+                        self.shared.counters.acked.fetch_add(1, Ordering::Relaxed);
+                    }
+                } else {
+                    tracing::debug!(platform = %self.addr(), qn = %qn, "HJ 212: CN 9014 for no packet in flight (a late duplicate)");
+                }
+                Ok(())
+            }
+            Ok(Command::History {
+                qn,
+                cn,
+                begin_ms,
+                end_ms,
+            }) => {
+                tracing::info!(platform = %self.addr(), cn = cn.code(), qn = %qn, "HJ 212: history request");
+                self.write_packet(&command::request_answer(&qn, &pw, &mn, QnRtn::Ready))
+                    .await?;
+                let entries = match self.shared.outbox.history(cn, begin_ms, end_ms) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        tracing::error!(error = %format!("{e:#}"), "HJ 212: cannot read the stored intervals");
+                        return self
+                            .write_packet(&command::execution_result(&qn, &pw, &mn, ExeRtn::Fault))
+                            .await;
+                    }
+                };
+                for e in &entries {
+                    let p = Packet {
+                        qn: Some(qn.clone()),
+                        st: self.shared.station.st.clone(),
+                        cn: cn.code().to_string(),
+                        pw: pw.clone(),
+                        mn: mn.clone(),
+                        flag: Some(Flag::v2017(false).to_u8()),
+                        extra: Vec::new(),
+                        cp: e.cp.clone(),
+                    };
+                    self.write_split(&p).await?;
+                }
+                let rtn = if entries.is_empty() {
+                    ExeRtn::NoData
+                } else {
+                    ExeRtn::Success
+                };
+                self.write_packet(&command::execution_result(&qn, &pw, &mn, rtn))
+                    .await
+            }
+            Ok(Command::Unsupported { qn, cn, why }) => {
+                if cn.starts_with("90") {
+                    // An answer to something (9011/9012/9013 of the platform): nothing to do.
+                    return Ok(());
+                }
+                tracing::info!(platform = %self.addr(), cn = %cn, why = %why, "HJ 212: request refused (QnRtn 2)");
+                self.write_packet(&command::request_answer(&qn, &pw, &mn, QnRtn::Refused))
+                    .await
+            }
+            Err(rtn) => {
+                let what = match rtn {
+                    QnRtn::PwError => "a wrong password (PW)",
+                    QnRtn::MnError => "a wrong MN",
+                    _ => "no QN",
+                };
+                tracing::warn!(platform = %self.addr(), cn = %p.cn, mn = %p.mn, qnrtn = rtn.code(), "HJ 212: a request with {what}; answered CN 9011 QnRtn {}", rtn.code());
+                let qn = p.qn.clone().unwrap_or_else(|| {
+                    data::qn(self.shared.clock.now_ms(), self.shared.plan.timezone)
+                });
+                self.write_packet(&command::request_answer(&qn, &pw, &mn, rtn))
+                    .await
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::hj212::outbox::{Outbox, Persisted};
+    use crate::hj212::Counters;
+    use plantmeter_common::hj212::data::Station;
+    use plantmeter_common::plan::Hj212Plan;
+    use std::sync::Mutex;
+    use tokio::io::AsyncBufReadExt;
+
+    fn shared(dir: &std::path::Path, address: String) -> Arc<Shared> {
+        shared_with(dir, address, true)
+    }
+
+    fn shared_with(dir: &std::path::Path, address: String, ack: bool) -> Arc<Shared> {
+        shared_rt(dir, address, ack, None)
+    }
+
+    fn shared_rt(
+        dir: &std::path::Path,
+        address: String,
+        ack: bool,
+        realtime: Option<Duration>,
+    ) -> Arc<Shared> {
+        Arc::new(Shared {
+            plan: Hj212Plan {
+                address,
+                mn: "M1".into(),
+                password_file: dir.join("pw"),
+                st: 32,
+                minute: 10,
+                hour: true,
+                day: true,
+                realtime,
+                ack,
+                timezone: chrono::FixedOffset::east_opt(8 * 3600).unwrap(),
+                factors: Vec::new(),
+            },
+            station: Station {
+                st: "32".into(),
+                pw: "1".into(),
+                mn: "M1".into(),
+            },
+            outbox: Outbox::open(&dir.join("hj212")).unwrap(),
+            counters: Counters::default(),
+            queued: tokio::sync::Notify::new(),
+            realtime: Mutex::new(Vec::new()),
+            clock: plantmeter_common::Clock::wall(),
+        })
+    }
+
+    fn queued(id: u64) -> Queued {
+        let p = Packet {
+            qn: Some(format!("2026010100000000{id}")),
+            st: "32".into(),
+            cn: "2061".into(),
+            pw: "1".into(),
+            mn: "M1".into(),
+            flag: Some(5),
+            extra: vec![],
+            cp: vec![vec![("DataTime".into(), format!("2026010100000{id}"))]],
+        };
+        Queued {
+            id,
+            cn: "2061".into(),
+            start_ms: 0,
+            qn: p.qn.clone().unwrap(),
+            frames: vec![p.encode().unwrap()],
+        }
+    }
+
+    /// The platform ignores the first send of packet 0 and closes the connection after the second
+    /// (without acknowledging): the next connection gets packet 0 again first, same bytes; only its
+    /// 9014 lets packet 1 go.
+    #[tokio::test]
+    async fn a_packet_is_resent_until_acknowledged_and_the_next_waits_for_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let sh = shared(dir.path(), listener.local_addr().unwrap().to_string());
+        sh.outbox
+            .commit(&mut Persisted::default(), &[queued(0), queued(1)], &[], 0)
+            .unwrap();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let link = tokio::spawn(run(sh.clone(), stop_rx));
+        let mut lines_seen: Vec<String> = Vec::new();
+        // First connection: two sends of packet 0 (the second after FIRST_RESEND), then closed.
+        let (s, _) = listener.accept().await.unwrap();
+        let mut r = tokio::io::BufReader::new(s);
+        for _ in 0..2 {
+            let mut line = String::new();
+            r.read_line(&mut line).await.unwrap();
+            lines_seen.push(line);
+        }
+        drop(r);
+        // Second connection: packet 0 again; acknowledged; then packet 1.
+        let (s, _) = listener.accept().await.unwrap();
+        let (rd, mut wr) = s.into_split();
+        let mut r = tokio::io::BufReader::new(rd);
+        let mut line = String::new();
+        r.read_line(&mut line).await.unwrap();
+        lines_seen.push(line.clone());
+        let ack = plantmeter_common::hj212::command::data_ack(&queued(0).qn, "1", "M1");
+        wr.write_all(ack.encode().unwrap().as_bytes())
+            .await
+            .unwrap();
+        let mut next = String::new();
+        r.read_line(&mut next).await.unwrap();
+        assert_eq!(lines_seen, vec![queued(0).frames[0].clone(); 3]);
+        assert_eq!(next, queued(1).frames[0]);
+        assert_eq!(sh.outbox.next(None).unwrap().map(|q| q.id), Some(1));
+        assert_eq!(sh.counters.acked.load(Ordering::Relaxed), 1);
+        let _ = stop_tx.send(true);
+        link.await.unwrap();
+    }
+
+    #[test]
+    fn resends_back_off_to_a_minute() {
+        let secs: Vec<u64> = (1..=9).map(|a| resend_delay(a).as_secs()).collect();
+        assert_eq!(secs, vec![5, 10, 20, 40, 60, 60, 60, 60, 60]);
+        assert_eq!(resend_delay(u32::MAX), MAX_BACKOFF);
+    }
+
+    /// Without `ack`, packets go one after the other and leave the store once written; CN 9014 is
+    /// not waited for. Garbage and a bad request on the way change nothing.
+    #[tokio::test]
+    async fn without_ack_packets_go_in_order_and_leave_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let sh = shared_with(
+            dir.path(),
+            listener.local_addr().unwrap().to_string(),
+            false,
+        );
+        sh.outbox
+            .commit(&mut Persisted::default(), &[queued(0), queued(1)], &[], 0)
+            .unwrap();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let link = tokio::spawn(run(sh.clone(), stop_rx));
+        let (s, _) = listener.accept().await.unwrap();
+        let (rd, mut wr) = s.into_split();
+        wr.write_all(b"garbage##00").await.unwrap();
+        let mut r = tokio::io::BufReader::new(rd);
+        let mut got = Vec::new();
+        for _ in 0..2 {
+            let mut line = String::new();
+            r.read_line(&mut line).await.unwrap();
+            got.push(line);
+        }
+        assert_eq!(
+            got,
+            vec![queued(0).frames[0].clone(), queued(1).frames[0].clone()]
+        );
+        // A request with a wrong MN is answered 9011 QnRtn=4.
+        let bad = Packet {
+            qn: Some("20260101000000999".into()),
+            mn: "OTHER".into(),
+            ..Packet::decode(&queued(0).frames[0]).unwrap()
+        };
+        wr.write_all(bad.encode().unwrap().as_bytes())
+            .await
+            .unwrap();
+        let mut line = String::new();
+        r.read_line(&mut line).await.unwrap();
+        let answer = Packet::decode(&line).unwrap();
+        assert_eq!(
+            (answer.cn.as_str(), answer.cp_get("QnRtn")),
+            ("9011", Some("4"))
+        );
+        assert_eq!(answer.qn.as_deref(), Some("20260101000000999"));
+        assert_eq!(sh.outbox.next(None).unwrap(), None);
+        assert_eq!(sh.counters.sent.load(Ordering::Relaxed), 2);
+        let _ = stop_tx.send(true);
+        link.await.unwrap();
+    }
+
+    /// `realtime_s`: CN 2011 with the latest values, `-Rtd` and `-Flag`, no ack asked, not stored.
+    #[tokio::test]
+    async fn real_time_data_goes_out_while_connected() {
+        use plantmeter_common::hj212::data::{DataFlag, FactorValues};
+        let dir = tempfile::tempdir().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let sh = shared_rt(
+            dir.path(),
+            listener.local_addr().unwrap().to_string(),
+            true,
+            Some(Duration::from_secs(30)),
+        );
+        *sh.realtime.lock().unwrap() = vec![FactorValues {
+            code: "w01018".into(),
+            rtd: Some(48.5),
+            min: None,
+            avg: None,
+            max: None,
+            zs_avg: None,
+            cou: None,
+            flag: DataFlag::Normal,
+        }];
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let link = tokio::spawn(run(sh.clone(), stop_rx));
+        let (s, _) = listener.accept().await.unwrap();
+        let mut r = tokio::io::BufReader::new(s);
+        let mut line = String::new();
+        r.read_line(&mut line).await.unwrap();
+        let p = Packet::decode(&line).unwrap();
+        assert_eq!((p.cn.as_str(), p.flag), ("2011", Some(4)));
+        assert_eq!(p.cp_get("w01018-Rtd"), Some("48.5"));
+        assert_eq!(p.cp_get("w01018-Flag"), Some("N"));
+        assert_eq!(p.cp_get("DataTime").map(str::len), Some(14));
+        assert_eq!(sh.outbox.pending(), 0, "not stored");
+        let _ = stop_tx.send(true);
+        link.await.unwrap();
+    }
+}

@@ -1,0 +1,426 @@
+//! The HJ 212-2017 uplink to an environmental monitoring platform (`[hj212]`).
+//!
+//! Two parts, off the poll -> store -> MQTT path:
+//! - the builder (a thread: sled calls block) reads the stored records from its cursor, as the
+//!   live audit does, folds them into the interval statistics ([`stats`]) and, when an interval
+//!   closes, builds its packet once (QN, Flag, frames) and stores it with the statistics and the
+//!   cursor in one atomic batch ([`outbox`]); the main store keeps acknowledged records until that
+//!   cursor passes them (`Store::set_uplink_gate`), so a crash anywhere loses nothing and builds
+//!   nothing twice;
+//! - the link ([`link`]) sends the stored packets in order over TCP and, with `ack`, re-sends the
+//!   one in flight until the platform's CN 9014 with its QN arrives; it answers the platform's
+//!   history requests from the stored intervals.
+//!
+//! Real-time data (CN 2011) is sent only while connected and is not stored (what a real-time
+//! value is worth an hour later is what the minute and hour data say).
+
+pub mod link;
+pub mod outbox;
+pub mod stats;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use plantmeter_common::hj212::data::{self, DataCn, FactorValues, Flag, Station, MAX_SEGMENT_2017};
+use plantmeter_common::plan::Hj212Plan;
+use plantmeter_common::{Clock, DataMessage, Plan};
+use tokio::sync::{watch, Notify};
+
+use crate::store::Store;
+use outbox::{HistoryEntry, Outbox, Persisted, Queued};
+use stats::{Closed, Setup, Stats};
+
+/// Records read from the store at once.
+const READ_CHUNK: usize = 512;
+/// How often the builder looks for new records and due intervals (wall time).
+const TICK: Duration = Duration::from_millis(100);
+/// The statistics are persisted at least this often while records come in (wall time); a packet
+/// is persisted at once.
+const PERSIST_EVERY: Duration = Duration::from_secs(2);
+
+/// What the uplink counts, for logs and status.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Packets written to the platform (re-sends included).
+    pub sent: AtomicU64,
+    /// Packets the platform acknowledged (CN 9014).
+    pub acked: AtomicU64,
+    pub connected: AtomicBool,
+}
+
+/// Shared between the builder and the link.
+pub struct Shared {
+    pub plan: Hj212Plan,
+    pub station: Station,
+    pub outbox: Outbox,
+    pub counters: Counters,
+    /// A packet was stored.
+    pub queued: Notify,
+    /// The latest values for real-time data.
+    pub realtime: Mutex<Vec<FactorValues>>,
+    pub clock: Clock,
+}
+
+impl Shared {
+    /// Packets waiting to be sent or acknowledged.
+    pub fn waiting(&self) -> u64 {
+        self.outbox.pending()
+    }
+}
+
+/// What `plantmeter status` shows of the uplink (`data_dir/hj212/status.json`, rewritten every
+/// 2 s while the agent runs).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct UplinkStatus {
+    pub platform: String,
+    pub connected: bool,
+    /// Packets written since start (re-sends included) and acknowledged (CN 9014) since start.
+    pub sent: u64,
+    pub acked: u64,
+    /// Packets waiting to be sent or acknowledged.
+    pub waiting: u64,
+    /// Wall ms of this status.
+    pub updated_ms: i64,
+    pub running: bool,
+}
+
+const STATUS_EVERY: Duration = Duration::from_secs(2);
+
+impl Shared {
+    fn status(&self, running: bool) -> UplinkStatus {
+        UplinkStatus {
+            platform: self.plan.address.clone(),
+            connected: running
+                && self
+                    .counters
+                    .connected
+                    .load(std::sync::atomic::Ordering::Acquire),
+            sent: self
+                .counters
+                .sent
+                .load(std::sync::atomic::Ordering::Relaxed),
+            acked: self
+                .counters
+                .acked
+                .load(std::sync::atomic::Ordering::Relaxed),
+            waiting: self.waiting(),
+            updated_ms: plantmeter_common::clock::system_ms(),
+            running,
+        }
+    }
+}
+
+fn write_status(dir: &std::path::Path, s: &UplinkStatus) {
+    let written = serde_json::to_vec(s)
+        .map_err(std::io::Error::other)
+        .and_then(|b| crate::state::write_status_bytes(dir, &b));
+    if let Err(e) = written {
+        tracing::debug!(error = %e, "cannot write the HJ 212 status file");
+    }
+}
+
+/// The uplink's last status, if the agent wrote one.
+pub fn read_status(plan: &Plan) -> Option<UplinkStatus> {
+    let bytes = std::fs::read(dir(plan).join(crate::state::STATUS_FILE)).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// One line for `plantmeter status`.
+pub fn status_line(plan: &Plan) -> Option<String> {
+    plan.hj212.as_ref()?;
+    Some(match read_status(plan) {
+        None => "hj212     no status yet (the uplink has not run)\n".to_string(),
+        Some(s) => format!(
+            "hj212     platform {}: {}, {} packets waiting, {} sent and {} acknowledged{}\n",
+            s.platform,
+            if s.connected {
+                "connected"
+            } else {
+                "not connected"
+            },
+            s.waiting,
+            s.sent,
+            s.acked,
+            if s.running {
+                " since the agent started"
+            } else {
+                " in the last run"
+            }
+        ),
+    })
+}
+
+/// The folder of the uplink's database.
+pub fn dir(plan: &Plan) -> PathBuf {
+    plan.gateway.data_dir.join("hj212")
+}
+
+/// The running uplink.
+pub struct Uplink {
+    pub shared: Arc<Shared>,
+    dir: PathBuf,
+    builder: Option<std::thread::JoinHandle<()>>,
+    link: Option<tokio::task::JoinHandle<()>>,
+    stop: watch::Sender<bool>,
+}
+
+impl Uplink {
+    /// Stop both parts; the builder persists what it took in.
+    pub async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(l) = self.link.take() {
+            let _ = l.await;
+        }
+        if let Some(b) = self.builder.take() {
+            let _ = tokio::task::spawn_blocking(move || b.join()).await;
+        }
+        let _ = self.shared.outbox.flush();
+        write_status(&self.dir, &self.shared.status(false));
+    }
+}
+
+/// Start the uplink of `plan` (None without `[hj212]`). Call it before anything is published: from
+/// here on the store keeps acknowledged records until the uplink has taken them in.
+pub fn start(plan: &Plan, store: Arc<Store>, clock: Clock) -> anyhow::Result<Option<Uplink>> {
+    let Some(h) = plan.hj212.clone() else {
+        store.set_uplink_gate(None);
+        return Ok(None);
+    };
+    // A password file that cannot serve is bad input (exit 2), as `check` says.
+    let pw = plantmeter_common::config::files::read_hj212_password(&h).map_err(|e| {
+        anyhow::Error::new(crate::exit::BadInput(format!(
+            "{}: {e}",
+            plan.source.display()
+        )))
+    })?;
+    let outbox = Outbox::open(&dir(plan))?;
+    let fresh = || Persisted {
+        cursor: store.durable_next(),
+        ..Default::default()
+    };
+    let persisted = match outbox.load() {
+        Ok(Some(p)) => p,
+        // A new uplink starts with what is polled from now on.
+        Ok(None) => fresh(),
+        // The waiting packets are kept; the open intervals are lost (logged), polling goes on.
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), dir = %dir(plan).display(), "HJ 212: the uplink's state is unreadable; starting over from the readings stored from now on");
+            let mut p = fresh();
+            p.next_id = outbox.last_id()?.map_or(0, |id| id + 1);
+            p
+        }
+    };
+    store.set_uplink_gate(Some(persisted.cursor));
+    let station = Station {
+        st: format!("{:02}", h.st),
+        pw,
+        mn: h.mn.clone(),
+    };
+    let setup = Setup::new(plan, &h);
+    let shared = Arc::new(Shared {
+        plan: h,
+        station,
+        outbox,
+        counters: Counters::default(),
+        queued: Notify::new(),
+        realtime: Mutex::new(Vec::new()),
+        clock,
+    });
+    tracing::info!(
+        platform = %shared.plan.address,
+        waiting = shared.waiting(),
+        from_seq = persisted.cursor,
+        "HJ 212 uplink started"
+    );
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let builder = {
+        let (shared, store, stop) = (shared.clone(), store.clone(), stop_rx.clone());
+        let mut b = Builder {
+            stats: Stats::new(setup, persisted.stats.clone()),
+            persisted,
+            shared,
+            store,
+            dirty: false,
+            last_persist: Instant::now(),
+            unsaved: Default::default(),
+        };
+        std::thread::Builder::new()
+            .name("hj212-builder".into())
+            .spawn(move || b.run(stop))
+            .context("cannot start the HJ 212 builder thread")?
+    };
+    let link = tokio::spawn(link::run(shared.clone(), stop_rx.clone()));
+    {
+        let (shared, dir, mut stop) = (shared.clone(), dir(plan), stop_rx);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(STATUS_EVERY);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => write_status(&dir, &shared.status(true)),
+                    _ = stop.changed() => return,
+                }
+            }
+        });
+    }
+    Ok(Some(Uplink {
+        shared,
+        dir: dir(plan),
+        builder: Some(builder),
+        link: Some(link),
+        stop: stop_tx,
+    }))
+}
+
+struct Builder {
+    stats: Stats,
+    persisted: Persisted,
+    shared: Arc<Shared>,
+    store: Arc<Store>,
+    /// Records taken in since the last persist.
+    dirty: bool,
+    last_persist: Instant,
+    /// Packets built but not persisted yet (a failed commit): written with the next one.
+    unsaved: (Vec<Queued>, Vec<(DataCn, HistoryEntry)>),
+}
+
+impl Builder {
+    fn run(&mut self, stop: watch::Receiver<bool>) {
+        loop {
+            let more = self.step();
+            if *stop.borrow() {
+                break;
+            }
+            if !more {
+                std::thread::sleep(TICK);
+            }
+        }
+        // Take in what is durable, then persist (intervals not due stay open for the next run).
+        while self.step() {}
+        self.persist(Vec::new(), Vec::new());
+    }
+
+    /// Take in a chunk of records and close what is due; true when more records wait.
+    fn step(&mut self) -> bool {
+        let records = match self.store.read_for_audit(self.persisted.cursor, READ_CHUNK) {
+            Ok(r) => r,
+            // The store is unusable for now: the writer reopens it.
+            Err(_) => return false,
+        };
+        let more = records.len() == READ_CHUNK;
+        for (seq, payload) in &records {
+            match serde_json::from_slice::<DataMessage>(payload) {
+                Ok(m) => self.stats.ingest(&m),
+                Err(e) => {
+                    tracing::warn!(seq, error = %e, "HJ 212: a stored record is not a data message; left out")
+                }
+            }
+            self.persisted.cursor = seq + 1;
+            self.dirty = true;
+        }
+        // While catching up, only intervals every meter has passed close (not the time fallback).
+        let now = if more {
+            i64::MIN / 2
+        } else {
+            self.shared.clock.now_ms()
+        };
+        let closed = self.stats.close_due(now);
+        if let Ok(mut rt) = self.shared.realtime.lock() {
+            *rt = self.stats.realtime();
+        }
+        if !closed.is_empty() || !self.unsaved.0.is_empty() {
+            let (packets, history) = self.build(&closed);
+            self.persist(packets, history);
+            self.shared.queued.notify_one();
+        } else if self.dirty && self.last_persist.elapsed() >= PERSIST_EVERY {
+            self.persist(Vec::new(), Vec::new());
+        }
+        more
+    }
+
+    /// The packets of closed intervals, each with a new QN and its frames.
+    fn build(&mut self, closed: &[Closed]) -> (Vec<Queued>, Vec<(DataCn, HistoryEntry)>) {
+        let h = &self.shared.plan;
+        let mut packets = Vec::new();
+        let mut history = Vec::new();
+        for c in closed {
+            let qn_ms = self
+                .shared
+                .clock
+                .now_ms()
+                .max(self.persisted.last_qn_ms + 1);
+            self.persisted.last_qn_ms = qn_ms;
+            let qn = data::qn(qn_ms, h.timezone);
+            let p = data::data_packet(
+                &self.shared.station,
+                c.cn,
+                &qn,
+                Flag::v2017(h.ack),
+                &data::data_time(c.start_ms, h.timezone),
+                &c.values,
+            );
+            history.push((
+                c.cn,
+                HistoryEntry {
+                    start_ms: c.start_ms,
+                    cp: p.cp.clone(),
+                },
+            ));
+            let frames: Result<Vec<String>, _> = data::split(&p, MAX_SEGMENT_2017)
+                .and_then(|parts| parts.iter().map(|q| q.encode()).collect());
+            match frames {
+                Ok(frames) => {
+                    let id = self.persisted.next_id;
+                    self.persisted.next_id += 1;
+                    packets.push(Queued {
+                        id,
+                        cn: c.cn.code().to_string(),
+                        start_ms: c.start_ms,
+                        qn,
+                        frames,
+                    });
+                }
+                Err(e) => tracing::error!(
+                    cn = c.cn.code(),
+                    data_time = %data::data_time(c.start_ms, h.timezone),
+                    error = %e,
+                    "HJ 212: cannot build the packet of an interval; not sent"
+                ),
+            }
+        }
+        (packets, history)
+    }
+
+    fn persist(&mut self, packets: Vec<Queued>, history: Vec<(DataCn, HistoryEntry)>) {
+        self.persisted.stats = self.stats.state.clone();
+        self.unsaved.0.extend(packets);
+        self.unsaved.1.extend(history);
+        match self.shared.outbox.commit(
+            &mut self.persisted,
+            &self.unsaved.0,
+            &self.unsaved.1,
+            self.shared.clock.now_ms(),
+        ) {
+            Ok(dropped) => {
+                if dropped > 0 {
+                    tracing::error!(
+                        platform = %self.shared.plan.address,
+                        dropped,
+                        max = outbox::MAX_PENDING,
+                        "HJ 212: too many packets waiting for the platform; the oldest were dropped"
+                    );
+                }
+                self.store.set_uplink_gate(Some(self.persisted.cursor));
+                self.unsaved = Default::default();
+                self.dirty = false;
+                self.last_persist = Instant::now();
+            }
+            Err(e) => {
+                // Not persisted: the store keeps the records; the next persist writes all of it.
+                tracing::error!(error = %format!("{e:#}"), "HJ 212: cannot persist the uplink's state")
+            }
+        }
+    }
+}
