@@ -120,8 +120,8 @@ pub fn escape(s: &str) -> String {
     out
 }
 
-/// Insert `,` every three digits of the integer part of a formatted number.
-fn group(s: &str) -> String {
+/// Insert `,` every three digits of the integer part of a formatted number (a negative zero loses its sign).
+pub(super) fn group(s: &str) -> String {
     let (sign, rest) = match s.strip_prefix('-') {
         Some(r) => ("-", r),
         None => ("", s),

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use chrono::{Datelike, Months, NaiveDate};
 
-use super::format::escape;
+use super::format::{escape, group};
 
 /// Chart size in SVG user units; the CSS scales it to the page width.
 const W: f64 = 760.0;
@@ -68,19 +68,7 @@ fn tick_label(v: f64, step: f64) -> String {
     } else {
         (-step.log10().floor()) as usize
     };
-    let s = format!("{v:.decimals$}");
-    let (sign, rest) = s.strip_prefix('-').map_or(("", s.as_str()), |r| ("-", r));
-    let (int, frac) = rest.split_at(rest.find('.').unwrap_or(rest.len()));
-    let mut out = String::new();
-    for (i, ch) in int.chars().enumerate() {
-        if i > 0 && (int.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    let zero =
-        out.chars().all(|ch| ch == '0' || ch == ',') && frac.chars().skip(1).all(|ch| ch == '0');
-    format!("{}{out}{frac}", if zero { "" } else { sign })
+    group(&format!("{v:.decimals$}"))
 }
 
 /// A linear mapping from data to the plot area.
