@@ -50,8 +50,9 @@ pub struct RunArgs {
 const COALESCE: Duration = Duration::from_millis(5);
 /// Largest batch written (and fsynced) at once.
 const MAX_BATCH: usize = 4096;
-/// How often the status is looked at (watchdog progress) and, when something `status` shows
-/// beyond counters changed, `status.json` rewritten.
+/// How often the status is looked at (watchdog progress; more often when half of systemd's
+/// `WatchdogSec` is shorter) and, when something `status` shows beyond counters changed,
+/// `status.json` rewritten.
 const STATUS_EVERY: Duration = Duration::from_secs(2);
 /// In steady state (connected, no backlog beyond a round of polls, no health or eviction change)
 /// `status.json` is rewritten this often only: each rewrite is a file creation and a rename.
@@ -725,24 +726,18 @@ async fn run_agent(plan: Arc<Plan>, clock: Clock, config_path: PathBuf) -> anyho
         ));
     }
 
+    // The systemd watchdog is fed from the status task, only while every poller and the store
+    // writer make progress.
     let watchdog = crate::notify::Watchdog::from_env();
-    let beat = watchdog.register("agent", Duration::from_secs(30));
-    // The watchdog is fed only while every poller and the store writer make progress.
     let stall_ms = Arc::new(std::sync::atomic::AtomicU64::new(stall_window(
         &plan, &clock,
     )));
-    {
-        let mut stop = stop_all_rx.clone();
-        tokio::spawn(watchdog.run(async move {
-            let _ = stop.changed().await;
-        }));
-    }
     {
         let (shared, store, dir) = (shared.clone(), store.clone(), data_dir.clone());
         let stall_ms = stall_ms.clone();
         let mut stop = stop_all_rx.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(STATUS_EVERY);
+            let mut tick = tokio::time::interval(watchdog.check_every(STATUS_EVERY));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut progress = crate::state::Progress::default();
             let mut stalled = false;
@@ -781,7 +776,7 @@ async fn run_agent(plan: Arc<Plan>, clock: Clock, config_path: PathBuf) -> anyho
                             tracing::info!("polling and storing make progress again; watchdog fed");
                             stalled = false;
                         }
-                        beat.beat();
+                        watchdog.feed();
                     }
                     Err(why) => {
                         if !stalled {
