@@ -518,11 +518,11 @@ fn metrics_snapshot(
             .collect(),
         backlog: stats.backlog,
         oldest_unsent_age_seconds,
-        evictions_total: stats.evicted,
+        evicted: stats.evicted,
         published_total: st.acked,
         publish_rate: st.ack_rate.per_second(now, st.acked),
         mqtt_connected: st.mqtt_connected,
-        store_bytes: stats.backlog_bytes,
+        store_bytes_estimate: stats.backlog_bytes,
         uptime_seconds: (now - st.started_ms).max(0) as f64 / 1000.0,
     }
 }
