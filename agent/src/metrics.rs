@@ -14,7 +14,6 @@
 
 use std::collections::BTreeSet;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -307,7 +306,7 @@ impl MetricsServer {
 
     /// The address actually bound.
     #[cfg(test)]
-    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
         self.listener.local_addr()
     }
 
@@ -472,6 +471,7 @@ async fn respond(stream: &mut TcpStream, status: &str, body: &str) -> std::io::R
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::SocketAddr;
 
     fn snapshot() -> MetricsSnapshot {
         MetricsSnapshot {
