@@ -9,8 +9,6 @@ mod format;
 mod html;
 mod i18n;
 mod svg;
-// The text tables are the demo's; the gateway build uses only `display_width` (in svg).
-#[cfg_attr(not(feature = "demo"), allow(dead_code))]
 mod text;
 mod xlsx;
 
@@ -20,6 +18,5 @@ pub(crate) mod fixture;
 pub use self::csv::csv;
 pub use self::html::html;
 pub use self::i18n::Lang;
-#[cfg(feature = "demo")]
 pub use self::text::{display_width, text_table};
 pub use self::xlsx::xlsx;
