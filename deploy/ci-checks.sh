@@ -5,6 +5,11 @@
 #   3. install.sh into a staging DESTDIR: installs, is idempotent, keeps an edited config, uninstalls
 #   4. `cargo check --target aarch64-unknown-linux-gnu -p plantmeter-agent` when that Rust target and
 #      aarch64-linux-gnu-gcc are installed
+#   5. the gateway build (`-p plantmeter-agent`, as install.sh and the container build it) has no demo,
+#      bench, embedded broker or simulator, and a workspace build has them (the README's demo command)
+#   With --size (not in CI: a release build takes minutes): the stripped gateway release binary for
+#   this machine stays within its budget (PLANTMETER_SIZE_LIMIT bytes; 5.8 MB by default: x86_64 is
+#   5.71 MB, aarch64 4.99 MB, as measured in deploy/README.md).
 # A check whose tool is missing prints "skip: ..." and does not fail the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +17,40 @@ cd "$(dirname "$0")/.."
 echo "== deploy: build plantmeter"
 cargo build -q -p plantmeter-agent --bin plantmeter
 bin="$PWD/target/debug/plantmeter"
+
+echo "== deploy: the gateway build has no demo, bench, broker or simulator"
+# `demo --help` would print the demo's help (exit 0) in a workspace build; the gateway build refuses.
+set +e
+out=$("$bin" demo --help 2>&1)
+rc=$?
+set -e
+if [ "$rc" -ne 2 ] || ! grep -q "not in this build" <<<"$out"; then
+  echo "$out"
+  echo "FAIL: plantmeter demo in the gateway build (cargo build -p plantmeter-agent) must exit 2, not in this build"
+  exit 1
+fi
+deps=$(cargo tree -q -p plantmeter-agent -e normal --prefix none)
+for crate in rumqttd plantmeter-sim aws-lc-rs; do
+  if grep -q "^$crate " <<<"$deps"; then
+    echo "FAIL: the gateway build links $crate (cargo tree -p plantmeter-agent -e normal -i $crate)"
+    exit 1
+  fi
+done
+# A workspace build (cargo build --release, cargo run --release --bin plantmeter -- demo) gets the
+# demo feature from tests/ (feature unification).
+if ! cargo tree -q --workspace -e features -i plantmeter-agent | grep -q 'plantmeter-agent feature "demo"'; then
+  echo "FAIL: no workspace member turns on plantmeter-agent's demo feature: the README's demo command would not work"
+  exit 1
+fi
+echo "ok   gateway build: demo, bench, broker say 'not in this build'; no rumqttd, simulator, aws-lc-rs"
+echo "ok   workspace build: plantmeter-agent's demo feature on"
+if [ "${1:-}" = "--size" ]; then
+  cargo build -q --release -p plantmeter-agent
+  size=$(stat -c %s target/release/plantmeter)
+  limit=${PLANTMETER_SIZE_LIMIT:-5800000}
+  echo "     stripped gateway release binary: $size bytes (limit $limit)"
+  [ "$size" -le "$limit" ] || { echo "FAIL: the gateway binary is over $limit bytes"; exit 1; }
+fi
 
 echo "== deploy: plantmeter check on deploy/examples"
 for f in deploy/examples/*.toml; do

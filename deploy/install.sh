@@ -77,6 +77,7 @@ if [ "$action" = uninstall ]; then
 fi
 
 # The binary: --binary, else a release build next to this checkout, else a musl static build.
+given=$binary
 if [ -z "$binary" ]; then
   for c in "$here/../target/release/plantmeter" \
            "$here/../target/x86_64-unknown-linux-musl/release/plantmeter" \
@@ -88,6 +89,17 @@ fi
 if [ -z "$binary" ] || [ ! -x "$binary" ]; then
   echo "install.sh: no plantmeter binary found; build one (cargo build --release -p plantmeter-agent) or pass --binary PATH" >&2
   exit 1
+fi
+# The gateway build (cargo build --release -p plantmeter-agent) leaves out the demo, the benchmarks
+# and the embedded MQTT broker; a workspace build (cargo build --release at the root) has them and is
+# not meant for a gateway. Its `demo --help` exits 0; the gateway build's exits 2. (A binary for
+# another architecture does not run here and passes.)
+if "$binary" demo --help >/dev/null 2>&1; then
+  if [ -z "$given" ]; then
+    echo "install.sh: $binary is a workspace build with the demo, the benchmarks and an MQTT broker; build the gateway binary (cargo build --release -p plantmeter-agent) or pass --binary PATH" >&2
+    exit 1
+  fi
+  echo "install.sh: warning: $binary has the demo, the benchmarks and an MQTT broker (a workspace build); the gateway build is cargo build --release -p plantmeter-agent" >&2
 fi
 example_file="$here/examples/$example.toml"
 if [ ! -f "$example_file" ]; then

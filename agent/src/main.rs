@@ -6,11 +6,16 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod audit;
+#[cfg(feature = "demo")]
 mod bench;
+#[cfg(feature = "demo")]
 mod broker;
 mod check;
+#[cfg(feature = "demo")]
 mod demo;
 mod exit;
+#[cfg(not(feature = "demo"))]
+mod gateway_build;
 mod hj212;
 mod logging;
 mod meta;
@@ -24,6 +29,14 @@ mod status;
 mod store;
 
 use exit::BadInput;
+
+// The gateway build (without the `demo` feature) still knows the commands, to say how to get them.
+#[cfg(not(feature = "demo"))]
+use gateway_build::{
+    NotInThisBuild as DemoArgs, NotInThisBuild as BenchArgs, NotInThisBuild as BrokerArgs,
+};
+#[cfg(feature = "demo")]
+use {bench::BenchArgs, broker::BrokerArgs, demo::DemoArgs};
 
 #[derive(Parser)]
 #[command(name = "plantmeter", version, about, long_about = None)]
@@ -42,7 +55,11 @@ enum Command {
     /// Validate a config and print the poll plan.
     Check(check::CheckArgs),
     /// The whole system on this machine: simulated plant, embedded broker, agent, audit report.
-    Demo(demo::DemoArgs),
+    #[cfg_attr(
+        not(feature = "demo"),
+        command(about = "Not in this gateway build (the demo)")
+    )]
+    Demo(DemoArgs),
     /// Load historical readings from CSV into the store.
     Import(audit::import::ImportArgs),
     /// The audit report from the store.
@@ -54,10 +71,14 @@ enum Command {
     /// The store: backlog, oldest unsent, evictions, per-meter state.
     Status(status::StatusArgs),
     /// Benchmarks that print figures.
-    Bench(bench::BenchArgs),
+    #[cfg_attr(
+        not(feature = "demo"),
+        command(about = "Not in this gateway build (the benchmarks)")
+    )]
+    Bench(BenchArgs),
     /// Run an embedded MQTT broker (rumqttd) until killed: for the demo and tests.
     #[command(hide = true)]
-    Broker(broker::BrokerArgs),
+    Broker(BrokerArgs),
 }
 
 fn main() -> ExitCode {
@@ -78,14 +99,23 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(a) => run::main(a),
         Command::Check(a) => check::main(a),
+        #[cfg(feature = "demo")]
         Command::Demo(a) => demo::main(a),
         Command::Import(a) => audit::import::main(a),
         Command::Report(a) => audit::report::main(a),
         Command::Verify(a) => audit::verify::main(a),
         Command::Replace(a) => audit::replace::main(a),
         Command::Status(a) => status::main(a),
+        #[cfg(feature = "demo")]
         Command::Bench(a) => bench::main(a),
+        #[cfg(feature = "demo")]
         Command::Broker(a) => broker::main(a),
+        #[cfg(not(feature = "demo"))]
+        Command::Demo(_) => gateway_build::main("demo"),
+        #[cfg(not(feature = "demo"))]
+        Command::Bench(_) => gateway_build::main("bench"),
+        #[cfg(not(feature = "demo"))]
+        Command::Broker(_) => gateway_build::main("broker"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

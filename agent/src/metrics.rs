@@ -1,32 +1,31 @@
 //! Opt-in Prometheus endpoint: `GET /metrics` in the text exposition format (version 0.0.4).
 //!
 //! Only started when the config has `[metrics] listen = "127.0.0.1:9898"` (`Plan::metrics_listen`);
-//! without it the agent opens no listening port at all. A tiny hand-written HTTP/1.1 server, so the
-//! release binary carries no HTTP stack: GET only, one request per connection (`Connection: close`),
-//! request head at most [`MAX_REQUEST_BYTES`], read within [`READ_TIMEOUT`], at most
-//! [`MAX_CONNECTIONS`] at once (more are closed at once). A slow or malicious client therefore costs
-//! one small task for a few seconds and never blocks polling or publishing.
+//! without it the agent opens no listening port at all. The metrics are `prometheus-client` types
+//! (a counter can only go up) encoded by its Prometheus text encoder. A tiny hand-written HTTP/1.1
+//! server, so the release binary carries no HTTP stack: GET only, one request per connection
+//! (`Connection: close`), request head at most [`MAX_REQUEST_BYTES`], read within [`READ_TIMEOUT`],
+//! at most [`MAX_CONNECTIONS`] at once (more are closed at once). A slow or malicious client
+//! therefore costs one small task for a few seconds and never blocks polling or publishing.
 //!
-//! How `run` uses it (for the agent-core engineer):
-//! ```ignore
-//! if let Some(listen) = &plan.metrics_listen {
-//!     let server = metrics::MetricsServer::bind(listen).await?;   // error names the address
-//!     let shared = shared_state.clone();                          // whatever run keeps its counters in
-//!     tokio::spawn(server.serve(move || shared.metrics_snapshot(), shutdown_signal()));
-//! }
-//! ```
-//! The snapshot closure is called once per scrape, on the runtime: keep it cheap (copy counters; no
-//! store scan). Metric names and types are listed in [`render`].
-// Items are wired into `run` by the agent-core issue; until then only the tests use some of them.
-#![allow(dead_code)]
+//! `run` hands [`MetricsServer::serve`] a closure that takes a [`MetricsSnapshot`] of its counters;
+//! it is called once per scrape, on the runtime: keep it cheap (copy counters; no store scan).
+//! Metric names and types are listed in [`Metrics`].
 
-use std::fmt::Write as _;
+use std::collections::BTreeSet;
 use std::future::Future;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use prometheus_client::encoding::prometheus_text;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -61,206 +60,226 @@ pub struct MetricsSnapshot {
     pub backlog: u64,
     /// Age of the oldest unsent record, in seconds (wall time); None when the backlog is empty.
     pub oldest_unsent_age_seconds: Option<f64>,
-    /// Records evicted from a full store since start (each one is a `seq` gap).
-    pub evictions_total: u64,
+    /// Records the store counts as evicted or lost, since it was created. It can go down: records
+    /// counted lost after a failed write that a reopen finds on disk after all are taken off it.
+    pub evicted: u64,
     /// Data messages acknowledged by the broker since start.
     pub published_total: u64,
     /// Acknowledged data messages per second, over the agent's recent window.
     pub publish_rate: f64,
     /// True while connected to the broker.
     pub mqtt_connected: bool,
-    /// Size of the store on disk, in bytes.
-    pub store_bytes: u64,
+    /// The store's estimate of the size of the records it keeps (key + payload + overhead), in
+    /// bytes: what `store_max_mb` bounds. Not the size of its files on disk.
+    pub store_bytes_estimate: u64,
     /// Time since the agent started, in seconds.
     pub uptime_seconds: f64,
 }
 
-/// Escape a label value: backslash, double quote and newline, per the exposition format.
-fn escape_label(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    for c in v.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct MeterLabel {
+    meter: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct VersionLabel {
+    version: &'static str,
+}
+
+type GaugeF64 = Gauge<f64, AtomicU64>;
+type GaugeU64 = Gauge<u64, AtomicU64>;
+
+/// The metrics of the agent, all prefixed `plantmeter_`: `build_info{version}`, `uptime_seconds`,
+/// `meter_polls_total{meter}`, `meter_errors_total{meter}`, `meter_last_poll_latency_seconds{meter}`,
+/// `meter_up{meter}` (1 ok, 0 failing), `store_backlog_records`, `store_oldest_unsent_age_seconds`,
+/// `store_evictions_total`, `store_bytes_estimate`, `mqtt_published_total`,
+/// `mqtt_publish_rate_per_second`, `mqtt_connected`. Updated from a [`MetricsSnapshot`] at each
+/// scrape: counters only ever advance.
+pub struct Metrics {
+    registry: Registry,
+    uptime: GaugeF64,
+    polls: Family<MeterLabel, Counter>,
+    errors: Family<MeterLabel, Counter>,
+    latency: Family<MeterLabel, GaugeF64>,
+    up: Family<MeterLabel, GaugeU64>,
+    backlog: GaugeU64,
+    oldest_unsent_age: GaugeF64,
+    evictions: Counter,
+    store_bytes_estimate: GaugeU64,
+    published: Counter,
+    publish_rate: GaugeF64,
+    mqtt_connected: GaugeU64,
+    /// The meters of the last update (a reload may remove some: their series go).
+    meters: BTreeSet<String>,
+    /// The store's eviction count at the last update.
+    evicted_seen: u64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("plantmeter");
+        registry.register(
+            "build",
+            "Always 1; the version of the running agent",
+            Info::new(VersionLabel {
+                version: env!("CARGO_PKG_VERSION"),
+            }),
+        );
+        let m = Metrics {
+            registry,
+            uptime: GaugeF64::default(),
+            polls: Family::default(),
+            errors: Family::default(),
+            latency: Family::default(),
+            up: Family::default(),
+            backlog: GaugeU64::default(),
+            oldest_unsent_age: GaugeF64::default(),
+            evictions: Counter::default(),
+            store_bytes_estimate: GaugeU64::default(),
+            published: Counter::default(),
+            publish_rate: GaugeF64::default(),
+            mqtt_connected: GaugeU64::default(),
+            meters: BTreeSet::new(),
+            evicted_seen: 0,
+        };
+        let mut m = m;
+        let r = &mut m.registry;
+        r.register(
+            "uptime_seconds",
+            "Seconds since the agent started",
+            m.uptime.clone(),
+        );
+        // Counters are registered without `_total`: the encoder appends it.
+        r.register("meter_polls", "Polls attempted per meter", m.polls.clone());
+        r.register(
+            "meter_errors",
+            "Failed polls per meter (timeout, disconnect, Modbus exception)",
+            m.errors.clone(),
+        );
+        r.register(
+            "meter_last_poll_latency_seconds",
+            "Duration of the last poll of each meter, in seconds",
+            m.latency.clone(),
+        );
+        r.register(
+            "meter_up",
+            "1 while the meter's health is ok, 0 while failing",
+            m.up.clone(),
+        );
+        r.register(
+            "store_backlog_records",
+            "Records in the store not yet acknowledged by the broker",
+            m.backlog.clone(),
+        );
+        r.register(
+            "store_oldest_unsent_age_seconds",
+            "Age of the oldest unsent record in seconds (0 when the backlog is empty)",
+            m.oldest_unsent_age.clone(),
+        );
+        r.register(
+            "store_evictions",
+            "Records the store gave up (evicted from a full store, or lost to a failed write; each \
+             leaves a seq gap); records a reopen finds on disk after all are not taken off",
+            m.evictions.clone(),
+        );
+        r.register(
+            "store_bytes_estimate",
+            "Estimated size of the records kept in the store (key + payload + overhead) in bytes, \
+             what store_max_mb bounds; not the size of its files on disk",
+            m.store_bytes_estimate.clone(),
+        );
+        r.register(
+            "mqtt_published",
+            "Data messages acknowledged by the broker",
+            m.published.clone(),
+        );
+        r.register(
+            "mqtt_publish_rate_per_second",
+            "Acknowledged data messages per second over the recent window",
+            m.publish_rate.clone(),
+        );
+        r.register(
+            "mqtt_connected",
+            "1 while connected to the broker",
+            m.mqtt_connected.clone(),
+        );
+        m
+    }
+
+    /// Bring every metric to `s`. A counter advances to the snapshot's figure and never goes back;
+    /// the eviction counter advances by every rise of the store's count (which can fall: see
+    /// [`MetricsSnapshot::evicted`]).
+    pub fn update(&mut self, s: &MetricsSnapshot) {
+        self.uptime.set(s.uptime_seconds);
+        let now: BTreeSet<String> = s.meters.iter().map(|m| m.name.clone()).collect();
+        for gone in self.meters.difference(&now) {
+            let label = MeterLabel {
+                meter: gone.clone(),
+            };
+            self.polls.remove(&label);
+            self.errors.remove(&label);
+            self.latency.remove(&label);
+            self.up.remove(&label);
         }
-    }
-    out
-}
-
-/// A sample value as Prometheus reads it (`NaN`, `+Inf`, `-Inf` spelled out).
-fn fmt_value(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v.is_infinite() {
-        if v > 0.0 { "+Inf" } else { "-Inf" }.into()
-    } else {
-        format!("{v}")
-    }
-}
-
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-}
-
-fn sample(out: &mut String, name: &str, v: f64) {
-    let _ = writeln!(out, "{name} {}", fmt_value(v));
-}
-
-/// One per-meter metric family: name, type, help, and the sample of a meter (None: no sample).
-type MeterFamily = (
-    &'static str,
-    &'static str,
-    &'static str,
-    fn(&MeterMetrics) -> Option<f64>,
-);
-
-/// The text exposition of a snapshot. Metrics (all prefixed `plantmeter_`):
-/// `build_info{version}`, `uptime_seconds`, `meter_polls_total{meter}`, `meter_errors_total{meter}`,
-/// `meter_last_poll_latency_seconds{meter}`, `meter_up{meter}` (1 ok, 0 failing),
-/// `store_backlog_records`, `store_oldest_unsent_age_seconds`, `store_evictions_total`,
-/// `store_size_bytes`, `mqtt_published_total`, `mqtt_publish_rate_per_second`, `mqtt_connected`.
-pub fn render(s: &MetricsSnapshot) -> String {
-    let mut out = String::with_capacity(1024 + 400 * s.meters.len());
-    header(
-        &mut out,
-        "plantmeter_build_info",
-        "gauge",
-        "Always 1; the version of the running agent.",
-    );
-    let _ = writeln!(
-        out,
-        "plantmeter_build_info{{version=\"{}\"}} 1",
-        escape_label(env!("CARGO_PKG_VERSION"))
-    );
-    header(
-        &mut out,
-        "plantmeter_uptime_seconds",
-        "gauge",
-        "Seconds since the agent started.",
-    );
-    sample(&mut out, "plantmeter_uptime_seconds", s.uptime_seconds);
-
-    let per_meter: [MeterFamily; 4] = [
-        (
-            "plantmeter_meter_polls_total",
-            "counter",
-            "Polls attempted per meter.",
-            |m| Some(m.polls_total as f64),
-        ),
-        (
-            "plantmeter_meter_errors_total",
-            "counter",
-            "Failed polls per meter (timeout, disconnect, Modbus exception).",
-            |m| Some(m.errors_total as f64),
-        ),
-        (
-            "plantmeter_meter_last_poll_latency_seconds",
-            "gauge",
-            "Duration of the last poll of each meter, in seconds.",
-            |m| m.last_latency_seconds,
-        ),
-        (
-            "plantmeter_meter_up",
-            "gauge",
-            "1 while the meter's health is ok, 0 while failing.",
-            |m| Some(if m.state_ok { 1.0 } else { 0.0 }),
-        ),
-    ];
-    for (name, kind, help, get) in per_meter {
-        header(&mut out, name, kind, help);
         for m in &s.meters {
-            if let Some(v) = get(m) {
-                let _ = writeln!(
-                    out,
-                    "{name}{{meter=\"{}\"}} {}",
-                    escape_label(&m.name),
-                    fmt_value(v)
-                );
+            let label = MeterLabel {
+                meter: m.name.clone(),
+            };
+            advance(&self.polls.get_or_create(&label), m.polls_total);
+            advance(&self.errors.get_or_create(&label), m.errors_total);
+            match m.last_latency_seconds {
+                Some(v) => {
+                    self.latency.get_or_create(&label).set(v);
+                }
+                None => {
+                    self.latency.remove(&label);
+                }
             }
+            self.up.get_or_create(&label).set(u64::from(m.state_ok));
         }
+        self.meters = now;
+        self.backlog.set(s.backlog);
+        self.oldest_unsent_age
+            .set(s.oldest_unsent_age_seconds.unwrap_or(0.0));
+        if s.evicted > self.evicted_seen {
+            self.evictions.inc_by(s.evicted - self.evicted_seen);
+        }
+        self.evicted_seen = s.evicted;
+        self.store_bytes_estimate.set(s.store_bytes_estimate);
+        advance(&self.published, s.published_total);
+        self.publish_rate.set(s.publish_rate);
+        self.mqtt_connected.set(u64::from(s.mqtt_connected));
     }
 
-    header(
-        &mut out,
-        "plantmeter_store_backlog_records",
-        "gauge",
-        "Records in the store not yet acknowledged by the broker.",
-    );
-    sample(
-        &mut out,
-        "plantmeter_store_backlog_records",
-        s.backlog as f64,
-    );
-    header(
-        &mut out,
-        "plantmeter_store_oldest_unsent_age_seconds",
-        "gauge",
-        "Age of the oldest unsent record in seconds (0 when the backlog is empty).",
-    );
-    sample(
-        &mut out,
-        "plantmeter_store_oldest_unsent_age_seconds",
-        s.oldest_unsent_age_seconds.unwrap_or(0.0),
-    );
-    header(
-        &mut out,
-        "plantmeter_store_evictions_total",
-        "counter",
-        "Unsent records evicted from the full store (each leaves a seq gap).",
-    );
-    sample(
-        &mut out,
-        "plantmeter_store_evictions_total",
-        s.evictions_total as f64,
-    );
-    header(
-        &mut out,
-        "plantmeter_store_size_bytes",
-        "gauge",
-        "Size of the store on disk in bytes.",
-    );
-    sample(
-        &mut out,
-        "plantmeter_store_size_bytes",
-        s.store_bytes as f64,
-    );
-    header(
-        &mut out,
-        "plantmeter_mqtt_published_total",
-        "counter",
-        "Data messages acknowledged by the broker.",
-    );
-    sample(
-        &mut out,
-        "plantmeter_mqtt_published_total",
-        s.published_total as f64,
-    );
-    header(
-        &mut out,
-        "plantmeter_mqtt_publish_rate_per_second",
-        "gauge",
-        "Acknowledged data messages per second over the recent window.",
-    );
-    sample(
-        &mut out,
-        "plantmeter_mqtt_publish_rate_per_second",
-        s.publish_rate,
-    );
-    header(
-        &mut out,
-        "plantmeter_mqtt_connected",
-        "gauge",
-        "1 while connected to the broker.",
-    );
-    sample(
-        &mut out,
-        "plantmeter_mqtt_connected",
-        if s.mqtt_connected { 1.0 } else { 0.0 },
-    );
-    out
+    /// The text exposition (Prometheus 0.0.4).
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(2048);
+        // Writing to a String cannot fail.
+        let _ = prometheus_text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// Advance `counter` to `to` if that is ahead of it (a counter never goes back).
+fn advance(counter: &Counter, to: u64) {
+    let at = counter.get();
+    if to > at {
+        counter.inc_by(to - at);
+    }
+}
+
+/// The exposition of one snapshot, as a fresh agent would show it.
+#[cfg(test)]
+fn render(s: &MetricsSnapshot) -> String {
+    let mut m = Metrics::new();
+    m.update(s);
+    m.render()
 }
 
 /// A bound, not yet serving, metrics listener.
@@ -286,7 +305,8 @@ impl MetricsServer {
     }
 
     /// The address actually bound.
-    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+    #[cfg(test)]
+    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
         self.listener.local_addr()
     }
 
@@ -300,6 +320,8 @@ impl MetricsServer {
         F: Fn() -> MetricsSnapshot + Send + Sync + 'static,
     {
         let snapshot = Arc::new(snapshot);
+        // One set of metrics for the life of the server: its counters only advance.
+        let metrics = Arc::new(Mutex::new(Metrics::new()));
         let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
         if let Ok(addr) = self.listener.local_addr() {
             tracing::info!("metrics: serving http://{addr}/metrics");
@@ -325,13 +347,18 @@ impl MetricsServer {
                 continue;
             };
             let snapshot = Arc::clone(&snapshot);
+            let metrics = Arc::clone(&metrics);
             tokio::spawn(async move {
                 let _permit = permit;
-                let served = tokio::time::timeout(
-                    READ_TIMEOUT * 2,
-                    handle(stream, move || render(&snapshot())),
-                )
-                .await;
+                let body = move || {
+                    let s = snapshot();
+                    // A scrape that panicked cannot leave the metrics half-updated in a way that
+                    // matters: the next update sets every gauge and advances every counter again.
+                    let mut m = metrics.lock().unwrap_or_else(|p| p.into_inner());
+                    m.update(&s);
+                    m.render()
+                };
+                let served = tokio::time::timeout(READ_TIMEOUT * 2, handle(stream, body)).await;
                 match served {
                     Ok(Err(e)) => tracing::debug!("metrics: {peer}: {e}"),
                     Err(_) => tracing::debug!("metrics: {peer}: timed out"),
@@ -409,8 +436,9 @@ async fn handle(mut stream: TcpStream, body: impl FnOnce() -> String) -> std::io
         Route::Metrics => {
             let text = body();
             let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n\
-                 Content-Length: {}\r\nConnection: close\r\n\r\n",
+                "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n",
+                prometheus_text::CONTENT_TYPE,
                 text.len()
             );
             stream.write_all(head.as_bytes()).await?;
@@ -443,6 +471,7 @@ async fn respond(stream: &mut TcpStream, status: &str, body: &str) -> std::io::R
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::SocketAddr;
 
     fn snapshot() -> MetricsSnapshot {
         MetricsSnapshot {
@@ -464,11 +493,11 @@ mod tests {
             ],
             backlog: 17,
             oldest_unsent_age_seconds: Some(12.5),
-            evictions_total: 2,
+            evicted: 2,
             published_total: 1000,
             publish_rate: 3.25,
             mqtt_connected: true,
-            store_bytes: 65536,
+            store_bytes_estimate: 65536,
             uptime_seconds: 3600.0,
         }
     }
@@ -486,11 +515,14 @@ mod tests {
         assert!(text.contains("plantmeter_store_backlog_records 17\n"));
         assert!(text.contains("plantmeter_store_oldest_unsent_age_seconds 12.5\n"));
         assert!(text.contains("plantmeter_store_evictions_total 2\n"));
-        assert!(text.contains("plantmeter_store_size_bytes 65536\n"));
+        assert!(text.contains("plantmeter_store_bytes_estimate 65536\n"));
+        assert!(!text.contains("size_bytes"), "an estimate is named as one");
         assert!(text.contains("plantmeter_mqtt_published_total 1000\n"));
         assert!(text.contains("plantmeter_mqtt_publish_rate_per_second 3.25\n"));
         assert!(text.contains("plantmeter_mqtt_connected 1\n"));
-        assert!(text.contains("plantmeter_uptime_seconds 3600\n"));
+        assert!(text.contains("plantmeter_uptime_seconds 3600.0\n"));
+        assert!(text.contains("# TYPE plantmeter_store_evictions_total counter\n"));
+        assert!(text.contains("plantmeter_build_info{version=\""));
         // A meter never polled has no latency sample (absent, not 0).
         assert!(!text.contains("plantmeter_meter_last_poll_latency_seconds{meter=\"odd"));
         // Every sample line has exactly one TYPE line for its family.
@@ -514,11 +546,40 @@ mod tests {
     }
 
     #[test]
-    fn special_float_values() {
-        assert_eq!(fmt_value(f64::NAN), "NaN");
-        assert_eq!(fmt_value(f64::INFINITY), "+Inf");
-        assert_eq!(fmt_value(f64::NEG_INFINITY), "-Inf");
-        assert_eq!(fmt_value(1e-3), "0.001");
+    fn counters_never_go_back() {
+        let mut m = Metrics::new();
+        let mut s = snapshot();
+        s.evicted = 10;
+        m.update(&s);
+        assert!(m.render().contains("plantmeter_store_evictions_total 10\n"));
+        // A reopen finds 4 records counted lost on disk after all: the store's count falls to 6;
+        // the counter stays.
+        s.evicted = 6;
+        m.update(&s);
+        assert!(m.render().contains("plantmeter_store_evictions_total 10\n"));
+        // Three more evicted: the counter rises by three.
+        s.evicted = 9;
+        m.update(&s);
+        assert!(m.render().contains("plantmeter_store_evictions_total 13\n"));
+        // A per-meter counter that came back lower (it cannot in the agent) does not go back either.
+        s.meters[0].polls_total = 100;
+        m.update(&s);
+        assert!(m
+            .render()
+            .contains("plantmeter_meter_polls_total{meter=\"main-power\"} 120\n"));
+    }
+
+    #[test]
+    fn a_meter_removed_by_a_reload_loses_its_series() {
+        let mut m = Metrics::new();
+        let mut s = snapshot();
+        m.update(&s);
+        assert!(m.render().contains("{meter=\"main-power\"}"));
+        s.meters.remove(0);
+        m.update(&s);
+        let text = m.render();
+        assert!(!text.contains("main-power"), "{text}");
+        assert!(text.contains("plantmeter_meter_up{meter=\"odd"), "{text}");
     }
 
     #[test]

@@ -106,11 +106,11 @@ fn metrics_snapshot(
             .collect(),
         backlog: stats.backlog,
         oldest_unsent_age_seconds,
-        evictions_total: stats.evicted,
+        evicted: stats.evicted,
         published_total: st.acked,
         publish_rate: st.ack_rate.per_second(now, st.acked),
         mqtt_connected: st.mqtt_connected,
-        store_bytes: stats.backlog_bytes,
+        store_bytes_estimate: stats.backlog_bytes,
         uptime_seconds: (now - st.started_ms).max(0) as f64 / 1000.0,
     }
 }
@@ -320,24 +320,18 @@ async fn run_agent(plan: Arc<Plan>, clock: Clock, config_path: PathBuf) -> anyho
         ));
     }
 
+    // The systemd watchdog is fed from the status task, only while every poller and the store
+    // writer make progress.
     let watchdog = crate::notify::Watchdog::from_env();
-    let beat = watchdog.register("agent", Duration::from_secs(30));
-    // The watchdog is fed only while every poller and the store writer make progress.
     let stall_ms = Arc::new(std::sync::atomic::AtomicU64::new(stall_window(
         &plan, &clock,
     )));
-    {
-        let mut stop = stop_all_rx.clone();
-        tokio::spawn(watchdog.run(async move {
-            let _ = stop.changed().await;
-        }));
-    }
     {
         let (shared, store, dir) = (shared.clone(), store.clone(), data_dir.clone());
         let stall_ms = stall_ms.clone();
         let mut stop = stop_all_rx.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(STATUS_EVERY);
+            let mut tick = tokio::time::interval(watchdog.check_every(STATUS_EVERY));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut progress = crate::state::Progress::default();
             let mut stalled = false;
@@ -376,7 +370,7 @@ async fn run_agent(plan: Arc<Plan>, clock: Clock, config_path: PathBuf) -> anyho
                             tracing::info!("polling and storing make progress again; watchdog fed");
                             stalled = false;
                         }
-                        beat.beat();
+                        watchdog.feed();
                     }
                     Err(why) => {
                         if !stalled {

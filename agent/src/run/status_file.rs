@@ -9,8 +9,9 @@ use crate::state::{self, AgentStatus, MeterState, Shared};
 use crate::store::Store;
 use plantmeter_common::clock::system_ms;
 
-/// How often the status is looked at (watchdog progress) and, when something `status` shows
-/// beyond counters changed, `status.json` rewritten.
+/// How often the status is looked at (watchdog progress; more often when half of systemd's
+/// `WatchdogSec` is shorter) and, when something `status` shows beyond counters changed,
+/// `status.json` rewritten.
 pub(super) const STATUS_EVERY: Duration = Duration::from_secs(2);
 /// In steady state (connected, no backlog beyond a round of polls, no health or eviction change)
 /// `status.json` is rewritten this often only: each rewrite is a file creation and a rename.

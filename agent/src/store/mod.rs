@@ -860,7 +860,9 @@ impl Store {
 
     /// Give `msgs` their seqs (in order), serialise them and write them with the next seq in one
     /// atomic batch, evicting the oldest records first if the store would exceed its bound.
-    /// Not yet durable: call [`Store::flush`] before publishing.
+    /// Not yet durable: call [`Store::flush`] before publishing. (The agent appends through
+    /// [`Store::append_with`]; this is for the tests and `bench drain`.)
+    #[cfg(any(test, feature = "demo"))]
     pub fn append(&self, msgs: &mut [DataMessage]) -> anyhow::Result<Appended> {
         self.append_with(msgs.len(), |i, seq, meter, out| {
             let Some(m) = msgs.get_mut(i) else {

@@ -6,9 +6,12 @@
 //! serializer's per-field work and the timestamp's strftime are skipped: at 50 polls a second it
 //! was the store writer's largest cost. Tests compare both encodings byte for byte.
 
-use plantmeter_common::{DataMessage, Quality};
+#[cfg(any(test, feature = "demo"))]
+use plantmeter_common::DataMessage;
+use plantmeter_common::Quality;
 
 /// Append the JSON payload of `m` to `out`.
+#[cfg(any(test, feature = "demo"))]
 pub fn encode(m: &DataMessage, out: &mut Vec<u8>) {
     encode_parts(
         m.seq,

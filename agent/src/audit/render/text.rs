@@ -11,48 +11,26 @@ use super::format::{
 };
 use super::i18n::{granularity_label, indicator_label, level_label, method_label, yes_no, Lang};
 
-/// Columns a character takes on a terminal: 2 for East Asian wide and fullwidth characters (CJK
-/// ideographs, kana, hangul, fullwidth forms, most emoji), 0 for combining marks and controls, else 1.
+/// Columns a character takes on a terminal (`unicode-width`, UAX #11): 2 for East Asian wide and
+/// fullwidth characters (CJK ideographs, kana, hangul, fullwidth forms, most emoji), 0 for combining
+/// marks, zero-width characters and controls (which [`clean`] removes anyway), else 1.
+#[cfg(test)]
 pub(super) fn char_width(c: char) -> usize {
-    let u = c as u32;
-    if u == 0 || c.is_control() {
-        return 0;
-    }
-    // combining marks and zero-width characters
-    if matches!(u, 0x0300..=0x036F | 0x1AB0..=0x1AFF | 0x1DC0..=0x1DFF | 0x20D0..=0x20FF | 0x200B..=0x200F | 0xFE00..=0xFE0F | 0xFE20..=0xFE2F)
-    {
-        return 0;
-    }
-    let wide = matches!(u,
-        0x1100..=0x115F
-        | 0x231A..=0x231B
-        | 0x2329..=0x232A
-        | 0x2E80..=0x303E
-        | 0x3041..=0x33FF
-        | 0x3400..=0x4DBF
-        | 0x4E00..=0x9FFF
-        | 0xA000..=0xA4CF
-        | 0xA960..=0xA97F
-        | 0xAC00..=0xD7A3
-        | 0xF900..=0xFAFF
-        | 0xFE10..=0xFE19
-        | 0xFE30..=0xFE6F
-        | 0xFF00..=0xFF60
-        | 0xFFE0..=0xFFE6
-        | 0x1F300..=0x1F64F
-        | 0x1F900..=0x1F9FF
-        | 0x20000..=0x2FFFD
-        | 0x30000..=0x3FFFD);
-    if wide {
-        2
+    if c.is_control() {
+        0
     } else {
-        1
+        unicode_width::UnicodeWidthChar::width(c).unwrap_or(0)
     }
 }
 
-/// Display width of `s` on a terminal, in columns (CJK characters count 2).
+/// Display width of `s` on a terminal, in columns (CJK characters count 2; controls 0).
 pub fn display_width(s: &str) -> usize {
-    s.chars().map(char_width).sum()
+    use unicode_width::UnicodeWidthStr as _;
+    if s.chars().any(char::is_control) {
+        clean(s).width()
+    } else {
+        s.width()
+    }
 }
 
 /// Remove control characters (ESC sequences from a hostile name would otherwise reach the terminal).
