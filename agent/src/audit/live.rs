@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use plantmeter_common::{Clock, DataMessage, Plan};
 use tokio::sync::mpsc;
 
+use super::alarm::{self, Alarms};
 use super::AuditEngine;
 use crate::store::Store;
 
@@ -31,6 +32,15 @@ const READ_CHUNK: usize = 256;
 const TICK: Duration = Duration::from_secs(1);
 /// Delay of the first audit report after start.
 const FIRST_REPORT_AFTER: Duration = Duration::from_secs(10);
+
+/// What the audit thread hands the publisher.
+#[derive(Debug)]
+pub enum ToPublish {
+    /// The report for `P/audit`.
+    Report(Vec<u8>),
+    /// Limit alarms to publish retained, `(topic, payload)` (see [`alarm`]).
+    Alarms(Vec<(String, Vec<u8>)>),
+}
 
 /// What the store writer tells the audit thread (flags: repeated kicks coalesce).
 #[derive(Default)]
@@ -129,7 +139,7 @@ pub struct Audit {
     store: Arc<Store>,
     plan: Arc<Plan>,
     clock: Clock,
-    reports: mpsc::Sender<Vec<u8>>,
+    reports: mpsc::Sender<ToPublish>,
     hook: Option<Hook>,
     engine: Option<AuditEngine>,
     /// No `[audit]` section, or the audit failed: nothing is ingested, nothing kept for it.
@@ -142,6 +152,9 @@ pub struct Audit {
     /// persisted as soon as it has caught up, so the store can let go of them.
     opened: bool,
     last_report: Instant,
+    /// Limit alarms: what was said per source, and what the publisher's channel had no room for.
+    alarms: Alarms,
+    unsent_alarms: Vec<(String, Vec<u8>)>,
 }
 
 impl Audit {
@@ -152,7 +165,7 @@ impl Audit {
         store: Arc<Store>,
         plan: Arc<Plan>,
         clock: Clock,
-        reports: mpsc::Sender<Vec<u8>>,
+        reports: mpsc::Sender<ToPublish>,
     ) -> Audit {
         let off = plan.audit.is_none();
         store.set_audit_gate((!off).then_some(0));
@@ -178,6 +191,8 @@ impl Audit {
             since_flush: 0,
             opened: false,
             last_report,
+            alarms: Alarms::default(),
+            unsent_alarms: Vec::new(),
         }
     }
 
@@ -204,6 +219,8 @@ impl Audit {
                         self.flush();
                     }
                     self.report_if_due();
+                    self.alarms_if_due();
+                    self.send_alarms();
                 }
                 Next::Stop => {
                     self.catch_up();
@@ -334,6 +351,7 @@ impl Audit {
             return;
         };
         self.off = plan.audit.is_none();
+        self.alarms.reset();
         if self.off {
             self.store.set_audit_gate(None);
         }
@@ -371,11 +389,94 @@ impl Audit {
             Ok(json) => {
                 // The report persisted the aggregates first.
                 self.store.set_audit_gate(Some(cursor));
-                let _ = self.reports.try_send(json);
+                let _ = self.reports.try_send(ToPublish::Report(json));
             }
             Err(e) => {
                 tracing::warn!(error = %format!("{e:#}"), "cannot compute the audit report")
             }
+        }
+    }
+
+    /// Once caught up with the store and a local hour closed: the limit alarms whose state changed
+    /// (the first time: every source's current state), from the hours of the last year.
+    fn alarms_if_due(&mut self) {
+        let plan = self.plan.clone();
+        let Some(audit) = plan.audit.as_ref() else {
+            return;
+        };
+        let sources: Vec<_> = audit
+            .pollutants
+            .iter()
+            .filter_map(|p| Some((p, alarm::Source::of(p)?)))
+            .collect();
+        if sources.is_empty() {
+            return;
+        }
+        let durable = self.store.durable_next();
+        if self.engine().is_none_or(|e| e.cursor() < durable) {
+            return; // not caught up: the hours are not complete yet
+        }
+        let max_poll = plan
+            .meters()
+            .map(|m| m.poll_interval.as_millis() as i64)
+            .max()
+            .unwrap_or(0);
+        let grid = plantmeter_common::audit::hourly::HourGrid::new(audit.timezone);
+        let grace = alarm::grace_ms(max_poll);
+        let Some(end) = self.alarms.due(&grid, self.clock.now_ms(), grace) else {
+            return;
+        };
+        self.flush();
+        let Some(engine) = self.engine.as_ref() else {
+            return;
+        };
+        let n = alarm::LOOKBACK_HOURS;
+        let first = end - n as i64;
+        for (p, src) in sources {
+            let hours = engine
+                .stored_hours(&p.concentration, first, n)
+                .and_then(|c| {
+                    let o2 = match &p.o2 {
+                        Some((r, reference)) => {
+                            Some((engine.stored_hours(r, first, n)?, *reference))
+                        }
+                        None => None,
+                    };
+                    Ok(alarm::converted(
+                        &c,
+                        o2.as_ref().map(|(h, r)| (h.as_slice(), *r)),
+                    ))
+                });
+            let hours = match hours {
+                Ok(h) => h,
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "audit: cannot read the hours of {} {} for its limit alarm", src.pollutant, src.source);
+                    continue;
+                }
+            };
+            let Some(status) = alarm::evaluate(first, &hours, src.limit) else {
+                continue;
+            };
+            if let Some((topic, payload)) =
+                self.alarms
+                    .update(&plan.mqtt.topic_prefix, &src, &status, audit.timezone)
+            {
+                self.unsent_alarms.retain(|(t, _)| *t != topic);
+                self.unsent_alarms.push((topic, payload));
+            }
+        }
+    }
+
+    /// Hand the alarms to the publisher; kept for the next turn while its channel is full.
+    fn send_alarms(&mut self) {
+        if self.unsent_alarms.is_empty() {
+            return;
+        }
+        let alarms = std::mem::take(&mut self.unsent_alarms);
+        if let Err(mpsc::error::TrySendError::Full(ToPublish::Alarms(back))) =
+            self.reports.try_send(ToPublish::Alarms(alarms))
+        {
+            self.unsent_alarms = back;
         }
     }
 
