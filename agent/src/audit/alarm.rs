@@ -178,9 +178,11 @@ impl Alarms {
         Some(end)
     }
 
-    /// Evaluate hours again at the next [`Alarms::due`] (a config reload changed the sources).
+    /// A config reload (its sources and limits may have changed, and the next publisher knows no
+    /// alarm): evaluate again at the next [`Alarms::due`] and say every source's state once more.
     pub fn reset(&mut self) {
         self.evaluated_to = None;
+        self.said.clear();
     }
 
     /// The message for `src` in `status`: `(topic, payload)` when its state changed since the last
@@ -306,6 +308,22 @@ mod tests {
         assert_eq!(m["exceedance_hours_this_year"], 10);
         assert_eq!(m["last_exceeded"], "2026-03-02T21:00:00+08:00");
         assert_eq!(step(&mut a, first, &hours), None);
+    }
+
+    #[test]
+    fn after_a_reload_the_current_state_is_said_once_more() {
+        let grid = HourGrid::new(tz());
+        let mut a = Alarms::default();
+        let first = hour("2026-03-02T08:00:00+08:00");
+        let t = plantmeter_common::model::parse_ts_ms("2026-03-02T10:30:00+08:00").unwrap();
+        assert!(a.due(&grid, t, 0).is_some());
+        assert!(step(&mut a, first, &[Some(60.0)]).is_some());
+        a.reset();
+        assert!(a.due(&grid, t, 0).is_some(), "evaluated again at once");
+        assert_eq!(
+            step(&mut a, first, &[Some(60.0)]).unwrap()["state"],
+            "exceeded"
+        );
     }
 
     #[test]

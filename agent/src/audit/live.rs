@@ -714,6 +714,101 @@ mod tests {
         );
     }
 
+    /// A plan with an outfall whose COD has a limit of 50 mg/L.
+    fn plan_with_limit(dir: &std::path::Path) -> Plan {
+        let base = plan(dir);
+        let text = std::fs::read_to_string(&base.source).unwrap();
+        let (meters, audit) = text.split_once("[audit]").unwrap();
+        let cfg = dir.join("limit.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                r#"{meters}
+[[meter]]
+name = "outfall"
+bus = "line-1"
+unit_id = 3
+poll_interval_s = 60
+  [[meter.point]]
+  name = "cod"
+  register = "holding"
+  address = 0
+  type = "f32"
+  unit = "mg/L"
+  kind = "gauge"
+  [[meter.point]]
+  name = "flow"
+  register = "holding"
+  address = 2
+  type = "f32"
+  unit = "m3"
+  kind = "counter"
+[audit]{audit}
+  [[audit.pollutant]]
+  name = "COD"
+  concentration = "outfall.cod"
+  flow = "outfall.flow"
+  limit = 50
+"#
+            ),
+        )
+        .unwrap();
+        plantmeter_common::config::load(&cfg).unwrap()
+    }
+
+    /// Two days of hours stored before the audit looks (a restart with a backlog): one message,
+    /// the latest state with the counts of every hour, and none again until the state changes.
+    #[test]
+    fn hours_caught_up_at_once_give_one_alarm_of_the_latest_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = Arc::new(plan_with_limit(dir.path()));
+        let store = Arc::new(Store::open_or_recover(&plan.gateway.data_dir, 64).unwrap());
+        let (tx, mut rx) = mpsc::channel(4);
+        // 2026-01-03 00:10 local: the hours of the two days are closed, the 2nd is "today".
+        let now = Clock::virtual_from(t0() + 48 * 60 * MINUTE + 10 * MINUTE, 1.0);
+        let mut a = Audit::new(Link::new(), store.clone(), plan.clone(), now, tx);
+        // COD over the limit in every fifth hour, and in the last one.
+        let cod = |i: i64| {
+            let h = i / 60;
+            if h % 5 == 0 || h == 47 {
+                80.0
+            } else {
+                10.0
+            }
+        };
+        for i in 0..2 * 24 * 60 + 1 {
+            let mut msgs = round(i);
+            msgs.push(msg(
+                0,
+                t0() + i * MINUTE,
+                "outfall",
+                &[("cod", Some(cod(i))), ("flow", Some(i as f64))],
+            ));
+            store.append(&mut msgs).unwrap();
+        }
+        store.flush().unwrap();
+        a.catch_up();
+        a.alarms_if_due();
+        a.send_alarms();
+        let Ok(ToPublish::Alarms(alarms)) = rx.try_recv() else {
+            panic!("no alarm");
+        };
+        assert_eq!(alarms.len(), 1, "one message for the one source");
+        let (topic, payload) = &alarms[0];
+        assert_eq!(topic, "plantmeter/plant-a/gw-01/alarm/COD/COD");
+        let v: serde_json::Value = serde_json::from_slice(payload).unwrap();
+        assert_eq!(v["state"], "exceeded", "{v}");
+        assert_eq!(v["hour"], "2026-01-02T23:00:00+08:00");
+        assert_eq!(v["converted"], 80.0);
+        assert_eq!(v["unit"], "mg/L");
+        // Day 2: hours 25, 30, 35, 40, 45 and 47; the year: also 0, 5, 10, 15, 20.
+        assert_eq!(v["exceedance_hours_today"], 6, "{v}");
+        assert_eq!(v["exceedance_hours_this_year"], 11, "{v}");
+        a.alarms_if_due();
+        a.send_alarms();
+        assert!(rx.try_recv().is_err(), "nothing new");
+    }
+
     /// A reload: the records polled before it are counted with the old plan, the ones after with
     /// the new one (here without `[audit]`: not counted, and nothing is kept for the audit).
     #[test]
