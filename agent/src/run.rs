@@ -153,7 +153,7 @@ struct Core {
     store: Arc<Store>,
     shared: Shared,
     wake: Arc<Notify>,
-    audit_rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Vec<u8>>>>,
+    audit_rx: Arc<tokio::sync::Mutex<mpsc::Receiver<crate::audit::live::ToPublish>>>,
     data_tx: mpsc::Sender<ToWriter>,
     clock: Clock,
     started_ms: i64,

@@ -436,6 +436,21 @@ impl AuditEngine {
         Ok(())
     }
 
+    /// The hourly aggregates of `p` for `n` local hours from `first_hour`, as persisted (flush first
+    /// for the latest); all empty without an `[audit]` section or for a point never read.
+    pub fn stored_hours(
+        &self,
+        p: &PointRef,
+        first_hour: i64,
+        n: usize,
+    ) -> anyhow::Result<Vec<HourAgg>> {
+        let mut out = vec![HourAgg::default(); n];
+        if let Some(agg) = self.agg.as_ref() {
+            agg.hours(&p.qualified(), first_hour, &mut out)?;
+        }
+        Ok(out)
+    }
+
     /// The report over the configured periods as of `now_ms`.
     pub fn report(&mut self, now_ms: i64) -> anyhow::Result<Report> {
         self.report_for(now_ms, None)

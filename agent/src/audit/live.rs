@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use plantmeter_common::{Clock, DataMessage, Plan};
 use tokio::sync::mpsc;
 
+use super::alarm::{self, Alarms};
 use super::AuditEngine;
 use crate::store::Store;
 
@@ -31,6 +32,15 @@ const READ_CHUNK: usize = 256;
 const TICK: Duration = Duration::from_secs(1);
 /// Delay of the first audit report after start.
 const FIRST_REPORT_AFTER: Duration = Duration::from_secs(10);
+
+/// What the audit thread hands the publisher.
+#[derive(Debug)]
+pub enum ToPublish {
+    /// The report for `P/audit`.
+    Report(Vec<u8>),
+    /// Limit alarms to publish retained, `(topic, payload)` (see [`alarm`]).
+    Alarms(Vec<(String, Vec<u8>)>),
+}
 
 /// What the store writer tells the audit thread (flags: repeated kicks coalesce).
 #[derive(Default)]
@@ -129,7 +139,7 @@ pub struct Audit {
     store: Arc<Store>,
     plan: Arc<Plan>,
     clock: Clock,
-    reports: mpsc::Sender<Vec<u8>>,
+    reports: mpsc::Sender<ToPublish>,
     hook: Option<Hook>,
     engine: Option<AuditEngine>,
     /// No `[audit]` section, or the audit failed: nothing is ingested, nothing kept for it.
@@ -142,6 +152,9 @@ pub struct Audit {
     /// persisted as soon as it has caught up, so the store can let go of them.
     opened: bool,
     last_report: Instant,
+    /// Limit alarms: what was said per source, and what the publisher's channel had no room for.
+    alarms: Alarms,
+    unsent_alarms: Vec<(String, Vec<u8>)>,
 }
 
 impl Audit {
@@ -152,7 +165,7 @@ impl Audit {
         store: Arc<Store>,
         plan: Arc<Plan>,
         clock: Clock,
-        reports: mpsc::Sender<Vec<u8>>,
+        reports: mpsc::Sender<ToPublish>,
     ) -> Audit {
         let off = plan.audit.is_none();
         store.set_audit_gate((!off).then_some(0));
@@ -178,6 +191,8 @@ impl Audit {
             since_flush: 0,
             opened: false,
             last_report,
+            alarms: Alarms::default(),
+            unsent_alarms: Vec::new(),
         }
     }
 
@@ -204,6 +219,8 @@ impl Audit {
                         self.flush();
                     }
                     self.report_if_due();
+                    self.alarms_if_due();
+                    self.send_alarms();
                 }
                 Next::Stop => {
                     self.catch_up();
@@ -334,6 +351,7 @@ impl Audit {
             return;
         };
         self.off = plan.audit.is_none();
+        self.alarms.reset();
         if self.off {
             self.store.set_audit_gate(None);
         }
@@ -371,11 +389,94 @@ impl Audit {
             Ok(json) => {
                 // The report persisted the aggregates first.
                 self.store.set_audit_gate(Some(cursor));
-                let _ = self.reports.try_send(json);
+                let _ = self.reports.try_send(ToPublish::Report(json));
             }
             Err(e) => {
                 tracing::warn!(error = %format!("{e:#}"), "cannot compute the audit report")
             }
+        }
+    }
+
+    /// Once caught up with the store and a local hour closed: the limit alarms whose state changed
+    /// (the first time: every source's current state), from the hours of the last year.
+    fn alarms_if_due(&mut self) {
+        let plan = self.plan.clone();
+        let Some(audit) = plan.audit.as_ref() else {
+            return;
+        };
+        let sources: Vec<_> = audit
+            .pollutants
+            .iter()
+            .filter_map(|p| Some((p, alarm::Source::of(p)?)))
+            .collect();
+        if sources.is_empty() {
+            return;
+        }
+        let durable = self.store.durable_next();
+        if self.engine().is_none_or(|e| e.cursor() < durable) {
+            return; // not caught up: the hours are not complete yet
+        }
+        let max_poll = plan
+            .meters()
+            .map(|m| m.poll_interval.as_millis() as i64)
+            .max()
+            .unwrap_or(0);
+        let grid = plantmeter_common::audit::hourly::HourGrid::new(audit.timezone);
+        let grace = alarm::grace_ms(max_poll);
+        let Some(end) = self.alarms.due(&grid, self.clock.now_ms(), grace) else {
+            return;
+        };
+        self.flush();
+        let Some(engine) = self.engine.as_ref() else {
+            return;
+        };
+        let n = alarm::LOOKBACK_HOURS;
+        let first = end - n as i64;
+        for (p, src) in sources {
+            let hours = engine
+                .stored_hours(&p.concentration, first, n)
+                .and_then(|c| {
+                    let o2 = match &p.o2 {
+                        Some((r, reference)) => {
+                            Some((engine.stored_hours(r, first, n)?, *reference))
+                        }
+                        None => None,
+                    };
+                    Ok(alarm::converted(
+                        &c,
+                        o2.as_ref().map(|(h, r)| (h.as_slice(), *r)),
+                    ))
+                });
+            let hours = match hours {
+                Ok(h) => h,
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "audit: cannot read the hours of {} {} for its limit alarm", src.pollutant, src.source);
+                    continue;
+                }
+            };
+            let Some(status) = alarm::evaluate(first, &hours, src.limit) else {
+                continue;
+            };
+            if let Some((topic, payload)) =
+                self.alarms
+                    .update(&plan.mqtt.topic_prefix, &src, &status, audit.timezone)
+            {
+                self.unsent_alarms.retain(|(t, _)| *t != topic);
+                self.unsent_alarms.push((topic, payload));
+            }
+        }
+    }
+
+    /// Hand the alarms to the publisher; kept for the next turn while its channel is full.
+    fn send_alarms(&mut self) {
+        if self.unsent_alarms.is_empty() {
+            return;
+        }
+        let alarms = std::mem::take(&mut self.unsent_alarms);
+        if let Err(mpsc::error::TrySendError::Full(ToPublish::Alarms(back))) =
+            self.reports.try_send(ToPublish::Alarms(alarms))
+        {
+            self.unsent_alarms = back;
         }
     }
 
@@ -611,6 +712,101 @@ mod tests {
             indicators(&db, &plan),
             uninterrupted(dir.path(), &plan, rounds)
         );
+    }
+
+    /// A plan with an outfall whose COD has a limit of 50 mg/L.
+    fn plan_with_limit(dir: &std::path::Path) -> Plan {
+        let base = plan(dir);
+        let text = std::fs::read_to_string(&base.source).unwrap();
+        let (meters, audit) = text.split_once("[audit]").unwrap();
+        let cfg = dir.join("limit.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                r#"{meters}
+[[meter]]
+name = "outfall"
+bus = "line-1"
+unit_id = 3
+poll_interval_s = 60
+  [[meter.point]]
+  name = "cod"
+  register = "holding"
+  address = 0
+  type = "f32"
+  unit = "mg/L"
+  kind = "gauge"
+  [[meter.point]]
+  name = "flow"
+  register = "holding"
+  address = 2
+  type = "f32"
+  unit = "m3"
+  kind = "counter"
+[audit]{audit}
+  [[audit.pollutant]]
+  name = "COD"
+  concentration = "outfall.cod"
+  flow = "outfall.flow"
+  limit = 50
+"#
+            ),
+        )
+        .unwrap();
+        plantmeter_common::config::load(&cfg).unwrap()
+    }
+
+    /// Two days of hours stored before the audit looks (a restart with a backlog): one message,
+    /// the latest state with the counts of every hour, and none again until the state changes.
+    #[test]
+    fn hours_caught_up_at_once_give_one_alarm_of_the_latest_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = Arc::new(plan_with_limit(dir.path()));
+        let store = Arc::new(Store::open_or_recover(&plan.gateway.data_dir, 64).unwrap());
+        let (tx, mut rx) = mpsc::channel(4);
+        // 2026-01-03 00:10 local: the hours of the two days are closed, the 2nd is "today".
+        let now = Clock::virtual_from(t0() + 48 * 60 * MINUTE + 10 * MINUTE, 1.0);
+        let mut a = Audit::new(Link::new(), store.clone(), plan.clone(), now, tx);
+        // COD over the limit in every fifth hour, and in the last one.
+        let cod = |i: i64| {
+            let h = i / 60;
+            if h % 5 == 0 || h == 47 {
+                80.0
+            } else {
+                10.0
+            }
+        };
+        for i in 0..2 * 24 * 60 + 1 {
+            let mut msgs = round(i);
+            msgs.push(msg(
+                0,
+                t0() + i * MINUTE,
+                "outfall",
+                &[("cod", Some(cod(i))), ("flow", Some(i as f64))],
+            ));
+            store.append(&mut msgs).unwrap();
+        }
+        store.flush().unwrap();
+        a.catch_up();
+        a.alarms_if_due();
+        a.send_alarms();
+        let Ok(ToPublish::Alarms(alarms)) = rx.try_recv() else {
+            panic!("no alarm");
+        };
+        assert_eq!(alarms.len(), 1, "one message for the one source");
+        let (topic, payload) = &alarms[0];
+        assert_eq!(topic, "plantmeter/plant-a/gw-01/alarm/COD/COD");
+        let v: serde_json::Value = serde_json::from_slice(payload).unwrap();
+        assert_eq!(v["state"], "exceeded", "{v}");
+        assert_eq!(v["hour"], "2026-01-02T23:00:00+08:00");
+        assert_eq!(v["converted"], 80.0);
+        assert_eq!(v["unit"], "mg/L");
+        // Day 2: hours 25, 30, 35, 40, 45 and 47; the year: also 0, 5, 10, 15, 20.
+        assert_eq!(v["exceedance_hours_today"], 6, "{v}");
+        assert_eq!(v["exceedance_hours_this_year"], 11, "{v}");
+        a.alarms_if_due();
+        a.send_alarms();
+        assert!(rx.try_recv().is_err(), "nothing new");
     }
 
     /// A reload: the records polled before it are counted with the old plan, the ones after with

@@ -1,6 +1,7 @@
 //! The audit engine's I/O shell: hourly aggregates in sled, CSV import, reports.
 
 pub mod aggregates;
+pub mod alarm;
 pub mod engine;
 pub mod import;
 pub mod integrity;

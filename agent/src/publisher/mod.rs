@@ -11,7 +11,7 @@
 //! - Publishing (`try_publish`) and polling the event loop happen in this one task, with the
 //!   `poll()` future never dropped before it completes (no deadlock, no cancelled poll).
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +25,7 @@ use rumqttc::{
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::Instant;
 
+use crate::audit::live::ToPublish;
 use crate::state::Shared;
 use crate::store::Store;
 
@@ -61,9 +62,9 @@ pub struct Inputs {
     pub wake: Arc<Notify>,
     /// Meters whose health changed (index in `Plan::meters()` order).
     pub health: mpsc::UnboundedReceiver<usize>,
-    /// Audit report payloads to publish retained on `P/audit`. Shared by the publishers of
-    /// successive config reloads: each holds the lock while it runs.
-    pub audit: Arc<tokio::sync::Mutex<mpsc::Receiver<Vec<u8>>>>,
+    /// Audit report payloads to publish retained on `P/audit`, and limit alarms. Shared by the
+    /// publishers of successive config reloads: each holds the lock while it runs.
+    pub audit: Arc<tokio::sync::Mutex<mpsc::Receiver<ToPublish>>>,
     /// Set when the publisher should stop (pollers stopped, store flushed), with why.
     pub shutdown: watch::Receiver<Option<Stop>>,
     /// Agent start, ms since the epoch (wall time), for `since` in the status payload.
@@ -178,6 +179,10 @@ struct Publisher {
     published_clock: Option<crate::state::ClockState>,
     health_dirty: BTreeSet<usize>,
     audit_pending: Option<Vec<u8>>,
+    /// The latest limit alarm per topic (retained), and the topics still to publish: all of them
+    /// again on each connect, as a broker restart may have lost them.
+    alarms: BTreeMap<String, Vec<u8>>,
+    alarms_dirty: BTreeSet<String>,
     acked: Vec<u64>,
     /// Shutting down: no new data, then offline status.
     stopping: bool,
@@ -254,6 +259,16 @@ impl Publisher {
                 self.audit_pending = Some(report);
             }
         }
+        while let Some(topic) = self.alarms_dirty.first().cloned() {
+            let Some(payload) = self.alarms.get(&topic).cloned() else {
+                self.alarms_dirty.remove(&topic);
+                continue;
+            };
+            if !self.send_other(topic.clone(), payload, true) {
+                break;
+            }
+            self.alarms_dirty.remove(&topic);
+        }
         // A reload only waits for what is in flight (the next publisher sends the rest); a shutdown
         // drains the backlog while connected, up to the shutdown deadline.
         if self.stopping && !self.draining {
@@ -327,6 +342,7 @@ impl Publisher {
         };
         // Retained health may have been lost with a broker restart: publish every known state.
         self.health_dirty.extend(0..n);
+        self.alarms_dirty.extend(self.alarms.keys().cloned());
         tracing::info!(
             broker = %self.plan.mqtt.url,
             session_present,
@@ -376,6 +392,8 @@ pub async fn run(mut inputs: Inputs) -> anyhow::Result<()> {
         published_clock: None,
         health_dirty: BTreeSet::new(),
         audit_pending: None,
+        alarms: BTreeMap::new(),
+        alarms_dirty: BTreeSet::new(),
         acked: Vec::new(),
         stopping: false,
         stop: Stop::Shutdown,
@@ -434,7 +452,15 @@ pub async fn run(mut inputs: Inputs) -> anyhow::Result<()> {
                     ev = &mut poll => break ev,
                     _ = inputs.wake.notified() => {}
                     Some(i) = inputs.health.recv() => { p.health_dirty.insert(i); }
-                    Some(r) = audit.recv() => { p.audit_pending = Some(r); }
+                    Some(r) = audit.recv() => match r {
+                        ToPublish::Report(r) => p.audit_pending = Some(r),
+                        ToPublish::Alarms(a) => {
+                            for (topic, payload) in a {
+                                p.alarms_dirty.insert(topic.clone());
+                                p.alarms.insert(topic, payload);
+                            }
+                        }
+                    },
                     _ = inputs.shutdown.changed(), if !p.stopping => {
                         let Some(stop) = *inputs.shutdown.borrow_and_update() else { continue };
                         p.stopping = true;
@@ -568,7 +594,7 @@ mod tests {
     /// would read as a stop).
     type Senders = (
         mpsc::UnboundedSender<usize>,
-        mpsc::Sender<Vec<u8>>,
+        mpsc::Sender<ToPublish>,
         watch::Sender<Option<Stop>>,
     );
 
