@@ -15,11 +15,21 @@
 //!    (at once, or when the audit store is next opened): all or nothing, and the import's own buffers do
 //!    not grow with the file.
 //!
-//! A point's rows must lie entirely before or entirely after what the store already holds of it, so an import
-//! can fill history before the agent started, or continue after it, but never count a period twice. Rows equal
-//! to the previous row of their point are skipped; the same instant with another value is a conflict. A file
-//! imported again changes nothing: each point remembers the span and a digest of the rows it was given. A
-//! file grown since (the same rows, then new ones, and nothing polled after them) adds only its new rows.
+//! A point's rows lie entirely before or entirely after what the store already holds of it (history before
+//! the agent started, or a continuation), or among its readings: then each row must lie strictly inside a
+//! polling gap the store recorded (the last good reading before it and the first after, see
+//! [`Gap`]), and it **fills** it: a counter's share apportioned across the gap is taken out of its hours
+//! (recomputed exactly as the engine added it) and the interval counted again through the rows, from the
+//! reading before the gap to the one after, with the live engine's gap threshold; a gauge's rows add their
+//! samples (and the interpolation between them where they are close enough). The rows of a counter must rise
+//! from the reading before the gap to the one after, so its total is unchanged. The filled span's hours are
+//! imported in the report's provenance; what remains of the gap between the rows is recorded as smaller
+//! gaps. A row at a gap's edge equal to the stored reading, or one of the rows that filled a gap before (the
+//! same rows: checked by digest), is skipped; any other row among the stored readings is refused by line.
+//! Never a period counted twice. Rows equal to the previous row of their point are skipped; the same instant
+//! with another value is a conflict. A file imported again changes nothing: each point remembers the span
+//! and a digest of the rows it was given. A file grown since (the same rows, then new ones, and nothing
+//! polled after them) adds only its new rows.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
@@ -899,8 +909,8 @@ impl Fill {
             }
             (None, Some(_)) => Ok(false),
             (None, None) => Err(format!(
-                "{name}: {} is among the readings the store holds ({} to {}) and not inside a gap of them; \
-                 import only readings before the first, after the last, or inside a gap",
+                "{name}: {} overlaps the readings the store already holds ({} to {}) outside any gap of \
+                 them; import only readings before the first, after the last, or inside a polling gap",
                 format_ts_ms(r.ts),
                 format_ts_ms(self.span.0),
                 format_ts_ms(self.span.1)
@@ -1012,7 +1022,7 @@ fn import_batches(
     for (i, (&id, p)) in ids.iter().zip(&checked.points).enumerate() {
         let st = agg.state(id)?;
         states.push(st);
-        let (Some((first, line)), Some(last)) = (p.first, p.last) else {
+        let (Some((first, _)), Some(last)) = (p.first, p.last) else {
             continue;
         };
         let record = ImportRecord {
@@ -1036,7 +1046,6 @@ fn import_batches(
             if !(first > s.last.latest_ts() || last.ts < s.first_ts) {
                 // Rows among the readings the store holds: each must fill a recorded gap (or be one of the
                 // readings stored already); judged row by row below.
-                let _ = line;
                 fills[i] = Some(Fill::new(
                     agg.gaps(id)?,
                     agg.filled(id)?,
@@ -1465,7 +1474,7 @@ mod tests {
         // A row among polled readings outside any gap, and one that contradicts a stored reading: refused
         // by line, nothing imported.
         for (body, line, what) in [
-            ("2026-01-01 01:00,power,energy,70\n", 2, "not inside a gap"),
+            ("2026-01-01 01:00,power,energy,70\n", 2, "outside any gap"),
             ("2026-01-01 04:00,power,energy,131\n", 2, "another reading"),
             ("2026-01-01 03:00,power,energy,140\n", 2, "must rise"),
         ] {
