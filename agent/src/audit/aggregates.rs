@@ -863,6 +863,46 @@ mod tests {
         assert_eq!(agg.tree.scan_prefix(b"U").count(), 0);
     }
 
+    /// Gaps round-trip, and a point keeps at most [`MAX_GAPS_PER_POINT`] of them: the oldest go first.
+    #[test]
+    fn gaps_round_trip_and_are_bounded_per_point() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::store::open_db(dir.path()).unwrap();
+        let grid = HourGrid::utc();
+        let mut agg = Aggregates::open(&db, &grid).unwrap();
+        let mut batch = sled::Batch::default();
+        let id = agg.id("power.kwh", &mut batch);
+        let other = agg.id("water.m3", &mut batch);
+        let gap = |i: i64| Gap {
+            t_a: -5 + i * 10,
+            v_a: i as f64,
+            t_b: i * 10,
+            v_b: i as f64 + 0.5,
+            delta: 0.5,
+        };
+        for i in 0..MAX_GAPS_PER_POINT as i64 {
+            Aggregates::put_gap(&mut batch, id, &gap(i));
+        }
+        Aggregates::put_gap(&mut batch, other, &gap(0));
+        agg.apply(batch).unwrap();
+        assert_eq!(agg.gaps(id).unwrap()[1], gap(1));
+        let mut batch = sled::Batch::default();
+        let more = 3;
+        agg.prune_gaps(&mut batch, id, more).unwrap();
+        for i in 0..more as i64 {
+            Aggregates::put_gap(&mut batch, id, &gap(MAX_GAPS_PER_POINT as i64 + i));
+        }
+        agg.apply(batch).unwrap();
+        let kept = agg.gaps(id).unwrap();
+        assert_eq!(kept.len(), MAX_GAPS_PER_POINT);
+        assert_eq!(kept[0], gap(more as i64), "the oldest went");
+        assert_eq!(
+            agg.gaps(other).unwrap(),
+            [gap(0)],
+            "other points keep theirs"
+        );
+    }
+
     #[test]
     fn state_round_trips_with_a_held_drop_and_reads_the_first_version() {
         let mut s = PointState {
