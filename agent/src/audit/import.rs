@@ -1386,8 +1386,8 @@ mod tests {
         };
         let db = crate::store::open_db(&store).unwrap();
         let (e, g) = hours(&db);
-        for h in 2..8 {
-            assert!((e[h].sum - 10.0).abs() < 1e-9, "hour {h}: {:?}", e[h]);
+        for (h, a) in e.iter().enumerate().take(8).skip(2) {
+            assert!((a.sum - 10.0).abs() < 1e-9, "hour {h}: {a:?}");
         }
         assert_eq!(g[5].gauge_mean(), None);
         let id = Aggregates::open(&db, &grid)
