@@ -908,6 +908,13 @@ impl Fill {
                 Ok(false)
             }
             (None, Some(_)) => Ok(false),
+            (None, None) if r.ts < self.span.0 || r.ts > self.span.1 => Err(format!(
+                "{name}: {} is outside the readings the store holds ({} to {}) while other rows of this point \
+                 lie among them: import rows before the first or after the last in a file of their own",
+                format_ts_ms(r.ts),
+                format_ts_ms(self.span.0),
+                format_ts_ms(self.span.1)
+            )),
             (None, None) => Err(format!(
                 "{name}: {} overlaps the readings the store already holds ({} to {}) outside any gap of \
                  them; import only readings before the first, after the last, or inside a polling gap",
@@ -1488,6 +1495,35 @@ mod tests {
             );
             assert_eq!(hours(&db), (e.clone(), g.clone()), "{body}");
         }
+
+        // The logbook again with a row found later: the row imported before is skipped (a stored reading
+        // now), the new one fills what remained of the gap (130 -> 150 -> 160 over 04:00-06:00-08:00).
+        std::fs::write(
+            &csv,
+            "ts,meter,point,value\n2026-01-01 04:00,power,energy,130\n2026-01-01 06:00,power,energy,150\n",
+        )
+        .unwrap();
+        let s = run(&db, &csv).unwrap();
+        assert_eq!((s.rows, s.already), (1, 1), "{s:?}");
+        let (e2, _) = hours(&db);
+        let want = [15.0, 15.0, 10.0, 10.0, 5.0, 5.0];
+        for (h, w) in (2..8).zip(want) {
+            assert!((e2[h].sum - w).abs() < 1e-9, "hour {h}: {:?}", e2[h]);
+        }
+        let total: f64 = e2.iter().map(|a| a.sum).sum();
+        assert!((total - 180.0).abs() < 1e-9, "{total}");
+        // And a row after the last polled reading cannot ride along with rows that fill gaps.
+        std::fs::write(
+            &csv,
+            "ts,meter,point,value\n2026-01-01 07:00,power,energy,155\n2026-01-01 12:00,power,energy,300\n",
+        )
+        .unwrap();
+        let err = format!("{:#}", run(&db, &csv).unwrap_err());
+        assert!(
+            err.contains(":3:") && err.contains("in a file of their own"),
+            "{err}"
+        );
+        assert_eq!(hours(&db).0, e2);
     }
 
     #[test]
