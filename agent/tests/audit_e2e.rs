@@ -318,8 +318,8 @@ fn import_then_report_matches_independent_figures() {
     ]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
     assert!(
-        text(&out.stderr).contains(":3: packer.output: rows from 2023-12-31T16:00:00.000Z")
-            && text(&out.stderr).contains("overlap the readings the store already holds"),
+        text(&out.stderr).contains(":3: packer.output: 2023-12-31T16:00:00.000Z overlaps")
+            && text(&out.stderr).contains("the readings the store already holds"),
         "{}",
         text(&out.stderr)
     );

@@ -11,6 +11,11 @@
 //! - `N` + id + ts (i64, sign flipped) -> a replacement inferred from a drop (readings around it), so that one
 //!   recorded later with `plantmeter replace` can correct it
 //! - `A` + id + at (i64, sign flipped) -> empty: the recorded replacement at `at` is counted
+//! - `G` + id + t_a (i64, sign flipped) -> a polling gap the engine counted (`Gap`: t_b, v_a, v_b, the
+//!   delta apportioned across it), so that `import` can fill it later; at most [`MAX_GAPS_PER_POINT`] per
+//!   point, the oldest dropped first (a gap dropped can no longer be filled: its rows are refused as overlap)
+//! - `F` + id + t_a + t_b (i64, sign flipped) -> digest (u64 LE) of the rows an import filled that gap with:
+//!   their hours are imported, and the same rows imported again are recognised; bounded like `G`
 //! - `Mtz` -> the timezone offset (seconds, i32 LE) the hour grid was built for
 //! - `Mfmt` -> the chunk format (u8, 3); older stores are converted on open, newer ones refused
 //! - `Mnext` -> the live audit's cursor (u64 BE): every stored record below this seq is in the
@@ -26,7 +31,51 @@ use anyhow::{bail, Context};
 use plantmeter_common::audit::hourly::{
     Chunk, DayBlock, HourAgg, HourGrid, CHUNK_DAYS, CHUNK_FORMAT,
 };
-use plantmeter_common::audit::intervals::{Held, InferredReplacement, LastReading};
+use plantmeter_common::audit::intervals::{Gap, Held, InferredReplacement, LastReading};
+
+/// Gaps (and filled gaps) kept per point: 10 000, at about 50 bytes each half a megabyte, years of a meter
+/// that drops out daily.
+pub const MAX_GAPS_PER_POINT: usize = 10_000;
+
+/// A polling gap filled by an import: its span (UTC ms) and the digest of the rows inside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Filled {
+    pub t_a: i64,
+    pub t_b: i64,
+    pub digest: u64,
+}
+
+fn flip(t: i64) -> [u8; 8] {
+    ((t as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+fn unflip(b: &[u8]) -> Option<i64> {
+    Some((u64::from_be_bytes(b.try_into().ok()?) ^ (1 << 63)) as i64)
+}
+
+fn gap_key(id: u32, t_a: i64) -> [u8; 13] {
+    let mut k = [0u8; 13];
+    k[0] = b'G';
+    k[1..5].copy_from_slice(&id.to_be_bytes());
+    k[5..13].copy_from_slice(&flip(t_a));
+    k
+}
+
+fn filled_key(id: u32, t_a: i64, t_b: i64) -> [u8; 21] {
+    let mut k = [0u8; 21];
+    k[0] = b'F';
+    k[1..5].copy_from_slice(&id.to_be_bytes());
+    k[5..13].copy_from_slice(&flip(t_a));
+    k[13..21].copy_from_slice(&flip(t_b));
+    k
+}
+
+fn point_prefix(tag: u8, id: u32) -> [u8; 5] {
+    let mut p = [0u8; 5];
+    p[0] = tag;
+    p[1..5].copy_from_slice(&id.to_be_bytes());
+    p
+}
 
 /// The sled tree holding the audit's data.
 pub const TREE: &str = "audit";
@@ -349,6 +398,153 @@ impl Aggregates {
         Ok(n)
     }
 
+    /// As [`Aggregates::merge_days_undoable`], first taking back `minus` from the stored days (a gap's
+    /// apportioned share that an import replaces); `minus` holds only days that `days` has too.
+    pub fn merge_days_undoable_minus<'a>(
+        &self,
+        batch: &mut sled::Batch,
+        id: u32,
+        days: impl IntoIterator<Item = (i64, &'a DayBlock)>,
+        minus: &HashMap<i64, DayBlock>,
+        journaled: &mut HashSet<[u8; 13]>,
+    ) -> anyhow::Result<usize> {
+        let days: Vec<(i64, DayBlock)> = days.into_iter().map(|(d, b)| (d, *b)).collect();
+        // Each day block goes in once: taking back first, then merging, needs one combined block.
+        let mut stored: BTreeMap<i64, Chunk> = BTreeMap::new();
+        for (d, _) in &days {
+            let c = Chunk::locate(*d).0;
+            if let std::collections::btree_map::Entry::Vacant(e) = stored.entry(c) {
+                let key = chunk_key(id, c);
+                let v = self.tree.get(key)?;
+                if journaled.insert(key) {
+                    batch.insert(&undo_key(&key)[..], v.as_deref().unwrap_or(&[]));
+                }
+                e.insert(match v {
+                    Some(v) => Chunk::decode(&v).with_context(|| {
+                        format!(
+                            "audit store: point id {id}, days from {}",
+                            HourGrid::date_of_day(c * CHUNK_DAYS)
+                        )
+                    })?,
+                    None => Chunk::default(),
+                });
+            }
+        }
+        for (d, b) in &days {
+            let (c, i) = Chunk::locate(*d);
+            if let Some(chunk) = stored.get_mut(&c) {
+                if let Some(m) = minus.get(d) {
+                    chunk.0[i].remove(m);
+                }
+                chunk.0[i].merge(b);
+            }
+        }
+        let n = stored.len();
+        for (c, chunk) in stored {
+            batch.insert(&chunk_key(id, c)[..], chunk.encode());
+        }
+        Ok(n)
+    }
+
+    /// Record a polling gap of point `id` (see the module's layout).
+    pub fn put_gap(batch: &mut sled::Batch, id: u32, g: &Gap) {
+        let mut v = [0u8; 32];
+        v[0..8].copy_from_slice(&g.t_b.to_le_bytes());
+        v[8..16].copy_from_slice(&g.v_a.to_le_bytes());
+        v[16..24].copy_from_slice(&g.v_b.to_le_bytes());
+        v[24..32].copy_from_slice(&g.delta.to_le_bytes());
+        batch.insert(&gap_key(id, g.t_a)[..], &v[..]);
+    }
+
+    pub fn remove_gap(batch: &mut sled::Batch, id: u32, t_a: i64) {
+        batch.remove(&gap_key(id, t_a)[..]);
+    }
+
+    /// The recorded gaps of point `id`, by time (at most [`MAX_GAPS_PER_POINT`]).
+    pub fn gaps(&self, id: u32) -> anyhow::Result<Vec<Gap>> {
+        let f = |b: &[u8], i: usize| b.get(i..i + 8).and_then(|s| <[u8; 8]>::try_from(s).ok());
+        let mut out = Vec::new();
+        for kv in self.tree.scan_prefix(point_prefix(b'G', id)) {
+            let (k, v) = kv?;
+            let (Some(t_a), Some(tb), Some(va), Some(vb), Some(d)) = (
+                k.get(5..13).and_then(unflip),
+                f(&v, 0),
+                f(&v, 8),
+                f(&v, 16),
+                f(&v, 24),
+            ) else {
+                continue;
+            };
+            out.push(Gap {
+                t_a,
+                v_a: f64::from_le_bytes(va),
+                t_b: i64::from_le_bytes(tb),
+                v_b: f64::from_le_bytes(vb),
+                delta: f64::from_le_bytes(d),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Record a gap filled by an import.
+    pub fn put_filled(batch: &mut sled::Batch, id: u32, f: &Filled) {
+        batch.insert(
+            &filled_key(id, f.t_a, f.t_b)[..],
+            &f.digest.to_le_bytes()[..],
+        );
+    }
+
+    /// The filled gaps of point `id`, by start.
+    pub fn filled(&self, id: u32) -> anyhow::Result<Vec<Filled>> {
+        let mut out = Vec::new();
+        for kv in self.tree.scan_prefix(point_prefix(b'F', id)) {
+            let (k, v) = kv?;
+            let (Some(t_a), Some(t_b), Ok(d)) = (
+                k.get(5..13).and_then(unflip),
+                k.get(13..21).and_then(unflip),
+                <[u8; 8]>::try_from(v.as_ref()),
+            ) else {
+                continue;
+            };
+            out.push(Filled {
+                t_a,
+                t_b,
+                digest: u64::from_le_bytes(d),
+            });
+        }
+        Ok(out)
+    }
+
+    /// The spans of the gaps of `name` filled by imports, by start.
+    pub fn filled_spans(&self, name: &str) -> Vec<(i64, i64)> {
+        let Some(id) = self.existing_id(name) else {
+            return Vec::new();
+        };
+        self.filled(id)
+            .unwrap_or_default()
+            .iter()
+            .map(|f| (f.t_a, f.t_b))
+            .collect()
+    }
+
+    /// Keep at most [`MAX_GAPS_PER_POINT`] gaps and filled gaps of point `id` once `adding` more are
+    /// written with `batch`: the oldest go.
+    pub fn prune_gaps(
+        &self,
+        batch: &mut sled::Batch,
+        id: u32,
+        adding: usize,
+    ) -> anyhow::Result<()> {
+        for tag in [b'G', b'F'] {
+            let n = self.tree.scan_prefix(point_prefix(tag, id)).count();
+            let over = (n + adding).saturating_sub(MAX_GAPS_PER_POINT);
+            for kv in self.tree.scan_prefix(point_prefix(tag, id)).take(over) {
+                batch.remove(kv?.0);
+            }
+        }
+        Ok(())
+    }
+
     /// Mark an import as under way (in its first batch).
     pub fn put_import_started(batch: &mut sled::Batch) {
         batch.insert(IMPORT_KEY, &[][..]);
@@ -665,6 +861,46 @@ mod tests {
         agg.hours("power.kwh", 0, &mut out).unwrap();
         assert_eq!((out[5].sum, out[29].sum), (10.0, 5.0));
         assert_eq!(agg.tree.scan_prefix(b"U").count(), 0);
+    }
+
+    /// Gaps round-trip, and a point keeps at most [`MAX_GAPS_PER_POINT`] of them: the oldest go first.
+    #[test]
+    fn gaps_round_trip_and_are_bounded_per_point() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::store::open_db(dir.path()).unwrap();
+        let grid = HourGrid::utc();
+        let mut agg = Aggregates::open(&db, &grid).unwrap();
+        let mut batch = sled::Batch::default();
+        let id = agg.id("power.kwh", &mut batch);
+        let other = agg.id("water.m3", &mut batch);
+        let gap = |i: i64| Gap {
+            t_a: -5 + i * 10,
+            v_a: i as f64,
+            t_b: i * 10,
+            v_b: i as f64 + 0.5,
+            delta: 0.5,
+        };
+        for i in 0..MAX_GAPS_PER_POINT as i64 {
+            Aggregates::put_gap(&mut batch, id, &gap(i));
+        }
+        Aggregates::put_gap(&mut batch, other, &gap(0));
+        agg.apply(batch).unwrap();
+        assert_eq!(agg.gaps(id).unwrap()[1], gap(1));
+        let mut batch = sled::Batch::default();
+        let more = 3;
+        agg.prune_gaps(&mut batch, id, more).unwrap();
+        for i in 0..more as i64 {
+            Aggregates::put_gap(&mut batch, id, &gap(MAX_GAPS_PER_POINT as i64 + i));
+        }
+        agg.apply(batch).unwrap();
+        let kept = agg.gaps(id).unwrap();
+        assert_eq!(kept.len(), MAX_GAPS_PER_POINT);
+        assert_eq!(kept[0], gap(more as i64), "the oldest went");
+        assert_eq!(
+            agg.gaps(other).unwrap(),
+            [gap(0)],
+            "other points keep theirs"
+        );
     }
 
     #[test]

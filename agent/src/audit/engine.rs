@@ -9,7 +9,7 @@ use chrono::NaiveDate;
 use plantmeter_common::audit::compute::{self, HourlySource, ReportRequest};
 use plantmeter_common::audit::hourly::{DayBlock, HourAgg, HourGrid};
 use plantmeter_common::audit::intervals::{
-    admit_ts, admit_value, gap_threshold_ms, Implausible, InferredReplacement, Pushed, Tracker,
+    admit_ts, admit_value, gap_threshold_ms, Gap, Implausible, InferredReplacement, Pushed, Tracker,
 };
 use plantmeter_common::audit::report::Report;
 use plantmeter_common::model::format_ts_ms;
@@ -99,6 +99,8 @@ pub struct AuditEngine {
 enum Mark {
     Inferred(u32, InferredReplacement),
     Applied(u32, i64),
+    /// A polling gap, kept so that an import can fill it.
+    Gap(u32, Gap),
 }
 
 /// meter name -> point name -> index into the slots.
@@ -359,6 +361,9 @@ impl AuditEngine {
             for inf in slot.tracker.inferred.drain(..) {
                 self.marks.push(Mark::Inferred(id, inf));
             }
+            for g in slot.tracker.gaps.drain(..) {
+                self.marks.push(Mark::Gap(id, g));
+            }
             if slot.tracker.unapportioned > long_gaps {
                 tracing::warn!(
                     point = %slot.name,
@@ -400,11 +405,19 @@ impl AuditEngine {
         }
         let mut batch = sled::Batch::default();
         Aggregates::put_cursor(&mut batch, self.next);
+        let mut new_gaps: HashMap<u32, usize> = HashMap::new();
         for m in &self.marks {
             match m {
                 Mark::Inferred(id, inf) => Aggregates::put_inferred(&mut batch, *id, inf),
                 Mark::Applied(id, at) => Aggregates::put_applied(&mut batch, *id, *at),
+                Mark::Gap(id, g) => {
+                    Aggregates::put_gap(&mut batch, *id, g);
+                    *new_gaps.entry(*id).or_default() += 1;
+                }
             }
+        }
+        for (id, n) in new_gaps {
+            agg.prune_gaps(&mut batch, id, n)?;
         }
         let mut by_point: HashMap<u32, Vec<(i64, &DayBlock)>> = HashMap::new();
         for (&(id, day), block) in &self.pending {
@@ -538,6 +551,10 @@ impl HourlySource for Source<'_> {
 
     fn imported(&mut self, p: &PointRef) -> Vec<(i64, i64)> {
         self.0.import_span(&p.qualified()).into_iter().collect()
+    }
+
+    fn filled(&mut self, p: &PointRef) -> Vec<(i64, i64)> {
+        self.0.filled_spans(&p.qualified())
     }
 }
 

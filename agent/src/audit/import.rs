@@ -15,11 +15,21 @@
 //!    (at once, or when the audit store is next opened): all or nothing, and the import's own buffers do
 //!    not grow with the file.
 //!
-//! A point's rows must lie entirely before or entirely after what the store already holds of it, so an import
-//! can fill history before the agent started, or continue after it, but never count a period twice. Rows equal
-//! to the previous row of their point are skipped; the same instant with another value is a conflict. A file
-//! imported again changes nothing: each point remembers the span and a digest of the rows it was given. A
-//! file grown since (the same rows, then new ones, and nothing polled after them) adds only its new rows.
+//! A point's rows lie entirely before or entirely after what the store already holds of it (history before
+//! the agent started, or a continuation), or among its readings: then each row must lie strictly inside a
+//! polling gap the store recorded (the last good reading before it and the first after, see
+//! [`Gap`]), and it **fills** it: a counter's share apportioned across the gap is taken out of its hours
+//! (recomputed exactly as the engine added it) and the interval counted again through the rows, from the
+//! reading before the gap to the one after, with the live engine's gap threshold; a gauge's rows add their
+//! samples (and the interpolation between them where they are close enough). The rows of a counter must rise
+//! from the reading before the gap to the one after, so its total is unchanged. The filled span's hours are
+//! imported in the report's provenance; what remains of the gap between the rows is recorded as smaller
+//! gaps. A row at a gap's edge equal to the stored reading, or one of the rows that filled a gap before (the
+//! same rows: checked by digest), is skipped; any other row among the stored readings is refused by line.
+//! Never a period counted twice. Rows equal to the previous row of their point are skipped; the same instant
+//! with another value is a conflict. A file imported again changes nothing: each point remembers the span
+//! and a digest of the rows it was given. A file grown since (the same rows, then new ones, and nothing
+//! polled after them) adds only its new rows.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
@@ -30,11 +40,14 @@ use anyhow::Context;
 use chrono::{FixedOffset, NaiveDateTime, TimeZone};
 use indicatif::{ProgressBar, ProgressStyle};
 use plantmeter_common::audit::hourly::{Chunk, DayBlock, HourAgg, HourGrid};
-use plantmeter_common::audit::intervals::{admit_ts, admit_value, gap_threshold_ms, Tracker};
+use plantmeter_common::audit::intervals::{
+    admit_ts, admit_value, gap_threshold_ms, Gap, LastReading, Tracker,
+};
 use plantmeter_common::model::format_ts_ms;
 use plantmeter_common::plan::Plan;
+use plantmeter_common::types::PointKind;
 
-use super::aggregates::{Aggregates, ImportRecord, PointState};
+use super::aggregates::{Aggregates, Filled, ImportRecord, PointState};
 use crate::exit::BadInput;
 
 #[derive(clap::Args)]
@@ -702,6 +715,8 @@ fn median(d: &mut [i64]) -> i64 {
 #[derive(Default)]
 struct Open {
     chunks: BTreeMap<i64, Chunk>,
+    /// What to take back from the stored days before merging (gaps an import fills), by local day.
+    minus: HashMap<i64, DayBlock>,
     hours: usize,
 }
 
@@ -709,6 +724,14 @@ impl Open {
     fn add(&mut self, h: i64, a: &HourAgg) {
         let (c, d) = Chunk::locate(HourGrid::day_of_hour(h));
         self.chunks.entry(c).or_default().0[d].0[h.rem_euclid(24) as usize].merge(a);
+    }
+
+    /// Take `a` back from the stored hour `h` when these chunks are closed.
+    fn sub(&mut self, h: i64, a: &HourAgg) {
+        let day = HourGrid::day_of_hour(h);
+        self.minus.entry(day).or_default().0[h.rem_euclid(24) as usize].merge(a);
+        let (c, _) = Chunk::locate(day);
+        self.chunks.entry(c).or_default();
     }
 
     /// Merge the chunks before `keep_from` (all with None) with what the store holds, into `batch`, with
@@ -744,9 +767,199 @@ impl Open {
                         d,
                     )
                 });
-            written += agg.merge_days_undoable(batch, id, days, journaled)?;
+            written += if self.minus.is_empty() {
+                agg.merge_days_undoable(batch, id, days, journaled)?
+            } else {
+                agg.merge_days_undoable_minus(batch, id, days, &self.minus, journaled)?
+            };
         }
         Ok(written)
+    }
+}
+
+/// The rows of one point that lie among the readings the store holds: each fills a recorded polling gap
+/// (strictly inside it), or is a reading the store holds already (a gap's edge, or a row that filled a gap
+/// before), or is refused. Memory: the point's recorded gaps (bounded), not the file.
+struct Fill {
+    /// Recorded gaps, by start.
+    gaps: Vec<Gap>,
+    /// Gaps filled before, by start then longest first (so that the innermost holding an instant is the
+    /// last one starting before it that holds it).
+    filled: Vec<Filled>,
+    /// The span of the stored readings.
+    span: (i64, i64),
+    /// The gap being filled.
+    cur: Option<Filling>,
+    /// Rows met inside gaps filled before, per gap (its index in `filled`): digest, whether some row was
+    /// not also a gap's edge, and the first row's line.
+    seen: BTreeMap<usize, (u64, bool, u64)>,
+    /// Gaps filled by this import and the digest of their rows.
+    done: Vec<(Gap, u64)>,
+    /// The gaps that remain within them.
+    new_gaps: Vec<Gap>,
+}
+
+struct Filling {
+    gap: Gap,
+    tracker: Tracker,
+    /// The last value of a counter's rows (they must rise from the gap's first edge to its second).
+    prev: f64,
+    digest: u64,
+}
+
+fn row_digest(h: u64, r: &Row) -> u64 {
+    fnv(
+        fnv(h, &r.ts.to_le_bytes()),
+        &r.value.map_or([0xff; 8], |v| v.to_bits().to_le_bytes()),
+    )
+}
+
+impl Fill {
+    fn new(gaps: Vec<Gap>, mut filled: Vec<Filled>, span: (i64, i64)) -> Fill {
+        filled.sort_by_key(|f| (f.t_a, std::cmp::Reverse(f.t_b)));
+        Fill {
+            gaps,
+            filled,
+            span,
+            cur: None,
+            seen: BTreeMap::new(),
+            done: Vec::new(),
+            new_gaps: Vec::new(),
+        }
+    }
+
+    /// Judge one row (rows come in time order): Ok(true) when it fills a gap, Ok(false) when the store
+    /// holds it already.
+    #[allow(clippy::too_many_arguments)]
+    fn row(
+        &mut self,
+        r: &Row,
+        kind: PointKind,
+        modulus: Option<f64>,
+        gap_ms: i64,
+        grid: &HourGrid,
+        open: &mut Open,
+        name: &str,
+    ) -> Result<bool, String> {
+        if self.cur.as_ref().is_some_and(|c| r.ts >= c.gap.t_b) {
+            self.finish(kind, grid, open);
+        }
+        let k = self.gaps.partition_point(|g| g.t_a < r.ts);
+        if let Some(&g) = k.checked_sub(1).and_then(|i| self.gaps.get(i)) {
+            if r.ts < g.t_b {
+                let cur = self.cur.get_or_insert_with(|| {
+                    let mut tracker = Tracker::new(kind, modulus, gap_ms);
+                    tracker.last = Some(LastReading::new(g.t_a, g.v_a));
+                    Filling {
+                        gap: g,
+                        tracker,
+                        prev: g.v_a,
+                        digest: FNV_OFFSET,
+                    }
+                });
+                if let (PointKind::Counter, Some(v)) = (kind, r.value) {
+                    let (lo, hi) = (g.v_a.min(g.v_b), g.v_a.max(g.v_b));
+                    if v < cur.prev || v < lo || v > hi {
+                        return Err(format!(
+                            "{name}: {v} at {} does not fit the gap it falls in (polled {} at {}, then {} at {}): \
+                             a counter's readings across a gap must rise from the one before to the one after",
+                            format_ts_ms(r.ts),
+                            g.v_a,
+                            format_ts_ms(g.t_a),
+                            g.v_b,
+                            format_ts_ms(g.t_b)
+                        ));
+                    }
+                    cur.prev = v;
+                }
+                cur.digest = row_digest(cur.digest, r);
+                cur.tracker
+                    .push(r.ts, r.value, grid, &mut |h, a| open.add(h, &a));
+                return Ok(true);
+            }
+        }
+        // At a gap's edge: a reading the store holds.
+        let edge = [
+            self.gaps.get(k).filter(|g| g.t_a == r.ts).map(|g| g.v_a),
+            k.checked_sub(1)
+                .and_then(|i| self.gaps.get(i))
+                .filter(|g| g.t_b == r.ts)
+                .map(|g| g.v_b),
+        ]
+        .into_iter()
+        .flatten()
+        .next();
+        if let Some(stored) = edge {
+            if r.value.map(f64::to_bits) != Some(stored.to_bits()) {
+                return Err(format!(
+                    "{name} has another reading at {} in the store ({stored})",
+                    format_ts_ms(r.ts)
+                ));
+            }
+        }
+        // Inside a gap filled before: one of the rows that filled it (checked against their digest).
+        let j = self.filled.partition_point(|f| f.t_a < r.ts);
+        let inner = self.filled[..j].iter().rposition(|f| r.ts < f.t_b);
+        match (inner, edge) {
+            (Some(i), _) => {
+                let e = self.seen.entry(i).or_insert((FNV_OFFSET, false, r.line));
+                e.0 = row_digest(e.0, r);
+                e.1 |= edge.is_none();
+                Ok(false)
+            }
+            (None, Some(_)) => Ok(false),
+            (None, None) if r.ts < self.span.0 || r.ts > self.span.1 => Err(format!(
+                "{name}: {} is outside the readings the store holds ({} to {}) while other rows of this point \
+                 lie among them: import rows before the first or after the last in a file of their own",
+                format_ts_ms(r.ts),
+                format_ts_ms(self.span.0),
+                format_ts_ms(self.span.1)
+            )),
+            (None, None) => Err(format!(
+                "{name}: {} overlaps the readings the store already holds ({} to {}) outside any gap of \
+                 them; import only readings before the first, after the last, or inside a polling gap",
+                format_ts_ms(r.ts),
+                format_ts_ms(self.span.0),
+                format_ts_ms(self.span.1)
+            )),
+        }
+    }
+
+    /// Close the gap being filled: the reading after it ends the readings (a gauge's sample there is in
+    /// the store already), the gap's apportioned share is taken back, and what remains of it is recorded.
+    fn finish(&mut self, kind: PointKind, grid: &HourGrid, open: &mut Open) {
+        let Some(mut c) = self.cur.take() else {
+            return;
+        };
+        let g = c.gap;
+        c.tracker.push(g.t_b, Some(g.v_b), grid, &mut |h, a| {
+            if a.samples == 0 {
+                open.add(h, &a);
+            }
+        });
+        g.contribution(kind, grid, &mut |h, a| open.sub(h, &a));
+        self.new_gaps.append(&mut c.tracker.gaps);
+        self.done.push((g, c.digest));
+    }
+
+    /// Rows inside gaps filled before must be the rows that filled them (unless every one of them is a
+    /// reading the store holds at a gap's edge).
+    fn check_filled(&self, name: &str) -> Result<(), (u64, String)> {
+        for (&i, &(digest, unverified, line)) in &self.seen {
+            let f = self.filled[i];
+            if unverified && digest != f.digest {
+                return Err((
+                    line,
+                    format!(
+                        "{name}: the rows from {} to {} differ from those that filled this gap before; \
+                         a reading the store holds cannot be changed by an import",
+                        format_ts_ms(f.t_a),
+                        format_ts_ms(f.t_b)
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -801,6 +1014,8 @@ fn import_batches(
     // A file imported before and grown since (a logbook exported again with new rows at its end): its rows
     // up to the last imported one must be those rows (same digest) and are skipped; the rest continue.
     let mut resume: Vec<Option<ImportRecord>> = vec![None; ids.len()];
+    // Points whose rows lie among the readings the store holds: they fill its recorded gaps.
+    let mut fills: Vec<Option<Fill>> = (0..ids.len()).map(|_| None).collect();
     let mut summary = Summary {
         rows: 0,
         missing: 0,
@@ -814,7 +1029,7 @@ fn import_batches(
     for (i, (&id, p)) in ids.iter().zip(&checked.points).enumerate() {
         let st = agg.state(id)?;
         states.push(st);
-        let (Some((first, line)), Some(last)) = (p.first, p.last) else {
+        let (Some((first, _)), Some(last)) = (p.first, p.last) else {
             continue;
         };
         let record = ImportRecord {
@@ -836,18 +1051,13 @@ fn import_batches(
         }
         if let Some(s) = st {
             if !(first > s.last.latest_ts() || last.ts < s.first_ts) {
-                errors.push(
-                    line,
-                    format!(
-                        "{}: rows from {} to {} overlap the readings the store already holds ({} to {}); \
-                         import only readings before the first or after the last",
-                        rows.names[i],
-                        format_ts_ms(first),
-                        format_ts_ms(last.ts),
-                        format_ts_ms(s.first_ts),
-                        format_ts_ms(s.last.latest_ts())
-                    ),
-                );
+                // Rows among the readings the store holds: each must fill a recorded gap (or be one of the
+                // readings stored already); judged row by row below.
+                fills[i] = Some(Fill::new(
+                    agg.gaps(id)?,
+                    agg.filled(id)?,
+                    (s.first_ts, s.last.latest_ts()),
+                ));
             }
         }
     }
@@ -867,6 +1077,14 @@ fn import_batches(
     }
     // Replacements recorded with `plantmeter replace` that these readings may cross: counted exactly.
     let recorded = super::replace::load(&plan.gateway.data_dir);
+    // The live engine's gap threshold of each point: the one a fill is judged by.
+    let kinds: Vec<(plantmeter_common::types::PointKind, Option<f64>, i64)> = plan
+        .meters()
+        .flat_map(|m| {
+            let gap = gap_threshold_ms(m.poll_interval.as_millis() as i64);
+            m.points.iter().map(move |p| (p.kind, p.rollover, gap))
+        })
+        .collect();
     let mut pts: Vec<Point> = plan
         .meters()
         .flat_map(|m| m.points.iter().map(move |p| (m, p)))
@@ -935,6 +1153,22 @@ fn import_batches(
             }
         }
         p.prev = Some(r);
+        if let Some(f) = fills[r.point].as_mut() {
+            let (kind, modulus, gap_ms) = kinds[r.point];
+            let open = &mut p.open;
+            match f.row(&r, kind, modulus, gap_ms, &grid, open, &rows.names[r.point]) {
+                Ok(true) => {
+                    summary.rows += 1;
+                    summary.missing += u64::from(r.value.is_none());
+                }
+                Ok(false) => summary.already += 1,
+                Err(msg) => {
+                    errors.push(r.line, msg);
+                    return Err(errors.into_error());
+                }
+            }
+            continue;
+        }
         if let Some(b) = resume[r.point] {
             if !p.resumed {
                 if r.ts <= b.last_ts {
@@ -1006,6 +1240,40 @@ fn import_batches(
         if skip[i] {
             continue;
         }
+        if let Some(f) = fills[i].as_mut() {
+            let (kind, _, _) = kinds[i];
+            f.finish(kind, &grid, &mut p.open);
+            if let Err((line, msg)) = f.check_filled(&rows.names[i]) {
+                errors.push(line, msg);
+                return Err(errors.into_error());
+            }
+            if f.done.is_empty() {
+                continue;
+            }
+            summary.points += 1;
+            summary.first_ts = summary.first_ts.min(first);
+            summary.last_ts = summary.last_ts.max(last.ts);
+            for (g, digest) in &f.done {
+                Aggregates::remove_gap(&mut batch, ids[i], g.t_a);
+                Aggregates::put_filled(
+                    &mut batch,
+                    ids[i],
+                    &Filled {
+                        t_a: g.t_a,
+                        t_b: g.t_b,
+                        digest: *digest,
+                    },
+                );
+            }
+            for g in &f.new_gaps {
+                Aggregates::put_gap(&mut batch, ids[i], g);
+            }
+            agg.prune_gaps(&mut batch, ids[i], f.new_gaps.len() + f.done.len())?;
+            p.open
+                .close(&agg, &mut batch, ids[i], None, &mut journaled)?;
+            summary.hours += p.open.hours;
+            continue;
+        }
         summary.points += 1;
         summary.first_ts = summary.first_ts.min(first);
         summary.last_ts = summary.last_ts.max(last.ts);
@@ -1047,6 +1315,11 @@ fn import_batches(
         for inf in p.tracker.inferred.drain(..) {
             Aggregates::put_inferred(&mut batch, ids[i], &inf);
         }
+        let gaps = p.tracker.gaps.len();
+        for g in p.tracker.gaps.drain(..) {
+            Aggregates::put_gap(&mut batch, ids[i], &g);
+        }
+        agg.prune_gaps(&mut batch, ids[i], gaps)?;
         p.open
             .close(&agg, &mut batch, ids[i], None, &mut journaled)?;
         summary.hours += p.open.hours;
@@ -1078,6 +1351,180 @@ fn import_batches(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// A counter polled every minute with an outage from 02:00 to 08:00 (100 -> 160 kWh, apportioned
+    /// 10 kWh/h) and a gauge with the same outage; a logbook row of each inside the outage fills it.
+    #[test]
+    fn a_logbook_row_fills_a_polling_gap() {
+        use crate::audit::engine::tests::{msg, plan};
+        use crate::audit::AuditEngine;
+        let dir = tempfile::tempdir().unwrap();
+        let plan = plan(dir.path());
+        let t0 = plantmeter_common::model::parse_ts_ms("2026-01-01T00:00:00+08:00").unwrap();
+        let now = t0 + 3 * 86_400_000;
+        let store = dir.path().join("store");
+        let energy = |i: i64| {
+            if i <= 120 {
+                40.0 + 0.5 * i as f64
+            } else {
+                160.0 + 0.5 * (i - 480) as f64
+            }
+        };
+        {
+            let db = crate::store::open_db(&store).unwrap();
+            let mut e = AuditEngine::open(&db, &plan).unwrap();
+            let minutes = (0..=120).chain(480..=600);
+            for (seq, i) in minutes.enumerate() {
+                let pts = [("energy", Some(energy(i))), ("power", Some(50.0))];
+                e.ingest(&msg(seq as u64, t0 + i * 60_000, "power", &pts))
+                    .unwrap();
+            }
+            e.flush().unwrap();
+        }
+        let grid = HourGrid::new(plan.audit.as_ref().unwrap().timezone);
+        let h0 = grid.hour_index(t0);
+        let hours = |db: &sled::Db| {
+            let agg = Aggregates::open(db, &grid).unwrap();
+            let mut e = vec![HourAgg::default(); 24];
+            let mut g = vec![HourAgg::default(); 24];
+            agg.hours("power.energy", h0, &mut e).unwrap();
+            agg.hours("power.power", h0, &mut g).unwrap();
+            (e, g)
+        };
+        let db = crate::store::open_db(&store).unwrap();
+        let (e, g) = hours(&db);
+        for (h, a) in e.iter().enumerate().take(8).skip(2) {
+            assert!((a.sum - 10.0).abs() < 1e-9, "hour {h}: {a:?}");
+        }
+        assert_eq!(g[5].gauge_mean(), None);
+        let id = Aggregates::open(&db, &grid)
+            .unwrap()
+            .existing_id("power.energy")
+            .unwrap();
+        assert_eq!(
+            Aggregates::open(&db, &grid)
+                .unwrap()
+                .gaps(id)
+                .unwrap()
+                .len(),
+            1
+        );
+
+        let csv = dir.path().join("logbook.csv");
+        std::fs::write(
+            &csv,
+            "ts,meter,point,value\n2026-01-01 04:00,power,energy,130\n2026-01-01 05:30,power,power,80\n",
+        )
+        .unwrap();
+        let run = |db: &sled::Db, file: &Path| -> anyhow::Result<Summary> {
+            let checked = validate(&plan, file, now, false)?;
+            import(db, &plan, file, checked, now, false)
+        };
+        let s = run(&db, &csv).unwrap();
+        assert_eq!((s.rows, s.points), (2, 2), "{s:?}");
+        let (e, g) = hours(&db);
+        // Independently: 100 -> 130 over 02:00-04:00, 130 -> 160 over 04:00-08:00.
+        let want = [
+            30.0 / 2.0,
+            30.0 / 2.0,
+            30.0 / 4.0,
+            30.0 / 4.0,
+            30.0 / 4.0,
+            30.0 / 4.0,
+        ];
+        for (h, w) in (2..8).zip(want) {
+            assert!((e[h].sum - w).abs() < 1e-9, "hour {h}: {:?}", e[h]);
+            assert_eq!(e[h].apportioned_ms, 3_600_000, "hour {h}");
+        }
+        let total: f64 = e.iter().map(|a| a.sum).sum();
+        assert!((total - (energy(600) - energy(0))).abs() < 1e-9, "{total}");
+        assert_eq!(g[5].gauge_mean(), Some(80.0));
+        assert_eq!((g[4].gauge_mean(), g[6].gauge_mean()), (None, None));
+        assert_eq!(
+            g[2].gauge_mean(),
+            Some(50.0),
+            "the sample at 02:00 is kept once"
+        );
+        assert_eq!(
+            g[8].gauge_mean(),
+            Some(50.0),
+            "the sample at 08:00 is kept once"
+        );
+        let gaps = Aggregates::open(&db, &grid).unwrap().gaps(id).unwrap();
+        let spans: Vec<(i64, i64)> = gaps.iter().map(|g| (g.t_a, g.t_b)).collect();
+        let at = |m: i64| t0 + m * 60_000;
+        assert_eq!(spans, [(at(120), at(240)), (at(240), at(480))]);
+
+        // The report: the same total, a third of it (the filled gap's 60 of 180 kWh) imported.
+        drop(db);
+        let db = crate::store::open_db(&store).unwrap();
+        let mut engine = AuditEngine::open(&db, &plan).unwrap();
+        let r = engine.report(now).unwrap();
+        let el = &r
+            .indicators
+            .iter()
+            .find(|(k, _)| k == "electricity")
+            .unwrap()
+            .1;
+        assert!((el.baseline.total.unwrap() - 180.0).abs() < 1e-6, "{el:?}");
+        let prov = el.baseline.provenance.as_ref().unwrap();
+        assert!((prov.imported - 60.0 / 180.0).abs() < 1e-9, "{prov:?}");
+        assert!((prov.polled - 120.0 / 180.0).abs() < 1e-9, "{prov:?}");
+        assert_eq!(prov.apportioned, 0.0, "{prov:?}");
+        drop(engine);
+
+        // The same file again changes nothing.
+        let s = run(&db, &csv).unwrap();
+        assert_eq!((s.rows, s.already), (0, 2), "{s:?}");
+        assert_eq!(hours(&db), (e.clone(), g.clone()));
+
+        // A row among polled readings outside any gap, and one that contradicts a stored reading: refused
+        // by line, nothing imported.
+        for (body, line, what) in [
+            ("2026-01-01 01:00,power,energy,70\n", 2, "outside any gap"),
+            ("2026-01-01 04:00,power,energy,131\n", 2, "another reading"),
+            ("2026-01-01 03:00,power,energy,140\n", 2, "must rise"),
+        ] {
+            // A good row of the gauge first: it is not imported either.
+            let text = format!("ts,meter,point,value\n2026-01-01 06:00,power,power,70\n{body}");
+            std::fs::write(&csv, text).unwrap();
+            let err = format!("{:#}", run(&db, &csv).unwrap_err());
+            assert!(
+                err.contains(&format!(":{}:", line + 1)) && err.contains(what),
+                "{err}"
+            );
+            assert_eq!(hours(&db), (e.clone(), g.clone()), "{body}");
+        }
+
+        // The logbook again with a row found later: the row imported before is skipped (a stored reading
+        // now), the new one fills what remained of the gap (130 -> 150 -> 160 over 04:00-06:00-08:00).
+        std::fs::write(
+            &csv,
+            "ts,meter,point,value\n2026-01-01 04:00,power,energy,130\n2026-01-01 06:00,power,energy,150\n",
+        )
+        .unwrap();
+        let s = run(&db, &csv).unwrap();
+        assert_eq!((s.rows, s.already), (1, 1), "{s:?}");
+        let (e2, _) = hours(&db);
+        let want = [15.0, 15.0, 10.0, 10.0, 5.0, 5.0];
+        for (h, w) in (2..8).zip(want) {
+            assert!((e2[h].sum - w).abs() < 1e-9, "hour {h}: {:?}", e2[h]);
+        }
+        let total: f64 = e2.iter().map(|a| a.sum).sum();
+        assert!((total - 180.0).abs() < 1e-9, "{total}");
+        // And a row after the last polled reading cannot ride along with rows that fill gaps.
+        std::fs::write(
+            &csv,
+            "ts,meter,point,value\n2026-01-01 07:00,power,energy,155\n2026-01-01 12:00,power,energy,300\n",
+        )
+        .unwrap();
+        let err = format!("{:#}", run(&db, &csv).unwrap_err());
+        assert!(
+            err.contains(":3:") && err.contains("in a file of their own"),
+            "{err}"
+        );
+        assert_eq!(hours(&db).0, e2);
+    }
 
     #[test]
     fn local_and_rfc3339_timestamps() {

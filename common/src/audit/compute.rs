@@ -32,6 +32,12 @@ pub trait HourlySource {
     fn imported(&mut self, _point: &PointRef) -> Vec<(i64, i64)> {
         Vec::new()
     }
+
+    /// Polling gaps of `point` filled by `import` (UTC ms, exclusive ends), sorted by start: their hours are
+    /// imported even where the readings are still apportioned between them.
+    fn filled(&mut self, _point: &PointRef) -> Vec<(i64, i64)> {
+        Vec::new()
+    }
 }
 
 /// Where an hour of a point's data came from, in order of precedence (a manual meter's hour is manual even
@@ -214,6 +220,20 @@ pub fn compute(
         let mut data = vec![false; n];
         let manual = plan.meters().any(|m| m.manual && m.name == r.meter);
         let imported = src.imported(r);
+        let filled = src.filled(r);
+        // Spans sorted by start; the latest end among those starting before the hour ends tells whether
+        // one of them overlaps the hour.
+        let reach: Vec<i64> = filled
+            .iter()
+            .scan(i64::MIN, |m, &(_, b)| {
+                *m = (*m).max(b);
+                Some(*m)
+            })
+            .collect();
+        let in_filled = |t: i64| {
+            let k = filled.partition_point(|&(a, _)| a < t + 3_600_000);
+            k > 0 && reach[k - 1] > t
+        };
         let mut class = vec![if manual { MANUAL } else { POLLED }; n];
         let (mut rollovers, mut replacements, mut apportioned, mut glitches) =
             (0u64, 0u64, 0u64, 0u64);
@@ -227,7 +247,9 @@ pub fn compute(
             data[i] = !a.is_empty();
             if !manual {
                 let t = grid.hour_start(h_start + i as i64);
-                if a.apportioned_ms > 0 {
+                if in_filled(t) {
+                    class[i] = IMPORTED;
+                } else if a.apportioned_ms > 0 {
                     class[i] = APPORTIONED;
                 } else if imported.iter().any(|&(f, l)| t + 3_600_000 > f && t <= l) {
                     class[i] = IMPORTED;

@@ -124,6 +124,16 @@ impl HourAgg {
         self.glitches = self.glitches.saturating_add(o.glitches);
     }
 
+    /// Take back a counter contribution merged before (a gap's apportioned share, replaced by readings that
+    /// fill the gap). The apportioned time is taken back as stored: in whole seconds, rounded up.
+    pub fn remove(&mut self, o: &HourAgg) {
+        self.sum -= o.sum;
+        self.covered_ms = self.covered_ms.saturating_sub(o.covered_ms);
+        self.apportioned_ms = self
+            .apportioned_ms
+            .saturating_sub(o.apportioned_ms.div_ceil(1000) * 1000);
+    }
+
     /// True when at least 45 minutes of the hour are covered by good readings.
     pub fn is_valid(&self) -> bool {
         self.covered_ms >= VALID_HOUR_MS
@@ -164,6 +174,13 @@ pub struct BadBlock {
 }
 
 impl DayBlock {
+    /// Take back another block of the same point and day, hour by hour ([`HourAgg::remove`]).
+    pub fn remove(&mut self, o: &DayBlock) {
+        for (a, b) in self.0.iter_mut().zip(o.0.iter()) {
+            a.remove(b);
+        }
+    }
+
     /// Merge another block of the same point and day, hour by hour.
     pub fn merge(&mut self, o: &DayBlock) {
         for (a, b) in self.0.iter_mut().zip(o.0.iter()) {

@@ -221,6 +221,35 @@ impl InferredReplacement {
     }
 }
 
+/// A polling gap the engine counted: the last good reading before it and the first good one after it.
+/// Kept so that readings found later (a logbook kept while the meter was offline) can fill it: a counter's
+/// apportioned `delta` is taken out of its hours ([`Gap::contribution`]) and the interval counted again
+/// through the readings. Only gaps over which a counter simply rose (no rollover, replacement, step back or
+/// glitch) are recorded, so that filling one leaves its total unchanged.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Gap {
+    pub t_a: i64,
+    pub v_a: f64,
+    pub t_b: i64,
+    pub v_b: f64,
+    /// What was counted across the gap (counters; 0 for a gauge, whose gap contributes nothing).
+    pub delta: f64,
+}
+
+impl Gap {
+    /// The hourly pieces the engine added for this gap, exactly as it added them (a gauge's: none).
+    pub fn contribution(
+        &self,
+        kind: PointKind,
+        grid: &HourGrid,
+        out: &mut impl FnMut(i64, HourAgg),
+    ) {
+        if kind == PointKind::Counter {
+            spread(grid, self.t_a, self.t_b, self.delta, true, out);
+        }
+    }
+}
+
 /// Per-point interval state.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tracker {
@@ -239,6 +268,8 @@ pub struct Tracker {
     pub applied: Vec<i64>,
     /// Replacements inferred from a drop since the caller last drained this.
     pub inferred: Vec<InferredReplacement>,
+    /// Gaps counted since the caller last drained this (see [`Gap`]).
+    pub gaps: Vec<Gap>,
 }
 
 /// The gap threshold for a poll interval: more than twice the interval (and at least one second more).
@@ -257,6 +288,7 @@ impl Tracker {
             recorded: Vec::new(),
             applied: Vec::new(),
             inferred: Vec::new(),
+            gaps: Vec::new(),
         }
     }
 
@@ -355,6 +387,15 @@ impl Tracker {
                         return Pushed::Held;
                     }
                     self.unapportioned += u64::from(spread(grid, t0, ts_ms, delta, gap, out));
+                    if gap && ev == CounterEvent::Normal {
+                        self.gaps.push(Gap {
+                            t_a: t0,
+                            v_a: prev,
+                            t_b: ts_ms,
+                            v_b: v,
+                            delta,
+                        });
+                    }
                     // Jitter and a step back keep the higher reading so that it is not counted twice.
                     *last = LastReading::new(ts_ms, v.max(prev));
                     Pushed::Interval { gap, event: ev }
@@ -383,7 +424,15 @@ impl Tracker {
                 }
             },
             PointKind::Gauge => {
-                if !gap {
+                if gap {
+                    self.gaps.push(Gap {
+                        t_a: t0,
+                        v_a: prev,
+                        t_b: ts_ms,
+                        v_b: v,
+                        delta: 0.0,
+                    });
+                } else {
                     trapezoid(grid, t0, ts_ms, prev, v, out);
                 }
                 out(grid.hour_index(ts_ms), sample(v));
@@ -609,6 +658,40 @@ mod tests {
         assert!((m[&13].sum - 50.0).abs() < 1e-9);
         assert_eq!(m[&11].covered_ms, 0);
         assert_eq!(m[&11].apportioned_ms, HOUR_MS as u32);
+    }
+
+    /// A gap is recorded with what was counted across it, and its contribution is exactly what was added.
+    #[test]
+    fn a_gap_is_recorded_and_its_contribution_is_what_was_added() {
+        let mut t = Tracker::new(PointKind::Counter, None, 20_000);
+        let h = HOUR_MS;
+        let m = run(&mut t, &[(0, Some(100.0)), (6 * h, Some(160.0))]);
+        assert_eq!(
+            t.gaps,
+            [Gap {
+                t_a: 0,
+                v_a: 100.0,
+                t_b: 6 * h,
+                v_b: 160.0,
+                delta: 60.0
+            }]
+        );
+        let mut back: BTreeMap<i64, HourAgg> = BTreeMap::new();
+        t.gaps[0].contribution(PointKind::Counter, &HourGrid::utc(), &mut |i, a| {
+            back.entry(i).or_default().merge(&a)
+        });
+        assert_eq!(back, m);
+        // A rollover across a gap is not recorded (filling it could not keep its total).
+        let mut t = Tracker::new(PointKind::Counter, Some(1000.0), 20_000);
+        run(
+            &mut t,
+            &[(0, Some(990.0)), (h, Some(5.0)), (h + 1000, Some(6.0))],
+        );
+        assert!(t.gaps.is_empty(), "{:?}", t.gaps);
+        // A gauge's gap is recorded too.
+        let mut t = Tracker::new(PointKind::Gauge, None, 20_000);
+        run(&mut t, &[(0, Some(1.0)), (h, Some(2.0))]);
+        assert_eq!(t.gaps.len(), 1);
     }
 
     #[test]
