@@ -539,8 +539,10 @@ fn a_running_agent_holding_the_store_gets_a_clear_error_and_report_falls_back_to
     std::fs::write(&cfg, config(dir.path())).unwrap();
     let c = cfg.to_str().unwrap();
     // A report as the agent would have written it.
-    let written: serde_json::Value =
-        serde_json::from_str(include_str!("fixtures/report_minimal.json")).unwrap();
+    let written: serde_json::Value = serde_json::from_str(include_str!(
+        "../../common/tests/fixtures/report_minimal.json"
+    ))
+    .unwrap();
     let store = dir.path().join("store");
     std::fs::create_dir_all(&store).unwrap();
     std::fs::write(

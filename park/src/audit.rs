@@ -3,11 +3,8 @@
 //! `[audit]`; the stored readings go through common's interval engine (`Tracker`) into hourly
 //! aggregates, and common's `compute` makes the report. The audit maths exist once, in common.
 
-// The agent's renderers (CSV, HTML), compiled here from the agent's own source: one implementation of
-// the report's formats. (They are pure functions of a `Report`; plantmeter-common is their natural home.)
-#[allow(dead_code, unused_imports)]
-#[path = "../../agent/src/audit/render/mod.rs"]
-pub mod render;
+// The report's renderings are plantmeter-common's (feature `render`), the same as the agent's.
+pub use plantmeter_common::audit::render;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

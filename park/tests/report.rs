@@ -49,7 +49,7 @@ fn plant_audit(agent_config: &str, gateway: &str) -> String {
     let mut s = agent_config[at..]
         .replace("\n[audit]", "\n[plant.audit]")
         .replace("[[audit.", "[[plant.audit.");
-    for key in ["point", "concentration", "flow"] {
+    for key in ["point", "concentration", "flow", "o2"] {
         s = s.replace(&format!("{key} = \""), &format!("{key} = \"{gateway}/"));
     }
     s

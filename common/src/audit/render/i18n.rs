@@ -1,7 +1,7 @@
 //! English and Chinese labels for every rendered report. Chinese uses the terms of the cleaner-production
 //! audit (清洁生产审核): 单位产品综合能耗, 节能量, 清洁生产等级, 基准期, 报告期 ...
 
-use plantmeter_common::audit::report::{BaselineMethod, Level, PeriodKind};
+use crate::audit::report::{BaselineMethod, Level, PeriodKind};
 
 /// The language of a rendered report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

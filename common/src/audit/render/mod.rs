@@ -15,8 +15,9 @@ mod xlsx;
 #[cfg(test)]
 mod zh_complete;
 
-#[cfg(test)]
-pub(crate) mod fixture;
+/// Reports that hold every field, for the renderings' tests and the agent's (feature `fixture`).
+#[cfg(any(test, feature = "fixture"))]
+pub mod fixture;
 
 pub use self::csv::csv;
 pub use self::html::html;

@@ -2,7 +2,7 @@
 //! formats, frozen header rows, sheet names and headers in the report's language. Figures without data are
 //! empty cells, never 0.
 
-use plantmeter_common::audit::report::Report;
+use crate::audit::report::Report;
 use rust_xlsxwriter::{Format, Workbook, Worksheet, XlsxError};
 
 use super::engine_text::{engine_text, variable_label, variables_label};

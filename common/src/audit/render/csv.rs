@@ -3,7 +3,7 @@
 //! formula injection. One tidy table (one header, fixed columns): a row per indicator and period, and a
 //! row per indicator and day, so a script reads it with any CSV reader.
 
-use plantmeter_common::audit::report::Report;
+use crate::audit::report::Report;
 
 use super::engine_text::engine_text;
 use super::format::{figure_opt, inclusive_end, shown_total_unit};

@@ -1,7 +1,7 @@
 //! Report fixtures for the renderers' tests: a realistic plant year with a half-year reporting period,
 //! computed here from known formulas (so the figures are consistent), and its degenerate variants.
 
-use plantmeter_common::audit::report::{
+use crate::audit::report::{
     BaselineMethod, BaselineValues, Bucket, CusumPoint, DailyRow, Factor, Grade, Indicator, Level,
     Method, Model, ModelCandidate, MonthlyRow, PeriodKind, PeriodSummary, Periods, PointQuality,
     Report, ReportingValues, Series,
@@ -419,7 +419,7 @@ pub fn empty() -> Report {
 /// reasons): measures, limits and triggers, a ratio model, a rejected candidate, savings not claimed,
 /// provenance, a recorded replacement. For the test that no English is left in a Chinese report.
 pub fn rich() -> Report {
-    use plantmeter_common::audit::report::{
+    use crate::audit::report::{
         MeasureResult, PermitUse, Provenance, QuotaCheck, ReplacementEvent, SourceCompliance,
         Triggers,
     };
@@ -541,9 +541,7 @@ pub fn rich() -> Report {
         "energy: 3 of 365 baseline day buckets left out of the model (incomplete data or partial bucket)".to_string(),
         "measure \"LED lighting\": ratio method (production does not vary between baseline buckets)".to_string(),
     ];
-    r.method
-        .notes
-        .extend(plantmeter_common::audit::compute::conventions());
+    r.method.notes.extend(crate::audit::compute::conventions());
     r.method.points[1].manual = true;
     r.method.points[0].step_backs = 2;
     r

@@ -1,7 +1,7 @@
 //! Chinese for the texts the audit engine writes into the report: notes, why the ratio method was used,
 //! why a candidate model is not valid, why no savings are claimed, why a measure has no figure. The report
 //! JSON keeps them in English (free text of the contract); a Chinese rendering matches each text against
-//! the engine's templates (the `format!` strings of `plantmeter_common::audit`) and fills the Chinese one.
+//! the engine's templates (the `format!` strings of `crate::audit`) and fills the Chinese one.
 //! Captured parts are translated in turn (a reason inside a reason, a list joined by `; `). A text that
 //! no template matches is shown as it is.
 

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use plantmeter_common::audit::report::Report;
+use crate::audit::report::Report;
 
 use super::format::{
     display, display_opt, fraction_pct, inclusive_end, pct_opt, plain, shown_total_unit,

@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 use std::io::Read;
 
-use plantmeter_common::audit::report::Report;
+use crate::audit::report::Report;
 
 use super::{csv, fixture, html, text_table, xlsx, Lang};
 

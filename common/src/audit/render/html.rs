@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use plantmeter_common::audit::report::{Indicator, PeriodKind, Report};
+use crate::audit::report::{Indicator, PeriodKind, Report};
 
 use super::engine_text::{engine_text, variables_label};
 use super::format::{
@@ -450,7 +450,7 @@ fn summary(report: &Report, lang: Lang, out: &mut String) {
     );
     out.push_str("<tbody>");
     let unit = &report.production_unit;
-    let mut period_row = |name: &str, p: &plantmeter_common::audit::report::PeriodSummary| {
+    let mut period_row = |name: &str, p: &crate::audit::report::PeriodSummary| {
         out.push_str("<tr>");
         text_td(out, name);
         nowrap_td(out, &p.from);
@@ -1080,7 +1080,7 @@ mod tests {
 
     #[test]
     fn compliance_section_shows_triggers_sources_and_permits() {
-        use plantmeter_common::audit::report::{PermitUse, SourceCompliance};
+        use crate::audit::report::{PermitUse, SourceCompliance};
         let mut r = fixture::report();
         let h = html(&r, Lang::En);
         assert!(
@@ -1158,7 +1158,7 @@ mod tests {
 
     #[test]
     fn measures_are_listed_with_money_and_payback() {
-        use plantmeter_common::audit::report::MeasureResult;
+        use crate::audit::report::MeasureResult;
         let mut r = fixture::report();
         r.measures.push(MeasureResult {
             name: "dye-bath heat recovery".into(),
