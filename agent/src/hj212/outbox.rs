@@ -94,6 +94,7 @@ impl Outbox {
     /// Open (or create) the uplink's database in `dir`.
     pub fn open(dir: &Path) -> anyhow::Result<Outbox> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        crate::store::remove_unfinished_snapshots(dir);
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(CACHE_CAPACITY)

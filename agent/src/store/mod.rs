@@ -195,7 +195,40 @@ fn open_classified(
     }
 }
 
+/// Remove the snapshot files sled 0.34.7 left unfinished in `dir`. sled writes a snapshot to
+/// `snap.<lsn>.generating`, fsyncs it and renames it to `snap.<lsn>`, removing older snapshots only
+/// after the rename; but when it looks for snapshots at open it skips only files ending
+/// `.in___motion`, so a `.generating` file left by a process killed while writing one sorts last, is
+/// read as the newest snapshot, and the open fails as corrupt (seen under repeated SIGKILLs: a
+/// healthy store moved aside). Such a file is never the valid snapshot: the previous one is still
+/// there, so removing it is exactly what sled's own recovery would need.
+pub fn remove_unfinished_snapshots(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => tracing::warn!(
+                    store = %dir.display(),
+                    file = %name,
+                    "removed a snapshot file sled left unfinished (the process was stopped while writing it)"
+                ),
+                Err(e) => tracing::warn!(
+                    store = %dir.display(),
+                    file = %name,
+                    error = %e,
+                    "cannot remove a snapshot file sled left unfinished"
+                ),
+            }
+        }
+    }
+}
+
 fn open_once(dir: &Path, flusher: Flusher) -> Result<sled::Db, OpenError> {
+    remove_unfinished_snapshots(dir);
     config(dir, flusher == Flusher::Background)
         .open()
         .map_err(|e| match &e {
@@ -1739,6 +1772,29 @@ mod tests {
         let s = Store::open_or_recover(&path, 16).unwrap();
         assert_eq!(s.evicted(), evicted, "durable");
         assert_eq!(s.next_seq(), a.first + 1);
+    }
+
+    /// A process killed while sled wrote a snapshot leaves `snap.<lsn>.generating`, which sled 0.34.7
+    /// then reads as the newest snapshot and calls corrupt: the store opens as it was, nothing moved
+    /// aside, nothing counted as evicted, no seq reused.
+    #[test]
+    fn a_snapshot_left_unfinished_by_a_kill_does_not_make_the_store_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        {
+            let s = Store::open_or_recover(&path, 16).unwrap();
+            let mut round: Vec<DataMessage> = (0..10).map(|_| msg("a")).collect();
+            s.append(&mut round).unwrap();
+            s.flush().unwrap();
+        }
+        std::fs::write(path.join("snap.7FFFFFFFFFFFFFFF.generating"), b"").unwrap();
+        let s = Store::open_or_recover(&path, 16).unwrap();
+        assert!(s.moved_aside.is_none(), "moved aside: {:?}", s.moved_aside);
+        assert_eq!(s.backlog(), 10);
+        assert_eq!(s.evicted(), 0);
+        let a = s.append(&mut [msg("b")]).unwrap();
+        assert_eq!(a.first, 11);
+        assert!(!path.join("snap.7FFFFFFFFFFFFFFF.generating").exists());
     }
 
     #[test]
