@@ -48,8 +48,10 @@ fn the_demo_writes_the_workbook_beside_the_other_reports() {
 }
 
 /// CONTRACT.md: `P/audit` is the report without its per-bucket series, at most 64 KiB, also after the
-/// demo's 18 months (12 baseline, 6 reporting) of the enlarged plant: the demo's subscriber reports the
-/// size of the last one it received.
+/// demo's 18 months (12 baseline, 6 reporting) of the enlarged plant. The demo's report.json is the whole
+/// report; P/audit is the same report with its series emptied (`AuditEngine::report_json`), computed here
+/// from the file so the test does not depend on how many periodic P/audit refreshes a fast or slow
+/// machine fits into the run. Any P/audit the demo's subscriber did receive is checked too.
 #[test]
 fn p_audit_stays_under_64_kib_after_the_demos_18_months() {
     let dir = tempfile::tempdir().unwrap();
@@ -74,27 +76,34 @@ fn p_audit_stays_under_64_kib_after_the_demos_18_months() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // "... audit reports: N (last X bytes) ..."
+    let full = std::fs::read(dir.path().join("report.json")).unwrap();
+    let mut r: plantmeter_common::audit::report::Report = serde_json::from_slice(&full).unwrap();
+    assert_eq!(
+        r.periods.reporting.as_ref().map(|p| p.to.as_str()),
+        Some("2026-07-01")
+    );
+    assert!(
+        !r.series.daily.is_empty(),
+        "the file holds the daily series"
+    );
+    r.series = Default::default();
+    let slim = serde_json::to_vec(&r).unwrap();
+    assert!(
+        slim.len() <= 64 * 1024,
+        "the report without its series is {} bytes",
+        slim.len()
+    );
+    assert!(full.len() > slim.len());
+    // "... audit reports: N (last X bytes) ...": when one arrived, it is within the bound too.
     let line = stdout
         .lines()
         .find(|l| l.contains("audit reports: "))
         .unwrap_or_else(|| panic!("no audit line in the demo's output:\n{stdout}"));
-    let after = line.split("audit reports: ").nth(1).unwrap();
-    let count: u64 = after.split(' ').next().unwrap().parse().unwrap();
-    let bytes: usize = after
+    let bytes: usize = line
         .split("(last ")
         .nth(1)
         .and_then(|s| s.split(' ').next())
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no size in {line:?}"));
-    assert!(count >= 1, "no P/audit received: {line}");
-    assert!(
-        bytes > 1000 && bytes <= 64 * 1024,
-        "P/audit is {bytes} bytes: {line}"
-    );
-    // The full report (with its daily series) is the file; P/audit is much smaller than it.
-    let full = std::fs::metadata(dir.path().join("report.json"))
-        .unwrap()
-        .len() as usize;
-    assert!(full > bytes, "report.json {full} bytes vs P/audit {bytes}");
+    assert!(bytes <= 64 * 1024, "P/audit was {bytes} bytes: {line}");
 }
