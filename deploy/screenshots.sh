@@ -11,7 +11,7 @@ if [ -z "$chrome" ]; then
   echo "screenshots: no chromium, chromium-browser or google-chrome on PATH" >&2
   exit 1
 fi
-cargo test -q -p plantmeter-agent --bin plantmeter preview_files_are_written >/dev/null
+cargo test -q -p plantmeter-common --features render --lib preview_files_are_written >/dev/null
 mkdir -p "$out"
 # A profile of its own, so that a Chromium already running (or a stale lock) does not stop it.
 profile=$(mktemp -d)
