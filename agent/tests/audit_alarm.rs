@@ -50,7 +50,14 @@ fn start_agent(config: &Path, anchor: i64) -> Agent {
     )
 }
 
-fn config(dir: &Path, sim: std::net::SocketAddr, broker: std::net::SocketAddr, so2: f64) -> String {
+fn config(
+    dir: &Path,
+    sim: std::net::SocketAddr,
+    broker: std::net::SocketAddr,
+    so2: f64,
+    cod_limited: bool,
+) -> String {
+    let cod_limit = if cod_limited { "limit = 100000" } else { "" };
     format!(
         r#"[gateway]
 id = "gw-01"
@@ -96,7 +103,7 @@ production = {{ point = "outfall.flow_total", unit = "m3" }}
   name = "COD"
   concentration = "outfall.cod"
   flow = "outfall.flow_total"
-  limit = 100000
+  {cod_limit}
 "#,
         data = dir.join("data").display(),
     )
@@ -122,7 +129,7 @@ async fn an_hour_over_the_limit_raises_a_retained_alarm_and_a_raised_limit_clear
     .unwrap();
     let mut broker = Broker::start(BrokerKind::Rumqttd);
     let cfg = dir.path().join("agent.toml");
-    std::fs::write(&cfg, config(dir.path(), sim.addr(), broker.addr, 1.0)).unwrap();
+    std::fs::write(&cfg, config(dir.path(), sim.addr(), broker.addr, 1.0, true)).unwrap();
     let so2 = format!("{PREFIX}/alarm/SO2/SO2");
     let cod = format!("{PREFIX}/alarm/COD/COD");
     let live = Collector::start(broker.addr, PREFIX).await;
@@ -190,7 +197,11 @@ async fn an_hour_over_the_limit_raises_a_retained_alarm_and_a_raised_limit_clear
     assert_eq!(after_restart.last(&so2).unwrap()["state"], "exceeded");
 
     // A reload raising the limit: the next evaluation finds SO2 within it.
-    std::fs::write(&cfg, config(dir.path(), sim.addr(), broker.addr, 100_000.0)).unwrap();
+    std::fs::write(
+        &cfg,
+        config(dir.path(), sim.addr(), broker.addr, 100_000.0, true),
+    )
+    .unwrap();
     let pid = agent.0.id().to_string();
     assert!(Command::new("kill")
         .args(["-HUP", &pid])
@@ -205,5 +216,34 @@ async fn an_hour_over_the_limit_raises_a_retained_alarm_and_a_raised_limit_clear
     assert_eq!(ok["limit"], 100_000.0);
     assert_eq!(ok["exceedance_hours_this_year"], 0, "{ok}");
     assert!(ms(&ok["hour"]) >= hour, "{ok}");
+
+    // A reload without COD's limit: its retained alarm is cleared (an empty retained message), so a
+    // dashboard no longer shows a source that is not checked.
+    std::fs::write(
+        &cfg,
+        config(dir.path(), sim.addr(), broker.addr, 100_000.0, false),
+    )
+    .unwrap();
+    assert!(Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    wait_until("COD's alarm cleared", Duration::from_secs(60), || {
+        after_restart
+            .on(&cod)
+            .last()
+            .is_some_and(|m| m.payload.is_empty())
+    })
+    .await;
+    let late = Collector::start(broker.addr, PREFIX).await;
+    wait_until("SO2's retained alarm", Duration::from_secs(10), || {
+        late.last(&so2).is_some()
+    })
+    .await;
+    assert!(
+        late.on(&cod).iter().all(|m| m.payload.is_empty()),
+        "a subscriber after the reload gets no COD alarm"
+    );
     drop(agent);
 }

@@ -185,6 +185,22 @@ impl Alarms {
         self.said.clear();
     }
 
+    /// A reload whose plan has the alarm topics `keep`: forget what was said (as [`Alarms::reset`]) and
+    /// return the topics said before that the new plan no longer has (a source, its limit or the topic
+    /// prefix gone), sorted: their retained alarm is cleared with an empty retained message, so that a
+    /// dashboard does not show the alarm of a source that is no longer checked.
+    pub fn reset_for(&mut self, keep: &[String]) -> Vec<String> {
+        let mut gone: Vec<String> = self
+            .said
+            .keys()
+            .filter(|t| !keep.contains(t))
+            .cloned()
+            .collect();
+        gone.sort();
+        self.reset();
+        gone
+    }
+
     /// The message for `src` in `status`: `(topic, payload)` when its state changed since the last
     /// message on that topic (or there was none), else None.
     pub fn update(
@@ -375,5 +391,32 @@ mod tests {
             a.due(&grid, t + 40_000, 65_000),
             Some(hour("2026-03-02T10:00:00+08:00"))
         );
+    }
+
+    #[test]
+    fn a_reload_without_a_source_clears_its_retained_alarm() {
+        let mut a = Alarms::default();
+        let st = Status {
+            state: State::Exceeded,
+            hour: 0,
+            converted: 60.0,
+            today: 1,
+            this_year: 1,
+            last_exceeded: Some(0),
+        };
+        let cod = Source {
+            pollutant: "COD".into(),
+            source: "outfall".into(),
+            ..so2()
+        };
+        let so2 = so2();
+        assert!(a.update("p", &so2, &st, tz()).is_some());
+        assert!(a.update("p", &cod, &st, tz()).is_some());
+        // The new plan keeps SO2 only: COD's topic is cleared, SO2's state is said again.
+        let gone = a.reset_for(&[so2.topic("p")]);
+        assert_eq!(gone, vec![cod.topic("p")]);
+        assert!(a.update("p", &so2, &st, tz()).is_some());
+        // A reload keeping everything clears nothing.
+        assert!(a.reset_for(&[so2.topic("p")]).is_empty());
     }
 }

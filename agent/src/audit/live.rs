@@ -351,7 +351,19 @@ impl Audit {
             return;
         };
         self.off = plan.audit.is_none();
-        self.alarms.reset();
+        // The alarm topics of the new plan; those said before and gone are cleared (empty retained).
+        let keep: Vec<String> = plan
+            .audit
+            .iter()
+            .flat_map(|a| a.pollutants.iter())
+            .filter_map(alarm::Source::of)
+            .map(|s| s.topic(&plan.mqtt.topic_prefix))
+            .collect();
+        for topic in self.alarms.reset_for(&keep) {
+            tracing::info!(topic = %topic, "limit alarm no longer configured: its retained message is cleared");
+            self.unsent_alarms.retain(|(t, _)| *t != topic);
+            self.unsent_alarms.push((topic, Vec::new()));
+        }
         if self.off {
             self.store.set_audit_gate(None);
         }

@@ -179,7 +179,9 @@ struct Publisher {
     published_clock: Option<crate::state::ClockState>,
     health_dirty: BTreeSet<usize>,
     audit_pending: Option<Vec<u8>>,
-    /// The latest limit alarm per topic (retained), and the topics still to publish: all of them
+    /// The latest limit alarm per topic (retained; an empty payload clears a topic no longer configured,
+    /// said again on each connect like the others in case the broker missed it), and the topics still
+    /// to publish: all of them
     /// again on each connect, as a broker restart may have lost them.
     alarms: BTreeMap<String, Vec<u8>>,
     alarms_dirty: BTreeSet<String>,
