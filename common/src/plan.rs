@@ -459,6 +459,15 @@ pub struct AuditPollutant {
     pub limit: Option<f64>,
 }
 
+impl AuditPollutant {
+    /// The name its figures go by: its `source`, else the pollutant's name (one source).
+    pub fn source_name(&self) -> String {
+        self.source
+            .clone()
+            .unwrap_or_else(|| self.name.as_str().to_string())
+    }
+}
+
 /// One product of the plant (`[[audit.product]]`): a counter of its quantity and its factor to the
 /// standard product.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -4,35 +4,11 @@
 #![allow(clippy::unwrap_used)]
 
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use plantmeter_sim::AgentBus;
 use plantmeter_tests::*;
-
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(at: &Path, size: &str) -> Option<Tmpfs> {
-        std::fs::create_dir_all(at).unwrap();
-        let ok = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(at)
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        ok.then(|| Tmpfs(at.to_path_buf()))
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status();
-    }
-}
 
 /// Fill the file system holding `file` until a write fails.
 fn fill(file: &Path) {
@@ -56,7 +32,7 @@ async fn a_full_disk_is_counted_reported_and_survived() {
     };
     let broker = Broker::start(BrokerKind::Rumqttd);
     let sim = Sim::start(None, None, &[]);
-    let data = fs.0.join("data");
+    let data = fs.path().join("data");
     let cfg = agent_config(
         None,
         AgentBus::Tcp(sim.addr.to_string()),
@@ -73,7 +49,7 @@ async fn a_full_disk_is_counted_reported_and_survived() {
     })
     .await;
 
-    let ballast = fs.0.join("ballast");
+    let ballast = fs.path().join("ballast");
     fill(&ballast);
     wait_until(
         "the lost polls reported on MQTT",

@@ -367,35 +367,7 @@ impl Aggregates {
         days: impl IntoIterator<Item = (i64, &'a DayBlock)>,
         journaled: &mut HashSet<[u8; 13]>,
     ) -> anyhow::Result<usize> {
-        let mut chunks: BTreeMap<i64, Chunk> = BTreeMap::new();
-        for (day, block) in days {
-            let (c, i) = Chunk::locate(day);
-            let chunk = match chunks.entry(c) {
-                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::btree_map::Entry::Vacant(e) => {
-                    let key = chunk_key(id, c);
-                    let stored = self.tree.get(key)?;
-                    if journaled.insert(key) {
-                        batch.insert(&undo_key(&key)[..], stored.as_deref().unwrap_or(&[]));
-                    }
-                    e.insert(match stored {
-                        Some(v) => Chunk::decode(&v).with_context(|| {
-                            format!(
-                                "audit store: point id {id}, days from {}",
-                                HourGrid::date_of_day(c * CHUNK_DAYS)
-                            )
-                        })?,
-                        None => Chunk::default(),
-                    })
-                }
-            };
-            chunk.0[i].merge(block);
-        }
-        let n = chunks.len();
-        for (c, chunk) in chunks {
-            batch.insert(&chunk_key(id, c)[..], chunk.encode());
-        }
-        Ok(n)
+        self.merge_days_undoable_minus(batch, id, days, &HashMap::new(), journaled)
     }
 
     /// As [`Aggregates::merge_days_undoable`], first taking back `minus` from the stored days (a gap's

@@ -9,7 +9,7 @@
 //! state. The rules for a valid hour and its converted concentration are the report's (`compliance`).
 
 use chrono::{Datelike, FixedOffset};
-use plantmeter_common::audit::compute::converted_concentration;
+use plantmeter_common::audit::compute::converted_hour;
 use plantmeter_common::audit::hourly::{HourAgg, HourGrid, HOUR_MS};
 use plantmeter_common::plan::{AuditPollutant, Medium};
 use serde::Serialize;
@@ -44,10 +44,7 @@ impl Source {
         let limit = p.limit?;
         Some(Source {
             pollutant: p.name.as_str().to_string(),
-            source: p
-                .source
-                .clone()
-                .unwrap_or_else(|| p.name.as_str().to_string()),
+            source: p.source_name(),
             limit,
             unit: match p.name.medium() {
                 Medium::Water => "mg/L",
@@ -73,18 +70,14 @@ pub fn converted(conc: &[HourAgg], o2: Option<(&[HourAgg], f64)>) -> Vec<Option<
             if !c.is_valid() {
                 return None;
             }
-            let v = c.gauge_mean()?;
-            let v = match o2 {
-                Some((o2, reference)) => {
-                    let o = o2.get(i).filter(|o| o.is_valid())?.gauge_mean()?;
-                    if o >= 21.0 {
-                        return None;
-                    }
-                    converted_concentration(v, o, reference)
-                }
-                None => v,
-            };
-            v.is_finite().then_some(v)
+            let o2_hour = o2.map(|(o2, reference)| {
+                let o = o2
+                    .get(i)
+                    .filter(|o| o.is_valid())
+                    .and_then(|o| o.gauge_mean());
+                (o, reference)
+            });
+            converted_hour(c.gauge_mean()?, o2_hour)
         })
         .collect()
 }

@@ -416,12 +416,9 @@ impl Audit {
         let Some(audit) = plan.audit.as_ref() else {
             return;
         };
-        let sources: Vec<_> = audit
-            .pollutants
-            .iter()
-            .filter_map(|p| Some((p, alarm::Source::of(p)?)))
-            .collect();
-        if sources.is_empty() {
+        // Called at every turn of the audit loop (each round of polls): nothing is allocated until an
+        // hour has closed.
+        if audit.pollutants.iter().all(|p| p.limit.is_none()) {
             return;
         }
         let durable = self.store.durable_next();
@@ -444,6 +441,10 @@ impl Audit {
         };
         let n = alarm::LOOKBACK_HOURS;
         let first = end - n as i64;
+        let sources = audit
+            .pollutants
+            .iter()
+            .filter_map(|p| Some((p, alarm::Source::of(p)?)));
         for (p, src) in sources {
             let hours = engine
                 .stored_hours(&p.concentration, first, n)

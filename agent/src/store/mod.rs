@@ -1828,30 +1828,7 @@ mod tests {
         }
     }
 
-    /// A small tmpfs mounted for a test (root only), unmounted when dropped.
-    struct Tmpfs(PathBuf);
-
-    impl Tmpfs {
-        fn mount(at: &Path, size: &str) -> Option<Tmpfs> {
-            std::fs::create_dir_all(at).unwrap();
-            let ok = std::process::Command::new("mount")
-                .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-                .arg(at)
-                .stderr(std::process::Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            ok.then(|| Tmpfs(at.to_path_buf()))
-        }
-    }
-
-    impl Drop for Tmpfs {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount")
-                .arg("-l")
-                .arg(&self.0)
-                .status();
-        }
-    }
+    use plantmeter_tests::Tmpfs;
 
     fn round(n: usize) -> Vec<DataMessage> {
         (0..n).map(|i| msg(&format!("meter-{i}"))).collect()
@@ -1864,8 +1841,8 @@ mod tests {
             println!("note: mount not permitted here; full-disk test skipped");
             return;
         };
-        let ballast = fs.0.join("ballast");
-        let path = fs.0.join("data");
+        let ballast = fs.path().join("ballast");
+        let path = fs.path().join("data");
         let s = Store::open_or_recover(&path, 64).unwrap();
         std::fs::write(&ballast, vec![0u8; 1024 * 1024]).unwrap();
         // Fill the disk: rounds of 50 polls until one cannot be stored.

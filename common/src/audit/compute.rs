@@ -974,19 +974,16 @@ pub fn compute(
             if !c.valid[h] {
                 continue;
             }
-            let conv = match (o2, &p.o2) {
+            let o2_hour = match (o2, &p.o2) {
                 (Some(oi), Some((_, reference))) => {
                     let o = &series[*oi];
-                    if !o.valid[h] || o.amount[h].is_nan() || o.amount[h] >= 21.0 {
-                        continue;
-                    }
-                    converted_concentration(c.amount[h], o.amount[h], *reference)
+                    Some((o.valid[h].then_some(o.amount[h]), *reference))
                 }
-                _ => c.amount[h],
+                _ => None,
             };
-            if !conv.is_finite() {
+            let Some(conv) = converted_hour(c.amount[h], o2_hour) else {
                 continue;
-            }
+            };
             valid_hours += 1;
             if conv > limit {
                 over += 1;
@@ -995,10 +992,7 @@ pub fn compute(
         }
         compliance.sources.push(SourceCompliance {
             pollutant: p.name.as_str().to_string(),
-            source: p
-                .source
-                .clone()
-                .unwrap_or_else(|| p.name.as_str().to_string()),
+            source: p.source_name(),
             limit,
             valid_hours,
             exceedance_hours: over,
@@ -1262,6 +1256,20 @@ fn provenance(d: &IndicatorDef, period: usize) -> Option<Provenance> {
         apportioned: parts[usize::from(APPORTIONED)] / total,
         manual: parts[usize::from(MANUAL)] / total,
     })
+}
+
+/// The converted concentration of one valid hour of a source (DOMAIN.md "Limits and triggers"): with
+/// O2 `(its hour's mean when valid, the reference %)`, None when that hour is not valid or at 21 % or
+/// more; None when the result is not finite. The report's limits and the agent's alarms both use it.
+pub fn converted_hour(conc: f64, o2: Option<(Option<f64>, f64)>) -> Option<f64> {
+    let v = match o2 {
+        Some((o2, reference)) => {
+            let o2 = o2.filter(|o| !o.is_nan() && *o < 21.0)?;
+            converted_concentration(conc, o2, reference)
+        }
+        None => conc,
+    };
+    v.is_finite().then_some(v)
 }
 
 /// The converted concentration (折算浓度) at a reference O2: C x (21 - O2_ref) / (21 - O2).
