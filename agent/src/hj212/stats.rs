@@ -19,19 +19,18 @@
 
 use std::collections::BTreeMap;
 
+use plantmeter_common::audit::hourly::HOUR_MS;
+use plantmeter_common::audit::intervals::{counter_delta, CounterEvent};
 use plantmeter_common::hj212::data::{DataCn, DataFlag, FactorValues};
 use plantmeter_common::plan::{Hj212Plan, Plan};
 use plantmeter_common::{DataMessage, PointKind, Quality};
 use serde::{Deserialize, Serialize};
 
 const MINUTE_MS: i64 = 60_000;
-const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 86_400_000;
 /// A counter increase is spread over at most this many intervals of a kind (a long gap of a
 /// 1-minute series); past it, the rest lands in the last interval.
 const MAX_SPREAD: i64 = 1_500;
-/// Drop of a counter to at least this share of the previous reading: a step back (nothing counted).
-const STEP_BACK_SHARE: f64 = 0.5;
 
 /// One interval kind of the plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -290,9 +289,10 @@ impl Stats {
         }
     }
 
-    /// The increase of a counter since its last good reading (None for the first one): a drop to
-    /// at least half is a step back (0, the higher reading stays the reference), a deeper drop a
-    /// rollover when the wrapped increase is at most 10 % of the modulus, else a new meter from 0.
+    /// The increase of a counter since its last good reading (None for the first one), by the audit's
+    /// rule ([`counter_delta`], DOMAIN.md "Counter drops"): a drop to at least half is a step back (0, the
+    /// higher reading stays the reference), a deeper drop a rollover when the wrapped increase is at most
+    /// 10 % of the modulus, else a new meter from 0.
     fn counter_delta(
         &mut self,
         point: &str,
@@ -310,27 +310,15 @@ impl Stats {
         if ts <= prev.ts {
             return None;
         }
-        let delta = if v >= prev.value {
-            v - prev.value
-        } else if v >= prev.value * STEP_BACK_SHARE {
-            // Step back: keep the higher reference, count nothing.
-            self.state.last.insert(
-                point.to_string(),
-                Last {
-                    ts,
-                    value: prev.value,
-                },
-            );
-            return Some((prev.ts, 0.0));
-        } else {
-            match rollover {
-                Some(m) if m - prev.value + v <= 0.1 * m => m - prev.value + v,
-                _ => v,
-            }
+        let (delta, event) = counter_delta(prev.value, v, rollover);
+        // A drop that counts nothing (a step back, or float jitter) keeps the higher reading.
+        let value = match event {
+            CounterEvent::StepBack | CounterEvent::Normal if v < prev.value => prev.value,
+            _ => v,
         };
         self.state
             .last
-            .insert(point.to_string(), Last { ts, value: v });
+            .insert(point.to_string(), Last { ts, value });
         Some((prev.ts, delta))
     }
 
