@@ -1263,18 +1263,16 @@ fn provenance(d: &IndicatorDef, period: usize) -> Option<Provenance> {
 /// more; None when the result is not finite. The report's limits and the agent's alarms both use it.
 pub fn converted_hour(conc: f64, o2: Option<(Option<f64>, f64)>) -> Option<f64> {
     let v = match o2 {
-        Some((o2, reference)) => {
-            let o2 = o2.filter(|o| !o.is_nan() && *o < 21.0)?;
-            converted_concentration(conc, o2, reference)
-        }
+        Some((o2, reference)) => crate::units::o2_corrected(conc, o2?, reference)?,
         None => conc,
     };
     v.is_finite().then_some(v)
 }
 
-/// The converted concentration (折算浓度) at a reference O2: C x (21 - O2_ref) / (21 - O2).
+/// The converted concentration (折算浓度) at a reference O2: C x (21 - O2_ref) / (21 - O2)
+/// ([`crate::units::o2_corrected`]); NaN where that has none (O2 at 21 % or more).
 pub fn converted_concentration(c: f64, o2: f64, o2_reference: f64) -> f64 {
-    c * (21.0 - o2_reference) / (21.0 - o2)
+    crate::units::o2_corrected(c, o2, o2_reference).unwrap_or(f64::NAN)
 }
 
 /// A driver's value over a bucket's hours (`amounts`: a gauge's hourly means or a counter's hourly sums).
