@@ -492,17 +492,7 @@ fn imported_history_of_two_stacks_two_products_and_a_driver_matches_an_independe
         "import: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = Command::new(BIN)
-        .args(["report", "--format", "json", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "report: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = plantmeter_tests::report_json(Path::new(BIN), &cfg);
 
     // Hourly amounts: a counter's advance over the hour, a gauge's reading x 1 h.
     let v = &h.values;

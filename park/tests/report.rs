@@ -151,17 +151,7 @@ async fn plant_reports_equal_the_agents_reports_and_the_park_sums_them() {
 
     let mut sums: Vec<(String, f64)> = Vec::new();
     for (plant, cfg) in [("sunrise", &agent_cfgs[0]), ("moon", &agent_cfgs[1])] {
-        let out = Command::new(bin_plantmeter())
-            .args(["report", "--format", "json", "--config"])
-            .arg(cfg)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "agent report: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let agent: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let agent: Value = plantmeter_tests::report_json(&bin_plantmeter(), cfg);
         let out = Command::new(PARK)
             .args(["report", "--format", "json", "--plant", plant, "--config"])
             .arg(&park_cfg)

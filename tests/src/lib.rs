@@ -780,3 +780,19 @@ impl Drop for Tmpfs {
             .status();
     }
 }
+
+/// `plantmeter report --format json --config CONFIG` run with the binary at `plantmeter`: the report,
+/// parsed; panics with the command's stderr when it fails.
+pub fn report_json(plantmeter: &Path, config: &Path) -> serde_json::Value {
+    let out = Command::new(plantmeter)
+        .args(["report", "--format", "json", "--config"])
+        .arg(config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "report: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}

@@ -6,7 +6,6 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::Duration;
 
 use plantmeter_sim::{AgentBus, Truth};
@@ -123,17 +122,7 @@ async fn products_sources_and_the_weather_driven_model_match_the_truth() {
     assert!(sim.proc.sigterm(Duration::from_secs(10)).success());
     let truth: Truth = serde_json::from_slice(&std::fs::read(&truth_file).unwrap()).unwrap();
 
-    let out = Command::new(bin("plantmeter"))
-        .args(["report", "--format", "json", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "report: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = report_json(&bin("plantmeter"), &cfg);
 
     let mut worst: Vec<(f64, String)> = Vec::new();
     let mut diff = |what: String, measured: Option<f64>, truth: f64| {

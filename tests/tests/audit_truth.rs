@@ -5,7 +5,6 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::Duration;
 
 use plantmeter_sim::AgentBus;
@@ -62,17 +61,7 @@ async fn audit_report_matches_the_truth_through_faults() {
     clock.sleep_until(end);
     assert!(agent.sigterm(Duration::from_secs(15)).success());
 
-    let out = Command::new(bin("plantmeter"))
-        .args(["report", "--format", "json", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "report: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = report_json(&bin("plantmeter"), &cfg);
 
     // The truth, from the same plant model (a pure function of seed and time).
     let sim_model = plantmeter_sim::Simulation::new(
