@@ -217,12 +217,15 @@ async fn two_instances_store_every_seq_once_through_a_kill_and_a_database_restar
         let st = a.sigterm(Duration::from_secs(20));
         assert!(st.success(), "agent: {st}");
     }
-    let published = seqs_of(&collector.data());
+    let mut published = seqs_of(&collector.data());
     assert_eq!(published.len(), 3, "{:?}", published.keys());
 
     let c = pg.client().await;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
+        // Messages the agents sent just before they stopped may reach the collector after the park:
+        // what it received is read again at each look.
+        published = seqs_of(&collector.data());
         let rows = c
             .query(
                 "SELECT site, gateway, seq, count(*) FROM readings GROUP BY 1, 2, 3",
