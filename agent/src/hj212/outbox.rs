@@ -197,15 +197,15 @@ impl Outbox {
         Ok(())
     }
 
-    /// The id of the newest waiting packet.
+    /// The id of the newest waiting packet (read forward: see `store::last_at_or_below` on why
+    /// not sled's `next_back`; this runs only when the uplink's state was unreadable).
     pub fn last_id(&self) -> anyhow::Result<Option<u64>> {
-        Ok(self
-            .tree
-            .scan_prefix(b"p")
-            .next_back()
-            .transpose()?
-            .and_then(|(k, _)| k.get(1..9).and_then(|b| <[u8; 8]>::try_from(b).ok()))
-            .map(u64::from_be_bytes))
+        let mut last = None;
+        for kv in self.tree.scan_prefix(b"p") {
+            let (k, _) = kv?;
+            last = k.get(1..9).and_then(|b| <[u8; 8]>::try_from(b).ok());
+        }
+        Ok(last.map(u64::from_be_bytes))
     }
 
     /// Packets waiting.

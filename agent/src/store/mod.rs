@@ -75,6 +75,55 @@ fn seq_key(seq: u64) -> [u8; 8] {
     seq.to_be_bytes()
 }
 
+/// The stored seq key at or below `seq` that is greatest, with its value, found by reading
+/// forward only.
+///
+/// sled 0.34.7 reads backward (`DoubleEndedIterator::next_back`, and through it its iterators'
+/// `last` and `rev`, `Tree::last`, `get_lt`, `pop_max`) by comparing with a constant 1 MiB key of
+/// 0xFF bytes: one backward read anywhere puts that megabyte in the binary, a fifth of the gateway
+/// build (`deploy/ci-checks.sh --size`). Forward probes instead: from `seq` down in doubling steps
+/// until a window `lo..=seq` holds a key, then halving between that key and the last empty window.
+/// One probe (one seek) when `seq` starts a block, the usual case; O(log d) for a key d below.
+fn last_at_or_below(
+    tree: &sled::Tree,
+    seq: u64,
+) -> anyhow::Result<Option<(sled::IVec, sled::IVec)>> {
+    // The first seq key in lo..=seq.
+    let first_from = |lo: u64| -> anyhow::Result<Option<(u64, sled::IVec, sled::IVec)>> {
+        let Some(kv) = tree.range(seq_key(lo)..=seq_key(seq)).next() else {
+            return Ok(None);
+        };
+        let (k, v) = kv?;
+        Ok(key_seq(&k).map(|s| (s, k, v)))
+    };
+    // Downward: `empty_from..=seq` holds no key.
+    let mut empty_from = u128::from(seq) + 1;
+    let mut step = 1u64;
+    let mut found = loop {
+        if empty_from == 0 {
+            return Ok(None);
+        }
+        let lo = (empty_from - 1).saturating_sub(u128::from(step) - 1);
+        let lo = u64::try_from(lo).unwrap_or(seq);
+        match first_from(lo)? {
+            Some(f) => break f,
+            None => {
+                empty_from = u128::from(lo);
+                step = step.saturating_mul(2);
+            }
+        }
+    };
+    // Halving: the answer is in found.0..empty_from.
+    while u128::from(found.0) + 1 < empty_from {
+        let mid = found.0 + u64::try_from((empty_from - u128::from(found.0)) / 2).unwrap_or(1);
+        match first_from(mid)? {
+            Some(f) => found = f,
+            None => empty_from = u128::from(mid),
+        }
+    }
+    Ok(Some((found.1, found.2)))
+}
+
 fn key_seq(key: &[u8]) -> Option<u64> {
     let arr: [u8; 8] = key.try_into().ok()?;
     (arr != META_PREFIX).then(|| u64::from_be_bytes(arr))
@@ -1094,10 +1143,9 @@ impl Store {
 
     /// The stored block holding `seq`, if any.
     fn block_of(tree: &sled::Tree, seq: u64) -> anyhow::Result<Option<Stored>> {
-        let Some(kv) = tree.range(seq_key(0)..=seq_key(seq)).next_back() else {
+        let Some((k, v)) = last_at_or_below(tree, seq)? else {
             return Ok(None);
         };
-        let (k, v) = kv?;
         Ok(decode(tree, &k, v).filter(|b| b.end() > seq))
     }
 
@@ -1416,6 +1464,31 @@ mod tests {
                 quality: Quality::Good,
             }],
         }
+    }
+
+    /// The forward-only predecessor lookup agrees with a plain search for every seq: at a key,
+    /// between keys, in long gaps, below the first key and past the last, with meta keys after.
+    #[test]
+    fn the_key_at_or_below_a_seq_is_found_reading_forward() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let tree = db.open_tree("t").unwrap();
+        let keys: Vec<u64> = vec![3, 4, 5, 9, 10, 100, 101, 1_000, 1_025, 70_000, 70_001];
+        for k in &keys {
+            tree.insert(seq_key(*k), &k.to_be_bytes()).unwrap();
+        }
+        tree.insert(meta_key("next_seq"), b"x").unwrap();
+        let mut probes: Vec<u64> = (0..1_100).chain(69_990..70_010).collect();
+        probes.extend([u64::MAX / 2, u64::MAX - 1]);
+        for seq in probes {
+            let want = keys.iter().copied().filter(|k| *k <= seq).max();
+            let got = last_at_or_below(&tree, seq).unwrap().map(|(k, v)| {
+                assert_eq!(k.as_ref(), v.as_ref(), "the value is the key's own");
+                key_seq(&k).unwrap()
+            });
+            assert_eq!(got, want, "at or below {seq}");
+        }
+        let empty = db.open_tree("empty").unwrap();
+        assert!(last_at_or_below(&empty, 12).unwrap().is_none());
     }
 
     /// A store written before records carried their meter (blocks of the first format, lone
