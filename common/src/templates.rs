@@ -85,7 +85,7 @@ impl Template {
         };
         let points = crate::config::meters::template_alone(name, text)
             .map_err(|errors| invalid(crate::config::ConfigErrors { errors }.to_string()))?;
-        let doc: toml::Table = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        let doc = toml_edit::Document::parse(text).map_err(|e| invalid(e.to_string()))?;
         let text_of = |key: &str| {
             doc.get(key)
                 .and_then(|v| v.as_str())
@@ -116,7 +116,7 @@ mod tests {
         assert!(TEMPLATES.len() >= 11);
         for (name, text) in TEMPLATES {
             assert_eq!(get(name), Some(*text));
-            let doc: toml::Table = toml::from_str(text).unwrap();
+            let doc = toml_edit::Document::parse(*text).unwrap();
             assert!(
                 doc.get("model").and_then(|v| v.as_str()).is_some(),
                 "{name}"
@@ -127,7 +127,7 @@ mod tests {
             );
             assert!(
                 doc.get("point")
-                    .and_then(|v| v.as_array())
+                    .and_then(|v| v.as_array_of_tables())
                     .is_some_and(|a| !a.is_empty()),
                 "{name}"
             );
