@@ -22,6 +22,7 @@ mod meta;
 mod metrics;
 mod notify;
 mod poller;
+mod progress;
 mod publisher;
 mod run;
 mod state;

@@ -38,7 +38,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use chrono::{FixedOffset, NaiveDateTime, TimeZone};
-use indicatif::{ProgressBar, ProgressStyle};
 use plantmeter_common::audit::hourly::{Chunk, DayBlock, HourAgg, HourGrid};
 use plantmeter_common::audit::intervals::{
     admit_ts, admit_value, gap_threshold_ms, Gap, LastReading, Tracker,
@@ -49,6 +48,7 @@ use plantmeter_common::types::PointKind;
 
 use super::aggregates::{Aggregates, Filled, ImportRecord, PointState};
 use crate::exit::BadInput;
+use crate::progress::Progress;
 
 #[derive(clap::Args)]
 pub struct ImportArgs {
@@ -602,24 +602,11 @@ pub struct Checked {
     repeated: u64,
 }
 
-fn bar(progress: bool, len: u64, what: &str) -> Option<ProgressBar> {
-    progress.then(|| {
-        let b = ProgressBar::new(len);
-        b.set_style(
-            ProgressStyle::with_template(&format!(
-                "{what} {{bar:40}} {{bytes}}/{{total_bytes}} {{eta}}"
-            ))
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        b
-    })
-}
-
 /// The validating pass: every row of the file checked against the plan, in bounded memory.
 pub fn validate(plan: &Plan, file: &Path, now_ms: i64, progress: bool) -> anyhow::Result<Checked> {
     let mut rows = Rows::open(plan, file, now_ms)?;
     let size = std::fs::metadata(file).map_or(0, |m| m.len());
-    let bar = bar(progress, size, "checking");
+    let bar = Progress::bytes(progress, size, "checking");
     let mut points = vec![PointScan::default(); rows.names.len()];
     let mut errors = Errors::new(file);
     let (mut count, mut repeated) = (0u64, 0u64);
@@ -1122,7 +1109,7 @@ fn import_batches(
         .collect();
 
     let size = std::fs::metadata(file).map_or(0, |m| m.len());
-    let bar = bar(progress, size, "importing");
+    let bar = Progress::bytes(progress, size, "importing");
     let mut n = 0u64;
     let mut journaled: HashSet<[u8; 13]> = HashSet::new();
     let (mut pending, mut started) = (0usize, false);
