@@ -8,11 +8,13 @@
 
 mod support;
 
+use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use support::{wait_until, Broker, BrokerKind, Collector, BIN, PREFIX};
+use support::{
+    stack_and_outfall_config, wait_until, Agent, Broker, BrokerKind, Collector, VClock, PREFIX,
+};
 
 /// 2026-03-02 08:00 +08:00 (the plant works by day).
 const START_MS: i64 = 1_772_409_600_000;
@@ -20,92 +22,16 @@ const HOUR: i64 = 3_600_000;
 /// Virtual seconds per real second: an hour in 2.4 s.
 const SPEED: f64 = 1500.0;
 
-struct Agent(Child);
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_agent(config: &Path, anchor: i64) -> Agent {
-    Agent(
-        Command::new(BIN)
-            .args(["run", "--config"])
-            .arg(config)
-            .args([
-                "--clock-start",
-                &plantmeter_common::model::format_ts_ms(START_MS),
-                "--clock-speed",
-                &SPEED.to_string(),
-                "--clock-anchor",
-                &anchor.to_string(),
-            ])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
-    )
-}
-
-fn config(
-    dir: &Path,
-    sim: std::net::SocketAddr,
-    broker: std::net::SocketAddr,
-    so2: f64,
-    cod_limited: bool,
-) -> String {
+/// SO2's limit (mg/m3) and whether COD has one (far above what the outfall carries).
+fn config(dir: &Path, sim: SocketAddr, broker: SocketAddr, so2: f64, cod_limited: bool) -> String {
     let cod_limit = if cod_limited { "limit = 100000" } else { "" };
-    format!(
-        r#"[gateway]
-id = "gw-01"
-site = "plant-a"
-data_dir = "{data}"
-
-[mqtt]
-url = "mqtt://{broker}"
-
-[[bus]]
-name = "sim"
-transport = "tcp"
-address = "{sim}"
-timeout_ms = 2000
-
-[[meter]]
-name = "stack"
-unit_id = 8
-poll_interval_s = 60
-template = "cems"
-
-[[meter]]
-name = "outfall"
-unit_id = 10
-poll_interval_s = 60
-template = "wastewater"
-
-[audit]
-timezone = "+08:00"
-baseline = ["2026-01-01", "2026-03-01"]
-grid_co2_t_per_mwh = 0.5703
-production = {{ point = "outfall.flow_total", unit = "m3" }}
-
-  [[audit.pollutant]]
-  name = "SO2"
-  concentration = "stack.so2"
-  flow = "stack.flow_rate"
-  o2 = "stack.o2"
-  o2_reference = 9.0
-  limit = {so2}
-
-  [[audit.pollutant]]
-  name = "COD"
-  concentration = "outfall.cod"
-  flow = "outfall.flow_total"
-  {cod_limit}
-"#,
-        data = dir.join("data").display(),
+    stack_and_outfall_config(
+        &dir.join("data"),
+        sim,
+        broker,
+        &format!("limit = {so2}"),
+        cod_limit,
+        "",
     )
 }
 
@@ -116,24 +42,19 @@ fn ms(rfc3339: &serde_json::Value) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_hour_over_the_limit_raises_a_retained_alarm_and_a_raised_limit_clears_it() {
     let dir = tempfile::tempdir().unwrap();
-    let anchor = plantmeter_common::clock::system_ms() + 300;
-    let clock = plantmeter_common::Clock::virtual_at_wall(anchor, START_MS, SPEED);
-    let sim = plantmeter_sim::start(
-        plantmeter_sim::Scenario::builtin(),
-        plantmeter_sim::SimOptions {
-            clock,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let clock = VClock {
+        start_ms: START_MS,
+        speed: SPEED,
+        anchor_ms: plantmeter_tests::wall_ms() + 300,
+    };
+    let sim = support::sim_on(clock.clock()).await;
     let mut broker = Broker::start(BrokerKind::Rumqttd);
     let cfg = dir.path().join("agent.toml");
     std::fs::write(&cfg, config(dir.path(), sim.addr(), broker.addr, 1.0, true)).unwrap();
     let so2 = format!("{PREFIX}/alarm/SO2/SO2");
     let cod = format!("{PREFIX}/alarm/COD/COD");
     let live = Collector::start(broker.addr, PREFIX).await;
-    let agent = start_agent(&cfg, anchor);
+    let agent = Agent::start_on(&cfg, &clock);
 
     wait_until("the SO2 and COD alarms", Duration::from_secs(60), || {
         live.last(&so2).is_some() && live.last(&cod).is_some()
@@ -202,12 +123,7 @@ async fn an_hour_over_the_limit_raises_a_retained_alarm_and_a_raised_limit_clear
         config(dir.path(), sim.addr(), broker.addr, 100_000.0, true),
     )
     .unwrap();
-    let pid = agent.0.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-HUP", &pid])
-        .status()
-        .unwrap()
-        .success());
+    agent.sighup();
     wait_until("the SO2 alarm back to ok", Duration::from_secs(60), || {
         after_restart.last(&so2).is_some_and(|v| v["state"] == "ok")
     })
@@ -224,11 +140,7 @@ async fn an_hour_over_the_limit_raises_a_retained_alarm_and_a_raised_limit_clear
         config(dir.path(), sim.addr(), broker.addr, 100_000.0, false),
     )
     .unwrap();
-    assert!(Command::new("kill")
-        .args(["-HUP", &pid])
-        .status()
-        .unwrap()
-        .success());
+    agent.sighup();
     wait_until("COD's alarm cleared", Duration::from_secs(60), || {
         after_restart
             .on(&cod)

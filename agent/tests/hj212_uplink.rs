@@ -11,14 +11,16 @@
 mod support;
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::FixedOffset;
-use support::{wait_until as wait_for, Broker, BrokerKind, BIN};
+use support::{
+    stack_and_outfall_config, wait_until as wait_for, Agent, Broker, BrokerKind, VClock,
+};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -254,117 +256,10 @@ impl Platform {
     }
 }
 
-/// The agent process, killed if the test fails before it stops it.
-struct Agent(Option<Child>);
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Agent {
-    fn running(&mut self) -> bool {
-        self.0
-            .as_mut()
-            .is_some_and(|c| c.try_wait().unwrap().is_none())
-    }
-}
-
-fn start_agent(config: &Path, anchor: i64) -> Agent {
-    Agent(Some(
-        Command::new(BIN)
-            .args(["run", "--config"])
-            .arg(config)
-            .args([
-                "--clock-start",
-                &plantmeter_common::model::format_ts_ms(START_MS),
-                "--clock-speed",
-                &SPEED.to_string(),
-                "--clock-anchor",
-                &anchor.to_string(),
-            ])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
-    ))
-}
-
-fn sigterm(mut agent: Agent) {
-    let Some(mut child) = agent.0.take() else {
-        return;
-    };
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            assert!(s.success(), "agent exited with {s}");
-            return;
-        }
-        assert!(Instant::now() < deadline, "agent did not stop");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn config(
-    dir: &Path,
-    sim: std::net::SocketAddr,
-    broker: std::net::SocketAddr,
-    platform: u16,
-) -> String {
-    format!(
-        r#"[gateway]
-id = "gw-01"
-site = "plant-a"
-data_dir = "{data}"
-
-[mqtt]
-url = "mqtt://{broker}"
-
-[[bus]]
-name = "sim"
-transport = "tcp"
-address = "{sim}"
-timeout_ms = 2000
-
-[[meter]]
-name = "stack"
-unit_id = 8
-poll_interval_s = 60
-template = "cems"
-
-[[meter]]
-name = "outfall"
-unit_id = 10
-poll_interval_s = 60
-template = "wastewater"
-
-[audit]
-timezone = "+08:00"
-baseline = ["2026-01-01", "2026-03-01"]
-grid_co2_t_per_mwh = 0.5703
-production = {{ point = "outfall.flow_total", unit = "m3" }}
-
-  [[audit.pollutant]]
-  name = "SO2"
-  concentration = "stack.so2"
-  flow = "stack.flow_rate"
-  o2 = "stack.o2"
-  o2_reference = 9.0
-
-  [[audit.pollutant]]
-  name = "COD"
-  concentration = "outfall.cod"
-  flow = "outfall.flow_total"
-
+/// The stack and outfall, with an `[hj212]` uplink of COD, flow, SO2 and O2 to `platform`.
+fn config(dir: &Path, sim: SocketAddr, broker: SocketAddr, platform: u16) -> String {
+    let hj212 = format!(
+        r#"
 [hj212]
 address = "127.0.0.1:{platform}"
 mn = "{MN}"
@@ -389,9 +284,9 @@ ack = true
   [[hj212.factor]]
   code = "a19001"
   point = "stack.o2"
-"#,
-        data = dir.join("data").display(),
-    )
+"#
+    );
+    stack_and_outfall_config(&dir.join("data"), sim, broker, "", "", &hj212)
 }
 
 fn within(what: &str, got: f64, want: f64, pct: f64) {
@@ -407,17 +302,12 @@ fn within(what: &str, got: f64, want: f64, pct: f64) {
 async fn hourly_packets_survive_an_outage_and_a_restart_and_history_is_answered() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("pw"), format!("{PW}\n")).unwrap();
-    let anchor = plantmeter_common::clock::system_ms() + 300;
-    let clock = plantmeter_common::Clock::virtual_at_wall(anchor, START_MS, SPEED);
-    let sim = plantmeter_sim::start(
-        plantmeter_sim::Scenario::builtin(),
-        plantmeter_sim::SimOptions {
-            clock,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let clock = VClock {
+        start_ms: START_MS,
+        speed: SPEED,
+        anchor_ms: plantmeter_tests::wall_ms() + 300,
+    };
+    let sim = support::sim_on(clock.clock()).await;
     let broker = Broker::start(BrokerKind::Rumqttd);
     let platform = Platform::start().await;
     let cfg = dir.path().join("agent.toml");
@@ -426,7 +316,7 @@ async fn hourly_packets_survive_an_outage_and_a_restart_and_history_is_answered(
         config(dir.path(), sim.addr(), broker.addr, platform.port),
     )
     .unwrap();
-    let mut agent = start_agent(&cfg, anchor);
+    let mut agent = Agent::start_on(&cfg, &clock);
 
     // Hours 00-02 delivered while the platform is up.
     let hour_at = |h: i64| local(START_MS + h * HOUR);
@@ -447,7 +337,7 @@ async fn hourly_packets_survive_an_outage_and_a_restart_and_history_is_answered(
     .await;
     // A crash (SIGKILL), not a clean stop: what was built and stored must survive it.
     drop(agent);
-    agent = start_agent(&cfg, anchor);
+    agent = Agent::start_on(&cfg, &clock);
     let up_at = down_at + 4 * HOUR;
     wait_for(
         "four virtual hours of outage",
@@ -611,10 +501,11 @@ async fn hourly_packets_survive_an_outage_and_a_restart_and_history_is_answered(
         .collect();
     assert_eq!(rtn["20260303000000001"], "3", "wrong PW");
     assert_eq!(rtn["20260303000000002"], "4", "wrong MN");
-    assert!(agent.running(), "the agent still runs");
+    assert!(agent.is_running(), "the agent still runs");
 
-    sigterm(agent);
-    let status = Command::new(BIN)
+    let exit = agent.sigterm(Duration::from_secs(20));
+    assert!(exit.success(), "agent exited with {exit}");
+    let status = std::process::Command::new(support::BIN)
         .args(["status", "--config"])
         .arg(&cfg)
         .output()

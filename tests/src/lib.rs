@@ -325,6 +325,11 @@ impl VClock {
         ]
     }
 
+    /// The same clock for an in-process simulator.
+    pub fn clock(&self) -> plantmeter_common::Clock {
+        plantmeter_common::Clock::virtual_at_wall(self.anchor_ms, self.start_ms, self.speed)
+    }
+
     /// Virtual now, UTC ms.
     pub fn now_ms(&self) -> i64 {
         let real = (wall_ms() - self.anchor_ms).max(0) as f64;

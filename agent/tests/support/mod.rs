@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 pub use plantmeter_tests::{
     check_delivery, free_port, median_gap, status_of, wait_until, Broker, BrokerKind, Collector,
-    Gate, PREFIX,
+    Gate, VClock, PREFIX,
 };
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_plantmeter");
@@ -24,27 +24,36 @@ pub struct Agent {
 
 impl Agent {
     pub fn start(config: &Path, clock_speed: f64) -> Agent {
-        let child = Command::new(BIN)
-            .args(["run", "--config"])
-            .arg(config)
-            .args(["--clock-speed", &clock_speed.to_string()])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        Agent { child }
+        Agent::spawn(
+            config,
+            &["--clock-speed".into(), clock_speed.to_string()],
+            Stdio::inherit(),
+        )
     }
 
     /// Like [`Agent::start`], with the agent's log (stderr) written to `log`.
     pub fn start_logging_to(config: &Path, clock_speed: f64, log: &Path) -> Agent {
+        let log = std::fs::File::create(log).unwrap();
+        Agent::spawn(
+            config,
+            &["--clock-speed".into(), clock_speed.to_string()],
+            log.into(),
+        )
+    }
+
+    /// On a virtual clock shared with the simulator (`--clock-start`, `--clock-speed`, `--clock-anchor`).
+    pub fn start_on(config: &Path, clock: &VClock) -> Agent {
+        Agent::spawn(config, &clock.args(), Stdio::inherit())
+    }
+
+    fn spawn(config: &Path, clock_args: &[String], stderr: Stdio) -> Agent {
         let child = Command::new(BIN)
             .args(["run", "--config"])
             .arg(config)
-            .args(["--clock-speed", &clock_speed.to_string()])
+            .args(clock_args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(log).unwrap())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         Agent { child }
@@ -145,13 +154,81 @@ pub fn metric(body: &str, name: &str) -> Option<f64> {
 
 /// The built-in simulated plant on wall time.
 pub async fn sim() -> plantmeter_sim::SimHandle {
+    sim_on(plantmeter_common::Clock::wall()).await
+}
+
+/// The built-in simulated plant on `clock`.
+pub async fn sim_on(clock: plantmeter_common::Clock) -> plantmeter_sim::SimHandle {
     plantmeter_sim::start(
         plantmeter_sim::Scenario::builtin(),
         plantmeter_sim::SimOptions {
-            clock: plantmeter_common::Clock::wall(),
+            clock,
             ..plantmeter_sim::SimOptions::default()
         },
     )
     .await
     .unwrap()
+}
+
+/// The built-in plant's boiler stack (`cems`, unit 8) and outfall (`wastewater`, unit 10), polled
+/// every virtual minute, audited with SO2 (O2-converted at 9 %) and COD as pollutants.
+/// `so2_lines` and `cod_lines` are added to their `[[audit.pollutant]]` tables (a `limit`), `tail`
+/// after the whole (an `[hj212]` section).
+pub fn stack_and_outfall_config(
+    data_dir: &Path,
+    sim: SocketAddr,
+    broker: SocketAddr,
+    so2_lines: &str,
+    cod_lines: &str,
+    tail: &str,
+) -> String {
+    format!(
+        r#"[gateway]
+id = "gw-01"
+site = "plant-a"
+data_dir = "{data}"
+
+[mqtt]
+url = "mqtt://{broker}"
+
+[[bus]]
+name = "sim"
+transport = "tcp"
+address = "{sim}"
+timeout_ms = 2000
+
+[[meter]]
+name = "stack"
+unit_id = 8
+poll_interval_s = 60
+template = "cems"
+
+[[meter]]
+name = "outfall"
+unit_id = 10
+poll_interval_s = 60
+template = "wastewater"
+
+[audit]
+timezone = "+08:00"
+baseline = ["2026-01-01", "2026-03-01"]
+grid_co2_t_per_mwh = 0.5703
+production = {{ point = "outfall.flow_total", unit = "m3" }}
+
+  [[audit.pollutant]]
+  name = "SO2"
+  concentration = "stack.so2"
+  flow = "stack.flow_rate"
+  o2 = "stack.o2"
+  o2_reference = 9.0
+  {so2_lines}
+
+  [[audit.pollutant]]
+  name = "COD"
+  concentration = "outfall.cod"
+  flow = "outfall.flow_total"
+  {cod_lines}
+{tail}"#,
+        data = data_dir.display(),
+    )
 }
