@@ -43,7 +43,14 @@ enum Cell {
     Int(u64),
 }
 
-impl Sheet<'_> {
+impl<'a> Sheet<'a> {
+    /// A new sheet named `name`, at the end of the workbook.
+    fn add(wb: &'a mut Workbook, name: &str, f: &'a Formats) -> Result<Sheet<'a>, XlsxError> {
+        let ws = wb.add_worksheet();
+        ws.set_name(name)?;
+        Ok(Sheet { ws, row: 0, f })
+    }
+
     fn header(&mut self, cells: &[&str]) -> Result<(), XlsxError> {
         for (c, h) in cells.iter().enumerate() {
             self.ws
@@ -101,9 +108,7 @@ pub fn xlsx(report: &Report, lang: Lang) -> Result<Vec<u8>, XlsxError> {
 
     // Summary.
     {
-        let ws = wb.add_worksheet();
-        ws.set_name(t(lang, "Summary", "概要"))?;
-        let mut s = Sheet { ws, row: 0, f: &f };
+        let mut s = Sheet::add(&mut wb, t(lang, "Summary", "概要"), &f)?;
         s.header(&[t(lang, "Item", "项目"), t(lang, "Value", "数值")])?;
         for (k, v) in [
             (
@@ -169,9 +174,7 @@ pub fn xlsx(report: &Report, lang: Lang) -> Result<Vec<u8>, XlsxError> {
 
     // Indicators.
     {
-        let ws = wb.add_worksheet();
-        ws.set_name(t(lang, "Indicators", "指标"))?;
-        let mut s = Sheet { ws, row: 0, f: &f };
+        let mut s = Sheet::add(&mut wb, t(lang, "Indicators", "指标"), &f)?;
         s.header(&[
             l.indicator,
             t(lang, "Key", "键"),
@@ -221,9 +224,7 @@ pub fn xlsx(report: &Report, lang: Lang) -> Result<Vec<u8>, XlsxError> {
 
     // Models and their candidates.
     {
-        let ws = wb.add_worksheet();
-        ws.set_name(t(lang, "Models", "基准模型"))?;
-        let mut s = Sheet { ws, row: 0, f: &f };
+        let mut s = Sheet::add(&mut wb, t(lang, "Models", "基准模型"), &f)?;
         s.header(&[
             l.indicator,
             l.model_method,
@@ -289,9 +290,7 @@ pub fn xlsx(report: &Report, lang: Lang) -> Result<Vec<u8>, XlsxError> {
 
     // Model buckets of energy.
     {
-        let ws = wb.add_worksheet();
-        ws.set_name(t(lang, "Buckets", "模型时段"))?;
-        let mut s = Sheet { ws, row: 0, f: &f };
+        let mut s = Sheet::add(&mut wb, t(lang, "Buckets", "模型时段"), &f)?;
         // Comprehensive energy per bucket, in tce like the other energy totals.
         let energy_unit = report
             .indicators
@@ -324,9 +323,7 @@ pub fn xlsx(report: &Report, lang: Lang) -> Result<Vec<u8>, XlsxError> {
 
     // Limits and triggers.
     {
-        let ws = wb.add_worksheet();
-        ws.set_name(t(lang, "Compliance", "限值与触发"))?;
-        let mut s = Sheet { ws, row: 0, f: &f };
+        let mut s = Sheet::add(&mut wb, t(lang, "Compliance", "限值与触发"), &f)?;
         let c = &report.compliance;
         s.header(&[l.over_standard, l.over_total, l.over_energy_quota])?;
         s.line(vec![
@@ -368,9 +365,7 @@ pub fn xlsx(report: &Report, lang: Lang) -> Result<Vec<u8>, XlsxError> {
 
     // Measures and money.
     {
-        let ws = wb.add_worksheet();
-        ws.set_name(t(lang, "Measures", "方案"))?;
-        let mut s = Sheet { ws, row: 0, f: &f };
+        let mut s = Sheet::add(&mut wb, t(lang, "Measures", "方案"), &f)?;
         s.header(&[
             l.measure,
             l.in_service,
@@ -402,9 +397,7 @@ pub fn xlsx(report: &Report, lang: Lang) -> Result<Vec<u8>, XlsxError> {
 
     // Data quality per point.
     {
-        let ws = wb.add_worksheet();
-        ws.set_name(t(lang, "Data quality", "数据质量"))?;
-        let mut s = Sheet { ws, row: 0, f: &f };
+        let mut s = Sheet::add(&mut wb, t(lang, "Data quality", "数据质量"), &f)?;
         s.header(&[
             t(lang, "Point", "测点"),
             t(lang, "Completeness, baseline", "基准期完整率"),
@@ -431,9 +424,7 @@ pub fn xlsx(report: &Report, lang: Lang) -> Result<Vec<u8>, XlsxError> {
 
     // Method: factors and notes.
     {
-        let ws = wb.add_worksheet();
-        ws.set_name(t(lang, "Method", "方法说明"))?;
-        let mut s = Sheet { ws, row: 0, f: &f };
+        let mut s = Sheet::add(&mut wb, t(lang, "Method", "方法说明"), &f)?;
         let m = &report.method;
         s.header(&[
             t(lang, "Point", "测点"),
