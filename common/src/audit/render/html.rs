@@ -194,11 +194,8 @@ fn measures(report: &Report, lang: Lang, out: &mut String) {
         return;
     }
     let l = lang.labels();
-    let _ = write!(
-        out,
-        r#"<section id="measures"><h2>{}</h2><div class="tw"><table>"#,
-        escape(l.measures)
-    );
+    section(out, "measures", l.measures);
+    out.push_str(r#"<div class="tw"><table>"#);
     head_row(
         out,
         &[
@@ -245,11 +242,7 @@ fn compliance(report: &Report, lang: Lang, out: &mut String) {
         return;
     }
     let l = lang.labels();
-    let _ = write!(
-        out,
-        r#"<section id="compliance"><h2>{}</h2>"#,
-        escape(l.compliance)
-    );
+    section(out, "compliance", l.compliance);
     let flag = |b: bool| if b { ("bad", l.yes) } else { ("good", l.no) };
     let _ = write!(out, r#"<p class="lead">"#);
     for (i, (label, on)) in [
@@ -349,13 +342,14 @@ fn compliance(report: &Report, lang: Lang, out: &mut String) {
     out.push_str("</section>");
 }
 
+/// Opens `<section id=…>` with its heading.
+fn section(out: &mut String, id: &str, title: &str) {
+    let _ = write!(out, r#"<section id="{id}"><h2>{}</h2>"#, escape(title));
+}
+
 fn summary(report: &Report, lang: Lang, out: &mut String) {
     let l = lang.labels();
-    let _ = write!(
-        out,
-        r#"<section id="summary"><h2>{}</h2>"#,
-        escape(l.summary)
-    );
+    section(out, "summary", l.summary);
     // headline cards: energy, water and CO2 per unit of product, when present
     let cards: Vec<(&str, &Indicator)> = ["energy", "water", "co2"]
         .iter()
@@ -480,11 +474,7 @@ fn summary(report: &Report, lang: Lang, out: &mut String) {
 
 fn indicators(report: &Report, lang: Lang, out: &mut String) {
     let l = lang.labels();
-    let _ = write!(
-        out,
-        r#"<section id="indicators"><h2>{}</h2>"#,
-        escape(l.indicators)
-    );
+    section(out, "indicators", l.indicators);
     if report.indicators.is_empty() {
         let _ = write!(out, "<p>{}</p></section>", escape(l.no_data));
         return;
@@ -576,7 +566,7 @@ fn indicators(report: &Report, lang: Lang, out: &mut String) {
 
 fn charts(report: &Report, lang: Lang, out: &mut String) {
     let l = lang.labels();
-    let _ = write!(out, r#"<section id="charts"><h2>{}</h2>"#, escape(l.charts));
+    section(out, "charts", l.charts);
     let energy = indicator(report, "energy");
     let (k, energy_unit) = shown_total_unit(energy.map_or("kgce", |i| i.total_unit.as_str()));
     let prod_unit = &report.production_unit;
