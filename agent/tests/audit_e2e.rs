@@ -4,13 +4,14 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use chrono::{Duration, NaiveDate, TimeZone};
-
-const BIN: &str = env!("CARGO_BIN_EXE_plantmeter");
+use chrono::Duration;
+use support::BIN;
 const MODULUS: f64 = 1_000_000.0;
 
 fn config(dir: &Path) -> String {
@@ -99,15 +100,7 @@ struct Truth {
 /// E_d = 1500 + 80 P_d (+-2 % noise), 8 % less from April. The energy totalizer starts near its modulus so it
 /// rolls over; on 2024-02-10 two hours of electricity readings are missing (empty values).
 fn generate(path: &Path) -> Truth {
-    let tz = chrono::FixedOffset::east_opt(8 * 3600).unwrap();
-    let start = tz
-        .from_local_datetime(
-            &NaiveDate::from_ymd_opt(2024, 1, 1)
-                .unwrap()
-                .and_hms_opt(0, 0, 0)
-                .unwrap(),
-        )
-        .unwrap();
+    let start = support::local_midnight(2024, 1, 1);
     let mut csv = String::from("ts,meter,point,value\n");
     let (mut e, mut p) = (995_000.0f64, 0.0f64);
     let mut seed: u64 = 42;

@@ -4,13 +4,14 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Command;
 
-use chrono::{Duration, FixedOffset, NaiveDate, TimeZone};
-
-const BIN: &str = env!("CARGO_BIN_EXE_plantmeter");
+use chrono::Duration;
+use support::BIN;
 const DAYS: i64 = 61;
 
 fn config(dir: &Path) -> String {
@@ -82,15 +83,7 @@ production = {{ point = "packer.output", unit = "t" }}
 /// Hourly readings for `DAYS` days from 2024-01-01 local: production varies by day, electricity
 /// 1500 + 80 P kWh a day, 8 % less in the reporting period.
 fn history(path: &Path) {
-    let tz = FixedOffset::east_opt(8 * 3600).unwrap();
-    let start = tz
-        .from_local_datetime(
-            &NaiveDate::from_ymd_opt(2024, 1, 1)
-                .unwrap()
-                .and_hms_opt(0, 0, 0)
-                .unwrap(),
-        )
-        .unwrap();
+    let start = support::local_midnight(2024, 1, 1);
     let mut csv = String::from("ts,meter,point,value\n");
     let (mut e, mut p) = (1000.0f64, 0.0f64);
     for h in 0..=DAYS * 24 {
@@ -364,15 +357,7 @@ fn a_recorded_replacement_is_counted_exactly_before_or_after_the_readings() {
     // Hourly energy readings: 1000 kWh/h; at hour 200 + 30 min the meter is replaced: the old one's final
     // reading 1000 + 200 * 1000 + 500 = 201 500, the new one starts at 100 (not 0).
     let write_csv = |path: &Path| {
-        let tz = FixedOffset::east_opt(8 * 3600).unwrap();
-        let start = tz
-            .from_local_datetime(
-                &NaiveDate::from_ymd_opt(2024, 1, 1)
-                    .unwrap()
-                    .and_hms_opt(0, 0, 0)
-                    .unwrap(),
-            )
-            .unwrap();
+        let start = support::local_midnight(2024, 1, 1);
         let mut csv = String::from("ts,meter,point,value\n");
         for h in 0..=DAYS * 24 {
             let ts = (start + Duration::hours(h)).to_rfc3339();
@@ -530,15 +515,7 @@ fn an_import_written_in_several_batches_counts_exactly() {
     let csv = dir.path().join("years.csv");
     let mut s = String::from("ts,meter,point,value\n");
     // local hours from 2021-01-01 00:00 to 2024-01-01 00:00: 10 kWh and 1 t an hour
-    let tz = FixedOffset::east_opt(8 * 3600).unwrap();
-    let start = tz
-        .from_local_datetime(
-            &NaiveDate::from_ymd_opt(2021, 1, 1)
-                .unwrap()
-                .and_hms_opt(0, 0, 0)
-                .unwrap(),
-        )
-        .unwrap();
+    let start = support::local_midnight(2021, 1, 1);
     let hours = 1095 * 24;
     for h in 0..=hours {
         let ts = (start + Duration::hours(h)).format("%Y-%m-%d %H:%M");
@@ -608,15 +585,7 @@ fn a_file_grown_since_its_import_adds_only_its_new_rows() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("agent.toml");
     std::fs::write(&cfg, config(dir.path())).unwrap();
-    let tz = FixedOffset::east_opt(8 * 3600).unwrap();
-    let start = tz
-        .from_local_datetime(
-            &NaiveDate::from_ymd_opt(2024, 1, 1)
-                .unwrap()
-                .and_hms_opt(0, 0, 0)
-                .unwrap(),
-        )
-        .unwrap();
+    let start = support::local_midnight(2024, 1, 1);
     // hours 0..=hours: 10 kWh and 1 t an hour; `tamper` changes the energy reading at hour 100
     let file = |name: &str, hours: i64, tamper: bool| {
         let mut s = String::from("ts,meter,point,value\n");

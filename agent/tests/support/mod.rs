@@ -232,3 +232,12 @@ production = {{ point = "outfall.flow_total", unit = "m3" }}
         data = data_dir.display(),
     )
 }
+
+/// Midnight at the start of `y-m-d` in the plants' +08:00 (the audit configs' timezone).
+pub fn local_midnight(y: i32, m: u32, d: u32) -> chrono::DateTime<chrono::FixedOffset> {
+    use chrono::TimeZone as _;
+    let tz = chrono::FixedOffset::east_opt(8 * 3600).unwrap();
+    let day = chrono::NaiveDate::from_ymd_opt(y, m, d).unwrap();
+    tz.from_local_datetime(&day.and_hms_opt(0, 0, 0).unwrap())
+        .unwrap()
+}
