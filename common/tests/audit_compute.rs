@@ -284,7 +284,7 @@ fn daily_regression_savings_and_grade_match_the_generating_formulas() {
     ));
     assert!(close(r.periods.baseline.completeness, 1.0, 1e-12));
 
-    let ind = |k: &str| &r.indicators.iter().find(|(x, _)| x == k).unwrap().1;
+    let ind = |k: &str| r.indicator(k).unwrap();
     let el = ind("electricity");
     assert!(close(el.baseline.total.unwrap(), be, 1e-9));
     assert!(close(el.baseline.per_unit.unwrap(), be / bp, 1e-9));
@@ -385,12 +385,7 @@ fn lost_hours_lower_completeness_and_leave_the_day_out_of_the_fit_without_losing
         &mut src,
     )
     .unwrap();
-    let el = &r
-        .indicators
-        .iter()
-        .find(|(k, _)| k == "electricity")
-        .unwrap()
-        .1;
+    let el = r.indicator("electricity").unwrap();
     // 6 hours lost (plus the interval that closes them): day 10 keeps < 20 valid hours for electricity.
     assert_eq!(el.model.n, 58);
     let be: f64 = truth[..59].iter().map(|x| x.1).sum();
@@ -435,12 +430,7 @@ fn monthly_model_with_too_few_buckets_uses_the_ratio_method() {
         &mut src,
     )
     .unwrap();
-    let el = &r
-        .indicators
-        .iter()
-        .find(|(k, _)| k == "electricity")
-        .unwrap()
-        .1;
+    let el = r.indicator("electricity").unwrap();
     assert_eq!(el.model.method, BaselineMethod::Ratio);
     assert!(el
         .model
@@ -539,7 +529,7 @@ fn pollutant_loads_follow_hourly_steps_and_substitute_an_outage() {
         period_override: None,
     };
     let r = compute(&p, &req, &mut m).unwrap();
-    let cod = &r.indicators.iter().find(|(k, _)| k == "COD").unwrap().1;
+    let cod = r.indicator("COD").unwrap();
     assert!(
         close(cod.baseline.total.unwrap(), expected, 1e-12),
         "{} vs {expected}",
@@ -672,12 +662,7 @@ fn example_9_through_the_report_two_products_and_a_degree_day_driver() {
     // DOMAIN.md example 13: production is the standard product, sum of factor x quantity.
     assert!(close(base.production, sum_a + 0.8 * sum_b, 1e-9));
 
-    let el = &r
-        .indicators
-        .iter()
-        .find(|(k, _)| k == "electricity")
-        .unwrap()
-        .1;
+    let el = r.indicator("electricity").unwrap();
     let md = &el.model;
     assert_eq!(md.method, BaselineMethod::Regression, "{:?}", md.reason);
     assert_eq!(md.variables, ["A", "B", "hdd"]);
@@ -740,7 +725,7 @@ fn no_data_is_null_and_savings_need_data_and_completeness() {
         period_override: None,
     };
     let r = compute(&plan, &req, &mut src).unwrap();
-    let ind = |k: &str| &r.indicators.iter().find(|(x, _)| x == k).unwrap().1;
+    let ind = |k: &str| r.indicator(k).unwrap();
     let cod = ind("COD");
     assert_eq!(cod.baseline.total, None, "COD was never measured");
     assert_eq!(cod.baseline.per_unit, None);
@@ -769,12 +754,7 @@ fn no_data_is_null_and_savings_need_data_and_completeness() {
         .unwrap()
         .retain(|h, _| *h < rep_start || *h >= mid);
     let r = compute(&plan, &req, &mut src).unwrap();
-    let el = &r
-        .indicators
-        .iter()
-        .find(|(x, _)| x == "electricity")
-        .unwrap()
-        .1;
+    let el = r.indicator("electricity").unwrap();
     let rv = el.reporting.as_ref().unwrap();
     assert!(rv.total.is_some());
     assert!(rv.completeness < 0.75, "{}", rv.completeness);
@@ -824,7 +804,7 @@ fn several_sources_of_one_pollutant_add_up_and_keep_their_own_figures() {
     let r = compute(&plan, &req, &mut src).unwrap();
     let keys: Vec<&str> = r.indicators.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(keys.iter().filter(|k| **k == "COD").count(), 1, "{keys:?}");
-    let cod = &r.indicators.iter().find(|(k, _)| k == "COD").unwrap().1;
+    let cod = r.indicator("COD").unwrap();
     let sources = cod.sources.as_ref().unwrap();
     // 59 baseline days: outfall 1 at 48 mg/L x 100 m3/h, outfall 2 at 30 mg/L x 50 m3/h.
     let one = 59.0 * 24.0 * 48.0 * 100.0 * 1e-3;
@@ -945,12 +925,7 @@ fn measures_savings_money_and_payback() {
         period_override: None,
     };
     let r = compute(&plan, &req, &mut src).unwrap();
-    let el = &r
-        .indicators
-        .iter()
-        .find(|(k, _)| k == "electricity")
-        .unwrap()
-        .1;
+    let el = r.indicator("electricity").unwrap();
     let rv = el.reporting.as_ref().unwrap();
     let savings = rv.savings.unwrap();
     assert!(close(rv.savings_yuan.unwrap(), savings * 0.68, 1e-12));
@@ -971,7 +946,7 @@ fn measures_savings_money_and_payback() {
         (None, None, None)
     );
     assert!(t.reason.as_deref().unwrap().contains("no sub-meter"));
-    let co2 = &r.indicators.iter().find(|(k, _)| k == "co2").unwrap().1;
+    let co2 = r.indicator("co2").unwrap();
     assert_eq!(
         co2.reporting.as_ref().unwrap().savings_yuan,
         None,
@@ -988,12 +963,7 @@ fn provenance_shares_add_up_and_show_the_apportioned_part() {
         period_override: None,
     };
     let r = compute(&plan(Granularity::Day), &req, &mut src).unwrap();
-    let el = &r
-        .indicators
-        .iter()
-        .find(|(k, _)| k == "electricity")
-        .unwrap()
-        .1;
+    let el = r.indicator("electricity").unwrap();
     let p = el.baseline.provenance.as_ref().unwrap();
     assert!(p.apportioned > 0.0 && p.apportioned < 0.01, "{p:?}");
     assert!((p.polled + p.apportioned - 1.0).abs() < 1e-12, "{p:?}");
@@ -1027,7 +997,7 @@ fn material_inputs_are_indicators_by_name() {
         keys.contains(&"dyes") && !keys.contains(&"material"),
         "{keys:?}"
     );
-    let dyes = &r.indicators.iter().find(|(k, _)| k == "dyes").unwrap().1;
+    let dyes = r.indicator("dyes").unwrap();
     assert!(close(dyes.baseline.total.unwrap(), 59.0 * GAS, 1e-9));
     assert_eq!(dyes.total_unit, "t");
 }

@@ -504,7 +504,7 @@ flow = "m.water_out"
                 .collect();
             let r = run(hours);
             for key in ["SO2", "NOx"] {
-                let ind = &r.indicators.iter().find(|(k, _)| k == key).unwrap().1;
+                let ind = r.indicator(key).unwrap();
                 let sources = ind.sources.as_ref().unwrap();
                 prop_assert_eq!(sources.len(), 2);
                 let periods = [
@@ -667,14 +667,7 @@ flow = "m.water_out"
     /// less than min_completeness of the reporting period the savings of a model using it are not claimed.
     #[test]
     fn a_silent_driver_is_carried_not_zero_and_counts_against_the_savings() {
-        let gas = |r: &Report| {
-            r.indicators
-                .iter()
-                .find(|(k, _)| k == "natural_gas")
-                .unwrap()
-                .1
-                .clone()
-        };
+        let gas = |r: &Report| r.indicator("natural_gas").unwrap().clone();
         let full = gas(&run(driver_plant(None)));
         assert!(
             full.model.variables.contains(&"hdd".to_string()),
@@ -703,12 +696,7 @@ flow = "m.water_out"
         );
         // Electricity does not follow the weather: its savings stand.
         let r = run(driver_plant(Some(HOURS - 6 * 24)));
-        let elec = &r
-            .indicators
-            .iter()
-            .find(|(k, _)| k == "electricity")
-            .unwrap()
-            .1;
+        let elec = r.indicator("electricity").unwrap();
         assert!(
             !elec.model.variables.contains(&"hdd".to_string()),
             "{:?}",
@@ -723,12 +711,7 @@ flow = "m.water_out"
     #[test]
     fn a_driver_never_read_is_left_out_not_a_ratio_fallback() {
         let r = run(driver_plant(Some(0)));
-        let elec = &r
-            .indicators
-            .iter()
-            .find(|(k, _)| k == "electricity")
-            .unwrap()
-            .1;
+        let elec = r.indicator("electricity").unwrap();
         assert_eq!(
             elec.model.method,
             plantmeter_common::audit::report::BaselineMethod::Regression,

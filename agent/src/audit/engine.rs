@@ -704,12 +704,7 @@ production = {{ point = "packer.output", unit = "t" }}
         feed(&mut e, 1500..minutes + 1);
         let now = t0 + 3 * 86_400_000;
         let r = e.report(now).unwrap();
-        let el = &r
-            .indicators
-            .iter()
-            .find(|(k, _)| k == "electricity")
-            .unwrap()
-            .1;
+        let el = r.indicator("electricity").unwrap();
         assert!(
             (el.baseline.total.unwrap() - 4_800.0).abs() < 1e-6,
             "{:?}",
@@ -777,12 +772,7 @@ production = {{ point = "packer.output", unit = "t" }}
         let mut e = AuditEngine::open(&db, &plan).unwrap();
         feed(&mut e, 701..2 * 24 * 60 + 1);
         let r = e.report(t0 + 3 * 86_400_000).unwrap();
-        let el = &r
-            .indicators
-            .iter()
-            .find(|(k, _)| k == "electricity")
-            .unwrap()
-            .1;
+        let el = r.indicator("electricity").unwrap();
         assert!(
             (el.baseline.total.unwrap() - 4_800.0).abs() < 1e-6,
             "{:?}",

@@ -1447,12 +1447,7 @@ mod tests {
         let db = crate::store::open_db(&store).unwrap();
         let mut engine = AuditEngine::open(&db, &plan).unwrap();
         let r = engine.report(now).unwrap();
-        let el = &r
-            .indicators
-            .iter()
-            .find(|(k, _)| k == "electricity")
-            .unwrap()
-            .1;
+        let el = r.indicator("electricity").unwrap();
         assert!((el.baseline.total.unwrap() - 180.0).abs() < 1e-6, "{el:?}");
         let prov = el.baseline.provenance.as_ref().unwrap();
         assert!((prov.imported - 60.0 / 180.0).abs() < 1e-9, "{prov:?}");

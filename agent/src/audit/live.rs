@@ -847,10 +847,8 @@ poll_interval_s = 60
         assert_eq!(e.persisted_cursor(), switch_at);
         let r = e.report(t0() + 3 * 86_400_000).unwrap();
         let electricity = r
-            .indicators
-            .iter()
-            .find(|(k, _)| k == "electricity")
-            .and_then(|(_, i)| i.baseline.total)
+            .indicator("electricity")
+            .and_then(|i| i.baseline.total)
             .unwrap();
         assert!(
             (electricity - 100.0).abs() < 1e-6,

@@ -361,7 +361,7 @@ mod tests {
         if let Some(p) = r.periods.reporting.as_mut() {
             p.products = products(350.0, 180.0);
         }
-        let so2 = &mut r.indicators.iter_mut().find(|(k, _)| k == "SO2").unwrap().1;
+        let so2 = r.indicator_mut("SO2").unwrap();
         let source = |b: f64, rep: f64| SourceTotals {
             baseline: PeriodTotal { total: Some(b) },
             reporting: Some(PeriodTotal { total: Some(rep) }),
@@ -373,12 +373,7 @@ mod tests {
             ]
             .into(),
         );
-        let energy = &mut r
-            .indicators
-            .iter_mut()
-            .find(|(k, _)| k == "energy")
-            .unwrap()
-            .1;
+        let energy = r.indicator_mut("energy").unwrap();
         energy.model.variables = vec!["production".into(), "hdd".into()];
         energy.model.candidates = vec![
             ModelCandidate {

@@ -337,10 +337,8 @@ mod tests {
         assert_eq!(engine.persisted_cursor(), stored + 1);
         let r = engine.report(t0 + 3 * 86_400_000).unwrap();
         let electricity = r
-            .indicators
-            .iter()
-            .find(|(k, _)| k == "electricity")
-            .and_then(|(_, i)| i.baseline.total)
+            .indicator("electricity")
+            .and_then(|i| i.baseline.total)
             .unwrap();
         assert!(
             (electricity - 200.0).abs() < 1e-6,

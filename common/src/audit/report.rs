@@ -43,6 +43,24 @@ pub struct Report {
     pub integrity: Option<Integrity>,
 }
 
+impl Report {
+    /// The indicator under `key` (`energy`, `electricity`, `co2`, `COD`...), if the report has one.
+    pub fn indicator(&self, key: &str) -> Option<&Indicator> {
+        self.indicators
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, i)| i)
+    }
+
+    /// [`Report::indicator`], to change.
+    pub fn indicator_mut(&mut self, key: &str) -> Option<&mut Indicator> {
+        self.indicators
+            .iter_mut()
+            .find(|(k, _)| k == key)
+            .map(|(_, i)| i)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Integrity {
     /// Lower-case hex.

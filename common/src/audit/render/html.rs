@@ -108,14 +108,6 @@ pub(super) fn local_time(rfc3339: &str, tz: &str) -> String {
     format!("{} ({tz})", t.with_timezone(&off).format("%Y-%m-%d %H:%M"))
 }
 
-fn indicator<'a>(report: &'a Report, key: &str) -> Option<&'a Indicator> {
-    report
-        .indicators
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, i)| i)
-}
-
 /// `<td class="num">` with an already formatted number.
 fn num_td(out: &mut String, text: &str) {
     let _ = write!(out, r#"<td class="num">{}</td>"#, escape(text));
@@ -353,7 +345,7 @@ fn summary(report: &Report, lang: Lang, out: &mut String) {
     // headline cards: energy, water and CO2 per unit of product, when present
     let cards: Vec<(&str, &Indicator)> = ["energy", "water", "co2"]
         .iter()
-        .filter_map(|k| indicator(report, k).map(|i| (*k, i)))
+        .filter_map(|k| report.indicator(k).map(|i| (*k, i)))
         .collect();
     if !cards.is_empty() {
         out.push_str(r#"<div class="cards">"#);
@@ -567,7 +559,7 @@ fn indicators(report: &Report, lang: Lang, out: &mut String) {
 fn charts(report: &Report, lang: Lang, out: &mut String) {
     let l = lang.labels();
     section(out, "charts", l.charts);
-    let energy = indicator(report, "energy");
+    let energy = report.indicator("energy");
     let (k, energy_unit) = shown_total_unit(energy.map_or("kgce", |i| i.total_unit.as_str()));
     let prod_unit = &report.production_unit;
     let buckets = &report.series.energy_buckets;
@@ -646,7 +638,7 @@ fn charts(report: &Report, lang: Lang, out: &mut String) {
         if key == "water" && col.is_none() {
             continue;
         }
-        let ind = indicator(report, key);
+        let ind = report.indicator(key);
         let cats: Vec<(String, Option<f64>, &str)> = match col {
             Some(c) => report
                 .series

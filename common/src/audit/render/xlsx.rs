@@ -293,10 +293,8 @@ pub fn xlsx(report: &Report, lang: Lang) -> Result<Vec<u8>, XlsxError> {
         let mut s = Sheet::add(&mut wb, t(lang, "Buckets", "模型时段"), &f)?;
         // Comprehensive energy per bucket, in tce like the other energy totals.
         let energy_unit = report
-            .indicators
-            .iter()
-            .find(|(k, _)| k == "energy")
-            .map_or("kgce", |(_, i)| i.total_unit.as_str());
+            .indicator("energy")
+            .map_or("kgce", |i| i.total_unit.as_str());
         let (k, unit) = shown_total_unit(energy_unit);
         let production = format!("{} ({})", l.production, report.production_unit);
         let actual = format!("{} ({unit})", t(lang, "Actual", "实际值"));
