@@ -12,6 +12,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Command;
 
+use plantmeter_tests::run_ok;
+
 const BIN: &str = env!("CARGO_BIN_EXE_plantmeter");
 const DAYS: usize = 90;
 /// Baseline January + February (59 days), reporting March.
@@ -480,17 +482,12 @@ fn imported_history_of_two_stacks_two_products_and_a_driver_matches_an_independe
     let h = history();
     let csv = dir.path().join("history.csv");
     std::fs::write(&csv, &h.csv).unwrap();
-    let out = Command::new(BIN)
-        .args(["import", "--config"])
-        .arg(&cfg)
-        .arg("--csv")
-        .arg(&csv)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "import: {}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        Command::new(BIN)
+            .args(["import", "--config"])
+            .arg(&cfg)
+            .arg("--csv")
+            .arg(&csv),
     );
     let r = plantmeter_tests::report_json(Path::new(BIN), &cfg);
 

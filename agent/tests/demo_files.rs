@@ -5,33 +5,27 @@
 
 use std::process::Command;
 
+use plantmeter_tests::run_ok;
+
 const BIN: &str = env!("CARGO_BIN_EXE_plantmeter");
 
 #[test]
 fn the_demo_writes_the_workbook_beside_the_other_reports() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(BIN)
-        .args([
-            "demo",
-            "--out",
-            dir.path().to_str().unwrap(),
-            "--baseline-months",
-            "1",
-            "--reporting-months",
-            "1",
-            "--duration-s",
-            "4",
-            "--no-faults",
-            "--lang",
-            "zh",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(Command::new(BIN).args([
+        "demo",
+        "--out",
+        dir.path().to_str().unwrap(),
+        "--baseline-months",
+        "1",
+        "--reporting-months",
+        "1",
+        "--duration-s",
+        "4",
+        "--no-faults",
+        "--lang",
+        "zh",
+    ]));
     for name in ["report.json", "report.html", "report.csv", "report.xlsx"] {
         let p = dir.path().join(name);
         assert!(p.exists(), "{name} missing");

@@ -15,6 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use plantmeter_sim::{AgentConfigOptions, Scenario, SimHandle, SimOptions};
+use plantmeter_tests::run_ok;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
 
 const PASSWORD: &str = "s3cret-Pa55word-9f2c";
@@ -39,15 +40,6 @@ fn tools() -> Option<(PathBuf, PathBuf)> {
             None
         }
     }
-}
-
-fn run_ok(cmd: &mut Command) {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// A CA (`{name}.pem`, `{name}.key`) and, signed by it, a leaf `{leaf}.crt` / `{leaf}.key`.

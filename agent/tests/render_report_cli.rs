@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::Command;
 
 use chrono::Duration;
-use support::BIN;
+use support::{run_ok, BIN};
 const DAYS: i64 = 61;
 
 fn config(dir: &Path) -> String {
@@ -100,17 +100,9 @@ fn history(path: &Path) {
 }
 
 fn report(cfg: &str, format: &str, lang: &str) -> Vec<u8> {
-    let out = Command::new(BIN)
-        .args([
-            "report", "--config", cfg, "--format", format, "--lang", lang,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_ok(Command::new(BIN).args([
+        "report", "--config", cfg, "--format", format, "--lang", lang,
+    ]));
     out.stdout
 }
 
@@ -122,15 +114,7 @@ fn imported_history_renders_as_csv_and_html_in_both_languages() {
     let csv = dir.path().join("history.csv");
     history(&csv);
     let cfg_s = cfg.to_str().unwrap();
-    let out = Command::new(BIN)
-        .args(["import", "--config", cfg_s, "--csv", csv.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(Command::new(BIN).args(["import", "--config", cfg_s, "--csv", csv.to_str().unwrap()]));
 
     // CSV, Chinese: BOM, CRLF, translated headers, one row per day of both periods
     let bytes = report(cfg_s, "csv", "zh");
@@ -229,18 +213,13 @@ fn report_refuses_a_missing_or_empty_store() {
         "ts,meter,point,value\n2024-02-10T00:00:00+08:00,packer,output,1\n",
     )
     .unwrap();
-    let imp = Command::new(BIN)
-        .current_dir(std::env::temp_dir())
-        .args(["import", "--config"])
-        .arg(&cfg)
-        .arg("--csv")
-        .arg(&csv)
-        .output()
-        .unwrap();
-    assert!(
-        imp.status.success(),
-        "{}",
-        String::from_utf8_lossy(&imp.stderr)
+    run_ok(
+        Command::new(BIN)
+            .current_dir(std::env::temp_dir())
+            .args(["import", "--config"])
+            .arg(&cfg)
+            .arg("--csv")
+            .arg(&csv),
     );
     assert!(
         store.join("db").is_file(),
@@ -277,15 +256,7 @@ fn signed_reports_verify_and_tampering_is_named() {
     let csv = dir.path().join("history.csv");
     history(&csv);
     let cfg_s = cfg.to_str().unwrap();
-    let out = Command::new(BIN)
-        .args(["import", "--config", cfg_s, "--csv", csv.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(Command::new(BIN).args(["import", "--config", cfg_s, "--csv", csv.to_str().unwrap()]));
     let json = report(cfg_s, "json", "en");
     let r: serde_json::Value = serde_json::from_slice(&json).unwrap();
     // Imported history says so.
@@ -381,40 +352,30 @@ fn a_recorded_replacement_is_counted_exactly_before_or_after_the_readings() {
         write_csv(&csv);
         let cfg_s = cfg.to_str().unwrap();
         let replace = || {
-            let out = Command::new(BIN)
-                .args([
-                    "replace",
-                    "--config",
-                    cfg_s,
-                    "--point",
-                    "main-power.energy_import",
-                    "--at",
-                    at,
-                    "--old-final",
-                    "201500",
-                    "--new-start",
-                    "100",
-                ])
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            run_ok(Command::new(BIN).args([
+                "replace",
+                "--config",
+                cfg_s,
+                "--point",
+                "main-power.energy_import",
+                "--at",
+                at,
+                "--old-final",
+                "201500",
+                "--new-start",
+                "100",
+            ]));
         };
         if recorded_first {
             replace();
         }
-        let out = Command::new(BIN)
-            .args(["import", "--config", cfg_s, "--csv", csv.to_str().unwrap()])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        run_ok(Command::new(BIN).args([
+            "import",
+            "--config",
+            cfg_s,
+            "--csv",
+            csv.to_str().unwrap(),
+        ]));
         let total = |r: &serde_json::Value| {
             let b = r["indicators"]["electricity"]["baseline"]["total"]
                 .as_f64()
@@ -535,24 +496,23 @@ fn an_import_written_in_several_batches_counts_exactly() {
     let o = import();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let report = || {
-        let o = Command::new(BIN)
-            .args(["report", "--config"])
-            .arg(&cfg)
-            .args([
-                "--format",
-                "json",
-                "--baseline-from",
-                "2021-01-01",
-                "--baseline-to",
-                "2023-01-01",
-                "--from",
-                "2023-01-01",
-                "--to",
-                "2024-01-01",
-            ])
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let o = run_ok(
+            Command::new(BIN)
+                .args(["report", "--config"])
+                .arg(&cfg)
+                .args([
+                    "--format",
+                    "json",
+                    "--baseline-from",
+                    "2021-01-01",
+                    "--baseline-to",
+                    "2023-01-01",
+                    "--from",
+                    "2023-01-01",
+                    "--to",
+                    "2024-01-01",
+                ]),
+        );
         serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
     };
     let r = report();
@@ -613,13 +573,12 @@ fn a_file_grown_since_its_import_adds_only_its_new_rows() {
             .unwrap()
     };
     let report = || {
-        let o = Command::new(BIN)
-            .args(["report", "--config"])
-            .arg(&cfg)
-            .args(["--format", "json"])
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let o = run_ok(
+            Command::new(BIN)
+                .args(["report", "--config"])
+                .arg(&cfg)
+                .args(["--format", "json"]),
+        );
         serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
     };
     // January, then January and February

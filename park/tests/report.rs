@@ -7,7 +7,7 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
-use plantmeter_tests::{format_ts_ms, parse_ts_ms, VClock};
+use plantmeter_tests::{format_ts_ms, parse_ts_ms, run_ok, VClock};
 use serde_json::Value;
 use support::*;
 
@@ -108,15 +108,10 @@ async fn plant_reports_equal_the_agents_reports_and_the_park_sums_them() {
     let park_cfg = park_config(dir.path(), &pg.url(), &mq.url(), &[]);
     let park_text = std::fs::read_to_string(&park_cfg).unwrap() + &park;
     std::fs::write(&park_cfg, park_text).unwrap();
-    let check = Command::new(PARK)
-        .args(["check", "--config"])
-        .arg(&park_cfg)
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
+    run_ok(
+        Command::new(PARK)
+            .args(["check", "--config"])
+            .arg(&park_cfg),
     );
 
     let park_proc = start_park(&park_cfg, "a");
@@ -152,15 +147,10 @@ async fn plant_reports_equal_the_agents_reports_and_the_park_sums_them() {
     let mut sums: Vec<(String, f64)> = Vec::new();
     for (plant, cfg) in [("sunrise", &agent_cfgs[0]), ("moon", &agent_cfgs[1])] {
         let agent: Value = plantmeter_tests::report_json(&bin_plantmeter(), cfg);
-        let out = Command::new(PARK)
-            .args(["report", "--format", "json", "--plant", plant, "--config"])
-            .arg(&park_cfg)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "park report: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = run_ok(
+            Command::new(PARK)
+                .args(["report", "--format", "json", "--plant", plant, "--config"])
+                .arg(&park_cfg),
         );
         let park: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(park["gateway"], plant);
@@ -179,19 +169,14 @@ async fn plant_reports_equal_the_agents_reports_and_the_park_sums_them() {
     // CSV and HTML come from the agent's renderers: the same layout.
     for (format, lang) in [("csv", "zh"), ("html", "en")] {
         let file = dir.path().join(format!("sunrise.{format}"));
-        let out = Command::new(PARK)
-            .args([
-                "report", "--plant", "sunrise", "--format", format, "--lang", lang, "--out",
-            ])
-            .arg(&file)
-            .arg("--config")
-            .arg(&park_cfg)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        run_ok(
+            Command::new(PARK)
+                .args([
+                    "report", "--plant", "sunrise", "--format", format, "--lang", lang, "--out",
+                ])
+                .arg(&file)
+                .arg("--config")
+                .arg(&park_cfg),
         );
         // The report names the plant where the agent's names its gateway.
         let park_text = std::fs::read_to_string(&file)
@@ -215,15 +200,10 @@ async fn plant_reports_equal_the_agents_reports_and_the_park_sums_them() {
         );
     }
     // The park report as one tidy table: a row per plant and indicator, then the park's totals.
-    let out = Command::new(PARK)
-        .args(["report", "--format", "csv", "--config"])
-        .arg(&park_cfg)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        Command::new(PARK)
+            .args(["report", "--format", "csv", "--config"])
+            .arg(&park_cfg),
     );
     let csv = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -232,28 +212,18 @@ async fn plant_reports_equal_the_agents_reports_and_the_park_sums_them() {
     );
     assert!(csv.contains("(park total)"), "{csv}");
     // A plant's report as the agent's workbook.
-    let out = Command::new(PARK)
-        .args([
-            "report", "--format", "xlsx", "--plant", "sunrise", "--config",
-        ])
-        .arg(&park_cfg)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        Command::new(PARK)
+            .args([
+                "report", "--format", "xlsx", "--plant", "sunrise", "--config",
+            ])
+            .arg(&park_cfg),
     );
     assert!(out.stdout.starts_with(b"PK"), "an xlsx (zip) container");
-    let out = Command::new(PARK)
-        .args(["report", "--format", "json", "--config"])
-        .arg(&park_cfg)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "park report: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        Command::new(PARK)
+            .args(["report", "--format", "json", "--config"])
+            .arg(&park_cfg),
     );
     let p: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(p["park"], "Test Park");

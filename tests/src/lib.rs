@@ -53,6 +53,20 @@ pub fn wall_ms() -> i64 {
         .as_millis() as i64
 }
 
+/// Runs `cmd` to its end; panics with its stderr unless it exited 0.
+pub fn run_ok(cmd: &mut Command) -> std::process::Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// A child process, killed (SIGKILL) and reaped when dropped.
 pub struct Proc {
     pub child: Child,

@@ -11,8 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub use plantmeter_tests::{
-    check_delivery, free_port, median_gap, status_of, wait_until, Broker, BrokerKind, Collector,
-    Gate, VClock, PREFIX,
+    check_delivery, free_port, median_gap, run_ok, status_of, wait_until, Broker, BrokerKind,
+    Collector, Gate, VClock, PREFIX,
 };
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_plantmeter");

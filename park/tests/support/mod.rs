@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
 
-pub use plantmeter_tests::{free_port, Proc};
+pub use plantmeter_tests::{free_port, run_ok, Proc};
 
 pub const PARK: &str = env!("CARGO_BIN_EXE_plantmeter-park");
 
@@ -74,25 +74,19 @@ impl Pg {
             as_postgres,
         };
         let data = pg.data();
-        let out = pg
-            .cmd(&initdb)
-            .args([
-                "-A",
-                "trust",
-                "-U",
-                "postgres",
-                "-E",
-                "UTF8",
-                "--no-sync",
-                "-D",
-            ])
-            .arg(&data)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "initdb: {}",
-            String::from_utf8_lossy(&out.stderr)
+        run_ok(
+            pg.cmd(&initdb)
+                .args([
+                    "-A",
+                    "trust",
+                    "-U",
+                    "postgres",
+                    "-E",
+                    "UTF8",
+                    "--no-sync",
+                    "-D",
+                ])
+                .arg(&data),
         );
         pg.start_server();
         let psql = pg_bin("psql").expect("psql");
@@ -100,26 +94,18 @@ impl Pg {
             "CREATE USER plantmeter",
             "CREATE DATABASE plantmeter OWNER plantmeter",
         ] {
-            let out = Command::new(&psql)
-                .args([
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    &pg.port.to_string(),
-                    "-U",
-                    "postgres",
-                    "-d",
-                    "postgres",
-                    "-c",
-                    sql,
-                ])
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{sql}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            run_ok(Command::new(&psql).args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &pg.port.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-c",
+                sql,
+            ]));
         }
         Some(pg)
     }
@@ -148,20 +134,14 @@ impl Pg {
             self.port,
             self.dir.path().display()
         );
-        let out = self
-            .cmd(&self.pg_ctl)
-            .args(["-w", "-t", "30", "-l"])
-            .arg(self.dir.path().join("log"))
-            .arg("-D")
-            .arg(self.data())
-            .args(["-o", &opts, "start"])
-            .stdout(Stdio::null())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "pg_ctl start: {}",
-            String::from_utf8_lossy(&out.stderr)
+        run_ok(
+            self.cmd(&self.pg_ctl)
+                .args(["-w", "-t", "30", "-l"])
+                .arg(self.dir.path().join("log"))
+                .arg("-D")
+                .arg(self.data())
+                .args(["-o", &opts, "start"])
+                .stdout(Stdio::null()),
         );
     }
 
