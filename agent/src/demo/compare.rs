@@ -69,32 +69,18 @@ pub struct Row {
 /// pollutant with several, for the baseline and (when present) reporting periods; `truth` holds (production,
 /// totals) per period in the same order.
 pub fn rows(report: &Report, truth: &[(f64, BTreeMap<String, f64>)]) -> Vec<Row> {
-    let measured_production = [
-        Some(report.periods.baseline.production),
-        report.periods.reporting.as_ref().map(|p| p.production),
-    ];
-    let mut out = vec![Row {
-        key: "production".into(),
-        unit: report.production_unit.clone(),
-        periods: truth
-            .iter()
-            .enumerate()
-            .map(|(i, (p, _))| {
-                measured_production
-                    .get(i)
-                    .copied()
-                    .flatten()
-                    .map(|m| (m, *p))
-            })
-            .collect(),
-    }];
+    let baseline = &report.periods.baseline;
+    let reporting = report.periods.reporting.as_ref();
+    let mut out = vec![row(
+        "production",
+        &report.production_unit,
+        [Some(baseline.production), reporting.map(|p| p.production)],
+        truth,
+        |p, _| Some(p),
+    )];
     let measured_products = [
-        report.periods.baseline.products.as_ref(),
-        report
-            .periods
-            .reporting
-            .as_ref()
-            .and_then(|p| p.products.as_ref()),
+        baseline.products.as_ref(),
+        reporting.and_then(|p| p.products.as_ref()),
     ];
     let names: Vec<&String> = measured_products
         .iter()
@@ -105,74 +91,54 @@ pub fn rows(report: &Report, truth: &[(f64, BTreeMap<String, f64>)]) -> Vec<Row>
         .collect();
     for name in names {
         let key = product_key(name);
-        out.push(Row {
-            key: key.clone(),
-            unit: String::new(),
-            periods: truth
-                .iter()
-                .enumerate()
-                .map(|(i, (_, t))| {
-                    let m = measured_products.get(i).copied().flatten()?.get(name)?;
-                    Some((*m, *t.get(&key)?))
-                })
-                .collect(),
-        });
+        let measured = measured_products.map(|m| m.and_then(|m| m.get(name)).copied());
+        out.push(row(&key, "", measured, truth, |_, t| t.get(&key).copied()));
     }
     for (key, ind) in &report.indicators {
-        let measured = [
-            ind.baseline.total,
-            ind.reporting.as_ref().and_then(|r| r.total),
-        ];
-        out.push(Row {
-            key: key.clone(),
-            unit: ind.total_unit.clone(),
-            periods: truth
-                .iter()
-                .enumerate()
-                .map(|(i, (_, t))| {
-                    let m = measured.get(i).copied().flatten()?;
-                    Some((m, *t.get(key)?))
-                })
-                .collect(),
-        });
+        let reporting = ind.reporting.as_ref();
+        let measured = [ind.baseline.total, reporting.and_then(|r| r.total)];
+        out.push(row(key, &ind.total_unit, measured, truth, |_, t| {
+            t.get(key).copied()
+        }));
         for (source, totals) in ind.sources.iter().flatten() {
             let measured = [
                 totals.baseline.total,
                 totals.reporting.as_ref().and_then(|r| r.total),
             ];
             let skey = source_key(key, source);
-            out.push(Row {
-                key: skey.clone(),
-                unit: ind.total_unit.clone(),
-                periods: truth
-                    .iter()
-                    .enumerate()
-                    .map(|(i, (_, t))| {
-                        let m = measured.get(i).copied().flatten()?;
-                        Some((m, *t.get(&skey)?))
-                    })
-                    .collect(),
-            });
+            out.push(row(&skey, &ind.total_unit, measured, truth, |_, t| {
+                t.get(&skey).copied()
+            }));
         }
-        let per_unit = [
-            ind.baseline.per_unit,
-            ind.reporting.as_ref().and_then(|r| r.per_unit),
-        ];
-        out.push(Row {
-            key: format!("{key} / {}", report.production_unit),
-            unit: ind.per_unit_unit.clone(),
-            periods: truth
-                .iter()
-                .enumerate()
-                .map(|(i, (p, t))| {
-                    let m = per_unit.get(i).copied().flatten()?;
-                    (*p > 0.0).then_some(())?;
-                    Some((m, *t.get(key)? / p))
-                })
-                .collect(),
-        });
+        let per_unit = [ind.baseline.per_unit, reporting.and_then(|r| r.per_unit)];
+        out.push(row(
+            &format!("{key} / {}", report.production_unit),
+            &ind.per_unit_unit,
+            per_unit,
+            truth,
+            |p, t| (p > 0.0).then(|| t.get(key).map(|v| v / p)).flatten(),
+        ));
     }
     out
+}
+
+/// One row: period i's measured figure against `truth_of` its (production, totals), where both exist.
+fn row(
+    key: &str,
+    unit: &str,
+    measured: [Option<f64>; 2],
+    truth: &[(f64, BTreeMap<String, f64>)],
+    truth_of: impl Fn(f64, &BTreeMap<String, f64>) -> Option<f64>,
+) -> Row {
+    Row {
+        key: key.to_string(),
+        unit: unit.to_string(),
+        periods: truth
+            .iter()
+            .enumerate()
+            .map(|(i, (p, t))| Some((measured.get(i).copied().flatten()?, truth_of(*p, t)?)))
+            .collect(),
+    }
 }
 
 /// The largest absolute difference in % over all rows and periods, with its row key and period index.
