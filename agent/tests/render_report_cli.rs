@@ -351,8 +351,9 @@ fn a_recorded_replacement_is_counted_exactly_before_or_after_the_readings() {
         let csv = dir.path().join("h.csv");
         write_csv(&csv);
         let cfg_s = cfg.to_str().unwrap();
-        let replace = || {
-            run_ok(Command::new(BIN).args([
+        let replace_cmd = || {
+            let mut c = Command::new(BIN);
+            c.args([
                 "replace",
                 "--config",
                 cfg_s,
@@ -364,7 +365,11 @@ fn a_recorded_replacement_is_counted_exactly_before_or_after_the_readings() {
                 "201500",
                 "--new-start",
                 "100",
-            ]));
+            ]);
+            c
+        };
+        let replace = || {
+            run_ok(&mut replace_cmd());
         };
         if recorded_first {
             replace();
@@ -410,22 +415,7 @@ fn a_recorded_replacement_is_counted_exactly_before_or_after_the_readings() {
             r["events"]
         );
         // Recording it twice is refused.
-        let out = Command::new(BIN)
-            .args([
-                "replace",
-                "--config",
-                cfg_s,
-                "--point",
-                "main-power.energy_import",
-                "--at",
-                at,
-                "--old-final",
-                "201500",
-                "--new-start",
-                "100",
-            ])
-            .output()
-            .unwrap();
+        let out = replace_cmd().output().unwrap();
         assert_eq!(out.status.code(), Some(2));
         assert!(String::from_utf8_lossy(&out.stderr).contains("already recorded"));
     }

@@ -447,6 +447,16 @@ flow = "m.water_out"
             .collect()
     }
 
+    /// Each point's series, with its own presence and seed.
+    fn every_series(present: &[Vec<bool>], seed: u64) -> HashMap<String, Vec<HourAgg>> {
+        POINTS
+            .iter()
+            .zip(present)
+            .enumerate()
+            .map(|(i, (p, pr))| (p.to_string(), series(p, pr, seed ^ i as u64)))
+            .collect()
+    }
+
     fn run(hours: HashMap<String, Vec<HourAgg>>) -> Report {
         let plan = plan();
         let grid = HourGrid::new(plan.audit.as_ref().unwrap().timezone);
@@ -496,13 +506,7 @@ flow = "m.water_out"
             present in prop::collection::vec(presence(), POINTS.len()),
             seed in any::<u64>(),
         ) {
-            let hours: HashMap<String, Vec<HourAgg>> = POINTS
-                .iter()
-                .zip(&present)
-                .enumerate()
-                .map(|(i, (p, pr))| (p.to_string(), series(p, pr, seed ^ i as u64)))
-                .collect();
-            let r = run(hours);
+            let r = run(every_series(&present, seed));
             for key in ["SO2", "NOx"] {
                 let ind = r.indicator(key).unwrap();
                 let sources = ind.sources.as_ref().unwrap();
@@ -557,13 +561,7 @@ flow = "m.water_out"
             present in prop::collection::vec(presence(), POINTS.len()),
             seed in any::<u64>(),
         ) {
-            let hours: HashMap<String, Vec<HourAgg>> = POINTS
-                .iter()
-                .zip(&present)
-                .enumerate()
-                .map(|(i, (p, pr))| (p.to_string(), series(p, pr, seed ^ i as u64)))
-                .collect();
-            let r = run(hours);
+            let r = run(every_series(&present, seed));
             let has = |p: &str, hours: std::ops::Range<usize>| {
                 let i = POINTS.iter().position(|x| *x == p).unwrap();
                 hours.clone().any(|h| present[i][h])
