@@ -201,14 +201,15 @@ fn replaced_series(
     let mut t = Tracker::new(PointKind::Counter, None, 30 * 86_400_000);
     let mut m: BTreeMap<i64, HourAgg> = BTreeMap::new();
     if recorded_first {
-        t.record(r, i64::MIN, &[], grid, &mut |_, _| {}).unwrap();
+        t.record(r, i64::MIN, (&[], &[]), grid, &mut |_, _| {})
+            .unwrap();
     }
     for &(ts, v) in &shown {
         t.push(ts, v, grid, &mut |h, a| m.entry(h).or_default().merge(&a));
     }
     if !recorded_first {
         let inferred = t.inferred.clone();
-        t.record(r, shown[0].0, &inferred, grid, &mut |h, a| {
+        t.record(r, shown[0].0, (&inferred, &[]), grid, &mut |h, a| {
             m.entry(h).or_default().merge(&a)
         })
         .unwrap();

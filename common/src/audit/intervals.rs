@@ -292,17 +292,21 @@ pub enum Inapplicable {
     /// The readings around it contradict it.
     #[error("{0}")]
     Contradicts(Contradiction),
+    /// Another recorded replacement is counted between the same two readings.
+    #[error("the replacement recorded at {0} is counted between the same two readings already")]
+    Taken(String),
 }
 
 /// Where the replacement `r` falls for a point whose readings span `first_ts` to `last` (the last counted
-/// reading and any held drop), with the replacements inferred from its drops: pending, settling a held drop,
-/// correcting an inferred replacement, or inapplicable (counted without a drop there, or contradicted by
-/// the readings around it).
+/// reading and any held drop), with the replacements inferred from its drops and the recorded ones counted
+/// (`taken`): pending, settling a held drop, correcting an inferred replacement, or inapplicable (counted
+/// without a drop there, another replacement counted there, or contradicted by the readings around it).
 pub fn place(
     r: &RecordedReplacement,
     first_ts: i64,
     last: &LastReading,
     inferred: &[InferredReplacement],
+    taken: &[Applied],
 ) -> Result<Placement, Inapplicable> {
     let contradicted = |prev, cur| match r.contradiction(prev, cur) {
         Some(c) => Err(Inapplicable::Contradicts(c)),
@@ -324,6 +328,12 @@ pub fn place(
     if r.at_ms < first_ts {
         // Before every reading: readings imported before it later will cross it.
         return Ok(Placement::Pending);
+    }
+    if let Some(a) = taken
+        .iter()
+        .find(|a| a.at_ms != r.at_ms && r.brackets(a.prev_ts, a.next_ts))
+    {
+        return Err(Inapplicable::Taken(crate::model::format_ts_ms(a.at_ms)));
     }
     if let Some(x) = inferred.iter().find(|x| r.brackets(x.prev_ts, x.ts)) {
         contradicted(Some(x.prev), Some(x.cur))?;
@@ -644,12 +654,12 @@ impl Tracker {
         &mut self,
         r: RecordedReplacement,
         first_ts: i64,
-        inferred: &[InferredReplacement],
+        (inferred, taken): (&[InferredReplacement], &[Applied]),
         grid: &HourGrid,
         out: &mut impl FnMut(i64, HourAgg),
     ) -> Result<Placement, Inapplicable> {
         let placement = match (self.kind, self.last) {
-            (PointKind::Counter, Some(last)) => place(&r, first_ts, &last, inferred)?,
+            (PointKind::Counter, Some(last)) => place(&r, first_ts, &last, inferred, taken)?,
             _ => Placement::Pending,
         };
         match placement {
@@ -1126,7 +1136,9 @@ mod tests {
     ) -> (BTreeMap<i64, HourAgg>, BTreeMap<i64, HourAgg>) {
         let g = HourGrid::new(chrono::FixedOffset::east_opt(8 * 3600).unwrap());
         let mut first = Tracker::new(PointKind::Counter, None, 2 * 86_400_000);
-        first.record(r, i64::MIN, &[], &g, &mut |_, _| {}).unwrap();
+        first
+            .record(r, i64::MIN, (&[], &[]), &g, &mut |_, _| {})
+            .unwrap();
         let mut a: BTreeMap<i64, HourAgg> = BTreeMap::new();
         for &(ts, v) in readings {
             first.push(ts, v, &g, &mut |h, x| a.entry(h).or_default().merge(&x));
@@ -1138,7 +1150,7 @@ mod tests {
         }
         let inferred = after.inferred.clone();
         after
-            .record(r, readings[0].0, &inferred, &g, &mut |h, x| {
+            .record(r, readings[0].0, (&inferred, &[]), &g, &mut |h, x| {
                 b.entry(h).or_default().merge(&x)
             })
             .unwrap();
@@ -1207,18 +1219,18 @@ mod tests {
             (r(h, 112.0, 4.0), Contradiction::NewStartAbove(3.0)),
         ] {
             assert_eq!(
-                t.record(bad, 0, &[], &g, &mut |_, _| {}),
+                t.record(bad, 0, (&[], &[]), &g, &mut |_, _| {}),
                 Err(Inapplicable::Contradicts(why))
             );
         }
         // Between 00:00 and 01:00 the counter rose: no replacement can be placed there any more.
         let e = t
-            .record(r(h / 2, 105.0, 0.0), 0, &[], &g, &mut |_, _| {})
+            .record(r(h / 2, 105.0, 0.0), 0, (&[], &[]), &g, &mut |_, _| {})
             .unwrap_err();
         assert!(matches!(e, Inapplicable::NoDrop { .. }), "{e}");
         let ok = r(h, 112.0, 1.0);
         assert_eq!(
-            t.record(ok, 0, &[], &g, &mut |i, a| m
+            t.record(ok, 0, (&[], &[]), &g, &mut |i, a| m
                 .entry(i)
                 .or_default()
                 .merge(&a)),
