@@ -251,6 +251,11 @@ fn apply_scale(raw: f64, scale: f64) -> f64 {
 /// point without bounds.
 pub const MAX_PLAUSIBLE: f64 = crate::audit::intervals::MAX_ABS_VALUE;
 
+/// Smallest magnitude of a raw register number other than 0 that a meter shows: 1e-20 is far below the
+/// resolution of any meter in any unit (1 ppb, 1 Wh, 1 mL are 1e-9 of the next unit up, not 1e-20), while a
+/// float read in the wrong byte order often lands near 1e-38.
+pub const MIN_PLAUSIBLE: f64 = 1e-20;
+
 /// Why a decoded value is not believed (quality `invalid`).
 #[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
 pub enum Implausible {
@@ -261,10 +266,10 @@ pub enum Implausible {
         "{0:e} is beyond any meter's reading (magnitude over 1e12): a wrong byte order or type?"
     )]
     BeyondScale(f64),
-    /// A float so close to zero that it is below the smallest normal 32-bit float (1.2e-38): no meter
-    /// measures that; it is the low word of a float read as its high word.
-    #[error("{0:e} is not a reading (below the smallest normal float): a wrong byte order?")]
-    Subnormal(f64),
+    /// A raw number so close to zero (magnitude under [`MIN_PLAUSIBLE`], but not 0) that no meter reads it:
+    /// the low bytes of a float read as its exponent (230.5 V read `CDAB` is -2.4e-41).
+    #[error("{0:e} is not a reading (nearer to zero than 1e-20): a wrong byte order?")]
+    Tiny(f64),
     #[error("{0} is below the point's min {1}")]
     BelowMin(f64, f64),
     #[error("{0} is above the point's max {1}")]
@@ -272,10 +277,10 @@ pub enum Implausible {
 }
 
 /// Scale and offset a raw number as `point` describes, and judge it: finite, of a magnitude a meter reads
-/// ([`MAX_PLAUSIBLE`], and not a subnormal float), inside the point's `[min, max]`.
+/// ([`MAX_PLAUSIBLE`], and not nearer zero than [`MIN_PLAUSIBLE`]), inside the point's `[min, max]`.
 pub fn judge(point: &Point, raw: f64) -> Result<f64, Implausible> {
-    if raw != 0.0 && raw.abs() < f64::from(f32::MIN_POSITIVE) {
-        return Err(Implausible::Subnormal(raw));
+    if raw != 0.0 && raw.abs() < MIN_PLAUSIBLE {
+        return Err(Implausible::Tiny(raw));
     }
     let v = apply_scale(raw, point.scale) + point.offset;
     if !v.is_finite() {
@@ -475,7 +480,7 @@ mod tests {
     }
 
     /// A point without bounds still refuses what no meter reads: NaN, a magnitude beyond 1e12 (a float read
-    /// in the wrong byte order), a subnormal float (a float's low word read as its high word); a point's
+    /// in the wrong byte order), a float nearer zero than 1e-20 (its low bytes read as its exponent); a point's
     /// own `min`/`max` refuse the rest. Each says why.
     #[test]
     fn implausible_values_are_invalid_even_without_bounds() {
@@ -496,7 +501,7 @@ mod tests {
             judge(&p, 4.8e37f32.into()),
             Err(Implausible::BeyondScale(_))
         ));
-        // 230.5 V is 0x4366_8000: read CDAB it is a subnormal -2.4e-41.
+        // 230.5 V is 0x4366_8000: read CDAB it is -2.4e-41.
         f32_words(230.5, &mut w);
         assert_eq!(decode_point(&p, &w), (Some(230.5), Quality::Good));
         let swapped = point(DataType::F32, CDAB, 1.0);
@@ -504,7 +509,7 @@ mod tests {
         assert!(
             matches!(
                 judge(&swapped, decode_raw(&w, DataType::F32, CDAB).unwrap()),
-                Err(Implausible::Subnormal(_))
+                Err(Implausible::Tiny(_))
             ),
             "{:?}",
             decode_raw(&w, DataType::F32, CDAB)
