@@ -257,8 +257,7 @@ async fn run_group(
             requests,
             &mut s.groups,
             due,
-            &mut values,
-            &mut s.named_invalid,
+            (&mut values, &mut s.named_invalid),
         )
         .instrument(s.span.clone())
         .await;
@@ -273,8 +272,7 @@ async fn run_group(
                 &split,
                 &mut groups,
                 due,
-                &mut split_values,
-                &mut s.named_invalid,
+                (&mut split_values, &mut s.named_invalid),
             )
             .instrument(s.span.clone())
             .await;
@@ -341,7 +339,7 @@ fn good_points(values: &[(Option<f64>, Quality)]) -> usize {
 
 /// Poll the requests of `meter` whose group is due at `due`, leaving one (value, quality) per
 /// point in `values` (the points of a group backing off carry its last failure's quality) and
-/// each group's outcome in `groups` (one per request). Returns the first error of the requests
+/// each group's outcome in `groups` (one per request); a point first judged `invalid` is named in the log and marked in `named_invalid`. Returns the first error of the requests
 /// read. After a transport error the remaining requests are not tried (the meter or line does
 /// not answer: don't pile up timeouts) and fail with it.
 async fn poll_meter(
@@ -351,8 +349,7 @@ async fn poll_meter(
     requests: &[ReadRequest],
     groups: &mut [Group],
     due: i64,
-    values: &mut Vec<(Option<f64>, Quality)>,
-    named_invalid: &mut [bool],
+    (values, named_invalid): (&mut Vec<(Option<f64>, Quality)>, &mut [bool]),
 ) -> Result<(), ReadError> {
     values.clear();
     values.resize(meter.points.len(), (None, Quality::CommError));
