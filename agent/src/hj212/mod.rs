@@ -219,7 +219,8 @@ pub fn start(plan: &Plan, store: Arc<Store>, clock: Clock) -> anyhow::Result<Opt
         pw,
         mn: h.mn.clone(),
     };
-    let setup = Setup::new(plan, &h);
+    let mut setup = Setup::new(plan, &h);
+    setup.started_ms = clock.now_ms();
     let shared = Arc::new(Shared {
         plan: h,
         station,
@@ -310,6 +311,7 @@ impl Builder {
             Err(_) => return false,
         };
         let more = records.len() == READ_CHUNK;
+        let carried = self.stats.state.carried;
         for (seq, payload) in &records {
             match serde_json::from_slice::<DataMessage>(payload) {
                 Ok(m) => self.stats.ingest(&m),
@@ -327,6 +329,12 @@ impl Builder {
             self.shared.clock.now_ms()
         };
         let closed = self.stats.close_due(now);
+        if self.stats.state.carried > carried {
+            tracing::warn!(
+                shares = self.stats.state.carried - carried,
+                "HJ 212: a counter's increase spans intervals already sent (a meter silent past close_after); their shares went to the first open interval"
+            );
+        }
         if let Ok(mut rt) = self.shared.realtime.lock() {
             *rt = self.stats.realtime();
         }
