@@ -603,8 +603,12 @@ impl Stats {
             .map(|m| self.state.progress.get(m).copied())
             .collect::<Option<Vec<i64>>>()
             .and_then(|p| p.into_iter().min());
-        let timed_out = (now_ms >= self.setup.started_ms.saturating_add(self.setup.close_after_ms))
-            .then(|| now_ms - self.setup.close_after_ms);
+        let timed_out = (now_ms
+            >= self
+                .setup
+                .started_ms
+                .saturating_add(self.setup.close_after_ms))
+        .then(|| now_ms - self.setup.close_after_ms);
         let Some(frontier) = reached.max(timed_out) else {
             return out;
         };
