@@ -12,8 +12,13 @@ use super::{CpPair, Hj212Error, Packet};
 
 /// The protocol version in `Flag` bits 7..2 for HJ 212-2017.
 pub const VERSION_2017: u8 = 1;
+/// The protocol version in `Flag` bits 7..2 for HJ 212-2025 (000010).
+pub const VERSION_2025: u8 = 2;
 /// Longest data segment of one packet in HJ 212-2017 (bytes); longer data is split (PNUM/PNO).
 pub const MAX_SEGMENT_2017: usize = 1024;
+/// HJ 212-2025: the CP of one packet holds at most this many characters (and a segment at most
+/// [`MAX_SEGMENT_2017`] bytes); longer data is split.
+pub const MAX_CP_2025: usize = 950;
 
 /// `Flag` bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +38,24 @@ impl Flag {
             version: VERSION_2017,
             split: false,
             ack,
+        }
+    }
+
+    /// HJ 212-2025, not split (8; 9 with the acknowledge bit).
+    pub fn v2025(ack: bool) -> Flag {
+        Flag {
+            version: VERSION_2025,
+            split: false,
+            ack,
+        }
+    }
+
+    /// The version's flag: `version` 2025, else 2017.
+    pub fn of(version: u16, ack: bool) -> Flag {
+        if version == 2025 {
+            Flag::v2025(ack)
+        } else {
+            Flag::v2017(ack)
         }
     }
 
