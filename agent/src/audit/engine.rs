@@ -567,6 +567,14 @@ impl AuditEngine {
             let Some(at) = rec.replacement().map(|r| r.at_ms) else {
                 continue;
             };
+            // A point no longer in the config is not the report's.
+            let known = rec
+                .point
+                .split_once('.')
+                .is_some_and(|(m, p)| self.meters.get(m).is_some_and(|x| x.contains_key(p)));
+            if !known {
+                continue;
+            }
             if applied
                 .get(rec.point.as_str())
                 .is_some_and(|v| v.iter().any(|a| a.at_ms == at))
