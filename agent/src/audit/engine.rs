@@ -755,6 +755,75 @@ production = {{ point = "packer.output", unit = "t" }}
         }
     }
 
+    /// Replacements recorded while the agent holds the store (`replace` cannot check them then): one among
+    /// counted readings where the counter rose is listed as recorded but not applied, with the reason; one
+    /// after the last reading waits (not applied yet), then counts exactly when the readings cross it.
+    #[test]
+    fn replacements_recorded_while_running_are_reported_as_they_are_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = plan(dir.path());
+        let t0 = plantmeter_common::model::parse_ts_ms("2026-01-01T00:00:00+08:00").unwrap();
+        let h = 3_600_000;
+        let db = crate::store::open_db(&dir.path().join("store")).unwrap();
+        let mut e = AuditEngine::open(&db, &plan).unwrap();
+        let mut seq = 0;
+        let mut feed = |e: &mut AuditEngine, i: i64, energy: f64| {
+            seq += 1;
+            e.ingest(&msg(seq, t0 + i * h, "power", &[("energy", Some(energy))]))
+                .unwrap();
+            e.ingest(&msg(
+                seq,
+                t0 + i * h,
+                "packer",
+                &[("output", Some(2.0 * i as f64))],
+            ))
+            .unwrap();
+        };
+        for i in 0..=40 {
+            feed(&mut e, i, 5000.0 + 100.0 * i as f64);
+        }
+        e.flush().unwrap();
+        let write = |recs: &[(i64, f64, f64)]| {
+            let mut text = String::new();
+            for &(at, old_final, new_start) in recs {
+                let r = super::super::replace::Record {
+                    point: "power.energy".into(),
+                    at: format_ts_ms(at),
+                    old_final,
+                    new_start,
+                };
+                text += &serde_json::to_string(&r).unwrap();
+                text.push('\n');
+            }
+            std::fs::write(dir.path().join("store").join("replacements.jsonl"), text).unwrap();
+        };
+        let (among, later) = (t0 + 10 * h, t0 + 40 * h + h / 2);
+        write(&[(among, 6000.0, 0.0), (later, 9050.0, 0.0)]);
+        let now = t0 + 3 * 86_400_000;
+        let r = e.report(now).unwrap();
+        let ev = &r.events.replacements;
+        assert_eq!(ev.len(), 2, "{ev:?}");
+        assert!(ev.iter().all(|x| x.recorded && !x.applied), "{ev:?}");
+        let notes = r.method.notes.join("\n");
+        assert!(notes.contains("did not drop"), "{notes}");
+        assert!(notes.contains("do not reach across it"), "{notes}");
+        // The new meter from 0 after 40 h 30 min: 50 kWh at 41 h, then 100 kWh an hour.
+        for i in 41..=47 {
+            feed(&mut e, i, 50.0 + 100.0 * (i - 41) as f64);
+        }
+        let r = e.report(now).unwrap();
+        let el = r.indicator("electricity").unwrap();
+        assert!(
+            (el.baseline.total.unwrap() - 4_700.0).abs() < 1e-6,
+            "{:?}",
+            el.baseline.total
+        );
+        let applied: Vec<_> = r.events.replacements.iter().filter(|x| x.applied).collect();
+        assert_eq!(applied.len(), 1, "{:?}", r.events.replacements);
+        assert_eq!(applied[0].at, format_ts_ms(later));
+        assert!(applied[0].recorded);
+    }
+
     /// Two local days of polls every minute: 100 kWh and 2 t per hour; the engine is dropped and reopened
     /// half-way (after a flush, and again with unflushed readings lost as in a crash) and loses nothing.
     #[test]
