@@ -10,6 +10,11 @@
 //!   old sequence (see [`is_glitch`]), the low reading was a **glitch** (a bad value the meter flagged good): it
 //!   is discarded and counted as such, and the consumption runs from the reading before it. Otherwise the drop
 //!   is the rollover or replacement it looked like. The held reading is part of the persisted state.
+//! - A **recorded replacement** (`plantmeter replace`) at instant T is exact: the reading stamped at T is the
+//!   old meter's, consumption = (final - previous) + (next - start). Recorded before the readings it is
+//!   applied when they cross it; recorded after, it corrects the replacement inferred from the drop hour by
+//!   hour ([`Tracker::record`]), so that either order gives the same figures; where the readings show no
+//!   such drop it is refused ([`place`]).
 //! - Every interval's consumption is spread linearly over its time into local hours. An interval longer than
 //!   the gap threshold, or following a non-good reading, is a **gap**: its consumption is still counted
 //!   (apportioned and flagged) but its time is not covered, so it lowers data completeness.
@@ -561,6 +566,7 @@ impl Tracker {
                 };
             }
         }
+        // Borrowed again after `apply_recorded` (which did not apply): the reading is still there.
         let Some(last) = self.last.as_mut() else {
             return Pushed::Stale;
         };
