@@ -67,6 +67,18 @@ async fn one(
     if let Some(toml::Value::Table(m)) = doc.get_mut("mqtt") {
         m.insert("share_group".into(), toml::Value::String(group));
     }
+    let tag = format!("{}-{instances}", std::process::id());
+    // The fake gateway in a plant of its own: data of a gateway in no plant is refused.
+    let mut plant = toml::Table::new();
+    plant.insert("name".into(), toml::Value::String("bench".into()));
+    plant.insert(
+        "gateways".into(),
+        toml::Value::Array(vec![toml::Value::String(format!("bench/{tag}"))]),
+    );
+    doc.insert(
+        "plant".into(),
+        toml::Value::Array(vec![toml::Value::Table(plant)]),
+    );
     let dir = std::env::temp_dir().join(format!("plantmeter-park-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).context("a temp folder")?;
     let config = dir.join("park.toml");
@@ -74,7 +86,6 @@ async fn one(
         .context("writing the bench config")?;
     let exe = std::env::current_exe().context("this program's path")?;
     let mut children = Children(Vec::new());
-    let tag = format!("{}-{instances}", std::process::id());
     for i in 0..instances {
         children.0.push(
             Command::new(&exe)

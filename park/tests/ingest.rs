@@ -288,3 +288,165 @@ async fn two_instances_store_every_seq_once_through_a_kill_and_a_database_restar
         assert!(st.success(), "park: {st}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_oversized_and_foreign_messages_are_refused_counted_and_never_stored() {
+    let test = "forged_oversized_and_foreign_messages_are_refused";
+    let (Some(pg), Some(mq)) = (Pg::start(test), Mosquitto::start(test)) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = park_config(
+        dir.path(),
+        &pg.url(),
+        &mq.url(),
+        &[("sunrise", &["plant-a/gw-01"])],
+    );
+    let mut park = start_park(&cfg, "a");
+    wait_subscribed(&pg, 1).await;
+    let p = "plantmeter/plant-a/gw-01/data/main-power";
+    let good: Vec<(String, String, bool)> = (1..=5)
+        .map(|seq| (p.to_string(), data(seq, "main-power"), false))
+        .collect();
+    publish_all(mq.port, &good).await;
+    let c = pg.client().await;
+    let stored = async || -> i64 {
+        c.query_one("SELECT count(*) FROM readings", &[])
+            .await
+            .unwrap()
+            .get(0)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while stored().await < 5 {
+        park.assert_running();
+        assert!(
+            std::time::Instant::now() < deadline,
+            "5 messages never stored"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let forged_ts = data(3, "main-power").replace("08:00:03.000Z", "09:00:03.000Z");
+    let forged_value = data(4, "main-power").replace("4.5", "40000.5");
+    let junk: Vec<String> = (0..1500)
+        .map(|i| format!(r#"{{"name":"p{i}","value":1.0,"unit":"kWh","quality":"good"}}"#))
+        .collect();
+    let many_points = format!(
+        r#"{{"seq": 6, "ts": "2026-11-21T08:00:06.000Z", "meter": "main-power", "points": [{}]}}"#,
+        junk.join(",")
+    );
+    let huge = format!(
+        r#"{{"seq": 7, "ts": "2026-11-21T08:00:07.000Z", "meter": "main-power", "points": [], "pad": "{}"}}"#,
+        "x".repeat(1 << 20)
+    );
+    let msgs = vec![
+        // The same message again: changes nothing, refused nothing.
+        (p.to_string(), data(2, "main-power"), false),
+        (p.to_string(), forged_ts, false),
+        (p.to_string(), forged_value, false),
+        (p.to_string(), many_points, false),
+        (p.to_string(), huge, false),
+        (p.to_string(), data(1_000_000_000, "main-power"), false),
+        (
+            p.to_string(),
+            data(8, "main-power").replace("2026-11-21", "1999-11-21"),
+            false,
+        ),
+        (
+            "plantmeter/plant-x/gw-99/data/main-power".to_string(),
+            data(1, "main-power"),
+            false,
+        ),
+        // Bounds refuse nothing good: the next seq is stored.
+        (p.to_string(), data(6, "main-power"), false),
+    ];
+    publish_all(mq.port, &msgs).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let s = loop {
+        park.assert_running();
+        let s = status(&cfg).unwrap();
+        let gw = s
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["gateway"] == "gw-01");
+        if gw.is_some_and(|g| g["messages"] == 6 && g["rejected"] == 6) {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "status never counted 6 stored and 6 refused: {s}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let gw = s
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["gateway"] == "gw-01")
+        .unwrap();
+    // The forged seq opened no gap.
+    assert_eq!(gw["seq_last"], 6, "{gw}");
+    assert_eq!(gw["missing"], serde_json::json!([]), "{gw}");
+    let foreign = s
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["gateway"] == "gw-99");
+    assert_eq!(
+        foreign.map(|g| &g["rejected"]),
+        Some(&serde_json::json!(1)),
+        "{s}"
+    );
+    assert_eq!(
+        foreign.map(|g| &g["messages"]),
+        Some(&serde_json::json!(0)),
+        "{s}"
+    );
+
+    // What is stored is the first message of each seq, exactly.
+    let rows = c
+        .query(
+            "SELECT seq, ts, (points->0->>'value')::float8 FROM readings ORDER BY seq",
+            &[],
+        )
+        .await
+        .unwrap();
+    let got: Vec<(i64, String, f64)> = rows
+        .iter()
+        .map(|r| {
+            let ts: chrono::DateTime<chrono::Utc> = r.get(1);
+            (r.get(0), ts.format("%H:%M:%S").to_string(), r.get(2))
+        })
+        .collect();
+    let want: Vec<(i64, String, f64)> = (1..=6)
+        .map(|s| (s, format!("08:00:{s:02}"), s as f64 + 0.5))
+        .collect();
+    assert_eq!(got, want);
+    let reasons: Vec<String> = c
+        .query(
+            "SELECT reason FROM rejected ORDER BY received_at, reason",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for why in [
+        "another message is stored under seq 3",
+        "another message is stored under seq 4",
+        "1500 points",
+        "bytes (at most 262144",
+        "jumps 999999995 past the last stored seq 5",
+        "outside the plausible window",
+        "in no [[plant]]",
+    ] {
+        assert!(
+            reasons.iter().any(|r| r.contains(why)),
+            "{why}: {reasons:?}"
+        );
+    }
+    let st = park.sigterm(Duration::from_secs(10));
+    assert!(st.success(), "SIGTERM: {st}");
+}

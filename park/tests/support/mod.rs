@@ -329,7 +329,9 @@ pub async fn wait_subscribed(pg: &Pg, n: i64) {
 /// Publish `msgs` (topic, payload, retain) at QoS 1 and wait until the broker acknowledged them all.
 pub async fn publish_all(port: u16, msgs: &[(String, String, bool)]) {
     let mut o = MqttOptions::new(format!("fake-gw-{}", free_port()), "127.0.0.1", port);
-    o.set_keep_alive(Duration::from_secs(30));
+    // Oversized messages are part of what the tests send.
+    o.set_keep_alive(Duration::from_secs(30))
+        .set_max_packet_size(4 << 20, 4 << 20);
     let (client, mut ev) = AsyncClient::new(o, msgs.len() + 8);
     for (t, p, r) in msgs {
         client
