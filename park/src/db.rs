@@ -112,6 +112,19 @@ DELETE FROM readings r USING seqs s
     WHERE r.site = s.site AND r.gateway = s.gateway AND r.seq = s.seq AND r.ts <> s.ts;
 "#,
     ),
+    (
+        3,
+        r#"
+CREATE TABLE gone (
+    site text NOT NULL,
+    gateway text NOT NULL,
+    seq_from bigint NOT NULL,
+    seq_to bigint NOT NULL,
+    reported_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (site, gateway, seq_from, seq_to)
+);
+"#,
+    ),
 ];
 
 /// Advisory lock keys, so that instances starting together migrate and partition one at a time.
@@ -301,6 +314,12 @@ pub enum StateUpdate {
     },
     /// This instance (re)subscribed.
     Subscribed { client_id: String },
+    /// A gateway answered a replay: these seq ranges (inclusive) it no longer holds.
+    Gone {
+        site: String,
+        gateway: String,
+        ranges: Vec<[i64; 2]>,
+    },
 }
 
 /// Why a data batch was not stored (it is retried).
@@ -531,6 +550,21 @@ impl Store {
                     )
                     .await?;
                 }
+                StateUpdate::Gone {
+                    site,
+                    gateway,
+                    ranges,
+                } => {
+                    let from: Vec<i64> = ranges.iter().map(|r| r[0]).collect();
+                    let to: Vec<i64> = ranges.iter().map(|r| r[1]).collect();
+                    tx.execute(
+                        "INSERT INTO gone (site, gateway, seq_from, seq_to) \
+                         SELECT $1, $2, f, t FROM unnest($3::int8[], $4::int8[]) AS u(f, t) \
+                         ON CONFLICT DO NOTHING",
+                        &[site, gateway, &from, &to],
+                    )
+                    .await?;
+                }
                 StateUpdate::Subscribed { client_id } => {
                     tx.execute(
                         "INSERT INTO instances (client_id, subscribed_at) VALUES ($1, now()) \
@@ -602,6 +636,9 @@ pub struct GatewayStatus {
     pub seq_first: Option<i64>,
     pub seq_last: Option<i64>,
     pub missing: Vec<[i64; 2]>,
+    /// Seq ranges the gateway answered it no longer holds (evicted there before delivery, or
+    /// past its retention): not stored, and not missing any more (nothing will fill them).
+    pub gone: Vec<[i64; 2]>,
     pub evictions: Option<i64>,
     /// Messages refused (kept in table `rejected`): malformed, out of bounds, unknown gateway, or
     /// another message under a stored seq. Counted, never stored as readings.
@@ -638,6 +675,7 @@ pub async fn status(client: &Client) -> Result<Vec<GatewayStatus>, tokio_postgre
             seq_first: r.get(6),
             seq_last: r.get(7),
             missing: Vec::new(),
+            gone: Vec::new(),
             rejected: r.get(8),
         });
     }
@@ -659,5 +697,66 @@ pub async fn status(client: &Client) -> Result<Vec<GatewayStatus>, tokio_postgre
             s.missing.push([g.get(2), g.get(3)]);
         }
     }
+    let gone = client
+        .query(
+            "SELECT site, gateway, seq_from, seq_to FROM gone ORDER BY 1, 2, 3",
+            &[],
+        )
+        .await?;
+    for s in &mut out {
+        let reported: Vec<[i64; 2]> = gone
+            .iter()
+            .filter(|g| g.get::<_, &str>(0) == s.site && g.get::<_, &str>(1) == s.gateway)
+            .map(|g| [g.get(2), g.get(3)])
+            .collect();
+        if !reported.is_empty() {
+            (s.missing, s.gone) = split(&s.missing, &reported);
+        }
+    }
     Ok(out)
+}
+
+/// The parts of `missing` not in any `gone` range, and the parts that are (ranges inclusive).
+pub fn split(missing: &[[i64; 2]], gone: &[[i64; 2]]) -> (Vec<[i64; 2]>, Vec<[i64; 2]>) {
+    let mut still = Vec::new();
+    let mut lost: Vec<[i64; 2]> = Vec::new();
+    for &[a, b] in missing {
+        let mut at = a;
+        let mut cuts: Vec<[i64; 2]> = gone
+            .iter()
+            .filter(|g| g[0] <= b && g[1] >= a)
+            .map(|g| [g[0].max(a), g[1].min(b)])
+            .collect();
+        cuts.sort_unstable();
+        for [c, d] in cuts {
+            if c > at {
+                still.push([at, c - 1]);
+            }
+            if d >= at {
+                match lost.last_mut() {
+                    Some([_, e]) if *e + 1 >= c.max(at) => *e = (*e).max(d),
+                    _ => lost.push([c.max(at), d]),
+                }
+                at = d + 1;
+            }
+        }
+        if at <= b {
+            still.push([at, b]);
+        }
+    }
+    (still, lost)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn gone_ranges_are_taken_out_of_the_missing_ones() {
+        let (still, gone) = super::split(
+            &[[4, 10], [20, 20], [30, 40]],
+            &[[1, 5], [8, 8], [7, 9], [30, 40]],
+        );
+        assert_eq!(still, vec![[6, 6], [10, 10], [20, 20]]);
+        assert_eq!(gone, vec![[4, 5], [7, 9], [30, 40]]);
+        assert_eq!(super::split(&[[1, 3]], &[]), (vec![[1, 3]], vec![]));
+    }
 }

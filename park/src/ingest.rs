@@ -91,6 +91,27 @@ pub fn decode(prefix: &str, topic: &str, payload: &[u8]) -> Decoded {
                 points,
             })
         }
+        Kind::Replay => {
+            #[derive(serde::Deserialize)]
+            struct Answer {
+                gone: Vec<[i64; 2]>,
+            }
+            match serde_json::from_slice::<Answer>(payload) {
+                Ok(a) => Decoded::State(StateUpdate::Gone {
+                    site,
+                    gateway,
+                    ranges: a
+                        .gone
+                        .into_iter()
+                        .filter(|[a, b]| a <= b)
+                        .take(10_000)
+                        .collect(),
+                }),
+                Err(e) => reject(format!(
+                    "not a replay answer {{\"from\",\"to\",\"gone\"}}: {e}"
+                )),
+            }
+        }
         Kind::Status | Kind::Health { .. } | Kind::Meta => {
             // An empty retained message clears the topic; nothing to record.
             if payload.is_empty() {
@@ -168,6 +189,11 @@ pub async fn run(
         tx,
         stop.clone(),
     ));
+    let replay = tokio::spawn(crate::replay::run(
+        cfg.clone(),
+        client.clone(),
+        stop.clone(),
+    ));
     let writer = writer_task(cfg, client_id, client.clone(), rx, stop.clone());
     tokio::pin!(writer);
     let result = tokio::select! {
@@ -179,6 +205,7 @@ pub async fn run(
                 .unwrap_or(Ok(()))
         }
     };
+    replay.abort();
     let _ = client.try_disconnect();
     let _ = tokio::time::timeout(Duration::from_secs(1), mqtt).await;
     result

@@ -15,6 +15,7 @@ mod db;
 mod ingest;
 mod instance;
 mod park_table;
+mod replay;
 mod topic;
 mod web;
 

@@ -450,3 +450,136 @@ async fn forged_oversized_and_foreign_messages_are_refused_counted_and_never_sto
     let st = park.sigterm(Duration::from_secs(10));
     assert!(st.success(), "SIGTERM: {st}");
 }
+
+/// `key` anywhere in `v`.
+fn find_key<'v>(v: &'v serde_json::Value, key: &str) -> Option<&'v serde_json::Value> {
+    match v {
+        serde_json::Value::Object(m) => m
+            .get(key)
+            .or_else(|| m.values().find_map(|x| find_key(x, key))),
+        serde_json::Value::Array(a) => a.iter().find_map(|x| find_key(x, key)),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gaps_from_a_broker_restart_and_deleted_rows_are_refilled_by_replay() {
+    let test = "gaps_are_refilled_by_replay";
+    let (Some(pg), Some(mut mq)) = (Pg::start(test), Mosquitto::start(test)) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = park_config(
+        dir.path(),
+        &pg.url(),
+        &mq.url(),
+        &[("sunrise", &["plant-a/gw-01"])],
+    );
+    let mut park = start_park(&cfg, "a");
+    wait_subscribed(&pg, 1).await;
+    let sim = plantmeter_tests::Sim::start(None, None, &[]);
+    let data_dir = dir.path().join("gw-01");
+    let text = plantmeter_tests::agent_config(
+        None,
+        plantmeter_sim::AgentBus::Tcp(sim.addr.to_string()),
+        &mq.url(),
+        &data_dir,
+        0.2,
+        1000,
+    );
+    let agent_cfg = plantmeter_tests::write(dir.path(), "gw-01.toml", &text);
+    let mut agent = plantmeter_tests::start_agent(&agent_cfg, None);
+    let messages = || {
+        status(&cfg)
+            .and_then(|s| s.as_array()?.first().cloned())
+            .and_then(|g| g["messages"].as_i64())
+            .unwrap_or(0)
+    };
+    let wait_messages = async |n: i64, what: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while messages() < n {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{what}: {}",
+                messages()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    wait_messages(60, "60 messages stored").await;
+    // The broker restarts: its queues and sessions are gone; what the agent sends before the park
+    // subscribes again reaches no one.
+    mq.restart();
+    let n = messages();
+    wait_messages(n + 60, "60 messages after the broker restart").await;
+    // Rows deleted from the database: asked for again and stored again.
+    let c = pg.client().await;
+    let deleted = c
+        .execute("DELETE FROM readings WHERE seq BETWEEN 10 AND 20", &[])
+        .await
+        .unwrap();
+    assert_eq!(deleted, 11);
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let last = loop {
+        park.assert_running();
+        agent.assert_running();
+        let s = status(&cfg).unwrap();
+        let g = &s[0];
+        let complete = g["seq_first"] == 1
+            && g["missing"] == serde_json::json!([])
+            && g["messages"] == g["seq_last"];
+        if complete && g["seq_last"].as_i64().unwrap() > n + 60 {
+            assert_eq!(g["gone"], serde_json::json!([]), "{g}");
+            assert_eq!(g["rejected"], 0, "{g}");
+            break g["seq_last"].as_i64().unwrap();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the gaps never healed: {g}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let back: i64 = c
+        .query_one(
+            "SELECT count(*) FROM readings WHERE seq BETWEEN 10 AND 20",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(back, 11, "deleted rows refilled");
+    // Every seq the agent gave is stored once in the end (a clean stop flushes its backlog).
+    let st = agent.sigterm(Duration::from_secs(20));
+    assert!(st.success(), "agent: {st}");
+    let next = plantmeter_tests::status_file(&data_dir)
+        .as_ref()
+        .and_then(|v| find_key(v, "next_seq").and_then(|x| x.as_i64()));
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = status(&cfg).unwrap();
+        let g = &s[0];
+        let want = next.map_or(last, |n| n - 1);
+        if g["seq_last"].as_i64() >= Some(want)
+            && g["missing"] == serde_json::json!([])
+            && g["messages"] == g["seq_last"]
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not every seq below {want} stored: {g}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let dup: i64 = c
+        .query_one(
+            "SELECT count(*) FROM (SELECT seq FROM readings GROUP BY seq HAVING count(*) > 1) d",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(dup, 0);
+    let st = park.sigterm(Duration::from_secs(10));
+    assert!(st.success(), "park: {st}");
+}

@@ -189,8 +189,8 @@ impl Drop for Pg {
 /// session's queue must not drop messages while its instance is down), or None after a note.
 pub struct Mosquitto {
     pub port: u16,
-    _proc: Proc,
-    _dir: tempfile::TempDir,
+    proc: Option<Proc>,
+    dir: tempfile::TempDir,
 }
 
 impl Mosquitto {
@@ -216,24 +216,39 @@ impl Mosquitto {
             ),
         )
         .unwrap();
-        let proc = Proc::spawn(
+        let mut m = Mosquitto {
+            port,
+            proc: None,
+            dir,
+        };
+        m.spawn();
+        Some(m)
+    }
+
+    fn spawn(&mut self) {
+        let conf = self.dir.path().join("mosquitto.conf");
+        self.proc = Some(Proc::spawn(
             "mosquitto",
             Command::new("mosquitto")
                 .arg("-c")
                 .arg(&conf)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null()),
-        );
+        ));
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             assert!(Instant::now() < deadline, "mosquitto did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
-        Some(Mosquitto {
-            port,
-            _proc: proc,
-            _dir: dir,
-        })
+    }
+
+    /// Kill the broker (its sessions and queues are lost: no persistence) and start it again on
+    /// the same port.
+    pub fn restart(&mut self) {
+        if let Some(p) = self.proc.take() {
+            p.sigkill();
+        }
+        self.spawn();
     }
 
     pub fn url(&self) -> String {
