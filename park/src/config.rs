@@ -20,8 +20,6 @@ use serde::Deserialize;
 use toml::Spanned;
 
 /// A validated park configuration.
-// The park's timezone is read by nothing yet (each plant's audit has its own).
-#[allow(dead_code)]
 #[derive(Debug, Clone)]
 pub struct Config {
     pub source: PathBuf,

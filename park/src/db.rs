@@ -125,6 +125,20 @@ CREATE TABLE gone (
 );
 "#,
     ),
+    (
+        4,
+        r#"
+CREATE TABLE alarms (
+    site text NOT NULL,
+    gateway text NOT NULL,
+    name text NOT NULL,
+    state text,
+    payload jsonb NOT NULL,
+    updated_at timestamptz NOT NULL,
+    PRIMARY KEY (site, gateway, name)
+);
+"#,
+    ),
 ];
 
 /// Advisory lock keys, so that instances starting together migrate and partition one at a time.
@@ -314,6 +328,13 @@ pub enum StateUpdate {
     },
     /// This instance (re)subscribed.
     Subscribed { client_id: String },
+    /// A retained limit alarm (None: cleared).
+    Alarm {
+        site: String,
+        gateway: String,
+        name: String,
+        payload: Option<Value>,
+    },
     /// A gateway answered a replay: these seq ranges (inclusive) it no longer holds.
     Gone {
         site: String,
@@ -549,6 +570,35 @@ impl Store {
                         &[site, gateway, payload],
                     )
                     .await?;
+                }
+                StateUpdate::Alarm {
+                    site,
+                    gateway,
+                    name,
+                    payload,
+                } => {
+                    let state = payload
+                        .as_ref()
+                        .and_then(|p| p.get("state"))
+                        .and_then(Value::as_str);
+                    match payload {
+                        Some(p) => {
+                            tx.execute(
+                            "INSERT INTO alarms (site, gateway, name, state, payload, updated_at) \
+                             VALUES ($1, $2, $3, $4, $5, now()) ON CONFLICT (site, gateway, name) \
+                             DO UPDATE SET state = $4, payload = $5, updated_at = now()",
+                            &[site, gateway, name, &state, p],
+                        )
+                        .await?
+                        }
+                        None => {
+                            tx.execute(
+                            "DELETE FROM alarms WHERE site = $1 AND gateway = $2 AND name = $3",
+                            &[site, gateway, name],
+                        )
+                        .await?
+                        }
+                    };
                 }
                 StateUpdate::Gone {
                     site,

@@ -112,10 +112,18 @@ pub fn decode(prefix: &str, topic: &str, payload: &[u8]) -> Decoded {
                 )),
             }
         }
-        Kind::Status | Kind::Health { .. } | Kind::Meta => {
-            // An empty retained message clears the topic; nothing to record.
+        Kind::Status | Kind::Health { .. } | Kind::Meta | Kind::Alarm { .. } => {
+            // An empty retained message clears the topic (an alarm no longer configured).
             if payload.is_empty() {
-                return Decoded::Ignored;
+                return match src.kind {
+                    Kind::Alarm { name } => Decoded::State(StateUpdate::Alarm {
+                        site,
+                        gateway,
+                        name: name.to_string(),
+                        payload: None,
+                    }),
+                    _ => Decoded::Ignored,
+                };
             }
             let payload: Value = match serde_json::from_slice(payload) {
                 Ok(v @ Value::Object(_)) => v,
@@ -127,6 +135,12 @@ pub fn decode(prefix: &str, topic: &str, payload: &[u8]) -> Decoded {
                     site,
                     gateway,
                     payload,
+                },
+                Kind::Alarm { name } => StateUpdate::Alarm {
+                    site,
+                    gateway,
+                    name: name.to_string(),
+                    payload: Some(payload),
                 },
                 Kind::Health { meter } => StateUpdate::Health {
                     site,

@@ -435,6 +435,27 @@ pub fn dump_dom(browser: &str, url: &str) -> String {
     panic!("the page never rendered its data: {last}");
 }
 
+/// A PNG of `url` at `width` px (after the page's script ran) in `file`; false when chromium failed.
+pub fn screenshot(browser: &str, url: &str, width: u32, file: &Path) -> bool {
+    Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--hide-scrollbars",
+            "--virtual-time-budget=15000",
+            &format!("--window-size={width},2200"),
+        ])
+        .arg(format!("--screenshot={}", file.display()))
+        .arg(url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+        && file.exists()
+}
+
 /// The `<tr>` of `attr="key"` in `dom`.
 pub fn row<'d>(dom: &'d str, attr: &str, key: &str) -> &'d str {
     let at = dom
