@@ -70,6 +70,9 @@ enum Command {
         messages: u64,
         #[arg(long, default_value_t = 10)]
         points: usize,
+        /// Simulated gateways publishing concurrently, each its own MQTT client and seqs.
+        #[arg(long, default_value_t = 1)]
+        gateways: u64,
     },
     /// Per gateway: messages stored, first and last seq, missing seq ranges, evictions.
     Status {
@@ -127,8 +130,11 @@ fn main() -> ExitCode {
             config,
             messages,
             points,
+            gateways,
         } => load(&config).and_then(|c| {
-            runtime()?.block_on(bench::ingest(&config, &c, messages, points)).map_err(Failure::Other)
+            runtime()?
+                .block_on(bench::ingest(&config, &c, gateways, messages, points))
+                .map_err(Failure::Other)
         }),
         Command::Report {
             config,
