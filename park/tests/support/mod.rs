@@ -162,6 +162,11 @@ impl Pg {
             .status();
     }
 
+    /// PostgreSQL's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
+    }
+
     /// A client for assertions.
     pub async fn client(&self) -> tokio_postgres::Client {
         let (c, conn) = tokio_postgres::connect(&self.url(), tokio_postgres::NoTls)
