@@ -328,6 +328,8 @@ pub enum StateUpdate {
     },
     /// This instance (re)subscribed.
     Subscribed { client_id: String },
+    /// Data of the gateway arrived (its `last_message`).
+    LastMessage { site: String, gateway: String },
     /// A retained limit alarm (None: cleared).
     Alarm {
         site: String,
@@ -515,18 +517,20 @@ impl Store {
     }
 
     /// Gateway state, apart from the data (so that two instances never hold a gateway's row and
-    /// the data's locks at once): the updates in arrival order, then `last_message` of the
-    /// gateways in `seen`, in one sorted statement.
+    /// the data's locks at once). Every instance receives every status, health and alarm, in an
+    /// order of its own: the rows are locked in one order (table, then key; a stable sort, so the
+    /// last update of a row still wins), else two instances deadlock.
     pub async fn write_state(
         &mut self,
         updates: &[StateUpdate],
-        seen: &BTreeSet<(String, String)>,
     ) -> Result<(), tokio_postgres::Error> {
-        if updates.is_empty() && seen.is_empty() {
+        if updates.is_empty() {
             return Ok(());
         }
+        let mut ordered: Vec<&StateUpdate> = updates.iter().collect();
+        ordered.sort_by(|a, b| lock_order(a).cmp(&lock_order(b)));
         let tx = self.client.transaction().await?;
-        for u in updates {
+        for u in ordered {
             match u {
                 StateUpdate::Status {
                     site,
@@ -615,6 +619,14 @@ impl Store {
                     )
                     .await?;
                 }
+                StateUpdate::LastMessage { site, gateway } => {
+                    tx.execute(
+                        "INSERT INTO gateways (site, gateway, last_message) VALUES ($1, $2, now()) \
+                         ON CONFLICT (site, gateway) DO UPDATE SET last_message = now()",
+                        &[site, gateway],
+                    )
+                    .await?;
+                }
                 StateUpdate::Subscribed { client_id } => {
                     tx.execute(
                         "INSERT INTO instances (client_id, subscribed_at) VALUES ($1, now()) \
@@ -625,19 +637,30 @@ impl Store {
                 }
             }
         }
-        if !seen.is_empty() {
-            // BTreeSet order: every instance locks gateway rows in the same order.
-            let sites: Vec<&str> = seen.iter().map(|(s, _)| s.as_str()).collect();
-            let gws: Vec<&str> = seen.iter().map(|(_, g)| g.as_str()).collect();
-            tx.execute(
-                "INSERT INTO gateways (site, gateway, last_message) \
-                 SELECT s, g, now() FROM unnest($1::text[], $2::text[]) AS t(s, g) ORDER BY s, g \
-                 ON CONFLICT (site, gateway) DO UPDATE SET last_message = now()",
-                &[&sites, &gws],
-            )
-            .await?;
-        }
         tx.commit().await
+    }
+}
+
+/// The order in which state updates lock rows: table, then the row's key.
+fn lock_order(u: &StateUpdate) -> (u8, &str, &str, &str) {
+    match u {
+        StateUpdate::Status { site, gateway, .. }
+        | StateUpdate::Meta { site, gateway, .. }
+        | StateUpdate::LastMessage { site, gateway } => (0, site, gateway, ""),
+        StateUpdate::Health {
+            site,
+            gateway,
+            meter,
+            ..
+        } => (1, site, gateway, meter),
+        StateUpdate::Alarm {
+            site,
+            gateway,
+            name,
+            ..
+        } => (2, site, gateway, name),
+        StateUpdate::Gone { site, gateway, .. } => (3, site, gateway, ""),
+        StateUpdate::Subscribed { client_id } => (4, client_id, "", ""),
     }
 }
 

@@ -481,6 +481,20 @@ async fn writer_task(
                 Decoded::Ignored => {}
             }
         }
+        let mut seen = BTreeSet::new();
+        for r in &rows {
+            let key = (r.site.clone(), r.gateway.clone());
+            if last_message
+                .get(&key)
+                .is_none_or(|at| at.elapsed() >= LAST_MESSAGE_EVERY)
+            {
+                seen.insert(key);
+            }
+        }
+        updates.extend(seen.iter().map(|(site, gateway)| StateUpdate::LastMessage {
+            site: site.clone(),
+            gateway: gateway.clone(),
+        }));
         let result = async {
             if !data_done {
                 let written = s.write_data(&rows, &refused).await?;
@@ -499,17 +513,7 @@ async fn writer_task(
                     "batch stored"
                 );
             }
-            let mut seen = BTreeSet::new();
-            for r in &rows {
-                let key = (r.site.clone(), r.gateway.clone());
-                if last_message
-                    .get(&key)
-                    .is_none_or(|at| at.elapsed() >= LAST_MESSAGE_EVERY)
-                {
-                    seen.insert(key);
-                }
-            }
-            s.write_state(&updates, &seen).await?;
+            s.write_state(&updates).await?;
             for key in seen {
                 last_message.insert(key, Instant::now());
             }
