@@ -393,6 +393,14 @@ fn status(cfg: config::Config, format: &str) -> Result<(), Failure> {
                 missing.join(", ")
             }
         );
+        if !g.gone.is_empty() {
+            let gone: Vec<String> = g.gone.iter().map(|[a, b]| format!("{a}-{b}")).collect();
+            println!(
+                "{:<24} gone at the gateway (evicted or past its retention): {}",
+                "",
+                gone.join(", ")
+            );
+        }
     }
     Ok(())
 }
