@@ -112,6 +112,31 @@ async fn status_shows_missing_seq_ranges_evictions_and_copies_change_nothing() {
         .get(0);
     assert_eq!(health, "failing");
 
+    // The gateway answers a replay: 4..6 it no longer holds. Gone, not missing any more.
+    publish_all(
+        mq.port,
+        &[(
+            format!("{p}/replay"),
+            r#"{"from":4,"to":9,"gone":[[4,6]]}"#.to_string(),
+            false,
+        )],
+    )
+    .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = status(&cfg).unwrap();
+        if s[0]["missing"] == serde_json::json!([[9, 9]])
+            && s[0]["gone"] == serde_json::json!([[4, 6]])
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gone never shown: {s}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
     // The last will: offline.
     publish_all(
         mq.port,
