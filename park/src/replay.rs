@@ -56,8 +56,9 @@ pub async fn run(cfg: Config, mqtt: AsyncClient, stop: watch::Receiver<bool>) {
         .collect();
     let mut asked: HashMap<(String, String, [i64; 2]), Asked> = HashMap::new();
     let mut conn: Option<tokio_postgres::Client> = None;
+    let mut every = LOOK_EVERY;
     loop {
-        if sleep_or_stop(LOOK_EVERY, &stop).await {
+        if sleep_or_stop(every, &stop).await {
             return;
         }
         if conn.as_ref().is_none_or(|c| c.is_closed()) {
@@ -76,8 +77,14 @@ pub async fn run(cfg: Config, mqtt: AsyncClient, stop: watch::Receiver<bool>) {
             conn = Some(c);
         }
         let Some(c) = conn.as_ref() else { continue };
+        let t0 = Instant::now();
         let status = match db::status(c).await {
-            Ok(s) => s,
+            // Finding gaps reads every stored seq: on a large database the looks space out so
+            // that they take at most a twentieth of the time.
+            Ok(s) => {
+                every = LOOK_EVERY.max(t0.elapsed() * 20).min(MAX_PAUSE);
+                s
+            }
             Err(e) => {
                 tracing::debug!(error = %db::explain(&e), "replay: cannot read the missing ranges");
                 conn = None;
