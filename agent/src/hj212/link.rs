@@ -116,6 +116,9 @@ struct Session<'a> {
     garbage: u64,
     /// A valid frame came from the platform on this connection.
     heard: bool,
+    /// Packets with an id up to this were built before this connection came up: they waited for
+    /// the platform (back-fill, or sent before without an acknowledgement) and carry `RF=1` (2025).
+    backfill_upto: Option<u64>,
     /// Real-time data (`realtime_s`, or the platform's CN 2011), until the platform says stop
     /// (CN 2012).
     realtime_on: Option<tokio::time::Interval>,
@@ -130,6 +133,7 @@ impl<'a> Session<'a> {
             in_flight: None,
             garbage: 0,
             heard: false,
+            backfill_upto: shared.outbox.last_id().ok().flatten(),
             realtime_on: None,
         }
     }
@@ -186,8 +190,9 @@ impl<'a> Session<'a> {
             let Some(q) = next else {
                 return Ok(());
             };
+            let resent = self.backfill_upto.is_some_and(|u| q.id <= u);
             for f in &q.frames {
-                let bytes = self.shared.wire_frame(f, false)?;
+                let bytes = self.shared.wire_frame(f, resent)?;
                 self.write(&bytes).await?;
             }
             self.shared.counters.sent.fetch_add(1, Ordering::Relaxed);
