@@ -1157,24 +1157,6 @@ fn electricity_method(d: &mut Diag<'_>, t: &Section<'_>) -> Option<ElectricityMe
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn offsets() {
-        assert_eq!(parse_offset("+08:00"), FixedOffset::east_opt(8 * 3600));
-        assert_eq!(
-            parse_offset("-03:30"),
-            FixedOffset::east_opt(-(3 * 3600 + 1800))
-        );
-        assert_eq!(parse_offset("08:00"), None);
-        assert_eq!(parse_offset("+8:00"), None);
-        assert_eq!(parse_offset("+25:00"), None);
-        assert_eq!(parse_offset("UTC"), None);
-    }
-}
-
 /// `[[audit.facility]]` (分表计电): a production line's power point beside its treatment facility's;
 /// each a gauge in kW (or W) or a counter in kWh, so that its mean power between readings is known.
 fn facilities(
@@ -1306,4 +1288,22 @@ fn facilities(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets() {
+        assert_eq!(parse_offset("+08:00"), FixedOffset::east_opt(8 * 3600));
+        assert_eq!(
+            parse_offset("-03:30"),
+            FixedOffset::east_opt(-(3 * 3600 + 1800))
+        );
+        assert_eq!(parse_offset("08:00"), None);
+        assert_eq!(parse_offset("+8:00"), None);
+        assert_eq!(parse_offset("+25:00"), None);
+        assert_eq!(parse_offset("UTC"), None);
+    }
 }
