@@ -3,10 +3,13 @@
 
 pub mod audit;
 pub mod batching;
+pub mod cjt188;
 pub mod clock;
 pub mod codec;
 pub mod config;
 pub mod delivery;
+pub mod dlt645;
+pub mod frame68;
 pub mod hj212;
 pub mod model;
 pub mod outbox;
