@@ -21,7 +21,7 @@ pub type Request = HVec<u8, { MAX_PREAMBLE + 11 + 3 + 2 }>;
 pub type ReplyFrame = HVec<u8, { MAX_PREAMBLE + 11 + 46 + 2 }>;
 
 /// How a meter wants the two DI bytes: DOMAIN.md's vector sends 1F 90 (low byte first).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
 pub enum DiOrder {
     #[default]
     LowFirst,
@@ -53,7 +53,7 @@ impl DiOrder {
 }
 
 /// What the type byte T says the meter measures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 pub enum MeterKind {
     /// 10H..19H (cold, hot, drinking, reclaimed water).
     Water,
@@ -91,7 +91,7 @@ impl MeterKind {
 }
 
 /// A quantity of the 901F reply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 pub enum Field {
     /// Cumulative volume.
     Flow,

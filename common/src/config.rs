@@ -30,6 +30,7 @@ pub mod files;
 mod gateway;
 mod hj212;
 pub(crate) mod meters;
+mod meterbus;
 mod reader;
 
 pub use describe::describe;

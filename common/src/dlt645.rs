@@ -24,7 +24,7 @@ pub type ReplyFrame = HVec<u8, 64>;
 pub type Data = HVec<u8, { frame68::MAX_DATA }>;
 
 /// Which edition of the standard a bus speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 pub enum Version {
     V2007,
     V1997,
@@ -72,7 +72,7 @@ impl Version {
 }
 
 /// What a data identifier's value looks like on the wire and what it means.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Spec {
     /// Value bytes after the DI.
     pub len: u8,
