@@ -29,8 +29,8 @@ mod diag;
 pub mod files;
 mod gateway;
 mod hj212;
-pub(crate) mod meters;
 mod meterbus;
+pub(crate) mod meters;
 mod reader;
 
 pub use describe::describe;

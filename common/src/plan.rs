@@ -142,6 +142,13 @@ pub struct SerialSettings {
 }
 
 impl SerialSettings {
+    /// Start bit, data bits, parity bit, stop bits: 11 for 8E1.
+    pub fn bits_per_char(&self) -> u32 {
+        1 + u32::from(self.data_bits)
+            + u32::from(self.stop_bits)
+            + u32::from(self.parity != Parity::None)
+    }
+
     /// The Modbus RTU inter-frame silence: 3.5 character times, at least 1.75 ms above 19200 baud.
     pub fn inter_frame_gap(&self) -> Duration {
         let bits_per_char = 1
@@ -201,7 +208,40 @@ pub enum MeterProtocol {
     Cjt188,
 }
 
+impl MeterBus {
+    /// Bytes on the line for one point's read: (request, reply), each with this bus's preamble
+    /// (meters echo a preamble of their own, usually as long).
+    pub fn exchange_bytes(&self, point: &LinkPoint) -> (usize, usize) {
+        let pre = self.preamble.len();
+        match point {
+            // 68 A(6) 68 C L DI CS 16 (+ the value in the reply).
+            LinkPoint::Dlt645 { spec, .. } => {
+                let head = pre + 12 + self.kind.di_len();
+                (head, head + usize::from(spec.len))
+            }
+            // 68 T A(7) C L DI(2) SER CS 16 (+ the meter kind's payload in the reply).
+            LinkPoint::Cjt188 { kind, .. } => (pre + 16, pre + 16 + kind.payload_len()),
+        }
+    }
+
+    /// Line time of one read at `baud` with `bits_per_char` (11 for 8E1), plus the gap; the
+    /// meter's own answer delay (20..500 ms in the standard) comes on top.
+    pub fn exchange_time(&self, point: &LinkPoint, baud: u32, bits_per_char: u32) -> Duration {
+        let (req, rep) = self.exchange_bytes(point);
+        let bits = (req + rep) as f64 * f64::from(bits_per_char);
+        Duration::from_secs_f64(bits / f64::from(baud.max(1))) + self.gap
+    }
+}
+
 impl MeterProtocol {
+    /// Bytes of a data identifier on the wire.
+    pub fn di_len(self) -> usize {
+        match self {
+            MeterProtocol::Dlt645(v) => v.di_len(),
+            MeterProtocol::Cjt188 => 2,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             MeterProtocol::Dlt645(v) => v.as_str(),

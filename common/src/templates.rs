@@ -38,9 +38,18 @@ pub const TEMPLATES: &[(&str, &str)] = &[
 /// (name, TOML text) of the DL/T 645 and CJ/T 188 templates: points by data identifier (`di`,
 /// `field`) instead of registers, with `protocol` (and `meter_type` for CJ/T 188) at the top.
 pub const LINK_TEMPLATES: &[(&str, &str)] = &[
-    ("dlt645-meter", include_str!("../templates/dlt645-meter.toml")),
-    ("dlt645-1997-meter", include_str!("../templates/dlt645-1997-meter.toml")),
-    ("cjt188-water", include_str!("../templates/cjt188-water.toml")),
+    (
+        "dlt645-meter",
+        include_str!("../templates/dlt645-meter.toml"),
+    ),
+    (
+        "dlt645-1997-meter",
+        include_str!("../templates/dlt645-1997-meter.toml"),
+    ),
+    (
+        "cjt188-water",
+        include_str!("../templates/cjt188-water.toml"),
+    ),
     ("cjt188-gas", include_str!("../templates/cjt188-gas.toml")),
     ("cjt188-heat", include_str!("../templates/cjt188-heat.toml")),
 ];

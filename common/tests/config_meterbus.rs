@@ -109,7 +109,13 @@ fn a_plant_with_dlt645_and_cjt188_buses() {
     assert_eq!(m.points[0].rollover, Some(1_000_000.0));
     let l = m.link.as_ref().unwrap();
     assert_eq!(l.address, vec![0x25, 0x04, 0x03, 0x02, 0x01, 0x00]);
-    assert!(matches!(l.points[0], LinkPoint::Dlt645 { di: 0x0001_0000, .. }));
+    assert!(matches!(
+        l.points[0],
+        LinkPoint::Dlt645 {
+            di: 0x0001_0000,
+            ..
+        }
+    ));
     let mult = m.multiplier.as_ref().unwrap();
     assert_eq!((mult.energy, mult.pt, mult.ct), (6000.0, 60.0, 100.0));
     assert_eq!(mult.factor("kWh", 0), 6000.0);
@@ -183,23 +189,81 @@ fn errors_name_file_line_and_column() {
                   [[meter.point]]\n  name = \"e\"\n  di = \"00010099\"\n\
                   [[meter.point]]\n  name = \"v\"\n  di = \"02010100\"\n  unit = \"kV\"\n  register = \"holding\"\n";
     let e = errors(text);
-    assert!(e.contains("bad.toml:14:12: preamble \"FE FEE\" must be 0 to 8 hex bytes"), "{e}");
-    assert!(e.contains("bad.toml:17:11: address \"12345\" must be 12 digits for dlt645-2007"), "{e}");
-    assert!(e.contains("bad.toml:21:8: di \"00010099\" is not one the agent knows"), "{e}");
-    assert!(e.contains("bad.toml:25:10: unit \"kV\" does not fit this data identifier, which reads V"), "{e}");
+    assert!(
+        e.contains("bad.toml:14:12: preamble \"FE FEE\" must be 0 to 8 hex bytes"),
+        "{e}"
+    );
+    assert!(
+        e.contains("bad.toml:17:11: address \"12345\" must be 12 digits for dlt645-2007"),
+        "{e}"
+    );
+    assert!(
+        e.contains("bad.toml:21:8: di \"00010099\" is not one the agent knows"),
+        "{e}"
+    );
+    assert!(
+        e.contains("bad.toml:25:10: unit \"kV\" does not fit this data identifier, which reads V"),
+        "{e}"
+    );
     assert!(e.contains("bad.toml:26:3: register is for Modbus points; a dlt645-2007 point reads a data identifier (di)"), "{e}");
 
     let cjt = "[[bus]]\nname = \"b\"\nprotocol = \"cjt188\"\ntransport = \"tcp\"\naddress = \"10.0.0.1\"\n\
                [[meter]]\nname = \"m\"\naddress = \"00000000000001\"\npoll_interval_s = 1\ntemplate = \"dlt645-meter\"\n";
     let e = errors(cjt);
-    assert!(e.contains("bad.toml:13:11: address \"10.0.0.1\" needs the serial server's port"), "{e}");
-    assert!(e.contains("template \"dlt645-meter\" is for protocol dlt645-2007, the bus speaks cjt188"), "{e}");
+    assert!(
+        e.contains("bad.toml:13:11: address \"10.0.0.1\" needs the serial server's port"),
+        "{e}"
+    );
+    assert!(
+        e.contains("template \"dlt645-meter\" is for protocol dlt645-2007, the bus speaks cjt188"),
+        "{e}"
+    );
 
     let mult = "[[bus]]\nname = \"b\"\ntransport = \"tcp\"\naddress = \"127.0.0.1:502\"\n\
                 [[meter]]\nname = \"m\"\nunit_id = 1\npoll_interval_s = 1\nmultiplier = 100.0\npt_ratio = 10.0\n\
                   [[meter.multiplier_change]]\n  at = \"2026-03-01\"\n  value = 2.0\n\
                   [[meter.point]]\n  name = \"p\"\n  address = 0\n  type = \"u16\"\n";
     let e = errors(mult);
-    assert!(e.contains("bad.toml:17:14: multiplier 100 differs from pt_ratio x ct_ratio = 10"), "{e}");
-    assert!(e.contains("bad.toml:20:8: at \"2026-03-01\" is not an RFC 3339 time"), "{e}");
+    assert!(
+        e.contains("bad.toml:17:14: multiplier 100 differs from pt_ratio x ct_ratio = 10"),
+        "{e}"
+    );
+    assert!(
+        e.contains("bad.toml:20:8: at \"2026-03-01\" is not an RFC 3339 time"),
+        "{e}"
+    );
+}
+
+/// `check`'s plan: one request per point, the bytes they put on the line and the line's load:
+/// main-power reads 3 points (20 + 24, 20 + 22, 20 + 23 bytes with 4 wake-up bytes each way),
+/// old-power one (20 + 24): 173 bytes; at 2400 baud 8E1 (11 bits a byte) plus 80 ms gaps, every
+/// 60 s: (129 x 11 / 2400 + 0.24 + 44 x 11 / 2400 + 0.08) / 60 = 1.85 %.
+#[test]
+fn check_shows_requests_bytes_and_line_load() {
+    let plan = config::parse(&format!("{HEAD}{GOOD}"), Path::new("ok.toml")).unwrap();
+    let text = config::describe(&plan);
+    assert!(
+        text.contains("bus \"rs485-1\": dlt645-2007 on /dev/ttyUSB0 at 2400 baud 8E1, preamble [FE FE FE FE], gap 80 ms"),
+        "{text}"
+    );
+    assert!(
+        text.contains("meter \"main-power\": address 000102030425, every 60 s, template dlt645-meter, multiplier 6000 (1 dated change), 3 points in 3 requests, 129 bytes per poll"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "energy_import [kWh] -> DI 00010000 forward active energy (4 BCD bytes, 2 decimals)"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("load: 4 requests per poll cycle, 173 bytes on the line, serial line busy about 1.9% of the time"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "bus \"water\": cjt188 through the serial server 10.0.0.7:4001, preamble [FE FE]"
+        ),
+        "{text}"
+    );
 }

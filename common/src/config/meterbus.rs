@@ -129,20 +129,21 @@ pub(crate) fn bus(
                         );
                     }
                 }
-                t.req_str(d, "address").and_then(|a| {
-                    match split_host_port(a.v, 0) {
+                t.req_str(d, "address")
+                    .and_then(|a| match split_host_port(a.v, 0) {
                         Ok((_, 0)) => {
                             d.error(
                                 &a.span,
-                                format!("address \"{}\" needs the serial server's port (host:port)", a.v),
+                                format!(
+                                    "address \"{}\" needs the serial server's port (host:port)",
+                                    a.v
+                                ),
                             );
                             None
                         }
-                        Ok((host, port)) if a.v.starts_with('[') => {
-                            Some(Transport::RtuOverTcp {
-                                address: format!("[{host}]:{port}"),
-                            })
-                        }
+                        Ok((host, port)) if a.v.starts_with('[') => Some(Transport::RtuOverTcp {
+                            address: format!("[{host}]:{port}"),
+                        }),
                         Ok((host, port)) => Some(Transport::RtuOverTcp {
                             address: format!("{host}:{port}"),
                         }),
@@ -150,8 +151,7 @@ pub(crate) fn bus(
                             d.error(&a.span, format!("address \"{}\": {why}", a.v));
                             None
                         }
-                    }
-                })
+                    })
             }
             other => {
                 let hint = closest(other, ["serial", "tcp"])
@@ -219,7 +219,10 @@ pub(crate) fn multiplier(d: &mut Diag<'_>, t: &Section<'_>) -> Option<Multiplier
     let pt = t.positive(d, "pt_ratio");
     let ct = t.positive(d, "ct_ratio");
     if let (Some(m), true) = (&m, pt.is_some() || ct.is_some()) {
-        let (p, c) = (pt.as_ref().map_or(1.0, |v| v.v), ct.as_ref().map_or(1.0, |v| v.v));
+        let (p, c) = (
+            pt.as_ref().map_or(1.0, |v| v.v),
+            ct.as_ref().map_or(1.0, |v| v.v),
+        );
         if (p * c - m.v).abs() > 1e-9 * m.v {
             d.error(
                 &m.span,
@@ -242,18 +245,21 @@ pub(crate) fn multiplier(d: &mut Diag<'_>, t: &Section<'_>) -> Option<Multiplier
             }
             None => None,
         };
-        let at = c.req_str(d, "at").and_then(|a| {
-            match DateTime::parse_from_rfc3339(a.v) {
+        let at = c
+            .req_str(d, "at")
+            .and_then(|a| match DateTime::parse_from_rfc3339(a.v) {
                 Ok(ts) => Some((ts.timestamp_millis(), a.v.to_string(), a.span)),
                 Err(_) => {
                     d.error(
                         &a.span,
-                        format!("at \"{}\" is not an RFC 3339 time, e.g. \"2026-03-01T00:00:00+08:00\"", a.v),
+                        format!(
+                            "at \"{}\" is not an RFC 3339 time, e.g. \"2026-03-01T00:00:00+08:00\"",
+                            a.v
+                        ),
                     );
                     None
                 }
-            }
-        });
+            });
         if let (Some((at_ms, at, span)), Some(value)) = (at, value) {
             if changes.last().is_some_and(|l| l.at_ms >= at_ms) {
                 d.error(
@@ -308,7 +314,11 @@ pub(crate) fn meter(
             MeterProtocol::Cjt188 => parse_address::<7>(a.v).map(|b| b.to_vec()),
         };
         if bytes.is_none() {
-            let n = if kind == MeterProtocol::Cjt188 { 14 } else { 12 };
+            let n = if kind == MeterProtocol::Cjt188 {
+                14
+            } else {
+                12
+            };
             d.error(
                 &a.span,
                 format!(
@@ -325,8 +335,9 @@ pub(crate) fn meter(
     let multiplier = multiplier(d, t);
 
     // The template: its points first, then the meter's own (same name replaces).
-    let template = t.str(d, "template").and_then(|tv| {
-        match templates::link_get(tv.v) {
+    let template = t
+        .str(d, "template")
+        .and_then(|tv| match templates::link_get(tv.v) {
             Some(text) => Some((tv.v, text, tv.span)),
             None => {
                 let names = templates::link_names();
@@ -343,8 +354,7 @@ pub(crate) fn meter(
                 );
                 None
             }
-        }
-    });
+        });
     let template_doc = template
         .as_ref()
         .and_then(|(_, text, _)| toml_edit::Document::parse(*text).ok());
@@ -353,7 +363,10 @@ pub(crate) fn meter(
         MeterProtocol::Dlt645(_) => {
             for key in ["meter_type", "di_order"] {
                 if t.has(key) {
-                    d.error(&t.key_span(key), format!("{key} applies to cjt188 meters only"));
+                    d.error(
+                        &t.key_span(key),
+                        format!("{key} applies to cjt188 meters only"),
+                    );
                 }
             }
             (Some(0u8), DiOrder::LowFirst)
@@ -363,7 +376,10 @@ pub(crate) fn meter(
                 .as_ref()
                 .and_then(|doc| doc.get("meter_type")?.as_str().map(str::to_string));
             let ty = match t.str(d, "meter_type") {
-                Some(v) => match u8::from_str_radix(v.v, 16).ok().filter(|b| MeterKind::of_type(*b).is_some()) {
+                Some(v) => match u8::from_str_radix(v.v, 16)
+                    .ok()
+                    .filter(|b| MeterKind::of_type(*b).is_some())
+                {
                     Some(b) if v.v.len() == 2 => Some(b),
                     _ => {
                         d.error(
@@ -396,7 +412,10 @@ pub(crate) fn meter(
                 Some(o) => DiOrder::parse(o.v).unwrap_or_else(|| {
                     d.error(
                         &o.span,
-                        format!("unknown di_order \"{}\"; use low_first (1F 90) or high_first (90 1F)", o.v),
+                        format!(
+                            "unknown di_order \"{}\"; use low_first (1F 90) or high_first (90 1F)",
+                            o.v
+                        ),
                     );
                     DiOrder::LowFirst
                 }),
@@ -585,7 +604,14 @@ fn point(
     if let Some(m) = owner {
         t.what = format!("{} of meter \"{m}\"", t.what);
     }
-    for key in ["register", "address", "type", "byte_order", "scale", "offset"] {
+    for key in [
+        "register",
+        "address",
+        "type",
+        "byte_order",
+        "scale",
+        "offset",
+    ] {
         if t.has(key) {
             d.error(
                 &t.key_span(key),
@@ -600,7 +626,14 @@ fn point(
         d,
         &[
             POINT_KEYS,
-            &["register", "address", "type", "byte_order", "scale", "offset"],
+            &[
+                "register",
+                "address",
+                "type",
+                "byte_order",
+                "scale",
+                "offset",
+            ],
         ]
         .concat(),
     );
@@ -651,7 +684,10 @@ fn point(
                 Some(v) => {
                     d.error(
                         &v.span,
-                        format!("di \"{}\": CJ/T 188 points read 901F (the current data)", v.v),
+                        format!(
+                            "di \"{}\": CJ/T 188 points read 901F (the current data)",
+                            v.v
+                        ),
                     );
                     None
                 }
@@ -683,17 +719,18 @@ fn point(
             };
             match (di, field, meter_kind) {
                 (Some(di), Some(field), Some(mk)) => {
-                    let unit = field.fixed_unit().map_or_else(
-                        || match field {
-                            Field::Heat => "kWh",
-                            Field::Power => "kW",
-                            Field::FlowRate => "m3/h",
-                            _ => "m3",
-                        },
-                        |u| u,
-                    );
+                    let unit = field.fixed_unit().unwrap_or(match field {
+                        Field::Heat => "kWh",
+                        Field::Power => "kW",
+                        Field::FlowRate => "m3/h",
+                        _ => "m3",
+                    });
                     Some((
-                        LinkPoint::Cjt188 { di, kind: mk, field },
+                        LinkPoint::Cjt188 {
+                            di,
+                            kind: mk,
+                            field,
+                        },
                         unit.to_string(),
                         field.is_counter(),
                         1_000_000.0,

@@ -12,8 +12,8 @@ use crate::types::{ByteOrder, DataType, PointKind, RegisterKind};
 use super::diag::{closest, quoted_list, ConfigError, Diag, Span};
 use super::gateway::{max_gap, split_host_port};
 use super::meterbus;
-use crate::plan::{MeterProtocol, Protocol};
 use super::reader::{value_type_name, Section};
+use crate::plan::{MeterProtocol, Protocol};
 
 const BUS_KEYS: &[&str] = &[
     "name",
