@@ -11,6 +11,7 @@ pub mod delivery;
 pub mod dlt645;
 pub mod frame68;
 pub mod hj212;
+pub mod meter_read;
 pub mod model;
 pub mod outbox;
 pub mod plan;

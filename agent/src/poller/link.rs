@@ -269,7 +269,7 @@ fn describe(e: &tokio_modbus::Error) -> String {
     }
 }
 
-fn open_serial(s: &SerialSettings) -> tokio_serial::Result<tokio_serial::SerialStream> {
+pub(crate) fn open_serial(s: &SerialSettings) -> tokio_serial::Result<tokio_serial::SerialStream> {
     use tokio_serial::SerialPortBuilderExt;
     let parity = match s.parity {
         Parity::None => tokio_serial::Parity::None,

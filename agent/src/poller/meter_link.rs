@@ -1,0 +1,217 @@
+//! The DL/T 645 / CJ/T 188 link: one request at a time on an RS-485 line (tokio-serial) or a TCP
+//! stream to a serial server in transparent mode. The bytes are built and judged by
+//! `plantmeter_common::meter_read`; this file only moves them and keeps time.
+//!
+//! Like the Modbus link, it drops the connection after any transport failure (timeout, a reply for
+//! another address or DI), so a late reply is never taken for the answer to the next request. What
+//! it holds is bounded: the frame splitter's fixed buffer, and reads stop at the request's
+//! deadline however much a device sends.
+
+use std::time::Duration;
+
+use plantmeter_common::frame68::{Piece, RawFrame, Splitter};
+use plantmeter_common::meter_read::{self, Answer};
+use plantmeter_common::plan::{Meter, MeterBus, Transport};
+use plantmeter_common::Quality;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
+
+use super::link::ReadError;
+
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Stream for T {}
+
+/// A DL/T 645 / CJ/T 188 bus.
+pub struct MeterLink {
+    transport: Transport,
+    timeout: Duration,
+    bus: MeterBus,
+    stream: Option<Box<dyn Stream>>,
+    splitter: Splitter,
+    /// When the last exchange ended: the next request waits out the bus's gap.
+    last_io: Option<Instant>,
+    /// CJ/T 188's sequence byte.
+    ser: u8,
+    /// Transport failures since the link last worked.
+    pub failures: u64,
+}
+
+/// A point's reading, with the frames exchanged (for `read`).
+#[derive(Debug, Clone)]
+pub struct PointRead {
+    pub value: Option<f64>,
+    pub quality: Quality,
+    /// Why it is not good, when it is not.
+    pub why: Option<String>,
+    pub request: Vec<u8>,
+    pub reply: Vec<u8>,
+}
+
+impl MeterLink {
+    pub fn new(transport: Transport, timeout: Duration, bus: MeterBus) -> MeterLink {
+        MeterLink {
+            splitter: Splitter::new(meter_read::layout(&bus)),
+            transport,
+            timeout,
+            bus,
+            stream: None,
+            last_io: None,
+            ser: 0,
+            failures: 0,
+        }
+    }
+
+    async fn connect(&self) -> Result<Box<dyn Stream>, ReadError> {
+        match &self.transport {
+            Transport::Rtu(s) => {
+                let port = super::link::open_serial(s).map_err(|e| {
+                    ReadError::Comm(format!(
+                        "cannot open serial port {}: {e}",
+                        s.device.display()
+                    ))
+                })?;
+                Ok(Box::new(port))
+            }
+            Transport::RtuOverTcp { address } | Transport::Tcp { address } => {
+                let stream = tokio::time::timeout(
+                    self.timeout,
+                    tokio::net::TcpStream::connect(address.as_str()),
+                )
+                .await
+                .map_err(|_| {
+                    ReadError::Comm(format!(
+                        "connect to {address} timed out after {} ms",
+                        self.timeout.as_millis()
+                    ))
+                })?
+                .map_err(|e| ReadError::Comm(format!("cannot connect to {address}: {e}")))?;
+                let _ = stream.set_nodelay(true);
+                Ok(Box::new(stream))
+            }
+        }
+    }
+
+    /// Read point `index` of `meter`: Ok with its value and quality (an exception reply is
+    /// `ReadError::Exception`), or a transport failure.
+    pub async fn read(&mut self, meter: &Meter, index: usize) -> Result<PointRead, ReadError> {
+        let (Some(link), Some(point)) = (meter.link.as_ref(), meter.points.get(index)) else {
+            return Err(ReadError::Comm(format!(
+                "meter {} has no DL/T 645 / CJ/T 188 point {index}",
+                meter.name
+            )));
+        };
+        let Some(lp) = link.points.get(index) else {
+            return Err(ReadError::Comm(format!(
+                "no data identifier for point {}",
+                point.name
+            )));
+        };
+        if self.stream.is_none() {
+            let s = self.connect().await.inspect_err(|_| self.failures += 1)?;
+            self.stream = Some(s);
+        }
+        if let Some(last) = self.last_io {
+            tokio::time::sleep_until(last + self.bus.gap).await;
+        }
+        self.ser = self.ser.wrapping_add(1);
+        let request = meter_read::request(&self.bus, link, lp, self.ser);
+        let what = || format!("{} at {}", point.name, link.address_text);
+        let bus = &self.bus;
+        let Some(stream) = self.stream.as_mut() else {
+            return Err(ReadError::Comm("not connected".into()));
+        };
+        let result = exchange(stream, &mut self.splitter, &request, |raw| {
+            meter_read::answer(bus, link, lp, point, raw)
+        });
+        let result = tokio::time::timeout(self.timeout, result).await;
+        self.last_io = Some(Instant::now());
+        match result {
+            Err(_) => {
+                self.fail();
+                Err(ReadError::Comm(format!(
+                    "timeout after {} ms reading {}",
+                    self.timeout.as_millis(),
+                    what()
+                )))
+            }
+            Ok((Err(e), _)) => {
+                self.fail();
+                Err(ReadError::Comm(format!("{e} reading {}", what())))
+            }
+            Ok((Ok(Answer::Exception { code, why }), _)) => Err(ReadError::Exception(
+                code,
+                format!("{why} reading {}", what()),
+            )),
+            Ok((Ok(Answer::Wrong(why)), _)) => {
+                self.fail();
+                Err(ReadError::Comm(format!("{why} reading {}", what())))
+            }
+            Ok((
+                Ok(Answer::Value {
+                    value,
+                    quality,
+                    why,
+                }),
+                reply,
+            )) => {
+                self.failures = 0;
+                Ok(PointRead {
+                    value,
+                    quality,
+                    why,
+                    request: request.to_vec(),
+                    reply,
+                })
+            }
+            Ok((Ok(Answer::Ignore), _)) => unreachable_ignore(),
+        }
+    }
+
+    fn fail(&mut self) {
+        self.failures += 1;
+        self.stream = None;
+    }
+}
+
+/// Send `request` and read frames until `judge` says something other than Ignore; returns that
+/// and the answering frame's bytes. Runs under the caller's timeout.
+async fn exchange(
+    stream: &mut Box<dyn Stream>,
+    splitter: &mut Splitter,
+    request: &[u8],
+    judge: impl Fn(&RawFrame) -> Answer,
+) -> (Result<Answer, String>, Vec<u8>) {
+    splitter.clear();
+    if let Err(e) = stream.write_all(request).await {
+        return (Err(format!("write failed: {e}")), Vec::new());
+    }
+    let mut buf = [0u8; 256];
+    loop {
+        let n = match stream.read(&mut buf).await {
+            Ok(0) => return (Err("connection closed".into()), Vec::new()),
+            Ok(n) => n,
+            Err(e) => return (Err(format!("read failed: {e}")), Vec::new()),
+        };
+        let mut rest = &buf[..n];
+        while !rest.is_empty() {
+            let took = splitter.push(rest);
+            rest = &rest[took..];
+            while let Some(piece) = splitter.next_piece() {
+                match piece {
+                    Piece::Frame(raw) => match judge(&raw) {
+                        Answer::Ignore => {}
+                        other => return (Ok(other), raw.to_vec()),
+                    },
+                    Piece::Garbage { bytes, why } => {
+                        tracing::debug!(bytes, %why, "skipped bytes on the line");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `exchange` never returns Ignore (it keeps listening instead).
+fn unreachable_ignore() -> Result<PointRead, ReadError> {
+    Err(ReadError::Comm("no answer".into()))
+}
