@@ -120,10 +120,12 @@ impl MeterLink {
         let Some(stream) = self.stream.as_mut() else {
             return Err(ReadError::Comm("not connected".into()));
         };
-        let result = exchange(stream, &mut self.splitter, &request, |raw| {
+        let deadline = Instant::now() + self.timeout;
+        let result = exchange(stream, &mut self.splitter, &request, deadline, |raw| {
             meter_read::answer(bus, link, lp, point, raw)
         });
-        let result = tokio::time::timeout(self.timeout, result).await;
+        // A safety net: `exchange` keeps the deadline itself (to say what it skipped meanwhile).
+        let result = tokio::time::timeout_at(deadline + Duration::from_millis(100), result).await;
         self.last_io = Some(Instant::now());
         match result {
             Err(_) => {
@@ -179,6 +181,7 @@ async fn exchange(
     stream: &mut Box<dyn Stream>,
     splitter: &mut Splitter,
     request: &[u8],
+    deadline: Instant,
     judge: impl Fn(&RawFrame) -> Answer,
 ) -> (Result<Answer, String>, Vec<u8>) {
     splitter.clear();
@@ -186,11 +189,20 @@ async fn exchange(
         return (Err(format!("write failed: {e}")), Vec::new());
     }
     let mut buf = [0u8; 256];
+    // What was skipped on the line, for the timeout's message (a bad checksum says more than
+    // "timeout").
+    let mut skipped: Option<(usize, plantmeter_common::frame68::Garbage)> = None;
     loop {
-        let n = match stream.read(&mut buf).await {
-            Ok(0) => return (Err("connection closed".into()), Vec::new()),
-            Ok(n) => n,
-            Err(e) => return (Err(format!("read failed: {e}")), Vec::new()),
+        let n = match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_) => {
+                let why = skipped.map_or(String::new(), |(n, why)| {
+                    format!(" (skipped {n} bytes, first: {why})")
+                });
+                return (Err(format!("no valid reply in time{why}")), Vec::new());
+            }
+            Ok(Ok(0)) => return (Err("connection closed".into()), Vec::new()),
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => return (Err(format!("read failed: {e}")), Vec::new()),
         };
         let mut rest = &buf[..n];
         while !rest.is_empty() {
@@ -204,6 +216,9 @@ async fn exchange(
                     },
                     Piece::Garbage { bytes, why } => {
                         tracing::debug!(bytes, %why, "skipped bytes on the line");
+                        // The first reason tells most (a checksum; what follows is its rest).
+                        let (n, _) = skipped.get_or_insert((0, why));
+                        *n += bytes;
                     }
                 }
             }

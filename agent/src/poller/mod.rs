@@ -396,6 +396,7 @@ async fn poll_meter(
                 group.answered();
             }
             Ok(Got::Point(p)) => {
+                tracing::debug!(request = ?p.request, reply = ?p.reply, "frames");
                 if let Some(why) = &p.why {
                     tracing::warn!(point = %req.points.first().and_then(|&i| meter.points.get(i)).map_or("?", |p| p.name.as_str()), %why, "reading not usable");
                 }
