@@ -106,7 +106,9 @@ fn a_plant_with_dlt645_and_cjt188_buses() {
     assert_eq!(names, ["energy_import", "voltage_a", "current_a"]);
     assert_eq!(m.points[0].unit, "kWh");
     assert_eq!(m.points[0].kind, PointKind::Counter);
-    assert_eq!(m.points[0].rollover, Some(1_000_000.0));
+    // The register wraps at 1 000 000.00 kWh; published on the primary side (x 8000 since the
+    // change), so does the counter's modulus.
+    assert_eq!(m.points[0].rollover, Some(8_000_000_000.0));
     let l = m.link.as_ref().unwrap();
     assert_eq!(l.address, vec![0x25, 0x04, 0x03, 0x02, 0x01, 0x00]);
     assert!(matches!(

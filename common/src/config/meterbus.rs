@@ -283,6 +283,17 @@ pub(crate) fn multiplier(d: &mut Diag<'_>, t: &Section<'_>) -> Option<Multiplier
     })
 }
 
+/// Published values are on the primary side: a counter's modulus is too (the register's range x
+/// the multiplier in force last, since recent readings are the ones that wrap).
+pub(crate) fn primary_rollover(points: &mut [Point], m: Option<&Multiplier>) {
+    let Some(m) = m else { return };
+    for p in points {
+        if let Some(r) = p.rollover.as_mut() {
+            *r *= m.factor(&p.unit, i64::MAX);
+        }
+    }
+}
+
 /// A point of a DL/T 645 or CJ/T 188 meter as configured, before its meter is known complete.
 struct Draft {
     point: Point,
@@ -510,8 +521,9 @@ pub(crate) fn meter(
         return None;
     }
     let (address, address_text) = address?;
-    let (points, links): (Vec<Point>, Vec<LinkPoint>) =
+    let (mut points, links): (Vec<Point>, Vec<LinkPoint>) =
         drafts.into_iter().map(|x| (x.point, x.link)).unzip();
+    primary_rollover(&mut points, multiplier.as_ref());
     Some(Meter {
         name: name.to_string(),
         unit_id: 0,

@@ -762,6 +762,8 @@ fn meter(
             batching::DEFAULT_MAX_GAP_TCP
         });
     let requests = batching::batch(&points, gap);
+    let mut points = points;
+    meterbus::primary_rollover(&mut points, multiplier.as_ref());
     Some((
         bus_index,
         Meter {
