@@ -86,6 +86,20 @@ async fn dlt645_on_a_pty_and_cjt188_on_a_serial_server() {
         "{}",
         String::from_utf8_lossy(&check.stderr)
     );
+    // The lone DL/T 645 meter's address, found with the read-address command.
+    let scan = std::process::Command::new(BIN)
+        .args(["check", "--scan", "rs485-645", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&scan.stdout).contains(
+            "bus \"rs485-645\": the meter answering the read-address command is 000000000001"
+        ),
+        "{}{}",
+        String::from_utf8_lossy(&scan.stdout),
+        String::from_utf8_lossy(&scan.stderr)
+    );
     let agent = Agent::start(&cfg, 1.0);
 
     wait_until(

@@ -121,9 +121,17 @@ impl MeterLink {
             return Err(ReadError::Comm("not connected".into()));
         };
         let deadline = Instant::now() + self.timeout;
-        let result = exchange(stream, &mut self.splitter, &request, deadline, |raw| {
-            meter_read::answer(bus, link, lp, point, raw)
-        });
+        let result =
+            exchange(
+                stream,
+                &mut self.splitter,
+                &request,
+                deadline,
+                |raw| match meter_read::answer(bus, link, lp, point, raw) {
+                    Answer::Ignore => None,
+                    other => Some(other),
+                },
+            );
         // A safety net: `exchange` keeps the deadline itself (to say what it skipped meanwhile).
         let result = tokio::time::timeout_at(deadline + Duration::from_millis(100), result).await;
         self.last_io = Some(Instant::now());
@@ -169,6 +177,36 @@ impl MeterLink {
         }
     }
 
+    /// DL/T 645's read-address command (13H to AA AA AA AA AA AA): the address of the one meter
+    /// on the bus, as printed (12 digits). Two meters answering at once garble each other: a
+    /// timeout or a checksum error then.
+    pub async fn read_address(&mut self) -> Result<String, ReadError> {
+        if self.stream.is_none() {
+            let s = self.connect().await?;
+            self.stream = Some(s);
+        }
+        let Some(stream) = self.stream.as_mut() else {
+            return Err(ReadError::Comm("not connected".into()));
+        };
+        let request = plantmeter_common::dlt645::encode_read_address(&self.bus.preamble);
+        let deadline = Instant::now() + self.timeout;
+        let judge = |raw: &RawFrame| {
+            let f = plantmeter_common::dlt645::Frame::parse(raw)?;
+            (f.is_reply() && f.function() == 0x13)
+                .then(|| plantmeter_common::dlt645::check_address_reply(&f))
+        };
+        let result = exchange(stream, &mut self.splitter, &request, deadline, judge);
+        match tokio::time::timeout_at(deadline + Duration::from_millis(100), result).await {
+            Ok((Ok(Ok(a)), _)) => Ok(plantmeter_common::frame68::format_address(&a)),
+            Ok((Ok(Err(e)), _)) => Err(ReadError::Comm(e.to_string())),
+            Ok((Err(e), _)) => Err(ReadError::Comm(e)),
+            Err(_) => Err(ReadError::Comm(format!(
+                "no answer to the read-address command within {} ms",
+                self.timeout.as_millis()
+            ))),
+        }
+    }
+
     fn fail(&mut self) {
         self.failures += 1;
         self.stream = None;
@@ -177,13 +215,13 @@ impl MeterLink {
 
 /// Send `request` and read frames until `judge` says something other than Ignore; returns that
 /// and the answering frame's bytes. Runs under the caller's timeout.
-async fn exchange(
+async fn exchange<T>(
     stream: &mut Box<dyn Stream>,
     splitter: &mut Splitter,
     request: &[u8],
     deadline: Instant,
-    judge: impl Fn(&RawFrame) -> Answer,
-) -> (Result<Answer, String>, Vec<u8>) {
+    judge: impl Fn(&RawFrame) -> Option<T>,
+) -> (Result<T, String>, Vec<u8>) {
     splitter.clear();
     if let Err(e) = stream.write_all(request).await {
         return (Err(format!("write failed: {e}")), Vec::new());
@@ -210,10 +248,11 @@ async fn exchange(
             rest = &rest[took..];
             while let Some(piece) = splitter.next_piece() {
                 match piece {
-                    Piece::Frame(raw) => match judge(&raw) {
-                        Answer::Ignore => {}
-                        other => return (Ok(other), raw.to_vec()),
-                    },
+                    Piece::Frame(raw) => {
+                        if let Some(answer) = judge(&raw) {
+                            return (Ok(answer), raw.to_vec());
+                        }
+                    }
                     Piece::Garbage { bytes, why } => {
                         tracing::debug!(bytes, %why, "skipped bytes on the line");
                         // The first reason tells most (a checksum; what follows is its rest).
@@ -224,6 +263,36 @@ async fn exchange(
             }
         }
     }
+}
+
+/// `check --scan BUS`: the address of the lone DL/T 645 meter on `bus`, printed.
+pub fn scan(plan: &plantmeter_common::Plan, bus: &str) -> anyhow::Result<()> {
+    use plantmeter_common::plan::{MeterProtocol, Protocol};
+    let b = plan.buses.iter().find(|b| b.name == bus).ok_or_else(|| {
+        anyhow::Error::new(crate::exit::BadInput(format!(
+            "--scan {bus}: no bus of that name"
+        )))
+    })?;
+    let Protocol::Meter(mb) = &b.protocol else {
+        return Err(anyhow::Error::new(crate::exit::BadInput(format!(
+            "--scan {bus}: not a DL/T 645 bus"
+        ))));
+    };
+    if !matches!(mb.kind, MeterProtocol::Dlt645(_)) {
+        return Err(anyhow::Error::new(crate::exit::BadInput(format!(
+            "--scan {bus}: the read-address command is DL/T 645's; this bus speaks {}",
+            mb.kind.as_str()
+        ))));
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut link = MeterLink::new(b.transport.clone(), b.timeout, mb.clone());
+    let address = rt
+        .block_on(link.read_address())
+        .map_err(|e| anyhow::anyhow!("bus \"{bus}\": {e}"))?;
+    println!("bus \"{bus}\": the meter answering the read-address command is {address}");
+    Ok(())
 }
 
 /// `exchange` never returns Ignore (it keeps listening instead).
