@@ -15,6 +15,9 @@ pub struct CheckArgs {
     /// for another machine.
     #[arg(long)]
     pub skip_files: bool,
+    /// A DL/T 645 bus with one meter on it: print that meter's address (read-address command 13H).
+    #[arg(long, value_name = "BUS")]
+    pub scan: Option<String>,
 }
 
 /// Print the poll plan and return Ok, or return every error of the file as `BadInput` (exit code 2).
@@ -35,5 +38,8 @@ pub fn main(args: CheckArgs) -> anyhow::Result<()> {
         }
     }
     print!("{}", config::describe(&plan));
+    if let Some(bus) = &args.scan {
+        crate::poller::meter_link::scan(&plan, bus)?;
+    }
     Ok(())
 }

@@ -29,6 +29,7 @@ mod diag;
 pub mod files;
 mod gateway;
 mod hj212;
+mod meterbus;
 pub(crate) mod meters;
 mod reader;
 

@@ -3,11 +3,15 @@
 
 pub mod audit;
 pub mod batching;
+pub mod cjt188;
 pub mod clock;
 pub mod codec;
 pub mod config;
 pub mod delivery;
+pub mod dlt645;
+pub mod frame68;
 pub mod hj212;
+pub mod meter_read;
 pub mod model;
 pub mod outbox;
 pub mod plan;

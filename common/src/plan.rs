@@ -155,6 +155,13 @@ pub struct SerialSettings {
 }
 
 impl SerialSettings {
+    /// Start bit, data bits, parity bit, stop bits: 11 for 8E1.
+    pub fn bits_per_char(&self) -> u32 {
+        1 + u32::from(self.data_bits)
+            + u32::from(self.stop_bits)
+            + u32::from(self.parity != Parity::None)
+    }
+
     /// The Modbus RTU inter-frame silence: 3.5 character times, at least 1.75 ms above 19200 baud.
     pub fn inter_frame_gap(&self) -> Duration {
         let bits_per_char = 1
@@ -186,6 +193,161 @@ pub struct Bus {
     /// Retries after a failed request (0 = one attempt).
     pub retries: u32,
     pub meters: Vec<Meter>,
+    /// Modbus, or DL/T 645 / CJ/T 188 (then `Transport::Rtu` is the serial line and
+    /// `Transport::RtuOverTcp` a serial server in transparent mode).
+    pub protocol: Protocol,
+}
+
+/// What a bus speaks.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum Protocol {
+    Modbus,
+    Meter(MeterBus),
+}
+
+/// A DL/T 645 or CJ/T 188 bus: one request at a time, meters in config order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MeterBus {
+    pub kind: MeterProtocol,
+    /// Wake-up bytes sent before each request (default FE FE FE FE).
+    pub preamble: Vec<u8>,
+    /// Silence between a reply (or timeout) and the next request.
+    pub gap: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum MeterProtocol {
+    Dlt645(crate::dlt645::Version),
+    Cjt188,
+}
+
+impl MeterBus {
+    /// Bytes on the line for one point's read: (request, reply), each with this bus's preamble
+    /// (meters echo a preamble of their own, usually as long).
+    pub fn exchange_bytes(&self, point: &LinkPoint) -> (usize, usize) {
+        let pre = self.preamble.len();
+        match point {
+            // 68 A(6) 68 C L DI CS 16 (+ the value in the reply).
+            LinkPoint::Dlt645 { spec, .. } => {
+                let head = pre + 12 + self.kind.di_len();
+                (head, head + usize::from(spec.len))
+            }
+            // 68 T A(7) C L DI(2) SER CS 16 (+ the meter kind's payload in the reply).
+            LinkPoint::Cjt188 { kind, .. } => (pre + 16, pre + 16 + kind.payload_len()),
+        }
+    }
+
+    /// Line time of one read at `baud` with `bits_per_char` (11 for 8E1), plus the gap; the
+    /// meter's own answer delay (20..500 ms in the standard) comes on top.
+    pub fn exchange_time(&self, point: &LinkPoint, baud: u32, bits_per_char: u32) -> Duration {
+        let (req, rep) = self.exchange_bytes(point);
+        let bits = (req + rep) as f64 * f64::from(bits_per_char);
+        Duration::from_secs_f64(bits / f64::from(baud.max(1))) + self.gap
+    }
+}
+
+impl MeterProtocol {
+    /// Bytes of a data identifier on the wire.
+    pub fn di_len(self) -> usize {
+        match self {
+            MeterProtocol::Dlt645(v) => v.di_len(),
+            MeterProtocol::Cjt188 => 2,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MeterProtocol::Dlt645(v) => v.as_str(),
+            MeterProtocol::Cjt188 => "cjt188",
+        }
+    }
+}
+
+/// How a DL/T 645 or CJ/T 188 meter is addressed and what each point reads.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MeterLink {
+    /// Wire bytes, low first (6 for DL/T 645, 7 for CJ/T 188).
+    pub address: Vec<u8>,
+    /// The address as configured (12 or 14 digits).
+    pub address_text: String,
+    /// CJ/T 188 type byte T (0 for DL/T 645).
+    pub meter_type: u8,
+    pub di_order: crate::cjt188::DiOrder,
+    /// Parallel to `Meter::points`.
+    pub points: Vec<LinkPoint>,
+}
+
+/// What one point of a DL/T 645 or CJ/T 188 meter reads.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum LinkPoint {
+    Dlt645 {
+        di: u32,
+        spec: crate::dlt645::Spec,
+    },
+    Cjt188 {
+        di: u16,
+        kind: crate::cjt188::MeterKind,
+        field: crate::cjt188::Field,
+    },
+}
+
+/// 倍率: the meter counts on the secondary side of its transformers (DOMAIN.md).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Multiplier {
+    /// PT x CT (or `multiplier`) for energy and power points, from the start.
+    pub energy: f64,
+    /// Voltage points (V, kV) are scaled by the PT ratio.
+    pub pt: f64,
+    /// Current points (A) by the CT ratio.
+    pub ct: f64,
+    /// Dated changes of the energy multiplier, in time order.
+    pub changes: Vec<MultiplierChange>,
+}
+
+/// `[[meter.multiplier_change]]`: from `at` on, `value` applies to new readings.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MultiplierChange {
+    /// Unix milliseconds.
+    pub at_ms: i64,
+    /// As written (RFC 3339), for messages and the report.
+    pub at: String,
+    pub value: f64,
+}
+
+/// Which factor of a multiplier a point's unit takes.
+fn multiplier_class(unit: &str) -> Option<u8> {
+    match unit {
+        "kWh" | "Wh" | "MWh" | "kvarh" | "kVAh" | "kW" | "W" | "MW" | "kvar" | "kVA" => Some(0),
+        "V" | "kV" => Some(1),
+        "A" | "kA" => Some(2),
+        _ => None,
+    }
+}
+
+impl Multiplier {
+    /// The energy multiplier in force at `ts_ms`.
+    pub fn energy_at(&self, ts_ms: i64) -> f64 {
+        self.changes
+            .iter()
+            .rev()
+            .find(|c| c.at_ms <= ts_ms)
+            .map_or(self.energy, |c| c.value)
+    }
+
+    /// The factor a point of `unit` is scaled by at `ts_ms` (1 for units it does not touch).
+    pub fn factor(&self, unit: &str, ts_ms: i64) -> f64 {
+        match multiplier_class(unit) {
+            Some(0) => self.energy_at(ts_ms),
+            Some(1) => self.pt,
+            Some(2) => self.ct,
+            _ => 1.0,
+        }
+    }
+
+    /// Whether a point of `unit` is scaled by the (changing) energy multiplier.
+    pub fn scales_energy(unit: &str) -> bool {
+        multiplier_class(unit) == Some(0)
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -204,6 +366,10 @@ pub struct Meter {
     pub requests: Vec<ReadRequest>,
     /// A manual meter (`manual = true`): no bus, never polled, filled only by `import`.
     pub manual: bool,
+    /// DL/T 645 / CJ/T 188 address and data identifiers (None on a Modbus bus).
+    pub link: Option<MeterLink>,
+    /// 倍率 (None: values as read).
+    pub multiplier: Option<Multiplier>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -35,6 +35,38 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("thsensor", include_str!("../templates/thsensor.toml")),
 ];
 
+/// (name, TOML text) of the DL/T 645 and CJ/T 188 templates: points by data identifier (`di`,
+/// `field`) instead of registers, with `protocol` (and `meter_type` for CJ/T 188) at the top.
+pub const LINK_TEMPLATES: &[(&str, &str)] = &[
+    (
+        "dlt645-meter",
+        include_str!("../templates/dlt645-meter.toml"),
+    ),
+    (
+        "dlt645-1997-meter",
+        include_str!("../templates/dlt645-1997-meter.toml"),
+    ),
+    (
+        "cjt188-water",
+        include_str!("../templates/cjt188-water.toml"),
+    ),
+    ("cjt188-gas", include_str!("../templates/cjt188-gas.toml")),
+    ("cjt188-heat", include_str!("../templates/cjt188-heat.toml")),
+];
+
+/// The TOML text of a DL/T 645 / CJ/T 188 template by name.
+pub fn link_get(name: &str) -> Option<&'static str> {
+    LINK_TEMPLATES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, t)| *t)
+}
+
+/// Names of the DL/T 645 / CJ/T 188 templates.
+pub fn link_names() -> Vec<&'static str> {
+    LINK_TEMPLATES.iter().map(|(n, _)| *n).collect()
+}
+
 /// The TOML text of a template by name.
 pub fn get(name: &str) -> Option<&'static str> {
     TEMPLATES.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)

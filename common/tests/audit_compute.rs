@@ -41,6 +41,8 @@ fn meter(name: &str, points: Vec<Point>) -> Meter {
         points,
         requests: vec![],
         manual: false,
+        link: None,
+        multiplier: None,
     }
 }
 
@@ -104,6 +106,7 @@ fn plan(granularity: Granularity) -> Plan {
                     ],
                 ),
             ],
+            protocol: Protocol::Modbus,
         }],
         audit: Some(AuditPlan {
             timezone: FixedOffset::east_opt(8 * 3600).unwrap(),

@@ -68,6 +68,8 @@ fn meter(points: Vec<Point>) -> Meter {
         points,
         requests,
         manual: false,
+        link: None,
+        multiplier: None,
     }
 }
 

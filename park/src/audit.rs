@@ -98,6 +98,8 @@ async fn plant_meters(client: &Client, plant: &Plant) -> Result<Vec<Meter>, Audi
                 points,
                 requests: Vec::new(),
                 manual: false,
+                link: None,
+                multiplier: None,
             });
         }
     }
@@ -262,6 +264,7 @@ pub async fn plant_report(
             timeout: Duration::from_secs(1),
             retries: 0,
             meters,
+            protocol: plan::Protocol::Modbus,
         }],
         manual_meters: Vec::new(),
         audit: Some(audit),

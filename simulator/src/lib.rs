@@ -19,6 +19,7 @@ pub mod agent_config;
 pub mod engine;
 pub mod fault;
 pub mod meter;
+pub mod meterbus;
 pub mod modbus;
 pub mod plant;
 pub mod scenario;
@@ -166,6 +167,11 @@ impl SimHandle {
     /// The engine: plant, meters, truth.
     pub fn sim(&self) -> &Simulation {
         &self.sim
+    }
+
+    /// The engine, shared (for [`meterbus::start`]: DL/T 645 and CJ/T 188 meters of the plant).
+    pub fn sim_arc(&self) -> Arc<Simulation> {
+        self.sim.clone()
     }
 
     pub fn clock(&self) -> Clock {

@@ -47,6 +47,16 @@ struct Args {
     /// Also serve RTU on a pseudo-terminal; its path is printed (`pty /dev/pts/N`).
     #[arg(long)]
     pty: bool,
+    /// Also serve the plant's DL/T 645-2007 meter on this TCP address (a serial server).
+    #[arg(long)]
+    dlt645_listen: Option<String>,
+    /// Also serve the plant's CJ/T 188 water and heat meters on this TCP address.
+    #[arg(long)]
+    cjt188_listen: Option<String>,
+    /// Also serve the DL/T 645 and CJ/T 188 meters on a pseudo-terminal each (`pty-dlt645
+    /// /dev/pts/N`, `pty-cjt188 /dev/pts/M`); needs --dlt645-listen and --cjt188-listen.
+    #[arg(long)]
+    link_pty: bool,
     /// Print an agent config for the scenario (bus at --listen) and exit.
     #[arg(long)]
     print_agent_config: bool,
@@ -146,6 +156,13 @@ fn run(args: Args) -> Result<(), Failure> {
         let mut o = AgentConfigOptions::tcp(args.listen.clone());
         o.mqtt_url = args.mqtt.clone();
         print!("{}", sim.agent_config(&o));
+        if let (Some(d), Some(c)) = (&args.dlt645_listen, &args.cjt188_listen) {
+            use plantmeter_sim::meterbus::{agent_config, LinkAt};
+            print!(
+                "\n{}",
+                agent_config(&LinkAt::Tcp(d.clone()), &LinkAt::Tcp(c.clone()), 60.0)
+            );
+        }
         return Ok(());
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -179,6 +196,21 @@ async fn serve(args: Args, scenario: Scenario, clock: Clock) -> Result<(), Failu
         println!("pty {}", p.display());
         tracing::info!(device = %p.display(), "RTU on a pseudo-terminal");
     }
+    let _links = match (&args.dlt645_listen, &args.cjt188_listen) {
+        (Some(d), Some(c)) => {
+            let l = plantmeter_sim::meterbus::start(handle.sim_arc(), d, c, args.link_pty)
+                .await
+                .map_err(|e| Failure::Other(e.to_string()))?;
+            println!("dlt645-tcp {}", l.dlt645_addr);
+            println!("cjt188-tcp {}", l.cjt188_addr);
+            for (p, what) in l.ptys.iter().zip(["dlt645", "cjt188"]) {
+                println!("pty-{what} {}", p.path.display());
+            }
+            Some(l)
+        }
+        (None, None) => None,
+        _ => return Err(bad("--dlt645-listen and --cjt188-listen go together".into())),
+    };
     use std::io::Write;
     let _ = std::io::stdout().flush();
 

@@ -389,6 +389,18 @@ impl AuditEngine {
                 },
                 None => None,
             };
+            // 倍率 changed since the last reading: a discontinuity, not consumption.
+            if let Some((m, unit)) = self.plan.meter(&msg.meter).and_then(|(_, m)| {
+                let p = m.points.iter().find(|p| p.name == pv.name)?;
+                Some((m.multiplier.as_ref()?, p.unit.as_str()))
+            }) {
+                plantmeter_common::audit::multiplier::rescale_across(
+                    &mut slot.tracker,
+                    m,
+                    unit,
+                    msg.ts,
+                );
+            }
             let id = slot.id;
             let pending = &mut self.pending;
             let long_gaps = slot.tracker.unapportioned;

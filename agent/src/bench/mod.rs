@@ -5,6 +5,7 @@ mod audit;
 mod backlog;
 mod drain;
 mod killloop;
+mod meterbus;
 mod mosquitto;
 
 #[derive(clap::Args)]
@@ -19,6 +20,8 @@ pub enum Bench {
     Steady(agent::SteadyArgs),
     /// Modbus TCP transactions/s on one connection against the simulator.
     Modbus(agent::ModbusArgs),
+    /// DL/T 645 readings/s on one bus (the agent's link against the simulator) beside the line's limit at a baud rate.
+    Dlt645(meterbus::Dlt645Args),
     /// Memory with the broker unreachable: RSS vs records waiting, and after a restart on them.
     Backlog(backlog::BacklogArgs),
     /// Backlog drain: N stored messages delivered at QoS 1 (embedded broker, --mosquitto or --broker), beside a bare rumqttc publisher, with and without a subscriber.
@@ -35,6 +38,7 @@ pub fn main(args: BenchArgs) -> anyhow::Result<()> {
     match args.what {
         Bench::Steady(a) => agent::steady(a),
         Bench::Modbus(a) => agent::modbus(a),
+        Bench::Dlt645(a) => meterbus::dlt645(a),
         Bench::Backlog(a) => backlog::backlog(a),
         Bench::Drain(a) => drain::drain(a),
         Bench::Killloop(a) => killloop::killloop(a),

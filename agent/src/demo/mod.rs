@@ -347,11 +347,17 @@ async fn run(args: DemoArgs, lang: Lang) -> anyhow::Result<()> {
     o.gateway_id = "gw-demo".into();
     // Real milliseconds: loopback answers in well under 1 ms; a silent meter costs 2 x 100 ms (one retry).
     o.timeout_ms = 100;
-    let config = sim.agent_config_with(&o).replacen(
+    let mut config = sim.agent_config_with(&o).replacen(
         "[audit]\n",
         &format!("[audit]\npublish_interval_s = {AUDIT_PUBLISH_S}\n"),
         1,
     );
+    // A DL/T 645 electricity meter and CJ/T 188 water and heat meters behind a serial server,
+    // read beside the audit (not audit inputs: they mirror Modbus meters of the plant).
+    let links = plantmeter_sim::meterbus::start(sim.sim_arc(), "127.0.0.1:0", "127.0.0.1:0", false)
+        .await
+        .context("cannot start the DL/T 645 / CJ/T 188 meters")?;
+    config.push_str(&links.agent_config(args.poll_minutes * 60.0 * 4.0));
     let config_path = out.join("agent.toml");
     std::fs::write(&config_path, &config)
         .with_context(|| format!("cannot write {}", config_path.display()))?;
@@ -687,6 +693,21 @@ async fn run(args: DemoArgs, lang: Lang) -> anyhow::Result<()> {
     // The summary.
     let mut s = String::new();
     use std::fmt::Write as _;
+    let _ = writeln!(
+        s,
+        "\n== DL/T 645 and CJ/T 188 meters (serial server): requests answered: {}",
+        links
+            .links
+            .meters
+            .iter()
+            .map(|m| format!(
+                "{} {}",
+                m.name,
+                m.requests.load(std::sync::atomic::Ordering::Relaxed)
+            ))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     let (missing, dups_after) = {
         let d = sub.lock();
         // The unsent backlog (polls after the end) stays in the store for the next run: not missing.

@@ -24,7 +24,8 @@ use tokio_modbus::{ExceptionResponse, ProtocolError, Request, Response};
 /// Why a read failed, as it maps to a point's quality.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReadError {
-    /// The meter answered with a Modbus exception (code, description): `device_error`.
+    /// The meter answered with an exception (code, description: a Modbus exception, a DL/T 645
+    /// error byte, a CJ/T 188 status): `device_error`.
     Exception(u8, String),
     /// Timeout, refused or broken connection, garbled or short reply: `comm_error`.
     Comm(String),
@@ -33,7 +34,7 @@ pub enum ReadError {
 impl std::fmt::Display for ReadError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ReadError::Exception(_, e) => write!(f, "Modbus exception {e}"),
+            ReadError::Exception(_, e) => f.write_str(e),
             ReadError::Comm(e) => f.write_str(e),
         }
     }
@@ -190,7 +191,7 @@ impl Link {
             }
             Ok(Ok(Err(exc))) => Err(ReadError::Exception(
                 u8::from(exc),
-                format!("{exc} reading {}", what()),
+                format!("Modbus exception {exc} reading {}", what()),
             )),
             Ok(Ok(Ok(response))) => match check_reply(req.register, count, response) {
                 Ok(reply) => {
@@ -269,7 +270,7 @@ fn describe(e: &tokio_modbus::Error) -> String {
     }
 }
 
-fn open_serial(s: &SerialSettings) -> tokio_serial::Result<tokio_serial::SerialStream> {
+pub(crate) fn open_serial(s: &SerialSettings) -> tokio_serial::Result<tokio_serial::SerialStream> {
     use tokio_serial::SerialPortBuilderExt;
     let parity = match s.parity {
         Parity::None => tokio_serial::Parity::None,

@@ -12,13 +12,14 @@
 
 pub mod clock_watch;
 pub mod link;
+pub mod meter_link;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use plantmeter_common::batching::batch;
 use plantmeter_common::codec::{decode_bits, decode_registers};
-use plantmeter_common::plan::{Bus, Meter, ReadRequest, Transport};
+use plantmeter_common::plan::{Bus, Meter, Protocol, ReadRequest, Transport};
 use plantmeter_common::{Clock, Plan, Quality};
 use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
@@ -26,6 +27,7 @@ use tracing::Instrument;
 use crate::state::{Health, Shared};
 use clock_watch::ClockWatch;
 use link::{Link, ReadError, Reply};
+use meter_link::MeterLink;
 
 /// The longest pause between two reads of a failing request group, in the clock's time (or the
 /// meter's interval, if longer).
@@ -178,16 +180,26 @@ async fn run_group(
     let Some(bus) = plan.buses.get(bus_idx) else {
         return;
     };
-    let mut link = Link::new(bus.transport.clone(), bus.timeout);
+    let mut link = match &bus.protocol {
+        Protocol::Modbus => AnyLink::Modbus(Link::new(bus.transport.clone(), bus.timeout)),
+        Protocol::Meter(m) => AnyLink::Meter(Box::new(MeterLink::new(
+            bus.transport.clone(),
+            bus.timeout,
+            m.clone(),
+        ))),
+    };
     // Scheduling runs on the clock's monotonic time base; readings are stamped with `now_ms`.
     let now = clock.schedule_ms();
     let mut sched: Vec<Sched> = members
         .iter()
         .filter_map(|&(global, local)| {
             let m = bus.meters.get(local)?;
+            // DL/T 645 / CJ/T 188: one read per point, each with its own back-off.
+            let split = m.link.as_ref().map(|_| per_point_requests(m));
+            let n = split.as_ref().map_or(m.requests.len(), Vec::len);
             // A meter always has a request (the config requires a point); one without would
             // have nothing to poll.
-            if m.requests.is_empty() {
+            if n == 0 {
                 return None;
             }
             let interval_ms = (m.poll_interval.as_millis() as i64).max(1);
@@ -196,8 +208,8 @@ async fn run_group(
                 global,
                 local,
                 interval_ms,
-                split: None,
-                groups: vec![Group::due_at(first); m.requests.len()],
+                split,
+                groups: vec![Group::due_at(first); n],
                 named_invalid: vec![false; m.points.len()],
                 span: tracing::info_span!("meter", meter = %m.name, unit = m.unit_id),
             })
@@ -291,6 +303,9 @@ async fn run_group(
                 poll = split_poll;
             }
         }
+        if let Some(m) = &meter.multiplier {
+            apply_multiplier(meter, m, ts, &mut values);
+        }
         let latency_s = started.elapsed().as_secs_f64();
         let msg = crate::store::Polled {
             plan: plan.clone(),
@@ -343,7 +358,7 @@ fn good_points(values: &[(Option<f64>, Quality)]) -> usize {
 /// read. After a transport error the remaining requests are not tried (the meter or line does
 /// not answer: don't pile up timeouts) and fail with it.
 async fn poll_meter(
-    link: &mut Link,
+    link: &mut AnyLink,
     bus: &Bus,
     meter: &Meter,
     requests: &[ReadRequest],
@@ -378,7 +393,7 @@ async fn poll_meter(
         }
         let mut attempt = 0;
         let result = loop {
-            match link.read(meter.unit_id, req).await {
+            match link.read(meter, req).await {
                 Err(ReadError::Comm(e)) if attempt < bus.retries => {
                     tracing::debug!(error = %e, attempt, "retrying");
                     attempt += 1;
@@ -387,13 +402,23 @@ async fn poll_meter(
             }
         };
         match result {
-            Ok(Reply::Words(w)) => {
+            Ok(Got::Modbus(Reply::Words(w))) => {
                 decode_registers(meter, req, &w, &mut set);
                 group.answered();
                 name_invalid(meter, req, &w, values, named_invalid);
             }
-            Ok(Reply::Bits(b)) => {
+            Ok(Got::Modbus(Reply::Bits(b))) => {
                 decode_bits(meter, req, &b, &mut set);
+                group.answered();
+            }
+            Ok(Got::Point(p)) => {
+                tracing::debug!(request = ?p.request, reply = ?p.reply, "frames");
+                if let Some(why) = &p.why {
+                    tracing::warn!(point = %req.points.first().and_then(|&i| meter.points.get(i)).map_or("?", |p| p.name.as_str()), %why, "reading not usable");
+                }
+                for &idx in &req.points {
+                    set(idx, p.value, p.quality);
+                }
                 group.answered();
             }
             Err(e) => {
@@ -443,6 +468,65 @@ fn name_invalid(
              not named again)",
             meter.name
         );
+    }
+}
+
+/// A bus's link: Modbus, or DL/T 645 / CJ/T 188.
+enum AnyLink {
+    Modbus(Link),
+    Meter(Box<MeterLink>),
+}
+
+/// What a read returned.
+enum Got {
+    Modbus(Reply),
+    Point(meter_link::PointRead),
+}
+
+impl AnyLink {
+    fn idle_until(&mut self, at: tokio::time::Instant) {
+        if let AnyLink::Modbus(l) = self {
+            l.idle_until(at);
+        }
+    }
+
+    async fn read(&mut self, meter: &Meter, req: &ReadRequest) -> Result<Got, ReadError> {
+        match self {
+            AnyLink::Modbus(l) => l.read(meter.unit_id, req).await.map(Got::Modbus),
+            AnyLink::Meter(l) => {
+                let Some(&index) = req.points.first() else {
+                    return Err(ReadError::Comm("a read of no point".into()));
+                };
+                l.read(meter, index).await.map(Got::Point)
+            }
+        }
+    }
+}
+
+/// One request per point (a DL/T 645 / CJ/T 188 meter): the scheduler's unit of back-off.
+fn per_point_requests(meter: &Meter) -> Vec<ReadRequest> {
+    (0..meter.points.len())
+        .map(|i| ReadRequest {
+            register: plantmeter_common::RegisterKind::Holding,
+            start: u16::try_from(i).unwrap_or(u16::MAX),
+            count: 1,
+            points: vec![i],
+        })
+        .collect()
+}
+
+/// The multiplier (倍率): energy and power on the primary side, with the value in force at the
+/// poll's instant; voltage by the PT ratio, current by the CT ratio (DOMAIN.md).
+pub fn apply_multiplier(
+    meter: &Meter,
+    m: &plantmeter_common::plan::Multiplier,
+    ts: i64,
+    values: &mut [(Option<f64>, Quality)],
+) {
+    for (p, (v, _)) in meter.points.iter().zip(values.iter_mut()) {
+        if let Some(x) = v.as_mut() {
+            *x *= m.factor(&p.unit, ts);
+        }
     }
 }
 

@@ -1073,6 +1073,11 @@ pub fn compute(
 
     let (cv_max, nmbe_max) = baseline::ashrae14_thresholds(g);
     notes.extend(conventions());
+    events.multiplier_changes = crate::audit::multiplier::events(
+        plan,
+        grid.hour_start(h_start + base_range.0 as i64),
+        grid.hour_start(h_start + rep_range.unwrap_or(base_range).1 as i64),
+    );
     Ok(Report {
         integrity: None,
         gateway: plan.gateway.id.clone(),

@@ -422,6 +422,19 @@ pub struct Events {
     pub rollovers: u64,
     pub step_backs: u64,
     pub replacements: Vec<ReplacementEvent>,
+    /// Dated multiplier (倍率) changes: discontinuities handled like replacements.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub multiplier_changes: Vec<MultiplierEvent>,
+}
+
+/// A dated change of a meter's multiplier (`[[meter.multiplier_change]]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MultiplierEvent {
+    pub meter: String,
+    /// When it took effect (RFC 3339 UTC).
+    pub at: String,
+    pub from: f64,
+    pub to: f64,
 }
 
 /// A meter replacement: inferred from a deep drop (`recorded` false: the new meter is taken to start at 0,

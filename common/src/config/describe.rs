@@ -4,7 +4,8 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::plan::{
-    AuditPlan, Bus, ElectricityMethod, Meter, Parity, Plan, ReadRequest, SerialSettings, Transport,
+    AuditPlan, Bus, ElectricityMethod, LinkPoint, Meter, MeterBus, MeterProtocol, Parity, Plan,
+    Protocol, ReadRequest, SerialSettings, Transport,
 };
 use crate::types::PointKind;
 
@@ -246,6 +247,9 @@ fn rtu_request_time(s: &SerialSettings, r: &ReadRequest) -> f64 {
 }
 
 fn write_bus(o: &mut String, bus: &Bus) -> std::fmt::Result {
+    if let Protocol::Meter(link) = &bus.protocol {
+        return write_link_bus(o, bus, link);
+    }
     let how = match &bus.transport {
         Transport::Tcp { address } => format!("Modbus TCP to {address}"),
         Transport::RtuOverTcp { address } => format!("Modbus RTU over TCP to {address}"),
@@ -324,6 +328,117 @@ fn write_bus(o: &mut String, bus: &Bus) -> std::fmt::Result {
         write!(
             o,
             ", serial line busy about {}% of the time{}",
+            fmt_num(busy * 100.0, 1),
+            if busy > 1.0 {
+                " (more than the line can carry: lengthen poll intervals)"
+            } else {
+                ""
+            }
+        )?;
+    }
+    writeln!(o)
+}
+
+/// A DL/T 645 / CJ/T 188 bus: one request per point, meters in order, and what that costs the line.
+fn write_link_bus(o: &mut String, bus: &Bus, link: &MeterBus) -> std::fmt::Result {
+    let (how, line) = match &bus.transport {
+        Transport::Rtu(s) => (
+            format!(
+                "{} on {} at {} baud {}{}{}",
+                link.kind.as_str(),
+                s.device.display(),
+                s.baud,
+                s.data_bits,
+                parity_letter(s.parity),
+                s.stop_bits
+            ),
+            Some((s.baud, s.bits_per_char())),
+        ),
+        Transport::RtuOverTcp { address } | Transport::Tcp { address } => (
+            format!("{} through the serial server {address}", link.kind.as_str()),
+            None,
+        ),
+    };
+    let preamble: Vec<String> = link.preamble.iter().map(|b| format!("{b:02X}")).collect();
+    writeln!(
+        o,
+        "bus \"{}\": {how}, preamble [{}], gap {}, timeout {} ms, {} {}",
+        bus.name,
+        preamble.join(" "),
+        fmt_duration(link.gap),
+        bus.timeout.as_millis(),
+        bus.retries,
+        plural(bus.retries as usize, "retry", "retries")
+    )?;
+    let (mut per_cycle, mut bytes, mut busy) = (0usize, 0usize, 0.0f64);
+    for m in &bus.meters {
+        let Some(ml) = &m.link else { continue };
+        let template = m
+            .template
+            .as_ref()
+            .map_or(String::new(), |t| format!(", template {t}"));
+        let mult = m.multiplier.as_ref().map_or(String::new(), |x| {
+            format!(
+                ", multiplier {}{}",
+                fmt_num(x.energy, 3),
+                match x.changes.len() {
+                    0 => String::new(),
+                    n => format!(" ({n} dated {})", plural(n, "change", "changes")),
+                }
+            )
+        });
+        let mut meter_bytes = 0;
+        let mut meter_time = 0.0;
+        for lp in &ml.points {
+            let (q, r) = link.exchange_bytes(lp);
+            meter_bytes += q + r;
+            if let Some((baud, bits)) = line {
+                meter_time += link.exchange_time(lp, baud, bits).as_secs_f64();
+            }
+        }
+        writeln!(
+            o,
+            "  meter \"{}\": address {}, every {}{template}{mult}, {} {} in {} {}, {meter_bytes} bytes per poll",
+            m.name,
+            ml.address_text,
+            fmt_duration(m.poll_interval),
+            m.points.len(),
+            plural(m.points.len(), "point", "points"),
+            ml.points.len(),
+            plural(ml.points.len(), "request", "requests"),
+        )?;
+        for (p, lp) in m.points.iter().zip(&ml.points) {
+            let what = match lp {
+                LinkPoint::Dlt645 { di, spec } => format!(
+                    "DI {} {} ({} BCD bytes, {} decimals{})",
+                    match link.kind {
+                        MeterProtocol::Dlt645(v) => v.format_di(*di),
+                        MeterProtocol::Cjt188 => String::new(),
+                    },
+                    spec.what,
+                    spec.len,
+                    spec.decimals,
+                    if spec.signed { ", signed" } else { "" }
+                ),
+                LinkPoint::Cjt188 { di, field, .. } => {
+                    format!("DI {di:04X} field {}", field.as_str())
+                }
+            };
+            writeln!(o, "    {} [{}] -> {what}", p.name, p.unit)?;
+        }
+        per_cycle += ml.points.len();
+        bytes += meter_bytes;
+        busy += meter_time / m.poll_interval.as_secs_f64().max(1e-9);
+    }
+    write!(
+        o,
+        "  load: {per_cycle} {} per poll cycle, {bytes} bytes on the line",
+        plural(per_cycle, "request", "requests"),
+    )?;
+    if line.is_some() {
+        write!(
+            o,
+            ", serial line busy about {}% of the time (with the gaps; meters' answer delays come on top){}",
             fmt_num(busy * 100.0, 1),
             if busy > 1.0 {
                 " (more than the line can carry: lengthen poll intervals)"

@@ -11,7 +11,9 @@ use crate::types::{ByteOrder, DataType, PointKind, RegisterKind};
 
 use super::diag::{closest, quoted_list, ConfigError, Diag, Span};
 use super::gateway::{max_gap, split_host_port};
+use super::meterbus;
 use super::reader::{value_type_name, Section};
+use crate::plan::{MeterProtocol, Protocol};
 
 const BUS_KEYS: &[&str] = &[
     "name",
@@ -25,6 +27,9 @@ const BUS_KEYS: &[&str] = &[
     "timeout_ms",
     "retries",
     "max_gap",
+    "protocol",
+    "preamble",
+    "gap_ms",
 ];
 const SERIAL_KEYS: &[&str] = &["device", "baud", "parity", "data_bits", "stop_bits"];
 const METER_KEYS: &[&str] = &[
@@ -38,6 +43,10 @@ const METER_KEYS: &[&str] = &[
     "points",
     "point",
     "max_gap",
+    "multiplier",
+    "pt_ratio",
+    "ct_ratio",
+    "multiplier_change",
 ];
 pub(crate) const POINT_KEYS: &[&str] = &[
     "name",
@@ -76,6 +85,8 @@ struct BusDraft {
     max_gap: Option<u16>,
     /// RTU framing (serial, or over TCP): unit id 0 is the broadcast address there.
     rtu_framing: bool,
+    /// A DL/T 645 / CJ/T 188 bus: its meters are read by `meterbus`.
+    link: Option<MeterProtocol>,
 }
 
 /// A validated point and where it was written (for errors found later, e.g. overlaps).
@@ -86,7 +97,7 @@ struct PointDraft {
 }
 
 /// `name` is `[a-z0-9_-]+`.
-fn valid_name(s: &str) -> bool {
+pub(super) fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
@@ -128,6 +139,7 @@ pub(crate) fn parse(
             bus: bus.filter(|_| ok),
             max_gap: gap,
             rtu_framing,
+            link: meterbus::protocol_quiet(&t),
         });
     }
 
@@ -313,6 +325,8 @@ fn manual_meter(d: &mut Diag<'_>, t: &Section<'_>, name: Option<&str>) -> Option
         points,
         requests: Vec::new(),
         manual: true,
+        link: None,
+        multiplier: None,
     })
 }
 
@@ -331,6 +345,39 @@ fn bus(d: &mut Diag<'_>, t: &Section<'_>) -> Option<(String, Span, Option<Bus>, 
         }
     }
     t.check_keys(d, BUS_KEYS);
+    let protocol = meterbus::protocol(d, &t);
+    if protocol.is_err() {
+        // An unknown protocol: the rest of the bus cannot be read against it.
+        let name = name.filter(|n| !n.v.trim().is_empty())?;
+        return Some((name.v.to_string(), name.span, None, None));
+    }
+    if let Ok(Some(kind)) = protocol {
+        let timeout_ms = t.int_in(d, "timeout_ms", 1, 3_600_000).map(|v| v.v);
+        let retries = t.int_in(d, "retries", 0, 100).map(|v| v.v);
+        let gap = max_gap(d, &t);
+        let built = meterbus::bus(d, &t, kind);
+        let name = name.filter(|n| !n.v.trim().is_empty())?;
+        let bus = match built {
+            Some((transport, link)) if d.count() == before => Some(Bus {
+                name: name.v.to_string(),
+                transport,
+                timeout: Duration::from_millis(timeout_ms.map_or(1000, i64::unsigned_abs)),
+                retries: u32::try_from(retries.unwrap_or(1)).unwrap_or(1),
+                meters: Vec::new(),
+                protocol: Protocol::Meter(link),
+            }),
+            _ => None,
+        };
+        return Some((name.v.to_string(), name.span, bus, gap));
+    }
+    for key in ["preamble", "gap_ms"] {
+        if t.has(key) {
+            d.error(
+                &t.key_span(key),
+                format!("{key} applies to dlt645-2007, dlt645-1997 and cjt188 buses, not Modbus"),
+            );
+        }
+    }
     let transport = match t.str(d, "transport") {
         None if !t.has("transport") => {
             d.error(
@@ -417,13 +464,14 @@ fn bus(d: &mut Diag<'_>, t: &Section<'_>) -> Option<(String, Span, Option<Bus>, 
             timeout: Duration::from_millis(timeout_ms.unwrap_or(1000)),
             retries: u32::try_from(retries.unwrap_or(1)).unwrap_or(1),
             meters: Vec::new(),
+            protocol: Protocol::Modbus,
         }),
         _ => None,
     };
     Some((name.v.to_string(), name.span, bus, gap))
 }
 
-fn serial(d: &mut Diag<'_>, t: &Section<'_>) -> Option<SerialSettings> {
+pub(super) fn serial(d: &mut Diag<'_>, t: &Section<'_>) -> Option<SerialSettings> {
     let before = d.count();
     let device = t.req_str(d, "device");
     if let Some(dev) = &device {
@@ -476,6 +524,15 @@ fn meter(
     gateway_gap: Option<u16>,
     extra: &mut Vec<ConfigError>,
 ) -> Option<(usize, Meter)> {
+    // A meter on a DL/T 645 / CJ/T 188 bus is addressed and read otherwise.
+    let named_bus = match t.item("bus").and_then(|b| b.as_str()) {
+        Some(b) => buses.iter().position(|x| x.name == b),
+        None if buses.len() == 1 => Some(0),
+        None => None,
+    };
+    if let Some((i, kind)) = named_bus.and_then(|i| Some((i, buses[i].link?))) {
+        return meterbus::meter(d, t, name, kind, extra).map(|m| (i, m));
+    }
     t.check_keys(d, METER_KEYS);
     let before = d.count() + extra.len();
 
@@ -521,29 +578,8 @@ fn meter(
         None
     };
 
-    let poll_interval = if t.has("poll_interval_s") {
-        t.positive(d, "poll_interval_s")
-            .and_then(|v| match Duration::try_from_secs_f64(v.v) {
-                Ok(p)
-                    if p >= Duration::from_millis(1) && p <= Duration::from_secs(366 * 86_400) =>
-                {
-                    Some(p)
-                }
-                _ => {
-                    d.error(
-                        &v.span,
-                        format!(
-                            "poll_interval_s {} is outside 0.001..=31622400 (1 ms to 366 days)",
-                            v.v
-                        ),
-                    );
-                    None
-                }
-            })
-    } else {
-        t.missing(d, "poll_interval_s");
-        None
-    };
+    let poll_interval = poll_interval(d, t);
+    let multiplier = meterbus::multiplier(d, t);
 
     let meter_order = t
         .str(d, "byte_order")
@@ -726,6 +762,8 @@ fn meter(
             batching::DEFAULT_MAX_GAP_TCP
         });
     let requests = batching::batch(&points, gap);
+    let mut points = points;
+    meterbus::primary_rollover(&mut points, multiplier.as_ref());
     Some((
         bus_index,
         Meter {
@@ -736,6 +774,8 @@ fn meter(
             points,
             requests,
             manual: false,
+            link: None,
+            multiplier,
         },
     ))
 }
@@ -1044,4 +1084,31 @@ fn point(
             max: max.map(|v| v.v),
         },
     })
+}
+
+/// `poll_interval_s` (required): 1 ms to 366 days.
+pub(super) fn poll_interval(d: &mut Diag<'_>, t: &Section<'_>) -> Option<Duration> {
+    if t.has("poll_interval_s") {
+        t.positive(d, "poll_interval_s")
+            .and_then(|v| match Duration::try_from_secs_f64(v.v) {
+                Ok(p)
+                    if p >= Duration::from_millis(1) && p <= Duration::from_secs(366 * 86_400) =>
+                {
+                    Some(p)
+                }
+                _ => {
+                    d.error(
+                        &v.span,
+                        format!(
+                            "poll_interval_s {} is outside 0.001..=31622400 (1 ms to 366 days)",
+                            v.v
+                        ),
+                    );
+                    None
+                }
+            })
+    } else {
+        t.missing(d, "poll_interval_s");
+        None
+    }
 }

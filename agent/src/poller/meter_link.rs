@@ -1,0 +1,301 @@
+//! The DL/T 645 / CJ/T 188 link: one request at a time on an RS-485 line (tokio-serial) or a TCP
+//! stream to a serial server in transparent mode. The bytes are built and judged by
+//! `plantmeter_common::meter_read`; this file only moves them and keeps time.
+//!
+//! Like the Modbus link, it drops the connection after any transport failure (timeout, a reply for
+//! another address or DI), so a late reply is never taken for the answer to the next request. What
+//! it holds is bounded: the frame splitter's fixed buffer, and reads stop at the request's
+//! deadline however much a device sends.
+
+use std::time::Duration;
+
+use plantmeter_common::frame68::{Piece, RawFrame, Splitter};
+use plantmeter_common::meter_read::{self, Answer};
+use plantmeter_common::plan::{Meter, MeterBus, Transport};
+use plantmeter_common::Quality;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
+
+use super::link::ReadError;
+
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Stream for T {}
+
+/// A DL/T 645 / CJ/T 188 bus.
+pub struct MeterLink {
+    transport: Transport,
+    timeout: Duration,
+    bus: MeterBus,
+    stream: Option<Box<dyn Stream>>,
+    splitter: Splitter,
+    /// When the last exchange ended: the next request waits out the bus's gap.
+    last_io: Option<Instant>,
+    /// CJ/T 188's sequence byte.
+    ser: u8,
+    /// Transport failures since the link last worked.
+    pub failures: u64,
+}
+
+/// A point's reading, with the frames exchanged (for `read`).
+#[derive(Debug, Clone)]
+pub struct PointRead {
+    pub value: Option<f64>,
+    pub quality: Quality,
+    /// Why it is not good, when it is not.
+    pub why: Option<String>,
+    pub request: Vec<u8>,
+    pub reply: Vec<u8>,
+}
+
+impl MeterLink {
+    pub fn new(transport: Transport, timeout: Duration, bus: MeterBus) -> MeterLink {
+        MeterLink {
+            splitter: Splitter::new(meter_read::layout(&bus)),
+            transport,
+            timeout,
+            bus,
+            stream: None,
+            last_io: None,
+            ser: 0,
+            failures: 0,
+        }
+    }
+
+    async fn connect(&self) -> Result<Box<dyn Stream>, ReadError> {
+        match &self.transport {
+            Transport::Rtu(s) => {
+                let port = super::link::open_serial(s).map_err(|e| {
+                    ReadError::Comm(format!(
+                        "cannot open serial port {}: {e}",
+                        s.device.display()
+                    ))
+                })?;
+                Ok(Box::new(port))
+            }
+            Transport::RtuOverTcp { address } | Transport::Tcp { address } => {
+                let stream = tokio::time::timeout(
+                    self.timeout,
+                    tokio::net::TcpStream::connect(address.as_str()),
+                )
+                .await
+                .map_err(|_| {
+                    ReadError::Comm(format!(
+                        "connect to {address} timed out after {} ms",
+                        self.timeout.as_millis()
+                    ))
+                })?
+                .map_err(|e| ReadError::Comm(format!("cannot connect to {address}: {e}")))?;
+                let _ = stream.set_nodelay(true);
+                Ok(Box::new(stream))
+            }
+        }
+    }
+
+    /// Read point `index` of `meter`: Ok with its value and quality (an exception reply is
+    /// `ReadError::Exception`), or a transport failure.
+    pub async fn read(&mut self, meter: &Meter, index: usize) -> Result<PointRead, ReadError> {
+        let (Some(link), Some(point)) = (meter.link.as_ref(), meter.points.get(index)) else {
+            return Err(ReadError::Comm(format!(
+                "meter {} has no DL/T 645 / CJ/T 188 point {index}",
+                meter.name
+            )));
+        };
+        let Some(lp) = link.points.get(index) else {
+            return Err(ReadError::Comm(format!(
+                "no data identifier for point {}",
+                point.name
+            )));
+        };
+        if self.stream.is_none() {
+            let s = self.connect().await.inspect_err(|_| self.failures += 1)?;
+            self.stream = Some(s);
+        }
+        if let Some(last) = self.last_io {
+            tokio::time::sleep_until(last + self.bus.gap).await;
+        }
+        self.ser = self.ser.wrapping_add(1);
+        let request = meter_read::request(&self.bus, link, lp, self.ser);
+        let what = || format!("{} at {}", point.name, link.address_text);
+        let bus = &self.bus;
+        let Some(stream) = self.stream.as_mut() else {
+            return Err(ReadError::Comm("not connected".into()));
+        };
+        let deadline = Instant::now() + self.timeout;
+        let result =
+            exchange(
+                stream,
+                &mut self.splitter,
+                &request,
+                deadline,
+                |raw| match meter_read::answer(bus, link, lp, point, raw) {
+                    Answer::Ignore => None,
+                    other => Some(other),
+                },
+            );
+        // A safety net: `exchange` keeps the deadline itself (to say what it skipped meanwhile).
+        let result = tokio::time::timeout_at(deadline + Duration::from_millis(100), result).await;
+        self.last_io = Some(Instant::now());
+        match result {
+            Err(_) => {
+                self.fail();
+                Err(ReadError::Comm(format!(
+                    "timeout after {} ms reading {}",
+                    self.timeout.as_millis(),
+                    what()
+                )))
+            }
+            Ok((Err(e), _)) => {
+                self.fail();
+                Err(ReadError::Comm(format!("{e} reading {}", what())))
+            }
+            Ok((Ok(Answer::Exception { code, why }), _)) => Err(ReadError::Exception(
+                code,
+                format!("{why} reading {}", what()),
+            )),
+            Ok((Ok(Answer::Wrong(why)), _)) => {
+                self.fail();
+                Err(ReadError::Comm(format!("{why} reading {}", what())))
+            }
+            Ok((
+                Ok(Answer::Value {
+                    value,
+                    quality,
+                    why,
+                }),
+                reply,
+            )) => {
+                self.failures = 0;
+                Ok(PointRead {
+                    value,
+                    quality,
+                    why,
+                    request: request.to_vec(),
+                    reply,
+                })
+            }
+            Ok((Ok(Answer::Ignore), _)) => unreachable_ignore(),
+        }
+    }
+
+    /// DL/T 645's read-address command (13H to AA AA AA AA AA AA): the address of the one meter
+    /// on the bus, as printed (12 digits). Two meters answering at once garble each other: a
+    /// timeout or a checksum error then.
+    pub async fn read_address(&mut self) -> Result<String, ReadError> {
+        if self.stream.is_none() {
+            let s = self.connect().await?;
+            self.stream = Some(s);
+        }
+        let Some(stream) = self.stream.as_mut() else {
+            return Err(ReadError::Comm("not connected".into()));
+        };
+        let request = plantmeter_common::dlt645::encode_read_address(&self.bus.preamble);
+        let deadline = Instant::now() + self.timeout;
+        let judge = |raw: &RawFrame| {
+            let f = plantmeter_common::dlt645::Frame::parse(raw)?;
+            (f.is_reply() && f.function() == 0x13)
+                .then(|| plantmeter_common::dlt645::check_address_reply(&f))
+        };
+        let result = exchange(stream, &mut self.splitter, &request, deadline, judge);
+        match tokio::time::timeout_at(deadline + Duration::from_millis(100), result).await {
+            Ok((Ok(Ok(a)), _)) => Ok(plantmeter_common::frame68::format_address(&a)),
+            Ok((Ok(Err(e)), _)) => Err(ReadError::Comm(e.to_string())),
+            Ok((Err(e), _)) => Err(ReadError::Comm(e)),
+            Err(_) => Err(ReadError::Comm(format!(
+                "no answer to the read-address command within {} ms",
+                self.timeout.as_millis()
+            ))),
+        }
+    }
+
+    fn fail(&mut self) {
+        self.failures += 1;
+        self.stream = None;
+    }
+}
+
+/// Send `request` and read frames until `judge` says something other than Ignore; returns that
+/// and the answering frame's bytes. Runs under the caller's timeout.
+async fn exchange<T>(
+    stream: &mut Box<dyn Stream>,
+    splitter: &mut Splitter,
+    request: &[u8],
+    deadline: Instant,
+    judge: impl Fn(&RawFrame) -> Option<T>,
+) -> (Result<T, String>, Vec<u8>) {
+    splitter.clear();
+    if let Err(e) = stream.write_all(request).await {
+        return (Err(format!("write failed: {e}")), Vec::new());
+    }
+    let mut buf = [0u8; 256];
+    // What was skipped on the line, for the timeout's message (a bad checksum says more than
+    // "timeout").
+    let mut skipped: Option<(usize, plantmeter_common::frame68::Garbage)> = None;
+    loop {
+        let n = match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_) => {
+                let why = skipped.map_or(String::new(), |(n, why)| {
+                    format!(" (skipped {n} bytes, first: {why})")
+                });
+                return (Err(format!("no valid reply in time{why}")), Vec::new());
+            }
+            Ok(Ok(0)) => return (Err("connection closed".into()), Vec::new()),
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => return (Err(format!("read failed: {e}")), Vec::new()),
+        };
+        let mut rest = &buf[..n];
+        while !rest.is_empty() {
+            let took = splitter.push(rest);
+            rest = &rest[took..];
+            while let Some(piece) = splitter.next_piece() {
+                match piece {
+                    Piece::Frame(raw) => {
+                        if let Some(answer) = judge(&raw) {
+                            return (Ok(answer), raw.to_vec());
+                        }
+                    }
+                    Piece::Garbage { bytes, why } => {
+                        tracing::debug!(bytes, %why, "skipped bytes on the line");
+                        // The first reason tells most (a checksum; what follows is its rest).
+                        let (n, _) = skipped.get_or_insert((0, why));
+                        *n += bytes;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `check --scan BUS`: the address of the lone DL/T 645 meter on `bus`, printed.
+pub fn scan(plan: &plantmeter_common::Plan, bus: &str) -> anyhow::Result<()> {
+    use plantmeter_common::plan::{MeterProtocol, Protocol};
+    let b = plan.buses.iter().find(|b| b.name == bus).ok_or_else(|| {
+        anyhow::Error::new(crate::exit::BadInput(format!(
+            "--scan {bus}: no bus of that name"
+        )))
+    })?;
+    let Protocol::Meter(mb) = &b.protocol else {
+        return Err(anyhow::Error::new(crate::exit::BadInput(format!(
+            "--scan {bus}: not a DL/T 645 bus"
+        ))));
+    };
+    if !matches!(mb.kind, MeterProtocol::Dlt645(_)) {
+        return Err(anyhow::Error::new(crate::exit::BadInput(format!(
+            "--scan {bus}: the read-address command is DL/T 645's; this bus speaks {}",
+            mb.kind.as_str()
+        ))));
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut link = MeterLink::new(b.transport.clone(), b.timeout, mb.clone());
+    let address = rt
+        .block_on(link.read_address())
+        .map_err(|e| anyhow::anyhow!("bus \"{bus}\": {e}"))?;
+    println!("bus \"{bus}\": the meter answering the read-address command is {address}");
+    Ok(())
+}
+
+/// `exchange` never returns Ignore (it keeps listening instead).
+fn unreachable_ignore() -> Result<PointRead, ReadError> {
+    Err(ReadError::Comm("no answer".into()))
+}
