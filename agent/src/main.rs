@@ -122,10 +122,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             if let Some(bad) = e.downcast_ref::<BadInput>() {
-                eprintln!("{bad}");
+                exit::print_error(&bad.to_string());
                 ExitCode::from(2)
             } else {
-                eprintln!("plantmeter: error: {e:#}");
+                exit::print_error(&format!("plantmeter: error: {e:#}"));
                 ExitCode::from(1)
             }
         }

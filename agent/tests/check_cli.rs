@@ -255,3 +255,110 @@ fn check_warns_about_a_password_file_others_can_read() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(text(&out.stderr), "");
 }
+
+/// `run` refuses what `check` refuses among the files the config names, with exit 2 (bad input), so that
+/// systemd's `RestartPreventExitStatus=2` stops restarting an agent that can never connect: a password
+/// file missing or a folder, a CA file empty or garbage, a signing key missing.
+#[test]
+fn run_exits_2_on_every_named_file_that_cannot_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tls_setup(dir.path());
+    let d = dir.path();
+    let c = cfg.to_str().unwrap();
+    let cases: [(&str, &dyn Fn(&Path), &str); 5] = [
+        (
+            "password",
+            &|p| std::fs::remove_file(p).unwrap(),
+            "no such file",
+        ),
+        (
+            "password",
+            &|p| {
+                std::fs::remove_file(p).unwrap();
+                std::fs::create_dir(p).unwrap();
+            },
+            "is a folder, not a file",
+        ),
+        (
+            "ca.pem",
+            &|p| std::fs::write(p, "").unwrap(),
+            "no PEM certificate",
+        ),
+        (
+            "ca.pem",
+            &|p| std::fs::write(p, [0xffu8, 0, 7, 1].repeat(1000)).unwrap(),
+            "no PEM certificate",
+        ),
+        (
+            "report-key.pem",
+            &|_| {
+                let mut t = std::fs::read_to_string(&cfg).unwrap();
+                t.push_str(&format!(
+                    "\n[report]\nsign_key_file = \"{}/none.pem\"\n",
+                    d.display()
+                ));
+                std::fs::write(&cfg, t).unwrap();
+            },
+            "none.pem",
+        ),
+    ];
+    for (file, break_it, problem) in cases {
+        let path = d.join(file);
+        let saved_cfg = std::fs::read(&cfg).unwrap();
+        let saved = std::fs::read(&path).ok();
+        break_it(&path);
+        for cmd in ["check", "run"] {
+            let mut child = Command::new(env!("CARGO_BIN_EXE_plantmeter"))
+                .args([cmd, "--config", c])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            let err = text(&out.stderr);
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{cmd} with {file} broken: {err}"
+            );
+            assert!(err.contains(problem), "{cmd} with {file} broken: {err}");
+        }
+        if path.is_dir() {
+            std::fs::remove_dir(&path).unwrap();
+        }
+        if let Some(b) = saved {
+            std::fs::write(&path, b).unwrap();
+        }
+        std::fs::write(&cfg, saved_cfg).unwrap();
+    }
+}
+
+/// A huge value in the config is echoed by its start, its end and its length, not whole (it was
+/// 100 MB of output for a 100 MB value).
+#[test]
+fn a_huge_bad_value_is_echoed_cut_with_its_length() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = std::fs::read_to_string(configs().join("serial.toml")).unwrap();
+    for (key, value) in [
+        ("id", "é".repeat(1_000_000)),
+        ("site", "s".repeat(2_000_000)),
+    ] {
+        let i = base.find(&format!("\n{key} = \"")).unwrap() + key.len() + 5;
+        let cfg = dir.path().join(format!("{key}.toml"));
+        std::fs::write(&cfg, format!("{}{value}{}", &base[..i], &base[i..])).unwrap();
+        let out = plantmeter(&["check", "--skip-files", "--config", cfg.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{key}");
+        let err = text(&out.stderr);
+        assert!(err.len() < 1_000, "{key}: {} bytes echoed", err.len());
+        assert!(err.contains("bytes in all"), "{key}: {err}");
+        assert!(
+            err.contains(&format!("{key} ")) || err.contains(&format!("gateway {key}")),
+            "{err}"
+        );
+    }
+}

@@ -33,7 +33,7 @@ pub(crate) mod meters;
 mod reader;
 
 pub use describe::describe;
-pub use diag::{ConfigError, ConfigErrors};
+pub use diag::{cut_echo, ConfigError, ConfigErrors, ECHO_MAX};
 
 use diag::{into_sorted, Diag};
 use reader::Section;
