@@ -265,7 +265,8 @@ fn run_exits_2_on_every_named_file_that_cannot_serve() {
     let cfg = tls_setup(dir.path());
     let d = dir.path();
     let c = cfg.to_str().unwrap();
-    let cases: [(&str, &dyn Fn(&Path), &str); 5] = [
+    type Break<'a> = &'a dyn Fn(&Path);
+    let cases: [(&str, Break<'_>, &str); 5] = [
         (
             "password",
             &|p| std::fs::remove_file(p).unwrap(),
