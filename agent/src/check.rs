@@ -11,8 +11,8 @@ pub struct CheckArgs {
     /// The agent's TOML configuration.
     #[arg(long)]
     pub config: PathBuf,
-    /// Validate the file alone, not the files it names (password, certificates): for a config written
-    /// for another machine.
+    /// Validate the file alone, not the files it names (password, certificates) nor its serial
+    /// devices: for a config written for another machine.
     #[arg(long)]
     pub skip_files: bool,
 }
@@ -22,6 +22,10 @@ pub struct CheckArgs {
 /// them, so that `check` fails where `run` would; warnings about them go to stderr.
 pub fn main(args: CheckArgs) -> anyhow::Result<()> {
     let plan = load_plan(&args.config, Needs::Polling)?;
+    // Wiring mistakes (a unit id twice on a bus, 40001-style addresses; the serial devices only on
+    // the machine itself).
+    config::wiring::check_wiring(&plan, !args.skip_files)
+        .map_err(|errors| anyhow::Error::new(BadInput(errors.to_string())))?;
     if !args.skip_files {
         for w in named_files(&plan)? {
             eprintln!("{}: {}", args.config.display(), config::cut_echo(&w));

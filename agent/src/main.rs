@@ -24,6 +24,7 @@ mod notify;
 mod poller;
 mod progress;
 mod publisher;
+mod read;
 mod run;
 mod state;
 mod status;
@@ -71,6 +72,8 @@ enum Command {
     Verify(audit::verify::VerifyArgs),
     /// The store: backlog, oldest unsent, evictions, per-meter state.
     Status(status::StatusArgs),
+    /// Poll one meter now and print raw registers, decoded values, quality and timing (stores nothing).
+    Read(read::ReadArgs),
     /// Benchmarks that print figures.
     #[cfg_attr(
         not(feature = "demo"),
@@ -107,6 +110,7 @@ fn main() -> ExitCode {
         Command::Verify(a) => audit::verify::main(a),
         Command::Replace(a) => audit::replace::main(a),
         Command::Status(a) => status::main(a),
+        Command::Read(a) => read::main(a),
         #[cfg(feature = "demo")]
         Command::Bench(a) => bench::main(a),
         #[cfg(feature = "demo")]

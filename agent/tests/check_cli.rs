@@ -20,9 +20,18 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// `serial.toml` with its serial device one that exists on every machine (`check` looks for it).
+fn serial_here(dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(configs().join("serial.toml")).unwrap();
+    let path = dir.join("serial.toml");
+    std::fs::write(&path, text.replace("/dev/ttyUSB0", "/dev/null")).unwrap();
+    path
+}
+
 #[test]
 fn a_valid_config_prints_the_plan_and_exits_0() {
-    let path = configs().join("serial.toml");
+    let dir = tempfile::tempdir().unwrap();
+    let path = serial_here(dir.path());
     let out = plantmeter(&["check", "--config", path.to_str().unwrap()]);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
@@ -145,7 +154,7 @@ fn tls_setup(dir: &Path) -> PathBuf {
     w("ca.pem", CERT);
     w("gw.crt", CERT);
     w("gw.key", KEY);
-    let base = std::fs::read_to_string(configs().join("serial.toml")).unwrap();
+    let base = std::fs::read_to_string(serial_here(dir)).unwrap();
     let mqtt = format!(
         "[mqtt]\nurl = \"mqtts://broker.example:8883\"\nusername = \"gw\"\npassword_file = \"{d}/password\"\n\
          ca_file = \"{d}/ca.pem\"\nclient_cert_file = \"{d}/gw.crt\"\nclient_key_file = \"{d}/gw.key\"\n",
@@ -362,4 +371,71 @@ fn a_huge_bad_value_is_echoed_cut_with_its_length() {
             "{err}"
         );
     }
+}
+
+/// The wiring mistakes a technician makes, caught by `check` at their key: a unit id twice on one bus,
+/// a serial device that is not there, a register address in the manuals' 1-based 4xxxx notation.
+#[test]
+fn check_catches_wiring_mistakes() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = std::fs::read_to_string(serial_here(dir.path())).unwrap();
+    let cfg = dir.path().join("plant.toml");
+    let check = |config: &str, skip_files: bool| {
+        std::fs::write(&cfg, config).unwrap();
+        let mut args = vec!["check", "--config", cfg.to_str().unwrap()];
+        if skip_files {
+            args.insert(1, "--skip-files");
+        }
+        let out = plantmeter(&args);
+        (out.status.code(), text(&out.stderr))
+    };
+    assert_eq!(check(&good, false), (Some(0), String::new()));
+    let line_of =
+        |text: &str, needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+
+    // A second meter on unit 247 of the bus that has one there already.
+    let second = "\n[[meter]]\nname = \"twin\"\nbus = \"converter\"\nunit_id = 247\npoll_interval_s = 60\n  [[meter.point]]\n  name = \"level\"\n  register = \"holding\"\n  address = 0\n  type = \"u16\"\n  unit = \"m\"\n  kind = \"gauge\"\n";
+    let text = format!("{good}{second}");
+    let (code, err) = check(&text, false);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.starts_with(&format!("{}:{}:", cfg.display(), text.lines().count() - 8)),
+        "{err}"
+    );
+    assert!(
+        err.contains("meter twin: unit_id 247 is also meter water's"),
+        "{err}"
+    );
+    assert!(err.contains("on bus converter"), "{err}");
+
+    // A serial device that does not exist (`--skip-files`: a config for another machine, not checked).
+    let text = good.replace("/dev/null", "/dev/ttyUSB9-not-here");
+    let (code, err) = check(&text, false);
+    assert_eq!(code, Some(2), "{err}");
+    assert_eq!(
+        err,
+        format!(
+            "{}:{}:10: bus rs485-1: serial device /dev/ttyUSB9-not-here does not exist on this machine (a USB adapter unplugged, or another name: ls /dev/ttyUSB* /dev/ttyS* /dev/ttyAMA* /dev/serial/by-id/)\n",
+            cfg.display(),
+            line_of(&text, "device =")
+        )
+    );
+    assert_eq!(check(&text, true).0, Some(0));
+
+    // 40001: holding register 0 in the manuals' notation.
+    let text = good.replacen("  address = 100\n", "  address = 40101\n", 1);
+    let (code, err) = check(&text, true);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("address 40101 looks like the manuals' 1-based notation: did you mean address 100 of the holding registers?"),
+        "{err}"
+    );
+    assert!(
+        err.starts_with(&format!(
+            "{}:{}:",
+            cfg.display(),
+            line_of(&text, "address = 40101")
+        )),
+        "{err}"
+    );
 }

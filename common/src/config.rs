@@ -31,6 +31,7 @@ mod gateway;
 mod hj212;
 pub(crate) mod meters;
 mod reader;
+pub mod wiring;
 
 pub use describe::describe;
 pub use diag::{cut_echo, ConfigError, ConfigErrors, ECHO_MAX};
