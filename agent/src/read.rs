@@ -73,7 +73,7 @@ pub fn main(args: ReadArgs) -> anyhow::Result<()> {
     out(&header(bus, meter));
     for n in 1..=args.count {
         if n > 1 {
-            rt.block_on(tokio::time::sleep(pause));
+            rt.block_on(async { tokio::time::sleep(pause).await });
         }
         let at = plantmeter_common::clock::system_ms();
         let (text, answered) = rt.block_on(poll(&mut link, bus, meter));
@@ -203,7 +203,7 @@ async fn poll(link: &mut Link, bus: &Bus, meter: &Meter) -> (String, bool) {
             let value = v.map_or_else(|| "null".to_string(), |v| format!("{v}"));
             let _ = writeln!(
                 text,
-                "    {:<24} {} {:<12} {:<8} {}",
+                "    {:<24} {:>5} {:>16} {:<8} {}",
                 p.name,
                 p.address,
                 value,
