@@ -17,6 +17,7 @@ mod exit;
 #[cfg(not(feature = "demo"))]
 mod gateway_build;
 mod hj212;
+mod local_time;
 mod logging;
 mod meta;
 mod metrics;
@@ -85,7 +86,28 @@ enum Command {
     Broker(BrokerArgs),
 }
 
+/// `plantmeter report ... | head`: Rust ignores SIGPIPE, so a write into a closed pipe is an error, and
+/// std's print macros panic on it; the release build aborts on a panic (exit 134, "Aborted"). A
+/// command whose reader went away has nothing left to do: it ends quietly with exit 1 (the hook runs
+/// before the abort). What a command commits (an import) is committed before it prints its summary.
+fn quiet_on_closed_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let p = info.payload();
+        let msg = p
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| p.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to std") && msg.contains("Broken pipe") {
+            std::process::exit(1);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
+    quiet_on_closed_pipe();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -124,6 +146,15 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of the output went away (`| head`): nothing to say, and nowhere to say it.
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::from(1)
+        }
         Err(e) => {
             if let Some(bad) = e.downcast_ref::<BadInput>() {
                 exit::print_error(&bad.to_string());

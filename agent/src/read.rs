@@ -62,7 +62,7 @@ pub fn main(args: ReadArgs) -> anyhow::Result<()> {
             names.join(", ")
         ))));
     };
-    let tz = crate::status::plant_tz(&plan);
+    let tz = crate::local_time::plant_tz(&plan);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -83,7 +83,7 @@ pub fn main(args: ReadArgs) -> anyhow::Result<()> {
         out(&format!(
             "poll {n} of {} at {}\n{text}",
             args.count,
-            crate::status::local_time(at, tz)
+            crate::local_time::local_time(at, tz)
         ));
     }
     if unanswered > 0 {

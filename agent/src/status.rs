@@ -8,7 +8,7 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use chrono::{FixedOffset, Offset, TimeZone};
+use chrono::{FixedOffset, TimeZone};
 use plantmeter_common::model::format_ts_ms;
 
 use crate::state::{self, AgentStatus};
@@ -62,7 +62,7 @@ pub fn main(args: StatusArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
     }
-    let tz = plant_tz(&plan);
+    let tz = crate::local_time::plant_tz(&plan);
     print!("{}", render(&dir.display().to_string(), &source, now, tz));
     if let Some(line) = crate::hj212::status_line(&plan) {
         print!("{line}");
@@ -79,26 +79,10 @@ fn ago(now: i64, then: i64) -> String {
     }
 }
 
-/// The plant's timezone for the times people read: `[audit] timezone`, or without an audit this
-/// machine's offset now (a gateway set to the plant's time; UTC when it has no timezone set).
-pub fn plant_tz(plan: &plantmeter_common::Plan) -> FixedOffset {
-    plan.audit
-        .as_ref()
-        .map_or_else(|| chrono::Local::now().offset().fix(), |a| a.timezone)
-}
-
 /// An instant (ms since the epoch) in the plant's timezone, to the second: `2026-11-30 18:04:05`.
 fn local(ms: i64, tz: FixedOffset) -> String {
     match tz.timestamp_millis_opt(ms).single() {
         Some(t) => t.format("%Y-%m-%d %H:%M:%S").to_string(),
-        None => format_ts_ms(ms),
-    }
-}
-
-/// The same with its offset, for a line read on its own: `2026-11-30 18:04:05 +08:00`.
-pub fn local_time(ms: i64, tz: FixedOffset) -> String {
-    match tz.timestamp_millis_opt(ms).single() {
-        Some(t) => t.format("%Y-%m-%d %H:%M:%S %:z").to_string(),
         None => format_ts_ms(ms),
     }
 }
