@@ -1,5 +1,6 @@
-//! Commands piped into a reader that went away (`plantmeter report ... 2>&1 | head`): no abort
-//! (exit 134), no panic message; a quiet exit 1. And the instants they echo are the plant's local time.
+//! Commands at their edges: piped into a reader that went away (`plantmeter report ... 2>&1 | head`):
+//! no abort (exit 134), no panic message, a quiet exit 1; the instants they echo in the plant's local
+//! time; a report period asked far beyond the data refused before memory is spent on it.
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
@@ -36,13 +37,9 @@ fn into_closed_pipe(args: &[&str]) -> std::process::ExitStatus {
         .unwrap()
 }
 
-#[test]
-fn commands_writing_into_a_closed_pipe_end_quietly() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path());
-    let c = cfg.to_str().unwrap();
-    // A few hours of the water meter in the baseline, so that report has something to print.
-    let csv = dir.path().join("water.csv");
+/// Two days of the water meter (2025-02-01 and 02) imported into the store of `cfg`; the CSV's path.
+fn import_two_days(dir: &Path, cfg: &Path) -> std::path::PathBuf {
+    let csv = dir.join("water.csv");
     let mut rows = String::from("ts,meter,point,value\n");
     for h in 0..48 {
         rows.push_str(&format!(
@@ -53,6 +50,7 @@ fn commands_writing_into_a_closed_pipe_end_quietly() {
         ));
     }
     std::fs::write(&csv, rows).unwrap();
+    let c = cfg.to_str().unwrap();
     // The summary echoes the first and last instants in the audit's timezone, as they were written.
     let out = Command::new(BIN)
         .args(["import", "--config", c, "--csv", csv.to_str().unwrap()])
@@ -68,7 +66,15 @@ fn commands_writing_into_a_closed_pipe_end_quietly() {
         stdout.contains("from 2025-02-01T00:00:00-03:30 to 2025-02-02T23:00:00-03:30"),
         "{stdout}"
     );
+    csv
+}
 
+#[test]
+fn commands_writing_into_a_closed_pipe_end_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    let c = cfg.to_str().unwrap();
+    let csv = import_two_days(dir.path(), &cfg);
     for args in [
         vec!["check", "--config", c],
         vec!["status", "--config", c],
@@ -83,4 +89,42 @@ fn commands_writing_into_a_closed_pipe_end_quietly() {
             "{args:?}: {status}"
         );
     }
+}
+
+/// `report --from 1970-01-01 --to 2030-01-01` sized its computation by the 60 years asked (234 MB on a
+/// plant's store) before finding nothing in them: now refused from the data's extent, before computing.
+#[test]
+fn a_report_period_far_beyond_the_data_is_refused_before_computing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    let c = cfg.to_str().unwrap();
+    import_two_days(dir.path(), &cfg);
+    let report = |extra: &[&str]| {
+        let out = Command::new(BIN)
+            .args(["report", "--config", c, "--format", "json"])
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    assert_eq!(report(&[]).0, Some(0));
+    // serial.toml has no reporting period: --from/--to replace the baseline.
+    let (code, err) = report(&["--from", "1970-01-01", "--to", "2030-01-01"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(
+            "the baseline period 1970-01-01 .. 2030-01-01 reaches far beyond the readings in"
+        ) && err.contains("(2025-02-01 .. 2025-02-09, by whole 8-day blocks)"),
+        "{err}"
+    );
+    // A baseline without a reading: exit 1 naming the store, as before, but before computing.
+    let (code, err) = report(&["--from", "2024-01-01", "--to", "2025-01-01"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("holds no reading in the baseline period 2024-01-01 .. 2025-01-01"),
+        "{err}"
+    );
 }
