@@ -76,7 +76,6 @@ impl SeqFloor {
     }
 
     /// Every seq below this may have been given.
-    #[cfg(test)]
     pub fn value(&self) -> u64 {
         self.value
     }
