@@ -39,3 +39,15 @@ pub fn load_plan(path: &Path, needs: Needs) -> anyhow::Result<Plan> {
     }
     Ok(plan)
 }
+
+/// Print a command's error to stderr, each line cut to a few hundred bytes (`cut_echo`: a huge value
+/// from a config or a CSV is echoed by its start, end and length); a closed stderr is not an error.
+pub fn print_error(text: &str) {
+    use std::io::Write as _;
+    let mut err = std::io::stderr().lock();
+    for line in text.lines() {
+        if writeln!(err, "{}", config::cut_echo(line)).is_err() {
+            return;
+        }
+    }
+}

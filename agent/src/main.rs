@@ -17,6 +17,7 @@ mod exit;
 #[cfg(not(feature = "demo"))]
 mod gateway_build;
 mod hj212;
+mod local_time;
 mod logging;
 mod meta;
 mod metrics;
@@ -24,6 +25,7 @@ mod notify;
 mod poller;
 mod progress;
 mod publisher;
+mod read;
 mod run;
 mod state;
 mod status;
@@ -71,6 +73,8 @@ enum Command {
     Verify(audit::verify::VerifyArgs),
     /// The store: backlog, oldest unsent, evictions, per-meter state.
     Status(status::StatusArgs),
+    /// Poll one meter now and print raw registers, decoded values, quality and timing (stores nothing).
+    Read(read::ReadArgs),
     /// Benchmarks that print figures.
     #[cfg_attr(
         not(feature = "demo"),
@@ -82,7 +86,28 @@ enum Command {
     Broker(BrokerArgs),
 }
 
+/// `plantmeter report ... | head`: Rust ignores SIGPIPE, so a write into a closed pipe is an error, and
+/// std's print macros panic on it; the release build aborts on a panic (exit 134, "Aborted"). A
+/// command whose reader went away has nothing left to do: it ends quietly with exit 1 (the hook runs
+/// before the abort). What a command commits (an import) is committed before it prints its summary.
+fn quiet_on_closed_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let p = info.payload();
+        let msg = p
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| p.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to std") && msg.contains("Broken pipe") {
+            std::process::exit(1);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
+    quiet_on_closed_pipe();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -107,6 +132,7 @@ fn main() -> ExitCode {
         Command::Verify(a) => audit::verify::main(a),
         Command::Replace(a) => audit::replace::main(a),
         Command::Status(a) => status::main(a),
+        Command::Read(a) => read::main(a),
         #[cfg(feature = "demo")]
         Command::Bench(a) => bench::main(a),
         #[cfg(feature = "demo")]
@@ -120,12 +146,21 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of the output went away (`| head`): nothing to say, and nowhere to say it.
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::from(1)
+        }
         Err(e) => {
             if let Some(bad) = e.downcast_ref::<BadInput>() {
-                eprintln!("{bad}");
+                exit::print_error(&bad.to_string());
                 ExitCode::from(2)
             } else {
-                eprintln!("plantmeter: error: {e:#}");
+                exit::print_error(&format!("plantmeter: error: {e:#}"));
                 ExitCode::from(1)
             }
         }

@@ -65,6 +65,11 @@ const STOP_AUDIT: Duration = Duration::from_secs(5);
 
 pub fn main(args: RunArgs) -> anyhow::Result<()> {
     let plan = crate::exit::load_plan(&args.config, crate::exit::Needs::Polling)?;
+    // Files the config names that cannot serve: exit 2 now, as `check` would, not an agent that
+    // starts, fails to connect and is restarted forever.
+    for w in crate::check::named_files(&plan)? {
+        tracing::warn!("{}", plantmeter_common::config::cut_echo(&w));
+    }
     let clock = Clock::from_options(
         args.clock_start.as_deref(),
         args.clock_speed,

@@ -8,7 +8,7 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use chrono::{FixedOffset, Offset, TimeZone, Utc};
+use chrono::{FixedOffset, TimeZone};
 use plantmeter_common::model::format_ts_ms;
 
 use crate::state::{self, AgentStatus};
@@ -62,11 +62,7 @@ pub fn main(args: StatusArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
     }
-    // Times in the plant's timezone (`[audit] timezone`), UTC without an audit.
-    let tz = plan.audit.as_ref().map_or_else(
-        || FixedOffset::east_opt(0).unwrap_or(Utc.fix()),
-        |a| a.timezone,
-    );
+    let tz = crate::local_time::plant_tz(&plan);
     print!("{}", render(&dir.display().to_string(), &source, now, tz));
     if let Some(line) = crate::hj212::status_line(&plan) {
         print!("{line}");

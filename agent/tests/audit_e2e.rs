@@ -311,7 +311,7 @@ fn import_then_report_matches_independent_figures() {
     ]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
     assert!(
-        text(&out.stderr).contains(":3: packer.output: 2023-12-31T16:00:00.000Z overlaps")
+        text(&out.stderr).contains(":3: packer.output: 2024-01-01T00:00:00+08:00 overlaps")
             && text(&out.stderr).contains("the readings the store already holds"),
         "{}",
         text(&out.stderr)
@@ -444,7 +444,7 @@ fn bad_rows_are_all_reported_with_line_numbers_and_nothing_is_imported() {
         format!("{f}:4: unknown point `packer.speed`"),
         format!("{f}:5: bad timestamp `yesterday`"),
         format!("{f}:6: bad number `lots` for packer.output"),
-        format!("{f}:7: packer.output has another reading at 2023-12-31T16:00:00.000Z (line 2)"),
+        format!("{f}:7: packer.output has another reading at 2024-01-01T00:00:00+08:00 (line 2)"),
         format!("{f}:8: expected 4 fields"),
         "6 bad rows; nothing was imported".to_string(),
     ] {
@@ -641,7 +641,7 @@ fn quoted_crlf_bom_files_with_local_times_import() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(
-        stdout.contains("imported 3 rows (0 missing values) of 1 points from 2023-12-31T16:00:00.000Z to 2023-12-31T16:30:00.000Z"),
+        stdout.contains("imported 3 rows (0 missing values) of 1 points from 2024-01-01T00:00:00+08:00 to 2024-01-01T00:30:00+08:00"),
         "{stdout}"
     );
     assert!(
@@ -696,7 +696,7 @@ fn a_long_line_an_open_quote_and_disorder_are_reported_by_line() {
     for want in [
         ":3: line longer than 4096 bytes (not shown)",
         ":4: a quoted field is not closed on its line",
-        ":6: packer.output: 2023-12-31T16:40:00.000Z is before the row of line 5 (2023-12-31T16:45:00.000Z); \
+        ":6: packer.output: 2024-01-01T00:40:00+08:00 is before the row of line 5 (2024-01-01T00:45:00+08:00); \
          the rows of a point must come in time order",
         "3 bad rows; nothing was imported",
     ] {

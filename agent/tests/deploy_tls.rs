@@ -32,10 +32,13 @@ fn tools() -> Option<(PathBuf, PathBuf)> {
     match (find_tool("mosquitto"), find_tool("openssl")) {
         (Some(m), Some(o)) => Some((m, o)),
         (m, o) => {
-            eprintln!(
-                "skip: needs mosquitto ({}) and openssl ({}) on this machine",
-                if m.is_some() { "found" } else { "missing" },
-                if o.is_some() { "found" } else { "missing" }
+            plantmeter_tests::skip(
+                &plantmeter_tests::this_test(),
+                &format!(
+                    "needs mosquitto ({}) and openssl ({}) (.ci/run installs them)",
+                    if m.is_some() { "found" } else { "missing" },
+                    if o.is_some() { "found" } else { "missing" }
+                ),
             );
             None
         }
@@ -410,7 +413,10 @@ async fn password_from_file_or_env_is_used_and_never_logged() {
         return;
     };
     let Some(passwd_tool) = find_tool("mosquitto_passwd") else {
-        eprintln!("skip: needs mosquitto_passwd");
+        plantmeter_tests::skip(
+            "password_from_file_or_env_is_used_and_never_logged",
+            "mosquitto_passwd is not installed (Debian package mosquitto)",
+        );
         return;
     };
     let dir = tempfile::tempdir().unwrap();

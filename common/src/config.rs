@@ -19,7 +19,7 @@
 //! RTU bus (broadcast, never answered), an audit input whose unit does not convert to its carrier's,
 //! a concentration point that is a counter, a password written in the config.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::plan::Plan;
 
@@ -32,9 +32,10 @@ mod hj212;
 mod meterbus;
 pub(crate) mod meters;
 mod reader;
+pub mod wiring;
 
 pub use describe::describe;
-pub use diag::{ConfigError, ConfigErrors};
+pub use diag::{cut_echo, ConfigError, ConfigErrors, ECHO_MAX};
 
 use diag::{into_sorted, Diag};
 use reader::Section;
@@ -44,11 +45,43 @@ const TOP_KEYS: &[&str] = &[
     "gateway", "mqtt", "metrics", "bus", "meter", "audit", "report", "hj212",
 ];
 
+/// The plan's paths (made relative to the config's folder by `parse`) made absolute against the
+/// working directory now: `--config gw.toml` gives the config's folder as an empty path, and a path
+/// derived from `data` (the parent of `data.next-seq`, to fsync) would be empty too.
+fn absolute_paths(mut plan: Plan) -> Plan {
+    let abs = |p: &mut PathBuf| {
+        if p.is_relative() {
+            if let Ok(a) = std::path::absolute(&*p) {
+                *p = a;
+            }
+        }
+    };
+    abs(&mut plan.gateway.data_dir);
+    if let Some(f) = plan.sign_key_file.as_mut() {
+        abs(f);
+    }
+    if let Some(h) = plan.hj212.as_mut() {
+        abs(&mut h.password_file);
+    }
+    for f in [
+        &mut plan.mqtt.password_file,
+        &mut plan.mqtt.ca_file,
+        &mut plan.mqtt.client_cert_file,
+        &mut plan.mqtt.client_key_file,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        abs(f);
+    }
+    plan
+}
+
 /// Read and validate a config file. A missing or unreadable file is one error naming the file.
 pub fn load(path: &Path) -> Result<Plan, ConfigErrors> {
     match std::fs::read(path) {
         Ok(bytes) => match String::from_utf8(bytes) {
-            Ok(text) => parse(&text, path),
+            Ok(text) => parse(&text, path).map(absolute_paths),
             Err(e) => {
                 let offset = e.utf8_error().valid_up_to();
                 let valid = String::from_utf8_lossy(&e.as_bytes()[..offset]).into_owned();

@@ -15,7 +15,7 @@ async fn the_page_shows_gateways_online_offline_failing_meters_gaps_and_latest_v
         return;
     };
     let Some(browser) = chromium() else {
-        eprintln!("skip: {test}: chromium is not installed (.ci/run installs it)");
+        skip(test, "chromium is not installed (.ci/run installs it)");
         return;
     };
     let dir = tempfile::tempdir().unwrap();

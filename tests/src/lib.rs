@@ -36,6 +36,49 @@ pub fn bin(name: &str) -> PathBuf {
     p
 }
 
+/// A test (or part of one) that cannot run on this machine: a tool is missing (mosquitto, PostgreSQL,
+/// Chromium, openssl, libfaketime) or a right (mounting a tmpfs). `cargo test` hides the stderr of a
+/// passing test, so a skip would otherwise read "ok": the note also goes to the list that `tests/run.sh`
+/// (the README's test command) prints at the end, `$PLANTMETER_SKIPPED` or `target/<profile>/skipped-tests.txt`.
+/// Under CI (`CI` set and not "false") it panics: `.ci/run` installs every tool, so a skip there is a
+/// broken set-up, not a pass.
+pub fn skip(test: &str, reason: &str) {
+    let binary = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .map(|s| {
+            s.rsplit_once('-')
+                .map_or(s.clone(), |(name, _hash)| name.to_owned())
+        })
+        .unwrap_or_default();
+    let line = format!("{binary}: {test}: {reason}");
+    if std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0") {
+        panic!("cannot run under CI: {line}");
+    }
+    eprintln!("skip: {line}");
+    let list = std::env::var_os("PLANTMETER_SKIPPED")
+        .map(PathBuf::from)
+        .or_else(|| {
+            let exe = std::env::current_exe().ok()?;
+            // target/<profile>/deps/<test>-<hash>
+            Some(exe.parent()?.parent()?.join("skipped-tests.txt"))
+        });
+    if let Some(list) = list {
+        use std::io::Write as _;
+        // One write of one line with O_APPEND: parallel tests do not interleave their lines.
+        let _ = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(list)
+            .and_then(|mut f| f.write_all(format!("{line}\n").as_bytes()));
+    }
+}
+
+/// The name of the running test: libtest names each test's thread after it.
+pub fn this_test() -> String {
+    std::thread::current().name().unwrap_or("a test").to_owned()
+}
+
 /// A free TCP port on loopback.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -148,21 +191,27 @@ impl std::fmt::Display for BrokerKind {
     }
 }
 
-/// The brokers to test against: rumqttd always, mosquitto when `which mosquitto` finds it (a skip note
-/// otherwise).
-pub fn brokers() -> Vec<BrokerKind> {
-    let mut v = vec![BrokerKind::Rumqttd];
-    let found = Command::new("which")
+fn mosquitto_installed() -> bool {
+    Command::new("which")
         .arg("mosquitto")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .map(|s| s.success())
-        .unwrap_or(false);
-    if found {
+        .unwrap_or(false)
+}
+
+/// The brokers to test against: rumqttd always, mosquitto when `which mosquitto` finds it (a [`skip`]
+/// otherwise).
+pub fn brokers() -> Vec<BrokerKind> {
+    let mut v = vec![BrokerKind::Rumqttd];
+    if mosquitto_installed() {
         v.push(BrokerKind::Mosquitto);
     } else {
-        eprintln!("note: mosquitto not installed: its runs are skipped (.ci/run installs it)");
+        skip(
+            &this_test(),
+            "its run against mosquitto: mosquitto is not installed (.ci/run installs it)",
+        );
     }
     v
 }
@@ -176,12 +225,15 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// mosquitto, or None after a skip note when it is not installed (`.ci/run` installs it).
+    /// mosquitto, or None after a [`skip`] when it is not installed (`.ci/run` installs it).
     pub fn mosquitto(test: &str) -> Option<Broker> {
-        if brokers().contains(&BrokerKind::Mosquitto) {
+        if mosquitto_installed() {
             Some(Broker::start(BrokerKind::Mosquitto))
         } else {
-            eprintln!("skip: {test} against mosquitto: mosquitto is not installed on this machine");
+            skip(
+                test,
+                "its run against mosquitto: mosquitto is not installed (.ci/run installs it)",
+            );
             None
         }
     }
@@ -770,7 +822,7 @@ impl Gate {
     }
 }
 
-/// A small tmpfs mounted for a test (root only: None otherwise), unmounted when dropped.
+/// A small tmpfs mounted for a test (root only: None after a [`skip`] otherwise), unmounted when dropped.
 pub struct Tmpfs(PathBuf);
 
 impl Tmpfs {
@@ -782,6 +834,12 @@ impl Tmpfs {
             .stderr(std::process::Stdio::null())
             .status()
             .is_ok_and(|s| s.success());
+        if !ok {
+            skip(
+                &this_test(),
+                "mounting a small tmpfs (a full disk) is not permitted here: run the tests as root",
+            );
+        }
         ok.then(|| Tmpfs(at.to_path_buf()))
     }
 

@@ -567,6 +567,51 @@ impl Aggregates {
         Ok(())
     }
 
+    /// The local dates the stored hourly data of all points spans: the first day of the earliest chunk
+    /// and the day after the latest (chunks are [`CHUNK_DAYS`] days), or None without data. Forward
+    /// reads only (sled's backward reads cost the gateway binary 1 MiB): per point its first chunk, and
+    /// its last by bisection over "any chunk from here on"; some 40 key lookups a point.
+    pub fn data_dates(&self) -> anyhow::Result<Option<(chrono::NaiveDate, chrono::NaiveDate)>> {
+        let chunk_of = |k: &[u8]| {
+            let mut d = [0u8; 8];
+            d.copy_from_slice(&k[5..13]);
+            (u64::from_be_bytes(d) ^ (1 << 63)) as i64
+        };
+        // Chunk numbers far beyond any date a report takes (about ±20,000 years).
+        const FAR: i64 = 1 << 20;
+        let mut span: Option<(i64, i64)> = None;
+        for &id in self.ids.values() {
+            let any_from = |c: i64| -> anyhow::Result<Option<i64>> {
+                Ok(self
+                    .tree
+                    .range(chunk_key(id, c)..chunk_key(id, FAR))
+                    .next()
+                    .transpose()?
+                    .map(|(k, _)| chunk_of(&k)))
+            };
+            let Some(first) = any_from(-FAR)? else {
+                continue;
+            };
+            // Invariant: a chunk at or after `lo` exists, none at or after `hi`.
+            let (mut lo, mut hi) = (first, FAR);
+            while hi - lo > 1 {
+                let mid = lo + (hi - lo) / 2;
+                if any_from(mid)?.is_some() {
+                    lo = mid;
+                } else {
+                    hi = mid;
+                }
+            }
+            span = Some(span.map_or((first, lo), |(a, b)| (a.min(first), b.max(lo))));
+        }
+        Ok(span.map(|(a, b)| {
+            (
+                HourGrid::date_of_day(a * CHUNK_DAYS),
+                HourGrid::date_of_day((b + 1) * CHUNK_DAYS),
+            )
+        }))
+    }
+
     /// Stored chunks of all points (a measure of the store's growth).
     #[cfg(test)]
     pub fn chunk_count(&self) -> usize {

@@ -516,6 +516,14 @@ impl AuditEngine {
         Ok(out)
     }
 
+    /// The local dates the persisted hourly data spans (whole chunks), None without data or audit.
+    pub fn data_dates(&self) -> anyhow::Result<Option<(NaiveDate, NaiveDate)>> {
+        match self.agg.as_ref() {
+            Some(agg) => agg.data_dates(),
+            None => Ok(None),
+        }
+    }
+
     /// The report over the configured periods as of `now_ms`.
     pub fn report(&mut self, now_ms: i64) -> anyhow::Result<Report> {
         self.report_for(now_ms, None)

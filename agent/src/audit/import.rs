@@ -42,7 +42,8 @@ use plantmeter_common::audit::hourly::{Chunk, DayBlock, HourAgg, HourGrid};
 use plantmeter_common::audit::intervals::{
     admit_ts, admit_value, gap_threshold_ms, Gap, LastReading, Tracker,
 };
-use plantmeter_common::model::format_ts_ms;
+// Instants in the messages in the plant's timezone (`[audit] timezone`, set in `main`).
+use crate::local_time::format_ts_ms;
 use plantmeter_common::plan::Plan;
 use plantmeter_common::types::PointKind;
 
@@ -73,6 +74,7 @@ const CADENCE_SAMPLES: usize = 1024;
 
 pub fn main(args: ImportArgs) -> anyhow::Result<()> {
     let plan = crate::exit::load_plan(&args.config, crate::exit::Needs::Audit)?;
+    crate::local_time::set_display_tz(crate::local_time::plant_tz(&plan));
     let progress = std::io::stderr().is_terminal();
     let now = plantmeter_common::clock::system_ms();
     let checked = validate(&plan, &args.csv, now, progress)?;

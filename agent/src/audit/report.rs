@@ -112,6 +112,8 @@ pub fn main(args: ReportArgs) -> anyhow::Result<()> {
     // What a stopped agent stored but had not audited yet counts too.
     let report = match super::live::open_offline(&plan) {
         Ok((_store, mut engine)) => {
+            engine.flush()?;
+            refuse_periods_far_from_the_data(&plan, over, engine.data_dates()?)?;
             let r = engine.report_for(plantmeter_common::Clock::wall().now_ms(), over)?;
             if r.periods.baseline.completeness <= 0.0 {
                 anyhow::bail!(
@@ -171,6 +173,57 @@ pub fn main(args: ReportArgs) -> anyhow::Result<()> {
             out.write_all(&bytes)
                 .and_then(|()| out.flush())
                 .context("writing the report to stdout")?;
+        }
+    }
+    Ok(())
+}
+
+/// How far a period may reach beyond the stored data (a reporting period still under way, a baseline
+/// begun before the meters were installed, a baseline gathered a year before the reporting period):
+/// the report's memory grows with the period's days (about 1 MB a year for 2 points, measured), so it
+/// is bounded by the data plus this, not by whatever span was asked.
+const BEYOND_DATA_DAYS: i64 = 3 * 366;
+
+/// Before computing anything: exit 1 when the baseline holds no reading (as the report would find
+/// after sizing itself by the periods: 234 MB for `--from 1970-01-01 --to 2030-01-01`), and exit 2 for
+/// a period reaching more than [`BEYOND_DATA_DAYS`] before or after the stored data.
+fn refuse_periods_far_from_the_data(
+    plan: &plantmeter_common::Plan,
+    over: Option<(NaiveDate, NaiveDate)>,
+    data: Option<(NaiveDate, NaiveDate)>,
+) -> anyhow::Result<()> {
+    let Some(audit) = plan.audit.as_ref() else {
+        return Ok(());
+    };
+    // `--from/--to` replace the reporting period, or the baseline without one (as compute does).
+    let (baseline, reporting) = match (over, audit.reporting) {
+        (Some(o), Some(_)) => (audit.baseline, Some(o)),
+        (Some(o), None) => (o, None),
+        (None, r) => (audit.baseline, r),
+    };
+    let dir = plan.gateway.data_dir.display();
+    let no_reading = || {
+        anyhow::anyhow!(
+            "the store at {dir} holds no reading in the baseline period {} .. {}: no report",
+            baseline.0,
+            baseline.1
+        )
+    };
+    let Some((first, end)) = data else {
+        return Err(no_reading());
+    };
+    if baseline.1 <= first || baseline.0 >= end {
+        return Err(no_reading());
+    }
+    let margin = chrono::Duration::days(BEYOND_DATA_DAYS);
+    for (what, (from, to)) in
+        std::iter::once(("baseline", baseline)).chain(reporting.map(|r| ("reporting", r)))
+    {
+        if from < first - margin || to > end + margin {
+            return Err(bad_input(format!(
+                "the {what} period {from} .. {to} reaches far beyond the readings in {dir} ({first} .. {end}, \
+                 by whole 8-day blocks): a period may start or end at most {BEYOND_DATA_DAYS} days beyond them"
+            )));
         }
     }
     Ok(())

@@ -62,6 +62,11 @@ pub struct DemoArgs {
     /// close to the agent's 1 ms timer resolution, and late polls leave gaps.
     #[arg(long, default_value_t = 60.0)]
     pub poll_minutes: f64,
+    /// The report's data completeness (0..1, both periods) below which the demo says this machine could
+    /// not keep up with the virtual clock and exits 1 without its figures (a run that keeps up has about
+    /// 0.97 with the faults, 1.0 without).
+    #[arg(long, default_value_t = 0.9)]
+    pub min_completeness: f64,
 }
 
 /// How long the broker stays down in the restart fault (real time).
@@ -94,6 +99,12 @@ pub fn main(args: DemoArgs) -> anyhow::Result<()> {
         return Err(bad(format!(
             "--reporting-months {}: 0 to 36",
             args.reporting_months
+        )));
+    }
+    if !(0.0..=1.0).contains(&args.min_completeness) {
+        return Err(bad(format!(
+            "--min-completeness {}: 0 to 1",
+            args.min_completeness
         )));
     }
     if !(args.duration_s.is_finite() && args.duration_s >= 1.0) {
@@ -199,7 +210,19 @@ fn fresh_data_dir(dir: &Path) -> anyhow::Result<()> {
         );
     }
     std::fs::remove_dir_all(dir)
-        .with_context(|| format!("cannot remove the previous demo store {}", dir.display()))
+        .with_context(|| format!("cannot remove the previous demo store {}", dir.display()))?;
+    // The store and its seq floor go together: a floor left beside a removed store makes the next run's
+    // agent continue above it and report the jump as lost data ("store was lost or replaced").
+    let [beside, _inside] = crate::store::seq_floor::candidates(dir);
+    for f in [beside.clone(), beside.with_extension("next-seq.tmp")] {
+        match std::fs::remove_file(&f) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("cannot remove {}", f.display()))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Local midnight of a date in the plant's zone, UTC ms.
@@ -667,6 +690,26 @@ async fn run(args: DemoArgs, lang: Lang) -> anyhow::Result<()> {
         crate::audit::integrity::seal(&mut r, None)?;
         r
     };
+    // Figures it knows are poor are not shown: a machine that could not keep up with the virtual clock
+    // (polls skipped as late) leaves hours without readings.
+    let completeness = report
+        .periods
+        .reporting
+        .as_ref()
+        .map_or(report.periods.baseline.completeness, |r| {
+            r.completeness.min(report.periods.baseline.completeness)
+        });
+    if completeness < args.min_completeness {
+        let more = (t_sim.as_secs_f64() / completeness.max(0.05) * 1.2).ceil();
+        anyhow::bail!(
+            "this machine could not keep up with the virtual clock at {speed:.0}x real time: the report's \
+             data completeness is {:.1} % (below {:.0} %), so its figures would be poor and are not shown. \
+             Give it more time (--duration-s {more:.0}) or fewer other programs; the store and agent.log are in {}",
+            completeness * 100.0,
+            args.min_completeness * 100.0,
+            out.display()
+        );
+    }
     let json = serde_json::to_vec_pretty(&report).context("serializing the report")?;
     let files = [
         ("report.json", json),

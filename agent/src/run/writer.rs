@@ -1,6 +1,8 @@
 //! The store writer (a thread: sled calls block): numbers the polls, writes them in batches, makes
-//! each batch durable (one fsync per round of polls), then wakes the publisher and the audit. A full
-//! disk or an I/O error counts the polls as lost and reopens the store when it can.
+//! each batch durable (one fsync per round of polls), then wakes the publisher and the audit. After a
+//! full disk or an I/O error (the round that failed counts as lost), polls go to the broker from a
+//! bounded queue in memory (`store/fallback.rs`) until the store can be reopened; only what neither
+//! took is evicted.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -91,7 +93,25 @@ impl Writer {
         }
         let stored = write_batch(&self.store, batch);
         match stored {
-            Ok(()) => {
+            Ok(Some(a)) => {
+                // The disk is still out: the polls went to memory, for the publisher.
+                self.wake.notify_one();
+                match self.outage.lost(Instant::now(), a.evicted) {
+                    crate::store::outage::Log::Started => tracing::error!(
+                        in_memory = a.in_memory,
+                        "the store cannot write (full disk?): polls go to the broker from memory (up to 4 MiB); only what neither takes is evicted"
+                    ),
+                    crate::store::outage::Log::Summary { lost, total } => tracing::error!(
+                        evicted_last_minute = lost,
+                        evicted_in_outage = total,
+                        total_evicted = self.store.evicted(),
+                        backlog_in_memory_and_store = self.store.backlog(),
+                        "the store is still unwritable: polls go to the broker from memory"
+                    ),
+                    crate::store::outage::Log::Nothing => {}
+                }
+            }
+            Ok(None) => {
                 if self.store.recycle_due() {
                     self.recycle();
                 } else if std::mem::take(&mut self.recycle_asked) {
@@ -119,7 +139,7 @@ impl Writer {
                         error = %format!("{e:#}"),
                         lost,
                         total_evicted = self.store.evicted(),
-                        "cannot store polls (full disk?): they are counted as evicted; the store is reopened as soon as it can be (a summary follows every minute)"
+                        "cannot store polls (full disk?): this round is counted as evicted; the next go to the broker from memory (up to 4 MiB) until the store is reopened, as soon as it can be (a summary follows every minute)"
                     ),
                     crate::store::outage::Log::Summary { lost, total } => tracing::error!(
                         error = %format!("{e:#}"),
@@ -191,8 +211,12 @@ fn eviction_log_due() -> bool {
         .is_ok()
 }
 
-/// Store a batch and make it durable; Err: how many polls were lost, and why.
-fn write_batch(store: &Store, batch: &mut Vec<Polled>) -> Result<(), (u64, anyhow::Error)> {
+/// Store a batch and make it durable: Ok(None); Ok(Some) when the store could not write and the
+/// polls went to memory for the publisher; Err: how many polls were lost, and why.
+fn write_batch(
+    store: &Store,
+    batch: &mut Vec<Polled>,
+) -> Result<Option<crate::store::Appended>, (u64, anyhow::Error)> {
     // A poll always names a meter of its own plan; should one not, it cannot be stored (it has
     // no seq yet, so nothing is skipped in the numbering).
     batch.retain(|p| {
@@ -211,6 +235,7 @@ fn write_batch(store: &Store, batch: &mut Vec<Polled>) -> Result<(), (u64, anyho
             .get(i)
             .is_some_and(|p| p.write_record(seq, meter, out))
     }) {
+        Ok(a) if a.in_memory > 0 => return Ok(Some(a)),
         Ok(a) => {
             // A full store evicts at every batch: one line a minute, the totals say the rest.
             let log_now = (a.evicted > 0 || a.audit_evicted > 0) && eviction_log_due();
@@ -235,7 +260,7 @@ fn write_batch(store: &Store, batch: &mut Vec<Polled>) -> Result<(), (u64, anyho
         Err(e) => return Err((batch.len() as u64, e)),
     };
     store.flush().map_err(|e| (batch.len() as u64, e))?;
-    Ok(())
+    Ok(None)
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@
 //! background flusher thread. See [`open_db`] for what is changed and why.
 
 pub mod block;
+pub mod fallback;
 pub mod outage;
 pub mod payload;
 mod reading;
@@ -451,6 +452,9 @@ pub struct Store {
     written_since_open: AtomicU64,
     /// Records evicted (store full) before the live audit had persisted them, since start.
     audit_evicted: AtomicU64,
+    /// Polls numbered while the store could not write, kept in memory for the publisher (taken after
+    /// `write_lock` when both are held).
+    fallback: Mutex<fallback::Fallback>,
 }
 
 impl WriterState {
@@ -637,6 +641,9 @@ pub struct Appended {
     /// Records removed to make room that the live audit had not persisted (their readings are
     /// missing from the audit).
     pub audit_evicted: u64,
+    /// The store could not write: the messages went to the in-memory queue for the publisher
+    /// ([`fallback`]); `evicted` is then what the queue's bound pushed out.
+    pub in_memory: u64,
 }
 
 /// What making room for an append removed: records never delivered, the bytes of the blocks
@@ -812,6 +819,7 @@ impl Store {
             syncs: AtomicU64::new(0),
             written_since_open: AtomicU64::new(0),
             audit_evicted: AtomicU64::new(0),
+            fallback: Default::default(),
         })
     }
 
@@ -845,6 +853,7 @@ impl Store {
             syncs: AtomicU64::new(0),
             written_since_open: AtomicU64::new(0),
             audit_evicted: AtomicU64::new(0),
+            fallback: Default::default(),
         }
     }
 
@@ -1000,9 +1009,41 @@ impl Store {
         let mut w = self.lock();
         let first = w.next_seq;
         if w.broken_from.is_some() {
-            w.next_seq += count as u64;
-            self.evicted.fetch_add(count as u64, Ordering::AcqRel);
-            return Err(Unavailable(self.dir.clone()).into());
+            // The disk cannot take them: numbered as ever and kept in memory for the publisher, so
+            // that they reach the broker while it works; only what the memory bound pushes out is
+            // evicted. A seq published must be below the floor on disk, which a restart continues
+            // above: up to the floor reserved before the outage (10,000 seqs ahead), not past it
+            // (a full disk cannot raise it; a store that could not be opened at start has none
+            // reserved), where the polls keep their seqs but count as evicted, as before.
+            let end = w.next_seq + count as u64;
+            let publishable = end <= w.floor.value();
+            let mut queue = self.fallback();
+            let (mut n, mut dropped) = (0u64, 0u64);
+            for i in 0..count {
+                let (mut meter, mut out) = (String::new(), Vec::new());
+                let seq = w.next_seq;
+                if payload(i, seq, &mut meter, &mut out) {
+                    w.next_seq += 1;
+                    n += 1;
+                    if publishable {
+                        let r = Record::new(seq, out.into(), Some(meter.as_bytes().into()));
+                        dropped += queue.push(r, fallback::MAX_BYTES);
+                    } else {
+                        dropped += 1;
+                    }
+                }
+            }
+            drop(queue);
+            self.evicted.fetch_add(dropped, Ordering::AcqRel);
+            // Below `durable_next` is what the publisher may send: these are as kept as they get.
+            self.durable_next.fetch_max(w.next_seq, Ordering::AcqRel);
+            return Ok(Appended {
+                first,
+                count: n,
+                evicted: dropped,
+                in_memory: n,
+                ..Appended::default()
+            });
         }
         let mut blocks: Vec<(u64, Vec<u8>)> = Vec::new();
         let mut added = 0u64;
@@ -1065,6 +1106,7 @@ impl Store {
             evicted,
             evicted_range: range,
             audit_evicted: unaudited,
+            in_memory: 0,
         })
     }
 
@@ -1186,16 +1228,30 @@ impl Store {
     /// While the store is unusable this is empty; a read error makes it unusable (the store
     /// writer reopens it): the publisher goes on with what it has in flight.
     pub fn read_from(&self, from: u64, limit: usize) -> anyhow::Result<Vec<Record>> {
+        // Polls the disk could not take come from memory, in seq order with the stored ones.
+        let memory = self.fallback().from(from, limit);
         match self.read_range(from, self.durable_next(), limit, true) {
-            Ok(out) => Ok(out),
+            Ok(out) if memory.is_empty() => Ok(out),
+            Ok(out) => {
+                let mut all: Vec<Record> = out.into_iter().chain(memory).collect();
+                all.sort_by_key(|r| r.seq);
+                // A record of a failed write may have reached the disk after all: the same bytes.
+                all.dedup_by_key(|r| r.seq);
+                all.truncate(limit);
+                Ok(all)
+            }
             Err(e) => {
                 if !e.is::<Unavailable>() {
                     tracing::debug!(error = %format!("{e:#}"), "cannot read the store");
                     self.fail_locked(&mut self.lock());
                 }
-                Ok(Vec::new())
+                Ok(memory)
             }
         }
+    }
+
+    fn fallback(&self) -> std::sync::MutexGuard<'_, fallback::Fallback> {
+        self.fallback.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// [`Store::read_from`] up to `end` (exclusive), durable or not.
@@ -1258,6 +1314,11 @@ impl Store {
         let mut seqs = seqs.to_vec();
         seqs.sort_unstable();
         seqs.dedup();
+        // Those sent from memory are done with; the rest are the store's.
+        let seqs = self.fallback().remove_acked(&seqs);
+        if seqs.is_empty() {
+            return Ok(());
+        }
         let mut w = self.lock();
         let Ok(hd) = self.h() else {
             return Ok(());
@@ -1500,8 +1561,17 @@ impl Store {
             ),
             None => (None, None),
         };
+        let (oldest_seq, oldest_ts_ms) = match (oldest_seq, self.fallback().oldest()) {
+            (None, Some(r)) => (
+                Some(r.seq),
+                serde_json::from_slice::<DataMessage>(&r.payload)
+                    .ok()
+                    .map(|m| m.ts),
+            ),
+            (s, _) => (s, oldest_ts_ms),
+        };
         StoreStats {
-            backlog: self.backlog.load(Ordering::Acquire),
+            backlog: self.backlog(),
             backlog_bytes: self.bytes.load(Ordering::Acquire),
             oldest_seq,
             oldest_ts_ms,
@@ -1526,9 +1596,9 @@ impl Store {
         self.evicted.load(Ordering::Acquire)
     }
 
-    /// Records not yet acknowledged.
+    /// Records not yet acknowledged (in the store, and in memory while it could not write).
     pub fn backlog(&self) -> u64 {
-        self.backlog.load(Ordering::Acquire)
+        self.backlog.load(Ordering::Acquire) + self.fallback().len()
     }
 }
 
@@ -2059,7 +2129,6 @@ mod tests {
     fn a_full_disk_counts_lost_polls_as_evicted_and_the_store_recovers_when_space_returns() {
         let dir = tempfile::tempdir().unwrap();
         let Some(fs) = Tmpfs::mount(&dir.path().join("mnt"), "2m") else {
-            println!("note: mount not permitted here; full-disk test skipped");
             return;
         };
         let ballast = fs.path().join("ballast");
@@ -2080,19 +2149,28 @@ mod tests {
         }
         assert_eq!(failed_rounds, 1, "the disk never filled");
         assert!(s.is_broken());
-        // Polls go on while the disk is full: each counted, none stored, nothing fatal.
+        let lost_in_failed_write = s.evicted();
+        assert!(lost_in_failed_write <= 50, "{lost_in_failed_write}");
+        // Polls go on while the disk is full: numbered, kept in memory for the publisher (none
+        // evicted while the memory bound holds them), nothing fatal.
+        let mut in_memory = Vec::new();
         for _ in 0..20 {
-            assert!(s.append(&mut round(50)).is_err());
-            // Reopening on a full disk fails, or works until the next write.
-            let _ = s.reopen();
+            let a = s.append(&mut round(50)).unwrap();
+            assert_eq!(a.in_memory, 50);
+            in_memory.extend(a.first..a.first + 50);
         }
-        assert!(s.read_from(0, 10).is_ok(), "the publisher is not stopped");
-        assert!(
-            s.remove_acked(&[1, 2]).is_ok(),
-            "the publisher is not stopped"
-        );
-        let lost = s.evicted();
-        assert!(lost >= 20 * 50, "lost polls counted: {lost}");
+        assert_eq!(s.evicted(), lost_in_failed_write);
+        let sent: Vec<u64> = s
+            .read_from(in_memory[0], 100_000)
+            .unwrap()
+            .iter()
+            .map(|r| r.seq)
+            .collect();
+        assert_eq!(sent, in_memory, "the publisher gets them, in seq order");
+        assert!(s.remove_acked(&in_memory[..500]).is_ok());
+        assert_eq!(s.read_from(0, 100_000).unwrap().len(), 500, "acked ones go");
+        // Reopening on a full disk fails, or works until the next write.
+        let _ = s.reopen();
         // A restart while the disk is full: the agent starts (degraded or not).
         drop(s);
         let s = Store::open_or_recover(&path, 64).unwrap();

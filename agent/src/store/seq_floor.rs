@@ -4,10 +4,11 @@
 //! The floor is reserved ahead in steps of [`STEP`] seqs: one small file write (temporary file,
 //! fsync, rename, fsync of the folder) every `STEP` data messages, not every round. It lives
 //! beside `data_dir` (`<data_dir>.next-seq`), where removing or moving aside the store does not
-//! take it along; when that folder is not writable (systemd's `ProtectSystem=strict` leaves only
-//! the `StateDirectory` writable) it lives inside `data_dir` instead, which still survives a
-//! corrupt store (moved aside with it, read from there) and a power loss (`status.json` is not
-//! fsynced, this file is).
+//! take it along; when that folder is not writable it lives inside `data_dir` instead, which still
+//! survives a corrupt store (moved aside with it, read from there) and a power loss (`status.json`
+//! is not fsynced, this file is). The second place is the documented one under the systemd unit
+//! (`data_dir = "/var/lib/plantmeter"`, the `StateDirectory`: `ProtectSystem=strict` leaves `/var/lib`
+//! read-only) and for an unprivileged user: taking it is logged at info, not as a warning.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -75,7 +76,6 @@ impl SeqFloor {
     }
 
     /// Every seq below this may have been given.
-    #[cfg(test)]
     pub fn value(&self) -> u64 {
         self.value
     }
@@ -94,12 +94,25 @@ impl SeqFloor {
                 self.written_to = Some(first);
             }
             Err(e) if first != inside => {
-                tracing::warn!(
-                    file = %first.display(),
-                    error = %e,
-                    fallback = %inside.display(),
-                    "cannot keep the seq floor beside the store; keeping it inside (it then survives a corrupt store and a power loss, not the removal of the whole folder)"
+                // A folder the agent may not write (the unit's sandbox, another owner) is the
+                // documented set-up; any other failure (a full or broken disk) is worth a warning.
+                let expected = matches!(
+                    e.kind(),
+                    std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
                 );
+                if expected {
+                    tracing::info!(
+                        file = %inside.display(),
+                        "the seq floor is kept inside the store's folder (the folder above it is not writable here)"
+                    );
+                } else {
+                    tracing::warn!(
+                        file = %first.display(),
+                        error = %e,
+                        fallback = %inside.display(),
+                        "cannot keep the seq floor beside the store; keeping it inside (it then survives a corrupt store and a power loss, not the removal of the whole folder)"
+                    );
+                }
                 write_atomic(&inside, value).map_err(|source| FloorError {
                     path: inside.clone(),
                     source,
@@ -129,10 +142,12 @@ fn write_atomic(file: &Path, value: u64) -> std::io::Result<()> {
         f.sync_all()?;
     }
     std::fs::rename(&tmp, file)?;
-    if let Some(dir) = file.parent() {
-        // The rename itself is durable once the folder is.
-        std::fs::File::open(dir)?.sync_all()?;
-    }
+    // The rename itself is durable once the folder is (an empty parent is the working directory).
+    let dir = match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(dir)?.sync_all()?;
     Ok(())
 }
 

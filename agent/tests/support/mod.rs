@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub use plantmeter_tests::{
-    check_delivery, free_port, median_gap, run_ok, status_of, wait_until, Broker, BrokerKind,
+    check_delivery, free_port, median_gap, run_ok, skip, status_of, wait_until, Broker, BrokerKind,
     Collector, Gate, VClock, PREFIX,
 };
 

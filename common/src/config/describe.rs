@@ -29,7 +29,7 @@ fn write_plan(o: &mut String, plan: &Plan) -> std::fmt::Result {
         "store     {}{} (at most {} MiB; beyond that the oldest unsent records are dropped and counted)",
         g.data_dir.display(),
         if g.data_dir.is_relative() {
-            ", relative to the working directory"
+            ", relative to the config file's folder"
         } else {
             ""
         },

@@ -67,6 +67,33 @@ impl ConfigErrors {
     }
 }
 
+/// Longest echo of user input, in bytes, before [`cut_echo`] cuts its middle.
+pub const ECHO_MAX: usize = 400;
+
+/// `text` when at most [`ECHO_MAX`] bytes; else its first 240 and last 120 bytes (at character
+/// boundaries) around a note of what was cut and the whole length: a 100 MB config value must not
+/// become 100 MB of terminal output or journal, and the key before it and the reason after it stay.
+pub fn cut_echo(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.len() <= ECHO_MAX {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut head = 240;
+    while !text.is_char_boundary(head) {
+        head -= 1;
+    }
+    let mut tail = text.len() - 120;
+    while !text.is_char_boundary(tail) {
+        tail += 1;
+    }
+    std::borrow::Cow::Owned(format!(
+        "{}[... {} bytes cut; {} bytes in all ...]{}",
+        &text[..head],
+        tail - head,
+        text.len(),
+        &text[tail..]
+    ))
+}
+
 /// A byte range into the text being validated; None when the parser kept no position (implicit tables).
 pub(crate) type Span = Option<Range<usize>>;
 
@@ -104,14 +131,20 @@ impl<'t> Diag<'t> {
         (line, col)
     }
 
-    /// Record an error at a span (line 1, column 1 when the span is unknown).
+    /// Record an error at a span (line 1, column 1 when the span is unknown). A message that echoes a
+    /// huge value is cut ([`cut_echo`]).
     pub(crate) fn error(&mut self, span: &Span, message: impl Into<String>) {
         let (line, col) = span.as_ref().map_or((1, 1), |r| self.position(r.start));
+        let message = message.into();
+        let message = match cut_echo(&message) {
+            std::borrow::Cow::Borrowed(_) => message,
+            std::borrow::Cow::Owned(cut) => cut,
+        };
         self.errors.push(ConfigError {
             file: self.file.clone(),
             line,
             col,
-            message: message.into(),
+            message,
         });
     }
 
@@ -216,5 +249,28 @@ mod tests {
         assert_eq!(closest("zzzzzz", ["address", "name"]), None);
         assert_eq!(closest("cdo", ["cod", "flow"]), Some("cod"));
         assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod echo_tests {
+    use super::*;
+
+    #[test]
+    fn a_huge_echo_is_cut_with_its_length_said_and_a_short_one_is_kept() {
+        assert_eq!(
+            cut_echo("gateway.id \"a b\": bad"),
+            "gateway.id \"a b\": bad"
+        );
+        let huge = format!("site \"{}\" must be short", "é".repeat(5_000_000));
+        let cut = cut_echo(&huge);
+        assert!(cut.len() <= ECHO_MAX + 80, "{}", cut.len());
+        assert!(cut.starts_with("site \"é"), "{cut}");
+        assert!(cut.ends_with("é\" must be short"), "{cut}");
+        assert!(
+            cut.contains(&format!("{} bytes in all", huge.len())),
+            "{cut}"
+        );
     }
 }

@@ -37,6 +37,9 @@ pub fn read_named(key: &str, path: &Path, holds: Holds) -> Result<Vec<u8>, FileE
         path: path.to_path_buf(),
         problem,
     };
+    if path.is_dir() {
+        return Err(err("is a folder, not a file".into()));
+    }
     let bytes = std::fs::read(path).map_err(|e| {
         err(match e.kind() {
             std::io::ErrorKind::NotFound => "no such file".to_string(),

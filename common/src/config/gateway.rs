@@ -67,14 +67,16 @@ pub(crate) fn gateway(d: &mut Diag<'_>, root: &Section<'_>) -> Option<(Gateway, 
     }
     let site = t.req_str(d, "site");
     if let Some(site) = &site {
+        // An MQTT topic is at most 65,535 bytes; a site far shorter than that is every plant's name.
         if site.v.is_empty()
+            || site.v.len() > 256
             || site.v.contains(['/', '+', '#'])
             || site.v.contains(char::is_whitespace)
         {
             d.error(
                 &site.span,
                 format!(
-                    "site \"{}\" must be non-empty, without spaces, '/', '+' or '#' (it is part of MQTT topics)",
+                    "site \"{}\" must be 1 to 256 bytes, without spaces, '/', '+' or '#' (it is part of MQTT topics)",
                     site.v
                 ),
             );

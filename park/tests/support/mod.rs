@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
 
-pub use plantmeter_tests::{free_port, run_ok, Proc};
+pub use plantmeter_tests::{free_port, run_ok, skip, Proc};
 
 pub const PARK: &str = env!("CARGO_BIN_EXE_plantmeter-park");
 
@@ -48,7 +48,10 @@ impl Pg {
     /// printed note) when PostgreSQL is not installed.
     pub fn start(test: &str) -> Option<Pg> {
         let (Some(initdb), Some(pg_ctl)) = (pg_bin("initdb"), pg_bin("pg_ctl")) else {
-            eprintln!("skip: {test}: PostgreSQL is not installed (.ci/run installs the Debian package postgresql)");
+            skip(
+                test,
+                "PostgreSQL is not installed (.ci/run installs the Debian package postgresql)",
+            );
             return None;
         };
         let as_postgres = is_root();
@@ -63,7 +66,10 @@ impl Pg {
                 .status()
                 .is_ok_and(|s| s.success());
             if !ok {
-                eprintln!("skip: {test}: running as root and there is no postgres user to run PostgreSQL as");
+                skip(
+                    test,
+                    "running as root and there is no postgres user to run PostgreSQL as",
+                );
                 return None;
             }
         }
@@ -207,7 +213,7 @@ impl Mosquitto {
             .status()
             .is_ok();
         if !found {
-            eprintln!("skip: {test}: mosquitto is not installed (.ci/run installs it)");
+            skip(test, "mosquitto is not installed (.ci/run installs it)");
             return None;
         }
         let port = free_port();
