@@ -23,6 +23,52 @@ pub fn load_key(path: &Path) -> anyhow::Result<SigningKey> {
     })
 }
 
+/// Read the key a report's signature is checked with: the signer's public key (SPKI PEM, `-----BEGIN
+/// PUBLIC KEY-----`, as `plantmeter key` or `openssl pkey -pubout` write it), or the private key itself.
+pub fn load_public_key(path: &Path) -> anyhow::Result<VerifyingKey> {
+    use ed25519_dalek::pkcs8::DecodePublicKey;
+    let pem = std::fs::read_to_string(path)
+        .with_context(|| format!("--public-key {}: cannot read", path.display()))?;
+    if let Ok(k) = VerifyingKey::from_public_key_pem(&pem) {
+        return Ok(k);
+    }
+    SigningKey::from_pkcs8_pem(&pem)
+        .map(|k| k.verifying_key())
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "--public-key {}: not an ed25519 public key in PEM (-----BEGIN PUBLIC KEY-----, as `plantmeter key` prints it)",
+                path.display()
+            )
+        })
+}
+
+/// The public key of `key` as SPKI PEM, to hand to whoever verifies the reports.
+pub fn public_key_pem(key: &SigningKey) -> anyhow::Result<String> {
+    use ed25519_dalek::pkcs8::{spki::der::pem::LineEnding, EncodePublicKey};
+    key.verifying_key()
+        .to_public_key_pem(LineEnding::LF)
+        .map_err(|e| anyhow::anyhow!("writing the public key as PEM: {e}"))
+}
+
+/// The sidecar of a CSV rendering (`report.csv.sha256`): the CSV file's own SHA-256 as `sha256sum -c`
+/// reads it, then a comment line (which `sha256sum -c` skips) naming the JSON it renders:
+/// `# plantmeter report.json sha256=HEX signed=yes|no id=REPORT_ID`.
+pub fn csv_sidecar(csv: &[u8], csv_name: &str, report: &Report) -> String {
+    let seal = plantmeter_common::audit::render::seal_view(report);
+    format!(
+        "{}  {csv_name}\n# plantmeter report.json sha256={} signed={} id={}\n",
+        hex(&Sha256::digest(csv)),
+        seal.sha256.unwrap_or("none"),
+        if seal.signed { "yes" } else { "no" },
+        seal.id
+    )
+}
+
+/// SHA-256 (lower-case hex) of a file's bytes.
+pub fn file_sha256(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
 /// Compact JSON of `v` with the keys of every object sorted, written key by key: independent of the map's
 /// own order (serde_json keeps insertion order when another crate turns on its `preserve_order`).
 fn write_canonical(v: &Value, out: &mut String) {
@@ -92,8 +138,10 @@ pub fn seal(report: &mut Report, key: Option<&SigningKey>) -> anyhow::Result<()>
 /// What checking a report file's own integrity found.
 #[derive(Debug, PartialEq)]
 pub enum Seal {
-    /// The digest matches the content (and the signature, when there is one and a key to check it with).
+    /// The digest matches the content; `signed`: and the signature verifies with the key given.
     Intact { signed: bool },
+    /// The digest matches the content; the report is signed but there was no key to check it with.
+    SignedUnchecked,
     /// No `integrity` field.
     Unsealed,
     /// Why it does not hold: the digest or the signature.
@@ -118,10 +166,7 @@ pub fn check_seal(v: &Value, key: Option<&VerifyingKey>) -> Seal {
         return Seal::Intact { signed: false };
     };
     let Some(key) = key else {
-        return Seal::Broken(
-            "the report is signed but no [report] sign_key_file is configured to check the signature with"
-                .to_string(),
-        );
+        return Seal::SignedUnchecked;
     };
     let sig = match unhex(sig_hex).and_then(|b| <[u8; 64]>::try_from(b).ok()) {
         Some(b) => Signature::from_bytes(&b),
@@ -130,7 +175,7 @@ pub fn check_seal(v: &Value, key: Option<&VerifyingKey>) -> Seal {
     match key.verify(claimed.as_bytes(), &sig) {
         Ok(()) => Seal::Intact { signed: true },
         Err(_) => Seal::Broken(
-            "integrity.signature does not verify with the configured key: not signed by it, or changed"
+            "integrity.signature does not verify with the given key: not signed by it, or changed"
                 .to_string(),
         ),
     }

@@ -661,20 +661,8 @@ async fn run(args: DemoArgs, lang: Lang) -> anyhow::Result<()> {
         crate::audit::integrity::seal(&mut r, None)?;
         r
     };
-    let json = serde_json::to_vec_pretty(&report).context("serializing the report")?;
-    let files = [
-        ("report.json", json),
-        ("report.html", render::html(&report, lang).into_bytes()),
-        ("report.csv", render::csv(&report, lang)),
-        (
-            "report.xlsx",
-            render::xlsx(&report, lang).context("writing the report's workbook")?,
-        ),
-    ];
-    for (name, bytes) in &files {
-        let p = out.join(name);
-        std::fs::write(&p, bytes).with_context(|| format!("cannot write {}", p.display()))?;
-    }
+    // The JSON and its renderings of this one sealed report, as `report --out-dir` writes them.
+    crate::audit::report::write_all(&out, &report, lang)?;
     let mut periods = vec![(base_from, base_to)];
     if args.reporting_months > 0 {
         periods.push((base_to, rep_to));

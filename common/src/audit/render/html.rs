@@ -14,6 +14,7 @@ use super::i18n::{
     carrier_label, electricity_method_label, granularity_label, indicator_label, level_label,
     method_label, per_unit_label, source_label, yes_no, Lang,
 };
+use super::seal::{seal_line, seal_view};
 use super::svg::{self, ChartText, ScatterSeries, BASELINE, REPORTING};
 
 /// Grey: model buckets with incomplete data.
@@ -31,6 +32,7 @@ h2 { font-size: 18px; margin: 28px 0 10px; padding-bottom: 4px; border-bottom: 2
 h3 { font-size: 15px; margin: 18px 0 8px; }
 h2, h3, figcaption { break-after: avoid; page-break-after: avoid; }
 p.meta { color: var(--muted); margin: 0; }
+p.seal { font-size: 11px; overflow-wrap: anywhere; }
 .tw { overflow-x: auto; margin: 6px 0 12px; }
 table { border-collapse: collapse; width: 100%; font-size: 13px; }
 th, td { border: 1px solid var(--line); padding: 4px 7px; vertical-align: top; }
@@ -108,6 +110,24 @@ pub(super) fn local_time(rfc3339: &str, tz: &str) -> String {
     format!("{} ({tz})", t.with_timezone(&off).format("%Y-%m-%d %H:%M"))
 }
 
+/// `s` as a quoted CSS string: quotes, backslashes, line breaks and `<` (which could end the `<style>`
+/// element) escaped as CSS hex escapes.
+fn css_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for ch in s.chars() {
+        match ch {
+            '"' | '\\' | '<' | '>' | '&' => {
+                let _ = write!(out, "\\{:x} ", ch as u32);
+            }
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 /// `<td class="num">` with an already formatted number.
 fn num_td(out: &mut String, text: &str) {
     let _ = write!(out, r#"<td class="num">{}</td>"#, escape(text));
@@ -138,9 +158,25 @@ pub fn html(report: &Report, lang: Lang) -> String {
     let title = format!("{} — {} / {}", l.title, report.site, report.gateway);
     let _ = write!(
         out,
-        r#"<!DOCTYPE html><html lang="{}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>{}</title><style>{CSS}</style></head><body>"#,
+        r#"<!DOCTYPE html><html lang="{}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>{}</title>"#,
         lang.html_tag(),
         escape(&title)
+    );
+    let seal = seal_view(report);
+    // For `plantmeter verify --json` and any script: which JSON this page was rendered from.
+    let _ = write!(
+        out,
+        r#"<meta name="plantmeter-report-id" content="{}"><meta name="plantmeter-report-sha256" content="{}"><meta name="plantmeter-report-signed" content="{}"><style>{CSS}</style>"#,
+        escape(&seal.id),
+        escape(seal.sha256.unwrap_or("")),
+        seal.signed
+    );
+    // Every printed page names the JSON (id, digest, signed) and its number "n / N": the page-margin
+    // boxes of CSS paged media (Chromium 131+, Prince, WeasyPrint).
+    let _ = write!(
+        out,
+        r#"<style>@page {{ @bottom-left {{ content: {}; font-size: 6.5pt; color: #4a5568; }} @bottom-right {{ content: counter(page) " / " counter(pages); font-size: 8pt; color: #4a5568; }} }}</style></head><body>"#,
+        css_string(&seal_line(lang, &seal))
     );
     let _ = write!(
         out,
@@ -152,6 +188,11 @@ pub fn html(report: &Report, lang: Lang) -> String {
         escape(&report.gateway),
         escape(l.generated_at),
         escape(&local_time(&report.generated_at, &report.method.timezone))
+    );
+    let _ = write!(
+        out,
+        r#"<p class="meta seal">{}</p>"#,
+        escape(&seal_line(lang, &seal))
     );
     if let Some(e) = &report.enterprise {
         let industry = report

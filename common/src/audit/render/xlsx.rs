@@ -3,7 +3,9 @@
 //! empty cells, never 0.
 
 use crate::audit::report::Report;
-use rust_xlsxwriter::{Format, Workbook, Worksheet, XlsxError};
+use rust_xlsxwriter::{DocProperties, ExcelDateTime, Format, Workbook, Worksheet, XlsxError};
+
+use super::seal::{seal_view, signed_label};
 
 use super::engine_text::{engine_text, variable_label, variables_label};
 use super::format::shown_total_unit;
@@ -105,11 +107,44 @@ pub fn xlsx(report: &Report, lang: Lang) -> Result<Vec<u8>, XlsxError> {
         int: Format::new().set_num_format("0"),
     };
     let mut wb = Workbook::new();
+    // The file's creation time is the report's, so the same report always gives the same bytes (and
+    // `plantmeter verify --json` can compare a workbook with a fresh rendering of its JSON).
+    if let Some(t) = chrono::DateTime::parse_from_rfc3339(&report.generated_at)
+        .ok()
+        .and_then(|t| {
+            let t = t.with_timezone(&chrono::Utc);
+            use chrono::{Datelike, Timelike};
+            ExcelDateTime::from_ymd(
+                u16::try_from(t.year()).ok()?,
+                t.month() as u8,
+                t.day() as u8,
+            )
+            .and_then(|d| d.and_hms(t.hour() as u16, t.minute() as u8, t.second()))
+            .ok()
+        })
+    {
+        wb.set_properties(&DocProperties::new().set_creation_datetime(&t));
+    }
+    let seal = seal_view(report);
 
     // Summary.
     {
         let mut s = Sheet::add(&mut wb, t(lang, "Summary", "概要"), &f)?;
         s.header(&[t(lang, "Item", "项目"), t(lang, "Value", "数值")])?;
+        // The seal first (cells B2..B4): which JSON this workbook renders.
+        for (k, v) in [
+            (t(lang, "Report id", "报告编号"), seal.id.clone()),
+            (
+                t(lang, "SHA-256 of report.json", "报告 JSON 文件的 SHA-256"),
+                seal.sha256.unwrap_or_default().to_string(),
+            ),
+            (
+                t(lang, "Signature", "签名"),
+                signed_label(lang, &seal).to_string(),
+            ),
+        ] {
+            s.line(vec![text(k), text(v)])?;
+        }
         for (k, v) in [
             (
                 t(lang, "Enterprise", "企业"),
@@ -135,14 +170,6 @@ pub fn xlsx(report: &Report, lang: Lang) -> Result<Vec<u8>, XlsxError> {
                     .grade
                     .as_ref()
                     .map(|g| level_label(lang, g.level))
-                    .unwrap_or_default(),
-            ),
-            (
-                t(lang, "SHA-256 of the report", "报告 SHA-256"),
-                report
-                    .integrity
-                    .as_ref()
-                    .map(|i| i.sha256.clone())
                     .unwrap_or_default(),
             ),
         ] {

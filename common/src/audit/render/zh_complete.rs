@@ -43,6 +43,8 @@ const ALLOWED: &[&str] = &[
     "II",
     "III",
     "SHA-256",
+    "JSON",
+    "ed25519",
     "plantmeter",
     "min_completeness",
     "audit",
@@ -65,6 +67,7 @@ fn config_names(r: &Report, keys: bool) -> HashSet<String> {
         r.site.clone(),
         r.production_unit.clone(),
         r.method.timezone.clone(),
+        super::report_id(r),
     ];
     names.extend(r.enterprise.clone());
     names.extend(r.industry.clone());
@@ -107,10 +110,14 @@ fn english(text: &str, allowed: &HashSet<String>) -> Vec<String> {
 
 /// The text of an HTML document: without the style sheet and the tags, entities decoded.
 fn html_text(h: &str) -> String {
-    let body = match (h.find("<style>"), h.find("</style>")) {
-        (Some(a), Some(b)) => format!("{}{}", &h[..a], &h[b..]),
-        _ => h.to_string(),
-    };
+    // Without every style element (the style sheet, the printed pages' footer).
+    let mut body = String::with_capacity(h.len());
+    let mut rest = h;
+    while let (Some(a), Some(b)) = (rest.find("<style>"), rest.find("</style>")) {
+        body.push_str(&rest[..a]);
+        rest = &rest[b + "</style>".len()..];
+    }
+    body.push_str(rest);
     let mut out = String::new();
     let mut in_tag = false;
     for c in body.chars() {
