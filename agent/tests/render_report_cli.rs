@@ -680,8 +680,7 @@ fn one_computation_writes_every_format_and_each_shows_the_json_digest() {
     );
     let page_footer = format!("SHA-256 of report.json {sha} · signed (ed25519)");
     assert!(
-        html.contains("@bottom-left { content: \"Report gw-01-")
-            && html.contains(&page_footer),
+        html.contains("@bottom-left { content: \"Report gw-01-") && html.contains(&page_footer),
         "the page footer names the report"
     );
     // The workbook: the digest in a cell of the first sheet.
@@ -888,4 +887,109 @@ fn a_panel_verifies_every_format_with_only_the_public_key() {
         assert!(text.contains("changed"), "{file}: {text}");
         std::fs::write(&path, &original).unwrap();
     }
+}
+
+/// deploy/verify-report.py (Python 3 and openssl, no plantmeter) reproduces the digest of the canonical
+/// form README specifies and checks the signature, on a signed report and on numbers and strings of
+/// every layout.
+#[test]
+fn the_independent_script_reproduces_digest_and_signature() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/verify-report.py");
+    if Command::new("python3").arg("--version").output().is_err() {
+        eprintln!(
+            "skip: deploy/verify-report.py not run: python3 is not installed on this machine"
+        );
+        return;
+    }
+    let (dir, out, _cfg, public) = signed_out_dir();
+    let json = out.join("report.json");
+    let py = |args: &[&str]| {
+        let o = Command::new("python3")
+            .arg(script)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            ),
+        )
+    };
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let sha = v["integrity"]["sha256"].as_str().unwrap();
+    let (code, text) = py(&[json.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains(&format!("sha256 {sha} verified")), "{text}");
+    if Command::new("openssl").arg("version").output().is_ok() {
+        let (code, text) = py(&[
+            json.to_str().unwrap(),
+            "--public-key",
+            public.to_str().unwrap(),
+        ]);
+        assert_eq!(code, Some(0), "{text}");
+        assert!(text.contains("ed25519 signature verified"), "{text}");
+        // Stripped, or signed by another key: fails.
+        let mut s = v.clone();
+        s["integrity"]["signature"] = serde_json::Value::Null;
+        let stripped = dir.path().join("stripped.json");
+        std::fs::write(&stripped, serde_json::to_vec(&s).unwrap()).unwrap();
+        let (code, text) = py(&[
+            stripped.to_str().unwrap(),
+            "--public-key",
+            public.to_str().unwrap(),
+        ]);
+        assert_eq!(code, Some(1), "{text}");
+        let mut f = v.clone();
+        let sig = f["integrity"]["signature"].as_str().unwrap().to_string();
+        let flipped = format!(
+            "{}{}",
+            if sig.starts_with('0') { '1' } else { '0' },
+            &sig[1..]
+        );
+        f["integrity"]["signature"] = serde_json::Value::String(flipped);
+        std::fs::write(&stripped, serde_json::to_vec(&f).unwrap()).unwrap();
+        let (code, text) = py(&[
+            stripped.to_str().unwrap(),
+            "--public-key",
+            public.to_str().unwrap(),
+        ]);
+        assert_eq!(code, Some(1), "{text}");
+        assert!(text.contains("does not verify"), "{text}");
+    } else {
+        eprintln!(
+            "skip: the script's signature check not run: openssl is not installed on this machine"
+        );
+    }
+    // A changed figure.
+    let mut t = v.clone();
+    t["indicators"]["electricity"]["baseline"]["total"] = serde_json::json!(1.5);
+    let tampered = dir.path().join("tampered.json");
+    std::fs::write(&tampered, serde_json::to_vec(&t).unwrap()).unwrap();
+    let (code, text) = py(&[tampered.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{text}");
+    // Every number and string layout: the script's digest is plantmeter's (as `verify` names it).
+    let tricky = dir.path().join("tricky.json");
+    std::fs::write(
+        &tricky,
+        r#"{"z": [1.2866050715614669e-8, 1e16, 1e15, 123456789012345680.0, 0.0001, 1e-5, 1e-6, -0.0,
+        5e-324, 1.7976931348623157e308, 0.1, 100.0, 37, -5, 1e21, 9007199254740993, 0.30000000000000004,
+        1E2, 2.50], "B": {"单位": "kgce/t \"q\" \\ \u0001\t\n\u001f\u007f\u2028 😀 É", "a": null,
+        "É": true, "é": false, "Z": [], "b": {}}, "integrity": {"sha256": "00", "signature": null}}"#,
+    )
+    .unwrap();
+    let (_, text) = run(&["verify", "--report", tricky.to_str().unwrap()]);
+    let ours = text
+        .split("(sha256 ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{text}"));
+    let ours = &ours[..64];
+    let (code, text) = py(&[tricky.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains(&format!("sha256 {ours} of its content")),
+        "plantmeter {ours}, script: {text}"
+    );
 }

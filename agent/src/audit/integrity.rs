@@ -97,7 +97,53 @@ fn write_canonical(v: &Value, out: &mut String) {
             }
             out.push(']');
         }
+        Value::Number(n) => match n.as_f64().filter(|_| n.is_f64()) {
+            Some(x) => write_float(x, out),
+            None => out.push_str(&n.to_string()),
+        },
         other => out.push_str(&other.to_string()),
+    }
+}
+
+/// A float of the canonical form (README "Report integrity"): the shortest digits that read back to the
+/// same double, laid out as serde_json 1.0.154 writes them (`37.0`, `1234.5`, `0.0001`, `1e-6`,
+/// `1.2866050715614669e-8`, `1e+16`): written here, so that a change of serde_json's float printing can
+/// never change the digest of a report already sealed.
+fn write_float(x: f64, out: &mut String) {
+    use std::fmt::Write as _;
+    if x == 0.0 {
+        out.push_str(if x.is_sign_negative() { "-0.0" } else { "0.0" });
+        return;
+    }
+    if x.is_sign_negative() {
+        out.push('-');
+    }
+    // `{:e}` is the shortest round-trip digits: `1.2866050715614669e-8`, `1e16`.
+    let sci = format!("{:e}", x.abs());
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let n = digits.len() as i32;
+    if (-5..=15).contains(&exp) {
+        if exp >= n - 1 {
+            // 1234e7 -> 12340000000.0
+            let _ = write!(out, "{digits}{}.0", "0".repeat((exp - (n - 1)) as usize));
+        } else if exp >= 0 {
+            // 1234e-2 -> 12.34
+            let (int, frac) = digits.split_at(exp as usize + 1);
+            let _ = write!(out, "{int}.{frac}");
+        } else {
+            // 1234e-6 -> 0.001234
+            let _ = write!(out, "0.{}{digits}", "0".repeat((-exp - 1) as usize));
+        }
+    } else {
+        let (first, rest) = digits.split_at(1);
+        out.push_str(first);
+        if !rest.is_empty() {
+            out.push('.');
+            out.push_str(rest);
+        }
+        let _ = write!(out, "e{}{}", if exp < 0 { '-' } else { '+' }, exp.abs());
     }
 }
 
@@ -253,6 +299,47 @@ mod tests {
         seal(&mut u, None).unwrap();
         let v = serde_json::to_value(&u).unwrap();
         assert_eq!(check_seal(&v, None), Seal::Intact { signed: false });
+    }
+
+    proptest::proptest! {
+        /// Numbers in the canonical form are written as serde_json writes them today, so the digests of
+        /// the reports sealed so far still verify.
+        #[test]
+        fn floats_are_written_as_serde_json_writes_them(bits in proptest::prelude::any::<u64>()) {
+            let x = f64::from_bits(bits);
+            proptest::prop_assume!(x.is_finite());
+            let mut ours = String::new();
+            write_float(x, &mut ours);
+            proptest::prop_assert_eq!(ours, serde_json::to_string(&x).unwrap());
+        }
+    }
+
+    #[test]
+    fn floats_of_every_layout() {
+        for x in [
+            1.2866050715614669e-8,
+            1e16,
+            1e15,
+            1.2345678901234568e17,
+            0.0001,
+            1e-5,
+            1e-6,
+            -0.0,
+            0.0,
+            5e-324,
+            f64::MAX,
+            0.1,
+            100.0,
+            37.0,
+            1234.5,
+            -2.5e-7,
+            1e21,
+            0.30000000000000004,
+        ] {
+            let mut ours = String::new();
+            write_float(x, &mut ours);
+            assert_eq!(ours, serde_json::to_string(&x).unwrap(), "{x}");
+        }
     }
 
     #[test]
