@@ -177,6 +177,28 @@ pub fn variable_label(lang: Lang, v: &str) -> String {
     }
 }
 
+/// The unit of a model coefficient: the intercept in the indicator's unit per model bucket (`kgce/day`),
+/// production's in the unit per production unit (`kgce/t`), any other variable's in the unit per unit of
+/// that variable (`kgce per unit of hdd`).
+pub fn coefficient_unit(
+    lang: Lang,
+    var: &str,
+    total_unit: &str,
+    granularity: &str,
+    production_unit: &str,
+) -> String {
+    match (lang, var) {
+        (Lang::En, "intercept") => format!("{total_unit}/{granularity}"),
+        (Lang::Zh, "intercept") => format!(
+            "{total_unit}/{}",
+            super::i18n::granularity_label(lang, granularity)
+        ),
+        (_, "production") => format!("{total_unit}/{production_unit}"),
+        (Lang::En, v) => format!("{total_unit} per unit of {v}"),
+        (Lang::Zh, v) => format!("{total_unit}/单位{v}"),
+    }
+}
+
 /// Variables joined as in the engine's reasons: `production + hdd`.
 pub fn variables_label(lang: Lang, vars: &[String]) -> String {
     vars.iter()
