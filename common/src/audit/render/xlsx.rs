@@ -792,7 +792,10 @@ mod tests {
             let shown: f64 = format!("{x:.d$}").parse().unwrap();
             assert!(shown != 0.0, "{x} shows as {shown}");
             // Four significant digits from 1e-6 up (below, the cell's full value holds them).
-            assert!(x < 1e-6 || (shown - x).abs() <= x * 0.006, "{x} shows as {shown}");
+            assert!(
+                x < 1e-6 || (shown - x).abs() <= x * 0.006,
+                "{x} shows as {shown}"
+            );
             x *= 1.37;
         }
     }
