@@ -460,7 +460,7 @@ mod tests {
         assert_eq!(so2[13], "", "no savings claimed");
         assert_eq!(
             so2[25],
-            "报告期数据完整率 62.5 % 低于 min_completeness 90.0 %"
+            "报告期数据完整率 62.5 % 低于要求的最低完整率 90.0 %，不计节能量"
         );
     }
 

@@ -91,7 +91,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("no production in the reporting period", "报告期无产量"),
     (
         "reporting completeness {} % is below min_completeness {} %",
-        "报告期数据完整率 {0} % 低于 min_completeness {1} %",
+        "报告期数据完整率 {0} % 低于要求的最低完整率 {1} %，不计节能量",
     ),
     // Measures.
     ("no reporting period", "未设置报告期"),
@@ -99,7 +99,11 @@ const TEMPLATES: &[(&str, &str)] = &[
         "no data of {} in service and baseline periods",
         "{0} 在实施后和基准期均无数据",
     ),
-    ("no price for {} in [audit.prices]", "[audit.prices] 中无 {0} 的价格"),
+    ("no price for {} in [audit.prices]", "未配置 {0} 的价格"),
+    (
+        "no sub-meter: whole-plant savings (IPMVP Option C) only",
+        "无分表计量：仅有全厂节能量（IPMVP 方案 C）",
+    ),
     // Why the ratio method (baseline.rs) and why a candidate is not valid (regression.rs).
     (
         "{}; no baseline production, so no per-unit baseline either",
@@ -308,7 +312,7 @@ mod tests {
         );
         assert_eq!(
             z("no price for natural_gas in [audit.prices]"),
-            "[audit.prices] 中无 天然气 的价格"
+            "未配置 天然气 的价格"
         );
         assert_eq!(
             z("energy: 12 of 365 baseline day buckets left out of the model (incomplete data or partial bucket)"),
@@ -343,7 +347,7 @@ mod tests {
         );
         assert_eq!(
             z("reporting completeness 62.5 % is below min_completeness 90.0 %"),
-            "报告期数据完整率 62.5 % 低于 min_completeness 90.0 %"
+            "报告期数据完整率 62.5 % 低于要求的最低完整率 90.0 %，不计节能量"
         );
     }
 

@@ -998,7 +998,7 @@ fn model_detail(report: &Report, lang: Lang, out: &mut String) {
             t(lang, "Variable", "变量"),
             t(lang, "Coefficient", "系数"),
             l.unit,
-            l.p_value,
+            t(lang, "p-value (t test)", "p 值（t 检验）"),
         ],
     );
     out.push_str("<tbody>");
@@ -1075,6 +1075,12 @@ fn model_detail(report: &Report, lang: Lang, out: &mut String) {
                 {
                     t(lang, "chosen", "采用").to_string()
                 }
+                None if md.method == crate::audit::report::BaselineMethod::Ratio => t(
+                    lang,
+                    "valid; not used (the model's reason above)",
+                    "有效；未采用（见上方模型的原因）",
+                )
+                .to_string(),
                 None => t(
                     lang,
                     "valid, not the best adjusted R2",
@@ -1368,7 +1374,10 @@ mod tests {
         }
         let h = html(&r, Lang::En);
         assert!(h.contains("Candidate models tried") && h.contains(">chosen<"));
-        assert!(!h.contains(">Slope<"), "every coefficient, not a slope column");
+        assert!(
+            !h.contains(">Slope<"),
+            "every coefficient, not a slope column"
+        );
         assert!(h.contains("Variables: production"), "{h}");
     }
 

@@ -534,7 +534,7 @@ fn models(wb: &mut Workbook, f: &Formats, report: &Report, lang: Lang) -> Result
                 t(lang, "Variable", "变量"),
                 t(lang, "Coefficient", "系数"),
                 l.unit,
-                l.p_value,
+                t(lang, "p-value (t test)", "p 值（t 检验）"),
             ],
         )?;
         for (key, ind) in &report.indicators {
