@@ -3,6 +3,9 @@
 //! `--from/--to` (local dates, `to` exclusive) replace the reporting period, or the baseline period when
 //! the config has no reporting period. While a running agent holds the store, the report is the one the agent
 //! last wrote (`data_dir/audit-report.json`), said so on stderr.
+//!
+//! `--out-dir DIR` writes the sealed JSON and its HTML, XLSX and CSV renderings of that one computation;
+//! `--from-json FILE --format html|xlsx|csv` renders a sealed JSON as it is (no config, no store).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
