@@ -827,6 +827,10 @@ fn a_panel_verifies_every_format_with_only_the_public_key() {
     let (code, text) = run(&["verify", "--report", js]);
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("--public-key"), "{text}");
+    // Not a key: bad input.
+    let (code, text) = run(&["verify", "--report", js, "--public-key", js]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("not an ed25519 public key"), "{text}");
     // Another key.
     let other = dir.path().join("other.pem");
     {

@@ -180,7 +180,10 @@ pub fn main(args: VerifyArgs) -> anyhow::Result<()> {
     let mut problems: Vec<String> = Vec::new();
 
     let key = match (&args.public_key, &plan) {
-        (Some(p), _) => Some((load_public_key(p)?, format!("--public-key {}", p.display()))),
+        (Some(p), _) => Some((
+            load_public_key(p).map_err(|e| bad(format!("{e:#}")))?,
+            format!("--public-key {}", p.display()),
+        )),
         (None, Some(plan)) => match plan.sign_key_file.as_deref() {
             Some(f) => Some((
                 load_key(f)?.verifying_key(),
