@@ -69,8 +69,10 @@ enum Command {
     Report(audit::report::ReportArgs),
     /// Record a meter replacement (old meter's final, new meter's start reading).
     Replace(audit::replace::ReplaceArgs),
-    /// Recompute a report from the store and check every figure and its seal.
+    /// Check a report's seal (sha256, signature) and, with --config, every figure against the store.
     Verify(audit::verify::VerifyArgs),
+    /// Print the public key (PEM) of a report signing key, for whoever verifies the reports.
+    Key(audit::key::KeyArgs),
     /// The store: backlog, oldest unsent, evictions, per-meter state.
     Status(status::StatusArgs),
     /// Poll one meter now and print raw registers, decoded values, quality and timing (stores nothing).
@@ -131,6 +133,7 @@ fn main() -> ExitCode {
         Command::Report(a) => audit::report::main(a),
         Command::Verify(a) => audit::verify::main(a),
         Command::Replace(a) => audit::replace::main(a),
+        Command::Key(a) => audit::key::main(a),
         Command::Status(a) => status::main(a),
         Command::Read(a) => read::main(a),
         #[cfg(feature = "demo")]

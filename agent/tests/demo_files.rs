@@ -12,7 +12,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_plantmeter");
 #[test]
 fn the_demo_writes_the_workbook_beside_the_other_reports() {
     let dir = tempfile::tempdir().unwrap();
-    run_ok(Command::new(BIN).args([
+    let out = run_ok(Command::new(BIN).args([
         "demo",
         "--out",
         dir.path().to_str().unwrap(),
@@ -41,6 +41,56 @@ fn the_demo_writes_the_workbook_beside_the_other_reports() {
     assert!(
         wb.contains("name=\"指标\""),
         "sheets in the report's language: {wb}"
+    );
+    // The terminal output in Chinese too: every sentence, the model listing, the comparison.
+    let report: plantmeter_common::audit::report::Report =
+        serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).unwrap()).unwrap();
+    use plantmeter_common::audit::render::fixture::{config_names, english};
+    let mut allowed = config_names(&report, true);
+    // Protocols and the scenario's name stay as they are.
+    for t in [
+        "Modbus",
+        "TCP",
+        "MQTT",
+        "SIGTERM",
+        "simulated",
+        "Sunrise",
+        "Dyeing",
+        "Finishing",
+        "kWh",
+    ] {
+        allowed.insert(t.to_string());
+    }
+    // File names and the folder are not sentences.
+    let mut text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text = text.replace(&dir.path().display().to_string(), "");
+    for f in [
+        "report.html",
+        "report.json",
+        "report.csv.sha256",
+        "report.csv",
+        "report.xlsx",
+        "truth.json",
+        "agent.toml",
+        "agent.log",
+        "broker.log",
+        "data/",
+        "--no-faults",
+    ] {
+        text = text.replace(f, "");
+    }
+    assert!(
+        text.contains("基准模型") && text.contains("采集代理实测与模拟真值对比"),
+        "{text}"
+    );
+    let left = english(&text, &allowed);
+    assert!(
+        left.is_empty(),
+        "English left in `demo --lang zh`: {left:?}\n{text}"
     );
 }
 

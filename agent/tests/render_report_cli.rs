@@ -598,3 +598,402 @@ fn a_file_grown_since_its_import_adds_only_its_new_rows() {
     );
     assert_eq!(report()["indicators"], r["indicators"]);
 }
+
+/// Run `plantmeter ARGS`: exit code and stdout + stderr.
+fn run(args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    (
+        out.status.code(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// A signed report of the imported history written with `report --out-dir` (one computation, every
+/// format), and the signer's public key as `plantmeter key` prints it. Returns (temp dir, out dir,
+/// config, public key file).
+fn signed_out_dir() -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    std::path::PathBuf,
+    std::path::PathBuf,
+) {
+    use ed25519_dalek::pkcs8::{spki::der::pem::LineEnding, EncodePrivateKey};
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("report-key.pem");
+    let sk = ed25519_dalek::SigningKey::from_bytes(&[42u8; 32]);
+    std::fs::write(&key, sk.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes()).unwrap();
+    let cfg = dir.path().join("plant.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "{}\n[report]\nsign_key_file = \"report-key.pem\"\n",
+            config(dir.path())
+        ),
+    )
+    .unwrap();
+    let csv = dir.path().join("history.csv");
+    history(&csv);
+    let cfg_s = cfg.to_str().unwrap();
+    run_ok(Command::new(BIN).args(["import", "--config", cfg_s, "--csv", csv.to_str().unwrap()]));
+    let out = dir.path().join("out");
+    run_ok(Command::new(BIN).args([
+        "report",
+        "--config",
+        cfg_s,
+        "--out-dir",
+        out.to_str().unwrap(),
+    ]));
+    let pem = run_ok(Command::new(BIN).args(["key", "--key-file", key.to_str().unwrap()])).stdout;
+    let pem = String::from_utf8(pem).unwrap();
+    assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----"), "{pem}");
+    assert!(!pem.contains("PRIVATE"), "{pem}");
+    let public = dir.path().join("report-key.pub.pem");
+    std::fs::write(&public, pem).unwrap();
+    (dir, out, cfg, public)
+}
+
+/// `report --out-dir`: the JSON and its three renderings from one computation, each showing the JSON's
+/// digest and that it is signed; `--from-json` renders the very same bytes without a store.
+#[test]
+fn one_computation_writes_every_format_and_each_shows_the_json_digest() {
+    let (dir, out, _cfg, _public) = signed_out_dir();
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let sha = json["integrity"]["sha256"].as_str().unwrap().to_string();
+    assert_eq!(sha.len(), 64);
+    assert!(json["integrity"]["signature"].is_string());
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(
+        html.contains(&format!(
+            r#"<meta name="plantmeter-report-sha256" content="{sha}">"#
+        )),
+        "the HTML names its JSON"
+    );
+    // On every printed page: the id, the digest, signed, and "n / N".
+    assert!(
+        html.contains(r#"@bottom-right { content: counter(page) " / " counter(pages)"#),
+        "page numbers"
+    );
+    let page_footer = format!("SHA-256 of report.json {sha} · signed (ed25519)");
+    assert!(
+        html.contains("@bottom-left { content: \"Report gw-01-") && html.contains(&page_footer),
+        "the page footer names the report"
+    );
+    // The workbook: the digest in a cell of the first sheet.
+    let xlsx = std::fs::read(out.join("report.xlsx")).unwrap();
+    let mut z = zip::ZipArchive::new(std::io::Cursor::new(&xlsx)).unwrap();
+    let mut strings = String::new();
+    std::io::Read::read_to_string(
+        &mut z.by_name("xl/sharedStrings.xml").unwrap(),
+        &mut strings,
+    )
+    .unwrap();
+    assert!(
+        strings.contains(&sha) && strings.contains("signed (ed25519)"),
+        "{strings}"
+    );
+    // The CSV's sidecar: `sha256sum -c` form for the CSV, a comment line for its JSON.
+    let csv = std::fs::read(out.join("report.csv")).unwrap();
+    let side = std::fs::read_to_string(out.join("report.csv.sha256")).unwrap();
+    let csv_sha = {
+        use sha2::Digest;
+        sha2::Sha256::digest(&csv)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    assert!(
+        side.starts_with(&format!("{csv_sha}  report.csv\n")),
+        "{side}"
+    );
+    assert!(
+        side.contains(&format!(
+            "# plantmeter report.json sha256={sha} signed=yes id=gw-01-"
+        )),
+        "{side}"
+    );
+    // --from-json: the same bytes, no config, no store.
+    for (format, file) in [
+        ("html", "report.html"),
+        ("csv", "report.csv"),
+        ("xlsx", "report.xlsx"),
+    ] {
+        let again = dir.path().join(format!("again.{format}"));
+        run_ok(Command::new(BIN).args([
+            "report",
+            "--from-json",
+            out.join("report.json").to_str().unwrap(),
+            "--format",
+            format,
+            "--out",
+            again.to_str().unwrap(),
+        ]));
+        assert!(
+            std::fs::read(&again).unwrap() == std::fs::read(out.join(file)).unwrap(),
+            "{format}: --from-json renders the very same bytes"
+        );
+    }
+    let zh = run_ok(Command::new(BIN).args([
+        "report",
+        "--from-json",
+        out.join("report.json").to_str().unwrap(),
+        "--format",
+        "html",
+        "--lang",
+        "zh",
+    ]));
+    let zh = String::from_utf8(zh.stdout).unwrap();
+    assert!(
+        zh.contains(&format!("报告 JSON 文件的 SHA-256 {sha} · 已签名")),
+        "zh footer"
+    );
+    // A JSON whose content does not match its digest is not rendered (it would show a digest it lacks).
+    let mut t = json.clone();
+    t["site"] = serde_json::json!("plant-b");
+    let tampered = dir.path().join("tampered.json");
+    std::fs::write(&tampered, serde_json::to_vec(&t).unwrap()).unwrap();
+    let (code, text) = run(&[
+        "report",
+        "--from-json",
+        tampered.to_str().unwrap(),
+        "--format",
+        "html",
+    ]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("integrity.sha256"), "{text}");
+    let (code, text) = run(&[
+        "report",
+        "--from-json",
+        tampered.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, Some(2), "{text}");
+}
+
+/// A panel's check: `verify` with only the public key, on the JSON and on each rendering; a stripped
+/// signature, a changed figure and a changed rendering each fail and say why.
+#[test]
+fn a_panel_verifies_every_format_with_only_the_public_key() {
+    let (dir, out, cfg, public) = signed_out_dir();
+    let json = out.join("report.json");
+    let (js, pk) = (json.to_str().unwrap(), public.to_str().unwrap());
+    let (code, text) = run(&["verify", "--report", js, "--public-key", pk]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("sha256 and ed25519 signature verified"),
+        "{text}"
+    );
+    // With the configuration too: every figure recomputed.
+    let (code, text) = run(&[
+        "verify",
+        "--report",
+        js,
+        "--public-key",
+        pk,
+        "--config",
+        cfg.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("every figure matches the store"), "{text}");
+    // A signature stripped: fails with a key given (and with a key configured).
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    v["integrity"]["signature"] = serde_json::Value::Null;
+    let stripped = dir.path().join("stripped.json");
+    std::fs::write(&stripped, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    let (code, text) = run(&[
+        "verify",
+        "--report",
+        stripped.to_str().unwrap(),
+        "--public-key",
+        pk,
+    ]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("not signed"), "{text}");
+    let (code, text) = run(&[
+        "verify",
+        "--report",
+        stripped.to_str().unwrap(),
+        "--config",
+        cfg.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("not signed"), "{text}");
+    // Signed but no key to check with: says how to get one.
+    let (code, text) = run(&["verify", "--report", js]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("--public-key"), "{text}");
+    // Not a key: bad input.
+    let (code, text) = run(&["verify", "--report", js, "--public-key", js]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("not an ed25519 public key"), "{text}");
+    // Another key.
+    let other = dir.path().join("other.pem");
+    {
+        use ed25519_dalek::pkcs8::{spki::der::pem::LineEnding, EncodePublicKey};
+        let vk = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]).verifying_key();
+        std::fs::write(&other, vk.to_public_key_pem(LineEnding::LF).unwrap()).unwrap();
+    }
+    let (code, text) = run(&[
+        "verify",
+        "--report",
+        js,
+        "--public-key",
+        other.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("signature does not verify"), "{text}");
+
+    let sha = v["integrity"]["sha256"].as_str().unwrap().to_string();
+    for file in ["report.html", "report.xlsx", "report.csv"] {
+        let path = out.join(file);
+        let p = path.to_str().unwrap();
+        // Without its JSON: names the JSON it needs (bad input).
+        let (code, text) = run(&["verify", "--report", p, "--public-key", pk]);
+        assert_eq!(code, Some(2), "{file}: {text}");
+        assert!(text.contains("--json"), "{file}: {text}");
+        if file != "report.xlsx" {
+            assert!(text.contains(&sha), "{file} names the digest: {text}");
+        }
+        let (code, text) = run(&["verify", "--report", p, "--json", js, "--public-key", pk]);
+        assert_eq!(code, Some(0), "{file}: {text}");
+        assert!(text.contains("rendering of it"), "{file}: {text}");
+        // With another report's JSON: refused.
+        let (code, text) = run(&[
+            "verify",
+            "--report",
+            p,
+            "--json",
+            stripped.to_str().unwrap(),
+        ]);
+        assert_eq!(code, Some(1), "{file}: {text}");
+        // Tampered: one figure's digit changed, the digest it shows left as it was.
+        let original = std::fs::read(&path).unwrap();
+        let mut bytes = original.clone();
+        let at = match file {
+            "report.xlsx" => bytes.len() / 2,
+            _ => {
+                bytes.len() - 40
+                    + bytes[bytes.len() - 40..]
+                        .iter()
+                        .position(u8::is_ascii_digit)
+                        .unwrap()
+            }
+        };
+        bytes[at] = if bytes[at] == b'1' { b'2' } else { b'1' };
+        std::fs::write(&path, &bytes).unwrap();
+        let (code, text) = run(&["verify", "--report", p, "--json", js, "--public-key", pk]);
+        assert_eq!(code, Some(1), "{file}: {text}");
+        assert!(text.contains("changed"), "{file}: {text}");
+        std::fs::write(&path, &original).unwrap();
+    }
+}
+
+/// deploy/verify-report.py (Python 3 and openssl, no plantmeter) reproduces the digest of the canonical
+/// form README specifies and checks the signature, on a signed report and on numbers and strings of
+/// every layout.
+#[test]
+fn the_independent_script_reproduces_digest_and_signature() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/verify-report.py");
+    if Command::new("python3").arg("--version").output().is_err() {
+        eprintln!(
+            "skip: deploy/verify-report.py not run: python3 is not installed on this machine"
+        );
+        return;
+    }
+    let (dir, out, _cfg, public) = signed_out_dir();
+    let json = out.join("report.json");
+    let py = |args: &[&str]| {
+        let o = Command::new("python3")
+            .arg(script)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            ),
+        )
+    };
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let sha = v["integrity"]["sha256"].as_str().unwrap();
+    let (code, text) = py(&[json.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains(&format!("sha256 {sha} verified")), "{text}");
+    if Command::new("openssl").arg("version").output().is_ok() {
+        let (code, text) = py(&[
+            json.to_str().unwrap(),
+            "--public-key",
+            public.to_str().unwrap(),
+        ]);
+        assert_eq!(code, Some(0), "{text}");
+        assert!(text.contains("ed25519 signature verified"), "{text}");
+        // Stripped, or signed by another key: fails.
+        let mut s = v.clone();
+        s["integrity"]["signature"] = serde_json::Value::Null;
+        let stripped = dir.path().join("stripped.json");
+        std::fs::write(&stripped, serde_json::to_vec(&s).unwrap()).unwrap();
+        let (code, text) = py(&[
+            stripped.to_str().unwrap(),
+            "--public-key",
+            public.to_str().unwrap(),
+        ]);
+        assert_eq!(code, Some(1), "{text}");
+        let mut f = v.clone();
+        let sig = f["integrity"]["signature"].as_str().unwrap().to_string();
+        let flipped = format!(
+            "{}{}",
+            if sig.starts_with('0') { '1' } else { '0' },
+            &sig[1..]
+        );
+        f["integrity"]["signature"] = serde_json::Value::String(flipped);
+        std::fs::write(&stripped, serde_json::to_vec(&f).unwrap()).unwrap();
+        let (code, text) = py(&[
+            stripped.to_str().unwrap(),
+            "--public-key",
+            public.to_str().unwrap(),
+        ]);
+        assert_eq!(code, Some(1), "{text}");
+        assert!(text.contains("does not verify"), "{text}");
+    } else {
+        eprintln!(
+            "skip: the script's signature check not run: openssl is not installed on this machine"
+        );
+    }
+    // A changed figure.
+    let mut t = v.clone();
+    t["indicators"]["electricity"]["baseline"]["total"] = serde_json::json!(1.5);
+    let tampered = dir.path().join("tampered.json");
+    std::fs::write(&tampered, serde_json::to_vec(&t).unwrap()).unwrap();
+    let (code, text) = py(&[tampered.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{text}");
+    // Every number and string layout: the script's digest is plantmeter's (as `verify` names it).
+    let tricky = dir.path().join("tricky.json");
+    std::fs::write(
+        &tricky,
+        r#"{"z": [1.2866050715614669e-8, 1e16, 1e15, 123456789012345680.0, 0.0001, 1e-5, 1e-6, -0.0,
+        5e-324, 1.7976931348623157e308, 0.1, 100.0, 37, -5, 1e21, 9007199254740993, 0.30000000000000004,
+        1E2, 2.50], "B": {"单位": "kgce/t \"q\" \\ \u0001\t\n\u001f\u007f\u2028 😀 É", "a": null,
+        "É": true, "é": false, "Z": [], "b": {}}, "integrity": {"sha256": "00", "signature": null}}"#,
+    )
+    .unwrap();
+    let (_, text) = run(&["verify", "--report", tricky.to_str().unwrap()]);
+    let ours = text
+        .split("(sha256 ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{text}"));
+    let ours = &ours[..64];
+    let (code, text) = py(&[tricky.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains(&format!("sha256 {ours} of its content")),
+        "plantmeter {ours}, script: {text}"
+    );
+}

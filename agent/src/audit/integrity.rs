@@ -23,6 +23,52 @@ pub fn load_key(path: &Path) -> anyhow::Result<SigningKey> {
     })
 }
 
+/// Read the key a report's signature is checked with: the signer's public key (SPKI PEM, `-----BEGIN
+/// PUBLIC KEY-----`, as `plantmeter key` or `openssl pkey -pubout` write it), or the private key itself.
+pub fn load_public_key(path: &Path) -> anyhow::Result<VerifyingKey> {
+    use ed25519_dalek::pkcs8::DecodePublicKey;
+    let pem = std::fs::read_to_string(path)
+        .with_context(|| format!("--public-key {}: cannot read", path.display()))?;
+    if let Ok(k) = VerifyingKey::from_public_key_pem(&pem) {
+        return Ok(k);
+    }
+    SigningKey::from_pkcs8_pem(&pem)
+        .map(|k| k.verifying_key())
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "--public-key {}: not an ed25519 public key in PEM (-----BEGIN PUBLIC KEY-----, as `plantmeter key` prints it)",
+                path.display()
+            )
+        })
+}
+
+/// The public key of `key` as SPKI PEM, to hand to whoever verifies the reports.
+pub fn public_key_pem(key: &SigningKey) -> anyhow::Result<String> {
+    use ed25519_dalek::pkcs8::{spki::der::pem::LineEnding, EncodePublicKey};
+    key.verifying_key()
+        .to_public_key_pem(LineEnding::LF)
+        .map_err(|e| anyhow::anyhow!("writing the public key as PEM: {e}"))
+}
+
+/// The sidecar of a CSV rendering (`report.csv.sha256`): the CSV file's own SHA-256 as `sha256sum -c`
+/// reads it, then a comment line (which `sha256sum -c` skips) naming the JSON it renders:
+/// `# plantmeter report.json sha256=HEX signed=yes|no id=REPORT_ID`.
+pub fn csv_sidecar(csv: &[u8], csv_name: &str, report: &Report) -> String {
+    let seal = plantmeter_common::audit::render::seal_view(report);
+    format!(
+        "{}  {csv_name}\n# plantmeter report.json sha256={} signed={} id={}\n",
+        hex(&Sha256::digest(csv)),
+        seal.sha256.unwrap_or("none"),
+        if seal.signed { "yes" } else { "no" },
+        seal.id
+    )
+}
+
+/// SHA-256 (lower-case hex) of a file's bytes.
+pub fn file_sha256(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
 /// Compact JSON of `v` with the keys of every object sorted, written key by key: independent of the map's
 /// own order (serde_json keeps insertion order when another crate turns on its `preserve_order`).
 fn write_canonical(v: &Value, out: &mut String) {
@@ -51,7 +97,53 @@ fn write_canonical(v: &Value, out: &mut String) {
             }
             out.push(']');
         }
+        Value::Number(n) => match n.as_f64().filter(|_| n.is_f64()) {
+            Some(x) => write_float(x, out),
+            None => out.push_str(&n.to_string()),
+        },
         other => out.push_str(&other.to_string()),
+    }
+}
+
+/// A float of the canonical form (README "Report integrity"): the shortest digits that read back to the
+/// same double, laid out as serde_json 1.0.154 writes them (`37.0`, `1234.5`, `0.0001`, `1e-6`,
+/// `1.2866050715614669e-8`, `1e+16`): written here, so that a change of serde_json's float printing can
+/// never change the digest of a report already sealed.
+fn write_float(x: f64, out: &mut String) {
+    use std::fmt::Write as _;
+    if x == 0.0 {
+        out.push_str(if x.is_sign_negative() { "-0.0" } else { "0.0" });
+        return;
+    }
+    if x.is_sign_negative() {
+        out.push('-');
+    }
+    // `{:e}` is the shortest round-trip digits: `1.2866050715614669e-8`, `1e16`.
+    let sci = format!("{:e}", x.abs());
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let n = digits.len() as i32;
+    if (-5..=15).contains(&exp) {
+        if exp >= n - 1 {
+            // 1234e7 -> 12340000000.0
+            let _ = write!(out, "{digits}{}.0", "0".repeat((exp - (n - 1)) as usize));
+        } else if exp >= 0 {
+            // 1234e-2 -> 12.34
+            let (int, frac) = digits.split_at(exp as usize + 1);
+            let _ = write!(out, "{int}.{frac}");
+        } else {
+            // 1234e-6 -> 0.001234
+            let _ = write!(out, "0.{}{digits}", "0".repeat((-exp - 1) as usize));
+        }
+    } else {
+        let (first, rest) = digits.split_at(1);
+        out.push_str(first);
+        if !rest.is_empty() {
+            out.push('.');
+            out.push_str(rest);
+        }
+        let _ = write!(out, "e{}{}", if exp < 0 { '-' } else { '+' }, exp.abs());
     }
 }
 
@@ -92,8 +184,10 @@ pub fn seal(report: &mut Report, key: Option<&SigningKey>) -> anyhow::Result<()>
 /// What checking a report file's own integrity found.
 #[derive(Debug, PartialEq)]
 pub enum Seal {
-    /// The digest matches the content (and the signature, when there is one and a key to check it with).
+    /// The digest matches the content; `signed`: and the signature verifies with the key given.
     Intact { signed: bool },
+    /// The digest matches the content; the report is signed but there was no key to check it with.
+    SignedUnchecked,
     /// No `integrity` field.
     Unsealed,
     /// Why it does not hold: the digest or the signature.
@@ -118,10 +212,7 @@ pub fn check_seal(v: &Value, key: Option<&VerifyingKey>) -> Seal {
         return Seal::Intact { signed: false };
     };
     let Some(key) = key else {
-        return Seal::Broken(
-            "the report is signed but no [report] sign_key_file is configured to check the signature with"
-                .to_string(),
-        );
+        return Seal::SignedUnchecked;
     };
     let sig = match unhex(sig_hex).and_then(|b| <[u8; 64]>::try_from(b).ok()) {
         Some(b) => Signature::from_bytes(&b),
@@ -130,7 +221,7 @@ pub fn check_seal(v: &Value, key: Option<&VerifyingKey>) -> Seal {
     match key.verify(claimed.as_bytes(), &sig) {
         Ok(()) => Seal::Intact { signed: true },
         Err(_) => Seal::Broken(
-            "integrity.signature does not verify with the configured key: not signed by it, or changed"
+            "integrity.signature does not verify with the given key: not signed by it, or changed"
                 .to_string(),
         ),
     }
@@ -208,6 +299,47 @@ mod tests {
         seal(&mut u, None).unwrap();
         let v = serde_json::to_value(&u).unwrap();
         assert_eq!(check_seal(&v, None), Seal::Intact { signed: false });
+    }
+
+    proptest::proptest! {
+        /// Numbers in the canonical form are written as serde_json writes them today, so the digests of
+        /// the reports sealed so far still verify.
+        #[test]
+        fn floats_are_written_as_serde_json_writes_them(bits in proptest::prelude::any::<u64>()) {
+            let x = f64::from_bits(bits);
+            proptest::prop_assume!(x.is_finite());
+            let mut ours = String::new();
+            write_float(x, &mut ours);
+            proptest::prop_assert_eq!(ours, serde_json::to_string(&x).unwrap());
+        }
+    }
+
+    #[test]
+    fn floats_of_every_layout() {
+        for x in [
+            1.2866050715614669e-8,
+            1e16,
+            1e15,
+            1.2345678901234568e17,
+            0.0001,
+            1e-5,
+            1e-6,
+            -0.0,
+            0.0,
+            5e-324,
+            f64::MAX,
+            0.1,
+            100.0,
+            37.0,
+            1234.5,
+            -2.5e-7,
+            1e21,
+            0.30000000000000004,
+        ] {
+            let mut ours = String::new();
+            write_float(x, &mut ours);
+            assert_eq!(ours, serde_json::to_string(&x).unwrap(), "{x}");
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod alarm;
 pub mod engine;
 pub mod import;
 pub mod integrity;
+pub mod key;
 pub mod live;
 pub use plantmeter_common::audit::render;
 pub mod replace;

@@ -3,9 +3,12 @@
 //! `--from/--to` (local dates, `to` exclusive) replace the reporting period, or the baseline period when
 //! the config has no reporting period. While a running agent holds the store, the report is the one the agent
 //! last wrote (`data_dir/audit-report.json`), said so on stderr.
+//!
+//! `--out-dir DIR` writes the sealed JSON and its HTML, XLSX and CSV renderings of that one computation;
+//! `--from-json FILE --format html|xlsx|csv` renders a sealed JSON as it is (no config, no store).
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use chrono::NaiveDate;
@@ -18,8 +21,8 @@ use crate::exit::{load_plan, Needs};
 
 #[derive(clap::Args)]
 pub struct ReportArgs {
-    #[arg(long)]
-    pub config: PathBuf,
+    #[arg(long, required_unless_present = "from_json")]
+    pub config: Option<PathBuf>,
     /// First local date of the period (inclusive), `YYYY-MM-DD`.
     #[arg(long)]
     pub from: Option<String>,
@@ -32,11 +35,18 @@ pub struct ReportArgs {
     /// Local date after the baseline period (exclusive).
     #[arg(long)]
     pub baseline_to: Option<String>,
-    #[arg(long, value_parser = ["json", "csv", "html", "xlsx"])]
-    pub format: String,
+    #[arg(long, value_parser = ["json", "csv", "html", "xlsx"], required_unless_present = "out_dir")]
+    pub format: Option<String>,
     /// Write here instead of stdout.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "out_dir")]
     pub out: Option<PathBuf>,
+    /// Write the report JSON and its renderings of that one computation into this folder:
+    /// report.json, report.html, report.xlsx, report.csv and report.csv.sha256.
+    #[arg(long, conflicts_with = "format")]
+    pub out_dir: Option<PathBuf>,
+    /// Render this report JSON as it is (no store, no configuration, no recomputation).
+    #[arg(long, conflicts_with_all = ["config", "from", "to", "baseline_from", "baseline_to"])]
+    pub from_json: Option<PathBuf>,
     #[arg(long, default_value = "en", value_parser = ["en", "zh"])]
     pub lang: String,
 }
@@ -73,7 +83,17 @@ pub fn period_override(
 }
 
 pub fn main(args: ReportArgs) -> anyhow::Result<()> {
-    let mut plan = load_plan(&args.config, Needs::Audit)?;
+    let lang = render::Lang::parse(&args.lang)
+        .ok_or_else(|| bad_input(format!("--lang {}: en or zh", args.lang)))?;
+    if let Some(json) = &args.from_json {
+        return from_json(json, &args, lang);
+    }
+    let Some(config) = args.config.clone() else {
+        return Err(bad_input(
+            "--config FILE (or --from-json FILE) is required".to_string(),
+        ));
+    };
+    let mut plan = load_plan(&config, Needs::Audit)?;
     let over = period_override(args.from.as_deref(), args.to.as_deref())?;
     let baseline = match (args.baseline_from.as_deref(), args.baseline_to.as_deref()) {
         (None, None) => None,
@@ -97,8 +117,6 @@ pub fn main(args: ReportArgs) -> anyhow::Result<()> {
     if let (Some(b), Some(audit)) = (baseline, plan.audit.as_mut()) {
         audit.baseline = b;
     }
-    let lang = render::Lang::parse(&args.lang)
-        .ok_or_else(|| bad_input(format!("--lang {}: en or zh", args.lang)))?;
     let dir = &plan.gateway.data_dir;
     // sled writes `db` (and `conf`) in its folder: without them there is no store, and opening one would
     // create an empty store and report zeros.
@@ -106,7 +124,7 @@ pub fn main(args: ReportArgs) -> anyhow::Result<()> {
         anyhow::bail!(
             "no store at {} (gateway.data_dir of {}): nothing to report; run the agent or import readings first",
             dir.display(),
-            args.config.display()
+            config.display()
         );
     }
     // What a stopped agent stored but had not audited yet counts too.
@@ -153,24 +171,99 @@ pub fn main(args: ReportArgs) -> anyhow::Result<()> {
         .map(super::integrity::load_key)
         .transpose()?;
     super::integrity::seal(&mut report, key.as_ref())?;
-    let bytes: Vec<u8> = match args.format.as_str() {
+    if let Some(dir) = &args.out_dir {
+        for p in write_all(dir, &report, lang)? {
+            eprintln!("wrote {}", p.display());
+        }
+        return Ok(());
+    }
+    let format = args.format.as_deref().unwrap_or("json");
+    let bytes = render_one(&report, format, lang)?;
+    write_out(args.out.as_deref(), &bytes, &report)
+}
+
+/// `report --from-json FILE --format html|xlsx|csv`: a sealed report rendered as it is. Its digest is
+/// checked first: a rendering shows the digest, and must not show one its content does not have.
+fn from_json(file: &Path, args: &ReportArgs, lang: render::Lang) -> anyhow::Result<()> {
+    let format = match args.format.as_deref() {
+        Some(f @ ("html" | "xlsx" | "csv")) => f,
+        Some(f) => {
+            return Err(bad_input(format!(
+                "--from-json with --format {f}: html, xlsx or csv (the JSON is the report itself)"
+            )))
+        }
+        None if args.out_dir.is_some() => {
+            return Err(bad_input(
+                "--from-json with --out-dir: give --format html|xlsx|csv and --out FILE"
+                    .to_string(),
+            ))
+        }
+        None => {
+            return Err(bad_input(
+                "--from-json needs --format html|xlsx|csv".to_string(),
+            ))
+        }
+    };
+    let text = std::fs::read(file)
+        .map_err(|e| bad_input(format!("--from-json {}: cannot read: {e}", file.display())))?;
+    let value: serde_json::Value = serde_json::from_slice(&text).map_err(|e| {
+        bad_input(format!(
+            "--from-json {}: not a report JSON: {e}",
+            file.display()
+        ))
+    })?;
+    if let super::integrity::Seal::Broken(why) = super::integrity::check_seal(&value, None) {
+        anyhow::bail!("{}: {why}; not rendered", file.display());
+    }
+    // From the text, not the `Value`: its map sorts keys, and the indicators' order is the file's.
+    let report: Report = serde_json::from_slice(&text).map_err(|e| {
+        bad_input(format!(
+            "--from-json {}: not an audit report: {e}",
+            file.display()
+        ))
+    })?;
+    let bytes = render_one(&report, format, lang)?;
+    write_out(args.out.as_deref(), &bytes, &report)
+}
+
+/// One format's bytes of a sealed report.
+fn render_one(report: &Report, format: &str, lang: render::Lang) -> anyhow::Result<Vec<u8>> {
+    Ok(match format {
         "json" => {
-            let mut v = serde_json::to_vec_pretty(&report).context("serializing the report")?;
+            let mut v = serde_json::to_vec_pretty(report).context("serializing the report")?;
             v.push(b'\n');
             v
         }
-        "csv" => render::csv(&report, lang),
-        "xlsx" => render::xlsx(&report, lang).context("writing the Excel workbook")?,
-        _ => render::html(&report, lang).into_bytes(),
-    };
-    match &args.out {
+        "csv" => render::csv(report, lang),
+        "xlsx" => render::xlsx(report, lang).context("writing the Excel workbook")?,
+        _ => render::html(report, lang).into_bytes(),
+    })
+}
+
+/// `--out FILE` (a CSV gets its `FILE.sha256` sidecar) or stdout.
+fn write_out(out: Option<&Path>, bytes: &[u8], report: &Report) -> anyhow::Result<()> {
+    match out {
         Some(path) => {
-            write_atomic(path, &bytes)?;
+            write_atomic(path, bytes)?;
             eprintln!("wrote {}", path.display());
+            if path
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+            {
+                let side = sidecar_path(path);
+                let name = path
+                    .file_name()
+                    .map_or_else(|| "report.csv".into(), |n| n.to_string_lossy().into_owned());
+                write_atomic(
+                    &side,
+                    super::integrity::csv_sidecar(bytes, &name, report).as_bytes(),
+                )?;
+                eprintln!("wrote {}", side.display());
+            }
         }
         None => {
             let mut out = std::io::stdout().lock();
-            out.write_all(&bytes)
+            out.write_all(bytes)
                 .and_then(|()| out.flush())
                 .context("writing the report to stdout")?;
         }
@@ -227,4 +320,38 @@ fn refuse_periods_far_from_the_data(
         }
     }
     Ok(())
+}
+
+/// `report.csv` -> `report.csv.sha256`.
+pub fn sidecar_path(csv: &Path) -> PathBuf {
+    let mut s = csv.as_os_str().to_owned();
+    s.push(".sha256");
+    PathBuf::from(s)
+}
+
+/// The report JSON and its renderings of this one sealed report in `dir` (created when missing):
+/// report.json, report.html, report.xlsx, report.csv, report.csv.sha256. Returns the files written.
+pub fn write_all(dir: &Path, report: &Report, lang: render::Lang) -> anyhow::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let csv = render::csv(report, lang);
+    let files = [
+        ("report.json", render_one(report, "json", lang)?),
+        ("report.html", render::html(report, lang).into_bytes()),
+        (
+            "report.xlsx",
+            render::xlsx(report, lang).context("writing the report's workbook")?,
+        ),
+        (
+            "report.csv.sha256",
+            super::integrity::csv_sidecar(&csv, "report.csv", report).into_bytes(),
+        ),
+        ("report.csv", csv),
+    ];
+    let mut written = Vec::with_capacity(files.len());
+    for (name, bytes) in &files {
+        let p = dir.join(name);
+        write_atomic(&p, bytes)?;
+        written.push(p);
+    }
+    Ok(written)
 }

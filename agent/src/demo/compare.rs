@@ -6,7 +6,9 @@ use std::fmt::Write as _;
 use plantmeter_common::audit::report::{BaselineMethod, Report};
 use plantmeter_sim::Amounts;
 
-use crate::audit::render::{display_width, Lang};
+use crate::audit::render::{
+    display_width, engine_text, indicator_label, variable_label, variables_label, Lang,
+};
 
 /// Key of one source of a pollutant in [`truth_totals`] and [`rows`]: `SO2 @ flue_gas`.
 pub fn source_key(pollutant: &str, source: &str) -> String {
@@ -159,9 +161,11 @@ pub fn largest_diff(rows: &[Row]) -> Option<(f64, String, usize)> {
 /// The baseline model of each indicator with a regression variable besides production (and of energy): the
 /// chosen variables, the method and every candidate tried with its adjusted R2 and whether it was valid.
 pub fn models(report: &Report, lang: Lang) -> String {
-    let (chosen, ratio, valid, invalid) = match lang {
-        Lang::En => ("model", "ratio method", "valid", "invalid"),
-        Lang::Zh => ("模型", "比值法", "有效", "无效"),
+    let zh = lang == Lang::Zh;
+    let (chosen, ratio, valid, invalid, r2_adj) = if zh {
+        ("模型", "比值法", "有效", "无效", "调整 R2")
+    } else {
+        ("model", "ratio method", "valid", "invalid", "adj. R2")
     };
     let mut out = String::new();
     for (key, ind) in &report.indicators {
@@ -172,43 +176,81 @@ pub fn models(report: &Report, lang: Lang) -> String {
         if !interesting {
             continue;
         }
+        // In Chinese, the indicator's and the variables' names as the report prints them.
+        let name = if zh {
+            indicator_label(lang, key)
+        } else {
+            key.clone()
+        };
         let head = if m.method == BaselineMethod::Regression {
             let coefs: Vec<String> = m
                 .coefficients
                 .iter()
-                .map(|(k, v)| format!("{k} {}", num(*v)))
+                .map(|(k, v)| format!("{} {}", variable_label(lang, k), num(*v)))
                 .collect();
             format!(
-                "{key}: {chosen} [{}] (n {}, adj. R2 {}, CV(RMSE) {}%): {}",
-                m.variables.join(", "),
+                "{name}: {chosen} [{}] (n {}, {r2_adj} {}, CV(RMSE) {}%): {}",
+                variables_label(lang, &m.variables),
                 m.n,
                 m.r2_adj.map_or("–".into(), |r| format!("{r:.4}")),
                 m.cv_rmse_pct.map_or("–".into(), |c| format!("{c:.2}")),
                 coefs.join(", ")
             )
         } else {
-            format!(
-                "{key}: {ratio} ({})",
-                m.reason.as_deref().unwrap_or("no valid candidate")
-            )
+            let why = m.reason.as_deref().map_or_else(
+                || {
+                    if zh {
+                        "无有效候选模型"
+                    } else {
+                        "no valid candidate"
+                    }
+                    .to_string()
+                },
+                |r| engine_text(lang, r),
+            );
+            format!("{name}: {ratio} ({why})")
         };
         let _ = writeln!(out, "{head}");
         for c in &m.candidates {
             let _ = writeln!(
                 out,
-                "    [{}] adj. R2 {}, p {}: {}",
-                c.variables.join(", "),
+                "    [{}] {r2_adj} {}, p {}: {}",
+                variables_label(lang, &c.variables),
                 c.r2_adj.map_or("–".into(), |r| format!("{r:.4}")),
                 c.p_value.map_or("–".into(), |p| format!("{p:.2e}")),
                 if c.valid {
                     valid.to_string()
                 } else {
-                    format!("{invalid} ({})", c.reason.as_deref().unwrap_or("?"))
+                    format!(
+                        "{invalid} ({})",
+                        engine_text(lang, c.reason.as_deref().unwrap_or("?"))
+                    )
                 }
             );
         }
     }
     out
+}
+
+/// A comparison row's name in `lang`: `production`, `product knit`, `energy`, `COD @ outfall`,
+/// `energy / t` as the report names them in Chinese (产量, 产品 knit, 综合能耗 ...).
+pub fn row_label(lang: Lang, key: &str) -> String {
+    if lang == Lang::En {
+        return key.to_string();
+    }
+    if key == "production" {
+        return variable_label(lang, key);
+    }
+    if let Some(p) = key.strip_prefix("product ") {
+        return format!("产品 {p}");
+    }
+    if let Some((k, unit)) = key.split_once(" / ") {
+        return format!("{} / {unit}", indicator_label(lang, k));
+    }
+    if let Some((k, source)) = key.split_once(" @ ") {
+        return format!("{} @ {source}", indicator_label(lang, k));
+    }
+    indicator_label(lang, key)
 }
 
 fn num(x: f64) -> String {
@@ -238,7 +280,7 @@ pub fn table(rows: &[Row], period_names: &[&str], lang: Lang) -> String {
     }
     let mut lines = vec![header];
     for r in rows {
-        let mut cells = vec![r.key.clone(), r.unit.clone()];
+        let mut cells = vec![row_label(lang, &r.key), r.unit.clone()];
         for p in r.periods.iter().take(period_names.len()) {
             match p {
                 Some((m, t)) => {

@@ -242,6 +242,14 @@ fn local_time(ms: i64, tz: FixedOffset) -> String {
         .unwrap_or_default()
 }
 
+/// The English or the Chinese line: the demo speaks the report's language (`--lang`).
+fn tr(lang: Lang, en: String, zh: String) -> String {
+    match lang {
+        Lang::En => en,
+        Lang::Zh => zh,
+    }
+}
+
 /// Output lines: above the progress bar on a terminal, plain lines otherwise.
 struct Out {
     bar: Option<ProgressBar>,
@@ -408,14 +416,25 @@ async fn run(args: DemoArgs, lang: Lang) -> anyhow::Result<()> {
         happened.outage = Some((from, from + len));
         say(
             from,
-            format!(
-                "fault: meter {OUTAGE_METER:?} stops answering (Modbus timeout) for {} virtual days",
-                len / DAY_MS
+            tr(
+                lang,
+                format!(
+                    "fault: meter {OUTAGE_METER:?} stops answering (Modbus timeout) for {} virtual days",
+                    len / DAY_MS
+                ),
+                format!(
+                    "故障：表计 {OUTAGE_METER:?} 停止应答（Modbus 超时），持续 {} 个虚拟日",
+                    len / DAY_MS
+                ),
             ),
         );
         say(
             from + len,
-            format!("fault over: meter {OUTAGE_METER:?} answers again"),
+            tr(
+                lang,
+                format!("fault over: meter {OUTAGE_METER:?} answers again"),
+                format!("故障结束：表计 {OUTAGE_METER:?} 恢复应答"),
+            ),
         );
         let replace_at = if args.reporting_months > 0 {
             base_to + ((rep_to - base_to) / DAY_MS * 4 / 10) * DAY_MS + 10 * HOUR_MS + 17 * 60_000
@@ -428,16 +447,27 @@ async fn run(args: DemoArgs, lang: Lang) -> anyhow::Result<()> {
         happened.replaced_at = Some(replace_at);
         say(
             replace_at,
-            format!("meter {REPLACED_METER:?} replaced: the new meter's totalizer starts at 0"),
+            tr(
+                lang,
+                format!("meter {REPLACED_METER:?} replaced: the new meter's totalizer starts at 0"),
+                format!("表计 {REPLACED_METER:?} 已更换：新表累计值从 0 开始"),
+            ),
         );
         for m in &scenario.meters {
             if let Some(t) = m.rollover_at.filter(|t| (base_from..last_end).contains(t)) {
                 happened.rollover_at = Some((m.name.clone(), t));
                 say(
                     t,
-                    format!(
-                        "meter {:?} ({}): its totalizer wraps at its modulus and restarts near 0",
-                        m.name, m.template
+                    tr(
+                        lang,
+                        format!(
+                            "meter {:?} ({}): its totalizer wraps at its modulus and restarts near 0",
+                            m.name, m.template
+                        ),
+                        format!(
+                            "表计 {:?}（{}）：累计值达到量程上限后翻转，从接近 0 重新计数",
+                            m.name, m.template
+                        ),
                     ),
                 );
             }
@@ -446,7 +476,11 @@ async fn run(args: DemoArgs, lang: Lang) -> anyhow::Result<()> {
     if args.reporting_months > 0 {
         say(
             base_to,
-            "baseline period over; the efficiency measure goes into service, reporting period starts".into(),
+            tr(
+                lang,
+                "baseline period over; the efficiency measure goes into service, reporting period starts".into(),
+                "基准期结束；节能方案投入运行，报告期开始".into(),
+            ),
         );
     }
     let mut broker_phase = if args.no_faults {
@@ -488,22 +522,50 @@ async fn run(args: DemoArgs, lang: Lang) -> anyhow::Result<()> {
         b
     });
     let ui = Out { bar };
-    ui.line(format!(
-        "plantmeter demo: {} — {} meters on Modbus TCP {}, broker {broker_addr}, agent pid {}",
-        scenario.name,
-        scenario.meters.len(),
-        sim.addr(),
-        agent.child.id()
+    // Periods printed with their last day included, as the report prints them.
+    let (b_last, r_last) = (b1.pred_opt().unwrap_or(b1), r1.pred_opt().unwrap_or(r1));
+    ui.line(tr(
+        lang,
+        format!(
+            "plantmeter demo: {} — {} meters on Modbus TCP {}, broker {broker_addr}, agent pid {}",
+            scenario.name,
+            scenario.meters.len(),
+            sim.addr(),
+            agent.child.id()
+        ),
+        format!(
+            "plantmeter 演示：{} — {} 块表计，Modbus TCP {}，消息服务器 {broker_addr}，采集代理进程 {}",
+            scenario.name,
+            scenario.meters.len(),
+            sim.addr(),
+            agent.child.id()
+        ),
     ));
-    ui.line(format!(
-        "virtual clock from {} at {speed:.0}x real time: baseline {b0}..{b1}{}; audit meters polled every {} virtual minutes",
-        local_time(start_ms, tz),
-        if args.reporting_months > 0 { format!(", reporting {b1}..{r1}") } else { String::new() },
-        args.poll_minutes
+    ui.line(tr(
+        lang,
+        format!(
+            "virtual clock from {} at {speed:.0}x real time: baseline {b0} to {b_last}{}; audit meters polled every {} virtual minutes",
+            local_time(start_ms, tz),
+            if args.reporting_months > 0 { format!(", reporting {b1} to {r_last}") } else { String::new() },
+            args.poll_minutes
+        ),
+        format!(
+            "虚拟时钟自 {} 起，{speed:.0} 倍速运行：基准期 {b0} 至 {b_last}{}；审核表计每 {} 个虚拟分钟采集一次",
+            local_time(start_ms, tz),
+            if args.reporting_months > 0 { format!("，报告期 {b1} 至 {r_last}") } else { String::new() },
+            args.poll_minutes
+        ),
     ));
-    ui.line(format!(
-        "files in {}: agent.toml, data/ (the agent's store), agent.log, broker.log",
-        out.display()
+    ui.line(tr(
+        lang,
+        format!(
+            "files in {}: agent.toml, data/ (the agent's store), agent.log, broker.log",
+            out.display()
+        ),
+        format!(
+            "文件目录 {}：agent.toml、data/（采集代理的存储）、agent.log、broker.log",
+            out.display()
+        ),
     ));
 
     let mut last_month = String::new();
@@ -527,15 +589,25 @@ async fn run(args: DemoArgs, lang: Lang) -> anyhow::Result<()> {
                 .iter()
                 .any(|(_, x)| x.meter == h.meter && x.state == "ok");
             if seen_ok {
-                ui.line(format!(
-                    "[{}] health/{}: {}{}",
-                    local_time(now, tz),
-                    h.meter,
-                    h.state,
-                    h.last_error
-                        .as_deref()
-                        .map(|e| format!(" ({e})"))
-                        .unwrap_or_default()
+                ui.line(tr(
+                    lang,
+                    format!(
+                        "[{}] health/{}: {}{}",
+                        local_time(now, tz),
+                        h.meter,
+                        h.state,
+                        h.last_error
+                            .as_deref()
+                            .map(|e| format!(" ({e})"))
+                            .unwrap_or_default()
+                    ),
+                    // The agent's error text is English: the state says it in Chinese.
+                    format!(
+                        "[{}] 表计 {} 状态：{}",
+                        local_time(now, tz),
+                        h.meter,
+                        if h.state == "ok" { "正常" } else { "故障" }
+                    ),
                 ));
             }
             happened.health.push((now, h));
@@ -543,11 +615,19 @@ async fn run(args: DemoArgs, lang: Lang) -> anyhow::Result<()> {
         broker_phase = match broker_phase {
             BrokerPhase::Waiting(at) if now >= at => {
                 broker = None; // killed and reaped by the guard
-                ui.line(format!(
-                    "[{}] broker killed: down for {:.1} real s (~{} virtual days); the agent keeps polling into its store",
+                let (at, down, days) = (
                     local_time(now, tz),
                     BROKER_DOWN.as_secs_f64(),
-                    (BROKER_DOWN.as_secs_f64() * speed / 86_400.0).round()
+                    (BROKER_DOWN.as_secs_f64() * speed / 86_400.0).round(),
+                );
+                ui.line(tr(
+                    lang,
+                    format!(
+                        "[{at}] broker killed: down for {down:.1} real s (~{days} virtual days); the agent keeps polling into its store"
+                    ),
+                    format!(
+                        "[{at}] 消息服务器被终止：停机 {down:.1} 实际秒（约 {days} 个虚拟日）；采集代理继续采集并存入本地存储"
+                    ),
                 ));
                 happened.broker = Some(BrokerNote {
                     virtual_at: now,
@@ -561,9 +641,13 @@ async fn run(args: DemoArgs, lang: Lang) -> anyhow::Result<()> {
             }
             BrokerPhase::Down { since } if since.elapsed() >= BROKER_DOWN => {
                 broker = Some(start_broker(&exe, broker_addr, &out).await?);
-                ui.line(format!(
-                    "[{}] broker restarted on {broker_addr} (empty: no sessions, no retained messages)",
-                    local_time(sim.now_ms(), tz)
+                let at = local_time(sim.now_ms(), tz);
+                ui.line(tr(
+                    lang,
+                    format!(
+                        "[{at}] broker restarted on {broker_addr} (empty: no sessions, no retained messages)"
+                    ),
+                    format!("[{at}] 消息服务器已在 {broker_addr} 重启（空：无会话、无保留消息）"),
                 ));
                 BrokerPhase::Restarted {
                     killed: since,
@@ -578,18 +662,30 @@ async fn run(args: DemoArgs, lang: Lang) -> anyhow::Result<()> {
             } => {
                 if sub.lock().data > data_before {
                     let after = restarted.elapsed();
-                    ui.line(format!(
-                        "[{}] agent reconnected {:.1} s after the restart ({:.1} s after the kill) and is re-sending its backlog in seq order",
+                    let (at, a, k) = (
                         local_time(sim.now_ms(), tz),
                         after.as_secs_f64(),
-                        killed.elapsed().as_secs_f64()
+                        killed.elapsed().as_secs_f64(),
+                    );
+                    ui.line(tr(
+                        lang,
+                        format!(
+                            "[{at}] agent reconnected {a:.1} s after the restart ({k:.1} s after the kill) and is re-sending its backlog in seq order"
+                        ),
+                        format!(
+                            "[{at}] 采集代理在重启后 {a:.1} 秒（终止后 {k:.1} 秒）重新连接，正按序号补发积压数据"
+                        ),
                     ));
                     if let Some(b) = happened.broker.as_mut() {
                         b.reconnected_after = Some(killed.elapsed());
                     }
                     BrokerPhase::Over
                 } else if restarted.elapsed() > Duration::from_secs(15) {
-                    ui.line("the agent has not reconnected 15 s after the broker restart");
+                    ui.line(tr(
+                        lang,
+                        "the agent has not reconnected 15 s after the broker restart".into(),
+                        "消息服务器重启 15 秒后采集代理仍未重新连接".into(),
+                    ));
                     BrokerPhase::Over
                 } else {
                     BrokerPhase::Restarted {
@@ -609,15 +705,29 @@ async fn run(args: DemoArgs, lang: Lang) -> anyhow::Result<()> {
         match &ui.bar {
             Some(b) => {
                 b.set_position(((now - start_ms).max(0) / HOUR_MS) as u64);
-                b.set_message(format!(
-                    "{date}  {} msgs received ({} re-sent)",
-                    received.0, received.1
+                b.set_message(tr(
+                    lang,
+                    format!(
+                        "{date}  {} msgs received ({} re-sent)",
+                        received.0, received.1
+                    ),
+                    format!(
+                        "{date}  已收到 {} 条消息（重发 {} 条）",
+                        received.0, received.1
+                    ),
                 ));
             }
             None => {
                 let month = date.get(..7).unwrap_or_default().to_string();
                 if month != last_month {
-                    eprintln!("{date}: {} data messages received", received.0);
+                    eprintln!(
+                        "{}",
+                        tr(
+                            lang,
+                            format!("{date}: {} data messages received", received.0),
+                            format!("{date}：已收到 {} 条数据消息", received.0),
+                        )
+                    );
                     last_month = month;
                 }
             }
@@ -628,7 +738,11 @@ async fn run(args: DemoArgs, lang: Lang) -> anyhow::Result<()> {
             let late = Duration::from_secs_f64((now - end_ms) as f64 / speed / 1000.0);
             if delivered || late > Duration::from_secs(30) {
                 if !delivered {
-                    ui.line("the agent has not delivered the last polls 30 s after the end: stopping it anyway");
+                    ui.line(tr(
+                        lang,
+                        "the agent has not delivered the last polls 30 s after the end: stopping it anyway".into(),
+                        "结束 30 秒后采集代理仍未送达最后的采集数据：仍然停止它".into(),
+                    ));
                 }
                 break;
             }
@@ -710,20 +824,8 @@ async fn run(args: DemoArgs, lang: Lang) -> anyhow::Result<()> {
             out.display()
         );
     }
-    let json = serde_json::to_vec_pretty(&report).context("serializing the report")?;
-    let files = [
-        ("report.json", json),
-        ("report.html", render::html(&report, lang).into_bytes()),
-        ("report.csv", render::csv(&report, lang)),
-        (
-            "report.xlsx",
-            render::xlsx(&report, lang).context("writing the report's workbook")?,
-        ),
-    ];
-    for (name, bytes) in &files {
-        let p = out.join(name);
-        std::fs::write(&p, bytes).with_context(|| format!("cannot write {}", p.display()))?;
-    }
+    // The JSON and its renderings of this one sealed report, as `report --out-dir` writes them.
+    crate::audit::report::write_all(&out, &report, lang)?;
     let mut periods = vec![(base_from, base_to)];
     if args.reporting_months > 0 {
         periods.push((base_to, rep_to));
@@ -756,45 +858,56 @@ async fn run(args: DemoArgs, lang: Lang) -> anyhow::Result<()> {
         // The unsent backlog (polls after the end) stays in the store for the next run: not missing.
         let acked_to = next_seq.saturating_sub(backlog);
         let missing = d.missing(acked_to);
-        let _ = writeln!(
-            s,
-            "\n== Delivery over MQTT (what a subscriber to {prefix}/# saw)"
-        );
-        let _ = writeln!(
-            s,
-            "data messages published by the agent: {} (seq 1..{}); received: {} ({} distinct, {} duplicates re-sent after reconnects, {} differing from the first copy)",
-            next_seq.saturating_sub(1),
-            next_seq.saturating_sub(1),
-            d.data,
-            d.distinct,
-            d.duplicates,
-            d.duplicates_differing
-        );
-        let _ = writeln!(
-            s,
-            "missing seqs: {}{}; evicted from the store: {evicted}; left in the store for the next run: {backlog}; seq restarts (resends): {}",
-            missing.len(),
-            if missing.is_empty() {
-                String::new()
-            } else {
-                format!(" (first: {:?})", &missing[..missing.len().min(10)])
-            },
-            d.backwards
-        );
-        let _ = writeln!(
-            s,
-            "health messages: {}, status: {} (last: {}), audit reports: {} (last {} bytes), subscriber reconnects: {}",
+        let published = next_seq.saturating_sub(1);
+        let (data, distinct, dups, differing) =
+            (d.data, d.distinct, d.duplicates, d.duplicates_differing);
+        let first = if missing.is_empty() {
+            String::new()
+        } else {
+            format!(" ({:?})", &missing[..missing.len().min(10)])
+        };
+        let (n_missing, backwards) = (missing.len(), d.backwards);
+        let (health, status, audits, audit_bytes, reconnects) = (
             d.health_msgs,
             d.status_msgs,
-            d.last_status.as_deref().unwrap_or("–"),
             d.audit_msgs,
             d.audit_bytes,
-            d.reconnects
+            d.reconnects,
         );
+        let last_status = d.last_status.as_deref().unwrap_or("–");
+        let text = tr(
+            lang,
+            format!(
+                "\n== Delivery over MQTT (what a subscriber to {prefix}/# saw)\n\
+                 data messages published by the agent: {published} (seq 1..{published}); received: {data} ({distinct} distinct, {dups} duplicates re-sent after reconnects, {differing} differing from the first copy)\n\
+                 missing seqs: {n_missing}{first}; evicted from the store: {evicted}; left in the store for the next run: {backlog}; seq restarts (resends): {backwards}\n\
+                 health messages: {health}, status: {status} (last: {last_status}), audit reports: {audits} (last {audit_bytes} bytes), subscriber reconnects: {reconnects}"
+            ),
+            format!(
+                "\n== MQTT 传输（订阅 {prefix}/# 所见）\n\
+                 采集代理发布的数据消息：{published} 条（序号 1..{published}）；收到：{data} 条（不重复 {distinct} 条，重连后重发的重复消息 {dups} 条，其中与首次不同的 {differing} 条）\n\
+                 缺失序号：{n_missing} 个{first}；存储满而淘汰：{evicted} 条；留在存储中待下次发送：{backlog} 条；序号回退（重发）：{backwards} 次\n\
+                 健康消息 {health} 条，状态消息 {status} 条（最后：{}），审核报告 {audits} 份（最后一份 {audit_bytes} 字节），订阅端重连 {reconnects} 次",
+                match last_status {
+                    "offline" => "离线",
+                    "online" => "在线",
+                    other => other,
+                }
+            ),
+        );
+        let _ = writeln!(s, "{text}");
         (missing, d.duplicates)
     };
 
-    let _ = writeln!(s, "\n== Faults and how they were handled");
+    let _ = writeln!(
+        s,
+        "{}",
+        tr(
+            lang,
+            "\n== Faults and how they were handled".into(),
+            "\n== 注入的故障及其处理".into()
+        )
+    );
     let point_notes = |meter: &str| {
         report
             .method
@@ -804,7 +917,15 @@ async fn run(args: DemoArgs, lang: Lang) -> anyhow::Result<()> {
             .collect::<Vec<_>>()
     };
     if args.no_faults {
-        let _ = writeln!(s, "none injected (--no-faults)");
+        let _ = writeln!(
+            s,
+            "{}",
+            tr(
+                lang,
+                "none injected (--no-faults)".into(),
+                "未注入故障（--no-faults）".into()
+            )
+        );
     }
     if let Some((from, to)) = happened.outage {
         let changes: Vec<String> = happened
@@ -813,62 +934,110 @@ async fn run(args: DemoArgs, lang: Lang) -> anyhow::Result<()> {
             .filter(|(_, h)| h.meter == OUTAGE_METER)
             .skip_while(|(_, h)| h.state != "ok")
             .skip(1)
-            .map(|(t, h)| format!("{} at ~{}", h.state, local_time(*t, tz)))
+            .map(|(t, h)| match lang {
+                Lang::En => format!("{} at ~{}", h.state, local_time(*t, tz)),
+                Lang::Zh => format!(
+                    "约 {} {}",
+                    local_time(*t, tz),
+                    if h.state == "ok" {
+                        "恢复正常"
+                    } else {
+                        "故障"
+                    }
+                ),
+            })
             .collect();
         let apportioned = point_notes(OUTAGE_METER)
             .iter()
             .map(|p| p.apportioned_hours)
             .max()
             .unwrap_or(0);
-        let _ = writeln!(
-            s,
-            "- meter outage: {OUTAGE_METER:?} timed out from {} to {}; health on MQTT: {}; its points got quality comm_error, and the counter's advance across the gap was apportioned over {apportioned} hours (kept in the totals, flagged, excluded from completeness)",
-            local_time(from, tz),
-            local_time(to, tz),
-            if changes.is_empty() { "no change seen".into() } else { changes.join(", ") }
+        let (f, t) = (local_time(from, tz), local_time(to, tz));
+        let text = tr(
+            lang,
+            format!(
+                "- meter outage: {OUTAGE_METER:?} timed out from {f} to {t}; health on MQTT: {}; its points got quality comm_error, and the counter's advance across the gap was apportioned over {apportioned} hours (kept in the totals, flagged, excluded from completeness)",
+                if changes.is_empty() { "no change seen".into() } else { changes.join(", ") }
+            ),
+            format!(
+                "- 表计停止应答：{OUTAGE_METER:?} 自 {f} 至 {t} 超时；MQTT 健康状态：{}；其测点质量为通信错误，累计值在中断期间的增量分摊到 {apportioned} 小时（计入总量、加标记、不计入完整率）",
+                if changes.is_empty() { "未见变化".into() } else { changes.join("，") }
+            ),
         );
+        let _ = writeln!(s, "{text}");
     }
     if let Some((meter, t)) = &happened.rollover_at {
         let n: u64 = point_notes(meter).iter().map(|p| p.rollovers).sum();
-        let _ = writeln!(
-            s,
-            "- totalizer rollover: {meter:?} wrapped at {}; the audit counted {n} rollover(s): delta = (modulus - previous) + current, no negative consumption",
-            local_time(*t, tz)
+        let at = local_time(*t, tz);
+        let text = tr(
+            lang,
+            format!(
+                "- totalizer rollover: {meter:?} wrapped at {at}; the audit counted {n} rollover(s): delta = (modulus - previous) + current, no negative consumption"
+            ),
+            format!(
+                "- 累计值翻转：{meter:?} 于 {at} 翻转；审核计入 {n} 次翻转：增量 = （量程 − 上次读数）+ 本次读数，没有负消耗"
+            ),
         );
+        let _ = writeln!(s, "{text}");
     }
     if let Some(t) = happened.replaced_at {
         let n: u64 = point_notes(REPLACED_METER)
             .iter()
             .map(|p| p.replacements)
             .sum();
-        let _ = writeln!(
-            s,
-            "- meter replacement: {REPLACED_METER:?} replaced at {}; the audit recorded {n} replacement event(s) instead of a negative consumption",
-            local_time(t, tz)
+        let at = local_time(t, tz);
+        let text = tr(
+            lang,
+            format!(
+                "- meter replacement: {REPLACED_METER:?} replaced at {at}; the audit recorded {n} replacement event(s) instead of a negative consumption"
+            ),
+            format!(
+                "- 换表：{REPLACED_METER:?} 于 {at} 更换；审核记录了 {n} 次换表事件，而不是负消耗"
+            ),
         );
+        let _ = writeln!(s, "{text}");
     }
     if let Some(b) = &happened.broker {
-        let _ = writeln!(
-            s,
-            "- broker restart at {}: down {:.1} s real; the agent buffered in its store and reconnected {} later; {} messages were re-sent (duplicates, identical), {} missing",
+        let (at, down, resent, n_missing) = (
             local_time(b.virtual_at, tz),
             b.down.as_secs_f64(),
-            b.reconnected_after
-                .map(|d| format!("{:.1} s", d.as_secs_f64()))
-                .unwrap_or_else(|| "(not seen)".into()),
             dups_after.saturating_sub(b.duplicates_before),
-            missing.len()
+            missing.len(),
         );
+        let after = b.reconnected_after.map(|d| d.as_secs_f64());
+        let text = tr(
+            lang,
+            format!(
+                "- broker restart at {at}: down {down:.1} s real; the agent buffered in its store and reconnected {} later; {resent} messages were re-sent (duplicates, identical), {n_missing} missing",
+                after.map_or_else(|| "(not seen)".into(), |a| format!("{a:.1} s"))
+            ),
+            format!(
+                "- 消息服务器于 {at} 重启：实际停机 {down:.1} 秒；采集代理把数据缓存在本地存储，{}；重发 {resent} 条消息（重复且内容相同），缺失 {n_missing} 条",
+                after.map_or_else(|| "未见重新连接".into(), |a| format!("{a:.1} 秒后重新连接"))
+            ),
+        );
+        let _ = writeln!(s, "{text}");
     }
 
     let _ = writeln!(
         s,
-        "\n== Audit report (computed by the agent from its polls)"
+        "{}",
+        tr(
+            lang,
+            "\n== Audit report (computed by the agent from its polls)".into(),
+            "\n== 审核报告（采集代理根据其采集数据计算）".into()
+        )
     );
     s.push_str(&render::text_table(&report, lang));
     let _ = writeln!(
         s,
-        "\n== Baseline models (DOMAIN.md selection: P; products; P + drivers; products + drivers)"
+        "{}",
+        tr(
+            lang,
+            "\n== Baseline models (DOMAIN.md selection: P; products; P + drivers; products + drivers)"
+                .into(),
+            "\n== 基准模型（依次比较：产量；各产品；产量 + 驱动变量；各产品 + 驱动变量）".into()
+        )
     );
     s.push_str(&compare::models(&report, lang));
 
@@ -888,41 +1057,71 @@ async fn run(args: DemoArgs, lang: Lang) -> anyhow::Result<()> {
     };
     let _ = writeln!(
         s,
-        "\n== Agent vs the simulator's ground truth (same local-date periods)"
+        "{}",
+        tr(
+            lang,
+            "\n== Agent vs the simulator's ground truth (same local-date periods)".into(),
+            "\n== 采集代理实测与模拟真值对比（相同的本地日期期间）".into()
+        )
     );
     s.push_str(&compare::table(&rows, &names[..periods.len()], lang));
     if let Some((d, key, p)) = compare::largest_diff(&rows) {
-        let _ = writeln!(
-            s,
-            "largest difference: {d:+.3}% ({key}, {}){}",
-            names.get(p).copied().unwrap_or("?"),
-            if d.abs() <= 0.5 { ": within 0.5%" } else { "" }
+        let period = names.get(p).copied().unwrap_or("?");
+        let within = d.abs() <= 0.5;
+        let text = tr(
+            lang,
+            format!(
+                "largest difference: {d:+.3}% ({key}, {period}){}",
+                if within { ": within 0.5%" } else { "" }
+            ),
+            format!(
+                "最大差异：{d:+.3}%（{}，{period}）{}",
+                compare::row_label(lang, &key),
+                if within { "：在 0.5% 以内" } else { "" }
+            ),
         );
-        if d.abs() > 0.5 {
-            let _ = writeln!(
-                s,
+        let _ = writeln!(s, "{text}");
+        if !within {
+            let text = tr(
+                lang,
                 "note: carriers and production come from totalizers: the advance across a polling gap is apportioned, \
                  so they match the truth through outages. A pollutant load needs the concentration of each hour: hours \
                  without covered time (gaps; see the data completeness) get no load, so loads fall short by about the \
                  uncovered share, and hourly means of 60-minute samples smooth the concentration steps at line start/stop."
+                    .into(),
+                "说明：能源介质和产量来自累计量表，采集中断期间的增量会被分摊，因此中断时也与真值一致。污染物排放量需要每小时的浓度：\
+                 没有覆盖时间的小时（中断，见数据完整率）不计排放量，因此排放量约按未覆盖的比例偏低；60 分钟采样的小时均值也会平滑开停机时的浓度阶跃。"
+                    .into(),
             );
+            let _ = writeln!(s, "{text}");
         }
     }
-    let _ = writeln!(
-        s,
-        "\nwrote {}, {}, {}, {} (and truth.json)",
-        out.join("report.html").display(),
-        out.join("report.json").display(),
-        out.join("report.csv").display(),
-        out.join("report.xlsx").display()
-    );
-    let _ = writeln!(
-        s,
-        "{:.1} s: {:.1} s of simulated months, agent stopped in {:.1} s (SIGTERM, exit 0)",
+    let files = [
+        "report.html",
+        "report.json",
+        "report.csv",
+        "report.csv.sha256",
+        "report.xlsx",
+    ]
+    .map(|f| out.join(f).display().to_string())
+    .join(", ");
+    let (total, simulated, stop) = (
         t_total.elapsed().as_secs_f64(),
         t_sim.as_secs_f64(),
-        stop_took.as_secs_f64()
+        stop_took.as_secs_f64(),
     );
+    let text = tr(
+        lang,
+        format!(
+            "\nwrote {files} (and truth.json)\n\
+             {total:.1} s: {simulated:.1} s of simulated months, agent stopped in {stop:.1} s (SIGTERM, exit 0)"
+        ),
+        format!(
+            "\n已写入 {files}（以及 truth.json）\n\
+             共 {total:.1} 秒：模拟各月用时 {simulated:.1} 秒，采集代理在 {stop:.1} 秒内停止（SIGTERM，退出码 0）"
+        ),
+    );
+    let _ = writeln!(s, "{text}");
     println!("{s}");
     sim_shutdown(sim).await;
     Ok(())

@@ -48,6 +48,17 @@ fn escape_text(s: &str) -> String {
     }
 }
 
+/// A model statistic in percent (NMBE, CV(RMSE)) as the figure it is: an OLS fit's NMBE is zero by
+/// construction, and its float remainder (`-1e-12`) is 0, not `-0.000000000001`; anything from 1e-7 %
+/// keeps its 7 significant digits.
+fn statistic_pct(x: f64) -> f64 {
+    if x.abs() < 1e-7 {
+        0.0
+    } else {
+        x
+    }
+}
+
 fn write_row(out: &mut Vec<u8>, cells: &[Cell]) {
     for (i, c) in cells.iter().enumerate() {
         if i > 0 {
@@ -133,7 +144,7 @@ pub fn csv(report: &Report, lang: Lang) -> Vec<u8> {
             num(m.n as f64),
             num_opt(m.r2),
             num_opt(m.cv_rmse_pct),
-            num_opt(m.nmbe_pct),
+            num_opt(m.nmbe_pct.map(statistic_pct)),
             text(yes_no(lang, m.meets_ashrae14)),
             text(ind.level.map(|v| level_label(lang, v)).unwrap_or_default()),
         ];
@@ -245,6 +256,19 @@ mod tests {
 
     fn col(head: &[String], name: &str) -> usize {
         head.iter().position(|h| h == name).unwrap()
+    }
+
+    #[test]
+    fn an_ols_nmbe_remainder_is_zero_and_real_figures_keep_seven_digits() {
+        let mut r = super::super::fixture::report();
+        r.indicators[0].1.model.nmbe_pct = Some(-1.2e-12);
+        let text = String::from_utf8(csv(&r, Lang::En)).unwrap();
+        assert!(!text.contains("0.000000000001"), "{text}");
+        let row = text.lines().nth(1).unwrap();
+        assert!(row.contains(",0,"), "NMBE 0: {row}");
+        r.indicators[0].1.model.nmbe_pct = Some(-0.012_345_678_9);
+        let text = String::from_utf8(csv(&r, Lang::En)).unwrap();
+        assert!(text.contains(",-0.01234568,"), "{text}");
     }
 
     #[test]
@@ -436,7 +460,7 @@ mod tests {
         assert_eq!(so2[13], "", "no savings claimed");
         assert_eq!(
             so2[25],
-            "报告期数据完整率 62.5 % 低于 min_completeness 90.0 %"
+            "报告期数据完整率 62.5 % 低于要求的最低完整率 90.0 %，不计节能量"
         );
     }
 

@@ -91,7 +91,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("no production in the reporting period", "报告期无产量"),
     (
         "reporting completeness {} % is below min_completeness {} %",
-        "报告期数据完整率 {0} % 低于 min_completeness {1} %",
+        "报告期数据完整率 {0} % 低于要求的最低完整率 {1} %，不计节能量",
     ),
     // Measures.
     ("no reporting period", "未设置报告期"),
@@ -99,7 +99,11 @@ const TEMPLATES: &[(&str, &str)] = &[
         "no data of {} in service and baseline periods",
         "{0} 在实施后和基准期均无数据",
     ),
-    ("no price for {} in [audit.prices]", "[audit.prices] 中无 {0} 的价格"),
+    ("no price for {} in [audit.prices]", "未配置 {0} 的价格"),
+    (
+        "no sub-meter: whole-plant savings (IPMVP Option C) only",
+        "无分表计量：仅有全厂节能量（IPMVP 方案 C）",
+    ),
     // Why the ratio method (baseline.rs) and why a candidate is not valid (regression.rs).
     (
         "{}; no baseline production, so no per-unit baseline either",
@@ -174,6 +178,28 @@ pub fn variable_label(lang: Lang, v: &str) -> String {
         (Lang::Zh, "production") => "产量".to_string(),
         (Lang::Zh, "intercept") => "截距".to_string(),
         _ => v.to_string(),
+    }
+}
+
+/// The unit of a model coefficient: the intercept in the indicator's unit per model bucket (`kgce/day`),
+/// production's in the unit per production unit (`kgce/t`), any other variable's in the unit per unit of
+/// that variable (`kgce per unit of hdd`).
+pub fn coefficient_unit(
+    lang: Lang,
+    var: &str,
+    total_unit: &str,
+    granularity: &str,
+    production_unit: &str,
+) -> String {
+    match (lang, var) {
+        (Lang::En, "intercept") => format!("{total_unit}/{granularity}"),
+        (Lang::Zh, "intercept") => format!(
+            "{total_unit}/{}",
+            super::i18n::granularity_label(lang, granularity)
+        ),
+        (_, "production") => format!("{total_unit}/{production_unit}"),
+        (Lang::En, v) => format!("{total_unit} per unit of {v}"),
+        (Lang::Zh, v) => format!("{total_unit}/单位{v}"),
     }
 }
 
@@ -286,7 +312,7 @@ mod tests {
         );
         assert_eq!(
             z("no price for natural_gas in [audit.prices]"),
-            "[audit.prices] 中无 天然气 的价格"
+            "未配置 天然气 的价格"
         );
         assert_eq!(
             z("energy: 12 of 365 baseline day buckets left out of the model (incomplete data or partial bucket)"),
@@ -321,7 +347,7 @@ mod tests {
         );
         assert_eq!(
             z("reporting completeness 62.5 % is below min_completeness 90.0 %"),
-            "报告期数据完整率 62.5 % 低于 min_completeness 90.0 %"
+            "报告期数据完整率 62.5 % 低于要求的最低完整率 90.0 %，不计节能量"
         );
     }
 

@@ -7,6 +7,8 @@ use crate::audit::report::{
     Report, ReportingValues, Series,
 };
 
+use std::collections::HashSet;
+
 use chrono::{Datelike, NaiveDate, Weekday};
 
 /// Deterministic noise in [-1, 1).
@@ -546,4 +548,101 @@ pub fn rich() -> Report {
     r.method.points[1].manual = true;
     r.method.points[0].step_backs = 2;
     r
+}
+
+// The scan for English left in a Chinese rendering (the renderers' zh test and the demo's, in the agent).
+
+/// Units, standards, statistics, formulas and codes that stay as they are in a Chinese report.
+pub const ALLOWED: &[&str] = &[
+    "kgce",
+    "tce",
+    "kWh",
+    "MWh",
+    "tCO2",
+    "m3",
+    "Nm3",
+    "kg",
+    "mg",
+    "GB",
+    "ASHRAE",
+    "Guideline",
+    "ISO",
+    "IPMVP",
+    "HJ",
+    "CV",
+    "RMSE",
+    "NMBE",
+    "CUSUM",
+    "COD",
+    "SO2",
+    "NOx",
+    "NH3-N",
+    "CO2",
+    "VOCs",
+    "TN",
+    "TP",
+    "II",
+    "III",
+    "SHA-256",
+    "JSON",
+    "ed25519",
+    "plantmeter",
+    "e-3",
+    "e-6",
+];
+
+/// Tokens of a text: runs of ASCII letters, digits, `_` and `-`.
+pub fn tokens(s: &str) -> impl Iterator<Item = &str> {
+    s.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+        .filter(|t| !t.is_empty())
+}
+
+/// The names the report took from the config, and with `keys` the indicator keys (the CSV's and the
+/// workbook's code columns; the HTML and the terminal show labels).
+pub fn config_names(r: &Report, keys: bool) -> HashSet<String> {
+    let mut names: Vec<String> = vec![
+        r.gateway.clone(),
+        r.site.clone(),
+        r.production_unit.clone(),
+        r.method.timezone.clone(),
+        super::report_id(r),
+    ];
+    names.extend(r.enterprise.clone());
+    names.extend(r.industry.clone());
+    for (k, i) in &r.indicators {
+        if keys {
+            names.push(k.clone());
+        }
+        names.push(i.total_unit.clone());
+        names.push(i.per_unit_unit.clone());
+        names.extend(
+            i.model
+                .variables
+                .iter()
+                .filter(|v| *v != "production")
+                .cloned(),
+        );
+        names.extend(i.sources.iter().flatten().map(|(s, _)| s.clone()));
+        for c in &i.model.candidates {
+            names.extend(c.variables.iter().filter(|v| *v != "production").cloned());
+        }
+    }
+    names.extend(r.method.points.iter().map(|p| p.point.clone()));
+    names.extend(r.method.factors.iter().map(|f| f.unit.clone()));
+    names.extend(r.measures.iter().map(|m| m.name.clone()));
+    names.extend(r.compliance.sources.iter().map(|s| s.source.clone()));
+    names
+        .iter()
+        .flat_map(|n| tokens(n).map(str::to_string).collect::<Vec<_>>())
+        .chain(ALLOWED.iter().map(|s| s.to_string()))
+        .collect()
+}
+
+/// English words left in `text`: tokens with two ASCII letters or more that are not allowed.
+pub fn english(text: &str, allowed: &HashSet<String>) -> Vec<String> {
+    tokens(text)
+        .filter(|t| t.chars().filter(char::is_ascii_alphabetic).count() >= 2)
+        .filter(|t| !allowed.contains(*t))
+        .map(str::to_string)
+        .collect()
 }

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use crate::audit::report::{Indicator, PeriodKind, Report};
 
-use super::engine_text::{engine_text, variables_label};
+use super::engine_text::{coefficient_unit, engine_text, variable_label, variables_label};
 use super::format::{
     days_between, display, display_opt, escape, fraction_pct, inclusive_end, pct_opt, plain,
     shown_total_unit,
@@ -14,6 +14,7 @@ use super::i18n::{
     carrier_label, electricity_method_label, granularity_label, indicator_label, level_label,
     method_label, per_unit_label, source_label, yes_no, Lang,
 };
+use super::seal::{seal_line, seal_view};
 use super::svg::{self, ChartText, ScatterSeries, BASELINE, REPORTING};
 
 /// Grey: model buckets with incomplete data.
@@ -31,6 +32,7 @@ h2 { font-size: 18px; margin: 28px 0 10px; padding-bottom: 4px; border-bottom: 2
 h3 { font-size: 15px; margin: 18px 0 8px; }
 h2, h3, figcaption { break-after: avoid; page-break-after: avoid; }
 p.meta { color: var(--muted); margin: 0; }
+p.seal { font-size: 11px; overflow-wrap: anywhere; }
 .tw { overflow-x: auto; margin: 6px 0 12px; }
 table { border-collapse: collapse; width: 100%; font-size: 13px; }
 th, td { border: 1px solid var(--line); padding: 4px 7px; vertical-align: top; }
@@ -108,6 +110,24 @@ pub(super) fn local_time(rfc3339: &str, tz: &str) -> String {
     format!("{} ({tz})", t.with_timezone(&off).format("%Y-%m-%d %H:%M"))
 }
 
+/// `s` as a quoted CSS string: quotes, backslashes, line breaks and `<` (which could end the `<style>`
+/// element) escaped as CSS hex escapes.
+fn css_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for ch in s.chars() {
+        match ch {
+            '"' | '\\' | '<' | '>' | '&' => {
+                let _ = write!(out, "\\{:x} ", ch as u32);
+            }
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 /// `<td class="num">` with an already formatted number.
 fn num_td(out: &mut String, text: &str) {
     let _ = write!(out, r#"<td class="num">{}</td>"#, escape(text));
@@ -138,9 +158,25 @@ pub fn html(report: &Report, lang: Lang) -> String {
     let title = format!("{} — {} / {}", l.title, report.site, report.gateway);
     let _ = write!(
         out,
-        r#"<!DOCTYPE html><html lang="{}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>{}</title><style>{CSS}</style></head><body>"#,
+        r#"<!DOCTYPE html><html lang="{}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>{}</title>"#,
         lang.html_tag(),
         escape(&title)
+    );
+    let seal = seal_view(report);
+    // For `plantmeter verify --json` and any script: which JSON this page was rendered from.
+    let _ = write!(
+        out,
+        r#"<meta name="plantmeter-report-id" content="{}"><meta name="plantmeter-report-sha256" content="{}"><meta name="plantmeter-report-signed" content="{}"><style>{CSS}</style>"#,
+        escape(&seal.id),
+        escape(seal.sha256.unwrap_or("")),
+        seal.signed
+    );
+    // Every printed page names the JSON (id, digest, signed) and its number "n / N": the page-margin
+    // boxes of CSS paged media (Chromium 131+, Prince, WeasyPrint).
+    let _ = write!(
+        out,
+        r#"<style>@page {{ @bottom-left {{ content: {}; font-size: 6.5pt; color: #4a5568; }} @bottom-right {{ content: counter(page) " / " counter(pages); font-size: 8pt; color: #4a5568; }} }}</style></head><body>"#,
+        css_string(&seal_line(lang, &seal))
     );
     let _ = write!(
         out,
@@ -152,6 +188,11 @@ pub fn html(report: &Report, lang: Lang) -> String {
         escape(&report.gateway),
         escape(l.generated_at),
         escape(&local_time(&report.generated_at, &report.method.timezone))
+    );
+    let _ = write!(
+        out,
+        r#"<p class="meta seal">{}</p>"#,
+        escape(&seal_line(lang, &seal))
     );
     if let Some(e) = &report.enterprise {
         let industry = report
@@ -206,20 +247,36 @@ fn measures(report: &Report, lang: Lang, out: &mut String) {
         out.push_str("<tr>");
         text_td(out, &m.name);
         nowrap_td(out, &m.in_service);
-        num_td(out, &display(m.investment_yuan));
+        let yuan = t(lang, "yuan", "元");
+        num_td(out, &format!("{} {yuan}", display(m.investment_yuan)));
         nowrap_td(
             out,
             &m.indicator
                 .as_deref()
                 .map_or_else(|| "–".to_string(), |k| indicator_label(lang, k)),
         );
-        num_td(out, &display_opt(m.savings));
-        num_td(out, &display_opt(m.savings_yuan));
+        // In the indicator's unit as the other tables show it (energy in tce).
+        let (k, unit) = m
+            .indicator
+            .as_deref()
+            .and_then(|k| report.indicator(k))
+            .map_or((1.0, ""), |i| shown_total_unit(&i.total_unit));
         num_td(
             out,
-            &m.payback_years
-                .filter(|v| v.is_finite())
-                .map_or_else(|| "–".to_string(), |v| format!("{v:.1}")),
+            &m.savings
+                .map_or_else(|| "–".to_string(), |v| format!("{} {unit}", display(v * k))),
+        );
+        num_td(
+            out,
+            &m.savings_yuan
+                .map_or_else(|| "–".to_string(), |v| format!("{} {yuan}", display(v))),
+        );
+        num_td(
+            out,
+            &m.payback_years.filter(|v| v.is_finite()).map_or_else(
+                || "–".to_string(),
+                |v| format!("{v:.1} {}", t(lang, "years", "年")),
+            ),
         );
         text_td(out, &engine_text(lang, m.reason.as_deref().unwrap_or("")));
         out.push_str("</tr>");
@@ -273,7 +330,8 @@ fn compliance(report: &Report, lang: Lang, out: &mut String) {
             out.push_str("<tr>");
             text_td(out, &indicator_label(lang, &s.pollutant));
             text_td(out, &s.source);
-            num_td(out, &display(s.limit));
+            let unit = concentration_unit(&s.pollutant);
+            num_td(out, &format!("{} {unit}", display(s.limit)));
             num_td(out, &s.valid_hours.to_string());
             let class = if s.exceedance_hours > 0 {
                 "bad"
@@ -285,7 +343,11 @@ fn compliance(report: &Report, lang: Lang, out: &mut String) {
                 r#"<td class="num {class}">{}</td>"#,
                 s.exceedance_hours
             );
-            num_td(out, &display_opt(s.max_converted));
+            num_td(
+                out,
+                &s.max_converted
+                    .map_or_else(|| "–".to_string(), |v| format!("{} {unit}", display(v))),
+            );
             out.push_str("</tr>");
         }
         out.push_str("</tbody></table></div>");
@@ -301,8 +363,8 @@ fn compliance(report: &Report, lang: Lang, out: &mut String) {
             out.push_str("<tr>");
             text_td(out, &indicator_label(lang, &p.pollutant));
             num_td(out, &p.year.to_string());
-            num_td(out, &display(p.t_per_year));
-            num_td(out, &display(p.total_t));
+            num_td(out, &format!("{} t", display(p.t_per_year)));
+            num_td(out, &format!("{} t", display(p.total_t)));
             let class = if p.share > 1.0 { "bad" } else { "good" };
             let _ = write!(
                 out,
@@ -817,8 +879,6 @@ fn method(report: &Report, lang: Lang, out: &mut String) {
                 l.model_method,
                 l.granularity,
                 l.n,
-                l.intercept,
-                l.slope,
                 l.r2,
                 l.r2_adj,
                 l.p_value,
@@ -835,8 +895,6 @@ fn method(report: &Report, lang: Lang, out: &mut String) {
             nowrap_td(out, &method_label(lang, md.method));
             nowrap_td(out, &granularity_label(lang, &md.granularity));
             num_td(out, &md.n.to_string());
-            num_td(out, &display(md.intercept));
-            num_td(out, &display_opt(md.slope));
             num_td(
                 out,
                 &md.r2
@@ -858,34 +916,22 @@ fn method(report: &Report, lang: Lang, out: &mut String) {
                 r#"<td class="{class}">{}</td>"#,
                 escape(yes_no(lang, md.meets_ashrae14))
             );
-            let reason = match &md.reason {
-                Some(r) => engine_text(lang, r),
-                // A regression: its variables, and the candidates that were not valid, with why.
-                None => std::iter::once(format!(
-                    "{}: {}",
-                    l.variables,
-                    variables_label(lang, &md.variables)
-                ))
-                .chain(md.candidates.iter().filter(|c| !c.valid).map(|c| {
-                    format!(
-                        "{}: {}",
-                        variables_label(lang, &c.variables),
-                        engine_text(lang, c.reason.as_deref().unwrap_or(""))
-                    )
-                }))
-                .collect::<Vec<_>>()
-                .join(if lang == Lang::Zh { "；" } else { "; " }),
+            // A ratio model says why (on a row of its own, across the table: the longest text); a
+            // regression names its variables.
+            let (what, text) = match &md.reason {
+                Some(r) => (l.reason, engine_text(lang, r)),
+                None => (l.variables, variables_label(lang, &md.variables)),
             };
             out.push_str("</tr>");
-            // The reason on a row of its own, across the table: it is the longest text.
             let _ = write!(
                 out,
-                r#"<tr class="reason"><td colspan="12">{}: {}</td></tr>"#,
-                escape(l.reason),
-                escape(&reason)
+                r#"<tr class="reason"><td colspan="10">{}: {}</td></tr>"#,
+                escape(what),
+                escape(&text)
             );
         }
         out.push_str("</tbody></table></div>");
+        model_detail(report, lang, out);
     }
 
     // data completeness per point
@@ -933,6 +979,136 @@ fn method(report: &Report, lang: Lang, out: &mut String) {
         out.push_str("</ul>");
     }
     out.push_str("</section>");
+}
+
+/// Each model complete: every coefficient with its unit and p-value, then every candidate tried with its
+/// statistics and why it was not chosen.
+fn model_detail(report: &Report, lang: Lang, out: &mut String) {
+    let l = lang.labels();
+    let _ = write!(
+        out,
+        "<h3>{}</h3>",
+        escape(t(lang, "Model coefficients", "模型系数"))
+    );
+    out.push_str(r#"<div class="tw"><table>"#);
+    head_row(
+        out,
+        &[
+            l.indicator,
+            t(lang, "Variable", "变量"),
+            t(lang, "Coefficient", "系数"),
+            l.unit,
+            t(lang, "p-value (t test)", "p 值（t 检验）"),
+        ],
+    );
+    out.push_str("<tbody>");
+    for (key, ind) in &report.indicators {
+        let md = &ind.model;
+        for (var, c) in &md.coefficients {
+            let p = md
+                .p_values
+                .iter()
+                .find(|(k, _)| k == var)
+                .and_then(|(_, p)| *p);
+            out.push_str("<tr>");
+            text_td(out, &indicator_label(lang, key));
+            text_td(out, &variable_label(lang, var));
+            num_td(out, &display(*c));
+            nowrap_td(
+                out,
+                &coefficient_unit(
+                    lang,
+                    var,
+                    &ind.total_unit,
+                    &md.granularity,
+                    &report.production_unit,
+                ),
+            );
+            num_td(out, &p_value(p));
+            out.push_str("</tr>");
+        }
+    }
+    out.push_str("</tbody></table></div>");
+    if report
+        .indicators
+        .iter()
+        .all(|(_, i)| i.model.candidates.is_empty())
+    {
+        return;
+    }
+    let _ = write!(
+        out,
+        "<h3>{}</h3>",
+        escape(t(lang, "Candidate models tried", "已比较的候选模型"))
+    );
+    out.push_str(r#"<div class="tw"><table>"#);
+    head_row(
+        out,
+        &[
+            l.indicator,
+            t(lang, "Variables", "变量"),
+            l.r2_adj,
+            l.p_value,
+            t(lang, "Valid", "有效"),
+            t(lang, "Chosen, or why not", "是否采用及原因"),
+        ],
+    );
+    out.push_str("<tbody>");
+    for (key, ind) in &report.indicators {
+        let md = &ind.model;
+        for c in &md.candidates {
+            out.push_str("<tr>");
+            text_td(out, &indicator_label(lang, key));
+            text_td(out, &variables_label(lang, &c.variables));
+            num_td(
+                out,
+                &c.r2_adj
+                    .filter(|v| v.is_finite())
+                    .map_or_else(|| "–".to_string(), |v| format!("{v:.4}")),
+            );
+            num_td(out, &p_value(c.p_value));
+            text_td(out, yes_no(lang, c.valid));
+            let why = match &c.reason {
+                Some(r) => engine_text(lang, r),
+                None if md.method == crate::audit::report::BaselineMethod::Regression
+                    && c.variables == md.variables =>
+                {
+                    t(lang, "chosen", "采用").to_string()
+                }
+                None if md.method == crate::audit::report::BaselineMethod::Ratio => t(
+                    lang,
+                    "valid; not used (the model's reason above)",
+                    "有效；未采用（见上方模型的原因）",
+                )
+                .to_string(),
+                None => t(
+                    lang,
+                    "valid, not the best adjusted R2",
+                    "有效，但调整 R2 不是最高",
+                )
+                .to_string(),
+            };
+            text_td(out, &why);
+            out.push_str("</tr>");
+        }
+    }
+    out.push_str("</tbody></table></div>");
+}
+
+/// mg/L for a water pollutant, mg/m3 for flue gas (the concentration limits' unit).
+fn concentration_unit(pollutant: &str) -> &'static str {
+    match crate::plan::PollutantName::parse(pollutant).map(crate::plan::PollutantName::medium) {
+        Some(crate::plan::Medium::Water) => "mg/L",
+        _ => "mg/m3",
+    }
+}
+
+/// English or Chinese text for a label [`Labels`](super::i18n::Labels) does not have.
+fn t(lang: Lang, en: &'static str, zh: &'static str) -> &'static str {
+    match lang {
+        Lang::En => en,
+        Lang::Zh => zh,
+    }
 }
 
 /// " ± x %" after a savings percentage: the savings uncertainty at 90 % confidence, when there is one.
@@ -1155,9 +1331,54 @@ mod tests {
         let h = html(&r, Lang::En);
         assert!(h.contains(r#"id="measures""#) && h.contains("dye-bath heat recovery"));
         assert!(
-            h.contains("272,000") && h.contains(">2.2<"),
-            "money and payback"
+            h.contains("1,200,000 yuan") && h.contains("272,000 yuan") && h.contains(">2.2 years<"),
+            "money and payback, with units"
         );
+    }
+
+    /// Each model complete: every coefficient with its unit and p-value, every candidate with why it was
+    /// not chosen; the variables labelled as variables, not as a reason.
+    #[test]
+    fn each_model_shows_every_coefficient_and_candidate() {
+        let r = fixture::rich();
+        for lang in [Lang::En, Lang::Zh] {
+            let h = html(&r, lang);
+            for (key, ind) in &r.indicators {
+                let m = &ind.model;
+                for (var, c) in &m.coefficients {
+                    let unit = coefficient_unit(
+                        lang,
+                        var,
+                        &ind.total_unit,
+                        &m.granularity,
+                        &r.production_unit,
+                    );
+                    let row = format!(
+                        r#"<td>{}</td><td class="num">{}</td><td class="nw">{}</td>"#,
+                        escape(&variable_label(lang, var)),
+                        escape(&display(*c)),
+                        escape(&unit)
+                    );
+                    assert!(h.contains(&row), "{lang:?} {key}: {row}");
+                }
+                for c in &m.candidates {
+                    if let Some(why) = &c.reason {
+                        assert!(
+                            h.contains(&escape(&engine_text(lang, why))),
+                            "{lang:?} {key}: candidate {:?} without its reason",
+                            c.variables
+                        );
+                    }
+                }
+            }
+        }
+        let h = html(&r, Lang::En);
+        assert!(h.contains("Candidate models tried") && h.contains(">chosen<"));
+        assert!(
+            !h.contains(">Slope<"),
+            "every coefficient, not a slope column"
+        );
+        assert!(h.contains("Variables: production"), "{h}");
     }
 
     #[test]

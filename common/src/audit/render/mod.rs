@@ -9,6 +9,7 @@ mod engine_text;
 mod format;
 mod html;
 mod i18n;
+mod seal;
 mod svg;
 mod text;
 mod xlsx;
@@ -20,7 +21,9 @@ mod zh_complete;
 pub mod fixture;
 
 pub use self::csv::csv;
+pub use self::engine_text::{engine_text, variable_label, variables_label};
 pub use self::html::html;
-pub use self::i18n::Lang;
+pub use self::i18n::{indicator_label, Lang};
+pub use self::seal::{report_id, seal_line, seal_view, signed_label, SealView};
 pub use self::text::{display_width, text_table};
 pub use self::xlsx::xlsx;

@@ -4,113 +4,21 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::collections::HashSet;
 use std::io::Read;
 
-use crate::audit::report::Report;
-
+use super::fixture::{config_names, english};
 use super::{csv, fixture, html, text_table, xlsx, Lang};
-
-/// Units, standards, statistics, formulas and codes that stay as they are in a Chinese report.
-const ALLOWED: &[&str] = &[
-    "kgce",
-    "tce",
-    "kWh",
-    "MWh",
-    "tCO2",
-    "m3",
-    "Nm3",
-    "kg",
-    "mg",
-    "GB",
-    "ASHRAE",
-    "Guideline",
-    "ISO",
-    "IPMVP",
-    "HJ",
-    "CV",
-    "RMSE",
-    "NMBE",
-    "CUSUM",
-    "COD",
-    "SO2",
-    "NOx",
-    "NH3-N",
-    "CO2",
-    "VOCs",
-    "TN",
-    "TP",
-    "II",
-    "III",
-    "SHA-256",
-    "plantmeter",
-    "min_completeness",
-    "audit",
-    "prices",
-    "e-3",
-    "e-6",
-];
-
-/// Tokens of a text: runs of ASCII letters, digits, `_` and `-`.
-fn tokens(s: &str) -> impl Iterator<Item = &str> {
-    s.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
-        .filter(|t| !t.is_empty())
-}
-
-/// The names the report took from the config, and with `keys` the indicator keys (the CSV's and the
-/// workbook's code columns; the HTML and the terminal show labels).
-fn config_names(r: &Report, keys: bool) -> HashSet<String> {
-    let mut names: Vec<String> = vec![
-        r.gateway.clone(),
-        r.site.clone(),
-        r.production_unit.clone(),
-        r.method.timezone.clone(),
-    ];
-    names.extend(r.enterprise.clone());
-    names.extend(r.industry.clone());
-    for (k, i) in &r.indicators {
-        if keys {
-            names.push(k.clone());
-        }
-        names.push(i.total_unit.clone());
-        names.push(i.per_unit_unit.clone());
-        names.extend(
-            i.model
-                .variables
-                .iter()
-                .filter(|v| *v != "production")
-                .cloned(),
-        );
-        for c in &i.model.candidates {
-            names.extend(c.variables.iter().filter(|v| *v != "production").cloned());
-        }
-    }
-    names.extend(r.method.points.iter().map(|p| p.point.clone()));
-    names.extend(r.method.factors.iter().map(|f| f.unit.clone()));
-    names.extend(r.measures.iter().map(|m| m.name.clone()));
-    names.extend(r.compliance.sources.iter().map(|s| s.source.clone()));
-    names
-        .iter()
-        .flat_map(|n| tokens(n).map(str::to_string).collect::<Vec<_>>())
-        .chain(ALLOWED.iter().map(|s| s.to_string()))
-        .collect()
-}
-
-/// English words left in `text`: tokens with two ASCII letters or more that are not allowed.
-fn english(text: &str, allowed: &HashSet<String>) -> Vec<String> {
-    tokens(text)
-        .filter(|t| t.chars().filter(char::is_ascii_alphabetic).count() >= 2)
-        .filter(|t| !allowed.contains(*t))
-        .map(str::to_string)
-        .collect()
-}
 
 /// The text of an HTML document: without the style sheet and the tags, entities decoded.
 fn html_text(h: &str) -> String {
-    let body = match (h.find("<style>"), h.find("</style>")) {
-        (Some(a), Some(b)) => format!("{}{}", &h[..a], &h[b..]),
-        _ => h.to_string(),
-    };
+    // Without every style element (the style sheet, the printed pages' footer).
+    let mut body = String::with_capacity(h.len());
+    let mut rest = h;
+    while let (Some(a), Some(b)) = (rest.find("<style>"), rest.find("</style>")) {
+        body.push_str(&rest[..a]);
+        rest = &rest[b + "</style>".len()..];
+    }
+    body.push_str(rest);
     let mut out = String::new();
     let mut in_tag = false;
     for c in body.chars() {
@@ -186,7 +94,7 @@ fn the_chinese_report_holds_no_english() {
     for zh in [
         "无有效回归模型",
         "报告期数据完整率 62.5 %",
-        "[audit.prices] 中无",
+        "未配置 电 的价格",
         "累计量表",
         "方案 LED lighting",
     ] {
