@@ -86,6 +86,8 @@ struct Series1 {
     valid: Vec<bool>,
     /// Whether anything was recorded in the hour (a sample, covered time, apportioned consumption).
     data: Vec<bool>,
+    /// `data`, or a gauge hour substituted inside a polling gap: the hours whose amount is part of a total.
+    known: Vec<bool>,
     /// Where each hour's data came from (POLLED, IMPORTED, APPORTIONED, MANUAL).
     class: Vec<u8>,
 }
@@ -113,6 +115,8 @@ struct BucketDef {
     full: bool,
     /// Month number for the month valid-day rule.
     month: u32,
+    /// Hours of the whole bucket (a month's days x 24, 168, 24 or 1), what `fraction` is a share of.
+    nominal_hours: usize,
 }
 
 /// Compute the report of `plan`'s `[audit]` from hourly aggregates.
@@ -218,6 +222,7 @@ pub fn compute(
         let mut amount = vec![0.0; n];
         let mut valid = vec![false; n];
         let mut data = vec![false; n];
+        let mut known = vec![false; n];
         let manual = plan.meters().any(|m| m.manual && m.name == r.meter);
         let imported = src.imported(r);
         let filled = src.filled(r);
@@ -245,6 +250,7 @@ pub fn compute(
             };
             valid[i] = a.is_valid();
             data[i] = !a.is_empty();
+            known[i] = data[i];
             if !manual {
                 let t = grid.hour_start(h_start + i as i64);
                 if in_filled(t) {
@@ -279,8 +285,9 @@ pub fn compute(
                 // counted against the savings' completeness below).
                 substituted.extend(carry_to_the_ends(&mut amount, &had_value));
             }
-            if !manual {
-                for &i in &substituted {
+            for &i in &substituted {
+                known[i] = true;
+                if !manual {
                     class[i] = APPORTIONED;
                 }
             }
@@ -327,6 +334,7 @@ pub fn compute(
             amount,
             valid,
             data,
+            known,
             class,
         });
     }
@@ -503,6 +511,7 @@ pub fn compute(
         baseline: PeriodSummary {
             from: baseline_p.0.to_string(),
             to: baseline_p.1.to_string(),
+            last_day: last_day(baseline_p.1),
             production: sum(production, base_range),
             completeness: completeness(base_range),
             products: products_of(base_range),
@@ -510,6 +519,7 @@ pub fn compute(
         reporting: reporting_p.zip(rep_range).map(|(p, r)| PeriodSummary {
             from: p.0.to_string(),
             to: p.1.to_string(),
+            last_day: last_day(p.1),
             production: sum(production, r),
             completeness: completeness(r),
             products: products_of(r),
@@ -546,21 +556,64 @@ pub fn compute(
     let driver_names: Vec<String> = drivers.iter().map(|(d, _)| d.name.clone()).collect();
     let vars = Variables::new(&product_names, &driver_names);
     // A bucket's row of variables: production, the products' quantities (two or more), the drivers.
-    let row = |b: &BucketDef| -> Vec<f64> {
+    // A row of variables over some spans of hours: production, the products' quantities (two or more),
+    // the drivers.
+    let row_of = |spans: &[(usize, usize)]| -> Vec<f64> {
+        let over = |v: &[f64]| spans.iter().map(|&r| sum(v, r)).sum::<f64>();
         let mut r = Vec::with_capacity(vars.names.len());
-        r.push(sum(production, (b.a, b.b)));
+        r.push(over(production));
         if vars.products > 0 {
-            r.extend(prod_is.iter().map(|&i| sum(&series[i].amount, (b.a, b.b))));
+            r.extend(prod_is.iter().map(|&i| over(&series[i].amount)));
         }
         for &(d, i) in &drivers {
-            r.push(driver_value(d.transform, &series[i].amount[b.a..b.b]));
+            let hours: Vec<f64> = spans
+                .iter()
+                .flat_map(|&(a, b)| series[i].amount[a..b].iter().copied())
+                .collect();
+            r.push(driver_value(d.transform, &hours));
         }
         r
+    };
+    let row = |b: &BucketDef| row_of(&[(b.a, b.b)]);
+    // The reporting buckets as the model sees them (DOMAIN.md "Honest figures": no savings from no data):
+    // each over its hours that carry the total (`carried`) from window index `from` on.
+    let rep_rows = |carried: &[bool], hourly: &[f64], from: usize| -> RepRows {
+        let mut out = RepRows::default();
+        for b in &rep_buckets {
+            let spans = carried_spans(g, b, carried, from);
+            let hours: usize = spans.iter().map(|(a, b)| b - a).sum();
+            out.hours += hours;
+            out.with_data += usize::from(hours > 0);
+            out.rows.push((
+                row_of(&spans),
+                hours as f64 / b.nominal_hours as f64,
+                spans.iter().map(|&r| sum(hourly, r)).sum(),
+            ));
+        }
+        out
     };
     let mut drivers_valid = vec![true; n];
     for &(_, p) in &drivers {
         and_into(&mut drivers_valid, &series[p].valid);
     }
+    // The expected consumption is computed from the model's drivers too: their data count. Why savings over
+    // window range `r` are not claimed because of a driver, if they are not.
+    let driver_shortfall = |model: &Baseline, r: (usize, usize)| -> Option<String> {
+        model
+            .variables
+            .iter()
+            .filter_map(|v| drivers.iter().find(|(d, _)| &d.name == v))
+            .map(|&(d, i)| (&d.name, fraction_valid(&series[i].valid, r)))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .filter(|(_, c)| *c < audit.min_completeness)
+            .map(|(name, c)| {
+                format!(
+                    "the model's driver {name} has {:.1} % of the reporting period's hours, below min_completeness {:.1} %",
+                    c * 100.0,
+                    audit.min_completeness * 100.0
+                )
+            })
+    };
     let mut indicators = Vec::with_capacity(defs.len());
     let mut cusum_all: Vec<(String, Vec<CusumPoint>)> = Vec::new();
     // Graded indicators with the figure they are graded on (reporting period, else baseline).
@@ -583,6 +636,14 @@ pub fn compute(
                 .get(r.0..r.1)
                 .is_some_and(|s| s.contains(&true))
         };
+        // The hours that carry the total: some input has data (or a substituted gauge value) there. Every
+        // hour outside them adds nothing to the total, so the model's expected leaves them out too.
+        let mut carried = vec![false; n];
+        for &p in d.points.iter().filter(|p| !prod_is.contains(p)) {
+            for (c, k) in carried.iter_mut().zip(&series[p].known) {
+                *c |= *k;
+            }
+        }
         // The fit takes complete buckets whose drivers are complete too.
         let fit_valid: Vec<bool> = valid
             .iter()
@@ -609,22 +670,16 @@ pub fn compute(
         let b_prod = periods.baseline.production;
         let model = baseline::fit(&vars, &x, &y, b_prod, b_total.unwrap_or(0.0), g);
         let rep = rep_range.map(|rr| {
-            let rows: Vec<(Vec<f64>, f64, f64)> = rep_buckets
-                .iter()
-                .map(|b| (row(b), b.fraction, sum(&d.hourly, (b.a, b.b))))
-                .collect();
-            let s = baseline::savings(&model, &rows);
+            let counted = rep_rows(&carried, &d.hourly, rr.0);
+            let s = baseline::savings(&model, &counted.rows);
+            let days_without_data = days_without(&carried, rr);
             let total = has_data(rr).then(|| sum(&d.hourly, rr));
             let prod = sum(production, rr);
             let completeness = fraction_valid(&valid, rr);
-            // The expected consumption is computed from the model's drivers too: their data count.
-            let driver_completeness = model
-                .variables
-                .iter()
-                .filter_map(|v| drivers.iter().find(|(d, _)| &d.name == v))
-                .map(|&(d, i)| (&d.name, fraction_valid(&series[i].valid, rr)))
-                .min_by(|a, b| a.1.total_cmp(&b.1));
-            let expected = b_total.map(|_| s.expected);
+            let driver_short = driver_shortfall(&model, rr);
+            // Nothing to expect over no data: null, not the model's 0 over no hours.
+            let expected = b_total.and(total).map(|_| s.expected);
+            let (basis, note) = savings_basis(&model, g);
             let (savings, savings_reason) = match (total, expected) {
                 (None, _) => (
                     None,
@@ -646,17 +701,7 @@ pub fn compute(
                         audit.min_completeness * 100.0
                     )),
                 ),
-                _ if driver_completeness.is_some_and(|(_, c)| c < audit.min_completeness) => {
-                    let (name, c) = driver_completeness.unwrap_or((&audit.drivers[0].name, 0.0));
-                    (
-                        None,
-                        Some(format!(
-                            "the model's driver {name} has {:.1} % of the reporting period's hours, below min_completeness {:.1} %",
-                            c * 100.0,
-                            audit.min_completeness * 100.0
-                        )),
-                    )
-                }
+                _ if driver_short.is_some() => (None, driver_short),
                 (Some(t), Some(e)) => (Some(e - t), None),
             };
             (
@@ -678,7 +723,7 @@ pub fn compute(
                                 f,
                                 sv,
                                 e,
-                                rows.len(),
+                                counted.with_data,
                                 regression::Confidence::Pct90,
                             )
                         }),
@@ -686,32 +731,45 @@ pub fn compute(
                     savings_reason,
                     savings_yuan: None,
                     provenance: total.and_then(|_| provenance(d, 1)),
+                    days_without_data,
+                    savings_basis: expected.map(|_| basis),
+                    savings_note: expected.and(note),
                 },
                 s.cusum,
+                counted,
             )
         });
         if energy_series.is_none() {
             let mut bs = Vec::new();
-            for (period, list) in [
-                (PeriodKind::Baseline, &base_buckets),
-                (PeriodKind::Reporting, &rep_buckets),
-            ] {
-                for b in list {
-                    let r = row(b);
-                    let p = r[0];
-                    bs.push(Bucket {
-                        label: b.label.clone(),
-                        period,
-                        production: p,
-                        actual: sum(&d.hourly, (b.a, b.b)),
-                        fitted: model.predict(&r, b.fraction),
-                        complete: bucket_valid(g, b, &valid),
-                    });
+            for b in &base_buckets {
+                let r = row(b);
+                bs.push(Bucket {
+                    label: b.label.clone(),
+                    period: PeriodKind::Baseline,
+                    production: r[0],
+                    actual: sum(&d.hourly, (b.a, b.b)),
+                    fitted: model.predict(&r, b.fraction),
+                    complete: bucket_valid(g, b, &valid),
+                });
+            }
+            // Reporting buckets as the savings count them: over their hours with data, none without.
+            if let Some((_, _, counted)) = rep.as_ref() {
+                for (b, (r, fraction, actual)) in rep_buckets.iter().zip(&counted.rows) {
+                    if *fraction > 0.0 {
+                        bs.push(Bucket {
+                            label: b.label.clone(),
+                            period: PeriodKind::Reporting,
+                            production: r[0],
+                            actual: *actual,
+                            fitted: model.predict(r, *fraction),
+                            complete: bucket_valid(g, b, &valid),
+                        });
+                    }
                 }
             }
             let cus = rep
                 .as_ref()
-                .map(|(_, c)| {
+                .map(|(_, c, _)| {
                     rep_buckets
                         .iter()
                         .zip(c)
@@ -731,7 +789,7 @@ pub fn compute(
             provenance: b_total.and_then(|_| provenance(d, 0)),
         };
         let figure = match &rep {
-            Some((r, _)) => r.per_unit,
+            Some((r, _, _)) => r.per_unit,
             None => base_vals.per_unit,
         };
         let graded = audit.levels.iter().find(|l| l.indicator == d.key);
@@ -745,7 +803,7 @@ pub fn compute(
                 total_unit: d.total_unit.clone(),
                 per_unit_unit: format!("{}/{}", d.total_unit, audit.production_unit),
                 baseline: base_vals,
-                reporting: rep.map(|(r, c)| {
+                reporting: rep.map(|(r, c, _)| {
                     cusum_all.push((
                         d.key.clone(),
                         rep_buckets
@@ -877,6 +935,10 @@ pub fn compute(
             savings_yuan: None,
             payback_years: None,
             reason: None,
+            counted_from: None,
+            days_without_data: 0,
+            savings_basis: None,
+            savings_note: None,
         };
         let (Some((r, carrier)), Some(mi)) = (&m.point, mi) else {
             out.reason =
@@ -914,17 +976,25 @@ pub fn compute(
             sum(&hourly, base_range),
             g,
         );
-        // Savings from the day the measure went into service, within the reporting period.
-        let from_h =
-            ((HourGrid::day_of_date(m.in_service) * 24 - h_start).max(0) as usize).max(rr.0);
-        let rows: Vec<(Vec<f64>, f64, f64)> = rep_buckets
-            .iter()
-            .filter(|b| b.a >= from_h)
-            .map(|b| (row(b), b.fraction, sum(&hourly, (b.a, b.b))))
-            .collect();
-        let has_data = (from_h..rr.1).any(|h| series[*mi].data[h])
-            && (base_range.0..base_range.1).any(|h| series[*mi].data[h]);
-        if rows.is_empty() || !has_data {
+        // Savings from the day the measure went into service (inclusive) to the reporting period's end, over
+        // the days its sub-meter has data, by an indicator's rules: completeness, production, drivers.
+        let from_h = (HourGrid::day_of_date(m.in_service) * 24 - h_start).max(0) as usize;
+        let from_h = from_h.max(rr.0);
+        if from_h >= rr.1 {
+            out.reason = Some(format!(
+                "in service {}: no elapsed day of the reporting period from then on",
+                m.in_service
+            ));
+            measures.push(out);
+            continue;
+        }
+        let span = (from_h, rr.1);
+        out.counted_from =
+            Some(HourGrid::date_of_day(HourGrid::day_of_hour(h_start + from_h as i64)).to_string());
+        let meter = &series[*mi];
+        let has_data = meter.data[span.0..span.1].contains(&true)
+            && meter.data[base_range.0..base_range.1].contains(&true);
+        if !has_data {
             out.reason = Some(format!(
                 "no data of {} in service and baseline periods",
                 r.qualified()
@@ -932,18 +1002,38 @@ pub fn compute(
             measures.push(out);
             continue;
         }
-        let s = baseline::savings(&model, &rows);
+        out.days_without_data = days_without(&meter.known, span);
+        let rep_valid: Vec<bool> = (0..n)
+            .map(|h| meter.valid[h] && prod_is.iter().all(|&p| series[p].valid[h]))
+            .collect();
+        let completeness = fraction_valid(&rep_valid, span);
+        let withheld = if sum(production, span) <= 0.0 {
+            Some("no production in the reporting period".to_string())
+        } else if completeness < audit.min_completeness {
+            Some(format!(
+                "reporting completeness {:.1} % is below min_completeness {:.1} %",
+                completeness * 100.0,
+                audit.min_completeness * 100.0
+            ))
+        } else {
+            driver_shortfall(&model, span)
+        };
+        if withheld.is_some() {
+            out.reason = withheld;
+            measures.push(out);
+            continue;
+        }
+        let counted = rep_rows(&meter.known, &hourly, from_h);
+        let s = baseline::savings(&model, &counted.rows);
         out.savings = Some(s.savings);
+        let (basis, note) = savings_basis(&model, g);
+        out.savings_basis = Some(basis);
+        out.savings_note = note;
         if let Some(price) = price_of(*carrier) {
             let yuan = s.savings * price;
             out.savings_yuan = Some(yuan);
-            let days = rows.iter().map(|(_, f, _)| *f).sum::<f64>()
-                * match g {
-                    Granularity::Hour => 1.0 / 24.0,
-                    Granularity::Day => 1.0,
-                    Granularity::Week => 7.0,
-                    Granularity::Month => 30.4375,
-                };
+            // A year's savings scaled from the days that were counted.
+            let days = counted.hours as f64 / 24.0;
             let per_year = yuan * 365.0 / days.max(1e-9);
             out.payback_years = (per_year > 0.0).then(|| m.investment_yuan / per_year);
         } else {
@@ -1358,6 +1448,79 @@ fn carry_to_the_ends(v: &mut [f64], data: &[bool]) -> Vec<usize> {
     (0..first).chain(last + 1..v.len()).collect()
 }
 
+/// The reporting buckets as a model's savings count them: one `(row of variables, fraction of a full bucket,
+/// actual)` per bucket (a bucket without data: zeros, so it adds to neither side), with the hours counted and
+/// how many buckets have any.
+#[derive(Debug, Default)]
+struct RepRows {
+    rows: Vec<(Vec<f64>, f64, f64)>,
+    hours: usize,
+    with_data: usize,
+}
+
+/// The spans of a bucket's hours that count for savings (DOMAIN.md "Honest figures"): from window index `from`
+/// on, an hourly model's hour when it carries data; otherwise each day of the bucket with at least one hour
+/// that carries data, whole (a day's production and intercept belong together). Window index 0 is a local
+/// midnight and buckets of a day or longer start at one, so steps of 24 are days.
+fn carried_spans(
+    g: Granularity,
+    b: &BucketDef,
+    carried: &[bool],
+    from: usize,
+) -> Vec<(usize, usize)> {
+    let step = if g == Granularity::Hour { 1 } else { 24 };
+    let mut out: Vec<(usize, usize)> = Vec::new();
+    let mut a = b.a;
+    while a < b.b {
+        let e = (a + step).min(b.b);
+        let s = a.max(from);
+        if s < e && carried[s..e].contains(&true) {
+            match out.last_mut() {
+                Some(last) if last.1 == s => last.1 = e,
+                _ => out.push((s, e)),
+            }
+        }
+        a = e;
+    }
+    out
+}
+
+/// Elapsed local days of the window range `r` (day-aligned start) without an hour that carries data.
+fn days_without(carried: &[bool], r: (usize, usize)) -> u64 {
+    let hours = carried.get(r.0..r.1).unwrap_or(&[]);
+    hours.chunks(24).filter(|d| !d.contains(&true)).count() as u64
+}
+
+/// What savings from `m` rest on, and with a weak model or the ratio method why they are weaker evidence.
+fn savings_basis(m: &Baseline, g: Granularity) -> (SavingsBasis, Option<String>) {
+    match &m.method {
+        ModelMethod::Ratio(why) => (
+            SavingsBasis::Ratio,
+            Some(format!(
+                "ratio method, no valid regression ({why}): expected = baseline consumption per unit x reporting production, without uncertainty"
+            )),
+        ),
+        ModelMethod::Regression if !m.meets_ashrae14 => {
+            let (cv_max, nmbe_max) = baseline::ashrae14_thresholds(g);
+            let pct = |v: Option<f64>| v.map_or_else(|| "–".to_string(), |v| format!("{v:.1}"));
+            (
+                SavingsBasis::WeakModel,
+                Some(format!(
+                    "the baseline model does not meet ASHRAE Guideline 14 (CV(RMSE) {} % against {cv_max} %, NMBE {} % against ±{nmbe_max} %): indicative savings",
+                    pct(m.stats.cv_rmse_pct),
+                    pct(m.stats.nmbe_pct)
+                )),
+            )
+        }
+        ModelMethod::Regression => (SavingsBasis::ValidModel, None),
+    }
+}
+
+/// The last day of a half-open period ending before `to` (`YYYY-MM-DD`).
+fn last_day(to: NaiveDate) -> Option<String> {
+    to.pred_opt().map(|d| d.to_string())
+}
+
 fn in_range(i: usize, r: (usize, usize)) -> bool {
     i >= r.0 && i < r.1
 }
@@ -1420,6 +1583,7 @@ fn buckets(
             fraction: (end - start) as f64 / nominal_hours as f64,
             full: end - start == nominal_hours,
             month: date.month(),
+            nominal_hours: nominal_hours as usize,
         });
         start = nominal_end.min(pb);
     }

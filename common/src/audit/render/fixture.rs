@@ -4,7 +4,7 @@
 use crate::audit::report::{
     BaselineMethod, BaselineValues, Bucket, CusumPoint, DailyRow, Factor, Grade, Indicator, Level,
     Method, Model, ModelCandidate, MonthlyRow, PeriodKind, PeriodSummary, Periods, PointQuality,
-    Report, ReportingValues, Series,
+    Report, ReportingValues, SavingsBasis, Series,
 };
 
 use chrono::{Datelike, NaiveDate, Weekday};
@@ -160,6 +160,15 @@ pub fn report() -> Report {
                     savings_reason: None,
                     savings_yuan: None,
                     provenance: None,
+                    days_without_data: 0,
+                    savings_basis: Some(if meets {
+                        SavingsBasis::ValidModel
+                    } else {
+                        SavingsBasis::Ratio
+                    }),
+                    savings_note: (!meets).then(|| {
+                        "ratio method, no valid regression (CV(RMSE) above the ASHRAE 14 threshold): expected = baseline consumption per unit x reporting production, without uncertainty".to_string()
+                    }),
                 }),
                 model: Model {
                     granularity: "day".to_string(),
@@ -176,7 +185,7 @@ pub fn report() -> Report {
                     n: x.len(),
                     intercept: a,
                     slope: Some(b),
-                    r2: Some(r2),
+                    r2: meets.then_some(r2),
                     cv_rmse_pct: Some(cv),
                     nmbe_pct: Some(nmbe),
                     meets_ashrae14: meets,
@@ -276,6 +285,7 @@ pub fn report() -> Report {
             baseline: PeriodSummary {
                 from: "2025-01-01".to_string(),
                 to: "2026-01-01".to_string(),
+                last_day: Some("2025-12-31".to_string()),
                 production: p_base,
                 completeness: 0.998,
                 products: None,
@@ -283,6 +293,7 @@ pub fn report() -> Report {
             reporting: Some(PeriodSummary {
                 from: "2026-01-01".to_string(),
                 to: "2026-07-01".to_string(),
+                last_day: Some("2026-06-30".to_string()),
                 production: p_rep,
                 completeness: 1.0,
                 products: None,
@@ -478,6 +489,9 @@ pub fn rich() -> Report {
             savings_yuan: Some(272_000.0),
             payback_years: Some(2.2),
             reason: None,
+            counted_from: Some("2026-01-01".to_string()),
+            savings_basis: Some(SavingsBasis::ValidModel),
+            ..MeasureResult::default()
         },
         MeasureResult {
             name: "LED lighting".to_string(),
@@ -488,6 +502,10 @@ pub fn rich() -> Report {
             savings_yuan: None,
             payback_years: None,
             reason: Some("no price for electricity in [audit.prices]".to_string()),
+            counted_from: Some("2026-03-01".to_string()),
+            savings_basis: Some(SavingsBasis::WeakModel),
+            savings_note: Some("the baseline model does not meet ASHRAE Guideline 14 (CV(RMSE) 17.2 % against 15 %, NMBE 0.0 % against ±5 %): indicative savings".to_string()),
+            ..MeasureResult::default()
         },
         MeasureResult {
             name: "condensate return".to_string(),
@@ -498,6 +516,7 @@ pub fn rich() -> Report {
             savings_yuan: None,
             payback_years: None,
             reason: Some("no reporting period".to_string()),
+            ..MeasureResult::default()
         },
     ];
     r.compliance.sources.push(SourceCompliance {

@@ -1151,6 +1151,7 @@ mod tests {
             savings_yuan: Some(272_000.0),
             payback_years: Some(2.2),
             reason: None,
+            ..MeasureResult::default()
         });
         let h = html(&r, Lang::En);
         assert!(h.contains(r#"id="measures""#) && h.contains("dye-bath heat recovery"));
