@@ -496,11 +496,11 @@ fn an_import_written_in_several_batches_counts_exactly() {
                     "--baseline-from",
                     "2021-01-01",
                     "--baseline-to",
-                    "2023-01-01",
+                    "2022-12-31",
                     "--from",
                     "2023-01-01",
                     "--to",
-                    "2024-01-01",
+                    "2023-12-31",
                 ]),
         );
         serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
@@ -597,4 +597,106 @@ fn a_file_grown_since_its_import_adds_only_its_new_rows() {
         "{err}"
     );
     assert_eq!(report()["indicators"], r["indicators"]);
+}
+
+/// Energy of day `day` (0 = 2024-01-01) of `history`, kWh.
+fn history_energy(day: i64) -> f64 {
+    let pd = 200.0 + 60.0 * ((day as f64) * 0.7).sin();
+    (1500.0 + 80.0 * pd) * if day >= 31 { 0.92 } else { 1.0 }
+}
+
+/// DOMAIN.md "Honest figures": a date typed on the command line names the last day included (`--to
+/// 2024-02-29` counts 29 February), the JSON keeps its half-open `to` beside the inclusive `last_day`, every
+/// rendering prints 29 February as the last day, and a reporting period overlapping the baseline is warned
+/// on stderr and noted in the report.
+#[test]
+fn a_typed_last_day_is_included_and_printed_the_same_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("plant.toml");
+    std::fs::write(&cfg, config(dir.path())).unwrap();
+    let csv = dir.path().join("history.csv");
+    history(&csv);
+    let cfg_s = cfg.to_str().unwrap();
+    run_ok(Command::new(BIN).args(["import", "--config", cfg_s, "--csv", csv.to_str().unwrap()]));
+    let json = |from: &str, to: &str| {
+        let o = run_ok(Command::new(BIN).args([
+            "report", "--config", cfg_s, "--format", "json", "--from", from, "--to", to,
+        ]));
+        (
+            serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (r, err) = json("2024-02-01", "2024-02-29");
+    assert!(!err.contains("overlaps"), "{err}");
+    let p = &r["periods"]["reporting"];
+    assert_eq!(p["from"], "2024-02-01");
+    assert_eq!(p["to"], "2024-03-01", "half-open, as the config's arrays");
+    assert_eq!(p["last_day"], "2024-02-29");
+    let total = r["indicators"]["electricity"]["reporting"]["total"]
+        .as_f64()
+        .unwrap();
+    let truth: f64 = (31..=59).map(history_energy).sum();
+    assert!(
+        (total - truth).abs() < 1e-6 * truth,
+        "{total} vs {truth}: 29 February counts"
+    );
+    let (r28, _) = json("2024-02-01", "2024-02-28");
+    let total28 = r28["indicators"]["electricity"]["reporting"]["total"]
+        .as_f64()
+        .unwrap();
+    assert!((total - total28 - history_energy(59)).abs() < 1e-6 * truth);
+    // One day: --from and --to the same date.
+    let (one, _) = json("2024-02-29", "2024-02-29");
+    let one_total = one["indicators"]["electricity"]["reporting"]["total"]
+        .as_f64()
+        .unwrap();
+    assert!((one_total - history_energy(59)).abs() < 1e-6 * one_total);
+
+    // Every rendering prints 2024-02-29 as the last day and never the exclusive end.
+    for format in ["html", "csv", "xlsx"] {
+        let o = run_ok(Command::new(BIN).args([
+            "report",
+            "--config",
+            cfg_s,
+            "--format",
+            format,
+            "--from",
+            "2024-02-01",
+            "--to",
+            "2024-02-29",
+        ]));
+        let text = if format == "xlsx" {
+            let mut z = zip::ZipArchive::new(std::io::Cursor::new(o.stdout)).unwrap();
+            let mut all = String::new();
+            for i in 0..z.len() {
+                let mut f = z.by_index(i).unwrap();
+                if f.name().ends_with(".xml") {
+                    std::io::Read::read_to_string(&mut f, &mut all).unwrap();
+                }
+            }
+            all
+        } else {
+            String::from_utf8(o.stdout).unwrap()
+        };
+        assert!(text.contains("2024-02-29"), "{format}: no last day");
+        assert!(
+            !text.contains("2024-03-01"),
+            "{format}: prints the day after the period"
+        );
+    }
+
+    // A reporting period reaching into the baseline (January): warned on stderr and in the notes.
+    let (r, err) = json("2024-01-20", "2024-02-10");
+    let says = "the reporting period 2024-01-20 .. 2024-02-10 overlaps the baseline period 2024-01-01 .. 2024-01-31";
+    assert!(err.contains(says), "{err}");
+    assert!(
+        r["method"]["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().starts_with(says)),
+        "{}",
+        r["method"]["notes"]
+    );
 }

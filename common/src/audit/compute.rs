@@ -119,6 +119,41 @@ struct BucketDef {
     nominal_hours: usize,
 }
 
+/// The baseline and reporting periods of a report (half-open local dates): `override` (`--from/--to`)
+/// replaces the reporting period, or the baseline when no reporting period is configured.
+pub fn periods(
+    audit: &crate::plan::AuditPlan,
+    over: Option<(NaiveDate, NaiveDate)>,
+) -> ((NaiveDate, NaiveDate), Option<(NaiveDate, NaiveDate)>) {
+    match (over, audit.reporting) {
+        (Some(o), Some(_)) => (audit.baseline, Some(o)),
+        (Some(o), None) => (o, None),
+        (None, r) => (audit.baseline, r),
+    }
+}
+
+/// The warning for a reporting period that shares days with the baseline (half-open periods), naming both
+/// by their inclusive days; None when they do not overlap.
+pub fn overlap_note(
+    baseline: (NaiveDate, NaiveDate),
+    reporting: (NaiveDate, NaiveDate),
+) -> Option<String> {
+    (reporting.0 < baseline.1 && baseline.0 < reporting.1).then(|| {
+        format!(
+            "the reporting period {} .. {} overlaps the baseline period {} .. {}: over the shared days the savings compare a period with itself",
+            reporting.0,
+            inclusive_last_day(reporting.1),
+            baseline.0,
+            inclusive_last_day(baseline.1)
+        )
+    })
+}
+
+/// The last day of a half-open period ending before `end`.
+pub fn inclusive_last_day(end: NaiveDate) -> NaiveDate {
+    end.pred_opt().unwrap_or(end)
+}
+
 /// Compute the report of `plan`'s `[audit]` from hourly aggregates.
 pub fn compute(
     plan: &Plan,
@@ -127,23 +162,25 @@ pub fn compute(
 ) -> Result<Report, ComputeError> {
     let audit = plan.audit.as_ref().ok_or(ComputeError::NoAudit)?;
     let grid = HourGrid::new(audit.timezone);
-    let mut baseline_p = audit.baseline;
-    let mut reporting_p = audit.reporting;
+    let (baseline_p, reporting_p) = periods(audit, req.period_override);
     let mut notes: Vec<String> = Vec::new();
     if let Some(o) = req.period_override {
-        if reporting_p.is_some() {
-            reporting_p = Some(o);
-            notes.push(format!(
+        notes.push(if audit.reporting.is_some() {
+            format!(
                 "reporting period set on the command line: {} .. {}",
-                o.0, o.1
-            ));
+                o.0,
+                inclusive_last_day(o.1)
+            )
         } else {
-            baseline_p = o;
-            notes.push(format!(
+            format!(
                 "no reporting period configured: the baseline period was set on the command line: {} .. {}",
-                o.0, o.1
-            ));
-        }
+                o.0,
+                inclusive_last_day(o.1)
+            )
+        });
+    }
+    if let Some(w) = reporting_p.and_then(|r| overlap_note(baseline_p, r)) {
+        notes.push(w);
     }
     for (from, to) in std::iter::once(baseline_p).chain(reporting_p) {
         if to <= from {
@@ -1217,7 +1254,8 @@ pub fn conventions() -> Vec<String> {
         "gauges: an hour's value is the mean of the good readings taken within it (HJ 75 hourly average); a covered hour without a reading takes the linear interpolation between the readings around it; an hour without any reading inside a polling gap is substituted with the mean of the valid hourly values before and after the gap (HJ 75-2017 convention for missing hours), flagged as apportioned hours of the point; hours before a point's first or after its last reading are not substituted".to_string(),
         "pollutant load per hour = the hour's mean concentration x the hour's flow volume (a flow counter's apportioned advance, or a flow gauge's hourly mean x 1 h); water mg/L x m3 x 1e-3, flue gas mg/m3 x m3 x 1e-6".to_string(),
         format!("valid hour >= 45 min covered; valid day >= {VALID_DAY_HOURS} valid hours; valid week >= {VALID_WEEK_DAYS} valid days; valid month >= 25 valid days (February 23)"),
-        "ASHRAE Guideline 14: monthly thresholds (CV(RMSE) 15 %, NMBE 5 %) also apply to daily and weekly models; hourly 30 % and 10 %; p = 2 for regression, 1 for ratio".to_string(),
+        "ASHRAE Guideline 14: monthly thresholds (CV(RMSE) 15 %, NMBE 5 %) also apply to daily and weekly models; hourly 30 % and 10 %; p = the number of the model's coefficients, intercept included (2 for production alone, one more per product or driver of the model), 1 for ratio".to_string(),
+        "savings: the model's expected consumption is summed over the days (hours with an hourly model) that carry the indicator's measured total; a day without data adds to neither expected nor actual and is counted as left out".to_string(),
     ]
 }
 
@@ -1518,7 +1556,7 @@ fn savings_basis(m: &Baseline, g: Granularity) -> (SavingsBasis, Option<String>)
 
 /// The last day of a half-open period ending before `to` (`YYYY-MM-DD`).
 fn last_day(to: NaiveDate) -> Option<String> {
-    to.pred_opt().map(|d| d.to_string())
+    Some(inclusive_last_day(to).to_string())
 }
 
 fn in_range(i: usize, r: (usize, usize)) -> bool {
