@@ -6,7 +6,7 @@ use crate::audit::report::Report;
 use rust_xlsxwriter::{Format, Workbook, Worksheet, XlsxError};
 
 use super::engine_text::{engine_text, variable_label, variables_label};
-use super::format::shown_total_unit;
+use super::format::{inclusive_end, shown_total_unit};
 use super::i18n::{
     carrier_label, granularity_label, indicator_label, level_label, method_label, period_label,
     source_label, yes_no, Lang,
@@ -152,7 +152,7 @@ pub fn xlsx(report: &Report, lang: Lang) -> Result<Vec<u8>, XlsxError> {
         s.header(&[
             l.period,
             l.from,
-            t(lang, "To (exclusive)", "至（不含）"),
+            l.to_inclusive,
             l.production,
             l.completeness,
         ])?;
@@ -163,7 +163,7 @@ pub fn xlsx(report: &Report, lang: Lang) -> Result<Vec<u8>, XlsxError> {
             s.line(vec![
                 text(name),
                 text(ps.from.clone()),
-                text(ps.to.clone()),
+                text(inclusive_end(&ps.to)),
                 Cell::Num(Some(ps.production)),
                 Cell::Pct(Some(ps.completeness)),
             ])?;
