@@ -667,15 +667,7 @@ fn a_typed_last_day_is_included_and_printed_the_same_everywhere() {
             "2024-02-29",
         ]));
         let text = if format == "xlsx" {
-            let mut z = zip::ZipArchive::new(std::io::Cursor::new(o.stdout)).unwrap();
-            let mut all = String::new();
-            for i in 0..z.len() {
-                let mut f = z.by_index(i).unwrap();
-                if f.name().ends_with(".xml") {
-                    std::io::Read::read_to_string(&mut f, &mut all).unwrap();
-                }
-            }
-            all
+            xlsx_text(o.stdout)
         } else {
             String::from_utf8(o.stdout).unwrap()
         };
@@ -699,4 +691,85 @@ fn a_typed_last_day_is_included_and_printed_the_same_everywhere() {
         "{}",
         r["method"]["notes"]
     );
+}
+
+/// Every XML part of a workbook, concatenated: what a search of its cells finds.
+fn xlsx_text(bytes: Vec<u8>) -> String {
+    let mut z = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+    let mut all = String::new();
+    for i in 0..z.len() {
+        let mut f = z.by_index(i).unwrap();
+        if f.name().unwrap().ends_with(".xml") {
+            std::io::Read::read_to_string(&mut f, &mut all).unwrap();
+        }
+    }
+    all
+}
+
+/// DOMAIN.md "Honest figures": savings by the ratio method (a 4-day baseline: too few buckets for a
+/// regression) carry the mark and reason in the JSON, the HTML cards and table (amber, not green), the CSV
+/// and the workbook, in both languages; the ratio model shows no R2 and no intercept.
+#[test]
+fn ratio_savings_are_marked_in_every_rendering() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("plant.toml");
+    std::fs::write(&cfg, config(dir.path())).unwrap();
+    let csv = dir.path().join("history.csv");
+    history(&csv);
+    let cfg_s = cfg.to_str().unwrap();
+    run_ok(Command::new(BIN).args(["import", "--config", cfg_s, "--csv", csv.to_str().unwrap()]));
+    let out = |format: &str, lang: &str| {
+        run_ok(Command::new(BIN).args([
+            "report",
+            "--config",
+            cfg_s,
+            "--format",
+            format,
+            "--lang",
+            lang,
+            "--baseline-from",
+            "2024-01-01",
+            "--baseline-to",
+            "2024-01-04",
+        ]))
+        .stdout
+    };
+    let r: serde_json::Value = serde_json::from_slice(&out("json", "en")).unwrap();
+    let el = &r["indicators"]["electricity"];
+    assert_eq!(el["model"]["method"], "ratio");
+    assert!(el["model"]["r2"].is_null(), "no R2 for the ratio method");
+    assert_eq!(el["model"]["meets_ashrae14"], false);
+    let rep = &el["reporting"];
+    assert!(rep["savings"].as_f64().unwrap() > 0.0);
+    assert_eq!(rep["savings_basis"], "ratio");
+    let note = rep["savings_note"].as_str().unwrap();
+    assert!(
+        note.starts_with("ratio method, no valid regression (only 4 complete day buckets"),
+        "{note}"
+    );
+    for (lang, mark, basis) in [
+        (
+            "en",
+            "⚠ ratio method, no valid model",
+            "ratio method (no valid model)",
+        ),
+        ("zh", "⚠ 比值法，无有效模型", "比值法（无有效模型）"),
+    ] {
+        let html = String::from_utf8(out("html", lang)).unwrap();
+        // In the cards (energy, co2) and in the indicator table (energy, electricity, co2).
+        assert_eq!(html.matches(mark).count(), 5, "{lang}");
+        assert!(html.contains(r#"<span class="weak">"#), "{lang}: amber");
+        assert!(
+            !html.contains(r#"<span class="good">"#),
+            "{lang}: no green savings"
+        );
+        let csv = String::from_utf8(out("csv", lang)).unwrap();
+        assert!(csv.contains(basis), "{lang}: CSV");
+        let xlsx = xlsx_text(out("xlsx", lang));
+        assert!(xlsx.contains(basis), "{lang}: XLSX");
+        assert!(
+            !xlsx.contains("intercept =") && !xlsx.contains("截距 ="),
+            "{lang}"
+        );
+    }
 }

@@ -193,6 +193,19 @@ pub fn engine_text(lang: Lang, text: &str) -> String {
     }
 }
 
+/// What savings rest on, as one cell: the basis, and with a weak model or the ratio method the reason.
+pub fn savings_basis_text(
+    lang: Lang,
+    basis: Option<crate::audit::report::SavingsBasis>,
+    note: Option<&str>,
+) -> String {
+    let label = super::i18n::savings_basis_label(lang, basis);
+    match note {
+        Some(n) => format!("{label}: {}", engine_text(lang, n)),
+        None => label.to_string(),
+    }
+}
+
 /// A model variable: `production` is 产量 in Chinese; product and driver names are the config's.
 pub fn variable_label(lang: Lang, v: &str) -> String {
     match (lang, v) {

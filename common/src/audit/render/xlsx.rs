@@ -2,10 +2,10 @@
 //! formats, frozen header rows, sheet names and headers in the report's language. Figures without data are
 //! empty cells, never 0.
 
-use crate::audit::report::Report;
+use crate::audit::report::{BaselineMethod, Report};
 use rust_xlsxwriter::{Format, Workbook, Worksheet, XlsxError};
 
-use super::engine_text::{engine_text, variable_label, variables_label};
+use super::engine_text::{engine_text, savings_basis_text, variable_label, variables_label};
 use super::format::{inclusive_end, shown_total_unit};
 use super::i18n::{
     carrier_label, granularity_label, indicator_label, level_label, method_label, period_label,
@@ -192,6 +192,8 @@ pub fn xlsx(report: &Report, lang: Lang) -> Result<Vec<u8>, XlsxError> {
             t(lang, "Savings uncertainty (90 %)", "节约量不确定度（90%）"),
             t(lang, "Why no savings", "未计节约量的原因"),
             l.level,
+            t(lang, "Savings basis", "节能量依据"),
+            t(lang, "Days without data", "无数据天数"),
         ])?;
         for (key, ind) in &report.indicators {
             let r = ind.reporting.as_ref();
@@ -218,6 +220,12 @@ pub fn xlsx(report: &Report, lang: Lang) -> Result<Vec<u8>, XlsxError> {
                     r.and_then(|r| r.savings_reason.as_deref()).unwrap_or(""),
                 )),
                 text(ind.level.map(|v| level_label(lang, v)).unwrap_or_default()),
+                text(savings_basis_text(
+                    lang,
+                    r.and_then(|r| r.savings_basis),
+                    r.and_then(|r| r.savings_note.as_deref()),
+                )),
+                Cell::Num(r.map(|r| r.days_without_data as f64)),
             ])?;
         }
     }
@@ -243,9 +251,11 @@ pub fn xlsx(report: &Report, lang: Lang) -> Result<Vec<u8>, XlsxError> {
         ])?;
         for (key, ind) in &report.indicators {
             let m = &ind.model;
+            // The ratio model's intercept is 0 by construction, not a fitted figure: not shown.
             let coef: Vec<String> = m
                 .coefficients
                 .iter()
+                .filter(|(k, _)| m.method == BaselineMethod::Regression || k != "intercept")
                 .map(|(k, v)| format!("{} = {v:.6}", variable_label(lang, k)))
                 .collect();
             s.line(vec![
@@ -373,6 +383,9 @@ pub fn xlsx(report: &Report, lang: Lang) -> Result<Vec<u8>, XlsxError> {
             l.savings_yuan,
             l.payback_years,
             l.reason,
+            t(lang, "Savings basis", "节能量依据"),
+            t(lang, "Counted from", "计入起始日"),
+            t(lang, "Days without data", "无数据天数"),
         ])?;
         for m in &report.measures {
             s.line(vec![
@@ -389,6 +402,13 @@ pub fn xlsx(report: &Report, lang: Lang) -> Result<Vec<u8>, XlsxError> {
                 Cell::Num(m.savings_yuan),
                 Cell::Num(m.payback_years),
                 text(engine_text(lang, m.reason.as_deref().unwrap_or(""))),
+                text(savings_basis_text(
+                    lang,
+                    m.savings_basis,
+                    m.savings_note.as_deref(),
+                )),
+                text(m.counted_from.clone().unwrap_or_default()),
+                Cell::Num(m.counted_from.as_ref().map(|_| m.days_without_data as f64)),
             ])?;
         }
     }
