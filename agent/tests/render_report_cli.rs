@@ -678,6 +678,30 @@ fn a_typed_last_day_is_included_and_printed_the_same_everywhere() {
         );
     }
 
+    // `verify` recomputes a report asked for with --from/--to and finds every figure and note again.
+    let file = dir.path().join("feb.json");
+    run_ok(Command::new(BIN).args([
+        "report",
+        "--config",
+        cfg_s,
+        "--format",
+        "json",
+        "--from",
+        "2024-02-01",
+        "--to",
+        "2024-02-29",
+        "--out",
+        file.to_str().unwrap(),
+    ]));
+    let o = run_ok(Command::new(BIN).args([
+        "verify",
+        "--config",
+        cfg_s,
+        "--report",
+        file.to_str().unwrap(),
+    ]));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("every figure matches"));
+
     // A reporting period reaching into the baseline (January): warned on stderr and in the notes.
     let (r, err) = json("2024-01-20", "2024-02-10");
     let says = "the reporting period 2024-01-20 .. 2024-02-10 overlaps the baseline period 2024-01-01 .. 2024-01-31";

@@ -90,13 +90,23 @@ pub fn period_override(
 
 pub fn main(args: ReportArgs) -> anyhow::Result<()> {
     let mut plan = load_plan(&args.config, Needs::Audit)?;
-    let over = period_override(args.from.as_deref(), args.to.as_deref())?;
+    let mut over = period_override(args.from.as_deref(), args.to.as_deref())?;
     let baseline = typed_period(
         ("--baseline-from", args.baseline_from.as_deref()),
         ("--baseline-to", args.baseline_to.as_deref()),
     )?;
     if let (Some(b), Some(audit)) = (baseline, plan.audit.as_mut()) {
-        audit.baseline = b;
+        if audit.reporting.is_some() {
+            audit.baseline = b;
+        } else if over.is_some() {
+            return Err(bad_input(
+                "no reporting period configured: --from/--to set the baseline period, and so do --baseline-from/--baseline-to; give one of them"
+                    .to_string(),
+            ));
+        } else {
+            // Without a reporting period --from/--to set the baseline: one way, one note in the report.
+            over = Some(b);
+        }
     }
     // The report notes an overlap too; say it where the person who typed the dates is looking.
     if let Some(audit) = plan.audit.as_ref() {

@@ -164,7 +164,13 @@ pub fn compute(
     let grid = HourGrid::new(audit.timezone);
     let (baseline_p, reporting_p) = periods(audit, req.period_override);
     let mut notes: Vec<String> = Vec::new();
-    if let Some(o) = req.period_override {
+    // Noted when it changes what the config says (so `verify`, which passes the report's own period, finds
+    // the same notes).
+    let changed = |o: (NaiveDate, NaiveDate)| match audit.reporting {
+        Some(r) => r != o,
+        None => audit.baseline != o,
+    };
+    if let Some(o) = req.period_override.filter(|o| changed(*o)) {
         notes.push(if audit.reporting.is_some() {
             format!(
                 "reporting period set on the command line: {} .. {}",
