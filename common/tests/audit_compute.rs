@@ -1169,6 +1169,75 @@ fn example_14_savings_only_where_data() {
     }
 }
 
+/// A day with production but no reading of the meter counts on neither side (the old sum gave it the model's
+/// 100 + 2 x 50 of expected consumption against nothing measured); with a weekly model a week with data on
+/// some days has the intercept pro rata and the production of those days.
+#[test]
+fn production_without_consumption_data_and_partial_weeks_count_only_days_with_data() {
+    let req = ReportRequest {
+        now_ms: now(),
+        period_override: None,
+    };
+    let mut plan = plan_14(("2025-01-01", "2025-01-29"), ("2025-03-01", "2025-03-11"));
+    plan.audit.as_mut().unwrap().min_completeness = 0.0;
+    let mut m = mem();
+    baseline_14(&mut m, 28, 1.0, 40.0, 60.0);
+    for i in 0..10 {
+        let date = d("2025-03-01") + chrono::Duration::days(i);
+        whole_day(&mut m, "packer.output", date, 50.0);
+        if i < 8 {
+            whole_day(&mut m, "power.energy", date, 190.0);
+        }
+    }
+    let r = compute(&plan, &req, &mut m).unwrap();
+    let rv = r
+        .indicator("electricity")
+        .unwrap()
+        .reporting
+        .clone()
+        .unwrap();
+    assert!(close(rv.expected.unwrap(), 1_600.0, 1e-9), "{rv:?}");
+    assert!(close(rv.savings.unwrap(), 80.0, 1e-9));
+    assert_eq!(rv.days_without_data, 2);
+
+    // Weekly: 8 weeks of baseline, a reporting fortnight with data on its first 10 days.
+    let mut plan = plan_14(("2025-01-01", "2025-02-26"), ("2025-03-01", "2025-03-15"));
+    {
+        let a = plan.audit.as_mut().unwrap();
+        a.granularity = Granularity::Week;
+        a.min_completeness = 0.0;
+    }
+    let mut m = mem();
+    baseline_14(&mut m, 56, 30.0, 20.0, 180.0);
+    let mut p_days = Vec::new();
+    for i in 0..10 {
+        let date = d("2025-03-01") + chrono::Duration::days(i);
+        let p = 40.0 + 3.0 * i as f64;
+        p_days.push(p);
+        whole_day(&mut m, "packer.output", date, p);
+        whole_day(&mut m, "power.energy", date, 90.0 + 2.0 * p);
+    }
+    let r = compute(&plan, &req, &mut m).unwrap();
+    let el = r.indicator("electricity").unwrap();
+    assert_eq!(
+        el.model.method,
+        BaselineMethod::Regression,
+        "{:?}",
+        el.model
+    );
+    let (b0, b1) = (el.model.intercept, el.model.slope.unwrap());
+    let rv = el.reporting.as_ref().unwrap();
+    let week1: f64 = p_days[..7].iter().sum();
+    let week2: f64 = p_days[7..].iter().sum();
+    let expected = (b0 + b1 * week1) + (b0 * 3.0 / 7.0 + b1 * week2);
+    assert!(
+        close(rv.expected.unwrap(), expected, 1e-9),
+        "{} vs {expected}",
+        rv.expected.unwrap()
+    );
+    assert_eq!(rv.days_without_data, 4);
+}
+
 /// A reporting period that runs past the last reading earns nothing for its empty days: appending them
 /// leaves expected and savings as they were and counts them as left out (with min_completeness 0: the
 /// completeness rule would rightly withhold savings of a period 8 days in 27 covered).
