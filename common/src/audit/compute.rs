@@ -598,64 +598,21 @@ pub fn compute(
         .collect();
     let driver_names: Vec<String> = drivers.iter().map(|(d, _)| d.name.clone()).collect();
     let vars = Variables::new(&product_names, &driver_names);
-    // A bucket's row of variables: production, the products' quantities (two or more), the drivers.
-    // A row of variables over some spans of hours: production, the products' quantities (two or more),
-    // the drivers.
-    let row_of = |spans: &[(usize, usize)]| -> Vec<f64> {
-        let over = |v: &[f64]| spans.iter().map(|&r| sum(v, r)).sum::<f64>();
-        let mut r = Vec::with_capacity(vars.names.len());
-        r.push(over(production));
-        if vars.products > 0 {
-            r.extend(prod_is.iter().map(|&i| over(&series[i].amount)));
-        }
-        for &(d, i) in &drivers {
-            let hours: Vec<f64> = spans
-                .iter()
-                .flat_map(|&(a, b)| series[i].amount[a..b].iter().copied())
-                .collect();
-            r.push(driver_value(d.transform, &hours));
-        }
-        r
-    };
-    let row = |b: &BucketDef| row_of(&[(b.a, b.b)]);
-    // The reporting buckets as the model sees them (DOMAIN.md "Honest figures": no savings from no data):
-    // each over its hours that carry the total (`carried`) from window index `from` on.
-    let rep_rows = |carried: &[bool], hourly: &[f64], from: usize| -> RepRows {
-        let mut out = RepRows::default();
-        for b in &rep_buckets {
-            let spans = carried_spans(g, b, carried, from);
-            let hours: usize = spans.iter().map(|(a, b)| b - a).sum();
-            out.hours += hours;
-            out.with_data += usize::from(hours > 0);
-            out.rows.push((
-                row_of(&spans),
-                hours as f64 / b.nominal_hours as f64,
-                spans.iter().map(|&r| sum(hourly, r)).sum(),
-            ));
-        }
-        out
-    };
     let mut drivers_valid = vec![true; n];
     for &(_, p) in &drivers {
         and_into(&mut drivers_valid, &series[p].valid);
     }
-    // The expected consumption is computed from the model's drivers too: their data count. Why savings over
-    // window range `r` are not claimed because of a driver, if they are not.
-    let driver_shortfall = |model: &Baseline, r: (usize, usize)| -> Option<String> {
-        model
-            .variables
-            .iter()
-            .filter_map(|v| drivers.iter().find(|(d, _)| &d.name == v))
-            .map(|&(d, i)| (&d.name, fraction_valid(&series[i].valid, r)))
-            .min_by(|a, b| a.1.total_cmp(&b.1))
-            .filter(|(_, c)| *c < audit.min_completeness)
-            .map(|(name, c)| {
-                format!(
-                    "the model's driver {name} has {:.1} % of the reporting period's hours, below min_completeness {:.1} %",
-                    c * 100.0,
-                    audit.min_completeness * 100.0
-                )
-            })
+    let w = Modelling {
+        series: &series,
+        production,
+        prod_is: &prod_is,
+        drivers: &drivers,
+        drivers_valid: &drivers_valid,
+        vars: &vars,
+        g,
+        base_buckets: &base_buckets,
+        rep_buckets: &rep_buckets,
+        min_completeness: audit.min_completeness,
     };
     let mut indicators = Vec::with_capacity(defs.len());
     let mut cusum_all: Vec<(String, Vec<CusumPoint>)> = Vec::new();
@@ -696,7 +653,7 @@ pub fn compute(
         let (mut x, mut y) = (Vec::new(), Vec::new());
         for b in &base_buckets {
             if bucket_valid(g, b, &fit_valid) {
-                x.push(row(b));
+                x.push(w.row(b));
                 y.push(sum(&d.hourly, (b.a, b.b)));
             }
         }
@@ -713,13 +670,13 @@ pub fn compute(
         let b_prod = periods.baseline.production;
         let model = baseline::fit(&vars, &x, &y, b_prod, b_total.unwrap_or(0.0), g);
         let rep = rep_range.map(|rr| {
-            let counted = rep_rows(&carried, &d.hourly, rr.0);
+            let counted = w.rep_rows(&carried, &d.hourly, rr.0);
             let s = baseline::savings(&model, &counted.rows);
             let days_without_data = days_without(&carried, rr);
             let total = has_data(rr).then(|| sum(&d.hourly, rr));
             let prod = sum(production, rr);
             let completeness = fraction_valid(&valid, rr);
-            let driver_short = driver_shortfall(&model, rr);
+            let driver_short = w.driver_shortfall(&model, rr);
             // Nothing to expect over no data: null, not the model's 0 over no hours.
             let expected = b_total.and(total).map(|_| s.expected);
             let (basis, note) = savings_basis(&model, g);
@@ -785,7 +742,7 @@ pub fn compute(
         if energy_series.is_none() {
             let mut bs = Vec::new();
             for b in &base_buckets {
-                let r = row(b);
+                let r = w.row(b);
                 bs.push(Bucket {
                     label: b.label.clone(),
                     period: PeriodKind::Baseline,
@@ -969,125 +926,14 @@ pub fn compute(
     // Measures: a sub-meter's own baseline model (IPMVP Option B), its savings and their money.
     let mut measures = Vec::with_capacity(audit.measures.len());
     for (m, mi) in audit.measures.iter().zip(&measure_i) {
-        let mut out = MeasureResult {
-            name: m.name.clone(),
-            in_service: m.in_service.to_string(),
-            investment_yuan: m.investment_yuan,
-            indicator: m.point.as_ref().map(|(_, c)| c.as_str().to_string()),
-            savings: None,
-            savings_yuan: None,
-            payback_years: None,
-            reason: None,
-            counted_from: None,
-            days_without_data: 0,
-            savings_basis: None,
-            savings_note: None,
+        let periods = MeasurePeriods {
+            base_range,
+            rep_range,
+            h_start,
+            base_production: periods.baseline.production,
         };
-        let (Some((r, carrier)), Some(mi)) = (&m.point, mi) else {
-            out.reason =
-                Some("no sub-meter: whole-plant savings (IPMVP Option C) only".to_string());
-            measures.push(out);
-            continue;
-        };
-        let Some(rr) = rep_range else {
-            out.reason = Some("no reporting period".to_string());
-            measures.push(out);
-            continue;
-        };
-        let unit = plan.point(r).map(|p| p.unit.clone()).unwrap_or_default();
-        let conv = unit_factor(&unit, *carrier).unwrap_or(1.0);
-        let hourly: Vec<f64> = series[*mi].amount.iter().map(|a| a * conv).collect();
-        let valid: Vec<bool> = (0..n)
-            .map(|h| {
-                series[*mi].valid[h]
-                    && prod_is.iter().all(|&p| series[p].valid[h])
-                    && drivers_valid[h]
-            })
-            .collect();
-        let (mut x, mut y) = (Vec::new(), Vec::new());
-        for b in &base_buckets {
-            if bucket_valid(g, b, &valid) {
-                x.push(row(b));
-                y.push(sum(&hourly, (b.a, b.b)));
-            }
-        }
-        let model = baseline::fit(
-            &vars,
-            &x,
-            &y,
-            periods.baseline.production,
-            sum(&hourly, base_range),
-            g,
-        );
-        // Savings from the day the measure went into service (inclusive) to the reporting period's end, over
-        // the days its sub-meter has data, by an indicator's rules: completeness, production, drivers.
-        let from_h = (HourGrid::day_of_date(m.in_service) * 24 - h_start).max(0) as usize;
-        let from_h = from_h.max(rr.0);
-        if from_h >= rr.1 {
-            out.reason = Some(format!(
-                "in service {}: no elapsed day of the reporting period from then on",
-                m.in_service
-            ));
-            measures.push(out);
-            continue;
-        }
-        let span = (from_h, rr.1);
-        out.counted_from =
-            Some(HourGrid::date_of_day(HourGrid::day_of_hour(h_start + from_h as i64)).to_string());
-        let meter = &series[*mi];
-        let has_data = meter.data[span.0..span.1].contains(&true)
-            && meter.data[base_range.0..base_range.1].contains(&true);
-        if !has_data {
-            out.reason = Some(format!(
-                "no data of {} in service and baseline periods",
-                r.qualified()
-            ));
-            measures.push(out);
-            continue;
-        }
-        out.days_without_data = days_without(&meter.known, span);
-        let rep_valid: Vec<bool> = (0..n)
-            .map(|h| meter.valid[h] && prod_is.iter().all(|&p| series[p].valid[h]))
-            .collect();
-        let completeness = fraction_valid(&rep_valid, span);
-        let withheld = if sum(production, span) <= 0.0 {
-            Some("no production in the reporting period".to_string())
-        } else if completeness < audit.min_completeness {
-            Some(format!(
-                "reporting completeness {:.1} % is below min_completeness {:.1} %",
-                completeness * 100.0,
-                audit.min_completeness * 100.0
-            ))
-        } else {
-            driver_shortfall(&model, span)
-        };
-        if withheld.is_some() {
-            out.reason = withheld;
-            measures.push(out);
-            continue;
-        }
-        let counted = rep_rows(&meter.known, &hourly, from_h);
-        let s = baseline::savings(&model, &counted.rows);
-        out.savings = Some(s.savings);
-        let (basis, note) = savings_basis(&model, g);
-        out.savings_basis = Some(basis);
-        out.savings_note = note;
-        if let Some(price) = price_of(*carrier) {
-            let yuan = s.savings * price;
-            out.savings_yuan = Some(yuan);
-            // A year's savings scaled from the days that were counted.
-            let days = counted.hours as f64 / 24.0;
-            let per_year = yuan * 365.0 / days.max(1e-9);
-            out.payback_years = (per_year > 0.0).then(|| m.investment_yuan / per_year);
-        } else {
-            out.reason = Some(format!(
-                "no price for {} in [audit.prices]",
-                carrier.as_str()
-            ));
-        }
-        if let ModelMethod::Ratio(why) = &model.method {
-            notes.push(format!("measure {:?}: ratio method ({why})", m.name));
-        }
+        let (out, note) = measure_result(&w, plan, m, *mi, &periods);
+        notes.extend(note);
         measures.push(out);
     }
 
@@ -1490,6 +1336,216 @@ fn carry_to_the_ends(v: &mut [f64], data: &[bool]) -> Vec<usize> {
     v[..first].fill(a);
     v[last + 1..].fill(b);
     (0..first).chain(last + 1..v.len()).collect()
+}
+
+/// What the model stages share, indicators and measures alike: the window's hourly series, production, the
+/// regression's variables and drivers, and the model buckets of both periods.
+struct Modelling<'a> {
+    series: &'a [Series1],
+    production: &'a [f64],
+    prod_is: &'a [usize],
+    drivers: &'a [(&'a crate::plan::AuditDriver, usize)],
+    /// Per hour: every driver valid.
+    drivers_valid: &'a [bool],
+    vars: &'a Variables,
+    g: Granularity,
+    base_buckets: &'a [BucketDef],
+    rep_buckets: &'a [BucketDef],
+    min_completeness: f64,
+}
+
+impl Modelling<'_> {
+    /// A row of variables over some spans of hours: production, the products' quantities (two or more),
+    /// the drivers.
+    fn row_of(&self, spans: &[(usize, usize)]) -> Vec<f64> {
+        let over = |v: &[f64]| spans.iter().map(|&r| sum(v, r)).sum::<f64>();
+        let mut r = Vec::with_capacity(self.vars.names.len());
+        r.push(over(self.production));
+        if self.vars.products > 0 {
+            r.extend(self.prod_is.iter().map(|&i| over(&self.series[i].amount)));
+        }
+        for &(d, i) in self.drivers {
+            let hours: Vec<f64> = spans
+                .iter()
+                .flat_map(|&(a, b)| self.series[i].amount[a..b].iter().copied())
+                .collect();
+            r.push(driver_value(d.transform, &hours));
+        }
+        r
+    }
+
+    /// A whole bucket's row of variables.
+    fn row(&self, b: &BucketDef) -> Vec<f64> {
+        self.row_of(&[(b.a, b.b)])
+    }
+
+    /// The reporting buckets as the model sees them (DOMAIN.md "Honest figures": no savings from no data):
+    /// each over its hours that carry the total (`carried`) from window index `from` on.
+    fn rep_rows(&self, carried: &[bool], hourly: &[f64], from: usize) -> RepRows {
+        let mut out = RepRows::default();
+        for b in self.rep_buckets {
+            let spans = carried_spans(self.g, b, carried, from);
+            let hours: usize = spans.iter().map(|(a, b)| b - a).sum();
+            out.hours += hours;
+            out.with_data += usize::from(hours > 0);
+            out.rows.push((
+                self.row_of(&spans),
+                hours as f64 / b.nominal_hours as f64,
+                spans.iter().map(|&r| sum(hourly, r)).sum(),
+            ));
+        }
+        out
+    }
+
+    /// The expected consumption is computed from the model's drivers too: their data count. Why savings
+    /// over window range `r` are not claimed because of a driver, if they are not.
+    fn driver_shortfall(&self, model: &Baseline, r: (usize, usize)) -> Option<String> {
+        model
+            .variables
+            .iter()
+            .filter_map(|v| self.drivers.iter().find(|(d, _)| &d.name == v))
+            .map(|&(d, i)| (&d.name, fraction_valid(&self.series[i].valid, r)))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .filter(|(_, c)| *c < self.min_completeness)
+            .map(|(name, c)| {
+                format!(
+                    "the model's driver {name} has {:.1} % of the reporting period's hours, below min_completeness {:.1} %",
+                    c * 100.0,
+                    self.min_completeness * 100.0
+                )
+            })
+    }
+}
+
+/// Where a measure's figures are taken: the periods' window ranges, the window's first hour, the
+/// baseline's production (for the ratio method).
+struct MeasurePeriods {
+    base_range: (usize, usize),
+    rep_range: Option<(usize, usize)>,
+    h_start: i64,
+    base_production: f64,
+}
+
+/// A measure's savings from its sub-meter's own baseline model (IPMVP Option B) and their money, by the
+/// indicators' rules (DOMAIN.md "Honest figures"): from the day it went into service (inclusive) to the
+/// reporting period's end, over the days its sub-meter has data, withheld below `min_completeness`, without
+/// production or with a thin driver. With a note for the report when its model is the ratio method.
+fn measure_result(
+    w: &Modelling<'_>,
+    plan: &Plan,
+    m: &crate::plan::AuditMeasure,
+    mi: Option<usize>,
+    p: &MeasurePeriods,
+) -> (MeasureResult, Option<String>) {
+    let mut out = MeasureResult {
+        name: m.name.clone(),
+        in_service: m.in_service.to_string(),
+        investment_yuan: m.investment_yuan,
+        indicator: m.point.as_ref().map(|(_, c)| c.as_str().to_string()),
+        ..MeasureResult::default()
+    };
+    let (Some((r, carrier)), Some(mi)) = (&m.point, mi) else {
+        out.reason = Some("no sub-meter: whole-plant savings (IPMVP Option C) only".to_string());
+        return (out, None);
+    };
+    let Some(rr) = p.rep_range else {
+        out.reason = Some("no reporting period".to_string());
+        return (out, None);
+    };
+    let (series, g) = (w.series, w.g);
+    let unit = plan.point(r).map(|p| p.unit.clone()).unwrap_or_default();
+    let conv = unit_factor(&unit, *carrier).unwrap_or(1.0);
+    let meter = &series[mi];
+    let hourly: Vec<f64> = meter.amount.iter().map(|a| a * conv).collect();
+    let products_valid = |h: usize| w.prod_is.iter().all(|&p| series[p].valid[h]);
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    let fit_valid: Vec<bool> = (0..hourly.len())
+        .map(|h| meter.valid[h] && products_valid(h) && w.drivers_valid[h])
+        .collect();
+    for b in w.base_buckets {
+        if bucket_valid(g, b, &fit_valid) {
+            x.push(w.row(b));
+            y.push(sum(&hourly, (b.a, b.b)));
+        }
+    }
+    let model = baseline::fit(
+        w.vars,
+        &x,
+        &y,
+        p.base_production,
+        sum(&hourly, p.base_range),
+        g,
+    );
+    let from_h = (HourGrid::day_of_date(m.in_service) * 24 - p.h_start).max(0) as usize;
+    let from_h = from_h.max(rr.0);
+    if from_h >= rr.1 {
+        out.reason = Some(format!(
+            "in service {}: no elapsed day of the reporting period from then on",
+            m.in_service
+        ));
+        return (out, None);
+    }
+    let span = (from_h, rr.1);
+    out.counted_from =
+        Some(HourGrid::date_of_day(HourGrid::day_of_hour(p.h_start + from_h as i64)).to_string());
+    let has_data = meter.data[span.0..span.1].contains(&true)
+        && meter.data[p.base_range.0..p.base_range.1].contains(&true);
+    if !has_data {
+        out.reason = Some(format!(
+            "no data of {} in service and baseline periods",
+            r.qualified()
+        ));
+        return (out, None);
+    }
+    out.days_without_data = days_without(&meter.known, span);
+    let rep_valid: Vec<bool> = (0..hourly.len())
+        .map(|h| meter.valid[h] && products_valid(h))
+        .collect();
+    let completeness = fraction_valid(&rep_valid, span);
+    let withheld = if sum(w.production, span) <= 0.0 {
+        Some("no production in the reporting period".to_string())
+    } else if completeness < w.min_completeness {
+        Some(format!(
+            "reporting completeness {:.1} % is below min_completeness {:.1} %",
+            completeness * 100.0,
+            w.min_completeness * 100.0
+        ))
+    } else {
+        w.driver_shortfall(&model, span)
+    };
+    if withheld.is_some() {
+        out.reason = withheld;
+        return (out, None);
+    }
+    let counted = w.rep_rows(&meter.known, &hourly, from_h);
+    let s = baseline::savings(&model, &counted.rows);
+    out.savings = Some(s.savings);
+    let (basis, note) = savings_basis(&model, g);
+    out.savings_basis = Some(basis);
+    out.savings_note = note;
+    let price = plan
+        .audit
+        .as_ref()
+        .and_then(|a| a.prices.iter().find(|(c, _)| c == carrier))
+        .map(|(_, p)| *p);
+    if let Some(price) = price {
+        let yuan = s.savings * price;
+        out.savings_yuan = Some(yuan);
+        // A year's savings scaled from the days that were counted.
+        let days = counted.hours as f64 / 24.0;
+        let per_year = yuan * 365.0 / days.max(1e-9);
+        out.payback_years = (per_year > 0.0).then(|| m.investment_yuan / per_year);
+    } else {
+        out.reason = Some(format!(
+            "no price for {} in [audit.prices]",
+            carrier.as_str()
+        ));
+    }
+    let note = match &model.method {
+        ModelMethod::Ratio(why) => Some(format!("measure {:?}: ratio method ({why})", m.name)),
+        ModelMethod::Regression => None,
+    };
+    (out, note)
 }
 
 /// The reporting buckets as a model's savings count them: one `(row of variables, fraction of a full bucket,
