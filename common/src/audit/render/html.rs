@@ -11,8 +11,9 @@ use super::format::{
     shown_total_unit,
 };
 use super::i18n::{
-    carrier_label, electricity_method_label, granularity_label, indicator_label, level_label,
-    method_label, per_unit_label, predicted_chart_text, savings_caveat, source_label, yes_no, Lang,
+    carrier_label, days_left_out, electricity_method_label, granularity_label, indicator_label,
+    level_label, method_label, per_unit_label, predicted_chart_text, savings_caveat, source_label,
+    yes_no, Lang,
 };
 use super::svg::{self, ChartText, ScatterSeries, BASELINE, REPORTING};
 
@@ -527,9 +528,17 @@ fn indicators(report: &Report, lang: Lang, out: &mut String) {
         match r.and_then(|r| r.savings.map(|s| (r, s))) {
             Some((r, savings)) => {
                 let class = savings_class(savings, r.savings_basis);
+                let left_out = if r.days_without_data > 0 {
+                    format!(
+                        r#"<br><span class="why">{}</span>"#,
+                        escape(&days_left_out(lang, r.days_without_data))
+                    )
+                } else {
+                    String::new()
+                };
                 let _ = write!(
                     out,
-                    r#"<td class="num {class}">{}{}</td><td class="num {class}">{}{}</td>"#,
+                    r#"<td class="num {class}">{}{}{left_out}</td><td class="num {class}">{}{}</td>"#,
                     escape(&display(savings * k)),
                     caveat(lang, r.savings_basis, r.savings_note.as_deref()),
                     escape(&pct_opt(r.savings_pct)),
@@ -1435,5 +1444,17 @@ mod tests {
         // One variable: still consumption against production with the model's line.
         let h = html(&fixture::report(), Lang::En);
         assert!(!h.contains("Predicted by the baseline model"));
+    }
+
+    /// Days of the reporting period without data are named beside the savings they were left out of.
+    #[test]
+    fn days_left_out_of_the_savings_are_named() {
+        let mut r = fixture::report();
+        if let Some(rep) = r.indicator_mut("energy").and_then(|e| e.reporting.as_mut()) {
+            rep.days_without_data = 19;
+        }
+        assert!(html(&r, Lang::En).contains("19 days without data left out"));
+        assert!(html(&r, Lang::Zh).contains("19 天无数据，未计入"));
+        assert!(!html(&fixture::report(), Lang::En).contains("without data left out"));
     }
 }

@@ -502,6 +502,15 @@ pub fn savings_caveat(lang: Lang, basis: Option<SavingsBasis>) -> Option<&'stati
     }
 }
 
+/// Beside savings: how many days of the reporting period had no data and were left out of them.
+pub fn days_left_out(lang: Lang, days: u64) -> String {
+    match (lang, days) {
+        (Lang::En, 1) => "1 day without data left out".to_string(),
+        (Lang::En, n) => format!("{n} days without data left out"),
+        (Lang::Zh, n) => format!("{n} 天无数据，未计入"),
+    }
+}
+
 /// The first chart when the energy model has several variables (measured against predicted): caption, x
 /// axis, y axis, the 1:1 line's legend.
 pub fn predicted_chart_text(lang: Lang) -> [&'static str; 4] {
