@@ -552,7 +552,7 @@ pub fn rich() -> Report {
         recorded: true,
     });
     r.method.notes = vec![
-        "reporting period set on the command line: 2026-01-01 .. 2026-07-01".to_string(),
+        "reporting period set on the command line: 2026-01-01 .. 2026-06-30".to_string(),
         "figures as of 2026-07-01T15:00:00.000Z (the last completed local hour); later hours of the periods are not counted".to_string(),
         "gas.volume: 12 hours without a reading inside polling gaps were substituted with the mean of the valid hourly values before and after the gap (counted as its apportioned hours)".to_string(),
         "main-power.energy_import: 2 low readings not counted (step backs: a drop to at least half the reading before, or a single low reading the next one contradicted); the higher reading stayed the reference".to_string(),
