@@ -18,6 +18,7 @@ const GATEWAY_KEYS: &[&str] = &[
     "site",
     "data_dir",
     "store_max_mb",
+    "retain_delivered_mb",
     "max_gap",
     "enterprise",
     "industry",
@@ -88,6 +89,21 @@ pub(crate) fn gateway(d: &mut Diag<'_>, root: &Section<'_>) -> Option<(Gateway, 
     let store_max_mb = t
         .int_in(d, "store_max_mb", 1, i64::from(u32::MAX))
         .map_or(DEFAULT_STORE_MAX_MB, |v| v.v.unsigned_abs());
+    // Delivered records kept for `P/cmd/replay`, within the store's bound: a quarter by default.
+    let retain_delivered_mb = match t.int_in(d, "retain_delivered_mb", 0, i64::from(u32::MAX)) {
+        Some(v) if v.v.unsigned_abs() > store_max_mb => {
+            d.error(
+                &v.span,
+                format!(
+                    "retain_delivered_mb {} is more than store_max_mb {store_max_mb} (it is kept within it)",
+                    v.v
+                ),
+            );
+            0
+        }
+        Some(v) => v.v.unsigned_abs(),
+        None => store_max_mb / 4,
+    };
     let max_gap = max_gap(d, &t);
     let text = |d: &mut Diag<'_>, key: &str| -> Option<String> {
         let v = t.str(d, key)?;
@@ -109,6 +125,7 @@ pub(crate) fn gateway(d: &mut Diag<'_>, root: &Section<'_>) -> Option<(Gateway, 
             site: site?.v.to_string(),
             data_dir: PathBuf::from(data_dir?.v),
             store_max_mb,
+            retain_delivered_mb,
             enterprise,
             industry,
         },
