@@ -102,6 +102,7 @@ fn metrics_snapshot(
                 errors_total: m.total_errors,
                 last_latency_seconds: m.last_latency_s,
                 state_ok: m.state == state::Health::Ok,
+                invalid_values_total: m.invalid_values,
             })
             .collect(),
         backlog: stats.backlog,

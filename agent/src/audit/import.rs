@@ -37,7 +37,7 @@ use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use chrono::{FixedOffset, NaiveDateTime, TimeZone};
+use chrono::FixedOffset;
 use plantmeter_common::audit::hourly::{Chunk, DayBlock, HourAgg, HourGrid};
 use plantmeter_common::audit::intervals::{
     admit_ts, admit_value, gap_threshold_ms, Gap, LastReading, Tracker,
@@ -311,23 +311,10 @@ impl<R: Read> Read for Guard<R> {
     }
 }
 
-/// Timestamps of a file: RFC 3339, or local date and time in the audit's timezone.
+/// Timestamps of a file: RFC 3339, or local date and time in the audit's timezone (the same formats as
+/// `replace --at`).
 fn parse_ts(s: &str, tz: FixedOffset) -> Option<i64> {
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return Some(t.timestamp_millis());
-    }
-    const LOCAL: [&str; 4] = [
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%d %H:%M",
-        "%Y-%m-%dT%H:%M",
-    ];
-    LOCAL.iter().find_map(|f| {
-        let naive = NaiveDateTime::parse_from_str(s, f).ok()?;
-        tz.from_local_datetime(&naive)
-            .single()
-            .map(|t| t.timestamp_millis())
-    })
+    plantmeter_common::model::parse_ts_in(s, tz)
 }
 
 /// One good row.
@@ -1296,8 +1283,8 @@ fn import_batches(
         if let Some(s) = new_state {
             Aggregates::put_state(&mut batch, ids[i], &s);
         }
-        for at in p.tracker.applied.drain(..) {
-            Aggregates::put_applied(&mut batch, ids[i], at);
+        for a in p.tracker.applied.drain(..) {
+            Aggregates::put_applied(&mut batch, ids[i], &a);
         }
         for inf in p.tracker.inferred.drain(..) {
             Aggregates::put_inferred(&mut batch, ids[i], &inf);
