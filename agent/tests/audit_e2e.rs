@@ -330,12 +330,14 @@ fn import_then_report_matches_independent_figures() {
         "--baseline-from",
         "2024-02-01",
         "--baseline-to",
-        "2024-04-01",
+        "2024-03-31",
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let r3: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r3["periods"]["baseline"]["from"], "2024-02-01");
+    // --baseline-to names the last day included; the JSON's `to` stays half-open like the config's arrays.
     assert_eq!(r3["periods"]["baseline"]["to"], "2024-04-01");
+    assert_eq!(r3["periods"]["baseline"]["last_day"], "2024-03-31");
     let bp3: f64 = truth.days[31..91].iter().map(|x| x.0).sum();
     assert!(close(
         r3["periods"]["baseline"]["production"].as_f64().unwrap(),
@@ -398,7 +400,7 @@ fn import_then_report_matches_independent_figures() {
         "--from",
         "2024-05-01",
         "--to",
-        "2024-05-08",
+        "2024-05-07",
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let r3: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

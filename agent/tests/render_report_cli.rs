@@ -496,11 +496,11 @@ fn an_import_written_in_several_batches_counts_exactly() {
                     "--baseline-from",
                     "2021-01-01",
                     "--baseline-to",
-                    "2023-01-01",
+                    "2022-12-31",
                     "--from",
                     "2023-01-01",
                     "--to",
-                    "2024-01-01",
+                    "2023-12-31",
                 ]),
         );
         serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
@@ -996,4 +996,203 @@ fn the_independent_script_reproduces_digest_and_signature() {
         text.contains(&format!("sha256 {ours} of its content")),
         "plantmeter {ours}, script: {text}"
     );
+}
+
+/// Energy of day `day` (0 = 2024-01-01) of `history`, kWh.
+fn history_energy(day: i64) -> f64 {
+    let pd = 200.0 + 60.0 * ((day as f64) * 0.7).sin();
+    (1500.0 + 80.0 * pd) * if day >= 31 { 0.92 } else { 1.0 }
+}
+
+/// DOMAIN.md "Honest figures": a date typed on the command line names the last day included (`--to
+/// 2024-02-29` counts 29 February), the JSON keeps its half-open `to` beside the inclusive `last_day`, every
+/// rendering prints 29 February as the last day, and a reporting period overlapping the baseline is warned
+/// on stderr and noted in the report.
+#[test]
+fn a_typed_last_day_is_included_and_printed_the_same_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("plant.toml");
+    std::fs::write(&cfg, config(dir.path())).unwrap();
+    let csv = dir.path().join("history.csv");
+    history(&csv);
+    let cfg_s = cfg.to_str().unwrap();
+    run_ok(Command::new(BIN).args(["import", "--config", cfg_s, "--csv", csv.to_str().unwrap()]));
+    let json = |from: &str, to: &str| {
+        let o = run_ok(Command::new(BIN).args([
+            "report", "--config", cfg_s, "--format", "json", "--from", from, "--to", to,
+        ]));
+        (
+            serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (r, err) = json("2024-02-01", "2024-02-29");
+    assert!(!err.contains("overlaps"), "{err}");
+    let p = &r["periods"]["reporting"];
+    assert_eq!(p["from"], "2024-02-01");
+    assert_eq!(p["to"], "2024-03-01", "half-open, as the config's arrays");
+    assert_eq!(p["last_day"], "2024-02-29");
+    let total = r["indicators"]["electricity"]["reporting"]["total"]
+        .as_f64()
+        .unwrap();
+    let truth: f64 = (31..=59).map(history_energy).sum();
+    assert!(
+        (total - truth).abs() < 1e-6 * truth,
+        "{total} vs {truth}: 29 February counts"
+    );
+    let (r28, _) = json("2024-02-01", "2024-02-28");
+    let total28 = r28["indicators"]["electricity"]["reporting"]["total"]
+        .as_f64()
+        .unwrap();
+    assert!((total - total28 - history_energy(59)).abs() < 1e-6 * truth);
+    // One day: --from and --to the same date.
+    let (one, _) = json("2024-02-29", "2024-02-29");
+    let one_total = one["indicators"]["electricity"]["reporting"]["total"]
+        .as_f64()
+        .unwrap();
+    assert!((one_total - history_energy(59)).abs() < 1e-6 * one_total);
+
+    // Every rendering prints 2024-02-29 as the last day and never the exclusive end.
+    for format in ["html", "csv", "xlsx"] {
+        let o = run_ok(Command::new(BIN).args([
+            "report",
+            "--config",
+            cfg_s,
+            "--format",
+            format,
+            "--from",
+            "2024-02-01",
+            "--to",
+            "2024-02-29",
+        ]));
+        let text = if format == "xlsx" {
+            xlsx_text(o.stdout)
+        } else {
+            String::from_utf8(o.stdout).unwrap()
+        };
+        assert!(text.contains("2024-02-29"), "{format}: no last day");
+        assert!(
+            !text.contains("2024-03-01"),
+            "{format}: prints the day after the period"
+        );
+    }
+
+    // `verify` recomputes a report asked for with --from/--to and finds every figure and note again.
+    let file = dir.path().join("feb.json");
+    run_ok(Command::new(BIN).args([
+        "report",
+        "--config",
+        cfg_s,
+        "--format",
+        "json",
+        "--from",
+        "2024-02-01",
+        "--to",
+        "2024-02-29",
+        "--out",
+        file.to_str().unwrap(),
+    ]));
+    let o = run_ok(Command::new(BIN).args([
+        "verify",
+        "--config",
+        cfg_s,
+        "--report",
+        file.to_str().unwrap(),
+    ]));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("every figure matches"));
+
+    // A reporting period reaching into the baseline (January): warned on stderr and in the notes.
+    let (r, err) = json("2024-01-20", "2024-02-10");
+    let says = "the reporting period 2024-01-20 .. 2024-02-10 overlaps the baseline period 2024-01-01 .. 2024-01-31";
+    assert!(err.contains(says), "{err}");
+    assert!(
+        r["method"]["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().starts_with(says)),
+        "{}",
+        r["method"]["notes"]
+    );
+}
+
+/// Every XML part of a workbook, concatenated: what a search of its cells finds.
+fn xlsx_text(bytes: Vec<u8>) -> String {
+    let mut z = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+    let mut all = String::new();
+    for i in 0..z.len() {
+        let mut f = z.by_index(i).unwrap();
+        if f.name().unwrap().ends_with(".xml") {
+            std::io::Read::read_to_string(&mut f, &mut all).unwrap();
+        }
+    }
+    all
+}
+
+/// DOMAIN.md "Honest figures": savings by the ratio method (a 4-day baseline: too few buckets for a
+/// regression) carry the mark and reason in the JSON, the HTML cards and table (amber, not green), the CSV
+/// and the workbook, in both languages; the ratio model shows no R2 and no intercept.
+#[test]
+fn ratio_savings_are_marked_in_every_rendering() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("plant.toml");
+    std::fs::write(&cfg, config(dir.path())).unwrap();
+    let csv = dir.path().join("history.csv");
+    history(&csv);
+    let cfg_s = cfg.to_str().unwrap();
+    run_ok(Command::new(BIN).args(["import", "--config", cfg_s, "--csv", csv.to_str().unwrap()]));
+    let out = |format: &str, lang: &str| {
+        run_ok(Command::new(BIN).args([
+            "report",
+            "--config",
+            cfg_s,
+            "--format",
+            format,
+            "--lang",
+            lang,
+            "--baseline-from",
+            "2024-01-01",
+            "--baseline-to",
+            "2024-01-04",
+        ]))
+        .stdout
+    };
+    let r: serde_json::Value = serde_json::from_slice(&out("json", "en")).unwrap();
+    let el = &r["indicators"]["electricity"];
+    assert_eq!(el["model"]["method"], "ratio");
+    assert!(el["model"]["r2"].is_null(), "no R2 for the ratio method");
+    assert_eq!(el["model"]["meets_ashrae14"], false);
+    let rep = &el["reporting"];
+    assert!(rep["savings"].as_f64().unwrap() > 0.0);
+    assert_eq!(rep["savings_basis"], "ratio");
+    let note = rep["savings_note"].as_str().unwrap();
+    assert!(
+        note.starts_with("ratio method, no valid regression (only 4 complete day buckets"),
+        "{note}"
+    );
+    for (lang, mark, basis) in [
+        (
+            "en",
+            "⚠ ratio method, no valid model",
+            "ratio method (no valid model)",
+        ),
+        ("zh", "⚠ 比值法，无有效模型", "比值法（无有效模型）"),
+    ] {
+        let html = String::from_utf8(out("html", lang)).unwrap();
+        // In the cards (energy, co2) and in the indicator table (energy, electricity, co2).
+        assert_eq!(html.matches(mark).count(), 5, "{lang}");
+        assert!(html.contains(r#"<span class="weak">"#), "{lang}: amber");
+        assert!(
+            !html.contains(r#"<span class="good">"#),
+            "{lang}: no green savings"
+        );
+        let csv = String::from_utf8(out("csv", lang)).unwrap();
+        assert!(csv.contains(basis), "{lang}: CSV");
+        let xlsx = xlsx_text(out("xlsx", lang));
+        assert!(xlsx.contains(basis), "{lang}: XLSX");
+        assert!(
+            !xlsx.contains("intercept =") && !xlsx.contains("截距 ="),
+            "{lang}"
+        );
+    }
 }

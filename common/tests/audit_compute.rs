@@ -11,7 +11,7 @@ use chrono::{FixedOffset, NaiveDate};
 use plantmeter_common::audit::compute::{compute, HourlySource, ReportRequest};
 use plantmeter_common::audit::hourly::{HourAgg, HourGrid};
 use plantmeter_common::audit::intervals::Tracker;
-use plantmeter_common::audit::report::{BaselineMethod, Level};
+use plantmeter_common::audit::report::{BaselineMethod, Level, PeriodKind, SavingsBasis};
 use plantmeter_common::plan::*;
 use plantmeter_common::types::{ByteOrder, DataType, PointKind, RegisterKind};
 
@@ -743,7 +743,11 @@ fn no_data_is_null_and_savings_need_data_and_completeness() {
     assert_eq!(rv.savings, None);
     assert_eq!(rv.savings_pct, None);
     assert_eq!(rv.completeness, 0.0);
-    assert!(rv.expected.is_some(), "the baseline still predicts");
+    // Nothing to expect over days without data (DOMAIN.md, checked example 14): the whole of March is
+    // left out, so there is no expected figure either.
+    assert_eq!(rv.expected, None);
+    assert_eq!(rv.days_without_data, 31);
+    assert_eq!(rv.savings_basis, None);
     assert_eq!(
         rv.savings_reason.as_deref(),
         Some("no data of this indicator in the reporting period")
@@ -1005,4 +1009,400 @@ fn material_inputs_are_indicators_by_name() {
     let dyes = r.indicator("dyes").unwrap();
     assert!(close(dyes.baseline.total.unwrap(), 59.0 * GAS, 1e-9));
     assert_eq!(dyes.total_unit, "t");
+}
+
+/// A day of 24 whole, valid hours of a counter point, `amount` spread evenly.
+fn whole_day(m: &mut Mem, point: &str, date: NaiveDate, amount: f64) {
+    let first = HourGrid::day_of_date(date) * 24;
+    let hours = m.hours.entry(pref(point)).or_default();
+    for h in first..first + 24 {
+        hours.insert(
+            h,
+            HourAgg {
+                sum: amount / 24.0,
+                covered_ms: 3_600_000,
+                ..HourAgg::default()
+            },
+        );
+    }
+}
+
+/// Electricity only, a daily model, baseline `base`, reporting `rep`: the plant of checked example 14.
+fn plan_14(base: (&str, &str), rep: (&str, &str)) -> Plan {
+    let mut plan = plan(Granularity::Day);
+    let a = plan.audit.as_mut().unwrap();
+    a.baseline = (d(base.0), d(base.1));
+    a.reporting = Some((d(rep.0), d(rep.1)));
+    a.inputs.retain(|i| i.carrier == Carrier::Electricity);
+    a.pollutants.clear();
+    a.levels.clear();
+    plan
+}
+
+/// A baseline of `days` days from 2025-01-01 following E = 100 + 2 P exactly in the least-squares sense:
+/// production alternates 40, 60 and the residuals +r, +r, -r, -r are orthogonal to both columns, so OLS gives
+/// back b0 = 100 and b1 = 2 whatever `r` (with `r` > 0 the fit has an error, and so p-values).
+fn baseline_14(m: &mut Mem, days: i64, r: f64, low: f64, high: f64) {
+    let day0 = d("2025-01-01");
+    for i in 0..days {
+        let p = if i % 2 == 0 { low } else { high };
+        let e = if i % 4 < 2 { r } else { -r };
+        let date = day0 + chrono::Duration::days(i);
+        whole_day(m, "packer.output", date, p);
+        whole_day(m, "power.energy", date, 100.0 + 2.0 * p + e);
+    }
+}
+
+fn mem() -> Mem {
+    Mem {
+        grid: Some(HourGrid::new(FixedOffset::east_opt(8 * 3600).unwrap())),
+        ..Mem::default()
+    }
+}
+
+/// Checked example 14 (DOMAIN.md "Honest figures"): the model's expected is summed over the days with data
+/// only: 8 x 200 = 1 600, savings 80 (5.0 %), 2 days left out; not 10 x 200 - 1 520 = 480. A measure on the
+/// same meter follows the same days, and so does its money; one in service mid-period counts from its day.
+#[test]
+fn example_14_savings_only_where_data() {
+    let mut plan = plan_14(("2025-01-01", "2025-01-29"), ("2025-03-01", "2025-03-11"));
+    {
+        let a = plan.audit.as_mut().unwrap();
+        a.prices = vec![(Carrier::Electricity, 0.68)];
+        a.measures = vec![
+            AuditMeasure {
+                name: "whole period".into(),
+                in_service: d("2025-02-01"),
+                investment_yuan: 10_000.0,
+                point: Some((pref("power.energy"), Carrier::Electricity)),
+            },
+            AuditMeasure {
+                name: "mid period".into(),
+                in_service: d("2025-03-03"),
+                investment_yuan: 10_000.0,
+                point: Some((pref("power.energy"), Carrier::Electricity)),
+            },
+        ];
+    }
+    let mut m = mem();
+    baseline_14(&mut m, 28, 1.0, 40.0, 60.0);
+    for i in 0..8 {
+        let date = d("2025-03-01") + chrono::Duration::days(i);
+        whole_day(&mut m, "packer.output", date, 50.0);
+        whole_day(&mut m, "power.energy", date, 190.0);
+    }
+    let req = ReportRequest {
+        now_ms: now(),
+        period_override: None,
+    };
+    let r = compute(&plan, &req, &mut m).unwrap();
+    let el = r.indicator("electricity").unwrap();
+    assert!(close(el.model.intercept, 100.0, 1e-9), "{:?}", el.model);
+    assert!(close(el.model.slope.unwrap(), 2.0, 1e-9));
+    let rv = el.reporting.as_ref().unwrap();
+    assert!(close(rv.total.unwrap(), 1_520.0, 1e-12));
+    assert!(close(rv.expected.unwrap(), 1_600.0, 1e-9), "{rv:?}");
+    assert!(close(rv.savings.unwrap(), 80.0, 1e-9), "{rv:?}");
+    assert!(close(rv.savings_pct.unwrap(), 5.0, 1e-9));
+    assert_eq!(rv.days_without_data, 2);
+    assert!(close(rv.savings_yuan.unwrap(), 80.0 * 0.68, 1e-9));
+    assert_eq!(rv.savings_basis, Some(SavingsBasis::ValidModel));
+    assert_eq!(rv.savings_note, None);
+    // The CUSUM ends where the savings do, and stays flat over the two empty days.
+    let cusum = &r
+        .series
+        .cusum
+        .iter()
+        .find(|(k, _)| k == "electricity")
+        .unwrap()
+        .1;
+    assert_eq!(cusum.len(), 10);
+    assert!(close(cusum[7].cusum, 80.0, 1e-9) && close(cusum[9].cusum, 80.0, 1e-9));
+    // The chart's reporting buckets are the days that count.
+    let rep_buckets = r
+        .series
+        .energy_buckets
+        .iter()
+        .filter(|b| b.period == PeriodKind::Reporting)
+        .count();
+    assert_eq!(rep_buckets, 8);
+
+    let whole = &r.measures[0];
+    assert_eq!(whole.counted_from.as_deref(), Some("2025-03-01"));
+    assert!(close(whole.savings.unwrap(), 80.0, 1e-9), "{whole:?}");
+    assert_eq!(whole.days_without_data, 2);
+    // A year's money scaled from the 8 days counted, not the 10 of the period.
+    let per_year = 80.0 * 0.68 * 365.0 / 8.0;
+    assert!(close(
+        whole.payback_years.unwrap(),
+        10_000.0 / per_year,
+        1e-9
+    ));
+    let mid = &r.measures[1];
+    // In service on the 3rd: 6 of its 8 days have data (completeness 0.75, just enough).
+    assert_eq!(mid.counted_from.as_deref(), Some("2025-03-03"));
+    assert!(
+        close(mid.savings.unwrap(), 60.0, 1e-9),
+        "6 days x 10: {mid:?}"
+    );
+    assert_eq!(mid.days_without_data, 2);
+    assert_eq!(mid.savings_basis, Some(SavingsBasis::ValidModel));
+
+    // Above min_completeness (8 of 10 days = 0.8) savings are claimed; at 0.9 neither the indicator nor a
+    // measure on its meter claims any, and both say why.
+    plan.audit.as_mut().unwrap().min_completeness = 0.9;
+    let r = compute(&plan, &req, &mut m).unwrap();
+    let rv = r
+        .indicator("electricity")
+        .unwrap()
+        .reporting
+        .clone()
+        .unwrap();
+    assert_eq!(rv.savings, None);
+    for mr in &r.measures {
+        assert_eq!(
+            (mr.savings, mr.savings_yuan, mr.payback_years),
+            (None, None, None)
+        );
+        assert!(
+            mr.reason
+                .as_deref()
+                .unwrap()
+                .contains("below min_completeness 90.0 %"),
+            "{mr:?}"
+        );
+    }
+}
+
+/// A day with production but no reading of the meter counts on neither side (the old sum gave it the model's
+/// 100 + 2 x 50 of expected consumption against nothing measured); with a weekly model a week with data on
+/// some days has the intercept pro rata and the production of those days.
+#[test]
+fn production_without_consumption_data_and_partial_weeks_count_only_days_with_data() {
+    let req = ReportRequest {
+        now_ms: now(),
+        period_override: None,
+    };
+    let mut plan = plan_14(("2025-01-01", "2025-01-29"), ("2025-03-01", "2025-03-11"));
+    plan.audit.as_mut().unwrap().min_completeness = 0.0;
+    let mut m = mem();
+    baseline_14(&mut m, 28, 1.0, 40.0, 60.0);
+    for i in 0..10 {
+        let date = d("2025-03-01") + chrono::Duration::days(i);
+        whole_day(&mut m, "packer.output", date, 50.0);
+        if i < 8 {
+            whole_day(&mut m, "power.energy", date, 190.0);
+        }
+    }
+    let r = compute(&plan, &req, &mut m).unwrap();
+    let rv = r
+        .indicator("electricity")
+        .unwrap()
+        .reporting
+        .clone()
+        .unwrap();
+    assert!(close(rv.expected.unwrap(), 1_600.0, 1e-9), "{rv:?}");
+    assert!(close(rv.savings.unwrap(), 80.0, 1e-9));
+    assert_eq!(rv.days_without_data, 2);
+
+    // Weekly: 8 weeks of baseline, a reporting fortnight with data on its first 10 days.
+    let mut plan = plan_14(("2025-01-01", "2025-02-26"), ("2025-03-01", "2025-03-15"));
+    {
+        let a = plan.audit.as_mut().unwrap();
+        a.granularity = Granularity::Week;
+        a.min_completeness = 0.0;
+    }
+    let mut m = mem();
+    baseline_14(&mut m, 56, 30.0, 20.0, 180.0);
+    let mut p_days = Vec::new();
+    for i in 0..10 {
+        let date = d("2025-03-01") + chrono::Duration::days(i);
+        let p = 40.0 + 3.0 * i as f64;
+        p_days.push(p);
+        whole_day(&mut m, "packer.output", date, p);
+        whole_day(&mut m, "power.energy", date, 90.0 + 2.0 * p);
+    }
+    let r = compute(&plan, &req, &mut m).unwrap();
+    let el = r.indicator("electricity").unwrap();
+    assert_eq!(
+        el.model.method,
+        BaselineMethod::Regression,
+        "{:?}",
+        el.model
+    );
+    let (b0, b1) = (el.model.intercept, el.model.slope.unwrap());
+    let rv = el.reporting.as_ref().unwrap();
+    let week1: f64 = p_days[..7].iter().sum();
+    let week2: f64 = p_days[7..].iter().sum();
+    let expected = (b0 + b1 * week1) + (b0 * 3.0 / 7.0 + b1 * week2);
+    assert!(
+        close(rv.expected.unwrap(), expected, 1e-9),
+        "{} vs {expected}",
+        rv.expected.unwrap()
+    );
+    assert_eq!(rv.days_without_data, 4);
+}
+
+/// A reporting period that runs past the last reading earns nothing for its empty days: appending them
+/// leaves expected and savings as they were and counts them as left out (with min_completeness 0: the
+/// completeness rule would rightly withhold savings of a period 8 days in 27 covered).
+#[test]
+fn empty_days_appended_to_the_reporting_period_change_no_savings() {
+    let mut m = mem();
+    baseline_14(&mut m, 28, 1.0, 40.0, 60.0);
+    for i in 0..8 {
+        let date = d("2025-03-01") + chrono::Duration::days(i);
+        whole_day(&mut m, "packer.output", date, 45.0 + i as f64);
+        whole_day(&mut m, "power.energy", date, 185.0 + i as f64);
+    }
+    let req = ReportRequest {
+        now_ms: now(),
+        period_override: None,
+    };
+    let plan = |to: &str| {
+        let mut p = plan_14(("2025-01-01", "2025-01-29"), ("2025-03-01", to));
+        p.audit.as_mut().unwrap().min_completeness = 0.0;
+        p
+    };
+    let short = compute(&plan("2025-03-09"), &req, &mut m).unwrap();
+    let long = compute(&plan("2025-03-28"), &req, &mut m).unwrap();
+    let rv = |r: &plantmeter_common::audit::report::Report| {
+        r.indicator("electricity")
+            .unwrap()
+            .reporting
+            .clone()
+            .unwrap()
+    };
+    let (s, l) = (rv(&short), rv(&long));
+    assert_eq!(s.days_without_data, 0);
+    assert_eq!(l.days_without_data, 19);
+    assert!(close(s.expected.unwrap(), l.expected.unwrap(), 1e-12));
+    assert!(close(s.savings.unwrap(), l.savings.unwrap(), 1e-12));
+    assert!(close(s.savings_pct.unwrap(), l.savings_pct.unwrap(), 1e-12));
+    assert!(close(
+        s.savings_uncertainty_pct.unwrap(),
+        l.savings_uncertainty_pct.unwrap(),
+        1e-12
+    ));
+}
+
+/// Savings from a weak model (valid regression outside ASHRAE Guideline 14) and from the ratio method are
+/// marked as such with the reason; the ratio method has no R2 and never "meets ASHRAE 14".
+#[test]
+fn weak_and_ratio_savings_are_marked_with_their_reason() {
+    let req = ReportRequest {
+        now_ms: now(),
+        period_override: None,
+    };
+    let rep = |m: &mut Mem| {
+        for i in 0..8 {
+            let date = d("2025-03-01") + chrono::Duration::days(i);
+            whole_day(m, "packer.output", date, 100.0);
+            whole_day(m, "power.energy", date, 280.0);
+        }
+    };
+    let plan = plan_14(("2025-01-01", "2025-01-29"), ("2025-03-01", "2025-03-09"));
+    // Production 20 / 180 and residuals of ±50: a valid regression (R2 ~0.7) with CV(RMSE) ~17 % > 15 %.
+    let mut m = mem();
+    baseline_14(&mut m, 28, 50.0, 20.0, 180.0);
+    rep(&mut m);
+    let r = compute(&plan, &req, &mut m).unwrap();
+    let el = r.indicator("electricity").unwrap();
+    assert_eq!(el.model.method, BaselineMethod::Regression);
+    assert!(el.model.valid);
+    let cv = el.model.cv_rmse_pct.unwrap();
+    assert!(cv > 15.0, "{cv}");
+    assert!(!el.model.meets_ashrae14);
+    let rv = el.reporting.as_ref().unwrap();
+    assert!(close(rv.savings.unwrap(), 8.0 * (300.0 - 280.0), 1e-9));
+    assert_eq!(rv.savings_basis, Some(SavingsBasis::WeakModel));
+    let note = rv.savings_note.as_deref().unwrap();
+    assert!(
+        note.contains("does not meet ASHRAE Guideline 14")
+            && note.contains(&format!("CV(RMSE) {cv:.1} % against 15 %")),
+        "{note}"
+    );
+    let json = serde_json::to_value(&r).unwrap();
+    assert_eq!(
+        json["indicators"]["electricity"]["reporting"]["savings_basis"],
+        "weak_model"
+    );
+
+    // Production that does not vary: the ratio method, marked, no R2, not "meets ASHRAE 14".
+    let mut m = mem();
+    baseline_14(&mut m, 28, 1.0, 50.0, 50.0);
+    rep(&mut m);
+    let r = compute(&plan, &req, &mut m).unwrap();
+    let el = r.indicator("electricity").unwrap();
+    assert_eq!(el.model.method, BaselineMethod::Ratio);
+    assert_eq!(el.model.r2, None);
+    assert!(!el.model.meets_ashrae14 && !el.model.valid);
+    let rv = el.reporting.as_ref().unwrap();
+    assert_eq!(rv.savings_basis, Some(SavingsBasis::Ratio));
+    assert!(
+        close(rv.expected.unwrap(), 8.0 * 100.0 * 4.0, 1e-9),
+        "{rv:?}"
+    );
+    let note = rv.savings_note.as_deref().unwrap();
+    assert!(
+        note.starts_with("ratio method, no valid regression (production does not vary"),
+        "{note}"
+    );
+    assert_eq!(rv.savings_uncertainty_pct, None);
+}
+
+mod savings_props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+        /// Whatever days of the reporting period have data, `expected` is the daily model summed over exactly
+        /// those days (so never more), and appending empty days to the period changes no figure of savings.
+        #[test]
+        fn expected_is_the_model_over_days_with_data(
+            days in prop::collection::vec(prop::option::weighted(0.7, (10.0f64..90.0, 0.8f64..1.1)), 1..20),
+            extra in 1i64..15,
+        ) {
+            let mut m = mem();
+            baseline_14(&mut m, 28, 1.0, 40.0, 60.0);
+            let start = d("2025-03-01");
+            let mut model_sum = 0.0;
+            for (i, day) in days.iter().enumerate() {
+                let date = start + chrono::Duration::days(i as i64);
+                if let Some((p, k)) = day {
+                    whole_day(&mut m, "packer.output", date, *p);
+                    whole_day(&mut m, "power.energy", date, (100.0 + 2.0 * p) * k);
+                    model_sum += 100.0 + 2.0 * p;
+                }
+            }
+            let with_data = days.iter().filter(|x| x.is_some()).count() as u64;
+            let end = start + chrono::Duration::days(days.len() as i64);
+            let req = ReportRequest { now_ms: now(), period_override: None };
+            let report = |to: NaiveDate, m: &mut Mem| {
+                let mut plan = plan_14(("2025-01-01", "2025-01-29"), ("2025-03-01", "2025-03-02"));
+                let a = plan.audit.as_mut().unwrap();
+                a.reporting = Some((start, to));
+                // The sum alone: appended empty days lower the completeness, which is another rule.
+                a.min_completeness = 0.0;
+                compute(&plan, &req, m).unwrap().indicator("electricity").unwrap().reporting.clone().unwrap()
+            };
+            let a = report(end, &mut m);
+            let b = report(end + chrono::Duration::days(extra), &mut m);
+            prop_assert_eq!(a.days_without_data, days.len() as u64 - with_data);
+            prop_assert_eq!(b.days_without_data, a.days_without_data + extra as u64);
+            if with_data == 0 {
+                prop_assert_eq!(a.expected, None);
+                prop_assert_eq!(b.expected, None);
+            } else {
+                let e = a.expected.unwrap();
+                prop_assert!(e <= model_sum * (1.0 + 1e-9) + 1e-9, "{} > {}", e, model_sum);
+                prop_assert!((e - model_sum).abs() <= 1e-9 * model_sum, "{} vs {}", e, model_sum);
+                prop_assert_eq!(a.expected, b.expected);
+                prop_assert_eq!(a.savings, b.savings);
+                prop_assert_eq!(a.savings_pct, b.savings_pct);
+            }
+        }
+    }
 }

@@ -529,3 +529,30 @@ o2_reference = 3.5
         "{out}"
     );
 }
+
+/// `check` prints the days the config's half-open periods include, both ends (DOMAIN.md "Honest figures"),
+/// and warns when the reporting period overlaps the baseline.
+#[test]
+fn check_prints_the_inclusive_days_of_the_periods_and_warns_of_an_overlap() {
+    let mut plan = load("contract_example_current.toml");
+    let out = config::describe(&plan);
+    assert!(
+        out.contains("baseline    2025-01-01 .. 2025-12-31 (365 days, both included;"),
+        "{out}"
+    );
+    assert!(
+        out.contains("reporting   2026-01-01 .. 2026-06-30 (181 days, both included;"),
+        "{out}"
+    );
+    assert!(!out.contains("overlaps"), "{out}");
+    let a = plan.audit.as_mut().unwrap();
+    a.reporting = Some((
+        chrono::NaiveDate::from_ymd_opt(2025, 12, 1).unwrap(),
+        chrono::NaiveDate::from_ymd_opt(2026, 2, 1).unwrap(),
+    ));
+    let out = config::describe(&plan);
+    assert!(
+        out.contains("warning     the reporting period 2025-12-01 .. 2026-01-31 overlaps the baseline period 2025-01-01 .. 2025-12-31"),
+        "{out}"
+    );
+}

@@ -1,8 +1,10 @@
 //! `plantmeter report --config FILE [--from --to] --format json|csv|html [--out FILE] [--lang en|zh]`
 //!
-//! `--from/--to` (local dates, `to` exclusive) replace the reporting period, or the baseline period when
-//! the config has no reporting period. While a running agent holds the store, the report is the one the agent
-//! last wrote (`data_dir/audit-report.json`), said so on stderr.
+//! `--from/--to` (local dates, both included: `--to 2026-06-30` is the period's last day) replace the
+//! reporting period, or the baseline period when the config has no reporting period; `--baseline-from/
+//! --baseline-to` likewise the baseline. Inside, periods are half-open like the config's arrays: `--to D`
+//! becomes the end D + 1 day. While a running agent holds the store, the report is the one the agent last
+//! wrote (`data_dir/audit-report.json`), said so on stderr.
 //!
 //! `--out-dir DIR` writes the sealed JSON and its HTML, XLSX and CSV renderings of that one computation;
 //! `--from-json FILE --format html|xlsx|csv` renders a sealed JSON as it is (no config, no store).
@@ -12,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use chrono::NaiveDate;
+use plantmeter_common::audit::compute;
 use plantmeter_common::audit::report::Report;
 
 use super::engine::{write_atomic, REPORT_FILE};
@@ -26,13 +29,13 @@ pub struct ReportArgs {
     /// First local date of the period (inclusive), `YYYY-MM-DD`.
     #[arg(long)]
     pub from: Option<String>,
-    /// Local date after the period (exclusive), `YYYY-MM-DD`.
+    /// Last local date of the period (inclusive), `YYYY-MM-DD`.
     #[arg(long)]
     pub to: Option<String>,
     /// First local date of the baseline period (inclusive), replacing `[audit] baseline`.
     #[arg(long)]
     pub baseline_from: Option<String>,
-    /// Local date after the baseline period (exclusive).
+    /// Last local date of the baseline period (inclusive).
     #[arg(long)]
     pub baseline_to: Option<String>,
     #[arg(long, value_parser = ["json", "csv", "html", "xlsx"], required_unless_present = "out_dir")]
@@ -60,26 +63,39 @@ fn parse_date(flag: &str, s: &str) -> anyhow::Result<NaiveDate> {
         .map_err(|_| bad_input(format!("{flag} {s}: not a date (YYYY-MM-DD)")))
 }
 
-/// The `--from/--to` override, checked.
-pub fn period_override(
-    from: Option<&str>,
-    to: Option<&str>,
+/// A period typed on the command line: `from_flag FROM to_flag TO`, both days included, as the half-open
+/// `(FROM, TO + 1 day)` the audit computes with; None when neither is given.
+pub fn typed_period(
+    (from_flag, from): (&str, Option<&str>),
+    (to_flag, to): (&str, Option<&str>),
 ) -> anyhow::Result<Option<(NaiveDate, NaiveDate)>> {
     match (from, to) {
         (None, None) => Ok(None),
         (Some(f), Some(t)) => {
-            let (f, t) = (parse_date("--from", f)?, parse_date("--to", t)?);
-            if t <= f {
+            let (f, t) = (parse_date(from_flag, f)?, parse_date(to_flag, t)?);
+            if t < f {
                 return Err(bad_input(format!(
-                    "--from {f} --to {t}: the period is empty (--to is exclusive and must be after --from)"
+                    "{from_flag} {f} {to_flag} {t}: the period is empty ({to_flag} is the last day included and \
+                     cannot be before {from_flag})"
                 )));
             }
-            Ok(Some((f, t)))
+            let end = t
+                .succ_opt()
+                .ok_or_else(|| bad_input(format!("{to_flag} {t}: no day after it")))?;
+            Ok(Some((f, end)))
         }
-        _ => Err(bad_input(
-            "--from and --to go together (local dates, --to exclusive)".to_string(),
-        )),
+        _ => Err(bad_input(format!(
+            "{from_flag} and {to_flag} go together (local dates, both included)"
+        ))),
     }
+}
+
+/// The `--from/--to` override, checked, half-open.
+pub fn period_override(
+    from: Option<&str>,
+    to: Option<&str>,
+) -> anyhow::Result<Option<(NaiveDate, NaiveDate)>> {
+    typed_period(("--from", from), ("--to", to))
 }
 
 pub fn main(args: ReportArgs) -> anyhow::Result<()> {
@@ -94,28 +110,30 @@ pub fn main(args: ReportArgs) -> anyhow::Result<()> {
         ));
     };
     let mut plan = load_plan(&config, Needs::Audit)?;
-    let over = period_override(args.from.as_deref(), args.to.as_deref())?;
-    let baseline = match (args.baseline_from.as_deref(), args.baseline_to.as_deref()) {
-        (None, None) => None,
-        (Some(f), Some(t)) => {
-            let (f, t) = (
-                parse_date("--baseline-from", f)?,
-                parse_date("--baseline-to", t)?,
-            );
-            if t <= f {
-                return Err(bad_input(format!(
-                    "--baseline-from {f} --baseline-to {t}: the period is empty (--baseline-to is exclusive)"
-                )));
-            }
-            Some((f, t))
-        }
-        _ => return Err(bad_input(
-            "--baseline-from and --baseline-to go together (local dates, --baseline-to exclusive)"
-                .to_string(),
-        )),
-    };
+    let mut over = period_override(args.from.as_deref(), args.to.as_deref())?;
+    let baseline = typed_period(
+        ("--baseline-from", args.baseline_from.as_deref()),
+        ("--baseline-to", args.baseline_to.as_deref()),
+    )?;
     if let (Some(b), Some(audit)) = (baseline, plan.audit.as_mut()) {
-        audit.baseline = b;
+        if audit.reporting.is_some() {
+            audit.baseline = b;
+        } else if over.is_some() {
+            return Err(bad_input(
+                "no reporting period configured: --from/--to set the baseline period, and so do --baseline-from/--baseline-to; give one of them"
+                    .to_string(),
+            ));
+        } else {
+            // Without a reporting period --from/--to set the baseline: one way, one note in the report.
+            over = Some(b);
+        }
+    }
+    // The report notes an overlap too; say it where the person who typed the dates is looking.
+    if let Some(audit) = plan.audit.as_ref() {
+        let (b, r) = compute::periods(audit, over);
+        if let Some(w) = r.and_then(|r| compute::overlap_note(b, r)) {
+            eprintln!("plantmeter: warning: {w}");
+        }
     }
     let dir = &plan.gateway.data_dir;
     // sled writes `db` (and `conf`) in its folder: without them there is no store, and opening one would

@@ -350,17 +350,23 @@ fn recompute(
         .audit
         .as_mut()
         .ok_or_else(|| bad(format!("{}: no [audit] section", config.display())))?;
-    audit.baseline = baseline;
-    if reporting.is_some() {
-        audit.reporting = reporting;
-    }
+    // The report's periods as `report` would have been asked for them: a reporting period through the
+    // override (as `--from/--to`), so the report's note about it is recomputed too; without a configured
+    // reporting period the override is the baseline's.
+    let over = match (audit.reporting, reporting) {
+        (Some(_), r) => {
+            audit.baseline = baseline;
+            r
+        }
+        (None, _) => Some(baseline),
+    };
     let dir = plan.gateway.data_dir.clone();
     if !dir.join("db").is_file() {
         anyhow::bail!("no store at {}: nothing to verify against", dir.display());
     }
     let (_store, mut engine) = super::live::open_offline(plan)?;
     let fresh = engine
-        .report_for(now_ms, None)
+        .report_for(now_ms, over)
         .context("recomputing the report from the store")?;
     let fresh = serde_json::to_value(&fresh).context("serializing the recomputed report")?;
     let mut diffs = Vec::new();

@@ -325,7 +325,8 @@ async fn run(a: &KillLoopArgs, dir: &Path) -> anyhow::Result<()> {
     );
 
     // The audit: the killed agent's report, a replay of what it delivered, the uninterrupted run's.
-    let (f, t) = (day.to_string(), next_day.to_string());
+    // `--to` names the last day included: the one day `day .. next_day` of the replay.
+    let (f, t) = (day.to_string(), day.to_string());
     let killed = Totals::from_json(&report_json(&exe, &killed_cfg, &f, &t)?)?;
     let reference = Totals::from_json(&report_json(&exe, &ref_cfg, &f, &t)?)?;
     let replay = replay(&plan, &sub, dir, (day, next_day))?;

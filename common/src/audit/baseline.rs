@@ -276,7 +276,11 @@ pub fn fit(
         0.0
     };
     let pred: Vec<f64> = production.iter().map(|p| sec * p).collect();
-    let stats = fit_stats(y, &pred, 1);
+    // R2 is a regression's statistic: over a ratio model it can be negative and reads as a fit; null.
+    let stats = FitStats {
+        r2: None,
+        ..fit_stats(y, &pred, 1)
+    };
     let reason = if total_production > 0.0 {
         reason
     } else {
@@ -287,7 +291,9 @@ pub fn fit(
         variables: vec!["production".to_string()],
         columns: vec![0],
         coefficients: vec![0.0, sec],
-        meets_ashrae14: meets(&stats),
+        // The ratio method is the fallback when no regression is valid: saying "meets ASHRAE 14" beside
+        // "valid: no" would read as a calibrated model. Its CV(RMSE) and NMBE stay in the stats.
+        meets_ashrae14: false,
         stats,
         fit: None,
         candidates: selection.tried,

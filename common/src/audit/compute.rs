@@ -86,6 +86,8 @@ struct Series1 {
     valid: Vec<bool>,
     /// Whether anything was recorded in the hour (a sample, covered time, apportioned consumption).
     data: Vec<bool>,
+    /// `data`, or a gauge hour substituted inside a polling gap: the hours whose amount is part of a total.
+    known: Vec<bool>,
     /// Where each hour's data came from (POLLED, IMPORTED, APPORTIONED, MANUAL).
     class: Vec<u8>,
 }
@@ -113,6 +115,43 @@ struct BucketDef {
     full: bool,
     /// Month number for the month valid-day rule.
     month: u32,
+    /// Hours of the whole bucket (a month's days x 24, 168, 24 or 1), what `fraction` is a share of.
+    nominal_hours: usize,
+}
+
+/// The baseline and reporting periods of a report (half-open local dates): `override` (`--from/--to`)
+/// replaces the reporting period, or the baseline when no reporting period is configured.
+pub fn periods(
+    audit: &crate::plan::AuditPlan,
+    over: Option<(NaiveDate, NaiveDate)>,
+) -> ((NaiveDate, NaiveDate), Option<(NaiveDate, NaiveDate)>) {
+    match (over, audit.reporting) {
+        (Some(o), Some(_)) => (audit.baseline, Some(o)),
+        (Some(o), None) => (o, None),
+        (None, r) => (audit.baseline, r),
+    }
+}
+
+/// The warning for a reporting period that shares days with the baseline (half-open periods), naming both
+/// by their inclusive days; None when they do not overlap.
+pub fn overlap_note(
+    baseline: (NaiveDate, NaiveDate),
+    reporting: (NaiveDate, NaiveDate),
+) -> Option<String> {
+    (reporting.0 < baseline.1 && baseline.0 < reporting.1).then(|| {
+        format!(
+            "the reporting period {} .. {} overlaps the baseline period {} .. {}: over the shared days the savings compare a period with itself",
+            reporting.0,
+            inclusive_last_day(reporting.1),
+            baseline.0,
+            inclusive_last_day(baseline.1)
+        )
+    })
+}
+
+/// The last day of a half-open period ending before `end`.
+pub fn inclusive_last_day(end: NaiveDate) -> NaiveDate {
+    end.pred_opt().unwrap_or(end)
 }
 
 /// Compute the report of `plan`'s `[audit]` from hourly aggregates.
@@ -123,23 +162,31 @@ pub fn compute(
 ) -> Result<Report, ComputeError> {
     let audit = plan.audit.as_ref().ok_or(ComputeError::NoAudit)?;
     let grid = HourGrid::new(audit.timezone);
-    let mut baseline_p = audit.baseline;
-    let mut reporting_p = audit.reporting;
+    let (baseline_p, reporting_p) = periods(audit, req.period_override);
     let mut notes: Vec<String> = Vec::new();
-    if let Some(o) = req.period_override {
-        if reporting_p.is_some() {
-            reporting_p = Some(o);
-            notes.push(format!(
+    // Noted when it changes what the config says (so `verify`, which passes the report's own period, finds
+    // the same notes).
+    let changed = |o: (NaiveDate, NaiveDate)| match audit.reporting {
+        Some(r) => r != o,
+        None => audit.baseline != o,
+    };
+    if let Some(o) = req.period_override.filter(|o| changed(*o)) {
+        notes.push(if audit.reporting.is_some() {
+            format!(
                 "reporting period set on the command line: {} .. {}",
-                o.0, o.1
-            ));
+                o.0,
+                inclusive_last_day(o.1)
+            )
         } else {
-            baseline_p = o;
-            notes.push(format!(
+            format!(
                 "no reporting period configured: the baseline period was set on the command line: {} .. {}",
-                o.0, o.1
-            ));
-        }
+                o.0,
+                inclusive_last_day(o.1)
+            )
+        });
+    }
+    if let Some(w) = reporting_p.and_then(|r| overlap_note(baseline_p, r)) {
+        notes.push(w);
     }
     for (from, to) in std::iter::once(baseline_p).chain(reporting_p) {
         if to <= from {
@@ -218,6 +265,7 @@ pub fn compute(
         let mut amount = vec![0.0; n];
         let mut valid = vec![false; n];
         let mut data = vec![false; n];
+        let mut known = vec![false; n];
         let manual = plan.meters().any(|m| m.manual && m.name == r.meter);
         let imported = src.imported(r);
         let filled = src.filled(r);
@@ -245,6 +293,7 @@ pub fn compute(
             };
             valid[i] = a.is_valid();
             data[i] = !a.is_empty();
+            known[i] = data[i];
             if !manual {
                 let t = grid.hour_start(h_start + i as i64);
                 if in_filled(t) {
@@ -280,8 +329,9 @@ pub fn compute(
                 // counted against the savings' completeness below).
                 substituted.extend(carry_to_the_ends(&mut amount, &had_value));
             }
-            if !manual {
-                for &i in &substituted {
+            for &i in &substituted {
+                known[i] = true;
+                if !manual {
                     class[i] = APPORTIONED;
                 }
             }
@@ -328,6 +378,7 @@ pub fn compute(
             amount,
             valid,
             data,
+            known,
             class,
         });
     }
@@ -504,6 +555,7 @@ pub fn compute(
         baseline: PeriodSummary {
             from: baseline_p.0.to_string(),
             to: baseline_p.1.to_string(),
+            last_day: last_day(baseline_p.1),
             production: sum(production, base_range),
             completeness: completeness(base_range),
             products: products_of(base_range),
@@ -511,6 +563,7 @@ pub fn compute(
         reporting: reporting_p.zip(rep_range).map(|(p, r)| PeriodSummary {
             from: p.0.to_string(),
             to: p.1.to_string(),
+            last_day: last_day(p.1),
             production: sum(production, r),
             completeness: completeness(r),
             products: products_of(r),
@@ -546,22 +599,22 @@ pub fn compute(
         .collect();
     let driver_names: Vec<String> = drivers.iter().map(|(d, _)| d.name.clone()).collect();
     let vars = Variables::new(&product_names, &driver_names);
-    // A bucket's row of variables: production, the products' quantities (two or more), the drivers.
-    let row = |b: &BucketDef| -> Vec<f64> {
-        let mut r = Vec::with_capacity(vars.names.len());
-        r.push(sum(production, (b.a, b.b)));
-        if vars.products > 0 {
-            r.extend(prod_is.iter().map(|&i| sum(&series[i].amount, (b.a, b.b))));
-        }
-        for &(d, i) in &drivers {
-            r.push(driver_value(d.transform, &series[i].amount[b.a..b.b]));
-        }
-        r
-    };
     let mut drivers_valid = vec![true; n];
     for &(_, p) in &drivers {
         and_into(&mut drivers_valid, &series[p].valid);
     }
+    let w = Modelling {
+        series: &series,
+        production,
+        prod_is: &prod_is,
+        drivers: &drivers,
+        drivers_valid: &drivers_valid,
+        vars: &vars,
+        g,
+        base_buckets: &base_buckets,
+        rep_buckets: &rep_buckets,
+        min_completeness: audit.min_completeness,
+    };
     let mut indicators = Vec::with_capacity(defs.len());
     let mut cusum_all: Vec<(String, Vec<CusumPoint>)> = Vec::new();
     // Graded indicators with the figure they are graded on (reporting period, else baseline).
@@ -584,6 +637,14 @@ pub fn compute(
                 .get(r.0..r.1)
                 .is_some_and(|s| s.contains(&true))
         };
+        // The hours that carry the total: some input has data (or a substituted gauge value) there. Every
+        // hour outside them adds nothing to the total, so the model's expected leaves them out too.
+        let mut carried = vec![false; n];
+        for &p in d.points.iter().filter(|p| !prod_is.contains(p)) {
+            for (c, k) in carried.iter_mut().zip(&series[p].known) {
+                *c |= *k;
+            }
+        }
         // The fit takes complete buckets whose drivers are complete too.
         let fit_valid: Vec<bool> = valid
             .iter()
@@ -593,7 +654,7 @@ pub fn compute(
         let (mut x, mut y) = (Vec::new(), Vec::new());
         for b in &base_buckets {
             if bucket_valid(g, b, &fit_valid) {
-                x.push(row(b));
+                x.push(w.row(b));
                 y.push(sum(&d.hourly, (b.a, b.b)));
             }
         }
@@ -610,22 +671,16 @@ pub fn compute(
         let b_prod = periods.baseline.production;
         let model = baseline::fit(&vars, &x, &y, b_prod, b_total.unwrap_or(0.0), g);
         let rep = rep_range.map(|rr| {
-            let rows: Vec<(Vec<f64>, f64, f64)> = rep_buckets
-                .iter()
-                .map(|b| (row(b), b.fraction, sum(&d.hourly, (b.a, b.b))))
-                .collect();
-            let s = baseline::savings(&model, &rows);
+            let counted = w.rep_rows(&carried, &d.hourly, rr.0);
+            let s = baseline::savings(&model, &counted.rows);
+            let days_without_data = days_without(&carried, rr);
             let total = has_data(rr).then(|| sum(&d.hourly, rr));
             let prod = sum(production, rr);
             let completeness = fraction_valid(&valid, rr);
-            // The expected consumption is computed from the model's drivers too: their data count.
-            let driver_completeness = model
-                .variables
-                .iter()
-                .filter_map(|v| drivers.iter().find(|(d, _)| &d.name == v))
-                .map(|&(d, i)| (&d.name, fraction_valid(&series[i].valid, rr)))
-                .min_by(|a, b| a.1.total_cmp(&b.1));
-            let expected = b_total.map(|_| s.expected);
+            let driver_short = w.driver_shortfall(&model, rr);
+            // Nothing to expect over no data: null, not the model's 0 over no hours.
+            let expected = b_total.and(total).map(|_| s.expected);
+            let (basis, note) = savings_basis(&model, g);
             let (savings, savings_reason) = match (total, expected) {
                 (None, _) => (
                     None,
@@ -647,17 +702,7 @@ pub fn compute(
                         audit.min_completeness * 100.0
                     )),
                 ),
-                _ if driver_completeness.is_some_and(|(_, c)| c < audit.min_completeness) => {
-                    let (name, c) = driver_completeness.unwrap_or((&audit.drivers[0].name, 0.0));
-                    (
-                        None,
-                        Some(format!(
-                            "the model's driver {name} has {:.1} % of the reporting period's hours, below min_completeness {:.1} %",
-                            c * 100.0,
-                            audit.min_completeness * 100.0
-                        )),
-                    )
-                }
+                _ if driver_short.is_some() => (None, driver_short),
                 (Some(t), Some(e)) => (Some(e - t), None),
             };
             (
@@ -679,7 +724,7 @@ pub fn compute(
                                 f,
                                 sv,
                                 e,
-                                rows.len(),
+                                counted.with_data,
                                 regression::Confidence::Pct90,
                             )
                         }),
@@ -687,32 +732,45 @@ pub fn compute(
                     savings_reason,
                     savings_yuan: None,
                     provenance: total.and_then(|_| provenance(d, 1)),
+                    days_without_data,
+                    savings_basis: expected.map(|_| basis),
+                    savings_note: expected.and(note),
                 },
                 s.cusum,
+                counted,
             )
         });
         if energy_series.is_none() {
             let mut bs = Vec::new();
-            for (period, list) in [
-                (PeriodKind::Baseline, &base_buckets),
-                (PeriodKind::Reporting, &rep_buckets),
-            ] {
-                for b in list {
-                    let r = row(b);
-                    let p = r[0];
-                    bs.push(Bucket {
-                        label: b.label.clone(),
-                        period,
-                        production: p,
-                        actual: sum(&d.hourly, (b.a, b.b)),
-                        fitted: model.predict(&r, b.fraction),
-                        complete: bucket_valid(g, b, &valid),
-                    });
+            for b in &base_buckets {
+                let r = w.row(b);
+                bs.push(Bucket {
+                    label: b.label.clone(),
+                    period: PeriodKind::Baseline,
+                    production: r[0],
+                    actual: sum(&d.hourly, (b.a, b.b)),
+                    fitted: model.predict(&r, b.fraction),
+                    complete: bucket_valid(g, b, &valid),
+                });
+            }
+            // Reporting buckets as the savings count them: over their hours with data, none without.
+            if let Some((_, _, counted)) = rep.as_ref() {
+                for (b, (r, fraction, actual)) in rep_buckets.iter().zip(&counted.rows) {
+                    if *fraction > 0.0 {
+                        bs.push(Bucket {
+                            label: b.label.clone(),
+                            period: PeriodKind::Reporting,
+                            production: r[0],
+                            actual: *actual,
+                            fitted: model.predict(r, *fraction),
+                            complete: bucket_valid(g, b, &valid),
+                        });
+                    }
                 }
             }
             let cus = rep
                 .as_ref()
-                .map(|(_, c)| {
+                .map(|(_, c, _)| {
                     rep_buckets
                         .iter()
                         .zip(c)
@@ -732,7 +790,7 @@ pub fn compute(
             provenance: b_total.and_then(|_| provenance(d, 0)),
         };
         let figure = match &rep {
-            Some((r, _)) => r.per_unit,
+            Some((r, _, _)) => r.per_unit,
             None => base_vals.per_unit,
         };
         let graded = audit.levels.iter().find(|l| l.indicator == d.key);
@@ -746,7 +804,7 @@ pub fn compute(
                 total_unit: d.total_unit.clone(),
                 per_unit_unit: format!("{}/{}", d.total_unit, audit.production_unit),
                 baseline: base_vals,
-                reporting: rep.map(|(r, c)| {
+                reporting: rep.map(|(r, c, _)| {
                     cusum_all.push((
                         d.key.clone(),
                         rep_buckets
@@ -869,93 +927,14 @@ pub fn compute(
     // Measures: a sub-meter's own baseline model (IPMVP Option B), its savings and their money.
     let mut measures = Vec::with_capacity(audit.measures.len());
     for (m, mi) in audit.measures.iter().zip(&measure_i) {
-        let mut out = MeasureResult {
-            name: m.name.clone(),
-            in_service: m.in_service.to_string(),
-            investment_yuan: m.investment_yuan,
-            indicator: m.point.as_ref().map(|(_, c)| c.as_str().to_string()),
-            savings: None,
-            savings_yuan: None,
-            payback_years: None,
-            reason: None,
+        let periods = MeasurePeriods {
+            base_range,
+            rep_range,
+            h_start,
+            base_production: periods.baseline.production,
         };
-        let (Some((r, carrier)), Some(mi)) = (&m.point, mi) else {
-            out.reason =
-                Some("no sub-meter: whole-plant savings (IPMVP Option C) only".to_string());
-            measures.push(out);
-            continue;
-        };
-        let Some(rr) = rep_range else {
-            out.reason = Some("no reporting period".to_string());
-            measures.push(out);
-            continue;
-        };
-        let unit = plan.point(r).map(|p| p.unit.clone()).unwrap_or_default();
-        let conv = unit_factor(&unit, *carrier).unwrap_or(1.0);
-        let hourly: Vec<f64> = series[*mi].amount.iter().map(|a| a * conv).collect();
-        let valid: Vec<bool> = (0..n)
-            .map(|h| {
-                series[*mi].valid[h]
-                    && prod_is.iter().all(|&p| series[p].valid[h])
-                    && drivers_valid[h]
-            })
-            .collect();
-        let (mut x, mut y) = (Vec::new(), Vec::new());
-        for b in &base_buckets {
-            if bucket_valid(g, b, &valid) {
-                x.push(row(b));
-                y.push(sum(&hourly, (b.a, b.b)));
-            }
-        }
-        let model = baseline::fit(
-            &vars,
-            &x,
-            &y,
-            periods.baseline.production,
-            sum(&hourly, base_range),
-            g,
-        );
-        // Savings from the day the measure went into service, within the reporting period.
-        let from_h =
-            ((HourGrid::day_of_date(m.in_service) * 24 - h_start).max(0) as usize).max(rr.0);
-        let rows: Vec<(Vec<f64>, f64, f64)> = rep_buckets
-            .iter()
-            .filter(|b| b.a >= from_h)
-            .map(|b| (row(b), b.fraction, sum(&hourly, (b.a, b.b))))
-            .collect();
-        let has_data = (from_h..rr.1).any(|h| series[*mi].data[h])
-            && (base_range.0..base_range.1).any(|h| series[*mi].data[h]);
-        if rows.is_empty() || !has_data {
-            out.reason = Some(format!(
-                "no data of {} in service and baseline periods",
-                r.qualified()
-            ));
-            measures.push(out);
-            continue;
-        }
-        let s = baseline::savings(&model, &rows);
-        out.savings = Some(s.savings);
-        if let Some(price) = price_of(*carrier) {
-            let yuan = s.savings * price;
-            out.savings_yuan = Some(yuan);
-            let days = rows.iter().map(|(_, f, _)| *f).sum::<f64>()
-                * match g {
-                    Granularity::Hour => 1.0 / 24.0,
-                    Granularity::Day => 1.0,
-                    Granularity::Week => 7.0,
-                    Granularity::Month => 30.4375,
-                };
-            let per_year = yuan * 365.0 / days.max(1e-9);
-            out.payback_years = (per_year > 0.0).then(|| m.investment_yuan / per_year);
-        } else {
-            out.reason = Some(format!(
-                "no price for {} in [audit.prices]",
-                carrier.as_str()
-            ));
-        }
-        if let ModelMethod::Ratio(why) = &model.method {
-            notes.push(format!("measure {:?}: ratio method ({why})", m.name));
-        }
+        let (out, note) = measure_result(&w, plan, m, *mi, &periods);
+        notes.extend(note);
         measures.push(out);
     }
 
@@ -1133,7 +1112,8 @@ pub fn conventions() -> Vec<String> {
         "gauges: an hour's value is the mean of the good readings taken within it (HJ 75 hourly average); a covered hour without a reading takes the linear interpolation between the readings around it; an hour without any reading inside a polling gap is substituted with the mean of the valid hourly values before and after the gap (HJ 75-2017 convention for missing hours), flagged as apportioned hours of the point; hours before a point's first or after its last reading are not substituted".to_string(),
         "pollutant load per hour = the hour's mean concentration x the hour's flow volume (a flow counter's apportioned advance, or a flow gauge's hourly mean x 1 h); water mg/L x m3 x 1e-3, flue gas mg/m3 x m3 x 1e-6".to_string(),
         format!("valid hour >= 45 min covered; valid day >= {VALID_DAY_HOURS} valid hours; valid week >= {VALID_WEEK_DAYS} valid days; valid month >= 25 valid days (February 23)"),
-        "ASHRAE Guideline 14: monthly thresholds (CV(RMSE) 15 %, NMBE 5 %) also apply to daily and weekly models; hourly 30 % and 10 %; p = 2 for regression, 1 for ratio".to_string(),
+        "ASHRAE Guideline 14: monthly thresholds (CV(RMSE) 15 %, NMBE 5 %) also apply to daily and weekly models; hourly 30 % and 10 %; p = the number of the model's coefficients, intercept included (2 for production alone, one more per product or driver of the model), 1 for ratio".to_string(),
+        "savings: the model's expected consumption is summed over the days (hours with an hourly model) that carry the indicator's measured total; a day without data adds to neither expected nor actual and is counted as left out".to_string(),
     ]
 }
 
@@ -1364,6 +1344,289 @@ fn carry_to_the_ends(v: &mut [f64], data: &[bool]) -> Vec<usize> {
     (0..first).chain(last + 1..v.len()).collect()
 }
 
+/// What the model stages share, indicators and measures alike: the window's hourly series, production, the
+/// regression's variables and drivers, and the model buckets of both periods.
+struct Modelling<'a> {
+    series: &'a [Series1],
+    production: &'a [f64],
+    prod_is: &'a [usize],
+    drivers: &'a [(&'a crate::plan::AuditDriver, usize)],
+    /// Per hour: every driver valid.
+    drivers_valid: &'a [bool],
+    vars: &'a Variables,
+    g: Granularity,
+    base_buckets: &'a [BucketDef],
+    rep_buckets: &'a [BucketDef],
+    min_completeness: f64,
+}
+
+impl Modelling<'_> {
+    /// A row of variables over some spans of hours: production, the products' quantities (two or more),
+    /// the drivers.
+    fn row_of(&self, spans: &[(usize, usize)]) -> Vec<f64> {
+        let over = |v: &[f64]| spans.iter().map(|&r| sum(v, r)).sum::<f64>();
+        let mut r = Vec::with_capacity(self.vars.names.len());
+        r.push(over(self.production));
+        if self.vars.products > 0 {
+            r.extend(self.prod_is.iter().map(|&i| over(&self.series[i].amount)));
+        }
+        for &(d, i) in self.drivers {
+            let hours: Vec<f64> = spans
+                .iter()
+                .flat_map(|&(a, b)| self.series[i].amount[a..b].iter().copied())
+                .collect();
+            r.push(driver_value(d.transform, &hours));
+        }
+        r
+    }
+
+    /// A whole bucket's row of variables.
+    fn row(&self, b: &BucketDef) -> Vec<f64> {
+        self.row_of(&[(b.a, b.b)])
+    }
+
+    /// The reporting buckets as the model sees them (DOMAIN.md "Honest figures": no savings from no data):
+    /// each over its hours that carry the total (`carried`) from window index `from` on.
+    fn rep_rows(&self, carried: &[bool], hourly: &[f64], from: usize) -> RepRows {
+        let mut out = RepRows::default();
+        for b in self.rep_buckets {
+            let spans = carried_spans(self.g, b, carried, from);
+            let hours: usize = spans.iter().map(|(a, b)| b - a).sum();
+            out.hours += hours;
+            out.with_data += usize::from(hours > 0);
+            out.rows.push((
+                self.row_of(&spans),
+                hours as f64 / b.nominal_hours as f64,
+                spans.iter().map(|&r| sum(hourly, r)).sum(),
+            ));
+        }
+        out
+    }
+
+    /// The expected consumption is computed from the model's drivers too: their data count. Why savings
+    /// over window range `r` are not claimed because of a driver, if they are not.
+    fn driver_shortfall(&self, model: &Baseline, r: (usize, usize)) -> Option<String> {
+        model
+            .variables
+            .iter()
+            .filter_map(|v| self.drivers.iter().find(|(d, _)| &d.name == v))
+            .map(|&(d, i)| (&d.name, fraction_valid(&self.series[i].valid, r)))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .filter(|(_, c)| *c < self.min_completeness)
+            .map(|(name, c)| {
+                format!(
+                    "the model's driver {name} has {:.1} % of the reporting period's hours, below min_completeness {:.1} %",
+                    c * 100.0,
+                    self.min_completeness * 100.0
+                )
+            })
+    }
+}
+
+/// Where a measure's figures are taken: the periods' window ranges, the window's first hour, the
+/// baseline's production (for the ratio method).
+struct MeasurePeriods {
+    base_range: (usize, usize),
+    rep_range: Option<(usize, usize)>,
+    h_start: i64,
+    base_production: f64,
+}
+
+/// A measure's savings from its sub-meter's own baseline model (IPMVP Option B) and their money, by the
+/// indicators' rules (DOMAIN.md "Honest figures"): from the day it went into service (inclusive) to the
+/// reporting period's end, over the days its sub-meter has data, withheld below `min_completeness`, without
+/// production or with a thin driver. With a note for the report when its model is the ratio method.
+fn measure_result(
+    w: &Modelling<'_>,
+    plan: &Plan,
+    m: &crate::plan::AuditMeasure,
+    mi: Option<usize>,
+    p: &MeasurePeriods,
+) -> (MeasureResult, Option<String>) {
+    let mut out = MeasureResult {
+        name: m.name.clone(),
+        in_service: m.in_service.to_string(),
+        investment_yuan: m.investment_yuan,
+        indicator: m.point.as_ref().map(|(_, c)| c.as_str().to_string()),
+        ..MeasureResult::default()
+    };
+    let (Some((r, carrier)), Some(mi)) = (&m.point, mi) else {
+        out.reason = Some("no sub-meter: whole-plant savings (IPMVP Option C) only".to_string());
+        return (out, None);
+    };
+    let Some(rr) = p.rep_range else {
+        out.reason = Some("no reporting period".to_string());
+        return (out, None);
+    };
+    let (series, g) = (w.series, w.g);
+    let unit = plan.point(r).map(|p| p.unit.clone()).unwrap_or_default();
+    let conv = unit_factor(&unit, *carrier).unwrap_or(1.0);
+    let meter = &series[mi];
+    let hourly: Vec<f64> = meter.amount.iter().map(|a| a * conv).collect();
+    let products_valid = |h: usize| w.prod_is.iter().all(|&p| series[p].valid[h]);
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    let fit_valid: Vec<bool> = (0..hourly.len())
+        .map(|h| meter.valid[h] && products_valid(h) && w.drivers_valid[h])
+        .collect();
+    for b in w.base_buckets {
+        if bucket_valid(g, b, &fit_valid) {
+            x.push(w.row(b));
+            y.push(sum(&hourly, (b.a, b.b)));
+        }
+    }
+    let model = baseline::fit(
+        w.vars,
+        &x,
+        &y,
+        p.base_production,
+        sum(&hourly, p.base_range),
+        g,
+    );
+    let from_h = (HourGrid::day_of_date(m.in_service) * 24 - p.h_start).max(0) as usize;
+    let from_h = from_h.max(rr.0);
+    if from_h >= rr.1 {
+        out.reason = Some(format!(
+            "in service {}: no elapsed day of the reporting period from then on",
+            m.in_service
+        ));
+        return (out, None);
+    }
+    let span = (from_h, rr.1);
+    out.counted_from =
+        Some(HourGrid::date_of_day(HourGrid::day_of_hour(p.h_start + from_h as i64)).to_string());
+    let has_data = meter.data[span.0..span.1].contains(&true)
+        && meter.data[p.base_range.0..p.base_range.1].contains(&true);
+    if !has_data {
+        out.reason = Some(format!(
+            "no data of {} in service and baseline periods",
+            r.qualified()
+        ));
+        return (out, None);
+    }
+    out.days_without_data = days_without(&meter.known, span);
+    let rep_valid: Vec<bool> = (0..hourly.len())
+        .map(|h| meter.valid[h] && products_valid(h))
+        .collect();
+    let completeness = fraction_valid(&rep_valid, span);
+    let withheld = if sum(w.production, span) <= 0.0 {
+        Some("no production in the reporting period".to_string())
+    } else if completeness < w.min_completeness {
+        Some(format!(
+            "reporting completeness {:.1} % is below min_completeness {:.1} %",
+            completeness * 100.0,
+            w.min_completeness * 100.0
+        ))
+    } else {
+        w.driver_shortfall(&model, span)
+    };
+    if withheld.is_some() {
+        out.reason = withheld;
+        return (out, None);
+    }
+    let counted = w.rep_rows(&meter.known, &hourly, from_h);
+    let s = baseline::savings(&model, &counted.rows);
+    out.savings = Some(s.savings);
+    let (basis, note) = savings_basis(&model, g);
+    out.savings_basis = Some(basis);
+    out.savings_note = note;
+    let price = plan
+        .audit
+        .as_ref()
+        .and_then(|a| a.prices.iter().find(|(c, _)| c == carrier))
+        .map(|(_, p)| *p);
+    if let Some(price) = price {
+        let yuan = s.savings * price;
+        out.savings_yuan = Some(yuan);
+        // A year's savings scaled from the days that were counted.
+        let days = counted.hours as f64 / 24.0;
+        let per_year = yuan * 365.0 / days.max(1e-9);
+        out.payback_years = (per_year > 0.0).then(|| m.investment_yuan / per_year);
+    } else {
+        out.reason = Some(format!(
+            "no price for {} in [audit.prices]",
+            carrier.as_str()
+        ));
+    }
+    let note = match &model.method {
+        ModelMethod::Ratio(why) => Some(format!("measure {:?}: ratio method ({why})", m.name)),
+        ModelMethod::Regression => None,
+    };
+    (out, note)
+}
+
+/// The reporting buckets as a model's savings count them: one `(row of variables, fraction of a full bucket,
+/// actual)` per bucket (a bucket without data: zeros, so it adds to neither side), with the hours counted and
+/// how many buckets have any.
+#[derive(Debug, Default)]
+struct RepRows {
+    rows: Vec<(Vec<f64>, f64, f64)>,
+    hours: usize,
+    with_data: usize,
+}
+
+/// The spans of a bucket's hours that count for savings (DOMAIN.md "Honest figures"): from window index `from`
+/// on, an hourly model's hour when it carries data; otherwise each day of the bucket with at least one hour
+/// that carries data, whole (a day's production and intercept belong together). Window index 0 is a local
+/// midnight and buckets of a day or longer start at one, so steps of 24 are days.
+fn carried_spans(
+    g: Granularity,
+    b: &BucketDef,
+    carried: &[bool],
+    from: usize,
+) -> Vec<(usize, usize)> {
+    let step = if g == Granularity::Hour { 1 } else { 24 };
+    let mut out: Vec<(usize, usize)> = Vec::new();
+    let mut a = b.a;
+    while a < b.b {
+        let e = (a + step).min(b.b);
+        let s = a.max(from);
+        if s < e && carried[s..e].contains(&true) {
+            match out.last_mut() {
+                Some(last) if last.1 == s => last.1 = e,
+                _ => out.push((s, e)),
+            }
+        }
+        a = e;
+    }
+    out
+}
+
+/// Elapsed local days of the window range `r` (day-aligned start) without an hour that carries data.
+fn days_without(carried: &[bool], r: (usize, usize)) -> u64 {
+    let hours = carried.get(r.0..r.1).unwrap_or(&[]);
+    hours.chunks(24).filter(|d| !d.contains(&true)).count() as u64
+}
+
+/// What savings from `m` rest on, and with a weak model or the ratio method why they are weaker evidence.
+fn savings_basis(m: &Baseline, g: Granularity) -> (SavingsBasis, Option<String>) {
+    match &m.method {
+        ModelMethod::Ratio(why) => (
+            SavingsBasis::Ratio,
+            Some(format!(
+                "ratio method, no valid regression ({why}): expected = baseline consumption per unit x reporting production, without uncertainty"
+            )),
+        ),
+        ModelMethod::Regression if !m.meets_ashrae14 => {
+            let (cv_max, nmbe_max) = baseline::ashrae14_thresholds(g);
+            let pct = |v: Option<f64>| v.map_or_else(|| "–".to_string(), |v| format!("{v:.1}"));
+            (
+                SavingsBasis::WeakModel,
+                Some(format!(
+                    "the baseline model does not meet ASHRAE Guideline 14 (CV(RMSE) {} % against {cv_max} %, NMBE {} % against ±{nmbe_max} %): indicative savings",
+                    pct(m.stats.cv_rmse_pct),
+                    pct(m.stats.nmbe_pct)
+                )),
+            )
+        }
+        ModelMethod::Regression => (SavingsBasis::ValidModel, None),
+    }
+}
+
+/// The last day of a half-open period ending before `to` (`YYYY-MM-DD`).
+fn last_day(to: NaiveDate) -> Option<String> {
+    Some(inclusive_last_day(to).to_string())
+}
+
 fn in_range(i: usize, r: (usize, usize)) -> bool {
     i >= r.0 && i < r.1
 }
@@ -1426,6 +1689,7 @@ fn buckets(
             fraction: (end - start) as f64 / nominal_hours as f64,
             full: end - start == nominal_hours,
             month: date.month(),
+            nominal_hours: nominal_hours as usize,
         });
         start = nominal_end.min(pb);
     }

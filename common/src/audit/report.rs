@@ -201,8 +201,13 @@ pub struct Periods {
 pub struct PeriodSummary {
     /// Local date, inclusive (`YYYY-MM-DD`).
     pub from: String,
-    /// Local date, exclusive.
+    /// Local date after the period (exclusive, as the config's half-open arrays): `2026-07-01` for a period
+    /// whose last day is 30 June.
     pub to: String,
+    /// The period's last day (inclusive, `YYYY-MM-DD`): the day before `to`, what `--to` names and every
+    /// rendering prints. Absent in reports written before it was added.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_day: Option<String>,
     /// Production over the period, in `production_unit`.
     pub production: f64,
     /// Fraction (0..=1) of valid hours (>= 45 min covered) over all hours of the period, across the audit's points.
@@ -293,6 +298,46 @@ pub struct ReportingValues {
     /// Why no savings are claimed (no data, completeness below `min_completeness`, no production).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub savings_reason: Option<String>,
+    /// Elapsed days of the reporting period without data of the indicator: left out of `expected`, `total`
+    /// and `savings` alike (DOMAIN.md "Honest figures": no savings from no data).
+    #[serde(default)]
+    pub days_without_data: u64,
+    /// What `expected` (and so `savings`) rests on: a valid regression that meets ASHRAE Guideline 14, a
+    /// weak model (a regression that does not), or the ratio method; null without `expected`.
+    #[serde(default)]
+    pub savings_basis: Option<SavingsBasis>,
+    /// With `weak_model` or `ratio`: why the savings are weaker evidence (the model's statistics against
+    /// the thresholds, or why no regression was used).
+    #[serde(default)]
+    pub savings_note: Option<String>,
+}
+
+/// What a savings figure rests on; serialized `valid_model`, `weak_model`, `ratio`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SavingsBasis {
+    /// A regression that meets the validity rules (DOMAIN.md) and ASHRAE Guideline 14 (CV(RMSE), NMBE).
+    ValidModel,
+    /// A regression that meets the validity rules but not ASHRAE Guideline 14: indicative savings.
+    WeakModel,
+    /// The ratio method (no regression valid): consumption taken as proportional to production.
+    Ratio,
+}
+
+impl SavingsBasis {
+    /// As in the JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SavingsBasis::ValidModel => "valid_model",
+            SavingsBasis::WeakModel => "weak_model",
+            SavingsBasis::Ratio => "ratio",
+        }
+    }
+
+    /// Whether the savings need a caveat beside them.
+    pub fn is_weak(self) -> bool {
+        self != SavingsBasis::ValidModel
+    }
 }
 
 /// The baseline model. With `method = "regression"` the statistics are those of the OLS fit
@@ -311,9 +356,13 @@ pub struct Model {
     /// The coefficient of the single variable; absent with several variables (see `coefficients`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slope: Option<f64>,
+    /// Null with the ratio method (R2 belongs to a regression; the ratio model's would mislead, even
+    /// negative).
     pub r2: Option<f64>,
     pub cv_rmse_pct: Option<f64>,
     pub nmbe_pct: Option<f64>,
+    /// A valid regression within the ASHRAE Guideline 14 thresholds; always false with the ratio method
+    /// (no calibrated model: its CV(RMSE) and NMBE are shown for information only).
     pub meets_ashrae14: bool,
     /// The model's variables (`production`, product names, driver names).
     #[serde(default)]
@@ -400,7 +449,7 @@ pub struct PointQuality {
 
 /// A measure (方案): savings from its sub-meter's own baseline model (IPMVP Option B), their money and the
 /// simple payback; without a sub-meter, listed without savings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct MeasureResult {
     pub name: String,
     pub in_service: String,
@@ -414,6 +463,19 @@ pub struct MeasureResult {
     pub payback_years: Option<f64>,
     /// Why a figure is missing.
     pub reason: Option<String>,
+    /// The first day whose data count: the later of `in_service` and the reporting period's first day;
+    /// null without a sub-meter or a reporting period.
+    #[serde(default)]
+    pub counted_from: Option<String>,
+    /// Elapsed days from `counted_from` to the reporting period's end without data of the sub-meter (left
+    /// out of its savings).
+    #[serde(default)]
+    pub days_without_data: u64,
+    /// As for an indicator: what the sub-meter's savings rest on, and why they are weaker evidence.
+    #[serde(default)]
+    pub savings_basis: Option<SavingsBasis>,
+    #[serde(default)]
+    pub savings_note: Option<String>,
 }
 
 /// Counter events over the audit's periods, all points together.

@@ -453,22 +453,25 @@ fn write_link_bus(o: &mut String, bus: &Bus, link: &MeterBus) -> std::fmt::Resul
 fn write_audit(o: &mut String, a: &AuditPlan, plan: &Plan) -> std::fmt::Result {
     writeln!(o, "audit")?;
     writeln!(o, "  timezone    {}", a.timezone)?;
-    let days = |p: &(chrono::NaiveDate, chrono::NaiveDate)| (p.1 - p.0).num_days();
-    writeln!(
-        o,
-        "  baseline    {} .. {} ({} days, end excluded)",
-        a.baseline.0,
-        a.baseline.1,
-        days(&a.baseline)
-    )?;
+    // The config's arrays are half-open; a person reads the days they include, both ends.
+    let period = |p: &(chrono::NaiveDate, chrono::NaiveDate)| {
+        format!(
+            "{} .. {} ({} days, both included; config [\"{}\", \"{}\"] ends before its second date)",
+            p.0,
+            crate::audit::compute::inclusive_last_day(p.1),
+            (p.1 - p.0).num_days(),
+            p.0,
+            p.1
+        )
+    };
+    writeln!(o, "  baseline    {}", period(&a.baseline))?;
     match &a.reporting {
-        Some(r) => writeln!(
-            o,
-            "  reporting   {} .. {} ({} days, end excluded)",
-            r.0,
-            r.1,
-            days(r)
-        )?,
+        Some(r) => {
+            writeln!(o, "  reporting   {}", period(r))?;
+            if let Some(w) = crate::audit::compute::overlap_note(a.baseline, *r) {
+                writeln!(o, "  warning     {w}")?;
+            }
+        }
         None => writeln!(o, "  reporting   (none configured)")?,
     }
     if a.products.len() < 2 && a.drivers.is_empty() {

@@ -5,7 +5,7 @@
 
 use crate::audit::report::Report;
 
-use super::engine_text::engine_text;
+use super::engine_text::{engine_text, savings_basis_text};
 use super::format::{figure_opt, inclusive_end, shown_total_unit};
 use super::i18n::{indicator_label, level_label, method_label, period_label, yes_no, Lang};
 
@@ -113,11 +113,12 @@ pub fn header(lang: Lang) -> [&'static str; COLUMNS] {
         l.meets_ashrae14,
         l.level,
         t(lang, "Why no savings", "未计节能量的原因"),
+        t(lang, "Savings basis", "节能量依据"),
     ]
 }
 
 /// Number of columns of [`header`].
-pub const COLUMNS: usize = 26;
+pub const COLUMNS: usize = 27;
 
 /// The report as CSV bytes: UTF-8 with BOM, CRLF line ends, ONE table with the columns of [`header`]:
 /// per indicator, a row per period (`Row` = period total, with the model's statistics) and a row per day
@@ -170,7 +171,7 @@ pub fn csv(report: &Report, lang: Lang) -> Vec<u8> {
             num(ind.baseline.completeness * 100.0),
         ];
         row.extend(model.iter().cloned());
-        row.push(text(""));
+        row.extend([text(""), text("")]);
         write_row(&mut out, &row);
         if let (Some(p), Some(r)) = (&report.periods.reporting, &ind.reporting) {
             let mut row = vec![
@@ -198,6 +199,12 @@ pub fn csv(report: &Report, lang: Lang) -> Vec<u8> {
                 lang,
                 r.savings_reason.as_deref().unwrap_or(""),
             )));
+            // What the savings rest on, and with a weak model or the ratio method why.
+            row.push(text(savings_basis_text(
+                lang,
+                r.savings_basis,
+                r.savings_note.as_deref(),
+            )));
             write_row(&mut out, &row);
         }
         let Some(col) = report.series.columns.iter().position(|c| c == key) else {
@@ -221,7 +228,7 @@ pub fn csv(report: &Report, lang: Lang) -> Vec<u8> {
             ];
             row.extend((0..5).map(|_| Cell::Num(None)));
             row.push(num(d.completeness * 100.0));
-            row.extend((0..8).map(|_| Cell::Num(None)));
+            row.extend((0..9).map(|_| Cell::Num(None)));
             write_row(&mut out, &row);
         }
     }

@@ -76,10 +76,35 @@ const TEMPLATES: &[(&str, &str)] = &[
         "有效小时：覆盖不少于 45 分钟；有效日：有效小时不少于 {0} 个；有效周：有效日不少于 {1} 个；有效月：有效日不少于 25 个（二月 23 个）",
     ),
     (
-        "ASHRAE Guideline 14: monthly thresholds (CV(RMSE) 15 %, NMBE 5 %) also apply to daily and weekly models; hourly 30 % and 10 %; p = 2 for regression, 1 for ratio",
-        "ASHRAE Guideline 14：月度阈值（CV(RMSE) 15 %，NMBE 5 %）同样适用于日和周模型；小时模型为 30 % 和 10 %；回归模型 p = 2，比值法 p = 1",
+        "ASHRAE Guideline 14: monthly thresholds (CV(RMSE) 15 %, NMBE 5 %) also apply to daily and weekly models; hourly 30 % and 10 %; p = the number of the model's coefficients, intercept included (2 for production alone, one more per product or driver of the model), 1 for ratio",
+        "ASHRAE Guideline 14：月度阈值（CV(RMSE) 15 %，NMBE 5 %）同样适用于日和周模型；小时模型为 30 % 和 10 %；p 为模型系数个数（含截距；仅产量时为 2，模型每多一个产品或变量加 1），比值法 p = 1",
+    ),
+    (
+        "savings: the model's expected consumption is summed over the days (hours with an hourly model) that carry the indicator's measured total; a day without data adds to neither expected nor actual and is counted as left out",
+        "节能量：模型预期消耗量只在载有该指标实测总量的日期（小时模型为小时）上累加；无数据的日期既不计入预期值也不计入实际值，并计为剔除天数",
+    ),
+    (
+        "the reporting period {} .. {} overlaps the baseline period {} .. {}: over the shared days the savings compare a period with itself",
+        "报告期 {0} 至 {1} 与基准期 {2} 至 {3} 重叠：重叠日期内的节能量是该时段与自身的比较",
+    ),
+    // What savings rest on (compute::savings_basis).
+    (
+        "ratio method, no valid regression ({}): expected = baseline consumption per unit x reporting production, without uncertainty",
+        "比值法，无有效回归模型（{0}）：预期值 = 基准期单位产品消耗 × 报告期产量，不计算不确定度",
+    ),
+    (
+        "the baseline model does not meet ASHRAE Guideline 14 (CV(RMSE) {} % against {} %, NMBE {} % against ±{} %): indicative savings",
+        "基准模型不符合 ASHRAE Guideline 14（CV(RMSE) {0} %，阈值 {1} %；NMBE {2} %，阈值 ±{3} %）：节能量仅供参考",
     ),
     // Savings not claimed.
+    (
+        "the model's driver {} has {} % of the reporting period's hours, below min_completeness {} %",
+        "模型变量 {0} 在报告期的有效小时占 {1} %，低于 min_completeness {2} %",
+    ),
+    (
+        "in service {}: no elapsed day of the reporting period from then on",
+        "{0} 投入使用：此后报告期内尚无已过去的日期",
+    ),
     (
         "no data of this indicator in the reporting period",
         "报告期无该指标数据",
@@ -169,6 +194,19 @@ pub fn engine_text(lang: Lang, text: &str) -> String {
     match lang {
         Lang::En => text.to_string(),
         Lang::Zh => zh(text, 0),
+    }
+}
+
+/// What savings rest on, as one cell: the basis, and with a weak model or the ratio method the reason.
+pub fn savings_basis_text(
+    lang: Lang,
+    basis: Option<crate::audit::report::SavingsBasis>,
+    note: Option<&str>,
+) -> String {
+    let label = super::i18n::savings_basis_label(lang, basis);
+    match note {
+        Some(n) => format!("{label}: {}", engine_text(lang, n)),
+        None => label.to_string(),
     }
 }
 
@@ -298,6 +336,26 @@ mod tests {
     fn english_is_left_as_it_is() {
         let s = "no valid regression model (production: R2 0.4100 is below 0.75)";
         assert_eq!(engine_text(Lang::En, s), s);
+    }
+
+    #[test]
+    fn savings_basis_overlap_and_driver_texts_in_chinese() {
+        assert_eq!(
+            z("the baseline model does not meet ASHRAE Guideline 14 (CV(RMSE) 17.2 % against 15 %, NMBE 0.0 % against ±5 %): indicative savings"),
+            "基准模型不符合 ASHRAE Guideline 14（CV(RMSE) 17.2 %，阈值 15 %；NMBE 0.0 %，阈值 ±5 %）：节能量仅供参考"
+        );
+        assert_eq!(
+            z("ratio method, no valid regression (production does not vary between baseline buckets): expected = baseline consumption per unit x reporting production, without uncertainty"),
+            "比值法，无有效回归模型（基准期各时段产量无变化）：预期值 = 基准期单位产品消耗 × 报告期产量，不计算不确定度"
+        );
+        assert_eq!(
+            z("the reporting period 2024-01-20 .. 2024-02-10 overlaps the baseline period 2024-01-01 .. 2024-01-31: over the shared days the savings compare a period with itself"),
+            "报告期 2024-01-20 至 2024-02-10 与基准期 2024-01-01 至 2024-01-31 重叠：重叠日期内的节能量是该时段与自身的比较"
+        );
+        assert_eq!(
+            z("the model's driver hdd has 50.0 % of the reporting period's hours, below min_completeness 75.0 %"),
+            "模型变量 hdd 在报告期的有效小时占 50.0 %，低于 min_completeness 75.0 %"
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use crate::audit::report::{
     BaselineMethod, BaselineValues, Bucket, CusumPoint, DailyRow, Factor, Grade, Indicator, Level,
     Method, Model, ModelCandidate, MonthlyRow, PeriodKind, PeriodSummary, Periods, PointQuality,
-    Report, ReportingValues, Series,
+    Report, ReportingValues, SavingsBasis, Series,
 };
 
 use std::collections::HashSet;
@@ -162,6 +162,15 @@ pub fn report() -> Report {
                     savings_reason: None,
                     savings_yuan: None,
                     provenance: None,
+                    days_without_data: 0,
+                    savings_basis: Some(if meets {
+                        SavingsBasis::ValidModel
+                    } else {
+                        SavingsBasis::Ratio
+                    }),
+                    savings_note: (!meets).then(|| {
+                        "ratio method, no valid regression (CV(RMSE) above the ASHRAE 14 threshold): expected = baseline consumption per unit x reporting production, without uncertainty".to_string()
+                    }),
                 }),
                 model: Model {
                     granularity: "day".to_string(),
@@ -178,7 +187,7 @@ pub fn report() -> Report {
                     n: x.len(),
                     intercept: a,
                     slope: Some(b),
-                    r2: Some(r2),
+                    r2: meets.then_some(r2),
                     cv_rmse_pct: Some(cv),
                     nmbe_pct: Some(nmbe),
                     meets_ashrae14: meets,
@@ -278,6 +287,7 @@ pub fn report() -> Report {
             baseline: PeriodSummary {
                 from: "2025-01-01".to_string(),
                 to: "2026-01-01".to_string(),
+                last_day: Some("2025-12-31".to_string()),
                 production: p_base,
                 completeness: 0.998,
                 products: None,
@@ -285,6 +295,7 @@ pub fn report() -> Report {
             reporting: Some(PeriodSummary {
                 from: "2026-01-01".to_string(),
                 to: "2026-07-01".to_string(),
+                last_day: Some("2026-06-30".to_string()),
                 production: p_rep,
                 completeness: 1.0,
                 products: None,
@@ -480,6 +491,9 @@ pub fn rich() -> Report {
             savings_yuan: Some(272_000.0),
             payback_years: Some(2.2),
             reason: None,
+            counted_from: Some("2026-01-01".to_string()),
+            savings_basis: Some(SavingsBasis::ValidModel),
+            ..MeasureResult::default()
         },
         MeasureResult {
             name: "LED lighting".to_string(),
@@ -490,6 +504,10 @@ pub fn rich() -> Report {
             savings_yuan: None,
             payback_years: None,
             reason: Some("no price for electricity in [audit.prices]".to_string()),
+            counted_from: Some("2026-03-01".to_string()),
+            savings_basis: Some(SavingsBasis::WeakModel),
+            savings_note: Some("the baseline model does not meet ASHRAE Guideline 14 (CV(RMSE) 17.2 % against 15 %, NMBE 0.0 % against ±5 %): indicative savings".to_string()),
+            ..MeasureResult::default()
         },
         MeasureResult {
             name: "condensate return".to_string(),
@@ -500,6 +518,7 @@ pub fn rich() -> Report {
             savings_yuan: None,
             payback_years: None,
             reason: Some("no reporting period".to_string()),
+            ..MeasureResult::default()
         },
     ];
     r.compliance.sources.push(SourceCompliance {
@@ -536,7 +555,7 @@ pub fn rich() -> Report {
         applied: true,
     });
     r.method.notes = vec![
-        "reporting period set on the command line: 2026-01-01 .. 2026-07-01".to_string(),
+        "reporting period set on the command line: 2026-01-01 .. 2026-06-30".to_string(),
         "figures as of 2026-07-01T15:00:00.000Z (the last completed local hour); later hours of the periods are not counted".to_string(),
         "gas.volume: 12 hours without a reading inside polling gaps were substituted with the mean of the valid hourly values before and after the gap (counted as its apportioned hours)".to_string(),
         "main-power.energy_import: 2 low readings not counted (step backs: a drop to at least half the reading before, or a single low reading the next one contradicted); the higher reading stayed the reference".to_string(),

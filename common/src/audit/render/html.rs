@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::audit::report::{Indicator, PeriodKind, Report};
+use crate::audit::report::{Bucket, Indicator, PeriodKind, Report, SavingsBasis};
 
 use super::engine_text::{coefficient_unit, engine_text, variable_label, variables_label};
 use super::format::{
@@ -11,8 +11,9 @@ use super::format::{
     shown_total_unit,
 };
 use super::i18n::{
-    carrier_label, electricity_method_label, granularity_label, indicator_label, level_label,
-    method_label, per_unit_label, source_label, yes_no, Lang,
+    carrier_label, days_left_out, electricity_method_label, granularity_label, indicator_label,
+    level_label, method_label, per_unit_label, predicted_chart_text, savings_caveat, source_label,
+    yes_no, Lang,
 };
 use super::seal::{seal_line, seal_view};
 use super::svg::{self, ChartText, ScatterSeries, BASELINE, REPORTING};
@@ -50,6 +51,7 @@ thead { display: table-header-group; }
 tr { break-inside: avoid; page-break-inside: avoid; }
 .good { color: #276749; font-weight: 600; }
 .bad { color: #c53030; font-weight: 600; }
+.weak { color: #975a16; font-weight: 600; }
 .cards { display: flex; flex-wrap: wrap; gap: 12px; margin: 12px 0; }
 .card { flex: 1 1 230px; border: 1px solid var(--line); border-radius: 6px; padding: 10px 12px; break-inside: avoid; }
 .card .label { color: var(--muted); font-size: 12px; }
@@ -261,10 +263,14 @@ fn measures(report: &Report, lang: Lang, out: &mut String) {
             .as_deref()
             .and_then(|k| report.indicator(k))
             .map_or((1.0, ""), |i| shown_total_unit(&i.total_unit));
-        num_td(
+        let _ = write!(
             out,
-            &m.savings
-                .map_or_else(|| "–".to_string(), |v| format!("{} {unit}", display(v * k))),
+            r#"<td class="num">{}{}</td>"#,
+            escape(
+                &m.savings
+                    .map_or_else(|| "–".to_string(), |v| format!("{} {unit}", display(v * k)))
+            ),
+            caveat(lang, m.savings_basis, m.savings_note.as_deref())
         );
         num_td(
             out,
@@ -427,16 +433,17 @@ fn summary(report: &Report, lang: Lang, out: &mut String) {
             );
             match ind.reporting.as_ref().map(|r| (r, r.savings)) {
                 Some((r, Some(savings))) => {
-                    let class = if savings >= 0.0 { "good" } else { "bad" };
+                    let class = savings_class(savings, r.savings_basis);
                     let _ = write!(
                         out,
-                        r#"<div class="sub">{}: {} {unit} · {}: <span class="{class}">{} {} ({}%)</span></div>"#,
+                        r#"<div class="sub">{}: {} {unit} · {}: <span class="{class}">{} {} ({}%)</span>{}</div>"#,
                         escape(l.baseline),
                         escape(&display_opt(ind.baseline.per_unit)),
                         escape(l.savings),
                         escape(&display(savings * k)),
                         escape(total_unit),
-                        escape(&pct_opt(r.savings_pct))
+                        escape(&pct_opt(r.savings_pct)),
+                        caveat(lang, r.savings_basis, r.savings_note.as_deref())
                     );
                 }
                 Some((r, None)) => {
@@ -581,11 +588,20 @@ fn indicators(report: &Report, lang: Lang, out: &mut String) {
         num_td(out, &display_opt(scaled(r.and_then(|r| r.expected))));
         match r.and_then(|r| r.savings.map(|s| (r, s))) {
             Some((r, savings)) => {
-                let class = if savings >= 0.0 { "good" } else { "bad" };
+                let class = savings_class(savings, r.savings_basis);
+                let left_out = if r.days_without_data > 0 {
+                    format!(
+                        r#"<br><span class="why">{}</span>"#,
+                        escape(&days_left_out(lang, r.days_without_data))
+                    )
+                } else {
+                    String::new()
+                };
                 let _ = write!(
                     out,
-                    r#"<td class="num {class}">{}</td><td class="num {class}">{}{}</td>"#,
+                    r#"<td class="num {class}">{}{}{left_out}</td><td class="num {class}">{}{}</td>"#,
                     escape(&display(savings * k)),
+                    caveat(lang, r.savings_basis, r.savings_note.as_deref()),
                     escape(&pct_opt(r.savings_pct)),
                     uncertainty(r.savings_uncertainty_pct)
                 );
@@ -627,20 +643,26 @@ fn charts(report: &Report, lang: Lang, out: &mut String) {
     let buckets = &report.series.energy_buckets;
     let granularity = energy.map(|e| granularity_label(lang, &e.model.granularity));
 
-    // (1) consumption vs production per model bucket, with the baseline model
+    // (1) consumption vs production per model bucket, with the baseline model; a model of several
+    // variables as measured against predicted with the 1:1 line (against production alone its fitted
+    // values are a cloud, not a line).
+    let several = energy.is_some_and(|e| e.model.variables.len() > 1);
+    let xy = |b: &Bucket| {
+        if several {
+            (b.fitted * k, b.actual * k)
+        } else {
+            (b.production, b.actual * k)
+        }
+    };
     let pick = |period: PeriodKind| -> Vec<(f64, f64)> {
         buckets
             .iter()
             .filter(|b| b.period == period && b.complete)
-            .map(|b| (b.production, b.actual * k))
+            .map(xy)
             .collect()
     };
     // Days of an outage carry apportioned consumption: shown apart, as the model leaves them out.
-    let incomplete: Vec<(f64, f64)> = buckets
-        .iter()
-        .filter(|b| !b.complete)
-        .map(|b| (b.production, b.actual * k))
-        .collect();
+    let incomplete: Vec<(f64, f64)> = buckets.iter().filter(|b| !b.complete).map(xy).collect();
     let mut series = vec![
         ScatterSeries {
             label: l.baseline,
@@ -660,34 +682,56 @@ fn charts(report: &Report, lang: Lang, out: &mut String) {
             points: incomplete,
         });
     }
-    let fitted: Vec<(f64, f64)> = buckets
-        .iter()
-        .map(|b| (b.production, b.fitted * k))
-        .collect();
-    let caption = match &granularity {
-        Some(g) => format!("{} ({}: {g})", l.chart_scatter, l.granularity),
-        None => l.chart_scatter.to_string(),
+    let with_granularity = |title: &str| match &granularity {
+        Some(g) => format!("{title} ({}: {g})", l.granularity),
+        None => title.to_string(),
     };
-    let model_label = match energy {
-        Some(e) => format!("{}: {}", l.fitted_line, method_label(lang, e.model.method)),
-        None => l.fitted_line.to_string(),
-    };
-    figure(
-        out,
-        &caption,
-        &svg::scatter(
-            &ChartText {
-                id: "chart-scatter",
-                title: &caption,
-                x_title: &format!("{} ({prod_unit})", l.chart_scatter_x),
-                y_title: &format!("{} ({energy_unit})", l.chart_scatter_y),
-                no_data: l.no_data,
-            },
-            &series,
-            Some((&model_label, fitted)),
-        ),
-        None,
-    );
+    if several {
+        let [title, x_title, y_title, line] = predicted_chart_text(lang);
+        let caption = with_granularity(title);
+        figure(
+            out,
+            &caption,
+            &svg::measured_vs_predicted(
+                &ChartText {
+                    id: "chart-scatter",
+                    title: &caption,
+                    x_title: &format!("{x_title} ({energy_unit})"),
+                    y_title: &format!("{y_title} ({energy_unit})"),
+                    no_data: l.no_data,
+                },
+                &series,
+                line,
+            ),
+            None,
+        );
+    } else {
+        let fitted: Vec<(f64, f64)> = buckets
+            .iter()
+            .map(|b| (b.production, b.fitted * k))
+            .collect();
+        let caption = with_granularity(l.chart_scatter);
+        let model_label = match energy {
+            Some(e) => format!("{}: {}", l.fitted_line, method_label(lang, e.model.method)),
+            None => l.fitted_line.to_string(),
+        };
+        figure(
+            out,
+            &caption,
+            &svg::scatter(
+                &ChartText {
+                    id: "chart-scatter",
+                    title: &caption,
+                    x_title: &format!("{} ({prod_unit})", l.chart_scatter_x),
+                    y_title: &format!("{} ({energy_unit})", l.chart_scatter_y),
+                    no_data: l.no_data,
+                },
+                &series,
+                Some((&model_label, fitted)),
+            ),
+            None,
+        );
+    }
 
     // (2) per unit by month, energy and water
     let reporting_from = report
@@ -1111,6 +1155,30 @@ fn t(lang: Lang, en: &'static str, zh: &'static str) -> &'static str {
     }
 }
 
+/// The class of a savings figure: red when negative, amber when it rests on a weak model or the ratio
+/// method, green otherwise.
+fn savings_class(savings: f64, basis: Option<SavingsBasis>) -> &'static str {
+    if savings < 0.0 {
+        "bad"
+    } else if basis.is_some_and(SavingsBasis::is_weak) {
+        "weak"
+    } else {
+        "good"
+    }
+}
+
+/// The caveat line under savings from a weak model or the ratio method, with the reason as its tooltip;
+/// empty for a valid model.
+fn caveat(lang: Lang, basis: Option<SavingsBasis>, note: Option<&str>) -> String {
+    savings_caveat(lang, basis).map_or_else(String::new, |c| {
+        format!(
+            r#"<br><span class="weak" title="{}">{}</span>"#,
+            escape(&engine_text(lang, note.unwrap_or(""))),
+            escape(c)
+        )
+    })
+}
+
 /// " ± x %" after a savings percentage: the savings uncertainty at 90 % confidence, when there is one.
 fn uncertainty(fsu_pct: Option<f64>) -> String {
     match fsu_pct.filter(|v| v.is_finite()) {
@@ -1327,6 +1395,7 @@ mod tests {
             savings_yuan: Some(272_000.0),
             payback_years: Some(2.2),
             reason: None,
+            ..MeasureResult::default()
         });
         let h = html(&r, Lang::En);
         assert!(h.contains(r#"id="measures""#) && h.contains("dye-bath heat recovery"));
@@ -1528,5 +1597,77 @@ mod tests {
             )
             .unwrap();
         }
+    }
+
+    /// A report whose energy model has two variables: fitted values that production alone does not explain.
+    fn two_variable_report() -> Report {
+        let mut r = fixture::report();
+        if let Some(e) = r.indicator_mut("energy") {
+            e.model.variables = vec!["production".into(), "hdd".into()];
+            e.model.slope = None;
+        }
+        for (i, b) in r.series.energy_buckets.iter_mut().enumerate() {
+            // A heating term the production axis cannot show: the fitted value swings by day.
+            b.fitted = b.actual * (1.0 + 0.04 * ((i as f64) * 0.9).sin());
+        }
+        r
+    }
+
+    /// Issue #21: a two-variable model's fitted values drawn as a line against production alone were a
+    /// black blob. Measured against predicted instead: both axes in the energy unit, labelled, and the 1:1
+    /// line (two points, corner to corner), one dot per bucket.
+    #[test]
+    fn a_model_of_several_variables_is_drawn_measured_against_predicted() {
+        let r = two_variable_report();
+        for (lang, x, y, line) in [
+            (
+                Lang::En,
+                "Predicted by the baseline model (tce)",
+                "Measured (tce)",
+                "1:1 (measured = predicted)",
+            ),
+            (
+                Lang::Zh,
+                "基准模型预测值 (tce)",
+                "实测值 (tce)",
+                "1:1 线（实测值 = 预测值）",
+            ),
+        ] {
+            let h = html(&r, lang);
+            let at = h.find(r#"<svg id="chart-scatter""#).unwrap();
+            let chart = &h[at..at + h[at..].find("</svg>").unwrap()];
+            assert!(
+                chart.contains(x) && chart.contains(y),
+                "{lang:?}: axis titles"
+            );
+            let polyline = chart.split("<polyline points=\"").nth(1).unwrap();
+            let points = &polyline[..polyline.find('"').unwrap()];
+            assert_eq!(
+                points.split(' ').count(),
+                2,
+                "the 1:1 line, not a line through every bucket"
+            );
+            assert_eq!(
+                chart.matches("<circle").count(),
+                r.series.energy_buckets.len(),
+                "one dot per bucket"
+            );
+            assert!(h.contains(line), "{lang:?}: the 1:1 line in the legend");
+        }
+        // One variable: still consumption against production with the model's line.
+        let h = html(&fixture::report(), Lang::En);
+        assert!(!h.contains("Predicted by the baseline model"));
+    }
+
+    /// Days of the reporting period without data are named beside the savings they were left out of.
+    #[test]
+    fn days_left_out_of_the_savings_are_named() {
+        let mut r = fixture::report();
+        if let Some(rep) = r.indicator_mut("energy").and_then(|e| e.reporting.as_mut()) {
+            rep.days_without_data = 19;
+        }
+        assert!(html(&r, Lang::En).contains("19 days without data left out"));
+        assert!(html(&r, Lang::Zh).contains("19 天无数据，未计入"));
+        assert!(!html(&fixture::report(), Lang::En).contains("without data left out"));
     }
 }

@@ -1,7 +1,7 @@
 //! English and Chinese labels for every rendered report. Chinese uses the terms of the cleaner-production
 //! audit (清洁生产审核): 单位产品综合能耗, 节能量, 清洁生产等级, 基准期, 报告期 ...
 
-use crate::audit::report::{BaselineMethod, Level, PeriodKind};
+use crate::audit::report::{BaselineMethod, Level, PeriodKind, SavingsBasis};
 
 /// The language of a rendered report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -476,6 +476,60 @@ pub fn method_label(lang: Lang, method: BaselineMethod) -> String {
     }
 }
 
+/// What savings rest on, as a column value: valid model, weak model (outside ASHRAE 14), ratio method; empty
+/// without savings.
+pub fn savings_basis_label(lang: Lang, basis: Option<SavingsBasis>) -> &'static str {
+    match (basis, lang) {
+        (None, _) => "",
+        (Some(SavingsBasis::ValidModel), Lang::En) => "valid model",
+        (Some(SavingsBasis::ValidModel), Lang::Zh) => "有效模型",
+        (Some(SavingsBasis::WeakModel), Lang::En) => "weak model (outside ASHRAE 14)",
+        (Some(SavingsBasis::WeakModel), Lang::Zh) => "模型未达 ASHRAE 14 要求",
+        (Some(SavingsBasis::Ratio), Lang::En) => "ratio method (no valid model)",
+        (Some(SavingsBasis::Ratio), Lang::Zh) => "比值法（无有效模型）",
+    }
+}
+
+/// The caveat shown beside savings from a weak model or the ratio method (DOMAIN.md "Honest figures");
+/// None beside savings from a valid model.
+pub fn savings_caveat(lang: Lang, basis: Option<SavingsBasis>) -> Option<&'static str> {
+    match (basis?, lang) {
+        (SavingsBasis::ValidModel, _) => None,
+        (SavingsBasis::WeakModel, Lang::En) => Some("⚠ weak model, indicative only"),
+        (SavingsBasis::WeakModel, Lang::Zh) => Some("⚠ 模型未达标，仅供参考"),
+        (SavingsBasis::Ratio, Lang::En) => Some("⚠ ratio method, no valid model"),
+        (SavingsBasis::Ratio, Lang::Zh) => Some("⚠ 比值法，无有效模型"),
+    }
+}
+
+/// Beside savings: how many days of the reporting period had no data and were left out of them.
+pub fn days_left_out(lang: Lang, days: u64) -> String {
+    match (lang, days) {
+        (Lang::En, 1) => "1 day without data left out".to_string(),
+        (Lang::En, n) => format!("{n} days without data left out"),
+        (Lang::Zh, n) => format!("{n} 天无数据，未计入"),
+    }
+}
+
+/// The first chart when the energy model has several variables (measured against predicted): caption, x
+/// axis, y axis, the 1:1 line's legend.
+pub fn predicted_chart_text(lang: Lang) -> [&'static str; 4] {
+    match lang {
+        Lang::En => [
+            "Energy per model bucket: measured against the baseline model's prediction",
+            "Predicted by the baseline model",
+            "Measured",
+            "1:1 (measured = predicted)",
+        ],
+        Lang::Zh => [
+            "各模型时段综合能耗：实测值与基准模型预测值",
+            "基准模型预测值",
+            "实测值",
+            "1:1 线（实测值 = 预测值）",
+        ],
+    }
+}
+
 /// `hour` / `day` / `week` / `month` -> 小时 / 日 / 周 / 月.
 pub fn granularity_label(lang: Lang, g: &str) -> String {
     match (lang, g) {
@@ -553,6 +607,15 @@ mod tests {
         assert_eq!(level_label(Lang::En, Level::BelowIII), "below III");
         assert_eq!(method_label(z, BaselineMethod::Ratio), "比值法");
         assert_eq!(method_label(z, BaselineMethod::Regression), "回归模型");
+        assert_eq!(
+            savings_caveat(z, Some(SavingsBasis::Ratio)),
+            Some("⚠ 比值法，无有效模型")
+        );
+        assert_eq!(savings_caveat(z, Some(SavingsBasis::ValidModel)), None);
+        assert_eq!(
+            savings_basis_label(z, Some(SavingsBasis::WeakModel)),
+            "模型未达 ASHRAE 14 要求"
+        );
         assert_eq!(carrier_label(z, "natural_gas"), "天然气");
         assert_eq!(carrier_label(z, "water"), "水");
         assert_eq!(electricity_method_label(z, "equal"), "等价值");

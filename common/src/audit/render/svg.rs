@@ -302,6 +302,27 @@ pub fn scatter(
     }
 }
 
+/// Measured (y) against predicted (x) per model bucket, with the 1:1 line: how a model of several variables
+/// reads on paper. Its fitted values drawn against production alone would be a cloud joined by a line (the
+/// other variables move them), not a model a reader can check. Both axes span the same values, so the 1:1
+/// line runs corner to corner and a point above it consumed more than the model expected.
+pub fn measured_vs_predicted(
+    text: &ChartText<'_>,
+    series: &[ScatterSeries<'_>],
+    line_label: &str,
+) -> Chart {
+    let (lo, hi) = min_max(
+        series
+            .iter()
+            .flat_map(|s| s.points.iter())
+            .filter(|p| p.0.is_finite() && p.1.is_finite())
+            .flat_map(|p| [p.0, p.1]),
+    );
+    let lo = lo.min(0.0);
+    let line = (hi > lo).then(|| (line_label, vec![(lo, lo), (hi, hi)]));
+    scatter(text, series, line)
+}
+
 /// A bar chart over categories (months): one bar per category in its colour, an optional dashed
 /// reference line (value, label).
 pub fn bars(

@@ -9,7 +9,9 @@ use crate::audit::report::Report;
 use super::format::{
     display, display_opt, fraction_pct, inclusive_end, pct_opt, plain, shown_total_unit,
 };
-use super::i18n::{granularity_label, indicator_label, level_label, method_label, yes_no, Lang};
+use super::i18n::{
+    granularity_label, indicator_label, level_label, method_label, savings_caveat, yes_no, Lang,
+};
 
 /// Columns a character takes on a terminal (`unicode-width`, UAX #11): 2 for East Asian wide and
 /// fullwidth characters (CJK ideographs, kana, hangul, fullwidth forms, most emoji), 0 for combining
@@ -160,7 +162,13 @@ pub(super) fn indicator_table(report: &Report, lang: Lang, out: &mut String) {
                 || "–".to_string(),
                 |s| {
                     let (k, unit) = shown_total_unit(&ind.total_unit);
-                    format!("{} {unit}", display(s * k))
+                    // Savings from a weak model or the ratio method: marked, explained under the table.
+                    let weak = r.and_then(|r| savings_caveat(lang, r.savings_basis));
+                    format!(
+                        "{} {unit}{}",
+                        display(s * k),
+                        if weak.is_some() { " ⚠" } else { "" }
+                    )
                 },
             ),
             pct_opt(r.and_then(|r| r.savings_pct)),
@@ -169,6 +177,12 @@ pub(super) fn indicator_table(report: &Report, lang: Lang, out: &mut String) {
         ]);
     }
     t.render(out);
+    for (key, ind) in &report.indicators {
+        let r = ind.reporting.as_ref().filter(|r| r.savings.is_some());
+        if let Some(c) = r.and_then(|r| savings_caveat(lang, r.savings_basis)) {
+            let _ = writeln!(out, "{}: {c}", indicator_label(lang, key));
+        }
+    }
 }
 
 /// Per indicator: the baseline model and its ASHRAE Guideline 14 statistics.
@@ -335,5 +349,30 @@ pub(super) mod tests {
         let s = text_table(&fixture::empty(), Lang::En);
         assert!(s.contains("No reporting period configured"));
         assert!(!s.contains("NaN"));
+    }
+
+    #[test]
+    fn ratio_savings_are_marked_and_explained_under_the_table() {
+        use crate::audit::report::SavingsBasis;
+        let mut r = fixture::report();
+        let ratio = ["energy", "water"];
+        for (k, i) in r.indicators.iter_mut() {
+            if let Some(rep) = i.reporting.as_mut() {
+                rep.savings_basis = Some(if ratio.contains(&k.as_str()) {
+                    SavingsBasis::Ratio
+                } else {
+                    SavingsBasis::ValidModel
+                });
+            }
+        }
+        let s = text_table(&r, Lang::En);
+        // Beside the figure, and in the line that explains it under the table.
+        assert_eq!(s.matches('⚠').count(), 2 * ratio.len(), "{s}");
+        assert_eq!(
+            s.matches("⚠ ratio method, no valid model").count(),
+            ratio.len()
+        );
+        let z = text_table(&r, Lang::Zh);
+        assert_eq!(z.matches("⚠ 比值法，无有效模型").count(), ratio.len());
     }
 }

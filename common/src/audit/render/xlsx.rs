@@ -5,10 +5,12 @@
 //! report's language. Figures without data are empty cells, never 0. The first sheet names the JSON the
 //! workbook renders (its SHA-256, signed or not, the report id).
 
-use crate::audit::report::Report;
+use crate::audit::report::{BaselineMethod, Report};
 use rust_xlsxwriter::{DocProperties, ExcelDateTime, Format, Workbook, Worksheet, XlsxError};
 
-use super::engine_text::{coefficient_unit, engine_text, variable_label, variables_label};
+use super::engine_text::{
+    coefficient_unit, engine_text, savings_basis_text, variable_label, variables_label,
+};
 use super::format::{inclusive_end, shown_total_unit};
 use super::i18n::{
     carrier_label, granularity_label, indicator_label, level_label, method_label, period_label,
@@ -247,6 +249,13 @@ pub fn xlsx(report: &Report, lang: Lang) -> Result<Vec<u8>, XlsxError> {
                 Cell::Num(m.savings_yuan),
                 Cell::Num(m.payback_years),
                 text(engine_text(lang, m.reason.as_deref().unwrap_or(""))),
+                text(savings_basis_text(
+                    lang,
+                    m.savings_basis,
+                    m.savings_note.as_deref(),
+                )),
+                text(m.counted_from.clone().unwrap_or_default()),
+                Cell::Num(m.counted_from.as_ref().map(|_| m.days_without_data as f64)),
             ])?;
         }
     }
@@ -444,6 +453,8 @@ fn indicators(
             l.savings_yuan,
             t(lang, "Why no savings", "未计节约量的原因"),
             l.level,
+            t(lang, "Savings basis", "节能量依据"),
+            t(lang, "Days without data", "无数据天数"),
         ],
     )?;
     for (key, ind) in &report.indicators {
@@ -472,6 +483,12 @@ fn indicators(
                 r.and_then(|r| r.savings_reason.as_deref()).unwrap_or(""),
             )),
             text(ind.level.map(|v| level_label(lang, v)).unwrap_or_default()),
+            text(savings_basis_text(
+                lang,
+                r.and_then(|r| r.savings_basis),
+                r.and_then(|r| r.savings_note.as_deref()),
+            )),
+            Cell::Num(r.map(|r| r.days_without_data as f64)),
         ])?;
     }
     Ok(())
@@ -539,7 +556,12 @@ fn models(wb: &mut Workbook, f: &Formats, report: &Report, lang: Lang) -> Result
         )?;
         for (key, ind) in &report.indicators {
             let m = &ind.model;
-            for (var, c) in &m.coefficients {
+            // The ratio model's intercept is 0 by construction, not a fitted figure: not shown.
+            let fitted = m
+                .coefficients
+                .iter()
+                .filter(|(k, _)| m.method == BaselineMethod::Regression || k != "intercept");
+            for (var, c) in fitted {
                 let p = m
                     .p_values
                     .iter()
