@@ -903,7 +903,11 @@ mod tests {
             .indicators
             .iter()
             .flat_map(|(k, i)| {
-                i.model.coefficients.iter().map(move |(v, c)| {
+                // The ratio model's intercept (0 by construction) is not in the workbook.
+                let fitted = i.model.coefficients.iter().filter(|(v, _)| {
+                    i.model.method == BaselineMethod::Regression || v != "intercept"
+                });
+                fitted.map(move |(v, c)| {
                     let p = i
                         .model
                         .p_values
