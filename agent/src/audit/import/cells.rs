@@ -440,7 +440,7 @@ impl<'p> Reader<'p> {
         let h = self.headers.get(i).map_or("", String::as_str);
         match self.lang {
             Lang::En => format!("column {} `{}`", column_name(i), echo(h.as_bytes())),
-            Lang::Zh => format!("第{}列（{}）", column_name(i), echo(h.as_bytes())),
+            Lang::Zh => format!("第{}列“{}”", column_name(i), echo(h.as_bytes())),
         }
     }
 
@@ -459,13 +459,14 @@ impl<'p> Reader<'p> {
                     self.lang,
                     || {
                         format!(
-                        "`{v}` in column {}, which has no header: put it under its column, or give the column a header",
+                        "`{v}` in column {}, which has no header: put it under its column, or give the column a \
+                         header; a number written with a comma must be in quotes (\"1,234.5\")",
                         column_name(i)
                     )
                     },
                     || {
                         format!(
-                            "第{}列没有表头，却有内容 `{v}`：请移到对应的列下，或为该列加上表头",
+                            "第{}列没有表头，却有内容 `{v}`：请移到对应的列下，或为该列加上表头；带逗号的数字须加引号（\"1,234.5\"）",
                             column_name(i)
                         )
                     },
