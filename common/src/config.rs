@@ -141,9 +141,16 @@ pub fn parse(text: &str, source: &Path) -> Result<Plan, ConfigErrors> {
     let root = Section::new(doc.as_table(), Some(0..0), "the top level");
     root.check_keys(&mut d, TOP_KEYS);
 
-    // A desk audit (no bus: manual meters filled by `import`) polls and publishes nothing: [gateway]
-    // and [mqtt] may be left out.
-    let no_bus = root.item("bus").is_none();
+    // A desk audit (no bus, only manual meters filled by `import`) polls and publishes nothing:
+    // [gateway] and [mqtt] may be left out.
+    let no_bus = root.item("bus").is_none()
+        && root
+            .item("meter")
+            .and_then(|m| m.as_array_of_tables())
+            .is_some_and(|a| {
+                a.iter()
+                    .all(|t| t.get("manual").and_then(|v| v.as_bool()) == Some(true))
+            });
     let gateway_written = root.has("gateway");
     let mqtt_written = root.has("mqtt");
     let mut gateway = gateway::gateway(&mut d, &root, no_bus);

@@ -77,10 +77,7 @@ pub(crate) fn gateway(
 ) -> Option<(Gateway, Option<u16>)> {
     let Some(item) = root.item("gateway") else {
         if !desk {
-            d.error(
-                &Some(0..0),
-                "missing [gateway] table (id, site, data_dir); only a desk audit (manual meters, no [[bus]]) may leave it out",
-            );
+            d.error(&Some(0..0), "missing [gateway] table (id, site, data_dir)");
         }
         return None;
     };
@@ -187,10 +184,7 @@ pub(crate) fn mqtt(
 ) -> Option<Mqtt> {
     let Some(item) = root.item("mqtt") else {
         if !desk {
-            d.error(
-                &Some(0..0),
-                "missing [mqtt] table (url); only a desk audit (manual meters, no [[bus]]) may leave it out",
-            );
+            d.error(&Some(0..0), "missing [mqtt] table (url)");
         }
         return None;
     };
