@@ -481,6 +481,7 @@ impl<'p> Rows<'p> {
     /// What the file was read as, and the columns left out: for the summary.
     fn notes(&self) -> Vec<String> {
         let mut notes = Vec::new();
+        #[allow(irrefutable_let_patterns)] // without the `xlsx` feature a CSV is all there is
         if let Source::Csv(c) = &self.source {
             if c.encoding == Encoding::Gb18030 {
                 notes.push(tr(

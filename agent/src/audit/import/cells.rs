@@ -23,8 +23,9 @@ use plantmeter_common::audit::render::Lang;
 use plantmeter_common::plan::{ImportField, ImportPlan, Plan};
 use std::collections::HashMap;
 
-/// One cell, as the file gives it.
+/// One cell, as the file gives it (a CSV's are text; typed cells come from workbooks).
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(not(feature = "xlsx"), allow(dead_code))]
 pub enum Cell<'a> {
     Empty,
     Text(&'a str),
