@@ -313,6 +313,8 @@ enum Seen {
 }
 
 /// Where the rows come from.
+// One per pass, never moved in a loop: the CSV reader's size costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Source {
     Csv(csv_rows::CsvSource),
     #[cfg(feature = "xlsx")]
@@ -622,6 +624,24 @@ fn order(prev: Option<&Row>, r: &Row, name: &str) -> Order {
     }
 }
 
+/// [`order`]'s refusal in Chinese.
+fn disorder_zh(prev: &Row, r: &Row, name: &str) -> String {
+    if r.ts == prev.ts {
+        format!(
+            "{name} 在 {} 已有另一个读数（第 {} 行）：同一测点同一时刻只能有一个读数",
+            format_ts_ms(r.ts),
+            prev.line
+        )
+    } else {
+        format!(
+            "{name}：{} 早于第 {} 行（{}）：同一测点的各行须按时间先后排列",
+            format_ts_ms(r.ts),
+            prev.line,
+            format_ts_ms(prev.ts)
+        )
+    }
+}
+
 /// A file that validated: what the import needs of it per point.
 pub struct Checked {
     points: Vec<PointScan>,
@@ -671,6 +691,10 @@ pub fn validate(
                 continue;
             }
             Order::Bad(msg) => {
+                let msg = match (rows.lang, &p.last) {
+                    (Lang::Zh, Some(prev)) => disorder_zh(prev, &r, &rows.names[r.point]),
+                    _ => msg,
+                };
                 errors.push_at(r.line, Some(r.col), msg);
                 continue;
             }
