@@ -52,7 +52,7 @@ pub use text::Encoding;
 mod cells;
 mod csv_rows;
 mod text;
-#[cfg(feature = "xlsx")]
+#[cfg(feature = "desk")]
 mod xlsx;
 
 #[derive(clap::Args)]
@@ -317,7 +317,7 @@ enum Seen {
 #[allow(clippy::large_enum_variant)]
 enum Source {
     Csv(csv_rows::CsvSource),
-    #[cfg(feature = "xlsx")]
+    #[cfg(feature = "desk")]
     Xlsx(xlsx::XlsxSource),
 }
 
@@ -336,7 +336,7 @@ impl Source {
                 csv_rows::Next::Bad(l, m) => SourceNext::Bad(l, m),
                 csv_rows::Next::End => SourceNext::End,
             },
-            #[cfg(feature = "xlsx")]
+            #[cfg(feature = "desk")]
             Source::Xlsx(x) => match x.next() {
                 xlsx::Next::Record(l) => SourceNext::Record(l),
                 xlsx::Next::Bad(l, m) => SourceNext::Bad(l, m),
@@ -348,7 +348,7 @@ impl Source {
     fn record(&self) -> &dyn cells::Record {
         match self {
             Source::Csv(c) => &c.record,
-            #[cfg(feature = "xlsx")]
+            #[cfg(feature = "desk")]
             Source::Xlsx(x) => &x.record,
         }
     }
@@ -357,7 +357,7 @@ impl Source {
     fn position(&self) -> u64 {
         match self {
             Source::Csv(c) => c.position(),
-            #[cfg(feature = "xlsx")]
+            #[cfg(feature = "desk")]
             Source::Xlsx(x) => x.rows_read,
         }
     }
@@ -405,7 +405,7 @@ impl<'p> Rows<'p> {
                 })?;
                 (Source::Csv(s), false)
             }
-            #[cfg(feature = "xlsx")]
+            #[cfg(feature = "desk")]
             Format::Xlsx { sheet } => {
                 let s = xlsx::XlsxSource::open(file, sheet.as_deref())
                     .map_err(|e| bad(format!("{}: {e}", file.display())))?;
@@ -413,12 +413,12 @@ impl<'p> Rows<'p> {
                 let e = s.epoch_1904;
                 (Source::Xlsx(s), e)
             }
-            #[cfg(not(feature = "xlsx"))]
+            #[cfg(not(feature = "desk"))]
             Format::Xlsx { .. } => {
                 return Err(bad(
                     "plantmeter import --xlsx: not in this build. The gateway build (cargo build --release -p \
                      plantmeter-agent) leaves out the Excel reader; build the desk binary from the repository \
-                     root with `cargo build --release` (or add `--features xlsx` to the -p build), or save the \
+                     root with `cargo build --release` (or add `--features desk` to the -p build), or save the \
                      sheet as \"CSV UTF-8\" and import it with --csv."
                         .to_string(),
                 ))
@@ -475,7 +475,7 @@ impl<'p> Rows<'p> {
     fn sheet(&self) -> Option<&str> {
         match &self.source {
             Source::Csv(_) => None,
-            #[cfg(feature = "xlsx")]
+            #[cfg(feature = "desk")]
             Source::Xlsx(x) => Some(&x.sheet),
         }
     }
@@ -551,6 +551,22 @@ fn undecided(file: &Path, u: &text::Undecided, lang: Lang) -> String {
             },
             || {
                 format!("{f}:1: 该文件为 UTF-16（Excel 的“Unicode 文本”）：请在 Excel 中另存为“CSV UTF-8（逗号分隔）”")
+            },
+        ),
+        text::Undecided::NotUtf8 { line } => tr(
+            lang,
+            || {
+                format!(
+                "{f}:{line}: the text is not UTF-8 (GBK, as Excel saves plain CSV on Chinese Windows?) and this \
+                 gateway build reads UTF-8 only: save the file from Excel as \"CSV UTF-8 (comma delimited)\", or \
+                 import it with the desk build (`cargo build --release` at the repository root), which reads GBK"
+            )
+            },
+            || {
+                format!(
+                "{f}:{line}: 文本不是 UTF-8（可能是中文 Windows 的 Excel 另存的普通 CSV，即 GBK），而此网关版本只读 UTF-8：\
+                 请在 Excel 中另存为“CSV UTF-8（逗号分隔）”，或用桌面版（在仓库根目录 `cargo build --release`）导入，它可读 GBK"
+            )
             },
         ),
         text::Undecided::Neither { line } => tr(

@@ -25,7 +25,7 @@ use std::collections::HashMap;
 
 /// One cell, as the file gives it (a CSV's are text; typed cells come from workbooks).
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(not(feature = "xlsx"), allow(dead_code))]
+#[cfg_attr(not(feature = "desk"), allow(dead_code))]
 pub enum Cell<'a> {
     Empty,
     Text(&'a str),
@@ -799,16 +799,26 @@ fn is_blank(c: Cell<'_>) -> bool {
 
 fn not_text(b: &[u8], lang: Lang) -> String {
     let x = echo(b);
+    // The gateway build has no GBK decoder (feature `desk`).
+    let fix_en = if cfg!(feature = "desk") {
+        "add --encoding gbk, or save it as \"CSV UTF-8\""
+    } else {
+        "save it as \"CSV UTF-8\" (or import it with the desk build, which reads GBK)"
+    };
+    let fix_zh = if cfg!(feature = "desk") {
+        "请加 --encoding gbk，或另存为“CSV UTF-8”"
+    } else {
+        "请另存为“CSV UTF-8”（或用可读 GBK 的桌面版导入）"
+    };
     tr(
         lang,
         || {
             format!(
-            "`{x}` is not UTF-8 text: if Excel saved the file as plain CSV on Chinese Windows (GBK), add \
-             --encoding gbk, or save it as \"CSV UTF-8\""
+            "`{x}` is not UTF-8 text: if Excel saved the file as plain CSV on Chinese Windows (GBK), {fix_en}"
         )
         },
         || {
-            format!("`{x}` 不是 UTF-8 文本：若文件由中文 Windows 的 Excel 另存为普通 CSV（GBK），请加 --encoding gbk，或另存为“CSV UTF-8”")
+            format!("`{x}` 不是 UTF-8 文本：若文件由中文 Windows 的 Excel 另存为普通 CSV（GBK），{fix_zh}")
         },
     )
 }

@@ -1,5 +1,5 @@
 //! The rows of an Excel workbook (`import --xlsx FILE [--sheet NAME]`), read with calamine (feature
-//! `xlsx`: the workspace build has it, the gateway build leaves it out).
+//! `desk`: the workspace build has it, the gateway build leaves it out).
 //!
 //! The sheet is read as a stream of cells (calamine's cell reader: the worksheet's XML is never held
 //! whole, only the workbook's shared strings) on a thread of its own, which hands over one row at a time
