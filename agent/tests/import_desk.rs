@@ -424,6 +424,14 @@ fn workbook_errors_name_the_sheet_and_cell() {
     ] {
         assert!(err.contains(&want), "missing {want:?} in:\n{err}");
     }
+    // A value under a column without a header is not dropped silently.
+    let csv = dir.path().join("wide.csv");
+    std::fs::write(&csv, "日期,power.energy,,\n2025/1/1,10,,\n2025/1/2,20,5,\n").unwrap();
+    let out = import(&cfg, &["--csv", csv.to_str().unwrap(), "--wide"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    let want = format!("{}:3: `5` in column C, which has no header", csv.display());
+    assert!(err.contains(&want), "missing {want:?} in:\n{err}");
     let out = import(
         &cfg,
         &[
@@ -461,4 +469,28 @@ fn a_desk_config_needs_no_gateway_or_broker() {
         "{}",
         text(&out.stderr)
     );
+}
+
+/// Rows out of order and two readings at one instant: refused by line, in Chinese with --lang zh.
+#[test]
+fn disorder_is_refused_in_chinese() {
+    let (dir, cfg) = desk();
+    let csv = dir.path().join("乱序.csv");
+    std::fs::write(
+        &csv,
+        "时间,表计,测点,数值\n2025-01-02 08:00,power,energy,20\n2025-01-01 08:00,power,energy,10\n\
+         2025-01-02 08:00,power,energy,21\n",
+    )
+    .unwrap();
+    let out = import(&cfg, &["--csv", csv.to_str().unwrap(), "--lang", "zh"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    let f = csv.display().to_string();
+    for want in [
+        format!("{f}:3: power.energy：2025-01-01T00:00:00.000Z 早于第 2 行（2025-01-02T00:00:00.000Z）：同一测点的各行须按时间先后排列"),
+        format!("{f}:4: power.energy 在 2025-01-02T00:00:00.000Z 已有另一个读数（第 2 行）"),
+        "共 2 行有误；未导入任何数据".to_string(),
+    ] {
+        assert!(err.contains(&want), "missing {want:?} in:\n{err}");
+    }
 }

@@ -44,6 +44,10 @@ pub trait Record {
     fn len(&self) -> usize;
     /// The cell at a 0-based column; `Cell::Empty` past the end.
     fn cell(&self, i: usize) -> Cell<'_>;
+    /// Whether the cell is empty or blank (cheaper than `cell` for text).
+    fn blank(&self, i: usize) -> bool {
+        is_blank(self.cell(i))
+    }
 }
 
 /// A bad cell quoted in a message: at most this many characters.
@@ -294,7 +298,13 @@ pub fn layout(
             ));
         }
         return if problems.is_empty() {
-            Ok((Layout::Wide { ts: 0, columns }, ignored))
+            Ok((
+                Layout::Wide {
+                    ts: 0,
+                    columns: columns.into(),
+                },
+                ignored,
+            ))
         } else {
             Err(HeaderError(problems))
         };
@@ -448,11 +458,21 @@ impl<'p> Reader<'p> {
     /// The readings of one record into `out`; Err for the first problem of the row.
     pub fn readings(&mut self, r: &dyn Record, out: &mut Vec<Reading>) -> Result<(), Refused> {
         out.clear();
-        if (0..r.len()).all(|i| matches!(r.cell(i), Cell::Empty) || is_blank(r.cell(i))) {
+        // One look at each cell (the import's hot path): a blank row is skipped, and a value under no
+        // header (past the header, or under an empty one) would be lost, so it is refused.
+        let (mut blank, mut unheaded) = (true, None);
+        for i in 0..r.len() {
+            if !r.blank(i) {
+                blank = false;
+                if unheaded.is_none() && self.headers.get(i).is_none_or(|h| h.is_empty()) {
+                    unheaded = Some(i);
+                }
+            }
+        }
+        if blank {
             return Ok(());
         }
-        let known = self.headers.len();
-        if let Some(i) = (known..r.len()).find(|&i| !is_blank(r.cell(i))) {
+        if let Some(i) = unheaded {
             let v = echo_cell(r.cell(i));
             return Err((
                 Some(i),
@@ -517,7 +537,7 @@ impl<'p> Reader<'p> {
             }
             Layout::Wide { ts, columns } => {
                 let t = self.ts(r.cell(ts), ts)?;
-                for &(c, pi) in &columns {
+                for &(c, pi) in columns.iter() {
                     let cell = r.cell(c);
                     if is_blank(cell) {
                         continue;

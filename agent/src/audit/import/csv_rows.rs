@@ -150,6 +150,10 @@ impl Record for csv::ByteRecord {
         csv::ByteRecord::len(self)
     }
 
+    fn blank(&self, i: usize) -> bool {
+        self.get(i).unwrap_or_default().trim_ascii().is_empty()
+    }
+
     fn cell(&self, i: usize) -> Cell<'_> {
         // Trimmed in place (`ByteRecord::trim` allocates a new record for every row); also the CR of CRLF.
         let b = self.get(i).unwrap_or_default().trim_ascii();
