@@ -335,8 +335,14 @@ async fn hourly_packets_survive_an_outage_and_a_restart_and_history_is_answered(
         || clock.now_ms() >= restart_at,
     )
     .await;
-    // A crash (SIGKILL), not a clean stop: what was built and stored must survive it.
+    // A crash (SIGKILL), not a clean stop: what was built and stored must survive it. The agent stays
+    // down 31 virtual minutes (a power cut): the counter's increase across it is spread by time.
     drop(agent);
+    let killed_at = clock.now_ms();
+    wait_for("a 31-minute power cut", Duration::from_secs(30), || {
+        clock.now_ms() >= killed_at + 31 * 60_000
+    })
+    .await;
     agent = Agent::start_on(&cfg, &clock);
     let up_at = down_at + 4 * HOUR;
     wait_for(
@@ -437,6 +443,59 @@ async fn hourly_packets_survive_an_outage_and_a_restart_and_history_is_answered(
     assert!(minutes
         .iter()
         .any(|g| g.cp["DataTime"] == local(START_MS + 10 * 60_000)));
+
+    // Across the power cut: the six 10-minute packets of every hour add up to the hour's, each close to
+    // the truth, and a 10-minute interval the agent was down in part of is not N.
+    let minute_cou = |t: i64, code: &str| {
+        minutes
+            .iter()
+            .find(|g| g.cp["DataTime"] == local(t))
+            .and_then(|g| g.num(&format!("{code}-Cou")))
+    };
+    let cut_hour = (killed_at - START_MS) / HOUR;
+    for h in [cut_hour, cut_hour + 1] {
+        let hour = &by_time[&hour_at(h)];
+        for code in ["w00000", "w01018"] {
+            let parts: Vec<f64> = (0..6)
+                .map(|m| {
+                    minute_cou(START_MS + h * HOUR + m * 600_000, code)
+                        .unwrap_or_else(|| panic!("{code} of hour {h} minute {}0 sent", m))
+                })
+                .collect();
+            let whole = hour.num(&format!("{code}-Cou")).unwrap();
+            // Four decimals printed: six roundings.
+            assert!(
+                (parts.iter().sum::<f64>() - whole).abs() <= 6.0 * 0.00005 + 1e-9,
+                "hour {h} {code}: 10-minute {parts:?} vs hour {whole}"
+            );
+        }
+        for m in 0..6 {
+            let t = START_MS + h * HOUR + m * 600_000;
+            let truth = sim.truth(t, t + 600_000).totals;
+            within(
+                &format!("10 minutes at {} waste water m3", local(t)),
+                minute_cou(t, "w00000").unwrap(),
+                truth.points["outfall.flow_total"],
+                3.0,
+            );
+            within(
+                &format!("10 minutes at {} COD kg", local(t)),
+                minute_cou(t, "w01018").unwrap(),
+                truth.sources_kg["COD"]["wastewater"],
+                6.0,
+            );
+        }
+    }
+    let cut_minute = START_MS + (killed_at - START_MS) / 600_000 * 600_000;
+    let flag_at = minutes
+        .iter()
+        .find(|g| g.cp["DataTime"] == local(cut_minute))
+        .map(|g| g.cp["w00000-Flag"].clone());
+    assert_ne!(
+        flag_at.as_deref(),
+        Some("N"),
+        "the 10 minutes the cut began in"
+    );
 
     // A history request: 9011 QnRtn=1, the stored hours with the request's QN, 9012 ExeRtn=1.
     let qn = "20260302235959001"; // any QN: the answers carry it

@@ -91,6 +91,17 @@ pub struct Hj212Plan {
     pub realtime: Option<Duration>,
     /// Ask for CN 9014 and re-send each packet until it arrives.
     pub ack: bool,
+    /// 2017 or 2025 (HJ 212-2025: Flag version 000010, SM4, heartbeat, RF=1 on re-sent data).
+    pub version: u16,
+    /// 2025: the SM4 key (16 characters or 32 hex digits); None: not encrypted.
+    pub sm4_key_file: Option<PathBuf>,
+    /// 2025: cipher text as raw bytes or `{0x..}` text, length field of the plain or sent bytes.
+    pub sm4_form: crate::hj212::sm4::Form,
+    pub sm4_length: crate::hj212::sm4::LengthOf,
+    /// Apply the platform's set-time command (CN 1012); else it is refused (QnRtn 2).
+    pub allow_set_time: bool,
+    /// 2025: heartbeat (CN 9015) this often while connected.
+    pub heartbeat: Option<Duration>,
     /// HJ 212 times (DataTime, QN, BeginTime/EndTime) are local: `[audit] timezone`, else +08:00.
     #[serde(serialize_with = "ser_offset")]
     pub timezone: FixedOffset,

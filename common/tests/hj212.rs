@@ -670,3 +670,139 @@ proptest! {
         }
     }
 }
+
+mod v2025 {
+    use plantmeter_common::hj212::data::Flag;
+    use plantmeter_common::hj212::sm4::{
+        encrypted_cn, from_text, to_text, Form, Key, LengthOf, Wire,
+    };
+    use plantmeter_common::hj212::splitter::{FrameSplitter, Piece};
+    use plantmeter_common::hj212::{crc, encode_frame};
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len() / 2)
+            .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn gb_t_32907_vector() {
+        let key = Key::parse("0123456789abcdeffedcba9876543210\n").unwrap();
+        let c = key.encrypt(&hex("0123456789abcdeffedcba9876543210"));
+        assert_eq!(c, hex("681edf34d206965e86b3e94f536e4246"));
+        assert_eq!(key.decrypt(&c), hex("0123456789abcdeffedcba9876543210"));
+        // A tail under 16 bytes stays plain; the length does not change.
+        let mut data = hex("0123456789abcdeffedcba9876543210");
+        data.extend_from_slice(b"tail");
+        let c = key.encrypt(&data);
+        assert_eq!(c.len(), 20);
+        assert_eq!(&c[16..], b"tail");
+        assert!(Key::parse("short").is_err());
+        assert!(Key::parse(&"g".repeat(32)).is_err());
+    }
+
+    #[test]
+    fn annex_a1_frame_length_87_crc_2200_flag_9() {
+        let seg = "QN=20240601085857223;ST=32;CN=1011;PW=123456;MN=010000A8900016F000169DC0;Flag=9;CP=&&&&";
+        assert_eq!(seg.len(), 87);
+        assert_eq!(crc(seg.as_bytes()), 0x2200);
+        assert_eq!(encode_frame(seg).unwrap(), format!("##0087{seg}2200\r\n"));
+        // Flag 9 = version 000010 + acknowledge; 10/11 split.
+        assert_eq!(Flag::v2025(true).to_u8(), 9);
+        assert_eq!(Flag::v2025(false).to_u8(), 8);
+        let split = Flag {
+            split: true,
+            ..Flag::v2025(false)
+        };
+        assert_eq!(split.to_u8(), 10);
+        // CN 1011 is not encrypted: the frame is the same with a key.
+        let w = Wire {
+            key: Key::parse("0000000000000000").unwrap(),
+            form: Form::Raw,
+            length: LengthOf::Plain,
+        };
+        assert_eq!(
+            w.encode(seg).unwrap(),
+            format!("##0087{seg}2200\r\n").into_bytes()
+        );
+    }
+
+    #[test]
+    fn which_cns_are_encrypted() {
+        for cn in ["2011", "2051", "2061", "2031", "2999", "1014", "3020"] {
+            assert!(encrypted_cn(cn), "{cn}");
+        }
+        for cn in [
+            "1011", "1012", "9011", "9012", "9014", "9015", "1072", "3019",
+        ] {
+            assert!(!encrypted_cn(cn), "{cn}");
+        }
+    }
+
+    /// Every form and length setting: the frame goes out encrypted (CRC over the plain segment) and
+    /// a splitter with the same settings gets the plain packet back.
+    #[test]
+    fn encrypted_frames_round_trip_through_the_splitter() {
+        let seg = "QN=20260302080000001;ST=32;CN=2061;PW=123456;MN=010000A8900016F000169DC0;Flag=9;CP=&&DataTime=20260302070000;w01018-Avg=48.0000,w01018-Flag=N&&";
+        for (form, length) in [
+            (Form::Raw, LengthOf::Plain),
+            (Form::Text, LengthOf::Plain),
+            (Form::Text, LengthOf::Sent),
+            (Form::Raw, LengthOf::Sent),
+        ] {
+            let w = Wire {
+                key: Key::parse("0000000000000000").unwrap(),
+                form,
+                length,
+            };
+            let frame = w.encode(seg).unwrap();
+            let crc_field = format!("{:04X}\r\n", crc(seg.as_bytes()));
+            assert!(
+                frame.ends_with(crc_field.as_bytes()),
+                "CRC over the plain text"
+            );
+            assert!(
+                !frame.windows(8).any(|x| x == b"DataTime"),
+                "{form:?}: the data region is encrypted"
+            );
+            let declared: usize = std::str::from_utf8(&frame[2..6]).unwrap().parse().unwrap();
+            match length {
+                LengthOf::Plain => assert_eq!(declared, seg.len()),
+                LengthOf::Sent => assert_eq!(declared, frame.len() - 12),
+            }
+            if form == Form::Text {
+                let text = String::from_utf8(frame.clone()).unwrap();
+                assert!(text.contains("CP=&&{0x"), "{text}");
+            }
+            let mut sp = FrameSplitter::with_wire(Some(w.clone()));
+            // Byte by byte, after some garbage and before a plain answer.
+            let mut bytes = b"noise".to_vec();
+            bytes.extend_from_slice(&frame);
+            bytes.extend_from_slice(
+                encode_frame("QN=1;ST=91;CN=9014;PW=123456;MN=X;Flag=8;CP=&&&&")
+                    .unwrap()
+                    .as_bytes(),
+            );
+            let mut got = Vec::new();
+            for b in bytes {
+                sp.push(&[b]);
+                while let Some(p) = sp.next_piece() {
+                    if let Piece::Frame(p) = p {
+                        got.push(p);
+                    }
+                }
+            }
+            assert_eq!(got.len(), 2, "{form:?} {length:?}");
+            assert_eq!(got[0].cp_get("w01018-Avg"), Some("48.0000"));
+            assert_eq!(got[1].cn, "9014");
+        }
+    }
+
+    #[test]
+    fn text_form_reads_back() {
+        let b = vec![0xE4, 0x3E, 0x00, 0xFF];
+        assert_eq!(to_text(&b), "{0xE4,0x3E,0x00,0xFF}");
+        assert_eq!(from_text("{0xE4,0x3E,0x00,0xFF}"), Some(b));
+        assert_eq!(from_text("{0xZZ}"), None);
+    }
+}

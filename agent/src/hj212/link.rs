@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use plantmeter_common::hj212::command::{self, Command, ExeRtn, QnRtn};
-use plantmeter_common::hj212::data::{self, DataCn, Flag, MAX_SEGMENT_2017};
+use plantmeter_common::hj212::data::{self, DataCn, Flag};
 use plantmeter_common::hj212::splitter::{FrameSplitter, Piece};
 use plantmeter_common::hj212::Packet;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -116,6 +116,8 @@ struct Session<'a> {
     garbage: u64,
     /// A valid frame came from the platform on this connection.
     heard: bool,
+    /// Real-time data the platform asked for (CN 2011), until it says stop (CN 2012).
+    realtime_on: Option<tokio::time::Interval>,
 }
 
 impl<'a> Session<'a> {
@@ -123,10 +125,11 @@ impl<'a> Session<'a> {
         Session {
             shared,
             stream,
-            splitter: FrameSplitter::new(),
+            splitter: FrameSplitter::with_wire(shared.wire.clone()),
             in_flight: None,
             garbage: 0,
             heard: false,
+            realtime_on: None,
         }
     }
 
@@ -134,8 +137,8 @@ impl<'a> Session<'a> {
         &self.shared.plan.address
     }
 
-    async fn write(&mut self, frame: &str) -> Result<(), String> {
-        match tokio::time::timeout(WRITE_TIMEOUT, self.stream.write_all(frame.as_bytes())).await {
+    async fn write(&mut self, frame: &[u8]) -> Result<(), String> {
+        match tokio::time::timeout(WRITE_TIMEOUT, self.stream.write_all(frame)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(format!("write failed: {e}")),
             Err(_) => Err(format!(
@@ -146,7 +149,23 @@ impl<'a> Session<'a> {
     }
 
     async fn write_packet(&mut self, p: &Packet) -> Result<(), String> {
-        match p.encode() {
+        let mut p = p.clone();
+        // Answers and data follow the link's version (command.rs builds 2017 flags).
+        if let Some(f) = p.flag {
+            let f = Flag::from_u8(f);
+            p.flag = Some(
+                Flag {
+                    version: self.shared.flag(false).version,
+                    ..f
+                }
+                .to_u8(),
+            );
+        }
+        let frame = p
+            .data_segment()
+            .map_err(|e| e.to_string())
+            .and_then(|seg| self.shared.wire_segment(&seg));
+        match frame {
             Ok(f) => self.write(&f).await,
             Err(e) => {
                 tracing::error!(error = %e, "HJ 212: cannot encode an answer; not sent");
@@ -167,7 +186,8 @@ impl<'a> Session<'a> {
                 return Ok(());
             };
             for f in &q.frames {
-                self.write(f).await?;
+                let bytes = self.shared.wire_frame(f, false)?;
+                self.write(&bytes).await?;
             }
             self.shared.counters.sent.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(platform = %self.addr(), cn = %q.cn, qn = %q.qn, "HJ 212: packet sent");
@@ -195,7 +215,9 @@ impl<'a> Session<'a> {
             tracing::warn!(platform = %self.addr(), qn = %qn, "HJ 212: no CN 9014 for a packet after 3 sends; re-sending it every {} s at most", MAX_BACKOFF.as_secs());
         }
         for fr in &frames {
-            self.write(fr).await?;
+            // HJ 212-2025 marks data sent again with RF=1.
+            let bytes = self.shared.wire_frame(fr, true)?;
+            self.write(&bytes).await?;
         }
         self.shared.counters.sent.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -208,6 +230,9 @@ impl<'a> Session<'a> {
             .realtime
             .map(|r| self.shared.clock.real(r).max(Duration::from_millis(10)));
         let mut realtime_tick = realtime.map(tokio::time::interval);
+        let mut heartbeat_tick = self.shared.plan.heartbeat.map(|h| {
+            tokio::time::interval(self.shared.clock.real(h).max(Duration::from_millis(10)))
+        });
         let mut buf = vec![0u8; 4096];
         loop {
             self.send_next().await?;
@@ -235,9 +260,31 @@ impl<'a> Session<'a> {
                 _ = async { match realtime_tick.as_mut() { Some(t) => { t.tick().await; } None => std::future::pending().await } } => {
                     self.send_realtime().await?;
                 }
+                _ = async { match heartbeat_tick.as_mut() { Some(t) => { t.tick().await; } None => std::future::pending().await } } => {
+                    self.send_heartbeat().await?;
+                }
+                Some(()) = async { match self.realtime_on.as_mut() { Some(t) => { t.tick().await; Some(()) } None => std::future::pending().await } } => {
+                    self.send_realtime().await?;
+                }
                 _ = stop.changed() => return Ok(()),
             }
         }
+    }
+
+    /// CN 9015 (HJ 212-2025): the link is alive.
+    async fn send_heartbeat(&mut self) -> Result<(), String> {
+        let now = self.shared.clock.now_ms();
+        let p = Packet {
+            qn: Some(data::qn(now, self.shared.plan.timezone)),
+            st: command::ST_SYSTEM.to_string(),
+            cn: "9015".to_string(),
+            pw: self.shared.station.pw.clone(),
+            mn: self.shared.station.mn.clone(),
+            flag: Some(self.shared.flag(false).to_u8()),
+            extra: Vec::new(),
+            cp: Vec::new(),
+        };
+        self.write_packet(&p).await
     }
 
     async fn send_realtime(&mut self) -> Result<(), String> {
@@ -254,7 +301,7 @@ impl<'a> Session<'a> {
             &self.shared.station,
             DataCn::Realtime,
             &data::qn(now, h.timezone),
-            Flag::v2017(false),
+            self.shared.flag(false),
             &data::data_time(now, h.timezone),
             &values,
         );
@@ -262,7 +309,7 @@ impl<'a> Session<'a> {
     }
 
     async fn write_split(&mut self, p: &Packet) -> Result<(), String> {
-        match data::split(p, MAX_SEGMENT_2017) {
+        match data::split_for(p, self.shared.plan.version) {
             Ok(parts) => {
                 for part in &parts {
                     self.write_packet(part).await?;
@@ -339,7 +386,7 @@ impl<'a> Session<'a> {
                         cn: cn.code().to_string(),
                         pw: pw.clone(),
                         mn: mn.clone(),
-                        flag: Some(Flag::v2017(false).to_u8()),
+                        flag: Some(self.shared.flag(false).to_u8()),
                         extra: Vec::new(),
                         cp: e.cp.clone(),
                     };
@@ -351,6 +398,51 @@ impl<'a> Session<'a> {
                     ExeRtn::Success
                 };
                 self.write_packet(&command::execution_result(&qn, &pw, &mn, rtn))
+                    .await
+            }
+            Ok(Command::ReadTime { qn }) => {
+                self.write_packet(&command::request_answer(&qn, &pw, &mn, QnRtn::Ready))
+                    .await?;
+                let now = self.shared.clock.now_ms();
+                let mut p = command::request_answer(&qn, &pw, &mn, QnRtn::Ready);
+                p.cn = "1011".into();
+                p.st = self.shared.station.st.clone();
+                p.cp = vec![vec![(
+                    "SystemTime".into(),
+                    data::data_time(now, self.shared.plan.timezone),
+                )]];
+                self.write_packet(&p).await?;
+                self.write_packet(&command::execution_result(&qn, &pw, &mn, ExeRtn::Success))
+                    .await
+            }
+            Ok(Command::SetTime { qn, time }) => {
+                if !self.shared.plan.allow_set_time {
+                    tracing::warn!(platform = %self.addr(), qn = %qn, time = %time, "HJ 212: the platform asked to set the time (CN 1012); refused (QnRtn 2): allow_set_time is false");
+                    return self
+                        .write_packet(&command::request_answer(&qn, &pw, &mn, QnRtn::Refused))
+                        .await;
+                }
+                // The agent does not own the system clock (NTP or the OS does): it says so rather
+                // than claim a time it did not set.
+                tracing::warn!(platform = %self.addr(), qn = %qn, time = %time, "HJ 212: the platform asked to set the time (CN 1012); the system clock is set by NTP/the OS, not by the agent: answered ExeRtn 2");
+                self.write_packet(&command::request_answer(&qn, &pw, &mn, QnRtn::Ready))
+                    .await?;
+                self.write_packet(&command::execution_result(&qn, &pw, &mn, ExeRtn::Failed))
+                    .await
+            }
+            Ok(Command::StartRealtime { qn }) => {
+                let every = self.shared.plan.realtime.unwrap_or(Duration::from_secs(30));
+                tracing::info!(platform = %self.addr(), qn = %qn, "HJ 212: the platform asked for real-time data (CN 2011)");
+                self.realtime_on = Some(tokio::time::interval(
+                    self.shared.clock.real(every).max(Duration::from_millis(10)),
+                ));
+                self.write_packet(&command::request_answer(&qn, &pw, &mn, QnRtn::Ready))
+                    .await
+            }
+            Ok(Command::StopRealtime { qn }) => {
+                self.realtime_on = None;
+                tracing::info!(platform = %self.addr(), qn = %qn, "HJ 212: the platform stopped real-time data (CN 2012)");
+                self.write_packet(&command::notice_answer(&qn, &pw, &mn))
                     .await
             }
             Ok(Command::Unsupported { qn, cn, why }) => {
@@ -415,6 +507,12 @@ mod tests {
                 day: true,
                 realtime,
                 ack,
+                version: 2017,
+                sm4_key_file: None,
+                sm4_form: Default::default(),
+                sm4_length: Default::default(),
+                allow_set_time: false,
+                heartbeat: None,
                 timezone: chrono::FixedOffset::east_opt(8 * 3600).unwrap(),
                 factors: Vec::new(),
             },
@@ -428,6 +526,7 @@ mod tests {
             queued: tokio::sync::Notify::new(),
             realtime: Mutex::new(Vec::new()),
             clock: plantmeter_common::Clock::wall(),
+            wire: None,
         })
     }
 
@@ -491,6 +590,127 @@ mod tests {
         assert_eq!(next, queued(1).frames[0]);
         assert_eq!(sh.outbox.next(None).unwrap().map(|q| q.id), Some(1));
         assert_eq!(sh.counters.acked.load(Ordering::Relaxed), 1);
+        let _ = stop_tx.send(true);
+        link.await.unwrap();
+    }
+
+    /// HJ 212-2025 with SM4: data go out encrypted with Flag 8, heartbeats (9015) come, and the
+    /// platform's commands are answered with 2025 flags: read time (9011, 1011 SystemTime, 9012),
+    /// set time refused without allow_set_time (QnRtn 2), stop real-time (9013), wrong PW (QnRtn 3).
+    #[tokio::test]
+    async fn v2025_encrypts_data_beats_and_answers_commands() {
+        use plantmeter_common::hj212::sm4::{Key, Wire};
+        use plantmeter_common::hj212::splitter::{FrameSplitter, Piece};
+        use tokio::io::AsyncReadExt;
+        let dir = tempfile::tempdir().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let wire = Wire {
+            key: Key::parse("0000000000000000").unwrap(),
+            form: Default::default(),
+            length: Default::default(),
+        };
+        let mut sh = Arc::try_unwrap(shared_with(
+            dir.path(),
+            listener.local_addr().unwrap().to_string(),
+            false,
+        ))
+        .ok()
+        .unwrap();
+        sh.plan.version = 2025;
+        sh.plan.heartbeat = Some(Duration::from_millis(200));
+        sh.wire = Some(wire.clone());
+        let sh = Arc::new(sh);
+        let mut q = queued(0);
+        q.frames = vec![Packet {
+            flag: Some(8),
+            ..Packet::decode(&q.frames[0]).unwrap()
+        }
+        .encode()
+        .unwrap()];
+        sh.outbox
+            .commit(&mut Persisted::default(), &[q], &[], 0)
+            .unwrap();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let link = tokio::spawn(run(sh.clone(), stop_rx));
+        let (s, _) = listener.accept().await.unwrap();
+        let (mut rd, mut wr) = s.into_split();
+        let req = |cn: &str, qn: &str, pw: &str, cp: Vec<Vec<(String, String)>>| Packet {
+            qn: Some(qn.into()),
+            st: "32".into(),
+            cn: cn.into(),
+            pw: pw.into(),
+            mn: "M1".into(),
+            flag: Some(8),
+            extra: vec![],
+            cp,
+        };
+        for r in [
+            req("1011", "20260101000000001", "1", vec![]),
+            req(
+                "1012",
+                "20260101000000002",
+                "1",
+                vec![vec![("SystemTime".into(), "20260101120000".into())]],
+            ),
+            req("2012", "20260101000000003", "1", vec![]),
+            req("1011", "20260101000000004", "wrong", vec![]),
+        ] {
+            wr.write_all(r.encode().unwrap().as_bytes()).await.unwrap();
+        }
+        let mut raw = Vec::new();
+        let mut sp = FrameSplitter::with_wire(Some(wire));
+        let mut got: Vec<Packet> = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let mut buf = [0u8; 4096];
+        while !(got.iter().any(|p| p.cn == "9015")
+            && got.iter().filter(|p| p.cn == "9011").count() >= 3
+            && got.iter().any(|p| p.cn == "9013"))
+        {
+            assert!(tokio::time::Instant::now() < deadline, "{got:?}");
+            let n = tokio::time::timeout(Duration::from_secs(5), rd.read(&mut buf))
+                .await
+                .unwrap()
+                .unwrap();
+            raw.extend_from_slice(&buf[..n]);
+            sp.push(&buf[..n]);
+            while let Some(piece) = sp.next_piece() {
+                match piece {
+                    Piece::Frame(p) => got.push(p),
+                    Piece::Garbage { why, .. } => panic!("garbage from the agent: {why}"),
+                }
+            }
+        }
+        let data = got.iter().find(|p| p.cn == "2061").unwrap();
+        assert_eq!(data.cp_get("DataTime"), Some("20260101000000"));
+        assert!(
+            !raw.windows(8).any(|w| w == b"DataTime"),
+            "the data region went out encrypted"
+        );
+        assert!(
+            got.iter().all(|p| p.flag.map(|f| f >> 2) == Some(2)),
+            "{got:?}"
+        );
+        let rtn = |qn: &str| {
+            got.iter()
+                .find(|p| p.cn == "9011" && p.qn.as_deref() == Some(qn))
+                .and_then(|p| p.cp_get("QnRtn").map(str::to_string))
+        };
+        assert_eq!(rtn("20260101000000001").as_deref(), Some("1"));
+        assert!(got
+            .iter()
+            .any(|p| p.cn == "1011" && p.cp_get("SystemTime").is_some_and(|t| t.len() == 14)));
+        assert!(got.iter().any(|p| p.cn == "9012"
+            && p.qn.as_deref() == Some("20260101000000001")
+            && p.cp_get("ExeRtn") == Some("1")));
+        assert_eq!(
+            rtn("20260101000000002").as_deref(),
+            Some("2"),
+            "set time refused"
+        );
+        assert!(got
+            .iter()
+            .any(|p| p.cn == "9013" && p.qn.as_deref() == Some("20260101000000003")));
+        assert_eq!(rtn("20260101000000004").as_deref(), Some("3"), "wrong PW");
         let _ = stop_tx.send(true);
         link.await.unwrap();
     }

@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use plantmeter_common::hj212::data::{self, DataCn, FactorValues, Flag, Station, MAX_SEGMENT_2017};
+use plantmeter_common::hj212::data::{self, DataCn, FactorValues, Flag, Station};
 use plantmeter_common::plan::Hj212Plan;
 use plantmeter_common::{Clock, DataMessage, Plan};
 use tokio::sync::{watch, Notify};
@@ -62,6 +62,40 @@ pub struct Shared {
     /// The latest values for real-time data.
     pub realtime: Mutex<Vec<FactorValues>>,
     pub clock: Clock,
+    /// HJ 212-2025 with an SM4 key: how frames are encrypted on the wire.
+    pub wire: Option<plantmeter_common::hj212::sm4::Wire>,
+}
+
+impl Shared {
+    /// The bytes of a stored (plain) frame on the wire: with `RF=1` when it is sent again (2025),
+    /// its data region encrypted when the link has a key.
+    pub fn wire_frame(&self, frame: &str, resent: bool) -> Result<Vec<u8>, String> {
+        if self.plan.version != 2025 {
+            return Ok(frame.as_bytes().to_vec());
+        }
+        let seg = plantmeter_common::hj212::decode_frame(frame).map_err(|e| e.to_string())?;
+        let seg = if resent && !seg.contains(";RF=1;") {
+            seg.replacen(";CP=&&", ";RF=1;CP=&&", 1)
+        } else {
+            seg.to_string()
+        };
+        self.wire_segment(&seg)
+    }
+
+    /// A plain data segment as its frame's bytes (encrypted when the link has a key).
+    pub fn wire_segment(&self, seg: &str) -> Result<Vec<u8>, String> {
+        match &self.wire {
+            Some(w) => w.encode(seg).map_err(|e| e.to_string()),
+            None => plantmeter_common::hj212::encode_frame(seg)
+                .map(String::into_bytes)
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// The `Flag` of this link's version.
+    pub fn flag(&self, ack: bool) -> Flag {
+        Flag::of(self.plan.version, ack)
+    }
 }
 
 impl Shared {
@@ -214,12 +248,37 @@ pub fn start(plan: &Plan, store: Arc<Store>, clock: Clock) -> anyhow::Result<Opt
         }
     };
     store.set_uplink_gate(Some(persisted.cursor));
+    let wire = match &h.sm4_key_file {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                anyhow::Error::new(crate::exit::BadInput(format!(
+                    "{}: hj212.sm4_key_file {}: {e}",
+                    plan.source.display(),
+                    path.display()
+                )))
+            })?;
+            let key = plantmeter_common::hj212::sm4::Key::parse(&text).map_err(|e| {
+                anyhow::Error::new(crate::exit::BadInput(format!(
+                    "{}: hj212.sm4_key_file {}: {e}",
+                    plan.source.display(),
+                    path.display()
+                )))
+            })?;
+            Some(plantmeter_common::hj212::sm4::Wire {
+                key,
+                form: h.sm4_form,
+                length: h.sm4_length,
+            })
+        }
+    };
     let station = Station {
         st: format!("{:02}", h.st),
         pw,
         mn: h.mn.clone(),
     };
-    let setup = Setup::new(plan, &h);
+    let mut setup = Setup::new(plan, &h);
+    setup.started_ms = clock.now_ms();
     let shared = Arc::new(Shared {
         plan: h,
         station,
@@ -228,6 +287,7 @@ pub fn start(plan: &Plan, store: Arc<Store>, clock: Clock) -> anyhow::Result<Opt
         queued: Notify::new(),
         realtime: Mutex::new(Vec::new()),
         clock,
+        wire,
     });
     tracing::info!(
         platform = %shared.plan.address,
@@ -310,6 +370,7 @@ impl Builder {
             Err(_) => return false,
         };
         let more = records.len() == READ_CHUNK;
+        let carried = self.stats.state.carried;
         for (seq, payload) in &records {
             match serde_json::from_slice::<DataMessage>(payload) {
                 Ok(m) => self.stats.ingest(&m),
@@ -327,6 +388,12 @@ impl Builder {
             self.shared.clock.now_ms()
         };
         let closed = self.stats.close_due(now);
+        if self.stats.state.carried > carried {
+            tracing::warn!(
+                shares = self.stats.state.carried - carried,
+                "HJ 212: a counter's increase spans intervals already sent (a meter silent past close_after); their shares went to the first open interval"
+            );
+        }
         if let Ok(mut rt) = self.shared.realtime.lock() {
             *rt = self.stats.realtime();
         }
@@ -357,7 +424,7 @@ impl Builder {
                 &self.shared.station,
                 c.cn,
                 &qn,
-                Flag::v2017(h.ack),
+                Flag::of(h.version, h.ack),
                 &data::data_time(c.start_ms, h.timezone),
                 &c.values,
             );
@@ -368,7 +435,7 @@ impl Builder {
                     cp: p.cp.clone(),
                 },
             ));
-            let frames: Result<Vec<String>, _> = data::split(&p, MAX_SEGMENT_2017)
+            let frames: Result<Vec<String>, _> = data::split_for(&p, h.version)
                 .and_then(|parts| parts.iter().map(|q| q.encode()).collect());
             match frames {
                 Ok(frames) => {

@@ -3,24 +3,36 @@
 //!
 //! Intervals are local (the plan's timezone): every N minutes from midnight (CN 2051), hours
 //! (2061), days (2031). A gauge's -Min/-Avg/-Max are over its good readings (time average); a
-//! counter's -Cou is its increase, each increase between two readings spread over the intervals
-//! it spans in proportion to time (so a reading late in an hour does not move flow into the next);
-//! a concentration's -Cou is the load in kg: each flow volume increment times the concentration
-//! of the same poll (or the last good one), times 1e-3 for mg/L or 1e-6 for mg/m3 (DOMAIN.md). A
-//! flow gauge in m3/h gives volume = rate x time until the next reading.
+//! counter's -Cou is its increase, each increase between two readings (the audit's
+//! [`counter_delta`]) spread over the intervals it spans by the audit's own rule ([`apportion`]:
+//! in proportion to time, the last piece taking the remainder), so the six 10-minute values of an
+//! hour add up to the hour's and the hours to the day's, across a gap or a power cut alike; a
+//! concentration's -Cou is the load in kg: each flow volume increment times the concentration of the
+//! same poll (or the last good one), times 1e-3 for mg/L or 1e-6 for mg/m3 (DOMAIN.md). A flow gauge
+//! in m3/h gives volume = rate x time until the next reading. A share that falls on an interval
+//! already sent (a meter silent for longer than `close_after`) goes to the first interval still
+//! open, so that nothing is lost and the kinds still agree (counted in `carried`).
 //!
-//! -Flag: N when at least 3 of 4 readings in the interval were good (HJ 75: 45 valid minutes of
-//! 60), else D (device fault) when device errors and invalid values outnumber communication
-//! errors, else B (communication fault, also for an interval that no reading reached).
+//! -Flag from time coverage, not from readings taken (HJ 75: a valid hour has 45 minutes of good
+//! data; the same share, 3/4, for 10 minutes and days): the time between two consecutive good
+//! readings of a point is covered unless it is a gap (longer than the audit's
+//! [`gap_threshold_ms`] of the meter's poll interval, or after a non-good reading). N when the
+//! covered time is at least 3/4 of the interval; else D (device fault) when device errors and
+//! invalid values outnumber communication errors, else B (communication fault: also an interval
+//! partly before the agent's start, across a power cut or after a gap).
 //!
 //! An interval closes once every meter its factors read has a reading at or past its end (a
 //! meter's polls come in time order), or, for a meter that stopped reporting, `close_after` past
-//! its end. A reading older than the last closed interval is late: counted, left out.
+//! its end and past the agent's start (a power cut does not close, at restart, the intervals whose
+//! counter increase the first poll after it will bring). A reading older than the last closed
+//! interval is late: counted, left out.
 
 use std::collections::BTreeMap;
 
 use plantmeter_common::audit::hourly::HOUR_MS;
-use plantmeter_common::audit::intervals::{counter_delta, CounterEvent};
+use plantmeter_common::audit::intervals::{
+    apportion, counter_delta, gap_threshold_ms, CounterEvent,
+};
 use plantmeter_common::hj212::data::{DataCn, DataFlag, FactorValues};
 use plantmeter_common::plan::{Hj212Plan, Plan};
 use plantmeter_common::{DataMessage, PointKind, Quality};
@@ -28,9 +40,6 @@ use serde::{Deserialize, Serialize};
 
 const MINUTE_MS: i64 = 60_000;
 const DAY_MS: i64 = 86_400_000;
-/// A counter increase is spread over at most this many intervals of a kind (a long gap of a
-/// 1-minute series); past it, the rest lands in the last interval.
-const MAX_SPREAD: i64 = 1_500;
 
 /// One interval kind of the plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +58,11 @@ pub struct Setup {
     pub meters: Vec<String>,
     /// An interval closes at the latest this long after its end (virtual ms).
     pub close_after_ms: i64,
+    /// When this run of the agent started (virtual ms): intervals close by time only this long
+    /// (`close_after_ms`) after it too.
+    pub started_ms: i64,
+    /// Per `meter.point`: a longer time between two good readings is a gap (not covered).
+    pub gap_ms: BTreeMap<String, i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -131,12 +145,26 @@ impl Setup {
         let close_after_ms = i64::try_from((slowest * 10).as_millis())
             .unwrap_or(i64::MAX)
             .max(10 * MINUTE_MS);
+        let gap_ms = factors
+            .iter()
+            .flat_map(|f| {
+                std::iter::once(f.point.clone()).chain(f.flow.iter().map(|fl| fl.point.clone()))
+            })
+            .filter_map(|p| {
+                let (meter, _) = p.split_once('.')?;
+                let (_, m) = plan.meter(meter)?;
+                let poll = i64::try_from(m.poll_interval.as_millis()).unwrap_or(i64::MAX / 4);
+                Some((p, gap_threshold_ms(poll)))
+            })
+            .collect();
         Setup {
             kinds,
             tz_offset_ms: i64::from(h.timezone.local_minus_utc()) * 1000,
             factors,
             meters,
             close_after_ms,
+            started_ms: i64::MIN / 2,
+            gap_ms,
         }
     }
 
@@ -159,6 +187,11 @@ pub struct Acc {
     pub cou: Option<f64>,
     pub o2_sum: f64,
     pub o2_n: u32,
+    /// Time (ms) of the interval covered by good data of the factor's point, and of its flow point.
+    #[serde(default)]
+    pub covered_ms: i64,
+    #[serde(default)]
+    pub flow_covered_ms: i64,
 }
 
 impl Acc {
@@ -180,6 +213,13 @@ pub struct Last {
     pub value: f64,
 }
 
+/// Where a point's covered time stands: its last good reading, and whether a non-good one came since.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Coverage {
+    pub good_ts: i64,
+    pub broken: bool,
+}
+
 /// Everything the statistics remember between readings (persisted with the cursor).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct State {
@@ -195,6 +235,12 @@ pub struct State {
     pub latest: BTreeMap<String, (Option<f64>, char)>,
     /// Readings that came after their interval was closed.
     pub late: u64,
+    /// Per `meter.point`: for time coverage.
+    #[serde(default)]
+    pub coverage: BTreeMap<String, Coverage>,
+    /// Shares of a counter increase that fell on intervals already closed and went to the first open one.
+    #[serde(default)]
+    pub carried: u64,
 }
 
 /// An interval that closed: what its packet carries.
@@ -259,32 +305,98 @@ impl Stats {
         any
     }
 
-    /// Spread `amount` over [t0, t1) in proportion to time, into factor `code`'s -Cou.
+    /// Spread `amount` accrued over [t0, t1) into factor `code`'s -Cou of every kind, by the audit's
+    /// rule ([`apportion`]); the shares of intervals already closed go to the first open one.
     fn spread(&mut self, t0: i64, t1: i64, amount: f64, code: &str) {
         for kind in self.setup.kinds.clone() {
-            if t1 <= t0 {
-                let start = self.setup.start_of(kind, t1);
-                if let Some(w) = self.window(kind, start) {
-                    w.accs.entry(code.to_string()).or_default().add_cou(amount);
+            let closed = self.state.closed_until.get(kind.cn.code()).copied();
+            let mut pieces = Vec::new();
+            apportion(
+                t0,
+                t1,
+                amount,
+                kind.len_ms,
+                self.setup.tz_offset_ms,
+                &mut |start, share, _, _| pieces.push((start, share)),
+            );
+            let mut carry = 0.0;
+            let mut carried = 0;
+            for (start, share) in pieces {
+                if closed.is_some_and(|c| start + kind.len_ms <= c) {
+                    carry += share;
+                    carried += 1;
+                } else if let Some(w) = self.window(kind, start) {
+                    w.accs
+                        .entry(code.to_string())
+                        .or_default()
+                        .add_cou(share + carry);
+                    carry = 0.0;
                 }
-                continue;
             }
-            let span = (t1 - t0) as f64;
-            let mut start = self.setup.start_of(kind, t0);
-            let mut n = 0;
-            while start < t1 {
-                let end = start + kind.len_ms;
-                let last = end >= t1 || n + 1 >= MAX_SPREAD;
-                let (a, b) = (start.max(t0), if last { t1 } else { end.min(t1) });
-                let share = amount * (b - a) as f64 / span;
+            if let Some(c) = closed.filter(|_| carried > 0 && carry != 0.0) {
+                let start = self.setup.start_of(kind, c);
                 if let Some(w) = self.window(kind, start) {
-                    w.accs.entry(code.to_string()).or_default().add_cou(share);
+                    w.accs.entry(code.to_string()).or_default().add_cou(carry);
                 }
-                if last {
-                    break;
+            }
+            self.state.carried += carried;
+        }
+    }
+
+    /// Credit the time since `point`'s last good reading as covered (unless it was a gap) to the
+    /// factors reading it; `good` says whether this reading is good.
+    fn cover(&mut self, point: &str, ts: i64, good: bool) {
+        let prev = self.state.coverage.get(point).copied();
+        if !good {
+            if let Some(c) = self.state.coverage.get_mut(point) {
+                c.broken = true;
+            }
+            return;
+        }
+        if prev.is_some_and(|c| ts <= c.good_ts) {
+            return;
+        }
+        self.state.coverage.insert(
+            point.to_string(),
+            Coverage {
+                good_ts: ts,
+                broken: false,
+            },
+        );
+        let gap_ms = self.setup.gap_ms.get(point).copied().unwrap_or(i64::MAX);
+        let Some(t0) = prev
+            .filter(|c| !c.broken && ts - c.good_ts <= gap_ms)
+            .map(|c| c.good_ts)
+        else {
+            return;
+        };
+        for kind in self.setup.kinds.clone() {
+            let mut pieces = Vec::new();
+            apportion(
+                t0,
+                ts,
+                0.0,
+                kind.len_ms,
+                self.setup.tz_offset_ms,
+                &mut |start, _, len, _| pieces.push((start, len)),
+            );
+            for f in self.setup.factors.clone() {
+                let own = f.point == point;
+                let flow = f.flow.as_ref().is_some_and(|fl| fl.point == point);
+                if !own && !flow {
+                    continue;
                 }
-                start = end;
-                n += 1;
+                for &(start, len) in &pieces {
+                    if let Some(w) = self.window(kind, start) {
+                        let a = w.accs.entry(f.code.clone()).or_default();
+                        if own {
+                            a.covered_ms += len;
+                        }
+                        if flow {
+                            a.flow_covered_ms += len;
+                        }
+                    }
+                }
             }
         }
     }
@@ -346,6 +458,25 @@ impl Stats {
                 .map(|p| (p.value.filter(|v| v.is_finite()), p.quality))
         };
         let factors = self.setup.factors.clone();
+        let mut points: Vec<&str> = factors
+            .iter()
+            .flat_map(|f| {
+                std::iter::once(f.point.as_str()).chain(f.flow.iter().map(|fl| fl.point.as_str()))
+            })
+            .collect();
+        points.sort_unstable();
+        points.dedup();
+        for p in points {
+            let Some((meter, name)) = p.split_once('.') else {
+                continue;
+            };
+            if meter != msg.meter {
+                continue;
+            }
+            if let Some((value, quality)) = value_of(name) {
+                self.cover(p, ts, quality == Quality::Good && value.is_some());
+            }
+        }
         // Gauges, counters' own readings and O2 first: a load uses the concentration of this poll.
         for f in &factors {
             let Some((meter, point)) = f.point.split_once('.') else {
@@ -462,43 +593,45 @@ impl Stats {
     /// Close every interval that is due at `now_ms` (virtual clock), oldest first.
     pub fn close_due(&mut self, now_ms: i64) -> Vec<Closed> {
         let mut out = Vec::new();
+        // One frontier for every kind: the intervals ending at or before it are due. Every kind closing
+        // at the same instant keeps them in step (an hour is never open while its 10 minutes are
+        // closed), so a late share goes to the same hour in both.
+        let reached = self
+            .setup
+            .meters
+            .iter()
+            .map(|m| self.state.progress.get(m).copied())
+            .collect::<Option<Vec<i64>>>()
+            .and_then(|p| p.into_iter().min());
+        let timed_out = (now_ms
+            >= self
+                .setup
+                .started_ms
+                .saturating_add(self.setup.close_after_ms))
+        .then(|| now_ms - self.setup.close_after_ms);
+        let Some(frontier) = reached.max(timed_out) else {
+            return out;
+        };
         for kind in self.setup.kinds.clone() {
             let code = kind.cn.code();
-            let starts: Vec<i64> = self
+            let until = self.setup.start_of(kind, frontier);
+            let c = self
                 .state
-                .windows
-                .get(code)
-                .map(|w| w.keys().copied().collect())
-                .unwrap_or_default();
-            for start in starts {
-                let end = start + kind.len_ms;
-                let reached = self
-                    .setup
-                    .meters
-                    .iter()
-                    .all(|m| self.state.progress.get(m).is_some_and(|&t| t >= end));
-                if !(reached || now_ms >= end + self.setup.close_after_ms) {
-                    break;
-                }
-                let Some(w) = self
-                    .state
-                    .windows
-                    .get_mut(code)
-                    .and_then(|w| w.remove(&start))
-                else {
-                    continue;
-                };
-                let c = self
-                    .state
-                    .closed_until
-                    .entry(code.to_string())
-                    .or_insert(end);
-                *c = (*c).max(end);
+                .closed_until
+                .entry(code.to_string())
+                .or_insert(until);
+            *c = (*c).max(until);
+            let Some(windows) = self.state.windows.get_mut(code) else {
+                continue;
+            };
+            let open = windows.split_off(&(until - kind.len_ms + 1));
+            let due = std::mem::replace(windows, open);
+            for (start, w) in due {
                 out.push(Closed {
                     cn: kind.cn,
                     start_ms: start,
-                    end_ms: end,
-                    values: self.values(&w),
+                    end_ms: start + kind.len_ms,
+                    values: self.values(&w, kind.len_ms),
                 });
             }
         }
@@ -507,15 +640,18 @@ impl Stats {
         out
     }
 
-    fn values(&self, w: &Window) -> Vec<FactorValues> {
+    fn values(&self, w: &Window, len_ms: i64) -> Vec<FactorValues> {
         let empty = Acc::default();
         self.setup
             .factors
             .iter()
             .map(|f| {
                 let a = w.accs.get(&f.code).unwrap_or(&empty);
-                let total = a.good + a.comm + a.device;
-                let flag = if total > 0 && a.good * 4 >= total * 3 {
+                let covered = match f.flow {
+                    Some(_) => a.covered_ms.min(a.flow_covered_ms),
+                    None => a.covered_ms,
+                };
+                let flag = if covered * 4 >= len_ms * 3 {
                     DataFlag::Normal
                 } else if a.device > a.comm {
                     DataFlag::Fault
@@ -618,6 +754,8 @@ mod tests {
             factors: vec![cod, flow],
             meters: vec!["outfall".into()],
             close_after_ms: 10 * MINUTE_MS,
+            started_ms: i64::MIN / 2,
+            gap_ms: BTreeMap::new(),
         }
     }
 
@@ -803,6 +941,8 @@ mod tests {
             factors: vec![so2],
             meters: vec!["stack".into()],
             close_after_ms: 10 * MINUTE_MS,
+            started_ms: i64::MIN / 2,
+            gap_ms: BTreeMap::new(),
         };
         let mut s = Stats::new(setup, State::default());
         for i in 0..=60 {
@@ -878,5 +1018,198 @@ mod tests {
             setup.start_of(ten, T0 + 19 * MINUTE_MS + 59_999),
             T0 + 10 * MINUTE_MS
         );
+    }
+
+    fn with_day_and_gaps(mut setup: Setup) -> Setup {
+        setup.kinds.push(Kind {
+            cn: DataCn::Day,
+            len_ms: DAY_MS,
+        });
+        for p in ["outfall.cod", "outfall.flow"] {
+            setup.gap_ms.insert(p.into(), gap_threshold_ms(MINUTE_MS));
+        }
+        setup
+    }
+
+    /// What happens at minute i of the run.
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Minute {
+        Read,
+        /// The meter does not answer (a communication error is stored).
+        Silent,
+        /// The agent is down: nothing stored; at the first minute after, it starts again.
+        Down,
+    }
+
+    /// Runs the outfall with polls every minute from `from` by `script`; the flow rises by
+    /// `rate(i)` m3 in minute i. Restarts (after `Down`) persist and reload the state and call
+    /// `close_due` at the restart before any reading, as the builder does. Everything is closed at
+    /// the end. Returns the closed intervals and the true total.
+    fn run_script(
+        from: i64,
+        script: &[Minute],
+        rate: impl Fn(i64) -> f64,
+    ) -> (Vec<Closed>, f64, f64) {
+        let setup = || with_day_and_gaps(outfall());
+        let mut s = Stats::new(setup(), State::default());
+        let mut closed = Vec::new();
+        let mut flow = 1000.0;
+        let mut first = None;
+        let mut last = 0.0;
+        let mut down = false;
+        for (i, m) in script.iter().enumerate() {
+            let i = i as i64;
+            let ts = from + i * MINUTE_MS;
+            if i > 0 {
+                flow += rate(i - 1);
+            }
+            match m {
+                Minute::Down => {
+                    down = true;
+                    continue;
+                }
+                _ if down => {
+                    down = false;
+                    let saved = serde_json::to_vec(&s.state).unwrap();
+                    let mut setup = setup();
+                    setup.started_ms = ts;
+                    s = Stats::new(setup, serde_json::from_slice(&saved).unwrap());
+                    closed.extend(s.close_due(ts));
+                }
+                _ => {}
+            }
+            let q = if *m == Minute::Read {
+                Quality::Good
+            } else {
+                Quality::CommError
+            };
+            let v = (q == Quality::Good).then_some(flow);
+            if v.is_some() {
+                first.get_or_insert(flow);
+                last = flow;
+            }
+            s.ingest(&poll(
+                ts,
+                "outfall",
+                &[("cod", v.map(|_| 50.0), q), ("flow", v, q)],
+            ));
+            closed.extend(s.close_due(ts));
+        }
+        closed.extend(s.close_due(i64::MAX / 4));
+        (closed, first.unwrap_or(0.0), last)
+    }
+
+    fn cou(c: &Closed, code: usize) -> f64 {
+        c.values[code].cou.unwrap_or(0.0)
+    }
+
+    /// The intervals of `cn` inside [start, end).
+    fn inside(closed: &[Closed], cn: DataCn, start: i64, end: i64) -> Vec<&Closed> {
+        closed
+            .iter()
+            .filter(|c| c.cn == cn && c.start_ms >= start && c.end_ms <= end)
+            .collect()
+    }
+
+    #[test]
+    fn a_power_cut_keeps_every_interval_true_and_flags_the_partial_ones() {
+        // 07:00 local = T0 - 1 h. The agent is killed at 07:24 and back at 07:55 (issue #21): 40 m3 a
+        // minute, COD 50 mg/L (2 kg per 40 m3... 0.05 kg per m3 x 1e-3).
+        let from = T0 - 2 * HOUR_MS; // 06:00 local
+        let script: Vec<Minute> = (0..180)
+            .map(|i| match i {
+                85..=114 => Minute::Down,
+                _ => Minute::Read,
+            })
+            .collect();
+        let (closed, _, _) = run_script(from, &script, |_| 40.0);
+        let seven = from + HOUR_MS;
+        let minutes = inside(&closed, DataCn::Minute, seven, seven + HOUR_MS);
+        assert_eq!(minutes.len(), 6, "every 10 minutes of hour 07 sent");
+        for m in &minutes {
+            assert!(
+                (cou(m, 1) - 400.0).abs() < 1e-6,
+                "{}: {} m3",
+                m.start_ms,
+                cou(m, 1)
+            );
+            assert!((cou(m, 0) - 20.0).abs() < 1e-6, "COD {}", cou(m, 0));
+        }
+        let flags: Vec<DataFlag> = minutes.iter().map(|m| m.values[1].flag).collect();
+        use DataFlag::{CommError as B, Normal as N};
+        // 07:20 read 4 minutes, 07:30 and 07:40 none, 07:50 5 minutes.
+        assert_eq!(flags, [N, N, B, B, B, B]);
+        let hour = inside(&closed, DataCn::Hour, seven, seven + HOUR_MS);
+        assert!((cou(hour[0], 1) - 2400.0).abs() < 1e-6);
+        assert_eq!(hour[0].values[1].flag, B, "29 of 60 minutes read");
+        let sum: f64 = minutes.iter().map(|m| cou(m, 0)).sum();
+        assert!(
+            (sum - cou(hour[0], 0)).abs() < 1e-9,
+            "{sum} {}",
+            cou(hour[0], 0)
+        );
+        // The day began before the agent did (06:00): partial, never N.
+        let day = closed.iter().find(|c| c.cn == DataCn::Day).unwrap();
+        assert_eq!(day.values[1].flag, B);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+        /// Random meter outages and agent kills over two days: the 10-minute values of every hour
+        /// add up to the hour's, the hours of every day to the day's, the days to the counter's
+        /// increase; no interval with less than 3/4 of its time read is N.
+        #[test]
+        fn minutes_hours_and_days_agree_under_random_outages_and_kills(
+            events in proptest::collection::vec((0i64..2880, 1i64..300, proptest::bool::ANY), 0..6),
+            rates in proptest::collection::vec(0.0f64..80.0, 24),
+            from_minute in 0i64..1440,
+        ) {
+            let n = 2880usize;
+            let mut script = vec![Minute::Read; n];
+            for (start, len, kill) in events {
+                for i in start..(start + len).min(n as i64 - 1) {
+                    script[i as usize] = if kill { Minute::Down } else { Minute::Silent };
+                }
+            }
+            let from = T0 + from_minute * MINUTE_MS;
+            let (closed, first, last) =
+                run_script(from, &script, |i| rates[(i / 120) as usize % 24]);
+            for kind in [DataCn::Hour, DataCn::Day] {
+                let (fine, len) = match kind {
+                    DataCn::Hour => (DataCn::Minute, HOUR_MS),
+                    _ => (DataCn::Hour, DAY_MS),
+                };
+                for c in closed.iter().filter(|c| c.cn == kind) {
+                    let parts = inside(&closed, fine, c.start_ms, c.start_ms + len);
+                    for code in [0, 1] {
+                        let sum: f64 = parts.iter().map(|p| cou(p, code)).sum();
+                        let tol = 1e-9 * cou(c, code).abs().max(1.0);
+                        proptest::prop_assert!(
+                            (sum - cou(c, code)).abs() <= tol,
+                            "{:?} at {}: parts {} whole {}", kind, c.start_ms, sum, cou(c, code)
+                        );
+                    }
+                }
+            }
+            let days: f64 = closed.iter().filter(|c| c.cn == DataCn::Day).map(|c| cou(c, 1)).sum();
+            proptest::prop_assert!((days - (last - first)).abs() <= 1e-6 * last.max(1.0), "{days} {}", last - first);
+            // No N without 3/4 of the time read.
+            for c in &closed {
+                let len = c.end_ms - c.start_ms;
+                let read = (0..len / MINUTE_MS)
+                    .filter(|m| {
+                        let i = (c.start_ms - from) / MINUTE_MS + m;
+                        // Minute i is read when it and the next poll are good readings.
+                        i >= 0
+                            && (i as usize) + 1 < n
+                            && script[i as usize] == Minute::Read
+                            && script[i as usize + 1] == Minute::Read
+                    })
+                    .count() as i64;
+                if c.values[1].flag == DataFlag::Normal {
+                    proptest::prop_assert!(read * MINUTE_MS * 4 >= len * 3, "{:?} at {} N with {read} minutes read", c.cn, c.start_ms);
+                }
+            }
+        }
     }
 }

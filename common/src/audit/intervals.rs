@@ -498,34 +498,63 @@ fn spread(
     gap: bool,
     out: &mut impl FnMut(i64, HourAgg),
 ) -> bool {
-    let dt = (t1 - t0) as f64;
-    let h0 = grid.hour_index(t0);
-    let h1 = grid.hour_index(t1 - 1);
+    apportion(
+        t0,
+        t1,
+        delta,
+        HOUR_MS,
+        grid.offset_ms(),
+        &mut |start, share, len_ms, long| {
+            out(
+                grid.hour_index(start),
+                piece(
+                    share,
+                    u32::try_from(len_ms).unwrap_or(u32::MAX),
+                    gap || long,
+                ),
+            )
+        },
+    )
+}
+
+/// The one apportioning rule of the audit and of the HJ 212 uplink: `amount` accrued over [t0, t1) (UTC ms,
+/// t1 > t0) is shared linearly by time among the intervals of `len_ms` (aligned at local midnight: local =
+/// UTC + `offset_ms`) it touches; the last piece takes the remainder, so the pieces add up to `amount`
+/// exactly. `out` gets (interval start in UTC ms, share, ms of [t0, t1) in that interval, unapportioned).
+/// Longer than [`MAX_SPREAD_MS`], the whole amount goes to the interval holding t1 - 1, with the time from
+/// that interval's start, marked unapportioned (returns true then).
+pub fn apportion(
+    t0: i64,
+    t1: i64,
+    amount: f64,
+    len_ms: i64,
+    offset_ms: i64,
+    out: &mut impl FnMut(i64, f64, i64, bool),
+) -> bool {
+    let len_ms = len_ms.max(1);
+    let t1 = t1.max(t0.saturating_add(1));
+    let start_of = |ts: i64| (ts + offset_ms).div_euclid(len_ms) * len_ms - offset_ms;
+    let last = start_of(t1 - 1);
     if t1 - t0 > MAX_SPREAD_MS {
-        let len = t1 - grid.hour_start(h1);
-        out(h1, piece(delta, len as u32, true));
+        out(last, amount, t1 - last, true);
         return true;
     }
-    if h0 == h1 {
-        out(h0, piece(delta, (t1 - t0) as u32, gap));
-        return false;
-    }
-    // Several hours: give each its share of the time; the last piece takes the remainder so the sum is exact.
+    let dt = (t1 - t0) as f64;
     let mut given = 0.0;
     let mut a = t0;
-    for h in h0..=h1 {
-        let b = if h == h1 { t1 } else { grid.hour_start(h + 1) };
-        let len = b - a;
-        let share = if h == h1 {
-            delta - given
-        } else {
-            delta * (len as f64 / dt)
-        };
+    let mut start = start_of(t0);
+    loop {
+        let end = start + len_ms;
+        if start >= last {
+            out(start, amount - given, t1 - a, false);
+            return false;
+        }
+        let share = amount * ((end - a) as f64 / dt);
         given += share;
-        out(h, piece(share, len as u32, gap));
-        a = b;
+        out(start, share, end - a, false);
+        a = end;
+        start = end;
     }
-    false
 }
 
 fn piece(amount: f64, len_ms: u32, gap: bool) -> HourAgg {
@@ -589,6 +618,36 @@ mod tests {
             t.push(ts, v, &g, &mut |h, a| m.entry(h).or_default().merge(&a));
         }
         m
+    }
+
+    #[test]
+    fn apportion_shares_by_time_and_adds_up_exactly() {
+        let ten = 600_000;
+        let mut got = Vec::new();
+        // 07:24 to 07:55 (UTC grid) of 31 m3 over 10-minute intervals: 6, 10, 10, 5.
+        let t0 = 7 * HOUR_MS + 24 * 60_000;
+        let t1 = 7 * HOUR_MS + 55 * 60_000;
+        let long = apportion(t0, t1, 31.0, ten, 0, &mut |s, a, l, _| got.push((s, a, l)));
+        assert!(!long);
+        let starts: Vec<i64> = got.iter().map(|g| (g.0 - 7 * HOUR_MS) / 60_000).collect();
+        assert_eq!(starts, [20, 30, 40, 50]);
+        let shares: Vec<f64> = got.iter().map(|g| g.1).collect();
+        for (s, w) in shares.iter().zip([6.0, 10.0, 10.0, 5.0]) {
+            assert!((s - w).abs() < 1e-9, "{shares:?}");
+        }
+        assert_eq!(shares.iter().sum::<f64>(), 31.0);
+        assert_eq!(got.iter().map(|g| g.2).sum::<i64>(), t1 - t0);
+        // Past 92 days: whole, in the last interval.
+        let mut got = Vec::new();
+        assert!(apportion(
+            0,
+            MAX_SPREAD_MS + ten + 1,
+            5.0,
+            ten,
+            0,
+            &mut |s, a, l, u| got.push((s, a, l, u))
+        ));
+        assert_eq!(got, [(MAX_SPREAD_MS + ten, 5.0, 1, true)]);
     }
 
     #[test]

@@ -24,6 +24,12 @@ const HJ212_KEYS: &[&str] = &[
     "day",
     "realtime_s",
     "ack",
+    "version",
+    "sm4_key_file",
+    "sm4_form",
+    "sm4_length",
+    "allow_set_time",
+    "heartbeat_s",
     "factor",
 ];
 const FACTOR_KEYS: &[&str] = &["code", "point", "flow"];
@@ -156,6 +162,76 @@ pub(crate) fn parse(
             Some((v.v > 0).then(|| Duration::from_secs(v.v.unsigned_abs())))
         });
     let ack = flag(d, &t, "ack", true);
+    let version = match t.str(d, "version") {
+        None => Some(2017),
+        Some(v) if v.v == "2017" => Some(2017),
+        Some(v) if v.v == "2025" => Some(2025),
+        Some(v) => {
+            d.error(
+                &v.span,
+                format!("version \"{}\" must be \"2017\" or \"2025\"", v.v),
+            );
+            None
+        }
+    };
+    if version == Some(2025) {
+        if let Some(m) = t
+            .str(d, "mn")
+            .filter(|m| m.v.len() != 24 || !m.v.chars().all(|c| c.is_ascii_hexdigit()))
+        {
+            d.error(
+                &m.span,
+                format!(
+                    "HJ 212-2025: mn \"{}\" must be 24 hex digits (assigned by the platform)",
+                    m.v
+                ),
+            );
+        }
+    }
+    let sm4_key_file = t.str(d, "sm4_key_file").and_then(|f| {
+        if version != Some(2025) {
+            d.error(
+                &f.span,
+                "sm4_key_file needs version = \"2025\" (HJ 212-2017 does not encrypt)",
+            );
+            None
+        } else if f.v.trim().is_empty() {
+            d.error(&f.span, "sm4_key_file must not be empty");
+            None
+        } else {
+            Some(PathBuf::from(f.v))
+        }
+    });
+    let choice = |d: &mut Diag<'_>, key: &str, a: &str, b: &str| match t.str(d, key) {
+        None => Some(false),
+        Some(v) if v.v == a => Some(false),
+        Some(v) if v.v == b => Some(true),
+        Some(v) => {
+            d.error(
+                &v.span,
+                format!("{key} \"{}\" must be \"{a}\" or \"{b}\"", v.v),
+            );
+            None
+        }
+    };
+    let sm4_form = choice(d, "sm4_form", "raw", "text").map(|text| {
+        if text {
+            crate::hj212::sm4::Form::Text
+        } else {
+            crate::hj212::sm4::Form::Raw
+        }
+    });
+    let sm4_length = choice(d, "sm4_length", "plain", "sent").map(|sent| {
+        if sent {
+            crate::hj212::sm4::LengthOf::Sent
+        } else {
+            crate::hj212::sm4::LengthOf::Plain
+        }
+    });
+    let allow_set_time = flag(d, &t, "allow_set_time", false);
+    let heartbeat = t
+        .int_in(d, "heartbeat_s", 0, 86_400)
+        .map_or(Some(60), |v| Some(v.v.unsigned_abs()));
 
     let mut factors: Vec<Hj212Factor> = Vec::new();
     let mut codes: Vec<(String, usize)> = Vec::new();
@@ -271,6 +347,13 @@ pub(crate) fn parse(
         address: address?,
         mn: mn?,
         password_file: password_file?,
+        version: version?,
+        sm4_key_file,
+        sm4_form: sm4_form?,
+        sm4_length: sm4_length?,
+        allow_set_time,
+        heartbeat: (version == Some(2025) && heartbeat? > 0)
+            .then(|| Duration::from_secs(heartbeat.unwrap_or(60))),
         st: st?,
         minute: minute?,
         hour,

@@ -97,6 +97,14 @@ pub enum Command {
         begin_ms: i64,
         end_ms: i64,
     },
+    /// CN 1011: read the logger's time (answered with `SystemTime`).
+    ReadTime { qn: String },
+    /// CN 1012: set the logger's time to `SystemTime` (as sent).
+    SetTime { qn: String, time: String },
+    /// CN 2011 from the platform: send real-time data.
+    StartRealtime { qn: String },
+    /// CN 2012: stop real-time data (a notice, answered CN 9013).
+    StopRealtime { qn: String },
     /// A request this logger does not carry out (another CN, or a history request without valid
     /// times): answered with QnRtn.
     Unsupported { qn: String, cn: String, why: String },
@@ -112,8 +120,30 @@ pub fn interpret(p: &Packet, pw: &str, mn: &str, tz: FixedOffset) -> Result<Comm
         return Err(QnRtn::PwError);
     }
     let qn = p.qn.clone().ok_or(QnRtn::QnError)?;
-    if p.cn == "9014" {
-        return Ok(Command::DataAck { qn });
+    match p.cn.as_str() {
+        "9014" => return Ok(Command::DataAck { qn }),
+        "1011" => return Ok(Command::ReadTime { qn }),
+        "1012" => {
+            return Ok(
+                match p
+                    .cp_get("SystemTime")
+                    .filter(|t| parse_time(t, tz).is_some())
+                {
+                    Some(t) => Command::SetTime {
+                        qn,
+                        time: t.to_string(),
+                    },
+                    None => Command::Unsupported {
+                        qn,
+                        cn: p.cn.clone(),
+                        why: "SystemTime missing or not yyyyMMddHHmmss".into(),
+                    },
+                },
+            )
+        }
+        "2011" => return Ok(Command::StartRealtime { qn }),
+        "2012" => return Ok(Command::StopRealtime { qn }),
+        _ => {}
     }
     let Some(cn) = DataCn::parse(&p.cn).filter(|c| *c != DataCn::Realtime) else {
         return Ok(Command::Unsupported {
@@ -171,6 +201,11 @@ pub fn execution_result(qn: &str, pw: &str, mn: &str, rtn: ExeRtn) -> Packet {
         mn,
         vec![("ExeRtn".to_string(), rtn.code().to_string())],
     )
+}
+
+/// CN 9013, the answer to a notice (same QN): `CP=&&&&`.
+pub fn notice_answer(qn: &str, pw: &str, mn: &str) -> Packet {
+    system(qn, "9013", pw, mn, Vec::new())
 }
 
 /// CN 9014, a platform's acknowledgement of the data packet with this QN (`CP=&&&&`).

@@ -12,8 +12,13 @@ use super::{CpPair, Hj212Error, Packet};
 
 /// The protocol version in `Flag` bits 7..2 for HJ 212-2017.
 pub const VERSION_2017: u8 = 1;
+/// The protocol version in `Flag` bits 7..2 for HJ 212-2025 (000010).
+pub const VERSION_2025: u8 = 2;
 /// Longest data segment of one packet in HJ 212-2017 (bytes); longer data is split (PNUM/PNO).
 pub const MAX_SEGMENT_2017: usize = 1024;
+/// HJ 212-2025: the CP of one packet holds at most this many characters (and a segment at most
+/// [`MAX_SEGMENT_2017`] bytes); longer data is split.
+pub const MAX_CP_2025: usize = 950;
 
 /// `Flag` bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +38,24 @@ impl Flag {
             version: VERSION_2017,
             split: false,
             ack,
+        }
+    }
+
+    /// HJ 212-2025, not split (8; 9 with the acknowledge bit).
+    pub fn v2025(ack: bool) -> Flag {
+        Flag {
+            version: VERSION_2025,
+            split: false,
+            ack,
+        }
+    }
+
+    /// The version's flag: `version` 2025, else 2017.
+    pub fn of(version: u16, ack: bool) -> Flag {
+        if version == 2025 {
+            Flag::v2025(ack)
+        } else {
+            Flag::v2017(ack)
         }
     }
 
@@ -251,8 +274,38 @@ pub fn data_packet(
 /// (`DataTime`) and carries as many of the other groups as fit. A packet that fits is returned as is.
 /// A single group too long for any part is an error.
 pub fn split(p: &Packet, max_segment: usize) -> Result<Vec<Packet>, Hj212Error> {
-    let whole = p.data_segment()?;
-    if whole.len() <= max_segment {
+    split_limits(p, max_segment, usize::MAX)
+}
+
+/// Split as the protocol `version` says: 2017 segments of at most 1024 bytes; 2025 also a CP
+/// (the text between `CP=&&` and `&&`) of at most [`MAX_CP_2025`] characters.
+pub fn split_for(p: &Packet, version: u16) -> Result<Vec<Packet>, Hj212Error> {
+    let max_cp = if version == 2025 {
+        MAX_CP_2025
+    } else {
+        usize::MAX
+    };
+    split_limits(p, MAX_SEGMENT_2017, max_cp)
+}
+
+/// The length of the data region (between `CP=&&` and the closing `&&`) of a segment.
+pub fn cp_len(segment: &str) -> usize {
+    segment
+        .find("CP=&&")
+        .map_or(0, |at| segment.len().saturating_sub(at + 5 + 2))
+}
+
+/// [`split`] with a bound on the data region's length too.
+pub fn split_limits(
+    p: &Packet,
+    max_segment: usize,
+    max_cp: usize,
+) -> Result<Vec<Packet>, Hj212Error> {
+    let fits = |q: &Packet| -> Result<bool, Hj212Error> {
+        let seg = q.data_segment()?;
+        Ok(seg.len() <= max_segment && cp_len(&seg) <= max_cp)
+    };
+    if fits(p)? {
         return Ok(vec![p.clone()]);
     }
     let (lead, groups) = match p.cp.split_first() {
@@ -279,7 +332,7 @@ pub fn split(p: &Packet, max_segment: usize) -> Result<Vec<Packet>, Hj212Error> 
     for g in groups {
         let mut trial = current.clone();
         trial.push(g.clone());
-        if part(trial.clone(), 9999, 9999).data_segment()?.len() <= max_segment {
+        if fits(&part(trial.clone(), 9999, 9999))? {
             current = trial;
             continue;
         }
@@ -292,7 +345,7 @@ pub fn split(p: &Packet, max_segment: usize) -> Result<Vec<Packet>, Hj212Error> 
             &mut current,
             lead.iter().cloned().chain([g.clone()]).collect(),
         ));
-        if part(current.clone(), 9999, 9999).data_segment()?.len() > max_segment {
+        if !fits(&part(current.clone(), 9999, 9999))? {
             return Err(Hj212Error::TooLong {
                 len: part(current, 9999, 9999).data_segment()?.len(),
             });

@@ -16,6 +16,7 @@ use std::fmt;
 
 pub mod command;
 pub mod data;
+pub mod sm4;
 pub mod splitter;
 
 /// Largest data segment the 4-digit length field can announce, in bytes.

@@ -2,6 +2,7 @@
 //! pieces of garbage come out. It resynchronises on the next `##` after anything that is not a
 //! valid frame, and holds at most one frame's worth of bytes (a half frame waits for the rest).
 
+use super::sm4::{Form, LengthOf, Wire};
 use super::{decode_frame, Hj212Error, Packet, MAX_DATA_LEN};
 
 /// `##` + length + segment + CRC + CRLF: the most bytes one frame may take.
@@ -20,6 +21,8 @@ pub enum Piece {
 #[derive(Debug, Default)]
 pub struct FrameSplitter {
     buf: Vec<u8>,
+    /// HJ 212-2025 with SM4: data regions of the encrypted CNs are decrypted before the CRC check.
+    wire: Option<Wire>,
 }
 
 fn find_header(b: &[u8]) -> Option<usize> {
@@ -48,6 +51,14 @@ impl FrameSplitter {
     }
 
     /// Bytes received.
+    /// A splitter for a link whose platform encrypts (HJ 212-2025, SM4).
+    pub fn with_wire(wire: Option<Wire>) -> FrameSplitter {
+        FrameSplitter {
+            buf: Vec::new(),
+            wire,
+        }
+    }
+
     pub fn push(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
     }
@@ -83,7 +94,31 @@ impl FrameSplitter {
         let declared = len_field
             .iter()
             .fold(0usize, |n, d| n * 10 + usize::from(d - b'0'));
-        let total = 6 + declared + 4 + 2;
+        let mut total = 6 + declared + 4 + 2;
+        if self
+            .wire
+            .as_ref()
+            .is_some_and(|w| w.form == Form::Text && w.length == LengthOf::Plain)
+        {
+            // The length field counts the plain text, the text form is longer: the segment ends at the
+            // `&&` after `CP=&&` (neither plain CP text nor `{0x..}` holds `&&`).
+            let end = self
+                .buf
+                .windows(5)
+                .position(|x| x == b"CP=&&")
+                .and_then(|cp| {
+                    let from = cp + 5;
+                    self.buf[from..]
+                        .windows(2)
+                        .position(|x| x == b"&&")
+                        .map(|e| from + e + 2)
+                });
+            match end {
+                Some(e) => total = e + 6,
+                None if self.buf.len() < MAX_FRAME_LEN * 6 => return None,
+                None => return Some(self.skip(2, Hj212Error::BadCp)),
+            }
+        }
         if self.buf.len() < total {
             // A half frame, or a garbage length: when a whole valid frame starts at a later `##`,
             // the length was garbage and that frame is taken (a platform's answer is not held up
@@ -104,7 +139,21 @@ impl FrameSplitter {
             }
             return None;
         }
-        let frame = &self.buf[..total];
+        let decrypted;
+        let mut frame = &self.buf[..total];
+        if let Some(w) = &self.wire {
+            let seg = &frame[6..total - 6];
+            match w.decode_segment(seg) {
+                Some(plain) => {
+                    let mut f = format!("##{:04}", plain.len()).into_bytes();
+                    f.extend_from_slice(&plain);
+                    f.extend_from_slice(&frame[total - 6..]);
+                    decrypted = f;
+                    frame = &decrypted;
+                }
+                None => return Some(self.skip(2, Hj212Error::NotText)),
+            }
+        }
         let result = match std::str::from_utf8(frame) {
             Ok(text) => decode_frame(text).and_then(Packet::parse),
             Err(_) => Err(Hj212Error::NotText),
