@@ -176,7 +176,8 @@ pub enum Layout {
     /// A row per time, a column per point: (column, point index).
     Wide {
         ts: usize,
-        columns: Vec<(usize, usize)>,
+        /// Shared (`Rc`): a row's readings are made without copying it.
+        columns: std::rc::Rc<[(usize, usize)]>,
     },
 }
 
