@@ -614,16 +614,21 @@ impl<'p> Reader<'p> {
         pcol: usize,
         p: &str,
     ) -> Result<usize, Refused> {
-        let (m, mcol, p) = match meter {
+        // Borrowed, not copied: this runs for every row of a file.
+        let number;
+        let (m, mcol, p): (&str, usize, &str) = match meter {
             Some(mc) => {
                 let m = match r.cell(mc) {
-                    Cell::Number(v) => v.to_string(),
-                    c => self.text(c, mc)?.to_string(),
+                    Cell::Number(v) => {
+                        number = v.to_string();
+                        number.as_str()
+                    }
+                    c => self.text(c, mc)?,
                 };
-                (m, mc, p.to_string())
+                (m, mc, p)
             }
             None => match p.split_once('.') {
-                Some((m, p)) => (m.trim().to_string(), pcol, p.trim().to_string()),
+                Some((m, p)) => (m.trim(), pcol, p.trim()),
                 None => {
                     return Err((
                         Some(pcol),
@@ -645,7 +650,7 @@ impl<'p> Reader<'p> {
                 }
             },
         };
-        if !self.points.index.contains_key(m.as_str()) {
+        if !self.points.index.contains_key(m) {
             let list = self.points.meter_list();
             return Err((
                 Some(mcol),
@@ -668,8 +673,8 @@ impl<'p> Reader<'p> {
                 ),
             ));
         }
-        self.points.find(&m, &p).ok_or_else(|| {
-            let list = self.points.point_list(&m);
+        self.points.find(m, p).ok_or_else(|| {
+            let list = self.points.point_list(m);
             (
                 Some(pcol),
                 tr(
