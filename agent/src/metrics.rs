@@ -50,6 +50,8 @@ pub struct MeterMetrics {
     pub last_latency_seconds: Option<f64>,
     /// True while the meter's health is `ok` (as on `P/health/{meter}`).
     pub state_ok: bool,
+    /// Point values refused as implausible (quality `invalid`) since start.
+    pub invalid_values_total: u64,
 }
 
 /// Everything `/metrics` shows, taken at the moment of the scrape.
@@ -100,6 +102,7 @@ pub struct Metrics {
     uptime: GaugeF64,
     polls: Family<MeterLabel, Counter>,
     errors: Family<MeterLabel, Counter>,
+    invalid: Family<MeterLabel, Counter>,
     latency: Family<MeterLabel, GaugeF64>,
     up: Family<MeterLabel, GaugeU64>,
     backlog: GaugeU64,
@@ -136,6 +139,7 @@ impl Metrics {
             uptime: GaugeF64::default(),
             polls: Family::default(),
             errors: Family::default(),
+            invalid: Family::default(),
             latency: Family::default(),
             up: Family::default(),
             backlog: GaugeU64::default(),
@@ -161,6 +165,12 @@ impl Metrics {
             "meter_errors",
             "Failed polls per meter (timeout, disconnect, Modbus exception)",
             m.errors.clone(),
+        );
+        r.register(
+            "meter_invalid_values",
+            "Point values refused as implausible per meter (quality invalid: NaN, outside the point's min/max, \
+             or beyond any meter's scale)",
+            m.invalid.clone(),
         );
         r.register(
             "meter_last_poll_latency_seconds",
@@ -224,6 +234,7 @@ impl Metrics {
             };
             self.polls.remove(&label);
             self.errors.remove(&label);
+            self.invalid.remove(&label);
             self.latency.remove(&label);
             self.up.remove(&label);
         }
@@ -233,6 +244,7 @@ impl Metrics {
             };
             advance(&self.polls.get_or_create(&label), m.polls_total);
             advance(&self.errors.get_or_create(&label), m.errors_total);
+            advance(&self.invalid.get_or_create(&label), m.invalid_values_total);
             match m.last_latency_seconds {
                 Some(v) => {
                     self.latency.get_or_create(&label).set(v);
@@ -482,6 +494,7 @@ mod tests {
                     errors_total: 3,
                     last_latency_seconds: Some(0.042),
                     state_ok: true,
+                    invalid_values_total: 4,
                 },
                 MeterMetrics {
                     name: "odd\"name\\x\n".into(),
@@ -489,6 +502,7 @@ mod tests {
                     errors_total: 5,
                     last_latency_seconds: None,
                     state_ok: false,
+                    invalid_values_total: 0,
                 },
             ],
             backlog: 17,
@@ -509,6 +523,7 @@ mod tests {
         assert!(text.contains("# TYPE plantmeter_meter_polls_total counter\n"));
         assert!(text.contains("plantmeter_meter_polls_total{meter=\"main-power\"} 120\n"));
         assert!(text.contains("plantmeter_meter_errors_total{meter=\"main-power\"} 3\n"));
+        assert!(text.contains("plantmeter_meter_invalid_values_total{meter=\"main-power\"} 4\n"));
         assert!(text
             .contains("plantmeter_meter_last_poll_latency_seconds{meter=\"main-power\"} 0.042\n"));
         assert!(text.contains("plantmeter_meter_up{meter=\"main-power\"} 1\n"));
@@ -529,7 +544,7 @@ mod tests {
         let types = text.lines().filter(|l| l.starts_with("# TYPE")).count();
         let helps = text.lines().filter(|l| l.starts_with("# HELP")).count();
         assert_eq!(types, helps);
-        assert_eq!(types, 13);
+        assert_eq!(types, 14);
     }
 
     #[test]

@@ -109,6 +109,7 @@ fn metrics_snapshot(
                 errors_total: m.total_errors,
                 last_latency_seconds: m.last_latency_s,
                 state_ok: m.state == state::Health::Ok,
+                invalid_values_total: m.invalid_values,
             })
             .collect(),
         backlog: stats.backlog,
@@ -276,6 +277,7 @@ async fn run_agent(plan: Arc<Plan>, clock: Clock, config_path: PathBuf) -> anyho
         &data_dir,
         plan.gateway.store_max_mb,
     )?);
+    store.set_retain_mb(plan.gateway.retain_delivered_mb);
     let shared = Shared::new(initial_status(&plan, &store));
     let started_ms = shared.lock().started_ms;
 
@@ -428,6 +430,7 @@ async fn run_agent(plan: Arc<Plan>, clock: Clock, config_path: PathBuf) -> anyho
                         break Some(Err(anyhow::anyhow!("the store writer stopped")));
                     }
                     store.set_max_mb(new.gateway.store_max_mb);
+                    store.set_retain_mb(new.gateway.retain_delivered_mb);
                     {
                         let mut st = shared.lock();
                         st.meters = meter_states(&new, &st.meters);

@@ -71,6 +71,9 @@ pub struct MeterState {
     /// How long the last poll took (all its requests, retries included), in seconds.
     #[serde(default)]
     pub last_latency_s: Option<f64>,
+    /// Point values refused as implausible (quality `invalid`) since the agent started.
+    #[serde(default)]
+    pub invalid_values: u64,
 }
 
 impl MeterState {

@@ -323,3 +323,104 @@ async fn an_unmapped_register_backs_off_its_own_request_not_the_meter() {
         "{h}"
     );
 }
+
+/// Issue #21 item 7: a meter configured with the wrong byte order (the SDM630 is `ABCD`, the config says
+/// `DCBA`) is not published as good with absurd values: each value a meter cannot show (beyond its template's
+/// bounds, beyond 1e12, nearer zero than 1e-20) is `invalid` with a null value, counted in `status.json`, and
+/// named once in the log per point, not once per poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_byte_order_is_published_invalid_and_named_once() {
+    let sim = sim().await;
+    let broker = Broker::start(BrokerKind::Rumqttd);
+    let sub = Collector::start(broker.addr, PREFIX).await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let text = config(&sim, broker.addr, &data, 0.5, 300);
+    let at = text.find("template = \"sdm630\"").unwrap();
+    let eol = at + text[at..].find('\n').unwrap();
+    let text = format!("{}\nbyte_order = \"DCBA\"{}", &text[..eol], &text[eol..]);
+    let cfg = write_config(dir.path(), &text);
+    let log = dir.path().join("agent.log");
+    let agent = Agent::start_logging_to(&cfg, 4.0, &log);
+
+    let names: Vec<String> = plantmeter_common::templates::Template::builtin("sdm630")
+        .unwrap()
+        .points
+        .iter()
+        .map(|p| p.name.clone())
+        .collect();
+    wait_until("40 polls of main-power", Duration::from_secs(30), || {
+        qualities(&sub, "main-power").len() >= 40
+    })
+    .await;
+    let template = plantmeter_common::templates::Template::builtin("sdm630").unwrap();
+    let mut invalid = std::collections::BTreeMap::<String, usize>::new();
+    for poll in qualities(&sub, "main-power") {
+        for ((q, v), p) in poll.iter().zip(&template.points) {
+            match q.as_str() {
+                "invalid" => {
+                    assert!(v.is_null(), "{}: invalid with a value {v}", p.name);
+                    *invalid.entry(p.name.clone()).or_default() += 1;
+                }
+                "good" => {
+                    let x = v.as_f64().unwrap();
+                    assert!(
+                        p.min.is_none_or(|m| x >= m) && p.max.is_none_or(|m| x <= m),
+                        "{}: {x} published good outside its template's bounds",
+                        p.name
+                    );
+                    assert!(
+                        x == 0.0 || (1e-20..=1e12).contains(&x.abs()),
+                        "{}: {x}",
+                        p.name
+                    );
+                }
+                // A poll that timed out on a loaded machine is not this test's subject.
+                "comm_error" => assert!(v.is_null(), "{}: {v}", p.name),
+                other => panic!("{}: quality {other}", p.name),
+            }
+        }
+    }
+    // 230 V, the phase currents and a power factor of 0.92 read byte-reversed are absurd (a byte-reversed
+    // 50 Hz can look like 0.6 Hz or 4e-19 Hz: not every wrong value can be told from a right one).
+    for p in ["voltage_l1", "current_l1", "power_factor"] {
+        assert!(
+            invalid.get(p).is_some_and(|n| *n > 0),
+            "{p} never invalid: {invalid:?}"
+        );
+    }
+    // The healthy meters are untouched.
+    for poll in qualities(&sub, "power-b") {
+        assert!(
+            poll.iter().all(|(q, _)| q == "good" || q == "comm_error"),
+            "{poll:?}"
+        );
+    }
+    // Counted where the operator looks.
+    wait_until(
+        "invalid values in status.json",
+        Duration::from_secs(10),
+        || {
+            status_file(&data)["meters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["name"] == "main-power" && m["invalid_values"].as_u64().unwrap_or(0) > 0)
+        },
+    )
+    .await;
+    assert!(agent.sigterm(Duration::from_secs(8)).success());
+    // Named once per point, though invalid in many polls.
+    let text = std::fs::read_to_string(&log).unwrap();
+    for name in &names {
+        let lines = text
+            .lines()
+            .filter(|l| l.contains(&format!("main-power.{name}: value refused")))
+            .count();
+        let want = usize::from(invalid.contains_key(name));
+        assert!(lines <= 1, "{name} named {lines} times:\n{text}");
+        if invalid.get(name).is_some_and(|n| *n > 1) {
+            assert_eq!(lines, want, "{name}:\n{text}");
+        }
+    }
+}

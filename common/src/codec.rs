@@ -244,16 +244,81 @@ fn apply_scale(raw: f64, scale: f64) -> f64 {
     raw * scale
 }
 
-/// Scale, offset and range-check a raw number as `point` describes.
-fn finish(point: &Point, raw: f64) -> (Option<f64>, Quality) {
+/// Largest magnitude a meter reads, in the point's unit, whatever the point's own `min`/`max`: the audit's
+/// bound ([`crate::audit::intervals::MAX_ABS_VALUE`], 1e12: 1 000 TWh in kWh, more than any plant meters in its
+/// life, and absurd in V, A, m3/h or mg/L). A 32-bit float read in the wrong byte order lands far beyond
+/// it more often than not (12.3 A read `CDAB` is -1.07e8, `DCBA` 4.8e37): such a value is refused even on a
+/// point without bounds.
+pub const MAX_PLAUSIBLE: f64 = crate::audit::intervals::MAX_ABS_VALUE;
+
+/// Smallest magnitude of a raw register number other than 0 that a meter shows: 1e-20 is far below the
+/// resolution of any meter in any unit (1 ppb, 1 Wh, 1 mL are 1e-9 of the next unit up, not 1e-20), while a
+/// float read in the wrong byte order often lands near 1e-38.
+pub const MIN_PLAUSIBLE: f64 = 1e-20;
+
+/// Why a decoded value is not believed (quality `invalid`).
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+pub enum Implausible {
+    #[error("{0} is not a number a meter reads")]
+    NotFinite(f64),
+    /// Beyond [`MAX_PLAUSIBLE`].
+    #[error(
+        "{0:e} is beyond any meter's reading (magnitude over 1e12): a wrong byte order or type?"
+    )]
+    BeyondScale(f64),
+    /// A raw number so close to zero (magnitude under [`MIN_PLAUSIBLE`], but not 0) that no meter reads it:
+    /// the low bytes of a float read as its exponent (230.5 V read `CDAB` is -2.4e-41).
+    #[error("{0:e} is not a reading (nearer to zero than 1e-20): a wrong byte order?")]
+    Tiny(f64),
+    #[error("{0} is below the point's min {1}")]
+    BelowMin(f64, f64),
+    #[error("{0} is above the point's max {1}")]
+    AboveMax(f64, f64),
+}
+
+/// Scale and offset a raw number as `point` describes, and judge it: finite, of a magnitude a meter reads
+/// ([`MAX_PLAUSIBLE`], and not nearer zero than [`MIN_PLAUSIBLE`]), inside the point's `[min, max]`.
+pub fn judge(point: &Point, raw: f64) -> Result<f64, Implausible> {
+    if raw != 0.0 && raw.abs() < MIN_PLAUSIBLE {
+        return Err(Implausible::Tiny(raw));
+    }
     let v = apply_scale(raw, point.scale) + point.offset;
     if !v.is_finite() {
-        return (None, Quality::Invalid);
+        return Err(Implausible::NotFinite(v));
     }
-    if point.min.is_some_and(|min| v < min) || point.max.is_some_and(|max| v > max) {
-        return (None, Quality::Invalid);
+    if v.abs() > MAX_PLAUSIBLE {
+        return Err(Implausible::BeyondScale(v));
     }
-    (Some(v), Quality::Good)
+    if let Some(min) = point.min.filter(|min| v < *min) {
+        return Err(Implausible::BelowMin(v, min));
+    }
+    if let Some(max) = point.max.filter(|max| v > *max) {
+        return Err(Implausible::AboveMax(v, max));
+    }
+    Ok(v)
+}
+
+/// Scale, offset and judge a raw number as `point` describes ([`judge`]).
+fn finish(point: &Point, raw: f64) -> (Option<f64>, Quality) {
+    match judge(point, raw) {
+        Ok(v) => (Some(v), Quality::Good),
+        Err(_) => (None, Quality::Invalid),
+    }
+}
+
+/// Why point `idx` of a register reply was judged invalid (None when it was not, or cannot be decoded):
+/// for naming it in the log, once.
+pub fn why_invalid(
+    meter: &Meter,
+    req: &ReadRequest,
+    words: &[u16],
+    idx: usize,
+) -> Option<Implausible> {
+    let p = meter.points.get(idx)?;
+    let off = offset_in(p, req.start)?;
+    let end = off.checked_add(usize::from(p.data_type.words()))?;
+    let raw = decode_raw(words.get(off..end)?, p.data_type, p.byte_order).ok()?;
+    judge(p, raw).err()
 }
 
 /// Decode one point from the registers starting at the point's address (`words[0]` is register
@@ -412,5 +477,69 @@ mod tests {
         let mut out = [0u16; 1];
         let err = encode_point(&p, 5.0, &mut out).unwrap_err();
         assert!(err.to_string().contains("scale 0"), "{err}");
+    }
+
+    /// A point without bounds still refuses what no meter reads: NaN, a magnitude beyond 1e12 (a float read
+    /// in the wrong byte order), a float nearer zero than 1e-20 (its low bytes read as its exponent); a point's
+    /// own `min`/`max` refuse the rest. Each says why.
+    #[test]
+    fn implausible_values_are_invalid_even_without_bounds() {
+        let dcba = ByteOrder {
+            word_swap: true,
+            byte_swap: true,
+        };
+        let mut w = [0u16; 2];
+        let f32_words = |v: f32, out: &mut [u16; 2]| {
+            let b = v.to_bits();
+            *out = [(b >> 16) as u16, b as u16];
+        };
+        // 4.8e37 A: the bits of a current read with its bytes reversed.
+        f32_words(4.8e37, &mut w);
+        let p = point(DataType::F32, ABCD, 1.0);
+        assert_eq!(decode_point(&p, &w), (None, Quality::Invalid));
+        assert!(matches!(
+            judge(&p, 4.8e37f32.into()),
+            Err(Implausible::BeyondScale(_))
+        ));
+        // 230.5 V is 0x4366_8000: read CDAB it is -2.4e-41.
+        f32_words(230.5, &mut w);
+        assert_eq!(decode_point(&p, &w), (Some(230.5), Quality::Good));
+        let swapped = point(DataType::F32, CDAB, 1.0);
+        assert_eq!(decode_point(&swapped, &w), (None, Quality::Invalid));
+        assert!(
+            matches!(
+                judge(&swapped, decode_raw(&w, DataType::F32, CDAB).unwrap()),
+                Err(Implausible::Tiny(_))
+            ),
+            "{:?}",
+            decode_raw(&w, DataType::F32, CDAB)
+        );
+        // 12.3 A read DCBA is -4.3e8: plausible in magnitude, refused by the template's bounds.
+        f32_words(12.3, &mut w);
+        let mut bounded = point(DataType::F32, dcba, 1.0);
+        assert!(decode_point(&bounded, &w).1 == Quality::Good);
+        bounded.min = Some(-10_000.0);
+        bounded.max = Some(10_000.0);
+        assert_eq!(decode_point(&bounded, &w), (None, Quality::Invalid));
+        let why = judge(&bounded, decode_raw(&w, DataType::F32, dcba).unwrap()).unwrap_err();
+        assert!(
+            why.to_string().contains("below the point's min -10000"),
+            "{why}"
+        );
+        // NaN, and zero (a real reading) is fine.
+        f32_words(f32::NAN, &mut w);
+        assert_eq!(decode_point(&p, &w), (None, Quality::Invalid));
+        assert_eq!(decode_point(&p, &[0, 0]), (Some(0.0), Quality::Good));
+        // A 64-bit counter of 1e13 Wh scaled to kWh is 1e10: fine; unscaled it is beyond any meter.
+        let mut big = [0u16; 4];
+        encode_raw(1e13, DataType::U64, ABCD, &mut big).unwrap();
+        assert_eq!(
+            decode_point(&point(DataType::U64, ABCD, 0.001), &big),
+            (Some(1e10), Quality::Good)
+        );
+        assert_eq!(
+            decode_point(&point(DataType::U64, ABCD, 1.0), &big).1,
+            Quality::Invalid
+        );
     }
 }

@@ -70,6 +70,38 @@ pub fn parse_ts_ms(s: &str) -> Option<i64> {
         .map(|t| t.timestamp_millis())
 }
 
+/// Parse a timestamp a person typed or a file holds: RFC 3339, or a local `YYYY-MM-DD HH:MM[:SS[.f]]` (also
+/// with `T` between date and time) read in `tz` (the plant's `[audit] timezone`). UTC milliseconds.
+pub fn parse_ts_in(s: &str, tz: chrono::FixedOffset) -> Option<i64> {
+    use chrono::TimeZone;
+    if let Some(ms) = parse_ts_ms(s) {
+        return Some(ms);
+    }
+    const LOCAL: [&str; 4] = [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M",
+    ];
+    LOCAL.iter().find_map(|f| {
+        let naive = chrono::NaiveDateTime::parse_from_str(s, f).ok()?;
+        tz.from_local_datetime(&naive)
+            .single()
+            .map(|t| t.timestamp_millis())
+    })
+}
+
+/// An instant in the plant's timezone, to the second, with its offset: `2026-03-15 08:00:00 +08:00`.
+pub fn format_ts_local(ms: i64, tz: chrono::FixedOffset) -> String {
+    match chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms) {
+        Some(t) => t
+            .with_timezone(&tz)
+            .format("%Y-%m-%d %H:%M:%S %:z")
+            .to_string(),
+        None => format_ts_ms(ms),
+    }
+}
+
 mod ts_millis {
     use serde::{Deserialize, Deserializer, Serializer};
 

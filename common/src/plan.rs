@@ -142,6 +142,8 @@ pub struct Gateway {
     pub data_dir: PathBuf,
     /// Bound on the store, in MiB.
     pub store_max_mb: u64,
+    /// Delivered records kept for `P/cmd/replay` (MiB, within `store_max_mb`; default a quarter).
+    pub retain_delivered_mb: u64,
     /// The enterprise's name and its industry, shown on reports.
     pub enterprise: Option<String>,
     pub industry: Option<String>,

@@ -64,6 +64,7 @@ fn plan(granularity: Granularity) -> Plan {
             site: "plant-a".into(),
             data_dir: PathBuf::from("/tmp/x"),
             store_max_mb: 64,
+            retain_delivered_mb: 0,
             enterprise: None,
             industry: None,
         },

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 
 use chrono::FixedOffset;
 use plantmeter_common::audit::hourly::{HourAgg, HourGrid, HOUR_MS};
-use plantmeter_common::audit::intervals::{counter_delta, CounterEvent, Tracker};
+use plantmeter_common::audit::intervals::{
+    counter_delta, CounterEvent, RecordedReplacement, Tracker,
+};
 use plantmeter_common::types::PointKind;
 use proptest::prelude::*;
 
@@ -164,6 +166,92 @@ proptest! {
         prop_assert!(m.values().all(|a| a.sum >= -1e-9));
         prop_assert_eq!(m.values().map(|a| a.glitches).sum::<u16>(), glitches);
         prop_assert_eq!(m.values().map(|a| a.replacements).sum::<u16>(), replacements);
+    }
+}
+
+/// A counter series of a meter replaced at reading `k` (or `frac` of the way to the next reading, the old
+/// meter counting `frac` of that interval's consumption first), then counted in the given order: with the
+/// replacement recorded first, or after every reading was counted. Returns the hourly sums.
+fn replaced_series(
+    grid: &HourGrid,
+    readings: &[(i64, f64)],
+    k: usize,
+    frac: f64,
+    new_start: f64,
+    recorded_first: bool,
+) -> (BTreeMap<i64, HourAgg>, f64) {
+    let (t_k, v_k) = readings[k];
+    let (at, old_final) = match readings.get(k + 1) {
+        Some(&(t_n, v_n)) if frac > 0.0 => (
+            t_k + ((t_n - t_k) as f64 * frac) as i64,
+            v_k + (v_n - v_k) * frac,
+        ),
+        _ => (t_k, v_k),
+    };
+    // Readings after the instant are the new meter's: its start plus what was consumed since.
+    let shown: Vec<(i64, Option<f64>)> = readings
+        .iter()
+        .map(|&(t, v)| (t, Some(if t > at { new_start + v - old_final } else { v })))
+        .collect();
+    let r = RecordedReplacement {
+        at_ms: at,
+        old_final,
+        new_start,
+    };
+    let mut t = Tracker::new(PointKind::Counter, None, 30 * 86_400_000);
+    let mut m: BTreeMap<i64, HourAgg> = BTreeMap::new();
+    if recorded_first {
+        t.record(r, i64::MIN, (&[], &[]), grid, &mut |_, _| {})
+            .unwrap();
+    }
+    for &(ts, v) in &shown {
+        t.push(ts, v, grid, &mut |h, a| m.entry(h).or_default().merge(&a));
+    }
+    if !recorded_first {
+        let inferred = t.inferred.clone();
+        t.record(r, shown[0].0, (&inferred, &[]), grid, &mut |h, a| {
+            m.entry(h).or_default().merge(&a)
+        })
+        .unwrap();
+    }
+    let total = m.values().map(|a| a.sum).sum();
+    (m, total)
+}
+
+proptest! {
+    // Each case counts every reading of its series as the replacement instant, twice: fewer cases suffice.
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// DOMAIN.md "Counter drops", example 15: a replacement recorded at every reading instant of a random
+    /// series (and inside every interval) gives the true total, recorded before or after the readings were
+    /// counted, with the same hourly figures either way.
+    #[test]
+    fn a_replacement_at_any_reading_gives_the_true_total_in_either_order(
+        steps in prop::collection::vec((60_000i64..3 * 86_400_000, 0.0f64..100.0), 1..30),
+        start in 1_000_000_000_000i64..1_900_000_000_000,
+        first in 100_000.0f64..1e7,
+        new_start in 0.0f64..1000.0,
+        frac in prop_oneof![Just(0.0f64), 0.01f64..0.99],
+        tz_min in -720i32..840,
+    ) {
+        let grid = HourGrid::new(FixedOffset::east_opt(tz_min * 60).unwrap());
+        let mut readings = vec![(start, first)];
+        for (dt, inc) in &steps {
+            let &(t, v) = readings.last().unwrap();
+            readings.push((t + dt, v + inc));
+        }
+        let truth: f64 = steps.iter().map(|s| s.1).sum();
+        for k in 0..readings.len() {
+            let (a, ta) = replaced_series(&grid, &readings, k, frac, new_start, true);
+            let (b, tb) = replaced_series(&grid, &readings, k, frac, new_start, false);
+            prop_assert!((ta - truth).abs() < 1e-6, "k {}: recorded first {} vs {}", k, ta, truth);
+            prop_assert!((tb - truth).abs() < 1e-6, "k {}: recorded after {} vs {}", k, tb, truth);
+            for (h, x) in &a {
+                let y = b.get(h).copied().unwrap_or_default();
+                prop_assert!((x.sum - y.sum).abs() < 1e-6, "k {}, hour {}: {:?} vs {:?}", k, h, x, y);
+                prop_assert_eq!((x.covered_ms, x.replacements), (y.covered_ms, y.replacements));
+            }
+        }
     }
 }
 

@@ -121,7 +121,21 @@ fn unknown_key_lists_the_allowed_keys() {
     );
     assert_eq!(
         errors(&format!("{text}{METER}")),
-        "bad.toml:4:1: unknown key \"colour\" in [gateway]; allowed keys: id, site, data_dir, store_max_mb, max_gap, enterprise, industry"
+        "bad.toml:4:1: unknown key \"colour\" in [gateway]; allowed keys: id, site, data_dir, store_max_mb, retain_delivered_mb, max_gap, enterprise, industry"
+    );
+}
+
+#[test]
+fn retain_delivered_mb_is_within_store_max_mb() {
+    let text = HEAD.replace(
+        "site = \"plant-a\"\n",
+        "site = \"plant-a\"\nstore_max_mb = 64\nretain_delivered_mb = 65\n",
+    );
+    let e = errors(&format!("{text}{METER}"));
+    assert!(
+        e.starts_with("bad.toml:5:")
+            && e.contains("retain_delivered_mb 65 is more than store_max_mb 64"),
+        "{e}"
     );
 }
 

@@ -234,6 +234,7 @@ pub async fn plant_report(
             site,
             data_dir: PathBuf::new(),
             store_max_mb: 0,
+            retain_delivered_mb: 0,
             enterprise: plant.enterprise.clone(),
             industry: None,
         },

@@ -1,7 +1,9 @@
 //! `plantmeter-park bench ingest`: data messages/s and points/s into PostgreSQL with one and with two
 //! instances (child processes of this binary, `run --instance bench-N`), on the config's broker and
-//! database. A fake gateway (`bench/{pid}-{n}`) publishes N messages of P points at QoS 1 as fast as
-//! the broker takes them; the clock stops when the database holds all N. Prints figures; asserts nothing.
+//! database. G fake gateways (`bench/{pid}-{instances}-{g}`, each its own MQTT client and seqs)
+//! publish N messages of P points between them at QoS 1, concurrently, as fast as the broker takes
+//! them; the clock stops when the database holds all N. Also the end-to-end lag (row inserted minus
+//! the message's ts, stamped when published), p50 and p99. Prints figures; asserts nothing.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -48,14 +50,61 @@ fn payload(seq: u64, points: usize) -> Vec<u8> {
     .into_bytes()
 }
 
-/// One run: `instances` consumers, `messages` messages of `points` points. Returns (publish s, store s).
+/// What one run measured.
+struct Figures {
+    published_s: f64,
+    stored_s: f64,
+    lag_p50_s: f64,
+    lag_p99_s: f64,
+}
+
+/// One gateway publishing `messages` in rounds of at most its in-flight window.
+async fn gateway(
+    cfg: Config,
+    id: String,
+    topic: String,
+    messages: u64,
+    points: usize,
+) -> anyhow::Result<()> {
+    let round = messages.clamp(1, ROUND);
+    let mut o = MqttOptions::new(id, cfg.mqtt.host.clone(), cfg.mqtt.port);
+    o.set_inflight(round as u16 + 1)
+        .set_keep_alive(Duration::from_secs(30));
+    let (mqtt, mut ev) = AsyncClient::new(o, round as usize + 16);
+    // In rounds of at most the in-flight window, each acknowledged before the next: a window of
+    // packet ids never collides (rumqttc stalls when a new publish would reuse an id still in flight).
+    let mut seq = 0;
+    while seq < messages {
+        let n = (messages - seq).min(round);
+        for _ in 0..n {
+            seq += 1;
+            mqtt.try_publish(topic.clone(), QoS::AtLeastOnce, false, payload(seq, points))
+                .context("queueing a publish")?;
+        }
+        let mut acked = 0;
+        while acked < n {
+            match ev.poll().await {
+                Ok(Event::Incoming(Incoming::PubAck(_))) => acked += 1,
+                Ok(_) => {}
+                Err(e) => anyhow::bail!("broker: {e}"),
+            }
+        }
+    }
+    let _ = mqtt.disconnect().await;
+    // Let the DISCONNECT go out.
+    let _ = tokio::time::timeout(Duration::from_millis(200), ev.poll()).await;
+    Ok(())
+}
+
+/// One run: `instances` consumers, `gateways` publishers, `messages` messages of `points` points.
 async fn one(
     config: &Path,
     cfg: &Config,
     instances: usize,
+    gateways: u64,
     messages: u64,
     points: usize,
-) -> anyhow::Result<(f64, f64)> {
+) -> anyhow::Result<Figures> {
     let client = db::connect(&cfg.database).await?;
     let started = chrono::Utc::now();
     // A share group of its own, so that no other instance (or a session it left) takes a share; the
@@ -67,6 +116,22 @@ async fn one(
     if let Some(toml::Value::Table(m)) = doc.get_mut("mqtt") {
         m.insert("share_group".into(), toml::Value::String(group));
     }
+    let tag = format!("{}-{instances}", std::process::id());
+    // The fake gateway in a plant of its own: data of a gateway in no plant is refused.
+    let mut plant = toml::Table::new();
+    plant.insert("name".into(), toml::Value::String("bench".into()));
+    plant.insert(
+        "gateways".into(),
+        toml::Value::Array(
+            (0..gateways)
+                .map(|g| toml::Value::String(format!("bench/{tag}-{g}")))
+                .collect(),
+        ),
+    );
+    doc.insert(
+        "plant".into(),
+        toml::Value::Array(vec![toml::Value::Table(plant)]),
+    );
     let dir = std::env::temp_dir().join(format!("plantmeter-park-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).context("a temp folder")?;
     let config = dir.join("park.toml");
@@ -74,7 +139,6 @@ async fn one(
         .context("writing the bench config")?;
     let exe = std::env::current_exe().context("this program's path")?;
     let mut children = Children(Vec::new());
-    let tag = format!("{}-{instances}", std::process::id());
     for i in 0..instances {
         children.0.push(
             Command::new(&exe)
@@ -111,42 +175,29 @@ async fn one(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    let mut o = MqttOptions::new(
-        format!("plantmeter-park-bench-{tag}"),
-        cfg.mqtt.host.clone(),
-        cfg.mqtt.port,
-    );
-    o.set_inflight(ROUND as u16 + 1)
-        .set_keep_alive(Duration::from_secs(30));
-    let (mqtt, mut ev) = AsyncClient::new(o, ROUND as usize + 16);
-    let topic = format!("{}/bench/{tag}/data/bench", cfg.mqtt.topic_prefix);
     let t0 = Instant::now();
-    // In rounds of at most the in-flight window, each acknowledged before the next: a window of
-    // packet ids never collides (rumqttc stalls when a new publish would reuse an id still in flight).
-    let mut seq = 0;
-    while seq < messages {
-        let round = (messages - seq).min(ROUND);
-        for _ in 0..round {
-            seq += 1;
-            mqtt.try_publish(topic.clone(), QoS::AtLeastOnce, false, payload(seq, points))
-                .context("queueing a publish")?;
-        }
-        let mut acked = 0;
-        while acked < round {
-            match ev.poll().await {
-                Ok(Event::Incoming(Incoming::PubAck(_))) => acked += 1,
-                Ok(_) => {}
-                Err(e) => anyhow::bail!("broker: {e}"),
-            }
-        }
+    let mut tasks = Vec::new();
+    for g in 0..gateways {
+        // The messages split as evenly as they go.
+        let n = messages / gateways + u64::from(g < messages % gateways);
+        tasks.push(tokio::spawn(gateway(
+            cfg.clone(),
+            format!("plantmeter-park-bench-{tag}-{g}"),
+            format!("{}/bench/{tag}-{g}/data/bench", cfg.mqtt.topic_prefix),
+            n,
+            points,
+        )));
+    }
+    for t in tasks {
+        t.await.context("a publishing gateway")??;
     }
     let published = t0.elapsed().as_secs_f64();
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
         let n: i64 = client
             .query_one(
-                "SELECT count(*) FROM readings WHERE site = 'bench' AND gateway = $1",
-                &[&tag],
+                "SELECT count(*) FROM readings WHERE site = 'bench' AND gateway LIKE $1",
+                &[&format!("{tag}-%")],
             )
             .await
             .map(|r| r.get(0))
@@ -161,13 +212,26 @@ async fn one(
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let stored = t0.elapsed().as_secs_f64();
-    let _ = mqtt.disconnect().await;
+    let lag = client
+        .query_one(
+            "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM received_at - ts)), \
+                    percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM received_at - ts)) \
+             FROM readings WHERE site = 'bench' AND gateway LIKE $1",
+            &[&format!("{tag}-%")],
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!(db::explain(&e)))?;
     drop(children);
     for id in &ids {
         discard_session(cfg, id).await;
     }
     let _ = std::fs::remove_dir_all(&dir);
-    Ok((published, stored))
+    Ok(Figures {
+        published_s: published,
+        stored_s: stored,
+        lag_p50_s: lag.get::<_, Option<f64>>(0).unwrap_or(f64::NAN),
+        lag_p99_s: lag.get::<_, Option<f64>>(1).unwrap_or(f64::NAN),
+    })
 }
 
 /// Connect as `client_id` with a clean session: the broker drops that client's session and subscriptions.
@@ -191,20 +255,29 @@ async fn discard_session(cfg: &Config, client_id: &str) {
 pub async fn ingest(
     config: &Path,
     cfg: &Config,
+    gateways: u64,
     messages: u64,
     points: usize,
 ) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        (1..=10_000).contains(&gateways),
+        "--gateways must be 1..10000"
+    );
     println!(
-        "bench ingest: {messages} data messages of {points} points, broker {}, database {}",
+        "bench ingest: {messages} data messages of {points} points from {gateways} gateway(s), broker {}, database {}",
         cfg.mqtt.url,
         cfg.database.url.split('@').next_back().unwrap_or("")
     );
     for instances in [1, 2] {
-        let (published, stored) = one(config, cfg, instances, messages, points).await?;
-        let rate = messages as f64 / stored;
+        let f = one(config, cfg, instances, gateways, messages, points).await?;
+        let rate = messages as f64 / f.stored_s;
         println!(
-            "{instances} instance(s): published in {published:.2} s, all stored in {stored:.2} s: {rate:.0} messages/s, {:.0} points/s",
-            rate * points as f64
+            "{instances} instance(s): published in {:.2} s, all stored in {:.2} s: {rate:.0} rows (messages)/s, {:.0} points/s; lag from publish to row p50 {:.3} s, p99 {:.3} s",
+            f.published_s,
+            f.stored_s,
+            rate * points as f64,
+            f.lag_p50_s,
+            f.lag_p99_s
         );
     }
     Ok(())

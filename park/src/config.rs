@@ -20,8 +20,6 @@ use serde::Deserialize;
 use toml::Spanned;
 
 /// A validated park configuration.
-// The park's timezone is read by nothing yet (each plant's audit has its own).
-#[allow(dead_code)]
 #[derive(Debug, Clone)]
 pub struct Config {
     pub source: PathBuf,
@@ -305,10 +303,12 @@ pub fn parse(text: &str, source: &Path) -> Result<Config, ConfigErrors> {
                 }
             };
             if let (Some(a), Some(l)) = (listen, &h.listen) {
-                if !a.ip().is_loopback() && h.token_file.is_none() {
+                // The contract: only 127.0.0.1 goes without a token. Another loopback address
+                // (127.0.0.2, [::1]) may be reachable through a proxy or a container's port map.
+                if a.ip() != std::net::IpAddr::from([127, 0, 0, 1]) && h.token_file.is_none() {
                     d.at(
                         l.span(),
-                        format!("[http] listen \"{a}\" is not a loopback address: set token_file = \"…\" (the page and API then need that token)"),
+                        format!("[http] listen \"{a}\" is not 127.0.0.1: set token_file = \"…\" (the page and API then need that token)"),
                     );
                 }
             }
@@ -547,6 +547,28 @@ gateways = ["plant-a/gw-01", "plant-a/gw-02"]
         assert_eq!(e.len(), 1, "{e:?}");
         assert!(e[0].starts_with("park.toml:10:1: "), "{e:?}");
         assert!(e[0].contains("share_grop"), "{e:?}");
+    }
+
+    #[test]
+    fn only_127_0_0_1_goes_without_a_token() {
+        for (addr, ok) in [
+            ("127.0.0.1:8080", true),
+            ("127.0.0.2:8080", false),
+            ("[::1]:8080", false),
+            ("0.0.0.0:8080", false),
+            ("[::]:8080", false),
+        ] {
+            let e = errors(&GOOD.replace("127.0.0.1:8080", addr));
+            assert_eq!(e.is_empty(), ok, "{addr}: {e:?}");
+            if !ok {
+                assert!(e[0].contains("token_file"), "{addr}: {e:?}");
+                let with_token = GOOD.replace(
+                    "listen = \"127.0.0.1:8080\"",
+                    &format!("listen = \"{addr}\"\ntoken_file = \"/etc/t\""),
+                );
+                assert_eq!(errors(&with_token), Vec::<String>::new(), "{addr}");
+            }
+        }
     }
 
     #[test]

@@ -7,15 +7,17 @@
 //! A database outage stops the writer, not the process: it keeps the batch, reconnects with a
 //! growing delay, and stores it then; meanwhile nothing is acknowledged, so the broker holds the rest.
 
-use std::time::Duration;
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use rumqttc::{AsyncClient, Event, EventLoop, Incoming, MqttOptions, Publish, QoS};
 use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 
+use crate::bounds::{self, Bounds};
 use crate::config::Config;
-use crate::db::{self, Row, StateUpdate, Store};
+use crate::db::{self, Rejection, Row, StateUpdate, Store};
 use crate::topic::{self, Kind};
 
 const RETRY_MIN: Duration = Duration::from_millis(250);
@@ -29,6 +31,8 @@ const QUEUE: usize = 20_000;
 pub enum Decoded {
     Data(Row),
     State(StateUpdate),
+    /// Malformed or oversized: kept in `rejected` with why.
+    Rejected(Rejection),
     /// Not a topic of ours (acknowledged, not stored).
     Ignored,
 }
@@ -40,13 +44,24 @@ pub fn decode(prefix: &str, topic: &str, payload: &[u8]) -> Decoded {
         return Decoded::Ignored;
     };
     let reject = |reason: String| {
-        Decoded::State(StateUpdate::Rejected {
+        Decoded::Rejected(Rejection {
             topic: topic.to_string(),
-            payload: payload.to_vec(),
+            payload: payload[..payload.len().min(db::REJECTED_PAYLOAD_MAX)].to_vec(),
             reason,
+            site: Some(src.site.to_string()),
+            gateway: Some(src.gateway.to_string()),
+            seq: None,
         })
     };
     let (site, gateway) = (src.site.to_string(), src.gateway.to_string());
+    if payload.len() > bounds::MAX_PAYLOAD {
+        return reject(format!(
+            "{} bytes (at most {}; the first {} kept here)",
+            payload.len(),
+            bounds::MAX_PAYLOAD,
+            db::REJECTED_PAYLOAD_MAX
+        ));
+    }
     match src.kind {
         Kind::Data { meter } => {
             let msg: plantmeter_common::DataMessage = match serde_json::from_slice(payload) {
@@ -67,6 +82,7 @@ pub fn decode(prefix: &str, topic: &str, payload: &[u8]) -> Decoded {
             };
             let points = serde_json::to_value(&msg.points).unwrap_or(Value::Null);
             Decoded::Data(Row {
+                topic: topic.to_string(),
                 site,
                 gateway,
                 seq,
@@ -75,10 +91,39 @@ pub fn decode(prefix: &str, topic: &str, payload: &[u8]) -> Decoded {
                 points,
             })
         }
-        Kind::Status | Kind::Health { .. } | Kind::Meta => {
-            // An empty retained message clears the topic; nothing to record.
+        Kind::Replay => {
+            #[derive(serde::Deserialize)]
+            struct Answer {
+                gone: Vec<[i64; 2]>,
+            }
+            match serde_json::from_slice::<Answer>(payload) {
+                Ok(a) => Decoded::State(StateUpdate::Gone {
+                    site,
+                    gateway,
+                    ranges: a
+                        .gone
+                        .into_iter()
+                        .filter(|[a, b]| a <= b)
+                        .take(10_000)
+                        .collect(),
+                }),
+                Err(e) => reject(format!(
+                    "not a replay answer {{\"from\",\"to\",\"gone\"}}: {e}"
+                )),
+            }
+        }
+        Kind::Status | Kind::Health { .. } | Kind::Meta | Kind::Alarm { .. } => {
+            // An empty retained message clears the topic (an alarm no longer configured).
             if payload.is_empty() {
-                return Decoded::Ignored;
+                return match src.kind {
+                    Kind::Alarm { name } => Decoded::State(StateUpdate::Alarm {
+                        site,
+                        gateway,
+                        name: name.to_string(),
+                        payload: None,
+                    }),
+                    _ => Decoded::Ignored,
+                };
             }
             let payload: Value = match serde_json::from_slice(payload) {
                 Ok(v @ Value::Object(_)) => v,
@@ -90,6 +135,12 @@ pub fn decode(prefix: &str, topic: &str, payload: &[u8]) -> Decoded {
                     site,
                     gateway,
                     payload,
+                },
+                Kind::Alarm { name } => StateUpdate::Alarm {
+                    site,
+                    gateway,
+                    name: name.to_string(),
+                    payload: Some(payload),
                 },
                 Kind::Health { meter } => StateUpdate::Health {
                     site,
@@ -152,6 +203,11 @@ pub async fn run(
         tx,
         stop.clone(),
     ));
+    let replay = tokio::spawn(crate::replay::run(
+        cfg.clone(),
+        client.clone(),
+        stop.clone(),
+    ));
     let writer = writer_task(cfg, client_id, client.clone(), rx, stop.clone());
     tokio::pin!(writer);
     let result = tokio::select! {
@@ -163,6 +219,7 @@ pub async fn run(
                 .unwrap_or(Ok(()))
         }
     };
+    replay.abort();
     let _ = client.try_disconnect();
     let _ = tokio::time::timeout(Duration::from_secs(1), mqtt).await;
     result
@@ -236,6 +293,96 @@ async fn pause(delay: Duration, stop: &watch::Receiver<bool>) -> bool {
     }
 }
 
+/// Logs refused messages, at most one line per gateway and reason every `every` (a flood of forged
+/// messages must not flood the log); the line says how many were not logged since.
+struct RateLog {
+    every: Duration,
+    last: HashMap<String, (Instant, u64)>,
+}
+
+impl RateLog {
+    fn new(every: Duration) -> RateLog {
+        RateLog {
+            every,
+            last: HashMap::new(),
+        }
+    }
+
+    fn refused(&mut self, r: &Rejection) {
+        // The reason without its numbers: "seq 12 jumps…" and "seq 13 jumps…" are one kind.
+        let kind: String = r
+            .reason
+            .chars()
+            .filter(|c| !c.is_ascii_digit())
+            .take(48)
+            .collect();
+        let key = format!(
+            "{}/{} {kind}",
+            r.site.as_deref().unwrap_or("-"),
+            r.gateway.as_deref().unwrap_or("-")
+        );
+        if self.last.len() > 10_000 {
+            self.last.clear();
+        }
+        match self.last.get_mut(&key) {
+            Some((at, suppressed)) if at.elapsed() < self.every => *suppressed += 1,
+            Some((at, suppressed)) => {
+                tracing::warn!(
+                    topic = r.topic,
+                    reason = r.reason,
+                    not_logged_since = *suppressed,
+                    "message refused (kept in table rejected)"
+                );
+                (*at, *suppressed) = (Instant::now(), 0);
+            }
+            None => {
+                tracing::warn!(
+                    topic = r.topic,
+                    reason = r.reason,
+                    "message refused (kept in table rejected)"
+                );
+                self.last.insert(key, (Instant::now(), 0));
+            }
+        }
+    }
+}
+
+/// How often one instance updates a gateway's `last_message` (a row both instances write).
+const LAST_MESSAGE_EVERY: Duration = Duration::from_secs(1);
+
+/// Connect and migrate, and read what the bounds need: each configured gateway's last stored seq
+/// and reported evictions.
+async fn open_store(cfg: &Config, bounds: &mut Bounds) -> Result<Store, String> {
+    let mut c = db::connect(&cfg.database)
+        .await
+        .map_err(|e| e.to_string())?;
+    let v = db::migrate(&mut c)
+        .await
+        .map_err(|e| format!("migration: {}", db::explain(&e)))?;
+    let known: Vec<(String, String)> = bounds
+        .known()
+        .map(|(s, g)| (s.to_string(), g.to_string()))
+        .collect();
+    for (site, gw) in known {
+        let r = c
+            .query_one(
+                "SELECT (SELECT max(seq) FROM seqs WHERE site = $1 AND gateway = $2), \
+                        (SELECT evictions FROM gateways WHERE site = $1 AND gateway = $2)",
+                &[&site, &gw],
+            )
+            .await
+            .map_err(|e| db::explain(&e))?;
+        if let Some(last) = r.get::<_, Option<i64>>(0) {
+            bounds.stored(&site, &gw, last);
+        }
+        if let Some(n) = r.get::<_, Option<i64>>(1) {
+            bounds.evictions(&site, &gw, n);
+        }
+    }
+    tracing::info!(schema = v, "connected to the database");
+    Ok(Store::new(c))
+}
+
 async fn writer_task(
     cfg: Config,
     client_id: String,
@@ -247,21 +394,20 @@ async fn writer_task(
     let mut delay = RETRY_MIN;
     let mut db_down_logged = false;
     let mut batch: Vec<Input> = Vec::with_capacity(cfg.database.batch);
+    // The batch in hand has its data stored (a retry then stores only its state).
+    let mut data_done = false;
     let mut stored: u64 = 0;
+    let mut bounds = Bounds::new(&cfg);
+    let mut log = RateLog::new(Duration::from_secs(10));
+    let mut last_message: HashMap<(String, String), Instant> = HashMap::new();
     loop {
         if store.is_none() {
-            match db::connect(&cfg.database).await {
-                Ok(mut c) => match db::migrate(&mut c).await {
-                    Ok(v) => {
-                        tracing::info!(schema = v, "connected to the database");
-                        store = Some(Store::new(c));
-                        db_down_logged = false;
-                        delay = RETRY_MIN;
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %db::explain(&e), "database migration failed; retrying")
-                    }
-                },
+            match open_store(&cfg, &mut bounds).await {
+                Ok(s) => {
+                    store = Some(s);
+                    db_down_logged = false;
+                    delay = RETRY_MIN;
+                }
                 Err(e) => {
                     if !db_down_logged {
                         tracing::warn!(error = %e, "database unreachable; holding messages (unacknowledged) and retrying");
@@ -296,10 +442,13 @@ async fn writer_task(
                     Err(_) => break,
                 }
             }
+            data_done = false;
         }
         let Some(s) = store.as_mut() else { continue };
         let mut rows = Vec::new();
+        let mut refused = Vec::new();
         let mut updates = Vec::new();
+        let now = chrono::Utc::now();
         for input in &batch {
             let p = match input {
                 Input::Publish(p) => p,
@@ -311,20 +460,68 @@ async fn writer_task(
                 }
             };
             match decode(&cfg.mqtt.topic_prefix, &p.topic, &p.payload) {
-                Decoded::Data(r) => rows.push(r),
+                Decoded::Data(r) => match bounds.check(&r, now) {
+                    Ok(()) => rows.push(r),
+                    Err(reason) => refused.push(Rejection::of_row(&r, reason)),
+                },
                 Decoded::State(u) => {
-                    if let StateUpdate::Rejected { topic, reason, .. } = &u {
-                        tracing::warn!(topic, reason, "message rejected (kept in table rejected)");
+                    if let StateUpdate::Status {
+                        site,
+                        gateway,
+                        payload,
+                    } = &u
+                    {
+                        if let Some(n) = payload.get("evicted").and_then(Value::as_i64) {
+                            bounds.evictions(site, gateway, n);
+                        }
                     }
-                    updates.push(u);
+                    updates.push(u)
                 }
+                Decoded::Rejected(r) => refused.push(r),
                 Decoded::Ignored => {}
             }
         }
-        match s.write(&rows, &updates).await {
-            Ok(n) => {
-                stored += n;
-                tracing::debug!(messages = batch.len(), new = n, stored, "batch stored");
+        let mut seen = BTreeSet::new();
+        for r in &rows {
+            let key = (r.site.clone(), r.gateway.clone());
+            if last_message
+                .get(&key)
+                .is_none_or(|at| at.elapsed() >= LAST_MESSAGE_EVERY)
+            {
+                seen.insert(key);
+            }
+        }
+        updates.extend(seen.iter().map(|(site, gateway)| StateUpdate::LastMessage {
+            site: site.clone(),
+            gateway: gateway.clone(),
+        }));
+        let result = async {
+            if !data_done {
+                let written = s.write_data(&rows, &refused).await?;
+                data_done = true;
+                stored += written.inserted;
+                for r in refused.iter().chain(&written.rejected) {
+                    log.refused(r);
+                }
+                for r in &rows {
+                    bounds.stored(&r.site, &r.gateway, r.seq);
+                }
+                tracing::debug!(
+                    messages = batch.len(),
+                    new = written.inserted,
+                    stored,
+                    "batch stored"
+                );
+            }
+            s.write_state(&updates).await?;
+            for key in seen {
+                last_message.insert(key, Instant::now());
+            }
+            Ok::<(), db::WriteError>(())
+        }
+        .await;
+        match result {
+            Ok(()) => {
                 for input in batch.drain(..) {
                     if let Input::Publish(p) = input {
                         if let Err(e) = client.ack(&p).await {
@@ -334,7 +531,7 @@ async fn writer_task(
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %db::explain(&e), "database write failed; reconnecting and retrying the batch");
+                tracing::warn!(error = %e, "database write failed; reconnecting and retrying the batch");
                 store = None;
                 db_down_logged = true;
                 if pause(delay, &stop).await {
@@ -381,7 +578,7 @@ mod tests {
             ("p/s/g/status", &b"[1]"[..], "not a JSON object"),
         ] {
             match decode("p", topic, payload) {
-                Decoded::State(StateUpdate::Rejected { reason, .. }) => {
+                Decoded::Rejected(Rejection { reason, .. }) => {
                     assert!(reason.contains(why), "{reason}")
                 }
                 other => panic!("{topic}: {other:?}"),

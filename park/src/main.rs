@@ -9,11 +9,13 @@ use clap::{Parser, Subcommand};
 
 mod audit;
 mod bench;
+mod bounds;
 mod config;
 mod db;
 mod ingest;
 mod instance;
 mod park_table;
+mod replay;
 mod topic;
 mod web;
 
@@ -68,6 +70,9 @@ enum Command {
         messages: u64,
         #[arg(long, default_value_t = 10)]
         points: usize,
+        /// Simulated gateways publishing concurrently, each its own MQTT client and seqs.
+        #[arg(long, default_value_t = 1)]
+        gateways: u64,
     },
     /// Per gateway: messages stored, first and last seq, missing seq ranges, evictions.
     Status {
@@ -125,8 +130,11 @@ fn main() -> ExitCode {
             config,
             messages,
             points,
+            gateways,
         } => load(&config).and_then(|c| {
-            runtime()?.block_on(bench::ingest(&config, &c, messages, points)).map_err(Failure::Other)
+            runtime()?
+                .block_on(bench::ingest(&config, &c, gateways, messages, points))
+                .map_err(Failure::Other)
         }),
         Command::Report {
             config,
@@ -172,20 +180,33 @@ fn run(cfg: config::Config, instance: Option<String>) -> Result<(), Failure> {
             let _ = stop_tx.send(true);
         });
         let listen = cfg.http.listen;
-        // Several instances on one host share a config: the page is served by the one that got the port.
+        // Several instances on one host share a config: the page is served by the one that got the
+        // port; the others keep trying it every second, so the page moves to a survivor within seconds.
         let web = match tokio::net::TcpListener::bind(listen).await {
-            Ok(listener) => {
-                tracing::info!(%listen, "web page and API");
-                Some(tokio::spawn(web::serve(cfg.clone(), listener, token, stop_rx.clone())))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-                tracing::warn!(%listen, "[http] listen is in use (another instance?): running without the page");
-                None
-            }
-            Err(e) => {
+            Err(e) if e.kind() != std::io::ErrorKind::AddrInUse => {
                 return Err(Failure::Other(anyhow::anyhow!(
                     "cannot listen on [http] listen {listen}: {e}"
                 )))
+            }
+            first => {
+                let (cfg, mut stop) = (cfg.clone(), stop_rx.clone());
+                Some(tokio::spawn(async move {
+                    let mut bound = first.ok();
+                    if bound.is_none() {
+                        tracing::info!(%listen, "[http] listen is in use (another instance?): serving the page when it is free");
+                    }
+                    loop {
+                        if let Some(listener) = bound.take() {
+                            tracing::info!(%listen, "web page and API");
+                            return web::serve(cfg, listener, token, stop).await;
+                        }
+                        tokio::select! {
+                            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                            _ = stop.wait_for(|s| *s) => return Ok(()),
+                        }
+                        bound = tokio::net::TcpListener::bind(listen).await.ok();
+                    }
+                }))
             }
         };
         let r = ingest::run(cfg, slot.client_id.clone(), stop_rx)
@@ -333,8 +354,15 @@ fn status(cfg: config::Config, format: &str) -> Result<(), Failure> {
         return Ok(());
     }
     println!(
-        "{:<24} {:<8} {:<25} {:>10} {:>10} {:>10} {:>9}  missing",
-        "gateway", "online", "last message", "messages", "seq first", "seq last", "evictions"
+        "{:<24} {:<8} {:<25} {:>10} {:>10} {:>10} {:>9} {:>9}  missing",
+        "gateway",
+        "online",
+        "last message",
+        "messages",
+        "seq first",
+        "seq last",
+        "evictions",
+        "rejected"
     );
     for g in &gateways {
         let opt = |v: Option<i64>| v.map_or("-".to_string(), |v| v.to_string());
@@ -350,7 +378,7 @@ fn status(cfg: config::Config, format: &str) -> Result<(), Failure> {
             })
             .collect();
         println!(
-            "{:<24} {:<8} {:<25} {:>10} {:>10} {:>10} {:>9}  {}",
+            "{:<24} {:<8} {:<25} {:>10} {:>10} {:>10} {:>9} {:>9}  {}",
             format!("{}/{}", g.site, g.gateway),
             if g.online { "yes" } else { "no" },
             g.last_message.as_deref().unwrap_or("-"),
@@ -358,12 +386,21 @@ fn status(cfg: config::Config, format: &str) -> Result<(), Failure> {
             opt(g.seq_first),
             opt(g.seq_last),
             opt(g.evictions),
+            g.rejected,
             if missing.is_empty() {
                 "-".to_string()
             } else {
                 missing.join(", ")
             }
         );
+        if !g.gone.is_empty() {
+            let gone: Vec<String> = g.gone.iter().map(|[a, b]| format!("{a}-{b}")).collect();
+            println!(
+                "{:<24} gone at the gateway (evicted or past its retention): {}",
+                "",
+                gone.join(", ")
+            );
+        }
     }
     Ok(())
 }

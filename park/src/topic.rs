@@ -11,20 +11,32 @@ pub struct Source<'t> {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind<'t> {
-    Data { meter: &'t str },
+    Data {
+        meter: &'t str,
+    },
     Status,
-    Health { meter: &'t str },
+    Health {
+        meter: &'t str,
+    },
     Meta,
+    /// The gateway's answer to a replay request: what it no longer holds.
+    Replay,
+    /// A retained limit alarm, `alarm/{pollutant}/{source}` or `alarm/facility/{name}`.
+    Alarm {
+        name: &'t str,
+    },
 }
 
-/// The subscriptions: data through the shared subscription (the instances split it), status, health
-/// and meta to every instance (each keeps the gateways' state current).
-pub fn filters(prefix: &str, share_group: &str) -> [String; 4] {
+/// The subscriptions: data and replay answers through the shared subscription (the instances split
+/// them), status, health and meta to every instance (each keeps the gateways' state current).
+pub fn filters(prefix: &str, share_group: &str) -> [String; 6] {
     [
         format!("$share/{share_group}/{prefix}/+/+/data/#"),
         format!("{prefix}/+/+/status"),
         format!("{prefix}/+/+/health/+"),
         format!("{prefix}/+/+/meta"),
+        format!("$share/{share_group}/{prefix}/+/+/replay"),
+        format!("{prefix}/+/+/alarm/#"),
     ]
 }
 
@@ -41,6 +53,8 @@ pub fn classify<'t>(prefix: &str, topic: &'t str) -> Option<Source<'t>> {
         ("health", Some(m)) if !m.is_empty() && !m.contains('/') => Kind::Health { meter: m },
         ("status", None) => Kind::Status,
         ("meta", None) => Kind::Meta,
+        ("replay", None) => Kind::Replay,
+        ("alarm", Some(m)) if !m.is_empty() && !m.contains(['+', '#']) => Kind::Alarm { name: m },
         _ => return None,
     };
     Some(Source {
@@ -97,6 +111,15 @@ mod tests {
     fn data_is_shared_and_state_is_not() {
         let f = filters("plantmeter", "park");
         assert_eq!(f[0], "$share/park/plantmeter/+/+/data/#");
-        assert!(f[1..].iter().all(|f| !f.starts_with("$share")));
+        assert!(f[1..4].iter().all(|f| !f.starts_with("$share")));
+        assert_eq!(f[5], "plantmeter/+/+/alarm/#");
+        assert_eq!(
+            classify("p", "p/s/g/alarm/SO2/stack-1").map(|s| s.kind),
+            Some(Kind::Alarm {
+                name: "SO2/stack-1"
+            })
+        );
+        // A replay answer is stored once, by whichever instance gets it.
+        assert_eq!(f[4], "$share/park/plantmeter/+/+/replay");
     }
 }

@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 use tokio::sync::Mutex;
 use tokio_postgres::Client;
 
-use crate::config::Config;
+use crate::config::{Config, Plant};
 use crate::db;
 
 const PAGE: &str = include_str!("page.html");
@@ -69,6 +69,43 @@ pub fn read_token(cfg: &Config) -> anyhow::Result<Option<String>> {
 }
 
 impl Web {
+    /// A plant's report as JSON, `{"report", "error", "order"}` (`order`: the indicator keys in
+    /// the report's order, which a JSON object loses), cached for `REPORT_TTL`.
+    async fn report(&self, plant: &Plant) -> Result<Value, ApiError> {
+        let cached = self
+            .reports
+            .lock()
+            .await
+            .get(&plant.name)
+            .filter(|(at, _)| at.elapsed() < REPORT_TTL)
+            .map(|(_, v)| v.clone());
+        if let Some(r) = cached {
+            return Ok(r);
+        }
+        if plant.audit.is_none() {
+            return Ok(json!({"report": null, "error": "no [plant.audit]", "order": []}));
+        }
+        let cfg = self.cfg.clone();
+        let p = plant.clone();
+        let r = self
+            .with_db(async move |c| {
+                Ok(match crate::audit::plant_report(c, &cfg, &p, None).await {
+                    Ok(r) => {
+                        let order: Vec<&str> =
+                            r.indicators.iter().map(|(k, _)| k.as_str()).collect();
+                        json!({"report": r, "error": null, "order": order})
+                    }
+                    Err(e) => json!({"report": null, "error": e.to_string(), "order": []}),
+                })
+            })
+            .await?;
+        self.reports
+            .lock()
+            .await
+            .insert(plant.name.clone(), (Instant::now(), r.clone()));
+        Ok(r)
+    }
+
     fn authorized(
         &self,
         headers: &HeaderMap,
@@ -160,7 +197,118 @@ async fn park_json(cfg: &Config, client: &Client) -> Result<Value, String> {
         })
         .map(line)
         .collect();
-    Ok(json!({"park": cfg.park, "plants": plants, "other_gateways": others}))
+    let alarms = client
+        .query(
+            "SELECT site, gateway, name, payload, updated_at FROM alarms WHERE state = 'alarm' ORDER BY 1, 2, 3",
+            &[],
+        )
+        .await
+        .map_err(|e| db::explain(&e))?;
+    let plants = plants
+        .into_iter()
+        .zip(&cfg.plants)
+        .map(|(mut v, p)| {
+            let on: Vec<Value> = alarms
+                .iter()
+                .filter(|a| {
+                    p.gateways
+                        .contains(&format!("{}/{}", a.get::<_, &str>(0), a.get::<_, &str>(1)))
+                })
+                .map(|a| {
+                    let at: chrono::DateTime<chrono::Utc> = a.get(4);
+                    json!({"gateway": format!("{}/{}", a.get::<_, &str>(0), a.get::<_, &str>(1)),
+                           "name": a.get::<_, &str>(2), "payload": a.get::<_, Value>(3),
+                           "since": at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()})
+                })
+                .collect();
+            v["alarms"] = on.into();
+            v
+        })
+        .collect::<Vec<Value>>();
+    Ok(
+        json!({"park": cfg.park, "timezone": cfg.timezone.to_string(), "plants": plants,
+              "other_gateways": others}),
+    )
+}
+
+/// The `[[audit.level]]` thresholds of `indicator` in a plant's audit: {"I", "II", "III", "better"}.
+fn levels(plant: &Plant, indicator: &str) -> Value {
+    plant
+        .audit
+        .as_ref()
+        .and_then(|a| a.get("level"))
+        .and_then(|l| l.as_array())
+        .and_then(|l| {
+            l.iter()
+                .find(|x| x.get("indicator").and_then(|i| i.as_str()) == Some(indicator))
+        })
+        .and_then(|x| serde_json::to_value(x).ok())
+        .unwrap_or(Value::Null)
+}
+
+/// What the park page shows of a plant's report: per-unit energy against the baseline and the
+/// advanced level (I), the reporting period's completeness, the triggers (双超, quota).
+fn summary(plant: &Plant, report: &Value) -> Value {
+    if report.is_null() {
+        return Value::Null;
+    }
+    let e = &report["indicators"]["energy"];
+    json!({
+        "per_unit_unit": e["per_unit_unit"],
+        "baseline_per_unit": e["baseline"]["per_unit"],
+        "reporting_per_unit": e["reporting"]["per_unit"],
+        "savings_pct": e["reporting"]["savings_pct"],
+        "level": e["level"],
+        "levels": levels(plant, "energy"),
+        "completeness": report["periods"]["reporting"]["completeness"],
+        "reporting": {"from": report["periods"]["reporting"]["from"], "to": report["periods"]["reporting"]["to"]},
+        "triggers": report["compliance"]["triggers"],
+        "exceedance_hours": report["compliance"]["sources"].as_array().map(|s| {
+            s.iter().filter_map(|x| x["exceedance_hours"].as_f64()).sum::<f64>()
+        }),
+    })
+}
+
+/// Park totals per indicator over the plants' reports: a sum is null (with the plants lacking it)
+/// when any plant with a report has no figure for it.
+fn totals(reports: &[(String, Value)]) -> Value {
+    let mut order: Vec<String> = Vec::new();
+    for (_, r) in reports {
+        for k in r["order"].as_array().into_iter().flatten() {
+            if let Some(k) = k.as_str() {
+                if !order.iter().any(|o| o == k) {
+                    order.push(k.to_string());
+                }
+            }
+        }
+    }
+    let rows: Vec<Value> = order
+        .iter()
+        .map(|k| {
+            let mut out = json!({"indicator": k});
+            for period in ["baseline", "reporting"] {
+                let mut sum = Some(0.0);
+                let mut lacking = Vec::new();
+                for (name, r) in reports {
+                    let ind = &r["report"]["indicators"][k.as_str()];
+                    if ind.is_null() {
+                        continue; // the plant has no such input: nothing to add
+                    }
+                    out["unit"] = ind["total_unit"].clone();
+                    match ind[period]["total"].as_f64() {
+                        Some(v) => sum = sum.map(|s| s + v),
+                        None => {
+                            sum = None;
+                            lacking.push(name.clone());
+                        }
+                    }
+                }
+                out[period] = json!({"total": sum, "lacking": lacking});
+            }
+            out
+        })
+        .collect();
+    Value::Array(rows)
 }
 
 async fn latest_json(client: &Client, gateways: &[String]) -> Result<Vec<Value>, String> {
@@ -213,9 +361,18 @@ async fn api_park(
 ) -> Result<Json<Value>, ApiError> {
     w.authorized(&headers, &q)?;
     let cfg = w.cfg.clone();
-    Ok(Json(
-        w.with_db(async move |c| park_json(&cfg, c).await).await?,
-    ))
+    let mut park = w.with_db(async move |c| park_json(&cfg, c).await).await?;
+    let mut reports = Vec::new();
+    for (i, p) in w.cfg.plants.iter().enumerate() {
+        let r = w.report(p).await?;
+        park["plants"][i]["summary"] = summary(p, &r["report"]);
+        park["plants"][i]["report_error"] = r["error"].clone();
+        if !r["report"].is_null() {
+            reports.push((p.name.clone(), r));
+        }
+    }
+    park["totals"] = totals(&reports);
+    Ok(Json(park))
 }
 
 async fn api_status(
@@ -254,39 +411,14 @@ async fn api_plant(
         .as_array()
         .and_then(|a| a.iter().find(|x| x["name"] == name.as_str()))
         .map_or(Value::Null, |x| x["gateways"].clone());
-    let cached = w
-        .reports
-        .lock()
-        .await
-        .get(&name)
-        .filter(|(at, _)| at.elapsed() < REPORT_TTL)
-        .map(|(_, v)| v.clone());
-    let report = match cached {
-        Some(r) => r,
-        None if plant.audit.is_none() => json!({"report": null, "error": "no [plant.audit]"}),
-        None => {
-            let cfg = w.cfg.clone();
-            let r = w
-                .with_db(async move |c| {
-                    Ok(
-                        match crate::audit::plant_report(c, &cfg, &plant, None).await {
-                            Ok(r) => json!({"report": r, "error": null}),
-                            Err(e) => json!({"report": null, "error": e.to_string()}),
-                        },
-                    )
-                })
-                .await?;
-            w.reports
-                .lock()
-                .await
-                .insert(name.clone(), (Instant::now(), r.clone()));
-            r
-        }
-    };
+    let report = w.report(&plant).await?;
     Ok(Json(json!({
-        "name": name, "enterprise": w.cfg.plants.iter().find(|p| p.name == name).and_then(|p| p.enterprise.clone()),
+        "name": name, "enterprise": plant.enterprise, "timezone": w.cfg.timezone.to_string(),
         "gateways": gateways, "latest": latest,
-        "report": report["report"], "report_error": report["error"],
+        "report": report["report"], "report_error": report["error"], "order": report["order"],
+        "alarms": park["plants"].as_array().and_then(|a| a.iter().find(|x| x["name"] == name.as_str()))
+            .map_or(Value::Null, |x| x["alarms"].clone()),
+        "summary": summary(&plant, &report["report"]),
     })))
 }
 

@@ -239,10 +239,54 @@ async fn plant_reports_equal_the_agents_reports_and_the_park_sums_them() {
     }
     // The plant's page shows its indicators against the baseline, as the report has them.
     if let Some(browser) = chromium() {
-        let dom = dump_dom(browser, &format!("{}/plant/sunrise", web_url(&park_cfg)));
+        let base = web_url(&park_cfg);
+        let dom = dump_dom(browser, &format!("{base}/plant/sunrise"));
         let energy = row(&dom, "data-indicator", "energy");
         assert!(energy.contains("kgce"), "{energy}");
         assert!(dom.contains("<svg id=\"chart\""), "{dom}");
+        // The chart has its axes: a value axis title and dates.
+        assert!(
+            dom.contains("kgce per day") && dom.contains(">2025-01-01<"),
+            "{dom}"
+        );
+        // Indicators in the report's order (energy first), not alphabetical.
+        let first = dom.find("data-indicator=").unwrap();
+        assert!(
+            dom[first..].starts_with("data-indicator=\"energy\""),
+            "{dom}"
+        );
+        // The periods with their production and completeness.
+        let reporting = row(&dom, "data-period", "reporting");
+        assert!(
+            reporting.contains(">2025-01-15<") && reporting.contains(" %<"),
+            "{reporting}"
+        );
+        // The park page: each plant's key figures and the park totals, as the park report has them.
+        let dom = dump_dom(browser, &format!("{base}/"));
+        let total = row(&dom, "data-total", "energy");
+        let want = p["totals"]["energy"]["reporting"]["total"]
+            .as_f64()
+            .unwrap();
+        assert!(total.contains(&format!(">{want:.0}<")), "{want}: {total}");
+        assert!(dom.contains("data-fig=\"energy-per-unit\""), "{dom}");
+        assert!(dom.contains("UTC+08:00"), "{dom}");
+        // Screenshots to look at: desktop and phone width.
+        let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("park-screens");
+        std::fs::create_dir_all(&out).unwrap();
+        for (page, url) in [
+            ("park", format!("{base}/")),
+            ("plant", format!("{base}/plant/sunrise")),
+        ] {
+            for width in [1280, 390] {
+                let file = out.join(format!("{page}-{width}.png"));
+                assert!(
+                    screenshot(browser, &url, width, &file),
+                    "screenshot {}",
+                    file.display()
+                );
+            }
+        }
+        eprintln!("screenshots in {}", out.display());
     } else {
         eprintln!("note: chromium is not installed: the plant page is not checked");
     }

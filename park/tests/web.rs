@@ -111,3 +111,47 @@ async fn with_a_token_file_every_request_needs_the_token() {
     assert_eq!(http_get(&format!("{base}/?token=s3cret")).0, 200);
     assert!(park.sigterm(Duration::from_secs(10)).success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_moves_to_the_surviving_instance_within_seconds() {
+    let test = "the_page_moves_to_the_surviving_instance";
+    let (Some(pg), Some(mq)) = (Pg::start(test), Mosquitto::start(test)) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = park_config(
+        dir.path(),
+        &pg.url(),
+        &mq.url(),
+        &[("sunrise", &["plant-a/gw-01"])],
+    );
+    let first = start_park(&cfg, "a");
+    let base = web_url(&cfg);
+    let serves = || {
+        std::net::TcpStream::connect(base.trim_start_matches("http://")).is_ok()
+            && http_get(&format!("{base}/api/status")).0 == 200
+    };
+    plantmeter_tests::wait_until(
+        "the first instance serves the page",
+        Duration::from_secs(20),
+        serves,
+    )
+    .await;
+    let mut second = start_park(&cfg, "b");
+    wait_subscribed(&pg, 2).await;
+    first.sigkill();
+    let killed = std::time::Instant::now();
+    plantmeter_tests::wait_until(
+        "the second instance serves the page",
+        Duration::from_secs(10),
+        serves,
+    )
+    .await;
+    let took = killed.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "the page came back after {took:?}"
+    );
+    second.assert_running();
+    assert!(second.sigterm(Duration::from_secs(10)).success());
+}

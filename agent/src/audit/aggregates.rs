@@ -10,7 +10,8 @@
 //!   same file imported again changes nothing
 //! - `N` + id + ts (i64, sign flipped) -> a replacement inferred from a drop (readings around it), so that one
 //!   recorded later with `plantmeter replace` can correct it
-//! - `A` + id + at (i64, sign flipped) -> empty: the recorded replacement at `at` is counted
+//! - `A` + id + at (i64, sign flipped) -> the recorded replacement at `at` is counted: the readings around it
+//!   (prev_ts, next_ts: i64 LE; empty in stores written before they were kept)
 //! - `G` + id + t_a (i64, sign flipped) -> a polling gap the engine counted (`Gap`: t_b, v_a, v_b, the
 //!   delta apportioned across it), so that `import` can fill it later; at most [`MAX_GAPS_PER_POINT`] per
 //!   point, the oldest dropped first (a gap dropped can no longer be filled: its rows are refused as overlap)
@@ -31,7 +32,7 @@ use anyhow::{bail, Context};
 use plantmeter_common::audit::hourly::{
     Chunk, DayBlock, HourAgg, HourGrid, CHUNK_DAYS, CHUNK_FORMAT,
 };
-use plantmeter_common::audit::intervals::{Gap, Held, InferredReplacement, LastReading};
+use plantmeter_common::audit::intervals::{Applied, Gap, Held, InferredReplacement, LastReading};
 
 /// Gaps (and filled gaps) kept per point: 10 000, at about 50 bytes each half a megabyte, years of a meter
 /// that drops out daily.
@@ -614,9 +615,13 @@ impl Aggregates {
         k
     }
 
-    /// Mark a recorded replacement of point `id` as counted (exactly, or by correcting an inferred one).
-    pub fn put_applied(batch: &mut sled::Batch, id: u32, at_ms: i64) {
-        batch.insert(&Self::applied_key(id, at_ms)[..], &[][..]);
+    /// Mark a recorded replacement of point `id` as counted (exactly, or by correcting an inferred one), with
+    /// the readings around it (so that the report can tell which replacement event it is).
+    pub fn put_applied(batch: &mut sled::Batch, id: u32, a: &Applied) {
+        let mut v = [0u8; 16];
+        v[0..8].copy_from_slice(&a.prev_ts.to_le_bytes());
+        v[8..16].copy_from_slice(&a.next_ts.to_le_bytes());
+        batch.insert(&Self::applied_key(id, a.at_ms)[..], &v[..]);
     }
 
     pub fn is_applied(&self, id: u32, at_ms: i64) -> bool {
@@ -624,6 +629,29 @@ impl Aggregates {
             self.tree.contains_key(Self::applied_key(id, at_ms)),
             Ok(true)
         )
+    }
+
+    /// The recorded replacements of point `id` that are counted. A mark written before the readings around
+    /// it were kept (empty value) is taken as bracketed by its own instant, where the engine of that version
+    /// put its event.
+    pub fn applied(&self, id: u32) -> Vec<Applied> {
+        let f = |b: &[u8], i: usize| {
+            b.get(i..i + 8)
+                .and_then(|s| <[u8; 8]>::try_from(s).ok())
+                .map(i64::from_le_bytes)
+        };
+        self.tree
+            .scan_prefix(point_prefix(b'A', id))
+            .filter_map(|kv| kv.ok())
+            .filter_map(|(k, v)| {
+                let at_ms = unflip(k.get(5..13)?)?;
+                Some(Applied {
+                    at_ms,
+                    prev_ts: f(&v, 0).unwrap_or(at_ms),
+                    next_ts: f(&v, 8).unwrap_or(at_ms),
+                })
+            })
+            .collect()
     }
 
     /// Whether an import is under way (its marker is stored).

@@ -9,9 +9,10 @@ use chrono::NaiveDate;
 use plantmeter_common::audit::compute::{self, HourlySource, ReportRequest};
 use plantmeter_common::audit::hourly::{DayBlock, HourAgg, HourGrid};
 use plantmeter_common::audit::intervals::{
-    admit_ts, admit_value, gap_threshold_ms, Gap, Implausible, InferredReplacement, Pushed, Tracker,
+    admit_ts, admit_value, gap_threshold_ms, place, Applied, Gap, Implausible, Inapplicable,
+    InferredReplacement, Placement, Pushed, RecordedReplacement, Tracker,
 };
-use plantmeter_common::audit::report::Report;
+use plantmeter_common::audit::report::{ReplacementEvent, Report};
 use plantmeter_common::model::format_ts_ms;
 use plantmeter_common::plan::{Plan, PointRef};
 use plantmeter_common::{Clock, DataMessage, Quality};
@@ -87,6 +88,8 @@ pub struct AuditEngine {
     /// Recorded replacements (`plantmeter replace`) as last read, and the file's stamp then.
     recorded: Vec<super::replace::Record>,
     recorded_stamp: Option<Option<std::time::SystemTime>>,
+    /// Recorded replacements that cannot be applied ((point, at) -> why), for the report.
+    not_applied: HashMap<(String, i64), String>,
     /// Replacement bookkeeping to persist with the next flush.
     marks: Vec<Mark>,
     /// The next seq of the store to ingest: every record below it is in the aggregates (in memory).
@@ -98,9 +101,27 @@ pub struct AuditEngine {
 /// Replacement bookkeeping written with the aggregates.
 enum Mark {
     Inferred(u32, InferredReplacement),
-    Applied(u32, i64),
+    Applied(u32, Applied),
     /// A polling gap, kept so that an import can fill it.
     Gap(u32, Gap),
+}
+
+/// The replacements inferred from point `id`'s drops and the recorded ones counted, stored and pending.
+fn discontinuities(
+    agg: &Aggregates,
+    marks: &[Mark],
+    id: u32,
+) -> (Vec<InferredReplacement>, Vec<Applied>) {
+    let mut inferred = agg.inferred(id);
+    let mut taken = agg.applied(id);
+    for m in marks {
+        match m {
+            Mark::Inferred(x, inf) if *x == id => inferred.push(*inf),
+            Mark::Applied(x, a) if *x == id => taken.push(*a),
+            _ => {}
+        }
+    }
+    (inferred, taken)
 }
 
 /// meter name -> point name -> index into the slots.
@@ -159,6 +180,7 @@ impl AuditEngine {
                 refusals: Refusals::default(),
                 recorded: Vec::new(),
                 recorded_stamp: None,
+                not_applied: HashMap::new(),
                 marks: Vec::new(),
                 next: 0,
                 persisted_next: 0,
@@ -201,6 +223,7 @@ impl AuditEngine {
             refusals: Refusals::default(),
             recorded: Vec::new(),
             recorded_stamp: None,
+            not_applied: HashMap::new(),
             marks: Vec::new(),
             next,
             persisted_next: next,
@@ -209,9 +232,11 @@ impl AuditEngine {
         Ok(engine)
     }
 
-    /// Take in the recorded replacements (`data_dir/replacements.jsonl`) when the file changed: one the
-    /// readings have not reached yet goes to its point's tracker (counted exactly when they do); one after
-    /// counted readings corrects the replacement inferred there.
+    /// Take in the recorded replacements (`data_dir/replacements.jsonl`) when the file changed, through
+    /// [`Tracker::record`]: one the readings have not crossed yet waits for them (or settles a held drop
+    /// now); one among counted readings corrects the replacement inferred there. One that cannot be applied
+    /// (recorded while the agent held the store, so `replace` could not check it) is named in the log and
+    /// listed in the report as not applied.
     fn sync_recorded(&mut self) {
         let dir = self.plan.gateway.data_dir.clone();
         let stamp = super::replace::stamp(&dir);
@@ -236,55 +261,70 @@ impl AuditEngine {
             let marked = self
                 .marks
                 .iter()
-                .any(|k| matches!(k, Mark::Applied(x, at) if *x == id && *at == r.at_ms));
+                .any(|k| matches!(k, Mark::Applied(x, a) if *x == id && a.at_ms == r.at_ms));
             if marked || agg.is_applied(id, r.at_ms) || slot.tracker.recorded.contains(&r) {
                 continue;
             }
-            if slot.tracker.last.is_none_or(|l| l.latest_ts() < r.at_ms) {
-                slot.tracker.recorded.push(r);
-                slot.tracker.recorded.sort_by_key(|x| x.at_ms);
-                continue;
+            let (inferred, taken) = discontinuities(agg, &self.marks, id);
+            let first_ts = slot.first.map_or(i64::MIN, |f| f.0);
+            let pending = &mut self.pending;
+            let placed =
+                slot.tracker
+                    .record(r, first_ts, (&inferred, &taken), &self.grid, &mut |h, a| {
+                        add_hour(pending, id, h, &a)
+                    });
+            for a in slot.tracker.applied.drain(..) {
+                self.marks.push(Mark::Applied(id, a));
             }
-            let pending_inferred = self.marks.iter().filter_map(|k| match k {
-                Mark::Inferred(x, inf) if *x == id => Some(*inf),
-                _ => None,
-            });
-            let found = agg
-                .inferred(id)
-                .into_iter()
-                .chain(pending_inferred)
-                .find(|x| x.prev_ts < r.at_ms && r.at_ms <= x.ts);
-            match found {
-                Some(x) => {
-                    let correction = x.correction(&r);
-                    add_hour(
-                        &mut self.pending,
-                        id,
-                        self.grid.hour_index(x.ts - 1),
-                        &HourAgg {
-                            sum: correction,
-                            ..HourAgg::default()
-                        },
-                    );
-                    self.marks.push(Mark::Applied(id, r.at_ms));
+            match placed {
+                Ok(Placement::Pending) => {
+                    self.not_applied.remove(&(rec.point.clone(), r.at_ms));
+                }
+                Ok(_) => {
+                    self.not_applied.remove(&(rec.point.clone(), r.at_ms));
                     slot.dirty = true;
                     tracing::info!(
                         point = %slot.name,
-                        "audit: recorded replacement of {} at {} corrects the inferred one by {correction}",
+                        "audit: the replacement of {} recorded at {} is counted exactly",
                         slot.name,
                         rec.at
                     );
                 }
-                None => tracing::warn!(
-                    point = %slot.name,
-                    "audit: the replacement of {} recorded at {} comes after its readings were counted and no \
-                     replacement was inferred there (a step back?): not applied",
-                    slot.name,
-                    rec.at
-                ),
+                Err(why) => {
+                    tracing::warn!(
+                        point = %slot.name,
+                        "audit: the replacement of {} recorded at {} is not applied: {why}",
+                        slot.name,
+                        rec.at
+                    );
+                    self.not_applied
+                        .insert((rec.point.clone(), r.at_ms), why.to_string());
+                }
             }
         }
         self.recorded = recs;
+    }
+
+    /// Where a replacement of `point` recorded now would fall (see [`place`]), for `plantmeter replace` to
+    /// refuse one that cannot be applied. A point never read: pending.
+    pub fn judge_replacement(
+        &self,
+        point: &str,
+        r: &RecordedReplacement,
+    ) -> Result<Placement, Inapplicable> {
+        let slot = point
+            .split_once('.')
+            .and_then(|(m, p)| self.meters.get(m).and_then(|x| x.get(p)))
+            .map(|&i| &self.slots[i]);
+        let (Some(slot), Some(agg)) = (slot, self.agg.as_ref()) else {
+            return Ok(Placement::Pending);
+        };
+        let Some(last) = slot.tracker.last else {
+            return Ok(Placement::Pending);
+        };
+        let (inferred, taken) = discontinuities(agg, &self.marks, slot.id);
+        let first_ts = slot.first.map_or(i64::MIN, |f| f.0);
+        place(r, first_ts, &last, &inferred, &taken)
     }
 
     /// The next seq of the store to ingest, as persisted with the aggregates: every record below it
@@ -355,8 +395,8 @@ impl AuditEngine {
             let r = slot.tracker.push(msg.ts, value, &self.grid, &mut |h, a| {
                 add_hour(pending, id, h, &a)
             });
-            for at in slot.tracker.applied.drain(..) {
-                self.marks.push(Mark::Applied(id, at));
+            for a in slot.tracker.applied.drain(..) {
+                self.marks.push(Mark::Applied(id, a));
             }
             for inf in slot.tracker.inferred.drain(..) {
                 self.marks.push(Mark::Inferred(id, inf));
@@ -409,7 +449,7 @@ impl AuditEngine {
         for m in &self.marks {
             match m {
                 Mark::Inferred(id, inf) => Aggregates::put_inferred(&mut batch, *id, inf),
-                Mark::Applied(id, at) => Aggregates::put_applied(&mut batch, *id, *at),
+                Mark::Applied(id, a) => Aggregates::put_applied(&mut batch, *id, a),
                 Mark::Gap(id, g) => {
                     Aggregates::put_gap(&mut batch, *id, g);
                     *new_gaps.entry(*id).or_default() += 1;
@@ -489,18 +529,74 @@ impl AuditEngine {
             period_override,
         };
         let mut report = compute::compute(&self.plan, &req, &mut src)?;
-        // A replacement is recorded when one was recorded for its point within the day before its hour.
+        self.mark_recorded(&mut report);
+        Ok(report)
+    }
+
+    /// Tell the report's replacement events which were recorded (and give them the recorded instant), and
+    /// list the recorded replacements not applied, with the reason in the notes: `recorded` and `applied`
+    /// say what the figures hold, not what the file says.
+    fn mark_recorded(&self, report: &mut Report) {
+        let Some(agg) = self.agg.as_ref() else {
+            return;
+        };
+        let mut applied: HashMap<&str, Vec<Applied>> = HashMap::new();
+        for rec in &self.recorded {
+            if let (false, Some(id)) = (
+                applied.contains_key(rec.point.as_str()),
+                agg.existing_id(&rec.point),
+            ) {
+                applied.insert(&rec.point, agg.applied(id));
+            }
+        }
         for e in &mut report.events.replacements {
             let Some(hour) = plantmeter_common::model::parse_ts_ms(&e.at) else {
                 continue;
             };
-            e.recorded = self.recorded.iter().any(|r| {
-                r.point == e.point
-                    && r.replacement()
-                        .is_some_and(|x| x.at_ms > hour - 86_400_000 && x.at_ms <= hour + 3_600_000)
-            });
+            let hour = self.grid.hour_index(hour);
+            let Some(a) = applied.get(e.point.as_str()).and_then(|v| {
+                v.iter()
+                    .find(|a| self.grid.hour_index(a.event_ts()) == hour)
+            }) else {
+                continue;
+            };
+            e.recorded = true;
+            e.at = format_ts_ms(a.at_ms);
         }
-        Ok(report)
+        for rec in &self.recorded {
+            let Some(at) = rec.replacement().map(|r| r.at_ms) else {
+                continue;
+            };
+            // A point no longer in the config is not the report's.
+            let known = rec
+                .point
+                .split_once('.')
+                .is_some_and(|(m, p)| self.meters.get(m).is_some_and(|x| x.contains_key(p)));
+            if !known {
+                continue;
+            }
+            if applied
+                .get(rec.point.as_str())
+                .is_some_and(|v| v.iter().any(|a| a.at_ms == at))
+            {
+                continue;
+            }
+            let why = self.not_applied.get(&(rec.point.clone(), at)).map_or(
+                "the readings counted so far do not reach across it (it is applied when they do)",
+                String::as_str,
+            );
+            report.events.replacements.push(ReplacementEvent {
+                point: rec.point.clone(),
+                at: format_ts_ms(at),
+                recorded: true,
+                applied: false,
+            });
+            report.method.notes.push(format!(
+                "{}: the replacement recorded at {} is not applied: {why}",
+                rec.point,
+                format_ts_ms(at)
+            ));
+        }
     }
 
     /// The same, as the JSON published retained on `P/audit`. Also written to `data_dir/audit-report.json`
@@ -657,6 +753,75 @@ production = {{ point = "packer.output", unit = "t" }}
                 })
                 .collect(),
         }
+    }
+
+    /// Replacements recorded while the agent holds the store (`replace` cannot check them then): one among
+    /// counted readings where the counter rose is listed as recorded but not applied, with the reason; one
+    /// after the last reading waits (not applied yet), then counts exactly when the readings cross it.
+    #[test]
+    fn replacements_recorded_while_running_are_reported_as_they_are_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = plan(dir.path());
+        let t0 = plantmeter_common::model::parse_ts_ms("2026-01-01T00:00:00+08:00").unwrap();
+        let h = 3_600_000;
+        let db = crate::store::open_db(&dir.path().join("store")).unwrap();
+        let mut e = AuditEngine::open(&db, &plan).unwrap();
+        let mut seq = 0;
+        let mut feed = |e: &mut AuditEngine, i: i64, energy: f64| {
+            seq += 1;
+            e.ingest(&msg(seq, t0 + i * h, "power", &[("energy", Some(energy))]))
+                .unwrap();
+            e.ingest(&msg(
+                seq,
+                t0 + i * h,
+                "packer",
+                &[("output", Some(2.0 * i as f64))],
+            ))
+            .unwrap();
+        };
+        for i in 0..=40 {
+            feed(&mut e, i, 5000.0 + 100.0 * i as f64);
+        }
+        e.flush().unwrap();
+        let write = |recs: &[(i64, f64, f64)]| {
+            let mut text = String::new();
+            for &(at, old_final, new_start) in recs {
+                let r = super::super::replace::Record {
+                    point: "power.energy".into(),
+                    at: format_ts_ms(at),
+                    old_final,
+                    new_start,
+                };
+                text += &serde_json::to_string(&r).unwrap();
+                text.push('\n');
+            }
+            std::fs::write(dir.path().join("store").join("replacements.jsonl"), text).unwrap();
+        };
+        let (among, later) = (t0 + 10 * h, t0 + 40 * h + h / 2);
+        write(&[(among, 6000.0, 0.0), (later, 9050.0, 0.0)]);
+        let now = t0 + 3 * 86_400_000;
+        let r = e.report(now).unwrap();
+        let ev = &r.events.replacements;
+        assert_eq!(ev.len(), 2, "{ev:?}");
+        assert!(ev.iter().all(|x| x.recorded && !x.applied), "{ev:?}");
+        let notes = r.method.notes.join("\n");
+        assert!(notes.contains("did not drop"), "{notes}");
+        assert!(notes.contains("do not reach across it"), "{notes}");
+        // The new meter from 0 after 40 h 30 min: 50 kWh at 41 h, then 100 kWh an hour.
+        for i in 41..=47 {
+            feed(&mut e, i, 50.0 + 100.0 * (i - 41) as f64);
+        }
+        let r = e.report(now).unwrap();
+        let el = r.indicator("electricity").unwrap();
+        assert!(
+            (el.baseline.total.unwrap() - 4_700.0).abs() < 1e-6,
+            "{:?}",
+            el.baseline.total
+        );
+        let applied: Vec<_> = r.events.replacements.iter().filter(|x| x.applied).collect();
+        assert_eq!(applied.len(), 1, "{:?}", r.events.replacements);
+        assert_eq!(applied[0].at, format_ts_ms(later));
+        assert!(applied[0].recorded);
     }
 
     /// Two local days of polls every minute: 100 kWh and 2 t per hour; the engine is dropped and reopened

@@ -1386,8 +1386,8 @@ fn import_batches(
         if let Some(s) = new_state {
             Aggregates::put_state(&mut batch, ids[i], &s);
         }
-        for at in p.tracker.applied.drain(..) {
-            Aggregates::put_applied(&mut batch, ids[i], at);
+        for a in p.tracker.applied.drain(..) {
+            Aggregates::put_applied(&mut batch, ids[i], &a);
         }
         for inf in p.tracker.inferred.drain(..) {
             Aggregates::put_inferred(&mut batch, ids[i], &inf);

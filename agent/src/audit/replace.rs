@@ -8,8 +8,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use plantmeter_common::audit::intervals::{admit_ts, RecordedReplacement};
-use plantmeter_common::model::{format_ts_ms, parse_ts_ms};
+use plantmeter_common::audit::intervals::{admit_ts, Placement, RecordedReplacement};
+use plantmeter_common::model::{format_ts_local, format_ts_ms, parse_ts_in, parse_ts_ms};
 use plantmeter_common::types::PointKind;
 use serde::{Deserialize, Serialize};
 
@@ -26,7 +26,8 @@ pub struct ReplaceArgs {
     /// The counter, `meter.point`.
     #[arg(long)]
     pub point: String,
-    /// When the meter was replaced (RFC 3339).
+    /// When the meter was replaced: RFC 3339, or local `YYYY-MM-DD HH:MM[:SS]` in `[audit] timezone`. A
+    /// reading stamped at this instant is the old meter's.
     #[arg(long)]
     pub at: String,
     /// The old meter's final reading.
@@ -90,6 +91,15 @@ fn bad(msg: String) -> anyhow::Error {
 
 pub fn main(a: ReplaceArgs) -> anyhow::Result<()> {
     let plan = load_plan(&a.config, Needs::Audit)?;
+    // Needs::Audit: the audit is what a replacement is for, and its timezone reads a local --at.
+    let tz = plan
+        .audit
+        .as_ref()
+        .map_or_else(
+            || chrono::FixedOffset::east_opt(8 * 3600),
+            |x| Some(x.timezone),
+        )
+        .ok_or_else(|| anyhow::anyhow!("no timezone"))?;
     let Some((meter, point)) = a.point.split_once('.') else {
         return Err(bad(format!("--point {}: write it meter.point", a.point)));
     };
@@ -110,8 +120,14 @@ pub fn main(a: ReplaceArgs) -> anyhow::Result<()> {
             a.point
         )));
     }
-    let at = parse_ts_ms(&a.at)
-        .ok_or_else(|| bad(format!("--at {}: not an RFC 3339 timestamp", a.at)))?;
+    // The same formats as `import`: a consultant copies the instant from the logbook or the CSV.
+    let at = parse_ts_in(&a.at, tz).ok_or_else(|| {
+        bad(format!(
+            "--at {}: not a time: write RFC 3339 (2026-03-15T08:00:00+08:00) or the plant's local time \
+             YYYY-MM-DD HH:MM[:SS] ([audit] timezone {tz})",
+            a.at
+        ))
+    })?;
     admit_ts(at, plantmeter_common::Clock::wall().now_ms())
         .map_err(|why| bad(format!("--at {}: {why}", a.at)))?;
     for (flag, v) in [("--old-final", a.old_final), ("--new-start", a.new_start)] {
@@ -126,17 +142,44 @@ pub fn main(a: ReplaceArgs) -> anyhow::Result<()> {
         old_final: a.old_final,
         new_start: a.new_start,
     };
+    let local = format_ts_local(at, tz);
     if load(dir)
         .iter()
         .any(|r| r.point == rec.point && r.at == rec.at)
     {
         return Err(bad(format!(
-            "a replacement of {} at {} is already recorded in {}",
+            "a replacement of {} at {local} is already recorded in {}",
             rec.point,
-            rec.at,
             dir.join(FILE).display()
         )));
     }
+    let r = RecordedReplacement {
+        at_ms: at,
+        old_final: a.old_final,
+        new_start: a.new_start,
+    };
+    // Judged against what the store counted, when no running agent holds it: a replacement that cannot be
+    // applied is refused here, not found out in a report.
+    let mut engine = None;
+    let placement = if !dir.join("db").is_file() {
+        // No store yet: nothing counted to contradict it.
+        Some(Placement::Pending)
+    } else {
+        match super::live::open_offline(&plan) {
+            Ok((store, e)) => {
+                let p = e.judge_replacement(&rec.point, &r).map_err(|why| {
+                    bad(format!(
+                        "--at {}: the replacement of {} at {local} cannot be applied: {why}",
+                        a.at, rec.point
+                    ))
+                })?;
+                engine = Some((store, e));
+                Some(p)
+            }
+            Err(e) if matches!(e.downcast_ref(), Some(crate::store::OpenError::Locked(_))) => None,
+            Err(e) => return Err(e),
+        }
+    };
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let path = dir.join(FILE);
     let mut f = std::fs::OpenOptions::new()
@@ -150,12 +193,26 @@ pub fn main(a: ReplaceArgs) -> anyhow::Result<()> {
         .and_then(|()| f.sync_data())
         .with_context(|| format!("cannot write {}", path.display()))?;
     println!(
-        "recorded: {} replaced at {} (old meter's final reading {}, new meter's start reading {}) in {}",
+        "recorded: {} replaced at {local} ({}; old meter's final reading {}, new meter's start reading {}) in {}",
         rec.point,
         rec.at,
         rec.old_final,
         rec.new_start,
         path.display()
     );
+    let state = match placement {
+        None => "the running agent holds the store: it applies the replacement when it next reads the file, \
+                 and names it in its log if it cannot"
+            .to_string(),
+        Some(Placement::Pending) => {
+            "no reading counted yet reaches across it: it is applied when readings do".to_string()
+        }
+        Some(_) => "applied to the readings counted before it".to_string(),
+    };
+    if let Some((_store, mut e)) = engine {
+        // Apply it now, so that the store says what this command said.
+        e.flush()?;
+    }
+    println!("{state}");
     Ok(())
 }

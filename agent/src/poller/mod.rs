@@ -93,6 +93,8 @@ struct Sched {
     split: Option<Vec<ReadRequest>>,
     /// One per request in force (the meter's, or `split`), in order.
     groups: Vec<Group>,
+    /// Per point: its implausible value was named in the log already (once per point, not per poll).
+    named_invalid: Vec<bool>,
     span: tracing::Span,
 }
 
@@ -196,6 +198,7 @@ async fn run_group(
                 interval_ms,
                 split: None,
                 groups: vec![Group::due_at(first); m.requests.len()],
+                named_invalid: vec![false; m.points.len()],
                 span: tracing::info_span!("meter", meter = %m.name, unit = m.unit_id),
             })
         })
@@ -254,7 +257,7 @@ async fn run_group(
             requests,
             &mut s.groups,
             due,
-            &mut values,
+            (&mut values, &mut s.named_invalid),
         )
         .instrument(s.span.clone())
         .await;
@@ -269,7 +272,7 @@ async fn run_group(
                 &split,
                 &mut groups,
                 due,
-                &mut split_values,
+                (&mut split_values, &mut s.named_invalid),
             )
             .instrument(s.span.clone())
             .await;
@@ -308,7 +311,19 @@ async fn run_group(
         let failing = poll
             .err()
             .or_else(|| s.groups.iter().find_map(|g| g.error.clone()));
-        record(&sink, s.global, meter, ts, latency_s, failing.as_ref());
+        let invalid = values
+            .iter()
+            .filter(|(_, q)| *q == Quality::Invalid)
+            .count() as u64;
+        record(
+            &sink,
+            s.global,
+            meter,
+            ts,
+            latency_s,
+            failing.as_ref(),
+            invalid,
+        );
         let now = clock.schedule_ms();
         for g in &mut s.groups {
             if g.next_due_ms <= due {
@@ -324,7 +339,7 @@ fn good_points(values: &[(Option<f64>, Quality)]) -> usize {
 
 /// Poll the requests of `meter` whose group is due at `due`, leaving one (value, quality) per
 /// point in `values` (the points of a group backing off carry its last failure's quality) and
-/// each group's outcome in `groups` (one per request). Returns the first error of the requests
+/// each group's outcome in `groups` (one per request); a point first judged `invalid` is named in the log and marked in `named_invalid`. Returns the first error of the requests
 /// read. After a transport error the remaining requests are not tried (the meter or line does
 /// not answer: don't pile up timeouts) and fail with it.
 async fn poll_meter(
@@ -334,7 +349,7 @@ async fn poll_meter(
     requests: &[ReadRequest],
     groups: &mut [Group],
     due: i64,
-    values: &mut Vec<(Option<f64>, Quality)>,
+    (values, named_invalid): (&mut Vec<(Option<f64>, Quality)>, &mut [bool]),
 ) -> Result<(), ReadError> {
     values.clear();
     values.resize(meter.points.len(), (None, Quality::CommError));
@@ -375,6 +390,7 @@ async fn poll_meter(
             Ok(Reply::Words(w)) => {
                 decode_registers(meter, req, &w, &mut set);
                 group.answered();
+                name_invalid(meter, req, &w, values, named_invalid);
             }
             Ok(Reply::Bits(b)) => {
                 decode_bits(meter, req, &b, &mut set);
@@ -399,6 +415,34 @@ async fn poll_meter(
     match first_err {
         Some(e) => Err(e),
         None => Ok(()),
+    }
+}
+
+/// Name in the log, once per point, a value refused as implausible (quality `invalid`) and why: a wrong
+/// byte order or type in the config shows at once, without a line per poll.
+fn name_invalid(
+    meter: &Meter,
+    req: &ReadRequest,
+    words: &[u16],
+    values: &[(Option<f64>, Quality)],
+    named: &mut [bool],
+) {
+    for &idx in &req.points {
+        let invalid = values.get(idx).is_some_and(|(_, q)| *q == Quality::Invalid);
+        let Some(done) = named.get_mut(idx).filter(|d| invalid && !**d) else {
+            continue;
+        };
+        *done = true;
+        let point = meter.points.get(idx).map_or("?", |p| p.name.as_str());
+        let why = plantmeter_common::codec::why_invalid(meter, req, words, idx)
+            .map_or_else(|| "not a plausible reading".to_string(), |w| w.to_string());
+        tracing::warn!(
+            meter = %meter.name,
+            point,
+            "{}.{point}: value refused, published as invalid: {why} (counted in meter_invalid_values; \
+             not named again)",
+            meter.name
+        );
     }
 }
 
@@ -457,6 +501,7 @@ fn record(
     ts: i64,
     latency_s: f64,
     err: Option<&ReadError>,
+    invalid: u64,
 ) {
     let changed = {
         let mut st = sink.shared.lock();
@@ -465,6 +510,7 @@ fn record(
         };
         let before = m.state;
         m.polls += 1;
+        m.invalid_values += invalid;
         m.last_poll_ms = Some(ts);
         m.last_latency_s = Some(latency_s);
         match err {

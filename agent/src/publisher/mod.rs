@@ -49,6 +49,11 @@ pub const MAX_PACKET: usize = 4 * 1024 * 1024;
 const PUBLISH_OVERHEAD: usize = 9;
 /// Acknowledged records deleted from the store at once.
 const ACK_BATCH: usize = 64;
+/// Replay requests (`P/cmd/replay`) held at once; more are refused with a warning.
+const REPLAY_QUEUE: usize = 16;
+/// Replayed messages submitted per turn, and in flight at most (beside the data window).
+const REPLAY_TURN: usize = 64;
+const REPLAY_INFLIGHT: usize = OTHER_SLOTS / 2;
 /// Durable records read from the store at once, ahead of the window: the window is refilled on
 /// every acknowledgement from this buffer, without a store scan per message.
 const READ_AHEAD: usize = 256;
@@ -196,6 +201,46 @@ struct Publisher {
     /// Records read from the store, not yet submitted (seq, payload), in seq order: the next ones
     /// after the outbox's cursor. Emptied whenever the outbox starts over (connect, disconnect).
     ahead: VecDeque<crate::store::Record>,
+    /// `P/cmd/replay` requests being answered, oldest first.
+    replays: VecDeque<ReplayJob>,
+}
+
+/// One `P/cmd/replay` request: `{"from": N, "to": M}`; `next` is the first seq not yet handled.
+#[derive(Debug)]
+struct ReplayJob {
+    from: u64,
+    to: u64,
+    next: u64,
+    gone: Vec<(u64, u64)>,
+}
+
+/// Read a replay request; None (logged) when it is not one.
+fn replay_request(payload: &[u8]) -> Option<ReplayJob> {
+    #[derive(serde::Deserialize)]
+    struct Req {
+        from: u64,
+        to: u64,
+    }
+    match serde_json::from_slice::<Req>(payload) {
+        Ok(r) if r.from <= r.to => Some(ReplayJob {
+            from: r.from,
+            to: r.to,
+            next: r.from,
+            gone: Vec::new(),
+        }),
+        Ok(r) => {
+            tracing::warn!(
+                from = r.from,
+                to = r.to,
+                "replay request with from after to; ignored"
+            );
+            None
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "replay request is not {{\"from\": N, \"to\": M}}; ignored");
+            None
+        }
+    }
 }
 
 impl Publisher {
@@ -312,6 +357,58 @@ impl Publisher {
                 Err(_) => break, // request channel full: the rest goes next turn
             }
         }
+        self.pump_replays()?;
+        Ok(())
+    }
+
+    /// Re-publish what replay requests ask for, unchanged on their data topics, a turn's worth at
+    /// a time and never crowding out the data window; then the answer on `P/replay` with what the
+    /// store no longer holds.
+    fn pump_replays(&mut self) -> anyhow::Result<()> {
+        let mut budget = REPLAY_TURN;
+        while budget > 0 && self.outbox.pending() < self.outbox.unacked() + REPLAY_INFLIGHT {
+            let Some(job) = self.replays.front_mut() else {
+                return Ok(());
+            };
+            if job.next <= job.to {
+                let r = self.store.replay(job.next, job.to, budget)?;
+                job.gone.extend(r.gone);
+                let mut sent_to = r.next.unwrap_or(job.to.saturating_add(1));
+                for rec in r.records {
+                    let topic = format!("{}{}", self.data_prefix, rec.meter().unwrap_or("unknown"));
+                    if !self.send_other(topic, rec.payload.to_vec(), false) {
+                        // The client's queue is full: this record and the rest next turn (a
+                        // gone range found past it is found again then).
+                        sent_to = rec.seq;
+                        break;
+                    }
+                    budget -= 1;
+                }
+                let Some(job) = self.replays.front_mut() else {
+                    return Ok(());
+                };
+                if sent_to < job.to.saturating_add(1) {
+                    job.gone.retain(|&(a, _)| a < sent_to);
+                }
+                job.next = sent_to;
+                if job.next <= job.to {
+                    if budget > 0 {
+                        // Cut by the queue: wait for room.
+                        return Ok(());
+                    }
+                    continue;
+                }
+            }
+            let Some(job) = self.replays.front() else {
+                return Ok(());
+            };
+            let answer = serde_json::json!({"from": job.from, "to": job.to, "gone": job.gone});
+            let topic = format!("{}/replay", self.plan.mqtt.topic_prefix);
+            if !self.send_other(topic, answer.to_string().into_bytes(), false) {
+                return Ok(());
+            }
+            self.replays.pop_front();
+        }
         Ok(())
     }
 
@@ -342,6 +439,11 @@ impl Publisher {
             st.mqtt_connected = true;
             st.meters.len()
         };
+        // Replay requests (the broker keeps the subscription in the session; asked again anyway).
+        let cmd = format!("{}/cmd/replay", self.plan.mqtt.topic_prefix);
+        if let Err(e) = self.client.try_subscribe(cmd, QoS::AtLeastOnce) {
+            tracing::warn!(error = %e, "cannot subscribe to replay requests");
+        }
         // Retained health may have been lost with a broker restart: publish every known state.
         self.health_dirty.extend(0..n);
         self.alarms_dirty.extend(self.alarms.keys().cloned());
@@ -401,7 +503,9 @@ pub async fn run(mut inputs: Inputs) -> anyhow::Result<()> {
         stop: Stop::Shutdown,
         draining: false,
         ahead: VecDeque::new(),
+        replays: VecDeque::new(),
     };
+    let replay_topic = format!("{}/cmd/replay", p.plan.mqtt.topic_prefix);
     eventloop.set_network_options(network_options());
     let mut audit = inputs.audit.clone().lock_owned().await;
     let mut reconnect_delay = RECONNECT_MIN;
@@ -493,6 +597,14 @@ pub async fn run(mut inputs: Inputs) -> anyhow::Result<()> {
                     reset_eventloop(&mut eventloop);
                     p.outbox.on_disconnected();
                     p.ahead.clear();
+                }
+            }
+            Ok(Event::Incoming(Incoming::Publish(msg))) if msg.topic == replay_topic => {
+                if p.replays.len() >= REPLAY_QUEUE {
+                    tracing::warn!("{REPLAY_QUEUE} replay requests pending; this one is ignored (asked again later)");
+                } else if let Some(job) = replay_request(&msg.payload) {
+                    tracing::info!(from = job.from, to = job.to, "replay requested");
+                    p.replays.push_back(job);
                 }
             }
             Ok(Event::Outgoing(Outgoing::Disconnect)) if p.stopping => return p.finish(),

@@ -16,6 +16,11 @@
 //! has persisted every record of it ([`Store::set_audit_gate`]): until then it stays, acknowledged
 //! (not sent again, not in the backlog, but in the bytes counted against `store_max_mb`).
 //!
+//! Delivered blocks are kept besides, up to `[gateway] retain_delivered_mb` ([`Store::set_retain_mb`]),
+//! for `P/cmd/replay` ([`Store::replay`]): a subscriber that lost messages (a broker restart ate a
+//! shared subscription's queue) asks for them again. They are the oldest blocks, so a full store
+//! evicts them first; past their own bound the oldest go.
+//!
 //! Memory: sled by default keeps a 1 GiB page cache that fills up to the data size, plus a
 //! background flusher thread. See [`open_db`] for what is changed and why.
 
@@ -479,6 +484,9 @@ struct WriterState {
     /// Every stored record below this seq was delivered (as last written to the store): where the
     /// next look for the oldest block not delivered entirely starts.
     acked_below: u64,
+    /// Delivered blocks kept for replays: their bytes, and the bound.
+    retained: u64,
+    retain_bytes: u64,
 }
 
 /// The acknowledged records of a block (a bit per record).
@@ -487,6 +495,8 @@ struct Partial {
     bytes: u64,
     acked: Vec<u64>,
     n_acked: u64,
+    /// Delivered entirely and kept only for replays (counted in `WriterState::retained`).
+    retained: bool,
 }
 
 impl Partial {
@@ -496,6 +506,7 @@ impl Partial {
             bytes,
             acked: vec![0; count.div_ceil(64) as usize],
             n_acked: 0,
+            retained: false,
         }
     }
 
@@ -602,6 +613,16 @@ impl Record {
             meter,
         }
     }
+}
+
+/// What [`Store::replay`] found.
+#[derive(Debug, Default)]
+pub struct Replay {
+    pub records: Vec<Record>,
+    /// Seq ranges (inclusive) of the span asked that the store no longer holds.
+    pub gone: Vec<(u64, u64)>,
+    /// The span was cut by the limit: the rest starts here.
+    pub next: Option<u64>,
 }
 
 /// The outcome of one append.
@@ -779,6 +800,8 @@ impl Store {
                 audit_gate: None,
                 uplink_gate: None,
                 acked_below: 0,
+                retained: 0,
+                retain_bytes: 0,
             }),
             durable_next: AtomicU64::new(next_seq),
             backlog: AtomicU64::new(found.backlog.saturating_sub(acked)),
@@ -810,6 +833,8 @@ impl Store {
                 audit_gate: None,
                 uplink_gate: None,
                 acked_below: 0,
+                retained: 0,
+                retain_bytes: 0,
             }),
             durable_next: AtomicU64::new(next_seq),
             backlog: AtomicU64::new(0),
@@ -1073,7 +1098,14 @@ impl Store {
                 batch.remove(k);
                 freed += b.bytes();
                 // Records already acknowledged were delivered: not lost.
-                let acked = w.partial.remove(&b.first).map_or(0, |p| p.n_acked);
+                let acked = match w.partial.remove(&b.first) {
+                    Some(p) if p.retained => {
+                        w.retained = w.retained.saturating_sub(p.bytes);
+                        p.n_acked
+                    }
+                    Some(p) => p.n_acked,
+                    None => 0,
+                };
                 evicted += b.count() - acked;
                 if let Some(gate) = w.audit_gate {
                     unaudited += b.end().saturating_sub(b.first.max(gate));
@@ -1274,15 +1306,14 @@ impl Store {
             if p.n_acked >= p.count && !audited {
                 kept = true;
             }
-            if p.n_acked >= p.count && audited {
-                freed += p.bytes;
-                w.partial.remove(&first);
-                // A plain remove (no batch: see `append_with`); a block that comes back after a
-                // crash is sent again.
-                hd.tree.remove(seq_key(first))?;
-                current = None;
+            if p.n_acked >= p.count && audited && !p.retained {
+                // Delivered: kept for replays (trimmed below to its bound).
+                p.retained = true;
+                w.retained += p.bytes;
+                kept |= w.retain_bytes > 0;
             }
         }
+        freed += self.trim_retained(w, hd)?;
         if kept {
             // Remembered on disk, so that after a crash these blocks are not sent again: every
             // record below the oldest stored block not delivered entirely was delivered.
@@ -1342,13 +1373,15 @@ impl Store {
     /// Delete the acknowledged blocks that no reader keeps any longer.
     fn release_kept(&self, mut w: std::sync::MutexGuard<'_, WriterState>) {
         let gate = w.keep_gate();
-        let done: Vec<(u64, u64)> = w
-            .partial
-            .range(..gate.unwrap_or(u64::MAX))
-            .filter(|(&first, p)| p.n_acked >= p.count && gate.is_none_or(|g| first + p.count <= g))
-            .map(|(&first, p)| (first, p.bytes))
-            .collect();
-        if done.is_empty() {
+        let mut added = 0;
+        for (&first, p) in w.partial.range_mut(..gate.unwrap_or(u64::MAX)) {
+            if p.n_acked >= p.count && !p.retained && gate.is_none_or(|g| first + p.count <= g) {
+                p.retained = true;
+                added += p.bytes;
+            }
+        }
+        w.retained += added;
+        if w.retained <= w.retain_bytes {
             return;
         }
         let Ok(hd) = self.h() else {
@@ -1356,21 +1389,83 @@ impl Store {
             // come back (sent again) after a reopen scan drops them from memory.
             return;
         };
-        let mut freed = 0u64;
-        for (first, bytes) in done {
-            if let Err(e) = hd.tree.remove(seq_key(first)) {
+        let freed = match self.trim_retained(&mut w, &hd) {
+            Ok(f) => f,
+            Err(e) => {
                 tracing::debug!(error = %format!("{e:#}"), "cannot delete acknowledged records");
                 drop(hd);
                 self.fail_locked(&mut w);
-                break;
+                0
             }
-            w.partial.remove(&first);
-            freed += bytes;
-        }
+        };
         self.bytes.fetch_sub(
             freed.min(self.bytes.load(Ordering::Acquire)),
             Ordering::AcqRel,
         );
+    }
+
+    /// Delete the oldest delivered blocks kept for replays until they fit their bound; returns the
+    /// bytes freed. A plain remove (no batch: see `append_with`); a block that comes back after a
+    /// crash is below `acked_below`, so delivered, not sent again.
+    fn trim_retained(&self, w: &mut WriterState, hd: &Handle) -> anyhow::Result<u64> {
+        let mut freed = 0;
+        while w.retained > w.retain_bytes {
+            let Some((first, bytes)) = w
+                .partial
+                .iter()
+                .find(|(_, p)| p.retained)
+                .map(|(&f, p)| (f, p.bytes))
+            else {
+                w.retained = 0;
+                break;
+            };
+            hd.tree.remove(seq_key(first))?;
+            w.partial.remove(&first);
+            w.retained = w.retained.saturating_sub(bytes);
+            freed += bytes;
+        }
+        Ok(freed)
+    }
+
+    /// Apply `[gateway] retain_delivered_mb`: delivered records kept for replays, within the
+    /// live budget as `store_max_mb` is. A smaller bound deletes the oldest now.
+    pub fn set_retain_mb(&self, mb: u64) {
+        let mut w = self.lock();
+        w.retain_bytes = if mb == 0 { 0 } else { live_budget(mb) };
+        self.release_kept(w);
+    }
+
+    /// `P/cmd/replay`: up to `limit` stored records with seq in `from..=to`, delivered or not,
+    /// oldest first; the ranges of that span this store no longer holds (evicted, trimmed, never
+    /// durable here); and where to go on when `limit` cut the span short. Seqs not yet given
+    /// (at or past the durable end) are neither held nor gone.
+    pub fn replay(&self, from: u64, to: u64, limit: usize) -> anyhow::Result<Replay> {
+        let end = to.saturating_add(1).min(self.durable_next());
+        let mut records = self.read_range(from, end, limit, false)?;
+        // Whole blocks are read: the records of the last one past `to` are not asked for.
+        let cut = records.len() >= limit && limit > 0;
+        records.retain(|r| r.seq < end);
+        let full = cut && records.len() >= limit;
+        let covered_end = match records.last() {
+            Some(r) if full => r.seq + 1,
+            _ => end,
+        };
+        let mut gone = Vec::new();
+        let mut next = from;
+        for r in &records {
+            if r.seq > next {
+                gone.push((next, r.seq - 1));
+            }
+            next = r.seq + 1;
+        }
+        if covered_end > next {
+            gone.push((next, covered_end - 1));
+        }
+        Ok(Replay {
+            records,
+            gone,
+            next: (full && covered_end <= to).then_some(covered_end),
+        })
     }
 
     /// Records evicted (store full) before the live audit had persisted them, since start.
@@ -1701,6 +1796,59 @@ mod tests {
         assert_eq!((s.backlog(), s.stats().backlog_bytes), (0, 0));
         assert!(seq_keys(&s).is_empty(), "deleted once all acknowledged");
         assert!(s.read_from(0, 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn delivered_records_are_kept_for_replays_within_their_bound_and_gaps_are_reported_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let s = Store::open_or_recover(&path, 16).unwrap();
+        // Each round one block of 10 records of ~200 bytes; keep ~3 rounds.
+        let round_bytes = {
+            let mut r: Vec<DataMessage> = (0..10).map(|i| msg(&format!("m{i}"))).collect();
+            s.append(&mut r).unwrap();
+            s.stats().backlog_bytes
+        };
+        s.set_retain_mb(1);
+        let budget = live_budget(1);
+        s.lock().retain_bytes = 3 * round_bytes + round_bytes / 2;
+        assert!(budget > 0);
+        for _ in 1..10 {
+            let mut r: Vec<DataMessage> = (0..10).map(|i| msg(&format!("m{i}"))).collect();
+            s.append(&mut r).unwrap();
+        }
+        s.flush().unwrap();
+        // Delivered: not sent again, not in the backlog, but held for a replay.
+        s.remove_acked(&(1..=100).collect::<Vec<_>>()).unwrap();
+        assert_eq!(s.backlog(), 0);
+        assert!(s.read_from(0, 1000).unwrap().is_empty());
+        assert_eq!(
+            seq_keys(&s),
+            vec![71, 81, 91],
+            "the newest three rounds kept"
+        );
+        let r = s.replay(60, 95, 1000).unwrap();
+        let seqs: Vec<u64> = r.records.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, (71..=95).collect::<Vec<_>>());
+        assert_eq!(r.gone, vec![(60, 70)]);
+        assert_eq!(r.next, None);
+        // The payload is the message as first published.
+        let m: DataMessage = serde_json::from_slice(&r.records[0].payload).unwrap();
+        assert_eq!(m.seq, 71);
+        // A limit cuts the span: the rest starts after the last record given.
+        let r = s.replay(85, 200, 5).unwrap();
+        assert_eq!(
+            r.records.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            vec![85, 86, 87, 88, 89]
+        );
+        assert_eq!((r.gone.clone(), r.next), (vec![], Some(90)));
+        // Seqs not given yet are neither held nor gone.
+        let r = s.replay(99, 500, 1000).unwrap();
+        assert_eq!((r.records.len(), r.gone.clone(), r.next), (2, vec![], None));
+        // No retention: delivered blocks go at once.
+        s.set_retain_mb(0);
+        assert!(seq_keys(&s).is_empty());
+        assert_eq!(s.replay(1, 100, 1000).unwrap().gone, vec![(1, 100)]);
     }
 
     #[test]

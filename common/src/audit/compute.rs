@@ -265,6 +265,7 @@ pub fn compute(
                         point: r.qualified(),
                         at: format_ts_ms(grid.hour_start(h_start + i as i64)),
                         recorded: false,
+                        applied: true,
                     });
                 }
                 apportioned += u64::from(a.apportioned_ms > 0);

@@ -10,6 +10,11 @@
 //!   old sequence (see [`is_glitch`]), the low reading was a **glitch** (a bad value the meter flagged good): it
 //!   is discarded and counted as such, and the consumption runs from the reading before it. Otherwise the drop
 //!   is the rollover or replacement it looked like. The held reading is part of the persisted state.
+//! - A **recorded replacement** (`plantmeter replace`) at instant T is exact: the reading stamped at T is the
+//!   old meter's, consumption = (final - previous) + (next - start). Recorded before the readings it is
+//!   applied when they cross it; recorded after, it corrects the replacement inferred from the drop hour by
+//!   hour ([`Tracker::record`]), so that either order gives the same figures; where the readings show no
+//!   such drop it is refused ([`place`]).
 //! - Every interval's consumption is spread linearly over its time into local hours. An interval longer than
 //!   the gap threshold, or following a non-good reading, is a **gap**: its consumption is still counted
 //!   (apportioned and flagged) but its time is not covered, so it lowers data completeness.
@@ -182,6 +187,13 @@ pub enum Pushed {
 }
 
 /// A meter replacement recorded by hand (`plantmeter replace`): exact, unlike an inferred one.
+///
+/// It is a **discontinuity** of the counter at `at_ms` (DOMAIN.md "Counter drops"): a reading stamped exactly
+/// at `at_ms` is still the old meter's (its final reading, or one before it), every reading after `at_ms` is
+/// the new meter's. Its interval is therefore the one from the last reading at or before `at_ms` to the
+/// first reading after it ([`RecordedReplacement::brackets`]). Anything that restarts a counter's sequence
+/// at a known instant with a known offset (a multiplier change, a register reset by hand) can be expressed
+/// as one: what the old sequence counted up to `at_ms`, and where the new one starts.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RecordedReplacement {
     /// UTC ms of the replacement.
@@ -200,6 +212,179 @@ impl RecordedReplacement {
             (cur - self.new_start).max(0.0),
         )
     }
+
+    /// True when this replacement lies in the interval from a reading at `prev_ts` to the next at `next_ts`:
+    /// `prev_ts <= at < next_ts` (the reading at the instant itself is the old meter's).
+    pub fn brackets(&self, prev_ts: i64, next_ts: i64) -> bool {
+        prev_ts <= self.at_ms && self.at_ms < next_ts
+    }
+
+    /// The hourly contributions of the interval from `prev` at `prev_ts` (old meter) to `cur` at `next_ts`
+    /// (new meter) across this replacement: (final - previous) spread over `[prev_ts, at)` (into the hour
+    /// of `at` when the reading is at the instant itself), (current - start) over `[at, next_ts)`. Returns
+    /// true when a piece was longer than [`MAX_SPREAD_MS`] (recorded whole in its last hour).
+    pub fn spread_exact(
+        &self,
+        (prev_ts, prev): (i64, f64),
+        (next_ts, cur): (i64, f64),
+        gap: bool,
+        grid: &HourGrid,
+        out: &mut impl FnMut(i64, HourAgg),
+    ) -> bool {
+        let (before, after) = self.consumption(prev, cur);
+        let at = self.at_ms.clamp(prev_ts, next_ts.saturating_sub(1));
+        let mut long = false;
+        if at > prev_ts {
+            long |= spread(grid, prev_ts, at, before, gap, out);
+        } else {
+            out(grid.hour_index(at), piece(before, 0, gap));
+        }
+        long | spread(grid, at, next_ts, after, gap, out)
+    }
+
+    /// What the old meter's final reading and the new meter's start reading contradict: the old meter's
+    /// reading `prev` at or before the instant above its final one, or the new meter's `cur` after it below
+    /// its start (beyond float jitter). None when they agree.
+    pub fn contradiction(&self, prev: Option<f64>, cur: Option<f64>) -> Option<Contradiction> {
+        let tol = |v: f64| JITTER_FRACTION * v.abs();
+        if let Some(p) = prev.filter(|p| self.old_final < p - tol(*p)) {
+            return Some(Contradiction::OldFinalBelow(p));
+        }
+        cur.filter(|c| self.new_start > c + tol(*c))
+            .map(Contradiction::NewStartAbove)
+    }
+}
+
+/// A recorded replacement that disagrees with the readings around it.
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+pub enum Contradiction {
+    /// The old meter read more than its final reading.
+    #[error("the old meter read {0} at or before that instant, more than the final reading given")]
+    OldFinalBelow(f64),
+    /// The new meter read less than its start reading.
+    #[error("the new meter's first reading after that instant is {0}, less than the start reading given")]
+    NewStartAbove(f64),
+}
+
+/// Where a recorded replacement falls among what a point's readings have counted so far
+/// ([`place`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Placement {
+    /// No counted reading after it yet (or none before it): applied when the readings cross it.
+    Pending,
+    /// Between the last counted reading and a held drop: applied now ([`Tracker::settle`]).
+    Settles,
+    /// Inside readings already counted, where this replacement was inferred from the drop: corrected by
+    /// [`InferredReplacement::correction_hours`].
+    Corrects(InferredReplacement),
+}
+
+/// Why a recorded replacement cannot be applied.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Inapplicable {
+    /// It falls among readings counted before, where the counter did not drop.
+    #[error(
+        "it falls among readings counted before ({first} to {last}) where the counter did not drop deep \
+         enough to be taken as a replacement{near}; check --at, or record the replacement before importing \
+         those readings"
+    )]
+    NoDrop {
+        first: String,
+        last: String,
+        /// The inferred replacements of the point, as a hint (", it dropped between ... and ...").
+        near: String,
+    },
+    /// The readings around it contradict it.
+    #[error("{0}")]
+    Contradicts(Contradiction),
+    /// Another recorded replacement is counted between the same two readings.
+    #[error("the replacement recorded at {0} is counted between the same two readings already")]
+    Taken(String),
+}
+
+/// Where the replacement `r` falls for a point whose readings span `first_ts` to `last` (the last counted
+/// reading and any held drop), with the replacements inferred from its drops and the recorded ones counted
+/// (`taken`): pending, settling a held drop, correcting an inferred replacement, or inapplicable (counted
+/// without a drop there, another replacement counted there, or contradicted by the readings around it).
+pub fn place(
+    r: &RecordedReplacement,
+    first_ts: i64,
+    last: &LastReading,
+    inferred: &[InferredReplacement],
+    taken: &[Applied],
+) -> Result<Placement, Inapplicable> {
+    let contradicted = |prev, cur| match r.contradiction(prev, cur) {
+        Some(c) => Err(Inapplicable::Contradicts(c)),
+        None => Ok(()),
+    };
+    if r.at_ms >= last.ts_ms {
+        return match last.held {
+            Some(h) if r.at_ms < h.ts_ms => {
+                contradicted(Some(last.value), Some(h.value))?;
+                Ok(Placement::Settles)
+            }
+            Some(_) => Ok(Placement::Pending),
+            None => {
+                contradicted(Some(last.value), None)?;
+                Ok(Placement::Pending)
+            }
+        };
+    }
+    if r.at_ms < first_ts {
+        // Before every reading: readings imported before it later will cross it.
+        return Ok(Placement::Pending);
+    }
+    if let Some(a) = taken
+        .iter()
+        .find(|a| a.at_ms != r.at_ms && r.brackets(a.prev_ts, a.next_ts))
+    {
+        return Err(Inapplicable::Taken(crate::model::format_ts_ms(a.at_ms)));
+    }
+    if let Some(x) = inferred.iter().find(|x| r.brackets(x.prev_ts, x.ts)) {
+        contradicted(Some(x.prev), Some(x.cur))?;
+        return Ok(Placement::Corrects(*x));
+    }
+    let near: Vec<String> = inferred
+        .iter()
+        .take(5)
+        .map(|x| {
+            format!(
+                "{} to {}",
+                crate::model::format_ts_ms(x.prev_ts),
+                crate::model::format_ts_ms(x.ts)
+            )
+        })
+        .collect();
+    Err(Inapplicable::NoDrop {
+        first: crate::model::format_ts_ms(first_ts),
+        last: crate::model::format_ts_ms(last.ts_ms),
+        near: if near.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (it dropped like a replacement between {})",
+                near.join(", ")
+            )
+        },
+    })
+}
+
+/// A recorded replacement the readings crossed: its instant and the readings around it, so that the report
+/// can tell which replacement event it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    pub at_ms: i64,
+    /// The last reading at or before it and the first after it (UTC ms).
+    pub prev_ts: i64,
+    pub next_ts: i64,
+}
+
+impl Applied {
+    /// The instant whose hour carries the replacement event: the first reading after it (as for an inferred
+    /// replacement, where the drop is seen).
+    pub fn event_ts(&self) -> i64 {
+        self.next_ts - 1
+    }
 }
 
 /// A replacement inferred from a deep drop: the readings around it, so that a replacement recorded later
@@ -213,11 +398,46 @@ pub struct InferredReplacement {
 }
 
 impl InferredReplacement {
-    /// What to add to the hour of `r` so that the interval counts exactly: the exact consumption minus what
-    /// the inference counted (the new meter from zero).
+    /// What to add in total so that the interval counts exactly: the exact consumption minus what the
+    /// inference counted (the new meter from zero).
     pub fn correction(&self, r: &RecordedReplacement) -> f64 {
         let (a, b) = r.consumption(self.prev, self.cur);
         a + b - self.cur.max(0.0)
+    }
+
+    /// The same per hour: what the inference spread is taken back and the exact pieces spread as the engine
+    /// would have spread them had `r` been recorded first, so that hours and days come out the same in
+    /// either order. Only sums: the interval's covered or apportioned time is the same either way.
+    pub fn correction_hours(
+        &self,
+        r: &RecordedReplacement,
+        grid: &HourGrid,
+        out: &mut impl FnMut(i64, HourAgg),
+    ) {
+        let mut sum_only = |h: i64, a: HourAgg, sign: f64| {
+            out(
+                h,
+                HourAgg {
+                    sum: sign * a.sum,
+                    ..HourAgg::default()
+                },
+            )
+        };
+        spread(
+            grid,
+            self.prev_ts,
+            self.ts,
+            self.cur.max(0.0),
+            false,
+            &mut |h, a| sum_only(h, a, -1.0),
+        );
+        r.spread_exact(
+            (self.prev_ts, self.prev),
+            (self.ts, self.cur),
+            false,
+            grid,
+            &mut |h, a| sum_only(h, a, 1.0),
+        );
     }
 }
 
@@ -264,8 +484,8 @@ pub struct Tracker {
     pub unapportioned: u64,
     /// Replacements recorded by hand not yet reached by the readings, sorted by time.
     pub recorded: Vec<RecordedReplacement>,
-    /// Recorded replacements the readings crossed (their `at_ms`), for the caller to persist and drain.
-    pub applied: Vec<i64>,
+    /// Recorded replacements the readings crossed, for the caller to persist and drain.
+    pub applied: Vec<Applied>,
     /// Replacements inferred from a drop since the caller last drained this.
     pub inferred: Vec<InferredReplacement>,
     /// Gaps counted since the caller last drained this (see [`Gap`]).
@@ -327,35 +547,17 @@ impl Tracker {
         // A recorded replacement between the last counted reading and the next one decides exactly:
         // (final - previous) before it, (next - start) after it.
         if self.kind == PointKind::Counter {
+            let (held, broken) = (last.held.is_some(), last.broken);
+            // A held drop's own interval is a gap by its own flag (as [`Tracker::commit_held`] counts it).
             let (next_ts, next_v, next_gap) = match last.held {
-                Some(h) => (h.ts_ms, h.value, gap || h.gap),
+                Some(h) => (h.ts_ms, h.value, h.gap),
                 None => (ts_ms, v, gap),
             };
-            if let Some(i) = self
-                .recorded
-                .iter()
-                .position(|r| r.at_ms > t0 && r.at_ms <= next_ts)
-            {
-                let r = self.recorded.remove(i);
-                let (before, after) = r.consumption(prev, next_v);
-                let mut long = spread(grid, t0, r.at_ms.max(t0 + 1), before, next_gap, out);
-                if next_ts > r.at_ms {
-                    long |= spread(grid, r.at_ms, next_ts, after, next_gap, out);
-                } else {
-                    out(grid.hour_index(next_ts - 1), piece(after, 0, next_gap));
-                }
-                self.unapportioned += u64::from(long);
-                out(
-                    grid.hour_index(r.at_ms - 1),
-                    HourAgg {
-                        replacements: 1,
-                        ..HourAgg::default()
-                    },
-                );
-                self.applied.push(r.at_ms);
-                let held = last.held.is_some();
-                *last = LastReading::new(next_ts, next_v);
+            if self.apply_recorded(next_ts, next_v, next_gap, grid, out) {
                 if held {
+                    if let Some(l) = self.last.as_mut() {
+                        l.broken = broken;
+                    }
                     return self.push(ts_ms, Some(v), grid, out);
                 }
                 return Pushed::Interval {
@@ -364,6 +566,10 @@ impl Tracker {
                 };
             }
         }
+        // Borrowed again after `apply_recorded` (which did not apply): the reading is still there.
+        let Some(last) = self.last.as_mut() else {
+            return Pushed::Stale;
+        };
         match self.kind {
             PointKind::Counter => match last.held {
                 None => {
@@ -443,6 +649,104 @@ impl Tracker {
                 }
             }
         }
+    }
+
+    /// Take in a replacement recorded by hand, whenever it is recorded: one the readings have not crossed
+    /// yet waits for them (or settles a held drop now); one among readings counted before corrects the
+    /// replacement inferred there, hour by hour, so that the figures are those of recording it first.
+    /// `first_ts` is the point's first counted reading, `inferred` the replacements inferred from its drops
+    /// (the caller keeps them). Applied replacements go to `applied` for the caller to persist.
+    pub fn record(
+        &mut self,
+        r: RecordedReplacement,
+        first_ts: i64,
+        (inferred, taken): (&[InferredReplacement], &[Applied]),
+        grid: &HourGrid,
+        out: &mut impl FnMut(i64, HourAgg),
+    ) -> Result<Placement, Inapplicable> {
+        let placement = match (self.kind, self.last) {
+            (PointKind::Counter, Some(last)) => place(&r, first_ts, &last, inferred, taken)?,
+            _ => Placement::Pending,
+        };
+        match placement {
+            Placement::Pending | Placement::Settles => {
+                if !self.recorded.contains(&r) {
+                    self.recorded.push(r);
+                    self.recorded.sort_by_key(|x| x.at_ms);
+                }
+                if placement == Placement::Settles {
+                    self.settle(grid, out);
+                }
+            }
+            Placement::Corrects(x) => {
+                x.correction_hours(&r, grid, out);
+                self.applied.push(Applied {
+                    at_ms: r.at_ms,
+                    prev_ts: x.prev_ts,
+                    next_ts: x.ts,
+                });
+            }
+        }
+        Ok(placement)
+    }
+
+    /// Count the interval from the last reading to the reading `next_v` at `next_ts` exactly across the
+    /// recorded replacement it brackets, if any; the reading becomes the last one. True when one was applied.
+    fn apply_recorded(
+        &mut self,
+        next_ts: i64,
+        next_v: f64,
+        gap: bool,
+        grid: &HourGrid,
+        out: &mut impl FnMut(i64, HourAgg),
+    ) -> bool {
+        let Some(last) = self.last.as_mut() else {
+            return false;
+        };
+        let (t0, prev) = (last.ts_ms, last.value);
+        let Some(i) = self.recorded.iter().position(|r| r.brackets(t0, next_ts)) else {
+            return false;
+        };
+        let r = self.recorded.remove(i);
+        let long = r.spread_exact((t0, prev), (next_ts, next_v), gap, grid, out);
+        self.unapportioned += u64::from(long);
+        out(
+            grid.hour_index(next_ts - 1),
+            HourAgg {
+                replacements: 1,
+                ..HourAgg::default()
+            },
+        );
+        self.applied.push(Applied {
+            at_ms: r.at_ms,
+            prev_ts: t0,
+            next_ts,
+        });
+        *last = LastReading::new(next_ts, next_v);
+        true
+    }
+
+    /// Apply now a recorded replacement that lies between the last counted reading and a held drop (a
+    /// replacement recorded after the readings up to the drop were counted): the drop is the replacement,
+    /// and needs no further reading to be decided. True when one was applied.
+    pub fn settle(&mut self, grid: &HourGrid, out: &mut impl FnMut(i64, HourAgg)) -> bool {
+        let Some(l) = self.last else {
+            return false;
+        };
+        let Some(h) = l.held else {
+            return false;
+        };
+        if self.kind != PointKind::Counter {
+            return false;
+        }
+        let applied = self.apply_recorded(h.ts_ms, h.value, h.gap, grid, out);
+        if applied {
+            if let Some(last) = self.last.as_mut() {
+                // A bad reading after the held one still breaks the next interval.
+                last.broken = l.broken;
+            }
+        }
+        applied
     }
 
     /// Decide a held counter drop now, as the rollover or replacement it looks like (used where no further
@@ -872,7 +1176,14 @@ mod tests {
         let m = run(&mut t, &readings);
         assert!((total(&m) - 320.0).abs() < 1e-9, "{}", total(&m));
         assert_eq!(m.values().map(|a| a.replacements).sum::<u16>(), 1);
-        assert_eq!(t.applied, [r.at_ms]);
+        assert_eq!(
+            t.applied,
+            [Applied {
+                at_ms: r.at_ms,
+                prev_ts: ts(1),
+                next_ts: ts(2)
+            }]
+        );
         assert!(t.inferred.is_empty());
         // Recorded after the fact: the inferred replacement's correction makes up the difference.
         let mut t = Tracker::new(PointKind::Counter, None, 3_600_000);
@@ -881,6 +1192,118 @@ mod tests {
         let inferred = t.inferred[0];
         assert_eq!((inferred.prev, inferred.cur), (9950.0, 40.0));
         assert!((total(&m) + inferred.correction(&r) - 320.0).abs() < 1e-9);
+    }
+
+    /// Readings counted with `r` recorded first, and recorded after them (through [`Tracker::record`]).
+    fn both_orders(
+        readings: &[(i64, Option<f64>)],
+        r: RecordedReplacement,
+    ) -> (BTreeMap<i64, HourAgg>, BTreeMap<i64, HourAgg>) {
+        let g = HourGrid::new(chrono::FixedOffset::east_opt(8 * 3600).unwrap());
+        let mut first = Tracker::new(PointKind::Counter, None, 2 * 86_400_000);
+        first
+            .record(r, i64::MIN, (&[], &[]), &g, &mut |_, _| {})
+            .unwrap();
+        let mut a: BTreeMap<i64, HourAgg> = BTreeMap::new();
+        for &(ts, v) in readings {
+            first.push(ts, v, &g, &mut |h, x| a.entry(h).or_default().merge(&x));
+        }
+        let mut after = Tracker::new(PointKind::Counter, None, 2 * 86_400_000);
+        let mut b: BTreeMap<i64, HourAgg> = BTreeMap::new();
+        for &(ts, v) in readings {
+            after.push(ts, v, &g, &mut |h, x| b.entry(h).or_default().merge(&x));
+        }
+        let inferred = after.inferred.clone();
+        after
+            .record(r, readings[0].0, (&inferred, &[]), &g, &mut |h, x| {
+                b.entry(h).or_default().merge(&x)
+            })
+            .unwrap();
+        (a, b)
+    }
+
+    fn total(m: &BTreeMap<i64, HourAgg>) -> f64 {
+        m.values().map(|a| a.sum).sum()
+    }
+
+    /// DOMAIN.md example 15: daily readings at 08:00, 1 000, 1 100, 1 200, then 90 and 200 on a new meter
+    /// recorded as replaced at the third reading's instant (old final 1 200, new start 0): 400 in either
+    /// order, and the same hours; at 09:00 the same.
+    #[test]
+    fn domain_example_15_replacement_at_a_reading() {
+        let day = 86_400_000;
+        let t0 = crate::model::parse_ts_ms("2026-03-13T08:00:00+08:00").unwrap();
+        let readings: Vec<(i64, Option<f64>)> = [1000.0, 1100.0, 1200.0, 90.0, 200.0]
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| (t0 + i as i64 * day, Some(v)))
+            .collect();
+        for at in [t0 + 2 * day, t0 + 2 * day + 3_600_000] {
+            let r = RecordedReplacement {
+                at_ms: at,
+                old_final: 1200.0,
+                new_start: 0.0,
+            };
+            let (first, after) = both_orders(&readings, r);
+            assert!((total(&first) - 400.0).abs() < 1e-9, "{}", total(&first));
+            assert!((total(&after) - 400.0).abs() < 1e-9, "{}", total(&after));
+            for (h, a) in &first {
+                let b = after.get(h).copied().unwrap_or_default();
+                assert!((a.sum - b.sum).abs() < 1e-9, "hour {h}: {a:?} {b:?}");
+                assert_eq!(
+                    (a.covered_ms, a.replacements),
+                    (b.covered_ms, b.replacements)
+                );
+            }
+            assert_eq!(first.values().map(|a| a.replacements).sum::<u16>(), 1);
+        }
+    }
+
+    /// A replacement recorded after the readings up to a held drop were counted settles the drop at once;
+    /// one among counted readings without a drop, or contradicted by them, is refused with the reason.
+    #[test]
+    fn a_late_record_settles_a_held_drop_or_is_refused() {
+        let g = HourGrid::utc();
+        let h = HOUR_MS;
+        let mut t = Tracker::new(PointKind::Counter, None, 2 * h);
+        let mut m: BTreeMap<i64, HourAgg> = BTreeMap::new();
+        for (ts, v) in [(0, 100.0), (h, 110.0), (2 * h, 3.0)] {
+            t.push(ts, Some(v), &g, &mut |i, a| {
+                m.entry(i).or_default().merge(&a)
+            });
+        }
+        assert!(t.last.unwrap().held.is_some());
+        let r = |at_ms, old_final, new_start| RecordedReplacement {
+            at_ms,
+            old_final,
+            new_start,
+        };
+        // Contradicted: the old meter read 110 at 01:00, the new one 3 at 02:00.
+        for (bad, why) in [
+            (r(h, 105.0, 0.0), Contradiction::OldFinalBelow(110.0)),
+            (r(h, 112.0, 4.0), Contradiction::NewStartAbove(3.0)),
+        ] {
+            assert_eq!(
+                t.record(bad, 0, (&[], &[]), &g, &mut |_, _| {}),
+                Err(Inapplicable::Contradicts(why))
+            );
+        }
+        // Between 00:00 and 01:00 the counter rose: no replacement can be placed there any more.
+        let e = t
+            .record(r(h / 2, 105.0, 0.0), 0, (&[], &[]), &g, &mut |_, _| {})
+            .unwrap_err();
+        assert!(matches!(e, Inapplicable::NoDrop { .. }), "{e}");
+        let ok = r(h, 112.0, 1.0);
+        assert_eq!(
+            t.record(ok, 0, (&[], &[]), &g, &mut |i, a| m
+                .entry(i)
+                .or_default()
+                .merge(&a)),
+            Ok(Placement::Settles)
+        );
+        // 10 + (112 - 110) + (3 - 1).
+        assert!((total(&m) - 14.0).abs() < 1e-9, "{}", total(&m));
+        assert_eq!(t.last, Some(LastReading::new(2 * h, 3.0)));
     }
 
     #[test]

@@ -430,9 +430,18 @@ pub struct Events {
 pub struct ReplacementEvent {
     /// `meter.point`
     pub point: String,
-    /// The hour it happened in (RFC 3339 UTC).
+    /// RFC 3339 UTC: the recorded instant of a recorded replacement, else the hour of the reading that showed
+    /// the drop.
     pub at: String,
     pub recorded: bool,
+    /// Whether the figures hold it: false for a recorded replacement that no reading after it has reached
+    /// yet, or that cannot be applied (the method notes say why).
+    #[serde(default = "yes")]
+    pub applied: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]

@@ -18,6 +18,7 @@ const GATEWAY_KEYS: &[&str] = &[
     "site",
     "data_dir",
     "store_max_mb",
+    "retain_delivered_mb",
     "max_gap",
     "enterprise",
     "industry",
@@ -43,6 +44,8 @@ pub(crate) fn desk_gateway() -> Gateway {
         site: "desk".to_string(),
         data_dir: PathBuf::from("plantmeter-data"),
         store_max_mb: DEFAULT_STORE_MAX_MB,
+        // Nothing is published, so nothing is replayed.
+        retain_delivered_mb: 0,
         enterprise: None,
         industry: None,
     }
@@ -134,6 +137,21 @@ pub(crate) fn gateway(
     let store_max_mb = t
         .int_in(d, "store_max_mb", 1, i64::from(u32::MAX))
         .map_or(DEFAULT_STORE_MAX_MB, |v| v.v.unsigned_abs());
+    // Delivered records kept for `P/cmd/replay`, within the store's bound: a quarter by default.
+    let retain_delivered_mb = match t.int_in(d, "retain_delivered_mb", 0, i64::from(u32::MAX)) {
+        Some(v) if v.v.unsigned_abs() > store_max_mb => {
+            d.error(
+                &v.span,
+                format!(
+                    "retain_delivered_mb {} is more than store_max_mb {store_max_mb} (it is kept within it)",
+                    v.v
+                ),
+            );
+            0
+        }
+        Some(v) => v.v.unsigned_abs(),
+        None => store_max_mb / 4,
+    };
     let max_gap = max_gap(d, &t);
     let text = |d: &mut Diag<'_>, key: &str| -> Option<String> {
         let v = t.str(d, key)?;
@@ -161,6 +179,7 @@ pub(crate) fn gateway(
             site: text(site, dflt.site)?,
             data_dir: PathBuf::from(text(data_dir, dflt.data_dir.display().to_string())?),
             store_max_mb,
+            retain_delivered_mb,
             enterprise,
             industry,
         },

@@ -162,6 +162,11 @@ impl Pg {
             .status();
     }
 
+    /// PostgreSQL's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
+    }
+
     /// A client for assertions.
     pub async fn client(&self) -> tokio_postgres::Client {
         let (c, conn) = tokio_postgres::connect(&self.url(), tokio_postgres::NoTls)
@@ -189,8 +194,8 @@ impl Drop for Pg {
 /// session's queue must not drop messages while its instance is down), or None after a note.
 pub struct Mosquitto {
     pub port: u16,
-    _proc: Proc,
-    _dir: tempfile::TempDir,
+    proc: Option<Proc>,
+    dir: tempfile::TempDir,
 }
 
 impl Mosquitto {
@@ -216,24 +221,39 @@ impl Mosquitto {
             ),
         )
         .unwrap();
-        let proc = Proc::spawn(
+        let mut m = Mosquitto {
+            port,
+            proc: None,
+            dir,
+        };
+        m.spawn();
+        Some(m)
+    }
+
+    fn spawn(&mut self) {
+        let conf = self.dir.path().join("mosquitto.conf");
+        self.proc = Some(Proc::spawn(
             "mosquitto",
             Command::new("mosquitto")
                 .arg("-c")
                 .arg(&conf)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null()),
-        );
+        ));
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             assert!(Instant::now() < deadline, "mosquitto did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
-        Some(Mosquitto {
-            port,
-            _proc: proc,
-            _dir: dir,
-        })
+    }
+
+    /// Kill the broker (its sessions and queues are lost: no persistence) and start it again on
+    /// the same port.
+    pub fn restart(&mut self) {
+        if let Some(p) = self.proc.take() {
+            p.sigkill();
+        }
+        self.spawn();
     }
 
     pub fn url(&self) -> String {
@@ -329,7 +349,9 @@ pub async fn wait_subscribed(pg: &Pg, n: i64) {
 /// Publish `msgs` (topic, payload, retain) at QoS 1 and wait until the broker acknowledged them all.
 pub async fn publish_all(port: u16, msgs: &[(String, String, bool)]) {
     let mut o = MqttOptions::new(format!("fake-gw-{}", free_port()), "127.0.0.1", port);
-    o.set_keep_alive(Duration::from_secs(30));
+    // Oversized messages are part of what the tests send.
+    o.set_keep_alive(Duration::from_secs(30))
+        .set_max_packet_size(4 << 20, 4 << 20);
     let (client, mut ev) = AsyncClient::new(o, msgs.len() + 8);
     for (t, p, r) in msgs {
         client
@@ -416,6 +438,27 @@ pub fn dump_dom(browser: &str, url: &str) -> String {
         }
     }
     panic!("the page never rendered its data: {last}");
+}
+
+/// A PNG of `url` at `width` px (after the page's script ran) in `file`; false when chromium failed.
+pub fn screenshot(browser: &str, url: &str, width: u32, file: &Path) -> bool {
+    Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--hide-scrollbars",
+            "--virtual-time-budget=15000",
+            &format!("--window-size={width},2200"),
+        ])
+        .arg(format!("--screenshot={}", file.display()))
+        .arg(url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+        && file.exists()
 }
 
 /// The `<tr>` of `attr="key"` in `dom`.

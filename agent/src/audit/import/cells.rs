@@ -876,15 +876,12 @@ pub fn excel_serial(v: f64, epoch_1904: bool) -> Option<NaiveDateTime> {
 
 /// Timestamps of a file: RFC 3339, local date and time, or a local date alone (at `daily_s`).
 pub fn parse_ts(s: &str, tz: FixedOffset, daily_s: u32) -> Option<i64> {
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return Some(t.timestamp_millis());
+    // What `replace --at` reads too (RFC 3339, `YYYY-MM-DD HH:MM[:SS]`), then what spreadsheets add.
+    if let Some(t) = plantmeter_common::model::parse_ts_in(s, tz) {
+        return Some(t);
     }
-    // chrono's %m %d %H take one or two digits: 2025/3/1 8:00 reads as written.
-    const LOCAL: [&str; 8] = [
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%d %H:%M",
-        "%Y-%m-%dT%H:%M",
+    // chrono's %m %d %H take one or two digits: 2025/3/1 8:00 and 2025-3-1 8:00 read as written.
+    const LOCAL: [&str; 4] = [
         "%Y/%m/%d %H:%M:%S%.f",
         "%Y/%m/%dT%H:%M:%S%.f",
         "%Y/%m/%d %H:%M",

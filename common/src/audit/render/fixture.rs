@@ -531,6 +531,7 @@ pub fn rich() -> Report {
         point: "gas.volume".to_string(),
         at: "2025-06-03T02:00:00Z".to_string(),
         recorded: true,
+        applied: true,
     });
     r.method.notes = vec![
         "reporting period set on the command line: 2026-01-01 .. 2026-07-01".to_string(),
