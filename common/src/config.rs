@@ -212,6 +212,9 @@ pub fn parse(text: &str, source: &Path) -> Result<Plan, ConfigErrors> {
             let mut hj212 = hj212;
             if let Some(h) = hj212.as_mut() {
                 resolve(&mut h.password_file);
+                if let Some(k) = h.sm4_key_file.as_mut() {
+                    resolve(k);
+                }
             }
             for f in [
                 &mut mqtt.password_file,

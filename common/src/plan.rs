@@ -551,6 +551,22 @@ pub struct AuditMeasure {
     pub point: Option<(PointRef, Carrier)>,
 }
 
+/// 分表计电 (`[[audit.facility]]`): a production line's power point and its treatment facility's.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditFacility {
+    pub name: String,
+    pub production: PointRef,
+    pub treatment: PointRef,
+    /// Production runs at or above this power (kW).
+    pub running_kw: f64,
+    /// Treatment runs at or above this power (kW); default `running_kw`.
+    pub treatment_running_kw: f64,
+    /// How long treatment may lag production (default 15 min).
+    pub grace: Duration,
+    /// Treatment "far below its usual level" under this share of it; None: not checked.
+    pub low_ratio: Option<f64>,
+}
+
 /// How a driver's point becomes one value per model bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -627,6 +643,8 @@ pub struct AuditPlan {
     pub energy_quota_kgce_per_unit: Option<f64>,
     /// Cleaner-production measures (方案) with their investment and, optionally, their own sub-meter.
     pub measures: Vec<AuditMeasure>,
+    /// 分表计电: production and treatment facilities' electricity.
+    pub facilities: Vec<AuditFacility>,
     /// Prices in yuan per unit of each carrier (`[audit.prices]`).
     pub prices: Vec<(Carrier, f64)>,
     pub inputs: Vec<AuditInput>,

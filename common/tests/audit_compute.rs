@@ -123,6 +123,7 @@ fn plan(granularity: Granularity) -> Plan {
             permits: Vec::new(),
             energy_quota_kgce_per_unit: None,
             measures: Vec::new(),
+            facilities: Vec::new(),
             prices: Vec::new(),
             production_unit: "t".into(),
             inputs: vec![

@@ -372,6 +372,7 @@ fn an_hour_packet_carries_every_statistic_of_every_factor() {
             avg: Some(48.0),
             max: Some(55.5),
             zs_avg: None,
+            zs_rtd: None,
             cou: Some(115.2),
             flag: DataFlag::Normal,
         },
@@ -382,6 +383,7 @@ fn an_hour_packet_carries_every_statistic_of_every_factor() {
             avg: None,
             max: None,
             zs_avg: None,
+            zs_rtd: None,
             cou: Some(2400.0),
             flag: DataFlag::CommError,
         },
@@ -414,6 +416,7 @@ fn many_factors(n: usize) -> Packet {
             avg: Some(2.5 + i as f64),
             max: Some(3.75 + i as f64),
             zs_avg: Some(4.125),
+            zs_rtd: None,
             cou: Some(1000.5),
             flag: DataFlag::Normal,
         })

@@ -116,7 +116,11 @@ struct Session<'a> {
     garbage: u64,
     /// A valid frame came from the platform on this connection.
     heard: bool,
-    /// Real-time data the platform asked for (CN 2011), until it says stop (CN 2012).
+    /// Packets with an id up to this were built before this connection came up: they waited for
+    /// the platform (back-fill, or sent before without an acknowledgement) and carry `RF=1` (2025).
+    backfill_upto: Option<u64>,
+    /// Real-time data (`realtime_s`, or the platform's CN 2011), until the platform says stop
+    /// (CN 2012).
     realtime_on: Option<tokio::time::Interval>,
 }
 
@@ -129,6 +133,7 @@ impl<'a> Session<'a> {
             in_flight: None,
             garbage: 0,
             heard: false,
+            backfill_upto: shared.outbox.last_id().ok().flatten(),
             realtime_on: None,
         }
     }
@@ -185,8 +190,9 @@ impl<'a> Session<'a> {
             let Some(q) = next else {
                 return Ok(());
             };
+            let resent = self.backfill_upto.is_some_and(|u| q.id <= u);
             for f in &q.frames {
-                let bytes = self.shared.wire_frame(f, false)?;
+                let bytes = self.shared.wire_frame(f, resent)?;
                 self.write(&bytes).await?;
             }
             self.shared.counters.sent.fetch_add(1, Ordering::Relaxed);
@@ -224,12 +230,9 @@ impl<'a> Session<'a> {
     }
 
     async fn run(&mut self, stop: &mut watch::Receiver<bool>) -> Result<(), String> {
-        let realtime = self
-            .shared
-            .plan
-            .realtime
-            .map(|r| self.shared.clock.real(r).max(Duration::from_millis(10)));
-        let mut realtime_tick = realtime.map(tokio::time::interval);
+        if self.shared.plan.realtime.is_some() {
+            self.realtime_on = Some(self.realtime_interval());
+        }
         let mut heartbeat_tick = self.shared.plan.heartbeat.map(|h| {
             tokio::time::interval(self.shared.clock.real(h).max(Duration::from_millis(10)))
         });
@@ -257,9 +260,6 @@ impl<'a> Session<'a> {
                 _ = tokio::time::sleep_until(resend_at.unwrap_or_else(Instant::now)), if resend_at.is_some() => {
                     self.resend().await?;
                 }
-                _ = async { match realtime_tick.as_mut() { Some(t) => { t.tick().await; } None => std::future::pending().await } } => {
-                    self.send_realtime().await?;
-                }
                 _ = async { match heartbeat_tick.as_mut() { Some(t) => { t.tick().await; } None => std::future::pending().await } } => {
                     self.send_heartbeat().await?;
                 }
@@ -271,6 +271,121 @@ impl<'a> Session<'a> {
         }
     }
 
+    fn realtime_interval(&self) -> tokio::time::Interval {
+        tokio::time::interval(
+            self.shared
+                .clock
+                .real(self.shared.rtd_interval())
+                .max(Duration::from_millis(10)),
+        )
+    }
+
+    /// 9011 QnRtn 1, the parameter's upload (same QN), 9012 ExeRtn 1: how a logger answers a
+    /// read request (CN 1011, 1061, 1063).
+    async fn answer_parameter(
+        &mut self,
+        qn: &str,
+        cn: &str,
+        key: &str,
+        value: String,
+    ) -> Result<(), String> {
+        let s = self.shared.station();
+        self.write_packet(&command::request_answer(qn, &s.pw, &s.mn, QnRtn::Ready))
+            .await?;
+        self.write_packet(&command::parameter(qn, &s.st, cn, &s.pw, &s.mn, key, value))
+            .await?;
+        self.write_packet(&command::execution_result(
+            qn,
+            &s.pw,
+            &s.mn,
+            ExeRtn::Success,
+        ))
+        .await
+    }
+
+    /// Store the platform's settings with `change` applied; false (logged) when they could not be
+    /// written: the change is then not made (it would not survive a restart).
+    fn save_settings(&self, change: impl FnOnce(&mut super::settings::Stored)) -> bool {
+        let mut s = match self.shared.settings.lock() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        };
+        let mut next = s.clone();
+        change(&mut next);
+        match next.save(&self.shared.dir) {
+            Ok(()) => {
+                *s = next;
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "HJ 212: cannot store the platform's setting; not applied (ExeRtn 6)");
+                false
+            }
+        }
+    }
+
+    /// CN 1062, 1064, 1072: 9011 QnRtn 1, carry it out, 9012 ExeRtn 1 (6 when it could not be
+    /// stored). The password change answers 9012 with the new PW: the platform has it already, and
+    /// from here on every frame carries it.
+    async fn set_parameter(&mut self, cmd: Command) -> Result<(), String> {
+        let s = self.shared.station();
+        let Some(qn) = (match &cmd {
+            Command::SetRtdInterval { qn, .. }
+            | Command::SetMinInterval { qn, .. }
+            | Command::SetPassword { qn, .. } => Some(qn.clone()),
+            _ => None,
+        }) else {
+            return Ok(());
+        };
+        self.write_packet(&command::request_answer(&qn, &s.pw, &s.mn, QnRtn::Ready))
+            .await?;
+        let mut pw = s.pw.clone();
+        let done = match cmd {
+            Command::SetRtdInterval { secs, .. } => {
+                let ok = self.save_settings(|st| st.rtd_interval_s = Some(secs));
+                if ok {
+                    if let Ok(mut d) = self.shared.rtd_interval.lock() {
+                        *d = Duration::from_secs(u64::from(secs));
+                    }
+                    if self.realtime_on.is_some() {
+                        self.realtime_on = Some(self.realtime_interval());
+                    }
+                    tracing::info!(platform = %self.addr(), secs, "HJ 212: the platform set the real-time data interval (CN 1062)");
+                }
+                ok
+            }
+            Command::SetMinInterval { minutes, .. } => {
+                let ok = self.save_settings(|st| st.min_interval_min = Some(minutes));
+                if ok {
+                    self.shared.minute.store(minutes, Ordering::Release);
+                    tracing::info!(platform = %self.addr(), minutes, "HJ 212: the platform set the minute data interval (CN 1064)");
+                }
+                ok
+            }
+            Command::SetPassword { new_pw, .. } => {
+                let file = &self.shared.plan.password_file;
+                match super::settings::write_durable(file, format!("{new_pw}\n").as_bytes()) {
+                    Ok(()) => {
+                        if let Ok(mut st) = self.shared.station.lock() {
+                            st.pw = new_pw.clone();
+                        }
+                        pw = new_pw;
+                        tracing::warn!(platform = %self.addr(), file = %file.display(), "HJ 212: the platform changed the access password (CN 1072); written to the password file");
+                        true
+                    }
+                    Err(e) => {
+                        tracing::error!(platform = %self.addr(), error = %format!("{e:#}"), "HJ 212: the platform changed the access password (CN 1072) but the password file cannot be written; the old one stays (ExeRtn 6)");
+                        false
+                    }
+                }
+            }
+            _ => false,
+        };
+        let rtn = if done { ExeRtn::Success } else { ExeRtn::Fault };
+        self.write_packet(&command::execution_result(&qn, &pw, &s.mn, rtn))
+            .await
+    }
+
     /// CN 9015 (HJ 212-2025): the link is alive.
     async fn send_heartbeat(&mut self) -> Result<(), String> {
         let now = self.shared.clock.now_ms();
@@ -278,8 +393,8 @@ impl<'a> Session<'a> {
             qn: Some(data::qn(now, self.shared.plan.timezone)),
             st: command::ST_SYSTEM.to_string(),
             cn: "9015".to_string(),
-            pw: self.shared.station.pw.clone(),
-            mn: self.shared.station.mn.clone(),
+            pw: self.shared.station().pw,
+            mn: self.shared.station().mn,
             flag: Some(self.shared.flag(false).to_u8()),
             extra: Vec::new(),
             cp: Vec::new(),
@@ -298,7 +413,7 @@ impl<'a> Session<'a> {
         let h = &self.shared.plan;
         let now = self.shared.clock.now_ms();
         let p = data::data_packet(
-            &self.shared.station,
+            &self.shared.station(),
             DataCn::Realtime,
             &data::qn(now, h.timezone),
             self.shared.flag(false),
@@ -342,10 +457,8 @@ impl<'a> Session<'a> {
                 return Ok(());
             }
         };
-        let (pw, mn) = (
-            self.shared.station.pw.clone(),
-            self.shared.station.mn.clone(),
-        );
+        let station = self.shared.station();
+        let (pw, mn) = (station.pw.clone(), station.mn.clone());
         match command::interpret(&p, &pw, &mn, self.shared.plan.timezone) {
             Ok(Command::DataAck { qn }) => {
                 if self.in_flight.as_ref().is_some_and(|f| f.q.qn == qn) {
@@ -382,7 +495,7 @@ impl<'a> Session<'a> {
                 for e in &entries {
                     let p = Packet {
                         qn: Some(qn.clone()),
-                        st: self.shared.station.st.clone(),
+                        st: station.st.clone(),
                         cn: cn.code().to_string(),
                         pw: pw.clone(),
                         mn: mn.clone(),
@@ -401,19 +514,34 @@ impl<'a> Session<'a> {
                     .await
             }
             Ok(Command::ReadTime { qn }) => {
+                let now = data::data_time(self.shared.clock.now_ms(), self.shared.plan.timezone);
+                self.answer_parameter(&qn, "1011", "SystemTime", now).await
+            }
+            Ok(Command::ReadRtdInterval { qn }) => {
+                let secs = self.shared.rtd_interval().as_secs().to_string();
+                self.answer_parameter(&qn, "1061", "RtdInterval", secs)
+                    .await
+            }
+            Ok(Command::ReadMinInterval { qn }) => {
+                let m = self.shared.minute.load(Ordering::Acquire).to_string();
+                self.answer_parameter(&qn, "1063", "MinInterval", m).await
+            }
+            Ok(
+                cmd @ (Command::SetRtdInterval { .. }
+                | Command::SetMinInterval { .. }
+                | Command::SetPassword { .. }),
+            ) => self.set_parameter(cmd).await,
+            Ok(Command::BadCondition { qn, cn, why }) => {
+                tracing::warn!(platform = %self.addr(), cn = %cn, qn = %qn, why = %why, "HJ 212: a request with a wrong parameter; answered ExeRtn 3");
                 self.write_packet(&command::request_answer(&qn, &pw, &mn, QnRtn::Ready))
                     .await?;
-                let now = self.shared.clock.now_ms();
-                let mut p = command::request_answer(&qn, &pw, &mn, QnRtn::Ready);
-                p.cn = "1011".into();
-                p.st = self.shared.station.st.clone();
-                p.cp = vec![vec![(
-                    "SystemTime".into(),
-                    data::data_time(now, self.shared.plan.timezone),
-                )]];
-                self.write_packet(&p).await?;
-                self.write_packet(&command::execution_result(&qn, &pw, &mn, ExeRtn::Success))
-                    .await
+                self.write_packet(&command::execution_result(
+                    &qn,
+                    &pw,
+                    &mn,
+                    ExeRtn::BadCondition,
+                ))
+                .await
             }
             Ok(Command::SetTime { qn, time }) => {
                 if !self.shared.plan.allow_set_time {
@@ -431,11 +559,8 @@ impl<'a> Session<'a> {
                     .await
             }
             Ok(Command::StartRealtime { qn }) => {
-                let every = self.shared.plan.realtime.unwrap_or(Duration::from_secs(30));
                 tracing::info!(platform = %self.addr(), qn = %qn, "HJ 212: the platform asked for real-time data (CN 2011)");
-                self.realtime_on = Some(tokio::time::interval(
-                    self.shared.clock.real(every).max(Duration::from_millis(10)),
-                ));
+                self.realtime_on = Some(self.realtime_interval());
                 self.write_packet(&command::request_answer(&qn, &pw, &mn, QnRtn::Ready))
                     .await
             }
@@ -516,11 +641,15 @@ mod tests {
                 timezone: chrono::FixedOffset::east_opt(8 * 3600).unwrap(),
                 factors: Vec::new(),
             },
-            station: Station {
+            station: Mutex::new(Station {
                 st: "32".into(),
                 pw: "1".into(),
                 mn: "M1".into(),
-            },
+            }),
+            dir: dir.join("hj212"),
+            settings: Mutex::new(Default::default()),
+            rtd_interval: Mutex::new(realtime.unwrap_or(crate::hj212::DEFAULT_RTD_INTERVAL)),
+            minute: std::sync::atomic::AtomicU32::new(10),
             outbox: Outbox::open(&dir.join("hj212")).unwrap(),
             counters: Counters::default(),
             queued: tokio::sync::Notify::new(),
@@ -715,6 +844,169 @@ mod tests {
         link.await.unwrap();
     }
 
+    /// CN 1061-1064 and 1072 in HJ 212-2017 and 2025 (SM4): reads answered 9011, the parameter,
+    /// 9012; sets change the running link and are stored (settings.json, the password file);
+    /// a wrong parameter gets ExeRtn 3, a wrong PW QnRtn 3 and a wrong MN QnRtn 4 with nothing
+    /// changed; after 1072 the old password is refused and the frames carry the new one, also
+    /// the stored packet sent after it.
+    #[tokio::test]
+    async fn interval_and_password_commands_change_the_link_and_persist() {
+        use plantmeter_common::hj212::sm4::{Key, Wire};
+        use plantmeter_common::hj212::splitter::{FrameSplitter, Piece};
+        use tokio::io::AsyncReadExt;
+        for version in [2017u16, 2025] {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join("pw"), "1\n").unwrap();
+            std::fs::create_dir_all(dir.path().join("hj212")).unwrap();
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let wire = (version == 2025).then(|| Wire {
+                key: Key::parse("0000000000000000").unwrap(),
+                form: Default::default(),
+                length: Default::default(),
+            });
+            let mut sh = Arc::try_unwrap(shared_rt(
+                dir.path(),
+                listener.local_addr().unwrap().to_string(),
+                false,
+                Some(Duration::from_secs(3600)),
+            ))
+            .ok()
+            .unwrap();
+            sh.plan.version = version;
+            sh.wire = wire.clone();
+            let sh = Arc::new(sh);
+            let (stop_tx, stop_rx) = watch::channel(false);
+            let link = tokio::spawn(run(sh.clone(), stop_rx));
+            let (s, _) = listener.accept().await.unwrap();
+            let (mut rd, mut wr) = s.into_split();
+            let flag = if version == 2025 { 9 } else { 5 };
+            let req = |cn: &str, qn: u32, pw: &str, mn: &str, cp: &str| {
+                let seg = format!(
+                    "QN=20260101000000{qn:03};ST=32;CN={cn};PW={pw};MN={mn};Flag={flag};CP=&&{cp}&&"
+                );
+                plantmeter_common::hj212::encode_frame(&seg).unwrap()
+            };
+            let mut sp = FrameSplitter::with_wire(wire.clone());
+            let mut got: Vec<Packet> = Vec::new();
+            let mut buf = [0u8; 4096];
+            // Sends `frames`, then reads until `done` holds of what came.
+            macro_rules! exchange {
+                ($frames:expr, $done:expr) => {{
+                    for f in $frames {
+                        wr.write_all(f.as_bytes()).await.unwrap();
+                    }
+                    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+                    while !$done(&got) {
+                        assert!(tokio::time::Instant::now() < deadline, "{version}: {got:?}");
+                        let n = tokio::time::timeout(Duration::from_secs(5), rd.read(&mut buf))
+                            .await
+                            .unwrap()
+                            .unwrap();
+                        sp.push(&buf[..n]);
+                        while let Some(piece) = sp.next_piece() {
+                            match piece {
+                                Piece::Frame(p) => got.push(p),
+                                Piece::Garbage { why, .. } => panic!("garbage: {why}"),
+                            }
+                        }
+                    }
+                }};
+            }
+            let of = |got: &[Packet], qn: u32| -> Vec<Packet> {
+                let qn = format!("20260101000000{qn:03}");
+                got.iter()
+                    .filter(|p| p.qn.as_deref() == Some(qn.as_str()))
+                    .cloned()
+                    .collect()
+            };
+            let ended = |qn: u32| {
+                move |got: &Vec<Packet>| {
+                    of(got, qn)
+                        .iter()
+                        .any(|p| p.cn == "9012" || p.cp_get("QnRtn").is_some_and(|r| r != "1"))
+                }
+            };
+            // Reads.
+            exchange!([req("1061", 1, "1", "M1", "")], ended(1));
+            exchange!([req("1063", 2, "1", "M1", "")], ended(2));
+            let a = of(&got, 1);
+            assert_eq!(
+                a.iter().map(|p| p.cn.as_str()).collect::<Vec<_>>(),
+                vec!["9011", "1061", "9012"]
+            );
+            assert_eq!(a[1].cp_get("RtdInterval"), Some("3600"));
+            assert_eq!(a[2].cp_get("ExeRtn"), Some("1"));
+            assert_eq!(of(&got, 2)[1].cp_get("MinInterval"), Some("10"));
+            // Wrong PW, wrong MN, wrong parameters: nothing changes.
+            exchange!([req("1062", 3, "9", "M1", "RtdInterval=60")], ended(3));
+            exchange!([req("1072", 4, "1", "M2", "NewPW=777777")], ended(4));
+            exchange!([req("1064", 5, "1", "M1", "MinInterval=7")], ended(5));
+            exchange!([req("1062", 6, "1", "M1", "RtdInterval=5")], ended(6));
+            assert_eq!(of(&got, 3)[0].cp_get("QnRtn"), Some("3"), "wrong PW");
+            assert_eq!(of(&got, 4)[0].cp_get("QnRtn"), Some("4"), "wrong MN");
+            for qn in [5, 6] {
+                let a = of(&got, qn);
+                assert_eq!(a[0].cp_get("QnRtn"), Some("1"));
+                assert_eq!(a[1].cp_get("ExeRtn"), Some("3"), "bad parameter {qn}");
+            }
+            assert_eq!(
+                std::fs::read_to_string(dir.path().join("pw")).unwrap(),
+                "1\n"
+            );
+            assert_eq!(sh.rtd_interval(), Duration::from_secs(3600));
+            // Sets.
+            exchange!([req("1062", 7, "1", "M1", "RtdInterval=60")], ended(7));
+            exchange!([req("1064", 8, "1", "M1", "MinInterval=5")], ended(8));
+            for qn in [7, 8] {
+                assert_eq!(of(&got, qn)[1].cp_get("ExeRtn"), Some("1"), "set {qn}");
+            }
+            assert_eq!(sh.rtd_interval(), Duration::from_secs(60));
+            assert_eq!(sh.minute.load(Ordering::Acquire), 5);
+            let stored: crate::hj212::settings::Stored = serde_json::from_slice(
+                &std::fs::read(dir.path().join("hj212/settings.json")).unwrap(),
+            )
+            .unwrap();
+            assert_eq!(
+                (stored.rtd_interval_s, stored.min_interval_min),
+                (Some(60), Some(5))
+            );
+            exchange!([req("1061", 9, "1", "M1", "")], ended(9));
+            assert_eq!(of(&got, 9)[1].cp_get("RtdInterval"), Some("60"));
+            // The password.
+            exchange!([req("1072", 10, "1", "M1", "NewPW=654321")], ended(10));
+            let a = of(&got, 10);
+            assert_eq!((a[0].pw.as_str(), a[1].cp_get("ExeRtn")), ("1", Some("1")));
+            assert_eq!(a[1].pw, "654321", "9012 with the new PW");
+            assert_eq!(
+                std::fs::read_to_string(dir.path().join("pw")).unwrap(),
+                "654321\n"
+            );
+            exchange!([req("1011", 11, "1", "M1", "")], ended(11));
+            assert_eq!(of(&got, 11)[0].cp_get("QnRtn"), Some("3"), "old PW refused");
+            // A packet built with the old password goes out with the new one.
+            sh.outbox
+                .commit(&mut Persisted::default(), &[queued(0)], &[], 0)
+                .unwrap();
+            sh.queued.notify_one();
+            exchange!([req("1011", 12, "654321", "M1", "")], |got: &Vec<
+                Packet,
+            >| {
+                got.iter().any(|p| p.cn == "2061") && ended(12)(got)
+            });
+            assert_eq!(of(&got, 12)[1].cn, "1011", "new PW accepted");
+            let data = got.iter().find(|p| p.cn == "2061").unwrap();
+            assert_eq!(data.pw, "654321");
+            assert!(
+                got.iter()
+                    .filter(|p| p.cn != "2061") // the test's stored packet is a 2017 one
+                    .all(|p| p.flag.map(|f| f >> 2) == Some(if version == 2025 { 2 } else { 1 })),
+                "{got:?}"
+            );
+            let _ = stop_tx.send(true);
+            link.await.unwrap();
+        }
+    }
+
     #[test]
     fn resends_back_off_to_a_minute() {
         let secs: Vec<u64> = (1..=9).map(|a| resend_delay(a).as_secs()).collect();
@@ -794,6 +1086,7 @@ mod tests {
             avg: None,
             max: None,
             zs_avg: None,
+            zs_rtd: None,
             cou: None,
             flag: DataFlag::Normal,
         }];

@@ -16,10 +16,11 @@
 
 pub mod link;
 pub mod outbox;
+pub mod settings;
 pub mod stats;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -53,8 +54,18 @@ pub struct Counters {
 
 /// Shared between the builder and the link.
 pub struct Shared {
+    /// The config's `[hj212]`, with the platform's stored intervals applied at start.
     pub plan: Hj212Plan,
-    pub station: Station,
+    /// ST, PW and MN; the PW changes with CN 1072.
+    pub station: Mutex<Station>,
+    /// The uplink's folder (`data_dir/hj212`): the platform's settings live there.
+    pub dir: PathBuf,
+    /// The platform's settings as stored (CN 1062, 1064).
+    pub settings: Mutex<settings::Stored>,
+    /// The real-time data interval (CN 2011), as the config or the platform (CN 1062) set it.
+    pub rtd_interval: Mutex<Duration>,
+    /// The minute data interval in minutes (0: none) the builder is to use (CN 1064).
+    pub minute: AtomicU32,
     pub outbox: Outbox,
     pub counters: Counters,
     /// A packet was stored.
@@ -66,19 +77,46 @@ pub struct Shared {
     pub wire: Option<plantmeter_common::hj212::sm4::Wire>,
 }
 
+/// Real-time data every 30 s when the platform asks for it (CN 2011) and nothing else set it.
+pub const DEFAULT_RTD_INTERVAL: Duration = Duration::from_secs(30);
+
 impl Shared {
+    /// ST, PW and MN as they are now.
+    pub fn station(&self) -> Station {
+        match self.station.lock() {
+            Ok(s) => s.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// The real-time data interval now.
+    pub fn rtd_interval(&self) -> Duration {
+        match self.rtd_interval.lock() {
+            Ok(d) => *d,
+            Err(p) => *p.into_inner(),
+        }
+    }
+
     /// The bytes of a stored (plain) frame on the wire: with `RF=1` when it is sent again (2025),
-    /// its data region encrypted when the link has a key.
+    /// its data region encrypted when the link has a key, and the current password when the
+    /// platform changed it (CN 1072) after the packet was built (it would refuse the old one).
     pub fn wire_frame(&self, frame: &str, resent: bool) -> Result<Vec<u8>, String> {
-        if self.plan.version != 2025 {
+        let pw = self.station().pw;
+        let stale_pw = !frame.contains(&format!(";PW={pw};"));
+        if self.plan.version != 2025 && !stale_pw {
             return Ok(frame.as_bytes().to_vec());
         }
         let seg = plantmeter_common::hj212::decode_frame(frame).map_err(|e| e.to_string())?;
-        let seg = if resent && !seg.contains(";RF=1;") {
+        let mut seg = if resent && self.plan.version == 2025 && !seg.contains(";RF=1;") {
             seg.replacen(";CP=&&", ";RF=1;CP=&&", 1)
         } else {
             seg.to_string()
         };
+        if stale_pw {
+            let mut p = plantmeter_common::hj212::Packet::parse(&seg).map_err(|e| e.to_string())?;
+            p.pw = pw;
+            seg = p.data_segment().map_err(|e| e.to_string())?;
+        }
         self.wire_segment(&seg)
     }
 
@@ -277,11 +315,26 @@ pub fn start(plan: &Plan, store: Arc<Store>, clock: Clock) -> anyhow::Result<Opt
         pw,
         mn: h.mn.clone(),
     };
+    let stored = settings::Stored::load(&dir(plan), &h);
+    let mut h = h;
+    stored.apply(&mut h);
+    if stored.rtd_interval_s.is_some() || stored.min_interval_min.is_some() {
+        tracing::info!(minute = h.minute, rtd_interval_s = ?stored.rtd_interval_s, "HJ 212: intervals as the platform set them (CN 1062/1064)");
+    }
+    let rtd = stored
+        .rtd_interval_s
+        .map(|s| Duration::from_secs(u64::from(s)))
+        .or(h.realtime)
+        .unwrap_or(DEFAULT_RTD_INTERVAL);
     let mut setup = Setup::new(plan, &h);
     setup.started_ms = clock.now_ms();
     let shared = Arc::new(Shared {
+        minute: AtomicU32::new(h.minute),
         plan: h,
-        station,
+        station: Mutex::new(station),
+        dir: dir(plan),
+        settings: Mutex::new(stored),
+        rtd_interval: Mutex::new(rtd),
         outbox,
         counters: Counters::default(),
         queued: Notify::new(),
@@ -387,7 +440,8 @@ impl Builder {
         } else {
             self.shared.clock.now_ms()
         };
-        let closed = self.stats.close_due(now);
+        let mut closed = self.minute_change();
+        closed.extend(self.stats.close_due(now));
         if self.stats.state.carried > carried {
             tracing::warn!(
                 shares = self.stats.state.carried - carried,
@@ -407,6 +461,29 @@ impl Builder {
         more
     }
 
+    /// The minute intervals the platform set (CN 1064), or that changed since the state was
+    /// persisted: the open ones close as they are ([`Stats::set_minute`]).
+    fn minute_change(&mut self) -> Vec<Closed> {
+        let want = self
+            .shared
+            .minute
+            .load(std::sync::atomic::Ordering::Acquire);
+        let want_ms = i64::from(want) * 60_000;
+        if want == 0
+            || (self.stats.minute_ms() == Some(want_ms)
+                && self.stats.state.minute_ms == Some(want_ms))
+        {
+            return Vec::new();
+        }
+        let before = self.stats.state.minute_ms;
+        let closed = self.stats.set_minute(want_ms);
+        if before.is_some_and(|b| b != want_ms) {
+            tracing::info!(minutes = want, cut_short = closed.len(), "HJ 212: minute data every {want} minutes from the next boundary; the minute intervals open at the change were sent as they were");
+        }
+        self.dirty = true;
+        closed
+    }
+
     /// The packets of closed intervals, each with a new QN and its frames.
     fn build(&mut self, closed: &[Closed]) -> (Vec<Queued>, Vec<(DataCn, HistoryEntry)>) {
         let h = &self.shared.plan;
@@ -421,7 +498,7 @@ impl Builder {
             self.persisted.last_qn_ms = qn_ms;
             let qn = data::qn(qn_ms, h.timezone);
             let p = data::data_packet(
-                &self.shared.station,
+                &self.shared.station(),
                 c.cn,
                 &qn,
                 Flag::of(h.version, h.ack),

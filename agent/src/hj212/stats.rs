@@ -241,6 +241,14 @@ pub struct State {
     /// Shares of a counter increase that fell on intervals already closed and went to the first open one.
     #[serde(default)]
     pub carried: u64,
+    /// The length of the minute intervals the open windows were accumulated at (None in a state of
+    /// an older version: the plan's).
+    #[serde(default)]
+    pub minute_ms: Option<i64>,
+    /// After a change of the minute length: the start of the first new minute interval; what
+    /// accrues before it belongs to no minute interval.
+    #[serde(default)]
+    pub minute_gap_until: Option<i64>,
 }
 
 /// An interval that closed: what its packet carries.
@@ -256,6 +264,9 @@ pub struct Closed {
 pub struct Stats {
     pub setup: Setup,
     pub state: State,
+    /// The latest good O2 per `meter.point`, for -ZsRtd (not persisted: after a restart the next
+    /// O2 reading brings it back).
+    o2_latest: BTreeMap<String, f64>,
 }
 
 fn flag_of(q: Quality) -> char {
@@ -268,7 +279,65 @@ fn flag_of(q: Quality) -> char {
 
 impl Stats {
     pub fn new(setup: Setup, state: State) -> Stats {
-        Stats { setup, state }
+        Stats {
+            setup,
+            state,
+            o2_latest: BTreeMap::new(),
+        }
+    }
+
+    /// The minute interval (CN 2051) in effect, ms (None: no minute data).
+    pub fn minute_ms(&self) -> Option<i64> {
+        self.setup
+            .kinds
+            .iter()
+            .find(|k| k.cn == DataCn::Minute)
+            .map(|k| k.len_ms)
+    }
+
+    /// Make the minute intervals `len_ms` long (CN 1064, or a length changed since the state was
+    /// persisted). The open minute intervals were accumulated at the old length and cannot be cut
+    /// again: they close now, as they are (their -Flag by time coverage of the whole interval, so
+    /// not N when cut short), and the new intervals start at the next boundary of the new length
+    /// after them; what accrues in between is in no minute interval (rather than lumped into the
+    /// first new one), so the hour of the change is the only one whose minute values do not add up
+    /// to it.
+    pub fn set_minute(&mut self, len_ms: i64) -> Vec<Closed> {
+        let mut out = Vec::new();
+        let code = DataCn::Minute.code();
+        let old = self.state.minute_ms.or(self.minute_ms());
+        if old == Some(len_ms) && self.minute_ms() == Some(len_ms) {
+            self.state.minute_ms = Some(len_ms);
+            return out;
+        }
+        let mut end = self.state.closed_until.get(code).copied();
+        if let (Some(old), Some(windows)) = (old, self.state.windows.remove(code)) {
+            for (start, w) in windows {
+                end = end.max(Some(start + old));
+                out.push(Closed {
+                    cn: DataCn::Minute,
+                    start_ms: start,
+                    end_ms: start + old,
+                    values: self.values(&w, old),
+                });
+            }
+        }
+        let kind = Kind {
+            cn: DataCn::Minute,
+            len_ms,
+        };
+        match self.setup.kinds.iter_mut().find(|k| k.cn == DataCn::Minute) {
+            Some(k) => k.len_ms = len_ms,
+            None => self.setup.kinds.insert(0, kind),
+        }
+        if let Some(end) = end {
+            // The first boundary of the new length at or after the old intervals' end.
+            let start = self.setup.start_of(kind, end - 1) + len_ms;
+            self.state.closed_until.insert(code.to_string(), start);
+            self.state.minute_gap_until = Some(start);
+        }
+        self.state.minute_ms = Some(len_ms);
+        out
     }
 
     /// The window of `kind` at `start`, created when it is not closed yet; None once closed.
@@ -322,6 +391,13 @@ impl Stats {
             let mut carry = 0.0;
             let mut carried = 0;
             for (start, share) in pieces {
+                if kind.cn == DataCn::Minute
+                    && self.state.minute_gap_until.is_some_and(|g| start < g)
+                {
+                    // Time between a change of the minute length and the new intervals: in no
+                    // minute interval (see `set_minute`), not carried into the first new one.
+                    continue;
+                }
                 if closed.is_some_and(|c| start + kind.len_ms <= c) {
                     carry += share;
                     carried += 1;
@@ -529,6 +605,7 @@ impl Stats {
                 continue;
             }
             if let Some((Some(v), Quality::Good)) = value_of(point) {
+                self.o2_latest.insert(o2_point.clone(), v);
                 self.at(ts, &f.code, |a| {
                     a.o2_sum += v;
                     a.o2_n += 1;
@@ -677,6 +754,7 @@ impl Stats {
                     avg,
                     max: if gauge { a.max } else { None },
                     zs_avg,
+                    zs_rtd: None,
                     cou: a
                         .cou
                         .or((f.kind == PointKind::Counter && a.good > 0).then_some(0.0)),
@@ -694,13 +772,22 @@ impl Stats {
             .iter()
             .filter_map(|f| {
                 let (v, q) = self.state.latest.get(&f.code)?;
+                let rtd = if f.kind == PointKind::Gauge { *v } else { None };
+                let zs_rtd = match (&f.o2, rtd) {
+                    (Some((o2, reference)), Some(v)) => self
+                        .o2_latest
+                        .get(o2)
+                        .and_then(|o2| plantmeter_common::units::o2_corrected(v, *o2, *reference)),
+                    _ => None,
+                };
                 Some(FactorValues {
                     code: f.code.clone(),
-                    rtd: if f.kind == PointKind::Gauge { *v } else { None },
+                    rtd,
                     min: None,
                     avg: None,
                     max: None,
                     zs_avg: None,
+                    zs_rtd,
                     cou: None,
                     flag: DataFlag::parse(&q.to_string()).unwrap_or(DataFlag::CommError),
                 })
@@ -808,6 +895,77 @@ mod tests {
             .iter()
             .find(|c| c.cn == DataCn::Hour && c.start_ms == start)
             .unwrap()
+    }
+
+    /// CN 1064 at 00:14 (10 -> 5 minutes): the 10 minutes in progress close at once, cut short
+    /// (not N), the next intervals are 5 minutes from 00:20 and add up with the rest of the hour;
+    /// the hour itself is whole. A state persisted at 10 minutes and reloaded at 5 does the same.
+    #[test]
+    fn the_minute_interval_changes_at_the_next_boundary_after_the_open_one() {
+        for reload in [false, true] {
+            let mut s = Stats::new(outfall(), State::default());
+            assert!(s.set_minute(10 * MINUTE_MS).is_empty(), "no change");
+            let mut closed = run_outfall(&mut s, 0..15, |_| good(48.0));
+            if reload {
+                let mut setup = outfall();
+                setup.kinds[0].len_ms = 5 * MINUTE_MS;
+                s = Stats::new(setup, s.state.clone());
+            }
+            let cut = s.set_minute(5 * MINUTE_MS);
+            assert_eq!(
+                cut.iter()
+                    .map(|c| (c.start_ms, c.end_ms))
+                    .collect::<Vec<_>>(),
+                vec![(T0 + 10 * MINUTE_MS, T0 + 20 * MINUTE_MS)]
+            );
+            assert_ne!(cut[0].values[1].flag, DataFlag::Normal, "cut short");
+            assert_eq!(s.minute_ms(), Some(5 * MINUTE_MS));
+            closed.extend(cut);
+            closed.extend(run_outfall(&mut s, 15..61, |_| good(48.0)));
+            let minutes: Vec<(i64, i64)> = closed
+                .iter()
+                .filter(|c| c.cn == DataCn::Minute)
+                .map(|c| {
+                    (
+                        (c.start_ms - T0) / MINUTE_MS,
+                        (c.end_ms - c.start_ms) / MINUTE_MS,
+                    )
+                })
+                .collect();
+            assert_eq!(
+                minutes,
+                vec![
+                    (0, 10),
+                    (10, 10),
+                    (20, 5),
+                    (25, 5),
+                    (30, 5),
+                    (35, 5),
+                    (40, 5),
+                    (45, 5),
+                    (50, 5),
+                    (55, 5)
+                ],
+                "reload {reload}"
+            );
+            let five = closed
+                .iter()
+                .find(|c| c.cn == DataCn::Minute && c.start_ms == T0 + 20 * MINUTE_MS)
+                .unwrap();
+            assert_eq!(five.values[1].cou, Some(200.0), "5 minutes of 40 m3");
+            assert_eq!(five.values[1].flag, DataFlag::Normal);
+            assert_eq!(hour(&closed, T0).values[1].cou, Some(2400.0));
+            let sum: f64 = closed
+                .iter()
+                .filter(|c| c.cn == DataCn::Minute)
+                .map(|c| c.values[1].cou.unwrap())
+                .sum();
+            assert_eq!(
+                sum,
+                2400.0 - 6.0 * 40.0,
+                "00:14-00:20 in no minute interval"
+            );
+        }
     }
 
     #[test]

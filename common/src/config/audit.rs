@@ -34,6 +34,7 @@ const AUDIT_KEYS: &[&str] = &[
     "permit",
     "quota",
     "measure",
+    "facility",
     "prices",
     "input",
     "pollutant",
@@ -1049,6 +1050,7 @@ pub(crate) fn parse(
         }
     }
 
+    let facilities = facilities(d, &t, points);
     if d.count() > before {
         return None;
     }
@@ -1071,6 +1073,7 @@ pub(crate) fn parse(
         permits,
         energy_quota_kgce_per_unit: quota,
         measures,
+        facilities,
         prices,
         inputs: inputs
             .into_iter()
@@ -1152,6 +1155,139 @@ fn electricity_method(d: &mut Diag<'_>, t: &Section<'_>) -> Option<ElectricityMe
         kgce_per_kwh: rate?.v,
         year: Some(year_v?),
     })
+}
+
+/// `[[audit.facility]]` (分表计电): a production line's power point beside its treatment facility's;
+/// each a gauge in kW (or W) or a counter in kWh, so that its mean power between readings is known.
+fn facilities(
+    d: &mut Diag<'_>,
+    t: &Section<'_>,
+    points: &Points<'_>,
+) -> Vec<crate::plan::AuditFacility> {
+    let mut out: Vec<crate::plan::AuditFacility> = Vec::new();
+    for ft in t.tables(d, "facility", "[[audit.facility]]") {
+        ft.check_keys(
+            d,
+            &[
+                "name",
+                "production",
+                "treatment",
+                "running_kw",
+                "treatment_running_kw",
+                "grace_min",
+                "low_ratio",
+            ],
+        );
+        let name = ft.req_str(d, "name").and_then(|n| {
+            let ok = (1..=64).contains(&n.v.len())
+                && n.v
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+            if !ok {
+                d.error(
+                    &n.span,
+                    format!(
+                        "facility name \"{}\" must be 1..64 of [a-z0-9_-] (it names an MQTT topic)",
+                        n.v
+                    ),
+                );
+                return None;
+            }
+            if out.iter().any(|f| f.name == n.v) {
+                d.error(&n.span, format!("duplicate facility \"{}\"", n.v));
+                return None;
+            }
+            Some(n.v.to_string())
+        });
+        let mut power = |key: &str| {
+            let (r, span) = point_key(d, &ft, key, points)?;
+            let unit = r.unit.trim().to_string();
+            let ok = match r.kind {
+                PointKind::Gauge => unit.eq_ignore_ascii_case("kW") || unit == "W",
+                PointKind::Counter => unit.eq_ignore_ascii_case("kWh"),
+            };
+            if !ok {
+                d.error(
+                    &span,
+                    format!(
+                        "facility {key} \"{}\" must be a power gauge in kW (or W) or an energy counter in kWh; it is a {} in \"{unit}\"",
+                        r.point,
+                        if r.kind == PointKind::Gauge { "gauge" } else { "counter" }
+                    ),
+                );
+                return None;
+            }
+            Some(r.point)
+        };
+        let production = power("production");
+        let treatment = power("treatment");
+        let running_kw = if ft.has("running_kw") {
+            ft.positive(d, "running_kw").map(|v| v.v)
+        } else {
+            ft.missing(d, "running_kw");
+            None
+        };
+        let treatment_running_kw = if ft.has("treatment_running_kw") {
+            ft.positive(d, "treatment_running_kw").map(|v| Some(v.v))
+        } else {
+            Some(None)
+        };
+        let grace_min = if ft.has("grace_min") {
+            ft.int_in(d, "grace_min", 0, 1440).map(|v| v.v)
+        } else {
+            Some(15)
+        };
+        let low_ratio = if ft.has("low_ratio") {
+            match ft.number(d, "low_ratio") {
+                Some(v) if v.v > 0.0 && v.v < 1.0 => Some(Some(v.v)),
+                Some(v) => {
+                    d.error(
+                        &v.span,
+                        "low_ratio must be between 0 and 1 (a share of the usual power)",
+                    );
+                    None
+                }
+                None => None,
+            }
+        } else {
+            Some(None)
+        };
+        if let (
+            Some(name),
+            Some(production),
+            Some(treatment),
+            Some(running_kw),
+            Some(treatment_running_kw),
+            Some(grace_min),
+            Some(low_ratio),
+        ) = (
+            name,
+            production,
+            treatment,
+            running_kw,
+            treatment_running_kw,
+            grace_min,
+            low_ratio,
+        ) {
+            if production == treatment {
+                d.error(
+                    &ft.key_span("treatment"),
+                    "treatment must be another point than production",
+                );
+                continue;
+            }
+            out.push(crate::plan::AuditFacility {
+                name,
+                production,
+                treatment,
+                running_kw,
+                treatment_running_kw: treatment_running_kw.unwrap_or(running_kw),
+                grace: std::time::Duration::from_secs(grace_min.unsigned_abs() * 60),
+                low_ratio,
+            });
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -135,7 +135,13 @@ fn write_plan(o: &mut String, plan: &Plan) -> std::fmt::Result {
 fn write_hj212(o: &mut String, h: &crate::plan::Hj212Plan) -> std::fmt::Result {
     writeln!(
         o,
-        "hj212     HJ 212-2017 to {}, MN {}, ST {:02}, password from {}, times in UTC{}",
+        "hj212     HJ 212-{}{} to {}, MN {}, ST {:02}, password from {}, times in UTC{}",
+        h.version,
+        if h.sm4_key_file.is_some() {
+            " (SM4)"
+        } else {
+            ""
+        },
         h.address,
         h.mn,
         h.st,

@@ -163,6 +163,8 @@ pub struct FactorValues {
     pub max: Option<f64>,
     /// O2-corrected average (折算浓度).
     pub zs_avg: Option<f64>,
+    /// O2-corrected real-time value (CN 2011 `-ZsRtd`).
+    pub zs_rtd: Option<f64>,
     /// Load (kg) or volume of the interval.
     pub cou: Option<f64>,
     pub flag: DataFlag,
@@ -183,11 +185,12 @@ pub fn fmt_value(v: f64) -> String {
 }
 
 impl FactorValues {
-    /// The CP group of this factor: `code-Rtd`, `-Min`, `-Avg`, `-Max`, `-ZsAvg`, `-Cou`, `-Flag`.
+    /// The CP group of this factor: `code-Rtd`, `-ZsRtd`, `-Min`, `-Avg`, `-Max`, `-ZsAvg`, `-Cou`, `-Flag`.
     pub fn cp_group(&self) -> Vec<CpPair> {
         let mut g = Vec::new();
         for (suffix, v) in [
             ("Rtd", self.rtd),
+            ("ZsRtd", self.zs_rtd),
             ("Min", self.min),
             ("Avg", self.avg),
             ("Max", self.max),
