@@ -65,6 +65,13 @@ const STOP_AUDIT: Duration = Duration::from_secs(5);
 
 pub fn main(args: RunArgs) -> anyhow::Result<()> {
     let plan = crate::exit::load_plan(&args.config, crate::exit::Needs::Polling)?;
+    if plan.desk {
+        return Err(anyhow::Error::new(BadInput(format!(
+            "{}: a desk audit (no [[bus]], no [mqtt]) polls and publishes nothing: `run` needs [gateway], \
+             [mqtt] and a [[bus]] with its meters; a desk audit uses import, report and verify",
+            args.config.display()
+        ))));
+    }
     // Files the config names that cannot serve: exit 2 now, as `check` would, not an agent that
     // starts, fails to connect and is restarted forever.
     for w in crate::check::named_files(&plan)? {

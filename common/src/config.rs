@@ -29,6 +29,7 @@ mod diag;
 pub mod files;
 mod gateway;
 mod hj212;
+mod import;
 mod meterbus;
 pub(crate) mod meters;
 mod reader;
@@ -42,7 +43,7 @@ use reader::Section;
 
 /// The top-level tables of a config.
 const TOP_KEYS: &[&str] = &[
-    "gateway", "mqtt", "metrics", "bus", "meter", "audit", "report", "hj212",
+    "gateway", "mqtt", "metrics", "bus", "meter", "audit", "report", "hj212", "import",
 ];
 
 /// The plan's paths (made relative to the config's folder by `parse`) made absolute against the
@@ -174,8 +175,27 @@ pub fn parse(text: &str, source: &Path) -> Result<Plan, ConfigErrors> {
     let root = Section::new(doc.as_table(), Some(0..0), "the top level");
     root.check_keys(&mut d, TOP_KEYS);
 
-    let gateway = gateway::gateway(&mut d, &root);
-    let mqtt = gateway::mqtt(&mut d, &root, gateway.as_ref().map(|g| &g.0));
+    // A desk audit (no bus, only manual meters filled by `import`) polls and publishes nothing:
+    // [gateway] and [mqtt] may be left out.
+    let no_bus = root.item("bus").is_none()
+        && root
+            .item("meter")
+            .and_then(|m| m.as_array_of_tables())
+            .is_some_and(|a| {
+                a.iter()
+                    .all(|t| t.get("manual").and_then(|v| v.as_bool()) == Some(true))
+            });
+    let gateway_written = root.has("gateway");
+    let mqtt_written = root.has("mqtt");
+    let mut gateway = gateway::gateway(&mut d, &root, no_bus);
+    if no_bus && !gateway_written {
+        gateway = Some((gateway::desk_gateway(), None));
+    }
+    let mut mqtt = gateway::mqtt(&mut d, &root, gateway.as_ref().map(|g| &g.0), no_bus);
+    if let (true, false, Some(g)) = (no_bus, mqtt_written, &gateway) {
+        mqtt = Some(gateway::desk_mqtt(&g.0));
+    }
+    let desk = no_bus && !mqtt_written;
     let metrics_listen = gateway::metrics(&mut d, &root);
     let mut sign_key_file = gateway::report(&mut d, &root);
     let gateway_gap = gateway.as_ref().and_then(|g| g.1);
@@ -197,6 +217,15 @@ pub fn parse(text: &str, source: &Path) -> Result<Plan, ConfigErrors> {
             broken_meters: &parsed.broken_meters,
         },
         audit.as_ref(),
+    );
+
+    let import = import::parse(
+        &mut d,
+        &root,
+        &audit::Points {
+            meters: &parsed.meters,
+            broken_meters: &parsed.broken_meters,
+        },
     );
 
     let mut errors = d.errors;
@@ -242,6 +271,8 @@ pub fn parse(text: &str, source: &Path) -> Result<Plan, ConfigErrors> {
                 metrics_listen,
                 sign_key_file,
                 hj212,
+                import,
+                desk,
             })
         }
         _ => Err(into_sorted(errors)),

@@ -26,6 +26,48 @@ pub struct Plan {
     pub sign_key_file: Option<PathBuf>,
     /// `[hj212]`: the uplink to an environmental monitoring platform (HJ 212-2017).
     pub hj212: Option<Hj212Plan>,
+    /// `[import]`: how `plantmeter import` reads a plant's spreadsheets.
+    pub import: ImportPlan,
+    /// A desk audit: no `[[bus]]` (only manual meters) and `[gateway]` or `[mqtt]` left out, so nothing is
+    /// polled or published; `run` refuses it, `import`, `report`, `verify`, `check` work. `gateway` then
+    /// holds defaults (id and site "desk", data_dir "plantmeter-data" beside the config) and `mqtt` a
+    /// loopback placeholder that nothing connects to.
+    pub desk: bool,
+}
+
+/// `[import]`: the header map and the rules for spreadsheets (`plantmeter import`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct ImportPlan {
+    /// A date-only row (a daily logbook) is the day's reading at this local time, in seconds after
+    /// midnight (`daily_at = "08:00"`; default 0, midnight).
+    pub daily_at_s: u32,
+    /// Headers added to the built-in map (`headers = { "抄表时间" = "ts" }`), as written.
+    pub headers: Vec<(String, ImportField)>,
+    /// `--wide` columns named otherwise than `meter.point` (`columns = { "1#电表" = "main-power.energy" }`).
+    pub columns: Vec<(String, String)>,
+}
+
+/// What a column of a long import file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ImportField {
+    /// The time of the reading.
+    Ts,
+    Meter,
+    /// The point's name, or `meter.point` when there is no meter column.
+    Point,
+    Value,
+}
+
+impl ImportField {
+    pub fn parse(s: &str) -> Option<ImportField> {
+        match s {
+            "ts" => Some(ImportField::Ts),
+            "meter" => Some(ImportField::Meter),
+            "point" => Some(ImportField::Point),
+            "value" => Some(ImportField::Value),
+            _ => None,
+        }
+    }
 }
 
 /// `[hj212]`: what the HJ 212 uplink sends, where, and how.

@@ -168,6 +168,8 @@ fn plan(granularity: Granularity) -> Plan {
         metrics_listen: None,
         sign_key_file: None,
         hj212: None,
+        import: Default::default(),
+        desk: false,
     }
 }
 

@@ -271,6 +271,8 @@ pub async fn plant_report(
         metrics_listen: None,
         sign_key_file: None,
         hj212: None,
+        import: Default::default(),
+        desk: false,
     };
     let req = ReportRequest {
         now_ms: chrono::Utc::now().timestamp_millis(),

@@ -6,7 +6,7 @@
 //!    `YYYY-MM-DDTHH:MM[:SS]` in `[audit] timezone`) from 2000-01-01 to a day ahead of now, a finite value
 //!    of magnitude at most 1e12, rows of one point in time order. Only a few numbers per point are kept.
 //!    Any bad row: the first [`MAX_ERRORS_SHOWN`] are listed as `FILE:LINE: message`, the rest counted,
-//!    nothing is imported (exit 2). A line longer than [`MAX_LINE_BYTES`] is reported by its number, never
+//!    nothing is imported (exit 2). A line longer than [`csv_rows::MAX_LINE_BYTES`] is reported by its number, never
 //!    echoed, and never held in memory whole.
 //! 2. **import**: the file is read again and each point's rows go through the same interval engine as live
 //!    readings; finished chunks of hourly aggregates are encoded as they complete and written in batches of
@@ -32,72 +32,165 @@
 //! polled after them) adds only its new rows.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fs::File;
-use std::io::{IsTerminal, Read};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use chrono::FixedOffset;
 use plantmeter_common::audit::hourly::{Chunk, DayBlock, HourAgg, HourGrid};
-use plantmeter_common::audit::intervals::{
-    admit_ts, admit_value, gap_threshold_ms, Gap, LastReading, Tracker,
-};
+use plantmeter_common::audit::intervals::{gap_threshold_ms, Gap, LastReading, Tracker};
 // Instants in the messages in the plant's timezone (`[audit] timezone`, set in `main`).
 use crate::local_time::format_ts_ms;
+use plantmeter_common::audit::render::Lang;
 use plantmeter_common::plan::Plan;
 use plantmeter_common::types::PointKind;
 
 use super::aggregates::{Aggregates, Filled, ImportRecord, PointState};
 use crate::exit::BadInput;
 use crate::progress::Progress;
+use cells::tr;
+pub use text::Encoding;
+
+mod cells;
+mod csv_rows;
+mod text;
+#[cfg(feature = "desk")]
+mod xlsx;
 
 #[derive(clap::Args)]
 pub struct ImportArgs {
     #[arg(long)]
     pub config: PathBuf,
-    /// Header `ts,meter,point,value`.
+    /// A CSV file: header `ts,meter,point,value`, or its Chinese names `时间,表计,测点,数值`, in any
+    /// order; UTF-8 (with or without a BOM) or GBK.
+    #[arg(long, required_unless_present = "xlsx", conflicts_with = "xlsx")]
+    pub csv: Option<PathBuf>,
+    /// An Excel workbook (.xlsx), read directly: the same layouts and rules as a CSV.
     #[arg(long)]
-    pub csv: PathBuf,
+    pub xlsx: Option<PathBuf>,
+    /// The workbook's sheet to read (default: the first).
+    #[arg(long, requires = "xlsx")]
+    pub sheet: Option<String>,
+    /// A row per time and a column per point: the first column the time, every other column headed
+    /// `meter.point` (or a name mapped in `[import] columns`).
+    #[arg(long)]
+    pub wide: bool,
+    /// The CSV's encoding: auto (UTF-8, or GBK when the text is not UTF-8), utf-8, gbk (gb18030).
+    #[arg(long, default_value = "auto")]
+    pub encoding: String,
+    /// The language of the messages: en or zh.
+    #[arg(long, default_value = "en")]
+    pub lang: String,
 }
 
-/// The exact header of an import file.
+/// The canonical header of an import file.
 pub const HEADER: &str = "ts,meter,point,value";
 /// At most this many bad rows are listed; the rest are counted.
 pub const MAX_ERRORS_SHOWN: usize = 20;
-/// A physical line longer than this (bytes) is an error by itself: no row of `ts,meter,point,value` is
-/// near it, and it is neither echoed nor read into memory whole.
-pub const MAX_LINE_BYTES: usize = 4096;
-/// A bad cell is quoted in an error up to this many characters.
-const MAX_ECHO_CHARS: usize = 40;
 /// Intervals kept per point to judge its cadence (median) in the validating pass.
 const CADENCE_SAMPLES: usize = 1024;
 
+/// What to read, and how.
+#[derive(Debug, Clone)]
+pub struct Input {
+    pub path: PathBuf,
+    pub format: Format,
+    /// `--wide`: a row per time, a column per point.
+    pub wide: bool,
+    pub lang: Lang,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Format {
+    Csv(Encoding),
+    Xlsx { sheet: Option<String> },
+}
+
+impl Input {
+    /// A long CSV in UTF-8 or GBK, messages in English.
+    #[cfg(any(test, feature = "demo"))]
+    pub fn csv(path: &Path) -> Input {
+        Input {
+            path: path.to_path_buf(),
+            format: Format::Csv(Encoding::Auto),
+            wide: false,
+            lang: Lang::En,
+        }
+    }
+}
+
+fn bad(msg: String) -> anyhow::Error {
+    anyhow::Error::new(BadInput(msg))
+}
+
 pub fn main(args: ImportArgs) -> anyhow::Result<()> {
+    let lang =
+        Lang::parse(&args.lang).ok_or_else(|| bad(format!("--lang {}: en or zh", args.lang)))?;
+    let encoding = Encoding::parse(&args.encoding).ok_or_else(|| {
+        bad(format!(
+            "--encoding {}: auto, utf-8 or gbk (gb18030)",
+            args.encoding
+        ))
+    })?;
+    let (path, format) = match (args.csv, args.xlsx) {
+        (Some(p), None) => (p, Format::Csv(encoding)),
+        (None, Some(p)) => (p, Format::Xlsx { sheet: args.sheet }),
+        _ => return Err(bad("give --csv FILE or --xlsx FILE".to_string())),
+    };
+    let input = Input {
+        path,
+        format,
+        wide: args.wide,
+        lang,
+    };
     let plan = crate::exit::load_plan(&args.config, crate::exit::Needs::Audit)?;
     crate::local_time::set_display_tz(crate::local_time::plant_tz(&plan));
     let progress = std::io::stderr().is_terminal();
     let now = plantmeter_common::clock::system_ms();
-    let checked = validate(&plan, &args.csv, now, progress)?;
+    let checked = validate(&plan, &input, now, progress)?;
+    for note in &checked.notes {
+        println!("{note}");
+    }
     let db = open_store(&plan.gateway.data_dir)?;
-    let s = import(&db, &plan, &args.csv, checked, now, progress)?;
+    let s = import(&db, &plan, &input, checked, now, progress)?;
+    let file = input.path.display();
+    let zh = lang == Lang::Zh;
     if s.rows == 0 {
-        println!(
-            "nothing to import: the {} rows of {} were imported before; the store is unchanged",
-            s.already,
-            args.csv.display()
-        );
+        if zh {
+            println!(
+                "无需导入：{file} 的 {} 行此前已导入；数据库未改动",
+                s.already
+            );
+        } else {
+            println!(
+                "nothing to import: the {} rows of {file} were imported before; the store is unchanged",
+                s.already
+            );
+        }
         return Ok(());
     }
-    println!(
-        "imported {} rows ({} missing values) of {} points from {} to {}: {} hourly aggregates in {}",
-        s.rows,
-        s.missing,
-        s.points,
-        format_ts_ms(s.first_ts),
-        format_ts_ms(s.last_ts),
-        s.hours,
-        plan.gateway.data_dir.display()
-    );
+    if zh {
+        println!(
+            "已导入 {} 行（缺失值 {} 个），{} 个测点，自 {} 至 {}：{} 个小时汇总，存于 {}",
+            s.rows,
+            s.missing,
+            s.points,
+            format_ts_ms(s.first_ts),
+            format_ts_ms(s.last_ts),
+            s.hours,
+            plan.gateway.data_dir.display()
+        );
+    } else {
+        println!(
+            "imported {} rows ({} missing values) of {} points from {} to {}: {} hourly aggregates in {}",
+            s.rows,
+            s.missing,
+            s.points,
+            format_ts_ms(s.first_ts),
+            format_ts_ms(s.last_ts),
+            s.hours,
+            plan.gateway.data_dir.display()
+        );
+    }
     if s.repeated > 0 {
         println!(
             "{} rows equal to the row before them of their point were skipped",
@@ -127,6 +220,9 @@ pub fn open_store(dir: &Path) -> anyhow::Result<sled::Db> {
 /// The first bad rows of a file, and how many more.
 struct Errors {
     file: String,
+    /// A workbook's sheet: places are cells (`Sheet1!B17`) or rows.
+    sheet: Option<String>,
+    lang: Lang,
     shown: Vec<String>,
     more: u64,
 }
@@ -135,17 +231,39 @@ impl Errors {
     fn new(file: &Path) -> Errors {
         Errors {
             file: file.display().to_string(),
+            sheet: None,
+            lang: Lang::En,
             shown: Vec::new(),
             more: 0,
         }
     }
 
-    fn push(&mut self, line: u64, msg: impl std::fmt::Display) {
-        if self.shown.len() < MAX_ERRORS_SHOWN {
-            self.shown.push(format!("{}:{line}: {msg}", self.file));
-        } else {
-            self.more += 1;
+    /// For the rows of `rows`: places in its sheet, messages in its language.
+    fn of(rows: &Rows<'_>, file: &Path) -> Errors {
+        Errors {
+            sheet: rows.sheet().map(str::to_string),
+            lang: rows.lang,
+            ..Errors::new(file)
         }
+    }
+
+    fn push(&mut self, line: u64, msg: impl std::fmt::Display) {
+        self.push_at(line, None, msg);
+    }
+
+    /// A problem of a row (`col` None) or of one of its cells.
+    fn push_at(&mut self, line: u64, col: Option<usize>, msg: impl std::fmt::Display) {
+        if self.shown.len() >= MAX_ERRORS_SHOWN {
+            self.more += 1;
+            return;
+        }
+        let place = match (&self.sheet, col, self.lang) {
+            (None, _, _) => line.to_string(),
+            (Some(s), Some(c), _) => format!("{s}!{}{line}", cells::column_name(c)),
+            (Some(s), None, Lang::En) => format!("{s} row {line}"),
+            (Some(s), None, Lang::Zh) => format!("{s} 第{line}行"),
+        };
+        self.shown.push(format!("{}:{place}: {msg}", self.file));
     }
 
     fn is_empty(&self) -> bool {
@@ -155,168 +273,23 @@ impl Errors {
     fn into_error(self) -> anyhow::Error {
         let total = self.shown.len() as u64 + self.more;
         let mut msg = self.shown;
-        if self.more > 0 {
-            msg.push(format!(
+        match (self.lang, self.more > 0) {
+            (Lang::En, true) => msg.push(format!(
                 "... and {} more bad rows ({total} in all); nothing was imported",
                 self.more
-            ));
-        } else {
-            msg.push(format!(
+            )),
+            (Lang::En, false) => msg.push(format!(
                 "{total} bad row{}; nothing was imported",
                 if total == 1 { "" } else { "s" }
-            ));
+            )),
+            (Lang::Zh, true) => msg.push(format!(
+                "……另有 {} 行有误（共 {total} 行）；未导入任何数据",
+                self.more
+            )),
+            (Lang::Zh, false) => msg.push(format!("共 {total} 行有误；未导入任何数据")),
         }
         anyhow::Error::new(BadInput(msg.join("\n")))
     }
-}
-
-/// A cell quoted in an error: at most [`MAX_ECHO_CHARS`] characters, control characters escaped.
-fn echo(cell: &[u8]) -> String {
-    let s = String::from_utf8_lossy(cell);
-    let mut out: String = s
-        .chars()
-        .take(MAX_ECHO_CHARS)
-        .flat_map(char::escape_debug)
-        .collect();
-    if s.chars().nth(MAX_ECHO_CHARS).is_some() {
-        out.push('…');
-    }
-    out
-}
-
-/// Why the guard flagged a line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Flag {
-    /// Longer than [`MAX_LINE_BYTES`]: cut.
-    Long,
-    /// A quote still open at its end: closed there, since no field of an import file spans lines (an
-    /// unclosed quote would otherwise swallow the rest of the file into one record).
-    OpenQuote,
-}
-
-impl Flag {
-    fn message(self) -> String {
-        match self {
-            Flag::Long => format!("line longer than {MAX_LINE_BYTES} bytes (not shown)"),
-            Flag::OpenQuote => "a quoted field is not closed on its line".to_string(),
-        }
-    }
-}
-
-/// The reader under the CSV parser: drops a leading UTF-8 BOM, cuts every physical line longer than
-/// [`MAX_LINE_BYTES`] down to that length and closes a quote left open at the end of a line, noting the
-/// line's number, so that no record is longer than a line of 4 KiB (a 50 MB line costs no memory).
-struct Guard<R> {
-    inner: R,
-    buf: Vec<u8>,
-    start: bool,
-    /// Bytes of the current line passed on so far.
-    col: usize,
-    /// 1-based number of the current line.
-    line: u64,
-    /// Inside a line that is too long: dropping bytes up to its newline.
-    cutting: bool,
-    quoted: bool,
-    /// A byte that did not fit the caller's buffer.
-    carry: Option<u8>,
-    /// Lines flagged, not yet taken by the parser's consumer (a few at most: the parser reads ahead by one
-    /// buffer only, and each flagged line passes on at least a byte).
-    flagged: std::collections::VecDeque<(u64, Flag)>,
-}
-
-impl<R: Read> Guard<R> {
-    fn new(inner: R) -> Guard<R> {
-        Guard {
-            inner,
-            buf: vec![0; 64 * 1024],
-            start: true,
-            col: 0,
-            line: 1,
-            cutting: false,
-            quoted: false,
-            carry: None,
-            flagged: std::collections::VecDeque::new(),
-        }
-    }
-}
-
-impl<R: Read> Read for Guard<R> {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        if out.is_empty() {
-            return Ok(0);
-        }
-        if let Some(b) = self.carry.take() {
-            out[0] = b;
-            return Ok(1);
-        }
-        loop {
-            // Closing a quote adds a byte per newline: read at most half of what fits (a byte that does
-            // not fit all the same, when `out` is one byte, waits in `carry`).
-            let want = (out.len() / 2).clamp(1, self.buf.len());
-            let n = self.inner.read(&mut self.buf[..want])?;
-            if n == 0 {
-                return Ok(0);
-            }
-            let mut input = &self.buf[..n];
-            if self.start {
-                // A BOM split over two reads is not worth handling: the first read is kilobytes.
-                if let Some(rest) = input.strip_prefix(b"\xEF\xBB\xBF") {
-                    input = rest;
-                }
-                self.start = false;
-            }
-            let mut w = 0;
-            let put = |out: &mut [u8], w: &mut usize, b: u8, carry: &mut Option<u8>| {
-                if *w < out.len() {
-                    out[*w] = b;
-                    *w += 1;
-                } else {
-                    *carry = Some(b);
-                }
-            };
-            for seg in input.split_inclusive(|&b| b == b'\n') {
-                let (body, newline) = match seg.split_last() {
-                    Some((b'\n', body)) => (body, true),
-                    _ => (seg, false),
-                };
-                if !self.cutting {
-                    let room = MAX_LINE_BYTES - self.col;
-                    let part = &body[..body.len().min(room)];
-                    // Fits: at most half of `out` was read, and every newline adds at most one byte.
-                    out[w..w + part.len()].copy_from_slice(part);
-                    w += part.len();
-                    self.col += part.len();
-                    self.quoted ^= part.iter().filter(|&&b| b == b'"').count() % 2 == 1;
-                    if body.len() > room {
-                        self.cutting = true;
-                        self.flagged.push_back((self.line, Flag::Long));
-                    }
-                }
-                if newline {
-                    if self.quoted {
-                        put(out, &mut w, b'"', &mut self.carry);
-                        if !self.cutting {
-                            self.flagged.push_back((self.line, Flag::OpenQuote));
-                        }
-                    }
-                    self.line += 1;
-                    self.col = 0;
-                    self.cutting = false;
-                    self.quoted = false;
-                    put(out, &mut w, b'\n', &mut self.carry);
-                }
-            }
-            if w > 0 {
-                return Ok(w);
-            }
-        }
-    }
-}
-
-/// Timestamps of a file: RFC 3339, or local date and time in the audit's timezone (the same formats as
-/// `replace --at`).
-fn parse_ts(s: &str, tz: FixedOffset) -> Option<i64> {
-    plantmeter_common::model::parse_ts_in(s, tz)
 }
 
 /// One good row.
@@ -328,6 +301,8 @@ struct Row {
     /// None when the value cell is empty (a missing reading).
     value: Option<f64>,
     line: u64,
+    /// The 0-based column of its value (a wide sheet has several per line).
+    col: usize,
 }
 
 /// What one pass sees of a row.
@@ -335,200 +310,283 @@ enum Seen {
     Row(Row),
     /// An empty line.
     Blank,
+    /// A bad row or cell: line, column where known, message.
+    Bad(u64, Option<usize>, String),
+}
+
+/// Where the rows come from.
+// One per pass, never moved in a loop: the CSV reader's size costs nothing.
+#[allow(clippy::large_enum_variant)]
+enum Source {
+    Csv(csv_rows::CsvSource),
+    #[cfg(feature = "desk")]
+    Xlsx(xlsx::XlsxSource),
+}
+
+/// What a source gives.
+enum SourceNext {
+    Record(u64),
     Bad(u64, String),
+    End,
+}
+
+impl Source {
+    fn next(&mut self) -> SourceNext {
+        match self {
+            Source::Csv(c) => match c.next() {
+                csv_rows::Next::Record(l) => SourceNext::Record(l),
+                csv_rows::Next::Bad(l, m) => SourceNext::Bad(l, m),
+                csv_rows::Next::End => SourceNext::End,
+            },
+            #[cfg(feature = "desk")]
+            Source::Xlsx(x) => match x.next() {
+                xlsx::Next::Record(l) => SourceNext::Record(l),
+                xlsx::Next::Bad(l, m) => SourceNext::Bad(l, m),
+                xlsx::Next::End => SourceNext::End,
+            },
+        }
+    }
+
+    fn record(&self) -> &dyn cells::Record {
+        match self {
+            Source::Csv(c) => &c.record,
+            #[cfg(feature = "desk")]
+            Source::Xlsx(x) => &x.record,
+        }
+    }
+
+    /// Bytes (CSV) or rows (workbook) read so far, for progress.
+    fn position(&self) -> u64 {
+        match self {
+            Source::Csv(c) => c.position(),
+            #[cfg(feature = "desk")]
+            Source::Xlsx(x) => x.rows_read,
+        }
+    }
 }
 
 /// Reads the rows of a file, each checked on its own (the checks across rows are the caller's).
 struct Rows<'p> {
-    csv: csv::Reader<Guard<File>>,
-    record: csv::ByteRecord,
-    index: HashMap<&'p str, HashMap<&'p str, usize>>,
+    source: Source,
+    reader: cells::Reader<'p>,
     names: Vec<String>,
-    tz: FixedOffset,
-    now_ms: i64,
-    cache: (Vec<u8>, i64),
-    /// Bytes read so far (for progress).
+    /// The readings of the current record not handed out yet (a wide row has several).
+    pending: Vec<cells::Reading>,
+    next_pending: usize,
+    line: u64,
+    lang: Lang,
+    /// Header columns left out, for the summary.
+    ignored: Vec<String>,
+    /// Bytes (CSV) or rows (workbook) read so far, for progress.
     done: u64,
-    eof: bool,
 }
 
 impl<'p> Rows<'p> {
-    /// Open a file and check its header.
-    fn open(plan: &'p Plan, file: &Path, now_ms: i64) -> anyhow::Result<Rows<'p>> {
-        let f = File::open(file).map_err(|e| {
-            anyhow::Error::new(BadInput(format!("{}: cannot read: {e}", file.display())))
-        })?;
+    /// Open a file and read its header.
+    fn open(plan: &'p Plan, input: &Input, now_ms: i64) -> anyhow::Result<Rows<'p>> {
+        let file = input.path.as_path();
+        let lang = input.lang;
         let tz = plan
             .audit
             .as_ref()
             .map(|a| a.timezone)
             .ok_or_else(|| anyhow::anyhow!("no [audit] section"))?;
-        let mut index: HashMap<&str, HashMap<&str, usize>> = HashMap::new();
-        let mut names = Vec::new();
-        for m in plan.meters() {
-            let e = index.entry(m.name.as_str()).or_default();
-            for p in &m.points {
-                e.insert(p.name.as_str(), names.len());
-                names.push(format!("{}.{}", m.name, p.name));
+        let points = cells::Points::new(plan);
+        let names = points.names.clone();
+        let mut errors = Errors::new(file);
+        errors.lang = lang;
+        let (mut source, epoch_1904) = match &input.format {
+            Format::Csv(encoding) => {
+                let s = csv_rows::CsvSource::open(file, *encoding).map_err(|e| {
+                    bad(match e {
+                        csv_rows::OpenError::Io(e) => {
+                            format!("{}: cannot read: {e}", file.display())
+                        }
+                        csv_rows::OpenError::Encoding(u) => undecided(file, &u, lang),
+                    })
+                })?;
+                (Source::Csv(s), false)
             }
-        }
-        let mut csv = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .from_reader(Guard::new(f));
-        let mut record = csv::ByteRecord::new();
-        let header_ok = match csv.read_byte_record(&mut record) {
-            Ok(true) => {
-                record.trim();
-                record.len() == 4 && record.iter().eq(HEADER.split(',').map(str::as_bytes))
+            #[cfg(feature = "desk")]
+            Format::Xlsx { sheet } => {
+                let s = xlsx::XlsxSource::open(file, sheet.as_deref())
+                    .map_err(|e| bad(format!("{}: {e}", file.display())))?;
+                errors.sheet = Some(s.sheet.clone());
+                let e = s.epoch_1904;
+                (Source::Xlsx(s), e)
             }
-            _ => false,
+            #[cfg(not(feature = "desk"))]
+            Format::Xlsx { .. } => {
+                return Err(bad(
+                    "plantmeter import --xlsx: not in this build. The gateway build (cargo build --release -p \
+                     plantmeter-agent) leaves out the Excel reader; build the desk binary from the repository \
+                     root with `cargo build --release` (or add `--features desk` to the -p build), or save the \
+                     sheet as \"CSV UTF-8\" and import it with --csv."
+                        .to_string(),
+                ))
+            }
         };
-        let header_flagged = csv.get_ref().flagged.front().is_some_and(|f| f.0 == 1);
-        if !header_ok || header_flagged {
-            let found = if header_flagged {
-                format!("a line over {MAX_LINE_BYTES} bytes or with an open quote")
-            } else {
-                format!(
-                    "`{}`",
-                    echo(&record.iter().collect::<Vec<_>>().join(&b","[..]))
-                )
-            };
-            return Err(anyhow::Error::new(BadInput(format!(
-                "{}:1: the header must be exactly `{HEADER}`, found {found}; nothing was imported",
-                file.display()
-            ))));
-        }
+        // The header: the first record (a workbook's first row that has cells).
+        let header_at = match source.next() {
+            SourceNext::Record(line) => line,
+            SourceNext::Bad(line, msg) => {
+                errors.push(line, msg);
+                return Err(errors.into_error());
+            }
+            SourceNext::End => {
+                return Err(bad(tr(
+                    lang,
+                    || {
+                        format!("{}: the file is empty: its first line must be the header `{HEADER}` (or 时间,表计,测点,数值)", file.display())
+                    },
+                    || {
+                        format!(
+                            "{}：文件为空：第一行应为表头 `{HEADER}`（或 时间,表计,测点,数值）",
+                            file.display()
+                        )
+                    },
+                )))
+            }
+        };
+        let header = source.record();
+        let (layout, ignored) = match cells::layout(header, input.wide, &points, lang) {
+            Ok(l) => l,
+            Err(cells::HeaderError(problems)) => {
+                for (col, msg) in problems {
+                    errors.push_at(header_at, col, msg);
+                }
+                return Err(errors.into_error());
+            }
+        };
+        let mut reader = cells::Reader::new(points, layout, header, tz, now_ms, lang);
+        reader.epoch_1904 = epoch_1904;
         Ok(Rows {
-            csv,
-            record,
-            index,
+            source,
+            reader,
             names,
-            tz,
-            now_ms,
-            cache: (Vec::new(), 0),
+            pending: Vec::new(),
+            next_pending: 0,
+            line: header_at,
+            lang,
+            ignored,
             done: 0,
-            eof: false,
         })
+    }
+
+    /// The workbook's sheet, for places in messages.
+    fn sheet(&self) -> Option<&str> {
+        match &self.source {
+            Source::Csv(_) => None,
+            #[cfg(feature = "desk")]
+            Source::Xlsx(x) => Some(&x.sheet),
+        }
+    }
+
+    /// What the file was read as, and the columns left out: for the summary.
+    fn notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        #[allow(irrefutable_let_patterns)] // without the `xlsx` feature a CSV is all there is
+        if let Source::Csv(c) = &self.source {
+            if c.encoding == Encoding::Gb18030 {
+                notes.push(tr(
+                    self.lang,
+                    || "read as GBK (GB18030) text".to_string(),
+                    || "按 GBK（GB18030）编码读取".to_string(),
+                ));
+            }
+        }
+        if !self.ignored.is_empty() {
+            let list = self.ignored.join(", ");
+            notes.push(tr(
+                self.lang,
+                || format!("columns left out (not ts, meter, point or value): {list}"),
+                || format!("未导入的列（不是时间、表计、测点或数值）：{list}"),
+            ));
+        }
+        notes
     }
 
     /// The next row, blank line or bad row; None at the end of the file.
     fn next(&mut self) -> Option<Seen> {
-        // Lines found too long before the record about to be read are reported first, by number.
-        let next_line = self.csv.position().line();
-        if let Some(&(l, flag)) = self.csv.get_ref().flagged.front() {
-            if l < next_line || self.eof {
-                self.csv.get_mut().flagged.pop_front();
-                return Some(Seen::Bad(l, flag.message()));
+        loop {
+            if let Some(r) = self.pending.get(self.next_pending) {
+                self.next_pending += 1;
+                return Some(Seen::Row(Row {
+                    point: r.point,
+                    ts: r.ts,
+                    value: r.value,
+                    line: self.line,
+                    col: r.col,
+                }));
             }
-        }
-        if self.eof {
-            return None;
-        }
-        let ok = match self.csv.read_byte_record(&mut self.record) {
-            Ok(ok) => ok,
-            Err(e) => {
-                let line = e.position().map_or(next_line, csv::Position::line);
-                self.eof = true;
-                let why = match e.kind() {
-                    csv::ErrorKind::Io(e) => format!("cannot read: {e}"),
-                    _ => "not a CSV row".to_string(),
-                };
-                return Some(Seen::Bad(line, why));
-            }
-        };
-        self.done = self.csv.position().byte();
-        if !ok {
-            self.eof = true;
-            return self.next();
-        }
-        let line = self
-            .record
-            .position()
-            .map_or(next_line, csv::Position::line);
-        if let Some(&(l, flag)) = self.csv.get_ref().flagged.front() {
-            if l == line {
-                self.csv.get_mut().flagged.pop_front();
-                return Some(Seen::Bad(line, flag.message()));
-            }
-        }
-        Some(match self.row(line) {
-            Ok(Some(r)) => Seen::Row(r),
-            Ok(None) => Seen::Blank,
-            Err(msg) => Seen::Bad(line, msg),
-        })
-    }
-
-    fn row(&mut self, line: u64) -> Result<Option<Row>, String> {
-        let r = &self.record;
-        // Fields trimmed in place (`ByteRecord::trim` allocates a new record for every row).
-        let field = |i: usize| r.get(i).unwrap_or_default().trim_ascii();
-        if r.is_empty() || (r.len() == 1 && field(0).is_empty()) {
-            return Ok(None);
-        }
-        if r.len() != 4 {
-            return Err(format!("expected 4 fields `{HEADER}`, found {}", r.len()));
-        }
-        let text = utf8;
-        let ts_cell = field(0);
-        let ts = if ts_cell == self.cache.0.as_slice() {
-            self.cache.1
-        } else {
-            let t = parse_ts(text(ts_cell)?, self.tz).ok_or_else(|| {
-                format!(
-                    "bad timestamp `{}` (RFC 3339, e.g. 2025-01-01T08:00:00+08:00, or local 2025-01-01 08:00[:00])",
-                    echo(ts_cell)
-                )
-            })?;
-            self.cache.0.clear();
-            self.cache.0.extend_from_slice(ts_cell);
-            self.cache.1 = t;
-            t
-        };
-        let (meter, point) = (text(field(1))?, text(field(2))?);
-        let points = self
-            .index
-            .get(meter)
-            .ok_or_else(|| format!("unknown meter `{}`", echo(meter.as_bytes())))?;
-        let &pi = points.get(point).ok_or_else(|| {
-            format!(
-                "unknown point `{}.{}`",
-                echo(meter.as_bytes()),
-                echo(point.as_bytes())
-            )
-        })?;
-        let name = &self.names[pi];
-        if let Err(why) = admit_ts(ts, self.now_ms) {
-            return Err(format!("{name}: timestamp `{}` {why}", echo(ts_cell)));
-        }
-        let value_cell = field(3);
-        let value = if value_cell.is_empty() {
-            None
-        } else {
-            let v: f64 = text(value_cell)?
-                .parse()
-                .map_err(|_| format!("bad number `{}` for {name}", echo(value_cell)))?;
-            match admit_value(v) {
-                Ok(v) => Some(v),
-                Err(_) => {
-                    return Err(format!(
-                        "{name}: value `{}` is not finite or beyond ±1e12",
-                        echo(value_cell)
-                    ))
+            let line = match self.source.next() {
+                SourceNext::End => return None,
+                SourceNext::Bad(line, msg) => return Some(Seen::Bad(line, None, msg)),
+                SourceNext::Record(line) => line,
+            };
+            self.line = line;
+            self.done = self.source.position();
+            self.next_pending = 0;
+            match self
+                .reader
+                .readings(self.source.record(), &mut self.pending)
+            {
+                Ok(()) if self.pending.is_empty() => return Some(Seen::Blank),
+                Ok(()) => {}
+                Err((col, msg)) => {
+                    self.pending.clear();
+                    return Some(Seen::Bad(line, col, msg));
                 }
             }
-        };
-        Ok(Some(Row {
-            point: pi,
-            ts,
-            value,
-            line,
-        }))
+        }
     }
 }
 
-fn utf8(b: &[u8]) -> Result<&str, String> {
-    std::str::from_utf8(b).map_err(|_| format!("`{}` is not UTF-8 text", echo(b)))
+/// The encoding could not be told: what to do.
+fn undecided(file: &Path, u: &text::Undecided, lang: Lang) -> String {
+    let f = file.display();
+    match u {
+        text::Undecided::Utf16 => tr(
+            lang,
+            || {
+                format!("{f}:1: the file is UTF-16 (Excel's \"Unicode text\"): save it from Excel as \"CSV UTF-8 (comma delimited)\"")
+            },
+            || {
+                format!("{f}:1: 该文件为 UTF-16（Excel 的“Unicode 文本”）：请在 Excel 中另存为“CSV UTF-8（逗号分隔）”")
+            },
+        ),
+        text::Undecided::NotUtf8 { line } => tr(
+            lang,
+            || {
+                format!(
+                "{f}:{line}: the text is not UTF-8 (GBK, as Excel saves plain CSV on Chinese Windows?) and this \
+                 gateway build reads UTF-8 only: save the file from Excel as \"CSV UTF-8 (comma delimited)\", or \
+                 import it with the desk build (`cargo build --release` at the repository root), which reads GBK"
+            )
+            },
+            || {
+                format!(
+                "{f}:{line}: 文本不是 UTF-8（可能是中文 Windows 的 Excel 另存的普通 CSV，即 GBK），而此网关版本只读 UTF-8：\
+                 请在 Excel 中另存为“CSV UTF-8（逗号分隔）”，或用桌面版（在仓库根目录 `cargo build --release`）导入，它可读 GBK"
+            )
+            },
+        ),
+        text::Undecided::Neither { line } => tr(
+            lang,
+            || {
+                format!(
+                "{f}:{line}: the text is neither UTF-8 nor GBK: save the file from Excel as \"CSV UTF-8 (comma \
+                 delimited)\", or name its encoding with --encoding utf-8 or --encoding gbk"
+            )
+            },
+            || {
+                format!(
+                "{f}:{line}: 文本既不是 UTF-8 也不是 GBK：请在 Excel 中另存为“CSV UTF-8（逗号分隔）”，\
+                 或用 --encoding utf-8 / --encoding gbk 指明编码"
+            )
+            },
+        ),
+    }
 }
 
 /// What the validating pass keeps of a point: a few numbers, whatever the file's size.
@@ -584,20 +642,50 @@ fn order(prev: Option<&Row>, r: &Row, name: &str) -> Order {
     }
 }
 
+/// [`order`]'s refusal in Chinese.
+fn disorder_zh(prev: &Row, r: &Row, name: &str) -> String {
+    if r.ts == prev.ts {
+        format!(
+            "{name} 在 {} 已有另一个读数（第 {} 行）：同一测点同一时刻只能有一个读数",
+            format_ts_ms(r.ts),
+            prev.line
+        )
+    } else {
+        format!(
+            "{name}：{} 早于第 {} 行（{}）：同一测点的各行须按时间先后排列",
+            format_ts_ms(r.ts),
+            prev.line,
+            format_ts_ms(prev.ts)
+        )
+    }
+}
+
 /// A file that validated: what the import needs of it per point.
 pub struct Checked {
     points: Vec<PointScan>,
     rows: u64,
     repeated: u64,
+    /// What the summary says of the file (its encoding, columns left out).
+    pub notes: Vec<String>,
 }
 
 /// The validating pass: every row of the file checked against the plan, in bounded memory.
-pub fn validate(plan: &Plan, file: &Path, now_ms: i64, progress: bool) -> anyhow::Result<Checked> {
-    let mut rows = Rows::open(plan, file, now_ms)?;
-    let size = std::fs::metadata(file).map_or(0, |m| m.len());
+pub fn validate(
+    plan: &Plan,
+    input: &Input,
+    now_ms: i64,
+    progress: bool,
+) -> anyhow::Result<Checked> {
+    let file = input.path.as_path();
+    let mut rows = Rows::open(plan, input, now_ms)?;
+    let size = match input.format {
+        Format::Csv(_) => std::fs::metadata(file).map_or(0, |m| m.len()),
+        // Progress in rows of a sheet, whose count is not known ahead.
+        Format::Xlsx { .. } => 0,
+    };
     let bar = Progress::bytes(progress, size, "checking");
     let mut points = vec![PointScan::default(); rows.names.len()];
-    let mut errors = Errors::new(file);
+    let mut errors = Errors::of(&rows, file);
     let (mut count, mut repeated) = (0u64, 0u64);
     let mut n = 0u64;
     while let Some(seen) = rows.next() {
@@ -608,8 +696,8 @@ pub fn validate(plan: &Plan, file: &Path, now_ms: i64, progress: bool) -> anyhow
         let r = match seen {
             Seen::Row(r) => r,
             Seen::Blank => continue,
-            Seen::Bad(line, msg) => {
-                errors.push(line, msg);
+            Seen::Bad(line, col, msg) => {
+                errors.push_at(line, col, msg);
                 continue;
             }
         };
@@ -621,7 +709,11 @@ pub fn validate(plan: &Plan, file: &Path, now_ms: i64, progress: bool) -> anyhow
                 continue;
             }
             Order::Bad(msg) => {
-                errors.push(r.line, msg);
+                let msg = match (rows.lang, &p.last) {
+                    (Lang::Zh, Some(prev)) => disorder_zh(prev, &r, &rows.names[r.point]),
+                    _ => msg,
+                };
+                errors.push_at(r.line, Some(r.col), msg);
                 continue;
             }
         }
@@ -649,15 +741,22 @@ pub fn validate(plan: &Plan, file: &Path, now_ms: i64, progress: bool) -> anyhow
         return Err(errors.into_error());
     }
     if count == 0 {
-        return Err(anyhow::Error::new(BadInput(format!(
-            "{}: no rows after the header; nothing was imported",
-            file.display()
-        ))));
+        return Err(bad(tr(
+            rows.lang,
+            || {
+                format!(
+                    "{}: no rows after the header; nothing was imported",
+                    file.display()
+                )
+            },
+            || format!("{}：表头之后没有数据行；未导入任何数据", file.display()),
+        )));
     }
     Ok(Checked {
         points,
         rows: count,
         repeated,
+        notes: rows.notes(),
     })
 }
 
@@ -951,12 +1050,12 @@ const CHUNKS_PER_BATCH: usize = 256;
 pub fn import(
     db: &sled::Db,
     plan: &Plan,
-    file: &Path,
+    input: &Input,
     checked: Checked,
     now_ms: i64,
     progress: bool,
 ) -> anyhow::Result<Summary> {
-    let r = import_batches(db, plan, file, checked, now_ms, progress);
+    let r = import_batches(db, plan, input, checked, now_ms, progress);
     if r.is_err() {
         if let Err(e) = super::aggregates::roll_back_unfinished_import(db) {
             tracing::error!("import: could not put back what the failed import wrote: {e:#}");
@@ -968,11 +1067,12 @@ pub fn import(
 fn import_batches(
     db: &sled::Db,
     plan: &Plan,
-    file: &Path,
+    input: &Input,
     checked: Checked,
     now_ms: i64,
     progress: bool,
 ) -> anyhow::Result<Summary> {
+    let file = input.path.as_path();
     let audit = plan
         .audit
         .as_ref()
@@ -980,11 +1080,11 @@ fn import_batches(
     let grid = HourGrid::new(audit.timezone);
     let mut agg = Aggregates::open(db, &grid)?;
     let mut batch = sled::Batch::default();
-    let mut rows = Rows::open(plan, file, now_ms)?;
+    let mut rows = Rows::open(plan, input, now_ms)?;
     let ids: Vec<u32> = rows.names.iter().map(|n| agg.id(n, &mut batch)).collect();
 
     // Where each point's rows go relative to what the store holds; overlaps are refused before writing.
-    let mut errors = Errors::new(file);
+    let mut errors = Errors::of(&rows, file);
     let mut states = Vec::with_capacity(ids.len());
     let mut skip = vec![false; ids.len()];
     // A file imported before and grown since (a logbook exported again with new rows at its end): its rows
@@ -1097,7 +1197,10 @@ fn import_batches(
         })
         .collect();
 
-    let size = std::fs::metadata(file).map_or(0, |m| m.len());
+    let size = match input.format {
+        Format::Csv(_) => std::fs::metadata(file).map_or(0, |m| m.len()),
+        Format::Xlsx { .. } => 0,
+    };
     let bar = Progress::bytes(progress, size, "importing");
     let mut n = 0u64;
     let mut journaled: HashSet<[u8; 13]> = HashSet::new();
@@ -1110,9 +1213,9 @@ fn import_batches(
         let r = match seen {
             Seen::Row(r) => r,
             Seen::Blank => continue,
-            Seen::Bad(line, msg) => {
+            Seen::Bad(line, col, msg) => {
                 // The file changed since it was checked.
-                errors.push(line, msg);
+                errors.push_at(line, col, msg);
                 return Err(errors.into_error());
             }
         };
@@ -1393,8 +1496,9 @@ mod tests {
         )
         .unwrap();
         let run = |db: &sled::Db, file: &Path| -> anyhow::Result<Summary> {
-            let checked = validate(&plan, file, now, false)?;
-            import(db, &plan, file, checked, now, false)
+            let input = Input::csv(file);
+            let checked = validate(&plan, &input, now, false)?;
+            import(db, &plan, &input, checked, now, false)
         };
         let s = run(&db, &csv).unwrap();
         assert_eq!((s.rows, s.points), (2, 2), "{s:?}");
@@ -1499,7 +1603,8 @@ mod tests {
 
     #[test]
     fn local_and_rfc3339_timestamps() {
-        let tz = FixedOffset::east_opt(8 * 3600).unwrap();
+        let tz = chrono::FixedOffset::east_opt(8 * 3600).unwrap();
+        let parse_ts = |s: &str, tz| cells::parse_ts(s, tz, 0);
         let t = parse_ts("2025-01-01T08:00:00+08:00", tz).unwrap();
         for s in [
             "2025-01-01 08:00",
@@ -1511,85 +1616,9 @@ mod tests {
         ] {
             assert_eq!(parse_ts(s, tz), Some(t), "{s}");
         }
-        assert_eq!(parse_ts("2025-01-01", tz), None);
+        // A date alone is the day's reading at `[import] daily_at` (midnight by default).
+        assert_eq!(parse_ts("2025-01-01", tz), Some(t - 8 * 3_600_000));
         assert_eq!(parse_ts("yesterday", tz), None);
-    }
-
-    #[test]
-    fn the_guard_strips_a_bom_and_cuts_long_lines() {
-        let mut input = b"\xEF\xBB\xBFa,b\n".to_vec();
-        input.extend(std::iter::repeat_n(b'x', 3 * MAX_LINE_BYTES));
-        input.extend_from_slice(b"\nc,d\r\n");
-        let mut g = Guard::new(&input[..]);
-        let mut out = Vec::new();
-        g.read_to_end(&mut out).unwrap();
-        assert!(out.starts_with(b"a,b\n"));
-        assert!(out.ends_with(b"\nc,d\r\n"));
-        assert_eq!(out.len(), 4 + MAX_LINE_BYTES + 6);
-        assert_eq!(g.flagged, [(2, Flag::Long)]);
-        // A quote left open is closed at its line's end, so it cannot swallow the following lines.
-        let mut g = Guard::new(&b"a,\"b\nc,d\n"[..]);
-        let mut out = Vec::new();
-        g.read_to_end(&mut out).unwrap();
-        assert_eq!(out, b"a,\"b\"\nc,d\n");
-        assert_eq!(g.flagged, [(1, Flag::OpenQuote)]);
-    }
-
-    /// The guard byte by byte, as specified.
-    fn reference(input: &[u8]) -> (Vec<u8>, Vec<(u64, Flag)>) {
-        let input = input.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(input);
-        let (mut out, mut flags) = (Vec::new(), Vec::new());
-        let (mut line, mut col, mut cutting, mut quoted) = (1u64, 0usize, false, false);
-        for &b in input {
-            if b == b'\n' {
-                if quoted {
-                    out.push(b'"');
-                    if !cutting {
-                        flags.push((line, Flag::OpenQuote));
-                    }
-                }
-                out.push(b);
-                (line, col, cutting, quoted) = (line + 1, 0, false, false);
-            } else if !cutting {
-                if col == MAX_LINE_BYTES {
-                    cutting = true;
-                    flags.push((line, Flag::Long));
-                } else {
-                    col += 1;
-                    quoted ^= b == b'"';
-                    out.push(b);
-                }
-            }
-        }
-        (out, flags)
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn the_guard_reads_alike_whatever_the_buffer_sizes(
-            lines in proptest::collection::vec((0usize..5000, 0u8..4), 0..12),
-            sizes in proptest::collection::vec(1usize..9000, 1..8),
-        ) {
-            let mut input = Vec::new();
-            for (len, kind) in &lines {
-                let fill = match kind { 0 => b'a', 1 => b'"', 2 => b',', _ => b'\r' };
-                input.extend(std::iter::repeat_n(fill, *len));
-                input.push(b'\n');
-            }
-            let mut g = Guard::new(&input[..]);
-            let mut out = Vec::new();
-            for i in 0.. {
-                let mut buf = vec![0u8; sizes[i % sizes.len()]];
-                let n = g.read(&mut buf).unwrap();
-                if n == 0 {
-                    break;
-                }
-                out.extend_from_slice(&buf[..n]);
-            }
-            let (want, flags) = reference(&input);
-            proptest::prop_assert_eq!(out, want);
-            proptest::prop_assert_eq!(Vec::from(g.flagged), flags);
-        }
     }
 
     #[test]
@@ -1607,6 +1636,8 @@ mod tests {
 
     #[test]
     fn echo_is_short_and_escaped() {
+        use cells::echo;
+        const MAX_ECHO_CHARS: usize = 40;
         assert_eq!(echo(b"abc"), "abc");
         assert_eq!(echo(&[b'y'; 100]).chars().count(), MAX_ECHO_CHARS + 1);
         assert_eq!(echo(b"a\x1b[2J"), "a\\u{1b}[2J");

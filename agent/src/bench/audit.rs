@@ -235,11 +235,12 @@ pub fn import(a: ImportBenchArgs) -> anyhow::Result<()> {
     let rows = steps as usize * points;
     let now = plantmeter_common::Clock::wall().now_ms();
     let t = Instant::now();
-    let checked = crate::audit::import::validate(&plan, &csv_path, now, false)?;
+    let input = crate::audit::import::Input::csv(&csv_path);
+    let checked = crate::audit::import::validate(&plan, &input, now, false)?;
     let t_parse = t.elapsed();
     let db = crate::store::open_db(&plan.gateway.data_dir)?;
     let t1 = Instant::now();
-    let s = crate::audit::import::import(&db, &plan, &csv_path, checked, now, false)?;
+    let s = crate::audit::import::import(&db, &plan, &input, checked, now, false)?;
     let t_import = t1.elapsed();
     let total = t_parse + t_import;
     println!(

@@ -58,20 +58,27 @@ fn write_plan(o: &mut String, plan: &Plan) -> std::fmt::Result {
     } else {
         String::new()
     };
-    writeln!(
-        o,
-        "mqtt      {} as client {}, {auth}{tls}; keep-alive {} s, at most {} in flight",
-        m.url,
-        m.client_id,
-        m.keep_alive.as_secs(),
-        m.max_inflight
-    )?;
-    writeln!(
-        o,
-        "topics    {}/{{status, data/<meter>, health/<meter>{}}}",
-        m.topic_prefix,
-        if plan.audit.is_some() { ", audit" } else { "" }
-    )?;
+    if plan.desk {
+        writeln!(
+            o,
+            "mqtt      none: a desk audit (manual meters filled by `import`; `run` needs [mqtt] and a [[bus]])"
+        )?;
+    } else {
+        writeln!(
+            o,
+            "mqtt      {} as client {}, {auth}{tls}; keep-alive {} s, at most {} in flight",
+            m.url,
+            m.client_id,
+            m.keep_alive.as_secs(),
+            m.max_inflight
+        )?;
+        writeln!(
+            o,
+            "topics    {}/{{status, data/<meter>, health/<meter>{}}}",
+            m.topic_prefix,
+            if plan.audit.is_some() { ", audit" } else { "" }
+        )?;
+    }
     match &plan.metrics_listen {
         Some(l) => writeln!(o, "metrics   http://{l}/metrics")?,
         None => writeln!(o, "metrics   off")?,
@@ -615,6 +622,9 @@ fn write_audit(o: &mut String, a: &AuditPlan, plan: &Plan) -> std::fmt::Result {
                 fmt_num(l.level_iii, 6)
             )?;
         }
+    }
+    if plan.desk {
+        return Ok(());
     }
     writeln!(
         o,

@@ -37,17 +37,65 @@ const MQTT_KEYS: &[&str] = &[
     "max_inflight",
 ];
 
-/// `[gateway]` and the gateway-wide `max_gap`.
-pub(crate) fn gateway(d: &mut Diag<'_>, root: &Section<'_>) -> Option<(Gateway, Option<u16>)> {
+/// `[gateway]` left out of a desk audit: its store beside the config.
+pub(crate) fn desk_gateway() -> Gateway {
+    Gateway {
+        id: "desk".to_string(),
+        site: "desk".to_string(),
+        data_dir: PathBuf::from("plantmeter-data"),
+        store_max_mb: DEFAULT_STORE_MAX_MB,
+        // Nothing is published, so nothing is replayed.
+        retain_delivered_mb: 0,
+        enterprise: None,
+        industry: None,
+    }
+}
+
+/// `[mqtt]` left out of a desk audit: nothing connects to it (`run` refuses a desk config).
+pub(crate) fn desk_mqtt(gw: &Gateway) -> Mqtt {
+    Mqtt {
+        url: String::new(),
+        host: "127.0.0.1".to_string(),
+        port: 1883,
+        tls: false,
+        client_id: format!("plantmeter-{}", gw.id),
+        topic_prefix: format!("plantmeter/{}/{}", gw.site, gw.id),
+        username: None,
+        password_file: None,
+        password_env: None,
+        ca_file: None,
+        client_cert_file: None,
+        client_key_file: None,
+        keep_alive: Duration::from_secs(30),
+        max_inflight: 100,
+    }
+}
+
+/// `[gateway]` and the gateway-wide `max_gap`. `desk`: a config without buses, where `[gateway]` may be
+/// left out (None then, and no error) and its `id`, `site` and `data_dir` default as in [`desk_gateway`].
+pub(crate) fn gateway(
+    d: &mut Diag<'_>,
+    root: &Section<'_>,
+    desk: bool,
+) -> Option<(Gateway, Option<u16>)> {
     let Some(item) = root.item("gateway") else {
-        d.error(&Some(0..0), "missing [gateway] table (id, site, data_dir)");
+        if !desk {
+            d.error(&Some(0..0), "missing [gateway] table (id, site, data_dir)");
+        }
         return None;
     };
     let t = Section::of_item(d, item, "gateway", "[gateway]")?;
     t.check_keys(d, GATEWAY_KEYS);
     let before = d.count();
 
-    let id = t.req_str(d, "id");
+    let req = |d: &mut Diag<'_>, key: &str| {
+        if desk {
+            t.str(d, key)
+        } else {
+            t.req_str(d, key)
+        }
+    };
+    let id = req(d, "id");
     if let Some(id) = &id {
         let ok = !id.v.is_empty()
             && id.v.len() <= 64
@@ -65,7 +113,7 @@ pub(crate) fn gateway(d: &mut Diag<'_>, root: &Section<'_>) -> Option<(Gateway, 
             );
         }
     }
-    let site = t.req_str(d, "site");
+    let site = req(d, "site");
     if let Some(site) = &site {
         // An MQTT topic is at most 65,535 bytes; a site far shorter than that is every plant's name.
         if site.v.is_empty()
@@ -82,7 +130,7 @@ pub(crate) fn gateway(d: &mut Diag<'_>, root: &Section<'_>) -> Option<(Gateway, 
             );
         }
     }
-    let data_dir = t.req_str(d, "data_dir");
+    let data_dir = req(d, "data_dir");
     if let Some(dir) = &data_dir {
         if dir.v.trim().is_empty() {
             d.error(&dir.span, "data_dir must not be empty");
@@ -121,11 +169,17 @@ pub(crate) fn gateway(d: &mut Diag<'_>, root: &Section<'_>) -> Option<(Gateway, 
     if d.count() > before {
         return None;
     }
+    let dflt = desk_gateway();
+    let text = |v: Option<super::reader::Val<&str>>, dflt: String| match v {
+        Some(v) => Some(v.v.to_string()),
+        None if desk => Some(dflt),
+        None => None,
+    };
     Some((
         Gateway {
-            id: id?.v.to_string(),
-            site: site?.v.to_string(),
-            data_dir: PathBuf::from(data_dir?.v),
+            id: text(id, dflt.id)?,
+            site: text(site, dflt.site)?,
+            data_dir: PathBuf::from(text(data_dir, dflt.data_dir.display().to_string())?),
             store_max_mb,
             retain_delivered_mb,
             enterprise,
@@ -141,10 +195,18 @@ pub(crate) fn max_gap(d: &mut Diag<'_>, t: &Section<'_>) -> Option<u16> {
         .and_then(|v| u16::try_from(v.v).ok())
 }
 
-/// `[mqtt]`. Defaults that depend on the gateway are filled only when `[gateway]` is valid.
-pub(crate) fn mqtt(d: &mut Diag<'_>, root: &Section<'_>, gw: Option<&Gateway>) -> Option<Mqtt> {
+/// `[mqtt]`. Defaults that depend on the gateway are filled only when `[gateway]` is valid. `desk`: it
+/// may be left out (None, no error).
+pub(crate) fn mqtt(
+    d: &mut Diag<'_>,
+    root: &Section<'_>,
+    gw: Option<&Gateway>,
+    desk: bool,
+) -> Option<Mqtt> {
     let Some(item) = root.item("mqtt") else {
-        d.error(&Some(0..0), "missing [mqtt] table (url)");
+        if !desk {
+            d.error(&Some(0..0), "missing [mqtt] table (url)");
+        }
         return None;
     };
     let t = Section::of_item(d, item, "mqtt", "[mqtt]")?;

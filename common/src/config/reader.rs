@@ -113,6 +113,15 @@ impl<'d> Section<'d> {
             .or_else(|| self.key_span(key))
     }
 
+    /// Every key of the table with its value and where the key is written (tables whose keys are data:
+    /// `[import] headers`).
+    pub(crate) fn entries(&self) -> Vec<(&'d str, &'d Item, Span)> {
+        self.table
+            .iter()
+            .map(|(k, v)| (k, v, self.key_span(k)))
+            .collect()
+    }
+
     pub(crate) fn item(&self, key: &str) -> Option<&'d Item> {
         self.table.get(key).filter(|i| !i.is_none())
     }
