@@ -11,7 +11,7 @@ case $target in /*) ;; *) target=$PWD/$target ;; esac
 export PLANTMETER_SKIPPED="$target/skipped-tests.txt"
 mkdir -p "$(dirname "$PLANTMETER_SKIPPED")"
 rm -f "$PLANTMETER_SKIPPED"
-cargo test --workspace "$@"
+cargo test --workspace --no-fail-fast "$@"
 status=$?
 if [ -s "$PLANTMETER_SKIPPED" ]; then
   n=$(sort -u "$PLANTMETER_SKIPPED" | wc -l)

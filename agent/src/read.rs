@@ -11,11 +11,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use plantmeter_common::codec::{decode_bits, decode_registers};
-use plantmeter_common::plan::{Bus, Meter, Transport};
+use plantmeter_common::plan::{Bus, Meter, Protocol, Transport};
 use plantmeter_common::Quality;
 
 use crate::exit::{load_plan, BadInput, Needs};
 use crate::poller::link::{Link, ReadError, Reply};
+use crate::poller::meter_link::MeterLink;
+
+/// The link of the meter's bus: Modbus, or DL/T 645 / CJ/T 188 (one request per point).
+enum AnyLink {
+    Modbus(Link),
+    Meter(Box<MeterLink>),
+}
 
 #[derive(clap::Args)]
 pub struct ReadArgs {
@@ -67,7 +74,14 @@ pub fn main(args: ReadArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let mut link = Link::new(bus.transport.clone(), bus.timeout);
+    let mut link = match &bus.protocol {
+        Protocol::Modbus => AnyLink::Modbus(Link::new(bus.transport.clone(), bus.timeout)),
+        Protocol::Meter(mb) => AnyLink::Meter(Box::new(MeterLink::new(
+            bus.transport.clone(),
+            bus.timeout,
+            mb.clone(),
+        ))),
+    };
     let pause = meter.poll_interval.min(Duration::from_secs(1));
     let mut unanswered = 0;
     out(&header(bus, meter));
@@ -76,7 +90,10 @@ pub fn main(args: ReadArgs) -> anyhow::Result<()> {
             rt.block_on(async { tokio::time::sleep(pause).await });
         }
         let at = plantmeter_common::clock::system_ms();
-        let (text, answered) = rt.block_on(poll(&mut link, bus, meter));
+        let (text, answered) = match &mut link {
+            AnyLink::Modbus(l) => rt.block_on(poll(l, bus, meter)),
+            AnyLink::Meter(l) => rt.block_on(poll_points(l, bus, meter)),
+        };
         if !answered {
             unanswered += 1;
         }
@@ -103,15 +120,33 @@ fn out(text: &str) {
 }
 
 fn header(bus: &Bus, meter: &Meter) -> String {
-    let how = match &bus.transport {
-        Transport::Tcp { address } => format!("Modbus TCP {address}"),
-        Transport::RtuOverTcp { address } => format!("RTU over TCP {address}"),
-        Transport::Rtu(s) => format!("RTU {} {} baud", s.device.display(), s.baud),
+    let how = match (&bus.protocol, &bus.transport) {
+        (Protocol::Meter(mb), Transport::Tcp { address } | Transport::RtuOverTcp { address }) => {
+            format!("{} through the serial server {address}", mb.kind.as_str())
+        }
+        (Protocol::Meter(mb), Transport::Rtu(s)) => {
+            format!(
+                "{} on {} {} baud",
+                mb.kind.as_str(),
+                s.device.display(),
+                s.baud
+            )
+        }
+        (Protocol::Modbus, Transport::Tcp { address }) => format!("Modbus TCP {address}"),
+        (Protocol::Modbus, Transport::RtuOverTcp { address }) => {
+            format!("RTU over TCP {address}")
+        }
+        (Protocol::Modbus, Transport::Rtu(s)) => {
+            format!("RTU {} {} baud", s.device.display(), s.baud)
+        }
+    };
+    let id = match meter.link.as_ref() {
+        Some(l) => format!("address {}", l.address_text),
+        None => format!("unit {}", meter.unit_id),
     };
     format!(
-        "meter {} (unit {} on bus {}, {how}; timeout {} ms, {} retries)\n",
+        "meter {} ({id} on bus {}, {how}; timeout {} ms, {} retries)\n",
         meter.name,
-        meter.unit_id,
         bus.name,
         bus.timeout.as_millis(),
         bus.retries
@@ -216,6 +251,92 @@ async fn poll(link: &mut Link, bus: &Bus, meter: &Meter) -> (String, bool) {
         text,
         "  {} requests in {:.0} ms{}",
         meter.requests.len(),
+        started.elapsed().as_secs_f64() * 1000.0,
+        if answered { "" } else { ": NO ANSWER" }
+    );
+    (text, answered)
+}
+
+/// Bytes as hex pairs, as a line analyser shows them.
+fn hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// One poll of a DL/T 645 / CJ/T 188 meter: a request per point (its data identifier), each with the
+/// frames on the line, then the values as the agent publishes them (the multiplier applied); true when
+/// every point got an answer (a value or an exception reply).
+async fn poll_points(link: &mut MeterLink, bus: &Bus, meter: &Meter) -> (String, bool) {
+    let mut text = String::new();
+    let mut values = Vec::with_capacity(meter.points.len());
+    let mut whys = Vec::with_capacity(meter.points.len());
+    let mut answered = true;
+    let started = Instant::now();
+    for (idx, p) in meter.points.iter().enumerate() {
+        let t0 = Instant::now();
+        let mut attempt = 0;
+        let result = loop {
+            match link.read(meter, idx).await {
+                Err(ReadError::Comm(_)) if attempt < bus.retries => attempt += 1,
+                other => break other,
+            }
+        };
+        let ms = t0.elapsed().as_secs_f64() * 1000.0;
+        match result {
+            Ok(r) => {
+                let _ = writeln!(
+                    text,
+                    "  {}: sent {} | got {} ({ms:.0} ms)",
+                    p.name,
+                    hex(&r.request),
+                    hex(&r.reply)
+                );
+                values.push((r.value, r.quality));
+                whys.push(r.why);
+            }
+            Err(e) => {
+                let q = match e {
+                    ReadError::Exception(..) => Quality::DeviceError,
+                    ReadError::Comm(_) => {
+                        answered = false;
+                        Quality::CommError
+                    }
+                };
+                let _ = writeln!(text, "  {}: {e} ({ms:.0} ms)", p.name);
+                values.push((None, q));
+                whys.push(None);
+            }
+        }
+    }
+    if let Some(m) = &meter.multiplier {
+        crate::poller::apply_multiplier(
+            meter,
+            m,
+            plantmeter_common::clock::system_ms(),
+            &mut values,
+        );
+    }
+    for ((p, (v, q)), why) in meter.points.iter().zip(&values).zip(&whys) {
+        let value = v.map_or_else(|| "null".to_string(), |v| format!("{v}"));
+        let why = why
+            .as_deref()
+            .map_or_else(String::new, |w| format!(" ({w})"));
+        let _ = writeln!(
+            text,
+            "    {:<24} {:>16} {:<8} {}{why}",
+            p.name,
+            value,
+            p.unit,
+            q.as_str()
+        );
+    }
+    let _ = writeln!(
+        text,
+        "  {} requests in {:.0} ms{}",
+        meter.points.len(),
         started.elapsed().as_secs_f64() * 1000.0,
         if answered { "" } else { ": NO ANSWER" }
     );

@@ -100,6 +100,32 @@ async fn dlt645_on_a_pty_and_cjt188_on_a_serial_server() {
         String::from_utf8_lossy(&scan.stdout),
         String::from_utf8_lossy(&scan.stderr)
     );
+    // `plantmeter read`: a technician's look at each meter before the agent runs, frames and values.
+    for (meter, point, unit) in [
+        ("power-b-645", "energy_import", "kWh"),
+        ("water-188", "volume", "m3"),
+    ] {
+        let read = std::process::Command::new(BIN)
+            .args(["read", "--meter", meter, "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&read.stdout);
+        assert!(
+            read.status.success(),
+            "{out}{}",
+            String::from_utf8_lossy(&read.stderr)
+        );
+        let line = out
+            .lines()
+            .find(|l| l.trim_start().starts_with(point) && l.contains(unit))
+            .unwrap_or_else(|| panic!("{meter}: no value line for {point}: {out}"));
+        assert!(line.contains("good"), "{meter}: {line}\n{out}");
+        assert!(
+            out.contains(&format!("  {point}: sent ")) && out.contains("| got "),
+            "{meter}: the frames on the line: {out}"
+        );
+    }
     let agent = Agent::start(&cfg, 1.0);
 
     wait_until(

@@ -422,8 +422,8 @@ mod tests {
         let (d, key, _) = largest_diff(&rows).unwrap();
         assert!(d.abs() > 1.0, "{d} {key}");
         let m = models(&r, Lang::En);
-        assert!(m.contains("energy: model [production, hdd]"), "{m}");
+        assert!(m.contains("energy: model [production + hdd]"), "{m}");
         assert!(m.contains("[production] adj. R2 0.8100"), "{m}");
-        assert!(m.contains("[production, hdd] adj. R2 0.9700"), "{m}");
+        assert!(m.contains("[production + hdd] adj. R2 0.9700"), "{m}");
     }
 }
