@@ -491,6 +491,11 @@ struct WriterState {
     /// Delivered blocks kept for replays: their bytes, and the bound.
     retained: u64,
     retain_bytes: u64,
+    /// Every block in `partial` below this first seq is retained already: where
+    /// [`Store::release_kept`] starts, so that a gate move costs the blocks it can change, not every
+    /// block kept for replays (a scan of them all at each move slowed the writer enough, with the
+    /// default quarter of a 512 MB store, to lose 7 % of the polls in the e2e truth test).
+    release_from: u64,
 }
 
 /// The acknowledged records of a block (a bit per record).
@@ -809,6 +814,7 @@ impl Store {
                 acked_below: 0,
                 retained: 0,
                 retain_bytes: 0,
+                release_from: 0,
             }),
             durable_next: AtomicU64::new(next_seq),
             backlog: AtomicU64::new(found.backlog.saturating_sub(acked)),
@@ -843,6 +849,7 @@ impl Store {
                 acked_below: 0,
                 retained: 0,
                 retain_bytes: 0,
+                release_from: 0,
             }),
             durable_next: AtomicU64::new(next_seq),
             backlog: AtomicU64::new(0),
@@ -947,6 +954,7 @@ impl Store {
         evicted -= survived;
         w.next_seq = w.next_seq.max(disk_next);
         w.partial.retain(|first, _| found.blocks.contains(first));
+        w.release_from = 0;
         add_acked(&mut w.partial, &found.acked);
         let acked: u64 = w.partial.values().map(|p| p.n_acked).sum();
         self.backlog
@@ -1348,6 +1356,7 @@ impl Store {
                         w.partial
                             .entry(b.first)
                             .or_insert_with(|| Partial::new(b.count(), b.bytes()));
+                        w.release_from = w.release_from.min(b.first);
                         current = Some((b.first, b.end()));
                         b.first
                     }
@@ -1435,12 +1444,20 @@ impl Store {
     fn release_kept(&self, mut w: std::sync::MutexGuard<'_, WriterState>) {
         let gate = w.keep_gate();
         let mut added = 0;
-        for (&first, p) in w.partial.range_mut(..gate.unwrap_or(u64::MAX)) {
+        let from = w.release_from;
+        let mut first_open = None;
+        let mut after_last = from;
+        for (&first, p) in w.partial.range_mut(from..gate.unwrap_or(u64::MAX)) {
             if p.n_acked >= p.count && !p.retained && gate.is_none_or(|g| first + p.count <= g) {
                 p.retained = true;
                 added += p.bytes;
             }
+            if !p.retained && first_open.is_none() {
+                first_open = Some(first);
+            }
+            after_last = first + 1;
         }
+        w.release_from = first_open.unwrap_or(after_last);
         w.retained += added;
         if w.retained <= w.retain_bytes {
             return;
