@@ -118,11 +118,7 @@ fn write_float(x: f64, out: &mut String) {
     if x.is_sign_negative() {
         out.push('-');
     }
-    // `{:e}` is the shortest round-trip digits: `1.2866050715614669e-8`, `1e16`.
-    let sci = format!("{:e}", x.abs());
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let (digits, exp) = shortest_digits(x.abs());
     let n = digits.len() as i32;
     if (-5..=15).contains(&exp) {
         if exp >= n - 1 {
@@ -144,6 +140,28 @@ fn write_float(x: f64, out: &mut String) {
             out.push_str(rest);
         }
         let _ = write!(out, "e{}{}", if exp < 0 { '-' } else { '+' }, exp.abs());
+    }
+}
+
+/// The shortest digits that read back to `x` (positive, finite, not 0) and the decimal exponent of the
+/// first one. From ryu (the digits serde_json and Python's `repr` give): Rust's `{:e}` rounds a tie the
+/// other way (128841392999755.625 -> `...755.63`, where ryu and Python write `...755.62`), which would
+/// make a report's digest differ from the independent script's.
+fn shortest_digits(x: f64) -> (String, i32) {
+    let mut buf = ryu::Buffer::new();
+    let s = buf.format_finite(x);
+    let (mantissa, e) = s.split_once('e').unwrap_or((s, "0"));
+    let e: i32 = e.parse().unwrap_or(0);
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let all = format!("{int}{frac}");
+    let significant = all.trim_start_matches('0');
+    let lead = (all.len() - significant.len()) as i32;
+    let digits = significant.trim_end_matches('0');
+    let exp = int.len() as i32 - 1 - lead + e;
+    if digits.is_empty() {
+        ("0".to_string(), 0)
+    } else {
+        (digits.to_string(), exp)
     }
 }
 

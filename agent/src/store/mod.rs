@@ -1444,10 +1444,11 @@ impl Store {
     fn release_kept(&self, mut w: std::sync::MutexGuard<'_, WriterState>) {
         let gate = w.keep_gate();
         let mut added = 0;
-        let from = w.release_from;
+        let end = gate.unwrap_or(u64::MAX);
+        let from = w.release_from.min(end);
         let mut first_open = None;
         let mut after_last = from;
-        for (&first, p) in w.partial.range_mut(from..gate.unwrap_or(u64::MAX)) {
+        for (&first, p) in w.partial.range_mut(from..end) {
             if p.n_acked >= p.count && !p.retained && gate.is_none_or(|g| first + p.count <= g) {
                 p.retained = true;
                 added += p.bytes;
