@@ -487,8 +487,8 @@ fn disorder_is_refused_in_chinese() {
     let err = text(&out.stderr);
     let f = csv.display().to_string();
     for want in [
-        format!("{f}:3: power.energy：2025-01-01T00:00:00.000Z 早于第 2 行（2025-01-02T00:00:00.000Z）：同一测点的各行须按时间先后排列"),
-        format!("{f}:4: power.energy 在 2025-01-02T00:00:00.000Z 已有另一个读数（第 2 行）"),
+        format!("{f}:3: power.energy：2025-01-01T08:00:00+08:00 早于第 2 行（2025-01-02T08:00:00+08:00）：同一测点的各行须按时间先后排列"),
+        format!("{f}:4: power.energy 在 2025-01-02T08:00:00+08:00 已有另一个读数（第 2 行）"),
         "共 2 行有误；未导入任何数据".to_string(),
     ] {
         assert!(err.contains(&want), "missing {want:?} in:\n{err}");

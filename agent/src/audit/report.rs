@@ -317,7 +317,8 @@ fn refuse_periods_far_from_the_data(
         anyhow::anyhow!(
             "the store at {dir} holds no reading in the baseline period {} .. {}: no report",
             baseline.0,
-            baseline.1
+            // The last day included, as typed (half-open inside).
+            baseline.1.pred_opt().unwrap_or(baseline.1)
         )
     };
     let Some((first, end)) = data else {
@@ -331,8 +332,10 @@ fn refuse_periods_far_from_the_data(
         std::iter::once(("baseline", baseline)).chain(reporting.map(|r| ("reporting", r)))
     {
         if from < first - margin || to > end + margin {
+            // The last day included, as the user typed it (the period is half-open inside).
+            let last = to.pred_opt().unwrap_or(to);
             return Err(bad_input(format!(
-                "the {what} period {from} .. {to} reaches far beyond the readings in {dir} ({first} .. {end}, \
+                "the {what} period {from} .. {last} reaches far beyond the readings in {dir} ({first} .. {end}, \
                  by whole 8-day blocks): a period may start or end at most {BEYOND_DATA_DAYS} days beyond them"
             )));
         }

@@ -838,20 +838,29 @@ async fn run(args: DemoArgs, lang: Lang) -> anyhow::Result<()> {
     // The summary.
     let mut s = String::new();
     use std::fmt::Write as _;
-    let _ = writeln!(
-        s,
-        "\n== DL/T 645 and CJ/T 188 meters (serial server): requests answered: {}",
-        links
-            .links
-            .meters
-            .iter()
-            .map(|m| format!(
+    let answered = links
+        .links
+        .meters
+        .iter()
+        .map(|m| {
+            format!(
                 "{} {}",
                 m.name,
                 m.requests.load(std::sync::atomic::Ordering::Relaxed)
-            ))
-            .collect::<Vec<_>>()
-            .join(", ")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let _ = writeln!(
+        s,
+        "{}",
+        tr(
+            lang,
+            format!(
+                "\n== DL/T 645 and CJ/T 188 meters (serial server): requests answered: {answered}"
+            ),
+            format!("\n== DL/T 645 与 CJ/T 188 表计（经串口服务器）：已应答的请求数：{answered}"),
+        )
     );
     let (missing, dups_after) = {
         let d = sub.lock();
