@@ -326,7 +326,7 @@ async fn an_unmapped_register_backs_off_its_own_request_not_the_meter() {
 
 /// Issue #21 item 7: a meter configured with the wrong byte order (the SDM630 is `ABCD`, the config says
 /// `DCBA`) is not published as good with absurd values: each value a meter cannot show (beyond its template's
-/// bounds, beyond 1e12, nearer zero than 1e-20) is `invalid` with a null value, counted in `status.json`, and
+/// bounds, beyond 1e12, a subnormal float) is `invalid` with a null value, counted in `status.json`, and
 /// named once in the log per point, not once per poll.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_byte_order_is_published_invalid_and_named_once() {

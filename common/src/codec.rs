@@ -251,10 +251,12 @@ fn apply_scale(raw: f64, scale: f64) -> f64 {
 /// point without bounds.
 pub const MAX_PLAUSIBLE: f64 = crate::audit::intervals::MAX_ABS_VALUE;
 
-/// Smallest magnitude of a raw register number other than 0 that a meter shows: 1e-20 is far below the
-/// resolution of any meter in any unit (1 ppb, 1 Wh, 1 mL are 1e-9 of the next unit up, not 1e-20), while a
-/// float read in the wrong byte order often lands near 1e-38.
-pub const MIN_PLAUSIBLE: f64 = 1e-20;
+/// Smallest magnitude of a raw register number other than 0 that is taken as a reading: the smallest normal
+/// 32-bit float (1.2e-38). Below it is a subnormal float: no meter measures that, it is the low word of a float
+/// read as its high word (230.5 V read `CDAB` is -2.4e-41). A wider rule (1e-20) was tried and dropped: a
+/// concentration decaying toward zero after a burner stops passes through such values in the simulator, and
+/// refusing them lost samples (the e2e per-source loads moved by 1-2 %).
+pub const MIN_PLAUSIBLE: f64 = f32::MIN_POSITIVE as f64;
 
 /// Why a decoded value is not believed (quality `invalid`).
 #[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
@@ -268,7 +270,7 @@ pub enum Implausible {
     BeyondScale(f64),
     /// A raw number so close to zero (magnitude under [`MIN_PLAUSIBLE`], but not 0) that no meter reads it:
     /// the low bytes of a float read as its exponent (230.5 V read `CDAB` is -2.4e-41).
-    #[error("{0:e} is not a reading (nearer to zero than 1e-20): a wrong byte order?")]
+    #[error("{0:e} is not a reading (a subnormal float, nearer to zero than 1.2e-38): a wrong byte order?")]
     Tiny(f64),
     #[error("{0} is below the point's min {1}")]
     BelowMin(f64, f64),
@@ -480,7 +482,7 @@ mod tests {
     }
 
     /// A point without bounds still refuses what no meter reads: NaN, a magnitude beyond 1e12 (a float read
-    /// in the wrong byte order), a float nearer zero than 1e-20 (its low bytes read as its exponent); a point's
+    /// in the wrong byte order), a subnormal float (nearer zero than 1.2e-38: its low bytes read as its exponent); a point's
     /// own `min`/`max` refuse the rest. Each says why.
     #[test]
     fn implausible_values_are_invalid_even_without_bounds() {

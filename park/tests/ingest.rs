@@ -516,7 +516,13 @@ async fn gaps_from_a_broker_restart_and_deleted_rows_are_refilled_by_replay() {
         &data_dir,
         0.2,
         1000,
+    )
+    // Replay is opt-in: the agent keeps delivered records only when told to.
+    .replace(
+        "store_max_mb = 512\n",
+        "store_max_mb = 512\nretain_delivered_mb = 128\n",
     );
+    assert!(text.contains("retain_delivered_mb = 128"), "{text}");
     let agent_cfg = plantmeter_tests::write(dir.path(), "gw-01.toml", &text);
     let mut agent = plantmeter_tests::start_agent(&agent_cfg, None);
     let messages = || {
