@@ -229,7 +229,7 @@ fn report_refuses_a_missing_or_empty_store() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(
-        err.contains("holds no reading in the baseline period 2024-01-01 .. 2024-02-01"),
+        err.contains("holds no reading in the baseline period 2024-01-01 .. 2024-01-31"),
         "{err}"
     );
     assert!(!out.exists());
