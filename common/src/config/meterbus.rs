@@ -551,43 +551,28 @@ fn template_points(
     meter_kind: Option<MeterKind>,
     extra: &mut Vec<super::ConfigError>,
 ) -> Option<Vec<Draft>> {
-    let file = std::path::PathBuf::from(format!("<template {name}>"));
-    let mut d = Diag::new(&file, text);
-    let doc = match toml_edit::Document::parse(text) {
-        Ok(doc) => doc,
-        Err(e) => {
-            d.error(&e.span(), format!("TOML syntax error: {}", e.message()));
-            extra.append(&mut d.errors);
+    super::meters::in_template(name, text, TEMPLATE_KEYS, extra, |d, root| {
+        let proto = protocol_quiet(root);
+        let mut points = Vec::new();
+        if proto != Some(kind) {
+            // Checked here rather than per point: a 1997 DI read as 2007 would be a wrong figure.
+            d.error(
+                &Some(0..0),
+                format!(
+                    "template \"{name}\" is for protocol {}, the bus speaks {}",
+                    proto.map_or("?", |p| p.as_str()),
+                    kind.as_str()
+                ),
+            );
             return None;
         }
-    };
-    let root = Section::new(doc.as_table(), Some(0..0), format!("template \"{name}\""));
-    root.check_keys(&mut d, TEMPLATE_KEYS);
-    let proto = protocol_quiet(&root);
-    let mut points = Vec::new();
-    if proto != Some(kind) {
-        // Checked here rather than per point: a 1997 DI read as 2007 would be a wrong figure.
-        d.error(
-            &Some(0..0),
-            format!(
-                "template \"{name}\" is for protocol {}, the bus speaks {}",
-                proto.map_or("?", |p| p.as_str()),
-                kind.as_str()
-            ),
-        );
-        extra.append(&mut d.errors);
-        return None;
-    }
-    for mut pt in root.tables(&mut d, "point", "[[point]]") {
-        if let Some((p, _)) = point(&mut d, &mut pt, None, kind, meter_kind) {
-            points.push(p);
+        for mut pt in root.tables(d, "point", "[[point]]") {
+            if let Some((p, _)) = point(d, &mut pt, None, kind, meter_kind) {
+                points.push(p);
+            }
         }
-    }
-    if d.has_errors() {
-        extra.append(&mut d.errors);
-        return None;
-    }
-    Some(points)
+        Some(points)
+    })
 }
 
 /// One point of a DL/T 645 / CJ/T 188 meter.

@@ -835,6 +835,44 @@ fn template_points(
     meter_order: Option<ByteOrder>,
     extra: &mut Vec<ConfigError>,
 ) -> Option<(Vec<Point>, ByteOrder)> {
+    in_template(name, text, TEMPLATE_KEYS, extra, |d, root| {
+        let template_order = root
+            .str(d, "byte_order")
+            .and_then(|o| match ByteOrder::parse(o.v) {
+                Some((order, _)) => Some(order),
+                None => {
+                    d.error(&o.span, unknown_byte_order(o.v));
+                    None
+                }
+            });
+        let order = meter_order.or(template_order).unwrap_or(ByteOrder::BIG);
+        let mut points = Vec::new();
+        let mut seen = BTreeSet::new();
+        for mut pt in root.tables(d, "point", "[[point]]") {
+            if let Some(p) = point(d, &mut pt, None, order) {
+                if !seen.insert(p.point.name.clone()) {
+                    d.error(
+                        &p.name_span,
+                        format!("duplicate point \"{}\"", p.point.name),
+                    );
+                }
+                points.push(p.point);
+            }
+        }
+        Some((points, order))
+    })
+}
+
+/// A built-in template's text parsed and its top-level `keys` checked, then `body` on its root. Every error
+/// of the template (its syntax included) goes to `extra`, against `<template NAME>`, and then nothing is
+/// returned. Shared by the Modbus and the DL/T 645 / CJ/T 188 templates.
+pub(super) fn in_template<T>(
+    name: &str,
+    text: &str,
+    keys: &[&str],
+    extra: &mut Vec<ConfigError>,
+    body: impl FnOnce(&mut Diag<'_>, &Section<'_>) -> Option<T>,
+) -> Option<T> {
     let file = PathBuf::from(format!("<template {name}>"));
     let mut d = Diag::new(&file, text);
     let doc = match toml_edit::Document::parse(text) {
@@ -846,35 +884,13 @@ fn template_points(
         }
     };
     let root = Section::new(doc.as_table(), Some(0..0), format!("template \"{name}\""));
-    root.check_keys(&mut d, TEMPLATE_KEYS);
-    let template_order = root
-        .str(&mut d, "byte_order")
-        .and_then(|o| match ByteOrder::parse(o.v) {
-            Some((order, _)) => Some(order),
-            None => {
-                d.error(&o.span, unknown_byte_order(o.v));
-                None
-            }
-        });
-    let order = meter_order.or(template_order).unwrap_or(ByteOrder::BIG);
-    let mut points = Vec::new();
-    let mut seen = BTreeSet::new();
-    for mut pt in root.tables(&mut d, "point", "[[point]]") {
-        if let Some(p) = point(&mut d, &mut pt, None, order) {
-            if !seen.insert(p.point.name.clone()) {
-                d.error(
-                    &p.name_span,
-                    format!("duplicate point \"{}\"", p.point.name),
-                );
-            }
-            points.push(p.point);
-        }
-    }
+    root.check_keys(&mut d, keys);
+    let out = body(&mut d, &root);
     if d.has_errors() {
         extra.append(&mut d.errors);
         return None;
     }
-    Some((points, order))
+    out
 }
 
 /// One point table (`[[meter.point]]` or a template's `[[point]]`).
