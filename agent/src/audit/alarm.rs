@@ -10,6 +10,7 @@
 
 use chrono::{Datelike, FixedOffset};
 use plantmeter_common::audit::compute::converted_hour;
+use plantmeter_common::audit::facility;
 use plantmeter_common::audit::hourly::{HourAgg, HourGrid, HOUR_MS};
 use plantmeter_common::plan::{AuditPollutant, Medium};
 use serde::Serialize;
@@ -209,6 +210,62 @@ impl Alarms {
         }
         self.said.insert(topic.clone(), status.state);
         Some((topic, payload(src, status, tz)))
+    }
+}
+
+/// Hours looked back for a facility's alarm (分表计电): a week gives the treatment's usual power and
+/// the day's counts.
+pub const FACILITY_LOOKBACK_HOURS: usize = 7 * 24;
+
+/// `P/alarm/facility/{name}` (facility names are `[a-z0-9_-]`, checked by the config).
+pub fn facility_topic(prefix: &str, name: &str) -> String {
+    format!("{prefix}/alarm/facility/{name}")
+}
+
+/// The retained payload of a facility's alarm.
+pub fn facility_payload(
+    f: &plantmeter_common::plan::AuditFacility,
+    st: &facility::AlarmStatus,
+    tz: FixedOffset,
+) -> Vec<u8> {
+    let hour = chrono::DateTime::from_timestamp_millis(st.hour_start_ms)
+        .map(|t| t.with_timezone(&tz).to_rfc3339());
+    let v = serde_json::json!({
+        "state": st.state,
+        "facility": f.name,
+        "finding": st.finding,
+        "hour": hour,
+        "production": f.production.qualified(),
+        "treatment": f.treatment.qualified(),
+        "production_kw": st.production_kw,
+        "treatment_kw": st.treatment_kw,
+        "running_kw": f.running_kw,
+        "treatment_running_kw": f.treatment_running_kw,
+        "treatment_off_hours_today": st.treatment_off_hours_today,
+        "treatment_low_hours_today": f.low_ratio.map(|_| st.treatment_low_hours_today),
+    });
+    serde_json::to_vec(&v).unwrap_or_default()
+}
+
+impl Alarms {
+    /// The message for facility `f` in `st`, as [`Alarms::update`]: only when its state changed.
+    pub fn update_facility(
+        &mut self,
+        prefix: &str,
+        f: &plantmeter_common::plan::AuditFacility,
+        st: &facility::AlarmStatus,
+        tz: FixedOffset,
+    ) -> Option<(String, Vec<u8>)> {
+        let topic = facility_topic(prefix, &f.name);
+        let state = match st.state {
+            facility::AlarmState::Alarm => State::Exceeded,
+            facility::AlarmState::Ok => State::Ok,
+        };
+        if self.said.get(&topic) == Some(&state) {
+            return None;
+        }
+        self.said.insert(topic.clone(), state);
+        Some((topic, facility_payload(f, st, tz)))
     }
 }
 

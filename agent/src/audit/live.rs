@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use super::alarm::{self, Alarms};
 use super::AuditEngine;
 use crate::store::Store;
+use plantmeter_common::audit::facility;
 
 /// How often the aggregates (and the cursor) are persisted while records come in (wall time):
 /// each persist rewrites the chunks of every point polled since.
@@ -358,6 +359,12 @@ impl Audit {
             .flat_map(|a| a.pollutants.iter())
             .filter_map(alarm::Source::of)
             .map(|s| s.topic(&plan.mqtt.topic_prefix))
+            .chain(
+                plan.audit
+                    .iter()
+                    .flat_map(|a| a.facilities.iter())
+                    .map(|f| alarm::facility_topic(&plan.mqtt.topic_prefix, &f.name)),
+            )
             .collect();
         for topic in self.alarms.reset_for(&keep) {
             tracing::info!(topic = %topic, "limit alarm no longer configured: its retained message is cleared");
@@ -418,7 +425,7 @@ impl Audit {
         };
         // Called at every turn of the audit loop (each round of polls): nothing is allocated until an
         // hour has closed.
-        if audit.pollutants.iter().all(|p| p.limit.is_none()) {
+        if audit.pollutants.iter().all(|p| p.limit.is_none()) && audit.facilities.is_empty() {
             return;
         }
         let durable = self.store.durable_next();
@@ -436,6 +443,7 @@ impl Audit {
             return;
         };
         self.flush();
+        self.facility_alarms(&plan, end);
         let Some(engine) = self.engine.as_ref() else {
             return;
         };
@@ -473,6 +481,52 @@ impl Audit {
             if let Some((topic, payload)) =
                 self.alarms
                     .update(&plan.mqtt.topic_prefix, &src, &status, audit.timezone)
+            {
+                self.unsent_alarms.retain(|(t, _)| *t != topic);
+                self.unsent_alarms.push((topic, payload));
+            }
+        }
+    }
+
+    /// 分表计电: each facility's alarm from the hourly mean powers of the last week.
+    fn facility_alarms(&mut self, plan: &Plan, end: i64) {
+        let (Some(audit), Some(engine)) = (plan.audit.as_ref(), self.engine.as_ref()) else {
+            return;
+        };
+        let grid = plantmeter_common::audit::hourly::HourGrid::new(audit.timezone);
+        let n = alarm::FACILITY_LOOKBACK_HOURS;
+        let first = end - n as i64;
+        for f in &audit.facilities {
+            let kw = |r: &plantmeter_common::plan::PointRef| -> anyhow::Result<Vec<Option<f64>>> {
+                let p = plan
+                    .point(r)
+                    .ok_or_else(|| anyhow::anyhow!("no point {}", r.qualified()))?;
+                let hours = engine.stored_hours(r, first, n)?;
+                Ok(hours
+                    .iter()
+                    .map(|a| facility::hour_kw(a, p.kind, &p.unit))
+                    .collect())
+            };
+            let (prod, treat) = match (kw(&f.production), kw(&f.treatment)) {
+                (Ok(p), Ok(t)) => (p, t),
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::warn!(error = %format!("{e:#}"), "audit: cannot read the hours of facility {} for its alarm", f.name);
+                    continue;
+                }
+            };
+            let rule = facility::rule_of(f);
+            let Some(st) = facility::alarm_status(
+                &rule,
+                grid.hour_start(first),
+                &prod,
+                &treat,
+                grid.offset_ms(),
+            ) else {
+                continue;
+            };
+            if let Some((topic, payload)) =
+                self.alarms
+                    .update_facility(&plan.mqtt.topic_prefix, f, &st, audit.timezone)
             {
                 self.unsent_alarms.retain(|(t, _)| *t != topic);
                 self.unsent_alarms.push((topic, payload));

@@ -247,6 +247,11 @@ pub fn compute(
         .iter()
         .map(|m| m.point.as_ref().map(|(r, _)| add(r, &mut refs)))
         .collect();
+    let facility_i: Vec<[usize; 2]> = audit
+        .facilities
+        .iter()
+        .map(|f| [add(&f.production, &mut refs), add(&f.treatment, &mut refs)])
+        .collect();
 
     let mut series: Vec<Series1> = Vec::with_capacity(refs.len());
     let mut events = Events::default();
@@ -1039,6 +1044,34 @@ pub fn compute(
                 "energy quota: the audit has no comprehensive energy indicator (no energy input)"
                     .to_string(),
             );
+        }
+    }
+    // 分表计电: per facility and period, from the hourly mean powers.
+    for (f, pts) in audit.facilities.iter().zip(&facility_i) {
+        let ranges = [("baseline", Some(base_range)), ("reporting", rep_range)];
+        for (period, r) in ranges.into_iter().filter_map(|(p, r)| Some((p, r?))) {
+            let [prod, treat] =
+                [(pts[0], &f.production), (pts[1], &f.treatment)].map(|(si, pr)| {
+                    let w = if plan.point(pr).is_some_and(|p| p.unit.trim() == "W") {
+                        1e-3
+                    } else {
+                        1.0
+                    };
+                    (r.0..r.1)
+                        .map(|h| series[si].valid[h].then(|| series[si].amount[h] * w))
+                        .collect::<Vec<_>>()
+                });
+            let first = grid.hour_start(h_start + r.0 as i64);
+            compliance
+                .facilities
+                .push(crate::audit::facility::compliance(
+                    f,
+                    period,
+                    first,
+                    &prod,
+                    &treat,
+                    grid.offset_ms(),
+                ));
         }
     }
     compliance.triggers = Triggers {

@@ -43,7 +43,8 @@ pub struct HourCount {
     pub unknown_ms: i64,
 }
 
-const HOUR_MS: i64 = 3_600_000;
+use crate::audit::hourly::{HourAgg, HOUR_MS};
+use crate::types::PointKind;
 
 /// The usual treatment power: the median of its power over the segments where both run.
 pub fn usual_treatment_kw(rule: &Rule, segments: &[Segment]) -> Option<f64> {
@@ -155,6 +156,163 @@ pub fn totals_h(hours: &[HourCount]) -> (f64, f64, f64) {
         ms(|h| h.treatment_off_ms),
         ms(|h| h.treatment_low_ms),
     )
+}
+
+/// The mean power (kW) of a point over one local hour from the audit's hourly aggregate: a gauge's
+/// hourly mean (W read as kW / 1000), a counter's kWh in the hour over one hour. None for an hour
+/// that is not valid (under 45 min covered by good readings): unknown, never "off".
+pub fn hour_kw(agg: &HourAgg, kind: PointKind, unit: &str) -> Option<f64> {
+    if !agg.is_valid() {
+        return None;
+    }
+    let v = match kind {
+        PointKind::Counter => agg.sum,
+        PointKind::Gauge => agg.gauge_mean()?,
+    };
+    let kw = if unit.trim() == "W" { v / 1000.0 } else { v };
+    kw.is_finite().then_some(kw)
+}
+
+/// One segment per local hour from `first_start_ms` on, from the hourly mean powers (the report's and
+/// the alarm's resolution: the audit keeps hours, so a stop shorter than an hour moves the hour's mean
+/// and is judged by it).
+pub fn hour_segments(
+    first_start_ms: i64,
+    production_kw: &[Option<f64>],
+    treatment_kw: &[Option<f64>],
+) -> Vec<Segment> {
+    production_kw
+        .iter()
+        .zip(treatment_kw)
+        .enumerate()
+        .map(|(i, (p, t))| Segment {
+            start_ms: first_start_ms + i as i64 * HOUR_MS,
+            end_ms: first_start_ms + (i as i64 + 1) * HOUR_MS,
+            production_kw: *p,
+            treatment_kw: *t,
+        })
+        .collect()
+}
+
+/// Whether the facility's alarm is raised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlarmState {
+    Alarm,
+    Ok,
+}
+
+/// Why an alarm is raised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Finding {
+    /// Production ran and treatment did not.
+    TreatmentOff,
+    /// Production ran and treatment ran far below its usual power.
+    TreatmentLow,
+}
+
+/// A facility's state as of its latest hour with both powers known.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlarmStatus {
+    pub state: AlarmState,
+    pub finding: Option<Finding>,
+    /// UTC ms of the start of the hour the state is of.
+    pub hour_start_ms: i64,
+    pub production_kw: f64,
+    pub treatment_kw: f64,
+    /// Hours counted off / low on the local day of that hour.
+    pub treatment_off_hours_today: f64,
+    pub treatment_low_hours_today: f64,
+}
+
+/// The alarm of a facility whose hours from `first_start_ms` have the mean powers given (the last
+/// being the latest closed hour): raised when the latest hour with both powers known counted
+/// treatment off or low (beyond the grace time). None when no hour is known.
+pub fn alarm_status(
+    rule: &Rule,
+    first_start_ms: i64,
+    production_kw: &[Option<f64>],
+    treatment_kw: &[Option<f64>],
+    tz_offset_ms: i64,
+) -> Option<AlarmStatus> {
+    let segs = hour_segments(first_start_ms, production_kw, treatment_kw);
+    let counts = hours(rule, &segs, tz_offset_ms);
+    let (i, seg) = segs
+        .iter()
+        .enumerate()
+        .rev()
+        .find_map(|(i, s)| Some((i, (s.production_kw?, s.treatment_kw?))))?;
+    let start = first_start_ms + i as i64 * HOUR_MS;
+    let h = counts
+        .iter()
+        .find(|h| h.start_ms == start)
+        .copied()
+        .unwrap_or_default();
+    let finding = if h.treatment_off_ms > 0 {
+        Some(Finding::TreatmentOff)
+    } else if h.treatment_low_ms > 0 {
+        Some(Finding::TreatmentLow)
+    } else {
+        None
+    };
+    let day = |t: i64| (t + tz_offset_ms).div_euclid(24 * HOUR_MS);
+    let today: Vec<&HourCount> = counts
+        .iter()
+        .filter(|c| day(c.start_ms) == day(start))
+        .collect();
+    let h_of =
+        |f: fn(&HourCount) -> i64| today.iter().map(|c| f(c)).sum::<i64>() as f64 / HOUR_MS as f64;
+    Some(AlarmStatus {
+        state: if finding.is_some() {
+            AlarmState::Alarm
+        } else {
+            AlarmState::Ok
+        },
+        finding,
+        hour_start_ms: start,
+        production_kw: seg.0,
+        treatment_kw: seg.1,
+        treatment_off_hours_today: h_of(|c| c.treatment_off_ms),
+        treatment_low_hours_today: h_of(|c| c.treatment_low_ms),
+    })
+}
+
+/// A facility's figures over one period (the hours from `first_start_ms`, their mean powers).
+pub fn compliance(
+    f: &crate::plan::AuditFacility,
+    period: &str,
+    first_start_ms: i64,
+    production_kw: &[Option<f64>],
+    treatment_kw: &[Option<f64>],
+    tz_offset_ms: i64,
+) -> crate::audit::report::FacilityCompliance {
+    let rule = rule_of(f);
+    let h = hours(
+        &rule,
+        &hour_segments(first_start_ms, production_kw, treatment_kw),
+        tz_offset_ms,
+    );
+    let (production, off, low) = totals_h(&h);
+    let unknown = h.iter().map(|c| c.unknown_ms).sum::<i64>() as f64 / HOUR_MS as f64;
+    crate::audit::report::FacilityCompliance {
+        name: f.name.clone(),
+        period: period.to_string(),
+        production_hours: production,
+        treatment_off_hours: off,
+        treatment_low_hours: rule.low_ratio.map(|_| low),
+        unknown_hours: unknown,
+    }
+}
+
+/// The rule of a configured facility.
+pub fn rule_of(f: &crate::plan::AuditFacility) -> Rule {
+    Rule {
+        running_kw: f.running_kw,
+        treatment_running_kw: f.treatment_running_kw,
+        grace_ms: i64::try_from(f.grace.as_millis()).unwrap_or(i64::MAX),
+        low_ratio: f.low_ratio,
+    }
 }
 
 #[cfg(test)]

@@ -80,6 +80,27 @@ pub struct Compliance {
     pub permits: Vec<PermitUse>,
     pub quota: Option<QuotaCheck>,
     pub triggers: Triggers,
+    /// 分表计电 (`[[audit.facility]]`): per facility and period.
+    #[serde(default)]
+    pub facilities: Vec<FacilityCompliance>,
+}
+
+/// A production line and its treatment facility over one period, counted per local hour from the
+/// hourly mean powers (`audit::facility`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FacilityCompliance {
+    pub name: String,
+    /// `baseline` or `reporting`.
+    pub period: String,
+    /// Hours production ran with both powers known.
+    pub production_hours: f64,
+    /// Hours production ran and treatment did not, beyond the grace time.
+    pub treatment_off_hours: f64,
+    /// Hours production ran and treatment ran under `low_ratio` of its usual power; null without
+    /// `low_ratio`.
+    pub treatment_low_hours: Option<f64>,
+    /// Hours of the period with either power unknown (not counted either way).
+    pub unknown_hours: f64,
 }
 
 /// One source with an emission-standard limit, over the reporting period (the baseline without one).
