@@ -444,4 +444,95 @@ mod tests {
         // Usual 18 kW (median of 30 x 3 and 6 x 3), half of it 9: 08:30-09:00 low, 15 min counted.
         assert_eq!(hours(&rule(), &idle, TZ)[0].treatment_low_ms, 15 * MIN);
     }
+
+    /// The alarm is of the latest hour with both powers known: raised when that hour counted
+    /// treatment off (45 of its 60 minutes beyond a 15-minute grace), ok again when the blowers run.
+    #[test]
+    fn the_alarm_follows_the_latest_known_hour() {
+        let (on, run, off) = (Some(100.0), Some(30.0), Some(0.0));
+        let st = alarm_status(&rule(), T0, &[on, on, on], &[run, run, off], TZ).unwrap();
+        assert_eq!(st.state, AlarmState::Alarm);
+        assert_eq!(st.finding, Some(Finding::TreatmentOff));
+        assert_eq!(st.hour_start_ms, T0 + 2 * HOUR_MS);
+        assert_eq!((st.production_kw, st.treatment_kw), (100.0, 0.0));
+        assert_eq!(st.treatment_off_hours_today, 0.75);
+        // An unknown hour after it changes nothing; the blowers back on: ok, the day's hours kept.
+        let st = alarm_status(&rule(), T0, &[on, on, on, None], &[run, run, off, run], TZ).unwrap();
+        assert_eq!(st.state, AlarmState::Alarm);
+        let st = alarm_status(&rule(), T0, &[on, on, on, on], &[run, run, off, run], TZ).unwrap();
+        assert_eq!((st.state, st.finding), (AlarmState::Ok, None));
+        assert_eq!(st.treatment_off_hours_today, 0.75);
+        // Production stopped: treatment may stop too.
+        let st = alarm_status(&rule(), T0, &[Some(0.0)], &[off], TZ).unwrap();
+        assert_eq!(st.state, AlarmState::Ok);
+        // Treatment idling at 10 kW, a third of its usual 30: low.
+        let st = alarm_status(&rule(), T0, &[on, on, on], &[run, run, Some(10.0)], TZ).unwrap();
+        assert_eq!(st.finding, Some(Finding::TreatmentLow));
+        assert_eq!(alarm_status(&rule(), T0, &[None], &[run], TZ), None);
+    }
+
+    #[test]
+    fn hourly_mean_power_of_gauges_and_counters() {
+        let valid = |sum: f64, samples: u32| HourAgg {
+            sum,
+            samples,
+            covered_ms: 3_600_000,
+            ..HourAgg::default()
+        };
+        assert_eq!(
+            hour_kw(&valid(120.0, 4), PointKind::Gauge, "kW"),
+            Some(30.0)
+        );
+        assert_eq!(
+            hour_kw(&valid(120_000.0, 4), PointKind::Gauge, "W"),
+            Some(30.0)
+        );
+        assert_eq!(
+            hour_kw(&valid(42.5, 0), PointKind::Counter, "kWh"),
+            Some(42.5)
+        );
+        let short = HourAgg {
+            covered_ms: 40 * 60_000,
+            ..valid(120.0, 4)
+        };
+        assert_eq!(
+            hour_kw(&short, PointKind::Gauge, "kW"),
+            None,
+            "not valid: unknown"
+        );
+    }
+
+    /// The report's figures of a period: hours production ran, hours treatment was off beyond the
+    /// grace, hours unknown; low hours null without `low_ratio`.
+    #[test]
+    fn a_periods_figures() {
+        let f = crate::plan::AuditFacility {
+            name: "wwtp".into(),
+            production: crate::plan::PointRef {
+                meter: "line".into(),
+                point: "power".into(),
+            },
+            treatment: crate::plan::PointRef {
+                meter: "blowers".into(),
+                point: "power".into(),
+            },
+            running_kw: 50.0,
+            treatment_running_kw: 5.0,
+            grace: std::time::Duration::from_secs(15 * 60),
+            low_ratio: None,
+        };
+        let (on, idle, run, off) = (Some(300.0), Some(20.0), Some(30.0), Some(0.5));
+        let prod = [on, on, on, on, idle, None];
+        let treat = [run, off, off, run, off, run];
+        let c = compliance(&f, "reporting", T0, &prod, &treat, TZ);
+        assert_eq!(c.name, "wwtp");
+        assert_eq!(c.period, "reporting");
+        assert_eq!(c.production_hours, 4.0);
+        assert_eq!(
+            c.treatment_off_hours, 1.75,
+            "two hours off, the first 15 min grace"
+        );
+        assert_eq!(c.treatment_low_hours, None);
+        assert_eq!(c.unknown_hours, 1.0);
+    }
 }

@@ -232,6 +232,15 @@ pub fn csv(report: &Report, lang: Lang) -> Vec<u8> {
             write_row(&mut out, &row);
         }
     }
+    // 分表计电: one row per facility, period and figure, in hours.
+    for [label, key, period, hours] in super::facility::csv_rows(report, lang) {
+        let mut row = vec![text(label), text(key), text(period), text(total_row)];
+        row.extend((0..4).map(|_| Cell::Num(None)));
+        row.push(Cell::Num(hours.parse().ok()));
+        row.push(text("h"));
+        row.extend((0..COLUMNS - 10).map(|_| Cell::Num(None)));
+        write_row(&mut out, &row);
+    }
     out
 }
 

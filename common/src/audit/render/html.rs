@@ -131,11 +131,11 @@ fn css_string(s: &str) -> String {
 }
 
 /// `<td class="num">` with an already formatted number.
-fn num_td(out: &mut String, text: &str) {
+pub(super) fn num_td(out: &mut String, text: &str) {
     let _ = write!(out, r#"<td class="num">{}</td>"#, escape(text));
 }
 
-fn text_td(out: &mut String, text: &str) {
+pub(super) fn text_td(out: &mut String, text: &str) {
     let _ = write!(out, "<td>{}</td>", escape(text));
 }
 
@@ -144,7 +144,7 @@ fn nowrap_td(out: &mut String, text: &str) {
     let _ = write!(out, r#"<td class="nw">{}</td>"#, escape(text));
 }
 
-fn head_row(out: &mut String, cells: &[&str]) {
+pub(super) fn head_row(out: &mut String, cells: &[&str]) {
     out.push_str("<thead><tr>");
     for c in cells {
         let _ = write!(out, "<th>{}</th>", escape(c));
@@ -210,6 +210,7 @@ pub fn html(report: &Report, lang: Lang) -> String {
     summary(report, lang, &mut out);
     indicators(report, lang, &mut out);
     compliance(report, lang, &mut out);
+    super::facility::html(report, lang, &mut out);
     measures(report, lang, &mut out);
     charts(report, lang, &mut out);
     method(report, lang, &mut out);

@@ -6,6 +6,7 @@
 
 mod csv;
 mod engine_text;
+mod facility;
 mod format;
 mod html;
 mod i18n;

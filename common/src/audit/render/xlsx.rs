@@ -212,6 +212,7 @@ pub fn xlsx(report: &Report, lang: Lang) -> Result<Vec<u8>, XlsxError> {
     models(&mut wb, &f, report, lang)?;
     buckets(&mut wb, &f, report, lang)?;
     compliance(&mut wb, &f, report, lang)?;
+    facilities(&mut wb, &f, report, lang)?;
 
     // Measures and money.
     {
@@ -721,6 +722,27 @@ fn compliance(
                 Cell::Pct(Some(p.share)),
             ])?;
         }
+    }
+    Ok(())
+}
+
+/// 分表计电: one sheet when the audit has facilities (render/facility.rs).
+fn facilities(
+    wb: &mut Workbook,
+    f: &Formats,
+    report: &Report,
+    lang: Lang,
+) -> Result<(), XlsxError> {
+    let rows = super::facility::rows(report, lang);
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let head = super::facility::header(lang);
+    let mut s = Sheet::add(wb, super::facility::sheet(lang), f, &head)?;
+    for r in rows {
+        let mut cells = vec![text(r.name), text(r.period)];
+        cells.extend(r.hours.iter().map(|h| Cell::Num(*h)));
+        s.line(cells)?;
     }
     Ok(())
 }
