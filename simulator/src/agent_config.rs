@@ -266,6 +266,24 @@ impl Simulation {
             }
             let _ = writeln!(s);
         }
+        for fa in &sc.facilities {
+            let counter = |name: &str| {
+                (0..self.meters.len())
+                    .find(|&i| self.meters[i].name == name)
+                    .and_then(main_counter)
+            };
+            if let (Some(p), Some(t)) = (counter(&fa.production), counter(&fa.treatment)) {
+                let _ = writeln!(
+                    s,
+                    "[[audit.facility]]\nname = {}\nproduction = {}\ntreatment = {}\nrunning_kw = {}\ntreatment_running_kw = {}\n",
+                    q(&fa.name),
+                    q(&p),
+                    q(&t),
+                    num(fa.running_kw),
+                    num(fa.treatment_running_kw)
+                );
+            }
+        }
         for (ind, i1, i2, i3) in &a.levels {
             let _ = writeln!(
                 s,

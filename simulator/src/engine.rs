@@ -213,6 +213,14 @@ impl Simulation {
         Ok(())
     }
 
+    /// Switch the equipment a meter measures off over `[from_ms, to_ms)` of virtual time (the
+    /// meter keeps answering: power 0, counters still).
+    pub fn switch_off(&self, meter: &str, from_ms: i64, to_ms: i64) -> Result<(), String> {
+        let mut f = self.faults_of(meter)?;
+        f.off.push((from_ms, to_ms));
+        Ok(())
+    }
+
     /// Remove every fault window and random fault of a meter (counter events stay: they are history).
     pub fn clear_faults(&self, meter: &str) -> Result<(), String> {
         let mut f = self.faults_of(meter)?;

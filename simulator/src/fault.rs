@@ -106,6 +106,9 @@ pub struct FaultPlan {
     pub random: Vec<RandomFault>,
     /// Sorted by time.
     pub events: Vec<(i64, CounterEvent)>,
+    /// `[from, to)` windows of virtual time in which the metered equipment is switched off (aeration
+    /// blowers stopped): the meter answers, its power reads 0 and its counters stand still.
+    pub off: Vec<(i64, i64)>,
 }
 
 impl FaultPlan {
@@ -132,6 +135,11 @@ impl FaultPlan {
     /// The last counter event at or before `t_ms`.
     pub fn last_event(&self, t_ms: i64) -> Option<(i64, CounterEvent)> {
         self.events.iter().rev().find(|(t, _)| *t <= t_ms).copied()
+    }
+
+    /// Whether the metered equipment is switched off at `t_ms`.
+    pub fn is_off(&self, t_ms: i64) -> bool {
+        self.off.iter().any(|&(a, b)| a <= t_ms && t_ms < b)
     }
 
     /// Add a counter event, keeping them sorted.

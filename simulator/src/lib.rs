@@ -223,6 +223,14 @@ impl SimHandle {
             .map_err(SimError::Meter)
     }
 
+    /// Switch the equipment `meter` measures off over `[from_ms, to_ms)` of virtual time (a treatment
+    /// facility stopped: its meter answers with power 0 and counters standing still).
+    pub fn switch_off(&self, meter: &str, from_ms: i64, to_ms: i64) -> Result<(), SimError> {
+        self.sim
+            .switch_off(meter, from_ms, to_ms)
+            .map_err(SimError::Meter)
+    }
+
     /// End every fault window and random fault of `meter`.
     pub fn clear_faults(&self, meter: &str) -> Result<(), SimError> {
         self.sim.clear_faults(meter).map_err(SimError::Meter)

@@ -262,13 +262,27 @@ impl SimMeter {
     pub fn value(&self, plant: &Plant, i: usize, t_ms: i64) -> f64 {
         let p = &self.template.points[i];
         let slot = plant.slot_number(t_ms);
+        // Switched off (FaultPlan::off): no power, and the counters do not advance over those windows.
+        let off = self.faults().off.clone();
+        let is_off = off.iter().any(|&(a, b)| a <= t_ms && t_ms < b);
+        let counted = |factor: f64, t: i64| {
+            let skipped: f64 = off
+                .iter()
+                .filter(|&&(a, _)| a < t)
+                .map(|&(a, b)| {
+                    self.raw_counter(plant, factor, b.min(t)) - self.raw_counter(plant, factor, a)
+                })
+                .sum();
+            self.raw_counter(plant, factor, t) - skipped
+        };
         match self.signals[i] {
+            Signal::Rate { .. } | Signal::Current if is_off => 0.0,
             Signal::Counter { factor } => {
-                let raw = self.raw_counter(plant, factor, t_ms);
+                let raw = counted(factor, t_ms);
                 let faults = self.faults();
                 let shown = match faults.last_event(t_ms) {
                     Some((te, CounterEvent::Replace { start })) => {
-                        start + raw - self.raw_counter(plant, factor, te)
+                        start + raw - counted(factor, te)
                     }
                     None => raw,
                 };

@@ -61,6 +61,7 @@ pub struct Scenario {
     pub production_unit: String,
     pub plant: PlantSpec,
     pub meters: Vec<MeterSpec>,
+    pub facilities: Vec<FacilitySpec>,
     pub audit: AuditSpec,
 }
 
@@ -78,7 +79,21 @@ struct File {
     weather: Option<WeatherFile>,
     #[serde(default)]
     meter: Vec<MeterFile>,
+    #[serde(default)]
+    facility: Vec<FacilitySpec>,
     audit: AuditFile,
+}
+
+/// 分表计电: a production line's meter and the meter of the facility treating its pollution, written
+/// into the agent config as `[[audit.facility]]` (their main counters).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FacilitySpec {
+    pub name: String,
+    pub production: String,
+    pub treatment: String,
+    pub running_kw: f64,
+    pub treatment_running_kw: f64,
 }
 
 #[derive(Deserialize)]
@@ -562,9 +577,19 @@ impl Scenario {
             };
             let mut faults = FaultPlan::default();
             for ff in &m.fault {
+                if ff.kind == "off" {
+                    // The equipment switched off (not a wire fault): a window only.
+                    match (&ff.from, &ff.to, ff.rate) {
+                        (Some(a), Some(b), None) => faults
+                            .off
+                            .push((instant(a, "fault.from")?, instant(b, "fault.to")?)),
+                        _ => return Err(at("an off fault needs a window (from, to)".into())),
+                    }
+                    continue;
+                }
                 let fault = Fault::from_kind(&ff.kind, ff.code, ff.delay_ms).ok_or_else(|| {
                     at(format!(
-                        "fault kind {:?}: use timeout, exception, slow, drop, garbage, stuck, nan, strict_map, extra_registers, short_reply, wrong_unit, wrong_function or wrong_transaction",
+                        "fault kind {:?}: use timeout, exception, slow, drop, garbage, stuck, nan, strict_map, extra_registers, short_reply, wrong_unit, wrong_function, wrong_transaction or off (the equipment switched off)",
                         ff.kind
                     ))
                 })?;
@@ -646,6 +671,16 @@ impl Scenario {
                 )));
             }
         }
+        for fa in &f.facility {
+            for m in [&fa.production, &fa.treatment] {
+                if !meters.iter().any(|x| &x.name == m) {
+                    return Err(ScenarioError(format!(
+                        "facility {:?}: no meter {m:?}",
+                        fa.name
+                    )));
+                }
+            }
+        }
         let a = &f.audit;
         let audit = AuditSpec {
             baseline: (
@@ -673,6 +708,7 @@ impl Scenario {
             production_unit: f.plant.production_unit,
             plant,
             meters,
+            facilities: f.facility,
             audit,
         })
     }

@@ -333,3 +333,44 @@ async fn hostile_replies_are_well_framed_but_answer_another_question() {
     }
     sim.shutdown().await;
 }
+
+/// 分表计电's fault: the blowers switched off over a window of a working day answer with power 0 and
+/// an energy counter that stands still, then run on from where it stood (no jump); the line's
+/// meter is untouched. The built-in config pairs them as `[[audit.facility]]`.
+#[test]
+fn blowers_switched_off_read_zero_power_and_a_still_counter() {
+    let sim = plantmeter_sim::Simulation::new(Scenario::builtin(), None, frozen(T)).unwrap();
+    let t0 = parse_ts_ms(T).unwrap();
+    let h = 3_600_000;
+    let power = |t: i64| sim.point_value("blowers", "total_power", t).unwrap();
+    let energy = |t: i64| sim.point_value("blowers", "energy_import", t).unwrap();
+    let before = (power(t0), energy(t0), energy(t0 + 3 * h));
+    assert!(
+        before.0 > 10_000.0,
+        "the blowers run with the line: {} W",
+        before.0
+    );
+    sim.switch_off("blowers", t0 + h, t0 + 2 * h).unwrap();
+    assert_eq!(power(t0 + h + 1), 0.0);
+    assert_eq!(energy(t0 + h + 1_800_000), energy(t0 + h));
+    assert!(
+        power(t0 + 2 * h) > 10_000.0,
+        "running again at the window's end"
+    );
+    let skipped = before.2 - energy(t0 + 3 * h);
+    let hour_on = energy(t0 + h) - energy(t0);
+    assert!(
+        (skipped - hour_on).abs() / hour_on < 0.2,
+        "the hour off is missing from the counter: {skipped} kWh against {hour_on} kWh an hour"
+    );
+    assert!(
+        sim.point_value("dyehouse", "total_power", t0 + h + 1)
+            .unwrap()
+            > 150_000.0
+    );
+    let cfg = sim.agent_config(&plantmeter_sim::AgentConfigOptions::tcp("127.0.0.1:5020"));
+    assert!(
+        cfg.contains("[[audit.facility]]\nname = \"wwtp\"\nproduction = \"dyehouse.energy_import\"\ntreatment = \"blowers.energy_import\""),
+        "{cfg}"
+    );
+}
