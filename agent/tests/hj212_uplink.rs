@@ -957,3 +957,151 @@ async fn v2025_sm4_flue_gas_over_a_platform_outage() {
     assert!(exit.success(), "agent exited with {exit}");
     sim.shutdown().await;
 }
+
+/// 分表计电 over HJ 212-2025: the dyehouse line's and the outfall blowers' electricity (kWh
+/// counters) as factors with `st = 44` go in packets of their own, ST 44, beside the stack's ST 31
+/// ones: each hour one of each (same DataTime, own QN), encrypted as data uploads, acknowledged;
+/// -Cou is the hour's kWh, 0 for the blowers in the hours they were switched off; CN 2011
+/// real-time data split the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v2025_st44_facilities_electricity_in_packets_of_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("pw"), format!("{PW}\n")).unwrap();
+    std::fs::write(dir.path().join("sm4.key"), format!("{KEY25}\n")).unwrap();
+    let clock = VClock {
+        start_ms: START_MS,
+        speed: SPEED,
+        anchor_ms: plantmeter_tests::wall_ms() + 300,
+    };
+    let sim = support::sim_on(clock.clock()).await;
+    // The blowers stand 10:00-12:00 (hours 2 and 3 of the run).
+    sim.switch_off("blowers", START_MS + 2 * HOUR, START_MS + 4 * HOUR)
+        .unwrap();
+    let broker = Broker::start(BrokerKind::Rumqttd);
+    let platform = Platform25::start().await;
+    let meters = r#"
+[[meter]]
+name = "dyehouse"
+unit_id = 3
+poll_interval_s = 60
+template = "dtsu666"
+
+[[meter]]
+name = "blowers"
+unit_id = 15
+poll_interval_s = 60
+template = "dtsu666"
+"#;
+    let cfg_text = config25(dir.path(), sim.addr(), broker.addr, platform.port)
+        + meters
+        + r#"
+[[hj212.factor]]
+code = "MF0001"
+point = "dyehouse.energy_import"
+st = 44
+[[hj212.factor]]
+code = "TW0001"
+point = "blowers.energy_import"
+st = 44
+"#;
+    let cfg = dir.path().join("agent.toml");
+    std::fs::write(&cfg, cfg_text).unwrap();
+    let agent = Agent::start_on(&cfg, &clock);
+    let hour_at = |h: i64| local(START_MS + h * HOUR);
+    let st44_hours = || -> Vec<Got> {
+        platform
+            .got()
+            .into_iter()
+            .filter(|(g, _)| g.cn() == "2061" && g.head["ST"] == "44")
+            .map(|(g, _)| g)
+            .collect()
+    };
+    wait_for(
+        "the ST 44 packet of hour 3",
+        Duration::from_secs(60),
+        || st44_hours().iter().any(|g| g.cp["DataTime"] == hour_at(3)),
+    )
+    .await;
+    let errors = platform.errors.lock().unwrap().clone();
+    assert!(
+        errors.is_empty(),
+        "frames that break the standard: {errors:?}"
+    );
+    for (g, enc) in platform.got() {
+        if g.cn() == "2061" {
+            assert!(enc, "data uploads encrypted, ST 44 too: {:?}", g.head);
+            assert_eq!(g.head["Flag"], "9");
+            let codes: Vec<&String> = g.cp.keys().collect();
+            match g.head["ST"].as_str() {
+                "31" => assert!(
+                    g.cp.contains_key("a21026-Avg") && !g.cp.contains_key("MF0001-Cou"),
+                    "{codes:?}"
+                ),
+                "44" => assert!(
+                    g.cp.contains_key("MF0001-Cou")
+                        && g.cp.contains_key("TW0001-Cou")
+                        && !g.cp.keys().any(|k| k.starts_with("a21026")),
+                    "{codes:?}"
+                ),
+                other => panic!("ST {other}"),
+            }
+        }
+    }
+    let by_time = |st: &str, h: i64| -> Got {
+        let all: Vec<Got> = platform
+            .got()
+            .into_iter()
+            .filter(|(g, _)| g.cn() == "2061" && g.head["ST"] == st)
+            .map(|(g, _)| g)
+            .filter(|g| g.cp["DataTime"] == hour_at(h))
+            .collect();
+        assert_eq!(all.len(), 1, "hour {h} ST {st} once: {}", all.len());
+        all[0].clone()
+    };
+    let kwh = |meter: &str, h: i64| {
+        let at = |t: i64| sim.sim().point_value(meter, "energy_import", t).unwrap();
+        at(START_MS + (h + 1) * HOUR) - at(START_MS + h * HOUR)
+    };
+    for h in 1..=3 {
+        let (own, fac) = (by_time("31", h), by_time("44", h));
+        assert_ne!(own.qn(), fac.qn(), "each packet its own QN");
+        within(
+            &format!("hour {h} dyehouse kWh"),
+            fac.num("MF0001-Cou").unwrap(),
+            kwh("dyehouse", h),
+            1.0,
+        );
+        let blowers = fac.num("TW0001-Cou").unwrap();
+        if h == 1 {
+            within("hour 1 blowers kWh", blowers, kwh("blowers", h), 1.0);
+            assert!(blowers > 10.0, "{blowers}");
+        } else {
+            assert!(blowers < 0.5, "hour {h}: the blowers stood, {blowers} kWh");
+        }
+        assert_eq!(fac.cp["MF0001-Flag"], "N");
+    }
+    let rt44: Vec<Got> = platform
+        .got()
+        .into_iter()
+        .filter(|(g, _)| g.cn() == "2011" && g.head["ST"] == "44")
+        .map(|(g, _)| g)
+        .collect();
+    assert!(
+        !rt44.is_empty(),
+        "real-time data of the facilities under ST 44"
+    );
+    for g in &rt44 {
+        // Counters carry no -Rtd in real-time data (a reading, not a rate): their flag does.
+        assert_eq!(
+            g.cp.get("MF0001-Flag").map(String::as_str),
+            Some("N"),
+            "{:?}",
+            g.cp
+        );
+        assert!(!g.cp.keys().any(|k| k.starts_with("a21026")), "{:?}", g.cp);
+    }
+
+    let exit = agent.sigterm(Duration::from_secs(20));
+    assert!(exit.success(), "agent exited with {exit}");
+    sim.shutdown().await;
+}

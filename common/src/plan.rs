@@ -121,6 +121,9 @@ pub struct Hj212Factor {
     pub flow: Option<Hj212Flow>,
     /// A concentration of an `[[audit.pollutant]]` with `o2`: its O2 point and reference O2 % (-ZsAvg).
     pub o2: Option<(PointRef, f64)>,
+    /// Sent in packets of its own ST instead of `[hj212] st`: 44, the electricity of a production or
+    /// treatment facility (分表计电, HJ 212-2025).
+    pub st: Option<u8>,
 }
 
 /// The flow of a concentration factor, and how concentration x flow becomes kg.

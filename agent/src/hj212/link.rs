@@ -412,15 +412,19 @@ impl<'a> Session<'a> {
         }
         let h = &self.shared.plan;
         let now = self.shared.clock.now_ms();
-        let p = data::data_packet(
-            &self.shared.station(),
-            DataCn::Realtime,
-            &data::qn(now, h.timezone),
-            self.shared.flag(false),
-            &data::data_time(now, h.timezone),
-            &values,
-        );
-        self.write_split(&p).await
+        // The pollutants under the station's ST, a facility's electricity under ST 44 (分表计电).
+        for (station, values) in self.shared.by_st(&values) {
+            let p = data::data_packet(
+                &station,
+                DataCn::Realtime,
+                &data::qn(now, h.timezone),
+                self.shared.flag(false),
+                &data::data_time(now, h.timezone),
+                &values,
+            );
+            self.write_split(&p).await?;
+        }
+        Ok(())
     }
 
     async fn write_split(&mut self, p: &Packet) -> Result<(), String> {

@@ -89,6 +89,38 @@ impl Shared {
         }
     }
 
+    /// `values` grouped by the ST their factor is sent under: the station's first (the pollutants),
+    /// then ST 44 (分表计电: the facilities' electricity, HJ 212-2025) in packets of its own; groups
+    /// without values are left out.
+    pub fn by_st(&self, values: &[FactorValues]) -> Vec<(Station, Vec<FactorValues>)> {
+        let station = self.station();
+        let st_of = |code: &str| {
+            self.plan
+                .factors
+                .iter()
+                .find(|f| f.code == code)
+                .and_then(|f| f.st)
+        };
+        let (own, facilities): (Vec<FactorValues>, Vec<FactorValues>) = values
+            .iter()
+            .cloned()
+            .partition(|v| st_of(&v.code).is_none());
+        let mut out = Vec::new();
+        if !own.is_empty() {
+            out.push((station.clone(), own));
+        }
+        if !facilities.is_empty() {
+            out.push((
+                Station {
+                    st: "44".to_string(),
+                    ..station
+                },
+                facilities,
+            ));
+        }
+        out
+    }
+
     /// The real-time data interval now.
     pub fn rtd_interval(&self) -> Duration {
         match self.rtd_interval.lock() {
@@ -496,42 +528,56 @@ impl Builder {
                 .now_ms()
                 .max(self.persisted.last_qn_ms + 1);
             self.persisted.last_qn_ms = qn_ms;
-            let qn = data::qn(qn_ms, h.timezone);
-            let p = data::data_packet(
-                &self.shared.station(),
-                c.cn,
-                &qn,
-                Flag::of(h.version, h.ack),
-                &data::data_time(c.start_ms, h.timezone),
-                &c.values,
-            );
-            history.push((
-                c.cn,
-                HistoryEntry {
-                    start_ms: c.start_ms,
-                    cp: p.cp.clone(),
-                },
-            ));
-            let frames: Result<Vec<String>, _> = data::split_for(&p, h.version)
-                .and_then(|parts| parts.iter().map(|q| q.encode()).collect());
-            match frames {
-                Ok(frames) => {
-                    let id = self.persisted.next_id;
-                    self.persisted.next_id += 1;
-                    packets.push(Queued {
-                        id,
-                        cn: c.cn.code().to_string(),
-                        start_ms: c.start_ms,
-                        qn,
-                        frames,
-                    });
+            for (gi, (station, values)) in self.shared.by_st(&c.values).into_iter().enumerate() {
+                // Each packet its own QN (the ST 44 one follows the pollutants' by a millisecond).
+                let qn_ms = if gi == 0 {
+                    qn_ms
+                } else {
+                    let next = self.persisted.last_qn_ms + 1;
+                    self.persisted.last_qn_ms = next;
+                    next
+                };
+                let qn = data::qn(qn_ms, h.timezone);
+                let p = data::data_packet(
+                    &station,
+                    c.cn,
+                    &qn,
+                    Flag::of(h.version, h.ack),
+                    &data::data_time(c.start_ms, h.timezone),
+                    &values,
+                );
+                // History requests (CN 2xxx with BeginTime/EndTime) are answered from the station's own
+                // packets; a facility's (ST 44) are sent live only.
+                if station.st == self.shared.station().st {
+                    history.push((
+                        c.cn,
+                        HistoryEntry {
+                            start_ms: c.start_ms,
+                            cp: p.cp.clone(),
+                        },
+                    ));
                 }
-                Err(e) => tracing::error!(
-                    cn = c.cn.code(),
-                    data_time = %data::data_time(c.start_ms, h.timezone),
-                    error = %e,
-                    "HJ 212: cannot build the packet of an interval; not sent"
-                ),
+                let frames: Result<Vec<String>, _> = data::split_for(&p, h.version)
+                    .and_then(|parts| parts.iter().map(|q| q.encode()).collect());
+                match frames {
+                    Ok(frames) => {
+                        let id = self.persisted.next_id;
+                        self.persisted.next_id += 1;
+                        packets.push(Queued {
+                            id,
+                            cn: c.cn.code().to_string(),
+                            start_ms: c.start_ms,
+                            qn,
+                            frames,
+                        });
+                    }
+                    Err(e) => tracing::error!(
+                        cn = c.cn.code(),
+                        data_time = %data::data_time(c.start_ms, h.timezone),
+                        error = %e,
+                        "HJ 212: cannot build the packet of an interval; not sent"
+                    ),
+                }
             }
         }
         (packets, history)

@@ -32,7 +32,7 @@ const HJ212_KEYS: &[&str] = &[
     "heartbeat_s",
     "factor",
 ];
-const FACTOR_KEYS: &[&str] = &["code", "point", "flow"];
+const FACTOR_KEYS: &[&str] = &["code", "point", "flow", "st"];
 
 /// Minutes a CN 2051 interval may last: divisors of 60, so that intervals line up with the hour.
 const MINUTE_STEPS: &[i64] = &[1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60];
@@ -272,9 +272,43 @@ pub(crate) fn parse(
         } else {
             Some(None)
         };
-        let (Some(code), Some((point, kind, unit, _)), Some(flow)) = (code, point, flow) else {
+        // ST 44 (分表计电): a facility's electricity in packets of their own, HJ 212-2025 only.
+        let st = if ft.has("st") {
+            match ft.int_in(d, "st", 0, 99) {
+                Some(v) if v.v == 44 && version == Some(2025) => Some(Some(44u8)),
+                Some(v) => {
+                    d.error(
+                        &v.span,
+                        format!(
+                            "st {} on a factor: only 44 (electricity of production and treatment facilities, 分表计电), with version = \"2025\"",
+                            v.v
+                        ),
+                    );
+                    None
+                }
+                None => None,
+            }
+        } else {
+            Some(None)
+        };
+        let (Some(code), Some((point, kind, unit, _)), Some(flow), Some(st)) =
+            (code, point, flow, st)
+        else {
             continue;
         };
+        if st.is_some() {
+            let ok = match kind {
+                PointKind::Gauge => unit.trim().eq_ignore_ascii_case("kW") || unit.trim() == "W",
+                PointKind::Counter => unit.trim().eq_ignore_ascii_case("kWh"),
+            };
+            if !ok || ft.has("flow") {
+                d.error(
+                    &ft.key_span("st"),
+                    format!("st = 44 sends a facility's electricity: \"{point}\" must be a power gauge in kW (or W) or an energy counter in kWh, without flow; it is in \"{unit}\""),
+                );
+                continue;
+            }
+        }
         let flow = match flow {
             None => None,
             Some((fp, fkind, funit, fspan)) => {
@@ -333,6 +367,7 @@ pub(crate) fn parse(
             unit,
             flow,
             o2,
+            st,
         });
     }
 
