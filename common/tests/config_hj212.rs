@@ -252,3 +252,53 @@ fn the_password_file_is_read_and_checked() {
         "123456"
     );
 }
+
+/// 分表计电 over HJ 212-2025: a factor with `st = 44` (a facility's electricity, in packets of
+/// their own); refused with 2017, with another ST, or on a point that is not electricity.
+#[test]
+fn a_facility_factor_goes_under_st_44_with_2025_only() {
+    let meter = r#"
+[[meter]]
+name = "blowers"
+unit_id = 4
+poll_interval_s = 60
+  [[meter.point]]
+  name = "energy"
+  address = 0
+  type = "f32"
+  unit = "kWh"
+  kind = "counter"
+"#;
+    let hj25 = format!("{HJ}version = \"2025\"\n");
+    let fac = "  [[hj212.factor]]\n  code = \"TW0001\"\n  point = \"blowers.energy\"\n  st = 44\n";
+    let plan = config::parse(
+        &format!("{BASE}{meter}{hj25}{FACTORS}{fac}"),
+        Path::new("/etc/pm/a.toml"),
+    )
+    .unwrap();
+    let h = plan.hj212.as_ref().unwrap();
+    assert_eq!(h.factors[2].st, Some(44));
+    assert_eq!(h.factors[0].st, None);
+    let described = config::describe(&plan);
+    assert!(
+        described.contains("TW0001      blowers.energy: -Cou increase in kWh (ST 44: facility electricity, 分表计电)"),
+        "{described}"
+    );
+    let e = errors(&format!("{BASE}{meter}{HJ}{FACTORS}{fac}"));
+    assert!(e.contains("st 44 on a factor: only 44"), "2017: {e}");
+    let e = errors(&format!(
+        "{BASE}{meter}{hj25}{FACTORS}{}",
+        fac.replace("44", "45")
+    ));
+    assert!(e.contains("st 45 on a factor"), "{e}");
+    let e = errors(&format!(
+        "{BASE}{meter}{hj25}{FACTORS}{}",
+        fac.replace("blowers.energy", "outfall.flow")
+    ));
+    assert!(
+        e.contains(
+            "st = 44 sends a facility's electricity: \"outfall.flow\" must be a power gauge"
+        ),
+        "{e}"
+    );
+}

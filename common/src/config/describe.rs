@@ -188,7 +188,11 @@ fn write_hj212(o: &mut String, h: &crate::plan::Hj212Plan) -> std::fmt::Result {
             Some((p, r)) => format!(", -ZsAvg at {r} % O2 from {p}"),
             None => String::new(),
         };
-        writeln!(o, "  {:<11} {}: {what}{zs}", f.code, f.point)?;
+        let st = match f.st {
+            Some(st) => format!(" (ST {st}: facility electricity, 分表计电)"),
+            None => String::new(),
+        };
+        writeln!(o, "  {:<11} {}: {what}{zs}{st}", f.code, f.point)?;
     }
     Ok(())
 }
