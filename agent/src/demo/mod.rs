@@ -436,6 +436,39 @@ async fn run(args: DemoArgs, lang: Lang) -> anyhow::Result<()> {
                 format!("故障结束：表计 {OUTAGE_METER:?} 恢复应答"),
             ),
         );
+        // 分表计电: the outfall's aeration blowers switched off for three hours of a working morning
+        // while the dyehouse runs (the report's facilities section counts them, the alarm
+        // `P/alarm/facility/wwtp` is raised and cleared).
+        let day0 = base_from + (base_days * 20 / 100) * DAY_MS + 9 * HOUR_MS;
+        let runs = |t: i64| {
+            sim.sim()
+                .point_value("dyehouse", "total_power", t)
+                .is_some_and(|w| w > 150_000.0)
+        };
+        if let Some(off_from) = (0..14)
+            .map(|d| day0 + d * DAY_MS)
+            .find(|&t| (0..3).all(|h| runs(t + h * HOUR_MS)))
+        {
+            let off_to = off_from + 3 * HOUR_MS;
+            sim.switch_off("blowers", off_from, off_to)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            say(
+                off_from,
+                tr(
+                    lang,
+                    "fault: the outfall's aeration blowers are switched off for 3 hours while the dyehouse runs (分表计电)".to_string(),
+                    "故障：染色车间生产期间，排口曝气风机停运 3 小时（分表计电）".to_string(),
+                ),
+            );
+            say(
+                off_to,
+                tr(
+                    lang,
+                    "fault over: the blowers run again".to_string(),
+                    "故障结束：曝气风机恢复运行".to_string(),
+                ),
+            );
+        }
         let replace_at = if args.reporting_months > 0 {
             base_to + ((rep_to - base_to) / DAY_MS * 4 / 10) * DAY_MS + 10 * HOUR_MS + 17 * 60_000
         } else {
