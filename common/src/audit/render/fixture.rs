@@ -650,6 +650,7 @@ pub fn config_names(r: &Report, keys: bool) -> HashSet<String> {
     names.extend(r.method.factors.iter().map(|f| f.unit.clone()));
     names.extend(r.measures.iter().map(|m| m.name.clone()));
     names.extend(r.compliance.sources.iter().map(|s| s.source.clone()));
+    names.extend(r.compliance.facilities.iter().map(|f| f.name.clone()));
     names
         .iter()
         .flat_map(|n| tokens(n).map(str::to_string).collect::<Vec<_>>())
