@@ -82,7 +82,7 @@ async fn blowers_off_while_the_line_runs_raise_the_alarm_and_count_in_the_report
         speed: SPEED,
         anchor_ms: plantmeter_tests::wall_ms() + 300,
     };
-    let sim = support::sim_on(clock.clock()).await;
+    let sim = support::sim_with_wwtp(clock.clock()).await;
     sim.switch_off("blowers", START_MS + 2 * HOUR, START_MS + 4 * HOUR)
         .unwrap();
     let broker = Broker::start(BrokerKind::Rumqttd);

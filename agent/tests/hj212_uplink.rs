@@ -973,7 +973,7 @@ async fn v2025_st44_facilities_electricity_in_packets_of_their_own() {
         speed: SPEED,
         anchor_ms: plantmeter_tests::wall_ms() + 300,
     };
-    let sim = support::sim_on(clock.clock()).await;
+    let sim = support::sim_with_wwtp(clock.clock()).await;
     // The blowers stand 10:00-12:00 (hours 2 and 3 of the run).
     sim.switch_off("blowers", START_MS + 2 * HOUR, START_MS + 4 * HOUR)
         .unwrap();

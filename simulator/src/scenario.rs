@@ -12,6 +12,8 @@ use plantmeter_common::templates::Template;
 
 /// The built-in plant's scenario text.
 pub const BUILTIN: &str = include_str!("../scenarios/builtin.toml");
+/// The outfall's aeration blowers and their `[[facility]]` (分表计电), appended to [`BUILTIN`].
+pub const WWTP: &str = include_str!("../scenarios/wwtp.toml");
 
 /// A scenario that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -352,6 +354,15 @@ impl Scenario {
         match Scenario::from_toml(BUILTIN) {
             Ok(s) => s,
             Err(e) => panic!("built-in scenario is invalid: {e}"),
+        }
+    }
+
+    /// The built-in plant with the outfall's aeration blowers (meter `blowers`, unit 15) paired with
+    /// the dyehouse as facility `wwtp` (分表计电): what the demo runs.
+    pub fn builtin_with_wwtp() -> Scenario {
+        match Scenario::from_toml(&format!("{BUILTIN}\n{WWTP}")) {
+            Ok(s) => s,
+            Err(e) => panic!("built-in scenario with wwtp.toml is invalid: {e}"),
         }
     }
 

@@ -336,10 +336,11 @@ async fn hostile_replies_are_well_framed_but_answer_another_question() {
 
 /// 分表计电's fault: the blowers switched off over a window of a working day answer with power 0 and
 /// an energy counter that stands still, then run on from where it stood (no jump); the line's
-/// meter is untouched. The built-in config pairs them as `[[audit.facility]]`.
+/// meter is untouched. The built-in plant with wwtp.toml pairs them as `[[audit.facility]]`.
 #[test]
 fn blowers_switched_off_read_zero_power_and_a_still_counter() {
-    let sim = plantmeter_sim::Simulation::new(Scenario::builtin(), None, frozen(T)).unwrap();
+    let sim =
+        plantmeter_sim::Simulation::new(Scenario::builtin_with_wwtp(), None, frozen(T)).unwrap();
     let t0 = parse_ts_ms(T).unwrap();
     let h = 3_600_000;
     let power = |t: i64| sim.point_value("blowers", "total_power", t).unwrap();

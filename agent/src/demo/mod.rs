@@ -314,7 +314,7 @@ async fn run(args: DemoArgs, lang: Lang) -> anyhow::Result<()> {
     }
 
     // The plant and its periods.
-    let mut scenario = Scenario::builtin();
+    let mut scenario = Scenario::builtin_with_wwtp();
     let tz = scenario.plant.timezone;
     let b0 = scenario.audit.baseline.0;
     let months = |d: NaiveDate, n: u32| {

@@ -170,6 +170,19 @@ pub async fn sim_on(clock: plantmeter_common::Clock) -> plantmeter_sim::SimHandl
     .unwrap()
 }
 
+/// The built-in plant with the outfall's aeration blowers (`blowers`, unit 15; 分表计电) on `clock`.
+pub async fn sim_with_wwtp(clock: plantmeter_common::Clock) -> plantmeter_sim::SimHandle {
+    plantmeter_sim::start(
+        plantmeter_sim::Scenario::builtin_with_wwtp(),
+        plantmeter_sim::SimOptions {
+            clock,
+            ..plantmeter_sim::SimOptions::default()
+        },
+    )
+    .await
+    .unwrap()
+}
+
 /// The built-in plant's boiler stack (`cems`, unit 8) and outfall (`wastewater`, unit 10), polled
 /// every virtual minute, audited with SO2 (O2-converted at 9 %) and COD as pollutants.
 /// `so2_lines` and `cod_lines` are added to their `[[audit.pollutant]]` tables (a `limit`), `tail`
