@@ -524,6 +524,7 @@ pub(crate) fn meter(
     let (mut points, links): (Vec<Point>, Vec<LinkPoint>) =
         drafts.into_iter().map(|x| (x.point, x.link)).unzip();
     primary_rollover(&mut points, multiplier.as_ref());
+    let reads = crate::meter_read::plan_reads(kind, &links);
     Some(Meter {
         name: name.to_string(),
         unit_id: 0,
@@ -538,6 +539,7 @@ pub(crate) fn meter(
             meter_type: meter_type?,
             di_order,
             points: links,
+            reads,
         }),
         multiplier,
     })
