@@ -9,6 +9,7 @@ mod engine_text;
 mod format;
 mod html;
 mod i18n;
+mod multiplier;
 mod seal;
 mod svg;
 mod text;

@@ -290,6 +290,20 @@ pub fn xlsx(report: &Report, lang: Lang) -> Result<Vec<u8>, XlsxError> {
             ])?;
         }
     }
+    // Multiplier (倍率) changes, beside the replacements (`render/multiplier.rs`).
+    if !report.events.multiplier_changes.is_empty() {
+        let (_, head) = super::multiplier::labels(lang);
+        let name = t(lang, "Multiplier changes", "倍率变更");
+        let mut s = Sheet::add(&mut wb, name, &f, &head)?;
+        for (meter, at, from, to) in super::multiplier::rows(report) {
+            s.line(vec![
+                text(meter.to_string()),
+                text(at.to_string()),
+                Cell::Num(Some(from)),
+                Cell::Num(Some(to)),
+            ])?;
+        }
+    }
 
     // Method: factors, then notes.
     {
