@@ -291,19 +291,52 @@ impl<'a> Session<'a> {
         };
         let mut out = Vec::with_capacity(self.read.items.len());
         for &(pi, _) in &self.read.items {
-            let (Some(LinkPoint::Cjt188 { kind, field, .. }), Some(p)) =
-                (self.link.points.get(pi), self.points.get(pi))
+            let (
+                Some(LinkPoint::Cjt188 {
+                    kind,
+                    field,
+                    modulus_unit,
+                    ..
+                }),
+                Some(p),
+            ) = (self.link.points.get(pi), self.points.get(pi))
             else {
                 return Answer::Wrong(format!("point {pi} is not a CJ/T 188 point"));
             };
-            out.push(judge(
-                pi,
-                Some(p),
-                cjt188::field_value(*kind, *field, payload, &p.unit).map_err(|e| e.to_string()),
-            ));
+            let value = cjt188::field_value(*kind, *field, payload, &p.unit)
+                .map_err(|e| e.to_string())
+                .and_then(|v| {
+                    modulus_unit_fits(*modulus_unit, cjt188::field_unit(*kind, *field, payload), p)
+                        .map(|()| v)
+                });
+            out.push(judge(pi, Some(p), value));
         }
         Answer::Values(out)
     }
+}
+
+/// A counter's rollover assumed the meter counts in `assumed` (a unit code); a reply counting in
+/// another unit rolls over elsewhere, and a rollover taken at the wrong modulus would be a wrong
+/// figure: the reading is refused, naming the `rollover` to configure.
+fn modulus_unit_fits(assumed: Option<u8>, got: Option<u8>, p: &Point) -> Result<(), String> {
+    let (Some(assumed), Some(got)) = (assumed, got) else {
+        return Ok(());
+    };
+    let same = cjt188::unit_name(assumed)
+        .and_then(|a| cjt188::convert(1.0, got, a))
+        .is_some_and(|f| (f - 1.0).abs() < 1e-12);
+    if same {
+        return Ok(());
+    }
+    let rolls = cjt188::convert(1_000_000.0, got, &p.unit);
+    Err(format!(
+        "the meter counts in {} (unit byte {got:02X}H), not {}: its register rolls over at          1000000 {0}{}, not at the point's rollover {} {}; set rollover in the point's config",
+        cjt188::unit_name(got).unwrap_or("an unknown unit"),
+        cjt188::unit_name(assumed).unwrap_or("?"),
+        rolls.map_or(String::new(), |r| format!(" = {r} {}", p.unit)),
+        p.rollover.map_or("?".to_string(), |r| r.to_string()),
+        p.unit
+    ))
 }
 
 /// The length of a block's items (the same for all: the standard's blocks are of one format).

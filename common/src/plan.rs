@@ -349,6 +349,11 @@ pub enum LinkPoint {
         di: u16,
         kind: crate::cjt188::MeterKind,
         field: crate::cjt188::Field,
+        /// A counter's default rollover is 1 000 000.00 in the unit the meter counts in (its
+        /// register's range), converted to the point's unit: the unit code it assumed (the
+        /// template's), checked against each reply's unit byte. None: a gauge, or a rollover set
+        /// in the config.
+        modulus_unit: Option<u8>,
     },
 }
 

@@ -729,6 +729,7 @@ fn point(
                             di,
                             kind: mk,
                             field,
+                            modulus_unit: None,
                         },
                         unit.to_string(),
                         field.is_counter(),
@@ -786,15 +787,27 @@ fn point(
         return None;
     }
     let name = name?;
-    let (link, natural, counter, modulus) = read?;
-    let unit = unit.map_or(natural, |u| u.v.to_string());
+    let (mut link, natural, counter, modulus) = read?;
+    let unit = unit.map_or_else(|| natural.clone(), |u| u.v.to_string());
     let kind = point_kind.unwrap_or(if counter {
         PointKind::Counter
     } else {
         PointKind::Gauge
     });
-    // The modulus in the point's unit: CJ/T 188 counts 999 999.99 in the meter's unit; a
-    // converted unit is taken as configured (the meter's own unit is the usual case).
+    // The modulus in the point's unit. CJ/T 188 registers count to 999 999.99 in the meter's
+    // unit (the template's, checked against each reply's unit byte): a heat point in GJ of a
+    // meter counting kWh rolls over at 1 000 000 kWh = 3 600 GJ, not at 1 000 000 GJ.
+    let modulus = match &mut link {
+        LinkPoint::Cjt188 { modulus_unit, .. }
+            if kind == PointKind::Counter && rollover.is_none() =>
+        {
+            let code = cjt188::unit_code(&natural);
+            *modulus_unit = code;
+            code.and_then(|c| cjt188::convert(modulus, c, &unit))
+                .unwrap_or(modulus)
+        }
+        _ => modulus,
+    };
     let rollover = match kind {
         PointKind::Counter => Some(rollover.map_or(modulus, |r| r.v)),
         PointKind::Gauge => None,
