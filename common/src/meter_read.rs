@@ -429,17 +429,18 @@ mod tests {
             dl(0x0002_0000),
         ];
         let reads = plan_reads(kind, &points);
-        let got: Vec<(u32, Vec<(usize, usize)>, bool)> = reads
-            .into_iter()
-            .map(|r| (r.di, r.items, r.block))
-            .collect();
+        let read = |di, items: &[(usize, usize)], block| LinkRead {
+            di,
+            items: items.to_vec(),
+            block,
+        };
         assert_eq!(
-            got,
+            reads,
             vec![
-                (0x0001_FF00, vec![(0, 0), (2, 1), (3, 2)], true),
-                (0x0201_FF00, vec![(1, 0), (5, 2)], true),
-                (0x0202_0100, vec![(4, 0)], false),
-                (0x0002_0000, vec![(6, 0)], false),
+                read(0x0001_FF00, &[(0, 0), (2, 1), (3, 2)], true),
+                read(0x0201_FF00, &[(1, 0), (5, 2)], true),
+                read(0x0202_0100, &[(4, 0)], false),
+                read(0x0002_0000, &[(6, 0)], false),
             ]
         );
         // 1997: no blocks (not checked against a meter).
