@@ -149,6 +149,13 @@ async fn block_reads_and_follow_up_frames() {
         !last_poll.contains("68 D1") && last_poll.matches(": sent").count() == 3,
         "{out}"
     );
+    // A meter that says no to everything: each point device_error, the error byte named.
+    l.set_fault("power-b-645", Some(LinkFault::Exception))
+        .unwrap();
+    let out = read(&cfg, "power-b-645", 1);
+    assert_eq!(value(&out, "energy_import_t2").1, "device_error", "{out}");
+    assert_eq!(value(&out, "voltage_b").1, "device_error", "{out}");
+    assert!(out.contains("error byte 02H (no data requested)"), "{out}");
     l.set_fault("power-b-645", None).unwrap();
 
     // CJ/T 188: six fields of one reply in one request.

@@ -119,17 +119,16 @@ impl MeterLink {
                 .iter()
                 .any(|(m, di)| *m == meter.name && *di == read.di);
         let mut frames = Vec::new();
+        let mut block_refusal = None;
         if !refused {
             match self.read_one(meter, read, &mut frames).await {
                 Ok(Ok(values)) => return Ok(ReadOut { values, frames }),
-                Ok(Err(why)) => {
-                    tracing::warn!(meter = %meter.name, %why, "data block refused: reading its points one by one");
-                    self.refused_blocks.push((meter.name.clone(), read.di));
-                }
+                Ok(Err(why)) => block_refusal = Some(why),
                 Err(e) => return Err(e),
             }
         }
         // The block's points, each by its own DI.
+        let mut first_exception = None;
         let mut values = Vec::with_capacity(read.items.len());
         for &(pi, _) in &read.items {
             let Some(lp) = link.points.get(pi) else {
@@ -144,14 +143,28 @@ impl MeterLink {
                     quality: Quality::CommError,
                     why: Some(why),
                 }),
-                Err(ReadError::Exception(_, why)) => values.push(PointValue {
-                    point: pi,
-                    value: None,
-                    quality: Quality::DeviceError,
-                    why: Some(why),
-                }),
+                Err(ReadError::Exception(code, why)) => {
+                    first_exception.get_or_insert((code, why.clone()));
+                    values.push(PointValue {
+                        point: pi,
+                        value: None,
+                        quality: Quality::DeviceError,
+                        why: Some(why),
+                    })
+                }
                 Err(e) => return Err(e),
             }
+        }
+        if values.iter().all(|v| v.quality == Quality::DeviceError) {
+            // The meter says no to everything (not to the block alone): an exception as a one-point
+            // read would be, the block tried again next time.
+            if let Some((code, why)) = first_exception {
+                return Err(ReadError::Exception(code, why));
+            }
+        }
+        if let Some(why) = block_refusal {
+            tracing::warn!(meter = %meter.name, %why, "data block refused: its points are read one by one");
+            self.refused_blocks.push((meter.name.clone(), read.di));
         }
         Ok(ReadOut { values, frames })
     }
