@@ -276,11 +276,9 @@ pub const WORKBOOK: bool = cfg!(feature = "xlsx");
 /// `what` is not possible without the Excel writer (exit 2): what to do instead.
 pub fn no_workbook(what: &str) -> anyhow::Error {
     bad_input(format!(
-        "{what}: not in this build. The gateway build (cargo build --release -p plantmeter-agent) leaves \
-         out the Excel writer: write the report JSON here (--format json, or --out-dir) and render the \
-         workbook from it on a desk build with `plantmeter report --from-json FILE --format xlsx` (the \
-         same workbook, byte for byte; `plantmeter verify` checks one there). A desk build: `cargo build \
-         --release` at the repository root, or `--features desk` added to the -p build."
+        "{what}: not in this build: the gateway build (cargo build --release -p plantmeter-agent) has no \
+         Excel writer. Render the workbook from the report JSON on a desk build (`cargo build --release` \
+         at the repository root, or --features desk): `plantmeter report --from-json FILE --format xlsx`."
     ))
 }
 
