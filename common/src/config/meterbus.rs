@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use chrono::DateTime;
 
+use crate::builtin_templates;
 use crate::cjt188::{self, DiOrder, Field, MeterKind};
 use crate::dlt645::{self, Version};
 use crate::frame68::parse_address;
@@ -13,7 +14,6 @@ use crate::plan::{
     LinkPoint, Meter, MeterBus, MeterLink, MeterProtocol, Multiplier, MultiplierChange, Parity,
     Point, Transport,
 };
-use crate::templates;
 use crate::types::PointKind;
 
 use super::diag::{closest, Diag, Span};
@@ -348,10 +348,10 @@ pub(crate) fn meter(
     // The template: its points first, then the meter's own (same name replaces).
     let template = t
         .str(d, "template")
-        .and_then(|tv| match templates::link_get(tv.v) {
+        .and_then(|tv| match builtin_templates::link_get(tv.v) {
             Some(text) => Some((tv.v, text, tv.span)),
             None => {
-                let names = templates::link_names();
+                let names = builtin_templates::link_names();
                 let hint = closest(tv.v, names.iter().copied())
                     .map_or(String::new(), |c| format!("did you mean \"{c}\"? "));
                 d.error(

@@ -1608,6 +1608,7 @@ mod tests {
                 super::super::csv(&r, lang),
             )
             .unwrap();
+            #[cfg(feature = "xlsx")]
             std::fs::write(
                 dir.join(format!("report_{tag}.xlsx")),
                 super::super::xlsx(&r, lang).unwrap(),
