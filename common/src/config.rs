@@ -33,6 +33,7 @@ mod import;
 mod meterbus;
 pub(crate) mod meters;
 mod reader;
+mod sufficiency;
 pub mod wiring;
 
 pub use describe::describe;

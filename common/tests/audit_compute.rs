@@ -123,6 +123,7 @@ fn plan(granularity: Granularity) -> Plan {
             }],
             drivers: Vec::new(),
             min_completeness: 0.75,
+            sufficiency: Default::default(),
             permits: Vec::new(),
             energy_quota_kgce_per_unit: None,
             measures: Vec::new(),

@@ -798,6 +798,15 @@ pub fn compute(
             graded_figures.push((l, figure));
         }
         let level = graded.and_then(|l| figure.map(|f| grade(f, l)));
+        let diagnostics = diagnose(
+            &model,
+            (&x, &y),
+            (&valid, &d.hourly),
+            base_range,
+            &rep_buckets,
+            rep.as_ref().map(|r| &r.2),
+            &audit.sufficiency,
+        );
         indicators.push((
             d.key.clone(),
             Indicator {
@@ -818,7 +827,10 @@ pub fn compute(
                     ));
                     r
                 }),
-                model: model_json(&model, g),
+                model: Model {
+                    diagnostics: Some(diagnostics),
+                    ..model_json(&model, g)
+                },
                 level,
                 sources: (!d.sources.is_empty()).then(|| {
                     d.sources
@@ -1182,6 +1194,7 @@ fn model_json(m: &Baseline, g: Granularity) -> Model {
         p_value,
         r2_adj,
         valid: m.fit.is_some(),
+        diagnostics: None,
         candidates: m
             .candidates
             .iter()
@@ -1194,6 +1207,40 @@ fn model_json(m: &Baseline, g: Granularity) -> Model {
             })
             .collect(),
     }
+}
+
+/// The model's diagnostics (issue #29 item 4): the baseline's whole days (with data when >= VALID_DAY_HOURS
+/// valid hours), the reporting buckets as the savings count them.
+fn diagnose(
+    model: &Baseline,
+    (x, y): (&[Vec<f64>], &[f64]),
+    (valid, hourly): (&[bool], &[f64]),
+    base_range: (usize, usize),
+    rep_buckets: &[BucketDef],
+    counted: Option<&RepRows>,
+    rules: &crate::audit::diagnostics::SufficiencyRules,
+) -> crate::audit::diagnostics::ModelDiagnostics {
+    use crate::audit::diagnostics::{self, ReportingBucket};
+    let r = base_range.0..base_range.1;
+    let daily: Vec<Option<f64>> = valid[r.clone()]
+        .chunks_exact(24)
+        .zip(hourly[r].chunks_exact(24))
+        .map(|(v, h)| {
+            (v.iter().filter(|b| **b).count() >= VALID_DAY_HOURS).then(|| h.iter().sum::<f64>())
+        })
+        .collect();
+    let rep: Option<Vec<ReportingBucket<'_>>> = counted.map(|c| {
+        rep_buckets
+            .iter()
+            .zip(&c.rows)
+            .map(|(b, (row, fraction, _))| ReportingBucket {
+                row,
+                fraction: *fraction,
+                days: fraction * b.nominal_hours as f64 / 24.0,
+            })
+            .collect()
+    });
+    diagnostics::diagnose(model, x, y, &daily, rep.as_deref(), rules)
 }
 
 /// Per period (baseline, reporting), the sum of an hourly series by the class of each hour.

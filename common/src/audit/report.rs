@@ -384,6 +384,10 @@ pub struct Model {
     /// Every regression candidate tried, in order.
     #[serde(default)]
     pub candidates: Vec<ModelCandidate>,
+    /// Data sufficiency, leave-one-out CV(RMSE), extrapolation, autocorrelation and conventions (issue #29);
+    /// null in reports written before it was added.
+    #[serde(default)]
+    pub diagnostics: Option<crate::audit::diagnostics::ModelDiagnostics>,
 }
 
 /// One regression candidate of model selection, with the statistics it was judged on.
