@@ -29,7 +29,7 @@ fn t(lang: Lang, en: &'static str, zh: &'static str) -> &'static str {
 /// Most decimals a number format gets (a figure below 1e-10 shows in its cell's full value only).
 const MAX_DECIMALS: usize = 10;
 
-struct Formats {
+pub(super) struct Formats {
     head: Format,
     /// `#,##0`, `#,##0.0`, ... by decimals.
     num: Vec<Format>,
@@ -90,14 +90,14 @@ pub(super) fn decimals(x: f64) -> usize {
 }
 
 /// One sheet being written row by row.
-struct Sheet<'a> {
-    ws: &'a mut Worksheet,
+pub(super) struct Sheet<'a> {
+    pub(super) ws: &'a mut Worksheet,
     row: u32,
     f: &'a Formats,
 }
 
 /// A cell's value.
-enum Cell {
+pub(super) enum Cell {
     Text(String),
     Num(Option<f64>),
     /// A fraction 0..1 shown as a percentage.
@@ -121,7 +121,7 @@ fn excel_date(s: &str) -> Option<ExcelDateTime> {
 
 impl<'a> Sheet<'a> {
     /// A new sheet named `name`, at the end of the workbook, with its header row.
-    fn add(
+    pub(super) fn add(
         wb: &'a mut Workbook,
         name: &str,
         f: &'a Formats,
@@ -139,7 +139,7 @@ impl<'a> Sheet<'a> {
         Ok(s)
     }
 
-    fn line(&mut self, cells: Vec<Cell>) -> Result<(), XlsxError> {
+    pub(super) fn line(&mut self, cells: Vec<Cell>) -> Result<(), XlsxError> {
         let (ws, f, row) = (&mut *self.ws, self.f, self.row);
         for (c, cell) in cells.into_iter().enumerate() {
             let c = c as u16;
@@ -179,7 +179,7 @@ impl<'a> Sheet<'a> {
     }
 }
 
-fn text(s: impl Into<String>) -> Cell {
+pub(super) fn text(s: impl Into<String>) -> Cell {
     Cell::Text(s.into())
 }
 
@@ -210,6 +210,7 @@ pub fn xlsx(report: &Report, lang: Lang) -> Result<Vec<u8>, XlsxError> {
     periods(&mut wb, &f, report, lang)?;
     indicators(&mut wb, &f, report, lang)?;
     models(&mut wb, &f, report, lang)?;
+    super::diagnostics::xlsx_sheets(&mut wb, &f, report, lang)?;
     buckets(&mut wb, &f, report, lang)?;
     compliance(&mut wb, &f, report, lang)?;
 
