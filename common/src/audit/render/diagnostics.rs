@@ -196,14 +196,23 @@ pub(super) fn extrapolation_text(lang: Lang, x: &Extrapolation) -> String {
             "{var}: {} below, {} above ({} days){beyond} of range",
             x.buckets_below,
             x.buckets_above,
-            display(x.days_outside)
+            days(x.days_outside)
         ),
         Lang::Zh => format!(
             "{var}：低于 {} 个、高于 {} 个时段（{} 天）{beyond}",
             x.buckets_below,
             x.buckets_above,
-            display(x.days_outside)
+            days(x.days_outside)
         ),
+    }
+}
+
+/// Days as people count them: whole days without decimals, part days (an hourly model's) with them.
+fn days(x: f64) -> String {
+    if (x - x.round()).abs() < 1e-9 {
+        format!("{}", x.round())
+    } else {
+        display(x)
     }
 }
 
@@ -407,7 +416,7 @@ pub(super) fn html_validation(report: &Report, lang: Lang, out: &mut String) {
             td(out, &x.buckets_unchecked.to_string(), true);
             td(out, &x.buckets_below.to_string(), true);
             td(out, &x.buckets_above.to_string(), true);
-            td(out, &display(x.days_outside), true);
+            td(out, &days(x.days_outside), true);
             td(out, &display_opt(x.max_below), true);
             td(out, &display_opt(x.max_above), true);
             td(out, &pct_opt(x.max_beyond_pct_of_range), true);
