@@ -9,7 +9,7 @@ use crate::audit::diagnostics::{Conventions, Extrapolation, ModelDiagnostics};
 use crate::audit::report::Report;
 
 use super::engine_text::{engine_text, variable_label};
-use super::format::{display, display_opt, escape, pct_opt};
+use super::format::{display, display_opt, escape, pct_opt, plain};
 use super::i18n::{indicator_label, yes_no, Lang};
 
 /// The labels of this section, English and Chinese.
@@ -85,7 +85,7 @@ const EN: DiagLabels = DiagLabels {
     beyond_pct: "Furthest beyond, % of range",
     none_outside: "within the range",
     conventions: "Conventions of the model figures",
-    r2_def: "R2",
+    r2_def: "R²",
     residual_def: "Residual e",
     cv_denominator: "CV(RMSE) denominator",
     nmbe_denominator: "NMBE denominator",
@@ -207,7 +207,7 @@ pub(super) fn extrapolation_text(lang: Lang, x: &Extrapolation) -> String {
     }
 }
 
-/// Days as people count them: whole days without decimals, part days (an hourly model's) with them.
+/// Days (or n′) as people count them: whole ones without decimals, part days (an hourly model's) with them.
 fn days(x: f64) -> String {
     if (x - x.round()).abs() < 1e-9 {
         format!("{}", x.round())
@@ -226,7 +226,7 @@ fn rules_text(lang: Lang, d: &ModelDiagnostics) -> String {
             r.max_gap_days,
             pct_opt(Some(100.0 * r.max_zero_days_share)),
             pct_opt(Some(100.0 * r.max_outlier_days_share)),
-            k = display(r.outlier_iqr_factor)
+            k = plain(r.outlier_iqr_factor)
         ),
         Lang::Zh => format!(
             "覆盖率 ≥ {} %，最长缺数 ≤ {} 天，零值天数 ≤ {} %，离群天数 ≤ {} %（超出非零日的 Q1 − {k} × 四分位距、Q3 + {k} × 四分位距）",
@@ -234,7 +234,7 @@ fn rules_text(lang: Lang, d: &ModelDiagnostics) -> String {
             r.max_gap_days,
             pct_opt(Some(100.0 * r.max_zero_days_share)),
             pct_opt(Some(100.0 * r.max_outlier_days_share)),
-            k = display(r.outlier_iqr_factor)
+            k = plain(r.outlier_iqr_factor)
         ),
     }
 }
@@ -355,7 +355,7 @@ pub(super) fn html_validation(report: &Report, lang: Lang, out: &mut String) {
         );
         td(out, &a.n.to_string(), true);
         td(out, &display_opt(a.n_eff_formula), true);
-        td(out, &display_opt(a.n_eff), true);
+        td(out, &a.n_eff.map_or("–".to_string(), days), true);
         let notes: Vec<String> = d
             .cv_rmse_loo_reason
             .iter()
