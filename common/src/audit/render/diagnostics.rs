@@ -698,12 +698,12 @@ mod tests {
         let mut wb: Xlsx<_> = Xlsx::new(std::io::Cursor::new(bytes)).unwrap();
         let range = wb.worksheet_range("Model diagnostics").unwrap();
         let rows: Vec<_> = range.rows().collect();
-        let energy = rows.iter().find(|r| r[1].to_string() == "energy").unwrap();
+        let energy = rows.iter().find(|r| r[1] == "energy").unwrap();
         assert_eq!(energy[2].to_string(), "yes");
         assert_eq!(energy[4].get_float(), Some(361.0));
         assert_eq!(energy[11].get_float(), Some(5.4));
         assert_eq!(energy[15].get_float(), Some(365.0));
-        let water = rows.iter().find(|r| r[1].to_string() == "water").unwrap();
+        let water = rows.iter().find(|r| r[1] == "water").unwrap();
         assert_eq!(water[2].to_string(), "no");
         assert!(water[9]
             .to_string()
