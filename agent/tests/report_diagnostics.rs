@@ -244,6 +244,9 @@ fn a_reviewer_sees_sufficiency_cross_validation_autocorrelation_and_extrapolatio
     );
     assert_eq!(d["conventions"]["r2"], "1 - SSE/SST");
     assert_eq!(d["conventions"]["p"], 2);
+    // P/audit carries the report without its series under 64 KiB: a model's diagnostics stay small.
+    let size = serde_json::to_string(d).unwrap().len();
+    assert!(size < 2000, "diagnostics of one model: {size} bytes");
 
     // Every rendering shows them.
     let html = run_ok(Command::new(BIN).args(["report", "--config", cfg_s, "--format", "html"]));
