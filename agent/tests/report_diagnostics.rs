@@ -272,6 +272,7 @@ fn a_reviewer_sees_sufficiency_cross_validation_autocorrelation_and_extrapolatio
     let png_dir = std::env::var_os("PLANTMETER_DIAG_HTML");
     if let Some(p) = png_dir {
         std::fs::write(Path::new(&p), &h).unwrap();
+        std::fs::write(Path::new(&p).with_extension("zh.html"), &z).unwrap();
     }
 }
 

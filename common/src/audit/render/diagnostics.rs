@@ -267,9 +267,10 @@ pub(super) fn html_sufficiency(report: &Report, lang: Lang, out: &mut String) {
         return;
     };
     let l = labels(lang);
+    let colon = if lang == Lang::Zh { "：" } else { ": " };
     let _ = write!(
         out,
-        r#"<h3 id="sufficiency">{}</h3><p class="note">{} {}: {}</p>"#,
+        r#"<h3 id="sufficiency">{}</h3><p class="note">{} {}{colon}{}</p>"#,
         escape(l.sufficiency),
         escape(l.sufficiency_intro),
         escape(l.rules),
@@ -311,7 +312,7 @@ pub(super) fn html_sufficiency(report: &Report, lang: Lang, out: &mut String) {
             let sep = if lang == Lang::Zh { "；" } else { "; " };
             let _ = write!(
                 out,
-                r#"<tr class="reason"><td colspan="7">{}: {}</td></tr>"#,
+                r#"<tr class="reason"><td colspan="7">{}{colon}{}</td></tr>"#,
                 escape(l.failed_rules),
                 escape(&failed.join(sep))
             );
