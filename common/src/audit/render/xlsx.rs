@@ -18,6 +18,9 @@ use super::i18n::{
 };
 use super::seal::{seal_view, signed_label};
 
+// The models' diagnostics' sheets.
+mod diagnostics;
+
 /// English or Chinese text for a header the HTML labels do not have.
 fn t(lang: Lang, en: &'static str, zh: &'static str) -> &'static str {
     match lang {
@@ -29,7 +32,7 @@ fn t(lang: Lang, en: &'static str, zh: &'static str) -> &'static str {
 /// Most decimals a number format gets (a figure below 1e-10 shows in its cell's full value only).
 const MAX_DECIMALS: usize = 10;
 
-pub(super) struct Formats {
+struct Formats {
     head: Format,
     /// `#,##0`, `#,##0.0`, ... by decimals.
     num: Vec<Format>,
@@ -90,14 +93,14 @@ pub(super) fn decimals(x: f64) -> usize {
 }
 
 /// One sheet being written row by row.
-pub(super) struct Sheet<'a> {
-    pub(super) ws: &'a mut Worksheet,
+struct Sheet<'a> {
+    ws: &'a mut Worksheet,
     row: u32,
     f: &'a Formats,
 }
 
 /// A cell's value.
-pub(super) enum Cell {
+enum Cell {
     Text(String),
     Num(Option<f64>),
     /// A fraction 0..1 shown as a percentage.
@@ -121,7 +124,7 @@ fn excel_date(s: &str) -> Option<ExcelDateTime> {
 
 impl<'a> Sheet<'a> {
     /// A new sheet named `name`, at the end of the workbook, with its header row.
-    pub(super) fn add(
+    fn add(
         wb: &'a mut Workbook,
         name: &str,
         f: &'a Formats,
@@ -139,7 +142,7 @@ impl<'a> Sheet<'a> {
         Ok(s)
     }
 
-    pub(super) fn line(&mut self, cells: Vec<Cell>) -> Result<(), XlsxError> {
+    fn line(&mut self, cells: Vec<Cell>) -> Result<(), XlsxError> {
         let (ws, f, row) = (&mut *self.ws, self.f, self.row);
         for (c, cell) in cells.into_iter().enumerate() {
             let c = c as u16;
@@ -179,7 +182,7 @@ impl<'a> Sheet<'a> {
     }
 }
 
-pub(super) fn text(s: impl Into<String>) -> Cell {
+fn text(s: impl Into<String>) -> Cell {
     Cell::Text(s.into())
 }
 
@@ -210,7 +213,7 @@ pub fn xlsx(report: &Report, lang: Lang) -> Result<Vec<u8>, XlsxError> {
     periods(&mut wb, &f, report, lang)?;
     indicators(&mut wb, &f, report, lang)?;
     models(&mut wb, &f, report, lang)?;
-    super::diagnostics::xlsx_sheets(&mut wb, &f, report, lang)?;
+    diagnostics::sheets(&mut wb, &f, report, lang)?;
     buckets(&mut wb, &f, report, lang)?;
     compliance(&mut wb, &f, report, lang)?;
 
