@@ -614,6 +614,7 @@ pub fn compute(
         base_buckets: &base_buckets,
         rep_buckets: &rep_buckets,
         min_completeness: audit.min_completeness,
+        sufficiency: &audit.sufficiency,
     };
     let mut indicators = Vec::with_capacity(defs.len());
     let mut cusum_all: Vec<(String, Vec<CusumPoint>)> = Vec::new();
@@ -1405,6 +1406,7 @@ struct Modelling<'a> {
     base_buckets: &'a [BucketDef],
     rep_buckets: &'a [BucketDef],
     min_completeness: f64,
+    sufficiency: &'a crate::audit::diagnostics::SufficiencyRules,
 }
 
 impl Modelling<'_> {
@@ -1573,6 +1575,15 @@ fn measure_result(
     let counted = w.rep_rows(&meter.known, &hourly, from_h);
     let s = baseline::savings(&model, &counted.rows);
     out.savings = Some(s.savings);
+    out.diagnostics = Some(diagnose(
+        &model,
+        (&x, &y),
+        (&fit_valid, &hourly),
+        p.base_range,
+        w.rep_buckets,
+        Some(&counted),
+        w.sufficiency,
+    ));
     let (basis, note) = savings_basis(&model, g);
     out.savings_basis = Some(basis);
     out.savings_note = note;

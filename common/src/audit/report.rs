@@ -480,6 +480,10 @@ pub struct MeasureResult {
     pub savings_basis: Option<SavingsBasis>,
     #[serde(default)]
     pub savings_note: Option<String>,
+    /// The sub-meter's baseline model's diagnostics, as an indicator's `model.diagnostics`; null without
+    /// savings of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diagnostics: Option<crate::audit::diagnostics::ModelDiagnostics>,
 }
 
 /// Counter events over the audit's periods, all points together.

@@ -239,15 +239,28 @@ fn rules_text(lang: Lang, d: &ModelDiagnostics) -> String {
     }
 }
 
+/// Every model with diagnostics: (label, key, diagnostics, fitted CV(RMSE) %): the indicators', then the
+/// measures' own (their key is the measure's name; their fitted statistics are not in the report).
 pub(super) fn models(
     report: &Report,
-) -> impl Iterator<Item = (&str, &ModelDiagnostics, Option<f64>)> {
-    report.indicators.iter().filter_map(|(k, i)| {
+    lang: Lang,
+) -> Vec<(String, &str, &ModelDiagnostics, Option<f64>)> {
+    let indicators = report.indicators.iter().filter_map(|(k, i)| {
         i.model
             .diagnostics
             .as_ref()
-            .map(|d| (k.as_str(), d, i.model.cv_rmse_pct))
-    })
+            .map(|d| (indicator_label(lang, k), k.as_str(), d, i.model.cv_rmse_pct))
+    });
+    let measures = report.measures.iter().filter_map(|m| {
+        m.diagnostics.as_ref().map(|d| {
+            let label = match lang {
+                Lang::En => format!("measure {}", m.name),
+                Lang::Zh => format!("方案 {}", m.name),
+            };
+            (label, m.name.as_str(), d, None)
+        })
+    });
+    indicators.chain(measures).collect()
 }
 
 fn td(out: &mut String, text: &str, num: bool) {
@@ -265,7 +278,7 @@ fn head(out: &mut String, cells: &[&str]) {
 
 /// The data-sufficiency table, shown before the models' statistics.
 pub(super) fn html_sufficiency(report: &Report, lang: Lang, out: &mut String) {
-    let Some((_, first, _)) = models(report).next() else {
+    let Some((_, _, first, _)) = models(report, lang).into_iter().next() else {
         return;
     };
     let l = labels(lang);
@@ -290,10 +303,10 @@ pub(super) fn html_sufficiency(report: &Report, lang: Lang, out: &mut String) {
             l.sufficient,
         ],
     );
-    for (key, d, _) in models(report) {
+    for (label, _, d, _) in models(report, lang) {
         let s = &d.sufficiency;
         out.push_str("<tr>");
-        td(out, &indicator_label(lang, key), false);
+        td(out, &label, false);
         td(out, &format!("{} / {}", s.days_with_data, s.days), true);
         td(out, &pct_opt(s.coverage.map(|c| 100.0 * c)), true);
         td(out, &s.longest_gap_days.to_string(), true);
@@ -325,7 +338,7 @@ pub(super) fn html_sufficiency(report: &Report, lang: Lang, out: &mut String) {
 
 /// Cross-validation, autocorrelation, extrapolation and conventions, after the models' coefficients.
 pub(super) fn html_validation(report: &Report, lang: Lang, out: &mut String) {
-    let Some((_, first, _)) = models(report).next() else {
+    let Some((_, _, first, _)) = models(report, lang).into_iter().next() else {
         return;
     };
     let l = labels(lang);
@@ -343,10 +356,10 @@ pub(super) fn html_validation(report: &Report, lang: Lang, out: &mut String) {
             l.note,
         ],
     );
-    for (key, d, cv) in models(report) {
+    for (label, _, d, cv) in models(report, lang) {
         let a = &d.autocorrelation;
         out.push_str("<tr>");
-        td(out, &indicator_label(lang, key), false);
+        td(out, &label, false);
         td(out, &pct_opt(cv), true);
         td(out, &pct_opt(d.cv_rmse_loo_pct), true);
         td(
@@ -376,12 +389,14 @@ pub(super) fn html_validation(report: &Report, lang: Lang, out: &mut String) {
         r#"<h3 id="extrapolation">{}</h3>"#,
         escape(l.extrapolation)
     );
-    let rows: Vec<(&str, &Extrapolation)> = models(report)
-        .flat_map(|(k, d, _)| d.extrapolation.iter().map(move |x| (k, x)))
+    let rows: Vec<(String, &Extrapolation)> = models(report, lang)
+        .into_iter()
+        .flat_map(|(label, _, d, _)| d.extrapolation.iter().map(move |x| (label.clone(), x)))
         .collect();
     if rows.is_empty() {
-        let why = models(report)
-            .find_map(|(_, d, _)| d.extrapolation_reason.clone())
+        let why = models(report, lang)
+            .into_iter()
+            .find_map(|(_, _, d, _)| d.extrapolation_reason.clone())
             .unwrap_or_default();
         let _ = write!(
             out,
@@ -405,10 +420,10 @@ pub(super) fn html_validation(report: &Report, lang: Lang, out: &mut String) {
                 l.beyond_pct,
             ],
         );
-        for (key, x) in rows {
+        for (label, x) in rows {
             let outside = x.buckets_below + x.buckets_above > 0;
             let _ = write!(out, "<tr{}>", if outside { r#" class="bad""# } else { "" });
-            td(out, &indicator_label(lang, key), false);
+            td(out, &label, false);
             td(out, &variable_label(lang, &x.variable), false);
             td(
                 out,
@@ -534,7 +549,10 @@ mod tests {
         // Extrapolation: production 2 days above.
         assert!(h.contains("Furthest above"));
         assert!(h.contains("1 − SSE/SST") && h.contains("actual − predicted"));
+        // A measure's own model is diagnosed too, under its name.
+        assert!(h.contains("<td>measure dye-bath heat recovery</td>"));
         let z = html(&r, Lang::Zh);
+        assert!(z.contains("<td>方案 dye-bath heat recovery</td>"));
         assert!(z.contains("基准期数据充分性") && z.contains("覆盖率 49.3 % 低于 90.0 %"));
         assert!(z.contains("实测值 − 预测值"));
     }

@@ -495,6 +495,7 @@ pub fn rich() -> Report {
             reason: None,
             counted_from: Some("2026-01-01".to_string()),
             savings_basis: Some(SavingsBasis::ValidModel),
+            diagnostics: Some(diagnostics_of("natural_gas", BaselineMethod::Regression)),
             ..MeasureResult::default()
         },
         MeasureResult {

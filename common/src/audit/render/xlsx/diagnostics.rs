@@ -5,7 +5,7 @@ use rust_xlsxwriter::{Workbook, XlsxError};
 
 use super::super::diagnostics::{convention_rows, csv_header, labels, models};
 use super::super::engine_text::{engine_text, variable_label};
-use super::super::i18n::{indicator_label, yes_no, Lang};
+use super::super::i18n::{yes_no, Lang};
 use super::{text, Cell, Formats, Sheet};
 use crate::audit::report::Report;
 
@@ -49,7 +49,7 @@ pub(super) fn sheets(
         ],
     )?;
     let sep = if zh { "；" } else { "; " };
-    for (key, d, cv) in models(report) {
+    for (label, key, d, cv) in models(report, lang) {
         let x = &d.sufficiency;
         let a = &d.autocorrelation;
         let failed: Vec<String> = x.failed.iter().map(|t| engine_text(lang, t)).collect();
@@ -60,7 +60,7 @@ pub(super) fn sheets(
             .map(|n| engine_text(lang, n))
             .collect();
         s.line(vec![
-            text(indicator_label(lang, key)),
+            text(label.clone()),
             text(key),
             text(yes_no(lang, x.pass)),
             Cell::Int(x.days),
@@ -107,10 +107,10 @@ pub(super) fn sheets(
             l.beyond_pct,
         ],
     )?;
-    for (key, d, _) in models(report) {
+    for (label, key, d, _) in models(report, lang) {
         for x in &d.extrapolation {
             s.line(vec![
-                text(indicator_label(lang, key)),
+                text(label.clone()),
                 text(key),
                 text(variable_label(lang, &x.variable)),
                 Cell::Num(Some(x.baseline_min)),
@@ -126,7 +126,7 @@ pub(super) fn sheets(
             ])?;
         }
     }
-    if let Some((_, first, _)) = models(report).next() {
+    if let Some((_, _, first, _)) = models(report, lang).into_iter().next() {
         let mut s = Sheet::add(
             wb,
             if zh { "模型约定" } else { "Conventions" },
