@@ -34,6 +34,7 @@ mod meterbus;
 pub(crate) mod meters;
 mod offset;
 mod reader;
+mod sufficiency;
 pub mod wiring;
 
 pub use describe::describe;

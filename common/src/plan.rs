@@ -827,6 +827,8 @@ pub struct AuditPlan {
     pub drivers: Vec<AuditDriver>,
     /// Savings are claimed only when the reporting period's completeness of an indicator reaches this.
     pub min_completeness: f64,
+    /// Rules of the baseline's data sufficiency (`[audit.sufficiency]`), judged before each model.
+    pub sufficiency: crate::audit::diagnostics::SufficiencyRules,
     /// Permitted totals per pollutant (排污许可 许可排放量), t per calendar year.
     pub permits: Vec<AuditPermit>,
     /// Energy quota (能耗限额), kgce per unit of product.

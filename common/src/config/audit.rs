@@ -41,6 +41,7 @@ const AUDIT_KEYS: &[&str] = &[
     "pollutant",
     "level",
     "publish_interval_s",
+    "sufficiency",
 ];
 
 /// CO2 emission factor of a carrier in kg per unit, other than electricity (which comes from the grid factor).
@@ -1021,6 +1022,7 @@ pub(crate) fn parse(
     }
 
     let facilities = facilities(d, &t, points);
+    let sufficiency = super::sufficiency::parse(d, &t);
     if d.count() > before {
         return None;
     }
@@ -1040,6 +1042,7 @@ pub(crate) fn parse(
         production_unit,
         drivers,
         min_completeness: min_completeness.unwrap_or(0.75),
+        sufficiency,
         permits,
         energy_quota_kgce_per_unit: quota,
         measures,

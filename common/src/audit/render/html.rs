@@ -912,6 +912,7 @@ fn method(report: &Report, lang: Lang, out: &mut String) {
         out.push_str("</tbody></table></div>");
     }
 
+    super::diagnostics::html_sufficiency(report, lang, out);
     // model statistics
     let _ = write!(out, "<h3>{}</h3>", escape(l.model_statistics));
     if !report.indicators.is_empty() {
@@ -976,6 +977,7 @@ fn method(report: &Report, lang: Lang, out: &mut String) {
         }
         out.push_str("</tbody></table></div>");
         model_detail(report, lang, out);
+        super::diagnostics::html_validation(report, lang, out);
     }
 
     // data completeness per point

@@ -5,6 +5,7 @@
 //! characters removed for the terminal.
 
 mod csv;
+mod diagnostics;
 mod engine_text;
 mod format;
 mod html;

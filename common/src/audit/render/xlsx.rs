@@ -18,6 +18,9 @@ use super::i18n::{
 };
 use super::seal::{seal_view, signed_label};
 
+// The models' diagnostics' sheets.
+mod diagnostics;
+
 /// English or Chinese text for a header the HTML labels do not have.
 fn t(lang: Lang, en: &'static str, zh: &'static str) -> &'static str {
     match lang {
@@ -210,6 +213,7 @@ pub fn xlsx(report: &Report, lang: Lang) -> Result<Vec<u8>, XlsxError> {
     periods(&mut wb, &f, report, lang)?;
     indicators(&mut wb, &f, report, lang)?;
     models(&mut wb, &f, report, lang)?;
+    diagnostics::sheets(&mut wb, &f, report, lang)?;
     buckets(&mut wb, &f, report, lang)?;
     compliance(&mut wb, &f, report, lang)?;
 
