@@ -16,6 +16,7 @@ pub(super) fn title(lang: Lang) -> &'static str {
 }
 
 /// The short name of the XLSX sheet.
+#[cfg(feature = "xlsx")]
 pub(super) fn sheet(lang: Lang) -> &'static str {
     match lang {
         Lang::En => "Facilities",
