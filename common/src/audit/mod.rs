@@ -2,6 +2,7 @@
 
 pub mod baseline;
 pub mod compute;
+pub mod diagnostics;
 pub mod facility;
 pub mod grade;
 pub mod hourly;
