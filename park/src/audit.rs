@@ -14,9 +14,15 @@ use chrono::NaiveDate;
 use futures::StreamExt as _;
 use plantmeter_common::audit::compute::{self, HourlySource, ReportRequest};
 use plantmeter_common::audit::hourly::{HourAgg, HourGrid};
-use plantmeter_common::audit::intervals::{gap_threshold_ms, Tracker};
+use plantmeter_common::audit::intervals::{
+    gap_threshold_ms, Applied, RecordedReplacement, Tracker,
+};
+use plantmeter_common::audit::multiplier::rescale_across;
+use plantmeter_common::model::parse_ts_ms;
 use plantmeter_common::audit::report::Report;
-use plantmeter_common::plan::{self, Meter, Plan, Point, PointRef};
+use plantmeter_common::plan::{
+    self, Meter, Multiplier, MultiplierChange, Plan, Point, PointRef,
+};
 use plantmeter_common::{PointKind, PointValue, Quality};
 use serde_json::Value;
 use tokio_postgres::Client;
@@ -47,19 +53,71 @@ fn db_err(e: tokio_postgres::Error) -> AuditError {
     AuditError::Db(crate::db::explain(&e))
 }
 
-/// The meters of a plant's gateways as their `P/meta` describes them, named `site/id/meter`.
-async fn plant_meters(client: &Client, plant: &Plant) -> Result<Vec<Meter>, AuditError> {
+/// Replacements recorded at the gateways (`plantmeter replace`, in their `P/meta`), per point
+/// `site/id/meter.point`, in time order.
+pub type Recorded = HashMap<String, Vec<RecordedReplacement>>;
+
+/// A meter's multiplier as its gateway's `P/meta` gives it (`{"energy","pt","ct","changes"}`).
+fn multiplier(v: &Value) -> Option<Multiplier> {
+    let energy = v["energy"].as_f64().filter(|x| x.is_finite() && *x > 0.0)?;
+    let mut changes: Vec<MultiplierChange> = v["changes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| {
+            let at = c["at"].as_str()?;
+            Some(MultiplierChange {
+                at_ms: parse_ts_ms(at)?,
+                at: at.to_string(),
+                value: c["value"].as_f64().filter(|x| x.is_finite() && *x > 0.0)?,
+            })
+        })
+        .collect();
+    changes.sort_by_key(|c| c.at_ms);
+    Some(Multiplier {
+        energy,
+        pt: v["pt"].as_f64().unwrap_or(1.0),
+        ct: v["ct"].as_f64().unwrap_or(1.0),
+        changes,
+    })
+}
+
+/// The meters of gateways (`site/id`) as their `P/meta` describes them, named `site/id/meter`, and
+/// the replacements recorded there.
+pub(crate) async fn gateway_meters(
+    client: &Client,
+    gateways: &[String],
+) -> Result<(Vec<Meter>, Recorded), AuditError> {
     let rows = client
         .query(
             "SELECT site, gateway, meta FROM gateways WHERE site || '/' || gateway = ANY($1) \
              AND meta IS NOT NULL ORDER BY site, gateway",
-            &[&plant.gateways],
+            &[&gateways],
         )
         .await
         .map_err(db_err)?;
     let mut meters = Vec::new();
+    let mut recorded = Recorded::new();
     for r in rows {
         let (site, gw, meta): (String, String, Value) = (r.get(0), r.get(1), r.get(2));
+        for rec in meta["replacements"].as_array().into_iter().flatten() {
+            let (Some(point), Some(at_ms), Some(old_final), Some(new_start)) = (
+                rec["point"].as_str(),
+                rec["at"].as_str().and_then(parse_ts_ms),
+                rec["old_final"].as_f64(),
+                rec["new_start"].as_f64(),
+            ) else {
+                tracing::warn!(gateway = %format!("{site}/{gw}"), "a recorded replacement in P/meta is not {{point, at, old_final, new_start}}: ignored");
+                continue;
+            };
+            let list = recorded.entry(format!("{site}/{gw}/{point}")).or_default();
+            list.push(RecordedReplacement {
+                at_ms,
+                old_final,
+                new_start,
+            });
+            list.sort_by_key(|x| x.at_ms);
+        }
         for m in meta["meters"].as_array().into_iter().flatten() {
             let Some(name) = m["name"].as_str() else {
                 continue;
@@ -99,11 +157,11 @@ async fn plant_meters(client: &Client, plant: &Plant) -> Result<Vec<Meter>, Audi
                 requests: Vec::new(),
                 manual: false,
                 link: None,
-                multiplier: None,
+                multiplier: multiplier(&m["multiplier"]),
             });
         }
     }
-    Ok(meters)
+    Ok((meters, recorded))
 }
 
 /// For a gateway whose meta does not say it: the median interval between the first stored polls.
@@ -130,7 +188,7 @@ async fn estimate_poll_interval(
 }
 
 /// Hourly aggregates of every point, from the stored readings.
-struct DbHours(HashMap<PointRef, HashMap<i64, HourAgg>>);
+pub(crate) struct DbHours(HashMap<PointRef, HashMap<i64, HourAgg>>);
 
 impl HourlySource for DbHours {
     fn hours(&mut self, p: &PointRef, first_hour: i64, out: &mut [HourAgg]) -> Result<(), String> {
@@ -145,9 +203,25 @@ impl HourlySource for DbHours {
     }
 }
 
-/// Feed each meter's readings, in time order, through the interval engine.
-async fn hours(client: &Client, meters: &[Meter], grid: &HourGrid) -> Result<DbHours, AuditError> {
+/// What the interval engine did with the recorded replacements: applied ones per `meter.point`, and
+/// every recorded one (point, instant), for the report's events.
+#[derive(Default)]
+pub(crate) struct Replacements {
+    pub applied: HashMap<String, Vec<Applied>>,
+    pub recorded: Vec<(String, i64)>,
+}
+
+/// Feed each meter's readings, in time order, through the interval engine, as the agent does: a
+/// recorded replacement is counted exactly where the readings cross it, and a multiplier change
+/// is a discontinuity (the readings before it are put on the new multiplier's footing).
+pub(crate) async fn hours(
+    client: &Client,
+    meters: &[Meter],
+    recorded: &Recorded,
+    grid: &HourGrid,
+) -> Result<(DbHours, Replacements), AuditError> {
     let mut out: HashMap<PointRef, HashMap<i64, HourAgg>> = HashMap::new();
+    let mut done = Replacements::default();
     for m in meters {
         let mut parts = m.name.splitn(3, '/');
         let (Some(site), Some(gw), Some(meter)) = (parts.next(), parts.next(), parts.next()) else {
@@ -157,7 +231,15 @@ async fn hours(client: &Client, meters: &[Meter], grid: &HourGrid) -> Result<DbH
         let mut trackers: Vec<(Tracker, HashMap<i64, HourAgg>)> = m
             .points
             .iter()
-            .map(|p| (Tracker::new(p.kind, p.rollover, gap), HashMap::new()))
+            .map(|p| {
+                let mut t = Tracker::new(p.kind, p.rollover, gap);
+                if p.kind == PointKind::Counter {
+                    if let Some(r) = recorded.get(&format!("{}.{}", m.name, p.name)) {
+                        t.recorded = r.clone();
+                    }
+                }
+                (t, HashMap::new())
+            })
             .collect();
         // Streamed: a year of readings is never held in memory at once.
         let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&site, &gw, &meter];
@@ -187,12 +269,22 @@ async fn hours(client: &Client, meters: &[Meter], grid: &HourGrid) -> Result<DbH
                     None
                 };
                 let (tracker, agg) = &mut trackers[i];
+                if let Some(mult) = &m.multiplier {
+                    rescale_across(tracker, mult, &m.points[i].unit, ts.timestamp_millis());
+                }
                 tracker.push(ts.timestamp_millis(), value, grid, &mut |h, a| {
                     agg.entry(h).or_default().merge(&a)
                 });
             }
         }
-        for (p, (_, agg)) in m.points.iter().zip(trackers) {
+        for (p, (tracker, agg)) in m.points.iter().zip(trackers) {
+            let name = format!("{}.{}", m.name, p.name);
+            for r in recorded.get(&name).into_iter().flatten() {
+                done.recorded.push((name.clone(), r.at_ms));
+            }
+            if !tracker.applied.is_empty() {
+                done.applied.insert(name, tracker.applied);
+            }
             out.insert(
                 PointRef {
                     meter: m.name.clone(),
@@ -202,7 +294,7 @@ async fn hours(client: &Client, meters: &[Meter], grid: &HourGrid) -> Result<DbH
             );
         }
     }
-    Ok(DbHours(out))
+    Ok((DbHours(out), done))
 }
 
 /// The report of one plant (the agent's report format), as of now.
@@ -215,7 +307,7 @@ pub async fn plant_report(
     let Some(index) = cfg.plants.iter().position(|p| p.name == plant.name) else {
         return Err(AuditError::NoAudit(plant.name.clone()));
     };
-    let meters = plant_meters(client, plant).await?;
+    let (meters, recorded) = gateway_meters(client, &plant.gateways).await?;
     let text = std::fs::read_to_string(&cfg.source)
         .map_err(|e| AuditError::Db(format!("cannot read {}: {e}", cfg.source.display())))?;
     let audit =
@@ -223,7 +315,7 @@ pub async fn plant_report(
             .map_err(AuditError::Config)?
             .ok_or_else(|| AuditError::NoAudit(plant.name.clone()))?;
     let grid = HourGrid::new(audit.timezone);
-    let mut src = hours(client, &meters, &grid).await?;
+    let (mut src, replacements) = hours(client, &meters, &recorded, &grid).await?;
     let site = plant
         .gateways
         .first()
@@ -278,7 +370,15 @@ pub async fn plant_report(
         now_ms: chrono::Utc::now().timestamp_millis(),
         period_override: period,
     };
-    Ok(compute::compute(&plan, &req, &mut src)?)
+    let mut report = compute::compute(&plan, &req, &mut src)?;
+    plantmeter_common::audit::recorded::mark(
+        &mut report,
+        &grid,
+        &replacements.applied,
+        &replacements.recorded,
+        |_, _| None,
+    );
+    Ok(report)
 }
 
 /// The park report: every plant's report and the totals of each indicator over the plants.

@@ -8,6 +8,7 @@ pub mod hourly;
 pub mod indicators;
 pub mod intervals;
 pub mod multiplier;
+pub mod recorded;
 pub mod regression;
 // The report's renderings (text, CSV, HTML with SVG charts, XLSX; English and Chinese): the agent's
 // `report` and plantmeter-park's use them; behind a feature so the simulator does not compile them.
