@@ -18,16 +18,15 @@ use plantmeter_common::audit::intervals::{
     gap_threshold_ms, Applied, RecordedReplacement, Tracker,
 };
 use plantmeter_common::audit::multiplier::rescale_across;
-use plantmeter_common::model::parse_ts_ms;
 use plantmeter_common::audit::report::Report;
-use plantmeter_common::plan::{
-    self, Meter, Multiplier, MultiplierChange, Plan, Point, PointRef,
-};
+use plantmeter_common::model::parse_ts_ms;
+use plantmeter_common::plan::{self, Meter, Multiplier, MultiplierChange, Plan, Point, PointRef};
 use plantmeter_common::{PointKind, PointValue, Quality};
 use serde_json::Value;
 use tokio_postgres::Client;
 
-use crate::config::{Config, Plant};
+use crate::allocation::{self, Metered};
+use crate::config::{Config, Plant, Utility};
 
 /// Why a plant's report cannot be made.
 #[derive(Debug, thiserror::Error)]
@@ -381,6 +380,150 @@ pub async fn plant_report(
     Ok(report)
 }
 
+/// A point's total and completeness over the local dates `[from, to)` from hourly aggregates.
+fn metered(
+    src: &mut DbHours,
+    meters: &[Meter],
+    point: &str,
+    (from, to): (NaiveDate, NaiveDate),
+) -> Metered {
+    let (meter, name) = point.rsplit_once('.').unwrap_or((point, ""));
+    let p = meters
+        .iter()
+        .find(|m| m.name == meter)
+        .and_then(|m| m.points.iter().find(|p| p.name == name));
+    let (h0, h1) = (
+        HourGrid::day_of_date(from) * 24,
+        HourGrid::day_of_date(to) * 24,
+    );
+    let n = usize::try_from(h1 - h0).unwrap_or(0);
+    let mut buf = vec![HourAgg::default(); n];
+    let r = PointRef {
+        meter: meter.to_string(),
+        point: name.to_string(),
+    };
+    let _ = src.hours(&r, h0, &mut buf);
+    // A counter's hours only: a gauge has no total to share.
+    let counted = p.is_some_and(|p| p.kind == PointKind::Counter)
+        && buf
+            .iter()
+            .any(|h| h.covered_ms > 0 || h.apportioned_ms > 0 || h.sum != 0.0);
+    let valid = buf.iter().filter(|h| h.covered_ms >= 45 * 60_000).count();
+    Metered {
+        point: point.to_string(),
+        unit: p.map(|p| p.unit.clone()),
+        total: counted.then(|| buf.iter().map(|h| h.sum).sum()),
+        completeness: if n == 0 { 0.0 } else { valid as f64 / n as f64 },
+    }
+}
+
+/// A report period's `[from, to)` as dates.
+fn dates((from, to): &(String, String)) -> Option<(NaiveDate, NaiveDate)> {
+    Some((
+        NaiveDate::parse_from_str(from, "%Y-%m-%d").ok()?,
+        NaiveDate::parse_from_str(to, "%Y-%m-%d").ok()?,
+    ))
+}
+
+/// Every `[[utility]]` allocated over the periods of the plants sharing it (see `allocation`).
+async fn utilities(
+    client: &Client,
+    cfg: &Config,
+    reports: &[(String, Value)],
+) -> Result<Vec<(Utility, Value)>, AuditError> {
+    let mut out = Vec::new();
+    for u in &cfg.utilities {
+        let points: Vec<&str> = std::iter::once(u.point.as_str())
+            .chain(u.shares.iter().map(|s| s.point.as_str()))
+            .collect();
+        let mut gateways: Vec<String> = Vec::new();
+        for p in &points {
+            if let Some(g) = p.rsplit_once('/').map(|(g, _)| g.to_string()) {
+                if !gateways.contains(&g) {
+                    gateways.push(g);
+                }
+            }
+        }
+        let (meters, recorded) = gateway_meters(client, &gateways).await?;
+        // Only the meters read here, so that a utility does not replay every reading of a plant.
+        let meters: Vec<Meter> = meters
+            .into_iter()
+            .filter(|m| {
+                points
+                    .iter()
+                    .any(|p| p.rsplit_once('.').is_some_and(|(x, _)| x == m.name))
+            })
+            .collect();
+        let grid = HourGrid::new(cfg.timezone);
+        let (mut src, _) = hours(client, &meters, &recorded, &grid).await?;
+        let unit = meters
+            .iter()
+            .flat_map(|m| m.points.iter().map(move |p| (m, p)))
+            .find(|(m, p)| format!("{}.{}", m.name, p.name) == u.point)
+            .map(|(_, p)| p.unit.clone());
+        let mut periods = serde_json::Map::new();
+        for period in allocation::PERIODS {
+            // The plants sharing it must agree on the period: one interval for every share.
+            let spans: Vec<(String, Option<(String, String)>)> = u
+                .shares
+                .iter()
+                .map(|s| {
+                    let r = reports.iter().find(|(n, _)| *n == s.plant).map(|(_, r)| r);
+                    (
+                        s.plant.clone(),
+                        r.and_then(|r| allocation::period_of(r, period)),
+                    )
+                })
+                .collect();
+            let first = spans.iter().find_map(|(_, s)| s.clone());
+            let Some(span) = first else {
+                periods.insert(period.to_string(), Value::Null);
+                continue;
+            };
+            let differ: Vec<&str> = spans
+                .iter()
+                .filter(|(_, s)| s.as_ref() != Some(&span))
+                .map(|(n, _)| n.as_str())
+                .collect();
+            let Some(ds) = dates(&span) else {
+                periods.insert(period.to_string(), Value::Null);
+                continue;
+            };
+            let mut a = allocation::allocate(
+                u,
+                (&span.0, &span.1),
+                metered(&mut src, &meters, &u.point, ds),
+                u.shares
+                    .iter()
+                    .map(|s| (s.plant.clone(), metered(&mut src, &meters, &s.point, ds)))
+                    .collect(),
+            );
+            if !differ.is_empty() {
+                for p in &mut a.parts {
+                    (p.share, p.allocated, p.losses, p.allocated_kgce) = (None, None, None, None);
+                }
+                a.reason = Some(format!(
+                    "no allocation: plant(s) {} have no report or another {period} period than {} .. {} (one interval for every share)",
+                    differ.join(", "),
+                    span.0,
+                    span.1
+                ));
+            }
+            periods.insert(
+                period.to_string(),
+                serde_json::to_value(&a).unwrap_or(Value::Null),
+            );
+        }
+        out.push((
+            u.clone(),
+            serde_json::json!({"name": u.name, "indicator": u.indicator, "point": u.point,
+                "unit": unit, "kgce_per_unit": u.kgce_per_unit,
+                "min_completeness": u.min_completeness, "periods": periods}),
+        ));
+    }
+    Ok(out)
+}
+
 /// The park report: every plant's report and the totals of each indicator over the plants.
 pub async fn park_report(
     client: &Client,
@@ -423,5 +566,45 @@ pub async fn park_report(
             serde_json::json!({"baseline": {"total": b}, "reporting": {"total": r}}),
         );
     }
-    Ok(serde_json::json!({"park": cfg.park, "plants": plants, "totals": t}))
+    // The park's own audit: shared utilities, each plant with and without its allocation,
+    // benchmarks per industry, intensity per 10^4 yuan.
+    let reports: Vec<(String, Value)> = plants
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap_or("").to_string(),
+                p["report"].clone(),
+            )
+        })
+        .collect();
+    let utilities = utilities(client, cfg, &reports).await?;
+    let shared: Vec<(&Utility, Value)> = utilities.iter().map(|(u, v)| (u, v.clone())).collect();
+    let withs: Vec<Value> = cfg
+        .plants
+        .iter()
+        .zip(&reports)
+        .map(|(p, (_, r))| allocation::with_and_without(&p.name, r, &shared))
+        .collect();
+    let rows: Vec<(&Plant, &Value, &Value)> = cfg
+        .plants
+        .iter()
+        .zip(&reports)
+        .zip(&withs)
+        .map(|((p, (_, r)), w)| (p, r, w))
+        .collect();
+    for (entry, (p, r, w)) in plants.iter_mut().zip(&rows) {
+        entry["industry"] = serde_json::json!(p.industry);
+        entry["with_allocation"] = (*w).clone();
+        entry["intensity"] = if r.is_null() {
+            Value::Null
+        } else {
+            allocation::plant_intensity(p, r, w)
+        };
+    }
+    Ok(serde_json::json!({
+        "park": cfg.park, "plants": plants, "totals": t,
+        "utilities": utilities.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>(),
+        "benchmarks": allocation::benchmarks(&rows),
+        "intensity": allocation::park_intensity(&rows),
+    }))
 }

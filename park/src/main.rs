@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod allocation;
 mod audit;
 mod bench;
 mod bounds;

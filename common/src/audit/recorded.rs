@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use crate::audit::hourly::HourGrid;
 use crate::audit::intervals::Applied;
-use crate::audit::report::{Report, ReplacementEvent};
+use crate::audit::report::{ReplacementEvent, Report};
 use crate::model::{format_ts_ms, parse_ts_ms};
 
 /// Why a recorded replacement is not applied when nothing more specific is known.
