@@ -7,7 +7,9 @@
 //!
 //! Beyond the contract's keys: `[mqtt] client_id` (the base of each instance's client id, default
 //! `plantmeter-park`), `username`, `password_file`, `keep_alive_s` (30); `[database] batch` (rows per
-//! insert, default 500).
+//! insert, default 500); `[[plant]] industry`, `output_value` and `value_added` (`{ baseline = …,
+//! reporting = … }`, 10^4 yuan); `[[utility]]` with `[[utility.share]]` (the park's shared utilities,
+//! `allocation.rs`).
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -547,7 +549,7 @@ fn audit_errors(d: &mut Diag<'_>, text: &str, source: &Path, index: usize, plant
     }
 }
 
-/// `site/id/meter.point` on one of the configured gateways, else None (the error is located).
+/// Whether `p` is `site/id/meter.point` on one of the configured gateways (else the error is located).
 fn gateway_point(d: &mut Diag<'_>, p: &Spanned<String>, what: &str, plants: &[Plant]) -> bool {
     let s = p.get_ref();
     let on = s
@@ -880,6 +882,50 @@ gateways = ["plant-a/gw-01", "plant-a/gw-02"]
             "  timezone = \"8h\"\n  baseline",
         ));
         assert!(e.iter().any(|m| m.contains("timezone \"8h\"")), "{e:?}");
+    }
+
+    #[test]
+    fn utilities_are_checked_against_the_plants() {
+        let good = format!(
+            "{GOOD}  [[plant.audit.input]]\n  point = \"plant-a/gw-01/main.energy\"\n  carrier = \"electricity\"\n\
+             [[utility]]\nname = \"steam\"\npoint = \"plant-a/gw-02/boiler.steam\"\nkgce_per_unit = 128.6\n\
+             [[utility.share]]\nplant = \"sunrise\"\npoint = \"plant-a/gw-01/steam.in\"\n"
+        );
+        let c = parse(&good, Path::new("park.toml")).expect("valid");
+        assert_eq!(c.utilities[0].indicator, "steam");
+        assert_eq!(c.utilities[0].min_completeness, 0.75);
+        for (from, to, want) in [
+            (
+                "plant = \"sunrise\"",
+                "plant = \"sunset\"",
+                "no [[plant]] \"sunset\"",
+            ),
+            (
+                "plant-a/gw-01/steam.in",
+                "plant-a/gw-01/main.energy",
+                "count it twice",
+            ),
+            (
+                "plant-a/gw-02/boiler.steam",
+                "plant-x/gw-09/boiler.steam",
+                "a gateway of a [[plant]]",
+            ),
+            (
+                "kgce_per_unit = 128.6",
+                "kgce_per_unit = -1.0",
+                "kgce_per_unit must be above 0",
+            ),
+        ] {
+            let e = errors(&good.replace(from, to));
+            assert!(e.len() == 1 && e[0].contains(want), "{want}: {e:?}");
+        }
+        let e = errors(&format!(
+            "{GOOD}[[utility]]\nname = \"steam\"\npoint = \"plant-a/gw-02/boiler.steam\"\n"
+        ));
+        assert!(
+            e[0].contains("needs at least one [[utility.share]]"),
+            "{e:?}"
+        );
     }
 
     #[test]

@@ -441,6 +441,37 @@ point = "park/gw-00/wwtp.power"
     assert!(p["intensity"]["reporting"]["tce_per_10k_yuan_output"].is_null());
     assert_eq!(p["intensity"]["reporting"]["lacking"], json!(["moon"]));
 
+    // The renderings carry the same figures.
+    let rendered = |format: &str| {
+        let out = run_ok(
+            Command::new(PARK)
+                .args(["report", "--format", format, "--config"])
+                .arg(&cfg),
+        );
+        out.stdout
+    };
+    let html = String::from_utf8(rendered("html")).unwrap();
+    assert!(
+        html.contains("<h2>Shared utilities allocated by sub-meter shares</h2>"),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!(">{:.2}<", allocated[0][0])),
+        "{html}"
+    );
+    assert!(
+        html.contains("<h2>Benchmarks (plants of one industry)</h2>"),
+        "{html}"
+    );
+    let csv = String::from_utf8(rendered("csv")).unwrap();
+    let line = csv
+        .lines()
+        .find(|l| l.starts_with("steam,reporting,t,") && l.contains(",moon,"))
+        .unwrap_or_else(|| panic!("{csv}"));
+    let cell: f64 = line.split(',').nth(10).unwrap().parse().unwrap();
+    close(&json!(cell), allocated[1][1], "CSV allocated");
+    assert!(rendered("xlsx").starts_with(b"PK"));
+
     // --to is the last day included: the reporting period as configured.
     let r = report(&[
         "--plant",
