@@ -472,6 +472,26 @@ point = "park/gw-00/wwtp.power"
     close(&json!(cell), allocated[1][1], "CSV allocated");
     assert!(rendered("xlsx").starts_with(b"PK"));
 
+    // The page marks savings that do not rest on a valid model, as the agent's report does.
+    // (Production is the same every hour: no regression, the ratio method.)
+    let basis = sunrise["report"]["indicators"]["energy"]["reporting"]["savings_basis"].clone();
+    assert_eq!(basis, "ratio");
+    {
+        if let Some(browser) = chromium() {
+            let dom = dump_dom(browser, &format!("{}/plant/sunrise", web_url(&cfg)));
+            let energy = row(&dom, "data-indicator", "energy");
+            assert!(
+                energy.contains(&format!("data-caveat=\"{}\"", basis.as_str().unwrap())),
+                "{energy}"
+            );
+        } else {
+            skip(
+                &plantmeter_tests::this_test(),
+                "its check of the weak-model mark on the page: chromium is not installed",
+            );
+        }
+    }
+
     // --to is the last day included: the reporting period as configured.
     let r = report(&[
         "--plant",
