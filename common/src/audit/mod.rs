@@ -1,6 +1,7 @@
 //! Audit maths: intervals (counter deltas, rollover, gaps), indicators, regression baselines, savings, grades.
 
 pub mod baseline;
+pub mod canonical;
 pub mod compute;
 pub mod facility;
 pub mod grade;
