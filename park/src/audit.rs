@@ -18,7 +18,7 @@ use plantmeter_common::audit::intervals::{
     gap_threshold_ms, Applied, RecordedReplacement, Tracker,
 };
 use plantmeter_common::audit::multiplier::rescale_across;
-use plantmeter_common::audit::report::Report;
+use plantmeter_common::audit::report::{Integrity, Report};
 use plantmeter_common::model::parse_ts_ms;
 use plantmeter_common::plan::{self, Meter, Multiplier, MultiplierChange, Plan, Point, PointRef};
 use plantmeter_common::{PointKind, PointValue, Quality};
@@ -377,7 +377,21 @@ pub async fn plant_report(
         &replacements.recorded,
         |_, _| None,
     );
+    seal(&mut report);
     Ok(report)
+}
+
+/// Seal a plant's report as the agent seals its own: the SHA-256 of its canonical JSON, which every
+/// rendering shows and `plantmeter verify --report FILE` checks (unsigned: the park has no key).
+fn seal(report: &mut Report) {
+    report.integrity = None;
+    if let Ok(v) = serde_json::to_value(&*report) {
+        report.integrity = Some(Integrity {
+            sha256: plantmeter_common::audit::canonical::digest_of_value(&v),
+            signature: None,
+            public_key: None,
+        });
+    }
 }
 
 /// A point's total and completeness over the local dates `[from, to)` from hourly aggregates.

@@ -205,7 +205,11 @@ async fn one(
     }
 
     let cpu0 = (
-        children.0.iter().map(|c| process_cpu(c.id())).sum::<Option<f64>>(),
+        children
+            .0
+            .iter()
+            .map(|c| process_cpu(c.id()))
+            .sum::<Option<f64>>(),
         machine_cpu(),
     );
     let t0 = Instant::now();
@@ -246,7 +250,11 @@ async fn one(
     }
     let stored = t0.elapsed().as_secs_f64();
     let cpu1 = (
-        children.0.iter().map(|c| process_cpu(c.id())).sum::<Option<f64>>(),
+        children
+            .0
+            .iter()
+            .map(|c| process_cpu(c.id()))
+            .sum::<Option<f64>>(),
         machine_cpu(),
     );
     let lag = client

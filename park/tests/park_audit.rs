@@ -492,6 +492,46 @@ point = "park/gw-00/wwtp.power"
         }
     }
 
+    // A plant's report is sealed as the agent's: `plantmeter verify` checks its digest; a changed figure breaks it.
+    let file = dir.path().join("moon.json");
+    run_ok(
+        Command::new(PARK)
+            .args(["report", "--format", "json", "--plant", "moon", "--out"])
+            .arg(&file)
+            .arg("--config")
+            .arg(&cfg),
+    );
+    let sealed: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert!(
+        sealed["integrity"]["sha256"].is_string(),
+        "{}",
+        sealed["integrity"]
+    );
+    let verify = |f: &std::path::Path| {
+        Command::new(plantmeter_tests::bin("plantmeter"))
+            .args(["verify", "--report"])
+            .arg(f)
+            .output()
+            .unwrap()
+    };
+    let ok = verify(&file);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    let changed = text.replacen("\"production\": 96.0", "\"production\": 97.0", 1);
+    assert_ne!(text, changed);
+    std::fs::write(&file, changed).unwrap();
+    let bad = verify(&file);
+    assert_eq!(
+        bad.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&bad.stdout)
+    );
+
     // --to is the last day included: the reporting period as configured.
     let r = report(&[
         "--plant",
