@@ -778,7 +778,7 @@ pub async fn status(client: &Client) -> Result<Vec<GatewayStatus>, tokio_postgre
             rejected: r.get(8),
         });
     }
-    for m in missing(client).await? {
+    for m in missing(client, None).await? {
         if let Some(s) = out
             .iter_mut()
             .find(|s| s.site == m.site && s.gateway == m.gateway)
@@ -803,13 +803,18 @@ pub struct Missing {
 /// (every seq below it stored or reported gone) and reads the readings from there by the primary
 /// key's index; the mark then moves up to the first range still missing (or the last seq). A row
 /// deleted from `readings` moves its gateway's mark back below it (trigger), so it is found again.
-pub async fn missing(client: &Client) -> Result<Vec<Missing>, tokio_postgres::Error> {
+/// `only`: these gateways (`site/id`), else every one.
+pub async fn missing(
+    client: &Client,
+    only: Option<&[String]>,
+) -> Result<Vec<Missing>, tokio_postgres::Error> {
     let gateways = client
         .query(
             "SELECT g.site, g.gateway, c.upto FROM gateways g \
              LEFT JOIN seq_checked c ON c.site = g.site AND c.gateway = g.gateway \
+             WHERE $1::text[] IS NULL OR g.site || '/' || g.gateway = ANY($1) \
              ORDER BY g.site, g.gateway",
-            &[],
+            &[&only],
         )
         .await?;
     let mut out = Vec::new();
