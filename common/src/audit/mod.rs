@@ -3,6 +3,7 @@
 pub mod baseline;
 pub mod canonical;
 pub mod compute;
+pub mod diagnostics;
 pub mod facility;
 pub mod grade;
 pub mod hourly;
