@@ -41,7 +41,7 @@ mod tests {
     use crate::audit::report::MultiplierEvent;
 
     #[test]
-    fn html_and_xlsx_list_multiplier_changes_beside_the_replacements() {
+    fn html_lists_multiplier_changes_beside_the_replacements() {
         let mut r = fixture::report();
         let h = super::super::html(&r, Lang::En);
         assert!(!h.contains("Multiplier changes"), "none: no section");
@@ -63,8 +63,19 @@ mod tests {
         );
         let z = super::super::html(&r, Lang::Zh);
         assert!(z.contains("倍率变更（PT × CT）") && z.contains("原倍率"));
+    }
 
+    #[cfg(feature = "xlsx")]
+    #[test]
+    fn xlsx_lists_multiplier_changes_on_their_own_sheet() {
         use calamine::{open_workbook_from_rs, Data, Reader, Xlsx};
+        let mut r = fixture::report();
+        r.events.multiplier_changes.push(MultiplierEvent {
+            meter: "main-power".into(),
+            at: "2026-03-01T00:00:00Z".into(),
+            from: 6000.0,
+            to: 8000.0,
+        });
         for (lang, sheet) in [(Lang::En, "Multiplier changes"), (Lang::Zh, "倍率变更")] {
             let bytes = super::super::xlsx(&r, lang).unwrap();
             let mut wb: Xlsx<_> = open_workbook_from_rs(std::io::Cursor::new(bytes)).unwrap();
