@@ -247,6 +247,9 @@ pub fn compute(
         .iter()
         .map(|m| m.point.as_ref().map(|(r, _)| add(r, &mut refs)))
         .collect();
+    for r in crate::audit::depth_points(audit) {
+        add(r, &mut refs);
+    }
 
     let mut series: Vec<Series1> = Vec::with_capacity(refs.len());
     let mut events = Events::default();
@@ -1048,7 +1051,18 @@ pub fn compute(
             .quota
             .as_ref()
             .is_some_and(|q| q.baseline_over == Some(true) || q.reporting_over == Some(true)),
+        over_hazardous_waste: None,
     };
+
+    let hours_of = |r: &PointRef| {
+        index.get(r).map(|&i| crate::audit::balance::Hours {
+            amount: &series[i].amount,
+            data: &series[i].data,
+        })
+    };
+    let depth = crate::audit::depth(audit, base_range, rep_range, &hours_of, production);
+    compliance.triggers.over_hazardous_waste =
+        depth.2.as_ref().and_then(|w| w.hazardous.as_ref()?.over);
 
     let (cv_max, nmbe_max) = baseline::ashrae14_thresholds(g);
     notes.extend(conventions());
@@ -1069,6 +1083,9 @@ pub fn compute(
         compliance,
         events,
         measures,
+        balances: depth.0,
+        coverage: depth.1,
+        waste: depth.2,
         grade: overall(&graded_figures).map(|o| Grade {
             level: o.level,
             scores: crate::audit::grade::LEVELS

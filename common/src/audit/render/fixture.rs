@@ -546,6 +546,7 @@ pub fn rich() -> Report {
         over_standard: true,
         over_total: false,
         over_energy_quota: true,
+        over_hazardous_waste: Some(true),
     };
     r.events.rollovers = 1;
     r.events.replacements.push(ReplacementEvent {
