@@ -275,15 +275,11 @@ fn tree_row<'a>(
             .collect();
         row.reason = Some(if without.is_empty() {
             format!(
-                "no hour of the {} period in which {} and all its sub-meters have data",
-                p.name, parent.point
+                "no hour in which {} and all its sub-meters have data",
+                parent.point
             )
         } else {
-            format!(
-                "no data in the {} period from {}",
-                p.name,
-                without.join(", ")
-            )
+            format!("no data in the period from {}", without.join(", "))
         });
         return row;
     }
@@ -377,10 +373,8 @@ fn water_row<'a>(
     }
     let hours = common_hours(&series, p.range);
     if hours.is_empty() {
-        row.reasons.push(format!(
-            "no hour of the {} period in which every water balance point has data",
-            p.name
-        ));
+        row.reasons
+            .push("no hour in which every water balance point has data".to_string());
         return row;
     }
     row.hours = hours.len() as u64;

@@ -107,10 +107,7 @@ fn row(
         .collect();
     let period_hours = p.range.1.saturating_sub(p.range.0);
     if hours.is_empty() || period_hours == 0 {
-        out.reason = Some(format!(
-            "no reading of {} in the {} period",
-            w.point, p.name
-        ));
+        out.reason = Some(format!("no reading of {} in the period", w.point));
         return out;
     }
     out.completeness = hours.len() as f64 / period_hours as f64;

@@ -267,6 +267,9 @@ pub fn report() -> Report {
         .collect();
 
     Report {
+        balances: None,
+        coverage: None,
+        waste: None,
         integrity: None,
         enterprise: Some("Sunrise Dyeing & Finishing Co.".to_string()),
         industry: Some("dyeing".to_string()),

@@ -232,6 +232,7 @@ pub fn text_table(report: &Report, lang: Lang) -> String {
     indicator_table(report, lang, &mut out);
     out.push('\n');
     model_table(report, lang, &mut out);
+    super::depth::text(report, lang, &mut out);
     out
 }
 
