@@ -8,7 +8,7 @@ use crate::audit::report::Report;
 use crate::audit::waste::WasteKind;
 
 use super::engine_text::engine_text;
-use super::format::{display, escape, pct_opt};
+use super::format::{display, escape, pct_opt, plain};
 use super::i18n::{carrier_label, depth_labels, DepthLabels, Lang};
 
 /// A cell of a table.
@@ -19,6 +19,10 @@ pub(super) enum Cell {
     Num(Option<f64>),
     /// Percent points (75.0 = 75 %).
     Pct(Option<f64>),
+    /// A count (meters, hours).
+    Int(u64),
+    /// A short text that must not wrap (a carrier, a period, a unit).
+    Short(String),
     /// A verdict: text and whether it is bad (a fault, below a threshold, over a trigger).
     Flag(String, bool),
 }
@@ -26,7 +30,8 @@ pub(super) enum Cell {
 impl Cell {
     fn shown(&self) -> String {
         match self {
-            Cell::Text(s) | Cell::Flag(s, _) => s.clone(),
+            Cell::Text(s) | Cell::Short(s) | Cell::Flag(s, _) => s.clone(),
+            Cell::Int(n) => n.to_string(),
             Cell::Num(v) => v.map_or_else(|| "–".to_string(), display),
             Cell::Pct(v) => match v {
                 Some(_) => format!("{} %", pct_opt(*v)),
@@ -117,8 +122,8 @@ pub(super) fn tables(report: &Report, lang: Lang) -> Vec<Table> {
                 }
             }
             t.rows.push(vec![
-                Cell::Text(carrier_label(lang, &r.carrier)),
-                Cell::Text(period_label(lang, &r.period)),
+                Cell::Short(carrier_label(lang, &r.carrier)),
+                Cell::Short(period_label(lang, &r.period)),
                 Cell::Text(r.parent.clone()),
                 Cell::Text(r.children.join(", ")),
                 Cell::Num(r.parent_total),
@@ -127,8 +132,8 @@ pub(super) fn tables(report: &Report, lang: Lang) -> Vec<Table> {
                 Cell::Pct(r.unmetered_pct),
                 Cell::Pct(Some(r.tolerance_pct)),
                 status,
-                Cell::Text(r.unit.clone()),
-                Cell::Text(format!("{} / {}", r.hours, r.period_hours)),
+                Cell::Short(r.unit.clone()),
+                Cell::Short(format!("{} / {}", r.hours, r.period_hours)),
             ]);
             if let Some(why) = &r.reason {
                 t.notes.push(format!(
@@ -165,7 +170,7 @@ pub(super) fn tables(report: &Report, lang: Lang) -> Vec<Table> {
         };
         for r in &b.water {
             w.rows.push(vec![
-                Cell::Text(period_label(lang, &r.period)),
+                Cell::Short(period_label(lang, &r.period)),
                 Cell::Num(r.intake),
                 Cell::Num(r.reuse),
                 Cell::Num(r.total_use),
@@ -174,8 +179,8 @@ pub(super) fn tables(report: &Report, lang: Lang) -> Vec<Table> {
                 Cell::Num(r.losses),
                 Cell::Pct(r.losses_pct),
                 Cell::Pct(r.reuse_rate_pct),
-                Cell::Text("m3".to_string()),
-                Cell::Text(format!("{} / {}", r.hours, r.period_hours)),
+                Cell::Short("m3".to_string()),
+                Cell::Short(format!("{} / {}", r.hours, r.period_hours)),
             ]);
             for why in &r.reasons {
                 let line = format!(
@@ -212,10 +217,10 @@ pub(super) fn tables(report: &Report, lang: Lang) -> Vec<Table> {
         };
         for r in &c.rates {
             t.rows.push(vec![
-                Cell::Text(carrier_label(lang, &r.carrier)),
+                Cell::Short(carrier_label(lang, &r.carrier)),
                 Cell::Text(level_label(d, &r.level)),
-                Cell::Num(Some(f64::from(r.required))),
-                Cell::Num(Some(f64::from(r.installed))),
+                Cell::Int(u64::from(r.required)),
+                Cell::Int(u64::from(r.installed)),
                 Cell::Pct(r.rate_pct),
                 Cell::Pct(r.min_pct),
                 match r.meets {
@@ -257,10 +262,10 @@ pub(super) fn tables(report: &Report, lang: Lang) -> Vec<Table> {
                     let mut s = m.point.clone();
                     let mut parts = Vec::new();
                     if let Some(c) = m.accuracy_class {
-                        parts.push(format!("{} {}", d.class, display(c)));
+                        parts.push(format!("{} {}", d.class, plain(c)));
                     }
                     if let Some(k) = m.multiplier {
-                        parts.push(format!("{} {}", d.multiplier, display(k)));
+                        parts.push(format!("{} {}", d.multiplier, plain(k)));
                     }
                     if !parts.is_empty() {
                         let _ = write!(s, " ({})", parts.join(", "));
@@ -271,9 +276,9 @@ pub(super) fn tables(report: &Report, lang: Lang) -> Vec<Table> {
             t.rows.push(vec![
                 Cell::Text(e.name.clone()),
                 Cell::Text(level_label(d, &e.level)),
-                Cell::Text(carrier_label(lang, &e.carrier)),
-                Cell::Num(Some(f64::from(e.required))),
-                Cell::Num(Some(f64::from(e.installed))),
+                Cell::Short(carrier_label(lang, &e.carrier)),
+                Cell::Int(u64::from(e.required)),
+                Cell::Int(u64::from(e.installed)),
                 Cell::Text(meters.join("; ")),
             ]);
         }
@@ -310,9 +315,9 @@ pub(super) fn tables(report: &Report, lang: Lang) -> Vec<Table> {
                     }
                     .to_string(),
                 ),
-                Cell::Text(period_label(lang, &r.period)),
+                Cell::Short(period_label(lang, &r.period)),
                 Cell::Num(r.total_t),
-                Cell::Text("t".to_string()),
+                Cell::Short("t".to_string()),
                 Cell::Num(r.per_unit),
                 Cell::Text(r.per_unit_unit.clone()),
                 Cell::Pct(Some(r.completeness * 100.0)),
@@ -330,9 +335,9 @@ pub(super) fn tables(report: &Report, lang: Lang) -> Vec<Table> {
             t.rows.push(vec![
                 Cell::Text(d.hazardous_per_year.to_string()),
                 Cell::Text(d.hazardous.to_string()),
-                Cell::Text(period_label(lang, &h.period)),
+                Cell::Short(period_label(lang, &h.period)),
                 Cell::Num(h.t_per_year),
-                Cell::Text("t/a".to_string()),
+                Cell::Short("t/a".to_string()),
                 Cell::Num(None),
                 Cell::Text(String::new()),
                 match h.over {
@@ -375,7 +380,10 @@ pub(super) fn html(report: &Report, lang: Lang, out: &mut String) {
                 let text = escape(&c.shown());
                 let _ = match c {
                     Cell::Text(_) => write!(out, "<td>{text}</td>"),
-                    Cell::Num(_) | Cell::Pct(_) => write!(out, r#"<td class="num">{text}</td>"#),
+                    Cell::Short(_) => write!(out, r#"<td class="nw">{text}</td>"#),
+                    Cell::Num(_) | Cell::Pct(_) | Cell::Int(_) => {
+                        write!(out, r#"<td class="num">{text}</td>"#)
+                    }
                     Cell::Flag(_, bad) => write!(
                         out,
                         r#"<td class="{}">{text}</td>"#,
@@ -427,7 +435,7 @@ pub(super) fn csv_figures(report: &Report, lang: Lang) -> Vec<CsvFigure> {
     for t in tables(report, lang) {
         for row in &t.rows {
             let name = row.iter().find_map(|c| match c {
-                Cell::Text(s) => Some(s.clone()),
+                Cell::Text(s) | Cell::Short(s) => Some(s.clone()),
                 _ => None,
             });
             let name = match (t.period, row.first()) {
@@ -448,6 +456,7 @@ pub(super) fn csv_figures(report: &Report, lang: Lang) -> Vec<CsvFigure> {
             for (c, cell) in row.iter().enumerate() {
                 let (value, unit) = match cell {
                     Cell::Num(v) => (*v, unit.clone()),
+                    Cell::Int(n) => (Some(*n as f64), String::new()),
                     Cell::Pct(v) => (*v, "%".to_string()),
                     _ => continue,
                 };

@@ -216,7 +216,10 @@ pub fn xlsx(report: &Report, lang: Lang) -> Result<Vec<u8>, XlsxError> {
     for tb in super::depth::tables(report, lang) {
         let mut s = Sheet::add(&mut wb, tb.title, &f, &tb.head)?;
         let cells = |c: &super::depth::Cell| match c {
-            super::depth::Cell::Text(x) | super::depth::Cell::Flag(x, _) => text(x.clone()),
+            super::depth::Cell::Text(x)
+            | super::depth::Cell::Short(x)
+            | super::depth::Cell::Flag(x, _) => text(x.clone()),
+            super::depth::Cell::Int(n) => Cell::Int(*n),
             super::depth::Cell::Num(v) => Cell::Num(*v),
             super::depth::Cell::Pct(v) => Cell::Pct(v.map(|p| p / 100.0)),
         };
