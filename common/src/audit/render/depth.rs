@@ -434,14 +434,18 @@ pub(super) fn csv_figures(report: &Report, lang: Lang) -> Vec<CsvFigure> {
     let mut out = Vec::new();
     for t in tables(report, lang) {
         for row in &t.rows {
-            let name = row.iter().find_map(|c| match c {
-                Cell::Text(s) | Cell::Short(s) => Some(s.clone()),
-                _ => None,
-            });
-            let name = match (t.period, row.first()) {
-                // The carrier is the first column of the balance table: name the row by its parent.
-                (Some(1), _) => row.get(2).map(Cell::shown).unwrap_or_default(),
-                _ => name.unwrap_or_default(),
+            // The row's name: its leading text cells but the period (coverage: carrier / level); the
+            // balance table's row by its parent meter.
+            let name = if t.id == "balances" {
+                row.get(2).map(Cell::shown).unwrap_or_default()
+            } else {
+                row.iter()
+                    .enumerate()
+                    .take_while(|(_, c)| matches!(c, Cell::Text(_) | Cell::Short(_)))
+                    .filter(|(i, _)| Some(*i) != t.period)
+                    .map(|(_, c)| c.shown())
+                    .collect::<Vec<_>>()
+                    .join(" / ")
             };
             let period = t
                 .period
