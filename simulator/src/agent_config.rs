@@ -203,9 +203,18 @@ impl Simulation {
         // The meter tree and the reuse loop (balances: DOMAIN.md "Balances").
         let index_of = |name: &str| self.meters.iter().position(|m| m.name == name);
         for (i, spec) in sc.meters.iter().enumerate() {
-            let parent = spec.parent.as_deref().and_then(index_of).and_then(main_counter);
+            let parent = spec
+                .parent
+                .as_deref()
+                .and_then(index_of)
+                .and_then(main_counter);
             if let (Some(p), Some(me)) = (parent, main_counter(i)) {
-                let _ = writeln!(s, "[[audit.tree]]\npoint = {}\nparent = {}\n", q(&me), q(&p));
+                let _ = writeln!(
+                    s,
+                    "[[audit.tree]]\npoint = {}\nparent = {}\n",
+                    q(&me),
+                    q(&p)
+                );
             }
         }
         let reuse: Vec<String> = (0..self.meters.len())

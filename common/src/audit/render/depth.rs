@@ -546,6 +546,12 @@ mod tests {
             );
         }
         let zh = super::super::html(&r, Lang::Zh);
-        assert!(zh.contains("无耗水测点"), "the reason in Chinese");
+        assert!(zh.contains("无耗水量测点"), "the reason in Chinese");
+        // No English left in the Chinese tables but the config's names and units.
+        let allowed = super::super::fixture::config_names(&r, true);
+        let mut text = String::new();
+        super::text(&r, Lang::Zh, &mut text);
+        let left = super::super::fixture::english(&text, &allowed);
+        assert!(left.is_empty(), "{left:?} in\n{text}");
     }
 }

@@ -190,19 +190,19 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
     (
         "no [[audit.input]] of carrier water (取水量)",
-        "未配置水的 [[audit.input]]（取水量）",
+        "未配置取水量测点（水的审核输入）",
     ),
     (
         "no point marked reuse = true (重复利用水量)",
-        "未标记 reuse = true 的测点（重复利用水量）",
+        "未标记重复利用水量测点",
     ),
     (
         "no discharge point ([audit.water] discharge or a water pollutant's flow)",
-        "无排水测点（[audit.water] discharge 或水污染物的流量）",
+        "无排水量测点（未配置排水量，也无水污染物的流量）",
     ),
     (
         "no consumption point ([audit.water] consumption)",
-        "无耗水测点（[audit.water] consumption）",
+        "无耗水量测点，漏失水量未计",
     ),
     ("no reading of {} in the period", "本期无 {0} 的读数"),
     (
@@ -211,7 +211,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
     (
         "no [[audit.ledger]] item of this carrier at this level",
-        "该介质在该级别无 [[audit.ledger]] 条目",
+        "该介质在该级别无台账条目",
     ),
     ("no data", "无数据"),
     // Granularities inside the templates above.

@@ -654,6 +654,28 @@ pub fn config_names(r: &Report, keys: bool) -> HashSet<String> {
     names.extend(r.method.factors.iter().map(|f| f.unit.clone()));
     names.extend(r.measures.iter().map(|m| m.name.clone()));
     names.extend(r.compliance.sources.iter().map(|s| s.source.clone()));
+    if let Some(c) = &r.coverage {
+        names.extend(c.ledger.iter().map(|e| e.name.clone()));
+        names.extend(
+            c.ledger
+                .iter()
+                .flat_map(|e| e.meters.iter().map(|m| m.point.clone())),
+        );
+    }
+    if let Some(w) = &r.waste {
+        names.extend(
+            w.rows
+                .iter()
+                .flat_map(|x| [x.name.clone(), x.point.clone()]),
+        );
+    }
+    if let Some(b) = &r.balances {
+        names.extend(
+            b.tree
+                .iter()
+                .flat_map(|t| t.children.iter().cloned().chain([t.parent.clone()])),
+        );
+    }
     names
         .iter()
         .flat_map(|n| tokens(n).map(str::to_string).collect::<Vec<_>>())
