@@ -66,7 +66,7 @@ fn close(a: &Value, b: f64, what: &str) {
     );
 }
 
-fn find<'v>(rows: &'v Value, f: impl Fn(&Value) -> bool) -> &'v Value {
+fn find(rows: &Value, f: impl Fn(&Value) -> bool) -> &Value {
     rows.as_array()
         .unwrap()
         .iter()

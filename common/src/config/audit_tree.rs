@@ -378,6 +378,19 @@ fn tree(
     nodes
 }
 
+/// A water point's factor to m3: a counter in m3 (or L), or a flow gauge in m3/h (its hourly amount is
+/// its mean x 1 h); None for anything else.
+fn water_factor(kind: PointKind, unit: &str) -> Option<f64> {
+    match kind {
+        PointKind::Counter => unit_factor(unit, Carrier::Water),
+        PointKind::Gauge => unit
+            .trim()
+            .replace('³', "3")
+            .eq_ignore_ascii_case("m3/h")
+            .then_some(1.0),
+    }
+}
+
 /// A water point of the balance: a counter in m3 (or L), or a flow gauge in m3/h (`reuse` points must be
 /// counters outside the trees and must not be intake: reused water is not drawn again).
 fn water_point(
@@ -406,14 +419,7 @@ fn water_point(
             return None;
         }
     }
-    let factor = match r.kind {
-        PointKind::Counter => unit_factor(&r.unit, Carrier::Water),
-        PointKind::Gauge => {
-            let u = r.unit.trim().replace('³', "3").to_ascii_lowercase();
-            (u == "m3/h").then_some(1.0)
-        }
-    };
-    match factor {
+    match water_factor(r.kind, &r.unit) {
         Some(f) => Some(WaterPoint {
             point: p.clone(),
             factor: f,
@@ -487,13 +493,7 @@ fn water(
             let Ok(r) = points.resolve(&p.flow.qualified()) else {
                 continue;
             };
-            let factor = match r.kind {
-                PointKind::Counter => unit_factor(&r.unit, Carrier::Water),
-                PointKind::Gauge => {
-                    (r.unit.trim().replace('³', "3").to_ascii_lowercase() == "m3/h").then_some(1.0)
-                }
-            };
-            if let Some(factor) = factor {
+            if let Some(factor) = water_factor(r.kind, &r.unit) {
                 out.push(WaterPoint {
                     point: p.flow.clone(),
                     factor,
