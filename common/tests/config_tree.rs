@@ -124,6 +124,20 @@ fn a_reuse_point_that_is_also_intake_is_refused() {
         e.contains("cooling-loop.volume is marked reuse but is also an [[audit.input]]"),
         "{e}"
     );
+    // Listed in [audit.water] reuse instead of on the point: the same refusal.
+    let text = with(
+        "  reuse = true                           #",
+        "  # reuse = true                         #",
+    )
+    .replace(
+        "  [audit.water]\n",
+        "  [[audit.input]]\n  point = \"cooling-loop.volume\"\n  carrier = \"water\"\n\n  [audit.water]\n  reuse = [\"cooling-loop.volume\"]\n",
+    );
+    let e = errors(&text);
+    assert!(
+        e.contains("cooling-loop.volume is marked reuse but is also an [[audit.input]]"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -162,7 +162,7 @@ pub(crate) fn parse(
         None => None,
     };
     let nodes = tree(d, &edges, points, inputs);
-    let mut water = water(d, t, points, pollutants, &nodes);
+    let mut water = water(d, t, points, pollutants, &nodes, inputs);
     for (r, span) in reuse {
         if let Some(w) = water_point(d, &r, &span, points, &nodes, inputs, true) {
             if !water.1.iter().any(|x| x.point == w.point) {
@@ -445,6 +445,7 @@ fn water(
     points: &Points<'_>,
     pollutants: &[AuditPollutant],
     nodes: &[TreeNode],
+    inputs: &[(PointRef, Carrier)],
 ) -> (Vec<WaterPoint>, Vec<WaterPoint>, Vec<WaterPoint>) {
     let w = t.table(d, "water", "[audit.water]");
     if let Some(w) = &w {
@@ -471,7 +472,7 @@ fn water(
                 }
                 Err(None) => continue,
             };
-            if let Some(p) = water_point(d, &r.point, &span, points, nodes, &[], is_reuse) {
+            if let Some(p) = water_point(d, &r.point, &span, points, nodes, inputs, is_reuse) {
                 out.push(p);
             }
         }

@@ -78,12 +78,8 @@ fn status_cell(d: &DepthLabels, s: BalanceStatus) -> Cell {
         BalanceStatus::Balanced => Cell::Flag(d.balanced.to_string(), false),
         BalanceStatus::Unmetered => Cell::Flag(d.unmetered_beyond.to_string(), true),
         BalanceStatus::MeterFault => Cell::Flag(d.meter_fault.to_string(), true),
-        BalanceStatus::NoData => Cell::Flag(lang_no_data(d), true),
+        BalanceStatus::NoData => Cell::Flag(d.no_data.to_string(), true),
     }
-}
-
-fn lang_no_data(d: &DepthLabels) -> String {
-    d.no_data.to_string()
 }
 
 /// Every table of the report's balances, coverage and waste that has rows.
