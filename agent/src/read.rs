@@ -17,12 +17,7 @@ use plantmeter_common::Quality;
 use crate::exit::{load_plan, BadInput, Needs};
 use crate::poller::link::{Link, ReadError, Reply};
 use crate::poller::meter_link::MeterLink;
-
-/// The link of the meter's bus: Modbus, or DL/T 645 / CJ/T 188 (one request per point).
-enum AnyLink {
-    Modbus(Link),
-    Meter(Box<MeterLink>),
-}
+use crate::poller::AnyLink;
 
 #[derive(clap::Args)]
 pub struct ReadArgs {
@@ -74,14 +69,7 @@ pub fn main(args: ReadArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let mut link = match &bus.protocol {
-        Protocol::Modbus => AnyLink::Modbus(Link::new(bus.transport.clone(), bus.timeout)),
-        Protocol::Meter(mb) => AnyLink::Meter(Box::new(MeterLink::new(
-            bus.transport.clone(),
-            bus.timeout,
-            mb.clone(),
-        ))),
-    };
+    let mut link = AnyLink::of(bus);
     let pause = meter.poll_interval.min(Duration::from_secs(1));
     let mut unanswered = 0;
     out(&header(bus, meter));
@@ -266,16 +254,24 @@ fn hex(bytes: &[u8]) -> String {
         .join(" ")
 }
 
-/// One poll of a DL/T 645 / CJ/T 188 meter: a request per point (its data identifier), each with the
-/// frames on the line, then the values as the agent publishes them (the multiplier applied); true when
-/// every point got an answer (a value or an exception reply).
+/// One poll of a DL/T 645 / CJ/T 188 meter: a request per read of its plan (a point's data
+/// identifier, or a block's), each with the frames on the line (follow-ups too), then the values as
+/// the agent publishes them (the multiplier applied); true when every read got an answer (a value
+/// or an exception reply).
 async fn poll_points(link: &mut MeterLink, bus: &Bus, meter: &Meter) -> (String, bool) {
     let mut text = String::new();
-    let mut values = Vec::with_capacity(meter.points.len());
-    let mut whys = Vec::with_capacity(meter.points.len());
+    let mut values = vec![(None, Quality::CommError); meter.points.len()];
+    let mut whys: Vec<Option<String>> = vec![None; meter.points.len()];
     let mut answered = true;
     let started = Instant::now();
-    for (idx, p) in meter.points.iter().enumerate() {
+    let reads = meter.link.as_ref().map_or(&[][..], |l| &l.reads[..]);
+    for (idx, r) in reads.iter().enumerate() {
+        let names: Vec<&str> = r
+            .items
+            .iter()
+            .filter_map(|&(pi, _)| meter.points.get(pi).map(|p| p.name.as_str()))
+            .collect();
+        let names = names.join(", ");
         let t0 = Instant::now();
         let mut attempt = 0;
         let result = loop {
@@ -286,16 +282,31 @@ async fn poll_points(link: &mut MeterLink, bus: &Bus, meter: &Meter) -> (String,
         };
         let ms = t0.elapsed().as_secs_f64() * 1000.0;
         match result {
-            Ok(r) => {
-                let _ = writeln!(
-                    text,
-                    "  {}: sent {} | got {} ({ms:.0} ms)",
-                    p.name,
-                    hex(&r.request),
-                    hex(&r.reply)
-                );
-                values.push((r.value, r.quality));
-                whys.push(r.why);
+            Ok(out) => {
+                for (n, (req, rep)) in out.frames.iter().enumerate() {
+                    let lead = if n == 0 {
+                        format!("  {names}: sent")
+                    } else {
+                        "    then sent".to_string()
+                    };
+                    let _ = write!(text, "{lead} {} | got {}", hex(req), hex(rep));
+                    let _ = writeln!(
+                        text,
+                        "{}",
+                        if n == 0 {
+                            format!(" ({ms:.0} ms)")
+                        } else {
+                            String::new()
+                        }
+                    );
+                }
+                for v in out.values {
+                    if let (Some(slot), Some(w)) = (values.get_mut(v.point), whys.get_mut(v.point))
+                    {
+                        *slot = (v.value, v.quality);
+                        *w = v.why;
+                    }
+                }
             }
             Err(e) => {
                 let q = match e {
@@ -305,9 +316,12 @@ async fn poll_points(link: &mut MeterLink, bus: &Bus, meter: &Meter) -> (String,
                         Quality::CommError
                     }
                 };
-                let _ = writeln!(text, "  {}: {e} ({ms:.0} ms)", p.name);
-                values.push((None, q));
-                whys.push(None);
+                let _ = writeln!(text, "  {names}: {e} ({ms:.0} ms)");
+                for &(pi, _) in &r.items {
+                    if let Some(slot) = values.get_mut(pi) {
+                        *slot = (None, q);
+                    }
+                }
             }
         }
     }
@@ -335,8 +349,13 @@ async fn poll_points(link: &mut MeterLink, bus: &Bus, meter: &Meter) -> (String,
     }
     let _ = writeln!(
         text,
-        "  {} requests in {:.0} ms{}",
-        meter.points.len(),
+        "  {} {} in {:.0} ms{}",
+        reads.len(),
+        if reads.len() == 1 {
+            "request"
+        } else {
+            "requests"
+        },
         started.elapsed().as_secs_f64() * 1000.0,
         if answered { "" } else { ": NO ANSWER" }
     );

@@ -430,6 +430,15 @@ pub fn field_value(
     })
 }
 
+/// The unit byte of a field in a 901F payload (None for a field without one, or a short payload).
+pub fn field_unit(kind: MeterKind, field: Field, payload: &[u8]) -> Option<u8> {
+    let l = field.layout(kind)?;
+    if !l.unit {
+        return None;
+    }
+    payload.get(l.offset + l.len).copied()
+}
+
 /// Writes a field into a payload as a meter would (simulator, tests); None when it does not fit.
 pub fn put_field(
     kind: MeterKind,

@@ -33,13 +33,16 @@ mod hj212;
 mod import;
 mod meterbus;
 pub(crate) mod meters;
+mod offset;
 mod reader;
+mod sufficiency;
 pub mod wiring;
 
 pub use describe::describe;
-pub use diag::{cut_echo, ConfigError, ConfigErrors, ECHO_MAX};
+pub use diag::{cut_echo, ConfigError, ConfigErrors, Diag, Span, ECHO_MAX};
+pub use offset::{offset_error, parse_offset};
 
-use diag::{into_sorted, Diag};
+use diag::into_sorted;
 use reader::Section;
 
 /// The top-level tables of a config.
@@ -81,9 +84,15 @@ fn absolute_paths(mut plan: Plan) -> Plan {
 
 /// Read and validate a config file. A missing or unreadable file is one error naming the file.
 pub fn load(path: &Path) -> Result<Plan, ConfigErrors> {
+    parse(&read_text(path)?, path).map(absolute_paths)
+}
+
+/// The text of a config file (the agent's, the park's, a simulator scenario): a file that is missing,
+/// unreadable or not UTF-8 is one error naming the file (and the first byte that is not UTF-8).
+pub fn read_text(path: &Path) -> Result<String, ConfigErrors> {
     match std::fs::read(path) {
         Ok(bytes) => match String::from_utf8(bytes) {
-            Ok(text) => parse(&text, path).map(absolute_paths),
+            Ok(text) => Ok(text),
             Err(e) => {
                 let offset = e.utf8_error().valid_up_to();
                 let valid = String::from_utf8_lossy(&e.as_bytes()[..offset]).into_owned();

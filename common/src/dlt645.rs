@@ -16,10 +16,20 @@ pub const ADDRESS_LEN: usize = 6;
 pub const WILDCARD: [u8; ADDRESS_LEN] = [0xAA; ADDRESS_LEN];
 /// The most wake-up bytes the config may ask for.
 pub const MAX_PREAMBLE: usize = 8;
-/// A request: preamble + header + DI + CS + 16H.
-pub type Request = HVec<u8, { MAX_PREAMBLE + 10 + 4 + 2 }>;
+/// A request: preamble + header + DI (+ a follow-up's SEQ) + CS + 16H.
+pub type Request = HVec<u8, { MAX_PREAMBLE + 10 + 4 + 1 + 2 }>;
 /// A reply as a meter sends it (simulator, tests).
-pub type ReplyFrame = HVec<u8, 64>;
+pub type ReplyFrame = HVec<u8, { MAX_PREAMBLE + 12 + frame68::MAX_DATA }>;
+/// The most data bytes (DI included) a 2007 frame carries; a longer answer comes in several
+/// frames, the rest read with 12H.
+pub const MAX_FRAME_DATA: usize = 200;
+/// The most frames one read may take (a first reply and its follow-ups): a meter that always says
+/// "more" cannot hold the bus.
+pub const MAX_FRAMES: usize = 16;
+/// The most value bytes one read gathers over its frames (a block of 64 four-byte tariffs is 256).
+pub const MAX_VALUE: usize = 1024;
+/// A read's value bytes, gathered over its frames.
+pub type Value = HVec<u8, MAX_VALUE>;
 /// A reply's data (DI included), +33H taken off.
 pub type Data = HVec<u8, { frame68::MAX_DATA }>;
 
@@ -36,6 +46,14 @@ impl Version {
         match self {
             Version::V2007 => 0x11,
             Version::V1997 => 0x01,
+        }
+    }
+
+    /// Read follow-up data ("more frames"): 2007 12H (DI + SEQ), 1997 02H (DI).
+    pub fn follow_code(self) -> u8 {
+        match self {
+            Version::V2007 => 0x12,
+            Version::V1997 => 0x02,
         }
     }
 
@@ -199,6 +217,123 @@ pub fn encode_read(version: Version, preamble: &[u8], address: &[u8; 6], di: u32
     )
 }
 
+/// The read of the next frame of an answer that said "more frames" (2007 12H with the frame's
+/// sequence number SEQ, 1 for the first follow-up; 1997 02H with the DI).
+pub fn encode_read_follow(
+    version: Version,
+    preamble: &[u8],
+    address: &[u8; ADDRESS_LEN],
+    di: u32,
+    seq: u8,
+) -> Request {
+    let mut data: HVec<u8, 5> = HVec::new();
+    let _ = data.extend_from_slice(&di_bytes(version, di));
+    if version == Version::V2007 {
+        let _ = data.push(seq);
+    }
+    build(preamble, address, version.follow_code(), &data)
+}
+
+/// The data block holding `di` (2007: DI1 = FFH) and the item's place in the block's reply, or
+/// None when the standard has no block for it. Energy blocks start with the total (DI1 00) and
+/// go on with the tariffs; phase blocks of voltage and current with phase A (DI1 01), those of
+/// power and power factor with the total (DI1 00). 1997's blocks (DI ending in F) are left out
+/// until checked against a meter.
+pub fn block_of(version: Version, di: u32) -> Option<(u32, usize)> {
+    if version != Version::V2007 {
+        return None;
+    }
+    let [d3, d2, d1, d0] = di.to_be_bytes();
+    let index = match (d3, d2, d1, d0) {
+        (0x00, 0x00..=0x0A, 0x00..=0x3F, 0x00..=0x0C) => usize::from(d1),
+        (0x02, 0x01 | 0x02, 0x01..=0x03, 0x00) => usize::from(d1) - 1,
+        (0x02, 0x03..=0x06, 0x00..=0x03, 0x00) => usize::from(d1),
+        _ => return None,
+    };
+    Some((u32::from_be_bytes([d3, d2, 0xFF, d0]), index))
+}
+
+/// Whether the answer is whole or the next frame is to be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Read the next frame: send `encode_read_follow` with this SEQ.
+    More(u8),
+    Done,
+}
+
+/// One read's answer gathered over its frames, without I/O: feed each reply frame, send the
+/// follow-up it asks for, until `Done`. Bounded: at most `MAX_FRAMES` frames and `MAX_VALUE`
+/// bytes, so a meter that never stops saying "more" gets an error, not the bus.
+#[derive(Debug, Clone)]
+pub struct Collect {
+    version: Version,
+    address: [u8; ADDRESS_LEN],
+    di: u32,
+    value: Value,
+    frames: usize,
+}
+
+impl Collect {
+    pub fn new(version: Version, address: [u8; ADDRESS_LEN], di: u32) -> Collect {
+        Collect {
+            version,
+            address,
+            di,
+            value: Value::new(),
+            frames: 0,
+        }
+    }
+
+    /// Takes the next reply frame: Ok(More(seq)) to read the next one, Ok(Done) when the value is
+    /// whole, Err when the frame does not answer (exception, other address, DI or SEQ).
+    pub fn feed(&mut self, f: &Frame) -> Result<Progress, ReplyError> {
+        let first = self.frames == 0;
+        let code = if first {
+            self.version.read_code()
+        } else {
+            self.version.follow_code()
+        };
+        let data = check_frame(self.version, &self.address, self.di, code, f)?;
+        let data = if first || self.version == Version::V1997 {
+            data
+        } else {
+            // 2007 follow-up replies end with the SEQ asked.
+            let want = self.frames as u8;
+            match data.split_last() {
+                Some((&seq, rest)) if seq == want => rest,
+                Some((&seq, _)) => return Err(ReplyError::WrongSeq { got: seq, want }),
+                None => return Err(ReplyError::Short { got: 0, want: 1 }),
+            }
+        };
+        if self.value.extend_from_slice(data).is_err() {
+            return Err(ReplyError::TooLong(MAX_VALUE));
+        }
+        self.frames += 1;
+        if !f.more_follows() {
+            return Ok(Progress::Done);
+        }
+        if self.frames >= MAX_FRAMES {
+            return Err(ReplyError::TooManyFrames(MAX_FRAMES));
+        }
+        Ok(Progress::More(self.frames as u8))
+    }
+
+    /// The next frame's request (after `More(seq)`).
+    pub fn follow_request(&self, preamble: &[u8], seq: u8) -> Request {
+        encode_read_follow(self.version, preamble, &self.address, self.di, seq)
+    }
+
+    /// The value bytes gathered so far (whole after `Done`).
+    pub fn value(&self) -> &[u8] {
+        &self.value
+    }
+
+    /// Frames taken.
+    pub fn frames(&self) -> usize {
+        self.frames
+    }
+}
+
 /// The read-address command 13H to the wildcard address: the one meter on the bus answers with
 /// its address.
 pub fn encode_read_address(preamble: &[u8]) -> Request {
@@ -313,6 +448,12 @@ pub enum ReplyError {
     Exception(ErrorByte),
     #[error("reply data of {got} bytes, the value needs {want}")]
     Short { got: usize, want: usize },
+    #[error("follow-up frame number {got}, asked {want}")]
+    WrongSeq { got: u8, want: u8 },
+    #[error("the answer runs past {0} bytes")]
+    TooLong(usize),
+    #[error("the meter still says \"more frames\" after {0} frames")]
+    TooManyFrames(usize),
 }
 
 impl ReplyError {
@@ -322,13 +463,12 @@ impl ReplyError {
     }
 }
 
-/// The value bytes of a reply to a read of `di` at `address` (the reply's `more_follows` is
-/// allowed: the value is whole in the first frame).
-pub fn check_read_reply<'f>(
+/// The data after the DI of a reply frame with function `code` to a read of `di` at `address`.
+fn check_frame<'f>(
     version: Version,
     address: &[u8; ADDRESS_LEN],
     di: u32,
-    spec: &Spec,
+    code: u8,
     f: &'f Frame,
 ) -> Result<&'f [u8], ReplyError> {
     if !f.is_reply() {
@@ -340,10 +480,10 @@ pub fn check_read_reply<'f>(
             want: frame68::format_address(address),
         });
     }
-    if f.function() != version.read_code() {
+    if f.function() != code {
         return Err(ReplyError::WrongFunction {
             got: f.function(),
-            want: version.read_code(),
+            want: code,
         });
     }
     if f.is_exception() {
@@ -363,7 +503,19 @@ pub fn check_read_reply<'f>(
             want: version.format_di(di),
         });
     }
-    let value = &f.data[n..];
+    Ok(&f.data[n..])
+}
+
+/// The value bytes of a one-frame reply to a read of `di` at `address` (a reply saying "more
+/// frames" is read with `Collect`; here its first frame is taken as it is).
+pub fn check_read_reply<'f>(
+    version: Version,
+    address: &[u8; ADDRESS_LEN],
+    di: u32,
+    spec: &Spec,
+    f: &'f Frame,
+) -> Result<&'f [u8], ReplyError> {
+    let value = check_frame(version, address, di, version.read_code(), f)?;
     let want = usize::from(spec.len);
     if value.len() < want {
         return Err(ReplyError::Short {
@@ -453,10 +605,51 @@ pub fn encode_read_reply(
     di: u32,
     value: &[u8],
 ) -> ReplyFrame {
-    let mut data: HVec<u8, 32> = HVec::new();
+    encode_reply_part(version, preamble, address, di, value, None, false)
+}
+
+/// One frame of an answer (simulator, tests): the first (`follow` None, C 91H) or the follow-up
+/// numbered `follow` (C 92H, 2007 with SEQ last), with the "more frames" bit when `more`. The
+/// value is cut to what one frame holds.
+pub fn encode_reply_part(
+    version: Version,
+    preamble: &[u8],
+    address: &[u8; ADDRESS_LEN],
+    di: u32,
+    value: &[u8],
+    follow: Option<u8>,
+    more: bool,
+) -> ReplyFrame {
+    let mut data: HVec<u8, MAX_FRAME_DATA> = HVec::new();
     let _ = data.extend_from_slice(&di_bytes(version, di));
-    let _ = data.extend_from_slice(&value[..value.len().min(24)]);
-    build(preamble, address, 0x80 | version.read_code(), &data)
+    let room = MAX_FRAME_DATA - data.len() - 1;
+    let _ = data.extend_from_slice(&value[..value.len().min(room)]);
+    let code = match follow {
+        None => version.read_code(),
+        Some(seq) => {
+            if version == Version::V2007 {
+                let _ = data.push(seq);
+            }
+            version.follow_code()
+        }
+    };
+    let more = if more { 0x20 } else { 0 };
+    build(preamble, address, 0x80 | more | code, &data)
+}
+
+/// A follow-up request taken apart (the simulator's side): the DI and SEQ asked (1997: SEQ 0).
+pub fn follow_request(version: Version, f: &Frame) -> Option<(u32, u8)> {
+    if f.is_reply() || f.function() != version.follow_code() {
+        return None;
+    }
+    let n = version.di_len();
+    let mut b = [0u8; 4];
+    b[..n].copy_from_slice(f.data.get(..n)?);
+    let seq = match version {
+        Version::V2007 => *f.data.get(n)?,
+        Version::V1997 => 0,
+    };
+    Some((u32::from_le_bytes(b), seq))
 }
 
 /// An exception reply (C = D1H for 2007, C1H for 1997) with its error byte.

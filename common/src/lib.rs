@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod batching;
+mod builtin_templates;
 pub mod cjt188;
 pub mod clock;
 pub mod codec;

@@ -283,7 +283,12 @@ impl MeterBus {
     /// meter's own answer delay (20..500 ms in the standard) comes on top.
     pub fn exchange_time(&self, point: &LinkPoint, baud: u32, bits_per_char: u32) -> Duration {
         let (req, rep) = self.exchange_bytes(point);
-        let bits = (req + rep) as f64 * f64::from(bits_per_char);
+        self.line_time(req + rep, baud, bits_per_char)
+    }
+
+    /// Line time of `bytes` (a request and its reply) at `baud`, plus the gap.
+    pub fn line_time(&self, bytes: usize, baud: u32, bits_per_char: u32) -> Duration {
+        let bits = bytes as f64 * f64::from(bits_per_char);
         Duration::from_secs_f64(bits / f64::from(baud.max(1))) + self.gap
     }
 }
@@ -317,6 +322,20 @@ pub struct MeterLink {
     pub di_order: crate::cjt188::DiOrder,
     /// Parallel to `Meter::points`.
     pub points: Vec<LinkPoint>,
+    /// The requests of one poll, in order (`meter_read::plan_reads`): points sharing a data block
+    /// (DL/T 645-2007) or a reply (CJ/T 188's 901F) are read together.
+    pub reads: Vec<LinkRead>,
+}
+
+/// One request of a poll of a DL/T 645 / CJ/T 188 meter.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LinkRead {
+    /// The data identifier sent: a point's own, or its data block's (DI1 = FFH).
+    pub di: u32,
+    /// The points it answers: (index in `Meter::points`, the item's place in a block's reply).
+    pub items: Vec<(usize, usize)>,
+    /// A DL/T 645 data block: a meter that refuses it is read point by point instead.
+    pub block: bool,
 }
 
 /// What one point of a DL/T 645 or CJ/T 188 meter reads.
@@ -330,6 +349,11 @@ pub enum LinkPoint {
         di: u16,
         kind: crate::cjt188::MeterKind,
         field: crate::cjt188::Field,
+        /// A counter's default rollover is 1 000 000.00 in the unit the meter counts in (its
+        /// register's range), converted to the point's unit: the unit code it assumed (the
+        /// template's), checked against each reply's unit byte. None: a gauge, or a rollover set
+        /// in the config.
+        modulus_unit: Option<u8>,
     },
 }
 
@@ -803,6 +827,8 @@ pub struct AuditPlan {
     pub drivers: Vec<AuditDriver>,
     /// Savings are claimed only when the reporting period's completeness of an indicator reaches this.
     pub min_completeness: f64,
+    /// Rules of the baseline's data sufficiency (`[audit.sufficiency]`), judged before each model.
+    pub sufficiency: crate::audit::diagnostics::SufficiencyRules,
     /// Permitted totals per pollutant (排污许可 许可排放量), t per calendar year.
     pub permits: Vec<AuditPermit>,
     /// Energy quota (能耗限额), kgce per unit of product.

@@ -123,6 +123,7 @@ fn plan(granularity: Granularity) -> Plan {
             }],
             drivers: Vec::new(),
             min_completeness: 0.75,
+            sufficiency: Default::default(),
             permits: Vec::new(),
             energy_quota_kgce_per_unit: None,
             measures: Vec::new(),
@@ -952,6 +953,16 @@ fn measures_savings_money_and_payback() {
         "the sub-meter is the main meter here"
     );
     assert!(close(m.savings_yuan.unwrap(), savings * 0.68, 1e-9));
+    // Its own model's diagnostics: the same meter, so the same figures as the indicator's model.
+    let (md, ed) = (
+        m.diagnostics.as_ref().unwrap(),
+        el.model.diagnostics.as_ref().unwrap(),
+    );
+    assert_eq!(md.sufficiency, ed.sufficiency);
+    assert_eq!(md.cv_rmse_loo_pct, ed.cv_rmse_loo_pct);
+    assert!(md.cv_rmse_loo_pct.is_some());
+    assert_eq!(md.autocorrelation, ed.autocorrelation);
+    assert_eq!(md.extrapolation, ed.extrapolation);
     let per_year = savings * 0.68 * 365.0 / 31.0;
     assert!(close(m.payback_years.unwrap(), 50_000.0 / per_year, 1e-9));
     let t = &r.measures[1];

@@ -545,6 +545,19 @@ production = { point = "packer.output" }
     );
 }
 
+/// One offset grammar in the workspace (the park's and the simulator's timezones too): "Z" is refused,
+/// saying how UTC is written.
+#[test]
+fn a_utc_timezone_is_written_as_an_offset() {
+    let text = audit(
+        "timezone = \"Z\"\nbaseline = [\"2025-01-01\", \"2026-01-01\"]\nproduction = { point = \"packer.output\" }\n",
+    );
+    assert_eq!(
+        errors(&text),
+        "bad.toml:52:12: timezone \"Z\" must be a UTC offset +HH:MM or -HH:MM, e.g. \"+08:00\"; UTC is \"+00:00\""
+    );
+}
+
 #[test]
 fn audit_unknown_carrier_and_pollutant_names() {
     let text = audit(&format!(

@@ -269,3 +269,93 @@ fn check_shows_requests_bytes_and_line_load() {
         "{text}"
     );
 }
+
+/// CJ/T 188 registers count to 999 999.99 in the meter's unit: a heat point in GJ of a meter
+/// counting kWh rolls over at 1 000 000 kWh = 3 600 GJ. Across the wrap (999 900 kWh, then
+/// 100 kWh) the consumption is 200 kWh = 0.72 GJ and one rollover, not a replacement found
+/// against a modulus of 1 000 000 GJ. A meter counting in another unit than the modulus assumed
+/// gets its reading refused, naming the rollover to set.
+#[test]
+fn cjt188_rollover_is_in_the_meters_unit() {
+    use plantmeter_common::audit::hourly::{HourAgg, HourGrid};
+    use plantmeter_common::audit::intervals::Tracker;
+    use plantmeter_common::cjt188;
+    use plantmeter_common::frame68::RawFrame;
+    use plantmeter_common::meter_read::{Answer, Session};
+    use plantmeter_common::Quality;
+
+    let plan = config::parse(&format!("{HEAD}{GOOD}"), Path::new("ok.toml")).unwrap();
+    let water = &plan.buses[1];
+    let heat = &water.meters[1];
+    let gj = heat.points[0].rollover.unwrap();
+    assert!((gj - 3600.0).abs() < 1e-9, "{gj}");
+    assert_eq!(water.meters[0].points[0].rollover, Some(1_000_000.0));
+    // An explicit rollover is taken as written, unchecked against the unit byte.
+    let own = config::parse(
+        &format!(
+            "{HEAD}{}",
+            GOOD.replace(
+                "  unit = \"GJ\"\n",
+                "  unit = \"GJ\"\n  rollover = 3600000.0\n"
+            )
+        ),
+        Path::new("ok.toml"),
+    )
+    .unwrap();
+    assert_eq!(own.buses[1].meters[1].points[0].rollover, Some(3_600_000.0));
+    assert!(matches!(
+        own.buses[1].meters[1].link.as_ref().unwrap().points[0],
+        LinkPoint::Cjt188 {
+            modulus_unit: None,
+            ..
+        }
+    ));
+
+    let grid = HourGrid::new(chrono::FixedOffset::east_opt(8 * 3600).unwrap());
+    let mut t = Tracker::new(PointKind::Counter, Some(gj), 3_600_000);
+    let (mut total, mut rollovers) = (0.0, 0);
+    let mut add = |_: i64, a: HourAgg| {
+        total += a.sum;
+        rollovers += a.rollovers;
+    };
+    let in_gj = |kwh: f64| cjt188::convert(kwh, 0x05, "GJ").unwrap();
+    t.push(0, Some(in_gj(999_900.0)), &grid, &mut add);
+    t.push(60_000, Some(in_gj(100.0)), &grid, &mut add);
+    t.push(120_000, Some(in_gj(100.0)), &grid, &mut add);
+    assert!((total - 0.72).abs() < 1e-9, "{total}");
+    assert_eq!(rollovers, 1);
+
+    // The unit byte checked against the unit the modulus assumed.
+    let Protocol::Meter(mb) = &water.protocol else {
+        panic!()
+    };
+    let link = heat.link.as_ref().unwrap();
+    assert_eq!(link.reads.len(), 1, "heat and supply from one 901F read");
+    let reply = |code: u8| {
+        let mut payload = vec![0u8; MeterKind::Heat.payload_len()];
+        cjt188::put_field(MeterKind::Heat, Field::Heat, 999.9, code, &mut payload).unwrap();
+        cjt188::put_field(MeterKind::Heat, Field::SupplyTemp, 70.0, 0, &mut payload).unwrap();
+        let a: [u8; 7] = link.address.clone().try_into().unwrap();
+        let f = cjt188::encode_read_reply(&[], 0x20, &a, [0x1F, 0x90], 1, &payload);
+        let mut s = Session::new(mb, link, &link.reads[0], &heat.points);
+        let Answer::Values(v) = s.on_frame(&RawFrame::from_slice(&f).unwrap()) else {
+            panic!("no values")
+        };
+        v
+    };
+    let kwh = reply(0x05);
+    assert_eq!(kwh[0].quality, Quality::Good);
+    assert!((kwh[0].value.unwrap() - in_gj(999.9)).abs() < 1e-9);
+    let mwh = reply(0x08);
+    assert_eq!(mwh[0].quality, Quality::Invalid);
+    let why = mwh[0].why.as_deref().unwrap();
+    assert!(
+        why.contains("counts in MWh") && why.contains("= 3600000") && why.contains("set rollover"),
+        "{why}"
+    );
+    assert_eq!(
+        mwh[1].value,
+        Some(70.0),
+        "a gauge of the same reply is unaffected"
+    );
+}

@@ -1,6 +1,8 @@
 //! DL/T 645 and CJ/T 188 frames: DOMAIN.md's checked vectors byte for byte, and the splitter's
 //! promises under arbitrary bytes (never a panic, bounded memory, a frame found after garbage).
 
+#![allow(clippy::unwrap_used)]
+
 use plantmeter_common::cjt188::{self, DiOrder, Field, MeterKind};
 use plantmeter_common::dlt645::{self, Version};
 use plantmeter_common::frame68::{parse_address, Garbage, Layout, Piece, Splitter, BUF_CAP};
@@ -321,4 +323,162 @@ proptest! {
             prop_assert!(value >= 80_000_000);
         }
     }
+}
+
+/// A block's value bytes (energy: the total and 4 tariffs, XXXXXX.XX kWh each).
+fn energy_block(values: &[f64]) -> Vec<u8> {
+    let spec = dlt645::spec_of(Version::V2007, 0x0001_0000).unwrap();
+    values
+        .iter()
+        .flat_map(|v| dlt645::encode_value(&spec, *v).unwrap().to_vec())
+        .collect()
+}
+
+#[test]
+fn dlt645_follow_up_frames_are_read_with_12h_until_the_last() {
+    let a = parse_address::<6>(ADDR_2007).unwrap();
+    let di = 0x0001_FF00;
+    // The follow-up request: C 12H, DI (0001FF00 sent 00 FF 01 00) and SEQ 01, each +33H.
+    assert_eq!(
+        dlt645::encode_read_follow(Version::V2007, &[], &a, di, 1).to_vec(),
+        hex("68 25 04 03 02 01 00 68 12 05 33 32 34 33 34 16 16")
+    );
+    // 1997: C 02H with the DI alone.
+    assert_eq!(
+        dlt645::encode_read_follow(Version::V1997, &[], &a, 0x901F, 1)[8..10],
+        [0x02, 0x02]
+    );
+    let block = energy_block(&[1206.42, 301.6, 301.6, 301.6, 301.62]);
+    let parts = [&block[..8], &block[8..16], &block[16..]];
+    let first = dlt645::encode_reply_part(Version::V2007, &[], &a, di, parts[0], None, true);
+    assert_eq!(first[8], 0xB1, "reply with the more-frames bit");
+    let mut c = dlt645::Collect::new(Version::V2007, a, di);
+    let f = dlt645::Frame::parse(&first).unwrap();
+    assert_eq!(c.feed(&f), Ok(dlt645::Progress::More(1)));
+    let second = dlt645::encode_reply_part(Version::V2007, &[], &a, di, parts[1], Some(1), true);
+    assert_eq!(second[8], 0xB2);
+    assert_eq!(
+        c.feed(&dlt645::Frame::parse(&second).unwrap()),
+        Ok(dlt645::Progress::More(2))
+    );
+    let last = dlt645::encode_reply_part(Version::V2007, &[], &a, di, parts[2], Some(2), false);
+    assert_eq!(last[8], 0x92);
+    assert_eq!(
+        c.feed(&dlt645::Frame::parse(&last).unwrap()),
+        Ok(dlt645::Progress::Done)
+    );
+    assert_eq!(
+        c.value(),
+        &block[..],
+        "the SEQ bytes are not part of the value"
+    );
+    assert_eq!(c.frames(), 3);
+
+    // A follow-up answering another SEQ is refused (a late frame must not join the answer).
+    let mut c = dlt645::Collect::new(Version::V2007, a, di);
+    c.feed(&f).unwrap();
+    let wrong = dlt645::encode_reply_part(Version::V2007, &[], &a, di, parts[1], Some(2), false);
+    assert_eq!(
+        c.feed(&dlt645::Frame::parse(&wrong).unwrap()),
+        Err(dlt645::ReplyError::WrongSeq { got: 2, want: 1 })
+    );
+    // An exception to a follow-up (D2H) is the meter saying no.
+    let mut c = dlt645::Collect::new(Version::V2007, a, di);
+    c.feed(&f).unwrap();
+    let mut ex = dlt645::encode_exception(Version::V2007, &[], &a, 0x02);
+    ex[8] = 0xD2;
+    let n = ex.len();
+    ex[n - 2] = plantmeter_common::frame68::checksum(&ex[..n - 2]);
+    assert!(c
+        .feed(&dlt645::Frame::parse(&ex).unwrap())
+        .is_err_and(|e| e.is_device_error()));
+    // A meter that never stops saying "more" gets an error after MAX_FRAMES, not the bus.
+    let mut c = dlt645::Collect::new(Version::V2007, a, di);
+    let mut got = c.feed(&f);
+    for seq in 1..=40u8 {
+        if got.is_err() {
+            break;
+        }
+        let more = dlt645::encode_reply_part(Version::V2007, &[], &a, di, &[0; 4], Some(seq), true);
+        got = c.feed(&dlt645::Frame::parse(&more).unwrap());
+    }
+    assert_eq!(
+        got,
+        Err(dlt645::ReplyError::TooManyFrames(dlt645::MAX_FRAMES))
+    );
+}
+
+/// A plan with one DL/T 645-2007 meter reading `points` of the dlt645-meter template.
+fn dlt645_plan(points: &str) -> plantmeter_common::Plan {
+    let text = format!(
+        "[gateway]\nid = \"gw\"\nsite = \"s\"\ndata_dir = \"/tmp/pm\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:1883\"\n\
+         [[bus]]\nname = \"b\"\nprotocol = \"dlt645-2007\"\ntransport = \"tcp\"\naddress = \"127.0.0.1:4001\"\npreamble = \"\"\n\
+         [[meter]]\nname = \"m\"\nbus = \"b\"\naddress = \"{ADDR_2007}\"\npoll_interval_s = 60\ntemplate = \"dlt645-meter\"\npoints = [{points}]\n"
+    );
+    plantmeter_common::config::parse(&text, std::path::Path::new("t.toml")).unwrap()
+}
+
+#[test]
+fn a_block_read_split_over_frames_gives_each_point_its_item() {
+    use plantmeter_common::meter_read::{Answer, Session};
+    use plantmeter_common::plan::Protocol;
+    let plan = dlt645_plan(
+        "\"energy_import\", \"energy_import_t1\", \"energy_import_t4\", \"voltage_a\", \"voltage_c\", \"power\"",
+    );
+    let bus = &plan.buses[0];
+    let Protocol::Meter(mb) = &bus.protocol else {
+        panic!("not a DL/T 645 bus")
+    };
+    let meter = &bus.meters[0];
+    let link = meter.link.as_ref().unwrap();
+    // Two blocks and a lone point: 3 requests instead of 6.
+    let dis: Vec<(u32, bool)> = link.reads.iter().map(|r| (r.di, r.block)).collect();
+    assert_eq!(
+        dis,
+        vec![
+            (0x0001_FF00, true),
+            (0x0201_FF00, true),
+            (0x0203_0000, false)
+        ]
+    );
+    let a = parse_address::<6>(ADDR_2007).unwrap();
+    let di = 0x0001_FF00;
+    let block = energy_block(&[1206.42, 301.6, 301.6, 301.6, 301.62]);
+    let mut s = Session::new(mb, link, &link.reads[0], &meter.points);
+    assert_eq!(
+        s.request(0).to_vec(),
+        dlt645::encode_read(Version::V2007, &[], &a, di).to_vec()
+    );
+    let first = dlt645::encode_reply_part(Version::V2007, &[], &a, di, &block[..12], None, true);
+    let raw = |b: &[u8]| plantmeter_common::frame68::RawFrame::from_slice(b).unwrap();
+    match s.on_frame(&raw(&first)) {
+        Answer::Follow(req) => assert_eq!(
+            req.to_vec(),
+            dlt645::encode_read_follow(Version::V2007, &[], &a, di, 1).to_vec()
+        ),
+        other => panic!("expected a follow-up, got {other:?}"),
+    }
+    let last = dlt645::encode_reply_part(Version::V2007, &[], &a, di, &block[12..], Some(1), false);
+    let Answer::Values(v) = s.on_frame(&raw(&last)) else {
+        panic!("no values")
+    };
+    let got: Vec<(usize, Option<f64>)> = v.iter().map(|p| (p.point, p.value)).collect();
+    assert_eq!(
+        got,
+        vec![(0, Some(1206.42)), (1, Some(301.6)), (2, Some(301.62))]
+    );
+
+    // A meter with two tariffs: its block lacks tariff 4, so the block is unfit (read point by
+    // point), not a value taken from the wrong bytes.
+    let short = energy_block(&[1206.42, 603.2, 603.22]);
+    let mut s = Session::new(mb, link, &link.reads[0], &meter.points);
+    let one = dlt645::encode_read_reply(Version::V2007, &[], &a, di, &short);
+    assert!(matches!(s.on_frame(&raw(&one)), Answer::Unfit(_)));
+    // An exception to the block: the link reads the points one by one (Exception here).
+    let mut s = Session::new(mb, link, &link.reads[0], &meter.points);
+    let ex = dlt645::encode_exception(Version::V2007, &[], &a, 0x02);
+    assert!(matches!(
+        s.on_frame(&raw(&ex)),
+        Answer::Exception { code: 2, .. }
+    ));
 }

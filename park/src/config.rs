@@ -11,11 +11,10 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use chrono::FixedOffset;
-use plantmeter_common::config::{ConfigError, ConfigErrors};
+use plantmeter_common::config::{offset_error, parse_offset, ConfigErrors, Diag};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -123,36 +122,9 @@ struct RawPlant {
     audit: Option<toml::Table>,
 }
 
-/// Positions in the config text.
-struct Diag<'t> {
-    file: &'t Path,
-    text: &'t str,
-    errors: Vec<ConfigError>,
-}
-
-impl Diag<'_> {
-    fn at(&mut self, span: Range<usize>, message: impl Into<String>) {
-        let offset = span.start.min(self.text.len());
-        let before = self.text.get(..offset).unwrap_or("");
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let col = before
-            .get(line_start..)
-            .map_or(1, |s| s.chars().count() + 1);
-        self.errors.push(ConfigError {
-            file: self.file.to_path_buf(),
-            line,
-            col,
-            message: message.into(),
-        });
-    }
-}
-
-/// Read and validate a park config file.
+/// Read and validate a park config file (read and reported as the agent's: plantmeter-common).
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigErrors::whole_file(path, format!("cannot read the config file: {e}")))?;
-    parse(&text, path)
+    parse(&plantmeter_common::config::read_text(path)?, path)
 }
 
 /// Names of gateways, meters, plants: `[A-Za-z0-9_-]`, 1..64.
@@ -164,11 +136,7 @@ fn valid_name(s: &str) -> bool {
 
 /// Validate config text; `source` names the file in messages.
 pub fn parse(text: &str, source: &Path) -> Result<Config, ConfigErrors> {
-    let mut d = Diag {
-        file: source,
-        text,
-        errors: Vec::new(),
-    };
+    let mut d = Diag::new(source, text);
     let raw: RawFile = match toml::from_str(text) {
         Ok(r) => r,
         Err(e) => {
@@ -186,13 +154,7 @@ pub fn parse(text: &str, source: &Path) -> Result<Config, ConfigErrors> {
         Some(tz) => {
             let parsed = parse_offset(tz.get_ref());
             if parsed.is_none() {
-                d.at(
-                    tz.span(),
-                    format!(
-                        "[park] timezone \"{}\" is not a UTC offset like \"+08:00\"",
-                        tz.get_ref()
-                    ),
-                );
+                d.at(tz.span(), offset_error("[park] timezone", tz.get_ref()));
             }
             parsed
         }
@@ -451,28 +413,6 @@ fn audit_errors(d: &mut Diag<'_>, text: &str, source: &Path, index: usize, plant
     }
 }
 
-/// `+08:00`, `-05:30`, `Z`, `UTC`.
-fn parse_offset(s: &str) -> Option<FixedOffset> {
-    if s == "Z" || s.eq_ignore_ascii_case("utc") {
-        return FixedOffset::east_opt(0);
-    }
-    let (sign, rest) = match s.as_bytes().first()? {
-        b'+' => (1, &s[1..]),
-        b'-' => (-1, &s[1..]),
-        _ => return None,
-    };
-    let (h, m) = rest.split_once(':')?;
-    if h.len() != 2 || m.len() != 2 {
-        return None;
-    }
-    let h: i32 = h.parse().ok()?;
-    let m: i32 = m.parse().ok()?;
-    if h > 14 || m > 59 {
-        return None;
-    }
-    FixedOffset::east_opt(sign * (h * 3600 + m * 60))
-}
-
 /// `mqtt://host[:port]` (port 1883 by default).
 fn parse_mqtt_url(url: &str) -> Option<(String, u16)> {
     let rest = url.strip_prefix("mqtt://")?.trim_end_matches('/');
@@ -628,6 +568,25 @@ gateways = ["plant-a/gw-01", "plant-a/gw-02"]
             "  timezone = \"8h\"\n  baseline",
         ));
         assert!(e.iter().any(|m| m.contains("timezone \"8h\"")), "{e:?}");
+    }
+
+    #[test]
+    fn the_timezone_is_written_as_the_agents_offset() {
+        for tz in ["Z", "UTC", "+8:00"] {
+            let e = errors(&GOOD.replacen("\"+08:00\"", &format!("\"{tz}\""), 1));
+            assert_eq!(e.len(), 1, "{tz}: {e:?}");
+            assert!(
+                e[0].starts_with(&format!("park.toml:4:12: [park] timezone \"{tz}\" must be a UTC offset +HH:MM or -HH:MM")),
+                "{tz}: {e:?}"
+            );
+        }
+        assert!(errors(&GOOD.replacen("+08:00", "Z", 1))[0].ends_with("UTC is \"+00:00\""));
+        let c = parse(
+            &GOOD.replacen("+08:00", "+00:00", 1),
+            Path::new("park.toml"),
+        )
+        .expect("valid");
+        assert_eq!(c.timezone.local_minus_utc(), 0);
     }
 
     #[test]

@@ -108,11 +108,7 @@ fn bad(m: String) -> Failure {
 fn load_scenario(path: Option<&Path>) -> Result<Scenario, Failure> {
     match path {
         None => Ok(Scenario::builtin()),
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .map_err(|e| bad(format!("{}: cannot read the scenario: {e}", p.display())))?;
-            Scenario::from_toml(&text).map_err(|e| bad(format!("{}: {e}", p.display())))
-        }
+        Some(p) => Scenario::load(p).map_err(|e| bad(e.to_string())),
     }
 }
 

@@ -9,7 +9,7 @@
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -35,6 +35,9 @@ pub enum LinkFault {
     GarbageBefore,
     /// An exception reply: DL/T 645 error byte 02H (no data), CJ/T 188 status 04 00.
     Exception,
+    /// DL/T 645: data block reads (DI1 = FFH) refused with error byte 02H, as many meters do;
+    /// single reads answered.
+    NoBlocks,
 }
 
 impl LinkFault {
@@ -45,6 +48,7 @@ impl LinkFault {
             "wrong_address" => LinkFault::WrongAddress,
             "garbage" => LinkFault::GarbageBefore,
             "exception" => LinkFault::Exception,
+            "no_blocks" => LinkFault::NoBlocks,
             _ => return None,
         })
     }
@@ -67,7 +71,15 @@ pub struct LinkMeter {
     fault: Mutex<Option<LinkFault>>,
     /// Requests answered (or refused).
     pub requests: AtomicU64,
+    /// DL/T 645: the most value bytes per reply frame (0: whole); a longer answer says "more
+    /// frames" and the rest goes out on 12H, as a meter's long blocks do.
+    split: AtomicUsize,
+    /// DL/T 645: what an answer split over frames still has to send: (DI, next SEQ, bytes).
+    pending: Mutex<Option<(u32, u8, Vec<u8>)>>,
 }
+
+/// The simulated DL/T 645 meter's tariffs (its energy blocks: the total, then these).
+const TARIFFS: usize = 4;
 
 /// The heat meter's constant load, kW, and its supply and return temperatures, °C.
 const HEAT_KW: f64 = 5.0;
@@ -91,6 +103,8 @@ fn meter(name: &'static str, kind: SimKind, address: &'static str) -> LinkMeter 
         address,
         fault: Mutex::new(None),
         requests: AtomicU64::new(0),
+        split: AtomicUsize::new(0),
+        pending: Mutex::new(None),
     }
 }
 
@@ -116,6 +130,18 @@ impl LinkSim {
         if let Ok(mut f) = m.fault.lock() {
             *f = fault;
         }
+        Ok(())
+    }
+
+    /// DL/T 645: send at most `bytes` value bytes per reply frame (0: whole answers), the rest as
+    /// follow-up frames.
+    pub fn set_split(&self, meter: &str, bytes: usize) -> Result<(), String> {
+        let m = self
+            .meters
+            .iter()
+            .find(|m| m.name == meter)
+            .ok_or_else(|| format!("no DL/T 645 / CJ/T 188 meter named {meter:?}"))?;
+        m.split.store(bytes, Ordering::Relaxed);
         Ok(())
     }
 
@@ -177,63 +203,144 @@ impl LinkSim {
             let a = plantmeter_common::frame68::parse_address::<6>(m.address)?;
             return Some(dlt645::encode_address_reply(&pre, &a).to_vec());
         }
-        let di = dlt645::read_request_di(Version::V2007, &f)?;
+        let v = Version::V2007;
+        if let Some((di, seq)) = dlt645::follow_request(v, &f) {
+            let m = self.find(&[SimKind::Dlt645], &f.address)?;
+            m.requests.fetch_add(1, Ordering::Relaxed);
+            return Some(match Self::next_part(m, di, seq) {
+                Some((part, more)) => {
+                    dlt645::encode_reply_part(v, &pre, &f.address, di, &part, Some(seq), more)
+                        .to_vec()
+                }
+                // Nothing pending for that DI and SEQ.
+                None => dlt645::encode_exception(v, &pre, &f.address, 0x01).to_vec(),
+            });
+        }
+        let di = dlt645::read_request_di(v, &f)?;
         let m = self.find(&[SimKind::Dlt645], &f.address)?;
         m.requests.fetch_add(1, Ordering::Relaxed);
         let fault = Self::fault_of(m);
         let mut address = f.address;
+        let is_block = di.to_be_bytes()[2] == 0xFF;
         let reply = match fault {
             Some(LinkFault::Silence) => return None,
-            Some(LinkFault::Exception) => {
-                dlt645::encode_exception(Version::V2007, &pre, &address, 0x02)
+            Some(LinkFault::Exception) => dlt645::encode_exception(v, &pre, &address, 0x02),
+            Some(LinkFault::NoBlocks) if is_block => {
+                dlt645::encode_exception(v, &pre, &address, 0x02)
             }
             _ => {
                 if fault == Some(LinkFault::WrongAddress) {
                     address[0] ^= 0x01;
                 }
-                let Some(spec) = dlt645::spec_of(Version::V2007, di) else {
-                    return Some(
-                        dlt645::encode_exception(Version::V2007, &pre, &address, 0x02).to_vec(),
-                    );
-                };
-                let point = match di {
-                    0x0000_0000 => "energy_combined",
-                    0x0001_0000 => "energy_import",
-                    0x0002_0000 => "energy_export",
-                    0x0201_0100 => "voltage_a",
-                    0x0201_0200 => "voltage_b",
-                    0x0201_0300 => "voltage_c",
-                    0x0202_0100 => "current_a",
-                    0x0202_0200 => "current_b",
-                    0x0202_0300 => "current_c",
-                    0x0203_0000 => "power",
-                    0x0206_0000 => "power_factor",
-                    // Tariffs: a quarter of the total each.
-                    0x0001_0100..=0x0001_0400 => "tariff",
-                    _ => "",
-                };
-                let v = if point == "tariff" {
-                    self.value(m.name, "energy_import", t_ms).map(|v| v / 4.0)
+                let value = if is_block {
+                    self.dlt645_block(m, di, t_ms)
                 } else {
-                    self.value(m.name, point, t_ms)
+                    self.dlt645_value(m, di, t_ms)
                 };
-                // The register wraps at its modulus, as a real meter's does.
-                let v = v.map(|v| {
-                    if spec.counter {
-                        v.rem_euclid(1_000_000.0)
-                    } else {
-                        v
-                    }
-                });
-                match v.and_then(|v| dlt645::encode_value(&spec, v)) {
+                match value {
                     Some(bytes) => {
-                        dlt645::encode_read_reply(Version::V2007, &pre, &address, di, &bytes)
+                        let split = m.split.load(Ordering::Relaxed);
+                        let cut = if split == 0 { bytes.len() } else { split };
+                        if bytes.len() > cut {
+                            if let Ok(mut p) = m.pending.lock() {
+                                *p = Some((di, 1, bytes[cut..].to_vec()));
+                            }
+                        }
+                        dlt645::encode_reply_part(
+                            v,
+                            &pre,
+                            &address,
+                            di,
+                            &bytes[..cut.min(bytes.len())],
+                            None,
+                            bytes.len() > cut,
+                        )
                     }
-                    None => dlt645::encode_exception(Version::V2007, &pre, &address, 0x02),
+                    None => dlt645::encode_exception(v, &pre, &address, 0x02),
                 }
             }
         };
         Some(apply_fault(fault, reply.to_vec()))
+    }
+
+    /// The next frame's bytes of a split answer, and whether more follow.
+    fn next_part(m: &LinkMeter, di: u32, seq: u8) -> Option<(Vec<u8>, bool)> {
+        let mut p = m.pending.lock().ok()?;
+        let (pdi, pseq, rest) = p.as_mut()?;
+        if *pdi != di || *pseq != seq {
+            return None;
+        }
+        let split = m.split.load(Ordering::Relaxed).max(1);
+        if rest.len() > split {
+            let part: Vec<u8> = rest.drain(..split).collect();
+            *pseq = pseq.wrapping_add(1);
+            Some((part, true))
+        } else {
+            let part = std::mem::take(rest);
+            *p = None;
+            Some((part, false))
+        }
+    }
+
+    /// The value bytes of one DI, or None (an exception reply: no such data).
+    fn dlt645_value(&self, m: &LinkMeter, di: u32, t_ms: i64) -> Option<Vec<u8>> {
+        let spec = dlt645::spec_of(Version::V2007, di)?;
+        let [_, d2, d1, _] = di.to_be_bytes();
+        let v = match di {
+            0x0000_0000 => self.value(m.name, "energy_combined", t_ms),
+            0x0001_0000 => self.value(m.name, "energy_import", t_ms),
+            0x0002_0000 => self.value(m.name, "energy_export", t_ms),
+            0x0201_0100 => self.value(m.name, "voltage_a", t_ms),
+            0x0201_0200 => self.value(m.name, "voltage_b", t_ms),
+            0x0201_0300 => self.value(m.name, "voltage_c", t_ms),
+            0x0202_0100 => self.value(m.name, "current_a", t_ms),
+            0x0202_0200 => self.value(m.name, "current_b", t_ms),
+            0x0202_0300 => self.value(m.name, "current_c", t_ms),
+            0x0203_0000 => self.value(m.name, "power", t_ms),
+            // Each phase a third of the total.
+            0x0203_0100..=0x0203_0300 if d1 <= 3 => {
+                self.value(m.name, "power", t_ms).map(|p| p / 3.0)
+            }
+            0x0206_0000..=0x0206_0300 if d1 <= 3 => self.value(m.name, "power_factor", t_ms),
+            // Tariffs: a quarter of the total each.
+            _ if di >> 24 == 0
+                && d2 <= 2
+                && (1..=TARIFFS as u8).contains(&d1)
+                && di & 0xFF == 0 =>
+            {
+                let total = match d2 {
+                    0 => "energy_combined",
+                    1 => "energy_import",
+                    _ => "energy_export",
+                };
+                self.value(m.name, total, t_ms).map(|v| v / TARIFFS as f64)
+            }
+            _ => None,
+        }?;
+        // The register wraps at its modulus, as a real meter's does.
+        let v = if spec.counter {
+            v.rem_euclid(1_000_000.0)
+        } else {
+            v
+        };
+        dlt645::encode_value(&spec, v).map(|b| b.to_vec())
+    }
+
+    /// A data block (DI1 = FFH): its items in order, as far as the meter has them (energy: the
+    /// total and 4 tariffs; voltage, current: phases A..C; power, power factor: total, A..C).
+    fn dlt645_block(&self, m: &LinkMeter, di: u32, t_ms: i64) -> Option<Vec<u8>> {
+        let [d3, d2, _, d0] = di.to_be_bytes();
+        let items: Vec<u8> = match (d3, d2) {
+            (0x00, _) => (0..=TARIFFS as u8).collect(),
+            (0x02, 0x01 | 0x02) => vec![1, 2, 3],
+            (0x02, _) => vec![0, 1, 2, 3],
+            _ => return None,
+        };
+        let mut out = Vec::new();
+        for d1 in items {
+            out.extend(self.dlt645_value(m, u32::from_be_bytes([d3, d2, d1, d0]), t_ms)?);
+        }
+        Some(out)
     }
 
     fn answer_cjt188(&self, raw: &[u8], t_ms: i64) -> Option<Vec<u8>> {

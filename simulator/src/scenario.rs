@@ -8,6 +8,7 @@ use crate::fault::{CounterEvent, Fault, FaultPlan, FaultWindow, RandomFault};
 use crate::plant::{
     PlantSpec, PollutantSpec, ProductSpec, ProductionSpec, StreamSpec, WeatherSpec,
 };
+use plantmeter_common::config::{offset_error, parse_offset, Diag};
 use plantmeter_common::templates::Template;
 
 /// The built-in plant's scenario text.
@@ -280,24 +281,6 @@ struct LevelFile {
     iii: f64,
 }
 
-/// Parse `+08:00`, `-05:30`, `Z` or `UTC`.
-pub fn parse_offset(s: &str) -> Option<FixedOffset> {
-    if s == "Z" || s == "UTC" || s == "+00:00" {
-        return FixedOffset::east_opt(0);
-    }
-    let (sign, rest) = match s.as_bytes().first()? {
-        b'+' => (1, &s[1..]),
-        b'-' => (-1, &s[1..]),
-        _ => return None,
-    };
-    let (h, m) = rest.split_once(':')?;
-    let (h, m): (i32, i32) = (h.parse().ok()?, m.parse().ok()?);
-    if h > 23 || !(0..60).contains(&m) || h < 0 {
-        return None;
-    }
-    FixedOffset::east_opt(sign * (h * 3600 + m * 60))
-}
-
 /// Parse an RFC 3339 instant, or a local date (its midnight in `tz`), to UTC ms.
 pub fn parse_instant(s: &str, tz: FixedOffset) -> Option<i64> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
@@ -350,12 +333,26 @@ impl Scenario {
     /// Parse and validate a scenario. Errors name the key, meter or value at fault.
     pub fn from_toml(text: &str) -> Result<Scenario, ScenarioError> {
         let f: File = toml::from_str(text).map_err(|e| ScenarioError(e.to_string()))?;
-        let tz = parse_offset(&f.plant.timezone).ok_or_else(|| {
-            ScenarioError(format!(
-                "plant.timezone: {:?} is not an offset like \"+08:00\"",
-                f.plant.timezone
-            ))
+        Scenario::from_file(f)
+    }
+
+    /// A scenario file (`--scenario FILE`), read and reported as the agent reads its config
+    /// (plantmeter-common): a file that cannot be read or is not UTF-8 and a TOML error as
+    /// `FILE:LINE:COL: message`; a value that does not hold as `FILE: message`.
+    pub fn load(path: &std::path::Path) -> Result<Scenario, ScenarioError> {
+        let text =
+            plantmeter_common::config::read_text(path).map_err(|e| ScenarioError(e.to_string()))?;
+        let f: File = toml::from_str(&text).map_err(|e| {
+            let mut d = Diag::new(path, &text);
+            d.error(&e.span(), e.message().trim_end());
+            ScenarioError(d.into_errors().to_string())
         })?;
+        Scenario::from_file(f).map_err(|e| ScenarioError(format!("{}: {e}", path.display())))
+    }
+
+    fn from_file(f: File) -> Result<Scenario, ScenarioError> {
+        let tz = parse_offset(&f.plant.timezone)
+            .ok_or_else(|| ScenarioError(offset_error("plant.timezone", &f.plant.timezone)))?;
         let start_date = parse_date(&f.plant.start, "plant.start")?;
         let start_ms = local_midnight_ms(start_date, tz)
             .ok_or_else(|| ScenarioError("plant.start: out of range".into()))?;
@@ -712,6 +709,54 @@ mod tests {
             Ok(_) => panic!("{to:?} was accepted"),
             Err(e) => e.to_string(),
         }
+    }
+
+    #[test]
+    fn the_timezone_is_written_as_the_agents_offset() {
+        for tz in ["Z", "UTC", "+8:00", "+08:00:00"] {
+            let e = error_of("timezone = \"+08:00\"", &format!("timezone = \"{tz}\""));
+            assert!(
+                e.starts_with(&format!(
+                    "plant.timezone \"{tz}\" must be a UTC offset +HH:MM or -HH:MM"
+                )),
+                "{e}"
+            );
+        }
+        let utc = BUILTIN.replacen("timezone = \"+08:00\"", "timezone = \"+00:00\"", 1);
+        assert_eq!(
+            Scenario::from_toml(&utc)
+                .unwrap()
+                .plant
+                .timezone
+                .local_minus_utc(),
+            0
+        );
+    }
+
+    #[test]
+    fn a_scenario_file_is_read_and_reported_as_the_agents_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("plant.toml");
+        let e = Scenario::load(&file).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "{}:1:1: cannot read the config file: no such file",
+                file.display()
+            )
+        );
+        // A TOML error at its line and column (line 2 of the file, the value after `seed = `).
+        std::fs::write(&file, "name = \"x\"\nseed = nope\n").unwrap();
+        let e = Scenario::load(&file).unwrap_err().to_string();
+        assert!(e.starts_with(&format!("{}:2:8: ", file.display())), "{e}");
+        // A value that does not hold: the file named, then what is wrong.
+        std::fs::write(&file, BUILTIN.replacen("\"+08:00\"", "\"Z\"", 1)).unwrap();
+        let e = Scenario::load(&file).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!("{}: plant.timezone \"Z\"", file.display()))
+                && e.ends_with("UTC is \"+00:00\""),
+            "{e}"
+        );
     }
 
     #[test]

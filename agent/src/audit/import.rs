@@ -38,6 +38,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use plantmeter_common::audit::hourly::{Chunk, DayBlock, HourAgg, HourGrid};
 use plantmeter_common::audit::intervals::{gap_threshold_ms, Gap, LastReading, Tracker};
+use plantmeter_common::audit::multiplier::rescale_across;
+use plantmeter_common::plan::Multiplier;
 // Instants in the messages in the plant's timezone (`[audit] timezone`, set in `main`).
 use crate::local_time::format_ts_ms;
 use plantmeter_common::audit::render::Lang;
@@ -379,6 +381,21 @@ struct Rows<'p> {
     ignored: Vec<String>,
     /// Bytes (CSV) or rows (workbook) read so far, for progress.
     done: u64,
+    /// The 倍率 of each point's meter and the point's unit (`multipliers`).
+    multipliers: Vec<Option<(&'p Multiplier, &'p str)>>,
+}
+
+/// Per point (in `plan.meters()` order), its meter's multiplier (倍率) and the point's unit: a
+/// file's values are what the meter shows, scaled like polled readings (`poller::apply_multiplier`)
+/// by the multiplier in force at each row's time, so imported and polled readings agree.
+fn multipliers(plan: &Plan) -> Vec<Option<(&Multiplier, &str)>> {
+    plan.meters()
+        .flat_map(|m| {
+            m.points
+                .iter()
+                .map(move |p| m.multiplier.as_ref().map(|x| (x, p.unit.as_str())))
+        })
+        .collect()
 }
 
 impl<'p> Rows<'p> {
@@ -470,6 +487,7 @@ impl<'p> Rows<'p> {
             lang,
             ignored,
             done: 0,
+            multipliers: multipliers(plan),
         })
     }
 
@@ -511,10 +529,16 @@ impl<'p> Rows<'p> {
         loop {
             if let Some(r) = self.pending.get(self.next_pending) {
                 self.next_pending += 1;
+                let factor = self
+                    .multipliers
+                    .get(r.point)
+                    .copied()
+                    .flatten()
+                    .map_or(1.0, |(m, unit)| m.factor(unit, r.ts));
                 return Some(Seen::Row(Row {
                     point: r.point,
                     ts: r.ts,
-                    value: r.value,
+                    value: r.value.map(|v| v * factor),
                     line: self.line,
                     col: r.col,
                 }));
@@ -1279,6 +1303,10 @@ fn import_batches(
             }
         }
         let open = &mut p.open;
+        // 倍率 changed since the point's last reading: a discontinuity, not consumption (as live).
+        if let Some((m, unit)) = rows.multipliers.get(r.point).copied().flatten() {
+            rescale_across(&mut p.tracker, m, unit, r.ts);
+        }
         p.tracker
             .push(r.ts, r.value, &grid, &mut |h, a| open.add(h, &a));
         if p.first_good.is_none() {
@@ -1362,6 +1390,9 @@ fn import_batches(
         let before = st.filter(|s| resume[i].is_none() && last.ts < s.first_ts);
         let open = &mut p.open;
         if let Some(s) = before {
+            if let Some((m, unit)) = rows.multipliers.get(i).copied().flatten() {
+                rescale_across(&mut p.tracker, m, unit, s.first_ts);
+            }
             // Bridge to the first reading the store already counted from.
             p.tracker
                 .push(s.first_ts, Some(s.first_value), &grid, &mut |h, a| {
@@ -1599,6 +1630,50 @@ mod tests {
             "{err}"
         );
         assert_eq!(hours(&db).0, e2);
+    }
+
+    /// A meter behind transformers (倍率 6 000, 8 000 from 02:00): the file holds what the meter
+    /// shows; imported like polled readings, on the primary side. Register 100.00, 101.00, then
+    /// after the change 101.00, 102.50: 6 000 + 0 + 12 000 = 18 000 kWh (DOMAIN.md), not the
+    /// 202 000 kWh of the jump; a 1.5 kW register reads 9 000 kW.
+    #[test]
+    fn the_multiplier_applies_to_imported_readings_as_to_polled_ones() {
+        use crate::audit::engine::tests::plan;
+        let dir = tempfile::tempdir().unwrap();
+        plan(dir.path());
+        let cfg = dir.path().join("plant.toml");
+        let text = std::fs::read_to_string(&cfg).unwrap().replace(
+            "unit_id = 1\npoll_interval_s = 60\n",
+            "unit_id = 1\npoll_interval_s = 60\nmultiplier = 6000.0\n  [[meter.multiplier_change]]\n  \
+             at = \"2026-01-01T02:00:00+08:00\"\n  value = 8000.0\n",
+        );
+        std::fs::write(&cfg, text).unwrap();
+        let plan = plantmeter_common::config::load(&cfg).unwrap();
+        let t0 = plantmeter_common::model::parse_ts_ms("2026-01-01T00:00:00+08:00").unwrap();
+        let csv = dir.path().join("ledger.csv");
+        std::fs::write(
+            &csv,
+            "ts,meter,point,value\n2026-01-01 00:00,power,energy,100\n2026-01-01 00:00,power,power,1.5\n\
+             2026-01-01 01:00,power,energy,101\n2026-01-01 03:00,power,energy,101\n2026-01-01 04:00,power,energy,102.5\n",
+        )
+        .unwrap();
+        let db = crate::store::open_db(&dir.path().join("store")).unwrap();
+        let input = Input::csv(&csv);
+        let now = t0 + 3 * 86_400_000;
+        let checked = validate(&plan, &input, now, false).unwrap();
+        let s = import(&db, &plan, &input, checked, now, false).unwrap();
+        assert_eq!(s.rows, 5, "{s:?}");
+        let grid = HourGrid::new(plan.audit.as_ref().unwrap().timezone);
+        let agg = Aggregates::open(&db, &grid).unwrap();
+        let (mut e, mut g) = (vec![HourAgg::default(); 6], vec![HourAgg::default(); 6]);
+        agg.hours("power.energy", grid.hour_index(t0), &mut e)
+            .unwrap();
+        agg.hours("power.power", grid.hour_index(t0), &mut g)
+            .unwrap();
+        let total: f64 = e.iter().map(|a| a.sum).sum();
+        assert!((total - 18_000.0).abs() < 1e-6, "{total}: {e:?}");
+        assert!((e[0].sum - 6_000.0).abs() < 1e-6, "{:?}", e[0]);
+        assert_eq!(g[0].gauge_mean(), Some(9_000.0));
     }
 
     #[test]

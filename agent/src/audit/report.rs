@@ -8,6 +8,8 @@
 //!
 //! `--out-dir DIR` writes the sealed JSON and its HTML, XLSX and CSV renderings of that one computation;
 //! `--from-json FILE --format html|xlsx|csv` renders a sealed JSON as it is (no config, no store).
+//! The gateway build has no Excel writer (feature `xlsx`): `--format xlsx` exits 2 before any work,
+//! saying how to get the workbook, and `--out-dir` writes the other files and says report.xlsx is not there.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -101,6 +103,10 @@ pub fn period_override(
 pub fn main(args: ReportArgs) -> anyhow::Result<()> {
     let lang = render::Lang::parse(&args.lang)
         .ok_or_else(|| bad_input(format!("--lang {}: en or zh", args.lang)))?;
+    // Before the store is opened and a long period computed for nothing.
+    if args.format.as_deref() == Some("xlsx") && !WORKBOOK {
+        return Err(no_workbook("plantmeter report --format xlsx"));
+    }
     if let Some(json) = &args.from_json {
         return from_json(json, &args, lang);
     }
@@ -193,6 +199,10 @@ pub fn main(args: ReportArgs) -> anyhow::Result<()> {
         for p in write_all(dir, &report, lang)? {
             eprintln!("wrote {}", p.display());
         }
+        if !WORKBOOK {
+            let what = format!("{} not written", dir.join("report.xlsx").display());
+            eprintln!("plantmeter: {:#}", no_workbook(&what));
+        }
         return Ok(());
     }
     let format = args.format.as_deref().unwrap_or("json");
@@ -253,9 +263,34 @@ fn render_one(report: &Report, format: &str, lang: render::Lang) -> anyhow::Resu
             v
         }
         "csv" => render::csv(report, lang),
-        "xlsx" => render::xlsx(report, lang).context("writing the Excel workbook")?,
+        "xlsx" => workbook(report, lang)?,
         _ => render::html(report, lang).into_bytes(),
     })
+}
+
+/// Whether this build writes Excel workbooks (feature `xlsx`: the desk build and the demo). The gateway
+/// build leaves the writer out (rust_xlsxwriter and its zip crates, 618,920 B of the 5 MB budget,
+/// measured).
+pub const WORKBOOK: bool = cfg!(feature = "xlsx");
+
+/// `what` is not possible without the Excel writer (exit 2): what to do instead.
+pub fn no_workbook(what: &str) -> anyhow::Error {
+    bad_input(format!(
+        "{what}: not in this build: the gateway build (cargo build --release -p plantmeter-agent) has no \
+         Excel writer. Render the workbook from the report JSON on a desk build (`cargo build --release` \
+         at the repository root, or --features desk): `plantmeter report --from-json FILE --format xlsx`."
+    ))
+}
+
+/// The report's Excel workbook.
+#[cfg(feature = "xlsx")]
+fn workbook(report: &Report, lang: render::Lang) -> anyhow::Result<Vec<u8>> {
+    render::xlsx(report, lang).context("writing the Excel workbook")
+}
+
+#[cfg(not(feature = "xlsx"))]
+fn workbook(_: &Report, _: render::Lang) -> anyhow::Result<Vec<u8>> {
+    Err(no_workbook("plantmeter report --format xlsx"))
 }
 
 /// `--out FILE` (a CSV gets its `FILE.sha256` sidecar) or stdout.
@@ -351,23 +386,25 @@ pub fn sidecar_path(csv: &Path) -> PathBuf {
 }
 
 /// The report JSON and its renderings of this one sealed report in `dir` (created when missing):
-/// report.json, report.html, report.xlsx, report.csv, report.csv.sha256. Returns the files written.
+/// report.json, report.html, report.xlsx (in a build with the Excel writer), report.csv,
+/// report.csv.sha256. Returns the files written.
 pub fn write_all(dir: &Path, report: &Report, lang: render::Lang) -> anyhow::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let csv = render::csv(report, lang);
-    let files = [
+    let mut files = vec![
         ("report.json", render_one(report, "json", lang)?),
         ("report.html", render::html(report, lang).into_bytes()),
-        (
-            "report.xlsx",
-            render::xlsx(report, lang).context("writing the report's workbook")?,
-        ),
+    ];
+    if WORKBOOK {
+        files.push(("report.xlsx", workbook(report, lang)?));
+    }
+    files.extend([
         (
             "report.csv.sha256",
             super::integrity::csv_sidecar(&csv, "report.csv", report).into_bytes(),
         ),
         ("report.csv", csv),
-    ];
+    ]);
     let mut written = Vec::with_capacity(files.len());
     for (name, bytes) in &files {
         let p = dir.join(name);

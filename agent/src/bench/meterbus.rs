@@ -80,8 +80,84 @@ pub fn dlt645(a: Dlt645Args) -> anyhow::Result<()> {
                 }
             }
         }
+        block_vs_points(&links, &a).await?;
         drop(links);
         sim.shutdown().await;
         anyhow::Ok(())
     })
+}
+
+/// Bus time per poll of a meter reading the whole dlt645-meter template (13 points), with data
+/// block reads (the plan's) and point by point (one read per DI, as before blocks): measured over
+/// loopback with the bus's gap, and the line's time at the bench's baud from the bytes.
+async fn block_vs_points(
+    links: &plantmeter_sim::meterbus::LinkHandle,
+    a: &Dlt645Args,
+) -> anyhow::Result<()> {
+    let text = format!(
+        "[gateway]\nid = \"bench\"\nsite = \"s\"\ndata_dir = \"/tmp/plantmeter-bench\"\n\
+         [mqtt]\nurl = \"mqtt://127.0.0.1:1883\"\n\
+         [[bus]]\nname = \"b\"\nprotocol = \"dlt645-2007\"\ntransport = \"tcp\"\naddress = \"{}\"\ngap_ms = {}\n\
+         [[meter]]\nname = \"m\"\naddress = \"000000000001\"\npoll_interval_s = 1\ntemplate = \"dlt645-meter\"\n",
+        links.dlt645_addr, a.gap_ms
+    );
+    let plan = plantmeter_common::config::parse(&text, std::path::Path::new("bench.toml"))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let bus = &plan.buses[0];
+    let Protocol::Meter(mb) = &bus.protocol else {
+        anyhow::bail!("not a DL/T 645 bus");
+    };
+    let blocks = bus.meters[0].clone();
+    let mut points = blocks.clone();
+    if let Some(l) = points.link.as_mut() {
+        l.reads = l
+            .points
+            .iter()
+            .enumerate()
+            .map(|(i, lp)| plantmeter_common::meter_read::single(i, lp))
+            .collect();
+    }
+    for (what, meter) in [("point by point", &points), ("with block reads", &blocks)] {
+        let Some(ml) = meter.link.as_ref() else {
+            anyhow::bail!("no link");
+        };
+        let mut link = MeterLink::new(bus.transport.clone(), Duration::from_secs(1), mb.clone());
+        let start = Instant::now();
+        let mut polls = 0u32;
+        while start.elapsed() < Duration::from_secs(a.seconds.max(1)) {
+            for i in 0..ml.reads.len() {
+                link.read(meter, i)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+            }
+            polls += 1;
+        }
+        let ms = start.elapsed().as_secs_f64() * 1000.0 / f64::from(polls.max(1));
+        let bytes: usize = ml
+            .reads
+            .iter()
+            .map(|r| {
+                let (q, p) = plantmeter_common::meter_read::exchange_bytes(mb, ml, r);
+                q + p
+            })
+            .sum();
+        let line: f64 = ml
+            .reads
+            .iter()
+            .map(|r| {
+                let (q, p) = plantmeter_common::meter_read::exchange_bytes(mb, ml, r);
+                mb.line_time(q + p, a.baud, 11).as_secs_f64() * 1000.0
+            })
+            .sum();
+        println!(
+            "dlt645: a poll of the dlt645-meter template ({} points) {what}: {} requests, {bytes} bytes, \
+             {ms:.0} ms measured over loopback with a {} ms gap ({polls} polls); on the line at {} baud 8E1: {line:.0} ms \
+             before the meter's answer delays (20..500 ms a request)",
+            meter.points.len(),
+            ml.reads.len(),
+            a.gap_ms,
+            a.baud
+        );
+    }
+    Ok(())
 }

@@ -10,7 +10,8 @@
 use std::time::Duration;
 
 use plantmeter_common::frame68::{Piece, RawFrame, Splitter};
-use plantmeter_common::meter_read::{self, Answer};
+use plantmeter_common::meter_read::{self, Answer, PointValue, Session};
+use plantmeter_common::plan::LinkRead;
 use plantmeter_common::plan::{Meter, MeterBus, Transport};
 use plantmeter_common::Quality;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -34,17 +35,20 @@ pub struct MeterLink {
     ser: u8,
     /// Transport failures since the link last worked.
     pub failures: u64,
+    /// (meter, block DI) a meter refused: its points are read one by one from then on. Bounded by
+    /// the plan's reads.
+    refused_blocks: Vec<(String, u32)>,
 }
 
-/// A point's reading, with the frames exchanged (for `read`).
+/// What one read (one request of a poll, a block's points together) got, with the frames
+/// exchanged (for `read`).
 #[derive(Debug, Clone)]
-pub struct PointRead {
-    pub value: Option<f64>,
-    pub quality: Quality,
-    /// Why it is not good, when it is not.
-    pub why: Option<String>,
-    pub request: Vec<u8>,
-    pub reply: Vec<u8>,
+pub struct ReadOut {
+    /// One per point of the read. A point whose own read was refused (after a block was) is
+    /// `device_error` with the error byte in `why`.
+    pub values: Vec<PointValue>,
+    /// (request, reply) of each exchange, follow-ups included.
+    pub frames: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 impl MeterLink {
@@ -58,6 +62,7 @@ impl MeterLink {
             last_io: None,
             ser: 0,
             failures: 0,
+            refused_blocks: Vec::new(),
         }
     }
 
@@ -91,89 +96,166 @@ impl MeterLink {
         }
     }
 
-    /// Read point `index` of `meter`: Ok with its value and quality (an exception reply is
-    /// `ReadError::Exception`), or a transport failure.
-    pub async fn read(&mut self, meter: &Meter, index: usize) -> Result<PointRead, ReadError> {
-        let (Some(link), Some(point)) = (meter.link.as_ref(), meter.points.get(index)) else {
+    /// Make read `index` of `meter`'s plan (`MeterLink::reads`): Ok with a value per point (an
+    /// exception reply to a one-point read is `ReadError::Exception`), or a transport failure.
+    /// A data block the meter refuses (an exception, or a reply without every item) is read
+    /// point by point at once, and from then on.
+    pub async fn read(&mut self, meter: &Meter, index: usize) -> Result<ReadOut, ReadError> {
+        let Some(link) = meter.link.as_ref() else {
             return Err(ReadError::Comm(format!(
-                "meter {} has no DL/T 645 / CJ/T 188 point {index}",
+                "meter {} is not a DL/T 645 / CJ/T 188 meter",
                 meter.name
             )));
         };
-        let Some(lp) = link.points.get(index) else {
+        let Some(read) = link.reads.get(index) else {
             return Err(ReadError::Comm(format!(
-                "no data identifier for point {}",
-                point.name
+                "meter {} has no read {index}",
+                meter.name
             )));
+        };
+        let refused = read.block
+            && self
+                .refused_blocks
+                .iter()
+                .any(|(m, di)| *m == meter.name && *di == read.di);
+        let mut frames = Vec::new();
+        let mut block_refusal = None;
+        if !refused {
+            match self.read_one(meter, read, &mut frames).await {
+                Ok(Ok(values)) => return Ok(ReadOut { values, frames }),
+                Ok(Err(why)) => block_refusal = Some(why),
+                Err(e) => return Err(e),
+            }
+        }
+        // The block's points, each by its own DI.
+        let mut first_exception = None;
+        let mut values = Vec::with_capacity(read.items.len());
+        for &(pi, _) in &read.items {
+            let Some(lp) = link.points.get(pi) else {
+                continue;
+            };
+            let one = meter_read::single(pi, lp);
+            match self.read_one(meter, &one, &mut frames).await {
+                Ok(Ok(mut v)) => values.append(&mut v),
+                Ok(Err(why)) => values.push(PointValue {
+                    point: pi,
+                    value: None,
+                    quality: Quality::CommError,
+                    why: Some(why),
+                }),
+                Err(ReadError::Exception(code, why)) => {
+                    first_exception.get_or_insert((code, why.clone()));
+                    values.push(PointValue {
+                        point: pi,
+                        value: None,
+                        quality: Quality::DeviceError,
+                        why: Some(why),
+                    })
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if values.iter().all(|v| v.quality == Quality::DeviceError) {
+            // The meter says no to everything (not to the block alone): an exception as a one-point
+            // read would be, the block tried again next time.
+            if let Some((code, why)) = first_exception {
+                return Err(ReadError::Exception(code, why));
+            }
+        }
+        if let Some(why) = block_refusal {
+            tracing::warn!(meter = %meter.name, %why, "data block refused: its points are read one by one");
+            self.refused_blocks.push((meter.name.clone(), read.di));
+        }
+        Ok(ReadOut { values, frames })
+    }
+
+    /// One request and its follow-ups: Ok(Ok(values)), Ok(Err(why)) for a block to read point by
+    /// point (refused or unfit), Err for a transport failure or an exception to a one-point read.
+    async fn read_one(
+        &mut self,
+        meter: &Meter,
+        read: &LinkRead,
+        frames: &mut Vec<(Vec<u8>, Vec<u8>)>,
+    ) -> Result<Result<Vec<PointValue>, String>, ReadError> {
+        let Some(link) = meter.link.as_ref() else {
+            return Err(ReadError::Comm("not a DL/T 645 / CJ/T 188 meter".into()));
+        };
+        let what = || {
+            let names: Vec<&str> = read
+                .items
+                .iter()
+                .filter_map(|&(pi, _)| meter.points.get(pi).map(|p| p.name.as_str()))
+                .collect();
+            format!("{} at {}", names.join(", "), link.address_text)
         };
         if self.stream.is_none() {
             let s = self.connect().await.inspect_err(|_| self.failures += 1)?;
             self.stream = Some(s);
         }
-        if let Some(last) = self.last_io {
-            tokio::time::sleep_until(last + self.bus.gap).await;
-        }
         self.ser = self.ser.wrapping_add(1);
-        let request = meter_read::request(&self.bus, link, lp, self.ser);
-        let what = || format!("{} at {}", point.name, link.address_text);
-        let bus = &self.bus;
-        let Some(stream) = self.stream.as_mut() else {
-            return Err(ReadError::Comm("not connected".into()));
-        };
-        let deadline = Instant::now() + self.timeout;
-        let result =
-            exchange(
-                stream,
-                &mut self.splitter,
-                &request,
-                deadline,
-                |raw| match meter_read::answer(bus, link, lp, point, raw) {
-                    Answer::Ignore => None,
-                    other => Some(other),
-                },
-            );
-        // A safety net: `exchange` keeps the deadline itself (to say what it skipped meanwhile).
-        let result = tokio::time::timeout_at(deadline + Duration::from_millis(100), result).await;
-        self.last_io = Some(Instant::now());
-        match result {
-            Err(_) => {
-                self.fail();
-                Err(ReadError::Comm(format!(
-                    "timeout after {} ms reading {}",
-                    self.timeout.as_millis(),
-                    what()
-                )))
+        let mut session = Session::new(&self.bus, link, read, &meter.points);
+        let mut request = session.request(self.ser);
+        loop {
+            if let Some(last) = self.last_io {
+                tokio::time::sleep_until(last + self.bus.gap).await;
             }
-            Ok((Err(e), _)) => {
-                self.fail();
-                Err(ReadError::Comm(format!("{e} reading {}", what())))
+            let Some(stream) = self.stream.as_mut() else {
+                return Err(ReadError::Comm("not connected".into()));
+            };
+            let deadline = Instant::now() + self.timeout;
+            let result =
+                exchange(
+                    stream,
+                    &mut self.splitter,
+                    &request,
+                    deadline,
+                    |raw| match session.on_frame(raw) {
+                        Answer::Ignore => None,
+                        other => Some(other),
+                    },
+                );
+            // A safety net: `exchange` keeps the deadline itself (to say what it skipped meanwhile).
+            let result =
+                tokio::time::timeout_at(deadline + Duration::from_millis(100), result).await;
+            self.last_io = Some(Instant::now());
+            let (answer, reply) = match result {
+                Err(_) => {
+                    self.fail();
+                    return Err(ReadError::Comm(format!(
+                        "timeout after {} ms reading {}",
+                        self.timeout.as_millis(),
+                        what()
+                    )));
+                }
+                Ok((Err(e), _)) => {
+                    self.fail();
+                    return Err(ReadError::Comm(format!("{e} reading {}", what())));
+                }
+                Ok((Ok(a), reply)) => (a, reply),
+            };
+            frames.push((request.to_vec(), reply));
+            match answer {
+                Answer::Follow(next) => request = next,
+                Answer::Values(v) => {
+                    self.failures = 0;
+                    return Ok(Ok(v));
+                }
+                Answer::Exception { why, .. } if read.block => {
+                    return Ok(Err(format!("{why} reading {}", what())))
+                }
+                Answer::Exception { code, why } => {
+                    return Err(ReadError::Exception(
+                        code,
+                        format!("{why} reading {}", what()),
+                    ))
+                }
+                Answer::Unfit(why) => return Ok(Err(format!("{why} reading {}", what()))),
+                Answer::Wrong(why) => {
+                    self.fail();
+                    return Err(ReadError::Comm(format!("{why} reading {}", what())));
+                }
+                Answer::Ignore => return Err(ReadError::Comm("no answer".into())),
             }
-            Ok((Ok(Answer::Exception { code, why }), _)) => Err(ReadError::Exception(
-                code,
-                format!("{why} reading {}", what()),
-            )),
-            Ok((Ok(Answer::Wrong(why)), _)) => {
-                self.fail();
-                Err(ReadError::Comm(format!("{why} reading {}", what())))
-            }
-            Ok((
-                Ok(Answer::Value {
-                    value,
-                    quality,
-                    why,
-                }),
-                reply,
-            )) => {
-                self.failures = 0;
-                Ok(PointRead {
-                    value,
-                    quality,
-                    why,
-                    request: request.to_vec(),
-                    reply,
-                })
-            }
-            Ok((Ok(Answer::Ignore), _)) => unreachable_ignore(),
         }
     }
 
@@ -220,7 +302,7 @@ async fn exchange<T>(
     splitter: &mut Splitter,
     request: &[u8],
     deadline: Instant,
-    judge: impl Fn(&RawFrame) -> Option<T>,
+    mut judge: impl FnMut(&RawFrame) -> Option<T>,
 ) -> (Result<T, String>, Vec<u8>) {
     splitter.clear();
     if let Err(e) = stream.write_all(request).await {
@@ -293,9 +375,4 @@ pub fn scan(plan: &plantmeter_common::Plan, bus: &str) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("bus \"{bus}\": {e}"))?;
     println!("bus \"{bus}\": the meter answering the read-address command is {address}");
     Ok(())
-}
-
-/// `exchange` never returns Ignore (it keeps listening instead).
-fn unreachable_ignore() -> Result<PointRead, ReadError> {
-    Err(ReadError::Comm("no answer".into()))
 }

@@ -180,22 +180,15 @@ async fn run_group(
     let Some(bus) = plan.buses.get(bus_idx) else {
         return;
     };
-    let mut link = match &bus.protocol {
-        Protocol::Modbus => AnyLink::Modbus(Link::new(bus.transport.clone(), bus.timeout)),
-        Protocol::Meter(m) => AnyLink::Meter(Box::new(MeterLink::new(
-            bus.transport.clone(),
-            bus.timeout,
-            m.clone(),
-        ))),
-    };
+    let mut link = AnyLink::of(bus);
     // Scheduling runs on the clock's monotonic time base; readings are stamped with `now_ms`.
     let now = clock.schedule_ms();
     let mut sched: Vec<Sched> = members
         .iter()
         .filter_map(|&(global, local)| {
             let m = bus.meters.get(local)?;
-            // DL/T 645 / CJ/T 188: one read per point, each with its own back-off.
-            let split = m.link.as_ref().map(|_| per_point_requests(m));
+            // DL/T 645 / CJ/T 188: one request per read of the plan, each with its own back-off.
+            let split = m.link.as_ref().map(link_requests);
             let n = split.as_ref().map_or(m.requests.len(), Vec::len);
             // A meter always has a request (the config requires a point); one without would
             // have nothing to poll.
@@ -411,13 +404,13 @@ async fn poll_meter(
                 decode_bits(meter, req, &b, &mut set);
                 group.answered();
             }
-            Ok(Got::Point(p)) => {
-                tracing::debug!(request = ?p.request, reply = ?p.reply, "frames");
-                if let Some(why) = &p.why {
-                    tracing::warn!(point = %req.points.first().and_then(|&i| meter.points.get(i)).map_or("?", |p| p.name.as_str()), %why, "reading not usable");
-                }
-                for &idx in &req.points {
-                    set(idx, p.value, p.quality);
+            Ok(Got::Points(out)) => {
+                tracing::debug!(frames = ?out.frames, "frames");
+                for p in &out.values {
+                    if let Some(why) = &p.why {
+                        tracing::warn!(point = %meter.points.get(p.point).map_or("?", |p| p.name.as_str()), %why, "reading not usable");
+                    }
+                    set(p.point, p.value, p.quality);
                 }
                 group.answered();
             }
@@ -471,8 +464,8 @@ fn name_invalid(
     }
 }
 
-/// A bus's link: Modbus, or DL/T 645 / CJ/T 188.
-enum AnyLink {
+/// A bus's link: Modbus, or DL/T 645 / CJ/T 188 (the poller's and `plantmeter read`'s).
+pub(crate) enum AnyLink {
     Modbus(Link),
     Meter(Box<MeterLink>),
 }
@@ -480,10 +473,22 @@ enum AnyLink {
 /// What a read returned.
 enum Got {
     Modbus(Reply),
-    Point(meter_link::PointRead),
+    Points(meter_link::ReadOut),
 }
 
 impl AnyLink {
+    /// The link `bus` is read through.
+    pub(crate) fn of(bus: &Bus) -> AnyLink {
+        match &bus.protocol {
+            Protocol::Modbus => AnyLink::Modbus(Link::new(bus.transport.clone(), bus.timeout)),
+            Protocol::Meter(m) => AnyLink::Meter(Box::new(MeterLink::new(
+                bus.transport.clone(),
+                bus.timeout,
+                m.clone(),
+            ))),
+        }
+    }
+
     fn idle_until(&mut self, at: tokio::time::Instant) {
         if let AnyLink::Modbus(l) = self {
             l.idle_until(at);
@@ -493,24 +498,23 @@ impl AnyLink {
     async fn read(&mut self, meter: &Meter, req: &ReadRequest) -> Result<Got, ReadError> {
         match self {
             AnyLink::Modbus(l) => l.read(meter.unit_id, req).await.map(Got::Modbus),
-            AnyLink::Meter(l) => {
-                let Some(&index) = req.points.first() else {
-                    return Err(ReadError::Comm("a read of no point".into()));
-                };
-                l.read(meter, index).await.map(Got::Point)
-            }
+            // `start` is the index of the read in the meter's plan (`link_requests`).
+            AnyLink::Meter(l) => l.read(meter, usize::from(req.start)).await.map(Got::Points),
         }
     }
 }
 
-/// One request per point (a DL/T 645 / CJ/T 188 meter): the scheduler's unit of back-off.
-fn per_point_requests(meter: &Meter) -> Vec<ReadRequest> {
-    (0..meter.points.len())
-        .map(|i| ReadRequest {
+/// One request per read of a DL/T 645 / CJ/T 188 meter's plan (a point, or a block's points):
+/// the scheduler's unit of back-off. `start` carries the read's index in the plan.
+fn link_requests(link: &plantmeter_common::plan::MeterLink) -> Vec<ReadRequest> {
+    link.reads
+        .iter()
+        .enumerate()
+        .map(|(i, r)| ReadRequest {
             register: plantmeter_common::RegisterKind::Holding,
             start: u16::try_from(i).unwrap_or(u16::MAX),
             count: 1,
-            points: vec![i],
+            points: r.items.iter().map(|&(p, _)| p).collect(),
         })
         .collect()
 }

@@ -617,6 +617,7 @@ pub fn compute(
         base_buckets: &base_buckets,
         rep_buckets: &rep_buckets,
         min_completeness: audit.min_completeness,
+        sufficiency: &audit.sufficiency,
     };
     let mut indicators = Vec::with_capacity(defs.len());
     let mut cusum_all: Vec<(String, Vec<CusumPoint>)> = Vec::new();
@@ -801,6 +802,15 @@ pub fn compute(
             graded_figures.push((l, figure));
         }
         let level = graded.and_then(|l| figure.map(|f| grade(f, l)));
+        let diagnostics = diagnose(
+            &model,
+            (&x, &y),
+            (&valid, &d.hourly),
+            base_range,
+            &rep_buckets,
+            rep.as_ref().map(|r| &r.2),
+            &audit.sufficiency,
+        );
         indicators.push((
             d.key.clone(),
             Indicator {
@@ -821,7 +831,10 @@ pub fn compute(
                     ));
                     r
                 }),
-                model: model_json(&model, g),
+                model: Model {
+                    diagnostics: Some(diagnostics),
+                    ..model_json(&model, g)
+                },
                 level,
                 sources: (!d.sources.is_empty()).then(|| {
                     d.sources
@@ -1199,6 +1212,7 @@ fn model_json(m: &Baseline, g: Granularity) -> Model {
         p_value,
         r2_adj,
         valid: m.fit.is_some(),
+        diagnostics: None,
         candidates: m
             .candidates
             .iter()
@@ -1211,6 +1225,40 @@ fn model_json(m: &Baseline, g: Granularity) -> Model {
             })
             .collect(),
     }
+}
+
+/// The model's diagnostics (issue #29 item 4): the baseline's whole days (with data when >= VALID_DAY_HOURS
+/// valid hours), the reporting buckets as the savings count them.
+fn diagnose(
+    model: &Baseline,
+    (x, y): (&[Vec<f64>], &[f64]),
+    (valid, hourly): (&[bool], &[f64]),
+    base_range: (usize, usize),
+    rep_buckets: &[BucketDef],
+    counted: Option<&RepRows>,
+    rules: &crate::audit::diagnostics::SufficiencyRules,
+) -> crate::audit::diagnostics::ModelDiagnostics {
+    use crate::audit::diagnostics::{self, ReportingBucket};
+    let r = base_range.0..base_range.1;
+    let daily: Vec<Option<f64>> = valid[r.clone()]
+        .chunks_exact(24)
+        .zip(hourly[r].chunks_exact(24))
+        .map(|(v, h)| {
+            (v.iter().filter(|b| **b).count() >= VALID_DAY_HOURS).then(|| h.iter().sum::<f64>())
+        })
+        .collect();
+    let rep: Option<Vec<ReportingBucket<'_>>> = counted.map(|c| {
+        rep_buckets
+            .iter()
+            .zip(&c.rows)
+            .map(|(b, (row, fraction, _))| ReportingBucket {
+                row,
+                fraction: *fraction,
+                days: fraction * b.nominal_hours as f64 / 24.0,
+            })
+            .collect()
+    });
+    diagnostics::diagnose(model, x, y, &daily, rep.as_deref(), rules)
 }
 
 /// Per period (baseline, reporting), the sum of an hourly series by the class of each hour.
@@ -1375,6 +1423,7 @@ struct Modelling<'a> {
     base_buckets: &'a [BucketDef],
     rep_buckets: &'a [BucketDef],
     min_completeness: f64,
+    sufficiency: &'a crate::audit::diagnostics::SufficiencyRules,
 }
 
 impl Modelling<'_> {
@@ -1543,6 +1592,15 @@ fn measure_result(
     let counted = w.rep_rows(&meter.known, &hourly, from_h);
     let s = baseline::savings(&model, &counted.rows);
     out.savings = Some(s.savings);
+    out.diagnostics = Some(diagnose(
+        &model,
+        (&x, &y),
+        (&fit_valid, &hourly),
+        p.base_range,
+        w.rep_buckets,
+        Some(&counted),
+        w.sufficiency,
+    ));
     let (basis, note) = savings_basis(&model, g);
     out.savings_basis = Some(basis);
     out.savings_note = note;

@@ -4,6 +4,7 @@ pub mod balance;
 pub mod baseline;
 pub mod compute;
 pub mod coverage;
+pub mod diagnostics;
 pub mod facility;
 pub mod grade;
 pub mod hourly;

@@ -113,14 +113,19 @@ impl OlsFit {
 
     /// Lag-1 autocorrelation of the residuals in time order, `sum_{i>=2} e_i e_{i-1} / sum e_i^2`.
     pub fn residual_autocorrelation(&self) -> Option<f64> {
-        let e = &self.residuals;
-        let sse: f64 = e.iter().map(|v| v * v).sum();
-        if sse <= 0.0 {
-            return None;
-        }
-        let lag: f64 = e.windows(2).map(|w| w[0] * w[1]).sum();
-        Some(lag / sse)
+        lag1_autocorrelation(&self.residuals)
     }
+}
+
+/// Lag-1 autocorrelation of residuals `e` in time order, `sum_{i>=2} e_i e_{i-1} / sum e_i^2` (ASHRAE
+/// Guideline 14 Annex B; not demeaned, unlike eemeter's); None when every residual is zero.
+pub fn lag1_autocorrelation(e: &[f64]) -> Option<f64> {
+    let sse: f64 = e.iter().map(|v| v * v).sum();
+    if sse <= 0.0 {
+        return None;
+    }
+    let lag: f64 = e.windows(2).map(|w| w[0] * w[1]).sum();
+    Some(lag / sse)
 }
 
 /// OLS of `y` on the columns `x` (each as long as `y`) with an intercept. None when there are fewer
@@ -379,6 +384,81 @@ pub fn select(candidates: &[Candidate], y: &[f64]) -> Selection {
     Selection { tried, chosen }
 }
 
+/// The autocorrelation-corrected number of observations of ASHRAE Guideline 14 Annex B (and eemeter):
+/// `n' = n (1 - rho) / (1 + rho)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EffectiveN {
+    /// The formula's value, unclamped; None when it is undefined (rho <= -1).
+    pub formula: Option<f64>,
+    /// What the savings uncertainty uses: the formula when 0 < rho < 1; n itself when rho <= 0 (the
+    /// formula would exceed n: negatively correlated residuals do not make more data than there is);
+    /// None when rho >= 1 (n' <= 0: no independent information left).
+    pub used: Option<f64>,
+    /// True when the formula exceeded n and `used` is n.
+    pub clamped: bool,
+}
+
+/// [`EffectiveN`] of `n` residuals with lag-1 autocorrelation `rho`.
+pub fn effective_n(n: usize, rho: f64) -> EffectiveN {
+    let n = n as f64;
+    let formula = (rho > -1.0 && rho.is_finite()).then(|| n * (1.0 - rho) / (1.0 + rho));
+    let (used, clamped) = if !rho.is_finite() || rho >= 1.0 {
+        (None, false)
+    } else if rho > 0.0 {
+        (formula.filter(|v| *v > 0.0), false)
+    } else {
+        (Some(n), formula.is_none_or(|f| f > n))
+    };
+    EffectiveN {
+        formula,
+        used,
+        clamped,
+    }
+}
+
+/// The leverages `h_ii = x_i^T (X^T X)^-1 x_i` of the rows of the design matrix (an intercept, then the
+/// columns `x`), computed on unit-scaled columns as [`ols`] does; None when [`ols`] would have no fit.
+/// The leave-one-out residual of row i is `e_i / (1 - h_ii)` (the PRESS residual), without refitting.
+pub fn leverages(x: &[&[f64]], n: usize) -> Option<Vec<f64>> {
+    let p = x.len() + 1;
+    if n < p
+        || x.iter()
+            .any(|c| c.len() != n || c.iter().any(|v| !v.is_finite()))
+    {
+        return None;
+    }
+    let value = |i: usize, j: usize| if j == 0 { 1.0 } else { x[j - 1][i] };
+    let scale: Vec<f64> = (0..p)
+        .map(|j| {
+            let s = (0..n).map(|i| value(i, j).powi(2)).sum::<f64>().sqrt();
+            if s > 0.0 {
+                s
+            } else {
+                1.0
+            }
+        })
+        .collect();
+    let mut xtx = vec![vec![0.0; p]; p];
+    for i in 0..n {
+        for a in 0..p {
+            for b in 0..p {
+                xtx[a][b] += value(i, a) / scale[a] * value(i, b) / scale[b];
+            }
+        }
+    }
+    let inv = invert(&xtx)?;
+    Some(
+        (0..n)
+            .map(|i| {
+                let r: Vec<f64> = (0..p).map(|j| value(i, j) / scale[j]).collect();
+                (0..p)
+                    .map(|a| r[a] * (0..p).map(|b| inv[a][b] * r[b]).sum::<f64>())
+                    .sum()
+            })
+            .collect(),
+    )
+}
+
 /// Confidence of a savings uncertainty.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Confidence {
@@ -415,14 +495,7 @@ pub fn savings_uncertainty_pct(
     let cv = fit.cv_rmse_pct? / 100.0;
     let f = savings / expected;
     let rho = fit.residual_autocorrelation().unwrap_or(0.0);
-    let n_eff = if rho > 0.0 {
-        n as f64 * (1.0 - rho) / (1.0 + rho)
-    } else {
-        n as f64
-    };
-    if n_eff <= 0.0 {
-        return None;
-    }
+    let n_eff = effective_n(n, rho).used?;
     let t = StudentsT::new(0.0, 1.0, dof as f64)
         .ok()?
         .inverse_cdf(confidence.quantile());

@@ -396,6 +396,10 @@ pub struct Model {
     /// Every regression candidate tried, in order.
     #[serde(default)]
     pub candidates: Vec<ModelCandidate>,
+    /// Data sufficiency, leave-one-out CV(RMSE), extrapolation, autocorrelation and conventions (issue #29);
+    /// null in reports written before it was added.
+    #[serde(default)]
+    pub diagnostics: Option<crate::audit::diagnostics::ModelDiagnostics>,
 }
 
 /// One regression candidate of model selection, with the statistics it was judged on.
@@ -488,6 +492,10 @@ pub struct MeasureResult {
     pub savings_basis: Option<SavingsBasis>,
     #[serde(default)]
     pub savings_note: Option<String>,
+    /// The sub-meter's baseline model's diagnostics, as an indicator's `model.diagnostics`; null without
+    /// savings of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diagnostics: Option<crate::audit::diagnostics::ModelDiagnostics>,
 }
 
 /// Counter events over the audit's periods, all points together.

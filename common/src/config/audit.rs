@@ -3,7 +3,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
-use chrono::{FixedOffset, NaiveDate};
+use chrono::NaiveDate;
 use toml_edit::Value;
 
 use crate::audit::indicators::unit_factor;
@@ -14,6 +14,7 @@ use crate::plan::{
 use crate::types::PointKind;
 
 use super::diag::{closest, quoted_list, Diag, Span};
+use super::offset::{offset_error, parse_offset};
 use super::reader::{value_type_name, Section, Val};
 
 const AUDIT_KEYS: &[&str] = &[
@@ -40,6 +41,7 @@ const AUDIT_KEYS: &[&str] = &[
     "pollutant",
     "level",
     "publish_interval_s",
+    "sufficiency",
 ];
 
 /// CO2 emission factor of a carrier in kg per unit, other than electricity (which comes from the grid factor).
@@ -228,31 +230,6 @@ fn period(d: &mut Diag<'_>, t: &Section<'_>, key: &str) -> Option<(NaiveDate, Na
     Some((from, to))
 }
 
-/// `+HH:MM` / `-HH:MM`.
-pub(crate) fn parse_offset(s: &str) -> Option<FixedOffset> {
-    let b = s.as_bytes();
-    if b.len() != 6 || b[3] != b':' {
-        return None;
-    }
-    let sign = match b[0] {
-        b'+' => 1,
-        b'-' => -1,
-        _ => return None,
-    };
-    let digits = |x: &[u8]| -> Option<i32> {
-        if x.iter().all(u8::is_ascii_digit) {
-            std::str::from_utf8(x).ok()?.parse().ok()
-        } else {
-            None
-        }
-    };
-    let (h, m) = (digits(&b[1..3])?, digits(&b[4..6])?);
-    if h > 14 || m > 59 {
-        return None;
-    }
-    FixedOffset::east_opt(sign * (h * 3600 + m * 60))
-}
-
 pub(crate) fn parse(
     d: &mut Diag<'_>,
     root: &Section<'_>,
@@ -267,13 +244,7 @@ pub(crate) fn parse(
         Some(tz) => match parse_offset(tz.v) {
             Some(o) => Some(o),
             None => {
-                d.error(
-                    &tz.span,
-                    format!(
-                        "timezone \"{}\" must be a UTC offset +HH:MM or -HH:MM, e.g. \"+08:00\"",
-                        tz.v
-                    ),
-                );
+                d.error(&tz.span, offset_error("timezone", tz.v));
                 None
             }
         },
@@ -1062,6 +1033,7 @@ pub(crate) fn parse(
             .collect::<Vec<_>>(),
         &pollutants,
     );
+    let sufficiency = super::sufficiency::parse(d, &t);
     if d.count() > before {
         return None;
     }
@@ -1081,6 +1053,7 @@ pub(crate) fn parse(
         production_unit,
         drivers,
         min_completeness: min_completeness.unwrap_or(0.75),
+        sufficiency,
         permits,
         energy_quota_kgce_per_unit: quota,
         measures,
@@ -1302,22 +1275,4 @@ fn facilities(
         }
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn offsets() {
-        assert_eq!(parse_offset("+08:00"), FixedOffset::east_opt(8 * 3600));
-        assert_eq!(
-            parse_offset("-03:30"),
-            FixedOffset::east_opt(-(3 * 3600 + 1800))
-        );
-        assert_eq!(parse_offset("08:00"), None);
-        assert_eq!(parse_offset("+8:00"), None);
-        assert_eq!(parse_offset("+25:00"), None);
-        assert_eq!(parse_offset("UTC"), None);
-    }
 }

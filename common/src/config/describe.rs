@@ -396,11 +396,11 @@ fn write_link_bus(o: &mut String, bus: &Bus, link: &MeterBus) -> std::fmt::Resul
         });
         let mut meter_bytes = 0;
         let mut meter_time = 0.0;
-        for lp in &ml.points {
-            let (q, r) = link.exchange_bytes(lp);
-            meter_bytes += q + r;
+        for r in &ml.reads {
+            let (q, a) = crate::meter_read::exchange_bytes(link, ml, r);
+            meter_bytes += q + a;
             if let Some((baud, bits)) = line {
-                meter_time += link.exchange_time(lp, baud, bits).as_secs_f64();
+                meter_time += link.line_time(q + a, baud, bits).as_secs_f64();
             }
         }
         writeln!(
@@ -411,9 +411,22 @@ fn write_link_bus(o: &mut String, bus: &Bus, link: &MeterBus) -> std::fmt::Resul
             fmt_duration(m.poll_interval),
             m.points.len(),
             plural(m.points.len(), "point", "points"),
-            ml.points.len(),
-            plural(ml.points.len(), "request", "requests"),
+            ml.reads.len(),
+            plural(ml.reads.len(), "request", "requests"),
         )?;
+        for r in ml.reads.iter().filter(|r| r.block) {
+            let names: Vec<&str> = r
+                .items
+                .iter()
+                .filter_map(|&(pi, _)| m.points.get(pi).map(|p| p.name.as_str()))
+                .collect();
+            writeln!(
+                o,
+                "    block read DI {:08X}: {} in one request",
+                r.di,
+                names.join(", ")
+            )?;
+        }
         for (p, lp) in m.points.iter().zip(&ml.points) {
             let what = match lp {
                 LinkPoint::Dlt645 { di, spec } => format!(
@@ -433,7 +446,7 @@ fn write_link_bus(o: &mut String, bus: &Bus, link: &MeterBus) -> std::fmt::Resul
             };
             writeln!(o, "    {} [{}] -> {what}", p.name, p.unit)?;
         }
-        per_cycle += ml.points.len();
+        per_cycle += ml.reads.len();
         bytes += meter_bytes;
         busy += meter_time / m.poll_interval.as_secs_f64().max(1e-9);
     }

@@ -95,19 +95,23 @@ pub fn cut_echo(text: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// A byte range into the text being validated; None when the parser kept no position (implicit tables).
-pub(crate) type Span = Option<Range<usize>>;
+pub type Span = Option<Range<usize>>;
 
-/// Collects errors for one source text (the config file, or a built-in template).
-pub(crate) struct Diag<'t> {
+/// Collects errors for one source text (the config file, or a built-in template). The one error
+/// reporter of the workspace: the agent's config, the park's (through serde's spans) and the simulator's
+/// scenario all say `FILE:LINE:COL: message` through it.
+pub struct Diag<'t> {
     file: PathBuf,
     text: &'t str,
     /// Byte offset of the start of every line.
     line_starts: Vec<usize>,
-    pub(crate) errors: Vec<ConfigError>,
+    /// The errors so far, in the order found ([`Diag::finish`] sorts them).
+    pub errors: Vec<ConfigError>,
 }
 
 impl<'t> Diag<'t> {
-    pub(crate) fn new(file: &Path, text: &'t str) -> Diag<'t> {
+    /// An empty collection for `text`, read from `file`.
+    pub fn new(file: &Path, text: &'t str) -> Diag<'t> {
         let mut line_starts = vec![0];
         line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
         Diag {
@@ -133,7 +137,7 @@ impl<'t> Diag<'t> {
 
     /// Record an error at a span (line 1, column 1 when the span is unknown). A message that echoes a
     /// huge value is cut ([`cut_echo`]).
-    pub(crate) fn error(&mut self, span: &Span, message: impl Into<String>) {
+    pub fn error(&mut self, span: &Span, message: impl Into<String>) {
         let (line, col) = span.as_ref().map_or((1, 1), |r| self.position(r.start));
         let message = message.into();
         let message = match cut_echo(&message) {
@@ -146,6 +150,16 @@ impl<'t> Diag<'t> {
             col,
             message,
         });
+    }
+
+    /// Record an error at a known byte range (a serde `Spanned` value's span).
+    pub fn at(&mut self, span: Range<usize>, message: impl Into<String>) {
+        self.error(&Some(span), message);
+    }
+
+    /// The errors so far, in reading order.
+    pub fn into_errors(self) -> ConfigErrors {
+        into_sorted(self.errors)
     }
 
     pub(crate) fn has_errors(&self) -> bool {

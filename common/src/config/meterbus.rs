@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use chrono::DateTime;
 
+use crate::builtin_templates;
 use crate::cjt188::{self, DiOrder, Field, MeterKind};
 use crate::dlt645::{self, Version};
 use crate::frame68::parse_address;
@@ -13,7 +14,6 @@ use crate::plan::{
     LinkPoint, Meter, MeterBus, MeterLink, MeterProtocol, Multiplier, MultiplierChange, Parity,
     Point, Transport,
 };
-use crate::templates;
 use crate::types::PointKind;
 
 use super::diag::{closest, Diag, Span};
@@ -348,10 +348,10 @@ pub(crate) fn meter(
     // The template: its points first, then the meter's own (same name replaces).
     let template = t
         .str(d, "template")
-        .and_then(|tv| match templates::link_get(tv.v) {
+        .and_then(|tv| match builtin_templates::link_get(tv.v) {
             Some(text) => Some((tv.v, text, tv.span)),
             None => {
-                let names = templates::link_names();
+                let names = builtin_templates::link_names();
                 let hint = closest(tv.v, names.iter().copied())
                     .map_or(String::new(), |c| format!("did you mean \"{c}\"? "));
                 d.error(
@@ -524,6 +524,7 @@ pub(crate) fn meter(
     let (mut points, links): (Vec<Point>, Vec<LinkPoint>) =
         drafts.into_iter().map(|x| (x.point, x.link)).unzip();
     primary_rollover(&mut points, multiplier.as_ref());
+    let reads = crate::meter_read::plan_reads(kind, &links);
     Some(Meter {
         name: name.to_string(),
         unit_id: 0,
@@ -538,6 +539,7 @@ pub(crate) fn meter(
             meter_type: meter_type?,
             di_order,
             points: links,
+            reads,
         }),
         multiplier,
     })
@@ -734,6 +736,7 @@ fn point(
                             di,
                             kind: mk,
                             field,
+                            modulus_unit: None,
                         },
                         unit.to_string(),
                         field.is_counter(),
@@ -791,15 +794,27 @@ fn point(
         return None;
     }
     let name = name?;
-    let (link, natural, counter, modulus) = read?;
-    let unit = unit.map_or(natural, |u| u.v.to_string());
+    let (mut link, natural, counter, modulus) = read?;
+    let unit = unit.map_or_else(|| natural.clone(), |u| u.v.to_string());
     let kind = point_kind.unwrap_or(if counter {
         PointKind::Counter
     } else {
         PointKind::Gauge
     });
-    // The modulus in the point's unit: CJ/T 188 counts 999 999.99 in the meter's unit; a
-    // converted unit is taken as configured (the meter's own unit is the usual case).
+    // The modulus in the point's unit. CJ/T 188 registers count to 999 999.99 in the meter's
+    // unit (the template's, checked against each reply's unit byte): a heat point in GJ of a
+    // meter counting kWh rolls over at 1 000 000 kWh = 3 600 GJ, not at 1 000 000 GJ.
+    let modulus = match &mut link {
+        LinkPoint::Cjt188 { modulus_unit, .. }
+            if kind == PointKind::Counter && rollover.is_none() =>
+        {
+            let code = cjt188::unit_code(&natural);
+            *modulus_unit = code;
+            code.and_then(|c| cjt188::convert(modulus, c, &unit))
+                .unwrap_or(modulus)
+        }
+        _ => modulus,
+    };
     let rollover = match kind {
         PointKind::Counter => Some(rollover.map_or(modulus, |r| r.v)),
         PointKind::Gauge => None,

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::batching;
+use crate::builtin_templates;
 use crate::plan::{Bus, Meter, Parity, Point, SerialSettings, Transport};
-use crate::templates;
 use crate::types::{ByteOrder, DataType, PointKind, RegisterKind};
 
 use super::diag::{closest, quoted_list, ConfigError, Diag, Span};
@@ -601,10 +601,10 @@ fn meter(
 
     let template = t
         .str(d, "template")
-        .and_then(|tv| match templates::get(tv.v) {
+        .and_then(|tv| match builtin_templates::get(tv.v) {
             Some(text) => Some((tv.v, text, tv.span)),
             None => {
-                let names = templates::names();
+                let names = builtin_templates::names();
                 let hint = match closest(tv.v, names.iter().copied()) {
                     Some(c) => format!("did you mean \"{c}\"? "),
                     None => String::new(),

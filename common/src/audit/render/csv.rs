@@ -115,10 +115,15 @@ pub fn header(lang: Lang) -> [&'static str; COLUMNS] {
         t(lang, "Why no savings", "未计节能量的原因"),
         t(lang, "Savings basis", "节能量依据"),
     ]
+    .into_iter()
+    .chain(super::diagnostics::csv_header(lang))
+    .collect::<Vec<_>>()
+    .try_into()
+    .unwrap_or_else(|_| unreachable!("COLUMNS counts the model diagnostics' columns"))
 }
 
-/// Number of columns of [`header`].
-pub const COLUMNS: usize = 27;
+/// Number of columns of [`header`]: 27, then the model diagnostics'.
+pub const COLUMNS: usize = 27 + super::diagnostics::CSV_COLUMNS;
 
 /// The report as CSV bytes: UTF-8 with BOM, CRLF line ends, ONE table with the columns of [`header`]:
 /// per indicator, a row per period (`Row` = period total, with the model's statistics) and a row per day
@@ -149,6 +154,13 @@ pub fn csv(report: &Report, lang: Lang) -> Vec<u8> {
             text(yes_no(lang, m.meets_ashrae14)),
             text(ind.level.map(|v| level_label(lang, v)).unwrap_or_default()),
         ];
+        let diagnostics: Vec<Cell> = super::diagnostics::csv_cells(lang, m.diagnostics.as_ref())
+            .into_iter()
+            .map(|c| match c {
+                super::diagnostics::CsvCell::Text(s) => text(s),
+                super::diagnostics::CsvCell::Num(x) => num_opt(x),
+            })
+            .collect();
         let b = &report.periods.baseline;
         let mut row = vec![
             text(label.as_str()),
@@ -172,6 +184,7 @@ pub fn csv(report: &Report, lang: Lang) -> Vec<u8> {
         ];
         row.extend(model.iter().cloned());
         row.extend([text(""), text("")]);
+        row.extend(diagnostics.iter().cloned());
         write_row(&mut out, &row);
         if let (Some(p), Some(r)) = (&report.periods.reporting, &ind.reporting) {
             let mut row = vec![
@@ -205,6 +218,7 @@ pub fn csv(report: &Report, lang: Lang) -> Vec<u8> {
                 r.savings_basis,
                 r.savings_note.as_deref(),
             )));
+            row.extend(diagnostics.iter().cloned());
             write_row(&mut out, &row);
         }
         let Some(col) = report.series.columns.iter().position(|c| c == key) else {
@@ -228,7 +242,7 @@ pub fn csv(report: &Report, lang: Lang) -> Vec<u8> {
             ];
             row.extend((0..5).map(|_| Cell::Num(None)));
             row.push(num(d.completeness * 100.0));
-            row.extend((0..9).map(|_| Cell::Num(None)));
+            row.extend((0..9 + super::diagnostics::CSV_COLUMNS).map(|_| Cell::Num(None)));
             write_row(&mut out, &row);
         }
     }
@@ -254,7 +268,7 @@ pub fn csv(report: &Report, lang: Lang) -> Vec<u8> {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::audit::render::fixture;
 

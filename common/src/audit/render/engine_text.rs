@@ -219,6 +219,71 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("day", "日"),
     ("week", "周"),
     ("month", "月"),
+    // Model diagnostics (audit::diagnostics).
+    (
+        "coverage {} % of the baseline's days is below {} %",
+        "覆盖率 {0} % 低于 {1} %",
+    ),
+    ("no elapsed day in the baseline period", "基准期内尚无已过去的日"),
+    ("longest gap {} days exceeds {} days", "最长缺数 {0} 天，超过 {1} 天"),
+    (
+        "zero days {} % of the days with data exceed {} %",
+        "零值天数占有数据天数的 {0} %，超过 {1} %",
+    ),
+    (
+        "outlier days {} % of the days with data exceed {} %",
+        "离群天数占有数据天数的 {0} %，超过 {1} %",
+    ),
+    (
+        "{} non-zero days with data: at least {} are needed to judge outliers",
+        "非零有数据日 {0} 天：判定离群值至少需要 {1} 天",
+    ),
+    (
+        "{} buckets for {} coefficients: too few to leave one out",
+        "{0} 个时段、{1} 个系数：时段过少，无法留一验证",
+    ),
+    (
+        "the variables are collinear: no leave-one-out fit",
+        "变量共线：无法进行留一拟合",
+    ),
+    (
+        "mean consumption is zero: CV(RMSE) undefined",
+        "平均消耗量为零：CV(RMSE) 无定义",
+    ),
+    (
+        "bucket {} alone determines a coefficient (leverage 1): no prediction without it",
+        "第 {0} 个时段单独决定一个系数（杠杆值为 1）：去掉它后无法预测",
+    ),
+    (
+        "leave-one-out CV(RMSE) is not finite",
+        "留一法 CV(RMSE) 不是有限值",
+    ),
+    (
+        "ratio method: no regression to cross-validate",
+        "比值法：无回归模型可交叉验证",
+    ),
+    (
+        "ratio method: no regression residuals, no savings uncertainty",
+        "比值法：无回归残差，不计算节能量不确定度",
+    ),
+    (
+        "the residuals are all zero: rho undefined, n' = n",
+        "残差全为零：ρ 无定义，n′ = n",
+    ),
+    (
+        "rho {} < 0: n (1 - rho)/(1 + rho) = {} exceeds n = {}; n' = n is used",
+        "ρ = {0} < 0：n(1−ρ)/(1+ρ) = {1} 大于 n = {2}，采用 n′ = n",
+    ),
+    ("rho {} <= -1: n' = n = {} is used", "ρ = {0} ≤ −1：采用 n′ = n = {1}"),
+    (
+        "rho {} >= 1: n' <= 0, no savings uncertainty",
+        "ρ = {0} ≥ 1：n′ ≤ 0，不计算节能量不确定度",
+    ),
+    ("no reporting period", "无报告期"),
+    (
+        "no baseline bucket in the model: no range to compare with",
+        "模型中无基准期时段：无范围可比较",
+    ),
     // Last, tried after splitting a list: a candidate's variables and why it failed
     // (`production + hdd: R2 0.41 is below 0.75`).
     ("{}: {}", "{0}：{1}"),

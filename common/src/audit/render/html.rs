@@ -922,6 +922,7 @@ fn method(report: &Report, lang: Lang, out: &mut String) {
         out.push_str("</tbody></table></div>");
     }
 
+    super::diagnostics::html_sufficiency(report, lang, out);
     // model statistics
     let _ = write!(out, "<h3>{}</h3>", escape(l.model_statistics));
     if !report.indicators.is_empty() {
@@ -986,6 +987,7 @@ fn method(report: &Report, lang: Lang, out: &mut String) {
         }
         out.push_str("</tbody></table></div>");
         model_detail(report, lang, out);
+        super::diagnostics::html_validation(report, lang, out);
     }
 
     // data completeness per point
@@ -1024,6 +1026,7 @@ fn method(report: &Report, lang: Lang, out: &mut String) {
         }
         out.push_str("</tbody></table></div>");
     }
+    multiplier_changes(report, lang, out);
 
     if !m.notes.is_empty() {
         let _ = write!(out, "<h3>{}</h3><ul>", escape(l.notes));
@@ -1033,6 +1036,27 @@ fn method(report: &Report, lang: Lang, out: &mut String) {
         out.push_str("</ul>");
     }
     out.push_str("</section>");
+}
+
+/// The multiplier (倍率) changes, after the replacements (`render/multiplier.rs`).
+fn multiplier_changes(report: &Report, lang: Lang, out: &mut String) {
+    let mut rows = super::multiplier::rows(report).peekable();
+    if rows.peek().is_none() {
+        return;
+    }
+    let (title, head) = super::multiplier::labels(lang);
+    let _ = write!(out, r#"<h3>{}</h3><div class="tw"><table>"#, escape(title));
+    head_row(out, &head);
+    out.push_str("<tbody>");
+    for (meter, at, from, to) in rows {
+        out.push_str("<tr>");
+        text_td(out, meter);
+        nowrap_td(out, at);
+        num_td(out, &display(from));
+        num_td(out, &display(to));
+        out.push_str("</tr>");
+    }
+    out.push_str("</tbody></table></div>");
 }
 
 /// Each model complete: every coefficient with its unit and p-value, then every candidate tried with its
@@ -1596,6 +1620,7 @@ mod tests {
                 super::super::csv(&r, lang),
             )
             .unwrap();
+            #[cfg(feature = "xlsx")]
             std::fs::write(
                 dir.join(format!("report_{tag}.xlsx")),
                 super::super::xlsx(&r, lang).unwrap(),

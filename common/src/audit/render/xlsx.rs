@@ -18,6 +18,9 @@ use super::i18n::{
 };
 use super::seal::{seal_view, signed_label};
 
+// The models' diagnostics' sheets.
+mod diagnostics;
+
 /// English or Chinese text for a header the HTML labels do not have.
 fn t(lang: Lang, en: &'static str, zh: &'static str) -> &'static str {
     match lang {
@@ -210,6 +213,7 @@ pub fn xlsx(report: &Report, lang: Lang) -> Result<Vec<u8>, XlsxError> {
     periods(&mut wb, &f, report, lang)?;
     indicators(&mut wb, &f, report, lang)?;
     models(&mut wb, &f, report, lang)?;
+    diagnostics::sheets(&mut wb, &f, report, lang)?;
     buckets(&mut wb, &f, report, lang)?;
     compliance(&mut wb, &f, report, lang)?;
     // Balances, coverage and waste: a sheet per table.
@@ -305,6 +309,20 @@ pub fn xlsx(report: &Report, lang: Lang) -> Result<Vec<u8>, XlsxError> {
                 Cell::Int(p.step_backs),
                 Cell::Int(p.apportioned_hours),
                 text(yes_no(lang, p.manual)),
+            ])?;
+        }
+    }
+    // Multiplier (倍率) changes, beside the replacements (`render/multiplier.rs`).
+    if !report.events.multiplier_changes.is_empty() {
+        let (_, head) = super::multiplier::labels(lang);
+        let name = t(lang, "Multiplier changes", "倍率变更");
+        let mut s = Sheet::add(&mut wb, name, &f, &head)?;
+        for (meter, at, from, to) in super::multiplier::rows(report) {
+            s.line(vec![
+                text(meter.to_string()),
+                text(at.to_string()),
+                Cell::Num(Some(from)),
+                Cell::Num(Some(to)),
             ])?;
         }
     }
