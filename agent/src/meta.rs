@@ -33,8 +33,18 @@ pub fn payload(plan: &Plan) -> Vec<u8> {
                     json!({"name": p.name, "unit": p.unit, "kind": p.kind.as_str(), "rollover": rollover})
                 })
                 .collect();
-            // poll_interval_s (beyond the contract): the park's audit needs it for the gap rule.
-            json!({"name": m.name, "manual": m.manual, "poll_interval_s": m.poll_interval.as_secs_f64(), "points": points})
+            // Beyond the contract, for the park's audit: poll_interval_s (the gap rule) and the
+            // multiplier with its dated changes (a change is a discontinuity, not consumption).
+            let multiplier = m.multiplier.as_ref().map(|x| {
+                let changes: Vec<Value> = x
+                    .changes
+                    .iter()
+                    .map(|c| json!({"at": plantmeter_common::model::format_ts_ms(c.at_ms), "value": c.value}))
+                    .collect();
+                json!({"energy": x.energy, "pt": x.pt, "ct": x.ct, "changes": changes})
+            });
+            json!({"name": m.name, "manual": m.manual, "poll_interval_s": m.poll_interval.as_secs_f64(),
+                   "multiplier": multiplier, "points": points})
         })
         .collect();
     let v = json!({
@@ -44,6 +54,9 @@ pub fn payload(plan: &Plan) -> Vec<u8> {
         "version": env!("CARGO_PKG_VERSION"),
         "config_sha256": sha,
         "meters": meters,
+        // The replacements recorded here (`plantmeter replace`), so that the park's audit counts them
+        // exactly too (beyond the contract; as of this publish: on every connect and reload).
+        "replacements": crate::audit::replace::load(&plan.gateway.data_dir),
     });
     serde_json::to_vec(&v).unwrap_or_default()
 }
@@ -80,6 +93,19 @@ mod tests {
             hex(&Sha256::digest(text.as_bytes())).as_str()
         );
         assert_eq!(v["meters"][0]["points"][0]["rollover"], 42_949_672.96);
+        assert!(v["meters"][0]["multiplier"].is_null());
+        assert_eq!(v["replacements"], json!([]));
+        // A recorded replacement goes to the park with the next meta.
+        std::fs::create_dir_all(&plan.gateway.data_dir).expect("data dir");
+        let rec = r#"{"point":"boiler.gas","at":"2026-03-01T00:00:00.000Z","old_final":12.5,"new_start":0.0}"#;
+        std::fs::write(
+            plan.gateway.data_dir.join("replacements.jsonl"),
+            format!("{rec}\n"),
+        )
+        .expect("write");
+        let v: Value = serde_json::from_slice(&payload(&plan)).expect("json");
+        assert_eq!(v["replacements"][0]["point"], "boiler.gas");
+        assert_eq!(v["replacements"][0]["old_final"], 12.5);
         let meters = v["meters"].as_array().expect("meters");
         assert_eq!(meters.len(), plan.meters().count());
         for (m, pm) in meters.iter().zip(plan.meters()) {

@@ -14,14 +14,19 @@ use chrono::NaiveDate;
 use futures::StreamExt as _;
 use plantmeter_common::audit::compute::{self, HourlySource, ReportRequest};
 use plantmeter_common::audit::hourly::{HourAgg, HourGrid};
-use plantmeter_common::audit::intervals::{gap_threshold_ms, Tracker};
-use plantmeter_common::audit::report::Report;
-use plantmeter_common::plan::{self, Meter, Plan, Point, PointRef};
+use plantmeter_common::audit::intervals::{
+    gap_threshold_ms, Applied, RecordedReplacement, Tracker,
+};
+use plantmeter_common::audit::multiplier::rescale_across;
+use plantmeter_common::audit::report::{Integrity, Report};
+use plantmeter_common::model::parse_ts_ms;
+use plantmeter_common::plan::{self, Meter, Multiplier, MultiplierChange, Plan, Point, PointRef};
 use plantmeter_common::{PointKind, PointValue, Quality};
 use serde_json::Value;
 use tokio_postgres::Client;
 
-use crate::config::{Config, Plant};
+use crate::allocation::{self, Metered};
+use crate::config::{Config, Plant, Utility};
 
 /// Why a plant's report cannot be made.
 #[derive(Debug, thiserror::Error)]
@@ -47,19 +52,71 @@ fn db_err(e: tokio_postgres::Error) -> AuditError {
     AuditError::Db(crate::db::explain(&e))
 }
 
-/// The meters of a plant's gateways as their `P/meta` describes them, named `site/id/meter`.
-async fn plant_meters(client: &Client, plant: &Plant) -> Result<Vec<Meter>, AuditError> {
+/// Replacements recorded at the gateways (`plantmeter replace`, in their `P/meta`), per point
+/// `site/id/meter.point`, in time order.
+pub type Recorded = HashMap<String, Vec<RecordedReplacement>>;
+
+/// A meter's multiplier as its gateway's `P/meta` gives it (`{"energy","pt","ct","changes"}`).
+fn multiplier(v: &Value) -> Option<Multiplier> {
+    let energy = v["energy"].as_f64().filter(|x| x.is_finite() && *x > 0.0)?;
+    let mut changes: Vec<MultiplierChange> = v["changes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| {
+            let at = c["at"].as_str()?;
+            Some(MultiplierChange {
+                at_ms: parse_ts_ms(at)?,
+                at: at.to_string(),
+                value: c["value"].as_f64().filter(|x| x.is_finite() && *x > 0.0)?,
+            })
+        })
+        .collect();
+    changes.sort_by_key(|c| c.at_ms);
+    Some(Multiplier {
+        energy,
+        pt: v["pt"].as_f64().unwrap_or(1.0),
+        ct: v["ct"].as_f64().unwrap_or(1.0),
+        changes,
+    })
+}
+
+/// The meters of gateways (`site/id`) as their `P/meta` describes them, named `site/id/meter`, and
+/// the replacements recorded there.
+pub(crate) async fn gateway_meters(
+    client: &Client,
+    gateways: &[String],
+) -> Result<(Vec<Meter>, Recorded), AuditError> {
     let rows = client
         .query(
             "SELECT site, gateway, meta FROM gateways WHERE site || '/' || gateway = ANY($1) \
              AND meta IS NOT NULL ORDER BY site, gateway",
-            &[&plant.gateways],
+            &[&gateways],
         )
         .await
         .map_err(db_err)?;
     let mut meters = Vec::new();
+    let mut recorded = Recorded::new();
     for r in rows {
         let (site, gw, meta): (String, String, Value) = (r.get(0), r.get(1), r.get(2));
+        for rec in meta["replacements"].as_array().into_iter().flatten() {
+            let (Some(point), Some(at_ms), Some(old_final), Some(new_start)) = (
+                rec["point"].as_str(),
+                rec["at"].as_str().and_then(parse_ts_ms),
+                rec["old_final"].as_f64(),
+                rec["new_start"].as_f64(),
+            ) else {
+                tracing::warn!(gateway = %format!("{site}/{gw}"), "a recorded replacement in P/meta is not {{point, at, old_final, new_start}}: ignored");
+                continue;
+            };
+            let list = recorded.entry(format!("{site}/{gw}/{point}")).or_default();
+            list.push(RecordedReplacement {
+                at_ms,
+                old_final,
+                new_start,
+            });
+            list.sort_by_key(|x| x.at_ms);
+        }
         for m in meta["meters"].as_array().into_iter().flatten() {
             let Some(name) = m["name"].as_str() else {
                 continue;
@@ -99,11 +156,11 @@ async fn plant_meters(client: &Client, plant: &Plant) -> Result<Vec<Meter>, Audi
                 requests: Vec::new(),
                 manual: false,
                 link: None,
-                multiplier: None,
+                multiplier: multiplier(&m["multiplier"]),
             });
         }
     }
-    Ok(meters)
+    Ok((meters, recorded))
 }
 
 /// For a gateway whose meta does not say it: the median interval between the first stored polls.
@@ -130,7 +187,7 @@ async fn estimate_poll_interval(
 }
 
 /// Hourly aggregates of every point, from the stored readings.
-struct DbHours(HashMap<PointRef, HashMap<i64, HourAgg>>);
+pub(crate) struct DbHours(HashMap<PointRef, HashMap<i64, HourAgg>>);
 
 impl HourlySource for DbHours {
     fn hours(&mut self, p: &PointRef, first_hour: i64, out: &mut [HourAgg]) -> Result<(), String> {
@@ -145,9 +202,25 @@ impl HourlySource for DbHours {
     }
 }
 
-/// Feed each meter's readings, in time order, through the interval engine.
-async fn hours(client: &Client, meters: &[Meter], grid: &HourGrid) -> Result<DbHours, AuditError> {
+/// What the interval engine did with the recorded replacements: applied ones per `meter.point`, and
+/// every recorded one (point, instant), for the report's events.
+#[derive(Default)]
+pub(crate) struct Replacements {
+    pub applied: HashMap<String, Vec<Applied>>,
+    pub recorded: Vec<(String, i64)>,
+}
+
+/// Feed each meter's readings, in time order, through the interval engine, as the agent does: a
+/// recorded replacement is counted exactly where the readings cross it, and a multiplier change
+/// is a discontinuity (the readings before it are put on the new multiplier's footing).
+pub(crate) async fn hours(
+    client: &Client,
+    meters: &[Meter],
+    recorded: &Recorded,
+    grid: &HourGrid,
+) -> Result<(DbHours, Replacements), AuditError> {
     let mut out: HashMap<PointRef, HashMap<i64, HourAgg>> = HashMap::new();
+    let mut done = Replacements::default();
     for m in meters {
         let mut parts = m.name.splitn(3, '/');
         let (Some(site), Some(gw), Some(meter)) = (parts.next(), parts.next(), parts.next()) else {
@@ -157,7 +230,15 @@ async fn hours(client: &Client, meters: &[Meter], grid: &HourGrid) -> Result<DbH
         let mut trackers: Vec<(Tracker, HashMap<i64, HourAgg>)> = m
             .points
             .iter()
-            .map(|p| (Tracker::new(p.kind, p.rollover, gap), HashMap::new()))
+            .map(|p| {
+                let mut t = Tracker::new(p.kind, p.rollover, gap);
+                if p.kind == PointKind::Counter {
+                    if let Some(r) = recorded.get(&format!("{}.{}", m.name, p.name)) {
+                        t.recorded = r.clone();
+                    }
+                }
+                (t, HashMap::new())
+            })
             .collect();
         // Streamed: a year of readings is never held in memory at once.
         let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&site, &gw, &meter];
@@ -187,12 +268,22 @@ async fn hours(client: &Client, meters: &[Meter], grid: &HourGrid) -> Result<DbH
                     None
                 };
                 let (tracker, agg) = &mut trackers[i];
+                if let Some(mult) = &m.multiplier {
+                    rescale_across(tracker, mult, &m.points[i].unit, ts.timestamp_millis());
+                }
                 tracker.push(ts.timestamp_millis(), value, grid, &mut |h, a| {
                     agg.entry(h).or_default().merge(&a)
                 });
             }
         }
-        for (p, (_, agg)) in m.points.iter().zip(trackers) {
+        for (p, (tracker, agg)) in m.points.iter().zip(trackers) {
+            let name = format!("{}.{}", m.name, p.name);
+            for r in recorded.get(&name).into_iter().flatten() {
+                done.recorded.push((name.clone(), r.at_ms));
+            }
+            if !tracker.applied.is_empty() {
+                done.applied.insert(name, tracker.applied);
+            }
             out.insert(
                 PointRef {
                     meter: m.name.clone(),
@@ -202,7 +293,7 @@ async fn hours(client: &Client, meters: &[Meter], grid: &HourGrid) -> Result<DbH
             );
         }
     }
-    Ok(DbHours(out))
+    Ok((DbHours(out), done))
 }
 
 /// The report of one plant (the agent's report format), as of now.
@@ -215,7 +306,7 @@ pub async fn plant_report(
     let Some(index) = cfg.plants.iter().position(|p| p.name == plant.name) else {
         return Err(AuditError::NoAudit(plant.name.clone()));
     };
-    let meters = plant_meters(client, plant).await?;
+    let (meters, recorded) = gateway_meters(client, &plant.gateways).await?;
     let text = std::fs::read_to_string(&cfg.source)
         .map_err(|e| AuditError::Db(format!("cannot read {}: {e}", cfg.source.display())))?;
     let audit =
@@ -223,7 +314,7 @@ pub async fn plant_report(
             .map_err(AuditError::Config)?
             .ok_or_else(|| AuditError::NoAudit(plant.name.clone()))?;
     let grid = HourGrid::new(audit.timezone);
-    let mut src = hours(client, &meters, &grid).await?;
+    let (mut src, replacements) = hours(client, &meters, &recorded, &grid).await?;
     let site = plant
         .gateways
         .first()
@@ -278,7 +369,173 @@ pub async fn plant_report(
         now_ms: chrono::Utc::now().timestamp_millis(),
         period_override: period,
     };
-    Ok(compute::compute(&plan, &req, &mut src)?)
+    let mut report = compute::compute(&plan, &req, &mut src)?;
+    plantmeter_common::audit::recorded::mark(
+        &mut report,
+        &grid,
+        &replacements.applied,
+        &replacements.recorded,
+        |_, _| None,
+    );
+    seal(&mut report);
+    Ok(report)
+}
+
+/// Seal a plant's report as the agent seals its own: the SHA-256 of its canonical JSON, which every
+/// rendering shows and `plantmeter verify --report FILE` checks (unsigned: the park has no key).
+fn seal(report: &mut Report) {
+    report.integrity = None;
+    if let Ok(v) = serde_json::to_value(&*report) {
+        report.integrity = Some(Integrity {
+            sha256: plantmeter_common::audit::canonical::digest_of_value(&v),
+            signature: None,
+            public_key: None,
+        });
+    }
+}
+
+/// A point's total and completeness over the local dates `[from, to)` from hourly aggregates.
+fn metered(
+    src: &mut DbHours,
+    meters: &[Meter],
+    point: &str,
+    (from, to): (NaiveDate, NaiveDate),
+) -> Metered {
+    let (meter, name) = point.rsplit_once('.').unwrap_or((point, ""));
+    let p = meters
+        .iter()
+        .find(|m| m.name == meter)
+        .and_then(|m| m.points.iter().find(|p| p.name == name));
+    let (h0, h1) = (
+        HourGrid::day_of_date(from) * 24,
+        HourGrid::day_of_date(to) * 24,
+    );
+    let n = usize::try_from(h1 - h0).unwrap_or(0);
+    let mut buf = vec![HourAgg::default(); n];
+    let r = PointRef {
+        meter: meter.to_string(),
+        point: name.to_string(),
+    };
+    let _ = src.hours(&r, h0, &mut buf);
+    // A counter's hours only: a gauge has no total to share.
+    let counted = p.is_some_and(|p| p.kind == PointKind::Counter)
+        && buf
+            .iter()
+            .any(|h| h.covered_ms > 0 || h.apportioned_ms > 0 || h.sum != 0.0);
+    let valid = buf.iter().filter(|h| h.covered_ms >= 45 * 60_000).count();
+    Metered {
+        point: point.to_string(),
+        unit: p.map(|p| p.unit.clone()),
+        total: counted.then(|| buf.iter().map(|h| h.sum).sum()),
+        completeness: if n == 0 { 0.0 } else { valid as f64 / n as f64 },
+    }
+}
+
+/// A report period's `[from, to)` as dates.
+fn dates((from, to): &(String, String)) -> Option<(NaiveDate, NaiveDate)> {
+    Some((
+        NaiveDate::parse_from_str(from, "%Y-%m-%d").ok()?,
+        NaiveDate::parse_from_str(to, "%Y-%m-%d").ok()?,
+    ))
+}
+
+/// Every `[[utility]]` allocated over the periods of the plants sharing it (see `allocation`).
+async fn utilities(
+    client: &Client,
+    cfg: &Config,
+    reports: &[(String, Value)],
+) -> Result<Vec<(Utility, Value)>, AuditError> {
+    let mut out = Vec::new();
+    for u in &cfg.utilities {
+        let points: Vec<&str> = std::iter::once(u.point.as_str())
+            .chain(u.shares.iter().map(|s| s.point.as_str()))
+            .collect();
+        let mut gateways: Vec<String> = Vec::new();
+        for p in &points {
+            if let Some(g) = p.rsplit_once('/').map(|(g, _)| g.to_string()) {
+                if !gateways.contains(&g) {
+                    gateways.push(g);
+                }
+            }
+        }
+        let (meters, recorded) = gateway_meters(client, &gateways).await?;
+        // Only the meters read here, so that a utility does not replay every reading of a plant.
+        let meters: Vec<Meter> = meters
+            .into_iter()
+            .filter(|m| {
+                points
+                    .iter()
+                    .any(|p| p.rsplit_once('.').is_some_and(|(x, _)| x == m.name))
+            })
+            .collect();
+        let grid = HourGrid::new(cfg.timezone);
+        let (mut src, _) = hours(client, &meters, &recorded, &grid).await?;
+        let unit = meters
+            .iter()
+            .flat_map(|m| m.points.iter().map(move |p| (m, p)))
+            .find(|(m, p)| format!("{}.{}", m.name, p.name) == u.point)
+            .map(|(_, p)| p.unit.clone());
+        let mut periods = serde_json::Map::new();
+        for period in allocation::PERIODS {
+            // The plants sharing it must agree on the period: one interval for every share.
+            let spans: Vec<(String, Option<(String, String)>)> = u
+                .shares
+                .iter()
+                .map(|s| {
+                    let r = reports.iter().find(|(n, _)| *n == s.plant).map(|(_, r)| r);
+                    (
+                        s.plant.clone(),
+                        r.and_then(|r| allocation::period_of(r, period)),
+                    )
+                })
+                .collect();
+            let first = spans.iter().find_map(|(_, s)| s.clone());
+            let Some(span) = first else {
+                periods.insert(period.to_string(), Value::Null);
+                continue;
+            };
+            let differ: Vec<&str> = spans
+                .iter()
+                .filter(|(_, s)| s.as_ref() != Some(&span))
+                .map(|(n, _)| n.as_str())
+                .collect();
+            let Some(ds) = dates(&span) else {
+                periods.insert(period.to_string(), Value::Null);
+                continue;
+            };
+            let mut a = allocation::allocate(
+                u,
+                (&span.0, &span.1),
+                metered(&mut src, &meters, &u.point, ds),
+                u.shares
+                    .iter()
+                    .map(|s| (s.plant.clone(), metered(&mut src, &meters, &s.point, ds)))
+                    .collect(),
+            );
+            if !differ.is_empty() {
+                for p in &mut a.parts {
+                    (p.share, p.allocated, p.losses, p.allocated_kgce) = (None, None, None, None);
+                }
+                a.reason = Some(format!(
+                    "no allocation: plant(s) {} have no report or another {period} period than {} .. {} (one interval for every share)",
+                    differ.join(", "),
+                    span.0,
+                    span.1
+                ));
+            }
+            periods.insert(
+                period.to_string(),
+                serde_json::to_value(&a).unwrap_or(Value::Null),
+            );
+        }
+        out.push((
+            u.clone(),
+            serde_json::json!({"name": u.name, "indicator": u.indicator, "point": u.point,
+                "unit": unit, "kgce_per_unit": u.kgce_per_unit,
+                "min_completeness": u.min_completeness, "periods": periods}),
+        ));
+    }
+    Ok(out)
 }
 
 /// The park report: every plant's report and the totals of each indicator over the plants.
@@ -323,5 +580,45 @@ pub async fn park_report(
             serde_json::json!({"baseline": {"total": b}, "reporting": {"total": r}}),
         );
     }
-    Ok(serde_json::json!({"park": cfg.park, "plants": plants, "totals": t}))
+    // The park's own audit: shared utilities, each plant with and without its allocation,
+    // benchmarks per industry, intensity per 10^4 yuan.
+    let reports: Vec<(String, Value)> = plants
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap_or("").to_string(),
+                p["report"].clone(),
+            )
+        })
+        .collect();
+    let utilities = utilities(client, cfg, &reports).await?;
+    let shared: Vec<(&Utility, Value)> = utilities.iter().map(|(u, v)| (u, v.clone())).collect();
+    let withs: Vec<Value> = cfg
+        .plants
+        .iter()
+        .zip(&reports)
+        .map(|(p, (_, r))| allocation::with_and_without(&p.name, r, &shared))
+        .collect();
+    let rows: Vec<(&Plant, &Value, &Value)> = cfg
+        .plants
+        .iter()
+        .zip(&reports)
+        .zip(&withs)
+        .map(|((p, (_, r)), w)| (p, r, w))
+        .collect();
+    for (entry, (p, r, w)) in plants.iter_mut().zip(&rows) {
+        entry["industry"] = serde_json::json!(p.industry);
+        entry["with_allocation"] = (*w).clone();
+        entry["intensity"] = if r.is_null() {
+            Value::Null
+        } else {
+            allocation::plant_intensity(p, r, w)
+        };
+    }
+    Ok(serde_json::json!({
+        "park": cfg.park, "plants": plants, "totals": t,
+        "utilities": utilities.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>(),
+        "benchmarks": allocation::benchmarks(&rows),
+        "intensity": allocation::park_intensity(&rows),
+    }))
 }

@@ -56,6 +56,35 @@ struct Figures {
     stored_s: f64,
     lag_p50_s: f64,
     lag_p99_s: f64,
+    /// CPU seconds of the park instances (user + system), and of the whole machine (every process:
+    /// broker, PostgreSQL, the publishing gateways, others), from the first publish to the last row.
+    park_cpu_s: Option<f64>,
+    machine_cpu_s: Option<f64>,
+}
+
+/// Linux clock ticks per second of /proc's CPU times (USER_HZ, 100 on every common architecture).
+const TICKS: f64 = 100.0;
+
+/// Busy CPU seconds of the machine so far (all cores: /proc/stat's `cpu` line less idle and iowait).
+fn machine_cpu() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = text.lines().next()?.strip_prefix("cpu ")?;
+    let v: Vec<f64> = line
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let total: f64 = v.iter().take(8).sum();
+    Some((total - v.get(3)? - v.get(4)?) / TICKS)
+}
+
+/// CPU seconds (user + system) of a process so far.
+fn process_cpu(pid: u32) -> Option<f64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command's closing parenthesis: state is field 3, utime 14, stime 15.
+    let rest = text.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let (u, s): (f64, f64) = (f.get(11)?.parse().ok()?, f.get(12)?.parse().ok()?);
+    Some((u + s) / TICKS)
 }
 
 /// One gateway publishing `messages` in rounds of at most its in-flight window.
@@ -175,6 +204,14 @@ async fn one(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
+    let cpu0 = (
+        children
+            .0
+            .iter()
+            .map(|c| process_cpu(c.id()))
+            .sum::<Option<f64>>(),
+        machine_cpu(),
+    );
     let t0 = Instant::now();
     let mut tasks = Vec::new();
     for g in 0..gateways {
@@ -212,6 +249,14 @@ async fn one(
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let stored = t0.elapsed().as_secs_f64();
+    let cpu1 = (
+        children
+            .0
+            .iter()
+            .map(|c| process_cpu(c.id()))
+            .sum::<Option<f64>>(),
+        machine_cpu(),
+    );
     let lag = client
         .query_one(
             "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM received_at - ts)), \
@@ -231,6 +276,8 @@ async fn one(
         stored_s: stored,
         lag_p50_s: lag.get::<_, Option<f64>>(0).unwrap_or(f64::NAN),
         lag_p99_s: lag.get::<_, Option<f64>>(1).unwrap_or(f64::NAN),
+        park_cpu_s: cpu0.0.zip(cpu1.0).map(|(a, b)| b - a),
+        machine_cpu_s: cpu0.1.zip(cpu1.1).map(|(a, b)| b - a),
     })
 }
 
@@ -278,6 +325,16 @@ pub async fn ingest(
             rate * points as f64,
             f.lag_p50_s,
             f.lag_p99_s
+        );
+        let per = |cpu: Option<f64>| {
+            cpu.map_or("-".to_string(), |c| {
+                format!("{:.2} s", c * 100_000.0 / (messages as f64 * points as f64))
+            })
+        };
+        println!(
+            "  CPU per 100 k points: park instance(s) {}, whole machine {} (broker, PostgreSQL, publishers and anything else running)",
+            per(f.park_cpu_s),
+            per(f.machine_cpu_s)
         );
     }
     Ok(())

@@ -7,7 +7,9 @@
 //!
 //! Beyond the contract's keys: `[mqtt] client_id` (the base of each instance's client id, default
 //! `plantmeter-park`), `username`, `password_file`, `keep_alive_s` (30); `[database] batch` (rows per
-//! insert, default 500).
+//! insert, default 500); `[[plant]] industry`, `output_value` and `value_added` (`{ baseline = …,
+//! reporting = … }`, 10^4 yuan); `[[utility]]` with `[[utility.share]]` (the park's shared utilities,
+//! `allocation.rs`).
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -28,6 +30,40 @@ pub struct Config {
     pub mqtt: Mqtt,
     pub http: Http,
     pub plants: Vec<Plant>,
+    /// Shared utilities allocated to plants by their sub-meters (`[[utility]]`).
+    pub utilities: Vec<Utility>,
+}
+
+/// `[[utility]]`: a shared utility (a central boiler's steam, the park's waste-water plant) whose
+/// metered total is allocated to member plants in proportion to their sub-meters (DOMAIN.md).
+#[derive(Debug, Clone)]
+pub struct Utility {
+    pub name: String,
+    /// What is allocated: a counter on a configured gateway, `site/id/meter.point`.
+    pub point: String,
+    /// The plants' indicator the allocation adds to (a report indicator key; default: the name).
+    pub indicator: String,
+    /// Standard coal per unit of the point (kgce), when the allocation also adds to `energy`.
+    pub kgce_per_unit: Option<f64>,
+    /// A share whose sub-meter or the utility's own meter covers less of a period than this gets
+    /// no allocation (null, with the reason).
+    pub min_completeness: f64,
+    pub shares: Vec<Share>,
+}
+
+/// `[[utility.share]]`: a plant's sub-meter of the utility.
+#[derive(Debug, Clone)]
+pub struct Share {
+    pub plant: String,
+    /// `site/id/meter.point`, a counter on a configured gateway.
+    pub point: String,
+}
+
+/// A figure entered per plant and audit period (`{ baseline = …, reporting = … }`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PerPeriod {
+    pub baseline: Option<f64>,
+    pub reporting: Option<f64>,
 }
 
 #[derive(Debug, Clone)]
@@ -66,6 +102,11 @@ pub struct Plant {
     pub gateways: Vec<String>,
     /// The plant's `[plant.audit]` table as written (points as `site/id/meter.point`).
     pub audit: Option<toml::Table>,
+    /// Its industry, for the benchmark table (plants of one industry side by side).
+    pub industry: Option<String>,
+    /// Output value (产值) and value added (工业增加值), 10^4 yuan per audit period, entered by hand.
+    pub output_value: PerPeriod,
+    pub value_added: PerPeriod,
 }
 
 #[derive(Deserialize)]
@@ -77,6 +118,34 @@ struct RawFile {
     http: Option<Spanned<RawHttp>>,
     #[serde(default)]
     plant: Vec<Spanned<RawPlant>>,
+    #[serde(default)]
+    utility: Vec<Spanned<RawUtility>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUtility {
+    name: Spanned<String>,
+    point: Spanned<String>,
+    indicator: Option<Spanned<String>>,
+    kgce_per_unit: Option<Spanned<f64>>,
+    min_completeness: Option<Spanned<f64>>,
+    #[serde(default)]
+    share: Vec<Spanned<RawShare>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawShare {
+    plant: Spanned<String>,
+    point: Spanned<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPerPeriod {
+    baseline: Option<Spanned<f64>>,
+    reporting: Option<Spanned<f64>>,
 }
 
 #[derive(Deserialize)]
@@ -120,6 +189,9 @@ struct RawPlant {
     enterprise: Option<String>,
     gateways: Spanned<Vec<Spanned<String>>>,
     audit: Option<toml::Table>,
+    industry: Option<String>,
+    output_value: Option<RawPerPeriod>,
+    value_added: Option<RawPerPeriod>,
 }
 
 /// Read and validate a park config file (read and reported as the agent's: plantmeter-common).
@@ -327,13 +399,38 @@ pub fn parse(text: &str, source: &Path) -> Result<Config, ConfigErrors> {
             }
             list.push(s.clone());
         }
+        let mut per_period = |raw: Option<RawPerPeriod>, key: &str| {
+            let raw = raw.unwrap_or_default();
+            let mut one = |v: Option<Spanned<f64>>, period: &str| {
+                let v = v?;
+                if v.get_ref().is_finite() && *v.get_ref() > 0.0 {
+                    Some(*v.get_ref())
+                } else {
+                    d.at(
+                        v.span(),
+                        format!("[[plant]] \"{name}\": {key}.{period} must be above 0 (10^4 yuan)"),
+                    );
+                    None
+                }
+            };
+            PerPeriod {
+                baseline: one(raw.baseline, "baseline"),
+                reporting: one(raw.reporting, "reporting"),
+            }
+        };
+        let output_value = per_period(p.output_value, "output_value");
+        let value_added = per_period(p.value_added, "value_added");
         plants.push(Plant {
             name,
             enterprise: p.enterprise,
             gateways: list,
             audit: p.audit,
+            industry: p.industry.filter(|s| !s.trim().is_empty()),
+            output_value,
+            value_added,
         });
     }
+    let utilities = utilities(&mut d, raw.utility, &plants);
 
     for (i, p) in plants.iter().enumerate() {
         if p.audit.is_some() {
@@ -364,6 +461,7 @@ pub fn parse(text: &str, source: &Path) -> Result<Config, ConfigErrors> {
             },
             http: Http { listen, token_file },
             plants,
+            utilities,
         }),
         _ => {
             d.errors.sort_by_key(|e| (e.line, e.col));
@@ -411,6 +509,162 @@ fn audit_errors(d: &mut Diag<'_>, text: &str, source: &Path, index: usize, plant
             d.errors.push(e);
         }
     }
+}
+
+/// Whether `p` is `site/id/meter.point` on one of the configured gateways (else the error is located).
+fn gateway_point(d: &mut Diag<'_>, p: &Spanned<String>, what: &str, plants: &[Plant]) -> bool {
+    let s = p.get_ref();
+    let on = s
+        .rsplit_once('/')
+        .filter(|(_, mp)| {
+            mp.split_once('.')
+                .is_some_and(|(m, q)| !m.is_empty() && !q.is_empty())
+        })
+        .map(|(gw, _)| gw);
+    match on {
+        Some(gw) if plants.iter().any(|pl| pl.gateways.iter().any(|g| g == gw)) => true,
+        _ => {
+            d.at(
+                p.span(),
+                format!("{what} point \"{s}\" must be written site/id/meter.point with site/id a gateway of a [[plant]] (a [[plant]] without [plant.audit] may hold the park's own gateways)"),
+            );
+            false
+        }
+    }
+}
+
+/// Points a plant's `[plant.audit]` reads (every `point = "…"` value in it).
+fn audit_points(t: &toml::Table, out: &mut Vec<String>) {
+    for (k, v) in t {
+        match v {
+            toml::Value::String(s) if k == "point" => out.push(s.clone()),
+            toml::Value::Table(t) => audit_points(t, out),
+            toml::Value::Array(a) => {
+                for x in a {
+                    if let toml::Value::Table(t) = x {
+                        audit_points(t, out);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// `[[utility]]` sections, validated against the plants.
+fn utilities(d: &mut Diag<'_>, raw: Vec<Spanned<RawUtility>>, plants: &[Plant]) -> Vec<Utility> {
+    let mut out: Vec<Utility> = Vec::new();
+    for u in raw {
+        let span = u.span();
+        let u = u.into_inner();
+        let name = u.name.get_ref().clone();
+        if !valid_name(&name) {
+            d.at(
+                u.name.span(),
+                format!("[[utility]] name \"{name}\" must be 1..64 characters of A-Z a-z 0-9 _ -"),
+            );
+        } else if out.iter().any(|x| x.name == name) {
+            d.at(
+                u.name.span(),
+                format!("[[utility]] \"{name}\" is defined twice"),
+            );
+        }
+        gateway_point(d, &u.point, &format!("[[utility]] \"{name}\":"), plants);
+        let indicator = u
+            .indicator
+            .as_ref()
+            .map_or(name.clone(), |i| i.get_ref().clone());
+        if let Some(i) = &u.indicator {
+            if i.get_ref().trim().is_empty() || i.get_ref() == "energy" {
+                d.at(
+                    i.span(),
+                    format!("[[utility]] \"{name}\": indicator must name the carrier allocated (\"steam\", \"water\", …); energy follows from kgce_per_unit"),
+                );
+            }
+        }
+        let kgce_per_unit = u.kgce_per_unit.as_ref().and_then(|k| {
+            let ok = k.get_ref().is_finite() && *k.get_ref() > 0.0;
+            if !ok {
+                d.at(
+                    k.span(),
+                    format!("[[utility]] \"{name}\": kgce_per_unit must be above 0"),
+                );
+            }
+            ok.then_some(*k.get_ref())
+        });
+        let min_completeness = match &u.min_completeness {
+            Some(m) if !(0.0..=1.0).contains(m.get_ref()) => {
+                d.at(
+                    m.span(),
+                    format!("[[utility]] \"{name}\": min_completeness must be between 0 and 1"),
+                );
+                0.75
+            }
+            Some(m) => *m.get_ref(),
+            None => 0.75,
+        };
+        if u.share.is_empty() {
+            d.at(
+                span.clone(),
+                format!("[[utility]] \"{name}\" needs at least one [[utility.share]] (plant and its sub-meter)"),
+            );
+        }
+        let mut shares: Vec<Share> = Vec::new();
+        for sh in u.share {
+            let sh = sh.into_inner();
+            let plant = sh.plant.get_ref().clone();
+            match plants.iter().find(|p| p.name == plant) {
+                None => {
+                    let known: Vec<&str> = plants.iter().map(|p| p.name.as_str()).collect();
+                    d.at(
+                        sh.plant.span(),
+                        format!(
+                            "[[utility]] \"{name}\": no [[plant]] \"{plant}\"; plants: {}",
+                            known.join(", ")
+                        ),
+                    );
+                }
+                Some(p) => {
+                    if shares.iter().any(|x| x.plant == plant) {
+                        d.at(
+                            sh.plant.span(),
+                            format!("[[utility]] \"{name}\": plant \"{plant}\" has two shares; one sub-meter point per plant"),
+                        );
+                    }
+                    // Counted in the plant's own audit too, it would count twice.
+                    let mut own = Vec::new();
+                    if let Some(a) = &p.audit {
+                        audit_points(a, &mut own);
+                    }
+                    if own.iter().any(|x| x == sh.point.get_ref()) {
+                        d.at(
+                            sh.point.span(),
+                            format!("[[utility]] \"{name}\": \"{}\" is also read by plant \"{plant}\"'s [plant.audit]: its allocation would count it twice (leave the shared utility's sub-meter out of [plant.audit])", sh.point.get_ref()),
+                        );
+                    }
+                }
+            }
+            gateway_point(
+                d,
+                &sh.point,
+                &format!("[[utility]] \"{name}\": share of \"{plant}\":"),
+                plants,
+            );
+            shares.push(Share {
+                plant,
+                point: sh.point.into_inner(),
+            });
+        }
+        out.push(Utility {
+            name,
+            point: u.point.into_inner(),
+            indicator,
+            kgce_per_unit,
+            min_completeness,
+            shares,
+        });
+    }
+    out
 }
 
 /// `mqtt://host[:port]` (port 1883 by default).
@@ -568,6 +822,50 @@ gateways = ["plant-a/gw-01", "plant-a/gw-02"]
             "  timezone = \"8h\"\n  baseline",
         ));
         assert!(e.iter().any(|m| m.contains("timezone \"8h\"")), "{e:?}");
+    }
+
+    #[test]
+    fn utilities_are_checked_against_the_plants() {
+        let good = format!(
+            "{GOOD}  [[plant.audit.input]]\n  point = \"plant-a/gw-01/main.energy\"\n  carrier = \"electricity\"\n\
+             [[utility]]\nname = \"steam\"\npoint = \"plant-a/gw-02/boiler.steam\"\nkgce_per_unit = 128.6\n\
+             [[utility.share]]\nplant = \"sunrise\"\npoint = \"plant-a/gw-01/steam.in\"\n"
+        );
+        let c = parse(&good, Path::new("park.toml")).expect("valid");
+        assert_eq!(c.utilities[0].indicator, "steam");
+        assert_eq!(c.utilities[0].min_completeness, 0.75);
+        for (from, to, want) in [
+            (
+                "plant = \"sunrise\"",
+                "plant = \"sunset\"",
+                "no [[plant]] \"sunset\"",
+            ),
+            (
+                "plant-a/gw-01/steam.in",
+                "plant-a/gw-01/main.energy",
+                "count it twice",
+            ),
+            (
+                "plant-a/gw-02/boiler.steam",
+                "plant-x/gw-09/boiler.steam",
+                "a gateway of a [[plant]]",
+            ),
+            (
+                "kgce_per_unit = 128.6",
+                "kgce_per_unit = -1.0",
+                "kgce_per_unit must be above 0",
+            ),
+        ] {
+            let e = errors(&good.replace(from, to));
+            assert!(e.len() == 1 && e[0].contains(want), "{want}: {e:?}");
+        }
+        let e = errors(&format!(
+            "{GOOD}[[utility]]\nname = \"steam\"\npoint = \"plant-a/gw-02/boiler.steam\"\n"
+        ));
+        assert!(
+            e[0].contains("needs at least one [[utility.share]]"),
+            "{e:?}"
+        );
     }
 
     #[test]

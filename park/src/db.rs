@@ -139,7 +139,33 @@ CREATE TABLE alarms (
 );
 "#,
     ),
+    (
+        5,
+        r#"
+-- Where finding gaps starts per gateway: every seq up to `upto` is stored or reported gone, so a
+-- look reads only the readings from there on (an index range scan), not every stored seq.
+CREATE TABLE seq_checked (
+    site text NOT NULL,
+    gateway text NOT NULL,
+    upto bigint NOT NULL,
+    PRIMARY KEY (site, gateway)
+);
+-- Rows deleted from readings are missing again (and asked for again): the mark goes back below them.
+CREATE FUNCTION plantmeter_readings_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE seq_checked SET upto = OLD.seq - 1
+        WHERE site = OLD.site AND gateway = OLD.gateway AND upto >= OLD.seq;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER readings_deleted AFTER DELETE ON readings
+    FOR EACH ROW EXECUTE FUNCTION plantmeter_readings_deleted();
+"#,
+    ),
 ];
+
+/// The most missing ranges found per gateway and look (the oldest first): memory stays bounded
+/// whatever a gateway lost; the rest are found once these are filled or gone.
+pub const MISSING_MAX: i64 = 1000;
 
 /// Advisory lock keys, so that instances starting together migrate and partition one at a time.
 const LOCK_MIGRATE: i64 = 0x0070_6c61_6e74_6d01;
@@ -752,41 +778,130 @@ pub async fn status(client: &Client) -> Result<Vec<GatewayStatus>, tokio_postgre
             rejected: r.get(8),
         });
     }
-    let gaps = client
-        .query(
-            "SELECT site, gateway, prev + 1, seq - 1 FROM ( \
-                 SELECT site, gateway, seq, lag(seq) OVER (PARTITION BY site, gateway ORDER BY seq) AS prev \
-                 FROM readings) t \
-             WHERE seq > prev + 1 ORDER BY site, gateway, seq",
-            &[],
-        )
-        .await?;
-    for g in gaps {
-        let (site, gateway): (String, String) = (g.get(0), g.get(1));
+    for m in missing(client, None).await? {
         if let Some(s) = out
             .iter_mut()
-            .find(|s| s.site == site && s.gateway == gateway)
+            .find(|s| s.site == m.site && s.gateway == m.gateway)
         {
-            s.missing.push([g.get(2), g.get(3)]);
-        }
-    }
-    let gone = client
-        .query(
-            "SELECT site, gateway, seq_from, seq_to FROM gone ORDER BY 1, 2, 3",
-            &[],
-        )
-        .await?;
-    for s in &mut out {
-        let reported: Vec<[i64; 2]> = gone
-            .iter()
-            .filter(|g| g.get::<_, &str>(0) == s.site && g.get::<_, &str>(1) == s.gateway)
-            .map(|g| [g.get(2), g.get(3)])
-            .collect();
-        if !reported.is_empty() {
-            (s.missing, s.gone) = split(&s.missing, &reported);
+            (s.missing, s.gone) = (m.missing, m.gone);
         }
     }
     Ok(out)
+}
+
+/// A gateway's missing seq ranges (not stored, between its first and last stored seq, at most
+/// [`MISSING_MAX`]) and the ranges it answered gone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Missing {
+    pub site: String,
+    pub gateway: String,
+    pub missing: Vec<[i64; 2]>,
+    pub gone: Vec<[i64; 2]>,
+}
+
+/// Every gateway's missing ranges. Bounded: each gateway's look starts at its mark in `seq_checked`
+/// (every seq below it stored or reported gone) and reads the readings from there by the primary
+/// key's index; the mark then moves up to the first range still missing (or the last seq). A row
+/// deleted from `readings` moves its gateway's mark back below it (trigger), so it is found again.
+/// `only`: these gateways (`site/id`), else every one.
+pub async fn missing(
+    client: &Client,
+    only: Option<&[String]>,
+) -> Result<Vec<Missing>, tokio_postgres::Error> {
+    let gateways = client
+        .query(
+            "SELECT g.site, g.gateway, c.upto FROM gateways g \
+             LEFT JOIN seq_checked c ON c.site = g.site AND c.gateway = g.gateway \
+             WHERE $1::text[] IS NULL OR g.site || '/' || g.gateway = ANY($1) \
+             ORDER BY g.site, g.gateway",
+            &[&only],
+        )
+        .await?;
+    let mut out = Vec::new();
+    for g in gateways {
+        let (site, gateway, mark): (String, String, Option<i64>) = (g.get(0), g.get(1), g.get(2));
+        let from = mark.unwrap_or(i64::MIN);
+        // The mark stands for a stored seq (everything up to it is stored or gone), so a gap right
+        // after it is found even when the seq at the mark itself was reported gone.
+        let anchor = if mark.is_some() {
+            "SELECT $3::int8 AS seq UNION ALL "
+        } else {
+            ""
+        };
+        let gaps = client
+            .query(
+                &format!(
+                    "SELECT prev + 1, seq - 1 FROM ( \
+                         SELECT seq, lag(seq) OVER (ORDER BY seq) AS prev FROM ( \
+                             {anchor}SELECT seq FROM readings \
+                             WHERE site = $1 AND gateway = $2 AND seq > $3) u) t \
+                     WHERE seq > prev + 1 ORDER BY seq LIMIT $4"
+                ),
+                &[&site, &gateway, &from, &MISSING_MAX],
+            )
+            .await?;
+        let found: Vec<[i64; 2]> = gaps.iter().map(|r| [r.get(0), r.get(1)]).collect();
+        let reported: Vec<[i64; 2]> = client
+            .query(
+                "SELECT seq_from, seq_to FROM gone WHERE site = $1 AND gateway = $2 ORDER BY 1, 2",
+                &[&site, &gateway],
+            )
+            .await?
+            .iter()
+            .map(|r| [r.get(0), r.get(1)])
+            .collect();
+        let (still, mut gone) = split(&found, &reported);
+        // Below the mark every seq not stored was reported gone: those ranges, as reported.
+        if let Some(m) = mark {
+            let below: Vec<[i64; 2]> = reported
+                .iter()
+                .filter(|r| r[0] <= m)
+                .map(|r| [r[0], r[1].min(m)])
+                .collect();
+            gone = merge(below.into_iter().chain(gone).collect());
+        }
+        let next = match still.first() {
+            Some(r) => Some(r[0] - 1),
+            None => client
+                .query_one(
+                    "SELECT max(seq) FROM readings WHERE site = $1 AND gateway = $2 AND seq >= $3",
+                    &[&site, &gateway, &from],
+                )
+                .await?
+                .get::<_, Option<i64>>(0),
+        };
+        if let Some(next) = next.filter(|n| Some(*n) != mark) {
+            // Only from the mark read: a delete meanwhile (the trigger lowered it) wins.
+            client
+                .execute(
+                    "INSERT INTO seq_checked (site, gateway, upto) VALUES ($1, $2, $3) \
+                     ON CONFLICT (site, gateway) DO UPDATE SET upto = $3 \
+                     WHERE seq_checked.upto IS NOT DISTINCT FROM $4",
+                    &[&site, &gateway, &next, &mark],
+                )
+                .await?;
+        }
+        out.push(Missing {
+            site,
+            gateway,
+            missing: still,
+            gone,
+        });
+    }
+    Ok(out)
+}
+
+/// Sorted inclusive ranges with overlapping or adjacent ones joined.
+fn merge(mut ranges: Vec<[i64; 2]>) -> Vec<[i64; 2]> {
+    ranges.sort_unstable();
+    let mut out: Vec<[i64; 2]> = Vec::new();
+    for [a, b] in ranges {
+        match out.last_mut() {
+            Some([_, e]) if *e + 1 >= a => *e = (*e).max(b),
+            _ => out.push([a, b]),
+        }
+    }
+    out
 }
 
 /// The parts of `missing` not in any `gone` range, and the parts that are (ranges inclusive).

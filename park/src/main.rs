@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod allocation;
 mod audit;
 mod bench;
 mod bounds;
@@ -48,7 +49,7 @@ enum Command {
         config: PathBuf,
         #[arg(long)]
         plant: Option<String>,
-        /// Reporting period (local dates, TO excluded); both or neither.
+        /// Reporting period (local dates, both included: `--to 2026-06-30` is its last day); both or neither.
         #[arg(long)]
         from: Option<String>,
         #[arg(long)]
@@ -267,15 +268,23 @@ fn report(
     let period = match (from, to) {
         (None, None) => None,
         (Some(f), Some(t)) => {
+            // As the agent's `report`: `--to` is the last day included (half-open inside).
             let (f, t) = (date("--from", &f)?, date("--to", &t)?);
-            if t <= f {
+            if t < f {
                 return Err(Failure::Bad(format!(
-                    "--from {f} --to {t}: the end must be after the start"
+                    "--from {f} --to {t}: the period is empty (--to is the last day included and cannot be before --from)"
                 )));
             }
-            Some((f, t))
+            let end = t
+                .succ_opt()
+                .ok_or_else(|| Failure::Bad(format!("--to {t}: no day after it")))?;
+            Some((f, end))
         }
-        _ => return Err(Failure::Bad("--from and --to go together".into())),
+        _ => {
+            return Err(Failure::Bad(
+                "--from and --to go together (local dates, both included)".into(),
+            ))
+        }
     };
     if let Some(name) = &plant {
         if !cfg.plants.iter().any(|p| &p.name == name) {

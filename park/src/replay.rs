@@ -78,9 +78,9 @@ pub async fn run(cfg: Config, mqtt: AsyncClient, stop: watch::Receiver<bool>) {
         }
         let Some(c) = conn.as_ref() else { continue };
         let t0 = Instant::now();
-        let status = match db::status(c).await {
-            // Finding gaps reads every stored seq: on a large database the looks space out so
-            // that they take at most a twentieth of the time.
+        let status = match db::missing(c, Some(&known)).await {
+            // Finding gaps reads the readings from each gateway's mark on (db::missing); should
+            // that still be long, the looks space out so that they take at most a twentieth of the time.
             Ok(s) => {
                 every = LOOK_EVERY.max(t0.elapsed() * 20).min(MAX_PAUSE);
                 s

@@ -258,6 +258,8 @@ fn summary(plant: &Plant, report: &Value) -> Value {
         "baseline_per_unit": e["baseline"]["per_unit"],
         "reporting_per_unit": e["reporting"]["per_unit"],
         "savings_pct": e["reporting"]["savings_pct"],
+        // What the savings rest on (valid_model, weak_model, ratio): shown marked when not a valid model.
+        "savings_basis": e["reporting"]["savings_basis"],
         "level": e["level"],
         "levels": levels(plant, "energy"),
         "completeness": report["periods"]["reporting"]["completeness"],

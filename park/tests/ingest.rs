@@ -136,6 +136,29 @@ async fn status_shows_missing_seq_ranges_evictions_and_copies_change_nothing() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Later looks start at the gateway's mark (bounded: not every stored seq) and see the same; a
+    // row deleted below the mark is missing again.
+    let upto: i64 = c
+        .query_one("SELECT upto FROM seq_checked WHERE gateway = 'gw-01'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        upto, 8,
+        "the mark stops before the first range still missing"
+    );
+    let s = status(&cfg).unwrap();
+    assert_eq!(s[0]["missing"], serde_json::json!([[9, 9]]), "{s}");
+    assert_eq!(s[0]["gone"], serde_json::json!([[4, 6]]), "{s}");
+    c.execute(
+        "DELETE FROM readings WHERE gateway = 'gw-01' AND seq = 7",
+        &[],
+    )
+    .await
+    .unwrap();
+    let s = status(&cfg).unwrap();
+    assert_eq!(s[0]["missing"], serde_json::json!([[7, 7], [9, 9]]), "{s}");
+    assert_eq!(s[0]["gone"], serde_json::json!([[4, 6]]), "{s}");
 
     // The last will: offline.
     publish_all(

@@ -188,7 +188,7 @@ async fn plant_reports_equal_the_agents_reports_and_the_park_sums_them() {
             .output()
             .unwrap();
         let agent_text = String::from_utf8_lossy(&agent.stdout);
-        // The seal's meta tags name each report's own id and digest (the park's plant report is not sealed).
+        // The seal's meta tags name each report's own id and digest (both sealed, over different JSON).
         let unsealed = |t: &str| {
             let mut out = String::new();
             let mut rest = t.lines().next().unwrap_or("");

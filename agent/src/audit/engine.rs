@@ -12,7 +12,7 @@ use plantmeter_common::audit::intervals::{
     admit_ts, admit_value, gap_threshold_ms, place, Applied, Gap, Implausible, Inapplicable,
     InferredReplacement, Placement, Pushed, RecordedReplacement, Tracker,
 };
-use plantmeter_common::audit::report::{ReplacementEvent, Report};
+use plantmeter_common::audit::report::Report;
 use plantmeter_common::model::format_ts_ms;
 use plantmeter_common::plan::{Plan, PointRef};
 use plantmeter_common::{Clock, DataMessage, Quality};
@@ -560,63 +560,31 @@ impl AuditEngine {
         let Some(agg) = self.agg.as_ref() else {
             return;
         };
-        let mut applied: HashMap<&str, Vec<Applied>> = HashMap::new();
+        let mut applied: HashMap<String, Vec<Applied>> = HashMap::new();
+        let mut recorded: Vec<(String, i64)> = Vec::new();
         for rec in &self.recorded {
             if let (false, Some(id)) = (
                 applied.contains_key(rec.point.as_str()),
                 agg.existing_id(&rec.point),
             ) {
-                applied.insert(&rec.point, agg.applied(id));
+                applied.insert(rec.point.clone(), agg.applied(id));
             }
-        }
-        for e in &mut report.events.replacements {
-            let Some(hour) = plantmeter_common::model::parse_ts_ms(&e.at) else {
-                continue;
-            };
-            let hour = self.grid.hour_index(hour);
-            let Some(a) = applied.get(e.point.as_str()).and_then(|v| {
-                v.iter()
-                    .find(|a| self.grid.hour_index(a.event_ts()) == hour)
-            }) else {
-                continue;
-            };
-            e.recorded = true;
-            e.at = format_ts_ms(a.at_ms);
-        }
-        for rec in &self.recorded {
-            let Some(at) = rec.replacement().map(|r| r.at_ms) else {
-                continue;
-            };
             // A point no longer in the config is not the report's.
             let known = rec
                 .point
                 .split_once('.')
                 .is_some_and(|(m, p)| self.meters.get(m).is_some_and(|x| x.contains_key(p)));
-            if !known {
-                continue;
+            if let (true, Some(r)) = (known, rec.replacement()) {
+                recorded.push((rec.point.clone(), r.at_ms));
             }
-            if applied
-                .get(rec.point.as_str())
-                .is_some_and(|v| v.iter().any(|a| a.at_ms == at))
-            {
-                continue;
-            }
-            let why = self.not_applied.get(&(rec.point.clone(), at)).map_or(
-                "the readings counted so far do not reach across it (it is applied when they do)",
-                String::as_str,
-            );
-            report.events.replacements.push(ReplacementEvent {
-                point: rec.point.clone(),
-                at: format_ts_ms(at),
-                recorded: true,
-                applied: false,
-            });
-            report.method.notes.push(format!(
-                "{}: the replacement recorded at {} is not applied: {why}",
-                rec.point,
-                format_ts_ms(at)
-            ));
         }
+        plantmeter_common::audit::recorded::mark(
+            report,
+            &self.grid,
+            &applied,
+            &recorded,
+            |point, at| self.not_applied.get(&(point.to_string(), at)).cloned(),
+        );
     }
 
     /// The same, as the JSON published retained on `P/audit`. Also written to `data_dir/audit-report.json`

@@ -2,6 +2,7 @@
 
 pub mod balance;
 pub mod baseline;
+pub mod canonical;
 pub mod compute;
 pub mod coverage;
 pub mod diagnostics;
@@ -11,6 +12,7 @@ pub mod hourly;
 pub mod indicators;
 pub mod intervals;
 pub mod multiplier;
+pub mod recorded;
 pub mod regression;
 // The report's renderings (text, CSV, HTML with SVG charts, XLSX; English and Chinese): the agent's
 // `report` and plantmeter-park's use them; behind a feature so the simulator does not compile them.
