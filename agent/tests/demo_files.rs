@@ -45,6 +45,27 @@ fn the_demo_writes_the_workbook_beside_the_other_reports() {
     // The terminal output in Chinese too: every sentence, the model listing, the comparison.
     let report: plantmeter_common::audit::report::Report =
         serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).unwrap()).unwrap();
+    // The meter tree and the reuse loop against the simulator's shares: the power room's sub-meters carry
+    // 0.45 of main-power's 0.6 (25 % unmetered), the dyehouse 0.7 of the intake, the cooling loop three
+    // times the intake (R = 3 / (3 + 1) = 75 %), whatever the polling kept up with (common hours).
+    let balances = report.balances.as_ref().unwrap();
+    for (parent, unmetered) in [
+        ("main-power.energy_import", 25.0),
+        ("water.totalizer", 30.0),
+    ] {
+        for row in balances.tree.iter().filter(|r| r.parent == parent) {
+            let pct = row.unmetered_pct.unwrap();
+            assert!(
+                (pct - unmetered).abs() < 1.0,
+                "{parent} {}: {pct}",
+                row.period
+            );
+        }
+    }
+    for w in &balances.water {
+        let r = w.reuse_rate_pct.unwrap();
+        assert!((r - 75.0).abs() < 1.0, "reuse rate {}: {r}", w.period);
+    }
     use plantmeter_common::audit::render::fixture::{config_names, english};
     let mut allowed = config_names(&report, true);
     // Protocols and the scenario's name stay as they are.

@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use crate::plan::Plan;
 
 mod audit;
+mod audit_tree;
 mod describe;
 mod diag;
 pub mod files;

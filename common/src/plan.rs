@@ -840,6 +840,12 @@ pub struct AuditPlan {
     pub measures: Vec<AuditMeasure>,
     /// 分表计电: production and treatment facilities' electricity.
     pub facilities: Vec<AuditFacility>,
+    /// Meter trees and the water balance (`parent`, `reuse`, `[[audit.tree]]`, `[audit.water]`).
+    pub balance: crate::audit::balance::BalancePlan,
+    /// The metering ledger and coverage thresholds (`[[audit.ledger]]`, `[[audit.coverage]]`).
+    pub ledger: crate::audit::coverage::LedgerPlan,
+    /// Solid and hazardous waste (`[[audit.waste]]`).
+    pub waste: Vec<crate::audit::waste::WastePlan>,
     /// Prices in yuan per unit of each carrier (`[audit.prices]`).
     pub prices: Vec<(Carrier, f64)>,
     pub inputs: Vec<AuditInput>,

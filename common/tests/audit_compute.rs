@@ -128,6 +128,9 @@ fn plan(granularity: Granularity) -> Plan {
             energy_quota_kgce_per_unit: None,
             measures: Vec::new(),
             facilities: Vec::new(),
+            balance: Default::default(),
+            ledger: Default::default(),
+            waste: Vec::new(),
             prices: Vec::new(),
             production_unit: "t".into(),
             inputs: vec![

@@ -200,6 +200,31 @@ impl Simulation {
                 );
             }
         }
+        // The meter tree and the reuse loop (balances: DOMAIN.md "Balances").
+        let index_of = |name: &str| self.meters.iter().position(|m| m.name == name);
+        for (i, spec) in sc.meters.iter().enumerate() {
+            let parent = spec
+                .parent
+                .as_deref()
+                .and_then(index_of)
+                .and_then(main_counter);
+            if let (Some(p), Some(me)) = (parent, main_counter(i)) {
+                let _ = writeln!(
+                    s,
+                    "[[audit.tree]]\npoint = {}\nparent = {}\n",
+                    q(&me),
+                    q(&p)
+                );
+            }
+        }
+        let reuse: Vec<String> = (0..self.meters.len())
+            .filter(|&i| sc.meters[i].reuse)
+            .filter_map(main_counter)
+            .map(|p| q(&p))
+            .collect();
+        if !reuse.is_empty() {
+            let _ = writeln!(s, "[audit.water]\nreuse = [{}]\n", reuse.join(", "));
+        }
         for (j, pol) in sc.plant.pollutants.iter().enumerate() {
             let conc = self.meters.iter().find_map(|m| {
                 m.signals

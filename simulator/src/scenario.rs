@@ -43,6 +43,10 @@ pub struct MeterSpec {
     /// When set, `counter_start` is chosen so that the main counter wraps at its modulus then (UTC ms).
     pub rollover_at: Option<i64>,
     pub faults: FaultPlan,
+    /// The meter whose main counter this meter's is a sub-meter of (the agent config's `[[audit.tree]]`).
+    pub parent: Option<String>,
+    /// Its main counter is water used again (a cooling loop): `[audit.water] reuse` in the agent config.
+    pub reuse: bool,
 }
 
 /// `[audit]` values written into the agent config.
@@ -246,6 +250,9 @@ struct MeterFile {
     replace_start: f64,
     #[serde(default)]
     fault: Vec<FaultFile>,
+    parent: Option<String>,
+    #[serde(default)]
+    reuse: bool,
 }
 
 #[derive(Deserialize)]
@@ -647,10 +654,22 @@ impl Scenario {
                 o2_mean: m.o2_mean,
                 rollover_at,
                 faults,
+                parent: m.parent,
+                reuse: m.reuse,
             });
         }
         if meters.is_empty() {
             return Err(ScenarioError("the scenario has no [[meter]]".into()));
+        }
+        for m in &meters {
+            if let Some(p) = &m.parent {
+                if p == &m.name || !meters.iter().any(|x| &x.name == p) {
+                    return Err(ScenarioError(format!(
+                        "meter {:?}: parent {p:?} is not another meter of the scenario",
+                        m.name
+                    )));
+                }
+            }
         }
         if plant.products.is_empty() {
             if !meters.iter().any(|m| m.measures == "production") {

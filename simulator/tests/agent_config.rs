@@ -40,6 +40,22 @@ fn agent_config_passes_validation_for_every_transport() {
         assert_eq!(audit.products.len(), 2);
         assert_eq!(audit.products[1].factor, 0.8);
         assert_eq!(audit.drivers.len(), 1);
+        // The meter tree (three power sub-meters, a dyehouse water meter; sorted by point) and the cooling loop.
+        let children: Vec<String> = audit
+            .balance
+            .nodes
+            .iter()
+            .filter(|n| n.parent.is_some())
+            .map(|n| n.point.meter.clone())
+            .collect();
+        assert_eq!(
+            children,
+            ["compressors", "dyehouse-water", "dyehouse", "lighting"]
+        );
+        assert_eq!(
+            audit.balance.reuse[0].point.qualified(),
+            "cooling-loop.totalizer"
+        );
         assert_eq!(audit.drivers[0].point.qualified(), "weather.temperature");
         let sources: Vec<_> = audit
             .pollutants

@@ -60,7 +60,7 @@ fn print_agent_config_names_every_meter_and_the_audit() {
     let text = String::from_utf8(out.stdout).unwrap();
     let doc: toml::Table = toml::from_str(&text).unwrap();
     assert_eq!(doc["bus"][0]["address"].as_str(), Some("127.0.0.1:15020"));
-    assert_eq!(doc["meter"].as_array().unwrap().len(), 14);
+    assert_eq!(doc["meter"].as_array().unwrap().len(), 16);
     let audit = &doc["audit"];
     assert_eq!(audit["production_unit"].as_str(), Some("t"));
     let products: Vec<_> = audit["product"]

@@ -252,6 +252,9 @@ pub fn compute(
         .iter()
         .map(|f| [add(&f.production, &mut refs), add(&f.treatment, &mut refs)])
         .collect();
+    for r in crate::audit::depth_points(audit) {
+        add(r, &mut refs);
+    }
 
     let mut series: Vec<Series1> = Vec::with_capacity(refs.len());
     let mut events = Events::default();
@@ -1094,7 +1097,18 @@ pub fn compute(
             .quota
             .as_ref()
             .is_some_and(|q| q.baseline_over == Some(true) || q.reporting_over == Some(true)),
+        over_hazardous_waste: None,
     };
+
+    let hours_of = |r: &PointRef| {
+        index.get(r).map(|&i| crate::audit::balance::Hours {
+            amount: &series[i].amount,
+            data: &series[i].data,
+        })
+    };
+    let depth = crate::audit::depth(audit, base_range, rep_range, &hours_of, production);
+    compliance.triggers.over_hazardous_waste =
+        depth.2.as_ref().and_then(|w| w.hazardous.as_ref()?.over);
 
     let (cv_max, nmbe_max) = baseline::ashrae14_thresholds(g);
     notes.extend(conventions());
@@ -1115,6 +1129,9 @@ pub fn compute(
         compliance,
         events,
         measures,
+        balances: depth.0,
+        coverage: depth.1,
+        waste: depth.2,
         grade: overall(&graded_figures).map(|o| Grade {
             level: o.level,
             scores: crate::audit::grade::LEVELS

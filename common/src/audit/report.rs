@@ -28,6 +28,15 @@ pub struct Report {
     /// Cleaner-production measures with their savings, money and payback.
     #[serde(default)]
     pub measures: Vec<MeasureResult>,
+    /// Meter-tree and water balances; null without a meter tree, reuse or water points.
+    #[serde(default)]
+    pub balances: Option<crate::audit::balance::Balances>,
+    /// The metering ledger and coverage (配备率); null without `[[audit.ledger]]` or `[[audit.coverage]]`.
+    #[serde(default)]
+    pub coverage: Option<crate::audit::coverage::Coverage>,
+    /// Solid and hazardous waste; null without `[[audit.waste]]`.
+    #[serde(default)]
+    pub waste: Option<crate::audit::waste::Waste>,
     /// The enterprise's overall grade (DOMAIN.md "Overall grade"); null without grade thresholds.
     #[serde(default)]
     pub grade: Option<Grade>,
@@ -145,6 +154,9 @@ pub struct Triggers {
     pub over_standard: bool,
     pub over_total: bool,
     pub over_energy_quota: bool,
+    /// Hazardous waste at or above 100 t a year (004); null without a hazardous waste point or its data.
+    #[serde(default)]
+    pub over_hazardous_waste: Option<bool>,
 }
 
 /// A level of the cleaner-production indicator system (清洁生产等级): `I` (international leading), `II`

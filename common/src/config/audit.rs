@@ -128,7 +128,7 @@ impl Points<'_> {
 }
 
 /// A required `carrier` key of `t`, with where it is written.
-fn carrier_key(d: &mut Diag<'_>, t: &Section<'_>) -> Option<(Carrier, Span)> {
+pub(super) fn carrier_key(d: &mut Diag<'_>, t: &Section<'_>) -> Option<(Carrier, Span)> {
     let c = t.req_str(d, "carrier")?;
     match Carrier::parse(c.v) {
         Some(carrier) => Some((carrier, c.span)),
@@ -147,7 +147,7 @@ fn carrier_key(d: &mut Diag<'_>, t: &Section<'_>) -> Option<(Carrier, Span)> {
 }
 
 /// A required `meter.point` key of `t`.
-fn point_key(
+pub(super) fn point_key(
     d: &mut Diag<'_>,
     t: &Section<'_>,
     key: &str,
@@ -237,7 +237,7 @@ pub(crate) fn parse(
 ) -> Option<AuditPlan> {
     let item = root.item("audit")?;
     let t = Section::of_item(d, item, "audit", "[audit]")?;
-    t.check_keys(d, AUDIT_KEYS);
+    t.check_keys(d, &[AUDIT_KEYS, super::audit_tree::AUDIT_KEYS].concat());
     let before = d.count();
 
     let timezone = match t.req_str(d, "timezone") {
@@ -1022,6 +1022,17 @@ pub(crate) fn parse(
     }
 
     let facilities = facilities(d, &t, points);
+    let depth = super::audit_tree::parse(
+        d,
+        root,
+        &t,
+        points,
+        &inputs
+            .iter()
+            .map(|i| (i.0.clone(), i.1))
+            .collect::<Vec<_>>(),
+        &pollutants,
+    );
     let sufficiency = super::sufficiency::parse(d, &t);
     if d.count() > before {
         return None;
@@ -1047,6 +1058,9 @@ pub(crate) fn parse(
         energy_quota_kgce_per_unit: quota,
         measures,
         facilities,
+        balance: depth.balance,
+        ledger: depth.ledger,
+        waste: depth.waste,
         prices,
         inputs: inputs
             .into_iter()

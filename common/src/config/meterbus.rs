@@ -621,10 +621,17 @@ fn point(
             );
         }
     }
+    // The audit's tree keys belong to a meter's point, not to a template's.
+    let tree: &[&str] = if owner.is_some() {
+        super::audit_tree::POINT_KEYS
+    } else {
+        &[]
+    };
     t.check_keys(
         d,
         &[
             POINT_KEYS,
+            tree,
             &[
                 "register",
                 "address",

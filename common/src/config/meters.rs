@@ -275,7 +275,14 @@ fn manual_meter(d: &mut Diag<'_>, t: &Section<'_>, name: Option<&str>) -> Option
         d.error(&t.span, format!("{} has no [[meter.point]]", t.what));
     }
     for pt in tables {
-        pt.check_keys(d, &["name", "unit", "kind", "rollover"]);
+        pt.check_keys(
+            d,
+            &[
+                &["name", "unit", "kind", "rollover"],
+                super::audit_tree::POINT_KEYS,
+            ]
+            .concat(),
+        );
         let Some(pname) = pt.req_str(d, "name") else {
             continue;
         };
@@ -920,7 +927,11 @@ fn point(
     if let Some(m) = owner {
         t.what = format!("{} of meter \"{m}\"", t.what);
     }
-    t.check_keys(d, POINT_KEYS);
+    if owner.is_some() {
+        t.check_keys(d, &[POINT_KEYS, super::audit_tree::POINT_KEYS].concat());
+    } else {
+        t.check_keys(d, POINT_KEYS);
+    }
 
     let register = match t.str(d, "register") {
         None => (!t.has("register")).then_some(RegisterKind::Holding),

@@ -255,6 +255,23 @@ pub fn csv(report: &Report, lang: Lang) -> Vec<u8> {
         row.extend((0..COLUMNS - 10).map(|_| Cell::Num(None)));
         write_row(&mut out, &row);
     }
+    // Balances, coverage and waste: one row per figure (row = the item and the figure's name).
+    for f in super::depth::csv_figures(report, lang) {
+        let mut row = vec![
+            text(f.table),
+            text(f.key),
+            text(f.period),
+            text(f.row),
+            text(""),
+            text(""),
+            Cell::Num(None),
+            text(""),
+            num_opt(f.value),
+            text(f.unit),
+        ];
+        row.resize(COLUMNS, Cell::Num(None));
+        write_row(&mut out, &row);
+    }
     out
 }
 

@@ -177,6 +177,42 @@ const TEMPLATES: &[(&str, &str)] = &[
         "自变量共线或无变化",
     ),
     ("not valid", "无效"),
+    // Balances, coverage and waste (audit::balance, coverage, waste).
+    ("{} was not read", "{0} 未读取"),
+    (
+        "no hour in which {} and all its sub-meters have data",
+        "没有 {0} 及其全部下级表同时有数据的小时",
+    ),
+    ("no data in the period from {}", "本期无数据：{0}"),
+    (
+        "no hour in which every water balance point has data",
+        "没有水平衡全部测点同时有数据的小时",
+    ),
+    (
+        "no [[audit.input]] of carrier water (取水量)",
+        "未配置取水量测点（水的审核输入）",
+    ),
+    (
+        "no point marked reuse = true (重复利用水量)",
+        "未标记重复利用水量测点",
+    ),
+    (
+        "no discharge point ([audit.water] discharge or a water pollutant's flow)",
+        "无排水量测点（未配置排水量，也无水污染物的流量）",
+    ),
+    (
+        "no consumption point ([audit.water] consumption)",
+        "无耗水量测点，漏失水量未计",
+    ),
+    ("no reading of {} in the period", "本期无 {0} 的读数"),
+    (
+        "no production in the hours with waste data",
+        "有废物数据的小时内无产量",
+    ),
+    (
+        "no [[audit.ledger]] item of this carrier at this level",
+        "该介质在该级别无台账条目",
+    ),
     ("no data", "无数据"),
     // Granularities inside the templates above.
     ("hour", "小时"),

@@ -268,6 +268,9 @@ pub fn report() -> Report {
         .collect();
 
     Report {
+        balances: None,
+        coverage: None,
+        waste: None,
         integrity: None,
         enterprise: Some("Sunrise Dyeing & Finishing Co.".to_string()),
         industry: Some("dyeing".to_string()),
@@ -549,6 +552,7 @@ pub fn rich() -> Report {
         over_standard: true,
         over_total: false,
         over_energy_quota: true,
+        over_hazardous_waste: Some(true),
     };
     r.events.rollovers = 1;
     r.events.replacements.push(ReplacementEvent {
@@ -655,6 +659,28 @@ pub fn config_names(r: &Report, keys: bool) -> HashSet<String> {
     names.extend(r.measures.iter().map(|m| m.name.clone()));
     names.extend(r.compliance.sources.iter().map(|s| s.source.clone()));
     names.extend(r.compliance.facilities.iter().map(|f| f.name.clone()));
+    if let Some(c) = &r.coverage {
+        names.extend(c.ledger.iter().map(|e| e.name.clone()));
+        names.extend(
+            c.ledger
+                .iter()
+                .flat_map(|e| e.meters.iter().map(|m| m.point.clone())),
+        );
+    }
+    if let Some(w) = &r.waste {
+        names.extend(
+            w.rows
+                .iter()
+                .flat_map(|x| [x.name.clone(), x.point.clone()]),
+        );
+    }
+    if let Some(b) = &r.balances {
+        names.extend(
+            b.tree
+                .iter()
+                .flat_map(|t| t.children.iter().cloned().chain([t.parent.clone()])),
+        );
+    }
     names
         .iter()
         .flat_map(|n| tokens(n).map(str::to_string).collect::<Vec<_>>())

@@ -211,6 +211,7 @@ pub fn html(report: &Report, lang: Lang) -> String {
     indicators(report, lang, &mut out);
     compliance(report, lang, &mut out);
     super::facility::html(report, lang, &mut out);
+    super::depth::html(report, lang, &mut out);
     measures(report, lang, &mut out);
     charts(report, lang, &mut out);
     method(report, lang, &mut out);
@@ -315,6 +316,15 @@ fn compliance(report: &Report, lang: Lang, out: &mut String) {
             r#"{}{}: <b class="{class}">{}</b>"#,
             if i > 0 { " · " } else { "" },
             escape(label),
+            escape(word)
+        );
+    }
+    if let Some(on) = c.triggers.over_hazardous_waste {
+        let (class, word) = flag(on);
+        let _ = write!(
+            out,
+            r#" · {}: <b class="{class}">{}</b>"#,
+            escape(super::i18n::depth_labels(lang).hazardous_per_year),
             escape(word)
         );
     }

@@ -5,6 +5,7 @@
 //! characters removed for the terminal.
 
 mod csv;
+mod depth;
 mod diagnostics;
 mod engine_text;
 mod facility;

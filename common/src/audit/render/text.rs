@@ -233,6 +233,7 @@ pub fn text_table(report: &Report, lang: Lang) -> String {
     out.push('\n');
     model_table(report, lang, &mut out);
     super::facility::text(report, lang, &mut out);
+    super::depth::text(report, lang, &mut out);
     out
 }
 

@@ -217,6 +217,24 @@ pub fn xlsx(report: &Report, lang: Lang) -> Result<Vec<u8>, XlsxError> {
     buckets(&mut wb, &f, report, lang)?;
     compliance(&mut wb, &f, report, lang)?;
     facilities(&mut wb, &f, report, lang)?;
+    // Balances, coverage and waste: a sheet per table.
+    for tb in super::depth::tables(report, lang) {
+        let mut s = Sheet::add(&mut wb, tb.title, &f, &tb.head)?;
+        let cells = |c: &super::depth::Cell| match c {
+            super::depth::Cell::Text(x)
+            | super::depth::Cell::Short(x)
+            | super::depth::Cell::Flag(x, _) => text(x.clone()),
+            super::depth::Cell::Int(n) => Cell::Int(*n),
+            super::depth::Cell::Num(v) => Cell::Num(*v),
+            super::depth::Cell::Pct(v) => Cell::Pct(v.map(|p| p / 100.0)),
+        };
+        for row in &tb.rows {
+            s.line(row.iter().map(cells).collect())?;
+        }
+        for n in &tb.notes {
+            s.line(vec![text(n.clone())])?;
+        }
+    }
 
     // Measures and money.
     {
@@ -691,12 +709,22 @@ fn compliance(
             wb,
             t(lang, "Triggers", "触发条件"),
             f,
-            &[l.over_standard, l.over_total, l.over_energy_quota],
+            &[
+                l.over_standard,
+                l.over_total,
+                l.over_energy_quota,
+                super::i18n::depth_labels(lang).hazardous_per_year,
+            ],
         )?;
         s.line(vec![
             text(yes_no(lang, c.triggers.over_standard)),
             text(yes_no(lang, c.triggers.over_total)),
             text(yes_no(lang, c.triggers.over_energy_quota)),
+            text(
+                c.triggers
+                    .over_hazardous_waste
+                    .map_or("–", |b| yes_no(lang, b)),
+            ),
         ])?;
     }
     {
