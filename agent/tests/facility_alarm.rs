@@ -49,7 +49,7 @@ template = "dtsu666"
 
 [[meter]]
 name = "blowers"
-unit_id = 15
+unit_id = 17
 poll_interval_s = 60
 template = "dtsu666"
 

@@ -48,11 +48,29 @@ fn plant_audit(agent_config: &str, gateway: &str) -> String {
     let at = agent_config.find("\n[audit]").unwrap();
     let mut s = agent_config[at..]
         .replace("\n[audit]", "\n[plant.audit]")
-        .replace("[[audit.", "[[plant.audit.");
-    for key in ["point", "concentration", "flow", "o2"] {
+        .replace("[[audit.", "[[plant.audit.")
+        .replace("\n[audit.", "\n[plant.audit.");
+    for key in ["point", "concentration", "flow", "o2", "parent"] {
         s = s.replace(&format!("{key} = \""), &format!("{key} = \"{gateway}/"));
     }
-    s
+    // `[audit.water] reuse = ["meter.point", ...]`: every point of the list.
+    s.lines()
+        .map(|l| match l.strip_prefix("reuse = [") {
+            Some(rest) => format!(
+                "reuse = [{}",
+                rest.split('"')
+                    .enumerate()
+                    .map(|(i, part)| if i % 2 == 1 {
+                        format!("\"{gateway}/{part}\"")
+                    } else {
+                        part.to_string()
+                    })
+                    .collect::<String>()
+            ),
+            None => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -347,7 +347,7 @@ impl Scenario {
         }
     }
 
-    /// The built-in plant with the outfall's aeration blowers (meter `blowers`, unit 15) paired with
+    /// The built-in plant with the outfall's aeration blowers (meter `blowers`, unit 17) paired with
     /// the dyehouse as facility `wwtp` (分表计电): what the demo runs.
     pub fn builtin_with_wwtp() -> Scenario {
         match Scenario::from_toml(&format!("{BUILTIN}\n{WWTP}")) {

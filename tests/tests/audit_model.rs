@@ -211,7 +211,21 @@ async fn products_sources_and_the_weather_driven_model_match_the_truth() {
             with_savings += 1;
         }
     }
-    assert!(with_savings >= 3, "{with_savings} regression savings");
+    assert!(
+        with_savings >= 3,
+        "{with_savings} regression savings; per indicator (model method, reporting period): {:#}",
+        serde_json::Value::Object(
+            report["indicators"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, i)| (
+                    k.clone(),
+                    serde_json::json!([i["model"]["method"], i["reporting"]])
+                ))
+                .collect()
+        )
+    );
     let gas = &report["indicators"]["natural_gas"]["reporting"];
     assert!(gas["savings"].as_f64().unwrap() > 0.0, "{gas}");
 }

@@ -170,7 +170,7 @@ pub async fn sim_on(clock: plantmeter_common::Clock) -> plantmeter_sim::SimHandl
     .unwrap()
 }
 
-/// The built-in plant with the outfall's aeration blowers (`blowers`, unit 15; 分表计电) on `clock`.
+/// The built-in plant with the outfall's aeration blowers (`blowers`, unit 17; 分表计电) on `clock`.
 pub async fn sim_with_wwtp(clock: plantmeter_common::Clock) -> plantmeter_sim::SimHandle {
     plantmeter_sim::start(
         plantmeter_sim::Scenario::builtin_with_wwtp(),

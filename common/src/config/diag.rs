@@ -67,21 +67,23 @@ impl ConfigErrors {
     }
 }
 
-/// Longest echo of user input, in bytes, before [`cut_echo`] cuts its middle.
-pub const ECHO_MAX: usize = 400;
+/// Longest echo of user input, in bytes, before [`cut_echo`] cuts its middle. Above the longest
+/// message of our own (the list of `[audit]`'s allowed keys is about 450 bytes: cut at 400, the
+/// list a user needs lost its middle).
+pub const ECHO_MAX: usize = 1000;
 
-/// `text` when at most [`ECHO_MAX`] bytes; else its first 240 and last 120 bytes (at character
+/// `text` when at most [`ECHO_MAX`] bytes; else its first 600 and last 300 bytes (at character
 /// boundaries) around a note of what was cut and the whole length: a 100 MB config value must not
 /// become 100 MB of terminal output or journal, and the key before it and the reason after it stay.
 pub fn cut_echo(text: &str) -> std::borrow::Cow<'_, str> {
     if text.len() <= ECHO_MAX {
         return std::borrow::Cow::Borrowed(text);
     }
-    let mut head = 240;
+    let mut head = 600;
     while !text.is_char_boundary(head) {
         head -= 1;
     }
-    let mut tail = text.len() - 120;
+    let mut tail = text.len() - 300;
     while !text.is_char_boundary(tail) {
         tail += 1;
     }
