@@ -889,6 +889,93 @@ production = {{ point = "packer.output", unit = "t" }}
         assert_eq!(back.indicators, slim.indicators);
     }
 
+    /// The live audit lets go of the database at every store recycle (flush, drop, reopen): that must
+    /// change no figure. The same readings (a counter, a production counter, a flue-gas concentration
+    /// and flow at two polls an hour) into one engine kept open and into one let go every 7 hours.
+    #[test]
+    fn letting_go_of_the_database_changes_no_figure() {
+        let dir = tempfile::tempdir().unwrap();
+        // The base config (written beside), with a stack and its NOx added.
+        plan(dir.path());
+        let text = std::fs::read_to_string(dir.path().join("plant.toml"))
+            .unwrap()
+            .replace(
+                "[audit]",
+                "[[meter]]\nname = \"stack\"\nbus = \"line-1\"\nunit_id = 3\npoll_interval_s = 60\n  [[meter.point]]\n  name = \"nox\"\n  register = \"holding\"\n  address = 0\n  type = \"f32\"\n  unit = \"mg/m3\"\n  kind = \"gauge\"\n  [[meter.point]]\n  name = \"flow\"\n  register = \"holding\"\n  address = 2\n  type = \"f32\"\n  unit = \"m3/h\"\n  kind = \"gauge\"\n[audit]",
+            )
+            + "  [[audit.pollutant]]\n  name = \"NOx\"\n  concentration = \"stack.nox\"\n  flow = \"stack.flow\"\n";
+        std::fs::write(dir.path().join("plant.toml"), text).unwrap();
+        let plan = plantmeter_common::config::load(&dir.path().join("plant.toml")).unwrap();
+        let t0 = plantmeter_common::model::parse_ts_ms("2026-01-01T00:00:00+08:00").unwrap();
+        let feed = |e: &mut AuditEngine, seq: &mut u64, i: i64| {
+            let ts = t0 + i * 1_800_000;
+            let h = i as f64 / 2.0;
+            *seq += 1;
+            e.ingest(&msg(
+                *seq,
+                ts,
+                "power",
+                &[
+                    ("energy", Some(5_000.0 + 100.0 * h)),
+                    ("power", Some(100.0)),
+                ],
+            ))
+            .unwrap();
+            *seq += 1;
+            e.ingest(&msg(*seq, ts, "packer", &[("output", Some(2.0 * h))]))
+                .unwrap();
+            *seq += 1;
+            let nox = 80.0 + 40.0 * (h / 5.0).sin();
+            let flow = 20_000.0 + 5_000.0 * (h / 3.0).cos();
+            e.ingest(&msg(
+                *seq,
+                ts,
+                "stack",
+                &[("nox", Some(nox)), ("flow", Some(flow))],
+            ))
+            .unwrap();
+        };
+        let halfhours = 3 * 48;
+        let now = t0 + 4 * 86_400_000;
+        let figures = |r: &Report| {
+            serde_json::to_value((&r.indicators, &r.periods))
+                .unwrap()
+                .to_string()
+        };
+        let kept = {
+            let db = crate::store::open_db(&dir.path().join("kept")).unwrap();
+            let mut e = AuditEngine::open(&db, &plan).unwrap();
+            let mut seq = 0;
+            for i in 0..=halfhours {
+                feed(&mut e, &mut seq, i);
+            }
+            let r = e.report(now).unwrap();
+            assert!(
+                r.indicator("NOx")
+                    .and_then(|i| i.baseline.total)
+                    .is_some_and(|t| t > 0.0),
+                "the NOx load is among the figures compared"
+            );
+            figures(&r)
+        };
+        let db_dir = dir.path().join("let-go");
+        let mut seq = 0;
+        let mut db = crate::store::open_db(&db_dir).unwrap();
+        let mut e = AuditEngine::open(&db, &plan).unwrap();
+        for i in 0..=halfhours {
+            feed(&mut e, &mut seq, i);
+            if i % 14 == 13 {
+                e.flush().unwrap();
+                drop(e);
+                db.flush().unwrap();
+                drop(db);
+                db = crate::store::open_db(&db_dir).unwrap();
+                e = AuditEngine::open(&db, &plan).unwrap();
+            }
+        }
+        assert_eq!(figures(&e.report(now).unwrap()), kept);
+    }
+
     /// A single good-quality 0 from the energy meter just before a restart: held in the persisted state, and
     /// after the restart the next reading shows it was a glitch, so nothing is counted twice.
     #[test]
