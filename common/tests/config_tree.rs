@@ -182,3 +182,42 @@ fn a_tree_without_a_carrier_and_other_mistakes_are_named() {
     ));
     assert!(e.contains("meter \"outfall\" has no point \"flw\""), "{e}");
 }
+
+/// `check` lists what the balances, coverage and waste will be computed over: the trees with
+/// children under their parents, the water balance's points, the ledger, the thresholds, waste.
+#[test]
+fn check_lists_the_trees_water_points_ledger_and_waste() {
+    let plan = config::parse(&example(), Path::new("/plant/plant.toml")).unwrap();
+    let out = config::describe(&plan);
+    for line in [
+        "    main-power.energy (electricity)",
+        "      line1-power.energy",
+        "    main-water.volume (water)",
+        "      boiler-water.volume",
+        "      dyeing-water.volume",
+        "    reuse       cooling-loop.volume",
+        "    intake      main-water.volume",
+        "    discharge   outfall.flow",
+    ] {
+        assert!(
+            out.lines().any(|l| l == line),
+            "no line {line:?} in:\n{out}"
+        );
+    }
+    // A child right under its parent, not under the tree printed before it.
+    let at = |l: &str| out.lines().position(|x| x == l).unwrap();
+    assert_eq!(
+        at("      line1-power.energy"),
+        at("    main-power.energy (electricity)") + 1,
+        "{out}"
+    );
+    assert!(out.contains("metering ledger (GB 17167)"), "{out}");
+    assert!(
+        out.contains("coverage    electricity site at least 100 %"),
+        "{out}"
+    );
+    assert!(
+        out.contains("waste       hazardous (hazardous) from logbook.hazardous_waste"),
+        "{out}"
+    );
+}

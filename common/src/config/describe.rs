@@ -623,6 +623,7 @@ fn write_audit(o: &mut String, a: &AuditPlan, plan: &Plan) -> std::fmt::Result {
             )?;
         }
     }
+    depth(a, o)?;
     if !a.levels.is_empty() {
         writeln!(
             o,
@@ -649,4 +650,95 @@ fn write_audit(o: &mut String, a: &AuditPlan, plan: &Plan) -> std::fmt::Result {
         fmt_duration(a.publish_interval),
         plan.mqtt.topic_prefix
     )
+}
+
+/// The meter trees, the water balance's points, the metering ledger and waste (#29): what the
+/// report's balances, coverage and waste tables will be computed over.
+fn depth(a: &crate::plan::AuditPlan, o: &mut String) -> std::fmt::Result {
+    let b = &a.balance;
+    if !b.nodes.is_empty() {
+        writeln!(o, "  meter trees (children indented under their parent)")?;
+        // Depth first from each root, children in config order.
+        fn walk(
+            b: &crate::audit::balance::BalancePlan,
+            i: usize,
+            depth: usize,
+            o: &mut String,
+        ) -> std::fmt::Result {
+            let n = &b.nodes[i];
+            let root = match n.parent {
+                None => format!(" ({})", n.carrier.as_str()),
+                Some(_) => String::new(),
+            };
+            writeln!(o, "    {}{}{root}", "  ".repeat(depth), n.point.qualified())?;
+            for (c, child) in b.nodes.iter().enumerate() {
+                if child.parent.as_ref() == Some(&n.point) && depth < b.nodes.len() {
+                    walk(b, c, depth + 1, o)?;
+                }
+            }
+            Ok(())
+        }
+        for (i, n) in b.nodes.iter().enumerate() {
+            if n.parent.is_none() {
+                walk(b, i, 0, o)?;
+            }
+        }
+    }
+    if b.configured {
+        let list = |ps: &[crate::audit::balance::WaterPoint]| {
+            if ps.is_empty() {
+                "(none)".to_string()
+            } else {
+                ps.iter()
+                    .map(|w| w.point.qualified())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        };
+        writeln!(o, "  water balance")?;
+        writeln!(o, "    intake      {}", list(&b.intake))?;
+        writeln!(o, "    reuse       {}", list(&b.reuse))?;
+        writeln!(o, "    discharge   {}", list(&b.discharge))?;
+        writeln!(o, "    consumption {}", list(&b.consumption))?;
+    }
+    if !a.ledger.items.is_empty() {
+        writeln!(o, "  metering ledger (GB 17167)")?;
+        let width = a
+            .ledger
+            .items
+            .iter()
+            .map(|i| i.name.chars().count())
+            .max()
+            .unwrap_or(0);
+        for i in &a.ledger.items {
+            writeln!(
+                o,
+                "    {:<width$} {:<9} {:<11} {} of {} required",
+                i.name,
+                i.level.as_str(),
+                i.carrier.as_str(),
+                i.meters.len(),
+                i.required
+            )?;
+        }
+    }
+    for t in &a.ledger.thresholds {
+        writeln!(
+            o,
+            "  coverage    {} {} at least {} %",
+            t.carrier.as_str(),
+            t.level.as_str(),
+            fmt_num(t.min_pct, 3)
+        )?;
+    }
+    for w in &a.waste {
+        writeln!(
+            o,
+            "  waste       {} ({}) from {}",
+            w.name,
+            w.kind.as_str(),
+            w.point.qualified()
+        )?;
+    }
+    Ok(())
 }
