@@ -586,17 +586,7 @@ fn point(
     meter_kind: Option<MeterKind>,
 ) -> Option<(Draft, Span)> {
     let before = d.count();
-    let name = t.req_str(d, "name").and_then(|n| {
-        if super::meters::valid_name(n.v) {
-            Some(n)
-        } else {
-            d.error(
-                &n.span,
-                format!("point name \"{}\" may only contain a-z, 0-9, _ and -", n.v),
-            );
-            None
-        }
-    });
+    let name = t.req_name(d, "point");
     if let Some(n) = &name {
         t.what = format!("{} \"{}\"", t.what, n.v);
     }

@@ -161,18 +161,7 @@ pub(crate) fn parse(
     }
     for t in meter_tables {
         let before = d.count() + extra.len();
-        let name = t.req_str(d, "name");
-        let name = name.and_then(|n| {
-            if valid_name(n.v) {
-                Some(n)
-            } else {
-                d.error(
-                    &n.span,
-                    format!("meter name \"{}\" may only contain a-z, 0-9, _ and -", n.v),
-                );
-                None
-            }
-        });
+        let name = t.req_name(d, "meter");
         if let Some(n) = &name {
             if let Some(first) = meter_lines.get(n.v) {
                 d.error(
@@ -283,19 +272,9 @@ fn manual_meter(d: &mut Diag<'_>, t: &Section<'_>, name: Option<&str>) -> Option
             ]
             .concat(),
         );
-        let Some(pname) = pt.req_str(d, "name") else {
+        let Some(pname) = pt.req_name(d, "point") else {
             continue;
         };
-        if !valid_name(pname.v) {
-            d.error(
-                &pname.span,
-                format!(
-                    "point name \"{}\" may only contain a-z, 0-9, _ and -",
-                    pname.v
-                ),
-            );
-            continue;
-        }
         if points.iter().any(|p| p.name == pname.v) {
             d.error(&pname.span, format!("duplicate point \"{}\"", pname.v));
             continue;
@@ -909,17 +888,7 @@ fn point(
     default_order: ByteOrder,
 ) -> Option<PointDraft> {
     let before = d.count();
-    let name = t.req_str(d, "name").and_then(|n| {
-        if valid_name(n.v) {
-            Some(n)
-        } else {
-            d.error(
-                &n.span,
-                format!("point name \"{}\" may only contain a-z, 0-9, _ and -", n.v),
-            );
-            None
-        }
-    });
+    let name = t.req_name(d, "point");
     let pname = name.as_ref().map_or("?", |n| n.v);
     if let Some(n) = &name {
         t.what = format!("{} \"{}\"", t.what, n.v);

@@ -155,6 +155,20 @@ impl<'d> Section<'d> {
         }
     }
 
+    /// A required name (`[a-z0-9_-]+`, the names of meters and points): the error says whose
+    /// (`what`: "meter", "point").
+    pub(crate) fn req_name(&self, d: &mut Diag<'_>, what: &str) -> Option<Val<&'d str>> {
+        let n = self.req_str(d, "name")?;
+        if super::meters::valid_name(n.v) {
+            return Some(n);
+        }
+        d.error(
+            &n.span,
+            format!("{what} name \"{}\" may only contain a-z, 0-9, _ and -", n.v),
+        );
+        None
+    }
+
     /// A required string.
     pub(crate) fn req_str(&self, d: &mut Diag<'_>, key: &str) -> Option<Val<&'d str>> {
         if !self.has(key) {
