@@ -239,15 +239,7 @@ pub fn with_and_without(plant: &str, report: &Value, utilities: &[(&Utility, Val
 
 /// The `[[audit.level]]` of `indicator` in a plant's audit: (level II threshold, higher is better).
 fn advanced(plant: &Plant, indicator: &str) -> (Option<f64>, bool) {
-    let level = plant
-        .audit
-        .as_ref()
-        .and_then(|a| a.get("level"))
-        .and_then(|l| l.as_array())
-        .and_then(|l| {
-            l.iter()
-                .find(|x| x.get("indicator").and_then(|i| i.as_str()) == Some(indicator))
-        });
+    let level = plant.level(indicator);
     let num = |v: Option<&toml::Value>| {
         v.and_then(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64)))
     };

@@ -109,6 +109,18 @@ pub struct Plant {
     pub value_added: PerPeriod,
 }
 
+impl Plant {
+    /// The `[[audit.level]]` entry of `indicator` in the plant's audit, as written.
+    pub fn level(&self, indicator: &str) -> Option<&toml::Value> {
+        self.audit
+            .as_ref()?
+            .get("level")?
+            .as_array()?
+            .iter()
+            .find(|x| x.get("indicator").and_then(|i| i.as_str()) == Some(indicator))
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFile {

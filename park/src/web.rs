@@ -234,14 +234,7 @@ async fn park_json(cfg: &Config, client: &Client) -> Result<Value, String> {
 /// The `[[audit.level]]` thresholds of `indicator` in a plant's audit: {"I", "II", "III", "better"}.
 fn levels(plant: &Plant, indicator: &str) -> Value {
     plant
-        .audit
-        .as_ref()
-        .and_then(|a| a.get("level"))
-        .and_then(|l| l.as_array())
-        .and_then(|l| {
-            l.iter()
-                .find(|x| x.get("indicator").and_then(|i| i.as_str()) == Some(indicator))
-        })
+        .level(indicator)
         .and_then(|x| serde_json::to_value(x).ok())
         .unwrap_or(Value::Null)
 }
